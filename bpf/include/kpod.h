@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Helpers every kpod BPF family shares: cgroup ids, log2 latency slots, per-cgroup map
+ * entries, counting failed map updates, and the tp_btf/raw_tp program pair of the attach
+ * ladder. Conventions the Go loader (internal/bpfload) relies on:
+ *   - program names are kpod_<x>_b (tp_btf), kpod_<x>_r (raw_tp), kpod_<x>_t (tracepoint);
+ *   - every data map's key starts with the u64 cgroup id;
+ *   - a family's error map kpod_<tag>_err is an ARRAY of one struct whose u64 fields are
+ *     named after the maps whose failed updates they count.
+ */
+#ifndef __KPOD_H__
+#define __KPOD_H__
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#define KPOD_MAX_CGROUPS 10240
+#define EEXIST 17
+#define TASK_RUNNING 0
+
+/* Latency histograms: slot 0 holds values <= 1us, slot k (1..KPOD_SLOTS-2) values in
+ * (2^(k-1), 2^k] us, the last slot everything above 2^(KPOD_SLOTS-2) us (about 33.5 s).
+ * The Go side (internal/hist) exports the slot upper bounds 2^k us as bucket bounds. */
+#define KPOD_SLOTS 27
+
+struct kpod_hist {
+	__u64 sum_ns;
+	__u64 slots[KPOD_SLOTS];
+};
+
+static __always_inline __u32 kpod_log2(__u64 v)
+{
+	__u32 r = 0, shift;
+	shift = (v > 0xffffffffULL) << 5; v >>= shift; r |= shift;
+	shift = (v > 0xffff) << 4; v >>= shift; r |= shift;
+	shift = (v > 0xff) << 3; v >>= shift; r |= shift;
+	shift = (v > 0xf) << 2; v >>= shift; r |= shift;
+	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
+	r |= (v >> 1);
+	return r;
+}
+
+static __always_inline __u32 kpod_slot(__u64 ns)
+{
+	if (ns <= 1000)
+		return 0;
+	__u32 s = 1 + kpod_log2((ns - 1) / 1000);
+	return s < KPOD_SLOTS ? s : KPOD_SLOTS - 1;
+}
+
+static __always_inline void kpod_hist_add(struct kpod_hist *h, __u64 ns)
+{
+	__u32 s = kpod_slot(ns);
+	if (s >= KPOD_SLOTS) /* for the verifier */
+		return;
+	h->sum_ns += ns;
+	h->slots[s]++;
+}
+
+/* The cgroup v2 id of a task: the inode of its directory in the unified hierarchy, the same
+ * value bpf_get_current_cgroup_id() returns for current. */
+static __always_inline __u64 kpod_task_cgid(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+}
+
+/* kpod_entry returns the map value for key, creating it from zero on first use. NULL means
+ * the map is full: the caller counts that as a lost update. */
+static __always_inline void *kpod_entry(void *map, const void *key, const void *zero)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+	if (v)
+		return v;
+	long err = bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
+	if (err && err != -EEXIST)
+		return 0;
+	return bpf_map_lookup_elem(map, key);
+}
+
+/* Declares the error map of a family: KPOD_ERRORS(cpu, struct cpu_errs). */
+#define KPOD_ERRORS(tag, vtype)                                 \
+	struct {                                                \
+		__uint(type, BPF_MAP_TYPE_ARRAY);               \
+		__uint(max_entries, 1);                         \
+		__type(key, __u32);                             \
+		__type(value, vtype);                           \
+	} kpod_##tag##_err SEC(".maps")
+
+/* Counts one failed update of the map named field. */
+#define KPOD_LOST(tag, field)                                                   \
+	do {                                                                    \
+		__u32 _z = 0;                                                   \
+		typeof(kpod_##tag##_err.value) _e =                             \
+			bpf_map_lookup_elem(&kpod_##tag##_err, &_z);            \
+		if (_e)                                                         \
+			__sync_fetch_and_add(&_e->field, 1);                    \
+	} while (0)
+
+/* A tp_btf program and a raw_tp program with the same body (the first two rungs of the
+ * attach ladder; the loader keeps whichever the kernel accepts first). Bodies read kernel
+ * memory with BPF_CORE_READ, which is valid for both. */
+#define KPOD_TP(prog, tp, call, args...)                                        \
+	SEC("tp_btf/" tp) int BPF_PROG(prog##_b, args) { return call; }         \
+	SEC("raw_tp/" tp) int BPF_PROG(prog##_r, args) { return call; }
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#endif /* __KPOD_H__ */

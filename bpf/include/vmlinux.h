@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The kernel types kpod's BPF programs use, and only those.
+ *
+ * Every struct is marked preserve_access_index, so field offsets are relocated against the
+ * running kernel's BTF at load time (CO-RE): only names and types here must match the
+ * kernel, not layouts. That keeps this header small, reviewable and the same for amd64 and
+ * arm64; the programs read no arch-specific registers (syscall numbers come from the
+ * sys_enter tracepoint argument, not from pt_regs). Add a field here when a program needs it.
+ * Checked against Linux 6.18 (bpftool btf dump file /sys/kernel/btf/vmlinux format c).
+ */
+#ifndef __KPOD_VMLINUX_H__
+#define __KPOD_VMLINUX_H__
+
+typedef signed char __s8;
+typedef unsigned char __u8;
+typedef short int __s16;
+typedef short unsigned int __u16;
+typedef int __s32;
+typedef unsigned int __u32;
+typedef long long int __s64;
+typedef long long unsigned int __u64;
+typedef __u8 u8;
+typedef __u16 u16;
+typedef __u32 u32;
+typedef __u64 u64;
+typedef __s32 s32;
+typedef __s64 s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+enum { false = 0, true = 1 };
+typedef int pid_t;
+typedef unsigned int uid_t;
+typedef __u32 dev_t;
+typedef __u64 sector_t;
+typedef __u32 blk_opf_t;
+typedef struct { int counter; } atomic_t;
+
+/* BPF UAPI values the programs use (include/uapi/linux/bpf.h). */
+enum bpf_map_type {
+	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_HASH = 5,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_LRU_PERCPU_HASH = 10,
+	BPF_MAP_TYPE_RINGBUF = 27,
+	BPF_MAP_TYPE_TASK_STORAGE = 29,
+};
+enum { BPF_ANY = 0, BPF_NOEXIST = 1, BPF_EXIST = 2 };
+enum { BPF_F_NO_PREALLOC = 1 };
+enum { BPF_LOCAL_STORAGE_GET_F_CREATE = 1 };
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct kernfs_node {
+	u64 id;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+	int level;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+
+struct signal_struct {
+	atomic_t live;
+};
+
+struct task_struct {
+	unsigned int __state;
+	pid_t pid;
+	pid_t tgid;
+	struct css_set *cgroups;
+	struct signal_struct *signal;
+	char comm[16];
+};
+
+struct pt_regs;
+struct linux_binprm;
+
+struct block_device {
+	dev_t bd_dev;
+};
+
+struct bvec_iter {
+	sector_t bi_sector;
+	unsigned int bi_size;
+};
+
+struct bio {
+	struct block_device *bi_bdev;
+	blk_opf_t bi_opf;
+	struct bvec_iter bi_iter;
+};
+
+/* Records of classic (tracefs) tracepoints, for the last rung of the attach ladder. */
+struct trace_entry {
+	short unsigned int type;
+	unsigned char flags;
+	unsigned char preempt_count;
+	int pid;
+};
+
+struct trace_event_raw_sys_enter {
+	struct trace_entry ent;
+	long int id;
+	long unsigned int args[6];
+};
+
+struct trace_event_raw_sys_exit {
+	struct trace_entry ent;
+	long int id;
+	long int ret;
+};
+
+struct trace_event_raw_sched_process_template {
+	struct trace_entry ent;
+	pid_t pid;
+};
+
+struct trace_event_raw_sched_process_fork {
+	struct trace_entry ent;
+	pid_t parent_pid;
+	pid_t child_pid;
+};
+
+struct trace_event_raw_sched_process_exec {
+	struct trace_entry ent;
+	pid_t pid;
+	pid_t old_pid;
+};
+
+#pragma clang attribute pop
+
+#endif /* __KPOD_VMLINUX_H__ */

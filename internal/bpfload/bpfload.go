@@ -1,0 +1,213 @@
+// Package bpfload loads one kpod BPF family into the kernel and attaches its programs,
+// walking the attach ladder tp_btf → raw_tp → classic tracepoint for each hook.
+//
+// A family loads as a whole or not at all: if any required hook cannot be attached with
+// any rung of the ladder, everything already loaded is closed again and the error says what
+// each rung answered. Other families are not affected.
+package bpfload
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+)
+
+// Hook is one kernel tracepoint and the program prefix that serves it. The spec holds up to
+// three variants: <Prog>_b (tp_btf), <Prog>_r (raw_tp), <Prog>_t (classic tracepoint in Group).
+type Hook struct {
+	Tracepoint string // e.g. "sched_switch"
+	Group      string // tracefs group for the classic variant, e.g. "sched"
+	Prog       string // e.g. "kpod_sw"
+}
+
+// Spec describes a family's BPF object.
+type Spec struct {
+	Family string
+	Load   func() (*ebpf.CollectionSpec, error) // the bpf2go Load<Name> function
+	Hooks  []Hook
+	// Prepare may edit the spec before loading (constants, map sizes).
+	Prepare func(*ebpf.CollectionSpec) error
+}
+
+// Program is an attached program.
+type Program struct {
+	Name         string // kernel name, e.g. kpod_sw_b
+	Hook         string
+	Kind         string // tp_btf, raw_tp or tracepoint
+	LoadDuration time.Duration
+	Prog         *ebpf.Program
+	link         link.Link
+}
+
+// Object is a loaded, attached family.
+type Object struct {
+	Family   string
+	Maps     map[string]*ebpf.Map
+	Programs []*Program
+	errMap   *ebpf.Map
+	errNames []string // field names of the error struct, in order
+}
+
+var (
+	btfOnce  sync.Once
+	btfCache *btf.Cache
+)
+
+// Load loads and attaches a family. On error nothing stays loaded.
+func Load(s Spec) (obj *Object, err error) {
+	spec, err := s.Load()
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading BPF object: %w", s.Family, err)
+	}
+	if s.Prepare != nil {
+		if err := s.Prepare(spec); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Family, err)
+		}
+	}
+	btfOnce.Do(func() { btfCache = btf.NewCache() })
+	hooks := brokenHooks(s.Family, spec, s.Hooks)
+
+	obj = &Object{Family: s.Family, Maps: map[string]*ebpf.Map{}}
+	defer func() {
+		if err != nil {
+			obj.Close()
+			obj = nil
+		}
+	}()
+
+	// Maps first, shared by every program variant that is tried.
+	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder}
+	coll, err := ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{Cache: btfCache})
+	if err != nil {
+		return obj, fmt.Errorf("%s: creating maps: %w", s.Family, err)
+	}
+	for name, m := range coll.Maps {
+		obj.Maps[name] = m
+	}
+	if err := obj.findErrorMap(spec); err != nil {
+		return obj, fmt.Errorf("%s: %w", s.Family, err)
+	}
+
+	for _, h := range hooks {
+		p, err := obj.attachHook(spec, h)
+		if err != nil {
+			return obj, fmt.Errorf("%s: %w", s.Family, err)
+		}
+		obj.Programs = append(obj.Programs, p)
+	}
+	return obj, nil
+}
+
+// attachHook tries the variants of one hook in ladder order.
+func (o *Object) attachHook(spec *ebpf.CollectionSpec, h Hook) (*Program, error) {
+	var tries []string
+	for _, v := range []struct{ suffix, kind string }{{"_b", "tp_btf"}, {"_r", "raw_tp"}, {"_t", "tracepoint"}} {
+		name := h.Prog + v.suffix
+		ps, ok := spec.Programs[name]
+		if !ok {
+			continue
+		}
+		p, err := o.loadAndAttach(spec, name, ps, h, v.kind)
+		if err == nil {
+			return p, nil
+		}
+		tries = append(tries, fmt.Sprintf("%s: %v", v.kind, err))
+	}
+	if len(tries) == 0 {
+		return nil, fmt.Errorf("no program for hook %s in the object", h.Tracepoint)
+	}
+	return nil, fmt.Errorf("cannot attach to %s (%s)", h.Tracepoint, strings.Join(tries, "; "))
+}
+
+func (o *Object) loadAndAttach(spec *ebpf.CollectionSpec, name string, ps *ebpf.ProgramSpec, h Hook, kind string) (*Program, error) {
+	start := time.Now()
+	one := &ebpf.CollectionSpec{
+		Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder,
+		Programs: map[string]*ebpf.ProgramSpec{name: ps},
+	}
+	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: o.Maps, Cache: btfCache})
+	if err != nil {
+		return nil, err
+	}
+	prog := coll.DetachProgram(name)
+	coll.Close() // the clones of the replaced maps; ours stay open
+	var l link.Link
+	switch kind {
+	case "tp_btf":
+		l, err = link.AttachTracing(link.TracingOptions{Program: prog})
+	case "raw_tp":
+		l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: h.Tracepoint, Program: prog})
+	case "tracepoint":
+		l, err = link.Tracepoint(h.Group, h.Tracepoint, prog, nil)
+	}
+	if err != nil {
+		prog.Close()
+		return nil, err
+	}
+	return &Program{Name: name, Hook: h.Tracepoint, Kind: kind, LoadDuration: time.Since(start), Prog: prog, link: l}, nil
+}
+
+// Close detaches every program and closes every map. It is safe on a partly loaded object.
+func (o *Object) Close() error {
+	if o == nil {
+		return nil
+	}
+	var errs []error
+	for _, p := range o.Programs {
+		if p.link != nil {
+			errs = append(errs, p.link.Close())
+		}
+		errs = append(errs, p.Prog.Close())
+	}
+	o.Programs = nil
+	for name, m := range o.Maps {
+		errs = append(errs, m.Close())
+		delete(o.Maps, name)
+	}
+	return errors.Join(errs...)
+}
+
+// findErrorMap locates the family's kpod_<tag>_err map and the names of its counters.
+func (o *Object) findErrorMap(spec *ebpf.CollectionSpec) error {
+	for name, ms := range spec.Maps {
+		if !strings.HasPrefix(name, "kpod_") || !strings.HasSuffix(name, "_err") {
+			continue
+		}
+		st, ok := btf.UnderlyingType(ms.Value).(*btf.Struct)
+		if !ok {
+			return fmt.Errorf("error map %s: value is not a struct", name)
+		}
+		for _, m := range st.Members {
+			if m.Offset.Bytes() != uint32(8*len(o.errNames)) {
+				return fmt.Errorf("error map %s: field %s is not a packed u64", name, m.Name)
+			}
+			o.errNames = append(o.errNames, m.Name)
+		}
+		o.errMap = o.Maps[name]
+	}
+	return nil
+}
+
+// UpdateErrors returns, per map name, how many updates the kernel side could not make (the
+// map was full): each is a lost event.
+func (o *Object) UpdateErrors() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	if o.errMap == nil {
+		return out, nil
+	}
+	buf := make([]byte, o.errMap.ValueSize())
+	if err := o.errMap.Lookup(uint32(0), &buf); err != nil {
+		return nil, fmt.Errorf("%s: reading error counters: %w", o.Family, err)
+	}
+	for i, name := range o.errNames {
+		out[name] = binary.NativeEndian.Uint64(buf[8*i:])
+	}
+	return out, nil
+}

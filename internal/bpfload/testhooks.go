@@ -1,0 +1,46 @@
+package bpfload
+
+import (
+	"sync"
+
+	"github.com/cilium/ebpf"
+)
+
+var (
+	brokenMu sync.Mutex
+	broken   = map[string]bool{}
+)
+
+// noSuchTracepoint is what BreakForTest points hooks at.
+const noSuchTracepoint = "kpod_no_such_tracepoint"
+
+// BreakForTest makes every hook of family point at a tracepoint that does not exist, as on
+// a kernel without it, until the returned function is called. Tests use it to prove that a
+// family that cannot load disables only itself.
+func BreakForTest(family string) (restore func()) {
+	brokenMu.Lock()
+	broken[family] = true
+	brokenMu.Unlock()
+	return func() {
+		brokenMu.Lock()
+		delete(broken, family)
+		brokenMu.Unlock()
+	}
+}
+
+func brokenHooks(family string, spec *ebpf.CollectionSpec, hooks []Hook) []Hook {
+	brokenMu.Lock()
+	defer brokenMu.Unlock()
+	if !broken[family] {
+		return hooks
+	}
+	out := make([]Hook, len(hooks))
+	for i, h := range hooks {
+		h.Tracepoint = noSuchTracepoint
+		if ps, ok := spec.Programs[h.Prog+"_b"]; ok {
+			ps.AttachTo = noSuchTracepoint
+		}
+		out[i] = h
+	}
+	return out
+}

@@ -1,0 +1,143 @@
+package cgroupfs
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Dev is a block device number as the kernel prints it (major:minor).
+type Dev struct{ Major, Minor uint32 }
+
+func (d Dev) String() string { return fmt.Sprintf("%d:%d", d.Major, d.Minor) }
+
+// ParseDev parses "major:minor".
+func ParseDev(s string) (Dev, error) {
+	maj, min, ok := strings.Cut(s, ":")
+	if !ok {
+		return Dev{}, fmt.Errorf("device %q is not major:minor", s)
+	}
+	a, err := strconv.ParseUint(maj, 10, 32)
+	if err != nil {
+		return Dev{}, fmt.Errorf("device %q: %w", s, err)
+	}
+	b, err := strconv.ParseUint(min, 10, 32)
+	if err != nil {
+		return Dev{}, fmt.Errorf("device %q: %w", s, err)
+	}
+	return Dev{uint32(a), uint32(b)}, nil
+}
+
+// IOCounters are the cumulative per-device counters of one cgroup.
+type IOCounters struct {
+	ReadBytes, WriteBytes, Reads, Writes uint64
+}
+
+// ReadUint reads a file holding one unsigned number (memory.current, memory.peak, ...).
+func ReadUint(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	s := strings.TrimSpace(string(b))
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is not a number", path, s)
+	}
+	return v, nil
+}
+
+// ParseKeyed parses a flat keyed file ("key value" per line: memory.stat, cpu.stat, ...).
+// Any malformed line fails the whole file: a half-parsed file would pass for zeros.
+func ParseKeyed(path string, data []byte) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, " ")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: %q is not \"key value\"", path, i+1, line)
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: value of %q: %w", path, i+1, k, err)
+		}
+		out[k] = n
+	}
+	return out, nil
+}
+
+// ParseIOStat parses cgroup v2 io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N".
+func ParseIOStat(path string, data []byte) (map[Dev]IOCounters, error) {
+	out := map[Dev]IOCounters{}
+	for i, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		dev, err := ParseDev(fields[0])
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		var c IOCounters
+		for _, kv := range fields[1:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return nil, fmt.Errorf("%s:%d: %q is not key=value", path, i+1, kv)
+			}
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %s: %w", path, i+1, k, err)
+			}
+			switch k {
+			case "rbytes":
+				c.ReadBytes = n
+			case "wbytes":
+				c.WriteBytes = n
+			case "rios":
+				c.Reads = n
+			case "wios":
+				c.Writes = n
+			}
+		}
+		out[dev] = c
+	}
+	return out, nil
+}
+
+// ParseBlkioThrottle parses a v1 blkio.throttle.io_service_bytes or io_serviced file
+// ("MAJ:MIN Read N" ... and a final "Total N") into read and write values per device.
+func ParseBlkioThrottle(path string, data []byte) (map[Dev][2]uint64, error) {
+	out := map[Dev][2]uint64{}
+	for i, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 0:
+			continue
+		case fields[0] == "Total" && len(fields) == 2:
+			continue
+		case len(fields) != 3:
+			return nil, fmt.Errorf("%s:%d: %q is not \"MAJ:MIN Op N\"", path, i+1, line)
+		}
+		dev, err := ParseDev(fields[0])
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		n, err := strconv.ParseUint(fields[2], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		v := out[dev]
+		switch fields[1] {
+		case "Read":
+			v[0] = n
+		case "Write":
+			v[1] = n
+		}
+		out[dev] = v
+	}
+	return out, nil
+}

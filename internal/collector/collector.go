@@ -1,0 +1,60 @@
+// Package collector holds what every kpod metric family shares: the cgroups to read, the
+// result shape (typed values per cgroup id plus the failures), and the loop that reads each
+// cgroup so that one bad cgroup never costs the others their data.
+package collector
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Target is one cgroup a family collects for.
+type Target struct {
+	ID  uint64 // cgroup v2 id (inode of the v2 directory)
+	Rel string // path below the hierarchy roots
+}
+
+// Result is what a family returns for one collection: values per cgroup id and the errors of
+// the cgroups (or files) that could not be read. Values holds everything that was read.
+type Result[V any] struct {
+	Values map[uint64]V
+	Errs   []error
+}
+
+// Err joins the per-cgroup errors (nil when there are none).
+func (r Result[V]) Err() error { return errors.Join(r.Errs...) }
+
+// ForEach reads every target with read. A target whose cgroup directory is gone (the pod was
+// deleted after discovery) is skipped without an error; read may return ErrSkip for a
+// target that has nothing to report (for example a container without processes).
+func ForEach[V any](ctx context.Context, v2Root string, targets []Target, read func(Target) (V, error)) Result[V] {
+	res := Result[V]{Values: make(map[uint64]V, len(targets))}
+	for _, t := range targets {
+		if ctx.Err() != nil {
+			res.Errs = append(res.Errs, ctx.Err())
+			return res
+		}
+		v, err := read(t)
+		switch {
+		case err == nil:
+			res.Values[t.ID] = v
+		case errors.Is(err, ErrSkip):
+		case errors.Is(err, fs.ErrNotExist) && Gone(v2Root, t.Rel):
+		default:
+			res.Errs = append(res.Errs, err)
+		}
+	}
+	return res
+}
+
+// ErrSkip tells ForEach that a target has no data this time and that this is not an error.
+var ErrSkip = errors.New("nothing to collect")
+
+// Gone reports whether the cgroup directory rel no longer exists.
+func Gone(v2Root, rel string) bool {
+	_, err := os.Stat(filepath.Join(v2Root, rel))
+	return errors.Is(err, fs.ErrNotExist)
+}

@@ -1,0 +1,336 @@
+// Package fakepod creates real pod cgroups laid out like the kubelet's, runs deterministic
+// workloads in them and removes everything afterwards, for kpod's real-kernel tests.
+//
+// A fake pod lives under a per-test prefix directory (kind-style nesting, which kpod's path
+// parser accepts), so a real kubelet's "kubepods" tree and parallel tests are never touched.
+// On a hybrid host the same relative path is created in every v1 controller hierarchy, as
+// the kubelet does, and workloads are moved into all of them.
+package fakepod
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kpod-project/kpod/internal/cgroupfs"
+	"github.com/kpod-project/kpod/internal/podid"
+)
+
+// RequireRoot skips a test that needs root and a BTF kernel, and fails it instead when CI=true:
+// in CI a skipped real-kernel test would hide a broken build.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	var why string
+	switch {
+	case os.Geteuid() != 0:
+		why = "needs root"
+	case !exists("/sys/kernel/btf/vmlinux"):
+		why = "needs a kernel with BTF (/sys/kernel/btf/vmlinux)"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("real-kernel test %s; CI must run it (CI=true)", why)
+	}
+	t.Skipf("real-kernel test %s", why)
+}
+
+var (
+	layoutOnce sync.Once
+	hostLayout cgroupfs.Layout
+	layoutErr  error
+)
+
+// HostLayout returns the cgroup layout of this machine.
+func HostLayout(t testing.TB) cgroupfs.Layout {
+	t.Helper()
+	layoutOnce.Do(func() { hostLayout, layoutErr = cgroupfs.Discover("/proc/self/mountinfo", "") })
+	if layoutErr != nil {
+		t.Fatalf("cgroup layout: %v", layoutErr)
+	}
+	return hostLayout
+}
+
+// Options shape a fake pod.
+type Options struct {
+	QoS    podid.QoS    // default BestEffort
+	Driver podid.Driver // default Cgroupfs (the kubelet's driver on this machine)
+	// NetNS gives the pod its own network namespace, joined by all its workloads.
+	NetNS bool
+	// MemoryLimit, if > 0, is set on the pod's memory cgroup (memory.max or memory.limit_in_bytes).
+	MemoryLimit int64
+}
+
+// Pod is a fake pod: a pod cgroup with container cgroups below it.
+type Pod struct {
+	UID        string
+	QoS        podid.QoS
+	Rel        string // pod directory below every hierarchy root
+	CgroupID   uint64
+	NetNS      *NetNS
+	Containers []*Container
+
+	t      testing.TB
+	layout cgroupfs.Layout
+	prefix string   // the per-test top directory
+	dirs   []string // created relative dirs, parents first
+	driver podid.Driver
+}
+
+// Container is a container cgroup of a fake pod.
+type Container struct {
+	ID       string
+	Rel      string
+	CgroupID uint64
+	Pod      *Pod
+	// SetNS lists extra namespace files (e.g. a mount namespace) its workloads join.
+	SetNS []string
+	// Env is added to the environment of its workloads (KPOD_CPU=n pins them to CPU n).
+	Env []string
+	procs []*Proc
+}
+
+// New creates a fake pod. Everything is removed when the test ends, also when it fails.
+func New(t testing.TB, opts Options) *Pod {
+	t.Helper()
+	RequireRoot(t)
+	if opts.QoS == "" {
+		opts.QoS = podid.BestEffort
+	}
+	if opts.Driver == "" {
+		opts.Driver = podid.Cgroupfs
+	}
+	p := &Pod{UID: randUID(), QoS: opts.QoS, t: t, layout: HostLayout(t), driver: opts.Driver}
+	tag := randHex(4)
+	var rels []string
+	if opts.Driver == podid.Systemd {
+		u := strings.ReplaceAll(p.UID, "-", "_")
+		p.prefix = "kpodtest" + tag + ".slice"
+		rels = append(rels, p.prefix, p.prefix+"/kubepods.slice")
+		podDir := p.prefix + "/kubepods.slice/kubepods-pod" + u + ".slice"
+		if opts.QoS != podid.Guaranteed {
+			q := "kubepods-" + string(opts.QoS)
+			rels = append(rels, p.prefix+"/kubepods.slice/"+q+".slice")
+			podDir = p.prefix + "/kubepods.slice/" + q + ".slice/" + q + "-pod" + u + ".slice"
+		}
+		rels = append(rels, podDir)
+	} else {
+		p.prefix = "kpodtest-" + tag
+		rels = append(rels, p.prefix, p.prefix+"/kubepods")
+		podDir := p.prefix + "/kubepods/pod" + p.UID
+		if opts.QoS != podid.Guaranteed {
+			rels = append(rels, p.prefix+"/kubepods/"+string(opts.QoS))
+			podDir = p.prefix + "/kubepods/" + string(opts.QoS) + "/pod" + p.UID
+		}
+		rels = append(rels, podDir)
+	}
+	t.Cleanup(p.cleanup)
+	for _, r := range rels {
+		p.mkdir(r)
+	}
+	p.Rel = rels[len(rels)-1]
+	p.CgroupID = p.id(p.Rel)
+	if opts.MemoryLimit > 0 {
+		dir, v2, ok := p.layout.ControllerDir("memory", p.Rel)
+		if !ok {
+			t.Fatalf("no memory controller to set a limit on")
+		}
+		file := "memory.limit_in_bytes"
+		if v2 {
+			file = "memory.max"
+		}
+		writeFile(t, filepath.Join(dir, file), strconv.FormatInt(opts.MemoryLimit, 10))
+	}
+	if opts.NetNS {
+		p.NetNS = NewNetNS(t)
+	}
+	return p
+}
+
+// AddContainer creates a container cgroup with a random 64-hex id.
+func (p *Pod) AddContainer() *Container {
+	p.t.Helper()
+	c := &Container{ID: randHex(32), Pod: p}
+	name := c.ID
+	if p.driver == podid.Systemd {
+		name = "cri-containerd-" + c.ID + ".scope"
+	}
+	c.Rel = p.Rel + "/" + name
+	p.mkdir(c.Rel)
+	c.CgroupID = p.id(c.Rel)
+	p.Containers = append(p.Containers, c)
+	return c
+}
+
+// AddSandbox creates the pod's pause container and starts a process named "pause" in it
+// (kpod recognises sandboxes by that name). It holds the pod's network namespace.
+func (p *Pod) AddSandbox() *Container {
+	p.t.Helper()
+	c := p.AddContainer()
+	pr := c.start(pauseBinary(p.t), "sleep")
+	pr.WaitReady()
+	return c
+}
+
+// V2Dir is the container's directory in the cgroup2 tree.
+func (c *Container) V2Dir() string { return filepath.Join(c.Pod.layout.V2, c.Rel) }
+
+// ControllerDir is where the container's files of controller ctrl live.
+func (c *Container) ControllerDir(ctrl string) string {
+	dir, _, ok := c.Pod.layout.ControllerDir(ctrl, c.Rel)
+	if !ok {
+		c.Pod.t.Fatalf("no %s controller on this host", ctrl)
+	}
+	return dir
+}
+
+func (p *Pod) mkdir(rel string) {
+	p.t.Helper()
+	for _, root := range p.roots() {
+		dir := filepath.Join(root, rel)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			p.t.Fatalf("creating cgroup: %v", err)
+		}
+		if root == p.layout.V1["cpuset"] {
+			// A v1 cpuset starts empty and takes no tasks; inherit the parent's, as the kubelet does.
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				b, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
+				if err != nil {
+					p.t.Fatal(err)
+				}
+				writeFile(p.t, filepath.Join(dir, f), string(b))
+			}
+		}
+	}
+	p.dirs = append(p.dirs, rel)
+	if p.layout.Mode() == cgroupfs.ModeV2 && rel != "" {
+		// A pure v2 host needs the controllers delegated down to the pod level.
+		parent := filepath.Join(p.layout.V2, filepath.Dir(rel))
+		for _, c := range []string{"+memory", "+io", "+cpu", "+pids"} {
+			_ = os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte(c), 0)
+		}
+	}
+}
+
+// roots are the v2 mount and every v1 controller mount (deduplicated: cpu,cpuacct may share).
+func (p *Pod) roots() []string {
+	seen := map[string]bool{p.layout.V2: true}
+	out := []string{p.layout.V2}
+	for _, m := range p.layout.V1 {
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (p *Pod) id(rel string) uint64 {
+	p.t.Helper()
+	id, err := cgroupfs.Inode(filepath.Join(p.layout.V2, rel))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return id
+}
+
+// cleanup kills every process of the pod and removes its directories in all hierarchies.
+func (p *Pod) cleanup() {
+	for _, c := range p.Containers {
+		for _, pr := range c.procs {
+			pr.kill()
+		}
+	}
+	var errs []error
+	for i := len(p.dirs) - 1; i >= 0; i-- {
+		for _, root := range p.roots() {
+			dir := filepath.Join(root, p.dirs[i])
+			if err := killAll(dir); err != nil {
+				errs = append(errs, err)
+			}
+			if err := rmdirRetry(dir); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		p.t.Errorf("fake pod cleanup: %v", errors.Join(errs...))
+	}
+}
+
+func killAll(dir string) error {
+	_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids, err := podid.PIDs(dir)
+		if err != nil || len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			if proc, err := os.FindProcess(pid); err == nil {
+				_ = proc.Kill()
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v still in %s", pids, dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func rmdirRetry(dir string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := os.Remove(dir)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond) // EBUSY while dying tasks leave
+	}
+}
+
+func writeFile(t testing.TB, path, v string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(v), 0); err != nil {
+		t.Fatalf("writing %s: %v", path, err)
+	}
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randUID() string {
+	s := randHex(16)
+	return s[0:8] + "-" + s[8:12] + "-4" + s[13:16] + "-a" + s[17:20] + "-" + s[20:32]
+}
+
+// run executes a helper command and fails the test with its output on error.
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}

@@ -1,0 +1,166 @@
+package fakepod
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// NetNS is a network namespace made by a test (ip netns), removed when the test ends.
+type NetNS struct {
+	Name string
+	Path string // /run/netns/<name>, joinable with setns
+	t    testing.TB
+}
+
+// NewNetNS creates an empty network namespace with loopback up.
+func NewNetNS(t testing.TB) *NetNS {
+	t.Helper()
+	RequireRoot(t)
+	n := &NetNS{Name: "kpod-" + randHex(4), t: t}
+	n.Path = "/run/netns/" + n.Name
+	run(t, "ip", "netns", "add", n.Name)
+	t.Cleanup(func() {
+		if out, err := runErr("ip", "netns", "del", n.Name); err != nil {
+			t.Errorf("removing netns %s: %v %s", n.Name, err, out)
+		}
+	})
+	n.Exec("ip", "link", "set", "lo", "up")
+	return n
+}
+
+// Exec runs a command inside the namespace and fails the test on error.
+func (n *NetNS) Exec(args ...string) string {
+	n.t.Helper()
+	return run(n.t, "ip", append([]string{"netns", "exec", n.Name}, args...)...)
+}
+
+// Veth is a veth pair between two test namespaces, addressed 10.213.<k>.1/30 and .2/30.
+type Veth struct {
+	A, B         *NetNS
+	IfA, IfB     string
+	AddrA, AddrB string
+}
+
+var vethCounter int
+
+// NewVeth joins two namespaces with a veth pair. IPv6 is off and the neighbour entries are
+// static, so the only packets on the link are the ones a test sends (no ARP, no ND, no MLD).
+func NewVeth(t testing.TB, a, b *NetNS) *Veth {
+	t.Helper()
+	vethCounter++
+	k := vethCounter%250 + 1
+	v := &Veth{A: a, B: b, IfA: "kpa" + randHex(3), IfB: "kpb" + randHex(3),
+		AddrA: fmt.Sprintf("10.213.%d.1", k), AddrB: fmt.Sprintf("10.213.%d.2", k)}
+	run(t, "ip", "link", "add", v.IfA, "netns", a.Name, "type", "veth", "peer", "name", v.IfB, "netns", b.Name)
+	for _, side := range []struct {
+		ns        *NetNS
+		ifc, addr string
+	}{{a, v.IfA, v.AddrA}, {b, v.IfB, v.AddrB}} {
+		side.ns.Exec("sysctl", "-qw", "net.ipv6.conf."+side.ifc+".disable_ipv6=1")
+		side.ns.Exec("ip", "addr", "add", side.addr+"/30", "dev", side.ifc)
+		side.ns.Exec("ip", "link", "set", side.ifc, "up")
+	}
+	macA := strings.TrimSpace(a.Exec("cat", "/sys/class/net/"+v.IfA+"/address"))
+	macB := strings.TrimSpace(b.Exec("cat", "/sys/class/net/"+v.IfB+"/address"))
+	a.Exec("ip", "neigh", "replace", v.AddrB, "lladdr", macB, "dev", v.IfA, "nud", "permanent")
+	b.Exec("ip", "neigh", "replace", v.AddrA, "lladdr", macA, "dev", v.IfB, "nud", "permanent")
+	return v
+}
+
+// LoopDevice is a loop block device over a sparse file, detached when the test ends.
+type LoopDevice struct {
+	Path         string // /dev/loopN
+	Name         string // loopN
+	Major, Minor uint32
+}
+
+// NewLoopDevice creates a loop device of sizeMiB.
+func NewLoopDevice(t testing.TB, sizeMiB int) *LoopDevice {
+	t.Helper()
+	RequireRoot(t)
+	img := filepath.Join(t.TempDir(), "disk.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(int64(sizeMiB) << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	dev := strings.TrimSpace(run(t, "losetup", "--find", "--show", img))
+	t.Cleanup(func() {
+		if out, err := runErr("losetup", "-d", dev); err != nil {
+			t.Errorf("detaching %s: %v %s", dev, err, out)
+		}
+	})
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil {
+		t.Fatal(err)
+	}
+	return &LoopDevice{Path: dev, Name: filepath.Base(dev), Major: unix.Major(st.Rdev), Minor: unix.Minor(st.Rdev)}
+}
+
+// MountNS is a persistent mount namespace (a private copy of the host's mounts) that
+// container workloads can join through Container.SetNS.
+type MountNS struct {
+	Path string
+	t    testing.TB
+}
+
+// NewMountNS creates a mount namespace; it is unmounted and removed when the test ends.
+func NewMountNS(t testing.TB) *MountNS {
+	t.Helper()
+	RequireRoot(t)
+	dir := "/run/kpod-test-ns"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// unshare --mount=<file> needs the file on a private mount, like ip netns does for /run/netns.
+	if !isMountPoint(dir) {
+		run(t, "mount", "--bind", dir, dir)
+	}
+	run(t, "mount", "--make-private", dir)
+	m := &MountNS{Path: filepath.Join(dir, "mnt-"+randHex(4)), t: t}
+	if err := os.WriteFile(m.Path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "unshare", "--mount="+m.Path, "--propagation", "private", "true")
+	t.Cleanup(func() {
+		if out, err := runErr("umount", m.Path); err != nil {
+			t.Errorf("unmounting %s: %v %s", m.Path, err, out)
+		}
+		_ = os.Remove(m.Path)
+	})
+	return m
+}
+
+// Exec runs a command inside the mount namespace.
+func (m *MountNS) Exec(args ...string) string {
+	m.t.Helper()
+	return run(m.t, "nsenter", append([]string{"--mount=" + m.Path, "--"}, args...)...)
+}
+
+func isMountPoint(dir string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+func runErr(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}

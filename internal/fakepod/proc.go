@@ -1,0 +1,203 @@
+package fakepod
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Proc is a workload process running in a fake container.
+type Proc struct {
+	Cmd    *exec.Cmd
+	t      testing.TB
+	stdout *bufio.Reader
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+var (
+	workloadOnce sync.Once
+	workloadPath string
+	workloadErr  error
+)
+
+// WorkloadBinary builds kpod-workload (a static C program, see workload/workload.c) once per
+// test process.
+func WorkloadBinary(t testing.TB) string {
+	t.Helper()
+	workloadOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		src := filepath.Join(filepath.Dir(file), "workload", "workload.c")
+		dir, err := os.MkdirTemp("", "kpod-workload-")
+		if err != nil {
+			workloadErr = err
+			return
+		}
+		workloadPath = filepath.Join(dir, "kpod-workload")
+		out, err := exec.Command("gcc", "-static", "-O2", "-pthread", "-o", workloadPath, src).CombinedOutput()
+		if err != nil {
+			workloadErr = fmt.Errorf("building %s (needs gcc and libc6-dev): %v\n%s", src, err, out)
+		}
+	})
+	if workloadErr != nil {
+		t.Fatal(workloadErr)
+	}
+	return workloadPath
+}
+
+// pauseBinary is the workload binary under the name "pause", like a pod sandbox's process.
+func pauseBinary(t testing.TB) string {
+	p := filepath.Join(filepath.Dir(WorkloadBinary(t)), "pause")
+	if _, err := os.Stat(p); err != nil {
+		b, err := os.ReadFile(WorkloadBinary(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// Start runs kpod-workload with args in the container and returns once the process is in
+// the container's cgroups (in every hierarchy) and released from its gate.
+func (c *Container) Start(args ...string) *Proc {
+	c.Pod.t.Helper()
+	return c.start(WorkloadBinary(c.Pod.t), args...)
+}
+
+// Run runs kpod-workload with args in the container and waits for it to exit successfully.
+func (c *Container) Run(args ...string) {
+	c.Pod.t.Helper()
+	p := c.Start(args...)
+	if err := p.Wait(); err != nil {
+		c.Pod.t.Fatalf("workload %v: %v\n%s", args, err, p.stderr.String())
+	}
+}
+
+func (c *Container) start(bin string, args ...string) *Proc {
+	t := c.Pod.t
+	t.Helper()
+	gateR, gateW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gateW.Close()
+	defer readyR.Close()
+
+	cmd := exec.Command(bin, args...)
+	cmd.ExtraFiles = []*os.File{gateR, readyW} // fds 3 and 4
+	env := append(os.Environ(), "KPOD_GATE_FD=3", "KPOD_READY_FD=4")
+	env = append(env, c.Env...)
+	var ns []string
+	if c.Pod.NetNS != nil {
+		ns = append(ns, c.Pod.NetNS.Path)
+	}
+	ns = append(ns, c.SetNS...)
+	if len(ns) > 0 {
+		env = append(env, "KPOD_SETNS="+strings.Join(ns, ":"))
+	}
+	cmd.Env = env
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{Cmd: cmd, t: t, stdout: bufio.NewReader(out), done: make(chan struct{})}
+	cmd.Stderr = &p.stderr
+	err = cmd.Start()
+	gateR.Close() // the child holds its own copies
+	readyW.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.procs = append(c.procs, p)
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+
+	// Wait until the workload sits at its gate, then move it and open the gate.
+	buf := make([]byte, 1)
+	if _, err := readyR.Read(buf); err != nil {
+		t.Fatalf("workload %v did not reach its gate: %v\n%s", args, err, p.stderr.String())
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	for _, root := range c.Pod.roots() {
+		if err := os.WriteFile(filepath.Join(root, c.Rel, "cgroup.procs"), []byte(pid), 0); err != nil {
+			t.Fatalf("moving workload into %s: %v", root, err)
+		}
+	}
+	if _, err := gateW.Write([]byte{'x'}); err != nil {
+		t.Fatalf("opening gate: %v", err)
+	}
+	return p
+}
+
+// Wait waits for the process to exit.
+func (p *Proc) Wait() error {
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Minute):
+		return fmt.Errorf("workload %v did not exit within 2 minutes", p.Cmd.Args)
+	}
+	// Drain stdout so nothing blocks; the goroutine already reaped the process.
+	_, _ = io.Copy(io.Discard, p.stdout)
+	return p.err
+}
+
+// WaitReady waits for the workload to print "ready" (alloc, sleep).
+func (p *Proc) WaitReady() {
+	p.t.Helper()
+	line, err := p.stdout.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		p.t.Fatalf("workload %v: expected ready, got %q (%v)\n%s", p.Cmd.Args, line, err, p.stderr.String())
+	}
+}
+
+// Exited reports whether the process has exited, and with which status.
+func (p *Proc) Exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// Signaled returns the signal that killed the process, or 0.
+func (p *Proc) Signaled() syscall.Signal {
+	if p.Cmd.ProcessState == nil {
+		return 0
+	}
+	if ws, ok := p.Cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return ws.Signal()
+	}
+	return 0
+}
+
+func (p *Proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.Cmd.Process.Kill()
+	<-p.done
+}
+
+// PID is the process id.
+func (p *Proc) PID() int { return p.Cmd.Process.Pid }

@@ -1,0 +1,257 @@
+// kpod-workload: deterministic workloads for kpod's real-kernel tests.
+//
+// Built statically by the fakepod test harness (gcc -static), so that the only system calls,
+// forks and execs inside a fake pod are the ones a test asks for: a static binary has no
+// dynamic loader that would open and close libraries.
+//
+// Before doing anything it joins the namespaces listed in $KPOD_SETNS (colon-separated
+// nsfs paths), then waits at a gate (see gate()). The harness moves the process into its
+// cgroups while it waits, so everything after the gate is charged to the fake pod and nothing
+// before it is, except the return of the gate's read(2).
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void die(const char *what) {
+	fprintf(stderr, "kpod-workload: %s: %s\n", what, strerror(errno));
+	exit(111);
+}
+
+static long num(const char *s) {
+	char *end;
+	long v = strtol(s, &end, 0);
+	if (*s == 0 || *end != 0 || v < 0) {
+		fprintf(stderr, "kpod-workload: bad number %s\n", s);
+		exit(112);
+	}
+	return v;
+}
+
+static void join_namespaces(void) {
+	const char *list = getenv("KPOD_SETNS");
+	if (!list || !*list)
+		return;
+	char *copy = strdup(list), *save = NULL;
+	for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			die(p);
+		if (setns(fd, 0) < 0)
+			die("setns");
+		close(fd);
+	}
+	free(copy);
+}
+
+// gate reports "at the gate" on $KPOD_READY_FD and waits for one byte on $KPOD_GATE_FD. The
+// descriptors stay open afterwards: closing them would add a close(2) to the pod's counts.
+static void gate(void) {
+	const char *g = getenv("KPOD_GATE_FD"), *r = getenv("KPOD_READY_FD");
+	if (!g || !r)
+		return;
+	char c = 'g';
+	if (write((int)num(r), &c, 1) != 1)
+		die("gate ready");
+	if (read((int)num(g), &c, 1) != 1)
+		die("gate");
+}
+
+// ready tells the harness (which reads stdout) that the setup phase is over.
+static void ready(void) {
+	if (write(1, "ready\n", 6) != 6)
+		die("ready");
+}
+
+static void *thread_main(void *arg) { return arg; }
+
+// close N: N calls of close(-1), each failing with EBADF.
+static int do_close(long n) {
+	for (long i = 0; i < n; i++)
+		syscall(SYS_close, -1);
+	return 0;
+}
+
+// fork N M: N child processes that exit at once, then M threads that return at once.
+static int do_fork(long n, long m) {
+	for (long i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			die("fork");
+		if (pid == 0)
+			_exit(0);
+		if (waitpid(pid, NULL, 0) < 0)
+			die("waitpid");
+	}
+	for (long i = 0; i < m; i++) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, thread_main, NULL) != 0)
+			die("pthread_create");
+		pthread_join(t, NULL);
+	}
+	return 0;
+}
+
+// exec K: a chain of K execve calls of this binary.
+static int do_exec(const char *self, long k) {
+	if (k == 0)
+		return 0;
+	char buf[32];
+	snprintf(buf, sizeof buf, "%ld", k - 1);
+	char *argv[] = {(char *)self, "exec", buf, NULL};
+	unsetenv("KPOD_GATE_FD");
+	unsetenv("KPOD_READY_FD");
+	unsetenv("KPOD_SETNS");
+	execv("/proc/self/exe", argv);
+	die("execv");
+	return 1;
+}
+
+// dwrite/dread PATH BYTES BS: O_DIRECT I/O in BS-sized requests.
+static int do_direct(int write_mode, const char *path, long bytes, long bs) {
+	int fd = open(path, (write_mode ? O_WRONLY | O_CREAT : O_RDONLY) | O_DIRECT, 0600);
+	if (fd < 0)
+		die(path);
+	void *buf;
+	if (posix_memalign(&buf, 4096, bs))
+		die("posix_memalign");
+	memset(buf, 0x5a, bs);
+	for (long done = 0; done < bytes; done += bs) {
+		ssize_t r = write_mode ? pwrite(fd, buf, bs, done) : pread(fd, buf, bs, done);
+		if (r != bs)
+			die(write_mode ? "pwrite" : "pread");
+	}
+	if (write_mode && fdatasync(fd) < 0)
+		die("fdatasync");
+	close(fd);
+	return 0;
+}
+
+// alloc BYTES: allocate and touch BYTES of anonymous memory, say ready, then wait to be killed.
+static int do_alloc(long bytes) {
+	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		die("mmap");
+	for (long i = 0; i < bytes; i += 4096)
+		p[i] = 1;
+	ready();
+	for (;;)
+		pause();
+	return 0;
+}
+
+// udp ADDR PORT COUNT SIZE: COUNT datagrams of SIZE payload bytes.
+static int do_udp(const char *addr, long port, long count, long size) {
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s < 0)
+		die("socket");
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+		die("inet_pton");
+	char *buf = calloc(1, size ? size : 1);
+	for (long i = 0; i < count; i++)
+		if (sendto(s, buf, size, 0, (struct sockaddr *)&sa, sizeof sa) != size)
+			die("sendto");
+	close(s);
+	return 0;
+}
+
+// pingpong R: R one-byte round trips over two pipes between this process and a child.
+static int do_pingpong(long r) {
+	int a[2], b[2];
+	if (pipe(a) < 0 || pipe(b) < 0)
+		die("pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	char c = 'x';
+	if (pid == 0) {
+		for (long i = 0; i < r; i++) {
+			if (read(a[0], &c, 1) != 1 || write(b[1], &c, 1) != 1)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	for (long i = 0; i < r; i++) {
+		if (write(a[1], &c, 1) != 1 || read(b[0], &c, 1) != 1)
+			die("pingpong");
+	}
+	waitpid(pid, NULL, 0);
+	return 0;
+}
+
+// spin MS: burn CPU for MS milliseconds of wall time.
+static int do_spin(long ms) {
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	volatile unsigned long x = 0;
+	do {
+		for (int i = 0; i < 100000; i++)
+			x += i;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
+	return 0;
+}
+
+// pin_cpu pins the process to the CPU in $KPOD_CPU, so that tests can make pods contend.
+static void pin_cpu(void) {
+	const char *s = getenv("KPOD_CPU");
+	if (!s)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET((int)num(s), &set);
+	if (sched_setaffinity(0, sizeof set, &set) < 0)
+		die("sched_setaffinity");
+}
+
+int main(int argc, char **argv) {
+	join_namespaces();
+	pin_cpu();
+	gate();
+	if (argc < 2)
+		goto usage;
+	const char *mode = argv[1];
+	if (!strcmp(mode, "close") && argc == 3)
+		return do_close(num(argv[2]));
+	if (!strcmp(mode, "fork") && argc == 4)
+		return do_fork(num(argv[2]), num(argv[3]));
+	if (!strcmp(mode, "exec") && argc == 3)
+		return do_exec(argv[0], num(argv[2]));
+	if (!strcmp(mode, "dwrite") && argc == 5)
+		return do_direct(1, argv[2], num(argv[3]), num(argv[4]));
+	if (!strcmp(mode, "dread") && argc == 5)
+		return do_direct(0, argv[2], num(argv[3]), num(argv[4]));
+	if (!strcmp(mode, "alloc") && argc == 3)
+		return do_alloc(num(argv[2]));
+	if (!strcmp(mode, "udp") && argc == 6)
+		return do_udp(argv[2], num(argv[3]), num(argv[4]), num(argv[5]));
+	if (!strcmp(mode, "pingpong") && argc == 3)
+		return do_pingpong(num(argv[2]));
+	if (!strcmp(mode, "spin") && argc == 3)
+		return do_spin(num(argv[2]));
+	if (!strcmp(mode, "sleep") && argc == 2) {
+		ready();
+		for (;;)
+			pause();
+	}
+usage:
+	fprintf(stderr, "usage: kpod-workload close N | fork N M | exec K | dwrite PATH BYTES BS | "
+			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | pingpong R | spin MS | sleep\n");
+	return 2;
+}

@@ -1,0 +1,133 @@
+// Package fsstat reports capacity, usage and free space of the filesystems mounted in a
+// container, seen through one of its processes (/proc/<pid>/mountinfo and statfs of
+// /proc/<pid>/root/<mountpoint>).
+package fsstat
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kpod-project/kpod/internal/cgroupfs"
+	"github.com/kpod-project/kpod/internal/collector"
+	"github.com/kpod-project/kpod/internal/podid"
+)
+
+// Usage is one filesystem's space, in bytes.
+type Usage struct {
+	Capacity, Used, Available uint64
+}
+
+// Stats maps a mount point (as the container sees it) to its filesystem's usage.
+type Stats map[string]Usage
+
+// Collector reads container filesystems.
+type Collector struct {
+	ProcRoot string
+	V2Root   string
+}
+
+// New returns a collector that looks at containers through procRoot.
+func New(procRoot, v2Root string) *Collector { return &Collector{ProcRoot: procRoot, V2Root: v2Root} }
+
+// Collect reads every target container. A container sharing the host's mount namespace is
+// skipped: its mounts are the node's, which node-level monitoring already reports.
+func (c *Collector) Collect(ctx context.Context, targets []collector.Target) collector.Result[Stats] {
+	hostNS, hostErr := cgroupfs.Inode(filepath.Join(c.ProcRoot, "1", "ns", "mnt"))
+	return collector.ForEach(ctx, c.V2Root, targets, func(t collector.Target) (Stats, error) {
+		if hostErr != nil {
+			return nil, fmt.Errorf("host mount namespace: %w", hostErr)
+		}
+		pids, err := podid.PIDs(filepath.Join(c.V2Root, t.Rel))
+		if err != nil {
+			return nil, err
+		}
+		if len(pids) == 0 {
+			return nil, collector.ErrSkip
+		}
+		pid := strconv.Itoa(pids[0])
+		ns, err := cgroupfs.Inode(filepath.Join(c.ProcRoot, pid, "ns", "mnt"))
+		if err != nil || ns == hostNS {
+			return nil, collector.ErrSkip
+		}
+		mi := filepath.Join(c.ProcRoot, pid, "mountinfo")
+		b, err := os.ReadFile(mi)
+		if err != nil {
+			return nil, collector.ErrSkip // the process exited
+		}
+		mounts, err := StorageMounts(mi, b)
+		if err != nil {
+			return nil, err
+		}
+		out := Stats{}
+		root := filepath.Join(c.ProcRoot, pid, "root")
+		for _, mp := range mounts {
+			u, ok, err := statfs(filepath.Join(root, mp))
+			if err != nil {
+				return nil, fmt.Errorf("statfs %s in container %s: %w", mp, filepath.Base(t.Rel), err)
+			}
+			if ok {
+				out[mp] = u
+			}
+		}
+		return out, nil
+	})
+}
+
+// statfs returns the usage of the filesystem at path; ok is false for a mount of a single
+// file (the kubelet bind-mounts /etc/hosts and friends), which would repeat the node's disk.
+func statfs(path string) (Usage, bool, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return Usage{}, false, nil // gone or not reachable: nothing to report
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return Usage{}, false, nil
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return Usage{}, false, err
+	}
+	bs := uint64(fs.Frsize)
+	if bs == 0 {
+		bs = uint64(fs.Bsize)
+	}
+	return Usage{
+		Capacity:  fs.Blocks * bs,
+		Used:      (fs.Blocks - fs.Bfree) * bs,
+		Available: fs.Bavail * bs,
+	}, true, nil
+}
+
+// skipTypes are filesystems without storage of their own. tmpfs (memory-backed emptyDir,
+// secrets, service account tokens) is charged to memory and shows in the memory metrics.
+var skipTypes = map[string]bool{
+	"proc": true, "sysfs": true, "cgroup": true, "cgroup2": true, "devpts": true, "mqueue": true,
+	"devtmpfs": true, "tmpfs": true, "ramfs": true, "securityfs": true, "debugfs": true,
+	"tracefs": true, "bpf": true, "pstore": true, "configfs": true, "fusectl": true,
+	"hugetlbfs": true, "autofs": true, "binfmt_misc": true, "nsfs": true, "rpc_pipefs": true,
+	"selinuxfs": true, "efivarfs": true, "shm": true,
+}
+
+// StorageMounts returns the mount points of storage-backed filesystems in a mountinfo file,
+// once each.
+func StorageMounts(path string, data []byte) ([]string, error) {
+	mounts, err := cgroupfs.ParseMountinfo(path, data)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range mounts {
+		if skipTypes[m.FSType] || seen[m.MountPoint] {
+			continue
+		}
+		seen[m.MountPoint] = true
+		out = append(out, m.MountPoint)
+	}
+	return out, nil
+}
