@@ -97,7 +97,7 @@ type Container struct {
 	// SetNS lists extra namespace files (e.g. a mount namespace) its workloads join.
 	SetNS []string
 	// Env is added to the environment of its workloads (KPOD_CPU=n pins them to CPU n).
-	Env []string
+	Env   []string
 	procs []*Proc
 }
 

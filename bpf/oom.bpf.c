@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//go:build ignore
+/*
+ * Family "oom": OOM kills per cgroup, charged to the victim. oom/mark_victim runs in the
+ * context of the task that ran into the limit (current), which is often not the victim, so
+ * the cgroup comes from the victim's task_struct.
+ */
+#include "kpod.h"
+
+struct oom_errs {
+	__u64 kpod_oom;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, KPOD_MAX_CGROUPS);
+	__type(key, __u64); /* cgroup id */
+	__type(value, __u64);
+} kpod_oom SEC(".maps");
+
+KPOD_ERRORS(oom, struct oom_errs);
+
+static __always_inline int on_victim(struct task_struct *victim)
+{
+	static const __u64 zero;
+	__u64 cg = kpod_task_cgid(victim);
+	__u64 *v = kpod_entry(&kpod_oom, &cg, &zero);
+	if (!v) {
+		KPOD_LOST(oom, kpod_oom);
+		return 0;
+	}
+	(*v)++;
+	return 0;
+}
+
+KPOD_TP(kpod_oom, "mark_victim", on_victim(task), struct task_struct *task, uid_t uid)

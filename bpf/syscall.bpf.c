@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//go:build ignore
+/*
+ * Family "syscall": calls, errors and latency of the tracked system calls, per cgroup and
+ * syscall number. Userspace fills kpod_sys_track with the numbers to track; sys_enter stamps
+ * only those (in task storage), sys_exit records the ones stamped, in the cgroup the task is
+ * in when the call returns.
+ */
+#include "kpod.h"
+
+#define KPOD_MAX_SYSCALLS 1024
+
+struct sys_key {
+	__u64 cgid;
+	__u32 nr;
+	__u32 pad;
+};
+
+struct sys_val {
+	__u64 count;
+	__u64 errors;
+	struct kpod_hist lat;
+};
+
+struct sys_start {
+	__u64 ts;
+	__u64 nr;
+};
+
+struct sys_errs {
+	__u64 kpod_sys;
+	__u64 kpod_sys_start;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KPOD_MAX_SYSCALLS);
+	__type(key, __u32);
+	__type(value, __u8);
+} kpod_sys_track SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sys_start);
+} kpod_sys_start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, KPOD_MAX_CGROUPS * 4);
+	__type(key, struct sys_key);
+	__type(value, struct sys_val);
+} kpod_sys SEC(".maps");
+
+KPOD_ERRORS(sys, struct sys_errs);
+
+static __always_inline int on_enter(long id)
+{
+	if (id < 0 || id >= KPOD_MAX_SYSCALLS)
+		return 0;
+	__u32 nr = id;
+	__u8 *tracked = bpf_map_lookup_elem(&kpod_sys_track, &nr);
+	if (!tracked || !*tracked)
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct sys_start *st = bpf_task_storage_get(&kpod_sys_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st) {
+		KPOD_LOST(sys, kpod_sys_start);
+		return 0;
+	}
+	st->nr = nr;
+	st->ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline int on_exit(long ret)
+{
+	static const struct sys_val zero;
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct sys_start *st = bpf_task_storage_get(&kpod_sys_start, t, 0, 0);
+	if (!st || !st->ts)
+		return 0;
+	__u64 lat = bpf_ktime_get_ns() - st->ts;
+	st->ts = 0;
+	struct sys_key key = {.cgid = bpf_get_current_cgroup_id(), .nr = st->nr};
+	struct sys_val *v = kpod_entry(&kpod_sys, &key, &zero);
+	if (!v) {
+		KPOD_LOST(sys, kpod_sys);
+		return 0;
+	}
+	v->count++;
+	if (ret < 0 && ret >= -4095)
+		v->errors++;
+	kpod_hist_add(&v->lat, lat);
+	return 0;
+}
+
+KPOD_TP(kpod_sysin, "sys_enter", on_enter(id), struct pt_regs *regs, long id)
+KPOD_TP(kpod_sysout, "sys_exit", on_exit(ret), struct pt_regs *regs, long ret)
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int kpod_sysin_t(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter(BPF_CORE_READ(ctx, id));
+}
+
+SEC("tracepoint/raw_syscalls/sys_exit")
+int kpod_sysout_t(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(BPF_CORE_READ(ctx, ret));
+}
