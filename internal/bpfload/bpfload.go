@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,9 @@ type Object struct {
 	Programs []*Program
 	errMap   *ebpf.Map
 	errNames []string // field names of the error struct, in order
+
+	mu      sync.Mutex
+	entries map[string]int // last entry count seen per map
 }
 
 var (
@@ -210,4 +214,43 @@ func (o *Object) UpdateErrors() (map[string]uint64, error) {
 		out[name] = binary.NativeEndian.Uint64(buf[8*i:])
 	}
 	return out, nil
+}
+
+// MapStat describes one of a family's maps for kpod.bpf.map.* metrics.
+type MapStat struct {
+	Name     string
+	Capacity uint32
+	Entries  int // -1 when not known (maps kpod does not read in full)
+}
+
+// NoteEntries records how many entries a collector found when it read a map.
+func (o *Object) NoteEntries(mapName string, n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.entries == nil {
+		o.entries = map[string]int{}
+	}
+	o.entries[mapName] = n
+}
+
+// MapStats lists the family's data maps: hash maps keyed by cgroup (task storage has no
+// capacity, the error map and arrays are always full).
+func (o *Object) MapStats() []MapStat {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []MapStat
+	for name, m := range o.Maps {
+		switch m.Type() {
+		case ebpf.Hash, ebpf.PerCPUHash, ebpf.LRUHash, ebpf.LRUCPUHash:
+		default:
+			continue
+		}
+		n, ok := o.entries[name]
+		if !ok {
+			n = -1
+		}
+		out = append(out, MapStat{Name: name, Capacity: m.MaxEntries(), Entries: n})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }

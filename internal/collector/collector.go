@@ -6,9 +6,12 @@ package collector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/kpod-project/kpod/internal/cgroupfs"
 )
 
 // Target is one cgroup a family collects for.
@@ -57,4 +60,21 @@ var ErrSkip = errors.New("nothing to collect")
 func Gone(v2Root, rel string) bool {
 	_, err := os.Stat(filepath.Join(v2Root, rel))
 	return errors.Is(err, fs.ErrNotExist)
+}
+
+// HostNamespace returns the inode of the host's initial namespace of a kind ("net", "mnt"),
+// to tell a container's own namespace from the node's. It is read from kthreadd (pid 2),
+// which always lives in the initial namespaces and, unlike pid 1, is readable even where
+// init is protected from ptrace-style access.
+func HostNamespace(procRoot, kind string) (uint64, error) {
+	for _, pid := range []string{"2", "1"} {
+		comm, err := os.ReadFile(filepath.Join(procRoot, pid, "comm"))
+		if err != nil || pid == "2" && string(comm) != "kthreadd\n" {
+			continue
+		}
+		if ino, err := cgroupfs.Inode(filepath.Join(procRoot, pid, "ns", kind)); err == nil {
+			return ino, nil
+		}
+	}
+	return 0, fmt.Errorf("cannot read the host's %s namespace from %s/2 or %s/1 (kpod needs the host's /proc: hostPID)", kind, procRoot, procRoot)
 }

@@ -37,10 +37,10 @@ func New(procRoot, v2Root string) *Collector { return &Collector{ProcRoot: procR
 // Collect reads every target container. A container sharing the host's mount namespace is
 // skipped: its mounts are the node's, which node-level monitoring already reports.
 func (c *Collector) Collect(ctx context.Context, targets []collector.Target) collector.Result[Stats] {
-	hostNS, hostErr := cgroupfs.Inode(filepath.Join(c.ProcRoot, "1", "ns", "mnt"))
+	hostNS, hostErr := collector.HostNamespace(c.ProcRoot, "mnt")
 	return collector.ForEach(ctx, c.V2Root, targets, func(t collector.Target) (Stats, error) {
 		if hostErr != nil {
-			return nil, fmt.Errorf("host mount namespace: %w", hostErr)
+			return nil, hostErr
 		}
 		pids, err := podid.PIDs(filepath.Join(c.V2Root, t.Rel))
 		if err != nil {

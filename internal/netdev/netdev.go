@@ -43,10 +43,10 @@ func (c *Collector) Collect(ctx context.Context, pods []PodTarget) collector.Res
 		targets[i] = collector.Target{ID: p.ID, Rel: p.Rel}
 		byID[p.ID] = p
 	}
-	hostNS, hostErr := cgroupfs.Inode(filepath.Join(c.ProcRoot, "1", "ns", "net"))
+	hostNS, hostErr := collector.HostNamespace(c.ProcRoot, "net")
 	return collector.ForEach(ctx, c.V2Root, targets, func(t collector.Target) (Stats, error) {
 		if hostErr != nil {
-			return nil, fmt.Errorf("host network namespace: %w", hostErr)
+			return nil, hostErr
 		}
 		pid, ok := firstPID(c.V2Root, byID[t.ID].ContainerRels)
 		if !ok {

@@ -1,0 +1,151 @@
+package kpodreceiver
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/scraper/scraperhelper"
+
+	"github.com/kpod-project/kpod/internal/syscalls"
+	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
+)
+
+// Config is the kpod receiver's configuration.
+type Config struct {
+	scraperhelper.ControllerConfig `mapstructure:",squash"`
+	metadata.MetricsBuilderConfig  `mapstructure:",squash"`
+	// Histograms are switched with the same metrics::<name>::enabled keys as the generated
+	// metrics; Unmarshal moves them here.
+	Histograms metadata.HistogramsConfig `mapstructure:"-"`
+
+	// Profile picks the collectors: minimal, standard, comprehensive or custom.
+	Profile string `mapstructure:"profile"`
+	// Collectors switches collectors on or off on top of the profile and sets their intervals.
+	Collectors map[string]CollectorConfig `mapstructure:"collectors"`
+	// CgroupRoot is the cgroup2 mount; empty means discovered from /proc/self/mountinfo.
+	CgroupRoot string `mapstructure:"cgroup_root"`
+	// ProcRoot is the host's /proc (kpod must see the host's processes: hostPID).
+	ProcRoot string `mapstructure:"proc_root"`
+	// NodeName becomes k8s.node.name; default $K8S_NODE_NAME, then the host name.
+	NodeName string `mapstructure:"node_name"`
+	// Syscalls are the system calls the syscall collector tracks.
+	Syscalls []string `mapstructure:"syscalls"`
+	// BPFStats turns on the kernel's BPF run-time statistics (kernel.bpf_stats_enabled) while
+	// kpod runs, for kpod.bpf.program.run.*. It costs two clock reads per program run, for
+	// every BPF program on the node, so it is off by default.
+	BPFStats bool `mapstructure:"bpf_stats"`
+}
+
+// CollectorConfig are the per-collector settings.
+type CollectorConfig struct {
+	// Enabled overrides the profile: true turns a collector on, false off.
+	Enabled *bool `mapstructure:"enabled"`
+	// Interval, if set, collects this family only every Interval (a multiple of
+	// collection_interval is best); cycles in between are counted as skipped.
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+const (
+	ProfileMinimal       = "minimal"
+	ProfileStandard      = "standard"
+	ProfileComprehensive = "comprehensive"
+	ProfileCustom        = "custom"
+)
+
+var profileNames = []string{ProfileMinimal, ProfileStandard, ProfileComprehensive, ProfileCustom}
+
+var _ confmap.Unmarshaler = (*Config)(nil)
+
+// Unmarshal takes the histogram switches out of metrics:: before the generated config sees
+// them (it rejects unknown metric names).
+func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
+	raw := conf.ToStringMap()
+	if metrics, ok := raw["metrics"].(map[string]any); ok {
+		hists := map[string]any{}
+		for _, h := range metadata.Histograms {
+			if v, found := metrics[h.Name]; found {
+				hists[h.Name] = v
+				delete(metrics, h.Name)
+			}
+		}
+		if err := confmap.NewFromStringMap(hists).Unmarshal(&cfg.Histograms); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	type plain Config // without this method, so the rest unmarshals normally
+	return confmap.NewFromStringMap(raw).Unmarshal((*plain)(cfg))
+}
+
+// Validate reports every bad value, each naming its key.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if cfg.CollectionInterval <= 0 {
+		errs = append(errs, fmt.Errorf("collection_interval: must be positive, got %v", cfg.CollectionInterval))
+	}
+	if cfg.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout: must not be negative, got %v", cfg.Timeout))
+	}
+	if cfg.InitialDelay < 0 {
+		errs = append(errs, fmt.Errorf("initial_delay: must not be negative, got %v", cfg.InitialDelay))
+	}
+	if !slices.Contains(profileNames, cfg.Profile) {
+		errs = append(errs, fmt.Errorf("profile: unknown profile %q (want one of %s)", cfg.Profile, strings.Join(profileNames, ", ")))
+	}
+	names := make([]string, 0, len(cfg.Collectors))
+	for name := range cfg.Collectors {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		cc := cfg.Collectors[name]
+		if _, ok := familyByName(name); !ok {
+			errs = append(errs, fmt.Errorf("collectors: unknown collector %q (known: %s)", name, strings.Join(familyNames(), ", ")))
+			continue
+		}
+		if cc.Interval < 0 {
+			errs = append(errs, fmt.Errorf("collectors.%s.interval: must not be negative, got %v", name, cc.Interval))
+		} else if cc.Interval > 0 && cc.Interval < cfg.CollectionInterval {
+			errs = append(errs, fmt.Errorf("collectors.%s.interval: %v is shorter than collection_interval %v", name, cc.Interval, cfg.CollectionInterval))
+		}
+	}
+	if cfg.Profile == ProfileCustom && len(cfg.enabledFamilies()) == 0 {
+		errs = append(errs, errors.New("profile: custom enables no collector (set collectors.<name>.enabled: true)"))
+	}
+	for key, dir := range map[string]string{"cgroup_root": cfg.CgroupRoot, "proc_root": cfg.ProcRoot} {
+		if dir == "" {
+			continue
+		}
+		if st, err := os.Stat(dir); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		} else if !st.IsDir() {
+			errs = append(errs, fmt.Errorf("%s: %s is not a directory", key, dir))
+		}
+	}
+	for _, s := range cfg.Syscalls {
+		if _, ok := syscalls.Number(s); !ok {
+			errs = append(errs, fmt.Errorf("syscalls: %q is not a system call on %s", s, syscalls.Arch))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// enabledFamilies are the collectors the profile and the switches turn on, in catalog order.
+func (cfg *Config) enabledFamilies() []string {
+	var out []string
+	for _, f := range catalog {
+		on := slices.Contains(f.profiles, cfg.Profile)
+		if cc, ok := cfg.Collectors[f.name]; ok && cc.Enabled != nil {
+			on = *cc.Enabled
+		}
+		if on {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}

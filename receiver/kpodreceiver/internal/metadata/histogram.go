@@ -1,0 +1,152 @@
+// Hand-written: mdatagen cannot generate histogram metrics (its MetricsBuilder does not
+// compile with `histogram:`), so kpod's histograms are built here, in the same package so
+// that they can be handed to EmitForResource as a ResourceMetricsOption and land in the same
+// ResourceMetrics and scope as the generated metrics.
+
+package metadata
+
+import (
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// HistogramConfig switches one histogram metric on or off (metrics::<name>::enabled, the
+// same shape as the generated metrics).
+type HistogramConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+}
+
+// HistogramsConfig holds the switches of every histogram metric.
+type HistogramsConfig struct {
+	KpodCPURunqueueLatency HistogramConfig `mapstructure:"kpod.cpu.runqueue.latency"`
+	KpodSyscallLatency     HistogramConfig `mapstructure:"kpod.syscall.latency"`
+}
+
+// DefaultHistogramsConfig enables every histogram.
+func DefaultHistogramsConfig() HistogramsConfig {
+	return HistogramsConfig{
+		KpodCPURunqueueLatency: HistogramConfig{Enabled: true},
+		KpodSyscallLatency:     HistogramConfig{Enabled: true},
+	}
+}
+
+// HistogramInfo documents one histogram metric.
+type HistogramInfo struct {
+	Name, Description, Unit string
+	Attribute               string // "" when the metric has no attribute
+}
+
+// Histograms lists the histogram metrics (the README table and the config keys come from it).
+var Histograms = []HistogramInfo{
+	{Name: "kpod.cpu.runqueue.latency", Unit: "s", Description: "Time the container's tasks waited on a CPU run queue between becoming runnable and running."},
+	{Name: "kpod.syscall.latency", Unit: "s", Attribute: "syscall", Description: "Latency of a tracked system call, from entry to return."},
+}
+
+// HistogramPoint is one cumulative histogram data point. Counts has len(Bounds)+1 buckets.
+type HistogramPoint struct {
+	Bounds []float64
+	Counts []uint64
+	Sum    float64
+}
+
+type histogramPoint struct {
+	point HistogramPoint
+	attr  string
+}
+
+// HistogramBuilder collects the histogram points of the resource being built.
+type HistogramBuilder struct {
+	cfg     HistogramsConfig
+	pending map[string][]histogramPoint
+	ts      pcommon.Timestamp
+}
+
+// NewHistogramBuilder returns a builder honouring the enable switches.
+func NewHistogramBuilder(cfg HistogramsConfig) *HistogramBuilder {
+	return &HistogramBuilder{cfg: cfg, pending: map[string][]histogramPoint{}}
+}
+
+// RecordKpodCPURunqueueLatency adds a run-queue latency point.
+func (b *HistogramBuilder) RecordKpodCPURunqueueLatency(ts pcommon.Timestamp, p HistogramPoint) {
+	if b.cfg.KpodCPURunqueueLatency.Enabled {
+		b.add("kpod.cpu.runqueue.latency", ts, p, "")
+	}
+}
+
+// RecordKpodSyscallLatency adds a syscall latency point.
+func (b *HistogramBuilder) RecordKpodSyscallLatency(ts pcommon.Timestamp, p HistogramPoint, syscall string) {
+	if b.cfg.KpodSyscallLatency.Enabled {
+		b.add("kpod.syscall.latency", ts, p, syscall)
+	}
+}
+
+func (b *HistogramBuilder) add(name string, ts pcommon.Timestamp, p HistogramPoint, attr string) {
+	b.ts = ts
+	b.pending[name] = append(b.pending[name], histogramPoint{point: p, attr: attr})
+}
+
+// Emit moves the pending points into the ResourceMetrics being emitted (pass it to
+// MetricsBuilder.EmitForResource) and resets the builder for the next resource.
+func (b *HistogramBuilder) Emit() ResourceMetricsOption {
+	pending, ts := b.pending, b.ts
+	b.pending = map[string][]histogramPoint{}
+	return resourceMetricsOptionFunc(func(rm pmetric.ResourceMetrics) {
+		metrics := rm.ScopeMetrics().At(0).Metrics()
+		for _, info := range Histograms {
+			points := pending[info.Name]
+			if len(points) == 0 {
+				continue
+			}
+			m := metrics.AppendEmpty()
+			m.SetName(info.Name)
+			m.SetDescription(info.Description)
+			m.SetUnit(info.Unit)
+			h := m.SetEmptyHistogram()
+			h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			for _, p := range points {
+				dp := h.DataPoints().AppendEmpty()
+				dp.SetTimestamp(ts)
+				dp.ExplicitBounds().FromRaw(p.point.Bounds)
+				dp.BucketCounts().FromRaw(p.point.Counts)
+				var n uint64
+				for _, c := range p.point.Counts {
+					n += c
+				}
+				dp.SetCount(n)
+				dp.SetSum(p.point.Sum)
+				if info.Attribute != "" {
+					dp.Attributes().PutStr(info.Attribute, p.attr)
+				}
+			}
+		}
+	})
+}
+
+// WithCumulativeStart sets the start time of every cumulative sum and histogram point of the
+// resource to start(metric name): counters kept by the kernel since the cgroup was created
+// start then, counters kept by kpod's BPF maps start when kpod began counting. Gauges keep
+// no start time (the generated code gives them one).
+func WithCumulativeStart(start func(metric string) pcommon.Timestamp) ResourceMetricsOption {
+	return resourceMetricsOptionFunc(func(rm pmetric.ResourceMetrics) {
+		metrics := rm.ScopeMetrics().At(0).Metrics()
+		for i := 0; i < metrics.Len(); i++ {
+			m := metrics.At(i)
+			switch m.Type() {
+			case pmetric.MetricTypeGauge:
+				for j := 0; j < m.Gauge().DataPoints().Len(); j++ {
+					m.Gauge().DataPoints().At(j).SetStartTimestamp(0)
+				}
+			case pmetric.MetricTypeSum:
+				ts := start(m.Name())
+				for j := 0; j < m.Sum().DataPoints().Len(); j++ {
+					m.Sum().DataPoints().At(j).SetStartTimestamp(ts)
+				}
+			case pmetric.MetricTypeHistogram:
+				ts := start(m.Name())
+				for j := 0; j < m.Histogram().DataPoints().Len(); j++ {
+					m.Histogram().DataPoints().At(j).SetStartTimestamp(ts)
+				}
+			}
+		}
+	})
+}

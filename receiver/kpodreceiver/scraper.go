@@ -1,0 +1,334 @@
+package kpodreceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/scraper/scrapererror"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/cgroupfs"
+	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/podid"
+	"github.com/kpod-project/kpod/internal/syscalls"
+	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
+)
+
+// runner is one enabled family and its bookkeeping.
+type runner struct {
+	info   familyInfo
+	f      family // nil when unavailable
+	reason string // why it is unavailable
+	every  time.Duration
+	last   time.Time
+
+	errors, readErrors, skipped int64
+	duration                    time.Duration
+	ran                         bool // collected in this cycle
+}
+
+type kpodScraper struct {
+	cfg      *Config
+	settings receiver.Settings
+	logger   *zap.Logger
+
+	nodeName string
+	started  time.Time
+	env      *env
+	scanner  *podid.Scanner
+	runners  []*runner
+	stats    io.Closer // BPF run-time statistics, when bpf_stats is on
+
+	mb *metadata.MetricsBuilder
+	hb *metadata.HistogramBuilder
+
+	// bpfMetrics are the cumulative metrics counted in kpod's own BPF maps (they start
+	// when kpod started, not when the cgroup was created).
+	bpfMetrics map[string]bool
+
+	cycleDuration    time.Duration
+	timeouts         int64
+	pods, containers int
+}
+
+func newScraper(cfg *Config, settings receiver.Settings) *kpodScraper {
+	return &kpodScraper{cfg: cfg, settings: settings, logger: settings.Logger}
+}
+
+// start discovers the cgroup layout and starts every enabled family. Only a host kpod cannot
+// work on at all (no cgroup2) fails the start; a family that cannot start is reported as
+// unavailable and the others go on.
+func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
+	s.started = time.Now()
+	procRoot := s.cfg.ProcRoot
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	layout, err := cgroupfs.Discover(procRoot+"/self/mountinfo", s.cfg.CgroupRoot)
+	if err != nil {
+		return fmt.Errorf("cgroup_root: %w", err)
+	}
+	s.nodeName = s.cfg.NodeName
+	if s.nodeName == "" {
+		s.nodeName = os.Getenv("K8S_NODE_NAME")
+	}
+	if s.nodeName == "" {
+		s.nodeName, _ = os.Hostname()
+	}
+	names := s.cfg.Syscalls
+	if len(names) == 0 {
+		names = syscalls.Default
+	}
+	s.env = &env{layout: layout, procRoot: procRoot, sysRoot: "/sys", syscalls: names, logger: s.logger}
+	s.scanner = podid.NewScanner(layout.V2, procRoot)
+	s.mb = metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.settings, metadata.WithStartTime(pcommon.NewTimestampFromTime(s.started)))
+	s.hb = metadata.NewHistogramBuilder(s.cfg.Histograms)
+
+	if s.cfg.BPFStats {
+		if s.stats, err = ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
+			s.logger.Warn("bpf_stats: cannot enable BPF run-time statistics", zap.Error(err))
+		}
+	}
+
+	s.bpfMetrics = map[string]bool{}
+	var enabled, unavailable []string
+	for _, name := range s.cfg.enabledFamilies() {
+		info, _ := familyByName(name)
+		r := &runner{info: info, every: s.cfg.Collectors[name].Interval}
+		s.runners = append(s.runners, r)
+		if info.newFn == nil {
+			r.reason = errNotImplemented.Error()
+		} else {
+			f := info.newFn()
+			if err := f.start(ctx, s.env); err != nil {
+				r.reason = reasonText(err)
+				_ = f.close()
+			} else {
+				r.f = f
+				if b, ok := f.(bpfCounted); ok {
+					for _, m := range b.bpfMetrics() {
+						s.bpfMetrics[m] = true
+					}
+				}
+			}
+		}
+		if r.f == nil {
+			unavailable = append(unavailable, name)
+			s.logger.Warn("collector unavailable on this node", zap.String("collector", name), zap.String("reason", r.reason))
+		} else {
+			enabled = append(enabled, name)
+		}
+	}
+	s.logger.Info("kpod receiver started",
+		zap.String("profile", s.cfg.Profile),
+		zap.Strings("collectors", enabled),
+		zap.Strings("unavailable", unavailable),
+		zap.String("cgroup_root", layout.V2),
+		zap.String("cgroup_mode", string(layout.Mode())),
+		zap.String("node", s.nodeName))
+	return nil
+}
+
+func (s *kpodScraper) shutdown(context.Context) error {
+	var errs []error
+	for _, r := range s.runners {
+		if r.f != nil {
+			errs = append(errs, r.f.close())
+		}
+	}
+	s.runners = nil
+	if s.stats != nil {
+		errs = append(errs, s.stats.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// scrape runs one collection cycle: discover pods, run the families that are due, emit one
+// ResourceMetrics per container (and per pod for pod-level series) plus the node's
+// self-monitoring. A failing family yields a partial scrape error; the others' data is kept.
+func (s *kpodScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
+	begin := time.Now()
+	idx, err := s.scanner.Scan()
+	if err != nil {
+		s.recordNode(pcommon.NewTimestampFromTime(time.Now()))
+		return s.mb.Emit(), fmt.Errorf("discovering pods in %s: %w", s.env.layout.V2, err)
+	}
+	s.pods, s.containers = len(idx.Pods), 0
+	for _, c := range idx.Containers() {
+		if !c.Sandbox {
+			s.containers++
+		}
+	}
+
+	var errs scrapererror.ScrapeErrors
+	for _, r := range s.runners {
+		r.ran = false
+		if r.f == nil {
+			continue
+		}
+		if r.every > 0 && !r.last.IsZero() && begin.Sub(r.last) < r.every-s.cfg.CollectionInterval/2 {
+			r.skipped++
+			continue
+		}
+		if ctx.Err() != nil {
+			s.timeouts++
+			errs.AddPartial(1, fmt.Errorf("%s: not collected: %w", r.info.name, ctx.Err()))
+			continue
+		}
+		t0 := time.Now()
+		err := r.f.collect(ctx, idx)
+		r.duration, r.last, r.ran = time.Since(t0), begin, true
+		if err != nil {
+			r.errors++
+			var fe *fileErrors
+			if errors.As(err, &fe) {
+				r.readErrors += int64(len(fe.errs))
+			}
+			errs.AddPartial(1, fmt.Errorf("%s: %w", r.info.name, err))
+		}
+	}
+
+	now := pcommon.NewTimestampFromTime(time.Now())
+	s.emit(idx, now)
+	for _, r := range s.runners {
+		if r.ran {
+			r.f.reset()
+		}
+	}
+	s.cycleDuration = time.Since(begin)
+	s.recordNode(now)
+	return s.mb.Emit(), errs.Combine()
+}
+
+// emit records what the families collected in this cycle, one resource per container and
+// one per pod (pod-level series such as the pod's network interfaces).
+func (s *kpodScraper) emit(idx *podid.Index, now pcommon.Timestamp) {
+	rec := &recorder{mb: s.mb, hb: s.hb, now: now}
+	for _, p := range idx.Pods {
+		for _, c := range p.Containers {
+			if c.Sandbox {
+				continue
+			}
+			for _, r := range s.runners {
+				if r.ran {
+					r.f.recordContainer(rec, c)
+				}
+			}
+			rb := s.mb.NewResourceBuilder()
+			rb.SetK8sPodUID(p.UID)
+			rb.SetContainerID(c.ID)
+			rb.SetK8sNodeName(s.nodeName)
+			s.mb.EmitForResource(metadata.WithResource(rb.Emit()), s.hb.Emit(), metadata.WithCumulativeStart(s.startOf(c.Created)))
+		}
+		for _, r := range s.runners {
+			if r.ran {
+				r.f.recordPod(rec, p)
+			}
+		}
+		rb := s.mb.NewResourceBuilder()
+		rb.SetK8sPodUID(p.UID)
+		rb.SetK8sNodeName(s.nodeName)
+		s.mb.EmitForResource(metadata.WithResource(rb.Emit()), s.hb.Emit(), metadata.WithCumulativeStart(s.startOf(p.Created)))
+	}
+}
+
+// startOf gives the start time of a cumulative series of a cgroup created at created:
+// counters the kernel keeps per cgroup start with the cgroup, counters in kpod's BPF maps
+// start with kpod, whichever is later.
+func (s *kpodScraper) startOf(created time.Time) func(string) pcommon.Timestamp {
+	kernel := pcommon.NewTimestampFromTime(created)
+	bpf := kernel
+	if s.started.After(created) {
+		bpf = pcommon.NewTimestampFromTime(s.started)
+	}
+	return func(metric string) pcommon.Timestamp {
+		if s.bpfMetrics[metric] {
+			return bpf
+		}
+		return kernel
+	}
+}
+
+// recordNode emits kpod's own health on a node-level resource.
+func (s *kpodScraper) recordNode(now pcommon.Timestamp) {
+	mb := s.mb
+	mb.RecordKpodCollectionCycleDurationDataPoint(now, s.cycleDuration.Seconds())
+	mb.RecordKpodCollectionTimeoutsDataPoint(now, s.timeouts)
+	mb.RecordKpodDiscoveryPodsDataPoint(now, int64(s.pods))
+	mb.RecordKpodDiscoveryContainersDataPoint(now, int64(s.containers))
+	for _, r := range s.runners {
+		name := r.info.name
+		if r.f == nil {
+			mb.RecordKpodCollectorUnavailableDataPoint(now, 1, name, r.reason)
+			continue
+		}
+		mb.RecordKpodCollectorUnavailableDataPoint(now, 0, name, "")
+		mb.RecordKpodCollectorDurationDataPoint(now, r.duration.Seconds(), name)
+		mb.RecordKpodCollectorErrorsDataPoint(now, r.errors, name)
+		mb.RecordKpodCollectorSkippedDataPoint(now, r.skipped, name)
+		mb.RecordKpodCgroupReadErrorsDataPoint(now, r.readErrors, name)
+		for _, obj := range r.f.objects() {
+			s.recordBPF(now, obj)
+		}
+	}
+	rb := mb.NewResourceBuilder()
+	rb.SetK8sNodeName(s.nodeName)
+	mb.EmitForResource(metadata.WithResource(rb.Emit()))
+}
+
+func (s *kpodScraper) recordBPF(now pcommon.Timestamp, obj *bpfload.Object) {
+	mb := s.mb
+	for _, m := range obj.MapStats() {
+		mb.RecordKpodBpfMapCapacityDataPoint(now, int64(m.Capacity), m.Name)
+		if m.Entries >= 0 {
+			mb.RecordKpodBpfMapEntriesDataPoint(now, int64(m.Entries), m.Name)
+		}
+	}
+	if lost, err := obj.UpdateErrors(); err == nil {
+		names := make([]string, 0, len(lost))
+		for n := range lost {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			mb.RecordKpodBpfMapUpdateErrorsDataPoint(now, int64(lost[n]), n)
+		}
+	}
+	for _, p := range obj.Programs {
+		mb.RecordKpodBpfProgramLoadDurationDataPoint(now, p.LoadDuration.Seconds(), p.Name)
+		if s.stats == nil {
+			continue
+		}
+		if st, err := p.Prog.Stats(); err == nil {
+			mb.RecordKpodBpfProgramRunTimeDataPoint(now, st.Runtime.Seconds(), p.Name)
+			mb.RecordKpodBpfProgramRunCountDataPoint(now, int64(st.RunCount), p.Name)
+		}
+	}
+}
+
+// recorder carries what family record methods need.
+type recorder struct {
+	mb  *metadata.MetricsBuilder
+	hb  *metadata.HistogramBuilder
+	now pcommon.Timestamp
+}
+
+func histPoint(h *hist.Hist) metadata.HistogramPoint {
+	return metadata.HistogramPoint{Bounds: hist.Bounds(), Counts: h.Counts[:], Sum: h.SumSeconds()}
+}
+
+// reasonText keeps unavailable reasons to one line.
+func reasonText(err error) string { return strings.ReplaceAll(err.Error(), "\n", " ") }
