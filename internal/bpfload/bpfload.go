@@ -77,6 +77,7 @@ func Load(s Spec) (obj *Object, err error) {
 	}
 	btfOnce.Do(func() { btfCache = btf.NewCache() })
 	hooks := brokenHooks(s.Family, spec, s.Hooks)
+	shrinkMaps(s.Family, spec)
 
 	obj = &Object{Family: s.Family, Maps: map[string]*ebpf.Map{}}
 	defer func() {

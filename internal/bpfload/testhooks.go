@@ -44,3 +44,28 @@ func brokenHooks(family string, spec *ebpf.CollectionSpec, hooks []Hook) []Hook 
 	}
 	return out
 }
+
+var maxEntries = map[[2]string]uint32{}
+
+// ShrinkMapForTest gives a family's map only n entries until the returned function is
+// called, so that tests can fill it and watch failed updates being counted.
+func ShrinkMapForTest(family, mapName string, n uint32) (restore func()) {
+	brokenMu.Lock()
+	maxEntries[[2]string{family, mapName}] = n
+	brokenMu.Unlock()
+	return func() {
+		brokenMu.Lock()
+		delete(maxEntries, [2]string{family, mapName})
+		brokenMu.Unlock()
+	}
+}
+
+func shrinkMaps(family string, spec *ebpf.CollectionSpec) {
+	brokenMu.Lock()
+	defer brokenMu.Unlock()
+	for k, n := range maxEntries {
+		if ms, ok := spec.Maps[k[1]]; ok && k[0] == family {
+			ms.MaxEntries = n
+		}
+	}
+}

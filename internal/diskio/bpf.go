@@ -67,5 +67,10 @@ func (c *BPFCollector) Collect(live map[uint64]bool) (map[uint64]Stats, error) {
 	return out, bpfload.Delete(m, dead)
 }
 
-// Close detaches the program and frees the maps.
-func (c *BPFCollector) Close() error { return c.Obj.Close() }
+// Close detaches the program and frees the maps. It is safe on a collector that never started.
+func (c *BPFCollector) Close() error {
+	if c == nil {
+		return nil
+	}
+	return c.Obj.Close()
+}

@@ -115,15 +115,20 @@ func (c *Container) start(bin string, args ...string) *Proc {
 		env = append(env, "KPOD_SETNS="+strings.Join(ns, ":"))
 	}
 	cmd.Env = env
-	out, err := cmd.StdoutPipe()
+	// Our own pipe rather than StdoutPipe: cmd.Wait (run in the background) would close
+	// StdoutPipe's read end when the process exits, losing output not read yet.
+	outR, outW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{Cmd: cmd, t: t, stdout: bufio.NewReader(out), done: make(chan struct{})}
+	cmd.Stdout = outW
+	p := &Proc{Cmd: cmd, t: t, stdout: bufio.NewReader(outR), done: make(chan struct{})}
+	t.Cleanup(func() { outR.Close() })
 	cmd.Stderr = &p.stderr
 	err = cmd.Start()
 	gateR.Close() // the child holds its own copies
 	readyW.Close()
+	outW.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +171,16 @@ func (p *Proc) WaitReady() {
 	if err != nil || strings.TrimSpace(line) != "ready" {
 		p.t.Fatalf("workload %v: expected ready, got %q (%v)\n%s", p.Cmd.Args, line, err, p.stderr.String())
 	}
+}
+
+// ReadLine returns the next line the workload printed.
+func (p *Proc) ReadLine() string {
+	p.t.Helper()
+	line, err := p.stdout.ReadString('\n')
+	if err != nil {
+		p.t.Fatalf("workload %v: reading its output: %v\n%s", p.Cmd.Args, err, p.stderr.String())
+	}
+	return strings.TrimSpace(line)
 }
 
 // Exited reports whether the process has exited, and with which status.

@@ -64,5 +64,10 @@ func (c *Collector) Collect(live map[uint64]bool) (map[uint64]Stats, error) {
 	return out, bpfload.Delete(m, c.sweep.Dead(ids, live))
 }
 
-// Close detaches the programs and frees the maps.
-func (c *Collector) Close() error { return c.Obj.Close() }
+// Close detaches the programs and frees the maps. It is safe on a collector that never started.
+func (c *Collector) Close() error {
+	if c == nil {
+		return nil
+	}
+	return c.Obj.Close()
+}

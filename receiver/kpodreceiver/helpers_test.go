@@ -49,7 +49,8 @@ func scrape(t *testing.T, s *kpodScraper) pmetric.Metrics {
 	return md
 }
 
-// resourceOf finds the ResourceMetrics of a container (cid != "") or of a pod (cid == "").
+// resourceOf finds the ResourceMetrics of a container (cid != "") or of a pod (cid == "");
+// when there is none it returns an empty one (ok false) that holds no metric.
 func resourceOf(md pmetric.Metrics, podUID, cid string) (pmetric.ResourceMetrics, bool) {
 	for i := 0; i < md.ResourceMetrics().Len(); i++ {
 		rm := md.ResourceMetrics().At(i)
@@ -60,7 +61,7 @@ func resourceOf(md pmetric.Metrics, podUID, cid string) (pmetric.ResourceMetrics
 			return rm, true
 		}
 	}
-	return pmetric.ResourceMetrics{}, false
+	return pmetric.NewResourceMetrics(), false
 }
 
 // metricOf finds a metric by name in a resource.

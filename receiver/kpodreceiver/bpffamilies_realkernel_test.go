@@ -1,0 +1,395 @@
+package kpodreceiver
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/fakepod"
+	"github.com/kpod-project/kpod/internal/syscalls"
+)
+
+// TestRealProc: forks are processes, not threads; execs and exits are exact per pod.
+// The workload enters its pod after its own exec (see fakepod), so that exec is not counted;
+// in a real container the runtime's exec of the entrypoint happens inside the cgroup and is.
+func TestRealProc(t *testing.T) {
+	fakepod.RequireRoot(t)
+	const forks, threads, execs = 25, 7, 5
+	pod := fakepod.New(t, fakepod.Options{})
+	forker, execer := pod.AddContainer(), pod.AddContainer()
+	idle := fakepod.New(t, fakepod.Options{})
+	idleCtr := idle.AddContainer()
+	idleCtr.Start("sleep").WaitReady()
+
+	s := startScraper(t, customConfig("proc"))
+	forker.Run("fork", strconv.Itoa(forks), strconv.Itoa(threads))
+	execer.Run("exec", strconv.Itoa(execs))
+	md := scrape(t, s)
+	failDump(t, md)
+
+	for _, tc := range []struct {
+		what                string
+		cid, uid            string
+		forks, execs, exits int64
+	}{
+		// The forker's N children exit, and so does the forker: N+1 exits. Threads neither
+		// fork nor exit a process.
+		{"forker", forker.ID, pod.UID, forks, 0, forks + 1},
+		// An exec chain is one process: K execs, one exit.
+		{"exec chain", execer.ID, pod.UID, 0, execs, 1},
+		{"idle sibling", idleCtr.ID, idle.UID, 0, 0, 0},
+	} {
+		rm, ok := resourceOf(md, tc.uid, tc.cid)
+		if !ok {
+			t.Fatalf("%s: no resource", tc.what)
+		}
+		for name, want := range map[string]int64{"kpod.proc.forks": tc.forks, "kpod.proc.execs": tc.execs, "kpod.proc.exits": tc.exits} {
+			if got := intValue(t, rm, name, nil); got != want {
+				t.Errorf("%s: %s = %d, want %d", tc.what, name, got, want)
+			}
+		}
+	}
+}
+
+// TestRealSyscalls: a static workload's close(-1) calls are counted exactly, as calls, as
+// errors and in the latency histogram; the tracked list is what the kernel filters on.
+func TestRealSyscalls(t *testing.T) {
+	fakepod.RequireRoot(t)
+	const n = 5000
+	pod := fakepod.New(t, fakepod.Options{})
+	ctr := pod.AddContainer()
+	idle := fakepod.New(t, fakepod.Options{})
+	idleCtr := idle.AddContainer()
+	idleCtr.Start("sleep").WaitReady()
+
+	s := startScraper(t, customConfig("syscall"))
+	ctr.Run("close", strconv.Itoa(n))
+	md := scrape(t, s)
+	failDump(t, md)
+
+	rm, ok := resourceOf(md, pod.UID, ctr.ID)
+	if !ok {
+		t.Fatal("no resource for the workload")
+	}
+	sc := map[string]string{"syscall": "close"}
+	if got := intValue(t, rm, "kpod.syscall.count", sc); got != n {
+		t.Errorf("close count = %d, want %d", got, n)
+	}
+	if got := intValue(t, rm, "kpod.syscall.errors", sc); got != n {
+		t.Errorf("close errors = %d, want %d (every close(-1) fails with EBADF)", got, n)
+	}
+	h, ok := histogramOf(rm, "kpod.syscall.latency", sc)
+	if !ok || h.Count() != n {
+		t.Errorf("close latency histogram count = %d (found %v), want %d", h.Count(), ok, n)
+	}
+	// Nothing the workload does after its gate is a tracked syscall except close and the
+	// gate's read (which returns inside the pod).
+	if got := intValue(t, rm, "kpod.syscall.count", map[string]string{"syscall": "read"}); got != 1 {
+		t.Errorf("read count = %d, want 1 (the gate)", got)
+	}
+	idleRM, _ := resourceOf(md, idle.UID, idleCtr.ID)
+	if _, ok := point(idleRM, "kpod.syscall.count", sc); ok {
+		t.Errorf("the idle pod has close calls")
+	}
+
+	// The kernel filter holds exactly the configured list.
+	var fam *syscallFamily
+	for _, r := range s.runners {
+		if f, ok := r.f.(*syscallFamily); ok {
+			fam = f
+		}
+	}
+	got, err := fam.c.Tracked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, missing := syscalls.Resolve(syscalls.Default)
+	if len(got) != len(want) {
+		t.Errorf("kernel tracks %v, want the numbers of %v (missing here: %v)", got, syscalls.Default, missing)
+	}
+	for _, nr := range got {
+		if _, ok := want[nr]; !ok {
+			t.Errorf("kernel tracks syscall %d, which is not configured", nr)
+		}
+	}
+}
+
+// TestRealSyscallListReachesKernel: a syscall left out of the list is not recorded.
+func TestRealSyscallListReachesKernel(t *testing.T) {
+	fakepod.RequireRoot(t)
+	pod := fakepod.New(t, fakepod.Options{})
+	ctr := pod.AddContainer()
+	cfg := customConfig("syscall")
+	cfg.Syscalls = []string{"write"}
+	s := startScraper(t, cfg)
+	ctr.Run("close", "100")
+	md := scrape(t, s)
+	rm, ok := resourceOf(md, pod.UID, ctr.ID)
+	if ok {
+		if _, found := point(rm, "kpod.syscall.count", map[string]string{"syscall": "close"}); found {
+			t.Errorf("close is recorded although only write is tracked")
+		}
+	}
+}
+
+// TestRealOOM: the OOM kill is charged to the victim, not to the task that ran into the
+// limit. Two containers share a pod memory limit; the hog holds most of it, the other
+// container's allocation pushes the pod over, and the kernel picks the hog (largest RSS).
+func TestRealOOM(t *testing.T) {
+	fakepod.RequireRoot(t)
+	const limit = 128 << 20
+	pod := fakepod.New(t, fakepod.Options{MemoryLimit: limit})
+	hog, trigger := pod.AddContainer(), pod.AddContainer()
+	idle := fakepod.New(t, fakepod.Options{})
+	idleCtr := idle.AddContainer()
+	idleCtr.Start("sleep").WaitReady()
+
+	s := startScraper(t, customConfig("oom"))
+	victim := hog.Start("alloc", strconv.Itoa(96<<20))
+	victim.WaitReady()
+	survivor := trigger.Start("alloc", strconv.Itoa(64<<20))
+	survivor.WaitReady() // succeeds once the hog is gone
+	if err := victim.Wait(); err == nil || victim.Signaled() != syscall.SIGKILL {
+		t.Fatalf("the hog was not OOM-killed: %v", err)
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+	for _, tc := range []struct {
+		what, uid, cid string
+		want           int64
+	}{
+		{"victim", pod.UID, hog.ID, 1},
+		{"allocating container", pod.UID, trigger.ID, 0},
+		{"idle sibling", idle.UID, idleCtr.ID, 0},
+	} {
+		rm, ok := resourceOf(md, tc.uid, tc.cid)
+		if !ok {
+			t.Fatalf("%s: no resource", tc.what)
+		}
+		if got := intValue(t, rm, "kpod.mem.oom.kills", nil); got != tc.want {
+			t.Errorf("%s: OOM kills = %d, want %d", tc.what, got, tc.want)
+		}
+	}
+}
+
+// TestRealCPU checks run-queue latency against the kernel's own per-task accounting
+// (/proc/<pid>/schedstat, on while kernel.task_delayacct=1) and context switches against
+// a pipe ping-pong.
+func TestRealCPU(t *testing.T) {
+	fakepod.RequireRoot(t)
+	enableDelayAcct(t)
+	const spinMs = 600
+	a, b := fakepod.New(t, fakepod.Options{}), fakepod.New(t, fakepod.Options{})
+	ca, cb := a.AddContainer(), b.AddContainer()
+	ca.Env = []string{"KPOD_CPU=1"}
+	cb.Env = []string{"KPOD_CPU=1"}
+	sleeper := fakepod.New(t, fakepod.Options{})
+	cs := sleeper.AddContainer()
+	cs.Start("sleep").WaitReady()
+	ping := fakepod.New(t, fakepod.Options{})
+	cp := ping.AddContainer()
+
+	s := startScraper(t, customConfig("cpu"))
+	pa, pb := ca.Start("spin", strconv.Itoa(spinMs)), cb.Start("spin", strconv.Itoa(spinMs))
+	kernel := map[string][3]float64{}
+	for name, p := range map[string]*fakepod.Proc{"a": pa, "b": pb} {
+		kernel[name] = parseSchedstat(t, p.ReadLine())
+		if err := p.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rounds = 20000
+	cp.Run("pingpong", strconv.Itoa(rounds))
+	md := scrape(t, s)
+	failDump(t, md)
+
+	for name, pod := range map[string]struct{ uid, cid string }{"a": {a.UID, ca.ID}, "b": {b.UID, cb.ID}} {
+		rm, _ := resourceOf(md, pod.uid, pod.cid)
+		h, ok := histogramOf(rm, "kpod.cpu.runqueue.latency", nil)
+		if !ok {
+			t.Fatalf("pod %s: no run-queue histogram", name)
+		}
+		wait := kernel[name][1] / 1e9
+		// Both spinners share CPU 1 for spinMs: each waits for the other's slices, so about
+		// half of the wall time is spent runnable but not running; it can never exceed the
+		// wall time, as a spinner never sleeps.
+		if h.Sum() < 0.25*spinMs/1e3 || h.Sum() > 1.05*spinMs/1e3 {
+			t.Errorf("pod %s: run-queue time %.3fs, want between 25%% and 105%% of %dms of contention", name, h.Sum(), spinMs)
+		}
+		// kpod charges to the pod what the kernel counts for the task; the kernel also
+		// counts the few waits before the workload entered the pod (under 5 ms).
+		if d := wait - h.Sum(); d < -0.002 || d > 0.005+0.05*wait {
+			t.Errorf("pod %s: kpod run-queue time %.4fs, kernel run_delay %.4fs", name, h.Sum(), wait)
+		}
+		if float64(h.Count()) > kernel[name][2]+2 || float64(h.Count()) < 0.9*kernel[name][2]-5 {
+			t.Errorf("pod %s: %d run-queue waits, kernel counted %v switches-in", name, h.Count(), kernel[name][2])
+		}
+		t.Logf("pod %s: kpod runq count=%d sum=%.4fs; kernel run_delay=%.4fs pcount=%v", name, h.Count(), h.Sum(), wait, kernel[name][2])
+	}
+
+	rm, _ := resourceOf(md, sleeper.UID, cs.ID)
+	if h, ok := histogramOf(rm, "kpod.cpu.runqueue.latency", nil); ok && h.Sum() > 0.001 {
+		t.Errorf("sleeping pod: %.4fs of run-queue time", h.Sum())
+	}
+
+	// A round trip is two blocking reads (two switches out); each write may also preempt the
+	// writer when it wakes the reader, so at most four. Process start and exit add a few.
+	rm, _ = resourceOf(md, ping.UID, cp.ID)
+	sw := intValue(t, rm, "kpod.cpu.context.switches", nil)
+	if sw < 2*rounds || sw > 4*rounds+100 {
+		t.Errorf("ping-pong of %d round trips: %d context switches, want between %d and %d", rounds, sw, 2*rounds, 4*rounds+100)
+	}
+	t.Logf("ping-pong %d round trips: %d context switches", rounds, sw)
+}
+
+// TestRealFamilyFailsAlone: a family whose hook does not exist disables itself, says why in
+// kpod.collector.unavailable, leaves nothing loaded, and the other families still report.
+func TestRealFamilyFailsAlone(t *testing.T) {
+	fakepod.RequireRoot(t)
+	defer bpfload.BreakForTest("proc")()
+	pod := fakepod.New(t, fakepod.Options{})
+	ctr := pod.AddContainer()
+	s := startScraper(t, customConfig("proc", "cpu"))
+	ctr.Run("fork", "3", "0")
+	md := scrape(t, s)
+	failDump(t, md)
+
+	node := nodeResource(t, md)
+	dp, ok := point(node, "kpod.collector.unavailable", map[string]string{"collector": "proc"})
+	if !ok || dp.IntValue() != 1 {
+		t.Fatalf("proc is not reported unavailable")
+	}
+	if r, _ := dp.Attributes().Get("reason"); !strings.Contains(r.Str(), "kpod_no_such_tracepoint") {
+		t.Errorf("reason %q does not name the missing tracepoint", r.Str())
+	}
+	if dp, _ := point(node, "kpod.collector.unavailable", map[string]string{"collector": "cpu"}); dp.IntValue() != 0 {
+		t.Errorf("cpu is reported unavailable")
+	}
+	rm, _ := resourceOf(md, pod.UID, ctr.ID)
+	if _, ok := point(rm, "kpod.proc.forks", nil); ok {
+		t.Errorf("proc metrics from an unavailable family")
+	}
+	if got := intValue(t, rm, "kpod.cpu.context.switches", nil); got == 0 {
+		t.Errorf("cpu family did not count the workload's context switches")
+	}
+	for _, name := range loadedPrograms(t) {
+		if strings.HasPrefix(name, "kpod_fork") || strings.HasPrefix(name, "kpod_exec") || strings.HasPrefix(name, "kpod_exit") {
+			t.Errorf("program %s of the failed family is still loaded", name)
+		}
+	}
+}
+
+// TestRealBPFDiagnostics: map entries, capacity and lost updates are real: a map shrunk to
+// two entries fills up and the kernel side counts what it could not store.
+func TestRealBPFDiagnostics(t *testing.T) {
+	fakepod.RequireRoot(t)
+	defer bpfload.ShrinkMapForTest("proc", "kpod_proc", 2)()
+	cfg := customConfig("proc")
+	cfg.BPFStats = true
+	s := startScraper(t, cfg)
+	for i := 0; i < 4; i++ {
+		pod := fakepod.New(t, fakepod.Options{})
+		pod.AddContainer().Run("fork", "1", "0")
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+	node := nodeResource(t, md)
+	m := map[string]string{"map": "kpod_proc"}
+	if got := intValue(t, node, "kpod.bpf.map.capacity", m); got != 2 {
+		t.Errorf("capacity = %d, want 2", got)
+	}
+	if got := intValue(t, node, "kpod.bpf.map.entries", m); got != 2 {
+		t.Errorf("entries = %d, want 2 (the map is full)", got)
+	}
+	// Four pods each fork once and exit twice (child and workload); at most two cgroups fit.
+	if got := intValue(t, node, "kpod.bpf.map.update.errors", m); got < 2*3 {
+		t.Errorf("update errors = %d, want at least 6 (two pods' events could not be stored)", got)
+	}
+	runs := intValue(t, node, "kpod.bpf.program.run.count", map[string]string{"program": "kpod_fork_b"})
+	if runs < 4 {
+		t.Errorf("kpod_fork_b ran %d times, want at least the 4 forks", runs)
+	}
+	if dp, ok := point(node, "kpod.bpf.program.load.duration", map[string]string{"program": "kpod_fork_b"}); !ok || dp.DoubleValue() <= 0 {
+		t.Errorf("no load duration for kpod_fork_b")
+	}
+}
+
+func nodeResource(t *testing.T, md pmetric.Metrics) pmetric.ResourceMetrics {
+	t.Helper()
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		rm := md.ResourceMetrics().At(i)
+		if _, ok := rm.Resource().Attributes().Get("k8s.pod.uid"); !ok {
+			return rm
+		}
+	}
+	t.Fatal("no node-level resource")
+	return pmetric.ResourceMetrics{}
+}
+
+// loadedPrograms lists the names of every BPF program loaded in the kernel.
+func loadedPrograms(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	id := ebpf.ProgramID(0)
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			return names
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		if info, err := p.Info(); err == nil {
+			names = append(names, info.Name)
+		}
+		p.Close()
+	}
+}
+
+// enableDelayAcct turns on the kernel's per-task scheduling statistics for the test.
+func enableDelayAcct(t *testing.T) {
+	const path = "/proc/sys/kernel/task_delayacct"
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("kernel without task delay accounting: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.WriteFile(path, old, 0) })
+}
+
+// parseSchedstat parses "schedstat <run ns> <wait ns> <switches in>".
+func parseSchedstat(t *testing.T, line string) [3]float64 {
+	t.Helper()
+	var out [3]float64
+	f := strings.Fields(line)
+	if len(f) != 4 || f[0] != "schedstat" {
+		t.Fatalf("unexpected workload output %q", line)
+	}
+	for i := range out {
+		v, err := strconv.ParseFloat(f[i+1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// failDump logs the whole scrape if the test fails.
+func failDump(t *testing.T, md pmetric.Metrics) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpMetrics(t, md)
+		}
+	})
+}
