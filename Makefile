@@ -1,0 +1,73 @@
+# kpod — see README.md. `make run` starts kpod on this host, `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+export GOFLAGS := -trimpath $(filter-out -trimpath,$(GOFLAGS))
+
+TOOLS := tools/bin/mdatagen tools/bin/builder
+OTELCOL := _build/otelcol-kpod
+
+# Debian packages the tests and `make generate` need (installed by `make deps` when missing).
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl
+
+.PHONY: all build deps tools generate check-generate lint unit test e2e otelcol run clean
+
+all: build
+
+build:
+	$(GO) build ./...
+
+# deps installs the Debian packages and mounts the kernel filesystems the tests use.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing (run make deps as root)"; exit 1; fi; \
+		echo "installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@if [ "$$(id -u)" = 0 ]; then \
+		mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; \
+		mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; \
+	fi
+
+tools: $(TOOLS)
+tools/bin/mdatagen: tools/go.mod
+	cd tools && $(GO) build -o bin/mdatagen go.opentelemetry.io/collector/cmd/mdatagen
+tools/bin/builder: tools/go.mod
+	cd tools && $(GO) build -o bin/builder go.opentelemetry.io/collector/cmd/builder
+
+# generate rebuilds every generated file: bpf2go objects (clang-19), syscall tables, mdatagen.
+generate: tools
+	$(GO) generate ./...
+
+# check-generate proves the committed generated files are what the sources produce.
+check-generate: generate
+	@if ! git diff --exit-code --stat -- . ; then \
+		echo "generated files are out of date: run make generate and commit the result"; exit 1; fi
+	@untracked=$$(git ls-files --others --exclude-standard); if [ -n "$$untracked" ]; then \
+		echo "make generate created files that are not committed: $$untracked"; exit 1; fi
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+# unit runs every Go test of the module with the race detector. As root the real-kernel
+# tests run too; without root they skip (and fail under CI=true).
+unit:
+	$(GO) test -race -count=1 -p 2 -timeout 20m ./...
+
+test: deps check-generate lint unit e2e
+
+otelcol: $(OTELCOL)
+$(OTELCOL): $(TOOLS) builder-config.yaml $(shell git ls-files '*.go' 'go.mod' 'go.sum' 2>/dev/null)
+	tools/bin/builder --config builder-config.yaml
+
+# e2e runs the ocb-built collector against fake pods and scrapes it over HTTP.
+e2e: otelcol
+	$(GO) test -tags e2e -count=1 -timeout 20m ./test/e2e/...
+
+# run starts otelcol-kpod on this host with examples/collector-local.yaml and demo pods.
+run: deps otelcol
+	scripts/demo.sh
+
+clean:
+	rm -rf _build tools/bin
