@@ -1241,7 +1241,7 @@ type metricKpodCollectorUnavailable struct {
 func (m *metricKpodCollectorUnavailable) init() {
 	m.data.SetName("kpod.collector.unavailable")
 	m.data.SetDescription("1 for a collector that is configured on but cannot run on this node; the reason says why.")
-	m.data.SetUnit("1")
+	m.data.SetUnit("{state}")
 	m.data.SetEmptyGauge()
 	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
 	m.aggDataPoints = m.aggDataPoints[:0]
