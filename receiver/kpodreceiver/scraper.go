@@ -174,6 +174,7 @@ func (s *kpodScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 	}
 
 	var errs scrapererror.ScrapeErrors
+	cut := false // the cycle ran out of time
 	for _, r := range s.runners {
 		r.ran = false
 		if r.f == nil {
@@ -184,7 +185,10 @@ func (s *kpodScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 			continue
 		}
 		if ctx.Err() != nil {
-			s.timeouts++
+			if !cut {
+				cut = true
+				s.timeouts++
+			}
 			errs.AddPartial(1, fmt.Errorf("%s: not collected: %w", r.info.name, ctx.Err()))
 			continue
 		}
