@@ -105,6 +105,12 @@ static __always_inline void *kpod_entry(void *map, const void *key, const void *
 	SEC("tp_btf/" tp) int BPF_PROG(prog##_b, args) { return call; }         \
 	SEC("raw_tp/" tp) int BPF_PROG(prog##_r, args) { return call; }
 
+/* An fentry program and a kprobe program with the same body, for kernel functions that no
+ * tracepoint covers (fentry first; kprobe where the kernel refuses fentry). */
+#define KPOD_FN(prog, fn, call, args...)                                        \
+	SEC("fentry/" fn) int BPF_PROG(prog##_f, args) { return call; }         \
+	SEC("kprobe/" fn) int BPF_KPROBE(prog##_k, args) { return call; }
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #endif /* __KPOD_H__ */

@@ -4,9 +4,10 @@
  *
  * Every struct is marked preserve_access_index, so field offsets are relocated against the
  * running kernel's BTF at load time (CO-RE): only names and types here must match the
- * kernel, not layouts. That keeps this header small, reviewable and the same for amd64 and
- * arm64; the programs read no arch-specific registers (syscall numbers come from the
- * sys_enter tracepoint argument, not from pt_regs). Add a field here when a program needs it.
+ * kernel, not layouts. That keeps this header small and reviewable. Except for struct
+ * pt_regs (kprobe arguments, at the end, per architecture) it is the same for amd64 and arm64:
+ * tracepoint programs read no registers (syscall numbers come from the sys_enter argument).
+ * Add a field here when a program needs it.
  * Checked against Linux 6.18 (bpftool btf dump file /sys/kernel/btf/vmlinux format c).
  */
 #ifndef __KPOD_VMLINUX_H__
@@ -81,7 +82,6 @@ struct task_struct {
 	char comm[16];
 };
 
-struct pt_regs;
 struct linux_binprm;
 
 struct block_device {
@@ -135,6 +135,42 @@ struct trace_event_raw_sched_process_exec {
 	pid_t pid;
 	pid_t old_pid;
 };
+
+/* -- net types (tcp family) -- */
+
+/* -- block, mm and irq types (biolatency, cachestat, hardirqs, softirqs) -- */
+
+/*
+ * Registers, per architecture, for kprobe programs (the PT_REGS_* macros of bpf_tracing.h):
+ * the only arch-specific part of this header. bpf2go defines __TARGET_ARCH_<arch>.
+ */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs {
+	long unsigned int r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;
+	long unsigned int ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+#elif defined(__TARGET_ARCH_arm64)
+struct user_pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+};
+struct pt_regs {
+	union {
+		struct user_pt_regs user_regs;
+		struct {
+			u64 regs[31];
+			u64 sp;
+			u64 pc;
+			u64 pstate;
+		};
+	};
+	u64 orig_x0;
+};
+#else
+struct pt_regs;
+#endif
 
 #pragma clang attribute pop
 

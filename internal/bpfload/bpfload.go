@@ -20,12 +20,32 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// Hook is one kernel tracepoint and the program prefix that serves it. The spec holds up to
-// three variants: <Prog>_b (tp_btf), <Prog>_r (raw_tp), <Prog>_t (classic tracepoint in Group).
+// Hook is one attach point and the program prefix that serves it. For a tracepoint the spec
+// holds up to three variants, tried in this order: <Prog>_b (tp_btf), <Prog>_r (raw_tp),
+// <Prog>_t (classic tracepoint in Group). For a kernel function: <Prog>_f (fentry), then
+// <Prog>_k (kprobe).
 type Hook struct {
 	Tracepoint string // e.g. "sched_switch"
 	Group      string // tracefs group for the classic variant, e.g. "sched"
+	Function   string // kernel function, for fentry/kprobe hooks (instead of Tracepoint)
 	Prog       string // e.g. "kpod_sw"
+	// Optional hooks may fail without failing the family; Object.Missing says why.
+	Optional bool
+}
+
+func (h Hook) target() string {
+	if h.Function != "" {
+		return h.Function
+	}
+	return h.Tracepoint
+}
+
+// rungs are the attach ladder of a hook: program suffix and attach kind.
+func (h Hook) rungs() [][2]string {
+	if h.Function != "" {
+		return [][2]string{{"_f", "fentry"}, {"_k", "kprobe"}}
+	}
+	return [][2]string{{"_b", "tp_btf"}, {"_r", "raw_tp"}, {"_t", "tracepoint"}}
 }
 
 // Spec describes a family's BPF object.
@@ -54,6 +74,9 @@ type Object struct {
 	Programs []*Program
 	errMap   *ebpf.Map
 	errNames []string // field names of the error struct, in order
+	// Missing maps the program prefix of each optional hook that could not be attached to
+	// the reason (every rung's error).
+	Missing map[string]string
 
 	mu      sync.Mutex
 	entries map[string]int // last entry count seen per map
@@ -100,12 +123,17 @@ func Load(s Spec) (obj *Object, err error) {
 		return obj, fmt.Errorf("%s: %w", s.Family, err)
 	}
 
+	obj.Missing = map[string]string{}
 	for _, h := range hooks {
 		p, err := obj.attachHook(spec, h)
-		if err != nil {
+		switch {
+		case err != nil && h.Optional:
+			obj.Missing[h.Prog] = err.Error()
+		case err != nil:
 			return obj, fmt.Errorf("%s: %w", s.Family, err)
+		default:
+			obj.Programs = append(obj.Programs, p)
 		}
-		obj.Programs = append(obj.Programs, p)
 	}
 	return obj, nil
 }
@@ -113,22 +141,22 @@ func Load(s Spec) (obj *Object, err error) {
 // attachHook tries the variants of one hook in ladder order.
 func (o *Object) attachHook(spec *ebpf.CollectionSpec, h Hook) (*Program, error) {
 	var tries []string
-	for _, v := range []struct{ suffix, kind string }{{"_b", "tp_btf"}, {"_r", "raw_tp"}, {"_t", "tracepoint"}} {
-		name := h.Prog + v.suffix
+	for _, v := range h.rungs() {
+		name, kind := h.Prog+v[0], v[1]
 		ps, ok := spec.Programs[name]
 		if !ok {
 			continue
 		}
-		p, err := o.loadAndAttach(spec, name, ps, h, v.kind)
+		p, err := o.loadAndAttach(spec, name, ps, h, kind)
 		if err == nil {
 			return p, nil
 		}
-		tries = append(tries, fmt.Sprintf("%s: %v", v.kind, err))
+		tries = append(tries, fmt.Sprintf("%s: %v", kind, err))
 	}
 	if len(tries) == 0 {
-		return nil, fmt.Errorf("no program for hook %s in the object", h.Tracepoint)
+		return nil, fmt.Errorf("no program for hook %s in the object", h.target())
 	}
-	return nil, fmt.Errorf("cannot attach to %s (%s)", h.Tracepoint, strings.Join(tries, "; "))
+	return nil, fmt.Errorf("cannot attach to %s (%s)", h.target(), strings.Join(tries, "; "))
 }
 
 func (o *Object) loadAndAttach(spec *ebpf.CollectionSpec, name string, ps *ebpf.ProgramSpec, h Hook, kind string) (*Program, error) {
@@ -151,12 +179,16 @@ func (o *Object) loadAndAttach(spec *ebpf.CollectionSpec, name string, ps *ebpf.
 		l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: h.Tracepoint, Program: prog})
 	case "tracepoint":
 		l, err = link.Tracepoint(h.Group, h.Tracepoint, prog, nil)
+	case "fentry":
+		l, err = link.AttachTracing(link.TracingOptions{Program: prog})
+	case "kprobe":
+		l, err = link.Kprobe(h.Function, prog, nil)
 	}
 	if err != nil {
 		prog.Close()
 		return nil, err
 	}
-	return &Program{Name: name, Hook: h.Tracepoint, Kind: kind, LoadDuration: time.Since(start), Prog: prog, link: l}, nil
+	return &Program{Name: name, Hook: h.target(), Kind: kind, LoadDuration: time.Since(start), Prog: prog, link: l}, nil
 }
 
 // Close detaches every program and closes every map. It is safe on a partly loaded object.

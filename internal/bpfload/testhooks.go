@@ -36,9 +36,15 @@ func brokenHooks(family string, spec *ebpf.CollectionSpec, hooks []Hook) []Hook 
 	}
 	out := make([]Hook, len(hooks))
 	for i, h := range hooks {
-		h.Tracepoint = noSuchTracepoint
-		if ps, ok := spec.Programs[h.Prog+"_b"]; ok {
-			ps.AttachTo = noSuchTracepoint
+		if h.Function != "" {
+			h.Function = noSuchTracepoint
+		} else {
+			h.Tracepoint = noSuchTracepoint
+		}
+		for _, suffix := range []string{"_b", "_f"} {
+			if ps, ok := spec.Programs[h.Prog+suffix]; ok {
+				ps.AttachTo = noSuchTracepoint
+			}
 		}
 		out[i] = h
 	}

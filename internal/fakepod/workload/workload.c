@@ -171,6 +171,82 @@ static int do_udp(const char *addr, long port, long count, long size) {
 	return 0;
 }
 
+// tcpserver PORT C: accept C connections one after the other, read each to EOF, then close
+// it; print "received <bytes>".
+static int do_tcpserver(long port, long conns) {
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	if (s < 0)
+		die("socket");
+	int one = 1;
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	if (bind(s, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(s, 128) < 0)
+		die("listen");
+	ready();
+	static char buf[65536];
+	long long total = 0;
+	for (long i = 0; i < conns; i++) {
+		int c = accept(s, NULL, NULL);
+		if (c < 0)
+			die("accept");
+		ssize_t n;
+		while ((n = read(c, buf, sizeof buf)) > 0)
+			total += n;
+		if (n < 0)
+			die("read");
+		close(c);
+	}
+	printf("received %lld\n", total);
+	fflush(stdout);
+	return 0;
+}
+
+// tcpclient ADDR PORT C BYTES: C connections one after the other, each sending BYTES bytes,
+// then waiting for the server to close; print "sent <bytes>".
+static int do_tcpclient(const char *addr, long port, long conns, long bytes) {
+	static char buf[65536];
+	long long total = 0;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+		die("inet_pton");
+	for (long i = 0; i < conns; i++) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		if (s < 0)
+			die("socket");
+		if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0)
+			die("connect");
+		for (long done = 0; done < bytes;) {
+			long chunk = bytes - done < (long)sizeof buf ? bytes - done : (long)sizeof buf;
+			ssize_t n = write(s, buf, chunk);
+			if (n <= 0)
+				die("write");
+			done += n;
+			total += n;
+		}
+		shutdown(s, SHUT_WR);
+		while (read(s, buf, sizeof buf) > 0)
+			;
+		close(s);
+	}
+	printf("sent %lld\n", total);
+	fflush(stdout);
+	return 0;
+}
+
+// bwrite PATH PAGES: write PAGES pages through the page cache to a new file (no fsync).
+static int do_bwrite(const char *path, long pages) {
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		die(path);
+	static char page[4096];
+	memset(page, 0x5a, sizeof page);
+	for (long i = 0; i < pages; i++)
+		if (write(fd, page, sizeof page) != (ssize_t)sizeof page)
+			die("write");
+	close(fd);
+	return 0;
+}
+
 // pingpong R: R one-byte round trips over two pipes between this process and a child.
 static int do_pingpong(long r) {
 	int a[2], b[2];
@@ -251,6 +327,12 @@ int main(int argc, char **argv) {
 		return do_alloc(num(argv[2]));
 	if (!strcmp(mode, "udp") && argc == 6)
 		return do_udp(argv[2], num(argv[3]), num(argv[4]), num(argv[5]));
+	if (!strcmp(mode, "tcpserver") && argc == 4)
+		return do_tcpserver(num(argv[2]), num(argv[3]));
+	if (!strcmp(mode, "tcpclient") && argc == 6)
+		return do_tcpclient(argv[2], num(argv[3]), num(argv[4]), num(argv[5]));
+	if (!strcmp(mode, "bwrite") && argc == 4)
+		return do_bwrite(argv[2], num(argv[3]));
 	if (!strcmp(mode, "pingpong") && argc == 3)
 		return do_pingpong(num(argv[2]));
 	if (!strcmp(mode, "spin") && argc == 3)
@@ -262,6 +344,7 @@ int main(int argc, char **argv) {
 	}
 usage:
 	fprintf(stderr, "usage: kpod-workload close N | fork N M | exec K | dwrite PATH BYTES BS | "
-			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | pingpong R | spin MS | sleep\n");
+			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | tcpserver PORT C | "
+			"tcpclient ADDR PORT C BYTES | bwrite PATH PAGES | pingpong R | spin MS | sleep\n");
 	return 2;
 }
