@@ -85,7 +85,7 @@ func Discover(mountinfo, v2Root string) (Layout, error) {
 			v2Candidates = append(v2Candidates, m.MountPoint)
 		case "cgroup":
 			for _, opt := range strings.Split(m.SuperOpts, ",") {
-				if opt == "rw" || opt == "ro" || opt == "" || strings.Contains(opt, "=") {
+				if notController[opt] || strings.Contains(opt, "=") {
 					continue
 				}
 				if _, dup := l.V1[opt]; !dup {
@@ -119,6 +119,14 @@ func Discover(mountinfo, v2Root string) (Layout, error) {
 		}
 	}
 	return l, nil
+}
+
+// notController are the super options of a v1 cgroup mount that are not controller names:
+// the mount's read-only flag, the SELinux label flag, and the hierarchy flags the kernel
+// shows (cgroup1_show_options); name=, release_agent= and LSM context= have a '='.
+var notController = map[string]bool{
+	"": true, "rw": true, "ro": true, "seclabel": true,
+	"noprefix": true, "xattr": true, "cpuset_v2_mode": true, "favordynmods": true, "clone_children": true,
 }
 
 // FixtureLayout describes a fake cgroupfs tree on an ordinary filesystem (unit tests): v2 at

@@ -88,20 +88,26 @@ func ParseIOStat(path string, data []byte) (map[Dev]IOCounters, error) {
 			if !ok {
 				return nil, fmt.Errorf("%s:%d: %q is not key=value", path, i+1, kv)
 			}
+			var dst *uint64
+			switch k {
+			case "rbytes":
+				dst = &c.ReadBytes
+			case "wbytes":
+				dst = &c.WriteBytes
+			case "rios":
+				dst = &c.Reads
+			case "wios":
+				dst = &c.Writes
+			default:
+				// Other fields (dbytes, and with blkcg_debug_stats the iolatency and iocost
+				// ones, some not numbers: "depth=max") are not read.
+				continue
+			}
 			n, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: %s: %w", path, i+1, k, err)
 			}
-			switch k {
-			case "rbytes":
-				c.ReadBytes = n
-			case "wbytes":
-				c.WriteBytes = n
-			case "rios":
-				c.Reads = n
-			case "wios":
-				c.Writes = n
-			}
+			*dst = n
 		}
 		out[dev] = c
 	}

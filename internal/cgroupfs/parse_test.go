@@ -1,0 +1,258 @@
+package cgroupfs
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestParseDev(t *testing.T) {
+	good := map[string]Dev{"8:0": {8, 0}, "259:3": {259, 3}, "253:17": {253, 17}, "0:0": {0, 0}, "4294967295:1": {4294967295, 1}}
+	for s, want := range good {
+		got, err := ParseDev(s)
+		if err != nil || got != want {
+			t.Errorf("ParseDev(%q) = %v, %v; want %v", s, got, err, want)
+		}
+		if got.String() != s {
+			t.Errorf("Dev%v.String() = %q, want %q", got, got.String(), s)
+		}
+	}
+	for _, s := range []string{"", "8", "8:", ":0", "a:0", "8:b", "-1:0", "8:0:1", "4294967296:0", "8 :0"} {
+		if d, err := ParseDev(s); err == nil {
+			t.Errorf("ParseDev(%q) = %v, want an error", s, d)
+		} else if !strings.Contains(err.Error(), s) {
+			t.Errorf("ParseDev(%q) error %q does not quote the input", s, err)
+		}
+	}
+}
+
+func writeTemp(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestReadUint(t *testing.T) {
+	for content, want := range map[string]uint64{
+		"52441088\n":             52441088,
+		"0\n":                    0,
+		"18446744073709551615\n": 18446744073709551615,
+		"  7  \n":                7,
+	} {
+		p := writeTemp(t, "memory.current", content)
+		if got, err := ReadUint(p); err != nil || got != want {
+			t.Errorf("ReadUint(%q) = %d, %v; want %d", content, got, err, want)
+		}
+	}
+	for _, content := range []string{"", "\n", "max\n", "-1\n", "1 2\n", "18446744073709551616\n", "12k\n"} {
+		p := writeTemp(t, "memory.peak", content)
+		got, err := ReadUint(p)
+		if err == nil {
+			t.Errorf("ReadUint(%q) = %d, want an error", content, got)
+			continue
+		}
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("ReadUint(%q) error %q does not name the file", content, err)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "memory.current")
+	if _, err := ReadUint(missing); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("ReadUint(missing) error %v, want ErrNotExist naming the file", err)
+	}
+}
+
+func TestParseKeyed(t *testing.T) {
+	const path = "/sys/fs/cgroup/x/memory.stat"
+	got, err := ParseKeyed(path, []byte("anon 31457280\nfile 18874368\n\npgmajfault 37\n  slab  927744  \nhierarchical_memsw_limit 9223372036854771712\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"anon": 31457280, "file": 18874368, "pgmajfault": 37, "slab": 927744, "hierarchical_memsw_limit": 9223372036854771712}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseKeyed = %v, want %v", got, want)
+	}
+	if got, err := ParseKeyed(path, nil); err != nil || len(got) != 0 {
+		t.Errorf("ParseKeyed(empty) = %v, %v", got, err)
+	}
+
+	bad := []struct{ name, data, where string }{
+		{"key without value", "anon 1\nfile\n", path + ":2"},
+		{"non-numeric value", "anon 1\nfile lots\n", path + ":2"},
+		{"negative value", "anon -1\n", path + ":1"},
+		{"two values", "anon 1 2\n", path + ":1"},
+		{"overflow", "anon 18446744073709551616\n", path + ":1"},
+		{"tab separated", "anon\t1\n", path + ":1"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ParseKeyed(path, []byte(tc.data))
+			if err == nil {
+				t.Fatalf("no error, got %v", m)
+			}
+			if m != nil {
+				t.Errorf("partial result %v returned with the error", m)
+			}
+			if !strings.Contains(err.Error(), tc.where) {
+				t.Errorf("error %q does not name %s", err, tc.where)
+			}
+		})
+	}
+}
+
+func TestParseIOStat(t *testing.T) {
+	const path = "/sys/fs/cgroup/x/io.stat"
+	tests := []struct {
+		name string
+		data string
+		want map[Dev]IOCounters
+	}{
+		{"two devices",
+			"8:0 rbytes=20480 wbytes=8388608 rios=5 wios=128 dbytes=0 dios=0\n253:1 rbytes=1572864 wbytes=0 rios=48 wios=0 dbytes=4096 dios=1\n",
+			map[Dev]IOCounters{{8, 0}: {20480, 8388608, 5, 128}, {253, 1}: {1572864, 0, 48, 0}}},
+		{"empty", "", map[Dev]IOCounters{}},
+		{"blank lines", "\n8:16 rbytes=1 wbytes=2 rios=3 wios=4\n\n", map[Dev]IOCounters{{8, 16}: {1, 2, 3, 4}}},
+		// With blkcg_debug_stats the kernel appends iolatency and iocost fields; some are not
+		// numbers ("depth=max"). They are not ours to parse and must not cost the counters.
+		{"debug stats",
+			"259:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0 use_delay=0 delay_nsec=0 depth=max avg_lat=112 win=100 cost.usage=0 cost.wait=0 cost.indebt=0 cost.indelay=0\n",
+			map[Dev]IOCounters{{259, 0}: {4096, 8192, 1, 2}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseIOStat(path, []byte(tc.data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("ParseIOStat = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	bad := []struct{ name, data, where string }{
+		{"bad device", "8:0 rbytes=1\nsda rbytes=1\n", path + ":2"},
+		{"field without =", "8:0 rbytes\n", path + ":1"},
+		{"non-numeric counter", "8:0 rbytes=1 wbytes=lots\n", path + ":1"},
+		{"negative counter", "8:0 rios=-4\n", path + ":1"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ParseIOStat(path, []byte(tc.data))
+			if err == nil {
+				t.Fatalf("no error, got %v", m)
+			}
+			if !strings.Contains(err.Error(), tc.where) {
+				t.Errorf("error %q does not name %s", err, tc.where)
+			}
+		})
+	}
+}
+
+func TestParseBlkioThrottle(t *testing.T) {
+	const path = "/sys/fs/cgroup/blkio/x/blkio.throttle.io_service_bytes"
+	real := `8:0 Read 4096
+8:0 Write 1048576
+8:0 Sync 1048576
+8:0 Async 4096
+8:0 Discard 0
+8:0 Total 1052672
+253:0 Read 8192
+253:0 Write 0
+253:0 Sync 0
+253:0 Async 8192
+253:0 Discard 0
+253:0 Total 8192
+Total 1060864
+`
+	got, err := ParseBlkioThrottle(path, []byte(real))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Dev][2]uint64{{8, 0}: {4096, 1048576}, {253, 0}: {8192, 0}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseBlkioThrottle = %v, want %v", got, want)
+	}
+	// A cgroup that never did I/O has only the total.
+	if got, err := ParseBlkioThrottle(path, []byte("Total 0\n")); err != nil || len(got) != 0 {
+		t.Errorf("Total-only file: %v, %v", got, err)
+	}
+
+	bad := []struct{ name, data, where string }{
+		{"missing value", "8:0 Read\n", path + ":1"},
+		{"non-numeric value", "8:0 Read 1\n8:0 Write x\n", path + ":2"},
+		{"extra field", "8:0 Read 1 2\n", path + ":1"},
+		{"bad device", "8:0 Read 1\nsda Read 1\n", path + ":2"},
+		{"total with extra field", "Total 1 2\n", path + ":1"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ParseBlkioThrottle(path, []byte(tc.data))
+			if err == nil {
+				t.Fatalf("no error, got %v", m)
+			}
+			if !strings.Contains(err.Error(), tc.where) {
+				t.Errorf("error %q does not name %s", err, tc.where)
+			}
+		})
+	}
+}
+
+func TestWalk(t *testing.T) {
+	root := filepath.Join(fixtureDir, "v2-systemd-docker")
+	dirs, err := Walk(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) == 0 || dirs[0].Rel != "" {
+		t.Fatalf("first dir %+v, want the root with Rel \"\"", dirs)
+	}
+	seen := map[string]bool{}
+	n := 0
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) != n {
+		t.Errorf("Walk listed %d dirs, want %d", len(dirs), n)
+	}
+	for _, d := range dirs {
+		if strings.HasPrefix(d.Rel, "/") {
+			t.Errorf("Rel %q has a leading slash", d.Rel)
+		}
+		if parent := filepath.Dir(d.Rel); d.Rel != "" && parent != "." && !seen[parent] {
+			t.Errorf("%q listed before its parent", d.Rel)
+		}
+		seen[d.Rel] = true
+		info, err := os.Stat(filepath.Join(root, d.Rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ino := info.Sys().(*syscall.Stat_t).Ino; d.ID != ino {
+			t.Errorf("%q: ID %d, want inode %d", d.Rel, d.ID, ino)
+		}
+		if id, err := Inode(filepath.Join(root, d.Rel)); err != nil || id != d.ID {
+			t.Errorf("Inode(%q) = %d, %v; want %d", d.Rel, id, err, d.ID)
+		}
+		if d.Created.IsZero() {
+			t.Errorf("%q: zero Created", d.Rel)
+		}
+	}
+	if _, err := Walk(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("Walk of a missing root succeeded")
+	}
+	if _, err := Inode(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("Inode of a missing path succeeded")
+	}
+}
