@@ -22,95 +22,22 @@ import (
 	"github.com/kpod-project/kpod/internal/syscalls"
 )
 
-// bpfCounted is implemented by families whose cumulative series are counted in kpod's BPF
-// maps, which start counting when kpod starts.
-type bpfCounted interface{ bpfMetrics() []string }
+// Each family below is a collector handle plus a snapshot type holding one collection's
+// typed values. Container snapshots embed noPod, pod snapshots embed noContainer.
 
-// family adapts one collector (internal/<family>, which returns typed values per cgroup id)
-// to the scraper: collect fills the family's values for this cycle, the record methods turn
-// them into data points for one resource, reset drops them after the cycle so that a
-// skipped cycle re-emits nothing.
-type family interface {
-	start(ctx context.Context, e *env) error
-	collect(ctx context.Context, x *podid.Index) error
-	recordContainer(r *recorder, c *podid.Container)
-	recordPod(r *recorder, p *podid.Pod)
-	reset()
-	objects() []*bpfload.Object
-	close() error
-}
+type noPod struct{}
 
-// env is what families need from the host.
-type env struct {
-	layout   cgroupfs.Layout
-	procRoot string
-	sysRoot  string
-	syscalls []string
-	logger   *zap.Logger
-}
+func (noPod) recordPod(*recorder, *podid.Pod) {}
 
-// familyInfo is one row of the catalog: a collector, the profiles that include it, and its
-// constructor (nil while this build has no implementation).
-type familyInfo struct {
-	name     string
-	row      string // the seed's profile table row
-	profiles []string
-	bpf      bool // whether its counters are kept by kpod's BPF maps (start = kpod start)
-	newFn    func() family
-}
+type noContainer struct{}
 
-var (
-	all3     = []string{ProfileMinimal, ProfileStandard, ProfileComprehensive}
-	stdComp  = []string{ProfileStandard, ProfileComprehensive}
-	compOnly = []string{ProfileComprehensive}
-)
+func (noContainer) recordContainer(*recorder, *podid.Container) {}
 
-// catalog is the profile table; the README's table is this one.
-var catalog = []familyInfo{
-	{name: "cpu", row: "CPU scheduling (eBPF)", profiles: all3, bpf: true, newFn: func() family { return &cpuFamily{} }},
-	{name: "tcp", row: "Network TCP (eBPF)", profiles: stdComp, bpf: true},
-	{name: "tcpdrop", row: "TCP drops (eBPF)", profiles: stdComp, bpf: true},
-	{name: "oom", row: "Memory OOM (eBPF)", profiles: all3, bpf: true, newFn: func() family { return &oomFamily{} }},
-	{name: "pagefaults", row: "Memory page faults (cgroup)", profiles: stdComp, newFn: func() family { return &faultsFamily{} }},
-	{name: "biolatency", row: "Block I/O latency (eBPF)", profiles: stdComp, bpf: true},
-	{name: "cachestat", row: "Page cache stats (eBPF)", profiles: stdComp, bpf: true},
-	{name: "hardirqs", row: "Hardware IRQ latency (eBPF)", profiles: compOnly, bpf: true},
-	{name: "softirqs", row: "Software IRQ latency (eBPF)", profiles: compOnly, bpf: true},
-	{name: "proc", row: "Process exec/fork/exit (eBPF)", profiles: compOnly, bpf: true, newFn: func() family { return &procFamily{} }},
-	{name: "syscall", row: "Syscall tracing (eBPF)", profiles: compOnly, bpf: true, newFn: func() family { return &syscallFamily{} }},
-	{name: "diskio", row: "Disk I/O (cgroup, eBPF where cgroup files cannot count)", profiles: all3, newFn: func() family { return &diskFamily{} }},
-	{name: "iface", row: "Interface network (pod netns)", profiles: stdComp, newFn: func() family { return &ifaceFamily{} }},
-	{name: "filesystem", row: "Filesystem (container mounts)", profiles: stdComp, newFn: func() family { return &fsFamily{} }},
-	{name: "memory", row: "Memory cgroup", profiles: all3, newFn: func() family { return &memFamily{} }},
-}
+// noBPF is embedded by families that load no BPF object.
+type noBPF struct{}
 
-func familyByName(name string) (familyInfo, bool) {
-	for _, f := range catalog {
-		if f.name == name {
-			return f, true
-		}
-	}
-	return familyInfo{}, false
-}
-
-func familyNames() []string {
-	out := make([]string, len(catalog))
-	for i, f := range catalog {
-		out[i] = f.name
-	}
-	return out
-}
-
-// errNotImplemented is the reason reported for a catalog family this build does not have.
-var errNotImplemented = errors.New("not implemented in this version of kpod")
-
-// base gives families the methods they do not need.
-type base struct{}
-
-func (base) recordContainer(*recorder, *podid.Container) {}
-func (base) recordPod(*recorder, *podid.Pod)             {}
-func (base) objects() []*bpfload.Object                  { return nil }
-func (base) close() error                                { return nil }
+func (noBPF) objects() []*bpfload.Object { return nil }
+func (noBPF) close() error               { return nil }
 
 // workloads are the containers whose metrics are reported: every container but sandboxes.
 func workloads(x *podid.Index) []collector.Target {
@@ -139,9 +66,10 @@ func sumOver[V any](m map[uint64]V, ids []uint64, add func(dst, src *V)) (V, boo
 
 // ---- cpu ----
 
-type cpuFamily struct {
-	base
-	c    *cpu.Collector
+type cpuFamily struct{ c *cpu.Collector }
+
+type cpuSnap struct {
+	noPod
 	vals map[uint64]cpu.Stats
 }
 
@@ -150,35 +78,32 @@ func (f *cpuFamily) start(context.Context, *env) (err error) {
 	return err
 }
 
-func (f *cpuFamily) collect(_ context.Context, x *podid.Index) (err error) {
-	f.vals, err = f.c.Collect(x.Live)
-	f.c.Obj.NoteEntries("kpod_cpu", len(f.vals))
-	return err
+func (f *cpuFamily) collect(_ context.Context, x *podid.Index) (snapshot, error) {
+	vals, err := f.c.Collect(x.Live)
+	f.c.Obj.NoteEntries("kpod_cpu", len(vals))
+	return cpuSnap{vals: vals}, err
 }
 
-func (f *cpuFamily) recordContainer(r *recorder, c *podid.Container) {
-	if f.vals == nil {
-		return
-	}
-	s, _ := sumOver(f.vals, c.CgroupIDs, func(d, s *cpu.Stats) { d.Add(s) })
-	r.mb.RecordKpodCPUContextSwitchesDataPoint(r.now, int64(s.Switches))
-	if s.RunQueue.Count() > 0 {
-		r.hb.RecordKpodCPURunqueueLatency(r.now, histPoint(&s.RunQueue))
+func (s cpuSnap) recordContainer(r *recorder, c *podid.Container) {
+	v, _ := sumOver(s.vals, c.CgroupIDs, func(d, s *cpu.Stats) { d.Add(s) })
+	r.mb.RecordKpodCPUContextSwitchesDataPoint(r.now, int64(v.Switches))
+	if v.RunQueue.Count() > 0 {
+		r.hb.RecordKpodCPURunqueueLatency(r.now, histPoint(&v.RunQueue))
 	}
 }
 
 func (f *cpuFamily) bpfMetrics() []string {
 	return []string{"kpod.cpu.context.switches", "kpod.cpu.runqueue.latency"}
 }
-func (f *cpuFamily) reset()                     { f.vals = nil }
 func (f *cpuFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *cpuFamily) close() error               { return f.c.Close() }
 
 // ---- oom ----
 
-type oomFamily struct {
-	base
-	c    *oom.Collector
+type oomFamily struct{ c *oom.Collector }
+
+type oomSnap struct {
+	noPod
 	vals map[uint64]uint64
 }
 
@@ -187,30 +112,27 @@ func (f *oomFamily) start(context.Context, *env) (err error) {
 	return err
 }
 
-func (f *oomFamily) collect(_ context.Context, x *podid.Index) (err error) {
-	f.vals, err = f.c.Collect(x.Live)
-	f.c.Obj.NoteEntries("kpod_oom", len(f.vals))
-	return err
+func (f *oomFamily) collect(_ context.Context, x *podid.Index) (snapshot, error) {
+	vals, err := f.c.Collect(x.Live)
+	f.c.Obj.NoteEntries("kpod_oom", len(vals))
+	return oomSnap{vals: vals}, err
 }
 
-func (f *oomFamily) recordContainer(r *recorder, c *podid.Container) {
-	if f.vals == nil {
-		return
-	}
-	n, _ := sumOver(f.vals, c.CgroupIDs, func(d, s *uint64) { *d += *s })
+func (s oomSnap) recordContainer(r *recorder, c *podid.Container) {
+	n, _ := sumOver(s.vals, c.CgroupIDs, func(d, s *uint64) { *d += *s })
 	r.mb.RecordKpodMemOomKillsDataPoint(r.now, int64(n))
 }
 
 func (f *oomFamily) bpfMetrics() []string       { return []string{"kpod.mem.oom.kills"} }
-func (f *oomFamily) reset()                     { f.vals = nil }
 func (f *oomFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *oomFamily) close() error               { return f.c.Close() }
 
 // ---- proc ----
 
-type procFamily struct {
-	base
-	c    *proc.Collector
+type procFamily struct{ c *proc.Collector }
+
+type procSnap struct {
+	noPod
 	vals map[uint64]proc.Stats
 }
 
@@ -219,35 +141,32 @@ func (f *procFamily) start(context.Context, *env) (err error) {
 	return err
 }
 
-func (f *procFamily) collect(_ context.Context, x *podid.Index) (err error) {
-	f.vals, err = f.c.Collect(x.Live)
-	f.c.Obj.NoteEntries("kpod_proc", len(f.vals))
-	return err
+func (f *procFamily) collect(_ context.Context, x *podid.Index) (snapshot, error) {
+	vals, err := f.c.Collect(x.Live)
+	f.c.Obj.NoteEntries("kpod_proc", len(vals))
+	return procSnap{vals: vals}, err
 }
 
-func (f *procFamily) recordContainer(r *recorder, c *podid.Container) {
-	if f.vals == nil {
-		return
-	}
-	s, _ := sumOver(f.vals, c.CgroupIDs, func(d, s *proc.Stats) { d.Add(s) })
-	r.mb.RecordKpodProcForksDataPoint(r.now, int64(s.Forks))
-	r.mb.RecordKpodProcExecsDataPoint(r.now, int64(s.Execs))
-	r.mb.RecordKpodProcExitsDataPoint(r.now, int64(s.Exits))
+func (s procSnap) recordContainer(r *recorder, c *podid.Container) {
+	v, _ := sumOver(s.vals, c.CgroupIDs, func(d, s *proc.Stats) { d.Add(s) })
+	r.mb.RecordKpodProcForksDataPoint(r.now, int64(v.Forks))
+	r.mb.RecordKpodProcExecsDataPoint(r.now, int64(v.Execs))
+	r.mb.RecordKpodProcExitsDataPoint(r.now, int64(v.Exits))
 }
 
 func (f *procFamily) bpfMetrics() []string {
 	return []string{"kpod.proc.forks", "kpod.proc.execs", "kpod.proc.exits"}
 }
-func (f *procFamily) reset()                     { f.vals = nil }
 func (f *procFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *procFamily) close() error               { return f.c.Close() }
 
 // ---- syscall ----
 
-type syscallFamily struct {
-	base
-	c *syscalls.Collector
-	// per cgroup id, per syscall name
+type syscallFamily struct{ c *syscalls.Collector }
+
+// syscallSnap holds per cgroup id, per syscall name, the counters.
+type syscallSnap struct {
+	noPod
 	vals map[uint64]map[string]syscalls.Stats
 }
 
@@ -261,25 +180,25 @@ func (f *syscallFamily) start(_ context.Context, e *env) (err error) {
 	return err
 }
 
-func (f *syscallFamily) collect(_ context.Context, x *podid.Index) error {
+func (f *syscallFamily) collect(_ context.Context, x *podid.Index) (snapshot, error) {
 	raw, err := f.c.Collect(x.Live)
 	f.c.Obj.NoteEntries("kpod_sys", len(raw))
-	f.vals = map[uint64]map[string]syscalls.Stats{}
+	vals := map[uint64]map[string]syscalls.Stats{}
 	for k, v := range raw {
-		m := f.vals[k.CgroupID]
+		m := vals[k.CgroupID]
 		if m == nil {
 			m = map[string]syscalls.Stats{}
-			f.vals[k.CgroupID] = m
+			vals[k.CgroupID] = m
 		}
 		m[k.Syscall] = v
 	}
-	return err
+	return syscallSnap{vals: vals}, err
 }
 
-func (f *syscallFamily) recordContainer(r *recorder, c *podid.Container) {
+func (s syscallSnap) recordContainer(r *recorder, c *podid.Container) {
 	sum := map[string]*syscalls.Stats{}
 	for _, id := range c.CgroupIDs {
-		for name, v := range f.vals[id] {
+		for name, v := range s.vals[id] {
 			if sum[name] == nil {
 				sum[name] = &syscalls.Stats{}
 			}
@@ -287,43 +206,48 @@ func (f *syscallFamily) recordContainer(r *recorder, c *podid.Container) {
 		}
 	}
 	for _, name := range sortedKeys(sum) {
-		s := sum[name]
-		r.mb.RecordKpodSyscallCountDataPoint(r.now, int64(s.Count), name)
-		r.mb.RecordKpodSyscallErrorsDataPoint(r.now, int64(s.Errors), name)
-		r.hb.RecordKpodSyscallLatency(r.now, histPoint(&s.Latency), name)
+		v := sum[name]
+		r.mb.RecordKpodSyscallCountDataPoint(r.now, int64(v.Count), name)
+		r.mb.RecordKpodSyscallErrorsDataPoint(r.now, int64(v.Errors), name)
+		r.hb.RecordKpodSyscallLatency(r.now, histPoint(&v.Latency), name)
 	}
 }
 
 func (f *syscallFamily) bpfMetrics() []string {
 	return []string{"kpod.syscall.count", "kpod.syscall.errors", "kpod.syscall.latency"}
 }
-func (f *syscallFamily) reset()                     { f.vals = nil }
 func (f *syscallFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *syscallFamily) close() error               { return f.c.Close() }
 
 // ---- diskio ----
 
 type diskFamily struct {
-	base
-	files  *diskio.FileCollector
-	bpf    *diskio.BPFCollector
-	source diskio.Source
-	names  *diskio.DeviceNames
-	vals   map[uint64]diskio.Stats
+	files *diskio.FileCollector
+	bpf   *diskio.BPFCollector
+	names *diskio.DeviceNames
+}
+
+// diskSnap holds per-device counters per cgroup id: the container's own id for file
+// sources, every cgroup with I/O for the BPF source (summed over a container's cgroups).
+type diskSnap struct {
+	noPod
+	vals  map[uint64]diskio.Stats
+	bpf   bool
+	names *diskio.DeviceNames
 }
 
 func (f *diskFamily) start(_ context.Context, e *env) error {
 	f.names = &diskio.DeviceNames{SysRoot: e.sysRoot}
 	files, ferr := diskio.NewFileCollector(e.layout)
 	if ferr == nil && files.Source() == diskio.SourceIOStat {
-		f.files, f.source = files, diskio.SourceIOStat
+		f.files = files
 		return nil
 	}
 	// No v2 io controller: the v1 blkio.throttle counters stay near zero on recent kernels
 	// unless a throttle limit was ever set, so count bios in the kernel instead.
 	b, berr := diskio.StartBPF()
 	if berr == nil {
-		f.bpf, f.source = b, diskio.SourceBPF
+		f.bpf = b
 		return nil
 	}
 	if ferr != nil {
@@ -331,46 +255,40 @@ func (f *diskFamily) start(_ context.Context, e *env) error {
 	}
 	e.logger.Warn("diskio: BPF source unavailable, falling back to v1 blkio.throttle files, which "+
 		"recent kernels keep near zero unless a throttle limit was set on the device", zap.Error(berr))
-	f.files, f.source = files, diskio.SourceBlkio
+	f.files = files
 	return nil
 }
 
-func (f *diskFamily) collect(ctx context.Context, x *podid.Index) error {
+func (f *diskFamily) collect(ctx context.Context, x *podid.Index) (snapshot, error) {
 	if f.bpf != nil {
-		var err error
-		f.vals, err = f.bpf.Collect(x.Live)
-		f.bpf.Obj.NoteEntries("kpod_dio", len(f.vals))
-		return err
+		vals, err := f.bpf.Collect(x.Live)
+		f.bpf.Obj.NoteEntries("kpod_dio", len(vals))
+		return diskSnap{vals: vals, bpf: true, names: f.names}, err
 	}
 	res := f.files.Collect(ctx, workloads(x))
-	f.vals = res.Values
-	return readErrors(res.Errs)
+	return diskSnap{vals: res.Values, names: f.names}, readErrors(res.Errs)
 }
 
-func (f *diskFamily) recordContainer(r *recorder, c *podid.Container) {
-	var s diskio.Stats
-	if f.bpf != nil {
-		s, _ = sumOver(f.vals, c.CgroupIDs, func(d, s *diskio.Stats) { *d = d.Add(*s) })
-	} else {
-		s = f.vals[c.CgroupID]
+func (s diskSnap) recordContainer(r *recorder, c *podid.Container) {
+	v := s.vals[c.CgroupID]
+	if s.bpf {
+		v, _ = sumOver(s.vals, c.CgroupIDs, func(d, s *diskio.Stats) { *d = d.Add(*s) })
 	}
-	devs := make([]cgroupfs.Dev, 0, len(s))
-	for d := range s {
+	devs := make([]cgroupfs.Dev, 0, len(v))
+	for d := range v {
 		devs = append(devs, d)
 	}
 	sort.Slice(devs, func(i, j int) bool {
 		return devs[i].Major < devs[j].Major || devs[i].Major == devs[j].Major && devs[i].Minor < devs[j].Minor
 	})
 	for _, d := range devs {
-		v, name := s[d], f.names.Name(d)
-		r.mb.RecordKpodDiskReadBytesDataPoint(r.now, int64(v.ReadBytes), name)
-		r.mb.RecordKpodDiskWrittenBytesDataPoint(r.now, int64(v.WriteBytes), name)
-		r.mb.RecordKpodDiskReadsDataPoint(r.now, int64(v.Reads), name)
-		r.mb.RecordKpodDiskWritesDataPoint(r.now, int64(v.Writes), name)
+		io, name := v[d], s.names.Name(d)
+		r.mb.RecordKpodDiskReadBytesDataPoint(r.now, int64(io.ReadBytes), name)
+		r.mb.RecordKpodDiskWrittenBytesDataPoint(r.now, int64(io.WriteBytes), name)
+		r.mb.RecordKpodDiskReadsDataPoint(r.now, int64(io.Reads), name)
+		r.mb.RecordKpodDiskWritesDataPoint(r.now, int64(io.Writes), name)
 	}
 }
-
-func (f *diskFamily) reset() { f.vals = nil }
 
 func (f *diskFamily) bpfMetrics() []string {
 	if f.bpf == nil {
@@ -386,18 +304,17 @@ func (f *diskFamily) objects() []*bpfload.Object {
 	return nil
 }
 
-func (f *diskFamily) close() error {
-	if f.bpf != nil {
-		return f.bpf.Close()
-	}
-	return nil
-}
+func (f *diskFamily) close() error { return f.bpf.Close() }
 
 // ---- memory ----
 
 type memFamily struct {
-	base
-	c    *memcg.Collector
+	noBPF
+	c *memcg.Collector
+}
+
+type memSnap struct {
+	noPod
 	vals map[uint64]memcg.Stats
 }
 
@@ -409,34 +326,35 @@ func (f *memFamily) start(_ context.Context, e *env) error {
 	return nil
 }
 
-func (f *memFamily) collect(ctx context.Context, x *podid.Index) error {
+func (f *memFamily) collect(ctx context.Context, x *podid.Index) (snapshot, error) {
 	res := f.c.Collect(ctx, workloads(x))
-	f.vals = res.Values
-	return readErrors(res.Errs)
+	return memSnap{vals: res.Values}, readErrors(res.Errs)
 }
 
-func (f *memFamily) recordContainer(r *recorder, c *podid.Container) {
-	s, ok := f.vals[c.CgroupID]
+func (s memSnap) recordContainer(r *recorder, c *podid.Container) {
+	v, ok := s.vals[c.CgroupID]
 	if !ok {
 		return
 	}
-	r.mb.RecordKpodMemCgroupUsageBytesDataPoint(r.now, int64(s.Usage))
-	r.mb.RecordKpodMemCgroupCacheBytesDataPoint(r.now, int64(s.Cache))
-	if s.HasPeak {
-		r.mb.RecordKpodMemCgroupPeakBytesDataPoint(r.now, int64(s.Peak))
+	r.mb.RecordKpodMemCgroupUsageBytesDataPoint(r.now, int64(v.Usage))
+	r.mb.RecordKpodMemCgroupCacheBytesDataPoint(r.now, int64(v.Cache))
+	if v.HasPeak {
+		r.mb.RecordKpodMemCgroupPeakBytesDataPoint(r.now, int64(v.Peak))
 	}
-	if s.HasSwap {
-		r.mb.RecordKpodMemCgroupSwapBytesDataPoint(r.now, int64(s.Swap))
+	if v.HasSwap {
+		r.mb.RecordKpodMemCgroupSwapBytesDataPoint(r.now, int64(v.Swap))
 	}
 }
-
-func (f *memFamily) reset() { f.vals = nil }
 
 // ---- pagefaults ----
 
 type faultsFamily struct {
-	base
-	c    *memcg.FaultCollector
+	noBPF
+	c *memcg.FaultCollector
+}
+
+type faultsSnap struct {
+	noPod
 	vals map[uint64]uint64
 }
 
@@ -448,25 +366,27 @@ func (f *faultsFamily) start(_ context.Context, e *env) error {
 	return nil
 }
 
-func (f *faultsFamily) collect(ctx context.Context, x *podid.Index) error {
+func (f *faultsFamily) collect(ctx context.Context, x *podid.Index) (snapshot, error) {
 	res := f.c.Collect(ctx, workloads(x))
-	f.vals = res.Values
-	return readErrors(res.Errs)
+	return faultsSnap{vals: res.Values}, readErrors(res.Errs)
 }
 
-func (f *faultsFamily) recordContainer(r *recorder, c *podid.Container) {
-	if n, ok := f.vals[c.CgroupID]; ok {
+func (s faultsSnap) recordContainer(r *recorder, c *podid.Container) {
+	if n, ok := s.vals[c.CgroupID]; ok {
 		r.mb.RecordKpodMemMajorPageFaultsDataPoint(r.now, int64(n))
 	}
 }
 
-func (f *faultsFamily) reset() { f.vals = nil }
-
 // ---- iface ----
 
 type ifaceFamily struct {
-	base
-	c    *netdev.Collector
+	noBPF
+	c *netdev.Collector
+}
+
+// ifaceSnap holds interface counters per pod cgroup id (one network namespace per pod).
+type ifaceSnap struct {
+	noContainer
 	vals map[uint64]netdev.Stats
 }
 
@@ -475,7 +395,7 @@ func (f *ifaceFamily) start(_ context.Context, e *env) error {
 	return nil
 }
 
-func (f *ifaceFamily) collect(ctx context.Context, x *podid.Index) error {
+func (f *ifaceFamily) collect(ctx context.Context, x *podid.Index) (snapshot, error) {
 	var pods []netdev.PodTarget
 	for _, p := range x.Pods {
 		t := netdev.PodTarget{ID: p.CgroupID, Rel: p.Rel}
@@ -489,32 +409,33 @@ func (f *ifaceFamily) collect(ctx context.Context, x *podid.Index) error {
 		pods = append(pods, t)
 	}
 	res := f.c.Collect(ctx, pods)
-	f.vals = res.Values
-	return readErrors(res.Errs)
+	return ifaceSnap{vals: res.Values}, readErrors(res.Errs)
 }
 
-func (f *ifaceFamily) recordPod(r *recorder, p *podid.Pod) {
-	s := f.vals[p.CgroupID]
-	for _, name := range sortedKeys(s) {
-		v := s[name]
-		r.mb.RecordKpodNetIfaceRxBytesDataPoint(r.now, int64(v.RxBytes), name)
-		r.mb.RecordKpodNetIfaceTxBytesDataPoint(r.now, int64(v.TxBytes), name)
-		r.mb.RecordKpodNetIfaceRxPacketsDataPoint(r.now, int64(v.RxPackets), name)
-		r.mb.RecordKpodNetIfaceTxPacketsDataPoint(r.now, int64(v.TxPackets), name)
-		r.mb.RecordKpodNetIfaceRxErrorsDataPoint(r.now, int64(v.RxErrors), name)
-		r.mb.RecordKpodNetIfaceTxErrorsDataPoint(r.now, int64(v.TxErrors), name)
-		r.mb.RecordKpodNetIfaceRxDropsDataPoint(r.now, int64(v.RxDrops), name)
-		r.mb.RecordKpodNetIfaceTxDropsDataPoint(r.now, int64(v.TxDrops), name)
+func (s ifaceSnap) recordPod(r *recorder, p *podid.Pod) {
+	v := s.vals[p.CgroupID]
+	for _, name := range sortedKeys(v) {
+		c := v[name]
+		r.mb.RecordKpodNetIfaceRxBytesDataPoint(r.now, int64(c.RxBytes), name)
+		r.mb.RecordKpodNetIfaceTxBytesDataPoint(r.now, int64(c.TxBytes), name)
+		r.mb.RecordKpodNetIfaceRxPacketsDataPoint(r.now, int64(c.RxPackets), name)
+		r.mb.RecordKpodNetIfaceTxPacketsDataPoint(r.now, int64(c.TxPackets), name)
+		r.mb.RecordKpodNetIfaceRxErrorsDataPoint(r.now, int64(c.RxErrors), name)
+		r.mb.RecordKpodNetIfaceTxErrorsDataPoint(r.now, int64(c.TxErrors), name)
+		r.mb.RecordKpodNetIfaceRxDropsDataPoint(r.now, int64(c.RxDrops), name)
+		r.mb.RecordKpodNetIfaceTxDropsDataPoint(r.now, int64(c.TxDrops), name)
 	}
 }
-
-func (f *ifaceFamily) reset() { f.vals = nil }
 
 // ---- filesystem ----
 
 type fsFamily struct {
-	base
-	c    *fsstat.Collector
+	noBPF
+	c *fsstat.Collector
+}
+
+type fsSnap struct {
+	noPod
 	vals map[uint64]fsstat.Stats
 }
 
@@ -523,23 +444,20 @@ func (f *fsFamily) start(_ context.Context, e *env) error {
 	return nil
 }
 
-func (f *fsFamily) collect(ctx context.Context, x *podid.Index) error {
+func (f *fsFamily) collect(ctx context.Context, x *podid.Index) (snapshot, error) {
 	res := f.c.Collect(ctx, workloads(x))
-	f.vals = res.Values
-	return readErrors(res.Errs)
+	return fsSnap{vals: res.Values}, readErrors(res.Errs)
 }
 
-func (f *fsFamily) recordContainer(r *recorder, c *podid.Container) {
-	s := f.vals[c.CgroupID]
-	for _, mp := range sortedKeys(s) {
-		u := s[mp]
+func (s fsSnap) recordContainer(r *recorder, c *podid.Container) {
+	v := s.vals[c.CgroupID]
+	for _, mp := range sortedKeys(v) {
+		u := v[mp]
 		r.mb.RecordKpodFsCapacityBytesDataPoint(r.now, int64(u.Capacity), mp)
 		r.mb.RecordKpodFsUsageBytesDataPoint(r.now, int64(u.Used), mp)
 		r.mb.RecordKpodFsAvailableBytesDataPoint(r.now, int64(u.Available), mp)
 	}
 }
-
-func (f *fsFamily) reset() { f.vals = nil }
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

@@ -68,47 +68,45 @@ func TestGolden(t *testing.T) {
 	fakeSys := t.TempDir() // no /sys/dev/block entries: devices fall back to major:minor
 	for _, tc := range []struct {
 		name string
-		fam  family
-		bpf  bool
+		snap snapshot
+		bpf  []string // the family's BPF-counted metrics
 	}{
-		{"cpu", &cpuFamily{vals: map[uint64]cpu.Stats{
+		{"cpu", cpuSnap{vals: map[uint64]cpu.Stats{
 			102: {Switches: 40, RunQueue: latency(800, 1500, 3000)},
 			103: {Switches: 2, RunQueue: latency(2_000_000)},
 			999: {Switches: 7}, // a cgroup that is not a container: not reported
-		}}, true},
-		{"oom", &oomFamily{vals: map[uint64]uint64{104: 1}}, true},
-		{"proc", &procFamily{vals: map[uint64]proc.Stats{102: {Forks: 3, Execs: 4, Exits: 3}}}, true},
-		{"syscall", &syscallFamily{vals: map[uint64]map[string]syscalls.Stats{
+		}}, (&cpuFamily{}).bpfMetrics()},
+		{"oom", oomSnap{vals: map[uint64]uint64{104: 1}}, (&oomFamily{}).bpfMetrics()},
+		{"proc", procSnap{vals: map[uint64]proc.Stats{102: {Forks: 3, Execs: 4, Exits: 3}}}, (&procFamily{}).bpfMetrics()},
+		{"syscall", syscallSnap{vals: map[uint64]map[string]syscalls.Stats{
 			102: {"close": {Count: 10, Errors: 10, Latency: latency(900, 900, 900, 900, 900, 900, 900, 900, 900, 900)}},
 			103: {"read": {Count: 1, Latency: latency(5_000_000)}},
-		}}, true},
-		{"diskio", &diskFamily{names: &diskio.DeviceNames{SysRoot: fakeSys}, vals: map[uint64]diskio.Stats{
+		}}, (&syscallFamily{}).bpfMetrics()},
+		{"diskio", diskSnap{names: &diskio.DeviceNames{SysRoot: fakeSys}, vals: map[uint64]diskio.Stats{
 			102: {cgroupfs.Dev{Major: 254, Minor: 0}: {ReadBytes: 4096, WriteBytes: 8 << 20, Reads: 1, Writes: 128}},
-		}}, false},
-		{"memory", &memFamily{vals: map[uint64]memcg.Stats{
+		}}, nil},
+		{"memory", memSnap{vals: map[uint64]memcg.Stats{
 			102: {Usage: 64 << 20, Peak: 70 << 20, HasPeak: true, Cache: 1 << 20},
 			104: {Usage: 1 << 20, Cache: 4096, Swap: 8192, HasSwap: true},
-		}}, false},
-		{"pagefaults", &faultsFamily{vals: map[uint64]uint64{102: 12, 104: 0}}, false},
-		{"iface", &ifaceFamily{vals: map[uint64]netdev.Stats{
+		}}, nil},
+		{"pagefaults", faultsSnap{vals: map[uint64]uint64{102: 12, 104: 0}}, nil},
+		{"iface", ifaceSnap{vals: map[uint64]netdev.Stats{
 			100: {"eth0": {RxBytes: 1000, RxPackets: 10, TxBytes: 24200, TxPackets: 100, RxDrops: 1}},
-		}}, false},
-		{"filesystem", &fsFamily{vals: map[uint64]fsstat.Stats{
+		}}, nil},
+		{"filesystem", fsSnap{vals: map[uint64]fsstat.Stats{
 			102: {"/": {Capacity: 10 << 30, Used: 3 << 30, Available: 6 << 30}, "/data": {Capacity: 1 << 30, Used: 1 << 20, Available: 900 << 20}},
-		}}, false},
+		}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newScraper(customConfig(tc.name), receivertest.NewNopSettings(metadata.Type))
 			s.nodeName, s.started = "node-1", goldenStart
 			s.bpfMetrics = map[string]bool{}
-			if b, ok := tc.fam.(bpfCounted); ok && tc.bpf {
-				for _, m := range b.bpfMetrics() {
-					s.bpfMetrics[m] = true
-				}
+			for _, m := range tc.bpf {
+				s.bpfMetrics[m] = true
 			}
 			s.mb = metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.settings, metadata.WithStartTime(pcommon.NewTimestampFromTime(goldenStart)))
 			s.hb = metadata.NewHistogramBuilder(s.cfg.Histograms)
-			s.runners = []*runner{{f: tc.fam, ran: true}}
+			s.runners = []*runner{{snap: tc.snap}}
 			s.emit(goldenIndex(), pcommon.NewTimestampFromTime(goldenNow))
 			compareGolden(t, filepath.Join("testdata", "golden", tc.name+".json"), s.mb.Emit())
 		})

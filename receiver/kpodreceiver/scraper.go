@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -34,10 +35,13 @@ type runner struct {
 	reason string // why it is unavailable
 	every  time.Duration
 	last   time.Time
+	// busy is set while a collect runs; one cut by the timeout may still be running in a
+	// later cycle, which then does not start another.
+	busy atomic.Bool
 
 	errors, readErrors, skipped int64
 	duration                    time.Duration
-	ran                         bool // collected in this cycle
+	snap                        snapshot // this cycle's values; nil when not collected
 }
 
 type kpodScraper struct {
@@ -62,10 +66,12 @@ type kpodScraper struct {
 	cycleDuration    time.Duration
 	timeouts         int64
 	pods, containers int
+
+	now func() time.Time // the clock; tests replace it
 }
 
 func newScraper(cfg *Config, settings receiver.Settings) *kpodScraper {
-	return &kpodScraper{cfg: cfg, settings: settings, logger: settings.Logger}
+	return &kpodScraper{cfg: cfg, settings: settings, logger: settings.Logger, now: time.Now}
 }
 
 // start discovers the cgroup layout and starts every enabled family. Only a host kpod cannot
@@ -156,14 +162,17 @@ func (s *kpodScraper) shutdown(context.Context) error {
 	return errors.Join(errs...)
 }
 
-// scrape runs one collection cycle: discover pods, run the families that are due, emit one
-// ResourceMetrics per container (and per pod for pod-level series) plus the node's
-// self-monitoring. A failing family yields a partial scrape error; the others' data is kept.
+// scrape runs one collection cycle: discover pods, run the families that are due (in
+// parallel, each in its own goroutine), emit one ResourceMetrics per container (and per pod
+// for pod-level series) plus the node's self-monitoring. A failing family yields a partial
+// scrape error and a family still running when the cycle's timeout expires is cut; the
+// others' data is kept either way.
 func (s *kpodScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
-	begin := time.Now()
+	begin := s.now()
+	started := time.Now()
 	idx, err := s.scanner.Scan()
 	if err != nil {
-		s.recordNode(pcommon.NewTimestampFromTime(time.Now()))
+		s.recordNode(pcommon.NewTimestampFromTime(begin))
 		return s.mb.Emit(), fmt.Errorf("discovering pods in %s: %w", s.env.layout.V2, err)
 	}
 	s.pods, s.containers = len(idx.Pods), 0
@@ -174,45 +183,68 @@ func (s *kpodScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 	}
 
 	var errs scrapererror.ScrapeErrors
-	cut := false // the cycle ran out of time
+	type result struct {
+		r    *runner
+		snap snapshot
+		err  error
+		took time.Duration
+	}
+	var due []*runner
 	for _, r := range s.runners {
-		r.ran = false
-		if r.f == nil {
-			continue
-		}
-		if r.every > 0 && !r.last.IsZero() && begin.Sub(r.last) < r.every-s.cfg.CollectionInterval/2 {
+		r.snap = nil
+		switch {
+		case r.f == nil:
+		case r.every > 0 && !r.last.IsZero() && begin.Sub(r.last) < r.every-s.cfg.CollectionInterval/2:
 			r.skipped++
-			continue
+		case r.busy.Load():
+			errs.AddPartial(1, fmt.Errorf("%s: its previous collection has not finished", r.info.name))
+		default:
+			due = append(due, r)
 		}
-		if ctx.Err() != nil {
-			if !cut {
-				cut = true
-				s.timeouts++
+	}
+	results := make(chan result, len(due)) // buffered: a collect cut by the timeout never blocks
+	for _, r := range due {
+		r.busy.Store(true)
+		r.last = begin
+		go func(r *runner) {
+			t0 := time.Now()
+			snap, err := r.f.collect(ctx, idx)
+			results <- result{r, snap, err, time.Since(t0)}
+			r.busy.Store(false)
+		}(r)
+	}
+	done := map[*runner]bool{}
+wait:
+	for len(done) < len(due) {
+		select {
+		case res := <-results:
+			done[res.r] = true
+			res.r.snap, res.r.duration = res.snap, res.took
+			if res.err != nil {
+				res.r.errors++
+				var fe *fileErrors
+				if errors.As(res.err, &fe) {
+					res.r.readErrors += int64(len(fe.errs))
+				}
+				errs.AddPartial(1, fmt.Errorf("%s: %w", res.r.info.name, res.err))
 			}
-			errs.AddPartial(1, fmt.Errorf("%s: not collected: %w", r.info.name, ctx.Err()))
-			continue
+		case <-ctx.Done():
+			break wait
 		}
-		t0 := time.Now()
-		err := r.f.collect(ctx, idx)
-		r.duration, r.last, r.ran = time.Since(t0), begin, true
-		if err != nil {
-			r.errors++
-			var fe *fileErrors
-			if errors.As(err, &fe) {
-				r.readErrors += int64(len(fe.errs))
+	}
+	if len(done) < len(due) {
+		s.timeouts++
+		for _, r := range due {
+			if !done[r] {
+				r.errors++
+				errs.AddPartial(1, fmt.Errorf("%s: cut by the collection timeout: %w", r.info.name, ctx.Err()))
 			}
-			errs.AddPartial(1, fmt.Errorf("%s: %w", r.info.name, err))
 		}
 	}
 
-	now := pcommon.NewTimestampFromTime(time.Now())
+	now := pcommon.NewTimestampFromTime(begin)
 	s.emit(idx, now)
-	for _, r := range s.runners {
-		if r.ran {
-			r.f.reset()
-		}
-	}
-	s.cycleDuration = time.Since(begin)
+	s.cycleDuration = time.Since(started)
 	s.recordNode(now)
 	return s.mb.Emit(), errs.Combine()
 }
@@ -227,8 +259,8 @@ func (s *kpodScraper) emit(idx *podid.Index, now pcommon.Timestamp) {
 				continue
 			}
 			for _, r := range s.runners {
-				if r.ran {
-					r.f.recordContainer(rec, c)
+				if r.snap != nil {
+					r.snap.recordContainer(rec, c)
 				}
 			}
 			rb := s.mb.NewResourceBuilder()
@@ -238,8 +270,8 @@ func (s *kpodScraper) emit(idx *podid.Index, now pcommon.Timestamp) {
 			s.mb.EmitForResource(metadata.WithResource(rb.Emit()), s.hb.Emit(), metadata.WithCumulativeStart(s.startOf(c.Created)))
 		}
 		for _, r := range s.runners {
-			if r.ran {
-				r.f.recordPod(rec, p)
+			if r.snap != nil {
+				r.snap.recordPod(rec, p)
 			}
 		}
 		rb := s.mb.NewResourceBuilder()
