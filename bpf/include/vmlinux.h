@@ -140,6 +140,61 @@ struct trace_event_raw_sched_process_exec {
 
 /* -- block, mm and irq types (biolatency, cachestat, hardirqs, softirqs) -- */
 
+typedef __u8 blk_status_t;
+
+/* The whole disk a request is queued on: its dev_t is MKDEV(major, first_minor). */
+struct gendisk {
+	int major;
+	int first_minor;
+};
+
+struct request_queue {
+	struct gendisk *disk;
+};
+
+struct request {
+	struct request_queue *q;
+	unsigned int __data_len; /* bytes not completed yet */
+};
+
+/*
+ * Folios. Since 6.18 folio->flags is a memdesc_flags_t wrapping one unsigned long; before it
+ * was the unsigned long itself. A large folio has PG_head set in those flags; its order is
+ * the low byte of _flags_1 (6.6+) or the u8 _folio_order (5.16 - 6.5). The two flavours
+ * below (CO-RE matches struct folio___x to the kernel's struct folio) describe the older
+ * layouts, so one object reads the right one; bpf_core_field_exists picks at load time.
+ */
+typedef struct {
+	long unsigned int f;
+} memdesc_flags_t;
+
+struct folio {
+	memdesc_flags_t flags;
+	long unsigned int _flags_1;
+};
+
+struct folio___ulong_flags {
+	long unsigned int flags;
+};
+
+struct folio___order_u8 {
+	unsigned char _folio_order;
+};
+
+enum pageflags {
+	PG_head = 6, /* relocated: bpf_core_enum_value reads the kernel's value */
+};
+
+struct address_space;
+struct buffer_head;
+struct irqaction;
+
+/* The task fields the irq families read (task_struct flavour, matched to task_struct). */
+struct task_struct___irq {
+	unsigned int flags;
+	pid_t pid;
+};
+
 /*
  * Registers, per architecture, for kprobe programs (the PT_REGS_* macros of bpf_tracing.h):
  * the only arch-specific part of this header. bpf2go defines __TARGET_ARCH_<arch>.

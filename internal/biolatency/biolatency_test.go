@@ -1,0 +1,206 @@
+package biolatency
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/cgroupfs"
+	"github.com/kpod-project/kpod/internal/fakepod"
+	"github.com/kpod-project/kpod/internal/hist"
+)
+
+func TestDevOf(t *testing.T) {
+	for _, tc := range []struct {
+		in   uint32
+		want cgroupfs.Dev
+	}{
+		{7<<20 | 3, cgroupfs.Dev{Major: 7, Minor: 3}},
+		{254 << 20, cgroupfs.Dev{Major: 254}},
+		{259<<20 | 1<<19, cgroupfs.Dev{Major: 259, Minor: 1 << 19}},
+	} {
+		if got := devOf(tc.in); got != tc.want {
+			t.Errorf("devOf(%#x) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestStatsAdd(t *testing.T) {
+	d := cgroupfs.Dev{Major: 7}
+	a := Stats{d: {SumNs: 5, Counts: [hist.Slots]uint64{1}}}
+	var s Stats
+	s = s.Add(a)
+	s = s.Add(a)
+	if h := s[d]; h.SumNs != 10 || h.Counts[0] != 2 {
+		t.Errorf("Add: %+v", s[d])
+	}
+}
+
+// TestObjectShape checks the committed object without loading it: every hook has its
+// tp_btf and raw_tp programs, and kernel names fit (15 characters, kpod_ prefix).
+func TestObjectShape(t *testing.T) {
+	spec, err := LoadBiolatency()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkShape(t, spec, Spec().Hooks, "_b", "_r")
+	if ms := spec.Maps[mapInFlight]; ms == nil || ms.Type != ebpf.LRUHash {
+		t.Errorf("in-flight map %s must be an LRU hash (stale entries are evicted)", mapInFlight)
+	}
+}
+
+// checkShape: each hook has one program per ladder rung suffix, and every program and map
+// name (other than data sections) starts with kpod_ and fits the kernel's 15 characters.
+func checkShape(t *testing.T, spec *ebpf.CollectionSpec, hooks []bpfload.Hook, suffixes ...string) {
+	t.Helper()
+	for _, h := range hooks {
+		for _, sfx := range suffixes {
+			if _, ok := spec.Programs[h.Prog+sfx]; !ok {
+				t.Errorf("hook %s%s: no program %s%s", h.Tracepoint, h.Function, h.Prog, sfx)
+			}
+		}
+	}
+	for name := range spec.Programs {
+		if !strings.HasPrefix(name, "kpod_") || len(name) > 15 {
+			t.Errorf("program name %q: want kpod_ prefix and at most 15 characters", name)
+		}
+	}
+	for name := range spec.Maps {
+		if strings.HasPrefix(name, ".") {
+			continue // .rodata, .bss: the object's data sections
+		}
+		if !strings.HasPrefix(name, "kpod_") || len(name) > 15 {
+			t.Errorf("map name %q: want kpod_ prefix and at most 15 characters", name)
+		}
+	}
+}
+
+// TestRealBioLatency: a pod reads N blocks of a loop device with O_DIRECT, one request at a
+// time; kpod reports exactly N completed requests on that device for the pod, with a total
+// latency bounded by the workload's wall time, no request left in flight, and nothing for an
+// idle sibling pod.
+func TestRealBioLatency(t *testing.T) {
+	fakepod.RequireRoot(t)
+	const n, bs = 300, 64 << 10
+	loop := fakepod.NewLoopDevice(t, 32)
+	// One request per pread: O_DIRECT reads are synchronous (queue depth 1), sequential and
+	// each fits one bio and one request (64 KiB, far below max_sectors_kb); with nomerges=2
+	// the block layer does not even try to merge a bio into a queued request.
+	noMerges(t, loop.Name)
+	dev := cgroupfs.Dev{Major: loop.Major, Minor: loop.Minor}
+
+	c, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, p := range c.Obj.Programs {
+		t.Logf("attached %s (%s) to %s in %v", p.Name, p.Kind, p.Hook, p.LoadDuration)
+	}
+
+	pod, idle := fakepod.New(t, fakepod.Options{}), fakepod.New(t, fakepod.Options{})
+	ctr, idleCtr := pod.AddContainer(), idle.AddContainer()
+	idleCtr.Start("sleep").WaitReady()
+	start := time.Now()
+	ctr.Run("dread", loop.Path, strconv.Itoa(n*bs), strconv.Itoa(bs))
+	wall := time.Since(start)
+
+	live := map[uint64]bool{ctr.CgroupID: true, idleCtr.CgroupID: true}
+	st, err := c.Collect(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st[ctr.CgroupID]
+	h, ok := s[dev]
+	if !ok {
+		t.Fatalf("no histogram for %v; the pod has %v", dev, s)
+	}
+	if h.Count() != n {
+		t.Errorf("pod: %d requests completed on %s, want %d", h.Count(), loop.Name, n)
+	}
+	if len(s) != 1 {
+		t.Errorf("pod: I/O on %d devices, want only %s: %v", len(s), loop.Name, s)
+	}
+	// The reads never overlap (one pread at a time), and each starts and ends while the
+	// workload runs, so their latencies add up to less than its wall time.
+	if h.SumNs == 0 || time.Duration(h.SumNs) > wall {
+		t.Errorf("pod: total latency %v, want > 0 and <= the workload's wall time %v", time.Duration(h.SumNs), wall)
+	}
+	t.Logf("pod: %d reads of %d KiB, total latency %v (mean %v) in %v of wall time; slots %v",
+		h.Count(), bs>>10, time.Duration(h.SumNs), time.Duration(h.SumNs/max(h.Count(), 1)), wall, nonZero(h))
+	if is, ok := st[idleCtr.CgroupID]; ok {
+		t.Errorf("idle pod: block I/O reported: %v", is)
+	}
+
+	fl, err := c.InFlight()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl[ctr.CgroupID] != 0 {
+		t.Errorf("pod: %d requests still in flight after the workload exited", fl[ctr.CgroupID])
+	}
+	errs, err := c.Obj.UpdateErrors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m, v := range errs {
+		if v != 0 {
+			t.Errorf("%d failed updates of %s", v, m)
+		}
+	}
+
+	// Once the pod's cgroups are gone (missing from live twice), its entries are deleted.
+	for i := 0; i < 2; i++ {
+		if _, err := c.Collect(map[uint64]bool{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err = c.Collect(map[uint64]bool{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st[ctr.CgroupID]; ok {
+		t.Errorf("entries of a removed cgroup were not swept")
+	}
+}
+
+// noMerges sets the loop device's queue/nomerges to 2 (no merging at all) and restores the
+// old value when the test ends.
+func noMerges(t *testing.T, name string) {
+	t.Helper()
+	p := filepath.Join("/sys/block", name, "queue", "nomerges")
+	old, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(p, []byte(strings.TrimSpace(string(old))), 0); err != nil {
+			t.Errorf("restoring %s: %v", p, err)
+		}
+	})
+}
+
+func nonZero(h hist.Hist) map[string]uint64 {
+	out := map[string]uint64{}
+	b := hist.Bounds()
+	for i, c := range h.Counts {
+		if c == 0 {
+			continue
+		}
+		k := "+Inf"
+		if i < len(b) {
+			k = "<=" + (time.Duration(b[i] * 1e9)).String()
+		}
+		out[k] = c
+	}
+	return out
+}
