@@ -138,6 +138,64 @@ struct trace_event_raw_sched_process_exec {
 
 /* -- net types (tcp family) -- */
 
+/* sk_buff_data_t is an offset from head on 64-bit kernels, the only ones kpod builds for. */
+typedef unsigned int sk_buff_data_t;
+
+struct sock;
+
+struct sock_cgroup_data {
+	struct cgroup *cgroup; /* the cgroup v2 of the task that created the socket */
+};
+
+struct sock_common {
+	short unsigned int skc_family;
+	volatile unsigned char skc_state;
+	struct sock *skc_listener; /* request sockets (TCP_NEW_SYN_RECV): the listener */
+};
+
+struct sock {
+	struct sock_common __sk_common;
+	u16 sk_protocol;
+	u16 sk_type;
+	struct sock_cgroup_data sk_cgrp_data;
+};
+
+struct tcp_sock {
+	u32 srtt_us; /* smoothed RTT << 3, in microseconds */
+};
+
+struct sk_buff {
+	struct sock *sk;
+	unsigned int len;
+	__be16 protocol;
+	__u16 network_header;
+	sk_buff_data_t end;
+	unsigned char *head;
+};
+
+struct skb_shared_info {
+	short unsigned int gso_segs;
+};
+
+/* tracefs records, only to ask (bpf_core_field_exists) which tracepoint prototype the kernel
+ * has: err came with tcp_retransmit_skb's err argument (6.13), reason and rx_sk with the
+ * kfree_skb arguments of the same names (5.17, 6.11). */
+struct trace_event_raw_tcp_retransmit_skb {
+	int err;
+};
+
+/* Values of enum skb_drop_reason are read from the kernel's BTF in userspace; these two are
+ * fixed (include/net/dropreason-core.h). */
+enum skb_drop_reason {
+	SKB_NOT_DROPPED_YET = 0,
+	SKB_CONSUMED = 1,
+};
+
+struct trace_event_raw_kfree_skb {
+	enum skb_drop_reason reason;
+	void *rx_sk;
+};
+
 /* -- block, mm and irq types (biolatency, cachestat, hardirqs, softirqs) -- */
 
 typedef __u8 blk_status_t;
