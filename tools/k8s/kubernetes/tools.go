@@ -1,0 +1,11 @@
+//go:build tools
+
+// Package kubernetes only pins the commands scripts/k8s-build.sh builds; it is never compiled
+// (build tag "tools").
+package kubernetes
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)
