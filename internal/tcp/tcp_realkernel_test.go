@@ -144,11 +144,7 @@ func (p *pair) idleHasNothing(t *testing.T, st map[uint64]Stats, what string) {
 // The per-program cost is measured with BPF stats on the way.
 func TestTCPBytesAndConnections(t *testing.T) {
 	fakepod.RequireRoot(t)
-	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stats.Close()
+	enableStats(t)
 	const conns, total = 6, 24 << 20
 	p := newPair(t)
 	c, d := startTCP(t), startDrops(t)
@@ -196,7 +192,24 @@ func TestTCPBytesAndConnections(t *testing.T) {
 	p.idleHasNothing(t, collect(t, d, p.live), "tcpdrop")
 	checkNoLostUpdates(t, c, d)
 
-	for _, o := range []*Collector{c, d} {
+	logCosts(t, c, d)
+}
+
+// enableStats turns on the kernel's per-program run time accounting for the test.
+func enableStats(t *testing.T) {
+	t.Helper()
+	st, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+}
+
+// logCosts logs each program's run count and mean run time (BPF stats; they include the
+// two clock reads the accounting adds).
+func logCosts(t *testing.T, cs ...*Collector) {
+	t.Helper()
+	for _, o := range cs {
 		for _, pr := range o.Obj.Programs {
 			ps, err := pr.Prog.Stats()
 			if err != nil {
@@ -328,7 +341,8 @@ func quantile(h hist.Hist, q float64) float64 {
 // reason netfilter_drop. The client's RTT histogram agrees with ss -ti.
 func TestTCPLossRetransmitsDropsRTT(t *testing.T) {
 	fakepod.RequireRoot(t)
-	const conns, total = 4, 16 << 20
+	const conns, total = 4, 32 << 20
+	enableStats(t)
 	p := newPair(t)
 	srvNS := p.server.NetNS
 	// Early demux (on by default, set here so the test does not depend on it) attaches the
@@ -343,7 +357,7 @@ func TestTCPLossRetransmitsDropsRTT(t *testing.T) {
 	c, d := startTCP(t), startDrops(t)
 	cliBefore, srvBefore := netstat(t, p.client.NetNS), netstat(t, srvNS)
 
-	ss := pollSS(p.client.NetNS, 20*time.Millisecond)
+	ss := pollSS(p.client.NetNS, 10*time.Millisecond)
 	sent, received := p.transfer(t, conns, total)
 	samples := ss.Stop()
 	if sent != total || received != total {
@@ -390,28 +404,49 @@ func TestTCPLossRetransmitsDropsRTT(t *testing.T) {
 	p.idleHasNothing(t, st, "tcp")
 	p.idleHasNothing(t, drops, "tcpdrop")
 	checkNoLostUpdates(t, c, d)
+	logCosts(t, c, d)
 
 	compareRTT(t, cli.RTT, samples)
 }
 
 // compareRTT checks kpod's RTT histogram against snapshots of ss -ti for the same
-// connections. Both read the same variable (tcp_sock.srtt_us >> 3), but kpod samples it at
-// every segment the socket receives and ss every 20 ms, so they are two samplings of one
-// time series, not the same numbers: the means must agree within a factor of 2 and the
-// median ss snapshot must lie within one log2 bucket of kpod's median bucket.
+// connections. Both read the same variable, tcp_sock.srtt_us >> 3, but kpod reads it at every
+// segment the socket receives while established (tcp_probe, just before the segment updates
+// it) and ss every 10-20 ms; they are two samplings of one time series, not the same numbers:
+//   - a value ss shows is one srtt took between two received segments, and kpod reads that
+//     value at the next segment; so every ss value must fall in a log2 bucket in which kpod
+//     has values. The exception is a value set by the last segment received before the
+//     client's shutdown (later ACKs arrive in FIN_WAIT1, which tcp_probe does not see): at
+//     most one per connection, hence 95 % and not 100 %;
+//   - the means are weighted differently (kpod per received segment, ss per unit of time:
+//     recovery after a loss, with many duplicate ACKs but little time, weighs more in kpod),
+//     so they must agree within a factor of 2, and the ss median must lie in kpod's median
+//     bucket or a neighbouring one.
 func compareRTT(t *testing.T, h hist.Hist, samples []float64) {
 	t.Helper()
-	if len(samples) < 5 {
+	if len(samples) < 20 {
 		t.Fatalf("only %d ss samples", len(samples))
 	}
 	if h.Count() == 0 {
 		t.Fatal("no RTT samples in kpod's histogram")
 	}
+	var inBuckets int
+	var sh hist.Hist
+	for _, v := range samples {
+		b := hist.Slot(uint64(math.Round(v * 1e9)))
+		sh.Counts[b]++
+		if h.Counts[b] > 0 {
+			inBuckets++
+		}
+	}
 	kMean, sMean := mean(h), meanOf(samples)
 	kMed, sMed := quantile(h, 0.5), samples[len(samples)/2]
-	t.Logf("RTT: kpod n=%d mean=%.1fus median bucket <=%.0fus p90 <=%.0fus; ss n=%d mean=%.1fus median=%.1fus p10=%.1fus p90=%.1fus",
-		h.Count(), kMean*1e6, kMed*1e6, quantile(h, 0.9)*1e6, len(samples), sMean*1e6, sMed*1e6,
-		samples[len(samples)/10]*1e6, samples[len(samples)*9/10]*1e6)
+	t.Logf("RTT kpod: n=%d mean=%.1fus median bucket <=%.0fus buckets %v", h.Count(), kMean*1e6, kMed*1e6, h.Counts)
+	t.Logf("RTT ss:   n=%d mean=%.1fus median=%.1fus buckets %v; %d in a bucket kpod has values in",
+		len(samples), sMean*1e6, sMed*1e6, sh.Counts, inBuckets)
+	if float64(inBuckets) < 0.95*float64(len(samples)) {
+		t.Errorf("only %d of %d ss RTT values fall in a bucket where kpod recorded values", inBuckets, len(samples))
+	}
 	if r := kMean / sMean; r < 0.5 || r > 2 {
 		t.Errorf("RTT mean: kpod %.1fus, ss %.1fus (ratio %.2f, want 0.5..2)", kMean*1e6, sMean*1e6, r)
 	}
@@ -421,12 +456,14 @@ func compareRTT(t *testing.T, h hist.Hist, samples []float64) {
 }
 
 // TestTCPRTTQueue: a tbf rate limit on the client's veth builds a queue in front of the
-// link; the client's smoothed RTT, as kpod records it, grows by a large factor.
+// link; the client's smoothed RTT, as kpod records it, grows by a large factor (10x asked;
+// about 2000x measured: tens of us unshaped, tens of ms behind a 100 ms tbf queue), and
+// still agrees with ss -ti. Packets tbf drops are charged to the client, with their reason.
 func TestTCPRTTQueue(t *testing.T) {
 	fakepod.RequireRoot(t)
 	const conns, total = 2, 4 << 20
 	p := newPair(t)
-	c := startTCP(t)
+	c, d := startTCP(t), startDrops(t)
 
 	p.transfer(t, conns, total)
 	base := collect(t, c, p.live)[p.cliCtr.CgroupID].RTT
@@ -437,6 +474,19 @@ func TestTCPRTTQueue(t *testing.T) {
 	samples := ss.Stop()
 	after := collect(t, c, p.live)[p.cliCtr.CgroupID].RTT
 	queued := sub(after, base)
+	drops := collect(t, d, p.live)
+	tcOut := p.client.NetNS.Exec("tc", "-s", "qdisc", "show", "dev", p.veth.IfA)
+	m := regexp.MustCompile(`dropped (\d+)`).FindStringSubmatch(tcOut)
+	if m == nil {
+		t.Fatalf("no drop count in %q", tcOut)
+	}
+	tbfDropped, _ := strconv.ParseUint(m[1], 10, 64)
+	t.Logf("tbf dropped %d; drops: client %v server %v node %v", tbfDropped,
+		drops[p.cliCtr.CgroupID].Drops, drops[p.srvCtr.CgroupID].Drops, drops[NodeCgroup].Drops)
+	// What the qdisc drops on transmit still belongs to the client's socket (skb->sk).
+	if got := drops[p.cliCtr.CgroupID].Drops["qdisc_drop"]; got != tbfDropped {
+		t.Errorf("client pod: %d qdisc_drop drops, tbf dropped %d", got, tbfDropped)
+	}
 
 	t.Logf("client RTT: unshaped n=%d mean=%.1fus; behind tbf n=%d mean=%.1fus (x%.0f)",
 		base.Count(), mean(base)*1e6, queued.Count(), mean(queued)*1e6, mean(queued)/mean(base))
