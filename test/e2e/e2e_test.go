@@ -1,0 +1,539 @@
+//go:build e2e
+
+// Package e2e runs the ocb-built collector (_build/otelcol-kpod, `make otelcol`) against
+// fake pods on this host and scrapes its Prometheus endpoint over HTTP, as Prometheus would.
+//
+//	make e2e          (= make otelcol && go test -tags e2e ./test/e2e/...)
+//
+// The pipeline is examples/collector-local.yaml with its own loopback ports and a 1 s
+// collection interval. Needs root and a BTF kernel (fakepod.RequireRoot).
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kpod-project/kpod/internal/fakepod"
+	"github.com/kpod-project/kpod/internal/podid"
+)
+
+// repoRoot is the repository root. `go test` runs the test binary in the package's source
+// directory (test/e2e); runtime.Caller cannot be used because the Makefile builds with
+// -trimpath, which makes source paths module-relative.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Clean(filepath.Join(wd, "..", ".."))
+	if b, err := os.ReadFile(filepath.Join(root, "go.mod")); err != nil || !strings.Contains(string(b), "module github.com/kpod-project/kpod\n") {
+		t.Fatalf("%s is not the kpod repository root (run the test with go test from the repository)", root)
+	}
+	return root
+}
+
+// collectorBinary is _build/otelcol-kpod; the test fails (not skips) without it.
+func collectorBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(repoRoot(t), "_build", "otelcol-kpod")
+	if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		t.Fatalf("%s is missing or not executable: run make otelcol (%v)", bin, err)
+	}
+	return bin
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type ports struct{ prom, health, telemetry int }
+
+// writeConfig writes examples/collector-local.yaml with its ports, collection interval and
+// profile replaced, into a temporary file. Each replaced text must occur exactly once, so a
+// change of the example that this test no longer understands fails loudly.
+func writeConfig(t *testing.T, p ports, profile string) string {
+	t.Helper()
+	src := filepath.Join(repoRoot(t), "examples", "collector-local.yaml")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	for _, r := range []struct{ old, new string }{
+		{"endpoint: 127.0.0.1:9464", fmt.Sprintf("endpoint: 127.0.0.1:%d", p.prom)},
+		{"endpoint: 127.0.0.1:13133", fmt.Sprintf("endpoint: 127.0.0.1:%d", p.health)},
+		{"port: 8888", fmt.Sprintf("port: %d", p.telemetry)},
+		{"collection_interval: 10s", "collection_interval: 1s"},
+		{"profile: standard", "profile: " + profile},
+	} {
+		if n := strings.Count(cfg, r.old); n != 1 {
+			t.Fatalf("%s: expected %q exactly once, found it %d times", src, r.old, n)
+		}
+		cfg = strings.Replace(cfg, r.old, r.new, 1)
+	}
+	out := filepath.Join(t.TempDir(), "collector.yaml")
+	if err := os.WriteFile(out, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// syncBuffer collects the collector's output (written by exec's copy goroutines).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// collector is a running otelcol-kpod.
+type collector struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error // exit status, valid after done is closed
+}
+
+// startCollector starts the binary with config and stops it when the test ends: SIGTERM,
+// then SIGKILL if it has not exited after 15 s.
+func startCollector(t *testing.T, bin, config string) *collector {
+	t.Helper()
+	c := &collector{out: &syncBuffer{}, done: make(chan struct{})}
+	c.cmd = exec.Command(bin, "--config", config)
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	go func() { c.err = c.cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.done:
+		case <-time.After(15 * time.Second):
+			t.Errorf("collector did not stop within 15 s of SIGTERM; killing it")
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+		if t.Failed() {
+			t.Logf("collector output (last 8 KiB):\n%s", tail(c.out.String(), 8<<10))
+		}
+	})
+	return c
+}
+
+func (c *collector) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
+
+// sample is one line of the Prometheus text exposition format.
+type sample struct {
+	Name   string
+	Labels map[string]string
+	Value  float64
+}
+
+func (s sample) String() string {
+	keys := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(s.Name + "{")
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%q", k, s.Labels[k])
+	}
+	fmt.Fprintf(&b, "} %g", s.Value)
+	return b.String()
+}
+
+// parseExposition parses the Prometheus text format (version 0.0.4): comment lines are
+// skipped, every other line is `name[{label="value",...}] value [timestamp]`.
+func parseExposition(r io.Reader) ([]sample, error) {
+	var out []sample
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s, err := parseSample(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %v: %q", n, err, line)
+		}
+		out = append(out, s)
+	}
+	return out, sc.Err()
+}
+
+func parseSample(line string) (sample, error) {
+	s := sample{Labels: map[string]string{}}
+	i := 0
+	for i < len(line) && line[i] != '{' && line[i] != ' ' && line[i] != '\t' {
+		i++
+	}
+	s.Name = line[:i]
+	if s.Name == "" {
+		return s, errors.New("no metric name")
+	}
+	if i < len(line) && line[i] == '{' {
+		i++
+		for {
+			for i < len(line) && (line[i] == ' ' || line[i] == ',') {
+				i++
+			}
+			if i >= len(line) {
+				return s, errors.New("unterminated label set")
+			}
+			if line[i] == '}' {
+				i++
+				break
+			}
+			eq := strings.IndexByte(line[i:], '=')
+			if eq < 0 {
+				return s, errors.New("label without '='")
+			}
+			name := strings.TrimSpace(line[i : i+eq])
+			i += eq + 1
+			if i >= len(line) || line[i] != '"' {
+				return s, fmt.Errorf("label %s: value is not quoted", name)
+			}
+			i++
+			var v strings.Builder
+			closed := false
+			for i < len(line) {
+				c := line[i]
+				i++
+				if c == '"' {
+					closed = true
+					break
+				}
+				if c == '\\' && i < len(line) {
+					switch e := line[i]; e {
+					case 'n':
+						v.WriteByte('\n')
+					default: // \\ and \"
+						v.WriteByte(e)
+					}
+					i++
+					continue
+				}
+				v.WriteByte(c)
+			}
+			if !closed {
+				return s, fmt.Errorf("label %s: unterminated value", name)
+			}
+			s.Labels[name] = v.String()
+		}
+	}
+	fields := strings.Fields(line[i:])
+	if len(fields) < 1 || len(fields) > 2 {
+		return s, errors.New("want a value and an optional timestamp")
+	}
+	v, err := strconv.ParseFloat(fields[0], 64)
+	if err != nil {
+		return s, fmt.Errorf("value: %v", err)
+	}
+	s.Value = v
+	return s, nil
+}
+
+// scrape fetches and parses the exporter's /metrics once.
+func scrape(ctx context.Context, url string) ([]sample, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return parseExposition(resp.Body)
+}
+
+// waitFor scrapes every 500 ms until ok accepts the samples, and fails the test at the
+// deadline (or when the collector exits) with the last scrape's series that show selects.
+func waitFor(t *testing.T, c *collector, url string, deadline time.Duration, what string, show func(sample) bool, ok func([]sample) bool) []sample {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	var last []sample
+	var lastErr error
+	for {
+		if c.exited() {
+			t.Fatalf("collector exited (%v) while waiting for %s", c.err, what)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ss, err := scrape(ctx, url)
+		cancel()
+		if err == nil {
+			last = ss
+			if ok(ss) {
+				return ss
+			}
+		}
+		lastErr = err
+		if time.Now().After(end) {
+			var shown []string
+			for _, s := range last {
+				if show(s) {
+					shown = append(shown, s.String())
+				}
+			}
+			t.Fatalf("no %s on %s within %v (last scrape error: %v); %d relevant series of the last scrape (of %d):\n%s",
+				what, url, deadline, lastErr, len(shown), len(last), strings.Join(shown, "\n"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func filter(ss []sample, name string, labels map[string]string) []sample {
+	var out []sample
+next:
+	for _, s := range ss {
+		if s.Name != name {
+			continue
+		}
+		for k, v := range labels {
+			if s.Labels[k] != v {
+				continue next
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func hasPod(ss []sample, uid string) bool {
+	for _, s := range ss {
+		if strings.HasPrefix(s.Name, "kpod_") && s.Labels["k8s_pod_uid"] == uid {
+			return true
+		}
+	}
+	return false
+}
+
+const (
+	writtenBytes = "kpod_disk_written_bytes_total"
+	unavailable  = "kpod_collector_unavailable"
+)
+
+// TestCollectorDiskWritesOverPrometheus: a fake pod writes a known number of bytes with
+// O_DIRECT to a loop device; the collector must report them for that pod's container and
+// device, within 1 %, and nothing for an idle sibling pod.
+func TestCollectorDiskWritesOverPrometheus(t *testing.T) {
+	bin := collectorBinary(t)
+	fakepod.RequireRoot(t)
+
+	const (
+		total = 16 << 20 // bytes written by the workload
+		bs    = 64 << 10 // per O_DIRECT write
+	)
+	dev := fakepod.NewLoopDevice(t, 32)
+	writer := fakepod.New(t, fakepod.Options{QoS: podid.Burstable})
+	wc := writer.AddContainer()
+	idle := fakepod.New(t, fakepod.Options{})
+	ic := idle.AddContainer()
+	// fakepod builds the workload into a temporary directory it never removes; this is the
+	// only test of the package that uses it, so remove it when the test ends.
+	workloadDir := filepath.Dir(fakepod.WorkloadBinary(t))
+	t.Cleanup(func() { _ = os.RemoveAll(workloadDir) })
+	ic.Start("sleep").WaitReady()
+
+	p := ports{prom: freePort(t), health: freePort(t), telemetry: freePort(t)}
+	cfg := writeConfig(t, p, "standard")
+	c := startCollector(t, bin, cfg)
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", p.prom)
+
+	// The BPF programs count from the moment they are attached: wait for kpod's first
+	// cycle (which follows the receiver's start) and for both pods before writing.
+	ours := func(s sample) bool {
+		uid := s.Labels["k8s_pod_uid"]
+		return s.Name == unavailable || strings.HasPrefix(s.Name, "kpod_disk_") && (uid == writer.UID || uid == idle.UID)
+	}
+	waitFor(t, c, url, 90*time.Second, "first kpod cycle with both fake pods", ours, func(ss []sample) bool {
+		return len(filter(ss, unavailable, nil)) > 0 && hasPod(ss, writer.UID) && hasPod(ss, idle.UID)
+	})
+
+	wc.Run("dwrite", dev.Path, strconv.Itoa(total), strconv.Itoa(bs))
+
+	want := map[string]string{"k8s_pod_uid": writer.UID, "container_id": wc.ID, "system_device": dev.Name}
+	ss := waitFor(t, c, url, 60*time.Second, fmt.Sprintf("%s >= 99%% of %d for %v", writtenBytes, total, want), ours, func(ss []sample) bool {
+		got := filter(ss, writtenBytes, want)
+		return len(got) == 1 && got[0].Value >= 0.99*total
+	})
+
+	got := filter(ss, writtenBytes, want)[0]
+	t.Logf("%s", got)
+	if diff := got.Value - total; diff > 0.01*total || diff < -0.01*total {
+		t.Errorf("%s = %.0f, want %d ± 1%%", writtenBytes, got.Value, total)
+	}
+	if got.Labels["k8s_pod_uid"] != writer.UID || got.Labels["container_id"] != wc.ID {
+		t.Errorf("series labels k8s_pod_uid=%q container_id=%q, want %q %q",
+			got.Labels["k8s_pod_uid"], got.Labels["container_id"], writer.UID, wc.ID)
+	}
+	// The only series with bytes written to this device is the writer's container.
+	for _, s := range filter(ss, writtenBytes, map[string]string{"system_device": dev.Name}) {
+		if s.Value > 0 && (s.Labels["k8s_pod_uid"] != writer.UID || s.Labels["container_id"] != wc.ID) {
+			t.Errorf("bytes written to %s charged to another cgroup: %s", dev.Name, s)
+		}
+	}
+	// The idle pod is reported, and has written nothing to the device.
+	if !hasPod(ss, idle.UID) {
+		t.Errorf("idle pod %s has no kpod series", idle.UID)
+	}
+	for _, s := range filter(ss, writtenBytes, map[string]string{"k8s_pod_uid": idle.UID, "system_device": dev.Name}) {
+		if s.Value != 0 {
+			t.Errorf("idle pod wrote to %s: %s", dev.Name, s)
+		}
+	}
+	// Self-monitoring: one kpod_collector_unavailable series per configured collector.
+	un := filter(ss, unavailable, nil)
+	if len(un) == 0 {
+		t.Errorf("no %s series", unavailable)
+	}
+	for _, s := range un {
+		if s.Labels["collector"] == "" {
+			t.Errorf("%s without a collector label: %s", unavailable, s)
+		}
+		if s.Labels["collector"] == "diskio" && s.Value != 0 {
+			t.Errorf("diskio collector unavailable: %s", s)
+		}
+	}
+}
+
+// TestCollectorRejectsBogusProfile: an invalid receiver config must stop the collector at
+// startup with a non-zero exit and an error that names the bad key.
+func TestCollectorRejectsBogusProfile(t *testing.T) {
+	bin := collectorBinary(t)
+	p := ports{prom: freePort(t), health: freePort(t), telemetry: freePort(t)}
+	cfg := writeConfig(t, p, "bogus")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--config", cfg)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("collector still running after 60 s with profile: bogus\n%s", tail(string(out), 8<<10))
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("want a non-zero exit, got %v\n%s", err, tail(string(out), 8<<10))
+	}
+	if !strings.Contains(string(out), "profile") || !strings.Contains(string(out), "bogus") {
+		t.Errorf("error output does not name the profile key and value:\n%s", tail(string(out), 8<<10))
+	}
+	t.Logf("exit code %d; output:\n%s", exit.ExitCode(), tail(string(out), 2<<10))
+}
+
+// TestConfigMapMatchesCollectorNode: the ConfigMap of the Kubernetes example must carry
+// examples/collector-node.yaml verbatim (see the regeneration command in configmap.yaml).
+func TestConfigMapMatchesCollectorNode(t *testing.T) {
+	root := repoRoot(t)
+	node, err := os.ReadFile(filepath.Join(root, "examples", "collector-node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := os.ReadFile(filepath.Join(root, "examples", "kubernetes", "configmap.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "\n  collector.yaml: |\n"
+	i := strings.Index(string(cm), key)
+	if i < 0 {
+		t.Fatalf("configmap.yaml has no %q block", strings.TrimSpace(key))
+	}
+	var embedded strings.Builder
+	for _, line := range strings.SplitAfter(string(cm)[i+len(key):], "\n") {
+		if line == "" {
+			continue
+		}
+		if strings.TrimSpace(line) != "" && !strings.HasPrefix(line, "    ") {
+			break // end of the block scalar
+		}
+		embedded.WriteString(strings.TrimPrefix(line, "    "))
+	}
+	if embedded.String() != string(node) {
+		t.Errorf("examples/kubernetes/configmap.yaml does not embed examples/collector-node.yaml verbatim; regenerate it")
+	}
+}
+
+// TestNodeConfigValidates runs `otelcol-kpod validate` on examples/collector-node.yaml,
+// with the container paths (/host/proc, /host/sys/fs/cgroup) pointed at this host's.
+func TestNodeConfigValidates(t *testing.T) {
+	bin := collectorBinary(t)
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "examples", "collector-node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	if strings.Count(cfg, "proc_root: /host/proc") != 1 {
+		t.Fatal("collector-node.yaml: expected proc_root: /host/proc once")
+	}
+	cfg = strings.Replace(cfg, "proc_root: /host/proc", "proc_root: /proc", 1)
+	path := filepath.Join(t.TempDir(), "node.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "validate", "--config", path)
+	cmd.Env = append(os.Environ(), "K8S_NODE_NAME=e2e-node", "OTLP_ENDPOINT=http://127.0.0.1:4318",
+		"KPOD_CGROUP_ROOT=/sys/fs/cgroup")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("otelcol-kpod validate: %v\n%s", err, out)
+	}
+}
