@@ -118,6 +118,13 @@ func TestObjectShape(t *testing.T) {
 // spinner are too; a pod asleep the whole time gets nothing.
 func TestRealIRQ(t *testing.T) {
 	fakepod.RequireRoot(t)
+	for _, rung := range rungs {
+		t.Run(rung, func(t *testing.T) { realIRQ(t, rung) })
+	}
+}
+
+func realIRQ(t *testing.T, rung string) {
+	fakepod.RequireRoot(t)
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs 2 CPUs")
 	}
@@ -129,16 +136,19 @@ func TestRealIRQ(t *testing.T) {
 	cs.Start("sleep").WaitReady()
 	time.Sleep(20 * time.Millisecond)
 
-	hard, err := StartHard()
+	obj, err := bpfload.Load(onRung(HardSpec(), rung))
 	if err != nil {
 		t.Fatal(err)
 	}
+	hard := &HardCollector{Obj: obj}
 	defer hard.Close()
-	soft, err := StartSoft()
-	if err != nil {
+	checkRung(t, hard.Obj, rung)
+	if obj, err = bpfload.Load(onRung(SoftSpec(), rung)); err != nil {
 		t.Fatal(err)
 	}
+	soft := &SoftCollector{Obj: obj}
 	defer soft.Close()
+	checkRung(t, soft.Obj, rung)
 	stats := enableStats(t)
 
 	var pods [2]*fakepod.Container
@@ -392,6 +402,42 @@ func enableStats(t *testing.T) func(*bpfload.Object) {
 				continue
 			}
 			t.Logf("%s %s: %d runs, %v per run, %d recursion misses", o.Family, p.Name, s.RunCount, s.Runtime/time.Duration(s.RunCount), s.RecursionMisses)
+		}
+	}
+}
+
+// rungs are the attach ladder rungs the real-kernel tests run on: the first one the loader
+// picks here (tp_btf), and raw_tp, forced by removing the tp_btf programs from the spec, so
+// that the fallback is proved to load, attach and count the same.
+var rungs = []string{"tp_btf", "raw_tp"}
+
+// onRung returns s changed so that only programs of rung (and kernel function hooks) load.
+func onRung(s bpfload.Spec, rung string) bpfload.Spec {
+	if rung == "tp_btf" {
+		return s
+	}
+	load := s.Load
+	s.Load = func() (*ebpf.CollectionSpec, error) {
+		cs, err := load()
+		if err != nil {
+			return nil, err
+		}
+		for name := range cs.Programs {
+			if strings.HasSuffix(name, "_b") {
+				delete(cs.Programs, name)
+			}
+		}
+		return cs, nil
+	}
+	return s
+}
+
+// checkRung fails the test unless every tracepoint program of o is of kind rung.
+func checkRung(t *testing.T, o *bpfload.Object, rung string) {
+	t.Helper()
+	for _, p := range o.Programs {
+		if p.Kind != rung && p.Kind != "fentry" && p.Kind != "kprobe" {
+			t.Errorf("%s attached as %s, want %s", p.Name, p.Kind, rung)
 		}
 	}
 }
