@@ -157,6 +157,7 @@ struct sock {
 	struct sock_common __sk_common;
 	u16 sk_protocol;
 	u16 sk_type;
+	u8 sk_kern_sock: 1; /* a kernel socket (e.g. a netns's TCP control socket) */
 	struct sock_cgroup_data sk_cgrp_data;
 };
 
