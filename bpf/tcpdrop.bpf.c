@@ -10,9 +10,12 @@
  * had looked the socket up) or else skb->sk (the sender on transmit; on receive, the socket
  * early demux attached to a segment of an established connection before the netfilter INPUT
  * hook). A request socket is charged to its listener's cgroup.
- * Drops without a socket of a pod (no socket, or a TIME_WAIT minisocket) go to a node-level
- * bucket keyed by cgroup id 0 when the packet is TCP (IP header protocol 6; IPv6 extension
- * headers are not followed). Drops of other protocols are not counted.
+ * TCP drops no pod's socket owns go to a node-level bucket keyed by cgroup id 0: packets
+ * without a socket (when the IP header says TCP; IPv6 extension headers are not followed),
+ * of a TIME_WAIT minisocket, or of a kernel socket (the namespace's control socket sends
+ * RSTs and ACKs for connections no full socket holds; recent kernels attach the minisocket
+ * those answer for instead, when there is one).
+ * Drops of other protocols are not counted.
  */
 #include "kpod.h"
 #include <bpf/bpf_endian.h>
@@ -89,12 +92,14 @@ static __always_inline int on_drop(__u64 *ctx, struct sk_buff *skb)
 			if (!sk)
 				return 0;
 		}
-		if (state == TCP_TIME_WAIT) {
-			key.cgid = 0; /* a TCP minisocket: no cgroup any more */
-		} else {
+		if (state != TCP_TIME_WAIT) { /* a TIME_WAIT minisocket has no cgroup: node */
 			if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 				return 0;
-			key.cgid = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+			/* A kernel socket, such as the namespace's TCP control socket that sends
+			 * RSTs and ACKs for no socket, has the cgroup of whoever created the
+			 * namespace, not of a pod that owns the traffic: node. */
+			if (!BPF_CORE_READ_BITFIELD_PROBED(sk, sk_kern_sock))
+				key.cgid = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 		}
 	} else if (!skb_is_tcp(skb)) {
 		return 0;

@@ -13,7 +13,9 @@ import (
 
 // NodeCgroup is the cgroup id under which the tcpdrop family reports TCP drops that no pod
 // owns: packets without a socket (a segment for a closed port, a drop before the socket
-// lookup) and packets of TIME_WAIT minisockets. Collect never sweeps it.
+// lookup, a forwarded packet), of TIME_WAIT minisockets, and of kernel sockets (a network
+// namespace's TCP control socket, which sends RSTs and ACKs for no process). Collect never
+// sweeps it.
 const NodeCgroup = 0
 
 // Stats are one cgroup's cumulative TCP counters. A "tcp" collector fills everything but
