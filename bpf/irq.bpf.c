@@ -18,6 +18,10 @@
  */
 #include "kpod.h"
 
+#if !defined(KPOD_HARDIRQS) && !defined(KPOD_SOFTIRQS)
+#error "build with -DKPOD_HARDIRQS or -DKPOD_SOFTIRQS (see internal/irq/gen.go)"
+#endif
+
 #define PF_KTHREAD 0x00200000
 
 /* The cgroup an interrupt is stolen from, or 0 for idle and kernel threads. */
