@@ -17,6 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -94,28 +95,57 @@ func collect(t *testing.T, c *Collector, live map[uint64]bool) map[uint64]Stats 
 	return st
 }
 
-func startTCP(t *testing.T) *Collector {
+// rungs are the attach ladder rungs the real-kernel tests run on: tp_btf (what the loader
+// picks on this kernel) and raw_tp, forced by removing the tp_btf programs from the spec, so
+// that the fallback is proved to load, attach and count the same.
+var rungs = []string{"tp_btf", "raw_tp"}
+
+// onRung returns s changed so that only the programs of rung load.
+func onRung(s bpfload.Spec, rung string) bpfload.Spec {
+	if rung == "tp_btf" {
+		return s
+	}
+	load := s.Load
+	s.Load = func() (*ebpf.CollectionSpec, error) {
+		cs, err := load()
+		if err != nil {
+			return nil, err
+		}
+		for name := range cs.Programs {
+			if strings.HasSuffix(name, "_b") {
+				delete(cs.Programs, name)
+			}
+		}
+		return cs, nil
+	}
+	return s
+}
+
+// load starts a family on one rung, as Start / StartDrops would, and checks the rung.
+func load(t *testing.T, spec bpfload.Spec, rung string) *Collector {
 	t.Helper()
-	c, err := Start()
+	obj, err := bpfload.Load(onRung(spec, rung))
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := &Collector{Obj: obj}
 	t.Cleanup(func() { c.Close() })
-	for _, p := range c.Obj.Programs {
-		t.Logf("tcp: %s on %s as %s (load %v)", p.Name, p.Hook, p.Kind, p.LoadDuration.Round(time.Millisecond))
+	if spec.Family == "tcpdrop" {
+		if c.reasons, err = KernelReasonNames(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range obj.Programs {
+		t.Logf("%s: %s on %s as %s (load %v)", spec.Family, p.Name, p.Hook, p.Kind, p.LoadDuration.Round(time.Millisecond))
+		if p.Kind != rung {
+			t.Errorf("%s attached as %s, want %s", p.Name, p.Kind, rung)
+		}
 	}
 	return c
 }
 
-func startDrops(t *testing.T) *Collector {
-	t.Helper()
-	c, err := StartDrops()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+func startTCP(t *testing.T, rung string) *Collector   { return load(t, Spec(), rung) }
+func startDrops(t *testing.T, rung string) *Collector { return load(t, DropSpec(), rung) }
 
 func checkNoLostUpdates(t *testing.T, cs ...*Collector) {
 	t.Helper()
@@ -129,6 +159,43 @@ func checkNoLostUpdates(t *testing.T, cs ...*Collector) {
 				t.Errorf("%s: %d failed updates of %s", c.Obj.Family, n, m)
 			}
 		}
+	}
+}
+
+// TestStartClose: Start and StartDrops load every hook of their family (tp_btf here), and
+// Close is safe on a collector that never started.
+func TestStartClose(t *testing.T) {
+	fakepod.RequireRoot(t)
+	for _, tc := range []struct {
+		start func() (*Collector, error)
+		progs int
+		maps  []string
+	}{
+		{Start, len(Spec().Hooks), []string{"kpod_tcp", "kpod_tcp_err"}},
+		{StartDrops, len(DropSpec().Hooks), []string{"kpod_tdrop", "kpod_tdrop_err"}},
+	} {
+		c, err := tc.start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Obj.Programs) != tc.progs || len(c.Obj.Missing) != 0 {
+			t.Errorf("%s: %d programs attached, want %d (missing %v)", c.Obj.Family, len(c.Obj.Programs), tc.progs, c.Obj.Missing)
+		}
+		for _, m := range tc.maps {
+			if _, ok := c.Obj.Maps[m]; !ok {
+				t.Errorf("%s: no map %s", c.Obj.Family, m)
+			}
+		}
+		if _, err := c.Collect(nil); err != nil {
+			t.Error(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	var never *Collector
+	if err := never.Close(); err != nil {
+		t.Errorf("Close on a nil collector: %v", err)
 	}
 }
 
@@ -147,10 +214,16 @@ func (p *pair) idleHasNothing(t *testing.T, st map[uint64]Stats, what string) {
 // The per-program cost is measured with BPF stats on the way.
 func TestTCPBytesAndConnections(t *testing.T) {
 	fakepod.RequireRoot(t)
+	for _, rung := range rungs {
+		t.Run(rung, func(t *testing.T) { realTCPBytesAndConnections(t, rung) })
+	}
+}
+
+func realTCPBytesAndConnections(t *testing.T, rung string) {
 	enableStats(t)
 	const conns, total = 6, 24 << 20
 	p := newPair(t)
-	c, d := startTCP(t), startDrops(t)
+	c, d := startTCP(t, rung), startDrops(t, rung)
 
 	sent, received := p.transfer(t, conns, total)
 	if sent != total || received != total {
@@ -358,6 +431,12 @@ func quantile(h hist.Hist, q float64) float64 {
 // reason netfilter_drop. The client's RTT histogram agrees with ss -ti.
 func TestTCPLossRetransmitsDropsRTT(t *testing.T) {
 	fakepod.RequireRoot(t)
+	for _, rung := range rungs {
+		t.Run(rung, func(t *testing.T) { realTCPLossRetransmitsDropsRTT(t, rung) })
+	}
+}
+
+func realTCPLossRetransmitsDropsRTT(t *testing.T, rung string) {
 	const conns, total = 4, 32 << 20
 	enableStats(t)
 	p := newPair(t)
@@ -371,7 +450,7 @@ func TestTCPLossRetransmitsDropsRTT(t *testing.T) {
 	nft(srvNS, "add", "chain", "inet", "kpodloss", "input", "{ type filter hook input priority 0; policy accept; }")
 	nft(srvNS, "add", "rule", "inet", "kpodloss", "input", "ip", "saddr", p.veth.AddrA, "tcp", "dport", strconv.Itoa(port),
 		"meta", "length", "gt", "100", "numgen", "random", "mod", "10", "eq", "0", "counter", "name", "dropped", "drop")
-	c, d := startTCP(t), startDrops(t)
+	c, d := startTCP(t, rung), startDrops(t, rung)
 	cliBefore, srvBefore := netstat(t, p.client.NetNS), netstat(t, srvNS)
 
 	ss := pollSS(p.client.NetNS, 10*time.Millisecond)
@@ -488,9 +567,15 @@ func compareRTT(t *testing.T, h hist.Hist, samples []float64) {
 // still agrees with ss -ti. Packets tbf drops are charged to the client, with their reason.
 func TestTCPRTTQueue(t *testing.T) {
 	fakepod.RequireRoot(t)
+	for _, rung := range rungs {
+		t.Run(rung, func(t *testing.T) { realTCPRTTQueue(t, rung) })
+	}
+}
+
+func realTCPRTTQueue(t *testing.T, rung string) {
 	const conns, total = 3, 6 << 20
 	p := newPair(t)
-	c, d := startTCP(t), startDrops(t)
+	c, d := startTCP(t, rung), startDrops(t, rung)
 
 	p.transfer(t, conns, total)
 	base := collect(t, c, p.live)[p.cliCtr.CgroupID].RTT
@@ -555,6 +640,12 @@ func ownCgroup(t *testing.T) uint64 {
 // socket) sends back is dropped by an nft OUTPUT rule (netfilter_drop).
 func TestTCPDropsWithoutPodSocket(t *testing.T) {
 	fakepod.RequireRoot(t)
+	for _, rung := range rungs {
+		t.Run(rung, func(t *testing.T) { realTCPDropsWithoutPodSocket(t, rung) })
+	}
+}
+
+func realTCPDropsWithoutPodSocket(t *testing.T, rung string) {
 	const closedPort = "5299"
 	p := newPair(t)
 	srvNS := p.server.NetNS
@@ -563,7 +654,7 @@ func TestTCPDropsWithoutPodSocket(t *testing.T) {
 	nft(srvNS, "add", "chain", "inet", "kpodrst", "output", "{ type filter hook output priority 0; policy accept; }")
 	nft(srvNS, "add", "rule", "inet", "kpodrst", "output", "tcp", "sport", closedPort, "tcp", "flags", "rst",
 		"counter", "name", "rsts", "drop")
-	d := startDrops(t)
+	d := startDrops(t, rung)
 	before := collect(t, d, p.live)
 
 	// Without its RST the client keeps resending its SYN; stop it after the first answer.
