@@ -17,10 +17,6 @@
  *
  * Folios can be large: added and dirtied count pages, 1 << order for a large folio.
  */
-/* bpf_tracing.h names x86 registers the kernel's way (di, si, ...), as vmlinux.h's struct
- * pt_regs does, only when __VMLINUX_H__ is defined; otherwise it expects the user-space
- * names (rdi, ...) and the kprobe rung of KPOD_FN does not compile. */
-#define __VMLINUX_H__
 #include "kpod.h"
 
 struct cache_val {

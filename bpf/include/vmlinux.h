@@ -12,6 +12,9 @@
  */
 #ifndef __KPOD_VMLINUX_H__
 #define __KPOD_VMLINUX_H__
+/* Tells bpf_tracing.h that pt_regs has the kernel's register names (di, si, ... on x86),
+ * as the one at the end of this file does, not the user-space ones (rdi, ...). */
+#define __VMLINUX_H__
 
 typedef signed char __s8;
 typedef unsigned char __u8;
