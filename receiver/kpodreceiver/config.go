@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/scraper/scraperhelper"
 
+	"github.com/kpod-project/kpod/internal/kube"
 	"github.com/kpod-project/kpod/internal/syscalls"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
@@ -36,11 +37,37 @@ type Config struct {
 	NodeName string `mapstructure:"node_name"`
 	// Syscalls are the system calls the syscall collector tracks.
 	Syscalls []string `mapstructure:"syscalls"`
+	// Kubernetes connects to the API server for namespaces, labels and restart counts. It is
+	// optional: attribution needs only the cgroup tree.
+	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
+	// Filters decide which pods are reported at all (they need kubernetes.enabled).
+	Filters FilterConfig `mapstructure:"filters"`
 	// BPFStats turns on the kernel's BPF run-time statistics (kernel.bpf_stats_enabled) while
 	// kpod runs, for kpod.bpf.program.run.*. It costs two clock reads per program run, for
 	// every BPF program on the node, so it is off by default.
 	BPFStats bool `mapstructure:"bpf_stats"`
 }
+
+// KubernetesConfig says how to reach the API server.
+type KubernetesConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// AuthType is serviceAccount (in the cluster) or kubeConfig.
+	AuthType string `mapstructure:"auth_type"`
+	// KubeConfig is the kubeconfig file for auth_type kubeConfig ($KUBECONFIG, then
+	// ~/.kube/config, when empty).
+	KubeConfig string `mapstructure:"kubeconfig"`
+	// SyncTimeout bounds the wait for the first list of the node's pods at startup.
+	SyncTimeout time.Duration `mapstructure:"sync_timeout"`
+}
+
+// FilterConfig selects the reported pods. Filtered pods produce no series at all.
+type FilterConfig struct {
+	Namespaces        []string `mapstructure:"namespaces"` // empty: all
+	ExcludeNamespaces []string `mapstructure:"exclude_namespaces"`
+	LabelSelector     string   `mapstructure:"label_selector"`
+}
+
+var defaultExcludeNamespaces = []string{"kube-system", "kube-public"}
 
 // CollectorConfig are the per-collector settings.
 type CollectorConfig struct {
@@ -126,6 +153,22 @@ func (cfg *Config) Validate() error {
 		} else if !st.IsDir() {
 			errs = append(errs, fmt.Errorf("%s: %s is not a directory", key, dir))
 		}
+	}
+	if cfg.Kubernetes.Enabled {
+		if a := cfg.Kubernetes.AuthType; a != kube.AuthServiceAccount && a != kube.AuthKubeConfig {
+			errs = append(errs, fmt.Errorf("kubernetes.auth_type: unknown auth type %q (want %s or %s)", a, kube.AuthServiceAccount, kube.AuthKubeConfig))
+		}
+		if cfg.Kubernetes.SyncTimeout <= 0 {
+			errs = append(errs, fmt.Errorf("kubernetes.sync_timeout: must be positive, got %v", cfg.Kubernetes.SyncTimeout))
+		}
+	} else {
+		f := cfg.Filters
+		if len(f.Namespaces) > 0 || f.LabelSelector != "" || !slices.Equal(f.ExcludeNamespaces, defaultExcludeNamespaces) {
+			errs = append(errs, errors.New("filters: need kubernetes.enabled: true (namespaces and labels come from the API server)"))
+		}
+	}
+	if _, err := kube.ParseSelector(cfg.Filters.LabelSelector); err != nil {
+		errs = append(errs, fmt.Errorf("filters.label_selector: %w", err))
 	}
 	for _, s := range cfg.Syscalls {
 		if _, ok := syscalls.Number(s); !ok {

@@ -2,6 +2,7 @@ package kpodreceiver
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -30,6 +31,8 @@ func createDefaultConfig() component.Config {
 		Histograms:           metadata.DefaultHistogramsConfig(),
 		Profile:              ProfileStandard,
 		ProcRoot:             "/proc",
+		Kubernetes:           KubernetesConfig{AuthType: "serviceAccount", SyncTimeout: 30 * time.Second},
+		Filters:              FilterConfig{ExcludeNamespaces: slices.Clone(defaultExcludeNamespaces)},
 	}
 }
 

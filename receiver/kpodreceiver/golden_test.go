@@ -107,7 +107,7 @@ func TestGolden(t *testing.T) {
 			s.mb = metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.settings, metadata.WithStartTime(pcommon.NewTimestampFromTime(goldenStart)))
 			s.hb = metadata.NewHistogramBuilder(s.cfg.Histograms)
 			s.runners = []*runner{{snap: tc.snap}}
-			s.emit(goldenIndex(), pcommon.NewTimestampFromTime(goldenNow))
+			s.emit(goldenIndex(), nil, pcommon.NewTimestampFromTime(goldenNow))
 			compareGolden(t, filepath.Join("testdata", "golden", tc.name+".json"), s.mb.Emit())
 		})
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/kube"
 	"github.com/kpod-project/kpod/internal/podid"
 	"github.com/kpod-project/kpod/internal/syscalls"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
@@ -55,6 +56,9 @@ type kpodScraper struct {
 	scanner  *podid.Scanner
 	runners  []*runner
 	stats    io.Closer // BPF run-time statistics, when bpf_stats is on
+
+	kube   *kube.Watcher // nil without kubernetes.enabled
+	filter kube.Filter
 
 	mb *metadata.MetricsBuilder
 	hb *metadata.HistogramBuilder
@@ -103,6 +107,14 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 	s.mb = metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.settings, metadata.WithStartTime(pcommon.NewTimestampFromTime(s.started)))
 	s.hb = metadata.NewHistogramBuilder(s.cfg.Histograms)
 
+	if s.cfg.Kubernetes.Enabled {
+		sel, _ := kube.ParseSelector(s.cfg.Filters.LabelSelector) // validated
+		s.filter = kube.Filter{Namespaces: s.cfg.Filters.Namespaces, ExcludeNamespaces: s.cfg.Filters.ExcludeNamespaces, Selector: sel}
+		kc := kube.Config{AuthType: s.cfg.Kubernetes.AuthType, KubeConfig: s.cfg.Kubernetes.KubeConfig, NodeName: s.nodeName}
+		if s.kube, err = kube.Start(ctx, kc, s.cfg.Kubernetes.SyncTimeout); err != nil {
+			return fmt.Errorf("kubernetes: %w", err)
+		}
+	}
 	if s.cfg.BPFStats {
 		if s.stats, err = ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
 			s.logger.Warn("bpf_stats: cannot enable BPF run-time statistics", zap.Error(err))
@@ -156,6 +168,9 @@ func (s *kpodScraper) shutdown(context.Context) error {
 		}
 	}
 	s.runners = nil
+	if s.kube != nil {
+		s.kube.Stop()
+	}
 	if s.stats != nil {
 		errs = append(errs, s.stats.Close())
 	}
@@ -175,6 +190,7 @@ func (s *kpodScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 		s.recordNode(pcommon.NewTimestampFromTime(begin))
 		return s.mb.Emit(), fmt.Errorf("discovering pods in %s: %w", s.env.layout.V2, err)
 	}
+	pods := s.filterPods(idx)
 	s.pods, s.containers = len(idx.Pods), 0
 	for _, c := range idx.Containers() {
 		if !c.Sandbox {
@@ -243,20 +259,50 @@ wait:
 	}
 
 	now := pcommon.NewTimestampFromTime(begin)
-	s.emit(idx, now)
+	s.emit(idx, pods, now)
 	s.cycleDuration = time.Since(started)
 	s.recordNode(now)
 	return s.mb.Emit(), errs.Combine()
 }
 
+// filterPods applies the namespace and label filters: pods they exclude are removed from
+// the index, so no family reports anything for them. Pods the API does not know yet are held
+// back while the watch is synced (counters are cumulative, so nothing is lost); the returned
+// map holds what the API says of the pods that stay.
+func (s *kpodScraper) filterPods(idx *podid.Index) map[string]*kube.Pod {
+	if s.kube == nil {
+		return nil
+	}
+	known := map[string]*kube.Pod{}
+	kept := idx.Pods[:0]
+	for _, p := range idx.Pods {
+		info, ok := s.kube.Pod(p.UID)
+		switch {
+		case ok && s.filter.Allows(info):
+			known[p.UID] = info
+			kept = append(kept, p)
+		case !ok && !s.kube.Synced():
+			kept = append(kept, p)
+		}
+	}
+	idx.Pods = kept
+	return known
+}
+
 // emit records what the families collected in this cycle, one resource per container and
 // one per pod (pod-level series such as the pod's network interfaces).
-func (s *kpodScraper) emit(idx *podid.Index, now pcommon.Timestamp) {
+func (s *kpodScraper) emit(idx *podid.Index, pods map[string]*kube.Pod, now pcommon.Timestamp) {
 	rec := &recorder{mb: s.mb, hb: s.hb, now: now}
 	for _, p := range idx.Pods {
+		info := pods[p.UID]
 		for _, c := range p.Containers {
 			if c.Sandbox {
 				continue
+			}
+			if info != nil {
+				if n, ok := info.Restarts[c.ID]; ok {
+					s.mb.RecordKpodContainerRestartsDataPoint(now, int64(n))
+				}
 			}
 			for _, r := range s.runners {
 				if r.snap != nil {

@@ -578,6 +578,26 @@ func (ms *KpodCollectorUnavailableMetricConfig) Validate() error {
 	return nil
 }
 
+// KpodContainerRestartsMetricConfig provides config for the kpod.container.restarts metric.
+type KpodContainerRestartsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodContainerRestartsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
 // KpodCPUContextSwitchesMetricConfig provides config for the kpod.cpu.context.switches metric.
 type KpodCPUContextSwitchesMetricConfig struct {
 	Enabled          bool `mapstructure:"enabled"`
@@ -1649,6 +1669,7 @@ type MetricsConfig struct {
 	KpodCollectorErrors         KpodCollectorErrorsMetricConfig         `mapstructure:"kpod.collector.errors"`
 	KpodCollectorSkipped        KpodCollectorSkippedMetricConfig        `mapstructure:"kpod.collector.skipped"`
 	KpodCollectorUnavailable    KpodCollectorUnavailableMetricConfig    `mapstructure:"kpod.collector.unavailable"`
+	KpodContainerRestarts       KpodContainerRestartsMetricConfig       `mapstructure:"kpod.container.restarts"`
 	KpodCPUContextSwitches      KpodCPUContextSwitchesMetricConfig      `mapstructure:"kpod.cpu.context.switches"`
 	KpodDiscoveryContainers     KpodDiscoveryContainersMetricConfig     `mapstructure:"kpod.discovery.containers"`
 	KpodDiscoveryPods           KpodDiscoveryPodsMetricConfig           `mapstructure:"kpod.discovery.pods"`
@@ -1742,6 +1763,9 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategyAvg,
 			EnabledAttributes:   []KpodCollectorUnavailableMetricAttributeKey{KpodCollectorUnavailableMetricAttributeKeyCollector, KpodCollectorUnavailableMetricAttributeKeyReason},
+		},
+		KpodContainerRestarts: KpodContainerRestartsMetricConfig{
+			Enabled: true,
 		},
 		KpodCPUContextSwitches: KpodCPUContextSwitchesMetricConfig{
 			Enabled: true,

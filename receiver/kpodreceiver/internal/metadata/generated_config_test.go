@@ -87,6 +87,9 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategyAvg,
 						EnabledAttributes:   []KpodCollectorUnavailableMetricAttributeKey{KpodCollectorUnavailableMetricAttributeKeyCollector, KpodCollectorUnavailableMetricAttributeKeyReason},
 					},
+					KpodContainerRestarts: KpodContainerRestartsMetricConfig{
+						Enabled: true,
+					},
 					KpodCPUContextSwitches: KpodCPUContextSwitchesMetricConfig{
 						Enabled: true,
 					},
@@ -281,6 +284,9 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategyAvg,
 						EnabledAttributes:   []KpodCollectorUnavailableMetricAttributeKey{KpodCollectorUnavailableMetricAttributeKeyCollector, KpodCollectorUnavailableMetricAttributeKeyReason},
 					},
+					KpodContainerRestarts: KpodContainerRestartsMetricConfig{
+						Enabled: false,
+					},
 					KpodCPUContextSwitches: KpodCPUContextSwitchesMetricConfig{
 						Enabled: false,
 					},
@@ -414,7 +420,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(KpodBpfMapCapacityMetricConfig{}, KpodBpfMapEntriesMetricConfig{}, KpodBpfMapUpdateErrorsMetricConfig{}, KpodBpfProgramLoadDurationMetricConfig{}, KpodBpfProgramRunCountMetricConfig{}, KpodBpfProgramRunTimeMetricConfig{}, KpodCgroupReadErrorsMetricConfig{}, KpodCollectionCycleDurationMetricConfig{}, KpodCollectionTimeoutsMetricConfig{}, KpodCollectorDurationMetricConfig{}, KpodCollectorErrorsMetricConfig{}, KpodCollectorSkippedMetricConfig{}, KpodCollectorUnavailableMetricConfig{}, KpodCPUContextSwitchesMetricConfig{}, KpodDiscoveryContainersMetricConfig{}, KpodDiscoveryPodsMetricConfig{}, KpodDiskReadBytesMetricConfig{}, KpodDiskReadsMetricConfig{}, KpodDiskWritesMetricConfig{}, KpodDiskWrittenBytesMetricConfig{}, KpodFsAvailableBytesMetricConfig{}, KpodFsCapacityBytesMetricConfig{}, KpodFsUsageBytesMetricConfig{}, KpodMemCgroupCacheBytesMetricConfig{}, KpodMemCgroupPeakBytesMetricConfig{}, KpodMemCgroupSwapBytesMetricConfig{}, KpodMemCgroupUsageBytesMetricConfig{}, KpodMemMajorPageFaultsMetricConfig{}, KpodMemOomKillsMetricConfig{}, KpodNetIfaceRxBytesMetricConfig{}, KpodNetIfaceRxDropsMetricConfig{}, KpodNetIfaceRxErrorsMetricConfig{}, KpodNetIfaceRxPacketsMetricConfig{}, KpodNetIfaceTxBytesMetricConfig{}, KpodNetIfaceTxDropsMetricConfig{}, KpodNetIfaceTxErrorsMetricConfig{}, KpodNetIfaceTxPacketsMetricConfig{}, KpodProcExecsMetricConfig{}, KpodProcExitsMetricConfig{}, KpodProcForksMetricConfig{}, KpodSyscallCountMetricConfig{}, KpodSyscallErrorsMetricConfig{}, ResourceAttributeConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(KpodBpfMapCapacityMetricConfig{}, KpodBpfMapEntriesMetricConfig{}, KpodBpfMapUpdateErrorsMetricConfig{}, KpodBpfProgramLoadDurationMetricConfig{}, KpodBpfProgramRunCountMetricConfig{}, KpodBpfProgramRunTimeMetricConfig{}, KpodCgroupReadErrorsMetricConfig{}, KpodCollectionCycleDurationMetricConfig{}, KpodCollectionTimeoutsMetricConfig{}, KpodCollectorDurationMetricConfig{}, KpodCollectorErrorsMetricConfig{}, KpodCollectorSkippedMetricConfig{}, KpodCollectorUnavailableMetricConfig{}, KpodContainerRestartsMetricConfig{}, KpodCPUContextSwitchesMetricConfig{}, KpodDiscoveryContainersMetricConfig{}, KpodDiscoveryPodsMetricConfig{}, KpodDiskReadBytesMetricConfig{}, KpodDiskReadsMetricConfig{}, KpodDiskWritesMetricConfig{}, KpodDiskWrittenBytesMetricConfig{}, KpodFsAvailableBytesMetricConfig{}, KpodFsCapacityBytesMetricConfig{}, KpodFsUsageBytesMetricConfig{}, KpodMemCgroupCacheBytesMetricConfig{}, KpodMemCgroupPeakBytesMetricConfig{}, KpodMemCgroupSwapBytesMetricConfig{}, KpodMemCgroupUsageBytesMetricConfig{}, KpodMemMajorPageFaultsMetricConfig{}, KpodMemOomKillsMetricConfig{}, KpodNetIfaceRxBytesMetricConfig{}, KpodNetIfaceRxDropsMetricConfig{}, KpodNetIfaceRxErrorsMetricConfig{}, KpodNetIfaceRxPacketsMetricConfig{}, KpodNetIfaceTxBytesMetricConfig{}, KpodNetIfaceTxDropsMetricConfig{}, KpodNetIfaceTxErrorsMetricConfig{}, KpodNetIfaceTxPacketsMetricConfig{}, KpodProcExecsMetricConfig{}, KpodProcExitsMetricConfig{}, KpodProcForksMetricConfig{}, KpodSyscallCountMetricConfig{}, KpodSyscallErrorsMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}

@@ -70,6 +70,9 @@ var MetricsInfo = metricsInfo{
 		Name:       "kpod.collector.unavailable",
 		Attributes: []string{"collector", "reason"},
 	},
+	KpodContainerRestarts: metricInfo{
+		Name: "kpod.container.restarts",
+	},
 	KpodCPUContextSwitches: metricInfo{
 		Name: "kpod.cpu.context.switches",
 	},
@@ -190,6 +193,7 @@ type metricsInfo struct {
 	KpodCollectorErrors         metricInfo
 	KpodCollectorSkipped        metricInfo
 	KpodCollectorUnavailable    metricInfo
+	KpodContainerRestarts       metricInfo
 	KpodCPUContextSwitches      metricInfo
 	KpodDiscoveryContainers     metricInfo
 	KpodDiscoveryPods           metricInfo
@@ -1314,6 +1318,56 @@ func (m *metricKpodCollectorUnavailable) emit(metrics pmetric.MetricSlice) {
 
 func newMetricKpodCollectorUnavailable(cfg KpodCollectorUnavailableMetricConfig) metricKpodCollectorUnavailable {
 	m := metricKpodCollectorUnavailable{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodContainerRestarts struct {
+	data     pmetric.Metric                    // data buffer for generated metric.
+	config   KpodContainerRestartsMetricConfig // metric config provided by user.
+	capacity int                               // max observed number of data points added to the metric.
+}
+
+// init fills kpod.container.restarts metric with initial data.
+func (m *metricKpodContainerRestarts) init() {
+	m.data.SetName("kpod.container.restarts")
+	m.data.SetDescription("Restart count of the container, from the pod's status in the Kubernetes API (needs kubernetes.enabled).")
+	m.data.SetUnit("{restart}")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricKpodContainerRestarts) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodContainerRestarts) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodContainerRestarts) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodContainerRestarts(cfg KpodContainerRestartsMetricConfig) metricKpodContainerRestarts {
+	m := metricKpodContainerRestarts{config: cfg}
 
 	if cfg.Enabled {
 		m.data = pmetric.NewMetric()
@@ -3498,6 +3552,7 @@ type MetricsBuilder struct {
 	metricKpodCollectorErrors         metricKpodCollectorErrors
 	metricKpodCollectorSkipped        metricKpodCollectorSkipped
 	metricKpodCollectorUnavailable    metricKpodCollectorUnavailable
+	metricKpodContainerRestarts       metricKpodContainerRestarts
 	metricKpodCPUContextSwitches      metricKpodCPUContextSwitches
 	metricKpodDiscoveryContainers     metricKpodDiscoveryContainers
 	metricKpodDiscoveryPods           metricKpodDiscoveryPods
@@ -3565,6 +3620,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricKpodCollectorErrors:         newMetricKpodCollectorErrors(mbc.Metrics.KpodCollectorErrors),
 		metricKpodCollectorSkipped:        newMetricKpodCollectorSkipped(mbc.Metrics.KpodCollectorSkipped),
 		metricKpodCollectorUnavailable:    newMetricKpodCollectorUnavailable(mbc.Metrics.KpodCollectorUnavailable),
+		metricKpodContainerRestarts:       newMetricKpodContainerRestarts(mbc.Metrics.KpodContainerRestarts),
 		metricKpodCPUContextSwitches:      newMetricKpodCPUContextSwitches(mbc.Metrics.KpodCPUContextSwitches),
 		metricKpodDiscoveryContainers:     newMetricKpodDiscoveryContainers(mbc.Metrics.KpodDiscoveryContainers),
 		metricKpodDiscoveryPods:           newMetricKpodDiscoveryPods(mbc.Metrics.KpodDiscoveryPods),
@@ -3697,6 +3753,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricKpodCollectorErrors.emit(ils.Metrics())
 	mb.metricKpodCollectorSkipped.emit(ils.Metrics())
 	mb.metricKpodCollectorUnavailable.emit(ils.Metrics())
+	mb.metricKpodContainerRestarts.emit(ils.Metrics())
 	mb.metricKpodCPUContextSwitches.emit(ils.Metrics())
 	mb.metricKpodDiscoveryContainers.emit(ils.Metrics())
 	mb.metricKpodDiscoveryPods.emit(ils.Metrics())
@@ -3820,6 +3877,11 @@ func (mb *MetricsBuilder) RecordKpodCollectorSkippedDataPoint(ts pcommon.Timesta
 // RecordKpodCollectorUnavailableDataPoint adds a data point to kpod.collector.unavailable metric.
 func (mb *MetricsBuilder) RecordKpodCollectorUnavailableDataPoint(ts pcommon.Timestamp, val int64, collectorAttributeValue string, reasonAttributeValue string) {
 	mb.metricKpodCollectorUnavailable.recordDataPoint(mb.startTime, ts, val, collectorAttributeValue, reasonAttributeValue)
+}
+
+// RecordKpodContainerRestartsDataPoint adds a data point to kpod.container.restarts metric.
+func (mb *MetricsBuilder) RecordKpodContainerRestartsDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodContainerRestarts.recordDataPoint(mb.startTime, ts, val)
 }
 
 // RecordKpodCPUContextSwitchesDataPoint adds a data point to kpod.cpu.context.switches metric.

@@ -177,6 +177,9 @@ func TestMetricsBuilder(t *testing.T) {
 			}
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordKpodContainerRestartsDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordKpodCPUContextSwitchesDataPoint(ts, 1)
 			defaultMetricsCount++
 			allMetricsCount++
@@ -871,6 +874,18 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok = dp.Attributes().Get("reason")
 						assert.False(t, ok)
 					}
+				case "kpod.container.restarts":
+					assert.False(t, validatedMetrics["kpod.container.restarts"], "Found a duplicate in the metrics slice: kpod.container.restarts")
+					validatedMetrics["kpod.container.restarts"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+					assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+					assert.Equal(t, "Restart count of the container, from the pod's status in the Kubernetes API (needs kubernetes.enabled).", mi.Description())
+					assert.Equal(t, "{restart}", mi.Unit())
+					dp := mi.Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
 				case "kpod.cpu.context.switches":
 					assert.False(t, validatedMetrics["kpod.cpu.context.switches"], "Found a duplicate in the metrics slice: kpod.cpu.context.switches")
 					validatedMetrics["kpod.cpu.context.switches"] = true
