@@ -275,6 +275,20 @@ func TestDiscoverOnFixtureTrees(t *testing.T) {
 			t.Errorf("layout = %+v, want V2 %q with memory and io", l, dir)
 		}
 	})
+	t.Run("first mount of a v1 controller wins", func(t *testing.T) {
+		// the same hierarchy bind-mounted again later (a hostPath of the host's cgroups)
+		mi := writeMountinfo(t,
+			"35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory",
+			"41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw",
+			"90 27 0:32 / /host/sys/fs/cgroup/memory rw - cgroup cgroup rw,memory")
+		l, err := Discover(mi, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]string{"memory": "/sys/fs/cgroup/memory"}; !reflect.DeepEqual(l.V1, want) {
+			t.Errorf("V1 = %v, want %v", l.V1, want)
+		}
+	})
 	t.Run("prefers the conventional mount", func(t *testing.T) {
 		mi := writeMountinfo(t,
 			"40 22 0:38 / /run/other rw - cgroup2 cgroup2 rw",
