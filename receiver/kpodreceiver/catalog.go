@@ -28,6 +28,14 @@ type snapshot interface {
 	recordPod(r *recorder, p *podid.Pod)
 }
 
+// nodeSnapshot is implemented by snapshots with node-level series (IRQ time taken from the
+// idle task and kernel threads).
+type nodeSnapshot interface{ recordNode(r *recorder) }
+
+// partial is implemented by families that run without some of their metrics on this kernel:
+// metric name → why it is unavailable (kpod.metric.unavailable).
+type partial interface{ unavailableMetrics() map[string]string }
+
 // bpfCounted is implemented by families whose cumulative series are counted in kpod's BPF
 // maps, which start counting when kpod starts.
 type bpfCounted interface{ bpfMetrics() []string }
@@ -63,10 +71,10 @@ var catalog = []familyInfo{
 	{name: "tcpdrop", row: "TCP drops (eBPF)", profiles: stdComp},
 	{name: "oom", row: "Memory OOM (eBPF)", profiles: all3, newFn: func() family { return &oomFamily{} }},
 	{name: "pagefaults", row: "Memory page faults (cgroup)", profiles: stdComp, newFn: func() family { return &faultsFamily{} }},
-	{name: "biolatency", row: "Block I/O latency (eBPF)", profiles: stdComp},
-	{name: "cachestat", row: "Page cache stats (eBPF)", profiles: stdComp},
-	{name: "hardirqs", row: "Hardware IRQ latency (eBPF)", profiles: compOnly},
-	{name: "softirqs", row: "Software IRQ latency (eBPF)", profiles: compOnly},
+	{name: "biolatency", row: "Block I/O latency (eBPF)", profiles: stdComp, newFn: func() family { return &bioFamily{} }},
+	{name: "cachestat", row: "Page cache stats (eBPF)", profiles: stdComp, newFn: func() family { return &cacheFamily{} }},
+	{name: "hardirqs", row: "Hardware IRQ latency (eBPF)", profiles: compOnly, newFn: func() family { return &hardIRQFamily{} }},
+	{name: "softirqs", row: "Software IRQ latency (eBPF)", profiles: compOnly, newFn: func() family { return &softIRQFamily{} }},
 	{name: "proc", row: "Process exec/fork/exit (eBPF)", profiles: compOnly, newFn: func() family { return &procFamily{} }},
 	{name: "syscall", row: "Syscall tracing (eBPF)", profiles: compOnly, newFn: func() family { return &syscallFamily{} }},
 	{name: "diskio", row: "Disk I/O (cgroup, eBPF where cgroup files cannot count)", profiles: all3, newFn: func() family { return &diskFamily{} }},

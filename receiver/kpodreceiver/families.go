@@ -8,12 +8,15 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/kpod-project/kpod/internal/biolatency"
 	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/cachestat"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/collector"
 	"github.com/kpod-project/kpod/internal/cpu"
 	"github.com/kpod-project/kpod/internal/diskio"
 	"github.com/kpod-project/kpod/internal/fsstat"
+	"github.com/kpod-project/kpod/internal/irq"
 	"github.com/kpod-project/kpod/internal/memcg"
 	"github.com/kpod-project/kpod/internal/netdev"
 	"github.com/kpod-project/kpod/internal/oom"
@@ -274,14 +277,7 @@ func (s diskSnap) recordContainer(r *recorder, c *podid.Container) {
 	if s.bpf {
 		v, _ = sumOver(s.vals, c.CgroupIDs, func(d, s *diskio.Stats) { *d = d.Add(*s) })
 	}
-	devs := make([]cgroupfs.Dev, 0, len(v))
-	for d := range v {
-		devs = append(devs, d)
-	}
-	sort.Slice(devs, func(i, j int) bool {
-		return devs[i].Major < devs[j].Major || devs[i].Major == devs[j].Major && devs[i].Minor < devs[j].Minor
-	})
-	for _, d := range devs {
+	for _, d := range sortedDevs(v) {
 		io, name := v[d], s.names.Name(d)
 		r.mb.RecordKpodDiskReadBytesDataPoint(r.now, int64(io.ReadBytes), name)
 		r.mb.RecordKpodDiskWrittenBytesDataPoint(r.now, int64(io.WriteBytes), name)
@@ -457,6 +453,180 @@ func (s fsSnap) recordContainer(r *recorder, c *podid.Container) {
 		r.mb.RecordKpodFsUsageBytesDataPoint(r.now, int64(u.Used), mp)
 		r.mb.RecordKpodFsAvailableBytesDataPoint(r.now, int64(u.Available), mp)
 	}
+}
+
+// ---- biolatency ----
+
+type bioFamily struct {
+	c     *biolatency.Collector
+	names *diskio.DeviceNames
+}
+
+type bioSnap struct {
+	noPod
+	vals  map[uint64]biolatency.Stats
+	names *diskio.DeviceNames
+}
+
+func (f *bioFamily) start(_ context.Context, e *env) (err error) {
+	f.names = &diskio.DeviceNames{SysRoot: e.sysRoot}
+	f.c, err = biolatency.Start()
+	return err
+}
+
+func (f *bioFamily) collect(_ context.Context, x *podid.Index) (snapshot, error) {
+	vals, err := f.c.Collect(x.Live)
+	return bioSnap{vals: vals, names: f.names}, err
+}
+
+func (s bioSnap) recordContainer(r *recorder, c *podid.Container) {
+	v, _ := sumOver(s.vals, c.CgroupIDs, func(d, s *biolatency.Stats) { *d = d.Add(*s) })
+	for _, dev := range sortedDevs(v) {
+		h := v[dev]
+		r.hb.RecordKpodDiskIoLatency(r.now, histPoint(&h), s.names.Name(dev))
+	}
+}
+
+func (f *bioFamily) bpfMetrics() []string       { return []string{"kpod.disk.io.latency"} }
+func (f *bioFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
+func (f *bioFamily) close() error               { return f.c.Close() }
+
+// ---- cachestat ----
+
+type cacheFamily struct{ c *cachestat.Collector }
+
+type cacheSnap struct {
+	noPod
+	vals     map[uint64]cachestat.Stats
+	accesses bool // folio_mark_accessed could be hooked
+}
+
+func (f *cacheFamily) start(_ context.Context, e *env) (err error) {
+	f.c, err = cachestat.Start()
+	if err == nil && f.c.AccessesUnavailable() != "" {
+		e.logger.Warn("cachestat: kpod.mem.cache.accesses is unavailable on this kernel", zap.String("reason", f.c.AccessesUnavailable()))
+	}
+	return err
+}
+
+func (f *cacheFamily) collect(_ context.Context, x *podid.Index) (snapshot, error) {
+	vals, err := f.c.Collect(x.Live)
+	return cacheSnap{vals: vals, accesses: f.c.AccessesUnavailable() == ""}, err
+}
+
+func (s cacheSnap) recordContainer(r *recorder, c *podid.Container) {
+	v, _ := sumOver(s.vals, c.CgroupIDs, func(d, s *cachestat.Stats) { d.Add(s) })
+	r.mb.RecordKpodMemCacheAdditionsDataPoint(r.now, int64(v.Added))
+	r.mb.RecordKpodMemCacheDirtiedDataPoint(r.now, int64(v.Dirtied))
+	r.mb.RecordKpodMemCacheBufDirtiedDataPoint(r.now, int64(v.BuffersDirtied))
+	if s.accesses {
+		r.mb.RecordKpodMemCacheAccessesDataPoint(r.now, int64(v.Accessed))
+	}
+}
+
+func (f *cacheFamily) unavailableMetrics() map[string]string {
+	if why := f.c.AccessesUnavailable(); why != "" {
+		return map[string]string{"kpod.mem.cache.accesses": why}
+	}
+	return nil
+}
+
+func (f *cacheFamily) bpfMetrics() []string {
+	return []string{"kpod.mem.cache.accesses", "kpod.mem.cache.additions", "kpod.mem.cache.dirtied", "kpod.mem.cache.buf.dirtied"}
+}
+func (f *cacheFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
+func (f *cacheFamily) close() error               { return f.c.Close() }
+
+// ---- hardirqs ----
+
+type hardIRQFamily struct{ c *irq.HardCollector }
+
+// hardIRQSnap holds IRQ time per interrupted cgroup; irq.NodeID holds the time taken from
+// the idle task and kernel threads, reported on the node resource.
+type hardIRQSnap struct {
+	noPod
+	vals map[uint64]irq.HardStats
+}
+
+func (f *hardIRQFamily) start(context.Context, *env) (err error) {
+	f.c, err = irq.StartHard()
+	return err
+}
+
+func (f *hardIRQFamily) collect(_ context.Context, x *podid.Index) (snapshot, error) {
+	vals, err := f.c.Collect(x.Live)
+	return hardIRQSnap{vals: vals}, err
+}
+
+func (s hardIRQSnap) recordContainer(r *recorder, c *podid.Container) {
+	v, _ := sumOver(s.vals, c.CgroupIDs, func(d, s *irq.HardStats) { d.Add(s) })
+	s.record(r, v)
+}
+
+func (s hardIRQSnap) recordNode(r *recorder) { s.record(r, s.vals[irq.NodeID]) }
+
+func (s hardIRQSnap) record(r *recorder, v irq.HardStats) {
+	r.mb.RecordKpodIrqHwCountDataPoint(r.now, int64(v.Count))
+	if v.Latency.Count() > 0 {
+		r.hb.RecordKpodIrqHwLatency(r.now, histPoint(&v.Latency))
+	}
+}
+
+func (f *hardIRQFamily) bpfMetrics() []string       { return []string{"kpod.irq.hw.count", "kpod.irq.hw.latency"} }
+func (f *hardIRQFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
+func (f *hardIRQFamily) close() error               { return f.c.Close() }
+
+// ---- softirqs ----
+
+type softIRQFamily struct{ c *irq.SoftCollector }
+
+type softIRQSnap struct {
+	noPod
+	vals map[uint64]irq.SoftStats
+}
+
+func (f *softIRQFamily) start(context.Context, *env) (err error) {
+	f.c, err = irq.StartSoft()
+	return err
+}
+
+func (f *softIRQFamily) collect(_ context.Context, x *podid.Index) (snapshot, error) {
+	vals, err := f.c.Collect(x.Live)
+	return softIRQSnap{vals: vals}, err
+}
+
+func (s softIRQSnap) recordContainer(r *recorder, c *podid.Container) {
+	v, _ := sumOver(s.vals, c.CgroupIDs, func(d, s *irq.SoftStats) { *d = d.Add(*s) })
+	s.record(r, v)
+}
+
+func (s softIRQSnap) recordNode(r *recorder) { s.record(r, s.vals[irq.NodeID]) }
+
+func (s softIRQSnap) record(r *recorder, v irq.SoftStats) {
+	vecs := make([]uint32, 0, len(v))
+	for vec := range v {
+		vecs = append(vecs, vec)
+	}
+	sort.Slice(vecs, func(i, j int) bool { return vecs[i] < vecs[j] })
+	for _, vec := range vecs {
+		h := v[vec]
+		r.hb.RecordKpodIrqSwLatency(r.now, histPoint(&h), irq.VectorName(vec))
+	}
+}
+
+func (f *softIRQFamily) bpfMetrics() []string       { return []string{"kpod.irq.sw.latency"} }
+func (f *softIRQFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
+func (f *softIRQFamily) close() error               { return f.c.Close() }
+
+func sortedDevs[V any](m map[cgroupfs.Dev]V) []cgroupfs.Dev {
+	devs := make([]cgroupfs.Dev, 0, len(m))
+	for d := range m {
+		devs = append(devs, d)
+	}
+	sort.Slice(devs, func(i, j int) bool {
+		return devs[i].Major < devs[j].Major || devs[i].Major == devs[j].Major && devs[i].Minor < devs[j].Minor
+	})
+	return devs
 }
 
 func sortedKeys[V any](m map[string]V) []string {

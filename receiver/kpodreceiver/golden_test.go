@@ -13,11 +13,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/kpod-project/kpod/internal/biolatency"
+	"github.com/kpod-project/kpod/internal/cachestat"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/cpu"
 	"github.com/kpod-project/kpod/internal/diskio"
 	"github.com/kpod-project/kpod/internal/fsstat"
 	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/irq"
 	"github.com/kpod-project/kpod/internal/memcg"
 	"github.com/kpod-project/kpod/internal/netdev"
 	"github.com/kpod-project/kpod/internal/podid"
@@ -93,6 +96,21 @@ func TestGolden(t *testing.T) {
 		{"iface", ifaceSnap{vals: map[uint64]netdev.Stats{
 			100: {"eth0": {RxBytes: 1000, RxPackets: 10, TxBytes: 24200, TxPackets: 100, RxDrops: 1}},
 		}}, nil},
+		{"biolatency", bioSnap{names: &diskio.DeviceNames{SysRoot: fakeSys}, vals: map[uint64]biolatency.Stats{
+			102: {cgroupfs.Dev{Major: 7, Minor: 0}: latency(50_000, 60_000, 2_000_000)},
+			103: {cgroupfs.Dev{Major: 7, Minor: 0}: latency(70_000)},
+		}}, (&bioFamily{}).bpfMetrics()},
+		{"cachestat", cacheSnap{vals: map[uint64]cachestat.Stats{
+			102: {Added: 2002, Dirtied: 2000, BuffersDirtied: 2000},
+		}}, (&cacheFamily{}).bpfMetrics()},
+		{"hardirqs", hardIRQSnap{vals: map[uint64]irq.HardStats{
+			102:        {Count: 2, Latency: latency(3_000, 5_000)},
+			irq.NodeID: {Count: 9, Latency: latency(1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000)},
+		}}, (&hardIRQFamily{}).bpfMetrics()},
+		{"softirqs", softIRQSnap{vals: map[uint64]irq.SoftStats{
+			104:        {1: latency(2_000), 9: latency(1_500, 1_500)},
+			irq.NodeID: {3: latency(40_000)},
+		}}, (&softIRQFamily{}).bpfMetrics()},
 		{"filesystem", fsSnap{vals: map[uint64]fsstat.Stats{
 			102: {"/": {Capacity: 10 << 30, Used: 3 << 30, Available: 6 << 30}, "/data": {Capacity: 1 << 30, Used: 1 << 20, Available: 900 << 20}},
 		}}, nil},
@@ -107,7 +125,12 @@ func TestGolden(t *testing.T) {
 			s.mb = metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.settings, metadata.WithStartTime(pcommon.NewTimestampFromTime(goldenStart)))
 			s.hb = metadata.NewHistogramBuilder(s.cfg.Histograms)
 			s.runners = []*runner{{snap: tc.snap}}
-			s.emit(goldenIndex(), nil, pcommon.NewTimestampFromTime(goldenNow))
+			now := pcommon.NewTimestampFromTime(goldenNow)
+			s.emit(goldenIndex(), nil, now)
+			if ns, ok := tc.snap.(nodeSnapshot); ok { // node-level series, as recordNode emits them
+				ns.recordNode(&recorder{mb: s.mb, hb: s.hb, now: now})
+				s.emitNodeResource()
+			}
 			compareGolden(t, filepath.Join("testdata", "golden", tc.name+".json"), s.mb.Emit())
 		})
 	}

@@ -187,6 +187,9 @@ func (s *kpodScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 	started := time.Now()
 	idx, err := s.scanner.Scan()
 	if err != nil {
+		for _, r := range s.runners {
+			r.snap = nil
+		}
 		s.recordNode(pcommon.NewTimestampFromTime(begin))
 		return s.mb.Emit(), fmt.Errorf("discovering pods in %s: %w", s.env.layout.V2, err)
 	}
@@ -358,6 +361,15 @@ func (s *kpodScraper) recordNode(now pcommon.Timestamp) {
 			continue
 		}
 		mb.RecordKpodCollectorUnavailableDataPoint(now, 0, name, "")
+		if p, ok := r.f.(partial); ok {
+			missing := p.unavailableMetrics()
+			for _, m := range sortedKeys(missing) {
+				mb.RecordKpodMetricUnavailableDataPoint(now, 1, m, missing[m])
+			}
+		}
+		if ns, ok := r.snap.(nodeSnapshot); ok {
+			ns.recordNode(&recorder{mb: mb, hb: s.hb, now: now})
+		}
 		mb.RecordKpodCollectorDurationDataPoint(now, r.duration.Seconds(), name)
 		mb.RecordKpodCollectorErrorsDataPoint(now, r.errors, name)
 		mb.RecordKpodCollectorSkippedDataPoint(now, r.skipped, name)
@@ -366,9 +378,17 @@ func (s *kpodScraper) recordNode(now pcommon.Timestamp) {
 			s.recordBPF(now, obj)
 		}
 	}
-	rb := mb.NewResourceBuilder()
+	s.emitNodeResource()
+}
+
+// emitNodeResource emits what was recorded for the node-level resource; its cumulative
+// series start when kpod started.
+func (s *kpodScraper) emitNodeResource() {
+	rb := s.mb.NewResourceBuilder()
 	rb.SetK8sNodeName(s.nodeName)
-	mb.EmitForResource(metadata.WithResource(rb.Emit()))
+	start := pcommon.NewTimestampFromTime(s.started)
+	s.mb.EmitForResource(metadata.WithResource(rb.Emit()), s.hb.Emit(),
+		metadata.WithCumulativeStart(func(string) pcommon.Timestamp { return start }))
 }
 
 func (s *kpodScraper) recordBPF(now pcommon.Timestamp, obj *bpfload.Object) {

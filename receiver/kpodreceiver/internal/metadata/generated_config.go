@@ -994,6 +994,106 @@ func (ms *KpodFsUsageBytesMetricConfig) Validate() error {
 	return nil
 }
 
+// KpodIrqHwCountMetricConfig provides config for the kpod.irq.hw.count metric.
+type KpodIrqHwCountMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodIrqHwCountMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// KpodMemCacheAccessesMetricConfig provides config for the kpod.mem.cache.accesses metric.
+type KpodMemCacheAccessesMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodMemCacheAccessesMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// KpodMemCacheAdditionsMetricConfig provides config for the kpod.mem.cache.additions metric.
+type KpodMemCacheAdditionsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodMemCacheAdditionsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// KpodMemCacheBufDirtiedMetricConfig provides config for the kpod.mem.cache.buf.dirtied metric.
+type KpodMemCacheBufDirtiedMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodMemCacheBufDirtiedMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// KpodMemCacheDirtiedMetricConfig provides config for the kpod.mem.cache.dirtied metric.
+type KpodMemCacheDirtiedMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodMemCacheDirtiedMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
 // KpodMemCgroupCacheBytesMetricConfig provides config for the kpod.mem.cgroup.cache.bytes metric.
 type KpodMemCgroupCacheBytesMetricConfig struct {
 	Enabled          bool `mapstructure:"enabled"`
@@ -1111,6 +1211,55 @@ func (ms *KpodMemOomKillsMetricConfig) Unmarshal(parser *confmap.Conf) error {
 	}
 
 	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// KpodMetricUnavailableMetricAttributeKey specifies the key of an attribute for the kpod.metric.unavailable metric.
+type KpodMetricUnavailableMetricAttributeKey string
+
+const (
+	KpodMetricUnavailableMetricAttributeKeyMetric KpodMetricUnavailableMetricAttributeKey = "metric"
+	KpodMetricUnavailableMetricAttributeKeyReason KpodMetricUnavailableMetricAttributeKey = "reason"
+)
+
+// KpodMetricUnavailableMetricConfig provides config for the kpod.metric.unavailable metric.
+type KpodMetricUnavailableMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                    `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []KpodMetricUnavailableMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *KpodMetricUnavailableMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *KpodMetricUnavailableMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case KpodMetricUnavailableMetricAttributeKeyMetric, KpodMetricUnavailableMetricAttributeKeyReason:
+		default:
+			return fmt.Errorf("metric kpod.metric.unavailable doesn't have an attribute %v, valid attributes: [metric, reason]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
 	return nil
 }
 
@@ -1498,6 +1647,162 @@ func (ms *KpodNetIfaceTxPacketsMetricConfig) Validate() error {
 	return nil
 }
 
+// KpodNetTCPBytesReceivedMetricConfig provides config for the kpod.net.tcp.bytes.received metric.
+type KpodNetTCPBytesReceivedMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodNetTCPBytesReceivedMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// KpodNetTCPBytesSentMetricConfig provides config for the kpod.net.tcp.bytes.sent metric.
+type KpodNetTCPBytesSentMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodNetTCPBytesSentMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// KpodNetTCPConnectionsMetricAttributeKey specifies the key of an attribute for the kpod.net.tcp.connections metric.
+type KpodNetTCPConnectionsMetricAttributeKey string
+
+const (
+	KpodNetTCPConnectionsMetricAttributeKeyDirection KpodNetTCPConnectionsMetricAttributeKey = "direction"
+)
+
+// KpodNetTCPConnectionsMetricConfig provides config for the kpod.net.tcp.connections metric.
+type KpodNetTCPConnectionsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                    `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []KpodNetTCPConnectionsMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *KpodNetTCPConnectionsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *KpodNetTCPConnectionsMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case KpodNetTCPConnectionsMetricAttributeKeyDirection:
+		default:
+			return fmt.Errorf("metric kpod.net.tcp.connections doesn't have an attribute %v, valid attributes: [direction]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// KpodNetTCPDropsMetricAttributeKey specifies the key of an attribute for the kpod.net.tcp.drops metric.
+type KpodNetTCPDropsMetricAttributeKey string
+
+const (
+	KpodNetTCPDropsMetricAttributeKeyDropReason KpodNetTCPDropsMetricAttributeKey = "reason"
+)
+
+// KpodNetTCPDropsMetricConfig provides config for the kpod.net.tcp.drops metric.
+type KpodNetTCPDropsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                              `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []KpodNetTCPDropsMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *KpodNetTCPDropsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *KpodNetTCPDropsMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case KpodNetTCPDropsMetricAttributeKeyDropReason:
+		default:
+			return fmt.Errorf("metric kpod.net.tcp.drops doesn't have an attribute %v, valid attributes: [reason]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// KpodNetTCPRetransmitsMetricConfig provides config for the kpod.net.tcp.retransmits metric.
+type KpodNetTCPRetransmitsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodNetTCPRetransmitsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
 // KpodProcExecsMetricConfig provides config for the kpod.proc.execs metric.
 type KpodProcExecsMetricConfig struct {
 	Enabled          bool `mapstructure:"enabled"`
@@ -1680,12 +1985,18 @@ type MetricsConfig struct {
 	KpodFsAvailableBytes        KpodFsAvailableBytesMetricConfig        `mapstructure:"kpod.fs.available.bytes"`
 	KpodFsCapacityBytes         KpodFsCapacityBytesMetricConfig         `mapstructure:"kpod.fs.capacity.bytes"`
 	KpodFsUsageBytes            KpodFsUsageBytesMetricConfig            `mapstructure:"kpod.fs.usage.bytes"`
+	KpodIrqHwCount              KpodIrqHwCountMetricConfig              `mapstructure:"kpod.irq.hw.count"`
+	KpodMemCacheAccesses        KpodMemCacheAccessesMetricConfig        `mapstructure:"kpod.mem.cache.accesses"`
+	KpodMemCacheAdditions       KpodMemCacheAdditionsMetricConfig       `mapstructure:"kpod.mem.cache.additions"`
+	KpodMemCacheBufDirtied      KpodMemCacheBufDirtiedMetricConfig      `mapstructure:"kpod.mem.cache.buf.dirtied"`
+	KpodMemCacheDirtied         KpodMemCacheDirtiedMetricConfig         `mapstructure:"kpod.mem.cache.dirtied"`
 	KpodMemCgroupCacheBytes     KpodMemCgroupCacheBytesMetricConfig     `mapstructure:"kpod.mem.cgroup.cache.bytes"`
 	KpodMemCgroupPeakBytes      KpodMemCgroupPeakBytesMetricConfig      `mapstructure:"kpod.mem.cgroup.peak.bytes"`
 	KpodMemCgroupSwapBytes      KpodMemCgroupSwapBytesMetricConfig      `mapstructure:"kpod.mem.cgroup.swap.bytes"`
 	KpodMemCgroupUsageBytes     KpodMemCgroupUsageBytesMetricConfig     `mapstructure:"kpod.mem.cgroup.usage.bytes"`
 	KpodMemMajorPageFaults      KpodMemMajorPageFaultsMetricConfig      `mapstructure:"kpod.mem.major.page.faults"`
 	KpodMemOomKills             KpodMemOomKillsMetricConfig             `mapstructure:"kpod.mem.oom.kills"`
+	KpodMetricUnavailable       KpodMetricUnavailableMetricConfig       `mapstructure:"kpod.metric.unavailable"`
 	KpodNetIfaceRxBytes         KpodNetIfaceRxBytesMetricConfig         `mapstructure:"kpod.net.iface.rx.bytes"`
 	KpodNetIfaceRxDrops         KpodNetIfaceRxDropsMetricConfig         `mapstructure:"kpod.net.iface.rx.drops"`
 	KpodNetIfaceRxErrors        KpodNetIfaceRxErrorsMetricConfig        `mapstructure:"kpod.net.iface.rx.errors"`
@@ -1694,6 +2005,11 @@ type MetricsConfig struct {
 	KpodNetIfaceTxDrops         KpodNetIfaceTxDropsMetricConfig         `mapstructure:"kpod.net.iface.tx.drops"`
 	KpodNetIfaceTxErrors        KpodNetIfaceTxErrorsMetricConfig        `mapstructure:"kpod.net.iface.tx.errors"`
 	KpodNetIfaceTxPackets       KpodNetIfaceTxPacketsMetricConfig       `mapstructure:"kpod.net.iface.tx.packets"`
+	KpodNetTCPBytesReceived     KpodNetTCPBytesReceivedMetricConfig     `mapstructure:"kpod.net.tcp.bytes.received"`
+	KpodNetTCPBytesSent         KpodNetTCPBytesSentMetricConfig         `mapstructure:"kpod.net.tcp.bytes.sent"`
+	KpodNetTCPConnections       KpodNetTCPConnectionsMetricConfig       `mapstructure:"kpod.net.tcp.connections"`
+	KpodNetTCPDrops             KpodNetTCPDropsMetricConfig             `mapstructure:"kpod.net.tcp.drops"`
+	KpodNetTCPRetransmits       KpodNetTCPRetransmitsMetricConfig       `mapstructure:"kpod.net.tcp.retransmits"`
 	KpodProcExecs               KpodProcExecsMetricConfig               `mapstructure:"kpod.proc.execs"`
 	KpodProcExits               KpodProcExitsMetricConfig               `mapstructure:"kpod.proc.exits"`
 	KpodProcForks               KpodProcForksMetricConfig               `mapstructure:"kpod.proc.forks"`
@@ -1811,6 +2127,21 @@ func DefaultMetricsConfig() MetricsConfig {
 			AggregationStrategy: AggregationStrategyAvg,
 			EnabledAttributes:   []KpodFsUsageBytesMetricAttributeKey{KpodFsUsageBytesMetricAttributeKeyMountpoint},
 		},
+		KpodIrqHwCount: KpodIrqHwCountMetricConfig{
+			Enabled: true,
+		},
+		KpodMemCacheAccesses: KpodMemCacheAccessesMetricConfig{
+			Enabled: true,
+		},
+		KpodMemCacheAdditions: KpodMemCacheAdditionsMetricConfig{
+			Enabled: true,
+		},
+		KpodMemCacheBufDirtied: KpodMemCacheBufDirtiedMetricConfig{
+			Enabled: true,
+		},
+		KpodMemCacheDirtied: KpodMemCacheDirtiedMetricConfig{
+			Enabled: true,
+		},
 		KpodMemCgroupCacheBytes: KpodMemCgroupCacheBytesMetricConfig{
 			Enabled: true,
 		},
@@ -1828,6 +2159,11 @@ func DefaultMetricsConfig() MetricsConfig {
 		},
 		KpodMemOomKills: KpodMemOomKillsMetricConfig{
 			Enabled: true,
+		},
+		KpodMetricUnavailable: KpodMetricUnavailableMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []KpodMetricUnavailableMetricAttributeKey{KpodMetricUnavailableMetricAttributeKeyMetric, KpodMetricUnavailableMetricAttributeKeyReason},
 		},
 		KpodNetIfaceRxBytes: KpodNetIfaceRxBytesMetricConfig{
 			Enabled:             true,
@@ -1868,6 +2204,25 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []KpodNetIfaceTxPacketsMetricAttributeKey{KpodNetIfaceTxPacketsMetricAttributeKeyInterface},
+		},
+		KpodNetTCPBytesReceived: KpodNetTCPBytesReceivedMetricConfig{
+			Enabled: true,
+		},
+		KpodNetTCPBytesSent: KpodNetTCPBytesSentMetricConfig{
+			Enabled: true,
+		},
+		KpodNetTCPConnections: KpodNetTCPConnectionsMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []KpodNetTCPConnectionsMetricAttributeKey{KpodNetTCPConnectionsMetricAttributeKeyDirection},
+		},
+		KpodNetTCPDrops: KpodNetTCPDropsMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []KpodNetTCPDropsMetricAttributeKey{KpodNetTCPDropsMetricAttributeKeyDropReason},
+		},
+		KpodNetTCPRetransmits: KpodNetTCPRetransmitsMetricConfig{
+			Enabled: true,
 		},
 		KpodProcExecs: KpodProcExecsMetricConfig{
 			Enabled: true,

@@ -134,6 +134,21 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategyAvg,
 						EnabledAttributes:   []KpodFsUsageBytesMetricAttributeKey{KpodFsUsageBytesMetricAttributeKeyMountpoint},
 					},
+					KpodIrqHwCount: KpodIrqHwCountMetricConfig{
+						Enabled: true,
+					},
+					KpodMemCacheAccesses: KpodMemCacheAccessesMetricConfig{
+						Enabled: true,
+					},
+					KpodMemCacheAdditions: KpodMemCacheAdditionsMetricConfig{
+						Enabled: true,
+					},
+					KpodMemCacheBufDirtied: KpodMemCacheBufDirtiedMetricConfig{
+						Enabled: true,
+					},
+					KpodMemCacheDirtied: KpodMemCacheDirtiedMetricConfig{
+						Enabled: true,
+					},
 					KpodMemCgroupCacheBytes: KpodMemCgroupCacheBytesMetricConfig{
 						Enabled: true,
 					},
@@ -151,6 +166,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					},
 					KpodMemOomKills: KpodMemOomKillsMetricConfig{
 						Enabled: true,
+					},
+					KpodMetricUnavailable: KpodMetricUnavailableMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []KpodMetricUnavailableMetricAttributeKey{KpodMetricUnavailableMetricAttributeKeyMetric, KpodMetricUnavailableMetricAttributeKeyReason},
 					},
 					KpodNetIfaceRxBytes: KpodNetIfaceRxBytesMetricConfig{
 						Enabled:             true,
@@ -191,6 +211,25 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []KpodNetIfaceTxPacketsMetricAttributeKey{KpodNetIfaceTxPacketsMetricAttributeKeyInterface},
+					},
+					KpodNetTCPBytesReceived: KpodNetTCPBytesReceivedMetricConfig{
+						Enabled: true,
+					},
+					KpodNetTCPBytesSent: KpodNetTCPBytesSentMetricConfig{
+						Enabled: true,
+					},
+					KpodNetTCPConnections: KpodNetTCPConnectionsMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodNetTCPConnectionsMetricAttributeKey{KpodNetTCPConnectionsMetricAttributeKeyDirection},
+					},
+					KpodNetTCPDrops: KpodNetTCPDropsMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodNetTCPDropsMetricAttributeKey{KpodNetTCPDropsMetricAttributeKeyDropReason},
+					},
+					KpodNetTCPRetransmits: KpodNetTCPRetransmitsMetricConfig{
+						Enabled: true,
 					},
 					KpodProcExecs: KpodProcExecsMetricConfig{
 						Enabled: true,
@@ -331,6 +370,21 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategyAvg,
 						EnabledAttributes:   []KpodFsUsageBytesMetricAttributeKey{KpodFsUsageBytesMetricAttributeKeyMountpoint},
 					},
+					KpodIrqHwCount: KpodIrqHwCountMetricConfig{
+						Enabled: false,
+					},
+					KpodMemCacheAccesses: KpodMemCacheAccessesMetricConfig{
+						Enabled: false,
+					},
+					KpodMemCacheAdditions: KpodMemCacheAdditionsMetricConfig{
+						Enabled: false,
+					},
+					KpodMemCacheBufDirtied: KpodMemCacheBufDirtiedMetricConfig{
+						Enabled: false,
+					},
+					KpodMemCacheDirtied: KpodMemCacheDirtiedMetricConfig{
+						Enabled: false,
+					},
 					KpodMemCgroupCacheBytes: KpodMemCgroupCacheBytesMetricConfig{
 						Enabled: false,
 					},
@@ -348,6 +402,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					},
 					KpodMemOomKills: KpodMemOomKillsMetricConfig{
 						Enabled: false,
+					},
+					KpodMetricUnavailable: KpodMetricUnavailableMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []KpodMetricUnavailableMetricAttributeKey{KpodMetricUnavailableMetricAttributeKeyMetric, KpodMetricUnavailableMetricAttributeKeyReason},
 					},
 					KpodNetIfaceRxBytes: KpodNetIfaceRxBytesMetricConfig{
 						Enabled:             false,
@@ -389,6 +448,25 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []KpodNetIfaceTxPacketsMetricAttributeKey{KpodNetIfaceTxPacketsMetricAttributeKeyInterface},
 					},
+					KpodNetTCPBytesReceived: KpodNetTCPBytesReceivedMetricConfig{
+						Enabled: false,
+					},
+					KpodNetTCPBytesSent: KpodNetTCPBytesSentMetricConfig{
+						Enabled: false,
+					},
+					KpodNetTCPConnections: KpodNetTCPConnectionsMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodNetTCPConnectionsMetricAttributeKey{KpodNetTCPConnectionsMetricAttributeKeyDirection},
+					},
+					KpodNetTCPDrops: KpodNetTCPDropsMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodNetTCPDropsMetricAttributeKey{KpodNetTCPDropsMetricAttributeKeyDropReason},
+					},
+					KpodNetTCPRetransmits: KpodNetTCPRetransmitsMetricConfig{
+						Enabled: false,
+					},
 					KpodProcExecs: KpodProcExecsMetricConfig{
 						Enabled: false,
 					},
@@ -420,7 +498,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(KpodBpfMapCapacityMetricConfig{}, KpodBpfMapEntriesMetricConfig{}, KpodBpfMapUpdateErrorsMetricConfig{}, KpodBpfProgramLoadDurationMetricConfig{}, KpodBpfProgramRunCountMetricConfig{}, KpodBpfProgramRunTimeMetricConfig{}, KpodCgroupReadErrorsMetricConfig{}, KpodCollectionCycleDurationMetricConfig{}, KpodCollectionTimeoutsMetricConfig{}, KpodCollectorDurationMetricConfig{}, KpodCollectorErrorsMetricConfig{}, KpodCollectorSkippedMetricConfig{}, KpodCollectorUnavailableMetricConfig{}, KpodContainerRestartsMetricConfig{}, KpodCPUContextSwitchesMetricConfig{}, KpodDiscoveryContainersMetricConfig{}, KpodDiscoveryPodsMetricConfig{}, KpodDiskReadBytesMetricConfig{}, KpodDiskReadsMetricConfig{}, KpodDiskWritesMetricConfig{}, KpodDiskWrittenBytesMetricConfig{}, KpodFsAvailableBytesMetricConfig{}, KpodFsCapacityBytesMetricConfig{}, KpodFsUsageBytesMetricConfig{}, KpodMemCgroupCacheBytesMetricConfig{}, KpodMemCgroupPeakBytesMetricConfig{}, KpodMemCgroupSwapBytesMetricConfig{}, KpodMemCgroupUsageBytesMetricConfig{}, KpodMemMajorPageFaultsMetricConfig{}, KpodMemOomKillsMetricConfig{}, KpodNetIfaceRxBytesMetricConfig{}, KpodNetIfaceRxDropsMetricConfig{}, KpodNetIfaceRxErrorsMetricConfig{}, KpodNetIfaceRxPacketsMetricConfig{}, KpodNetIfaceTxBytesMetricConfig{}, KpodNetIfaceTxDropsMetricConfig{}, KpodNetIfaceTxErrorsMetricConfig{}, KpodNetIfaceTxPacketsMetricConfig{}, KpodProcExecsMetricConfig{}, KpodProcExitsMetricConfig{}, KpodProcForksMetricConfig{}, KpodSyscallCountMetricConfig{}, KpodSyscallErrorsMetricConfig{}, ResourceAttributeConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(KpodBpfMapCapacityMetricConfig{}, KpodBpfMapEntriesMetricConfig{}, KpodBpfMapUpdateErrorsMetricConfig{}, KpodBpfProgramLoadDurationMetricConfig{}, KpodBpfProgramRunCountMetricConfig{}, KpodBpfProgramRunTimeMetricConfig{}, KpodCgroupReadErrorsMetricConfig{}, KpodCollectionCycleDurationMetricConfig{}, KpodCollectionTimeoutsMetricConfig{}, KpodCollectorDurationMetricConfig{}, KpodCollectorErrorsMetricConfig{}, KpodCollectorSkippedMetricConfig{}, KpodCollectorUnavailableMetricConfig{}, KpodContainerRestartsMetricConfig{}, KpodCPUContextSwitchesMetricConfig{}, KpodDiscoveryContainersMetricConfig{}, KpodDiscoveryPodsMetricConfig{}, KpodDiskReadBytesMetricConfig{}, KpodDiskReadsMetricConfig{}, KpodDiskWritesMetricConfig{}, KpodDiskWrittenBytesMetricConfig{}, KpodFsAvailableBytesMetricConfig{}, KpodFsCapacityBytesMetricConfig{}, KpodFsUsageBytesMetricConfig{}, KpodIrqHwCountMetricConfig{}, KpodMemCacheAccessesMetricConfig{}, KpodMemCacheAdditionsMetricConfig{}, KpodMemCacheBufDirtiedMetricConfig{}, KpodMemCacheDirtiedMetricConfig{}, KpodMemCgroupCacheBytesMetricConfig{}, KpodMemCgroupPeakBytesMetricConfig{}, KpodMemCgroupSwapBytesMetricConfig{}, KpodMemCgroupUsageBytesMetricConfig{}, KpodMemMajorPageFaultsMetricConfig{}, KpodMemOomKillsMetricConfig{}, KpodMetricUnavailableMetricConfig{}, KpodNetIfaceRxBytesMetricConfig{}, KpodNetIfaceRxDropsMetricConfig{}, KpodNetIfaceRxErrorsMetricConfig{}, KpodNetIfaceRxPacketsMetricConfig{}, KpodNetIfaceTxBytesMetricConfig{}, KpodNetIfaceTxDropsMetricConfig{}, KpodNetIfaceTxErrorsMetricConfig{}, KpodNetIfaceTxPacketsMetricConfig{}, KpodNetTCPBytesReceivedMetricConfig{}, KpodNetTCPBytesSentMetricConfig{}, KpodNetTCPConnectionsMetricConfig{}, KpodNetTCPDropsMetricConfig{}, KpodNetTCPRetransmitsMetricConfig{}, KpodProcExecsMetricConfig{}, KpodProcExitsMetricConfig{}, KpodProcForksMetricConfig{}, KpodSyscallCountMetricConfig{}, KpodSyscallErrorsMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -641,6 +719,18 @@ func TestKpodFsUsageBytesMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }
 
+func TestKpodMetricUnavailableMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().KpodMetricUnavailable
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []KpodMetricUnavailableMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric kpod.metric.unavailable doesn't have an attribute invalid, valid attributes: [metric, reason]")
+
+	cfg = DefaultMetricsConfig().KpodMetricUnavailable
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
 func TestKpodNetIfaceRxBytesMetricsConfig_Validate(t *testing.T) {
 	cfg := DefaultMetricsConfig().KpodNetIfaceRxBytes
 	require.NoError(t, cfg.Validate())
@@ -733,6 +823,30 @@ func TestKpodNetIfaceTxPacketsMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric kpod.net.iface.tx.packets doesn't have an attribute invalid, valid attributes: [network.interface.name]")
 
 	cfg = DefaultMetricsConfig().KpodNetIfaceTxPackets
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestKpodNetTCPConnectionsMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().KpodNetTCPConnections
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []KpodNetTCPConnectionsMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric kpod.net.tcp.connections doesn't have an attribute invalid, valid attributes: [direction]")
+
+	cfg = DefaultMetricsConfig().KpodNetTCPConnections
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestKpodNetTCPDropsMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().KpodNetTCPDrops
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []KpodNetTCPDropsMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric kpod.net.tcp.drops doesn't have an attribute invalid, valid attributes: [reason]")
+
+	cfg = DefaultMetricsConfig().KpodNetTCPDrops
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

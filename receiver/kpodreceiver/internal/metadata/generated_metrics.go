@@ -19,6 +19,32 @@ const (
 	AggregationStrategyMax = "max"
 )
 
+// AttributeDirection specifies the value direction attribute.
+type AttributeDirection int
+
+const (
+	_ AttributeDirection = iota
+	AttributeDirectionActive
+	AttributeDirectionPassive
+)
+
+// String returns the string representation of the AttributeDirection.
+func (av AttributeDirection) String() string {
+	switch av {
+	case AttributeDirectionActive:
+		return "active"
+	case AttributeDirectionPassive:
+		return "passive"
+	}
+	return ""
+}
+
+// MapAttributeDirection is a helper map of string to AttributeDirection attribute value.
+var MapAttributeDirection = map[string]AttributeDirection{
+	"active":  AttributeDirectionActive,
+	"passive": AttributeDirectionPassive,
+}
+
 var MetricsInfo = metricsInfo{
 	KpodBpfMapCapacity: metricInfo{
 		Name:       "kpod.bpf.map.capacity",
@@ -110,6 +136,21 @@ var MetricsInfo = metricsInfo{
 		Name:       "kpod.fs.usage.bytes",
 		Attributes: []string{"mountpoint"},
 	},
+	KpodIrqHwCount: metricInfo{
+		Name: "kpod.irq.hw.count",
+	},
+	KpodMemCacheAccesses: metricInfo{
+		Name: "kpod.mem.cache.accesses",
+	},
+	KpodMemCacheAdditions: metricInfo{
+		Name: "kpod.mem.cache.additions",
+	},
+	KpodMemCacheBufDirtied: metricInfo{
+		Name: "kpod.mem.cache.buf.dirtied",
+	},
+	KpodMemCacheDirtied: metricInfo{
+		Name: "kpod.mem.cache.dirtied",
+	},
 	KpodMemCgroupCacheBytes: metricInfo{
 		Name: "kpod.mem.cgroup.cache.bytes",
 	},
@@ -127,6 +168,10 @@ var MetricsInfo = metricsInfo{
 	},
 	KpodMemOomKills: metricInfo{
 		Name: "kpod.mem.oom.kills",
+	},
+	KpodMetricUnavailable: metricInfo{
+		Name:       "kpod.metric.unavailable",
+		Attributes: []string{"metric", "reason"},
 	},
 	KpodNetIfaceRxBytes: metricInfo{
 		Name:       "kpod.net.iface.rx.bytes",
@@ -159,6 +204,23 @@ var MetricsInfo = metricsInfo{
 	KpodNetIfaceTxPackets: metricInfo{
 		Name:       "kpod.net.iface.tx.packets",
 		Attributes: []string{"interface"},
+	},
+	KpodNetTCPBytesReceived: metricInfo{
+		Name: "kpod.net.tcp.bytes.received",
+	},
+	KpodNetTCPBytesSent: metricInfo{
+		Name: "kpod.net.tcp.bytes.sent",
+	},
+	KpodNetTCPConnections: metricInfo{
+		Name:       "kpod.net.tcp.connections",
+		Attributes: []string{"direction"},
+	},
+	KpodNetTCPDrops: metricInfo{
+		Name:       "kpod.net.tcp.drops",
+		Attributes: []string{"drop_reason"},
+	},
+	KpodNetTCPRetransmits: metricInfo{
+		Name: "kpod.net.tcp.retransmits",
 	},
 	KpodProcExecs: metricInfo{
 		Name: "kpod.proc.execs",
@@ -204,12 +266,18 @@ type metricsInfo struct {
 	KpodFsAvailableBytes        metricInfo
 	KpodFsCapacityBytes         metricInfo
 	KpodFsUsageBytes            metricInfo
+	KpodIrqHwCount              metricInfo
+	KpodMemCacheAccesses        metricInfo
+	KpodMemCacheAdditions       metricInfo
+	KpodMemCacheBufDirtied      metricInfo
+	KpodMemCacheDirtied         metricInfo
 	KpodMemCgroupCacheBytes     metricInfo
 	KpodMemCgroupPeakBytes      metricInfo
 	KpodMemCgroupSwapBytes      metricInfo
 	KpodMemCgroupUsageBytes     metricInfo
 	KpodMemMajorPageFaults      metricInfo
 	KpodMemOomKills             metricInfo
+	KpodMetricUnavailable       metricInfo
 	KpodNetIfaceRxBytes         metricInfo
 	KpodNetIfaceRxDrops         metricInfo
 	KpodNetIfaceRxErrors        metricInfo
@@ -218,6 +286,11 @@ type metricsInfo struct {
 	KpodNetIfaceTxDrops         metricInfo
 	KpodNetIfaceTxErrors        metricInfo
 	KpodNetIfaceTxPackets       metricInfo
+	KpodNetTCPBytesReceived     metricInfo
+	KpodNetTCPBytesSent         metricInfo
+	KpodNetTCPConnections       metricInfo
+	KpodNetTCPDrops             metricInfo
+	KpodNetTCPRetransmits       metricInfo
 	KpodProcExecs               metricInfo
 	KpodProcExits               metricInfo
 	KpodProcForks               metricInfo
@@ -2159,6 +2232,266 @@ func newMetricKpodFsUsageBytes(cfg KpodFsUsageBytesMetricConfig) metricKpodFsUsa
 	return m
 }
 
+type metricKpodIrqHwCount struct {
+	data     pmetric.Metric             // data buffer for generated metric.
+	config   KpodIrqHwCountMetricConfig // metric config provided by user.
+	capacity int                        // max observed number of data points added to the metric.
+}
+
+// init fills kpod.irq.hw.count metric with initial data.
+func (m *metricKpodIrqHwCount) init() {
+	m.data.SetName("kpod.irq.hw.count")
+	m.data.SetDescription("Hardware interrupt handler runs that interrupted the container's tasks (on the node resource: ones that hit the idle task or kernel threads).")
+	m.data.SetUnit("{interrupt}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricKpodIrqHwCount) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodIrqHwCount) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodIrqHwCount) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodIrqHwCount(cfg KpodIrqHwCountMetricConfig) metricKpodIrqHwCount {
+	m := metricKpodIrqHwCount{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodMemCacheAccesses struct {
+	data     pmetric.Metric                   // data buffer for generated metric.
+	config   KpodMemCacheAccessesMetricConfig // metric config provided by user.
+	capacity int                              // max observed number of data points added to the metric.
+}
+
+// init fills kpod.mem.cache.accesses metric with initial data.
+func (m *metricKpodMemCacheAccesses) init() {
+	m.data.SetName("kpod.mem.cache.accesses")
+	m.data.SetDescription("Page cache accesses (folio_mark_accessed calls) by the container's tasks. Needs a kernel function hook (fentry or kprobe); see kpod.metric.unavailable.")
+	m.data.SetUnit("{access}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricKpodMemCacheAccesses) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodMemCacheAccesses) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodMemCacheAccesses) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodMemCacheAccesses(cfg KpodMemCacheAccessesMetricConfig) metricKpodMemCacheAccesses {
+	m := metricKpodMemCacheAccesses{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodMemCacheAdditions struct {
+	data     pmetric.Metric                    // data buffer for generated metric.
+	config   KpodMemCacheAdditionsMetricConfig // metric config provided by user.
+	capacity int                               // max observed number of data points added to the metric.
+}
+
+// init fills kpod.mem.cache.additions metric with initial data.
+func (m *metricKpodMemCacheAdditions) init() {
+	m.data.SetName("kpod.mem.cache.additions")
+	m.data.SetDescription("Pages added to the page cache by the container's tasks (cache misses: reads, readahead, new data written).")
+	m.data.SetUnit("{page}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricKpodMemCacheAdditions) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodMemCacheAdditions) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodMemCacheAdditions) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodMemCacheAdditions(cfg KpodMemCacheAdditionsMetricConfig) metricKpodMemCacheAdditions {
+	m := metricKpodMemCacheAdditions{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodMemCacheBufDirtied struct {
+	data     pmetric.Metric                     // data buffer for generated metric.
+	config   KpodMemCacheBufDirtiedMetricConfig // metric config provided by user.
+	capacity int                                // max observed number of data points added to the metric.
+}
+
+// init fills kpod.mem.cache.buf.dirtied metric with initial data.
+func (m *metricKpodMemCacheBufDirtied) init() {
+	m.data.SetName("kpod.mem.cache.buf.dirtied")
+	m.data.SetDescription("Buffer heads marked dirty by the container's tasks (mark_buffer_dirty calls).")
+	m.data.SetUnit("{buffer}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricKpodMemCacheBufDirtied) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodMemCacheBufDirtied) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodMemCacheBufDirtied) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodMemCacheBufDirtied(cfg KpodMemCacheBufDirtiedMetricConfig) metricKpodMemCacheBufDirtied {
+	m := metricKpodMemCacheBufDirtied{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodMemCacheDirtied struct {
+	data     pmetric.Metric                  // data buffer for generated metric.
+	config   KpodMemCacheDirtiedMetricConfig // metric config provided by user.
+	capacity int                             // max observed number of data points added to the metric.
+}
+
+// init fills kpod.mem.cache.dirtied metric with initial data.
+func (m *metricKpodMemCacheDirtied) init() {
+	m.data.SetName("kpod.mem.cache.dirtied")
+	m.data.SetDescription("Page cache pages dirtied by the container's tasks.")
+	m.data.SetUnit("{page}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricKpodMemCacheDirtied) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodMemCacheDirtied) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodMemCacheDirtied) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodMemCacheDirtied(cfg KpodMemCacheDirtiedMetricConfig) metricKpodMemCacheDirtied {
+	m := metricKpodMemCacheDirtied{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricKpodMemCgroupCacheBytes struct {
 	data     pmetric.Metric                      // data buffer for generated metric.
 	config   KpodMemCgroupCacheBytesMetricConfig // metric config provided by user.
@@ -2455,6 +2788,98 @@ func (m *metricKpodMemOomKills) emit(metrics pmetric.MetricSlice) {
 
 func newMetricKpodMemOomKills(cfg KpodMemOomKillsMetricConfig) metricKpodMemOomKills {
 	m := metricKpodMemOomKills{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodMetricUnavailable struct {
+	data          pmetric.Metric                    // data buffer for generated metric.
+	config        KpodMetricUnavailableMetricConfig // metric config provided by user.
+	capacity      int                               // max observed number of data points added to the metric.
+	aggDataPoints []int64                           // slice containing number of aggregated datapoints at each index
+}
+
+// init fills kpod.metric.unavailable metric with initial data.
+func (m *metricKpodMetricUnavailable) init() {
+	m.data.SetName("kpod.metric.unavailable")
+	m.data.SetDescription("1 for a metric of a running collector that this kernel cannot provide; the reason says why.")
+	m.data.SetUnit("{state}")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricKpodMetricUnavailable) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, metricAttributeValue string, reasonAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, KpodMetricUnavailableMetricAttributeKeyMetric) {
+		dp.Attributes().PutStr("metric", metricAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, KpodMetricUnavailableMetricAttributeKeyReason) {
+		dp.Attributes().PutStr("reason", reasonAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodMetricUnavailable) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodMetricUnavailable) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetIntValue(m.data.Gauge().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodMetricUnavailable(cfg KpodMetricUnavailableMetricConfig) metricKpodMetricUnavailable {
+	m := metricKpodMetricUnavailable{config: cfg}
 
 	if cfg.Enabled {
 		m.data = pmetric.NewMetric()
@@ -3191,6 +3616,344 @@ func newMetricKpodNetIfaceTxPackets(cfg KpodNetIfaceTxPacketsMetricConfig) metri
 	return m
 }
 
+type metricKpodNetTCPBytesReceived struct {
+	data     pmetric.Metric                      // data buffer for generated metric.
+	config   KpodNetTCPBytesReceivedMetricConfig // metric config provided by user.
+	capacity int                                 // max observed number of data points added to the metric.
+}
+
+// init fills kpod.net.tcp.bytes.received metric with initial data.
+func (m *metricKpodNetTCPBytesReceived) init() {
+	m.data.SetName("kpod.net.tcp.bytes.received")
+	m.data.SetDescription("TCP payload bytes received by the container's tasks (recvmsg return values).")
+	m.data.SetUnit("By")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricKpodNetTCPBytesReceived) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodNetTCPBytesReceived) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodNetTCPBytesReceived) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodNetTCPBytesReceived(cfg KpodNetTCPBytesReceivedMetricConfig) metricKpodNetTCPBytesReceived {
+	m := metricKpodNetTCPBytesReceived{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodNetTCPBytesSent struct {
+	data     pmetric.Metric                  // data buffer for generated metric.
+	config   KpodNetTCPBytesSentMetricConfig // metric config provided by user.
+	capacity int                             // max observed number of data points added to the metric.
+}
+
+// init fills kpod.net.tcp.bytes.sent metric with initial data.
+func (m *metricKpodNetTCPBytesSent) init() {
+	m.data.SetName("kpod.net.tcp.bytes.sent")
+	m.data.SetDescription("TCP payload bytes sent by the container's tasks (sendmsg return values).")
+	m.data.SetUnit("By")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricKpodNetTCPBytesSent) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodNetTCPBytesSent) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodNetTCPBytesSent) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodNetTCPBytesSent(cfg KpodNetTCPBytesSentMetricConfig) metricKpodNetTCPBytesSent {
+	m := metricKpodNetTCPBytesSent{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodNetTCPConnections struct {
+	data          pmetric.Metric                    // data buffer for generated metric.
+	config        KpodNetTCPConnectionsMetricConfig // metric config provided by user.
+	capacity      int                               // max observed number of data points added to the metric.
+	aggDataPoints []int64                           // slice containing number of aggregated datapoints at each index
+}
+
+// init fills kpod.net.tcp.connections metric with initial data.
+func (m *metricKpodNetTCPConnections) init() {
+	m.data.SetName("kpod.net.tcp.connections")
+	m.data.SetDescription("TCP connections established by the container's sockets, by who opened them.")
+	m.data.SetUnit("{connection}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricKpodNetTCPConnections) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, directionAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, KpodNetTCPConnectionsMetricAttributeKeyDirection) {
+		dp.Attributes().PutStr("direction", directionAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodNetTCPConnections) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodNetTCPConnections) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodNetTCPConnections(cfg KpodNetTCPConnectionsMetricConfig) metricKpodNetTCPConnections {
+	m := metricKpodNetTCPConnections{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodNetTCPDrops struct {
+	data          pmetric.Metric              // data buffer for generated metric.
+	config        KpodNetTCPDropsMetricConfig // metric config provided by user.
+	capacity      int                         // max observed number of data points added to the metric.
+	aggDataPoints []int64                     // slice containing number of aggregated datapoints at each index
+}
+
+// init fills kpod.net.tcp.drops metric with initial data.
+func (m *metricKpodNetTCPDrops) init() {
+	m.data.SetName("kpod.net.tcp.drops")
+	m.data.SetDescription("TCP packets the kernel dropped for the container's sockets, by drop reason.")
+	m.data.SetUnit("{packet}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricKpodNetTCPDrops) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, dropReasonAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, KpodNetTCPDropsMetricAttributeKeyDropReason) {
+		dp.Attributes().PutStr("reason", dropReasonAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodNetTCPDrops) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodNetTCPDrops) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodNetTCPDrops(cfg KpodNetTCPDropsMetricConfig) metricKpodNetTCPDrops {
+	m := metricKpodNetTCPDrops{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodNetTCPRetransmits struct {
+	data     pmetric.Metric                    // data buffer for generated metric.
+	config   KpodNetTCPRetransmitsMetricConfig // metric config provided by user.
+	capacity int                               // max observed number of data points added to the metric.
+}
+
+// init fills kpod.net.tcp.retransmits metric with initial data.
+func (m *metricKpodNetTCPRetransmits) init() {
+	m.data.SetName("kpod.net.tcp.retransmits")
+	m.data.SetDescription("TCP segments retransmitted by the container's sockets.")
+	m.data.SetUnit("{segment}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricKpodNetTCPRetransmits) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodNetTCPRetransmits) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodNetTCPRetransmits) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodNetTCPRetransmits(cfg KpodNetTCPRetransmitsMetricConfig) metricKpodNetTCPRetransmits {
+	m := metricKpodNetTCPRetransmits{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricKpodProcExecs struct {
 	data     pmetric.Metric            // data buffer for generated metric.
 	config   KpodProcExecsMetricConfig // metric config provided by user.
@@ -3563,12 +4326,18 @@ type MetricsBuilder struct {
 	metricKpodFsAvailableBytes        metricKpodFsAvailableBytes
 	metricKpodFsCapacityBytes         metricKpodFsCapacityBytes
 	metricKpodFsUsageBytes            metricKpodFsUsageBytes
+	metricKpodIrqHwCount              metricKpodIrqHwCount
+	metricKpodMemCacheAccesses        metricKpodMemCacheAccesses
+	metricKpodMemCacheAdditions       metricKpodMemCacheAdditions
+	metricKpodMemCacheBufDirtied      metricKpodMemCacheBufDirtied
+	metricKpodMemCacheDirtied         metricKpodMemCacheDirtied
 	metricKpodMemCgroupCacheBytes     metricKpodMemCgroupCacheBytes
 	metricKpodMemCgroupPeakBytes      metricKpodMemCgroupPeakBytes
 	metricKpodMemCgroupSwapBytes      metricKpodMemCgroupSwapBytes
 	metricKpodMemCgroupUsageBytes     metricKpodMemCgroupUsageBytes
 	metricKpodMemMajorPageFaults      metricKpodMemMajorPageFaults
 	metricKpodMemOomKills             metricKpodMemOomKills
+	metricKpodMetricUnavailable       metricKpodMetricUnavailable
 	metricKpodNetIfaceRxBytes         metricKpodNetIfaceRxBytes
 	metricKpodNetIfaceRxDrops         metricKpodNetIfaceRxDrops
 	metricKpodNetIfaceRxErrors        metricKpodNetIfaceRxErrors
@@ -3577,6 +4346,11 @@ type MetricsBuilder struct {
 	metricKpodNetIfaceTxDrops         metricKpodNetIfaceTxDrops
 	metricKpodNetIfaceTxErrors        metricKpodNetIfaceTxErrors
 	metricKpodNetIfaceTxPackets       metricKpodNetIfaceTxPackets
+	metricKpodNetTCPBytesReceived     metricKpodNetTCPBytesReceived
+	metricKpodNetTCPBytesSent         metricKpodNetTCPBytesSent
+	metricKpodNetTCPConnections       metricKpodNetTCPConnections
+	metricKpodNetTCPDrops             metricKpodNetTCPDrops
+	metricKpodNetTCPRetransmits       metricKpodNetTCPRetransmits
 	metricKpodProcExecs               metricKpodProcExecs
 	metricKpodProcExits               metricKpodProcExits
 	metricKpodProcForks               metricKpodProcForks
@@ -3631,12 +4405,18 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricKpodFsAvailableBytes:        newMetricKpodFsAvailableBytes(mbc.Metrics.KpodFsAvailableBytes),
 		metricKpodFsCapacityBytes:         newMetricKpodFsCapacityBytes(mbc.Metrics.KpodFsCapacityBytes),
 		metricKpodFsUsageBytes:            newMetricKpodFsUsageBytes(mbc.Metrics.KpodFsUsageBytes),
+		metricKpodIrqHwCount:              newMetricKpodIrqHwCount(mbc.Metrics.KpodIrqHwCount),
+		metricKpodMemCacheAccesses:        newMetricKpodMemCacheAccesses(mbc.Metrics.KpodMemCacheAccesses),
+		metricKpodMemCacheAdditions:       newMetricKpodMemCacheAdditions(mbc.Metrics.KpodMemCacheAdditions),
+		metricKpodMemCacheBufDirtied:      newMetricKpodMemCacheBufDirtied(mbc.Metrics.KpodMemCacheBufDirtied),
+		metricKpodMemCacheDirtied:         newMetricKpodMemCacheDirtied(mbc.Metrics.KpodMemCacheDirtied),
 		metricKpodMemCgroupCacheBytes:     newMetricKpodMemCgroupCacheBytes(mbc.Metrics.KpodMemCgroupCacheBytes),
 		metricKpodMemCgroupPeakBytes:      newMetricKpodMemCgroupPeakBytes(mbc.Metrics.KpodMemCgroupPeakBytes),
 		metricKpodMemCgroupSwapBytes:      newMetricKpodMemCgroupSwapBytes(mbc.Metrics.KpodMemCgroupSwapBytes),
 		metricKpodMemCgroupUsageBytes:     newMetricKpodMemCgroupUsageBytes(mbc.Metrics.KpodMemCgroupUsageBytes),
 		metricKpodMemMajorPageFaults:      newMetricKpodMemMajorPageFaults(mbc.Metrics.KpodMemMajorPageFaults),
 		metricKpodMemOomKills:             newMetricKpodMemOomKills(mbc.Metrics.KpodMemOomKills),
+		metricKpodMetricUnavailable:       newMetricKpodMetricUnavailable(mbc.Metrics.KpodMetricUnavailable),
 		metricKpodNetIfaceRxBytes:         newMetricKpodNetIfaceRxBytes(mbc.Metrics.KpodNetIfaceRxBytes),
 		metricKpodNetIfaceRxDrops:         newMetricKpodNetIfaceRxDrops(mbc.Metrics.KpodNetIfaceRxDrops),
 		metricKpodNetIfaceRxErrors:        newMetricKpodNetIfaceRxErrors(mbc.Metrics.KpodNetIfaceRxErrors),
@@ -3645,6 +4425,11 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricKpodNetIfaceTxDrops:         newMetricKpodNetIfaceTxDrops(mbc.Metrics.KpodNetIfaceTxDrops),
 		metricKpodNetIfaceTxErrors:        newMetricKpodNetIfaceTxErrors(mbc.Metrics.KpodNetIfaceTxErrors),
 		metricKpodNetIfaceTxPackets:       newMetricKpodNetIfaceTxPackets(mbc.Metrics.KpodNetIfaceTxPackets),
+		metricKpodNetTCPBytesReceived:     newMetricKpodNetTCPBytesReceived(mbc.Metrics.KpodNetTCPBytesReceived),
+		metricKpodNetTCPBytesSent:         newMetricKpodNetTCPBytesSent(mbc.Metrics.KpodNetTCPBytesSent),
+		metricKpodNetTCPConnections:       newMetricKpodNetTCPConnections(mbc.Metrics.KpodNetTCPConnections),
+		metricKpodNetTCPDrops:             newMetricKpodNetTCPDrops(mbc.Metrics.KpodNetTCPDrops),
+		metricKpodNetTCPRetransmits:       newMetricKpodNetTCPRetransmits(mbc.Metrics.KpodNetTCPRetransmits),
 		metricKpodProcExecs:               newMetricKpodProcExecs(mbc.Metrics.KpodProcExecs),
 		metricKpodProcExits:               newMetricKpodProcExits(mbc.Metrics.KpodProcExits),
 		metricKpodProcForks:               newMetricKpodProcForks(mbc.Metrics.KpodProcForks),
@@ -3764,12 +4549,18 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricKpodFsAvailableBytes.emit(ils.Metrics())
 	mb.metricKpodFsCapacityBytes.emit(ils.Metrics())
 	mb.metricKpodFsUsageBytes.emit(ils.Metrics())
+	mb.metricKpodIrqHwCount.emit(ils.Metrics())
+	mb.metricKpodMemCacheAccesses.emit(ils.Metrics())
+	mb.metricKpodMemCacheAdditions.emit(ils.Metrics())
+	mb.metricKpodMemCacheBufDirtied.emit(ils.Metrics())
+	mb.metricKpodMemCacheDirtied.emit(ils.Metrics())
 	mb.metricKpodMemCgroupCacheBytes.emit(ils.Metrics())
 	mb.metricKpodMemCgroupPeakBytes.emit(ils.Metrics())
 	mb.metricKpodMemCgroupSwapBytes.emit(ils.Metrics())
 	mb.metricKpodMemCgroupUsageBytes.emit(ils.Metrics())
 	mb.metricKpodMemMajorPageFaults.emit(ils.Metrics())
 	mb.metricKpodMemOomKills.emit(ils.Metrics())
+	mb.metricKpodMetricUnavailable.emit(ils.Metrics())
 	mb.metricKpodNetIfaceRxBytes.emit(ils.Metrics())
 	mb.metricKpodNetIfaceRxDrops.emit(ils.Metrics())
 	mb.metricKpodNetIfaceRxErrors.emit(ils.Metrics())
@@ -3778,6 +4569,11 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricKpodNetIfaceTxDrops.emit(ils.Metrics())
 	mb.metricKpodNetIfaceTxErrors.emit(ils.Metrics())
 	mb.metricKpodNetIfaceTxPackets.emit(ils.Metrics())
+	mb.metricKpodNetTCPBytesReceived.emit(ils.Metrics())
+	mb.metricKpodNetTCPBytesSent.emit(ils.Metrics())
+	mb.metricKpodNetTCPConnections.emit(ils.Metrics())
+	mb.metricKpodNetTCPDrops.emit(ils.Metrics())
+	mb.metricKpodNetTCPRetransmits.emit(ils.Metrics())
 	mb.metricKpodProcExecs.emit(ils.Metrics())
 	mb.metricKpodProcExits.emit(ils.Metrics())
 	mb.metricKpodProcForks.emit(ils.Metrics())
@@ -3934,6 +4730,31 @@ func (mb *MetricsBuilder) RecordKpodFsUsageBytesDataPoint(ts pcommon.Timestamp, 
 	mb.metricKpodFsUsageBytes.recordDataPoint(mb.startTime, ts, val, mountpointAttributeValue)
 }
 
+// RecordKpodIrqHwCountDataPoint adds a data point to kpod.irq.hw.count metric.
+func (mb *MetricsBuilder) RecordKpodIrqHwCountDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodIrqHwCount.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordKpodMemCacheAccessesDataPoint adds a data point to kpod.mem.cache.accesses metric.
+func (mb *MetricsBuilder) RecordKpodMemCacheAccessesDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodMemCacheAccesses.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordKpodMemCacheAdditionsDataPoint adds a data point to kpod.mem.cache.additions metric.
+func (mb *MetricsBuilder) RecordKpodMemCacheAdditionsDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodMemCacheAdditions.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordKpodMemCacheBufDirtiedDataPoint adds a data point to kpod.mem.cache.buf.dirtied metric.
+func (mb *MetricsBuilder) RecordKpodMemCacheBufDirtiedDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodMemCacheBufDirtied.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordKpodMemCacheDirtiedDataPoint adds a data point to kpod.mem.cache.dirtied metric.
+func (mb *MetricsBuilder) RecordKpodMemCacheDirtiedDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodMemCacheDirtied.recordDataPoint(mb.startTime, ts, val)
+}
+
 // RecordKpodMemCgroupCacheBytesDataPoint adds a data point to kpod.mem.cgroup.cache.bytes metric.
 func (mb *MetricsBuilder) RecordKpodMemCgroupCacheBytesDataPoint(ts pcommon.Timestamp, val int64) {
 	mb.metricKpodMemCgroupCacheBytes.recordDataPoint(mb.startTime, ts, val)
@@ -3962,6 +4783,11 @@ func (mb *MetricsBuilder) RecordKpodMemMajorPageFaultsDataPoint(ts pcommon.Times
 // RecordKpodMemOomKillsDataPoint adds a data point to kpod.mem.oom.kills metric.
 func (mb *MetricsBuilder) RecordKpodMemOomKillsDataPoint(ts pcommon.Timestamp, val int64) {
 	mb.metricKpodMemOomKills.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordKpodMetricUnavailableDataPoint adds a data point to kpod.metric.unavailable metric.
+func (mb *MetricsBuilder) RecordKpodMetricUnavailableDataPoint(ts pcommon.Timestamp, val int64, metricAttributeValue string, reasonAttributeValue string) {
+	mb.metricKpodMetricUnavailable.recordDataPoint(mb.startTime, ts, val, metricAttributeValue, reasonAttributeValue)
 }
 
 // RecordKpodNetIfaceRxBytesDataPoint adds a data point to kpod.net.iface.rx.bytes metric.
@@ -4002,6 +4828,31 @@ func (mb *MetricsBuilder) RecordKpodNetIfaceTxErrorsDataPoint(ts pcommon.Timesta
 // RecordKpodNetIfaceTxPacketsDataPoint adds a data point to kpod.net.iface.tx.packets metric.
 func (mb *MetricsBuilder) RecordKpodNetIfaceTxPacketsDataPoint(ts pcommon.Timestamp, val int64, interfaceAttributeValue string) {
 	mb.metricKpodNetIfaceTxPackets.recordDataPoint(mb.startTime, ts, val, interfaceAttributeValue)
+}
+
+// RecordKpodNetTCPBytesReceivedDataPoint adds a data point to kpod.net.tcp.bytes.received metric.
+func (mb *MetricsBuilder) RecordKpodNetTCPBytesReceivedDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodNetTCPBytesReceived.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordKpodNetTCPBytesSentDataPoint adds a data point to kpod.net.tcp.bytes.sent metric.
+func (mb *MetricsBuilder) RecordKpodNetTCPBytesSentDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodNetTCPBytesSent.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordKpodNetTCPConnectionsDataPoint adds a data point to kpod.net.tcp.connections metric.
+func (mb *MetricsBuilder) RecordKpodNetTCPConnectionsDataPoint(ts pcommon.Timestamp, val int64, directionAttributeValue AttributeDirection) {
+	mb.metricKpodNetTCPConnections.recordDataPoint(mb.startTime, ts, val, directionAttributeValue.String())
+}
+
+// RecordKpodNetTCPDropsDataPoint adds a data point to kpod.net.tcp.drops metric.
+func (mb *MetricsBuilder) RecordKpodNetTCPDropsDataPoint(ts pcommon.Timestamp, val int64, dropReasonAttributeValue string) {
+	mb.metricKpodNetTCPDrops.recordDataPoint(mb.startTime, ts, val, dropReasonAttributeValue)
+}
+
+// RecordKpodNetTCPRetransmitsDataPoint adds a data point to kpod.net.tcp.retransmits metric.
+func (mb *MetricsBuilder) RecordKpodNetTCPRetransmitsDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodNetTCPRetransmits.recordDataPoint(mb.startTime, ts, val)
 }
 
 // RecordKpodProcExecsDataPoint adds a data point to kpod.proc.execs metric.

@@ -85,6 +85,7 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["kpod.fs.available.bytes"] = mb.metricKpodFsAvailableBytes.config.AggregationStrategy
 			aggMap["kpod.fs.capacity.bytes"] = mb.metricKpodFsCapacityBytes.config.AggregationStrategy
 			aggMap["kpod.fs.usage.bytes"] = mb.metricKpodFsUsageBytes.config.AggregationStrategy
+			aggMap["kpod.metric.unavailable"] = mb.metricKpodMetricUnavailable.config.AggregationStrategy
 			aggMap["kpod.net.iface.rx.bytes"] = mb.metricKpodNetIfaceRxBytes.config.AggregationStrategy
 			aggMap["kpod.net.iface.rx.drops"] = mb.metricKpodNetIfaceRxDrops.config.AggregationStrategy
 			aggMap["kpod.net.iface.rx.errors"] = mb.metricKpodNetIfaceRxErrors.config.AggregationStrategy
@@ -93,6 +94,8 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["kpod.net.iface.tx.drops"] = mb.metricKpodNetIfaceTxDrops.config.AggregationStrategy
 			aggMap["kpod.net.iface.tx.errors"] = mb.metricKpodNetIfaceTxErrors.config.AggregationStrategy
 			aggMap["kpod.net.iface.tx.packets"] = mb.metricKpodNetIfaceTxPackets.config.AggregationStrategy
+			aggMap["kpod.net.tcp.connections"] = mb.metricKpodNetTCPConnections.config.AggregationStrategy
+			aggMap["kpod.net.tcp.drops"] = mb.metricKpodNetTCPDrops.config.AggregationStrategy
 			aggMap["kpod.syscall.count"] = mb.metricKpodSyscallCount.config.AggregationStrategy
 			aggMap["kpod.syscall.errors"] = mb.metricKpodSyscallErrors.config.AggregationStrategy
 
@@ -231,6 +234,21 @@ func TestMetricsBuilder(t *testing.T) {
 			}
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordKpodIrqHwCountDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodMemCacheAccessesDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodMemCacheAdditionsDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodMemCacheBufDirtiedDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodMemCacheDirtiedDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordKpodMemCgroupCacheBytesDataPoint(ts, 1)
 			defaultMetricsCount++
 			allMetricsCount++
@@ -247,6 +265,12 @@ func TestMetricsBuilder(t *testing.T) {
 			defaultMetricsCount++
 			allMetricsCount++
 			mb.RecordKpodMemOomKillsDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodMetricUnavailableDataPoint(ts, 1, "metric-val", "reason-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordKpodMetricUnavailableDataPoint(ts, 3, "metric-val-2", "reason-val-2")
+			}
 			defaultMetricsCount++
 			allMetricsCount++
 			mb.RecordKpodNetIfaceRxBytesDataPoint(ts, 1, "interface-val")
@@ -297,6 +321,27 @@ func TestMetricsBuilder(t *testing.T) {
 			}
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordKpodNetTCPBytesReceivedDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodNetTCPBytesSentDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodNetTCPConnectionsDataPoint(ts, 1, AttributeDirectionActive)
+			if tt.name == "reaggregate_set" {
+				mb.RecordKpodNetTCPConnectionsDataPoint(ts, 3, AttributeDirectionPassive)
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodNetTCPDropsDataPoint(ts, 1, "drop_reason-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordKpodNetTCPDropsDataPoint(ts, 3, "drop_reason-val-2")
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodNetTCPRetransmitsDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordKpodProcExecsDataPoint(ts, 1)
 			defaultMetricsCount++
 			allMetricsCount++
@@ -342,6 +387,7 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricKpodFsAvailableBytes.aggDataPoints)
 				assert.Empty(t, mb.metricKpodFsCapacityBytes.aggDataPoints)
 				assert.Empty(t, mb.metricKpodFsUsageBytes.aggDataPoints)
+				assert.Empty(t, mb.metricKpodMetricUnavailable.aggDataPoints)
 				assert.Empty(t, mb.metricKpodNetIfaceRxBytes.aggDataPoints)
 				assert.Empty(t, mb.metricKpodNetIfaceRxDrops.aggDataPoints)
 				assert.Empty(t, mb.metricKpodNetIfaceRxErrors.aggDataPoints)
@@ -350,6 +396,8 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricKpodNetIfaceTxDrops.aggDataPoints)
 				assert.Empty(t, mb.metricKpodNetIfaceTxErrors.aggDataPoints)
 				assert.Empty(t, mb.metricKpodNetIfaceTxPackets.aggDataPoints)
+				assert.Empty(t, mb.metricKpodNetTCPConnections.aggDataPoints)
+				assert.Empty(t, mb.metricKpodNetTCPDrops.aggDataPoints)
 				assert.Empty(t, mb.metricKpodSyscallCount.aggDataPoints)
 				assert.Empty(t, mb.metricKpodSyscallErrors.aggDataPoints)
 			}
@@ -1220,6 +1268,76 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok := dp.Attributes().Get("system.filesystem.mountpoint")
 						assert.False(t, ok)
 					}
+				case "kpod.irq.hw.count":
+					assert.False(t, validatedMetrics["kpod.irq.hw.count"], "Found a duplicate in the metrics slice: kpod.irq.hw.count")
+					validatedMetrics["kpod.irq.hw.count"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "Hardware interrupt handler runs that interrupted the container's tasks (on the node resource: ones that hit the idle task or kernel threads).", mi.Description())
+					assert.Equal(t, "{interrupt}", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+				case "kpod.mem.cache.accesses":
+					assert.False(t, validatedMetrics["kpod.mem.cache.accesses"], "Found a duplicate in the metrics slice: kpod.mem.cache.accesses")
+					validatedMetrics["kpod.mem.cache.accesses"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "Page cache accesses (folio_mark_accessed calls) by the container's tasks. Needs a kernel function hook (fentry or kprobe); see kpod.metric.unavailable.", mi.Description())
+					assert.Equal(t, "{access}", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+				case "kpod.mem.cache.additions":
+					assert.False(t, validatedMetrics["kpod.mem.cache.additions"], "Found a duplicate in the metrics slice: kpod.mem.cache.additions")
+					validatedMetrics["kpod.mem.cache.additions"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "Pages added to the page cache by the container's tasks (cache misses: reads, readahead, new data written).", mi.Description())
+					assert.Equal(t, "{page}", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+				case "kpod.mem.cache.buf.dirtied":
+					assert.False(t, validatedMetrics["kpod.mem.cache.buf.dirtied"], "Found a duplicate in the metrics slice: kpod.mem.cache.buf.dirtied")
+					validatedMetrics["kpod.mem.cache.buf.dirtied"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "Buffer heads marked dirty by the container's tasks (mark_buffer_dirty calls).", mi.Description())
+					assert.Equal(t, "{buffer}", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+				case "kpod.mem.cache.dirtied":
+					assert.False(t, validatedMetrics["kpod.mem.cache.dirtied"], "Found a duplicate in the metrics slice: kpod.mem.cache.dirtied")
+					validatedMetrics["kpod.mem.cache.dirtied"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "Page cache pages dirtied by the container's tasks.", mi.Description())
+					assert.Equal(t, "{page}", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
 				case "kpod.mem.cgroup.cache.bytes":
 					assert.False(t, validatedMetrics["kpod.mem.cgroup.cache.bytes"], "Found a duplicate in the metrics slice: kpod.mem.cgroup.cache.bytes")
 					validatedMetrics["kpod.mem.cgroup.cache.bytes"] = true
@@ -1296,6 +1414,51 @@ func TestMetricsBuilder(t *testing.T) {
 					assert.Equal(t, ts, dp.Timestamp())
 					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
 					assert.Equal(t, int64(1), dp.IntValue())
+				case "kpod.metric.unavailable":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["kpod.metric.unavailable"], "Found a duplicate in the metrics slice: kpod.metric.unavailable")
+						validatedMetrics["kpod.metric.unavailable"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "1 for a metric of a running collector that this kernel cannot provide; the reason says why.", mi.Description())
+						assert.Equal(t, "{state}", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						metricAttrVal, ok := dp.Attributes().Get("metric")
+						assert.True(t, ok)
+						assert.Equal(t, "metric-val", metricAttrVal.Str())
+						reasonAttrVal, ok := dp.Attributes().Get("reason")
+						assert.True(t, ok)
+						assert.Equal(t, "reason-val", reasonAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["kpod.metric.unavailable"], "Found a duplicate in the metrics slice: kpod.metric.unavailable")
+						validatedMetrics["kpod.metric.unavailable"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "1 for a metric of a running collector that this kernel cannot provide; the reason says why.", mi.Description())
+						assert.Equal(t, "{state}", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["kpod.metric.unavailable"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("metric")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("reason")
+						assert.False(t, ok)
+					}
 				case "kpod.net.iface.rx.bytes":
 					if tt.name != "reaggregate_set" {
 						assert.False(t, validatedMetrics["kpod.net.iface.rx.bytes"], "Found a duplicate in the metrics slice: kpod.net.iface.rx.bytes")
@@ -1648,6 +1811,136 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok := dp.Attributes().Get("network.interface.name")
 						assert.False(t, ok)
 					}
+				case "kpod.net.tcp.bytes.received":
+					assert.False(t, validatedMetrics["kpod.net.tcp.bytes.received"], "Found a duplicate in the metrics slice: kpod.net.tcp.bytes.received")
+					validatedMetrics["kpod.net.tcp.bytes.received"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "TCP payload bytes received by the container's tasks (recvmsg return values).", mi.Description())
+					assert.Equal(t, "By", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+				case "kpod.net.tcp.bytes.sent":
+					assert.False(t, validatedMetrics["kpod.net.tcp.bytes.sent"], "Found a duplicate in the metrics slice: kpod.net.tcp.bytes.sent")
+					validatedMetrics["kpod.net.tcp.bytes.sent"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "TCP payload bytes sent by the container's tasks (sendmsg return values).", mi.Description())
+					assert.Equal(t, "By", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+				case "kpod.net.tcp.connections":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["kpod.net.tcp.connections"], "Found a duplicate in the metrics slice: kpod.net.tcp.connections")
+						validatedMetrics["kpod.net.tcp.connections"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "TCP connections established by the container's sockets, by who opened them.", mi.Description())
+						assert.Equal(t, "{connection}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						directionAttrVal, ok := dp.Attributes().Get("direction")
+						assert.True(t, ok)
+						assert.Equal(t, "active", directionAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["kpod.net.tcp.connections"], "Found a duplicate in the metrics slice: kpod.net.tcp.connections")
+						validatedMetrics["kpod.net.tcp.connections"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "TCP connections established by the container's sockets, by who opened them.", mi.Description())
+						assert.Equal(t, "{connection}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["kpod.net.tcp.connections"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("direction")
+						assert.False(t, ok)
+					}
+				case "kpod.net.tcp.drops":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["kpod.net.tcp.drops"], "Found a duplicate in the metrics slice: kpod.net.tcp.drops")
+						validatedMetrics["kpod.net.tcp.drops"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "TCP packets the kernel dropped for the container's sockets, by drop reason.", mi.Description())
+						assert.Equal(t, "{packet}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						dropReasonAttrVal, ok := dp.Attributes().Get("reason")
+						assert.True(t, ok)
+						assert.Equal(t, "drop_reason-val", dropReasonAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["kpod.net.tcp.drops"], "Found a duplicate in the metrics slice: kpod.net.tcp.drops")
+						validatedMetrics["kpod.net.tcp.drops"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "TCP packets the kernel dropped for the container's sockets, by drop reason.", mi.Description())
+						assert.Equal(t, "{packet}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["kpod.net.tcp.drops"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("reason")
+						assert.False(t, ok)
+					}
+				case "kpod.net.tcp.retransmits":
+					assert.False(t, validatedMetrics["kpod.net.tcp.retransmits"], "Found a duplicate in the metrics slice: kpod.net.tcp.retransmits")
+					validatedMetrics["kpod.net.tcp.retransmits"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "TCP segments retransmitted by the container's sockets.", mi.Description())
+					assert.Equal(t, "{segment}", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
 				case "kpod.proc.execs":
 					assert.False(t, validatedMetrics["kpod.proc.execs"], "Found a duplicate in the metrics slice: kpod.proc.execs")
 					validatedMetrics["kpod.proc.execs"] = true

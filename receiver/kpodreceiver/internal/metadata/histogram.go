@@ -20,13 +20,18 @@ type HistogramConfig struct {
 type HistogramsConfig struct {
 	KpodCPURunqueueLatency HistogramConfig `mapstructure:"kpod.cpu.runqueue.latency"`
 	KpodSyscallLatency     HistogramConfig `mapstructure:"kpod.syscall.latency"`
+	KpodNetTCPRtt          HistogramConfig `mapstructure:"kpod.net.tcp.rtt"`
+	KpodDiskIoLatency      HistogramConfig `mapstructure:"kpod.disk.io.latency"`
+	KpodIrqHwLatency       HistogramConfig `mapstructure:"kpod.irq.hw.latency"`
+	KpodIrqSwLatency       HistogramConfig `mapstructure:"kpod.irq.sw.latency"`
 }
 
 // DefaultHistogramsConfig enables every histogram.
 func DefaultHistogramsConfig() HistogramsConfig {
+	on := HistogramConfig{Enabled: true}
 	return HistogramsConfig{
-		KpodCPURunqueueLatency: HistogramConfig{Enabled: true},
-		KpodSyscallLatency:     HistogramConfig{Enabled: true},
+		KpodCPURunqueueLatency: on, KpodSyscallLatency: on, KpodNetTCPRtt: on,
+		KpodDiskIoLatency: on, KpodIrqHwLatency: on, KpodIrqSwLatency: on,
 	}
 }
 
@@ -40,6 +45,10 @@ type HistogramInfo struct {
 var Histograms = []HistogramInfo{
 	{Name: "kpod.cpu.runqueue.latency", Unit: "s", Description: "Time the container's tasks waited on a CPU run queue between becoming runnable and running."},
 	{Name: "kpod.syscall.latency", Unit: "s", Attribute: "syscall", Description: "Latency of a tracked system call, from entry to return."},
+	{Name: "kpod.net.tcp.rtt", Unit: "s", Description: "Smoothed round-trip time of the container's TCP sockets, sampled on every received segment."},
+	{Name: "kpod.disk.io.latency", Unit: "s", Attribute: "system.device", Description: "Block I/O request latency, from the request's creation to its completion, charged to the cgroup that submitted it."},
+	{Name: "kpod.irq.hw.latency", Unit: "s", Description: "Time hardware interrupt handlers ran while the container's tasks were interrupted (on the node resource: the idle task or kernel threads)."},
+	{Name: "kpod.irq.sw.latency", Unit: "s", Attribute: "vector", Description: "Time soft interrupts (per vector: timer, net_rx, ...) ran while the container's tasks were interrupted (on the node resource: the idle task or kernel threads, including ksoftirqd)."},
 }
 
 // HistogramPoint is one cumulative histogram data point. Counts has len(Bounds)+1 buckets.
@@ -68,19 +77,38 @@ func NewHistogramBuilder(cfg HistogramsConfig) *HistogramBuilder {
 
 // RecordKpodCPURunqueueLatency adds a run-queue latency point.
 func (b *HistogramBuilder) RecordKpodCPURunqueueLatency(ts pcommon.Timestamp, p HistogramPoint) {
-	if b.cfg.KpodCPURunqueueLatency.Enabled {
-		b.add("kpod.cpu.runqueue.latency", ts, p, "")
-	}
+	b.add(b.cfg.KpodCPURunqueueLatency, "kpod.cpu.runqueue.latency", ts, p, "")
 }
 
 // RecordKpodSyscallLatency adds a syscall latency point.
 func (b *HistogramBuilder) RecordKpodSyscallLatency(ts pcommon.Timestamp, p HistogramPoint, syscall string) {
-	if b.cfg.KpodSyscallLatency.Enabled {
-		b.add("kpod.syscall.latency", ts, p, syscall)
-	}
+	b.add(b.cfg.KpodSyscallLatency, "kpod.syscall.latency", ts, p, syscall)
 }
 
-func (b *HistogramBuilder) add(name string, ts pcommon.Timestamp, p HistogramPoint, attr string) {
+// RecordKpodNetTCPRtt adds a TCP round-trip time point.
+func (b *HistogramBuilder) RecordKpodNetTCPRtt(ts pcommon.Timestamp, p HistogramPoint) {
+	b.add(b.cfg.KpodNetTCPRtt, "kpod.net.tcp.rtt", ts, p, "")
+}
+
+// RecordKpodDiskIoLatency adds a block I/O latency point for one device.
+func (b *HistogramBuilder) RecordKpodDiskIoLatency(ts pcommon.Timestamp, p HistogramPoint, device string) {
+	b.add(b.cfg.KpodDiskIoLatency, "kpod.disk.io.latency", ts, p, device)
+}
+
+// RecordKpodIrqHwLatency adds a hard IRQ time point.
+func (b *HistogramBuilder) RecordKpodIrqHwLatency(ts pcommon.Timestamp, p HistogramPoint) {
+	b.add(b.cfg.KpodIrqHwLatency, "kpod.irq.hw.latency", ts, p, "")
+}
+
+// RecordKpodIrqSwLatency adds a soft IRQ time point for one vector.
+func (b *HistogramBuilder) RecordKpodIrqSwLatency(ts pcommon.Timestamp, p HistogramPoint, vector string) {
+	b.add(b.cfg.KpodIrqSwLatency, "kpod.irq.sw.latency", ts, p, vector)
+}
+
+func (b *HistogramBuilder) add(cfg HistogramConfig, name string, ts pcommon.Timestamp, p HistogramPoint, attr string) {
+	if !cfg.Enabled {
+		return
+	}
 	b.ts = ts
 	b.pending[name] = append(b.pending[name], histogramPoint{point: p, attr: attr})
 }

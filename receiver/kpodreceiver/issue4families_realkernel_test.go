@@ -1,0 +1,85 @@
+package kpodreceiver
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kpod-project/kpod/internal/fakepod"
+)
+
+// TestRealBlockCacheIRQFamilies runs the block I/O latency, page cache and IRQ families
+// through the receiver: per-pod values land on the right resource with the right
+// attributes, and the page cache accesses metric says why it is unavailable here. The exact
+// kernel-side numbers are proved in internal/biolatency, internal/cachestat and internal/irq.
+func TestRealBlockCacheIRQFamilies(t *testing.T) {
+	fakepod.RequireRoot(t)
+	const reads, bs, pages = 64, 4096, 256
+	disk := fakepod.NewLoopDevice(t, 16)
+	nomerges := filepath.Join("/sys/block", disk.Name, "queue", "nomerges")
+	old, err := os.ReadFile(nomerges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(nomerges, []byte("2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.WriteFile(nomerges, old, 0) })
+
+	pod := fakepod.New(t, fakepod.Options{})
+	reader, writer, spinner := pod.AddContainer(), pod.AddContainer(), pod.AddContainer()
+	spinner.Env = []string{"KPOD_CPU=0"}
+	idle := fakepod.New(t, fakepod.Options{})
+	idleCtr := idle.AddContainer()
+	idleCtr.Start("sleep").WaitReady()
+
+	s := startScraper(t, customConfig("biolatency", "cachestat", "hardirqs", "softirqs"))
+	reader.Run("dread", disk.Path, strconv.Itoa(reads*bs), strconv.Itoa(bs))
+	writer.Run("bwrite", filepath.Join(t.TempDir(), "cached"), strconv.Itoa(pages))
+	spin := spinner.Start("spin", "300")
+	spin.ReadLine()
+	if err := spin.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+
+	rm, _ := resourceOf(md, pod.UID, reader.ID)
+	h, ok := histogramOf(rm, "kpod.disk.io.latency", map[string]string{"system.device": disk.Name})
+	if !ok || h.Count() != reads {
+		t.Errorf("block I/O latency on %s: count %d (found %v), want %d O_DIRECT reads", disk.Name, h.Count(), ok, reads)
+	}
+	rm, _ = resourceOf(md, pod.UID, writer.ID)
+	// A new file written page by page: every page is added to the cache and dirtied once;
+	// the filesystem may add a few metadata pages of its own.
+	if got := intValue(t, rm, "kpod.mem.cache.dirtied", nil); got < pages || got > pages+16 {
+		t.Errorf("dirtied pages = %d, want %d..%d", got, pages, pages+16)
+	}
+	if got := intValue(t, rm, "kpod.mem.cache.additions", nil); got < pages || got > pages+16 {
+		t.Errorf("page cache additions = %d, want %d..%d", got, pages, pages+16)
+	}
+	rm, _ = resourceOf(md, pod.UID, spinner.ID)
+	if h, ok := histogramOf(rm, "kpod.irq.sw.latency", map[string]string{"vector": "timer"}); !ok || h.Count() == 0 || h.Sum() > 0.3 {
+		t.Errorf("timer softirqs of a pod spinning 300ms: count %d sum %.4fs (found %v)", h.Count(), h.Sum(), ok)
+	}
+	idleRM, _ := resourceOf(md, idle.UID, idleCtr.ID)
+	if got := intValue(t, idleRM, "kpod.mem.cache.additions", nil); got != 0 {
+		t.Errorf("idle pod: %d page cache additions", got)
+	}
+	if _, ok := histogramOf(idleRM, "kpod.disk.io.latency", nil); ok {
+		t.Errorf("idle pod has block I/O latency")
+	}
+	node := nodeResource(t, md)
+	dp, ok := point(node, "kpod.metric.unavailable", map[string]string{"metric": "kpod.mem.cache.accesses"})
+	if _, hasAccesses := point(rm, "kpod.mem.cache.accesses", nil); hasAccesses == ok {
+		t.Errorf("accesses reported (%v) and unavailable (%v) at once or neither", hasAccesses, ok)
+	}
+	if ok {
+		reason, _ := dp.Attributes().Get("reason")
+		if !strings.Contains(reason.Str(), "fentry") || !strings.Contains(reason.Str(), "kprobe") {
+			t.Errorf("accesses unavailable reason %q does not name both rungs", reason.Str())
+		}
+	}
+}
