@@ -572,7 +572,9 @@ func (s hardIRQSnap) record(r *recorder, v irq.HardStats) {
 	}
 }
 
-func (f *hardIRQFamily) bpfMetrics() []string       { return []string{"kpod.irq.hw.count", "kpod.irq.hw.latency"} }
+func (f *hardIRQFamily) bpfMetrics() []string {
+	return []string{"kpod.irq.hw.count", "kpod.irq.hw.latency"}
+}
 func (f *hardIRQFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *hardIRQFamily) close() error               { return f.c.Close() }
 
