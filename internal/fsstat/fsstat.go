@@ -114,20 +114,27 @@ var skipTypes = map[string]bool{
 }
 
 // StorageMounts returns the mount points of storage-backed filesystems in a mountinfo file,
-// once each.
+// once each, in the order they were first mounted.
 func StorageMounts(path string, data []byte) ([]string, error) {
 	mounts, err := cgroupfs.ParseMountinfo(path, data)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	seen := map[string]bool{}
+	// The last mount on a point is the one the container sees (a tmpfs over a volume
+	// hides the volume), so judge each point by its last mount.
+	var order []string
+	last := map[string]string{}
 	for _, m := range mounts {
-		if skipTypes[m.FSType] || seen[m.MountPoint] {
-			continue
+		if _, seen := last[m.MountPoint]; !seen {
+			order = append(order, m.MountPoint)
 		}
-		seen[m.MountPoint] = true
-		out = append(out, m.MountPoint)
+		last[m.MountPoint] = m.FSType
+	}
+	var out []string
+	for _, mp := range order {
+		if !skipTypes[last[mp]] {
+			out = append(out, mp)
+		}
 	}
 	return out, nil
 }

@@ -119,3 +119,21 @@ func TestCollect(t *testing.T) {
 		}
 	}
 }
+
+// TestStorageMountsOvermount: the last mount on a point is the visible one.
+func TestStorageMountsOvermount(t *testing.T) {
+	data := []byte(`1 0 254:1 / / rw - ext4 /dev/vda rw
+2 1 254:2 / /data rw - ext4 /dev/vdb rw
+3 2 0:40 / /data rw - tmpfs tmpfs rw
+4 1 0:41 / /cache rw - tmpfs tmpfs rw
+5 4 254:3 / /cache rw - xfs /dev/vdc rw
+`)
+	got, err := StorageMounts("mountinfo", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/", "/cache"}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("got %v, want %v (a tmpfs over /data hides the ext4 volume; xfs over tmpfs on /cache is storage)", got, want)
+	}
+}

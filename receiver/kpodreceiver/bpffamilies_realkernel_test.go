@@ -222,13 +222,16 @@ func TestRealCPU(t *testing.T) {
 		if h.Sum() < 0.25*spinMs/1e3 || h.Sum() > 1.05*spinMs/1e3 {
 			t.Errorf("pod %s: run-queue time %.3fs, want between 25%% and 105%% of %dms of contention", name, h.Sum(), spinMs)
 		}
-		// kpod charges to the pod what the kernel counts for the task; the kernel also
-		// counts the few waits before the workload entered the pod (under 5 ms).
-		if d := wait - h.Sum(); d < -0.002 || d > 0.005+0.05*wait {
+		// kpod charges to the pod what the kernel counts for the task. They differ by the
+		// waits before the workload entered the pod (kernel only), and per wait by the gap
+		// between the kernel's rq clock and bpf_ktime_get_ns at the two hooks (a few µs, more
+		// on a loaded host): allow 5 ms plus 5 %.
+		if d := wait - h.Sum(); d < -0.005-0.05*wait || d > 0.005+0.05*wait {
 			t.Errorf("pod %s: kpod run-queue time %.4fs, kernel run_delay %.4fs", name, h.Sum(), wait)
 		}
-		if float64(h.Count()) > kernel[name][2]+2 || float64(h.Count()) < 0.9*kernel[name][2]-5 {
-			t.Errorf("pod %s: %d run-queue waits, kernel counted %v switches-in", name, h.Count(), kernel[name][2])
+		// The kernel's switch-in count includes the task's first runs, before the gate.
+		if c, k := float64(h.Count()), kernel[name][2]; c > 1.05*k+5 || c < 0.9*k-5 {
+			t.Errorf("pod %s: %d run-queue waits, kernel counted %v switches-in", name, h.Count(), k)
 		}
 		t.Logf("pod %s: kpod runq count=%d sum=%.4fs; kernel run_delay=%.4fs pcount=%v", name, h.Count(), h.Sum(), wait, kernel[name][2])
 	}

@@ -105,8 +105,8 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 			return fmt.Errorf("metrics: %w", err)
 		}
 	}
-	type plain Config // without this method, so the rest unmarshals normally
-	return confmap.NewFromStringMap(raw).Unmarshal((*plain)(cfg))
+	type config Config // without this method, so the rest unmarshals normally
+	return confmap.NewFromStringMap(raw).Unmarshal((*config)(cfg))
 }
 
 // Validate reports every bad value, each naming its key.
