@@ -62,11 +62,9 @@ otelcol: $(OTELCOL)
 $(OTELCOL): $(TOOLS) builder-config.yaml $(shell git ls-files '*.go' '*.o' 'go.mod' 'go.sum' 2>/dev/null)
 	tools/bin/builder --config builder-config.yaml
 
-# e2e runs the ocb-built collector against fake pods and scrapes it over HTTP. Without
-# -trimpath: the fakepod harness finds workload/workload.c through runtime.Caller, which
-# -trimpath turns into a module path.
+# e2e runs the ocb-built collector against fake pods and scrapes it over HTTP.
 e2e: otelcol
-	GOFLAGS="$(filter-out -trimpath,$(GOFLAGS))" $(GO) test -tags e2e -count=1 -timeout 20m ./test/e2e/...
+	$(GO) test -tags e2e -count=1 -timeout 20m ./test/e2e/...
 
 # run starts otelcol-kpod on this host with examples/collector-local.yaml and demo pods.
 run: deps otelcol

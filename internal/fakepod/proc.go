@@ -2,13 +2,13 @@ package fakepod
 
 import (
 	"bufio"
+	_ "embed"
 	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +27,9 @@ type Proc struct {
 	err    error
 }
 
+//go:embed workload/workload.c
+var workloadSource []byte
+
 var (
 	workloadOnce sync.Once
 	workloadPath string
@@ -38,11 +41,15 @@ var (
 func WorkloadBinary(t testing.TB) string {
 	t.Helper()
 	workloadOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		src := filepath.Join(filepath.Dir(file), "workload", "workload.c")
 		dir, err := os.MkdirTemp("", "kpod-workload-")
 		if err != nil {
 			workloadErr = err
+			return
+		}
+		// The source is embedded, so that the harness works from any directory and with
+		// -trimpath builds.
+		src := filepath.Join(dir, "workload.c")
+		if workloadErr = os.WriteFile(src, workloadSource, 0o644); workloadErr != nil {
 			return
 		}
 		workloadPath = filepath.Join(dir, "kpod-workload")
