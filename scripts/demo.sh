@@ -205,8 +205,10 @@ newpod burstable
 WRITER_UID=$POD_UID WRITER_REL=$CONTAINER_REL
 IMG=/var/tmp/kpod-demo-1.img
 FILES+=("$IMG")
+# The writer gets its own mount namespace (a private copy of the host's mounts), like a
+# container, so kpod also reports its filesystems (kpod_fs_*).
 # shellcheck disable=SC2016  # $1 expands in the inner bash
-start_in "$WRITER_REL" bash -c '
+start_in "$WRITER_REL" unshare --mount --propagation private bash -c '
 	while :; do
 		dd if=/dev/zero of="$1" bs=64k count=64 oflag=direct conv=notrunc 2>/dev/null  # 4 MiB, direct I/O
 		for i in $(seq 1 20); do /bin/true; done                                       # 20 fork+exec
@@ -218,7 +220,8 @@ IDLE_UID=$POD_UID IDLE_REL=$CONTAINER_REL
 start_in "$IDLE_REL" sleep infinity
 
 echo "demo: pod writer  uid $WRITER_UID  container ${WRITER_REL##*/}"
-echo "demo:             (dd 4 MiB with oflag=direct to $IMG and 20 fork+exec, every second)"
+echo "demo:             (own mount namespace; dd 4 MiB with oflag=direct to $IMG and 20 fork+exec,"
+echo "demo:              every second)"
 echo "demo: pod idle    uid $IDLE_UID  container ${IDLE_REL##*/}"
 echo "demo:             (sleep)"
 
@@ -249,8 +252,8 @@ show() {
 	echo "    here as writer/idle) and container ID (container_id, shortened here) that kpod read"
 	echo "    from the cgroup path. _total counters are cumulative since the cgroup or kpod started;"
 	echo "    histograms are shown by _count and _sum only (the _bucket series are on the endpoint)."
-	echo "    The demo pods share the host's network and mount namespaces, so they get no"
-	echo "    kpod_net_iface_* or kpod_fs_* series (kpod skips the host's namespaces)."
+	echo "    The demo pods share the host's network namespace, so they get no kpod_net_iface_*"
+	echo "    series (kpod skips the host's namespaces); the writer has its own mount namespace."
 	lines=$(grep -E "^kpod_[^ ]*k8s_pod_uid=\"($WRITER_UID|$IDLE_UID)\"" <<<"$body" | grep -v '_bucket{' |
 		sed -E 's/(,?)otel_scope_[a-z_]+="[^"]*"//g; s/,?k8s_node_name="[^"]*"//g; s/\{,/{/' |
 		sed -E "s/$WRITER_UID/writer/; s/$IDLE_UID/idle/; s/container_id=\"([0-9a-f]{12})[0-9a-f]{52}\"/container_id=\"\1…\"/")
