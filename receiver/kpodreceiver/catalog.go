@@ -67,8 +67,8 @@ var (
 // catalog is the profile table; the README's table is this one.
 var catalog = []familyInfo{
 	{name: "cpu", row: "CPU scheduling (eBPF)", profiles: all3, newFn: func() family { return &cpuFamily{} }},
-	{name: "tcp", row: "Network TCP (eBPF)", profiles: stdComp},
-	{name: "tcpdrop", row: "TCP drops (eBPF)", profiles: stdComp},
+	{name: "tcp", row: "Network TCP (eBPF)", profiles: stdComp, newFn: func() family { return &tcpFamily{} }},
+	{name: "tcpdrop", row: "TCP drops (eBPF)", profiles: stdComp, newFn: func() family { return &tcpFamily{drops: true} }},
 	{name: "oom", row: "Memory OOM (eBPF)", profiles: all3, newFn: func() family { return &oomFamily{} }},
 	{name: "pagefaults", row: "Memory page faults (cgroup)", profiles: stdComp, newFn: func() family { return &faultsFamily{} }},
 	{name: "biolatency", row: "Block I/O latency (eBPF)", profiles: stdComp, newFn: func() family { return &bioFamily{} }},

@@ -23,6 +23,8 @@ import (
 	"github.com/kpod-project/kpod/internal/podid"
 	"github.com/kpod-project/kpod/internal/proc"
 	"github.com/kpod-project/kpod/internal/syscalls"
+	"github.com/kpod-project/kpod/internal/tcp"
+	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
 
 // Each family below is a collector handle plus a snapshot type holding one collection's
@@ -454,6 +456,72 @@ func (s fsSnap) recordContainer(r *recorder, c *podid.Container) {
 		r.mb.RecordKpodFsAvailableBytesDataPoint(r.now, int64(u.Available), mp)
 	}
 }
+
+// ---- tcp and tcpdrop ----
+
+type tcpFamily struct {
+	c     *tcp.Collector
+	drops bool // the "tcpdrop" family: only Drops is filled
+}
+
+type tcpSnap struct {
+	noPod
+	vals  map[uint64]tcp.Stats
+	drops bool
+}
+
+func (f *tcpFamily) start(context.Context, *env) (err error) {
+	if f.drops {
+		f.c, err = tcp.StartDrops()
+	} else {
+		f.c, err = tcp.Start()
+	}
+	return err
+}
+
+func (f *tcpFamily) collect(_ context.Context, x *podid.Index) (snapshot, error) {
+	vals, err := f.c.Collect(x.Live)
+	return tcpSnap{vals: vals, drops: f.drops}, err
+}
+
+func (s tcpSnap) recordContainer(r *recorder, c *podid.Container) {
+	v, _ := sumOver(s.vals, c.CgroupIDs, func(d, s *tcp.Stats) { d.Add(s) })
+	s.record(r, v)
+}
+
+// recordNode reports drops no pod owns (packets without a socket, kernel sockets).
+func (s tcpSnap) recordNode(r *recorder) {
+	if s.drops {
+		s.record(r, s.vals[tcp.NodeCgroup])
+	}
+}
+
+func (s tcpSnap) record(r *recorder, v tcp.Stats) {
+	if s.drops {
+		for _, reason := range sortedKeys(v.Drops) {
+			r.mb.RecordKpodNetTCPDropsDataPoint(r.now, int64(v.Drops[reason]), reason)
+		}
+		return
+	}
+	r.mb.RecordKpodNetTCPBytesSentDataPoint(r.now, int64(v.BytesSent))
+	r.mb.RecordKpodNetTCPBytesReceivedDataPoint(r.now, int64(v.BytesReceived))
+	r.mb.RecordKpodNetTCPConnectionsDataPoint(r.now, int64(v.ConnsActive), metadata.AttributeDirectionActive)
+	r.mb.RecordKpodNetTCPConnectionsDataPoint(r.now, int64(v.ConnsPassive), metadata.AttributeDirectionPassive)
+	r.mb.RecordKpodNetTCPRetransmitsDataPoint(r.now, int64(v.Retransmits))
+	if v.RTT.Count() > 0 {
+		r.hb.RecordKpodNetTCPRtt(r.now, histPoint(&v.RTT))
+	}
+}
+
+func (f *tcpFamily) bpfMetrics() []string {
+	if f.drops {
+		return []string{"kpod.net.tcp.drops"}
+	}
+	return []string{"kpod.net.tcp.bytes.sent", "kpod.net.tcp.bytes.received", "kpod.net.tcp.connections",
+		"kpod.net.tcp.retransmits", "kpod.net.tcp.rtt"}
+}
+func (f *tcpFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
+func (f *tcpFamily) close() error               { return f.c.Close() }
 
 // ---- biolatency ----
 

@@ -26,6 +26,7 @@ import (
 	"github.com/kpod-project/kpod/internal/podid"
 	"github.com/kpod-project/kpod/internal/proc"
 	"github.com/kpod-project/kpod/internal/syscalls"
+	"github.com/kpod-project/kpod/internal/tcp"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
 
@@ -96,6 +97,14 @@ func TestGolden(t *testing.T) {
 		{"iface", ifaceSnap{vals: map[uint64]netdev.Stats{
 			100: {"eth0": {RxBytes: 1000, RxPackets: 10, TxBytes: 24200, TxPackets: 100, RxDrops: 1}},
 		}}, nil},
+		{"tcp", tcpSnap{vals: map[uint64]tcp.Stats{
+			102: {BytesSent: 1 << 20, BytesReceived: 4096, ConnsActive: 10, Retransmits: 3, RTT: latency(40_000, 45_000, 2_000_000)},
+			104: {BytesReceived: 1 << 20, ConnsPassive: 10},
+		}}, (&tcpFamily{}).bpfMetrics()},
+		{"tcpdrop", tcpSnap{drops: true, vals: map[uint64]tcp.Stats{
+			104:            {Drops: map[string]uint64{"netfilter_drop": 7, "tcp_csum": 1}},
+			tcp.NodeCgroup: {Drops: map[string]uint64{"no_socket": 2}},
+		}}, (&tcpFamily{drops: true}).bpfMetrics()},
 		{"biolatency", bioSnap{names: &diskio.DeviceNames{SysRoot: fakeSys}, vals: map[uint64]biolatency.Stats{
 			102: {cgroupfs.Dev{Major: 7, Minor: 0}: latency(50_000, 60_000, 2_000_000)},
 			103: {cgroupfs.Dev{Major: 7, Minor: 0}: latency(70_000)},
