@@ -36,9 +36,9 @@ type nodeSnapshot interface{ recordNode(r *recorder) }
 // metric name → why it is unavailable (kpod.metric.unavailable).
 type partial interface{ unavailableMetrics() map[string]string }
 
-// bpfCounted is implemented by families whose cumulative series are counted in kpod's BPF
-// maps, which start counting when kpod starts.
-type bpfCounted interface{ bpfMetrics() []string }
+// countsInBPF is implemented by families whose counters live in kpod's BPF maps on some
+// hosts only (diskio); familyInfo.bpf covers the others.
+type countsInBPF interface{ countsInBPF() bool }
 
 // env is what families need from the host.
 type env struct {
@@ -49,13 +49,17 @@ type env struct {
 	logger   *zap.Logger
 }
 
-// familyInfo is one row of the catalog: a collector, the profiles that include it, and its
-// constructor (nil while this build has no implementation).
+// familyInfo is one row of the catalog: a collector, the profiles that include it, the
+// metrics it emits, and its constructor.
 type familyInfo struct {
 	name     string
 	row      string // the seed's profile table row
 	profiles []string
-	newFn    func() family
+	metrics  []string
+	// bpf: the family's cumulative series are counted in kpod's BPF maps, which start
+	// counting when kpod starts (not when the cgroup was created).
+	bpf   bool
+	newFn func() family
 }
 
 var (
@@ -64,23 +68,39 @@ var (
 	compOnly = []string{ProfileComprehensive}
 )
 
-// catalog is the profile table; the README's table is this one.
+// catalog is the profile table; the README's table is checked against it.
 var catalog = []familyInfo{
-	{name: "cpu", row: "CPU scheduling (eBPF)", profiles: all3, newFn: func() family { return &cpuFamily{} }},
-	{name: "tcp", row: "Network TCP (eBPF)", profiles: stdComp, newFn: func() family { return &tcpFamily{} }},
-	{name: "tcpdrop", row: "TCP drops (eBPF)", profiles: stdComp, newFn: func() family { return &tcpFamily{drops: true} }},
-	{name: "oom", row: "Memory OOM (eBPF)", profiles: all3, newFn: func() family { return &oomFamily{} }},
-	{name: "pagefaults", row: "Memory page faults (cgroup)", profiles: stdComp, newFn: func() family { return &faultsFamily{} }},
-	{name: "biolatency", row: "Block I/O latency (eBPF)", profiles: stdComp, newFn: func() family { return &bioFamily{} }},
-	{name: "cachestat", row: "Page cache stats (eBPF)", profiles: stdComp, newFn: func() family { return &cacheFamily{} }},
-	{name: "hardirqs", row: "Hardware IRQ latency (eBPF)", profiles: compOnly, newFn: func() family { return &hardIRQFamily{} }},
-	{name: "softirqs", row: "Software IRQ latency (eBPF)", profiles: compOnly, newFn: func() family { return &softIRQFamily{} }},
-	{name: "proc", row: "Process exec/fork/exit (eBPF)", profiles: compOnly, newFn: func() family { return &procFamily{} }},
-	{name: "syscall", row: "Syscall tracing (eBPF)", profiles: compOnly, newFn: func() family { return &syscallFamily{} }},
-	{name: "diskio", row: "Disk I/O (cgroup, eBPF where cgroup files cannot count)", profiles: all3, newFn: func() family { return &diskFamily{} }},
-	{name: "iface", row: "Interface network (pod netns)", profiles: stdComp, newFn: func() family { return &ifaceFamily{} }},
-	{name: "filesystem", row: "Filesystem (container mounts)", profiles: stdComp, newFn: func() family { return &fsFamily{} }},
-	{name: "memory", row: "Memory cgroup", profiles: all3, newFn: func() family { return &memFamily{} }},
+	{name: "cpu", bpf: true, row: "CPU scheduling (eBPF)", profiles: all3, newFn: func() family { return &cpuFamily{} },
+		metrics: []string{"kpod.cpu.context.switches", "kpod.cpu.runqueue.latency"}},
+	{name: "tcp", bpf: true, row: "Network TCP (eBPF)", profiles: stdComp, newFn: func() family { return &tcpFamily{} },
+		metrics: []string{"kpod.net.tcp.bytes.sent", "kpod.net.tcp.bytes.received", "kpod.net.tcp.connections", "kpod.net.tcp.retransmits", "kpod.net.tcp.rtt"}},
+	{name: "tcpdrop", bpf: true, row: "TCP drops (eBPF)", profiles: stdComp, newFn: func() family { return &tcpFamily{drops: true} },
+		metrics: []string{"kpod.net.tcp.drops"}},
+	{name: "oom", bpf: true, row: "Memory OOM (eBPF)", profiles: all3, newFn: func() family { return &oomFamily{} },
+		metrics: []string{"kpod.mem.oom.kills"}},
+	{name: "pagefaults", row: "Memory page faults (cgroup)", profiles: stdComp, newFn: func() family { return &faultsFamily{} },
+		metrics: []string{"kpod.mem.major.page.faults"}},
+	{name: "biolatency", bpf: true, row: "Block I/O latency (eBPF)", profiles: stdComp, newFn: func() family { return &bioFamily{} },
+		metrics: []string{"kpod.disk.io.latency"}},
+	{name: "cachestat", bpf: true, row: "Page cache stats (eBPF)", profiles: stdComp, newFn: func() family { return &cacheFamily{} },
+		metrics: []string{"kpod.mem.cache.accesses", "kpod.mem.cache.additions", "kpod.mem.cache.dirtied", "kpod.mem.cache.buf.dirtied"}},
+	{name: "hardirqs", bpf: true, row: "Hardware IRQ latency (eBPF)", profiles: compOnly, newFn: func() family { return &hardIRQFamily{} },
+		metrics: []string{"kpod.irq.hw.count", "kpod.irq.hw.latency"}},
+	{name: "softirqs", bpf: true, row: "Software IRQ latency (eBPF)", profiles: compOnly, newFn: func() family { return &softIRQFamily{} },
+		metrics: []string{"kpod.irq.sw.latency"}},
+	{name: "proc", bpf: true, row: "Process exec/fork/exit (eBPF)", profiles: compOnly, newFn: func() family { return &procFamily{} },
+		metrics: []string{"kpod.proc.forks", "kpod.proc.execs", "kpod.proc.exits"}},
+	{name: "syscall", bpf: true, row: "Syscall tracing (eBPF)", profiles: compOnly, newFn: func() family { return &syscallFamily{} },
+		metrics: []string{"kpod.syscall.count", "kpod.syscall.errors", "kpod.syscall.latency"}},
+	{name: "diskio", row: "Disk I/O (cgroup, eBPF where cgroup files cannot count)", profiles: all3, newFn: func() family { return &diskFamily{} },
+		metrics: []string{"kpod.disk.read.bytes", "kpod.disk.written.bytes", "kpod.disk.reads", "kpod.disk.writes"}},
+	{name: "iface", row: "Interface network (pod netns)", profiles: stdComp, newFn: func() family { return &ifaceFamily{} },
+		metrics: []string{"kpod.net.iface.rx.bytes", "kpod.net.iface.tx.bytes", "kpod.net.iface.rx.packets", "kpod.net.iface.tx.packets",
+			"kpod.net.iface.rx.errors", "kpod.net.iface.tx.errors", "kpod.net.iface.rx.drops", "kpod.net.iface.tx.drops"}},
+	{name: "filesystem", row: "Filesystem (container mounts)", profiles: stdComp, newFn: func() family { return &fsFamily{} },
+		metrics: []string{"kpod.fs.capacity.bytes", "kpod.fs.usage.bytes", "kpod.fs.available.bytes"}},
+	{name: "memory", row: "Memory cgroup", profiles: all3, newFn: func() family { return &memFamily{} },
+		metrics: []string{"kpod.mem.cgroup.usage.bytes", "kpod.mem.cgroup.peak.bytes", "kpod.mem.cgroup.cache.bytes", "kpod.mem.cgroup.swap.bytes"}},
 }
 
 func familyByName(name string) (familyInfo, bool) {

@@ -97,9 +97,6 @@ func (s cpuSnap) recordContainer(r *recorder, c *podid.Container) {
 	}
 }
 
-func (f *cpuFamily) bpfMetrics() []string {
-	return []string{"kpod.cpu.context.switches", "kpod.cpu.runqueue.latency"}
-}
 func (f *cpuFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *cpuFamily) close() error               { return f.c.Close() }
 
@@ -128,7 +125,6 @@ func (s oomSnap) recordContainer(r *recorder, c *podid.Container) {
 	r.mb.RecordKpodMemOomKillsDataPoint(r.now, int64(n))
 }
 
-func (f *oomFamily) bpfMetrics() []string       { return []string{"kpod.mem.oom.kills"} }
 func (f *oomFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *oomFamily) close() error               { return f.c.Close() }
 
@@ -159,9 +155,6 @@ func (s procSnap) recordContainer(r *recorder, c *podid.Container) {
 	r.mb.RecordKpodProcExitsDataPoint(r.now, int64(v.Exits))
 }
 
-func (f *procFamily) bpfMetrics() []string {
-	return []string{"kpod.proc.forks", "kpod.proc.execs", "kpod.proc.exits"}
-}
 func (f *procFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *procFamily) close() error               { return f.c.Close() }
 
@@ -218,9 +211,6 @@ func (s syscallSnap) recordContainer(r *recorder, c *podid.Container) {
 	}
 }
 
-func (f *syscallFamily) bpfMetrics() []string {
-	return []string{"kpod.syscall.count", "kpod.syscall.errors", "kpod.syscall.latency"}
-}
 func (f *syscallFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *syscallFamily) close() error               { return f.c.Close() }
 
@@ -288,12 +278,8 @@ func (s diskSnap) recordContainer(r *recorder, c *podid.Container) {
 	}
 }
 
-func (f *diskFamily) bpfMetrics() []string {
-	if f.bpf == nil {
-		return nil
-	}
-	return []string{"kpod.disk.read.bytes", "kpod.disk.written.bytes", "kpod.disk.reads", "kpod.disk.writes"}
-}
+// countsInBPF: on hosts without a v2 io controller the counters are kpod's own.
+func (f *diskFamily) countsInBPF() bool { return f.bpf != nil }
 
 func (f *diskFamily) objects() []*bpfload.Object {
 	if f.bpf != nil {
@@ -513,13 +499,6 @@ func (s tcpSnap) record(r *recorder, v tcp.Stats) {
 	}
 }
 
-func (f *tcpFamily) bpfMetrics() []string {
-	if f.drops {
-		return []string{"kpod.net.tcp.drops"}
-	}
-	return []string{"kpod.net.tcp.bytes.sent", "kpod.net.tcp.bytes.received", "kpod.net.tcp.connections",
-		"kpod.net.tcp.retransmits", "kpod.net.tcp.rtt"}
-}
 func (f *tcpFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *tcpFamily) close() error               { return f.c.Close() }
 
@@ -555,7 +534,6 @@ func (s bioSnap) recordContainer(r *recorder, c *podid.Container) {
 	}
 }
 
-func (f *bioFamily) bpfMetrics() []string       { return []string{"kpod.disk.io.latency"} }
 func (f *bioFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *bioFamily) close() error               { return f.c.Close() }
 
@@ -599,9 +577,6 @@ func (f *cacheFamily) unavailableMetrics() map[string]string {
 	return nil
 }
 
-func (f *cacheFamily) bpfMetrics() []string {
-	return []string{"kpod.mem.cache.accesses", "kpod.mem.cache.additions", "kpod.mem.cache.dirtied", "kpod.mem.cache.buf.dirtied"}
-}
 func (f *cacheFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *cacheFamily) close() error               { return f.c.Close() }
 
@@ -640,9 +615,6 @@ func (s hardIRQSnap) record(r *recorder, v irq.HardStats) {
 	}
 }
 
-func (f *hardIRQFamily) bpfMetrics() []string {
-	return []string{"kpod.irq.hw.count", "kpod.irq.hw.latency"}
-}
 func (f *hardIRQFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *hardIRQFamily) close() error               { return f.c.Close() }
 
@@ -684,7 +656,6 @@ func (s softIRQSnap) record(r *recorder, v irq.SoftStats) {
 	}
 }
 
-func (f *softIRQFamily) bpfMetrics() []string       { return []string{"kpod.irq.sw.latency"} }
 func (f *softIRQFamily) objects() []*bpfload.Object { return []*bpfload.Object{f.c.Obj} }
 func (f *softIRQFamily) close() error               { return f.c.Close() }
 

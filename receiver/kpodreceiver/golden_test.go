@@ -79,13 +79,13 @@ func TestGolden(t *testing.T) {
 			102: {Switches: 40, RunQueue: latency(800, 1500, 3000)},
 			103: {Switches: 2, RunQueue: latency(2_000_000)},
 			999: {Switches: 7}, // a cgroup that is not a container: not reported
-		}}, (&cpuFamily{}).bpfMetrics()},
-		{"oom", oomSnap{vals: map[uint64]uint64{104: 1}}, (&oomFamily{}).bpfMetrics()},
-		{"proc", procSnap{vals: map[uint64]proc.Stats{102: {Forks: 3, Execs: 4, Exits: 3}}}, (&procFamily{}).bpfMetrics()},
+		}}, bpfOf("cpu")},
+		{"oom", oomSnap{vals: map[uint64]uint64{104: 1}}, bpfOf("oom")},
+		{"proc", procSnap{vals: map[uint64]proc.Stats{102: {Forks: 3, Execs: 4, Exits: 3}}}, bpfOf("proc")},
 		{"syscall", syscallSnap{vals: map[uint64]map[string]syscalls.Stats{
 			102: {"close": {Count: 10, Errors: 10, Latency: latency(900, 900, 900, 900, 900, 900, 900, 900, 900, 900)}},
 			103: {"read": {Count: 1, Latency: latency(5_000_000)}},
-		}}, (&syscallFamily{}).bpfMetrics()},
+		}}, bpfOf("syscall")},
 		{"diskio", diskSnap{names: &diskio.DeviceNames{SysRoot: fakeSys}, vals: map[uint64]diskio.Stats{
 			102: {cgroupfs.Dev{Major: 254, Minor: 0}: {ReadBytes: 4096, WriteBytes: 8 << 20, Reads: 1, Writes: 128}},
 		}}, nil},
@@ -100,26 +100,26 @@ func TestGolden(t *testing.T) {
 		{"tcp", tcpSnap{vals: map[uint64]tcp.Stats{
 			102: {BytesSent: 1 << 20, BytesReceived: 4096, ConnsActive: 10, Retransmits: 3, RTT: latency(40_000, 45_000, 2_000_000)},
 			104: {BytesReceived: 1 << 20, ConnsPassive: 10},
-		}}, (&tcpFamily{}).bpfMetrics()},
+		}}, bpfOf("tcp")},
 		{"tcpdrop", tcpSnap{drops: true, vals: map[uint64]tcp.Stats{
 			104:            {Drops: map[string]uint64{"netfilter_drop": 7, "tcp_csum": 1}},
 			tcp.NodeCgroup: {Drops: map[string]uint64{"no_socket": 2}},
-		}}, (&tcpFamily{drops: true}).bpfMetrics()},
+		}}, bpfOf("tcpdrop")},
 		{"biolatency", bioSnap{names: &diskio.DeviceNames{SysRoot: fakeSys}, vals: map[uint64]biolatency.Stats{
 			102: {cgroupfs.Dev{Major: 7, Minor: 0}: latency(50_000, 60_000, 2_000_000)},
 			103: {cgroupfs.Dev{Major: 7, Minor: 0}: latency(70_000)},
-		}}, (&bioFamily{}).bpfMetrics()},
+		}}, bpfOf("biolatency")},
 		{"cachestat", cacheSnap{vals: map[uint64]cachestat.Stats{
 			102: {Added: 2002, Dirtied: 2000, BuffersDirtied: 2000},
-		}}, (&cacheFamily{}).bpfMetrics()},
+		}}, bpfOf("cachestat")},
 		{"hardirqs", hardIRQSnap{vals: map[uint64]irq.HardStats{
 			102:        {Count: 2, Latency: latency(3_000, 5_000)},
 			irq.NodeID: {Count: 9, Latency: latency(1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000)},
-		}}, (&hardIRQFamily{}).bpfMetrics()},
+		}}, bpfOf("hardirqs")},
 		{"softirqs", softIRQSnap{vals: map[uint64]irq.SoftStats{
 			104:        {1: latency(2_000), 9: latency(1_500, 1_500)},
 			irq.NodeID: {3: latency(40_000)},
-		}}, (&softIRQFamily{}).bpfMetrics()},
+		}}, bpfOf("softirqs")},
 		{"filesystem", fsSnap{vals: map[uint64]fsstat.Stats{
 			102: {"/": {Capacity: 10 << 30, Used: 3 << 30, Available: 6 << 30}, "/data": {Capacity: 1 << 30, Used: 1 << 20, Available: 900 << 20}},
 		}}, nil},
@@ -171,4 +171,10 @@ func compareGolden(t *testing.T, path string, md pmetric.Metrics) {
 	if !bytes.Equal(want, got.Bytes()) {
 		t.Errorf("pdata differs from %s (go test -run TestGolden -update rewrites it):\n%s", path, got.String())
 	}
+}
+
+// bpfOf lists the metrics of a BPF family (their start is kpod's start).
+func bpfOf(family string) []string {
+	f, _ := familyByName(family)
+	return f.metrics
 }

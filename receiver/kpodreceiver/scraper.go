@@ -136,8 +136,8 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 				_ = f.close()
 			} else {
 				r.f = f
-				if b, ok := f.(bpfCounted); ok {
-					for _, m := range b.bpfMetrics() {
+				if c, ok := f.(countsInBPF); info.bpf || ok && c.countsInBPF() {
+					for _, m := range info.metrics {
 						s.bpfMetrics[m] = true
 					}
 				}
