@@ -18,6 +18,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
 )
 
 // Hook is one attach point and the program prefix that serves it. For a tracepoint the spec
@@ -83,8 +84,9 @@ type Object struct {
 }
 
 var (
-	btfOnce  sync.Once
-	btfCache *btf.Cache
+	btfOnce    sync.Once
+	btfCache   *btf.Cache
+	memlockErr error
 )
 
 // Load loads and attaches a family. On error nothing stays loaded.
@@ -98,7 +100,12 @@ func Load(s Spec) (obj *Object, err error) {
 			return nil, fmt.Errorf("%s: %w", s.Family, err)
 		}
 	}
-	btfOnce.Do(func() { btfCache = btf.NewCache() })
+	btfOnce.Do(func() {
+		btfCache = btf.NewCache()
+		// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones to the
+		// cgroup, where this is a no-op.
+		memlockErr = rlimit.RemoveMemlock()
+	})
 	hooks := brokenHooks(s.Family, spec, s.Hooks)
 	shrinkMaps(s.Family, spec)
 
@@ -114,6 +121,9 @@ func Load(s Spec) (obj *Object, err error) {
 	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder}
 	coll, err := ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{Cache: btfCache})
 	if err != nil {
+		if memlockErr != nil {
+			err = fmt.Errorf("%w (raising RLIMIT_MEMLOCK failed: %v; kernels before 5.11 need CAP_SYS_RESOURCE)", err, memlockErr)
+		}
 		return obj, fmt.Errorf("%s: creating maps: %w", s.Family, err)
 	}
 	for name, m := range coll.Maps {

@@ -73,23 +73,26 @@ func Discover(mountinfo, v2Root string) (Layout, error) {
 		return Layout{}, err
 	}
 	l := Layout{V1: map[string]string{}}
-	var v2Candidates []string
+	v1Rank := map[string]int{}
+	v2Rank := -1
 	for _, m := range mounts {
-		if m.Root != "/" {
-			// A mount of a sub-tree (a cgroup namespace or a bind of one cgroup) cannot
-			// show other pods' cgroups.
+		rank, ok := rootRank(m.Root)
+		if !ok {
 			continue
 		}
 		switch m.FSType {
 		case "cgroup2":
-			v2Candidates = append(v2Candidates, m.MountPoint)
+			// The highest mount wins; among equals, the conventional location.
+			if rank > v2Rank || rank == v2Rank && (m.MountPoint == "/sys/fs/cgroup" || m.MountPoint == "/sys/fs/cgroup/unified") {
+				l.V2, v2Rank = m.MountPoint, rank
+			}
 		case "cgroup":
 			for _, opt := range strings.Split(m.SuperOpts, ",") {
 				if notController[opt] || strings.Contains(opt, "=") {
 					continue
 				}
-				if _, dup := l.V1[opt]; !dup {
-					l.V1[opt] = m.MountPoint
+				if r, dup := v1Rank[opt]; !dup || rank > r {
+					l.V1[opt], v1Rank[opt] = m.MountPoint, rank
 				}
 			}
 		}
@@ -100,17 +103,8 @@ func Discover(mountinfo, v2Root string) (Layout, error) {
 			return Layout{}, err
 		}
 		l.V2 = v2Root
-	case len(v2Candidates) == 0:
+	case v2Rank < 0:
 		return Layout{}, ErrNoCgroup2
-	default:
-		// Prefer the conventional location when several cgroup2 mounts exist.
-		l.V2 = v2Candidates[0]
-		for _, c := range v2Candidates {
-			if c == "/sys/fs/cgroup" || c == "/sys/fs/cgroup/unified" {
-				l.V2 = c
-				break
-			}
-		}
 	}
 	l.V2Controllers = map[string]bool{}
 	if b, err := os.ReadFile(filepath.Join(l.V2, "cgroup.controllers")); err == nil {
@@ -151,6 +145,25 @@ func checkCgroup2(dir string) error {
 		return fmt.Errorf("cgroup_root %q is not a cgroup2 mount (filesystem magic %#x)", dir, st.Type)
 	}
 	return nil
+}
+
+// rootRank tells how much of a hierarchy a mount shows, from its root field. "/" is the whole
+// hierarchy as this process sees it. Inside a cgroup namespace that is only the namespace's
+// subtree, and the host's hierarchy (a hostPath mount of /sys/fs/cgroup) shows as "/..",
+// "/../..", ...: the more "..", the higher up. A root naming a path ("/kubepods/...") is a
+// bind of one sub-tree and cannot show other pods.
+func rootRank(root string) (int, bool) {
+	if root == "/" {
+		return 0, true
+	}
+	n := 0
+	for _, part := range strings.Split(strings.TrimPrefix(root, "/"), "/") {
+		if part != ".." {
+			return 0, false
+		}
+		n++
+	}
+	return n, true
 }
 
 // Mount is one line of proc(5) mountinfo.

@@ -133,6 +133,9 @@ func TestDiscoverFixtures(t *testing.T) {
 		// The container's own /sys/fs/cgroup shows only its cgroup (root is not "/"): it must
 		// lose to the host's full tree although /sys/fs/cgroup is the conventional place.
 		{"nonroot-v2.txt", "/host/sys/fs/cgroup", map[string]string{}},
+		// A DaemonSet pod in a private cgroup namespace: its own /sys/fs/cgroup is only its
+		// subtree (root "/"); the hostPath mount of the host's tree shows as "/../../../..".
+		{"cgroupns-v2.txt", "/host/sys/fs/cgroup", map[string]string{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
@@ -349,5 +352,17 @@ func TestLayoutModeAndControllerDir(t *testing.T) {
 	// The root of the hierarchy itself.
 	if dir, _, ok := hyb.ControllerDir("memory", ""); !ok || dir != "/fx/h/memory" {
 		t.Errorf("ControllerDir(memory, \"\") = %q %v", dir, ok)
+	}
+}
+
+func TestRootRank(t *testing.T) {
+	for root, want := range map[string]int{"/": 0, "/..": 1, "/../../..": 3, "/kubepods": -1, "/../kubepods": -1, "/..x": -1} {
+		got, ok := rootRank(root)
+		if !ok {
+			got = -1
+		}
+		if got != want {
+			t.Errorf("rootRank(%q) = %d, want %d", root, got, want)
+		}
 	}
 }

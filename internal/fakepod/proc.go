@@ -2,8 +2,10 @@ package fakepod
 
 import (
 	"bufio"
-	_ "embed"
 	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -41,22 +43,28 @@ var (
 func WorkloadBinary(t testing.TB) string {
 	t.Helper()
 	workloadOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "kpod-workload-")
-		if err != nil {
+		// One directory per source version, reused by later test runs instead of piling up.
+		sum := sha256.Sum256(workloadSource)
+		dir := filepath.Join(os.TempDir(), "kpod-workload-"+hex.EncodeToString(sum[:6]))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			workloadErr = err
 			return
 		}
 		// The source is embedded, so that the harness works from any directory and with
 		// -trimpath builds.
-		src := filepath.Join(dir, "workload.c")
+		src := filepath.Join(dir, "workload"+strconv.Itoa(os.Getpid())+".c")
 		if workloadErr = os.WriteFile(src, workloadSource, 0o644); workloadErr != nil {
 			return
 		}
+		defer os.Remove(src)
 		workloadPath = filepath.Join(dir, "kpod-workload")
-		out, err := exec.Command("gcc", "-static", "-O2", "-pthread", "-o", workloadPath, src).CombinedOutput()
+		tmp := workloadPath + ".tmp" + strconv.Itoa(os.Getpid()) // test binaries run in parallel
+		out, err := exec.Command("gcc", "-static", "-O2", "-pthread", "-o", tmp, src).CombinedOutput()
 		if err != nil {
 			workloadErr = fmt.Errorf("building %s (needs gcc and libc6-dev): %v\n%s", src, err, out)
+			return
 		}
+		workloadErr = os.Rename(tmp, workloadPath)
 	})
 	if workloadErr != nil {
 		t.Fatal(workloadErr)
