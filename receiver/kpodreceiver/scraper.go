@@ -150,6 +150,10 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 			enabled = append(enabled, name)
 		}
 	}
+	if idx, err := s.scanner.Scan(); err == nil && len(idx.Pods) == 0 {
+		s.logger.Warn("no pod cgroups under the cgroup root yet; if kpod runs in a cgroup namespace, mount the host's cgroup tree and set cgroup_root to it",
+			zap.String("cgroup_root", layout.V2), zap.Int("cgroups", idx.Dirs))
+	}
 	s.logger.Info("kpod receiver started",
 		zap.String("profile", s.cfg.Profile),
 		zap.Strings("collectors", enabled),
