@@ -1,0 +1,530 @@
+#!/usr/bin/env bash
+# cluster-up.sh — starts a real single-node Kubernetes on this host, for kpod's tests.
+#
+#   scripts/cluster-up.sh [--control-plane-only]
+#   scripts/cluster-down.sh                       # stops it and removes what it created
+#
+# Control plane (always): a private PKI (openssl), etcd and kube-apiserver, listening on
+# 127.0.0.1 only. There is no kube-controller-manager and no scheduler: the ServiceAccount
+# admission plugin is disabled (nobody would create the "default" ServiceAccounts, so pods
+# get no API token: use the kubeconfig or $K8S_TOKEN), pods must set spec.nodeName, and
+# controllers (DaemonSet, ReplicaSet, namespace deletion, garbage collection) do nothing.
+#
+# Node (unless --control-plane-only; needs root): Debian's containerd + runc (installed with
+# apt-get when missing), the pause and busybox images built locally with umoci and imported
+# into containerd, and the kubelet (cgroupfs driver, cgroup v1/hybrid allowed). Pods run for
+# real, in /kubepods/<qos>/pod<uid>/<container id> of every cgroup hierarchy, but there is
+# no CNI: only hostNetwork pods start, with imagePullPolicy Never/IfNotPresent and images
+# imported with `ctr -n k8s.io images import` (see scripts/image.sh), and the Node stays
+# NotReady (kubelet runs pods anyway). `kubectl logs/exec` do not work (the apiserver would
+# dial the node's eth0 address, the kubelet listens on 127.0.0.1): read the container logs in
+# $STATE/kubelet/pod-logs and use ctr. The kubelet changes some kernel sysctls; their old
+# values are saved in $STATE/sysctl.saved and restored by cluster-down.sh.
+#
+# Everything lives in $STATE (KPOD_CLUSTER_STATE, default /tmp/kpod-cluster):
+#   env         source it: KUBECONFIG, K8S_API, K8S_TOKEN, K8S_CA_FILE, K8S_NODE_NAME,
+#               CONTAINERD_ADDRESS/CONTAINERD_NAMESPACE (for ctr), PATH (kubectl)
+#   kubeconfig  admin (system:masters) client certificate
+#   logs/       etcd, kube-apiserver, containerd, kubelet (kept by cluster-down.sh)
+#
+# Environment: KPOD_CLUSTER_STATE, KPOD_NODE_NAME (default: lower-case hostname),
+# KPOD_CONTAINERD=debian|built (built: containerd 2.x from `scripts/k8s-build.sh containerd`),
+# KPOD_K8S_BIN (binary directory, see scripts/k8s-build.sh), KPOD_CLUSTER_KEEP_ON_FAILURE=1
+# (do not run cluster-down.sh when start-up fails). Binaries that are missing from the cache
+# are built first (scripts/k8s-build.sh: ~20 min cold, seconds when cached).
+# Ports (127.0.0.1): etcd 2379/2380, kube-apiserver 6443, kubelet 10250/10248.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=${KPOD_CLUSTER_STATE:-/tmp/kpod-cluster}
+NODE=${KPOD_NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}
+CONTAINERD_KIND=${KPOD_CONTAINERD:-debian}
+APISERVER_PORT=6443
+NODE_UP=1
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
+for a in "$@"; do
+	case $a in
+	--control-plane-only) NODE_UP=0 ;;
+	-h | --help) usage; exit 0 ;;
+	*) echo "cluster-up: unknown argument '$a'" >&2; usage >&2; exit 2 ;;
+	esac
+done
+
+die() { echo "cluster-up: $*" >&2; exit 1; }
+case $STATE in /?*) ;; *) die "KPOD_CLUSTER_STATE must be an absolute path (got '$STATE')" ;; esac
+STATE=${STATE%/}
+case $STATE in / | /tmp | /root | /home | /var | /var/tmp) die "KPOD_CLUSTER_STATE must be a directory of its own (got $STATE)" ;; esac
+case $CONTAINERD_KIND in debian | built) ;; *) die "KPOD_CONTAINERD must be debian or built" ;; esac
+
+# ---- timing -------------------------------------------------------------------------------
+now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((t / 1000)); }
+fmt_ms() { printf '%d.%01ds' $(($1 / 1000)) $(($1 % 1000 / 100)); }
+T_START=$(now_ms)
+T_PHASE=$T_START
+TIMINGS=()
+PHASE=preflight
+phase() { # phase <name>: ends the current phase, prints and records its duration
+	local t
+	t=$(now_ms)
+	TIMINGS+=("$(printf '%-22s %s' "$PHASE" "$(fmt_ms $((t - T_PHASE)))")")
+	echo "cluster-up: $PHASE: $(fmt_ms $((t - T_PHASE)))"
+	PHASE=$1 T_PHASE=$t
+}
+
+# ---- preflight ----------------------------------------------------------------------------
+if [ $NODE_UP = 1 ] && [ "$(id -u)" != 0 ]; then
+	die "the node (containerd, kubelet) needs root; run as root or use --control-plane-only"
+fi
+for c in openssl curl flock ss; do command -v $c >/dev/null || die "$c is needed (apt-get install openssl curl util-linux iproute2)"; done
+
+mkdir -p "$STATE"
+exec 9>"$STATE/.lock"
+flock -n 9 || die "another cluster-up/cluster-down holds $STATE/.lock"
+
+alive() { # alive <pid file> <exe name>: the pid file names a running <exe name>
+	local pid exe
+	pid=$(cat "$1" 2>/dev/null) || return 1
+	[ -n "$pid" ] && exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+	exe=${exe% (deleted)}
+	[ "${exe##*/}" = "$2" ]
+}
+if [ -e "$STATE/.kpod-cluster" ]; then
+	for d in etcd:etcd kube-apiserver:kube-apiserver containerd:containerd kubelet:kubelet; do
+		if alive "$STATE/run/${d%%:*}.pid" "${d#*:}"; then
+			die "a cluster is already running from $STATE (${d%%:*} pid $(cat "$STATE/run/${d%%:*}.pid")); run scripts/cluster-down.sh first"
+		fi
+	done
+	echo "cluster-up: cleaning up the leftovers of an earlier cluster in $STATE"
+	flock -u 9
+	"$ROOT/scripts/cluster-down.sh" >"$STATE/cleanup.log" 2>&1 || { cat "$STATE/cleanup.log" >&2; die "cluster-down.sh failed"; }
+	flock -n 9 || die "another cluster-up/cluster-down holds $STATE/.lock"
+fi
+
+ports=(2379 2380 "$APISERVER_PORT")
+[ $NODE_UP = 0 ] || ports+=(10248 10250)
+for p in "${ports[@]}"; do
+	if [ -n "$(ss -Hltn "sport = :$p")" ]; then
+		die "port $p is in use (etcd 2379/2380, kube-apiserver $APISERVER_PORT, kubelet 10248/10250): $(ss -Hltnp "sport = :$p" | head -1)"
+	fi
+done
+
+# The cgroup hierarchies, from mountinfo (hybrid hosts: every v1 controller plus the
+# cgroup2 one at /sys/fs/cgroup/unified; pure v2 hosts: /sys/fs/cgroup).
+CGROUP_MOUNTS=()
+if [ $NODE_UP = 1 ]; then
+	while read -r _ _ _ mroot mpoint _ rest; do
+		fstype=${rest#*- }
+		fstype=${fstype%% *}
+		case $fstype in cgroup | cgroup2) [ "$mroot" = / ] && CGROUP_MOUNTS+=("$mpoint") ;; esac
+	done </proc/self/mountinfo
+	[ ${#CGROUP_MOUNTS[@]} -gt 0 ] || die "no cgroup hierarchy is mounted"
+	for m in "${CGROUP_MOUNTS[@]}"; do
+		[ ! -e "$m/kubepods" ] || die "$m/kubepods exists: another kubelet runs on this host, or a cluster was not cleaned up (remove it first)"
+	done
+fi
+
+phase binaries
+# Binaries (built into the cache when missing; seconds when they are there).
+BIN=$("$ROOT/scripts/k8s-build.sh" --bin-dir)
+need=(etcd apiserver kubectl)
+[ $NODE_UP = 0 ] || need+=(kubelet)
+[ $NODE_UP = 0 ] || [ "$CONTAINERD_KIND" = debian ] || need+=(containerd)
+"$ROOT/scripts/k8s-build.sh" -q "${need[@]}" | sed 's/^/cluster-up: /'
+
+# ---- from here on, a failure stops what was started ---------------------------------------
+on_exit() {
+	local rc=$?
+	[ $rc != 0 ] || return 0
+	echo "cluster-up: FAILED during '$PHASE' (exit $rc)" >&2
+	for l in "$STATE"/logs/*.log; do
+		[ -s "$l" ] || continue
+		echo "---- last lines of $l" >&2
+		tail -n 15 "$l" >&2
+	done
+	if [ "${KPOD_CLUSTER_KEEP_ON_FAILURE:-0}" = 1 ]; then
+		echo "cluster-up: leaving everything as it is (KPOD_CLUSTER_KEEP_ON_FAILURE=1); clean up with scripts/cluster-down.sh" >&2
+	else
+		echo "cluster-up: cleaning up with scripts/cluster-down.sh (logs stay in $STATE/logs)" >&2
+		exec 9>&-
+		"$ROOT/scripts/cluster-down.sh" >&2 || true
+	fi
+}
+trap on_exit EXIT
+
+rm -rf "$STATE/logs" "$STATE/cleanup.log"
+mkdir -p "$STATE"/{logs,run,pki}
+echo "created by scripts/cluster-up.sh at $(date -u +%FT%TZ); remove with scripts/cluster-down.sh" >"$STATE/.kpod-cluster"
+
+# start <name> <command...>: runs a daemon in its own session, output to logs/<name>.log.
+start() {
+	local name=$1
+	shift
+	setsid "$@" </dev/null >"$STATE/logs/$name.log" 2>&1 9>&- &
+	echo $! >"$STATE/run/$name.pid"
+}
+
+# wait_for <what> <seconds> <pid name> <command...>: polls the command every 0.1 s; fails
+# early when the daemon is gone.
+wait_for() {
+	local what=$1 timeout=$2 name=$3 deadline
+	shift 3
+	deadline=$(($(now_ms) + timeout * 1000))
+	until "$@" >/dev/null 2>&1; do
+		if ! kill -0 "$(cat "$STATE/run/$name.pid")" 2>/dev/null; then
+			echo "cluster-up: $name exited while waiting for $what" >&2
+			return 1
+		fi
+		if [ "$(now_ms)" -gt $deadline ]; then
+			echo "cluster-up: timed out after ${timeout}s waiting for $what" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+phase pki
+# ---- PKI: one CA, EC P-256 keys -----------------------------------------------------------
+PKI=$STATE/pki
+EC=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+openssl req -x509 "${EC[@]}" -keyout "$PKI/ca.key" -out "$PKI/ca.crt" -days 30 -subj "/CN=kpod-cluster-ca" \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+# cert <name> <subject> <extendedKeyUsage> [subjectAltName]
+cert() {
+	local ext="basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=$3"
+	[ -z "${4:-}" ] || ext+=$'\n'"subjectAltName=$4"
+	openssl req -new "${EC[@]}" -keyout "$PKI/$1.key" -out "$PKI/$1.csr" -subj "$2" 2>/dev/null
+	openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -set_serial "0x$(openssl rand -hex 12)" \
+		-days 30 -out "$PKI/$1.crt" -extfile <(echo "$ext") 2>/dev/null
+	rm -f "$PKI/$1.csr"
+}
+host_ips=""
+for ip in $(hostname -I 2>/dev/null); do host_ips+=",IP:$ip"; done
+jobs=() # in parallel: each openssl run is mostly process start-up
+cert apiserver "/CN=kube-apiserver" serverAuth \
+	"IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" &
+jobs+=($!)
+cert admin "/O=system:masters/CN=kpod-admin" clientAuth &
+jobs+=($!)
+cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth &
+jobs+=($!)
+if [ $NODE_UP = 1 ]; then
+	cert kubelet-client "/O=system:nodes/CN=system:node:$NODE" clientAuth &
+	jobs+=($!)
+	cert kubelet "/CN=system:node:$NODE" serverAuth "IP:127.0.0.1,DNS:localhost,DNS:$NODE$host_ips" &
+	jobs+=($!)
+fi
+{
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$PKI/sa.key" 2>/dev/null
+	openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+} &
+jobs+=($!)
+for j in "${jobs[@]}"; do wait "$j"; done
+TOKEN=$(openssl rand -hex 32)
+echo "$TOKEN,kpod-admin,kpod-admin,system:masters" >"$PKI/tokens.csv"
+chmod 600 "$PKI"/*.key "$PKI/tokens.csv"
+
+# kubeconfig <file> <user cert name>
+kubeconfig() {
+	cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kpod
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $(base64 -w0 "$PKI/$2.crt")
+    client-key-data: $(base64 -w0 "$PKI/$2.key")
+contexts:
+- name: kpod
+  context: {cluster: kpod, user: $2}
+current-context: kpod
+EOF
+	chmod 600 "$1"
+}
+kubeconfig "$STATE/kubeconfig" admin
+[ $NODE_UP = 0 ] || kubeconfig "$STATE/kubelet.kubeconfig" kubelet-client
+
+phase etcd
+# ---- etcd ---------------------------------------------------------------------------------
+start etcd "$BIN/etcd" --name default --data-dir "$STATE/etcd" \
+	--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+	--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+	--initial-cluster default=http://127.0.0.1:2380 --listen-metrics-urls "" \
+	--unsafe-no-fsync --quota-backend-bytes 1073741824 --log-level warn
+etcd_healthy() { curl -fsS --max-time 2 http://127.0.0.1:2379/health | grep -q '"health":"true"'; }
+wait_for "etcd /health" 30 etcd etcd_healthy
+
+phase kube-apiserver
+# ---- kube-apiserver -----------------------------------------------------------------------
+start kube-apiserver "$BIN/kube-apiserver" \
+	--etcd-servers http://127.0.0.1:2379 \
+	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+	--endpoint-reconciler-type none \
+	--tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+	--client-ca-file "$PKI/ca.crt" --token-auth-file "$PKI/tokens.csv" \
+	--kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+	--kubelet-certificate-authority "$PKI/ca.crt" \
+	--service-account-issuer https://kubernetes.default.svc.cluster.local \
+	--service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+	--service-cluster-ip-range 10.0.0.0/24 --authorization-mode Node,RBAC \
+	--disable-admission-plugins ServiceAccount --allow-privileged=true --profiling=false
+api() { curl -fsS --max-time 5 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$APISERVER_PORT$1"; }
+apiserver_ready() { [ "$(api /readyz)" = ok ]; }
+wait_for "kube-apiserver /readyz" 90 kube-apiserver apiserver_ready
+
+{
+	echo "# written by scripts/cluster-up.sh at $(date -u +%FT%TZ); use: . $STATE/env"
+	echo "export KPOD_CLUSTER_STATE=$STATE"
+	echo "export KUBECONFIG=$STATE/kubeconfig"
+	echo "export K8S_API=https://127.0.0.1:$APISERVER_PORT"
+	echo "export K8S_TOKEN=$TOKEN"
+	echo "export K8S_CA_FILE=$PKI/ca.crt"
+	echo "export KPOD_K8S_BIN=$BIN"
+	echo "export PATH=$BIN:\$PATH"
+} >"$STATE/env"
+chmod 600 "$STATE/env"
+KUBECTL=("$BIN/kubectl" --kubeconfig "$STATE/kubeconfig")
+
+if [ $NODE_UP = 0 ]; then
+	phase finished
+	total=$(fmt_ms $(($(now_ms) - T_START)))
+	echo "cluster-up: control plane $("$BIN/kube-apiserver" --version | cut -d' ' -f2) ready at https://127.0.0.1:$APISERVER_PORT in $total"
+	printf 'cluster-up:   %s\n' "${TIMINGS[@]}"
+	echo "cluster-up: use it with: . $STATE/env && kubectl get ns"
+	exit 0
+fi
+
+phase packages
+# ---- node: packages -----------------------------------------------------------------------
+pkgs=()
+for p in runc umoci busybox-static; do dpkg -s $p >/dev/null 2>&1 || pkgs+=("$p"); done
+[ "$CONTAINERD_KIND" = built ] || dpkg -s containerd >/dev/null 2>&1 || pkgs+=(containerd)
+if [ ${#pkgs[@]} -gt 0 ]; then
+	echo "cluster-up: apt-get install ${pkgs[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+if [ "$CONTAINERD_KIND" = built ]; then
+	CONTAINERD=$BIN/containerd CTR=$BIN/ctr
+else
+	CONTAINERD=/usr/bin/containerd CTR=/usr/bin/ctr
+fi
+echo "$CTR" >"$STATE/run/ctr.path"
+SOCK=$STATE/containerd/containerd.sock
+[ ${#SOCK} -lt 100 ] || die "containerd socket path too long ($SOCK): choose a shorter KPOD_CLUSTER_STATE"
+CTRN=("$CTR" --address "$SOCK" --namespace k8s.io)
+
+phase images
+# ---- node: images built locally (no registry) ---------------------------------------------
+# oci_image <dir> <tag> <rootfs dir> <umoci config args...>: an OCI layout with one layer
+# holding <rootfs dir>, tarred as <dir>.tar (the tag becomes the import name's tag).
+oci_image() {
+	local dir=$1 tag=$2 rootfs=$3
+	shift 3
+	rm -rf "$dir" "$dir.tar"
+	umoci init --layout "$dir"
+	umoci new --image "$dir:$tag"
+	umoci insert --image "$dir:$tag" "$rootfs" /
+	umoci config --image "$dir:$tag" "$@"
+	umoci gc --layout "$dir"
+	tar -C "$dir" -cf "$dir.tar" .
+	rm -rf "$dir"
+}
+IMG=$STATE/images
+mkdir -p "$IMG"
+PAUSE_TAG=$(cat "$BIN/.pause.tag")
+PAUSE_IMAGE=localhost/pause:$PAUSE_TAG
+rm -rf "$IMG/pause-rootfs" && mkdir -p "$IMG/pause-rootfs"
+cp "$BIN/pause" "$IMG/pause-rootfs/pause"
+oci_image "$IMG/pause" "$PAUSE_TAG" "$IMG/pause-rootfs" --config.entrypoint /pause --config.user 65535:65535
+BUSYBOX_TAG=$(dpkg-query -W -f '${Version}' busybox-static | sed 's/^[0-9]*://; s/-.*//')
+BUSYBOX_IMAGE=localhost/busybox:$BUSYBOX_TAG
+BB=$IMG/busybox-rootfs
+rm -rf "$BB" && mkdir -p "$BB"/{bin,tmp,etc,root}
+chmod 1777 "$BB/tmp"
+cp /bin/busybox "$BB/bin/busybox"
+for a in $(/bin/busybox --list-full); do
+	[ "$a" = bin/busybox ] || { mkdir -p "$BB/$(dirname "$a")" && ln -sf /bin/busybox "$BB/$a"; }
+done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$BB/etc/passwd"
+printf 'root:x:0:\nnobody:x:65534:\n' >"$BB/etc/group"
+oci_image "$IMG/busybox" "$BUSYBOX_TAG" "$BB" --config.cmd sh --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin
+rm -rf "$IMG/pause-rootfs" "$BB"
+
+phase containerd
+# ---- node: containerd ---------------------------------------------------------------------
+CD=$STATE/containerd
+mkdir -p "$CD"/{root,state,opt,cni/bin,cni/conf}
+if "$CONTAINERD" --version | grep -q ' v\?1\.'; then
+	cat >"$CD/config.toml" <<EOF
+version = 2
+root = "$CD/root"
+state = "$CD/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$CD/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  # No CAP_SYS_RESOURCE here: runc must not try to lower the pause container's oom_score_adj.
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CD/cni/bin"
+    conf_dir = "$CD/cni/conf"
+EOF
+else
+	cat >"$CD/config.toml" <<EOF
+version = 3
+root = "$CD/root"
+state = "$CD/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.nri.v1.nri"]
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$CD/opt"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "$PAUSE_IMAGE"
+[plugins."io.containerd.cri.v1.runtime"]
+  # No CAP_SYS_RESOURCE here: runc must not try to lower the pause container's oom_score_adj.
+  restrict_oom_score_adj = true
+  cdi_spec_dirs = ["$CD/cdi"]
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["$CD/cni/bin"]
+    conf_dir = "$CD/cni/conf"
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+EOF
+fi
+# PATH: the shim (containerd-shim-runc-v2) next to the chosen containerd, and Debian's runc.
+start containerd env PATH="$(dirname "$CONTAINERD"):/usr/sbin:/usr/bin:/sbin:/bin" "$CONTAINERD" --config "$CD/config.toml"
+wait_for "containerd" 30 containerd "${CTRN[@]}" version
+"${CTRN[@]}" images import --base-name localhost/pause "$IMG/pause.tar" >/dev/null
+"${CTRN[@]}" images import --base-name localhost/busybox "$IMG/busybox.tar" >/dev/null
+"${CTRN[@]}" images ls -q | grep -qx "$PAUSE_IMAGE" || die "$PAUSE_IMAGE is not in containerd after the import"
+"${CTRN[@]}" images ls -q | grep -qx "$BUSYBOX_IMAGE" || die "$BUSYBOX_IMAGE is not in containerd after the import"
+
+phase kubelet
+# ---- node: kubelet ------------------------------------------------------------------------
+# The kubelet sets these (container_manager_linux.go setupKernelTunables); keep the old values.
+SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+: >"$STATE/sysctl.saved.tmp"
+for s in "${SYSCTLS[@]}"; do
+	f=/proc/sys/${s//.//}
+	[ ! -r "$f" ] || echo "$s=$(cat "$f")" >>"$STATE/sysctl.saved.tmp"
+done
+mv "$STATE/sysctl.saved.tmp" "$STATE/sysctl.saved"
+printf '%s\n' "${CGROUP_MOUNTS[@]}" >"$STATE/cgroups.created" # where kubepods will appear
+
+KL=$STATE/kubelet
+mkdir -p "$KL"/{root,manifests,pod-logs}
+cat >"$KL/config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 127.0.0.1
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+tlsCertFile: $PKI/kubelet.crt
+tlsPrivateKeyFile: $PKI/kubelet.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: $PKI/ca.crt}
+authorization: {mode: AlwaysAllow}
+containerRuntimeEndpoint: unix://$SOCK
+cgroupDriver: cgroupfs
+# This host has cgroup v1 (hybrid); kubelet 1.37 refuses it unless told otherwise.
+failCgroupV1: false
+failSwapOn: false
+staticPodPath: $KL/manifests
+podLogsDir: $KL/pod-logs
+# Images are imported locally and cannot be pulled again: never garbage-collect them.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 1%
+  nodefs.inodesFree: 1%
+  imagefs.available: 1%
+rotateCertificates: false
+serverTLSBootstrap: false
+EOF
+start kubelet "$BIN/kubelet" --config "$KL/config.yaml" --kubeconfig "$STATE/kubelet.kubeconfig" \
+	--hostname-override "$NODE" --root-dir "$KL/root"
+node_registered() { "${KUBECTL[@]}" get node "$NODE" -o name; }
+wait_for "Node $NODE to register" 60 kubelet node_registered
+
+{
+	echo "export K8S_NODE_NAME=$NODE"
+	echo "export CONTAINERD_ADDRESS=$SOCK"
+	echo "export CONTAINERD_NAMESPACE=k8s.io"
+	echo "export KPOD_CTR=$CTR"
+	echo "export KPOD_BUSYBOX_IMAGE=$BUSYBOX_IMAGE"
+} >>"$STATE/env"
+
+phase test-pod
+# ---- a real pod ---------------------------------------------------------------------------
+"${KUBECTL[@]}" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: kpod-cluster-check
+  namespace: default
+spec:
+  nodeName: $NODE
+  hostNetwork: true
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: sleep
+    image: $BUSYBOX_IMAGE
+    imagePullPolicy: Never
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+EOF
+pod_ready() { [ "$("${KUBECTL[@]}" get pod kpod-cluster-check -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
+if ! wait_for "the test pod to become Ready" 90 kubelet pod_ready; then
+	"${KUBECTL[@]}" describe pod kpod-cluster-check | tail -n 20 >&2 || true
+	exit 1
+fi
+cid=$("${KUBECTL[@]}" get pod kpod-cluster-check -o 'jsonpath={.status.containerStatuses[0].containerID}')
+cid=${cid#containerd://}
+pid=$("${CTRN[@]}" tasks ls | awk -v c="$cid" '$1 == c { print $2 }')
+cg=$(grep '^0::' "/proc/$pid/cgroup" 2>/dev/null || true)
+echo "cluster-up: test pod Ready: container ${cid:0:12}, pid $pid, cgroup2 ${cg#0::}"
+"${KUBECTL[@]}" delete pod kpod-cluster-check --wait=true --timeout=60s >/dev/null
+
+phase finished
+total=$(fmt_ms $(($(now_ms) - T_START)))
+echo "cluster-up: node $NODE ($("$BIN/kubelet" --version | cut -d' ' -f2), $("$CONTAINERD" --version | awk '{print $1 " " $3}')) and control plane ready in $total"
+printf 'cluster-up:   %s\n' "${TIMINGS[@]}"
+echo "cluster-up: use it with: . $STATE/env && kubectl get pods -A   (pods: spec.nodeName=$NODE, hostNetwork: true, image $BUSYBOX_IMAGE or scripts/image.sh)"
