@@ -50,7 +50,7 @@ func TestFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ParseSelector("app=="); err == nil {
+	if _, err := ParseSelector("app in (web"); err == nil {
 		t.Error("a malformed selector parsed")
 	}
 	for _, tc := range []struct {
