@@ -1,0 +1,59 @@
+package kpodreceiver
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/kpod-project/kpod/internal/fakepod"
+)
+
+// TestRealFilesystem: a container with its own mount namespace and an ext4 volume mounted at
+// /data reports that filesystem's capacity, and its usage grows by what the container wrote;
+// a container in the host's mount namespace reports no filesystems (they are the node's).
+func TestRealFilesystem(t *testing.T) {
+	fakepod.RequireRoot(t)
+	const sizeMiB, written = 64, 8 << 20
+	disk := fakepod.NewLoopDevice(t, sizeMiB)
+	fakepodRun(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0", disk.Path)
+	mnt := fakepod.NewMountNS(t)
+	mnt.Exec("mkdir", "-p", "/data")
+	mnt.Exec("mount", disk.Path, "/data")
+
+	pod := fakepod.New(t, fakepod.Options{})
+	ctr := pod.AddContainer()
+	ctr.SetNS = []string{mnt.Path}
+	host := fakepod.New(t, fakepod.Options{})
+	hostCtr := host.AddContainer()
+
+	s := startScraper(t, customConfig("filesystem"))
+	hostCtr.Start("sleep").WaitReady()
+	ctr.Start("sleep").WaitReady() // keeps the namespace's view alive for kpod
+	before := scrape(t, s)
+	writer := ctr.Start("dwrite", "/data/blob", strconv.Itoa(written), "65536")
+	if err := writer.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	after := scrape(t, s)
+	failDump(t, after)
+
+	mp := map[string]string{"system.filesystem.mountpoint": "/data"}
+	rmBefore, _ := resourceOf(before, pod.UID, ctr.ID)
+	rm, _ := resourceOf(after, pod.UID, ctr.ID)
+	capacity := intValue(t, rm, "kpod.fs.capacity.bytes", mp)
+	// ext4 keeps part of the device for its metadata: the capacity is a bit under the device.
+	if capacity > sizeMiB<<20 || capacity < sizeMiB<<20*8/10 {
+		t.Errorf("capacity of /data = %d, want a bit under %d", capacity, sizeMiB<<20)
+	}
+	grew := intValue(t, rm, "kpod.fs.usage.bytes", mp) - intValue(t, rmBefore, "kpod.fs.usage.bytes", mp)
+	if !within(grew, written, 0.01) {
+		t.Errorf("usage of /data grew by %d bytes, want %d ±1%%", grew, written)
+	}
+	avail := intValue(t, rm, "kpod.fs.available.bytes", mp)
+	if avail <= 0 || avail > capacity-intValue(t, rm, "kpod.fs.usage.bytes", mp) {
+		t.Errorf("available %d is not within capacity − usage", avail)
+	}
+	hostRM, _ := resourceOf(after, host.UID, hostCtr.ID)
+	if _, ok := metricOf(hostRM, "kpod.fs.capacity.bytes"); ok {
+		t.Errorf("a container in the host's mount namespace reports filesystems")
+	}
+}
