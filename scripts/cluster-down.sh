@@ -209,6 +209,34 @@ if [ -d /var/log/containers ]; then
 		case $(readlink "$l") in "$STATE"/*) rm -f "$l" ;; esac
 	done
 fi
+# exe_running <name>: some process runs a program called <name> (another containerd/kubelet).
+exe_running() {
+	local e
+	for e in /proc/[0-9]*/exe; do
+		e=$(readlink "$e" 2>/dev/null) || continue
+		e=${e% (deleted)}
+		[ "${e##*/}" != "$1" ] || return 0
+	done
+	return 1
+}
+if [ -f "$STATE/host-dirs.created" ]; then
+	while read -r d; do
+		case $d in
+		/run/containerd) owner=containerd ;;
+		/var/lib/kubelet | /var/log/containers) owner=kubelet ;;
+		*) continue ;;
+		esac
+		[ -e "$d" ] || continue
+		if exe_running "$owner"; then
+			echo "cluster-down: another $owner is running now, leaving $d"
+		elif awk -v d="$d/" 'index($5, d) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+			warn "something is mounted below $d, leaving it"
+		else
+			rm -rf --one-file-system "$d"
+			echo "cluster-down: removed $d (created by this cluster)"
+		fi
+	done <"$STATE/host-dirs.created"
+fi
 if [ -n "$(mounts_below)" ]; then
 	warn "still mounted below $STATE, not deleting its files: $(mounts_below | tr '\n' ' ')"
 elif [ $FAILED = 1 ]; then

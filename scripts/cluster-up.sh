@@ -286,11 +286,12 @@ wait_for "kube-apiserver /readyz" 90 kube-apiserver apiserver_ready
 	echo "export K8S_API=https://127.0.0.1:$APISERVER_PORT"
 	echo "export K8S_TOKEN=$TOKEN"
 	echo "export K8S_CA_FILE=$PKI/ca.crt"
+	echo "export KUBECACHEDIR=$STATE/kube-cache # kubectl's discovery cache, instead of ~/.kube/cache"
 	echo "export KPOD_K8S_BIN=$BIN"
 	echo "export PATH=$BIN:\$PATH"
 } >"$STATE/env"
 chmod 600 "$STATE/env"
-KUBECTL=("$BIN/kubectl" --kubeconfig "$STATE/kubeconfig")
+KUBECTL=("$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" --cache-dir "$STATE/kube-cache")
 
 if [ $NODE_UP = 0 ]; then
 	phase finished
@@ -323,40 +324,52 @@ CTRN=("$CTR" --address "$SOCK" --namespace k8s.io)
 
 phase images
 # ---- node: images built locally (no registry) ---------------------------------------------
-# oci_image <dir> <tag> <rootfs dir> <umoci config args...>: an OCI layout with one layer
-# holding <rootfs dir>, tarred as <dir>.tar (the tag becomes the import name's tag).
+# Built once per pause binary / busybox version and kept next to the binaries
+# (<cache>/images), imported into containerd below.
+# oci_image <tar> <tag> <rootfs dir> <umoci config args...>: an OCI archive with one layer
+# holding <rootfs dir> (the tag becomes the imported name's tag).
 oci_image() {
-	local dir=$1 tag=$2 rootfs=$3
+	local tar=$1 tag=$2 rootfs=$3 dir=$STATE/images/layout
 	shift 3
-	rm -rf "$dir" "$dir.tar"
+	rm -rf "$dir"
 	umoci init --layout "$dir"
 	umoci new --image "$dir:$tag"
 	umoci insert --image "$dir:$tag" "$rootfs" /
 	umoci config --image "$dir:$tag" "$@"
 	umoci gc --layout "$dir"
-	tar -C "$dir" -cf "$dir.tar" .
+	tar -C "$dir" -cf "$tar.tmp" .
+	mv -f "$tar.tmp" "$tar"
 	rm -rf "$dir"
 }
-IMG=$STATE/images
-mkdir -p "$IMG"
+IMG_CACHE=$(dirname "$BIN")/images
+mkdir -p "$STATE/images" "$IMG_CACHE"
 PAUSE_TAG=$(cat "$BIN/.pause.tag")
 PAUSE_IMAGE=localhost/pause:$PAUSE_TAG
-rm -rf "$IMG/pause-rootfs" && mkdir -p "$IMG/pause-rootfs"
-cp "$BIN/pause" "$IMG/pause-rootfs/pause"
-oci_image "$IMG/pause" "$PAUSE_TAG" "$IMG/pause-rootfs" --config.entrypoint /pause --config.user 65535:65535
+PAUSE_TAR=$IMG_CACHE/pause-$PAUSE_TAG-$(sha256sum <"$BIN/pause" | cut -c1-12).tar
+if [ ! -f "$PAUSE_TAR" ]; then
+	R=$STATE/images/pause-rootfs
+	mkdir -p "$R"
+	cp "$BIN/pause" "$R/pause"
+	oci_image "$PAUSE_TAR" "$PAUSE_TAG" "$R" --config.entrypoint /pause --config.user 65535:65535
+	echo "cluster-up: built $PAUSE_IMAGE ($PAUSE_TAR)"
+fi
 BUSYBOX_TAG=$(dpkg-query -W -f '${Version}' busybox-static | sed 's/^[0-9]*://; s/-.*//')
 BUSYBOX_IMAGE=localhost/busybox:$BUSYBOX_TAG
-BB=$IMG/busybox-rootfs
-rm -rf "$BB" && mkdir -p "$BB"/{bin,tmp,etc,root}
-chmod 1777 "$BB/tmp"
-cp /bin/busybox "$BB/bin/busybox"
-for a in $(/bin/busybox --list-full); do
-	[ "$a" = bin/busybox ] || { mkdir -p "$BB/$(dirname "$a")" && ln -sf /bin/busybox "$BB/$a"; }
-done
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$BB/etc/passwd"
-printf 'root:x:0:\nnobody:x:65534:\n' >"$BB/etc/group"
-oci_image "$IMG/busybox" "$BUSYBOX_TAG" "$BB" --config.cmd sh --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin
-rm -rf "$IMG/pause-rootfs" "$BB"
+BUSYBOX_TAR=$IMG_CACHE/busybox-$BUSYBOX_TAG-$(sha256sum </bin/busybox | cut -c1-12).tar
+if [ ! -f "$BUSYBOX_TAR" ]; then
+	R=$STATE/images/busybox-rootfs
+	mkdir -p "$R"/{bin,tmp,etc,root}
+	chmod 1777 "$R/tmp"
+	cp /bin/busybox "$R/bin/busybox"
+	for a in $(/bin/busybox --list-full); do
+		[ "$a" = bin/busybox ] || { mkdir -p "$R/$(dirname "$a")" && ln -sf /bin/busybox "$R/$a"; }
+	done
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$R/etc/passwd"
+	printf 'root:x:0:\nnobody:x:65534:\n' >"$R/etc/group"
+	oci_image "$BUSYBOX_TAR" "$BUSYBOX_TAG" "$R" --config.cmd sh --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin
+	echo "cluster-up: built $BUSYBOX_IMAGE ($BUSYBOX_TAR)"
+fi
+rm -rf "$STATE/images"
 
 phase containerd
 # ---- node: containerd ---------------------------------------------------------------------
@@ -425,11 +438,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   stream_server_port = "0"
 EOF
 fi
+# Directories containerd and the kubelet create outside $STATE whatever their configuration
+# (shim sockets, runc state, device plugin socket, log links): removed by cluster-down.sh when
+# they did not exist before.
+: >"$STATE/host-dirs.created"
+for d in /run/containerd /var/lib/kubelet /var/log/containers; do
+	[ -e "$d" ] || echo "$d" >>"$STATE/host-dirs.created"
+done
 # PATH: the shim (containerd-shim-runc-v2) next to the chosen containerd, and Debian's runc.
 start containerd env PATH="$(dirname "$CONTAINERD"):/usr/sbin:/usr/bin:/sbin:/bin" "$CONTAINERD" --config "$CD/config.toml"
 wait_for "containerd" 30 containerd "${CTRN[@]}" version
-"${CTRN[@]}" images import --base-name localhost/pause "$IMG/pause.tar" >/dev/null
-"${CTRN[@]}" images import --base-name localhost/busybox "$IMG/busybox.tar" >/dev/null
+"${CTRN[@]}" images import --base-name localhost/pause "$PAUSE_TAR" >/dev/null
+"${CTRN[@]}" images import --base-name localhost/busybox "$BUSYBOX_TAR" >/dev/null
 "${CTRN[@]}" images ls -q | grep -qx "$PAUSE_IMAGE" || die "$PAUSE_IMAGE is not in containerd after the import"
 "${CTRN[@]}" images ls -q | grep -qx "$BUSYBOX_IMAGE" || die "$BUSYBOX_IMAGE is not in containerd after the import"
 
