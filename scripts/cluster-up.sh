@@ -32,14 +32,19 @@
 # KPOD_K8S_BIN (binary directory, see scripts/k8s-build.sh), KPOD_CLUSTER_KEEP_ON_FAILURE=1
 # (do not run cluster-down.sh when start-up fails). Binaries that are missing from the cache
 # are built first (scripts/k8s-build.sh: ~20 min cold, seconds when cached).
-# Ports (127.0.0.1): etcd 2379/2380, kube-apiserver 6443, kubelet 10250/10248.
+# Ports (127.0.0.1): etcd 2379/2380 (KPOD_ETCD_PORT, peer = +1), kube-apiserver 6443
+# (KPOD_APISERVER_PORT), kubelet 10250/10248. One node per host (kubepods cgroups, kubelet
+# ports); several --control-plane-only clusters can run side by side with their own ports
+# and KPOD_CLUSTER_STATE.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${KPOD_CLUSTER_STATE:-/tmp/kpod-cluster}
 NODE=${KPOD_NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}
 CONTAINERD_KIND=${KPOD_CONTAINERD:-debian}
-APISERVER_PORT=6443
+APISERVER_PORT=${KPOD_APISERVER_PORT:-6443}
+ETCD_PORT=${KPOD_ETCD_PORT:-2379}
+ETCD_PEER_PORT=$((ETCD_PORT + 1))
 NODE_UP=1
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
@@ -101,11 +106,11 @@ if [ -e "$STATE/.kpod-cluster" ]; then
 	flock -n 9 || die "another cluster-up/cluster-down holds $STATE/.lock"
 fi
 
-ports=(2379 2380 "$APISERVER_PORT")
+ports=("$ETCD_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT")
 [ $NODE_UP = 0 ] || ports+=(10248 10250)
 for p in "${ports[@]}"; do
 	if [ -n "$(ss -Hltn "sport = :$p")" ]; then
-		die "port $p is in use (etcd 2379/2380, kube-apiserver $APISERVER_PORT, kubelet 10248/10250): $(ss -Hltnp "sport = :$p" | head -1)"
+		die "port $p is in use (etcd $ETCD_PORT/$ETCD_PEER_PORT, kube-apiserver $APISERVER_PORT, kubelet 10248/10250; another cluster? see KPOD_ETCD_PORT, KPOD_APISERVER_PORT): $(ss -Hltnp "sport = :$p" | head -1)"
 	fi
 done
 
@@ -151,6 +156,8 @@ on_exit() {
 	fi
 }
 trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 rm -rf "$STATE/logs" "$STATE/cleanup.log"
 mkdir -p "$STATE"/{logs,run,pki}
@@ -162,6 +169,7 @@ start() {
 	shift
 	setsid "$@" </dev/null >"$STATE/logs/$name.log" 2>&1 9>&- &
 	echo $! >"$STATE/run/$name.pid"
+	disown $! # no job notices when cluster-down.sh stops it
 }
 
 # wait_for <what> <seconds> <pid name> <command...>: polls the command every 0.1 s; fails
@@ -254,17 +262,17 @@ kubeconfig "$STATE/kubeconfig" admin
 phase etcd
 # ---- etcd ---------------------------------------------------------------------------------
 start etcd "$BIN/etcd" --name default --data-dir "$STATE/etcd" \
-	--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-	--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-	--initial-cluster default=http://127.0.0.1:2380 --listen-metrics-urls "" \
+	--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+	--listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+	--initial-cluster "default=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls "" \
 	--unsafe-no-fsync --quota-backend-bytes 1073741824 --log-level warn
-etcd_healthy() { curl -fsS --max-time 2 http://127.0.0.1:2379/health | grep -q '"health":"true"'; }
+etcd_healthy() { case $(curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health") in *'"health":"true"'*) ;; *) return 1 ;; esac; }
 wait_for "etcd /health" 30 etcd etcd_healthy
 
 phase kube-apiserver
 # ---- kube-apiserver -----------------------------------------------------------------------
 start kube-apiserver "$BIN/kube-apiserver" \
-	--etcd-servers http://127.0.0.1:2379 \
+	--etcd-servers "http://127.0.0.1:$ETCD_PORT" \
 	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
 	--endpoint-reconciler-type none \
 	--tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
@@ -321,6 +329,8 @@ echo "$CTR" >"$STATE/run/ctr.path"
 SOCK=$STATE/containerd/containerd.sock
 [ ${#SOCK} -lt 100 ] || die "containerd socket path too long ($SOCK): choose a shorter KPOD_CLUSTER_STATE"
 CTRN=("$CTR" --address "$SOCK" --namespace k8s.io)
+# ctr: its stderr (containerd 2.x repeats a cgroup v1 deprecation warning) goes to logs/ctr.log.
+ctr_() { "${CTRN[@]}" "$@" 2>>"$STATE/logs/ctr.log"; }
 
 phase images
 # ---- node: images built locally (no registry) ---------------------------------------------
@@ -375,7 +385,9 @@ phase containerd
 # ---- node: containerd ---------------------------------------------------------------------
 CD=$STATE/containerd
 mkdir -p "$CD"/{root,state,opt,cni/bin,cni/conf}
-if "$CONTAINERD" --version | grep -q ' v\?1\.'; then
+# (no `| grep -q` under pipefail: grep exiting early makes the writer fail with SIGPIPE)
+case $("$CONTAINERD" --version) in *" 1."* | *" v1."*) CONTAINERD_MAJOR=1 ;; *) CONTAINERD_MAJOR=2 ;; esac
+if [ $CONTAINERD_MAJOR = 1 ]; then
 	cat >"$CD/config.toml" <<EOF
 version = 2
 root = "$CD/root"
@@ -448,10 +460,12 @@ done
 # PATH: the shim (containerd-shim-runc-v2) next to the chosen containerd, and Debian's runc.
 start containerd env PATH="$(dirname "$CONTAINERD"):/usr/sbin:/usr/bin:/sbin:/bin" "$CONTAINERD" --config "$CD/config.toml"
 wait_for "containerd" 30 containerd "${CTRN[@]}" version
-"${CTRN[@]}" images import --base-name localhost/pause "$PAUSE_TAR" >/dev/null
-"${CTRN[@]}" images import --base-name localhost/busybox "$BUSYBOX_TAR" >/dev/null
-"${CTRN[@]}" images ls -q | grep -qx "$PAUSE_IMAGE" || die "$PAUSE_IMAGE is not in containerd after the import"
-"${CTRN[@]}" images ls -q | grep -qx "$BUSYBOX_IMAGE" || die "$BUSYBOX_IMAGE is not in containerd after the import"
+ctr_ images import --base-name localhost/pause "$PAUSE_TAR" >/dev/null
+ctr_ images import --base-name localhost/busybox "$BUSYBOX_TAR" >/dev/null
+images=$(ctr_ images ls -q)
+for i in "$PAUSE_IMAGE" "$BUSYBOX_IMAGE"; do
+	grep -qx "$i" <<<"$images" || die "$i is not in containerd after the import"
+done
 
 phase kubelet
 # ---- node: kubelet ------------------------------------------------------------------------
@@ -538,7 +552,7 @@ if ! wait_for "the test pod to become Ready" 90 kubelet pod_ready; then
 fi
 cid=$("${KUBECTL[@]}" get pod kpod-cluster-check -o 'jsonpath={.status.containerStatuses[0].containerID}')
 cid=${cid#containerd://}
-pid=$("${CTRN[@]}" tasks ls | awk -v c="$cid" '$1 == c { print $2 }')
+pid=$(ctr_ tasks ls | awk -v c="$cid" '$1 == c { print $2 }')
 cg=$(grep '^0::' "/proc/$pid/cgroup" 2>/dev/null || true)
 echo "cluster-up: test pod Ready: container ${cid:0:12}, pid $pid, cgroup2 ${cg#0::}"
 "${KUBECTL[@]}" delete pod kpod-cluster-check --wait=true --timeout=60s >/dev/null

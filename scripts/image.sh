@@ -48,7 +48,7 @@ T0=$(now_ms)
 [ -f "$BINARY" ] || die "$BINARY is missing: run make otelcol first"
 [ -f "$CONFIG" ] || die "$CONFIG is missing"
 # The image has no libc: a dynamically linked binary would not start.
-if command -v file >/dev/null && file -L "$BINARY" | grep -q 'dynamically linked'; then
+if command -v file >/dev/null && [[ $(file -L "$BINARY") == *"dynamically linked"* ]]; then
 	die "$BINARY is dynamically linked; the image has no libc (build it with CGO_ENABLED=0)"
 fi
 if ! command -v umoci >/dev/null; then
@@ -91,6 +91,8 @@ if [ ! -S "$SOCK" ] || ! "$CTR" --address "$SOCK" version >/dev/null 2>&1; then
 	die "no cluster node is running (no containerd at $SOCK; scripts/cluster-up.sh starts one); the image is in $OUT, or use --no-import"
 fi
 T1=$(now_ms)
-"$CTR" --address "$SOCK" --namespace k8s.io images import --base-name "$NAME" "$OUT" >/dev/null
-"$CTR" --address "$SOCK" --namespace k8s.io images ls -q | grep -qx "$IMAGE" || die "$IMAGE is not in containerd after the import"
+# containerd 2.x's ctr repeats a cgroup v1 deprecation warning on every call: drop it.
+ctr_() { "$CTR" --address "$SOCK" --namespace k8s.io "$@" 2> >(grep -v 'DEPRECATION: The support for cgroup v1' >&2); }
+ctr_ images import --base-name "$NAME" "$OUT" >/dev/null
+grep -qx "$IMAGE" <<<"$(ctr_ images ls -q)" || die "$IMAGE is not in containerd after the import"
 echo "image: imported $IMAGE into $SOCK (namespace k8s.io) in $(fmt_ms $(($(now_ms) - T1)))"
