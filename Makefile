@@ -9,7 +9,7 @@ OTELCOL := _build/otelcol-kpod
 # Debian packages the tests and `make generate` need (installed by `make deps` when missing).
 APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl
 
-.PHONY: all build deps tools generate check-generate lint unit test e2e otelcol run clean
+.PHONY: all build deps tools generate check-generate lint unit kube test e2e otelcol run clean
 
 all: build
 
@@ -55,7 +55,15 @@ lint:
 unit:
 	$(GO) test -race -count=1 -p 2 -timeout 20m ./...
 
-test: deps check-generate lint unit e2e
+test: deps check-generate lint unit kube e2e
+
+# kube runs the tests that need a real kube-apiserver (filters, restart counts) against one
+# started on 127.0.0.1 for them (binaries built from the Go module proxy on first use, cached).
+KUBE_STATE := /tmp/kpod-kube-test
+kube:
+	KPOD_CLUSTER_STATE=$(KUBE_STATE) scripts/cluster-up.sh --control-plane-only
+	KPOD_TEST_KUBECONFIG=$(KUBE_STATE)/kubeconfig $(GO) test -tags kube -count=1 -run TestKube ./receiver/kpodreceiver/; \
+		rc=$$?; KPOD_CLUSTER_STATE=$(KUBE_STATE) scripts/cluster-down.sh; exit $$rc
 
 otelcol: $(OTELCOL)
 # The receiver's sources, including the committed BPF objects it embeds.

@@ -70,6 +70,8 @@ type Options struct {
 	NetNS bool
 	// MemoryLimit, if > 0, is set on the pod's memory cgroup (memory.max or memory.limit_in_bytes).
 	MemoryLimit int64
+	// UID is the pod's UID; default random. Tests with an API server use the UID it assigned.
+	UID string
 }
 
 // Pod is a fake pod: a pod cgroup with container cgroups below it.
@@ -111,7 +113,10 @@ func New(t testing.TB, opts Options) *Pod {
 	if opts.Driver == "" {
 		opts.Driver = podid.Cgroupfs
 	}
-	p := &Pod{UID: randUID(), QoS: opts.QoS, t: t, layout: HostLayout(t), driver: opts.Driver}
+	if opts.UID == "" {
+		opts.UID = randUID()
+	}
+	p := &Pod{UID: opts.UID, QoS: opts.QoS, t: t, layout: HostLayout(t), driver: opts.Driver}
 	tag := randHex(4)
 	var rels []string
 	if opts.Driver == podid.Systemd {

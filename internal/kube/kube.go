@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -54,7 +56,9 @@ type Pod struct {
 type Watcher struct {
 	informer cache.SharedIndexInformer
 	stop     chan struct{}
+	done     chan struct{} // closed when the informer has returned
 	once     sync.Once
+	http     *http.Client
 }
 
 const byUID = "uid"
@@ -66,7 +70,13 @@ func Start(ctx context.Context, cfg Config, syncTimeout time.Duration) (*Watcher
 		return nil, err
 	}
 	rc.UserAgent = "kpod"
-	cs, err := kubernetes.NewForConfig(rc)
+	// An HTTP client of our own, so that Stop can close its connections (client-go's
+	// shared transports would keep them, and their goroutines, after the receiver stops).
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	cs, err := kubernetes.NewForConfigAndClient(rc, hc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
@@ -84,8 +94,11 @@ func Start(ctx context.Context, cfg Config, syncTimeout time.Duration) (*Watcher
 	if err := inf.AddIndexers(cache.Indexers{byUID: uidKeys}); err != nil {
 		return nil, err
 	}
-	w := &Watcher{informer: inf, stop: make(chan struct{})}
-	go inf.Run(w.stop)
+	w := &Watcher{informer: inf, stop: make(chan struct{}), done: make(chan struct{}), http: hc}
+	go func() {
+		inf.Run(w.stop)
+		close(w.done)
+	}()
 	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
@@ -95,8 +108,17 @@ func Start(ctx context.Context, cfg Config, syncTimeout time.Duration) (*Watcher
 	return w, nil
 }
 
-// Stop ends the watch.
-func (w *Watcher) Stop() { w.once.Do(func() { close(w.stop) }) }
+// Stop ends the watch and closes its connections.
+func (w *Watcher) Stop() {
+	w.once.Do(func() {
+		close(w.stop)
+		select { // the watch's connection is idle only once the informer has let go of it
+		case <-w.done:
+		case <-time.After(5 * time.Second):
+		}
+		utilnet.CloseIdleConnectionsFor(w.http.Transport) // unwraps client-go's round trippers
+	})
+}
 
 // Synced reports whether the cache holds a full list.
 func (w *Watcher) Synced() bool { return w.informer.HasSynced() }
