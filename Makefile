@@ -80,3 +80,20 @@ run: deps otelcol
 
 clean:
 	rm -rf _build tools/bin
+
+# ---- local Kubernetes (etcd, kube-apiserver, containerd, kubelet on 127.0.0.1) -------------
+# Versions are pinned in tools/k8s; binaries are cached in ~/.cache/kpod-k8s/<version>/bin
+# (about 15-45 min the first time on 2 cores, nothing afterwards). After cluster-up:
+# . /tmp/kpod-cluster/env (KUBECONFIG, K8S_API, K8S_TOKEN, ...). See scripts/cluster-up.sh.
+.PHONY: k8s-build cluster-up cluster-down
+
+# k8s-build builds etcd, kube-apiserver, kubectl, kubelet (K8S_BUILD=all adds containerd 2.x).
+k8s-build:
+	scripts/k8s-build.sh $(K8S_BUILD)
+
+# cluster-up starts the cluster; CLUSTER_FLAGS=--control-plane-only for the API server alone.
+cluster-up:
+	scripts/cluster-up.sh $(CLUSTER_FLAGS)
+
+cluster-down:
+	scripts/cluster-down.sh
