@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/podid"
 )
@@ -38,12 +40,36 @@ func RequireRoot(t testing.TB) {
 		why = "needs a kernel with BTF (/sys/kernel/btf/vmlinux)"
 	}
 	if why == "" {
+		serialize(t)
 		return
 	}
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("real-kernel test %s; CI must run it (CI=true)", why)
 	}
 	t.Skipf("real-kernel test %s", why)
+}
+
+var (
+	lockOnce sync.Once
+	lockErr  error
+)
+
+// serialize makes real-kernel tests of different packages (go test runs packages in
+// parallel) take turns, for the life of the test binary: attaching BPF programs to a
+// tracepoint while another test counts events on it can make the kernel skip a few of them.
+func serialize(t testing.TB) {
+	lockOnce.Do(func() {
+		f, err := os.OpenFile("/run/kpod-realkernel-tests.lock", os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			lockErr = err
+			return
+		}
+		// Kept open (and locked) until the process exits.
+		lockErr = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	})
+	if lockErr != nil {
+		t.Fatalf("taking the real-kernel test lock: %v", lockErr)
+	}
 }
 
 var (

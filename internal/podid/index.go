@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 )
 
@@ -64,11 +66,12 @@ type Scanner struct {
 	V2Root   string
 	ProcRoot string
 	sandbox  map[uint64]bool
+	born     map[uint64]time.Time // creation time per cgroup id, stat'ed once
 }
 
 // NewScanner returns a Scanner for the cgroup2 tree at v2Root.
 func NewScanner(v2Root, procRoot string) *Scanner {
-	return &Scanner{V2Root: v2Root, ProcRoot: procRoot, sandbox: map[uint64]bool{}}
+	return &Scanner{V2Root: v2Root, ProcRoot: procRoot, sandbox: map[uint64]bool{}, born: map[uint64]time.Time{}}
 }
 
 // Scan walks the tree once.
@@ -92,7 +95,7 @@ func (s *Scanner) Scan() (*Index, error) {
 			if d.Rel != info.PodRel {
 				continue // Walk lists parents first; a pod dir that vanished mid-walk
 			}
-			p = &Pod{UID: info.PodUID, QoS: info.QoS, Driver: info.Driver, Rel: info.PodRel, CgroupID: d.ID, Created: d.Created}
+			p = &Pod{UID: info.PodUID, QoS: info.QoS, Driver: info.Driver, Rel: info.PodRel, CgroupID: d.ID, Created: s.created(d)}
 			pods[info.PodRel] = p
 			continue
 		}
@@ -104,7 +107,7 @@ func (s *Scanner) Scan() (*Index, error) {
 			if d.Rel != info.ContainerRel {
 				continue
 			}
-			c = &Container{Pod: p, ID: info.ContainerID, Runtime: info.Runtime, Rel: d.Rel, CgroupID: d.ID, Created: d.Created}
+			c = &Container{Pod: p, ID: info.ContainerID, Runtime: info.Runtime, Rel: d.Rel, CgroupID: d.ID, Created: s.created(d)}
 			containers[d.Rel] = c
 			p.Containers = append(p.Containers, c)
 		}
@@ -119,12 +122,33 @@ func (s *Scanner) Scan() (*Index, error) {
 			delete(s.sandbox, id)
 		}
 	}
+	for id := range s.born {
+		if !idx.Live[id] {
+			delete(s.born, id)
+		}
+	}
 	for _, p := range pods {
 		sort.Slice(p.Containers, func(i, j int) bool { return p.Containers[i].ID < p.Containers[j].ID })
 		idx.Pods = append(idx.Pods, p)
 	}
 	sort.Slice(idx.Pods, func(i, j int) bool { return idx.Pods[i].UID < idx.Pods[j].UID })
 	return idx, nil
+}
+
+// created returns when the cgroup's inode was created (its ctime: kernfs sets it when the
+// inode is first instantiated, right after the kubelet's mkdir). Stat'ed once per cgroup; a
+// cgroup gone since the walk gets the current time.
+func (s *Scanner) created(d cgroupfs.Dir) time.Time {
+	if t, ok := s.born[d.ID]; ok {
+		return t
+	}
+	t := time.Now()
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(s.V2Root, d.Rel), &st); err == nil && st.Ino == d.ID {
+		t = time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	s.born[d.ID] = t
+	return t
 }
 
 // isSandbox decides once per container whether all its processes are the pause binary.
