@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -88,7 +88,7 @@ func checkShape(t *testing.T, spec *ebpf.CollectionSpec, hooks []bpfload.Hook, s
 // idle sibling pod.
 func TestRealBioLatency(t *testing.T) {
 	fakepod.RequireRoot(t)
-	for _, rung := range rungs {
+	for _, rung := range bpftest.Rungs {
 		t.Run(rung, func(t *testing.T) { realBioLatency(t, rung) })
 	}
 }
@@ -103,17 +103,17 @@ func realBioLatency(t *testing.T, rung string) {
 	noMerges(t, loop.Name)
 	dev := cgroupfs.Dev{Major: loop.Major, Minor: loop.Minor}
 
-	obj, err := bpfload.Load(onRung(Spec(), rung))
+	obj, err := bpfload.Load(bpftest.OnRung(Spec(), rung))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &Collector{Obj: obj}
 	defer c.Close()
-	checkRung(t, c.Obj, rung)
+	bpftest.CheckRung(t, c.Obj, rung)
 	for _, p := range c.Obj.Programs {
 		t.Logf("attached %s (%s) to %s in %v", p.Name, p.Kind, p.Hook, p.LoadDuration)
 	}
-	stats := enableStats(t)
+	stats := bpftest.EnableStats(t)
 	defer stats(c.Obj)
 
 	pod, idle := fakepod.New(t, fakepod.Options{}), fakepod.New(t, fakepod.Options{})
@@ -215,60 +215,4 @@ func nonZero(h hist.Hist) map[string]uint64 {
 		out[k] = c
 	}
 	return out
-}
-
-// enableStats turns on BPF run-time statistics for the test; the returned function logs the
-// family's per-program cost.
-func enableStats(t *testing.T) func(*bpfload.Object) {
-	st, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		t.Logf("no BPF stats: %v", err)
-		return func(*bpfload.Object) {}
-	}
-	t.Cleanup(func() { st.Close() })
-	return func(o *bpfload.Object) {
-		for _, p := range o.Programs {
-			s, err := p.Prog.Stats()
-			if err != nil || s.RunCount == 0 {
-				continue
-			}
-			t.Logf("%s %s: %d runs, %v per run, %d recursion misses", o.Family, p.Name, s.RunCount, s.Runtime/time.Duration(s.RunCount), s.RecursionMisses)
-		}
-	}
-}
-
-// rungs are the attach ladder rungs the real-kernel tests run on: the first one the loader
-// picks here (tp_btf), and raw_tp, forced by removing the tp_btf programs from the spec, so
-// that the fallback is proved to load, attach and count the same.
-var rungs = []string{"tp_btf", "raw_tp"}
-
-// onRung returns s changed so that only programs of rung (and kernel function hooks) load.
-func onRung(s bpfload.Spec, rung string) bpfload.Spec {
-	if rung == "tp_btf" {
-		return s
-	}
-	load := s.Load
-	s.Load = func() (*ebpf.CollectionSpec, error) {
-		cs, err := load()
-		if err != nil {
-			return nil, err
-		}
-		for name := range cs.Programs {
-			if strings.HasSuffix(name, "_b") {
-				delete(cs.Programs, name)
-			}
-		}
-		return cs, nil
-	}
-	return s
-}
-
-// checkRung fails the test unless every tracepoint program of o is of kind rung.
-func checkRung(t *testing.T, o *bpfload.Object, rung string) {
-	t.Helper()
-	for _, p := range o.Programs {
-		if p.Kind != rung && p.Kind != "fentry" && p.Kind != "kprobe" {
-			t.Errorf("%s attached as %s, want %s", p.Name, p.Kind, rung)
-		}
-	}
 }

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/hist"
 )
@@ -118,7 +118,7 @@ func TestObjectShape(t *testing.T) {
 // spinner are too; a pod asleep the whole time gets nothing.
 func TestRealIRQ(t *testing.T) {
 	fakepod.RequireRoot(t)
-	for _, rung := range rungs {
+	for _, rung := range bpftest.Rungs {
 		t.Run(rung, func(t *testing.T) { realIRQ(t, rung) })
 	}
 }
@@ -136,20 +136,20 @@ func realIRQ(t *testing.T, rung string) {
 	cs.Start("sleep").WaitReady()
 	time.Sleep(20 * time.Millisecond)
 
-	obj, err := bpfload.Load(onRung(HardSpec(), rung))
+	obj, err := bpfload.Load(bpftest.OnRung(HardSpec(), rung))
 	if err != nil {
 		t.Fatal(err)
 	}
 	hard := &HardCollector{Obj: obj}
 	defer hard.Close()
-	checkRung(t, hard.Obj, rung)
-	if obj, err = bpfload.Load(onRung(SoftSpec(), rung)); err != nil {
+	bpftest.CheckRung(t, hard.Obj, rung)
+	if obj, err = bpfload.Load(bpftest.OnRung(SoftSpec(), rung)); err != nil {
 		t.Fatal(err)
 	}
 	soft := &SoftCollector{Obj: obj}
 	defer soft.Close()
-	checkRung(t, soft.Obj, rung)
-	stats := enableStats(t)
+	bpftest.CheckRung(t, soft.Obj, rung)
+	stats := bpftest.EnableStats(t)
 
 	var pods [2]*fakepod.Container
 	for cpu := range pods {
@@ -383,61 +383,5 @@ func diskReads(t *testing.T, stop chan struct{}) int {
 			return n
 		}
 		n++
-	}
-}
-
-// enableStats turns on BPF run-time statistics for the test; the returned function logs a
-// family's per-program cost.
-func enableStats(t *testing.T) func(*bpfload.Object) {
-	st, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		t.Logf("no BPF stats: %v", err)
-		return func(*bpfload.Object) {}
-	}
-	t.Cleanup(func() { st.Close() })
-	return func(o *bpfload.Object) {
-		for _, p := range o.Programs {
-			s, err := p.Prog.Stats()
-			if err != nil || s.RunCount == 0 {
-				continue
-			}
-			t.Logf("%s %s: %d runs, %v per run, %d recursion misses", o.Family, p.Name, s.RunCount, s.Runtime/time.Duration(s.RunCount), s.RecursionMisses)
-		}
-	}
-}
-
-// rungs are the attach ladder rungs the real-kernel tests run on: the first one the loader
-// picks here (tp_btf), and raw_tp, forced by removing the tp_btf programs from the spec, so
-// that the fallback is proved to load, attach and count the same.
-var rungs = []string{"tp_btf", "raw_tp"}
-
-// onRung returns s changed so that only programs of rung (and kernel function hooks) load.
-func onRung(s bpfload.Spec, rung string) bpfload.Spec {
-	if rung == "tp_btf" {
-		return s
-	}
-	load := s.Load
-	s.Load = func() (*ebpf.CollectionSpec, error) {
-		cs, err := load()
-		if err != nil {
-			return nil, err
-		}
-		for name := range cs.Programs {
-			if strings.HasSuffix(name, "_b") {
-				delete(cs.Programs, name)
-			}
-		}
-		return cs, nil
-	}
-	return s
-}
-
-// checkRung fails the test unless every tracepoint program of o is of kind rung.
-func checkRung(t *testing.T, o *bpfload.Object, rung string) {
-	t.Helper()
-	for _, p := range o.Programs {
-		if p.Kind != rung && p.Kind != "fentry" && p.Kind != "kprobe" {
-			t.Errorf("%s attached as %s, want %s", p.Name, p.Kind, rung)
-		}
 	}
 }

@@ -17,9 +17,9 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -97,36 +97,10 @@ func collect(t *testing.T, c *Collector, live map[uint64]bool) map[uint64]Stats 
 	return st
 }
 
-// rungs are the attach ladder rungs the real-kernel tests run on: tp_btf (what the loader
-// picks on this kernel) and raw_tp, forced by removing the tp_btf programs from the spec, so
-// that the fallback is proved to load, attach and count the same.
-var rungs = []string{"tp_btf", "raw_tp"}
-
-// onRung returns s changed so that only the programs of rung load.
-func onRung(s bpfload.Spec, rung string) bpfload.Spec {
-	if rung == "tp_btf" {
-		return s
-	}
-	load := s.Load
-	s.Load = func() (*ebpf.CollectionSpec, error) {
-		cs, err := load()
-		if err != nil {
-			return nil, err
-		}
-		for name := range cs.Programs {
-			if strings.HasSuffix(name, "_b") {
-				delete(cs.Programs, name)
-			}
-		}
-		return cs, nil
-	}
-	return s
-}
-
 // load starts a family on one rung, as Start / StartDrops would, and checks the rung.
 func load(t *testing.T, spec bpfload.Spec, rung string) *Collector {
 	t.Helper()
-	obj, err := bpfload.Load(onRung(spec, rung))
+	obj, err := bpfload.Load(bpftest.OnRung(spec, rung))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,13 +190,13 @@ func (p *pair) idleHasNothing(t *testing.T, st map[uint64]Stats, what string) {
 // The per-program cost is measured with BPF stats on the way.
 func TestTCPBytesAndConnections(t *testing.T) {
 	fakepod.RequireRoot(t)
-	for _, rung := range rungs {
+	for _, rung := range bpftest.Rungs {
 		t.Run(rung, func(t *testing.T) { realTCPBytesAndConnections(t, rung) })
 	}
 }
 
 func realTCPBytesAndConnections(t *testing.T, rung string) {
-	enableStats(t)
+	logCosts := bpftest.EnableStats(t)
 	const conns, total = 6, 24 << 20
 	p := newPair(t)
 	c, d := startTCP(t, rung), startDrops(t, rung)
@@ -269,7 +243,7 @@ func realTCPBytesAndConnections(t *testing.T, rung string) {
 	p.idleHasNothing(t, st, "tcp")
 	p.idleHasNothing(t, collect(t, d, p.live), "tcpdrop")
 	checkNoLostUpdates(t, c, d)
-	logCosts(t, c, d)
+	logCosts(c.Obj, d.Obj)
 
 	// A cgroup missing from the live tree at two collections in a row loses its entries.
 	gone := map[uint64]bool{}
@@ -284,34 +258,6 @@ func realTCPBytesAndConnections(t *testing.T, rung string) {
 	}
 	if _, ok := st[p.srvCtr.CgroupID]; !ok {
 		t.Errorf("the live server cgroup was swept")
-	}
-}
-
-// enableStats turns on the kernel's per-program run time accounting for the test.
-func enableStats(t *testing.T) {
-	t.Helper()
-	st, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-}
-
-// logCosts logs each program's run count and mean run time (BPF stats; they include the
-// two clock reads the accounting adds).
-func logCosts(t *testing.T, cs ...*Collector) {
-	t.Helper()
-	for _, o := range cs {
-		for _, pr := range o.Obj.Programs {
-			ps, err := pr.Prog.Stats()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ps.RunCount > 0 || ps.RecursionMisses > 0 {
-				t.Logf("cost %-14s %9d runs %6.0f ns/run, %d recursion misses", pr.Name, ps.RunCount,
-					float64(ps.Runtime.Nanoseconds())/float64(max(ps.RunCount, 1)), ps.RecursionMisses)
-			}
-		}
 	}
 }
 
@@ -434,14 +380,14 @@ func quantile(h hist.Hist, q float64) float64 {
 // reason netfilter_drop. The client's RTT histogram agrees with ss -ti.
 func TestTCPLossRetransmitsDropsRTT(t *testing.T) {
 	fakepod.RequireRoot(t)
-	for _, rung := range rungs {
+	for _, rung := range bpftest.Rungs {
 		t.Run(rung, func(t *testing.T) { realTCPLossRetransmitsDropsRTT(t, rung) })
 	}
 }
 
 func realTCPLossRetransmitsDropsRTT(t *testing.T, rung string) {
 	const conns, total = 4, 64 << 20
-	enableStats(t)
+	logCosts := bpftest.EnableStats(t)
 	p := newPair(t)
 	srvNS := p.server.NetNS
 	// Early demux (on by default, set here so the test does not depend on it) attaches the
@@ -524,7 +470,7 @@ func realTCPLossRetransmitsDropsRTT(t *testing.T, rung string) {
 	p.idleHasNothing(t, st, "tcp")
 	p.idleHasNothing(t, drops, "tcpdrop")
 	checkNoLostUpdates(t, c, d)
-	logCosts(t, c, d)
+	logCosts(c.Obj, d.Obj)
 	compareRTT(t, cli.RTT, samples)
 
 	// Sweeping never removes the node-level bucket of drops no pod owns.
@@ -591,7 +537,7 @@ func compareRTT(t *testing.T, h hist.Hist, samples []float64) {
 // still agrees with ss -ti. Packets tbf drops are charged to the client, with their reason.
 func TestTCPRTTQueue(t *testing.T) {
 	fakepod.RequireRoot(t)
-	for _, rung := range rungs {
+	for _, rung := range bpftest.Rungs {
 		t.Run(rung, func(t *testing.T) { realTCPRTTQueue(t, rung) })
 	}
 }
@@ -678,7 +624,7 @@ func ownCgroup(t *testing.T) uint64 {
 // socket) sends back is dropped by an nft OUTPUT rule (netfilter_drop).
 func TestTCPDropsWithoutPodSocket(t *testing.T) {
 	fakepod.RequireRoot(t)
-	for _, rung := range rungs {
+	for _, rung := range bpftest.Rungs {
 		t.Run(rung, func(t *testing.T) { realTCPDropsWithoutPodSocket(t, rung) })
 	}
 }
