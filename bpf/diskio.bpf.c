@@ -29,6 +29,7 @@ struct dio_errs {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the cgroups seen, not max_entries × CPUs */
 	__uint(max_entries, KPOD_MAX_CGROUPS * 2);
 	__type(key, struct dio_key);
 	__type(value, struct dio_val);

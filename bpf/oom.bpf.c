@@ -13,6 +13,7 @@ struct oom_errs {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the cgroups seen, not max_entries × CPUs */
 	__uint(max_entries, KPOD_MAX_CGROUPS);
 	__type(key, __u64); /* cgroup id */
 	__type(value, __u64);

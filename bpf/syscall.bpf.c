@@ -48,6 +48,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the cgroups seen, not max_entries × CPUs */
 	__uint(max_entries, KPOD_MAX_CGROUPS * 4);
 	__type(key, struct sys_key);
 	__type(value, struct sys_val);

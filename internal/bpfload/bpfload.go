@@ -19,6 +19,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 )
 
 // Hook is one attach point and the program prefix that serves it. For a tracepoint the spec
@@ -108,6 +109,9 @@ func Load(s Spec) (obj *Object, err error) {
 	})
 	hooks := brokenHooks(s.Family, spec, s.Hooks)
 	shrinkMaps(s.Family, spec)
+	if !kernelAtLeast(6, 1) {
+		preallocate(spec)
+	}
 
 	obj = &Object{Family: s.Family, Maps: map[string]*ebpf.Map{}}
 	defer func() {
@@ -296,4 +300,30 @@ func (o *Object) MapStats() []MapStat {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// preallocate clears BPF_F_NO_PREALLOC on hash maps. Data maps are allocated on demand, so
+// that their memory follows the cgroups really seen rather than max_entries × CPUs (a
+// preallocated per-CPU map of 10240 entries costs over 100 MiB on a 64-CPU node); but before
+// Linux 6.1 tracing programs may only use preallocated hash maps.
+func preallocate(spec *ebpf.CollectionSpec) {
+	for _, ms := range spec.Maps {
+		switch ms.Type {
+		case ebpf.Hash, ebpf.PerCPUHash:
+			ms.Flags &^= unix.BPF_F_NO_PREALLOC
+		}
+	}
+}
+
+// kernelAtLeast reports whether the running kernel is at least major.minor.
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return true
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); err != nil {
+		return true
+	}
+	return ma > major || ma == major && mi >= minor
 }
