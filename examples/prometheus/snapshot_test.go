@@ -397,7 +397,7 @@ func TestSnapshot(t *testing.T) {
 	// handshake, bare ACKs or FINs: shorter than 100 bytes), so the client retransmits and
 	// the server pod is charged netfilter_drop drops.
 	server := newPod("tcp-server", "tcpserver: accepts 2 connections per round, reads to EOF; nft drops 10 % of the client's data segments", fakepod.Options{NetNS: true, QoS: podid.Burstable})
-	client := newPod("tcp-client", "tcpclient: 2 connections x 2 MiB per round to tcp-server over a veth", fakepod.Options{NetNS: true, QoS: podid.Burstable})
+	client := newPod("tcp-client", "tcpclient: 2 connections x 2 MiB per round to tcp-server over a veth, and one SYN to a closed port", fakepod.Options{NetNS: true, QoS: podid.Burstable})
 	veth := fakepod.NewVeth(t, client.NetNS, server.NetNS)
 	srvCtr, cliCtr := server.AddContainer(), client.AddContainer()
 	srvNS := server.NetNS
@@ -426,9 +426,9 @@ func TestSnapshot(t *testing.T) {
 	sys := newPod("syscalls", "per round: 5000 x close(-1) (EBADF), 2000 pipe round trips with a child", fakepod.Options{})
 	sCtr := sys.AddContainer()
 
-	hog := newPod("cpu-hog", "two containers spinning 300 ms per round on the same CPU (run-queue latency)", fakepod.Options{QoS: podid.Guaranteed})
+	hog := newPod("cpu-hog", "two containers spinning 300 ms per round on CPU 0 (run-queue latency)", fakepod.Options{QoS: podid.Guaranteed})
 	hogA, hogB := hog.AddContainer(), hog.AddContainer()
-	hogA.Env, hogB.Env = []string{"KPOD_CPU=1"}, []string{"KPOD_CPU=1"}
+	hogA.Env, hogB.Env = []string{"KPOD_CPU=0"}, []string{"KPOD_CPU=0"}
 
 	oom := newPod("oom", "128 MiB pod limit; holder allocates 96 MiB, trigger 64 MiB between the scrapes: holder is OOM-killed and restarted (16 MiB), restartCount 0 -> 1", fakepod.Options{MemoryLimit: 128 << 20, QoS: podid.Burstable})
 	holder, trigger := oom.AddContainer(), oom.AddContainer()
@@ -440,6 +440,8 @@ func TestSnapshot(t *testing.T) {
 	idleCtr.Start("sleep").WaitReady()
 	holder.Start("alloc", strconv.Itoa(96<<20)).WaitReady()
 	wCtr.Start("sleep").WaitReady() // keeps the mount namespace's view alive between rounds
+	// The file the rounds write and read concurrently (O_DIRECT, same 4 MiB, never truncated).
+	wCtr.Run("dwrite", "/mnt/blob", strconv.Itoa(4<<20), "65536")
 
 	// The fake API knows every pod (kpod reports only pods the synced watch knows).
 	api := newFakeAPI(t)
@@ -486,6 +488,7 @@ func TestSnapshot(t *testing.T) {
 	// end cleanly if one does.)
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	var rounds int
+	hostFile := filepath.Join(t.TempDir(), "irq")
 	go func() {
 		defer close(stopped)
 		for i := 0; ; i++ {
@@ -494,6 +497,13 @@ func TestSnapshot(t *testing.T) {
 				rounds = i
 				return
 			default:
+			}
+			// Synced writes to the host's disk from outside the pods: block-device interrupts,
+			// some of which arrive while a CPU is idle (node-level IRQ series).
+			if f, err := os.Create(hostFile); err == nil {
+				_, _ = f.Write(make([]byte, 256<<10))
+				_ = f.Sync()
+				f.Close()
 			}
 			sp := srvCtr.Start("tcpserver", strconv.Itoa(tcpPort), "2")
 			sp.WaitReady()
@@ -509,10 +519,16 @@ func TestSnapshot(t *testing.T) {
 			}
 			procs = append(procs, fCtr.Start("fork", "20", "3"), fCtr.Start("exec", "3"))
 			procs = append(procs, sCtr.Start("close", "5000"), sCtr.Start("pingpong", "2000"))
+			// A SYN to a closed port of the server's namespace: the kernel drops it with no
+			// socket to charge (node-level no_socket drop) and the connect is refused.
+			refused := cliCtr.Start("tcpclient", veth.AddrB, strconv.Itoa(tcpPort+1), "1", "1")
 			for _, p := range procs {
 				if err := p.Wait(); err != nil {
 					t.Errorf("workload %v: %v", p.Cmd.Args, err)
 				}
+			}
+			if err := refused.Wait(); err == nil {
+				t.Errorf("connect to closed port %d succeeded", tcpPort+1)
 			}
 		}
 	}()
@@ -526,7 +542,47 @@ func TestSnapshot(t *testing.T) {
 		}
 		scrapes[i], scrapeAt[i] = b, time.Now()
 	}
-	time.Sleep(12 * time.Second) // two cycles of activity before the first scrape
+	// At least two cycles of activity, and until every family the dashboard shows has
+	// series: some appear only once an event happened (histograms, drops, node-level IRQs).
+	time.Sleep(12 * time.Second)
+	want := []string{
+		"kpod_irq_hw_latency_seconds_count{node}", "kpod_irq_sw_latency_seconds_count{node}", "kpod_net_tcp_drops_total{node}",
+		"kpod_irq_hw_latency_seconds_count{pod}", "kpod_irq_sw_latency_seconds_count{pod}", "kpod_net_tcp_drops_total{pod}",
+		"kpod_net_tcp_rtt_seconds_count{pod}", "kpod_disk_io_latency_seconds_count{pod}", "kpod_syscall_latency_seconds_count{pod}",
+		"kpod_fs_usage_bytes{pod}", "kpod_net_iface_rx_bytes_total{pod}", "kpod_disk_written_bytes_total{pod}",
+	}
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		b, err := scrapeRaw(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := parseExposition(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[string]bool{}
+		for _, smp := range e.Samples {
+			where := "node"
+			if smp.Labels["k8s_pod_uid"] != "" {
+				where = "pod"
+			}
+			have[smp.Name+"{"+where+"}"] = true
+		}
+		var missing []string
+		for _, w := range want {
+			if !have[w] {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no series yet for %v", missing)
+		}
+		t.Logf("waiting for series of %v", missing)
+		time.Sleep(2 * time.Second)
+	}
 	scrape(0)
 	time.Sleep(5 * time.Second)
 	// The OOM kill, the "kubelet" restarting the victim, and its restart count.
