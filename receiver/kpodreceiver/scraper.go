@@ -68,7 +68,7 @@ type kpodScraper struct {
 	bpfMetrics map[string]bool
 
 	cycleDuration    time.Duration
-	timeouts         int64
+	cycles, timeouts int64
 	pods, containers int
 
 	now func() time.Time // the clock; tests replace it
@@ -189,6 +189,7 @@ func (s *kpodScraper) shutdown(context.Context) error {
 func (s *kpodScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 	begin := s.now()
 	started := time.Now()
+	s.cycles++
 	idx, err := s.scanner.Scan()
 	if err != nil {
 		for _, r := range s.runners {
@@ -355,6 +356,7 @@ func (s *kpodScraper) startOf(created time.Time) func(string) pcommon.Timestamp 
 func (s *kpodScraper) recordNode(now pcommon.Timestamp) {
 	mb := s.mb
 	mb.RecordKpodCollectionCycleDurationDataPoint(now, s.cycleDuration.Seconds())
+	mb.RecordKpodCollectionCyclesDataPoint(now, s.cycles)
 	mb.RecordKpodCollectionTimeoutsDataPoint(now, s.timeouts)
 	mb.RecordKpodDiscoveryPodsDataPoint(now, int64(s.pods))
 	mb.RecordKpodDiscoveryContainersDataPoint(now, int64(s.containers))

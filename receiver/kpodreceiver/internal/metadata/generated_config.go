@@ -365,6 +365,26 @@ func (ms *KpodCollectionCycleDurationMetricConfig) Unmarshal(parser *confmap.Con
 	return nil
 }
 
+// KpodCollectionCyclesMetricConfig provides config for the kpod.collection.cycles metric.
+type KpodCollectionCyclesMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodCollectionCyclesMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
 // KpodCollectionTimeoutsMetricConfig provides config for the kpod.collection.timeouts metric.
 type KpodCollectionTimeoutsMetricConfig struct {
 	Enabled          bool `mapstructure:"enabled"`
@@ -1969,6 +1989,7 @@ type MetricsConfig struct {
 	KpodBpfProgramRunTime       KpodBpfProgramRunTimeMetricConfig       `mapstructure:"kpod.bpf.program.run.time"`
 	KpodCgroupReadErrors        KpodCgroupReadErrorsMetricConfig        `mapstructure:"kpod.cgroup.read.errors"`
 	KpodCollectionCycleDuration KpodCollectionCycleDurationMetricConfig `mapstructure:"kpod.collection.cycle.duration"`
+	KpodCollectionCycles        KpodCollectionCyclesMetricConfig        `mapstructure:"kpod.collection.cycles"`
 	KpodCollectionTimeouts      KpodCollectionTimeoutsMetricConfig      `mapstructure:"kpod.collection.timeouts"`
 	KpodCollectorDuration       KpodCollectorDurationMetricConfig       `mapstructure:"kpod.collector.duration"`
 	KpodCollectorErrors         KpodCollectorErrorsMetricConfig         `mapstructure:"kpod.collector.errors"`
@@ -2055,6 +2076,9 @@ func DefaultMetricsConfig() MetricsConfig {
 			EnabledAttributes:   []KpodCgroupReadErrorsMetricAttributeKey{KpodCgroupReadErrorsMetricAttributeKeyCollector},
 		},
 		KpodCollectionCycleDuration: KpodCollectionCycleDurationMetricConfig{
+			Enabled: true,
+		},
+		KpodCollectionCycles: KpodCollectionCyclesMetricConfig{
 			Enabled: true,
 		},
 		KpodCollectionTimeouts: KpodCollectionTimeoutsMetricConfig{

@@ -77,6 +77,9 @@ var MetricsInfo = metricsInfo{
 	KpodCollectionCycleDuration: metricInfo{
 		Name: "kpod.collection.cycle.duration",
 	},
+	KpodCollectionCycles: metricInfo{
+		Name: "kpod.collection.cycles",
+	},
 	KpodCollectionTimeouts: metricInfo{
 		Name: "kpod.collection.timeouts",
 	},
@@ -250,6 +253,7 @@ type metricsInfo struct {
 	KpodBpfProgramRunTime       metricInfo
 	KpodCgroupReadErrors        metricInfo
 	KpodCollectionCycleDuration metricInfo
+	KpodCollectionCycles        metricInfo
 	KpodCollectionTimeouts      metricInfo
 	KpodCollectorDuration       metricInfo
 	KpodCollectorErrors         metricInfo
@@ -976,6 +980,58 @@ func (m *metricKpodCollectionCycleDuration) emit(metrics pmetric.MetricSlice) {
 
 func newMetricKpodCollectionCycleDuration(cfg KpodCollectionCycleDurationMetricConfig) metricKpodCollectionCycleDuration {
 	m := metricKpodCollectionCycleDuration{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodCollectionCycles struct {
+	data     pmetric.Metric                   // data buffer for generated metric.
+	config   KpodCollectionCyclesMetricConfig // metric config provided by user.
+	capacity int                              // max observed number of data points added to the metric.
+}
+
+// init fills kpod.collection.cycles metric with initial data.
+func (m *metricKpodCollectionCycles) init() {
+	m.data.SetName("kpod.collection.cycles")
+	m.data.SetDescription("Collection cycles run (the denominator for skip and error ratios).")
+	m.data.SetUnit("{cycle}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricKpodCollectionCycles) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodCollectionCycles) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodCollectionCycles) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodCollectionCycles(cfg KpodCollectionCyclesMetricConfig) metricKpodCollectionCycles {
+	m := metricKpodCollectionCycles{config: cfg}
 
 	if cfg.Enabled {
 		m.data = pmetric.NewMetric()
@@ -4310,6 +4366,7 @@ type MetricsBuilder struct {
 	metricKpodBpfProgramRunTime       metricKpodBpfProgramRunTime
 	metricKpodCgroupReadErrors        metricKpodCgroupReadErrors
 	metricKpodCollectionCycleDuration metricKpodCollectionCycleDuration
+	metricKpodCollectionCycles        metricKpodCollectionCycles
 	metricKpodCollectionTimeouts      metricKpodCollectionTimeouts
 	metricKpodCollectorDuration       metricKpodCollectorDuration
 	metricKpodCollectorErrors         metricKpodCollectorErrors
@@ -4389,6 +4446,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricKpodBpfProgramRunTime:       newMetricKpodBpfProgramRunTime(mbc.Metrics.KpodBpfProgramRunTime),
 		metricKpodCgroupReadErrors:        newMetricKpodCgroupReadErrors(mbc.Metrics.KpodCgroupReadErrors),
 		metricKpodCollectionCycleDuration: newMetricKpodCollectionCycleDuration(mbc.Metrics.KpodCollectionCycleDuration),
+		metricKpodCollectionCycles:        newMetricKpodCollectionCycles(mbc.Metrics.KpodCollectionCycles),
 		metricKpodCollectionTimeouts:      newMetricKpodCollectionTimeouts(mbc.Metrics.KpodCollectionTimeouts),
 		metricKpodCollectorDuration:       newMetricKpodCollectorDuration(mbc.Metrics.KpodCollectorDuration),
 		metricKpodCollectorErrors:         newMetricKpodCollectorErrors(mbc.Metrics.KpodCollectorErrors),
@@ -4533,6 +4591,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricKpodBpfProgramRunTime.emit(ils.Metrics())
 	mb.metricKpodCgroupReadErrors.emit(ils.Metrics())
 	mb.metricKpodCollectionCycleDuration.emit(ils.Metrics())
+	mb.metricKpodCollectionCycles.emit(ils.Metrics())
 	mb.metricKpodCollectionTimeouts.emit(ils.Metrics())
 	mb.metricKpodCollectorDuration.emit(ils.Metrics())
 	mb.metricKpodCollectorErrors.emit(ils.Metrics())
@@ -4648,6 +4707,11 @@ func (mb *MetricsBuilder) RecordKpodCgroupReadErrorsDataPoint(ts pcommon.Timesta
 // RecordKpodCollectionCycleDurationDataPoint adds a data point to kpod.collection.cycle.duration metric.
 func (mb *MetricsBuilder) RecordKpodCollectionCycleDurationDataPoint(ts pcommon.Timestamp, val float64) {
 	mb.metricKpodCollectionCycleDuration.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordKpodCollectionCyclesDataPoint adds a data point to kpod.collection.cycles metric.
+func (mb *MetricsBuilder) RecordKpodCollectionCyclesDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodCollectionCycles.recordDataPoint(mb.startTime, ts, val)
 }
 
 // RecordKpodCollectionTimeoutsDataPoint adds a data point to kpod.collection.timeouts metric.

@@ -153,6 +153,9 @@ func TestMetricsBuilder(t *testing.T) {
 			mb.RecordKpodCollectionCycleDurationDataPoint(ts, 1)
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordKpodCollectionCyclesDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordKpodCollectionTimeoutsDataPoint(ts, 1)
 			defaultMetricsCount++
 			allMetricsCount++
@@ -735,6 +738,20 @@ func TestMetricsBuilder(t *testing.T) {
 					assert.Equal(t, ts, dp.Timestamp())
 					assert.Equal(t, pmetric.NumberDataPointValueTypeDouble, dp.ValueType())
 					assert.InDelta(t, float64(1), dp.DoubleValue(), 0.01)
+				case "kpod.collection.cycles":
+					assert.False(t, validatedMetrics["kpod.collection.cycles"], "Found a duplicate in the metrics slice: kpod.collection.cycles")
+					validatedMetrics["kpod.collection.cycles"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "Collection cycles run (the denominator for skip and error ratios).", mi.Description())
+					assert.Equal(t, "{cycle}", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
 				case "kpod.collection.timeouts":
 					assert.False(t, validatedMetrics["kpod.collection.timeouts"], "Found a duplicate in the metrics slice: kpod.collection.timeouts")
 					validatedMetrics["kpod.collection.timeouts"] = true
