@@ -7,7 +7,7 @@ TOOLS := tools/bin/mdatagen tools/bin/builder
 OTELCOL := _build/otelcol-kpod
 
 # Debian packages the tests and `make generate` need (installed by `make deps` when missing).
-APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus
 
 .PHONY: all build deps tools generate check-generate lint unit kube test e2e otelcol run clean
 
@@ -52,7 +52,8 @@ lint:
 
 # unit runs every Go test of the module with the race detector. As root the real-kernel
 # tests run too; without root they skip (and fail under CI=true).
-unit:
+# examples/prometheus validates configs with the collector binary, hence otelcol.
+unit: otelcol
 	$(GO) test -race -count=1 -p 2 -timeout 20m ./...
 
 test: deps check-generate lint unit kube e2e
