@@ -60,11 +60,13 @@ test: deps check-generate lint unit kube e2e
 
 # kube runs the tests that need a real kube-apiserver (filters, restart counts) against one
 # started on 127.0.0.1 for them (binaries built from the Go module proxy on first use, cached).
+# Its own ports (etcd 2479/2480, kube-apiserver 6543), so that it runs beside a cluster-up cluster.
 KUBE_STATE := /tmp/kpod-kube-test
+KUBE_ENV := KPOD_CLUSTER_STATE=$(KUBE_STATE) KPOD_ETCD_PORT=2479 KPOD_APISERVER_PORT=6543
 kube:
-	KPOD_CLUSTER_STATE=$(KUBE_STATE) scripts/cluster-up.sh --control-plane-only
+	$(KUBE_ENV) scripts/cluster-up.sh --control-plane-only
 	KPOD_TEST_KUBECONFIG=$(KUBE_STATE)/kubeconfig $(GO) test -tags kube -count=1 -run TestKube ./receiver/kpodreceiver/; \
-		rc=$$?; KPOD_CLUSTER_STATE=$(KUBE_STATE) scripts/cluster-down.sh; exit $$rc
+		rc=$$?; $(KUBE_ENV) scripts/cluster-down.sh; exit $$rc
 
 otelcol: $(OTELCOL)
 # The receiver's sources, including the committed BPF objects it embeds.
@@ -98,3 +100,13 @@ cluster-up:
 
 cluster-down:
 	scripts/cluster-down.sh
+
+# ---- end to end in a real cluster ------------------------------------------------------------
+# e2e-cluster deploys examples/kubernetes/ as a DaemonSet in a real single-node cluster
+# (cluster-up with kube-controller-manager and kube-scheduler), runs workload pods and checks
+# per-pod values, a pod's deletion and the dashboard/rule queries on real scrapes
+# (scripts/e2e-cluster.sh, test/e2ecluster). Always tears the cluster down. Run by .ci/run
+# after make test; cold (k8s binaries built from the module proxy) see docs in examples/README.md.
+.PHONY: e2e-cluster
+e2e-cluster: deps otelcol
+	scripts/e2e-cluster.sh

@@ -3,13 +3,15 @@
 #
 #   scripts/cluster-down.sh
 #
-# In order: the kubelet; every container through ctr (kill, delete: the shims exit and unmount
+# In order: kube-scheduler and kube-controller-manager (so that no controller reacts to what
+# follows); the kubelet; every container through ctr (kill, delete: the shims exit and unmount
 # the root filesystems); containerd; kube-apiserver; etcd — each by its pid file in
 # $STATE/run (the pid must still be that program). Then it kills what is left in the
 # kubepods cgroups and shims still attached to this cluster's containerd socket, unmounts
-# everything below $STATE, removes the kubepods cgroups cluster-up.sh saw appear, restores the
-# sysctls the kubelet changed ($STATE/sysctl.saved), removes the kubelet's
-# /var/log/containers links into $STATE, and deletes $STATE except logs/.
+# everything below $STATE, removes the kubepods cgroups cluster-up.sh saw appear, deletes the
+# nft table of the kubernetes Service ($STATE/nft.created), restores the sysctls the kubelet
+# changed ($STATE/sysctl.saved), removes the kubelet's /var/log/containers links into $STATE,
+# and deletes $STATE except logs/.
 #
 # Safe to run twice, without a cluster, and after a failed or interrupted cluster-up.sh. It
 # only touches a $STATE that cluster-up.sh marked (.kpod-cluster) and refuses to delete files
@@ -92,7 +94,10 @@ stop() {
 SOCK=$STATE/containerd/containerd.sock
 CTR=$(cat "$STATE/run/ctr.path" 2>/dev/null || echo /usr/bin/ctr) # the ctr matching the containerd that ran
 
-# ---- 1. kubelet -----------------------------------------------------------------------------
+# ---- 1. controllers, kubelet -----------------------------------------------------------------
+# Stateless (everything they did is in etcd, deleted below): no graceful shutdown.
+stop kube-scheduler kube-scheduler 0
+stop kube-controller-manager kube-controller-manager 0
 stop kubelet kubelet 20
 
 # ---- 2. containers, through containerd -------------------------------------------------------
@@ -184,7 +189,19 @@ done
 rm -f "$STATE/cgroups.created"
 step_done cgroups
 
-# ---- 7. sysctls ------------------------------------------------------------------------------
+# ---- 7. nft table (the kubernetes Service), sysctls -------------------------------------------
+if [ -f "$STATE/nft.created" ]; then
+	table=$(cat "$STATE/nft.created")
+	if [ -n "$table" ] && nft list table ip "$table" >/dev/null 2>&1; then
+		if nft delete table ip "$table"; then
+			echo "cluster-down: deleted nft table ip $table"
+		else
+			warn "could not delete nft table ip $table"
+		fi
+	fi
+	[ $FAILED = 1 ] || rm -f "$STATE/nft.created"
+fi
+# ---- sysctls ------------------------------------------------------------------------------
 if [ -f "$STATE/sysctl.saved" ]; then
 	while IFS='=' read -r k v; do
 		[ -n "$k" ] || continue

@@ -5,19 +5,32 @@
 #   scripts/cluster-down.sh                       # stops it and removes what it created
 #
 # Control plane (always): a private PKI (openssl), etcd and kube-apiserver, listening on
-# 127.0.0.1 only. There is no kube-controller-manager and no scheduler: the ServiceAccount
-# admission plugin is disabled (nobody would create the "default" ServiceAccounts, so pods
-# get no API token: use the kubeconfig or $K8S_TOKEN), pods must set spec.nodeName, and
-# controllers (DaemonSet, ReplicaSet, namespace deletion, garbage collection) do nothing.
+# 127.0.0.1 only.
 #
-# Node (unless --control-plane-only; needs root): Debian's containerd + runc (installed with
-# apt-get when missing), the pause and busybox images built locally with umoci and imported
-# into containerd, and the kubelet (cgroupfs driver, cgroup v1/hybrid allowed). Pods run for
-# real, in /kubepods/<qos>/pod<uid>/<container id> of every cgroup hierarchy, but there is
-# no CNI: only hostNetwork pods start, with imagePullPolicy Never/IfNotPresent and images
-# imported with `ctr -n k8s.io images import` (see scripts/image.sh), and the Node stays
-# NotReady (kubelet runs pods anyway). `kubectl logs/exec` do not work (the apiserver would
-# dial the node's eth0 address, the kubelet listens on 127.0.0.1): read the container logs in
+# --control-plane-only: nothing else (about 5 s). There is no kube-controller-manager and no
+# scheduler: the ServiceAccount admission plugin is disabled (nobody would create the
+# "default" ServiceAccounts, so pods get no API token: use the kubeconfig or $K8S_TOKEN), pods
+# must set spec.nodeName, and controllers (DaemonSet, ReplicaSet, namespace deletion, garbage
+# collection) do nothing.
+#
+# Full cluster (the default; needs root): the control plane also runs kube-controller-manager
+# (every default controller, one ServiceAccount per controller, the apiserver's service-account
+# signing key, the CA for kube-root-ca.crt) and kube-scheduler, so the ServiceAccount admission
+# plugin is on: DaemonSets and ReplicaSets get pods, the scheduler places them, pods get
+# projected ServiceAccount tokens, namespaces are finalized and garbage is collected. There is
+# no kube-proxy: an nft table (ip kpod_cluster, removed by cluster-down.sh) DNATs this host's
+# connections to the `kubernetes` Service (10.0.0.1:443, what in-cluster clients read from
+# KUBERNETES_SERVICE_HOST/PORT) to the apiserver on 127.0.0.1; no other Service works.
+# Node: Debian's containerd + runc (installed with apt-get when missing), the pause and
+# busybox images built locally with umoci and imported into containerd, and the kubelet
+# (cgroupfs driver, cgroup v1/hybrid allowed). Pods run for real, in
+# /kubepods/<qos>/pod<uid>/<container id> of every cgroup hierarchy, but there is no pod
+# network: only hostNetwork pods start (a CNI configuration with only the loopback plugin,
+# whose binary is not installed, makes containerd report the network ready so that the Node
+# is Ready and untainted; a pod without hostNetwork fails at sandbox creation), with
+# imagePullPolicy Never/IfNotPresent and images imported with `ctr -n k8s.io images import`
+# (see scripts/image.sh). `kubectl logs/exec` do not work (the apiserver would dial the
+# node's eth0 address, the kubelet listens on 127.0.0.1): read the container logs in
 # $STATE/kubelet/pod-logs and use ctr. The kubelet changes some kernel sysctls; their old
 # values are saved in $STATE/sysctl.saved and restored by cluster-down.sh.
 #
@@ -25,7 +38,8 @@
 #   env         source it: KUBECONFIG, K8S_API, K8S_TOKEN, K8S_CA_FILE, K8S_NODE_NAME,
 #               CONTAINERD_ADDRESS/CONTAINERD_NAMESPACE (for ctr), PATH (kubectl)
 #   kubeconfig  admin (system:masters) client certificate
-#   logs/       etcd, kube-apiserver, containerd, kubelet (kept by cluster-down.sh)
+#   logs/       etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd,
+#               kubelet (kept by cluster-down.sh)
 #
 # Environment: KPOD_CLUSTER_STATE, KPOD_NODE_NAME (default: lower-case hostname),
 # KPOD_CONTAINERD=debian|built (built: containerd 2.x from `scripts/k8s-build.sh containerd`),
@@ -33,8 +47,9 @@
 # (do not run cluster-down.sh when start-up fails). Binaries that are missing from the cache
 # are built first (scripts/k8s-build.sh: 15-45 min cold on 2 cores, nothing when cached).
 # Ports (127.0.0.1): etcd 2379/2380 (KPOD_ETCD_PORT, peer = +1), kube-apiserver 6443
-# (KPOD_APISERVER_PORT), kubelet 10250/10248. One node per host (kubepods cgroups, kubelet
-# ports); several --control-plane-only clusters can run side by side with their own ports
+# (KPOD_APISERVER_PORT), kube-controller-manager 10257, kube-scheduler 10259, kubelet
+# 10250/10248. One full cluster per host (kubepods cgroups, kubelet and controller ports, the
+# nft table); several --control-plane-only clusters can run beside it with their own ports
 # and KPOD_CLUSTER_STATE.
 set -euo pipefail
 
@@ -95,7 +110,7 @@ alive() { # alive <pid file> <exe name>: the pid file names a running <exe name>
 	[ "${exe##*/}" = "$2" ]
 }
 if [ -e "$STATE/.kpod-cluster" ]; then
-	for d in etcd:etcd kube-apiserver:kube-apiserver containerd:containerd kubelet:kubelet; do
+	for d in etcd:etcd kube-apiserver:kube-apiserver kube-controller-manager:kube-controller-manager kube-scheduler:kube-scheduler containerd:containerd kubelet:kubelet; do
 		if alive "$STATE/run/${d%%:*}.pid" "${d#*:}"; then
 			die "a cluster is already running from $STATE (${d%%:*} pid $(cat "$STATE/run/${d%%:*}.pid")); run scripts/cluster-down.sh first"
 		fi
@@ -107,12 +122,17 @@ if [ -e "$STATE/.kpod-cluster" ]; then
 fi
 
 ports=("$ETCD_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT")
-[ $NODE_UP = 0 ] || ports+=(10248 10250)
+[ $NODE_UP = 0 ] || ports+=(10248 10250 10257 10259)
 for p in "${ports[@]}"; do
 	if [ -n "$(ss -Hltn "sport = :$p")" ]; then
-		die "port $p is in use (etcd $ETCD_PORT/$ETCD_PEER_PORT, kube-apiserver $APISERVER_PORT, kubelet 10248/10250; another cluster? see KPOD_ETCD_PORT, KPOD_APISERVER_PORT): $(ss -Hltnp "sport = :$p" | head -1)"
+		die "port $p is in use (etcd $ETCD_PORT/$ETCD_PEER_PORT, kube-apiserver $APISERVER_PORT, kubelet 10248/10250, kube-controller-manager 10257, kube-scheduler 10259; another cluster? see KPOD_ETCD_PORT, KPOD_APISERVER_PORT): $(ss -Hltnp "sport = :$p" | head -1)"
 	fi
 done
+NFT_TABLE=kpod_cluster # the kube-proxy stand-in of a full cluster (see above)
+if [ $NODE_UP = 1 ]; then
+	command -v nft >/dev/null || die "nft is needed for the kubernetes Service (apt-get install nftables)"
+	! nft list table ip $NFT_TABLE >/dev/null 2>&1 || die "nft table ip $NFT_TABLE exists: another cluster runs on this host, or one was not cleaned up (nft delete table ip $NFT_TABLE)"
+fi
 
 # The cgroup hierarchies, from mountinfo (hybrid hosts: every v1 controller plus the
 # cgroup2 one at /sys/fs/cgroup/unified; pure v2 hosts: /sys/fs/cgroup).
@@ -133,7 +153,7 @@ phase binaries
 # Binaries (built into the cache when missing; seconds when they are there).
 BIN=$("$ROOT/scripts/k8s-build.sh" --bin-dir)
 need=(etcd apiserver kubectl)
-[ $NODE_UP = 0 ] || need+=(kubelet)
+[ $NODE_UP = 0 ] || need+=(controller-manager scheduler kubelet)
 [ $NODE_UP = 0 ] || [ "$CONTAINERD_KIND" = debian ] || need+=(containerd)
 "$ROOT/scripts/k8s-build.sh" -q "${need[@]}" | sed 's/^/cluster-up: /'
 
@@ -221,6 +241,10 @@ jobs+=($!)
 if [ $NODE_UP = 1 ]; then
 	cert kubelet-client "/O=system:nodes/CN=system:node:$NODE" clientAuth &
 	jobs+=($!)
+	cert controller-manager "/CN=system:kube-controller-manager" clientAuth &
+	jobs+=($!)
+	cert scheduler "/CN=system:kube-scheduler" clientAuth &
+	jobs+=($!)
 	cert kubelet "/CN=system:node:$NODE" serverAuth "IP:127.0.0.1,DNS:localhost,DNS:$NODE$host_ips" &
 	jobs+=($!)
 fi
@@ -257,7 +281,11 @@ EOF
 	chmod 600 "$1"
 }
 kubeconfig "$STATE/kubeconfig" admin
-[ $NODE_UP = 0 ] || kubeconfig "$STATE/kubelet.kubeconfig" kubelet-client
+if [ $NODE_UP = 1 ]; then
+	kubeconfig "$STATE/kubelet.kubeconfig" kubelet-client
+	kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager
+	kubeconfig "$STATE/scheduler.kubeconfig" scheduler
+fi
 
 phase etcd
 # ---- etcd ---------------------------------------------------------------------------------
@@ -271,6 +299,10 @@ wait_for "etcd /health" 30 etcd etcd_healthy
 
 phase kube-apiserver
 # ---- kube-apiserver -----------------------------------------------------------------------
+# Without kube-controller-manager nobody creates the "default" ServiceAccounts: pods could not
+# be created with the ServiceAccount admission plugin on.
+admission=()
+[ $NODE_UP = 1 ] || admission=(--disable-admission-plugins ServiceAccount)
 start kube-apiserver "$BIN/kube-apiserver" \
 	--etcd-servers "http://127.0.0.1:$ETCD_PORT" \
 	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
@@ -282,7 +314,7 @@ start kube-apiserver "$BIN/kube-apiserver" \
 	--service-account-issuer https://kubernetes.default.svc.cluster.local \
 	--service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
 	--service-cluster-ip-range 10.0.0.0/24 --authorization-mode Node,RBAC \
-	--disable-admission-plugins ServiceAccount --allow-privileged=true --profiling=false
+	"${admission[@]}" --allow-privileged=true --profiling=false
 api() { curl -fsS --max-time 5 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$APISERVER_PORT$1"; }
 apiserver_ready() { [ "$(api /readyz)" = ok ]; }
 wait_for "kube-apiserver /readyz" 90 kube-apiserver apiserver_ready
@@ -309,6 +341,41 @@ if [ $NODE_UP = 0 ]; then
 	echo "cluster-up: use it with: . $STATE/env && kubectl get ns"
 	exit 0
 fi
+
+phase controllers
+# ---- kube-controller-manager, kube-scheduler ----------------------------------------------
+start kube-controller-manager "$BIN/kube-controller-manager" \
+	--kubeconfig "$STATE/controller-manager.kubeconfig" \
+	--authentication-kubeconfig "$STATE/controller-manager.kubeconfig" \
+	--authorization-kubeconfig "$STATE/controller-manager.kubeconfig" \
+	--bind-address 127.0.0.1 --secure-port 10257 --leader-elect=false \
+	--use-service-account-credentials=true \
+	--service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+	--cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+	--service-cluster-ip-range 10.0.0.0/24 --allocate-node-cidrs=false --profiling=false
+start kube-scheduler "$BIN/kube-scheduler" \
+	--kubeconfig "$STATE/scheduler.kubeconfig" \
+	--authentication-kubeconfig "$STATE/scheduler.kubeconfig" \
+	--authorization-kubeconfig "$STATE/scheduler.kubeconfig" \
+	--bind-address 127.0.0.1 --secure-port 10259 --leader-elect=false --profiling=false
+# (their serving certificates are self-signed: /healthz is only a liveness check here)
+healthz() { [ "$(curl -fsS --max-time 2 -k "https://127.0.0.1:$1/healthz")" = ok ]; }
+wait_for "kube-controller-manager /healthz" 60 kube-controller-manager healthz 10257
+wait_for "kube-scheduler /healthz" 60 kube-scheduler healthz 10259
+# The kubernetes Service (10.0.0.1:443) for in-cluster clients; kube-proxy would do this.
+echo "$NFT_TABLE" >"$STATE/nft.created"
+nft -f - <<EOF
+table ip $NFT_TABLE {
+	chain output {
+		type nat hook output priority -100; policy accept;
+		ip daddr 10.0.0.1 tcp dport 443 dnat to 127.0.0.1:$APISERVER_PORT
+	}
+}
+EOF
+# Pods can be created once their namespace has the "default" ServiceAccount (serviceaccount
+# controller) and the kube-root-ca.crt ConfigMap of their token volume (root-ca-cert-publisher).
+sa_ready() { "${KUBECTL[@]}" -n default get serviceaccount/default configmap/kube-root-ca.crt -o name; }
+wait_for "the default ServiceAccount and kube-root-ca.crt" 60 kube-controller-manager sa_ready
 
 phase packages
 # ---- node: packages -----------------------------------------------------------------------
@@ -450,6 +517,17 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   stream_server_port = "0"
 EOF
 fi
+# No pod network (see the header): a loopback-only CNI configuration makes containerd report
+# NetworkReady, so that the Node becomes Ready and loses its not-ready taints (the scheduler
+# and the taint manager treat it as a normal node). The plugin binary is not installed:
+# hostNetwork pods never call CNI, any other pod fails at sandbox creation, as it would anyway.
+cat >"$CD/cni/conf/10-kpod-hostnetwork-only.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "kpod-hostnetwork-only",
+  "plugins": [{"type": "loopback"}]
+}
+EOF
 # Directories containerd and the kubelet create outside $STATE whatever their configuration
 # (shim sockets, runc state, device plugin socket, log links): removed by cluster-down.sh when
 # they did not exist before.
@@ -528,7 +606,7 @@ wait_for "Node $NODE to register" 60 kubelet node_registered
 } >>"$STATE/env"
 
 phase test-pod
-# ---- a real pod ---------------------------------------------------------------------------
+# ---- a real pod, placed by the scheduler once the Node is Ready ---------------------------
 "${KUBECTL[@]}" apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Pod
@@ -536,7 +614,6 @@ metadata:
   name: kpod-cluster-check
   namespace: default
 spec:
-  nodeName: $NODE
   hostNetwork: true
   terminationGracePeriodSeconds: 5
   containers:
@@ -561,4 +638,4 @@ phase finished
 total=$(fmt_ms $(($(now_ms) - T_START)))
 echo "cluster-up: node $NODE ($("$BIN/kubelet" --version | cut -d' ' -f2), $("$CONTAINERD" --version | awk '{print $1 " " $3}')) and control plane ready in $total"
 printf 'cluster-up:   %s\n' "${TIMINGS[@]}"
-echo "cluster-up: use it with: . $STATE/env && kubectl get pods -A   (pods: spec.nodeName=$NODE, hostNetwork: true, image $BUSYBOX_IMAGE or scripts/image.sh)"
+echo "cluster-up: use it with: . $STATE/env && kubectl get pods -A   (pods: hostNetwork: true, image $BUSYBOX_IMAGE or scripts/image.sh)"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # k8s-build.sh — builds the binaries of the local test cluster from the Go module proxy.
 #
-#   scripts/k8s-build.sh [etcd] [apiserver] [kubectl] [kubelet] [containerd] [all]
+#   scripts/k8s-build.sh [etcd] [apiserver] [controller-manager] [scheduler] [kubectl] [kubelet] [containerd] [all]
 #   scripts/k8s-build.sh -q [targets]       # quiet: prints only what it builds
 #   scripts/k8s-build.sh --bin-dir          # prints the binary directory and exits
 #
-# Without arguments: etcd apiserver kubectl kubelet (what scripts/cluster-up.sh needs).
+# Without arguments: etcd apiserver controller-manager scheduler kubectl kubelet (what
+# scripts/cluster-up.sh needs for a node; --control-plane-only needs etcd apiserver kubectl).
 # `kubelet` also compiles the pod sandbox binary `pause` from the pinned Kubernetes source
 # (gcc, static). `containerd` (containerd 2.x + its runc shim + ctr) is optional: the cluster uses Debian's
 # containerd 1.6 unless KPOD_CONTAINERD=built.
@@ -60,12 +61,12 @@ if [ "${1:-}" = -q ]; then
 	shift
 fi
 targets=()
-[ $# -gt 0 ] || set -- etcd apiserver kubectl kubelet
+[ $# -gt 0 ] || set -- etcd apiserver controller-manager scheduler kubectl kubelet
 for t in "$@"; do
 	case $t in
-	etcd | apiserver | kube-apiserver | kubectl | kubelet | containerd) targets+=("${t#kube-}") ;;
-	all) targets+=(etcd apiserver kubectl kubelet containerd) ;;
-	*) echo "k8s-build: unknown target '$t' (etcd, apiserver, kubectl, kubelet, containerd, all)" >&2; exit 2 ;;
+	etcd | apiserver | kube-apiserver | controller-manager | kube-controller-manager | scheduler | kube-scheduler | kubectl | kubelet | containerd) targets+=("${t#kube-}") ;;
+	all) targets+=(etcd apiserver controller-manager scheduler kubectl kubelet containerd) ;;
+	*) echo "k8s-build: unknown target '$t' (etcd, apiserver, controller-manager, scheduler, kubectl, kubelet, containerd, all)" >&2; exit 2 ;;
 	esac
 done
 
@@ -186,6 +187,10 @@ for t in "${targets[@]}"; do
 		build etcd etcd "$ETCD_VERSION" "-s -w" CGO_ENABLED=0 -- etcd=go.etcd.io/etcd/server/v3 ;;
 	apiserver)
 		build apiserver kubernetes "$K8S_VERSION" "$(k8s_ldflags)" CGO_ENABLED=0 -- kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver ;;
+	controller-manager)
+		build controller-manager kubernetes "$K8S_VERSION" "$(k8s_ldflags)" CGO_ENABLED=0 -- kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager ;;
+	scheduler)
+		build scheduler kubernetes "$K8S_VERSION" "$(k8s_ldflags)" CGO_ENABLED=0 -- kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler ;;
 	kubectl)
 		build kubectl kubernetes "$K8S_VERSION" "$(k8s_ldflags)" CGO_ENABLED=0 -- kubectl=k8s.io/kubernetes/cmd/kubectl ;;
 	kubelet)
