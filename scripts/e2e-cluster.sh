@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# e2e-cluster.sh — kpod end to end in a real single-node Kubernetes cluster (`make e2e-cluster`).
+#
+#   scripts/e2e-cluster.sh            # needs root, a BTF kernel, _build/otelcol-kpod (make otelcol)
+#
+# 1. builds what is missing: the cluster's binaries (scripts/k8s-build.sh, cached outside the
+#    clone) and the static kpod-workload binary (gcc, from internal/fakepod/workload);
+# 2. starts the cluster (scripts/cluster-up.sh: etcd, kube-apiserver, kube-controller-manager,
+#    kube-scheduler, containerd, kubelet on 127.0.0.1) in $KPOD_CLUSTER_STATE
+#    (default /tmp/kpod-e2e-cluster);
+# 3. imports two images built with umoci into the node's containerd: otelcol-kpod under the
+#    name examples/kubernetes/daemonset.yaml uses (scripts/image.sh --tag), and
+#    localhost/kpod-workload (busybox-static + /kpod-workload);
+# 4. runs the Go test test/e2ecluster (build tag e2ecluster): it applies examples/kubernetes/,
+#    starts workload pods and checks what the DaemonSet exports (see its package comment);
+# 5. always (also on failure or Ctrl-C): scripts/cluster-down.sh, then checks that nothing of
+#    the run is left: processes, mounts, kubepods cgroups, network namespaces, loop devices,
+#    the nft table. A leak fails the run.
+#
+# Environment: KPOD_CLUSTER_STATE, KPOD_K8S_BIN (see scripts/k8s-build.sh),
+# KPOD_E2E_KEEP=1 (leave the cluster running after the test, for debugging; clean up with
+# KPOD_CLUSTER_STATE=<state> scripts/cluster-down.sh), KPOD_E2E_RUN (go test -run pattern),
+# KPOD_E2E_SNAPSHOT_DIR (where the test writes its two scrapes; default: a temporary
+# directory of the test). Timings of every phase are printed at the end.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export KPOD_CLUSTER_STATE=${KPOD_CLUSTER_STATE:-/tmp/kpod-e2e-cluster}
+STATE=${KPOD_CLUSTER_STATE%/}
+WORK=$STATE-work # host files of the test (workload binary, hostPath dirs, loop device image)
+
+die() { echo "e2e-cluster: $*" >&2; exit 1; }
+case ${1:-} in -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;; "") ;; *) die "unknown argument '$1'" ;; esac
+[ "$(id -u)" = 0 ] || die "needs root (a kubelet, containerd and BPF programs)"
+[ -e /sys/kernel/btf/vmlinux ] || die "needs a kernel with BTF (/sys/kernel/btf/vmlinux)"
+[ -x "$ROOT/_build/otelcol-kpod" ] || die "_build/otelcol-kpod is missing: run make otelcol (make e2e-cluster does)"
+# Debian packages beyond `make deps` and what cluster-up.sh installs itself.
+pkgs=()
+for p in bpftool nftables umoci e2fsprogs gcc libc6-dev; do dpkg -s $p >/dev/null 2>&1 || pkgs+=("$p"); done
+if [ ${#pkgs[@]} -gt 0 ]; then
+	echo "e2e-cluster: apt-get install ${pkgs[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+
+# ---- timing ---------------------------------------------------------------------------------
+now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((t / 1000)); }
+fmt_ms() { printf '%dm%02d.%01ds' $(($1 / 60000)) $(($1 % 60000 / 1000)) $(($1 % 1000 / 100)); }
+T_START=$(now_ms)
+T_PHASE=$T_START
+PHASE=preflight
+TIMINGS=()
+phase() {
+	local t
+	t=$(now_ms)
+	TIMINGS+=("$(printf '%-16s %s' "$PHASE" "$(fmt_ms $((t - T_PHASE)))")")
+	echo "e2e-cluster: ---- $PHASE done in $(fmt_ms $((t - T_PHASE))); now: $1"
+	PHASE=$1 T_PHASE=$t
+}
+
+# ---- leak checks ----------------------------------------------------------------------------
+BIN=$("$ROOT/scripts/k8s-build.sh" --bin-dir)
+# leaks: prints what this run (or any kpod cluster) left behind, one line each.
+leaks() {
+	local f pid exe cg m
+	# processes: in a kubepods cgroup, running a cluster binary, or naming the state dir
+	for f in /proc/[0-9]*; do
+		pid=${f#/proc/}
+		[ "$pid" != $$ ] || continue
+		exe=$(readlink "$f/exe" 2>/dev/null) || continue
+		exe=${exe% (deleted)}
+		cg=$(cat "$f/cgroup" 2>/dev/null) || continue
+		case $cg in */kubepods*) echo "process $pid ($exe) in a kubepods cgroup"; continue ;; esac
+		case $exe in "$BIN"/* | "$WORK"/*) echo "process $pid ($exe)"; continue ;; esac
+		if grep -qsF -- "$STATE" "$f/cmdline"; then echo "process $pid ($exe $(tr '\0' ' ' <"$f/cmdline" | cut -c1-120))"; fi
+	done
+	# mounts below the state or work directory, the kubelet's, containerd's, kubepods
+	awk '{ print $5 }' /proc/self/mountinfo | while read -r m; do
+		m=$(printf '%b' "$m")
+		case $m in "$STATE" | "$STATE"/* | "$WORK" | "$WORK"/* | /var/lib/kubelet/* | /run/containerd/* | */kubepods*) echo "mount $m" ;; esac
+	done
+	# cgroups
+	for m in $(awk '$9 ~ /^cgroup2?$/ { print $5 }' /proc/self/mountinfo); do
+		[ ! -d "$m/kubepods" ] || echo "cgroup $m/kubepods"
+	done
+	# network namespaces of pods (containerd names them cni-<uuid>)
+	for f in /run/netns/cni-* /var/run/netns/cni-*; do [ ! -e "$f" ] || echo "netns $f"; done
+	# loop devices over files of this run
+	losetup -l -n -O NAME,BACK-FILE 2>/dev/null | awk -v w="$WORK/" 'index($2, w) == 1 { print "loop device " $1 " (" $2 ")" }'
+	# the kubernetes Service's nft table
+	! nft list table ip kpod_cluster >/dev/null 2>&1 || echo "nft table ip kpod_cluster"
+}
+
+# ---- teardown, always -------------------------------------------------------------------------
+RC=0
+CLUSTER=0
+finish() {
+	local rc=$? left
+	[ $RC != 0 ] || RC=$rc
+	trap - EXIT INT TERM
+	if [ $CLUSTER = 1 ] && [ "${KPOD_E2E_KEEP:-0}" = 1 ]; then
+		echo "e2e-cluster: KPOD_E2E_KEEP=1: the cluster keeps running; . $STATE/env; remove it with KPOD_CLUSTER_STATE=$STATE scripts/cluster-down.sh"
+	else
+		phase cluster-down
+		if [ $CLUSTER = 1 ] || [ -e "$STATE/.kpod-cluster" ]; then
+			"$ROOT/scripts/cluster-down.sh" || { echo "e2e-cluster: cluster-down.sh failed" >&2; RC=1; }
+		fi
+		[ ! -d "$WORK" ] || { find "$WORK" -xdev -mindepth 1 -delete 2>/dev/null; rmdir "$WORK" 2>/dev/null; } || true
+		phase leak-check
+		left=$(leaks)
+		if [ -n "$left" ]; then
+			echo "e2e-cluster: LEFT BEHIND after cluster-down:" >&2
+			echo "$left" | sed 's/^/e2e-cluster:   /' >&2
+			RC=1
+		else
+			echo "e2e-cluster: nothing left behind (processes, mounts, kubepods cgroups, pod netns, loop devices, nft table)"
+		fi
+	fi
+	phase end
+	echo "e2e-cluster: $([ $RC = 0 ] && echo PASS || echo "FAIL (exit $RC)") in $(fmt_ms $(($(now_ms) - T_START)))"
+	printf 'e2e-cluster:   %s\n' "${TIMINGS[@]}"
+	exit $RC
+}
+trap finish EXIT
+trap 'RC=130; exit 130' INT
+trap 'RC=143; exit 143' TERM
+
+before=$(leaks)
+[ -z "$before" ] || die "leftovers of an earlier cluster or run; remove them first (scripts/cluster-down.sh with its KPOD_CLUSTER_STATE):
+$before"
+
+phase k8s-build
+# ---- binaries ---------------------------------------------------------------------------------
+"$ROOT/scripts/k8s-build.sh" -q
+
+phase workload
+# The workload: the fakepod harness's static C program (no dynamic loader: the only system
+# calls, forks and execs are the ones a pod asks for).
+mkdir -p "$WORK"
+gcc -static -O2 -pthread -o "$WORK/kpod-workload" "$ROOT/internal/fakepod/workload/workload.c"
+
+phase cluster-up
+CLUSTER=1
+"$ROOT/scripts/cluster-up.sh"
+# shellcheck disable=SC1091
+. "$STATE/env"
+
+phase images
+# otelcol-kpod under the DaemonSet's image name (imagePullPolicy IfNotPresent finds it).
+DS_IMAGE=$(awk '$1 == "image:" { print $2; exit }' "$ROOT/examples/kubernetes/daemonset.yaml")
+[ -n "$DS_IMAGE" ] || die "no image: in examples/kubernetes/daemonset.yaml"
+"$ROOT/scripts/image.sh" --tag "$DS_IMAGE" -o "$WORK/otelcol-kpod-image.tar"
+# localhost/kpod-workload:<hash>: busybox-static (a shell for the pods' commands) and /kpod-workload.
+R=$WORK/workload-rootfs
+mkdir -p "$R"/{bin,tmp,etc,root}
+chmod 1777 "$R/tmp"
+cp /bin/busybox "$R/bin/busybox"
+for a in $(/bin/busybox --list-full); do
+	[ "$a" = bin/busybox ] || { mkdir -p "$R/$(dirname "$a")" && ln -sf /bin/busybox "$R/$a"; }
+done
+install -m 0755 "$WORK/kpod-workload" "$R/kpod-workload"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$R/etc/passwd"
+printf 'root:x:0:\nnobody:x:65534:\n' >"$R/etc/group"
+WL_TAG=$(cat /bin/busybox "$WORK/kpod-workload" | sha256sum | cut -c1-12)
+L=$WORK/workload-layout
+umoci init --layout "$L"
+umoci new --image "$L:$WL_TAG"
+umoci insert --image "$L:$WL_TAG" "$R" /
+umoci config --image "$L:$WL_TAG" --config.cmd sh --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin
+umoci gc --layout "$L"
+tar -C "$L" -cf "$WORK/workload-image.tar" .
+rm -rf "$L" "$R"
+"$KPOD_CTR" --address "$CONTAINERD_ADDRESS" --namespace k8s.io images import --base-name localhost/kpod-workload "$WORK/workload-image.tar" >/dev/null 2>>"$STATE/logs/ctr.log"
+export KPOD_E2E_WORKLOAD_IMAGE=localhost/kpod-workload:$WL_TAG
+echo "e2e-cluster: images $DS_IMAGE and $KPOD_E2E_WORKLOAD_IMAGE imported"
+
+phase test
+# ---- the Go test ------------------------------------------------------------------------------
+export KPOD_E2E_WORK=$WORK
+set +e
+(cd "$ROOT" && go test -tags e2ecluster -count=1 -timeout 30m -v ${KPOD_E2E_RUN:+-run "$KPOD_E2E_RUN"} ./test/e2ecluster/)
+RC=$?
+set -e
+exit $RC
