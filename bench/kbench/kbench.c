@@ -1,0 +1,357 @@
+// kbench: the micro-benchmarks of `make bench` (see bench/README.md). Built at bench time
+// with `gcc -static -O2` so that a run makes no system calls but the ones it measures (no
+// dynamic loader).
+//
+// Every timed mode runs ROUNDS rounds of OPS operations and prints one line
+//   RESULT mode=<mode> ops=<OPS> rounds=<ROUNDS> min_ns=<x> med_ns=<y> ctxsw_per_op=<z>
+// where min_ns and med_ns are the minimum and the median over rounds of the mean time of one
+// operation in a round. The minimum is the sample least disturbed by other load.
+//
+// Before anything else kbench moves itself into the cgroups listed in $KBENCH_CGROUPS
+// (colon-separated cgroup.procs files), so that a benchmark runs inside a fake pod, and pins
+// itself (and so its children) to the CPU in $KBENCH_CPU if set.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void die(const char *what) {
+	fprintf(stderr, "kbench: %s: %s\n", what, strerror(errno));
+	exit(111);
+}
+
+static long num(const char *s) {
+	char *end;
+	long v = strtol(s, &end, 0);
+	if (*s == 0 || *end != 0 || v <= 0) {
+		fprintf(stderr, "kbench: bad number %s\n", s);
+		exit(112);
+	}
+	return v;
+}
+
+static uint64_t now_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+// join_cgroups writes our pid into every cgroup.procs file of $KBENCH_CGROUPS.
+static void join_cgroups(void) {
+	const char *list = getenv("KBENCH_CGROUPS");
+	if (!list || !*list)
+		return;
+	char pid[32];
+	int n = snprintf(pid, sizeof pid, "%d", getpid());
+	char *copy = strdup(list), *save = NULL;
+	for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+		int fd = open(p, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, pid, n) != n)
+			die(p);
+		close(fd);
+	}
+	free(copy);
+}
+
+// pin_cpu pins this process to the CPU in $KBENCH_CPU.
+static void pin_cpu(void) {
+	const char *s = getenv("KBENCH_CPU");
+	if (!s || !*s)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET((int)strtol(s, NULL, 10), &set);
+	if (sched_setaffinity(0, sizeof set, &set) < 0)
+		die("sched_setaffinity");
+}
+
+static int cmp_double(const void *a, const void *b) {
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static long ctxsw(int who) {
+	struct rusage ru;
+	getrusage(who, &ru);
+	return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
+// report prints the RESULT line from per-round ns/op samples.
+static void report(const char *mode, long ops, long rounds, double *per_op, double ctx_per_op) {
+	qsort(per_op, rounds, sizeof *per_op, cmp_double);
+	double med = rounds % 2 ? per_op[rounds / 2] : (per_op[rounds / 2 - 1] + per_op[rounds / 2]) / 2;
+	printf("RESULT mode=%s ops=%ld rounds=%ld min_ns=%.1f med_ns=%.1f ctxsw_per_op=%.3f\n", mode, ops, rounds,
+	       per_op[0], med, ctx_per_op);
+	fflush(stdout);
+}
+
+// getppid: the null system call (raw syscall, so libc cannot cache it).
+static void b_getppid(long ops, long rounds) {
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++)
+			syscall(SYS_getppid);
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	report("getppid", ops, rounds, r, 0);
+}
+
+// pingpong: one-byte round trips over two pipes between this process and a child; every
+// round trip is two wakeups and (at least) two context switches on each side.
+static void b_pingpong(long ops, long rounds) {
+	int a[2], b[2];
+	if (pipe(a) < 0 || pipe(b) < 0)
+		die("pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	char c = 'x';
+	if (pid == 0) {
+		close(a[1]);
+		close(b[0]);
+		for (;;) {
+			ssize_t n = read(a[0], &c, 1);
+			if (n == 0)
+				_exit(0);
+			if (n != 1 || write(b[1], &c, 1) != 1)
+				_exit(1);
+		}
+	}
+	close(a[0]);
+	close(b[1]);
+	double *r = calloc(rounds, sizeof *r);
+	long cs0 = ctxsw(RUSAGE_SELF);
+	for (long k = 0; k < rounds; k++) {
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++)
+			if (write(a[1], &c, 1) != 1 || read(b[0], &c, 1) != 1)
+				die("pingpong");
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	long cs = ctxsw(RUSAGE_SELF) - cs0;
+	close(a[1]);
+	waitpid(pid, NULL, 0);
+	cs += ctxsw(RUSAGE_CHILDREN);
+	report("pingpong", ops, rounds, r, (double)cs / (ops * rounds));
+}
+
+static int read_full(int fd, char *buf, size_t bufsz, size_t want) {
+	while (want > 0) {
+		ssize_t n = read(fd, buf, want < bufsz ? want : bufsz);
+		if (n <= 0)
+			return -1;
+		want -= n;
+	}
+	return 0;
+}
+
+// tcp: a TCP stream over 127.0.0.1. The parent writes OPS writes of SIZE bytes per round; the
+// child reads them all and acknowledges the round with one byte, which ends the round.
+static void b_tcp(long ops, long rounds, long size) {
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof sa;
+	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 1) < 0 ||
+	    getsockname(ls, (struct sockaddr *)&sa, &sl) < 0)
+		die("listen");
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	char *buf = calloc(1, size);
+	if (pid == 0) {
+		int s = accept(ls, NULL, NULL);
+		if (s < 0)
+			_exit(1);
+		char ack = 'a';
+		for (long k = 0; k < rounds; k++)
+			if (read_full(s, buf, size, (size_t)ops * size) < 0 || write(s, &ack, 1) != 1)
+				_exit(2);
+		_exit(0);
+	}
+	close(ls);
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) < 0)
+		die("connect");
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++) {
+			ssize_t left = size;
+			while (left > 0) {
+				ssize_t n = write(s, buf + (size - left), left);
+				if (n <= 0)
+					die("tcp write");
+				left -= n;
+			}
+		}
+		char ack;
+		if (read(s, &ack, 1) != 1)
+			die("tcp ack");
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	close(s);
+	waitpid(pid, NULL, 0);
+	report("tcp", ops, rounds, r, 0);
+}
+
+// forkexec: fork, exec this (static) binary as "kbench true", wait.
+static void b_forkexec(long ops, long rounds) {
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n < 0)
+		die("readlink");
+	self[n] = 0;
+	char *argv[] = {"kbench", "true", NULL};
+	char *envp[] = {NULL};
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++) {
+			pid_t pid = fork();
+			if (pid < 0)
+				die("fork");
+			if (pid == 0) {
+				execve(self, argv, envp);
+				_exit(127);
+			}
+			int st;
+			if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+				die("forkexec child");
+		}
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	report("forkexec", ops, rounds, r, 0);
+}
+
+// dread: O_DIRECT reads of BS bytes from a block device, sequential, wrapping at its end.
+static void b_dread(const char *dev, long ops, long rounds, long bs) {
+	int fd = open(dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0)
+		die(dev);
+	uint64_t size;
+	if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+		die("BLKGETSIZE64");
+	void *buf;
+	if (posix_memalign(&buf, 4096, bs))
+		die("posix_memalign");
+	uint64_t off = 0;
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++) {
+			if (off + bs > size)
+				off = 0;
+			if (pread(fd, buf, bs, off) != bs)
+				die("pread");
+			off += bs;
+		}
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	report("dread", ops, rounds, r, 0);
+}
+
+// sleepers: reads lines from stdin, each a colon-separated list of cgroup.procs files of one
+// container, and forks one sleeping child per line that joins them. Prints "ready N" once all
+// have joined, then waits for stdin to close (or SIGTERM) and kills them.
+static volatile sig_atomic_t stop;
+static void on_term(int sig) { (void)sig; stop = 1; }
+
+static void b_sleepers(void) {
+	int ready[2];
+	if (pipe(ready) < 0)
+		die("pipe");
+	pid_t parent = getpid();
+	long n = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	pid_t *kids = NULL;
+	while ((len = getline(&line, &cap, stdin)) > 0) {
+		if (line[len - 1] == '\n')
+			line[--len] = 0;
+		if (len == 0)
+			break; // an empty line ends the list
+		pid_t pid = fork();
+		if (pid < 0)
+			die("fork");
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(0);
+			setenv("KBENCH_CGROUPS", line, 1);
+			join_cgroups();
+			char c = 'r';
+			if (write(ready[1], &c, 1) != 1)
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		kids = realloc(kids, (n + 1) * sizeof *kids);
+		kids[n++] = pid;
+	}
+	for (long i = 0; i < n; i++) {
+		char c;
+		if (read(ready[0], &c, 1) != 1)
+			die("sleepers ready");
+	}
+	printf("ready %ld\n", n);
+	fflush(stdout);
+	signal(SIGTERM, on_term);
+	char c;
+	while (!stop && read(0, &c, 1) > 0)
+		;
+	for (long i = 0; i < n; i++)
+		kill(kids[i], SIGKILL);
+	for (long i = 0; i < n; i++)
+		waitpid(kids[i], NULL, 0);
+}
+
+int main(int argc, char **argv) {
+	if (argc < 2)
+		goto usage;
+	const char *m = argv[1];
+	if (!strcmp(m, "true"))
+		return 0;
+	join_cgroups();
+	pin_cpu();
+	if (!strcmp(m, "getppid") && argc == 4)
+		b_getppid(num(argv[2]), num(argv[3]));
+	else if (!strcmp(m, "pingpong") && argc == 4)
+		b_pingpong(num(argv[2]), num(argv[3]));
+	else if (!strcmp(m, "tcp") && argc == 5)
+		b_tcp(num(argv[2]), num(argv[3]), num(argv[4]));
+	else if (!strcmp(m, "forkexec") && argc == 4)
+		b_forkexec(num(argv[2]), num(argv[3]));
+	else if (!strcmp(m, "dread") && argc == 6)
+		b_dread(argv[2], num(argv[3]), num(argv[4]), num(argv[5]));
+	else if (!strcmp(m, "sleepers") && argc == 2)
+		b_sleepers();
+	else if (!strcmp(m, "exec") && argc >= 3) {
+		execvp(argv[2], argv + 2);
+		die(argv[2]);
+	} else
+		goto usage;
+	return 0;
+usage:
+	fprintf(stderr, "usage: kbench getppid OPS ROUNDS | pingpong OPS ROUNDS | tcp OPS ROUNDS SIZE | "
+			"forkexec OPS ROUNDS | dread DEV OPS ROUNDS BS | sleepers | exec CMD ARGS... | true\n");
+	return 2;
+}

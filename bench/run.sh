@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make bench`: installs what the benchmarks need, then runs them (bench/*_test.go, build tag
+# `bench`) and writes BENCHMARKS.md. Needs root. Knobs: BENCH_ROUNDS (3), BENCH_FOCUS_ROUNDS
+# (4), BENCH_OUT (/tmp/kpod-bench: raw JSON, CPU profiles, collector logs), BENCH_QUICK=1 (a
+# subset, one round: for trying changes, not for conclusions).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then echo "make bench needs root (BPF, cgroups, loop devices)" >&2; exit 1; fi
+missing=""
+for p in bpftrace libbpf-tools redis-server redis-tools gcc libc6-dev util-linux; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "installing$missing"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+export BENCH_OTELCOL="${BENCH_OTELCOL:-$PWD/_build/otelcol-kpod}"
+exec ${GO:-go} test -tags bench -count=1 -run '^TestBench$' -timeout 60m -v ./bench/
