@@ -20,8 +20,9 @@
 # Environment: KPOD_CLUSTER_STATE, KPOD_K8S_BIN (see scripts/k8s-build.sh),
 # KPOD_E2E_KEEP=1 (leave the cluster running after the test, for debugging; clean up with
 # KPOD_CLUSTER_STATE=<state> scripts/cluster-down.sh), KPOD_E2E_RUN (go test -run pattern),
-# KPOD_E2E_SNAPSHOT_DIR (where the test writes its two scrapes; default: a temporary
-# directory of the test). Timings of every phase are printed at the end.
+# KPOD_E2E_TIMEOUT (go test -timeout, default 30m),
+# KPOD_E2E_SNAPSHOT_DIR (where the test writes its two scrapes and the collector's log;
+# default _build/e2e-cluster). Timings of every phase are printed at the end.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -93,6 +94,23 @@ leaks() {
 	! nft list table ip kpod_cluster >/dev/null 2>&1 || echo "nft table ip kpod_cluster"
 }
 
+# cleanup_work removes the test's host files: what the test's own cleanup did not get to (a
+# panic, a timeout, Ctrl-C) is unmounted and detached here, after cluster-down killed the pods.
+cleanup_work() {
+	local m d
+	[ -d "$WORK" ] || return 0
+	awk '{ print $5 }' /proc/self/mountinfo | while read -r m; do printf '%b\n' "$m"; done |
+		awk -v w="$WORK/" 'index($0, w) == 1' | sort -r | while read -r m; do
+		umount "$m" 2>/dev/null || umount -l "$m" || true
+		echo "e2e-cluster: unmounted $m (left by the test)"
+	done
+	losetup -l -n -O NAME,BACK-FILE 2>/dev/null | awk -v w="$WORK/" 'index($2, w) == 1 { print $1 }' | while read -r d; do
+		losetup -d "$d" || true
+		echo "e2e-cluster: detached $d (left by the test)"
+	done
+	rm -rf --one-file-system "$WORK" || true
+}
+
 # ---- teardown, always -------------------------------------------------------------------------
 RC=0
 CLUSTER=0
@@ -107,7 +125,7 @@ finish() {
 		if [ $CLUSTER = 1 ] || [ -e "$STATE/.kpod-cluster" ]; then
 			"$ROOT/scripts/cluster-down.sh" || { echo "e2e-cluster: cluster-down.sh failed" >&2; RC=1; }
 		fi
-		[ ! -d "$WORK" ] || { find "$WORK" -xdev -mindepth 1 -delete 2>/dev/null; rmdir "$WORK" 2>/dev/null; } || true
+		cleanup_work
 		phase leak-check
 		left=$(leaks)
 		if [ -n "$left" ]; then
@@ -179,8 +197,11 @@ echo "e2e-cluster: images $DS_IMAGE and $KPOD_E2E_WORKLOAD_IMAGE imported"
 phase test
 # ---- the Go test ------------------------------------------------------------------------------
 export KPOD_E2E_WORK=$WORK
+export KPOD_E2E_SNAPSHOT_DIR=${KPOD_E2E_SNAPSHOT_DIR:-$ROOT/_build/e2e-cluster}
 set +e
-(cd "$ROOT" && go test -tags e2ecluster -count=1 -timeout 30m -v ${KPOD_E2E_RUN:+-run "$KPOD_E2E_RUN"} ./test/e2ecluster/)
+# TMPDIR: the test's temporary directories (the loop device's image) are below $WORK too.
+mkdir -p "$WORK/tmp"
+(cd "$ROOT" && TMPDIR=$WORK/tmp go test -tags e2ecluster -count=1 -timeout "${KPOD_E2E_TIMEOUT:-30m}" -v ${KPOD_E2E_RUN:+-run "$KPOD_E2E_RUN"} ./test/e2ecluster/)
 RC=$?
 set -e
 exit $RC

@@ -310,6 +310,20 @@ func TestKpodDaemonSet(t *testing.T) {
 	t.Logf("DaemonSet pod %s Ready on node %s %v after apply (created by the DaemonSet controller, placed by the scheduler)",
 		ds.Name, ds.Spec.NodeName, time.Since(start).Round(time.Second))
 	checkServiceAccountToken(t, ds)
+	snapDir := os.Getenv("KPOD_E2E_SNAPSHOT_DIR")
+	if snapDir == "" {
+		snapDir = t.TempDir()
+	}
+	if err := os.MkdirAll(snapDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// The collector's log, for after the cluster is gone.
+		p := filepath.Join(snapDir, "otelcol-kpod.log")
+		if err := os.WriteFile(p, []byte(c.podLog(ds, "otelcol-kpod", 4<<20)), 0o644); err == nil {
+			t.Logf("collector log saved in %s", p)
+		}
+	})
 
 	// The collector labels its own container with the names k8s_attributes found: that needs
 	// the API, reached through the ServiceAccount token and the kubernetes Service.
@@ -596,10 +610,6 @@ func TestKpodDaemonSet(t *testing.T) {
 	})
 
 	// ---- snapshots for the dashboard and rule checks --------------------------------------
-	snapDir := os.Getenv("KPOD_E2E_SNAPSHOT_DIR")
-	if snapDir == "" {
-		snapDir = t.TempDir()
-	}
 	snaps := takeSnapshots(t, snapDir, ds)
 
 	// ---- a pod deleted mid-run -------------------------------------------------------------
