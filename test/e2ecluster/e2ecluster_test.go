@@ -340,7 +340,7 @@ func TestKpodDaemonSet(t *testing.T) {
 		first = s
 		return nil
 	})
-	t.Logf("first enriched scrape %v after apply: %d samples", time.Since(start).Round(time.Second), len(first.Samples))
+	t.Logf("first enriched scrape %v after apply: %d samples; %s", time.Since(start).Round(time.Second), len(first.Samples), lostUpdates(first))
 	checkUnavailable(t, first)
 
 	// ---- workloads -------------------------------------------------------------------------
@@ -453,6 +453,7 @@ func TestKpodDaemonSet(t *testing.T) {
 		return nil
 	})
 	checkIdentity(t, base, pods)
+	t.Logf("baseline: %s", lostUpdates(base))
 
 	// ---- release the gates -----------------------------------------------------------------
 	released := time.Now()
@@ -504,6 +505,16 @@ func TestKpodDaemonSet(t *testing.T) {
 	}
 	_ = after
 
+	t.Run("no lost BPF updates while the workloads ran", func(t *testing.T) {
+		// kpod counts map updates that failed in the kernel; one in the measured window
+		// would make an exact count a matter of luck.
+		t.Logf("final: %s", lostUpdates(final))
+		for _, s := range final.find("kpod_bpf_map_update_errors_total", nil) {
+			if b := base.find(s.Name, s.Labels); s.Value != firstValue(b) {
+				t.Errorf("%s: %g updates lost while the workloads ran (was %g)", s.Labels["map"], s.Value-firstValue(b), firstValue(b))
+			}
+		}
+	})
 	t.Run("fork loop", func(t *testing.T) {
 		exact(t, "forks", delta(final, fork, "kpod_proc_forks_total"), forks)
 		exact(t, "exits (the children and the workload)", delta(final, fork, "kpod_proc_exits_total"), forks+1)
@@ -667,6 +678,25 @@ func firstValue(ss []sample) float64 {
 	return ss[0].Value
 }
 
+// lostUpdates summarizes kpod_bpf_map_update_errors_total and the maps' fill.
+func lostUpdates(s *scrape) string {
+	var parts []string
+	for _, x := range s.find("kpod_bpf_map_update_errors_total", nil) {
+		if x.Value == 0 {
+			continue
+		}
+		m := x.Labels["map"]
+		e := firstValue(s.find("kpod_bpf_map_entries", map[string]string{"map": m}))
+		c := firstValue(s.find("kpod_bpf_map_capacity", map[string]string{"map": m}))
+		parts = append(parts, fmt.Sprintf("%s %g (entries %g of %g)", m, x.Value, e, c))
+	}
+	if len(parts) == 0 {
+		return "no BPF map update lost"
+	}
+	sort.Strings(parts)
+	return "BPF map updates lost (kpod_bpf_map_update_errors_total): " + strings.Join(parts, ", ")
+}
+
 // isCounter: counters and histogram parts (which only grow).
 func isCounter(name string) bool {
 	return strings.HasSuffix(name, "_total") || strings.HasSuffix(name, "_bucket") ||
@@ -789,7 +819,7 @@ func diagnose(t *testing.T, c *cluster) {
 
 // testDeletedPod deletes a workload pod and checks that kpod drops its BPF map entries: no
 // key of any of the DaemonSet collector's maps holds the cgroup id of the pod's container or
-// sandbox (bpftool), and kpod_bpf_map_entries of the syscall map goes down.
+// sandbox any more (bpftool on the maps the collector holds open).
 func testDeletedPod(t *testing.T, c *cluster, bpftool string, ds, p *corev1.Pod, w *workload) {
 	pid := collectorPID(t, ds)
 	ids := podCgroupIDs(t, p)
@@ -828,18 +858,13 @@ func testDeletedPod(t *testing.T, c *cluster, bpftool string, ds, p *corev1.Pod,
 		return nil
 	})
 	t.Logf("no BPF map entry of the deleted pod's cgroups left %v after the deletion", time.Since(start).Round(time.Second))
-	eventually(t, 2*cycle, 2*time.Second, "kpod_bpf_map_entries{map=kpod_sys} down", func() error {
-		s, err := get(context.Background(), metricsURL)
-		if err != nil {
-			return err
-		}
-		if after := entries(s, "kpod_sys"); after > sysBefore-float64(before["kpod_sys"]) {
-			return fmt.Errorf("kpod_bpf_map_entries{map=kpod_sys} = %g, was %g with %d entries of the pod", after, sysBefore, before["kpod_sys"])
-		} else {
-			t.Logf("kpod_bpf_map_entries{map=kpod_sys}: %g -> %g (the pod had %d)", sysBefore, after, before["kpod_sys"])
-		}
-		return nil
-	})
+	// kpod_bpf_map_entries counts every cgroup of the node (other tests on this host create
+	// and remove theirs meanwhile), so its change is only shown; the keys above are the check.
+	time.Sleep(cycle)
+	if s, err := get(context.Background(), metricsURL); err == nil {
+		t.Logf("kpod_bpf_map_entries{map=kpod_sys}: %g before the deletion, %g a cycle after it (the pod had %d)",
+			sysBefore, entries(s, "kpod_sys"), before["kpod_sys"])
+	}
 }
 
 // collectorPID is the host pid of the DaemonSet's otelcol-kpod process.
