@@ -41,10 +41,19 @@ func TestBench(t *testing.T) {
 		t.Fatal("the benchmarks need root (BPF, cgroups, loop devices)")
 	}
 	runtime.MemProfileRate = 4096 // a precise heap profile of the receiver
+	quick := os.Getenv("BENCH_QUICK") != ""
+	def := func(full, q int) int {
+		if quick {
+			return q
+		}
+		return full
+	}
 	run := &benchRun{
-		Rounds:      envInt("BENCH_ROUNDS", 3),
-		FocusRounds: envInt("BENCH_FOCUS_ROUNDS", 8),
-		Quick:       os.Getenv("BENCH_QUICK") != "",
+		Rounds:     envInt("BENCH_ROUNDS", def(2, 1)),
+		MicroPairs: envInt("BENCH_MICRO_PAIRS", def(4, 2)),
+		RedisPairs: envInt("BENCH_REDIS_PAIRS", def(2, 1)),
+		FocusPairs: envInt("BENCH_FOCUS_PAIRS", def(16, 2)),
+		Quick:      quick,
 	}
 	run.Machine = machineInfo()
 	run.Start = time.Now()
@@ -62,9 +71,6 @@ func TestBench(t *testing.T) {
 		report = "../BENCHMARKS.md"
 	}
 	peerDir, _ := filepath.Abs("peers")
-	if run.Quick {
-		run.Rounds, run.FocusRounds = 1, 1
-	}
 
 	// Everything this run creates is undone by cleanup, also on SIGINT/SIGTERM.
 	var (
@@ -162,7 +168,7 @@ func TestBench(t *testing.T) {
 	peers = append(peers, bpftracePeers(peerDir)...)
 	peers = append(peers, libbpfPeers()...)
 	if run.Quick {
-		peers = []peerTool{bpftracePeers(peerDir)[0], libbpfPeers()[0]}
+		peers = []peerTool{bpftracePeers(peerDir)[0], libbpfPeers()[0], libbpfPeers()[5]}
 	}
 	for i := range peers {
 		p := &peers[i]
@@ -170,7 +176,7 @@ func TestBench(t *testing.T) {
 		if strings.HasPrefix(p.Name, "libbpf") {
 			kind = kindLibbpf
 		}
-		configs = append(configs, &config{Name: p.Name, Kind: kind, Family: p.Family, peer: p})
+		configs = append(configs, &config{Name: p.Name, Kind: kind, Family: p.Family, peer: p, streaming: p.Streaming})
 	}
 	for _, p := range notRunnablePeers() {
 		c := &config{Name: p.Name, Kind: kindLibbpf, Family: p.Family, peer: &p}
@@ -183,25 +189,30 @@ func TestBench(t *testing.T) {
 		run.Unrunnable = append(run.Unrunnable, unrunnable{p.Name, p.Family, firstLines(err.Error(), 3)})
 	}
 
+	logf("loading and adopting %d configs", len(configs))
+	entries := prepare(configs)
+	onCleanup(func() {
+		for _, e := range entries {
+			if e.ad != nil {
+				e.ad.close()
+			}
+		}
+	})
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
-	logf("kernel overhead: %d configs × %d rounds", len(configs), run.Rounds)
-	run.Overhead, err = runOverhead(s, configs, run.Rounds, benchNames(), rng)
+	run.Matrix, err = runMatrix(s, entries, run.Rounds, run.MicroPairs, run.RedisPairs, rng)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeJSON(filepath.Join(outDir, "overhead.json"), run.Overhead)
+	writeJSON(filepath.Join(outDir, "matrix.json"), run.Matrix)
 
-	var focus []*config
-	for _, c := range configs {
-		if c.Kind == kindNone || c.Name == "kpod standard" || c.Name == "kpod comprehensive" {
-			focus = append(focus, c)
+	var focus []*entry
+	for _, e := range entries {
+		if e.cfg.Kind == kindNone || e.cfg.Name == "kpod standard" || e.cfg.Name == "kpod comprehensive" {
+			focus = append(focus, e)
 		}
 	}
 	s.redisN = 10000
-	run.Focus, err = runFocus(s, focus, []string{"redis-set", "redis-get", "redis-cpu", "pingpong", "getppid"}, run.FocusRounds, rng)
-	if err != nil {
-		t.Fatal(err)
-	}
+	run.Focus = runFocus(s, focus, run.FocusPairs, rng)
 	s.redisN = 5000
 	writeJSON(filepath.Join(outDir, "focus.json"), run.Focus)
 
@@ -210,15 +221,13 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatalf("enabling BPF statistics: %v", err)
 	}
-	var statConfigs []*config
-	for _, c := range configs {
-		if c.Name == "kpod comprehensive" || c.peer != nil {
-			if r := run.Overhead.byName(c.Name); r == nil || r.Error == "" {
-				statConfigs = append(statConfigs, c)
-			}
+	var statEntries []*entry
+	for _, e := range entries {
+		if e.cfg.Name == "kpod comprehensive" || e.cfg.peer != nil {
+			statEntries = append(statEntries, e)
 		}
 	}
-	run.Stats = runStats(s, statConfigs)
+	run.Stats = runStats(s, statEntries)
 	stats.Close()
 	writeJSON(filepath.Join(outDir, "stats.json"), run.Stats)
 

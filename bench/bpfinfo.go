@@ -4,7 +4,6 @@ package bench
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -143,24 +142,6 @@ func mapName(id uint32) string {
 	}
 	mapNames[id] = n
 	return n
-}
-
-// countPrograms counts every BPF program loaded on the host (other engineers' tests load
-// kpod's programs too; a sample taken while they do is noted).
-func countPrograms() int {
-	n := 0
-	id := ebpf.ProgramID(0)
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			if !errors.Is(err, os.ErrNotExist) {
-				return -1
-			}
-			return n
-		}
-		n++
-		id = next
-	}
 }
 
 // sumMemlock adds up the memlock of maps.

@@ -26,8 +26,13 @@ type config struct {
 	Family string // the kpod family (or the family a peer is the equivalent of)
 	kpod   *kpodOptions
 	peer   *peerTool
+	// streaming: the tool sends every event to its userspace, so it cannot be adopted (see
+	// adopt.go) and is started and stopped around samples instead.
+	streaming bool
 }
 
+// attached is a config started the ordinary way: the receiver started in this process, or
+// the tool running.
 type attached struct {
 	c      *config
 	k      *kpodRun
@@ -88,104 +93,116 @@ func (a *attached) detach() {
 	}
 }
 
-// progDesc describes an attached program.
-type progDesc struct {
-	Name string
-	Type string
+// toggle switches a config's BPF programs on and off between samples.
+type toggle interface {
+	on() error
+	off()
+}
+
+// restarted is the toggle of a streaming tool: on starts it, off stops it.
+type restarted struct {
+	c *config
+	a *attached
+}
+
+func (t *restarted) on() (err error) { t.a, err = t.c.attach(); return err }
+func (t *restarted) off() {
+	if t.a != nil {
+		t.a.detach()
+		t.a = nil
+	}
+}
+
+// control is the A/A control: on and off do nothing.
+type control struct{}
+
+func (control) on() error { return nil }
+func (control) off()      {}
+
+// entry is a config of the matrix with its toggle and results.
+type entry struct {
+	cfg *config
+	t   toggle
+	ad  *adopted // when adopted
+	res *configResult
 }
 
 // configResult is everything measured for one config.
 type configResult struct {
 	Name, Kind, Family string
+	Method             string // adopted, restarted, control
 	Error              string
-	AttachSec          []float64
+	LoadSec            float64 // how long the receiver or the tool took to load and attach
+	Hooks              []hookRef
 	Programs           []progDesc
 	Maps               []mapInfo
 	MapMemlock         uint64
-	Samples            map[string][]float64 // ns/op per round
-	Ratios             map[string][]float64 // ns/op ÷ mean of the bracketing baselines, per round
-	OtherProgs         []int                // BPF programs loaded by others on the host during each sample
+	On, Off            map[string][]float64 // ns/op of each pair's sample with and without
+	Foreign            []map[string]int     // other processes' BPF hooks, sampled before each round's pairs
 }
 
-type overheadResult struct {
-	Rounds    int
-	Configs   []*configResult
-	Baselines []sample
-	Took      time.Duration
+type progDesc struct {
+	Name string
+	Type string
 }
 
-func (o *overheadResult) byName(n string) *configResult {
-	for _, c := range o.Configs {
-		if c.Name == n {
-			return c
-		}
+func (r *configResult) ratios(b string) []float64 {
+	var out []float64
+	for i := range r.On[b] {
+		out = append(out, r.On[b][i]/r.Off[b][i])
 	}
-	return nil
+	return out
 }
 
-// runOverhead runs interleaved A/B rounds. In every round the configs run in a new random
-// order, each followed at once by a baseline (nothing attached): B A B A ... with a baseline
-// first. A config's sample is divided by the mean of the two baselines right before and
-// right after it. This machine's speed drifts by tens of percent within seconds (steal time
-// of the VM's host; see README.md), so only samples taken close together are compared.
-func runOverhead(s *suite, configs []*config, rounds int, names []string, rng *rand.Rand) (*overheadResult, error) {
-	start := time.Now()
-	res := &overheadResult{Rounds: rounds}
-	byName := map[string]*configResult{}
+func (r *configResult) deltas(b string) []float64 {
+	var out []float64
+	for i := range r.On[b] {
+		out = append(out, r.On[b][i]-r.Off[b][i])
+	}
+	return out
+}
+
+func newResult(c *config) *configResult {
+	return &configResult{Name: c.Name, Kind: c.Kind, Family: c.Family, On: map[string][]float64{}, Off: map[string][]float64{}}
+}
+
+// prepare builds the toggle of every config: the A/A control, adopted programs, or a
+// restarted streaming tool (started once here to describe its programs and maps).
+func prepare(configs []*config) []*entry {
+	var out []*entry
 	for _, c := range configs {
-		r := &configResult{Name: c.Name, Kind: c.Kind, Family: c.Family, Samples: map[string][]float64{}, Ratios: map[string][]float64{}}
-		byName[c.Name] = r
-		res.Configs = append(res.Configs, r)
-	}
-	baseline := func() (sample, error) {
-		smp, _, err := s.run(names...)
-		if err == nil {
-			res.Baselines = append(res.Baselines, smp)
-		}
-		return smp, err
-	}
-	for round := 0; round < rounds; round++ {
-		t0 := time.Now()
-		before, err := baseline()
-		if err != nil {
-			return nil, err
-		}
-		for _, idx := range rng.Perm(len(configs)) {
-			c, r := configs[idx], byName[configs[idx].Name]
-			if r.Error != "" {
-				continue
-			}
+		e := &entry{cfg: c, res: newResult(c)}
+		out = append(out, e)
+		switch {
+		case c.Kind == kindNone:
+			e.t, e.res.Method = control{}, "control"
+		case c.streaming:
+			e.res.Method = "restarted"
 			a, err := c.attach()
 			if err != nil {
-				r.Error = err.Error()
-				logf("%s: %s", c.Name, firstLines(err.Error(), 3))
-				continue
+				e.res.Error = err.Error()
+				break
 			}
-			r.AttachSec = append(r.AttachSec, a.took.Seconds())
-			if r.Programs == nil && c.Kind != kindNone {
-				r.Programs, r.Maps, r.MapMemlock = describe(a)
-			}
-			other := countPrograms() - len(a.progs)
-			smp, _, err := s.run(names...)
+			e.res.LoadSec = a.took.Seconds()
+			e.res.Programs, e.res.Maps, e.res.MapMemlock = describe(a)
+			e.res.Hooks, _ = hooksOf(a.objPID)
 			a.detach()
+			e.t = &restarted{c: c}
+		default:
+			e.res.Method = "adopted"
+			ad, a, err := adopt(c)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", c.Name, err)
+				e.res.Error = err.Error()
+				logf("%s: %s", c.Name, firstLines(err.Error(), 3))
+				break
 			}
-			after, err := baseline()
-			if err != nil {
-				return nil, err
-			}
-			r.OtherProgs = append(r.OtherProgs, other)
-			for _, b := range names {
-				r.Samples[b] = append(r.Samples[b], smp[b])
-				r.Ratios[b] = append(r.Ratios[b], smp[b]/((before[b]+after[b])/2))
-			}
-			before = after
+			e.res.LoadSec = a.took.Seconds()
+			e.res.Programs, e.res.Maps, e.res.MapMemlock = describe(a)
+			e.res.Hooks = ad.Hooks
+			e.ad, e.t = ad, ad
 		}
-		logf("overhead round %d/%d took %v", round+1, rounds, time.Since(t0).Round(time.Second))
 	}
-	res.Took = time.Since(start)
-	return res, nil
+	return out
 }
 
 func describe(a *attached) ([]progDesc, []mapInfo, uint64) {
@@ -202,65 +219,152 @@ func describe(a *attached) ([]progDesc, []mapInfo, uint64) {
 	return progs, maps, sumMemlock(a.maps)
 }
 
-// focusResult is the A/B of the budgeted profiles on the budgeted benchmarks (redis,
-// ping-pong) plus the A/A control, with more rounds than the matrix.
-type focusResult struct {
-	Rounds   int
-	Requests int
-	Names    []string
-	Configs  []*configResult
-	Base     []sample
+// pairBenches are the units of a pair: "redis" runs SET, GET and records CPU per request.
+var pairBenches = []string{"redis", "pingpong", "getppid", "tcp", "forkexec", "dread"}
+
+func runNames(b string) []string {
+	if b == "redis" {
+		return []string{"redis-set"} // fills redis-set, redis-get and redis-cpu
+	}
+	return []string{b}
 }
 
-func runFocus(s *suite, configs []*config, names []string, rounds int, rng *rand.Rand) (*focusResult, error) {
-	res := &focusResult{Rounds: rounds, Requests: s.redisN, Names: names}
-	byName := map[string]*configResult{}
-	for _, c := range configs {
-		r := &configResult{Name: c.Name, Kind: c.Kind, Samples: map[string][]float64{}, Ratios: map[string][]float64{}}
-		byName[c.Name] = r
-		res.Configs = append(res.Configs, r)
+// pairs takes n pairs of samples of the benchmarks in group, one with the config on and one
+// off, right after each other; every other pair starts with the "off" sample, so that a
+// drift within a pair favours neither side.
+func pairs(s *suite, e *entry, group []string, n int, flip *int) error {
+	var names []string
+	for _, b := range group {
+		names = append(names, runNames(b)...)
 	}
-	base := func() (sample, error) {
-		smp, _, err := s.run(names...)
-		if err == nil {
-			res.Base = append(res.Base, smp)
+	for k := 0; k < n; k++ {
+		var on, off sample
+		var err error
+		runOn := func() error {
+			if err := e.t.on(); err != nil {
+				return err
+			}
+			on, _, err = s.run(names...)
+			e.t.off()
+			return err
 		}
-		return smp, err
+		if *flip%2 == 0 {
+			if err = runOn(); err == nil {
+				off, _, err = s.run(names...)
+			}
+		} else {
+			if off, _, err = s.run(names...); err == nil {
+				err = runOn()
+			}
+		}
+		*flip++
+		if err != nil {
+			return err
+		}
+		for b := range on {
+			e.res.On[b] = append(e.res.On[b], on[b])
+			e.res.Off[b] = append(e.res.Off[b], off[b])
+		}
 	}
-	before, err := base()
-	if err != nil {
-		return nil, err
+	return nil
+}
+
+type matrixResult struct {
+	Rounds, MicroPairs, RedisPairs int
+	Configs                        []*configResult
+	Took                           time.Duration
+}
+
+func (m *matrixResult) byName(n string) *configResult {
+	for _, c := range m.Configs {
+		if c.Name == n {
+			return c
+		}
 	}
+	return nil
+}
+
+// runMatrix measures every config on every benchmark: rounds × (microPairs pairs of each
+// micro-benchmark, redisPairs pairs of redis), configs in a new random order each round.
+// Adopted configs pair each benchmark on its own (on and off samples milliseconds apart);
+// restarted ones pair the whole suite (their start and stop take about a second).
+func runMatrix(s *suite, entries []*entry, rounds, microPairs, redisPairs int, rng *rand.Rand) (*matrixResult, error) {
+	start := time.Now()
+	res := &matrixResult{Rounds: rounds, MicroPairs: microPairs, RedisPairs: redisPairs}
+	for _, e := range entries {
+		res.Configs = append(res.Configs, e.res)
+	}
+	flip := 0
 	for round := 0; round < rounds; round++ {
-		for _, idx := range rng.Perm(len(configs)) {
-			c, r := configs[idx], byName[configs[idx].Name]
-			a, err := c.attach()
-			if err != nil {
-				r.Error = err.Error()
+		t0 := time.Now()
+		for _, idx := range rng.Perm(len(entries)) {
+			e := entries[idx]
+			if e.t == nil || e.res.Error != "" {
 				continue
 			}
-			smp, _, err := s.run(names...)
-			a.detach()
-			if err != nil {
-				return nil, err
+			e.res.Foreign = append(e.res.Foreign, foreignHooks())
+			if _, slow := e.t.(*restarted); slow {
+				if err := pairs(s, e, pairBenches, max(1, microPairs/2), &flip); err != nil {
+					e.res.Error = err.Error()
+					logf("%s: %s", e.cfg.Name, firstLines(err.Error(), 3))
+				}
+				continue
 			}
-			after, err := base()
-			if err != nil {
-				return nil, err
+			for _, b := range pairBenches {
+				n := microPairs
+				if b == "redis" {
+					n = redisPairs
+				}
+				if err := pairs(s, e, []string{b}, n, &flip); err != nil {
+					e.res.Error = err.Error()
+					logf("%s: %s", e.cfg.Name, firstLines(err.Error(), 3))
+					break
+				}
 			}
-			for _, b := range names {
-				r.Samples[b] = append(r.Samples[b], smp[b])
-				r.Ratios[b] = append(r.Ratios[b], smp[b]/((before[b]+after[b])/2))
-			}
-			before = after
 		}
+		logf("matrix round %d/%d took %v", round+1, rounds, time.Since(t0).Round(time.Second))
 	}
-	logf("budget focus: %d rounds done", rounds)
+	res.Took = time.Since(start)
 	return res, nil
 }
 
+// focusResult is the A/B of the budgeted profiles on the budgeted benchmarks (redis,
+// ping-pong) and getppid, plus the A/A control, with more pairs than the matrix.
+type focusResult struct {
+	Pairs    int
+	Requests int
+	Configs  []*configResult
+}
+
+func runFocus(s *suite, entries []*entry, pairsPerBench int, rng *rand.Rand) *focusResult {
+	res := &focusResult{Pairs: pairsPerBench, Requests: s.redisN}
+	var es []*entry
+	for _, e := range entries {
+		fe := &entry{cfg: e.cfg, t: e.t, ad: e.ad, res: newResult(e.cfg)}
+		fe.res.Hooks, fe.res.Method = e.res.Hooks, e.res.Method
+		es = append(es, fe)
+		res.Configs = append(res.Configs, fe.res)
+	}
+	flip := 0
+	for k := 0; k < pairsPerBench; k += 2 {
+		for _, idx := range rng.Perm(len(es)) {
+			e := es[idx]
+			if e.t == nil {
+				continue
+			}
+			for _, b := range []string{"redis", "pingpong", "getppid"} {
+				if err := pairs(s, e, []string{b}, 2, &flip); err != nil {
+					e.res.Error = err.Error()
+				}
+			}
+		}
+	}
+	logf("budget focus: %d pairs per benchmark done", pairsPerBench)
+	return res
+}
+
 // statBenches are the runs of the statistics pass ("redis" is SET and GET together).
-var statBenches = []string{"redis", "pingpong", "getppid", "tcp", "forkexec", "dread"}
+var statBenches = pairBenches
 
 // progStat is one program's activity during one benchmark run (BPF statistics on).
 type progStat struct {
@@ -279,40 +383,51 @@ type statsResult struct {
 	Progs              map[string]map[string]progStat // benchmark → program name → stats
 }
 
-// runStats attaches each config with BPF run-time statistics enabled and runs every
+// runStats switches each config on with BPF run-time statistics enabled and runs every
 // benchmark once, reading each program's run count and run time before and after. The
 // programs also run for the rest of the host (other engineers' builds): a one-second idle
 // window before the benchmarks gives each program's background rate, subtracted pro rata.
-func runStats(s *suite, configs []*config) []*statsResult {
+func runStats(s *suite, entries []*entry) []*statsResult {
 	var out []*statsResult
-	for _, c := range configs {
-		r := &statsResult{Name: c.Name, Kind: c.Kind, Family: c.Family, Ops: map[string]float64{}, Progs: map[string]map[string]progStat{}}
-		out = append(out, r)
-		a, err := c.attach()
-		if err != nil {
-			r.Error = err.Error()
-			logf("stats %s: %s", c.Name, firstLines(err.Error(), 3))
+	for _, e := range entries {
+		c := e.cfg
+		if e.t == nil || c.Kind == kindNone || e.res.Error != "" {
 			continue
 		}
-		p0, t0 := a.objects(), time.Now()
+		r := &statsResult{Name: c.Name, Kind: c.Kind, Family: c.Family, Ops: map[string]float64{}, Progs: map[string]map[string]progStat{}}
+		out = append(out, r)
+		var read func() map[uint32]progInfo
+		if e.ad != nil {
+			if err := e.ad.on(); err != nil {
+				r.Error = err.Error()
+				continue
+			}
+			read = e.ad.programs
+		} else {
+			a, err := c.attach()
+			if err != nil {
+				r.Error = err.Error()
+				logf("stats %s: %s", c.Name, firstLines(err.Error(), 3))
+				continue
+			}
+			read = a.objects
+			e.t.(*restarted).a = a
+		}
+		p0, t0 := read(), time.Now()
 		time.Sleep(time.Second)
-		p1, idle := a.objects(), time.Since(t0)
+		p1, idle := read(), time.Since(t0)
 		bgRuns, bgTime := map[uint32]float64{}, map[uint32]float64{}
 		for id, p := range p1 {
 			bgRuns[id] = float64(p.RunCnt-p0[id].RunCnt) / idle.Seconds()
 			bgTime[id] = float64(p.RunTimeNs-p0[id].RunTimeNs) / idle.Seconds()
 		}
 		for _, b := range statBenches {
-			run := []string{b}
-			if b == "redis" {
-				run = []string{"redis-set"}
-			}
-			before, t := a.objects(), time.Now()
-			if _, _, err := s.run(run...); err != nil {
+			before, t := read(), time.Now()
+			if _, _, err := s.run(runNames(b)...); err != nil {
 				r.Error = err.Error()
 				break
 			}
-			after, dt := a.objects(), time.Since(t).Seconds()
+			after, dt := read(), time.Since(t).Seconds()
 			r.Ops[b] = s.ops(b)
 			m := map[string]progStat{}
 			for id, p := range after {
@@ -330,8 +445,8 @@ func runStats(s *suite, configs []*config) []*statsResult {
 			}
 			r.Progs[b] = m
 		}
-		a.detach()
-		logf("stats %s done", c.Name)
+		e.t.off()
 	}
+	logf("BPF statistics pass done")
 	return out
 }

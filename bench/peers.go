@@ -19,6 +19,8 @@ type peerTool struct {
 	Name   string // shown in tables
 	Family string // the kpod family it is the equivalent of
 	Argv   []string
+	// Streaming tools send every event to their userspace through a perf buffer.
+	Streaming bool
 }
 
 // peerProc is a running peer tool.
@@ -80,11 +82,13 @@ func libbpfPeers() []peerTool {
 		t("biolatency", "biolatency", "-D"),
 		t("hardirqs", "hardirqs", "-d"),
 		t("softirqs", "softirqs", "-d"),
-		t("proc", "execsnoop"),
-		t("proc", "exitsnoop"),
-		t("tcp", "tcplife"),
+		stream(t("proc", "execsnoop")),
+		stream(t("proc", "exitsnoop")),
+		stream(t("tcp", "tcplife")),
 	}
 }
+
+func stream(t peerTool) peerTool { t.Streaming = true; return t }
 
 // notRunnablePeers are tried once and reported with their error.
 func notRunnablePeers() []peerTool {

@@ -17,23 +17,23 @@ type unrunnable struct{ Name, Family, Why string }
 
 // benchRun is everything one `make bench` measured.
 type benchRun struct {
-	Rounds, FocusRounds int
-	Quick               bool
-	OutDir              string
-	Machine             map[string]string
-	Start, End          time.Time
-	LoadStart, LoadEnd  string
-	Suite               map[string]string
-	Overhead            *overheadResult
-	Focus               *focusResult
-	Stats               []*statsResult
-	Scale               []*scalePoint
-	Unrunnable          []unrunnable
+	Rounds, MicroPairs, RedisPairs, FocusPairs int
+	Quick                                      bool
+	OutDir                                     string
+	Machine                                    map[string]string
+	Start, End                                 time.Time
+	LoadStart, LoadEnd                         string
+	Suite                                      map[string]string
+	Matrix                                     *matrixResult
+	Focus                                      *focusResult
+	Stats                                      []*statsResult
+	Scale                                      []*scalePoint
+	Unrunnable                                 []unrunnable
 }
 
 func suiteParams(s *suite) map[string]string {
 	return map[string]string{
-		"redis":    fmt.Sprintf("redis-benchmark -t set -n %d -c 50, then -t get (server on CPU 0 and client on CPU 1, in two containers of one fake pod)", s.redisN),
+		"redis":    fmt.Sprintf("redis-benchmark -t set -n %d -c 50, then -t get (server on CPU 0, client on CPU 1, two containers of one fake pod)", s.redisN),
 		"getppid":  fmt.Sprintf("kbench getppid %d %d", s.getppid[0], s.getppid[1]),
 		"pingpong": fmt.Sprintf("kbench pingpong %d %d", s.pingpong[0], s.pingpong[1]),
 		"tcp":      fmt.Sprintf("kbench tcp %d %d 4096", s.tcp[0], s.tcp[1]),
@@ -68,7 +68,7 @@ func machineInfo() map[string]string {
 	if b, err := os.ReadFile("/etc/debian_version"); err == nil {
 		m["os"] = "Debian " + strings.TrimSpace(string(b))
 	}
-	m["hypervisor"] = sh("sh", "-c", "dmesg 2>/dev/null | grep -m1 -o 'Hypervisor detected: .*' || systemd-detect-virt 2>/dev/null || echo unknown")
+	m["hypervisor"] = sh("sh", "-c", "dmesg 2>/dev/null | grep -m1 -o 'Hypervisor detected: .*' || echo 'hypervisor: see kernel name (PVM guest)'")
 	m["bpftrace"] = sh("bpftrace", "--version")
 	m["libbpf-tools"] = sh("dpkg-query", "-W", "-f", "${Version}", "libbpf-tools")
 	m["redis"] = sh("sh", "-c", "redis-server --version | cut -d' ' -f3")
@@ -78,7 +78,7 @@ func machineInfo() map[string]string {
 	if st := sh("git", "status", "--porcelain", "--untracked-files=no", "--", "../bpf", "../internal", "../receiver"); st != "" && st != "?" {
 		m["commit"] += " (with uncommitted changes in bpf/, internal/ or receiver/)"
 	}
-	m["bpf_jit"] = sh("sysctl", "-n", "net.core.bpf_jit_enable")
+	m["steal"] = stealPercent()
 	return m
 }
 
@@ -89,6 +89,30 @@ func loadAvg() string {
 	}
 	f := strings.Fields(string(b))
 	return strings.Join(f[:3], " ")
+}
+
+// stealPercent samples /proc/stat for a second: the share of CPU time the hypervisor took.
+func stealPercent() string {
+	read := func() (steal, total float64) {
+		b, _ := os.ReadFile("/proc/stat")
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+		for i, v := range f[1:] {
+			var x float64
+			fmt.Sscan(v, &x)
+			total += x
+			if i == 7 {
+				steal = x
+			}
+		}
+		return
+	}
+	s0, t0 := read()
+	time.Sleep(time.Second)
+	s1, t1 := read()
+	if t1 == t0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f %%", 100*(s1-s0)/(t1-t0))
 }
 
 // ---- statistics ----
@@ -113,7 +137,66 @@ func minMax(v []float64) (float64, float64) {
 	return lo, hi
 }
 
-// ---- report ----
+// quartiles returns the 25th and 75th percentiles.
+func quartiles(v []float64) (float64, float64) {
+	if len(v) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	q := func(p float64) float64 {
+		x := p * float64(len(s)-1)
+		i := int(x)
+		if i+1 >= len(s) {
+			return s[len(s)-1]
+		}
+		return s[i] + (x-float64(i))*(s[i+1]-s[i])
+	}
+	return q(0.25), q(0.75)
+}
+
+// signP is the two-sided sign-test p-value of paired differences d (zeros dropped): how
+// likely so lopsided a split of signs is if on and off cost the same.
+func signP(d []float64) float64 {
+	n, k := 0, 0
+	for _, x := range d {
+		if x != 0 {
+			n++
+			if x > 0 {
+				k++
+			}
+		}
+	}
+	if n == 0 {
+		return 1
+	}
+	k = max(k, n-k)
+	p := 0.0
+	for i := k; i <= n; i++ {
+		p += binom(n, i)
+	}
+	return math.Min(1, 2*p/math.Pow(2, float64(n)))
+}
+
+func binom(n, k int) float64 {
+	r := 1.0
+	for i := 1; i <= k; i++ {
+		r = r * float64(n-k+i) / float64(i)
+	}
+	return r
+}
+
+// mad is the median absolute deviation scaled to a standard deviation (1.4826 × MAD).
+func mad(v []float64) float64 {
+	m := median(v)
+	var dev []float64
+	for _, x := range v {
+		dev = append(dev, math.Abs(x-m))
+	}
+	return 1.4826 * median(dev)
+}
+
+// ---- formatting ----
 
 type mdWriter struct{ b strings.Builder }
 
@@ -154,46 +237,80 @@ func signedNs(v float64) string {
 	return s
 }
 
-// overheadCell summarises a config on a benchmark: median ratio and added ns/op.
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func ms(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f ms", v*1000)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**missed**"
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, "; ")
+}
+
+// ---- cells ----
+
+// cell summarises a config on a benchmark over its pairs.
 type cell struct {
-	Ratio, Added, NsOp float64
-	Lo, Hi             float64 // range of the per-round ratios
-	N                  int
+	Ratio, Delta float64 // medians of on/off and on−off
+	Off          float64 // median of the "off" samples
+	Q1, Q3       float64 // quartiles of the ratios
+	P            float64 // sign test
+	N            int
 }
 
-func (run *benchRun) baseNs(b string) float64 {
-	var v []float64
-	for _, s := range run.Overhead.Baselines {
-		v = append(v, s[b])
+func cellOf(r *configResult, b string) cell {
+	if r == nil || len(r.On[b]) == 0 {
+		return cell{Ratio: math.NaN(), Delta: math.NaN(), Off: math.NaN(), P: 1}
 	}
-	return median(v)
-}
-
-func (run *benchRun) cellOf(r *configResult, b string) cell {
-	if r == nil || len(r.Ratios[b]) == 0 {
-		return cell{Ratio: math.NaN(), Added: math.NaN(), NsOp: math.NaN()}
-	}
-	c := cell{Ratio: median(r.Ratios[b]), NsOp: median(r.Samples[b]), N: len(r.Ratios[b])}
-	c.Lo, c.Hi = minMax(r.Ratios[b])
-	c.Added = (c.Ratio - 1) * run.baseNs(b)
+	c := cell{Ratio: median(r.ratios(b)), Delta: median(r.deltas(b)), Off: median(r.Off[b]), N: len(r.On[b]), P: signP(r.deltas(b))}
+	c.Q1, c.Q3 = quartiles(r.ratios(b))
 	return c
 }
 
-// noise is the A/A control's largest deviation from 1 on a benchmark.
+// sig marks a difference the sign test cannot tell from nothing (p ≥ 0.05).
+func (c cell) sig() string {
+	if c.P >= 0.05 {
+		return " ≈"
+	}
+	return ""
+}
+
+// noise is the A/A control's spread of on−off on a benchmark, as a standard deviation.
 func (run *benchRun) noise(b string) float64 {
-	r := run.Overhead.byName("none (A/A control)")
-	if r == nil || len(r.Ratios[b]) == 0 {
+	r := run.Matrix.byName("none (A/A control)")
+	if r == nil || len(r.On[b]) == 0 {
 		return math.NaN()
 	}
-	lo, hi := minMax(r.Ratios[b])
-	return math.Max(1-lo, hi-1)
+	return mad(r.deltas(b))
 }
 
 // kpodProgFamily maps kpod program names to their family, from the programs each family
-// attached when it ran alone.
+// loaded when it ran alone.
 func (run *benchRun) kpodProgFamily() map[string]string {
 	out := map[string]string{}
-	for _, r := range run.Overhead.Configs {
+	for _, r := range run.Matrix.Configs {
 		if r.Kind == kindFamily {
 			for _, p := range r.Programs {
 				out[p.Name] = r.Family
@@ -212,7 +329,7 @@ func (run *benchRun) statsOf(name string) *statsResult {
 	return nil
 }
 
-// statBench maps a suite benchmark to the stats-phase run that covered it.
+// statBench maps a suite benchmark to the statistics-pass run that covered it.
 func statBench(b string) string {
 	if strings.HasPrefix(b, "redis") {
 		return "redis"
@@ -234,45 +351,30 @@ func bpfPerOp(s *statsResult, b string, keep func(string) bool) (runsPerOp, nsPe
 	return runsPerOp, nsPerOp, true
 }
 
-func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
-func ms(v float64) string {
-	if math.IsNaN(v) {
-		return "–"
-	}
-	return fmt.Sprintf("%.1f ms", v*1000)
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "**met**"
-	}
-	return "**missed**"
-}
+var matrixBenches = []string{"redis-set", "redis-get", "redis-cpu", "pingpong", "getppid", "tcp", "forkexec", "dread"}
 
 func renderReport(run *benchRun) string {
 	w := &mdWriter{}
-	o := run.Overhead
 	w.p("# kpod benchmarks")
 	w.p("")
-	w.p("Written by `make bench` (code in [bench/](bench/), method below); every number comes from the run described")
-	w.p("here. Re-running overwrites this file. Raw results (JSON), CPU profiles and collector logs of the run: `%s`.", run.OutDir)
+	w.p("Written by `make bench` (code and method: [bench/](bench/README.md)); every number below comes from the run described")
+	w.p("here, and re-running overwrites this file. Raw results (JSON), CPU and heap profiles and collector logs: `%s` on the machine.", run.OutDir)
 	if run.Quick {
 		w.p("")
-		w.p("**BENCH_QUICK run: a subset of configs, one round. Not for conclusions.**")
+		w.p("**BENCH_QUICK run: a subset of configs, few pairs. Not for conclusions.**")
 	}
 	w.p("")
 	w.header("", "")
-	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run TestBench ./bench/` (BENCH_ROUNDS=%d, BENCH_FOCUS_ROUNDS=%d)", run.Rounds, run.FocusRounds))
+	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run TestBench ./bench/` (BENCH_ROUNDS=%d, BENCH_MICRO_PAIRS=%d, BENCH_REDIS_PAIRS=%d, BENCH_FOCUS_PAIRS=%d)",
+		run.Rounds, run.MicroPairs, run.RedisPairs, run.FocusPairs))
 	w.row("kpod", "commit "+run.Machine["commit"])
 	w.row("kernel", run.Machine["kernel"])
-	w.row("machine", fmt.Sprintf("%s, %s cores, %s RAM, %s, %s", run.Machine["cpu"], run.Machine["cores"], run.Machine["memory"], run.Machine["os"], run.Machine["hypervisor"]))
+	w.row("machine", fmt.Sprintf("%s, %s cores, %s RAM, %s; %s", run.Machine["cpu"], run.Machine["cores"], run.Machine["memory"], run.Machine["os"], run.Machine["hypervisor"]))
 	w.row("date", fmt.Sprintf("%s → %s (%s)", run.Start.Format("2006-01-02 15:04:05 MST"), run.End.Format("15:04:05"), run.End.Sub(run.Start).Round(time.Second)))
-	w.row("load average (1/5/15 min)", fmt.Sprintf("at start **%s**, at end **%s** (2 cores: other engineers' builds and tests were running)", run.LoadStart, run.LoadEnd))
+	w.row("load average (1/5/15 min)", fmt.Sprintf("at start **%s**, at end **%s**; CPU steal at start %s (2 vCPUs shared with other engineers' builds and tests)", run.LoadStart, run.LoadEnd, run.Machine["steal"]))
 	w.row("tools", fmt.Sprintf("%s; libbpf-tools %s; redis %s; %s; %s", run.Machine["bpftrace"], run.Machine["libbpf-tools"], run.Machine["redis"], run.Machine["go"], run.Machine["gcc"]))
-	w.row("how kpod is loaded", "through the receiver: `kpodreceiver.NewFactory().CreateMetrics(...)` + `Start` in the benchmark process, with `profile: minimal/standard/comprehensive`, or `profile: custom` + `collectors.<family>.enabled: true` for one family; collection_interval 30 s (default), initial_delay 1 s, bpf_stats off")
+	w.row("how kpod is loaded", "by the receiver: `kpodreceiver.NewFactory().CreateMetrics(...)` + `Start` in the benchmark process with `profile: minimal/standard/comprehensive`, or `profile: custom` + `collectors.<family>.enabled: true` for one family. Its programs are then adopted (see Method) and attached by the benchmark to the same tracepoints with the same attach type (tp_btf, the rung the receiver took)")
 	w.p("")
-
 	renderBudgets(w, run)
 	renderMethod(w, run)
 	renderMatrix(w, run)
@@ -286,33 +388,21 @@ func renderReport(run *benchRun) string {
 		w.p("")
 		w.b.Write(b)
 	}
-	_ = o
 	return w.b.String()
 }
 
 // ---- budgets ----
 
-type budgetLine struct {
-	Budget, Measured string
-	Met              bool
-	Known            bool
-}
-
-func (run *benchRun) focusLoss(profile string) (set, get float64, ok bool) {
-	c := run.focusOf("kpod " + profile)
-	if c == nil || len(c.Ratios["redis-set"]) == 0 {
-		return 0, 0, false
+func (run *benchRun) focusOf(name string) *configResult {
+	if run.Focus == nil {
+		return nil
 	}
-	return 1 - 1/median(c.Ratios["redis-set"]), 1 - 1/median(c.Ratios["redis-get"]), true
-}
-
-// focusCPU is the median increase of CPU time per request in the budget focus.
-func (run *benchRun) focusCPU(profile string) float64 {
-	c := run.focusOf("kpod " + profile)
-	if c == nil || len(c.Ratios["redis-cpu"]) == 0 {
-		return math.NaN()
+	for _, c := range run.Focus.Configs {
+		if c.Name == name {
+			return c
+		}
 	}
-	return median(c.Ratios["redis-cpu"]) - 1
+	return nil
 }
 
 func (run *benchRun) scaleAt(n int) *scalePoint {
@@ -324,34 +414,40 @@ func (run *benchRun) scaleAt(n int) *scalePoint {
 	return nil
 }
 
+func loss(ratio float64) float64 { return (1 - 1/ratio) * 100 }
+
 func renderBudgets(w *mdWriter, run *benchRun) {
 	w.p("## Budgets (DESIGN.md \"Performance budgets\")")
 	w.p("")
+	w.p("redis: the verdict takes the larger of the throughput loss (the budget's measure; ±10–20 %% per pair on this loaded VM) and")
+	w.p("the increase of CPU time per request (the same cost measured with a few %% of noise: a saturated single-threaded server loses")
+	w.p("that much throughput). Medians over the budget-focus pairs.")
+	w.p("")
 	w.header("budget", "measured", "verdict")
+	aa := run.focusOf("none (A/A control)")
 	for _, b := range []struct {
 		profile string
 		limit   float64
-	}{{"standard", 0.02}, {"comprehensive", 0.05}} {
-		set, get, ok := run.focusLoss(b.profile)
-		if !ok {
-			w.row(fmt.Sprintf("redis, %s: ≤ %.0f %% throughput loss", b.profile, b.limit*100), "not measured", "–")
+	}{{"standard", 2}, {"comprehensive", 5}} {
+		f := run.focusOf("kpod " + b.profile)
+		name := fmt.Sprintf("redis, %s: ≤ %.0f %% throughput loss", b.profile, b.limit)
+		if f == nil || len(f.On["redis-set"]) == 0 {
+			w.row(name, "not measured", "–")
 			continue
 		}
-		mSet := run.cellOf(run.Overhead.byName("kpod "+b.profile), "redis-set")
-		mGet := run.cellOf(run.Overhead.byName("kpod "+b.profile), "redis-get")
-		cpu := run.focusCPU(b.profile)
-		w.row(fmt.Sprintf("redis, %s: ≤ %.0f %% throughput loss", b.profile, b.limit*100),
-			fmt.Sprintf("SET %.1f %%, GET %.1f %% (budget focus, median of %d pairs; A/A control ±%.1f %% / ±%.1f %%); CPU per request %+.1f %% (A/A ±%.1f %%); matrix (%d pairs): SET %.1f %%, GET %.1f %%",
-				set*100, get*100, run.Focus.Rounds, run.focusNoise("redis-set")*100, run.focusNoise("redis-get")*100, cpu*100, run.focusNoise("redis-cpu")*100,
-				run.Overhead.Rounds, (1-1/mSet.Ratio)*100, (1-1/mGet.Ratio)*100),
-			verdict(set <= b.limit && get <= b.limit))
+		set, get, cpu := cellOf(f, "redis-set"), cellOf(f, "redis-get"), cellOf(f, "redis-cpu")
+		aset, aget, acpu := cellOf(aa, "redis-set"), cellOf(aa, "redis-get"), cellOf(aa, "redis-cpu")
+		m := run.Matrix.byName("kpod " + b.profile)
+		worst := math.Max(math.Max(loss(set.Ratio), loss(get.Ratio)), (cpu.Ratio-1)*100)
+		w.row(name, fmt.Sprintf("throughput loss SET **%.1f %%**, GET **%.1f %%**; CPU per request **%+.1f %%** (quartiles %+.1f…%+.1f %%) — medians of %d pairs; the A/A control gives %.1f %%, %.1f %%, %+.1f %%. Matrix (%d pairs): SET %.1f %%, GET %.1f %%, CPU %+.1f %%",
+			loss(set.Ratio), loss(get.Ratio), (cpu.Ratio-1)*100, (cpu.Q1-1)*100, (cpu.Q3-1)*100, set.N, loss(aset.Ratio), loss(aget.Ratio), (acpu.Ratio-1)*100,
+			cellOf(m, "redis-set").N, loss(cellOf(m, "redis-set").Ratio), loss(cellOf(m, "redis-get").Ratio), (cellOf(m, "redis-cpu").Ratio-1)*100),
+			verdict(worst <= b.limit))
 	}
-	if c := run.focusOf("kpod standard"); c != nil && len(c.Ratios["pingpong"]) > 0 {
-		m := median(c.Ratios["pingpong"])
-		lo, hi := minMax(c.Ratios["pingpong"])
-		pp := run.cellOf(run.Overhead.byName("kpod standard"), "pingpong")
-		w.row("standard ≤ 10 % on ping-pong", fmt.Sprintf("×%.3f (budget focus, median of %d pairs, range %.3f–%.3f; A/A control ±%.1f %%); matrix ×%.3f",
-			m, len(c.Ratios["pingpong"]), lo, hi, run.focusNoise("pingpong")*100, pp.Ratio), verdict(m <= 1.10))
+	if f := run.focusOf("kpod standard"); f != nil && len(f.On["pingpong"]) > 0 {
+		c, a := cellOf(f, "pingpong"), cellOf(aa, "pingpong")
+		w.row("standard ≤ 10 % on ping-pong", fmt.Sprintf("**×%.3f** (%s per round trip; median of %d pairs, quartiles %.3f–%.3f; A/A control ×%.3f); matrix ×%.3f",
+			c.Ratio, signedNs(c.Delta), c.N, c.Q1, c.Q3, a.Ratio, cellOf(run.Matrix.byName("kpod standard"), "pingpong").Ratio), verdict(c.Ratio <= 1.10))
 	}
 	met, total, missed := run.peerVerdicts()
 	w.row("each family no costlier per event than its bpftrace / libbpf-tools equivalent (same benchmark)",
@@ -362,14 +458,13 @@ func renderBudgets(w *mdWriter, run *benchRun) {
 		limit float64
 	}{{110, 0.010}, {1000, 0.100}} {
 		p := run.scaleAt(c.pods)
+		name := fmt.Sprintf("collection cycle ≤ %.0f ms at %d pods", c.limit*1000, c.pods)
 		if p == nil || len(p.Cycles) == 0 {
-			w.row(fmt.Sprintf("collection cycle ≤ %.0f ms at %d pods", c.limit*1000, c.pods), "not measured", "–")
+			w.row(name, "not measured", "–")
 			continue
 		}
-		m := median(p.Cycles)
-		otel := median(p.OtelCycles)
-		w.row(fmt.Sprintf("collection cycle ≤ %.0f ms at %d pods", c.limit*1000, c.pods),
-			fmt.Sprintf("%s in-process (median of %d cycles), %s in otelcol-kpod (median of %d)", ms(m), len(p.Cycles), ms(otel), len(p.OtelCycles)),
+		m, otel := median(p.Cycles), median(p.OtelCycles)
+		w.row(name, fmt.Sprintf("**%s** in-process (median of %d cycles), %s in otelcol-kpod (median of %d)", ms(m), len(p.Cycles), ms(otel), len(p.OtelCycles)),
 			verdict(m <= c.limit && (math.IsNaN(otel) || otel <= c.limit)))
 	}
 	if p := run.scaleAt(110); p != nil && len(p.OtelRSS) > 0 {
@@ -377,28 +472,22 @@ func renderBudgets(w *mdWriter, run *benchRun) {
 		for _, r := range p.OtelRSS {
 			hi = max(hi, r)
 		}
-		w.row("collector RSS ≤ 80 MiB at 110 pods", fmt.Sprintf("otelcol-kpod (kpod standard + prometheus exporter): VmRSS max %s over %d samples, VmHWM %s", mib(hi), len(p.OtelRSS), mib(p.OtelHWM)),
-			verdict(hi <= 80<<20))
+		w.row("collector RSS ≤ 80 MiB at 110 pods", fmt.Sprintf("otelcol-kpod (kpod standard + prometheus exporter): VmRSS max **%s** over %d samples, VmHWM %s; %s of it is the binary's own file-backed pages",
+			mib(hi), len(p.OtelRSS), mib(p.OtelHWM), mib(p.OtelBinRSS)), verdict(hi <= 80<<20))
 	} else {
 		w.row("collector RSS ≤ 80 MiB at 110 pods", "not measured (BENCH_OTELCOL unset or otelcol-kpod failed)", "–")
 	}
 	w.p("")
 }
 
-func orNone(s []string) string {
-	if len(s) == 0 {
-		return "none"
-	}
-	return strings.Join(s, "; ")
-}
-
 // ---- method ----
 
 func renderMethod(w *mdWriter, run *benchRun) {
-	o := run.Overhead
+	m := run.Matrix
 	w.p("## Method")
 	w.p("")
-	w.p("**Benchmarks** (all inside fake pods: cgroups laid out like the kubelet's cgroupfs driver, `<prefix>/kubepods/besteffort/pod<uid>/<container>`, in the v2 tree and every v1 hierarchy; `bench/kbench.c` is a static C program built at bench time):")
+	w.p("**Benchmarks**, all inside fake pods (cgroups laid out like the kubelet's cgroupfs driver, `<prefix>/kubepods/besteffort/pod<uid>/<container>`,")
+	w.p("in the v2 tree and every v1 hierarchy); `kbench` is `bench/kbench/kbench.c`, a static C program built at bench time:")
 	w.p("")
 	w.header("benchmark", "one operation", "command", "kernel events per operation")
 	for _, b := range benchmarks {
@@ -409,92 +498,103 @@ func renderMethod(w *mdWriter, run *benchRun) {
 		w.row(b.Name, b.Op, "`"+cmd+"`", b.Events)
 	}
 	w.p("")
-	w.p("kbench runs N operations per inner round, R inner rounds, and reports the **minimum over inner rounds** of ns/op")
-	w.p("(the sample least disturbed by the other load). redis-benchmark reports requests/s; ns/op = 1e9 / rps.")
+	w.p("kbench runs N operations per inner round, R short inner rounds, and reports the **minimum over inner rounds** of ns/op (the")
+	w.p("round least disturbed by other load). redis-benchmark reports requests/s (ns/op = 1e9 / rps); redis-cpu is the CPU time of")
+	w.p("redis-server (its threads' schedstat) plus redis-benchmark (rusage) per request.")
 	w.p("")
-	w.p("**Interleaved A/B.** %d configs (nothing, each kpod family alone, each profile, each peer) × %d rounds. In each round", len(o.Configs), o.Rounds)
-	w.p("the configs run in a new random order; a baseline (nothing attached) runs first, after every third config and last.")
-	w.p("A config's **ratio** is its ns/op divided by the mean of the two baselines that bracket it; the table shows the median ratio over")
-	w.p("rounds, and **Δ ns/op = (ratio − 1) × baseline ns/op** (baseline = median of all %d baseline runs). The *none (A/A control)* row", len(o.Baselines))
-	w.p("is a config that attaches nothing: its spread is the noise floor of this run. Attaching and detaching happen between samples,")
-	w.p("never during one. The overhead matrix took %s.", o.Took.Round(time.Second))
+	w.p("**Adopted programs, close pairs.** This VM's speed drifts by 20–40 %% within seconds (host steal), so a sample is only compared")
+	w.p("with one taken right next to it. Each config is first started the ordinary way — the kpod receiver's `Start` (which loads the")
+	w.p("family objects, walks the attach ladder and attaches), `bpftrace script.bt`, or the libbpf-tools binary — and then **adopted**:")
+	w.p("the benchmark opens the same programs by id (from `bpftool perf show`), stops the original (its links go; programs and maps stay")
+	w.p("alive through the benchmark's descriptors) and from then on attaches them itself, to the same tracepoints with the same attach")
+	w.p("type (tp_btf / raw_tp links, or perf-event tracepoints for bpftrace), in well under a millisecond for kpod. A **pair** is one sample")
+	w.p("with the programs attached and one without, back to back (every other pair starts with the detached one). Ratio = on / off,")
+	w.p("Δ = on − off, per pair; tables show **medians over pairs**. What adoption leaves out is the original's userspace (the receiver's")
+	w.p("30 s scrapes: measured separately below; a tool reading its maps at exit). Tools that stream every event to userspace through a")
+	w.p("perf buffer (execsnoop, exitsnoop, tcplife) are not adopted but started and stopped around whole-suite samples (\"restarted\").")
 	w.p("")
-	w.p("**Per-program cost** comes from BPF run-time statistics (`ebpf.EnableStats(BPF_STATS_RUN_TIME)`, read as `run_time_ns` / `run_cnt`")
-	w.p("from `/proc/<pid>/fdinfo` of the process holding the programs), in a separate pass (statistics add two clock reads per program run,")
-	w.p("so they are off during the A/B rounds). The programs also run for everything else on the host; a 1 s idle window before the benchmarks")
-	w.p("gives each program's background rate, subtracted pro rata from the run counts (runs/op) and run times (ns/op). ns/run is the raw mean.")
+	w.p("The matrix: %d configs × %d rounds (new random order each round) × %d pairs per micro-benchmark and %d redis pairs per round; it", len(m.Configs), m.Rounds, m.MicroPairs, m.RedisPairs)
+	w.p("took %s. The **A/A control** goes through the same steps with nothing to attach: its spread is the noise floor. A Δ marked ≈", m.Took.Round(time.Second))
+	w.p("is one the sign test over its pairs cannot tell from zero (p ≥ 0.05).")
 	w.p("")
-	w.p("**Peers**: bpftrace scripts in `bench/peers/*.bt` (classic tracepoints, the same hooks and per-cgroup aggregation as the kpod family)")
-	w.p("and Debian's libbpf-tools, started as separate processes; they count as attached when their first output line appeared and the")
-	w.p("number of BPF programs they hold stopped growing. **Userspace**: see \"Userspace cost vs number of pods\".")
+	w.p("**Per-program cost** comes from the kernel's BPF run-time statistics (`ebpf.EnableStats(BPF_STATS_RUN_TIME)`; run_time_ns /")
+	w.p("run_cnt of each program), in a separate pass with the config attached and every benchmark run once (statistics add two clock")
+	w.p("reads per program run, so they are off during the pairs). The programs also run for everything else on the host; a 1 s idle")
+	w.p("window first gives each program's background rate, subtracted pro rata from runs/op and ns/op. ns/run is the raw mean.")
 	w.p("")
-	var busy int
-	for _, c := range o.Configs {
-		for _, n := range c.OtherProgs {
-			if n > 0 {
-				busy++
+	hooks, samples := map[string]int{}, 0
+	with := 0
+	for _, c := range m.Configs {
+		for _, f := range c.Foreign {
+			samples++
+			if len(f) > 0 {
+				with++
+			}
+			for k, v := range f {
+				hooks[k] = max(hooks[k], v)
 			}
 		}
 	}
-	total := 0
-	for _, c := range o.Configs {
-		total += len(c.OtherProgs)
+	var list []string
+	for k, v := range hooks {
+		list = append(list, fmt.Sprintf("%s (%d hooks)", k, v))
 	}
-	w.p("Other engineers' tests load kpod's programs on this host too: in %d of %d config samples another process had BPF programs loaded", busy, total)
-	w.p("(they add cost to baseline and config alike, only when they overlap one and not the other do they distort a ratio).")
+	sort.Strings(list)
+	w.p("**Other BPF users on the host.** Before %d of %d config rounds other processes had BPF programs attached to tracepoints: %s.", with, samples, orNone(list))
+	w.p("They run in both samples of a pair, so they do not bias Δ ns/op; they do inflate the \"off\" time a ratio is divided by.")
 	w.p("")
 }
 
-// ---- kernel overhead matrix ----
+// ---- matrix ----
 
 func renderMatrix(w *mdWriter, run *benchRun) {
-	o := run.Overhead
-	names := benchNames()
-	w.p("## Kernel overhead: ratio to no BPF (median of %d rounds) and added ns per operation", o.Rounds)
+	m := run.Matrix
+	w.p("## Kernel overhead: ratio with / without and added ns per operation")
 	w.p("")
-	w.p("Each cell: ratio × (Δ per op). For redis the ratio is of ns per request, so throughput loss = 1 − 1/ratio.")
+	w.p("Cell: median ratio × (median Δ per operation) over the config's pairs; ≈: not distinguishable from zero (sign test). For redis")
+	w.p("the ratio is of ns per request, so throughput loss = 1 − 1/ratio.")
 	w.p("")
-	head := []string{"config"}
-	head = append(head, names...)
-	w.header(head...)
-	row := []string{"**baseline ns/op** (median)"}
-	for _, b := range names {
-		row = append(row, "**"+ns(run.baseNs(b))+"**")
+	w.header(append([]string{"config", "pairs", "method"}, matrixBenches...)...)
+	row := []string{"**detached ns/op** (median of the A/A control)", "", ""}
+	aa := m.byName("none (A/A control)")
+	for _, b := range matrixBenches {
+		row = append(row, "**"+ns(cellOf(aa, b).Off)+"**")
 	}
 	w.row(row...)
 	for _, kind := range []string{kindNone, kindFamily, kindProfile, kindBpftrace, kindLibbpf} {
-		for _, r := range o.Configs {
+		for _, r := range m.Configs {
 			if r.Kind != kind {
 				continue
 			}
-			row := []string{r.Name}
-			if r.Error != "" && len(r.Ratios[names[0]]) == 0 {
-				row = append(row, "failed: "+firstLines(r.Error, 1))
-				for range names[1:] {
-					row = append(row, "")
-				}
-				w.row(row...)
+			if len(r.On["getppid"]) == 0 {
+				w.row(r.Name, "0", r.Method, "failed: "+firstLines(r.Error, 1), "", "", "", "", "", "", "")
 				continue
 			}
-			for _, b := range names {
-				c := run.cellOf(r, b)
-				row = append(row, fmt.Sprintf("×%.3f (%s)", c.Ratio, signedNs(c.Added)))
+			row := []string{r.Name, fmt.Sprint(len(r.On["getppid"])), r.Method}
+			for _, b := range matrixBenches {
+				c := cellOf(r, b)
+				row = append(row, fmt.Sprintf("×%.3f (%s%s)", c.Ratio, signedNs(c.Delta), c.sig()))
 			}
 			w.row(row...)
+			if r.Error != "" {
+				w.p("")
+				w.p("(%s stopped early: %s)", r.Name, firstLines(r.Error, 1))
+				w.p("")
+			}
 		}
 	}
 	w.p("")
-	w.p("Ratio ranges over rounds (min–max), for judging the noise:")
+	w.p("Quartiles of the per-pair ratios of the control and the profiles, to judge the spread:")
 	w.p("")
-	w.header(head...)
-	for _, r := range o.Configs {
+	w.header(append([]string{"config"}, matrixBenches...)...)
+	for _, r := range m.Configs {
 		if r.Kind != kindNone && r.Kind != kindProfile {
 			continue
 		}
 		row := []string{r.Name}
-		for _, b := range names {
-			c := run.cellOf(r, b)
-			row = append(row, fmt.Sprintf("%.3f–%.3f", c.Lo, c.Hi))
+		for _, b := range matrixBenches {
+			c := cellOf(r, b)
+			row = append(row, fmt.Sprintf("%.3f–%.3f", c.Q1, c.Q3))
 		}
 		w.row(row...)
 	}
@@ -508,28 +608,23 @@ func renderPerEvent(w *mdWriter, run *benchRun) {
 	fam := run.kpodProgFamily()
 	w.p("## kpod families: added ns per event")
 	w.p("")
-	w.p("For each family, on each benchmark where its programs run (≥ 0.01 runs per operation, from the BPF statistics pass with")
-	w.p("kpod comprehensive): program runs per operation, added ns per operation (A/B), **added ns per program run** (= Δ ns/op ÷ runs/op,")
-	w.p("i.e. per event, including the tracepoint dispatch) and the programs' own ns per run (BPF statistics). Δ within the A/A noise")
-	w.p("of that benchmark is marked ≈.")
+	w.p("For each family alone, on each benchmark where its programs run (≥ 0.01 runs per operation in the statistics pass): program runs")
+	w.p("per operation; Δ ns per operation (pairs); **Δ per program run** = Δ ns/op ÷ runs/op, i.e. the cost of one event including the")
+	w.p("tracepoint dispatch and cache effects; and the programs' own ns per run (BPF statistics). Rows with ≈ are within the noise.")
 	w.p("")
-	w.header("family", "benchmark", "runs/op", "Δ ns/op (A/B)", "Δ ns per run", "BPF ns/run (stats)", "BPF ns/op (stats)")
+	w.header("family", "benchmark", "runs/op", "Δ ns/op (pairs)", "Δ per program run", "BPF ns/run (stats)", "BPF ns/op (stats)")
 	for _, f := range kpodFamilies {
-		r := run.Overhead.byName("kpod " + f)
+		r := run.Matrix.byName("kpod " + f)
 		if r == nil {
 			continue
 		}
-		for _, b := range benchNames() {
+		for _, b := range matrixBenches {
 			runs, nsop, ok := bpfPerOp(comp, statBench(b), func(n string) bool { return fam[n] == f })
 			if !ok || runs < 0.01 {
 				continue
 			}
-			c := run.cellOf(r, b)
-			mark := ""
-			if math.Abs(c.Ratio-1) <= run.noise(b) {
-				mark = " ≈"
-			}
-			w.row(f, b, fmt.Sprintf("%.2f", runs), signedNs(c.Added)+mark, signedNs(c.Added/runs)+mark, ns(nsop/runs), ns(nsop))
+			c := cellOf(r, b)
+			w.row(f, b, fmt.Sprintf("%.2f", runs), signedNs(c.Delta)+c.sig(), signedNs(c.Delta/runs)+c.sig(), ns(nsop/runs), ns(nsop))
 		}
 	}
 	w.p("")
@@ -550,12 +645,11 @@ func renderPrograms(w *mdWriter, run *benchRun) {
 		w.p("")
 	}
 	w.p("ns per run (runs per operation) on each benchmark; `–` where the program did not run for the benchmark. Names are the kernel's")
-	w.p("(`_b` tp_btf, `_r` raw_tp, `_t` classic tracepoint: the rung of the attach ladder that was taken).")
+	w.p("(`_b`: tp_btf, the first rung of the attach ladder, taken on this kernel for every hook).")
 	w.p("")
-	bs := []string{"redis", "pingpong", "getppid", "tcp", "forkexec", "dread"}
-	w.header(append([]string{"program", "family"}, bs...)...)
+	w.header(append([]string{"program", "family"}, statBenches...)...)
 	var progs []string
-	for _, b := range bs {
+	for _, b := range statBenches {
 		for n := range comp.Progs[b] {
 			if !contains(progs, n) {
 				progs = append(progs, n)
@@ -571,7 +665,7 @@ func renderPrograms(w *mdWriter, run *benchRun) {
 	var misses uint64
 	for _, n := range progs {
 		row := []string{n, fam[n]}
-		for _, b := range bs {
+		for _, b := range statBenches {
 			p := comp.Progs[b][n]
 			misses += p.Misses
 			if p.RawRuns == 0 || p.Runs/comp.Ops[b] < 0.001 {
@@ -583,56 +677,55 @@ func renderPrograms(w *mdWriter, run *benchRun) {
 		w.row(row...)
 	}
 	w.p("")
-	w.p("Recursion misses (program runs skipped by the kernel) during these runs: %d.", misses)
+	w.p("Recursion misses (program runs the kernel skipped) during these runs: %d.", misses)
 	w.p("")
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // ---- peers ----
 
 type peerCmp struct {
 	Family, Bench, Peer string
-	KpodAdded, PeerAdded float64 // A/B Δ ns/op
-	KpodBPF, PeerBPF     float64 // BPF stats ns/op
-	Noise                float64 // ns/op
-	Met                  bool
+	Kpod, PeerC         cell
+	KpodBPF, PeerBPF    float64 // BPF statistics, ns/op
+	Noise               float64 // the smallest difference of medians the pairs resolve, ns/op
+	Verdict             string
+	Met                 bool
 }
 
 // peerComparisons compares each kpod family with each of its peers on every benchmark where
-// the family's programs run. Met: the family's BPF ns/op is not above the peer's, and its A/B
-// Δ is not above the peer's by more than the A/A noise.
+// the family's programs run. Met when kpod's median Δ is not above the peer's; "met (≈)" when
+// it is above by less than the noise (1.1 × the A/A control's standard deviation of Δ: about
+// two standard errors of a difference of two medians of ten pairs).
 func (run *benchRun) peerComparisons() []peerCmp {
 	comp := run.statsOf("kpod comprehensive")
 	fam := run.kpodProgFamily()
 	var out []peerCmp
 	for _, f := range kpodFamilies {
-		kr := run.Overhead.byName("kpod " + f)
-		if kr == nil {
+		kr := run.Matrix.byName("kpod " + f)
+		if kr == nil || len(kr.On["getppid"]) == 0 {
 			continue
 		}
-		for _, pr := range run.Overhead.Configs {
-			if pr.Family != f || (pr.Kind != kindBpftrace && pr.Kind != kindLibbpf) || len(pr.Ratios["getppid"]) == 0 {
+		for _, pr := range run.Matrix.Configs {
+			if pr.Family != f || (pr.Kind != kindBpftrace && pr.Kind != kindLibbpf) || len(pr.On["getppid"]) == 0 {
 				continue
 			}
 			ps := run.statsOf(pr.Name)
-			for _, b := range benchNames() {
+			for _, b := range matrixBenches {
 				runs, kbpf, ok := bpfPerOp(comp, statBench(b), func(n string) bool { return fam[n] == f })
 				if !ok || runs < 0.01 {
 					continue
 				}
 				_, pbpf, _ := bpfPerOp(ps, statBench(b), func(string) bool { return true })
-				kc, pc := run.cellOf(kr, b), run.cellOf(pr, b)
-				c := peerCmp{Family: f, Bench: b, Peer: pr.Name, KpodAdded: kc.Added, PeerAdded: pc.Added, KpodBPF: kbpf, PeerBPF: pbpf,
-					Noise: run.noise(b) * run.baseNs(b)}
-				c.Met = kbpf <= pbpf && kc.Added <= pc.Added+c.Noise
+				c := peerCmp{Family: f, Bench: b, Peer: pr.Name, Kpod: cellOf(kr, b), PeerC: cellOf(pr, b), KpodBPF: kbpf, PeerBPF: pbpf,
+					Noise: 1.1 * run.noise(b)}
+				switch d := c.Kpod.Delta - c.PeerC.Delta; {
+				case d <= 0:
+					c.Verdict, c.Met = "**met**", true
+				case d <= c.Noise:
+					c.Verdict, c.Met = "**met** (≈, within noise)", true
+				default:
+					c.Verdict = "**missed**"
+				}
 				out = append(out, c)
 			}
 		}
@@ -646,7 +739,7 @@ func (run *benchRun) peerVerdicts() (met, total int, missed []string) {
 		if c.Met {
 			met++
 		} else {
-			missed = append(missed, fmt.Sprintf("%s vs %s on %s", c.Family, c.Peer, c.Bench))
+			missed = append(missed, fmt.Sprintf("%s vs %s on %s (%s vs %s)", c.Family, c.Peer, c.Bench, signedNs(c.Kpod.Delta), signedNs(c.PeerC.Delta)))
 		}
 	}
 	return
@@ -655,14 +748,14 @@ func (run *benchRun) peerVerdicts() (met, total int, missed []string) {
 func renderPeers(w *mdWriter, run *benchRun) {
 	w.p("## Peers: kpod family vs its bpftrace / libbpf-tools equivalent, same benchmark")
 	w.p("")
-	w.p("On every benchmark where the family's programs run. Δ ns/op from the A/B matrix (wall clock, includes tracepoint dispatch: classic")
-	w.p("tracepoints, which bpftrace uses, cost extra outside the program); BPF ns/op from the statistics pass (program time only, per")
-	w.p("benchmark operation, background subtracted). **Met** when kpod's BPF ns/op ≤ the peer's and kpod's Δ ≤ the peer's Δ + the A/A")
-	w.p("noise of the benchmark (given as ± ns/op).")
+	w.p("On every benchmark where the family's programs run. Δ ns/op: median over pairs (wall clock: includes the tracepoint dispatch, which")
+	w.p("for the classic tracepoints bpftrace uses costs more outside the program than tp_btf). BPF ns/op: program time only, from the")
+	w.p("statistics pass. **Met** when kpod's Δ ≤ the peer's; **met (≈)** when above it by less than the noise (1.1 × the A/A control's")
+	w.p("standard deviation of Δ on that benchmark, about two standard errors of a difference of two medians).")
 	w.p("")
-	w.header("family", "benchmark", "peer", "kpod Δ ns/op", "peer Δ ns/op", "noise ±", "kpod BPF ns/op", "peer BPF ns/op", "verdict")
+	w.header("family", "benchmark", "peer", "kpod Δ ns/op", "peer Δ ns/op", "noise", "kpod BPF ns/op", "peer BPF ns/op", "verdict")
 	for _, c := range run.peerComparisons() {
-		w.row(c.Family, c.Bench, c.Peer, signedNs(c.KpodAdded), signedNs(c.PeerAdded), ns(c.Noise), ns(c.KpodBPF), ns(c.PeerBPF), verdict(c.Met))
+		w.row(c.Family, c.Bench, c.Peer, signedNs(c.Kpod.Delta)+c.Kpod.sig(), signedNs(c.PeerC.Delta)+c.PeerC.sig(), ns(c.Noise), ns(c.KpodBPF), ns(c.PeerBPF), c.Verdict)
 	}
 	w.p("")
 	if len(run.Unrunnable) > 0 {
@@ -676,7 +769,7 @@ func renderPeers(w *mdWriter, run *benchRun) {
 	var noPeer []string
 	for _, f := range kpodFamilies {
 		has := false
-		for _, c := range run.Overhead.Configs {
+		for _, c := range run.Matrix.Configs {
 			if c.Family == f && (c.Kind == kindBpftrace || c.Kind == kindLibbpf) {
 				has = true
 			}
@@ -686,80 +779,45 @@ func renderPeers(w *mdWriter, run *benchRun) {
 		}
 	}
 	if len(noPeer) > 0 {
-		w.p("Families with no peer run here: %s (`oom/mark_victim` fires on none of the benchmarks; the libbpf-tools oomkill needs kprobes).", strings.Join(noPeer, ", "))
+		w.p("Families without a peer here: %s (`oom/mark_victim` fires on none of the benchmarks; libbpf-tools oomkill needs kprobes).", strings.Join(noPeer, ", "))
 		w.p("")
 	}
 }
 
-// ---- redis focus ----
-
-func (run *benchRun) focusOf(name string) *configResult {
-	if run.Focus == nil {
-		return nil
-	}
-	for _, c := range run.Focus.Configs {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
-}
-
-// focusNoise is the largest deviation from 1 of the A/A control in the focus phase.
-func (run *benchRun) focusNoise(b string) float64 {
-	c := run.focusOf("none (A/A control)")
-	if c == nil || len(c.Ratios[b]) == 0 {
-		return math.NaN()
-	}
-	lo, hi := minMax(c.Ratios[b])
-	return math.Max(1-lo, hi-1)
-}
+// ---- focus ----
 
 func renderFocus(w *mdWriter, run *benchRun) {
 	f := run.Focus
 	if f == nil {
 		return
 	}
-	w.p("## Budget focus: standard and comprehensive on redis and ping-pong, more pairs")
+	w.p("## Budget focus: standard and comprehensive on redis and ping-pong")
 	w.p("")
-	w.p("%d rounds; in each, the A/A control, standard and comprehensive in random order, each followed by a baseline and compared with", f.Rounds)
-	w.p("the baselines right before and after it; redis %d requests per test. For redis, throughput loss = 1 − 1/ratio of ns per", f.Requests)
-	w.p("request; redis-cpu is redis-server + redis-benchmark CPU time per request (the budget is throughput; CPU per request is the less")
-	w.p("noisy view of the same cost while the server is saturated). Cells: median over pairs, then every pair's ratio.")
+	w.p("The A/A control, standard and comprehensive, %d pairs each per benchmark (in rounds of 2, configs in random order); redis %d", f.Pairs, f.Requests)
+	w.p("requests per test. Cells: median ratio (quartiles) and median Δ; for redis SET/GET the throughput loss = 1 − 1/ratio.")
 	w.p("")
-	head := []string{"config"}
-	base := []string{"**baseline** (median)"}
-	for _, b := range f.Names {
-		head = append(head, b)
-		var v []float64
-		for _, s := range f.Base {
-			v = append(v, s[b])
-		}
-		if strings.HasPrefix(b, "redis-") && b != "redis-cpu" {
-			base = append(base, fmt.Sprintf("**%.0f req/s**", 1e9/median(v)))
+	names := []string{"redis-set", "redis-get", "redis-cpu", "pingpong", "getppid"}
+	w.header(append([]string{"config"}, names...)...)
+	aa := run.focusOf("none (A/A control)")
+	row := []string{"**detached** (median)"}
+	for _, b := range names {
+		c := cellOf(aa, b)
+		if b == "redis-set" || b == "redis-get" {
+			row = append(row, fmt.Sprintf("**%.0f req/s**", 1e9/c.Off))
 		} else {
-			base = append(base, "**"+ns(median(v))+"**")
+			row = append(row, "**"+ns(c.Off)+"**")
 		}
 	}
-	w.header(head...)
-	w.row(base...)
-	for _, c := range f.Configs {
-		if c.Error != "" {
-			w.row(c.Name, "failed: "+firstLines(c.Error, 1))
-			continue
-		}
-		row := []string{c.Name}
-		for _, b := range f.Names {
-			var per []string
-			for _, r := range c.Ratios[b] {
-				per = append(per, fmt.Sprintf("%.3f", r))
-			}
-			m := median(c.Ratios[b])
-			head := fmt.Sprintf("×%.3f", m)
+	w.row(row...)
+	for _, r := range f.Configs {
+		row := []string{r.Name}
+		for _, b := range names {
+			c := cellOf(r, b)
+			s := fmt.Sprintf("×%.3f (%.3f–%.3f) %s%s", c.Ratio, c.Q1, c.Q3, signedNs(c.Delta), c.sig())
 			if b == "redis-set" || b == "redis-get" {
-				head += fmt.Sprintf(" (loss %.1f %%)", (1-1/m)*100)
+				s += fmt.Sprintf("; loss %.1f %%", loss(c.Ratio))
 			}
-			row = append(row, fmt.Sprintf("**%s**<br>%s", head, strings.Join(per, " ")))
+			row = append(row, s)
 		}
 		w.row(row...)
 	}
@@ -908,7 +966,7 @@ func renderMemory(w *mdWriter, run *benchRun) {
 	w.p("")
 	w.header("config", "maps", "memlock", "largest maps")
 	for _, kind := range []string{kindProfile, kindFamily, kindBpftrace, kindLibbpf} {
-		for _, r := range run.Overhead.Configs {
+		for _, r := range run.Matrix.Configs {
 			if r.Kind != kind || len(r.Maps) == 0 {
 				continue
 			}

@@ -1,0 +1,208 @@
+//go:build bench
+
+package bench
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// An adopted config is a config whose BPF programs were loaded by their own code (the kpod
+// receiver's start, bpftrace, a libbpf-tools binary), then taken over: the benchmark opens
+// the same programs by id, the original is stopped (its links go, the programs and their maps
+// stay alive through our file descriptors), and the benchmark attaches them again, to the
+// same hooks with the same attach type, whenever it wants. Attaching and detaching then take
+// milliseconds instead of the seconds loading and verifying take, so that a sample with the
+// programs attached and one without can be taken a few milliseconds apart: on this VM, whose
+// speed drifts by tens of percent within seconds, only such close pairs can be compared.
+//
+// What is lost: the original's userspace (the receiver's scrapes, a tool reading its maps or
+// a perf buffer). Tools that stream every event to userspace (execsnoop, exitsnoop, tcplife)
+// are therefore not adopted but started and stopped around each sample.
+type adopted struct {
+	Name  string
+	Hooks []hookRef
+	progs map[uint32]*ebpf.Program
+	links []link.Link
+}
+
+// hookRef is one attachment as `bpftool perf show` reports it (BPF_TASK_FD_QUERY on the
+// file descriptors of a process: raw_tracepoint links, tp_btf links, perf-event tracepoints).
+type hookRef struct {
+	PID        int    `json:"pid"`
+	FD         int    `json:"fd"`
+	ProgID     uint32 `json:"prog_id"`
+	FDType     string `json:"fd_type"`
+	Tracepoint string `json:"tracepoint"`
+	ProgName   string `json:"-"`
+	ProgType   string `json:"-"`
+}
+
+// hooksOf lists the tracepoint attachments of a process.
+func hooksOf(pid int) ([]hookRef, error) {
+	out, err := exec.Command("bpftool", "perf", "show", "-j").Output()
+	if err != nil {
+		return nil, fmt.Errorf("bpftool perf show: %w", err)
+	}
+	var all []hookRef
+	if err := json.Unmarshal(out, &all); err != nil {
+		return nil, fmt.Errorf("bpftool perf show: %w", err)
+	}
+	var mine []hookRef
+	for _, h := range all {
+		if h.PID == pid && (h.FDType == "raw_tracepoint" || h.FDType == "tracepoint") {
+			mine = append(mine, h)
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].Tracepoint < mine[j].Tracepoint })
+	return mine, nil
+}
+
+// adopt starts c, takes over its programs and stops it again. The returned attached
+// describes the original (load time, programs, maps); it is already stopped.
+func adopt(c *config) (*adopted, *attached, error) {
+	a, err := c.attach()
+	if err != nil {
+		return nil, nil, err
+	}
+	hooks, err := hooksOf(a.objPID)
+	if err == nil && len(hooks) == 0 {
+		err = fmt.Errorf("%s: no tracepoint attachments found", c.Name)
+	}
+	ad := &adopted{Name: c.Name, progs: map[uint32]*ebpf.Program{}}
+	if err == nil {
+		for i, h := range hooks {
+			p, ok := ad.progs[h.ProgID]
+			if !ok {
+				if p, err = ebpf.NewProgramFromID(ebpf.ProgramID(h.ProgID)); err != nil {
+					break
+				}
+				ad.progs[h.ProgID] = p
+			}
+			hooks[i].ProgName, hooks[i].ProgType = progName(h.ProgID), p.Type().String()
+		}
+		ad.Hooks = hooks
+	}
+	a.detach()
+	if err != nil {
+		ad.close()
+		return nil, nil, err
+	}
+	// The original is gone: its links must be too, or "off" would not be off.
+	if left, _ := hooksOf(a.objPID); len(left) > 0 {
+		ad.close()
+		return nil, nil, fmt.Errorf("%s: still attached after stopping", c.Name)
+	}
+	return ad, a, nil
+}
+
+// on attaches every adopted program to its hook.
+func (a *adopted) on() error {
+	for _, h := range a.Hooks {
+		p := a.progs[h.ProgID]
+		var l link.Link
+		var err error
+		switch p.Type() {
+		case ebpf.Tracing:
+			l, err = link.AttachTracing(link.TracingOptions{Program: p})
+		case ebpf.RawTracepoint:
+			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: h.Tracepoint, Program: p})
+		case ebpf.TracePoint:
+			var group string
+			if group, err = tracepointGroup(h.Tracepoint); err == nil {
+				l, err = link.Tracepoint(group, h.Tracepoint, p, nil)
+			}
+		default:
+			err = fmt.Errorf("program type %s", p.Type())
+		}
+		if err != nil {
+			a.off()
+			return fmt.Errorf("%s: attaching %s to %s: %w", a.Name, h.ProgName, h.Tracepoint, err)
+		}
+		a.links = append(a.links, l)
+	}
+	return nil
+}
+
+// off detaches everything.
+func (a *adopted) off() {
+	for _, l := range a.links {
+		_ = l.Close()
+	}
+	a.links = nil
+}
+
+func (a *adopted) close() {
+	a.off()
+	for _, p := range a.progs {
+		p.Close()
+	}
+	a.progs = nil
+}
+
+// programs returns the adopted programs' current statistics (from our own descriptors).
+func (a *adopted) programs() map[uint32]progInfo {
+	out := map[uint32]progInfo{}
+	for id, p := range a.progs {
+		st, err := p.Stats()
+		if err != nil {
+			continue
+		}
+		out[id] = progInfo{ID: id, Name: progName(id), Type: p.Type().String(), RunTimeNs: uint64(st.Runtime.Nanoseconds()), RunCnt: st.RunCount, Misses: st.RecursionMisses}
+	}
+	return out
+}
+
+var tpGroups = map[string]string{}
+
+// tracepointGroup finds the tracefs group of a tracepoint name (sched_switch → sched).
+func tracepointGroup(name string) (string, error) {
+	if g, ok := tpGroups[name]; ok {
+		return g, nil
+	}
+	m, _ := filepath.Glob("/sys/kernel/tracing/events/*/" + name + "/id")
+	if len(m) != 1 {
+		return "", errors.New("tracepoint " + name + ": not exactly one tracefs group")
+	}
+	g := filepath.Base(filepath.Dir(filepath.Dir(m[0])))
+	tpGroups[name] = g
+	return g, nil
+}
+
+// foreignHooks lists the tracepoint attachments of other processes on the host (other
+// engineers' tests and collectors): process name → number of hooks.
+func foreignHooks() map[string]int {
+	out, err := exec.Command("bpftool", "perf", "show", "-j").Output()
+	if err != nil {
+		return nil
+	}
+	var all []hookRef
+	if json.Unmarshal(out, &all) != nil {
+		return nil
+	}
+	m := map[string]int{}
+	self := os.Getpid()
+	for _, h := range all {
+		if h.PID != self {
+			m[fmt.Sprintf("%s[%d]", processComm(h.PID), h.PID)]++
+		}
+	}
+	return m
+}
+
+func processComm(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
+}
