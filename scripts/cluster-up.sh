@@ -45,7 +45,7 @@
 # KPOD_CONTAINERD=debian|built (built: containerd 2.x from `scripts/k8s-build.sh containerd`),
 # KPOD_K8S_BIN (binary directory, see scripts/k8s-build.sh), KPOD_CLUSTER_KEEP_ON_FAILURE=1
 # (do not run cluster-down.sh when start-up fails). Binaries that are missing from the cache
-# are built first (scripts/k8s-build.sh: 15-45 min cold on 2 cores, nothing when cached).
+# are built first (scripts/k8s-build.sh: ~15 min cold on 2 cores, nothing when cached).
 # Ports (127.0.0.1): etcd 2379/2380 (KPOD_ETCD_PORT, peer = +1), kube-apiserver 6443
 # (KPOD_APISERVER_PORT), kube-controller-manager 10257, kube-scheduler 10259, kubelet
 # 10250/10248. One full cluster per host (kubepods cgroups, kubelet and controller ports, the

@@ -360,7 +360,7 @@ func (s *scrape) value(t *testing.T, name string, want map[string]string) (float
 	return 0, false
 }
 
-// withLabels returns the series of a pod (by the labels k8s_attributes adds).
+// pod returns the series of a pod (by the labels k8s_attributes adds).
 func (s *scrape) pod(ns, name string) []sample {
 	var out []sample
 	for _, x := range s.Samples {

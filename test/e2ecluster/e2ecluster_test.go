@@ -404,9 +404,8 @@ func TestKpodDaemonSet(t *testing.T) {
 	}
 	// measured are the counters compared before and after the gate.
 	type measure struct {
-		name   string
-		extra  []string
-		series func(*workload) map[string]string
+		name  string
+		extra []string // label name and value
 	}
 	measured := []measure{
 		{name: "kpod_proc_forks_total"},
@@ -477,7 +476,6 @@ func TestKpodDaemonSet(t *testing.T) {
 		return v - b
 	}
 	diskKey := merge(key(writer), "system_device", dev)
-	var after *scrape
 	eventually(t, 2*time.Minute, 2*time.Second, "the workloads' counts on the endpoint", func() error {
 		s, err := get(context.Background(), metricsURL)
 		if err != nil {
@@ -492,7 +490,6 @@ func TestKpodDaemonSet(t *testing.T) {
 		case v < 0.99*written:
 			return fmt.Errorf("written bytes %g", v)
 		}
-		after = s
 		return nil
 	})
 	t.Logf("workload counts on the endpoint %v after the gates opened", time.Since(released).Round(time.Second))
@@ -503,7 +500,6 @@ func TestKpodDaemonSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = after
 
 	t.Run("no lost BPF updates while the workloads ran", func(t *testing.T) {
 		// kpod counts map updates that failed in the kernel; one in the measured window
