@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -50,8 +51,8 @@ func TestBench(t *testing.T) {
 	}
 	run := &benchRun{
 		Rounds:     envInt("BENCH_ROUNDS", def(2, 1)),
-		MicroPairs: envInt("BENCH_MICRO_PAIRS", def(4, 2)),
-		RedisPairs: envInt("BENCH_REDIS_PAIRS", def(2, 1)),
+		MicroPairs: envInt("BENCH_MICRO_PAIRS", def(3, 2)),
+		RedisPairs: envInt("BENCH_REDIS_PAIRS", def(1, 1)),
 		FocusPairs: envInt("BENCH_FOCUS_PAIRS", def(16, 2)),
 		Quick:      quick,
 	}
@@ -246,6 +247,7 @@ func TestBench(t *testing.T) {
 
 	run.End = time.Now()
 	run.LoadEnd = loadAvg()
+	writeJSON(filepath.Join(outDir, "run.json"), run)
 	md := renderReport(run)
 	if err := os.WriteFile(report, []byte(md), 0o644); err != nil {
 		t.Fatal(err)
@@ -259,4 +261,28 @@ func firstLines(s string, n int) string {
 		l = l[:n]
 	}
 	return strings.Join(l, " / ")
+}
+
+// TestRender rewrites BENCHMARKS.md from the run.json of an earlier run (BENCH_RENDER_FROM),
+// measuring nothing: for changes to the report's layout or to ANALYSIS.md.
+func TestRender(t *testing.T) {
+	from := os.Getenv("BENCH_RENDER_FROM")
+	if from == "" {
+		t.Skip("BENCH_RENDER_FROM (a run.json) not set")
+	}
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := &benchRun{}
+	if err := json.Unmarshal(b, run); err != nil {
+		t.Fatal(err)
+	}
+	report := os.Getenv("BENCH_REPORT")
+	if report == "" {
+		report = "../BENCHMARKS.md"
+	}
+	if err := os.WriteFile(report, []byte(renderReport(run)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -45,6 +45,9 @@ type attached struct {
 
 func (c *config) attach() (*attached, error) {
 	a := &attached{c: c, objPID: os.Getpid()}
+	// kpod runs in this process, which also holds the programs and maps of the configs
+	// adopted before: only what appears now is this config's.
+	oldProgs, oldMaps, _ := bpfObjects(a.objPID)
 	t0 := time.Now()
 	var err error
 	switch {
@@ -62,6 +65,14 @@ func (c *config) attach() (*attached, error) {
 	a.took = time.Since(t0)
 	if c.Kind != kindNone {
 		a.progs, a.maps, err = bpfObjects(a.objPID)
+		if a.objPID == os.Getpid() {
+			for id := range oldProgs {
+				delete(a.progs, id)
+			}
+			for id := range oldMaps {
+				delete(a.maps, id)
+			}
+		}
 		if err == nil && len(a.progs) == 0 {
 			err = fmt.Errorf("%s attached no BPF program", c.Name)
 		}
@@ -79,6 +90,11 @@ func (a *attached) objects() map[uint32]progInfo {
 		return nil
 	}
 	p, _, _ := bpfObjects(a.objPID)
+	for id := range p {
+		if _, mine := a.progs[id]; !mine {
+			delete(p, id)
+		}
+	}
 	return p
 }
 

@@ -608,7 +608,7 @@ func renderPerEvent(w *mdWriter, run *benchRun) {
 	fam := run.kpodProgFamily()
 	w.p("## kpod families: added ns per event")
 	w.p("")
-	w.p("For each family alone, on each benchmark where its programs run (≥ 0.01 runs per operation in the statistics pass): program runs")
+	w.p("For each family alone, on each benchmark where its programs run (≥ 0.1 runs per operation in the statistics pass): program runs")
 	w.p("per operation; Δ ns per operation (pairs); **Δ per program run** = Δ ns/op ÷ runs/op, i.e. the cost of one event including the")
 	w.p("tracepoint dispatch and cache effects; and the programs' own ns per run (BPF statistics). Rows with ≈ are within the noise.")
 	w.p("")
@@ -620,7 +620,7 @@ func renderPerEvent(w *mdWriter, run *benchRun) {
 		}
 		for _, b := range matrixBenches {
 			runs, nsop, ok := bpfPerOp(comp, statBench(b), func(n string) bool { return fam[n] == f })
-			if !ok || runs < 0.01 {
+			if !ok || runs < 0.1 {
 				continue
 			}
 			c := cellOf(r, b)
@@ -712,7 +712,7 @@ func (run *benchRun) peerComparisons() []peerCmp {
 			ps := run.statsOf(pr.Name)
 			for _, b := range matrixBenches {
 				runs, kbpf, ok := bpfPerOp(comp, statBench(b), func(n string) bool { return fam[n] == f })
-				if !ok || runs < 0.01 {
+				if !ok || runs < 0.1 {
 					continue
 				}
 				_, pbpf, _ := bpfPerOp(ps, statBench(b), func(string) bool { return true })
