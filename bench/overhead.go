@@ -331,6 +331,9 @@ func runMatrix(s *suite, entries []*entry, rounds, microPairs, redisPairs int, r
 				if b == "redis" {
 					n = redisPairs
 				}
+				if e.cfg.Kind == kindNone {
+					n *= 3 // the control's spread is what every other config is judged against
+				}
 				if err := pairs(s, e, []string{b}, n, &flip); err != nil {
 					e.res.Error = err.Error()
 					logf("%s: %s", e.cfg.Name, firstLines(err.Error(), 3))
