@@ -10,8 +10,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 
 	"github.com/kpod-project/kpod/internal/cgroupfs"
+	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Target is one cgroup a family collects for.
@@ -77,4 +80,67 @@ func HostNamespace(procRoot, kind string) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("cannot read the host's %s namespace from %s/2 or %s/1 (kpod needs the host's /proc: hostPID)", kind, procRoot, procRoot)
+}
+
+// NSProcs finds a process of a cgroup and the namespace (of one kind: "net", "mnt") it is in,
+// and remembers both: a pod's namespaces do not change, so later cycles check with a single
+// stat that the remembered process still exists in that namespace instead of reading
+// cgroup.procs again. A reused pid in another namespace fails the check and is looked up
+// afresh.
+type NSProcs struct {
+	ProcRoot, V2Root, Kind string
+
+	mu    sync.Mutex
+	known map[uint64]nsProc // by target id
+	used  map[uint64]bool   // ids asked for since the last Prune
+}
+
+type nsProc struct {
+	pid int
+	ns  uint64
+}
+
+// Find returns a process of the first of rels that has one, and its namespace's inode.
+func (n *NSProcs) Find(id uint64, rels []string) (pid int, ns uint64, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.known == nil {
+		n.known, n.used = map[uint64]nsProc{}, map[uint64]bool{}
+	}
+	n.used[id] = true
+	if k, found := n.known[id]; found {
+		if ino, err := cgroupfs.Inode(n.nsPath(k.pid)); err == nil && ino == k.ns {
+			return k.pid, k.ns, true
+		}
+		delete(n.known, id)
+	}
+	for _, rel := range rels {
+		pids, err := podid.PIDs(filepath.Join(n.V2Root, rel))
+		if err != nil {
+			continue
+		}
+		for _, p := range pids {
+			if ino, err := cgroupfs.Inode(n.nsPath(p)); err == nil {
+				n.known[id] = nsProc{p, ino}
+				return p, ino, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+// Prune forgets the targets not asked for since the previous Prune (removed cgroups).
+func (n *NSProcs) Prune() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id := range n.known {
+		if !n.used[id] {
+			delete(n.known, id)
+		}
+	}
+	n.used = map[uint64]bool{}
+}
+
+func (n *NSProcs) nsPath(pid int) string {
+	return filepath.Join(n.ProcRoot, strconv.Itoa(pid), "ns", n.Kind)
 }

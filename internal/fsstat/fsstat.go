@@ -14,7 +14,6 @@ import (
 
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/collector"
-	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Usage is one filesystem's space, in bytes.
@@ -29,31 +28,29 @@ type Stats map[string]Usage
 type Collector struct {
 	ProcRoot string
 	V2Root   string
+	procs    *collector.NSProcs
 }
 
 // New returns a collector that looks at containers through procRoot.
-func New(procRoot, v2Root string) *Collector { return &Collector{ProcRoot: procRoot, V2Root: v2Root} }
+func New(procRoot, v2Root string) *Collector {
+	return &Collector{ProcRoot: procRoot, V2Root: v2Root,
+		procs: &collector.NSProcs{ProcRoot: procRoot, V2Root: v2Root, Kind: "mnt"}}
+}
 
 // Collect reads every target container. A container sharing the host's mount namespace is
 // skipped: its mounts are the node's, which node-level monitoring already reports.
 func (c *Collector) Collect(ctx context.Context, targets []collector.Target) collector.Result[Stats] {
 	hostNS, hostErr := collector.HostNamespace(c.ProcRoot, "mnt")
+	defer c.procs.Prune()
 	return collector.ForEach(ctx, c.V2Root, targets, func(t collector.Target) (Stats, error) {
 		if hostErr != nil {
 			return nil, hostErr
 		}
-		pids, err := podid.PIDs(filepath.Join(c.V2Root, t.Rel))
-		if err != nil {
-			return nil, err
-		}
-		if len(pids) == 0 {
+		p, ns, ok := c.procs.Find(t.ID, []string{t.Rel})
+		if !ok || ns == hostNS {
 			return nil, collector.ErrSkip
 		}
-		pid := strconv.Itoa(pids[0])
-		ns, err := cgroupfs.Inode(filepath.Join(c.ProcRoot, pid, "ns", "mnt"))
-		if err != nil || ns == hostNS {
-			return nil, collector.ErrSkip
-		}
+		pid := strconv.Itoa(p)
 		mi := filepath.Join(c.ProcRoot, pid, "mountinfo")
 		b, err := os.ReadFile(mi)
 		if err != nil {

@@ -147,7 +147,7 @@ func TestCollect(t *testing.T) {
 			ts := targets(t, tc.layout.V2, rels...)
 			// a container that went away after discovery: skipped without an error
 			ts = append(ts, collector.Target{ID: 1, Rel: "kubepods/gone"})
-			res := New(tc.layout).Collect(context.Background(), ts)
+			res := New(tc.layout, nil).Collect(context.Background(), nil, ts)
 			if err := res.Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -224,7 +224,7 @@ func TestReadStatsErrors(t *testing.T) {
 				other = hySbA
 			}
 			ts := targets(t, l.V2, rel, other)
-			res := New(l).Collect(context.Background(), ts)
+			res := New(l, nil).Collect(context.Background(), nil, ts)
 			if len(res.Errs) != 1 {
 				t.Errorf("Collect errors %v, want exactly one", res.Errs)
 			}
@@ -287,7 +287,7 @@ func TestMajorFaults(t *testing.T) {
 	}
 
 	ts := targets(t, v2.V2, v2AppA, v2AppC)
-	res := NewFaults(v2).Collect(context.Background(), ts)
+	res := NewFaults(v2, nil).Collect(context.Background(), nil, ts)
 	if res.Err() != nil || res.Values[ts[0].ID] != 37 || res.Values[ts[1].ID] != 412 || len(res.Values) != 2 {
 		t.Errorf("FaultCollector = %v, %v", res.Values, res.Err())
 	}
@@ -307,5 +307,36 @@ func TestMajorFaults(t *testing.T) {
 	}
 	if _, err := ReadMajorFaults(l, v2AppA); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing memory.stat: err = %v", err)
+	}
+}
+
+// TestStatCacheSharesOneRead: the memory and pagefaults collectors read memory.stat once per
+// cgroup and cycle between them, and again in the next cycle.
+func TestStatCacheSharesOneRead(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "pod")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, v string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("memory.stat", "file 10\npgmajfault 1\n")
+	write("memory.current", "100\n")
+	l := cgroupfs.FixtureLayout(root, []string{"memory"}, nil)
+	cache := &StatCache{}
+	ts := []collector.Target{{ID: 1, Rel: "pod"}}
+	cycle1, cycle2 := new(int), new(int)
+	if got := NewFaults(l, cache).Collect(context.Background(), cycle1, ts).Values[1]; got != 1 {
+		t.Fatalf("faults = %d, want 1", got)
+	}
+	write("memory.stat", "file 20\npgmajfault 2\n") // changes after the first read of the cycle
+	if got := New(l, cache).Collect(context.Background(), cycle1, ts).Values[1].Cache; got != 10 {
+		t.Errorf("same cycle: cache = %d, want 10 (the cycle's one read)", got)
+	}
+	if got := New(l, cache).Collect(context.Background(), cycle2, ts).Values[1].Cache; got != 20 {
+		t.Errorf("next cycle: cache = %d, want 20 (read again)", got)
 	}
 }

@@ -10,9 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/collector"
-	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Counters are one interface's cumulative counters.
@@ -28,10 +26,14 @@ type Stats map[string]Counters
 type Collector struct {
 	ProcRoot string
 	V2Root   string
+	procs    *collector.NSProcs
 }
 
 // New returns a collector reading <procRoot>/<pid>/net/dev.
-func New(procRoot, v2Root string) *Collector { return &Collector{ProcRoot: procRoot, V2Root: v2Root} }
+func New(procRoot, v2Root string) *Collector {
+	return &Collector{ProcRoot: procRoot, V2Root: v2Root,
+		procs: &collector.NSProcs{ProcRoot: procRoot, V2Root: v2Root, Kind: "net"}}
+}
 
 // Collect reads each pod's namespace through the first process found in the pod's cgroups
 // (rels: the sandbox first, then the other containers). A pod in the host's network
@@ -44,19 +46,13 @@ func (c *Collector) Collect(ctx context.Context, pods []PodTarget) collector.Res
 		byID[p.ID] = p
 	}
 	hostNS, hostErr := collector.HostNamespace(c.ProcRoot, "net")
+	defer c.procs.Prune()
 	return collector.ForEach(ctx, c.V2Root, targets, func(t collector.Target) (Stats, error) {
 		if hostErr != nil {
 			return nil, hostErr
 		}
-		pid, ok := firstPID(c.V2Root, byID[t.ID].ContainerRels)
-		if !ok {
-			return nil, collector.ErrSkip
-		}
-		ns, err := cgroupfs.Inode(filepath.Join(c.ProcRoot, strconv.Itoa(pid), "ns", "net"))
-		if err != nil {
-			return nil, collector.ErrSkip // the process exited between the two reads
-		}
-		if ns == hostNS {
+		pid, ns, ok := c.procs.Find(t.ID, byID[t.ID].ContainerRels)
+		if !ok || ns == hostNS {
 			return nil, collector.ErrSkip
 		}
 		path := filepath.Join(c.ProcRoot, strconv.Itoa(pid), "net", "dev")
@@ -73,16 +69,6 @@ type PodTarget struct {
 	ID            uint64 // the pod cgroup's id: results are keyed by it
 	Rel           string
 	ContainerRels []string // sandbox first
-}
-
-func firstPID(v2Root string, rels []string) (int, bool) {
-	for _, rel := range rels {
-		pids, err := podid.PIDs(filepath.Join(v2Root, rel))
-		if err == nil && len(pids) > 0 {
-			return pids[0], true
-		}
-	}
-	return 0, false
 }
 
 // Parse parses /proc/net/dev. Loopback is left out: it never leaves the pod.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
+	"github.com/kpod-project/kpod/internal/memcg"
 	"github.com/kpod-project/kpod/internal/podid"
 )
 
@@ -47,6 +48,7 @@ type env struct {
 	sysRoot  string
 	syscalls []string
 	logger   *zap.Logger
+	memstat  *memcg.StatCache // one memory.stat read per cgroup and cycle for memory and pagefaults
 }
 
 // familyInfo is one row of the catalog: a collector, the profiles that include it, the

@@ -306,12 +306,12 @@ func (f *memFamily) start(_ context.Context, e *env) error {
 	if _, _, ok := e.layout.ControllerDir("memory", ""); !ok {
 		return errors.New("no memory cgroup controller is mounted")
 	}
-	f.c = memcg.New(e.layout)
+	f.c = memcg.New(e.layout, e.memstat)
 	return nil
 }
 
 func (f *memFamily) collect(ctx context.Context, x *podid.Index) (snapshot, error) {
-	res := f.c.Collect(ctx, workloads(x))
+	res := f.c.Collect(ctx, x, workloads(x))
 	return memSnap{vals: res.Values}, readErrors(res.Errs)
 }
 
@@ -346,12 +346,12 @@ func (f *faultsFamily) start(_ context.Context, e *env) error {
 	if _, _, ok := e.layout.ControllerDir("memory", ""); !ok {
 		return errors.New("no memory cgroup controller is mounted (major faults come from memory.stat)")
 	}
-	f.c = memcg.NewFaults(e.layout)
+	f.c = memcg.NewFaults(e.layout, e.memstat)
 	return nil
 }
 
 func (f *faultsFamily) collect(ctx context.Context, x *podid.Index) (snapshot, error) {
-	res := f.c.Collect(ctx, workloads(x))
+	res := f.c.Collect(ctx, x, workloads(x))
 	return faultsSnap{vals: res.Values}, readErrors(res.Errs)
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/hist"
 	"github.com/kpod-project/kpod/internal/kube"
+	"github.com/kpod-project/kpod/internal/memcg"
 	"github.com/kpod-project/kpod/internal/podid"
 	"github.com/kpod-project/kpod/internal/syscalls"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
@@ -102,7 +103,7 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 	if len(names) == 0 {
 		names = syscalls.Default
 	}
-	s.env = &env{layout: layout, procRoot: procRoot, sysRoot: "/sys", syscalls: names, logger: s.logger}
+	s.env = &env{layout: layout, procRoot: procRoot, sysRoot: "/sys", syscalls: names, logger: s.logger, memstat: &memcg.StatCache{}}
 	s.scanner = podid.NewScanner(layout.V2, procRoot)
 	s.mb = metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.settings, metadata.WithStartTime(pcommon.NewTimestampFromTime(s.started)))
 	s.hb = metadata.NewHistogramBuilder(s.cfg.Histograms)
