@@ -88,12 +88,21 @@ func TestBench(t *testing.T) {
 		cleanups = nil
 	}
 	defer cleanup()
+	// Registered first, so it runs last: everything recorded has been undone by then.
+	onCleanup(func() {
+		_ = os.Remove(filepath.Join(stateDir, "pids"))
+		_ = os.Remove(filepath.Join(stateDir, "loops"))
+	})
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		s := <-sig
 		logf("%v: cleaning up", s)
 		cleanup()
+		// The scale phase's pods and processes are not in cleanups; they are recorded.
+		if err := cleanStale(); err != nil {
+			logf("cleanup: %v", err)
+		}
 		os.Exit(130)
 	}()
 
@@ -231,6 +240,11 @@ func TestBench(t *testing.T) {
 	run.Stats = runStats(s, statEntries)
 	stats.Close()
 	writeJSON(filepath.Join(outDir, "stats.json"), run.Stats)
+
+	if os.Getenv("BENCH_EXPERIMENTS") != "0" {
+		run.Experiments = runExperiments(s, kbench, os.Getenv("BENCH_OTELCOL"), outDir, rng)
+		writeJSON(filepath.Join(outDir, "experiments.json"), run.Experiments)
+	}
 
 	// The kernel benchmarks' pods go before the scale test creates its own.
 	cleanup()

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -239,7 +240,7 @@ func describe(a *attached) ([]progDesc, []mapInfo, uint64) {
 var pairBenches = []string{"redis", "pingpong", "getppid", "tcp", "forkexec", "dread"}
 
 func runNames(b string) []string {
-	if b == "redis" {
+	if strings.HasPrefix(b, "redis") {
 		return []string{"redis-set"} // fills redis-set, redis-get and redis-cpu
 	}
 	return []string{b}

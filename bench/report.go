@@ -29,6 +29,7 @@ type benchRun struct {
 	Stats                                      []*statsResult
 	Scale                                      []*scalePoint
 	Unrunnable                                 []unrunnable
+	Experiments                                []*expResult
 }
 
 func suiteParams(s *suite) map[string]string {
@@ -384,6 +385,7 @@ func renderReport(run *benchRun) string {
 	renderFocus(w, run)
 	renderScale(w, run)
 	renderMemory(w, run)
+	renderExperiments(w, run)
 	if b, err := os.ReadFile("ANALYSIS.md"); err == nil {
 		w.p("")
 		w.b.Write(b)
@@ -1003,4 +1005,63 @@ func mapTypeName(t string) string {
 		return n
 	}
 	return "type " + t
+}
+
+// ---- experiments ----
+
+func renderExperiments(w *mdWriter, run *benchRun) {
+	if len(run.Experiments) == 0 {
+		return
+	}
+	w.p("## Experiments: changes this report proposes, measured")
+	w.p("")
+	w.p("Each is measured against what kpod does today on the benchmark where it matters; nothing in bpf/, internal/ or receiver/ is")
+	w.p("changed (a kernel variant is the committed object with a map type changed at load time, or a copy of a family's C in")
+	w.p("bench/experiments/ compiled by the run). Kernel experiments: triplets of samples back to back (nothing, today, proposed; random")
+	w.p("order), medians over triplets; then BPF statistics of one run of each.")
+	w.p("")
+	for _, e := range run.Experiments {
+		w.p("**%s** — %s.", e.Name, e.Change)
+		w.p("")
+		if e.Error != "" {
+			w.p("Failed: %s", firstLines(e.Error, 2))
+			w.p("")
+			continue
+		}
+		if e.Table != nil {
+			if strings.HasPrefix(e.Name, "userspace") {
+				w.header("variant", "per container per cycle (best of 7 passes over "+fmt.Sprint(e.N)+" containers)", "what is read")
+			} else {
+				w.header("variant", "VmRSS max", "of which", "otelcol cycle")
+			}
+			for _, row := range e.Table {
+				w.row(row...)
+			}
+			w.p("")
+			continue
+		}
+		sig := ""
+		if e.P >= 0.05 {
+			sig = " (≈: the sign test cannot tell it from zero)"
+		}
+		w.header("", e.Bench)
+		w.row("added by today's ("+e.A+")", signedNs(e.AddedA)+" per op")
+		w.row("added by the proposed ("+e.B+")", signedNs(e.AddedB)+" per op")
+		w.row("proposed − today, back to back", fmt.Sprintf("%s per op, ratio ×%.3f, %d triplets, sign test p = %.3f%s", signedNs(e.BvsA), e.RatioBA, e.N, e.P, sig))
+		var names []string
+		for n := range e.StatsA {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			a, b := e.StatsA[n], e.StatsB[n]
+			if a.RawRuns == 0 && b.RawRuns == 0 {
+				continue
+			}
+			w.row("BPF statistics "+n, fmt.Sprintf("today %s/run (%.2f runs/op), proposed %s/run (%.2f runs/op)",
+				ns(float64(a.RawTimeNs)/math.Max(1, float64(a.RawRuns))), float64(a.RawRuns)/e.Ops,
+				ns(float64(b.RawTimeNs)/math.Max(1, float64(b.RawRuns))), float64(b.RawRuns)/e.Ops))
+		}
+		w.p("")
+	}
 }

@@ -54,6 +54,7 @@ type scaleOptions struct {
 	cycles      int // in-process cycles measured (after one warm-up)
 	otelSamples int
 	profileAt   int // pod count at which the CPU profile is taken
+	env         []string
 }
 
 func runScale(counts []int, o scaleOptions) []*scalePoint {
@@ -204,6 +205,7 @@ service:
 	}
 	defer logFile.Close()
 	cmd := exec.Command(o.otelcol, "--config", cfg)
+	cmd.Env = append(os.Environ(), o.env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

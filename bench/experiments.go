@@ -1,0 +1,391 @@
+//go:build bench
+
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/kpod-project/kpod/internal/biolatency"
+	"github.com/kpod-project/kpod/internal/cgroupfs"
+	"github.com/kpod-project/kpod/internal/cpu"
+	"github.com/kpod-project/kpod/internal/memcg"
+	"github.com/kpod-project/kpod/internal/podid"
+	"github.com/kpod-project/kpod/internal/tcp"
+)
+
+// The experiments measure changes this report proposes, next to what kpod does today, on the
+// benchmark where the change matters. They never touch bpf/, internal/ or receiver/: a kernel
+// variant is either a map-type change applied to the committed object's spec at load time or
+// a copy of a family's C in bench/experiments/ compiled here.
+
+// expResult is one experiment: variant B (proposed) against A (kpod today).
+type expResult struct {
+	Name, Change, Bench string
+	A, B                string
+	// Triplets of samples (off, A, B in random order, back to back): medians of B−A, A−off,
+	// B−off, and B/A.
+	BvsA, AddedA, AddedB, RatioBA float64
+	N                             int
+	P                             float64 // sign test of B−A
+	StatsA, StatsB                map[string]progStat
+	Ops                           float64
+	Table                         [][]string // for experiments that are not triplets
+	Error                         string
+}
+
+// collToggle attaches the tp_btf programs of a collection.
+type collToggle struct {
+	coll  *ebpf.Collection
+	progs []*ebpf.Program
+	names []string
+	links []link.Link
+}
+
+func newCollToggle(spec *ebpf.CollectionSpec, skip ...string) (*collToggle, error) {
+	// Only the tp_btf programs (the rung kpod takes on this kernel), less those skipped.
+	for name := range spec.Programs {
+		if !strings.HasSuffix(name, "_b") || contains(skip, name) {
+			delete(spec.Programs, name)
+		}
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		return nil, err
+	}
+	t := &collToggle{coll: coll}
+	for name, p := range coll.Programs {
+		t.progs, t.names = append(t.progs, p), append(t.names, name)
+	}
+	return t, nil
+}
+
+func (t *collToggle) on() error {
+	for _, p := range t.progs {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p})
+		if err != nil {
+			t.off()
+			return err
+		}
+		t.links = append(t.links, l)
+	}
+	return nil
+}
+
+func (t *collToggle) off() {
+	for _, l := range t.links {
+		_ = l.Close()
+	}
+	t.links = nil
+}
+
+func (t *collToggle) close() { t.off(); t.coll.Close() }
+
+func (t *collToggle) stats() map[string]progStat {
+	out := map[string]progStat{}
+	for i, p := range t.progs {
+		if st, err := p.Stats(); err == nil {
+			out[t.names[i]] = progStat{RawRuns: st.RunCount, RawTimeNs: uint64(st.Runtime.Nanoseconds())}
+		}
+	}
+	return out
+}
+
+// triplets measures A and B against nothing and against each other on one benchmark.
+func triplets(s *suite, a, b *collToggle, bench string, n int, rng *rand.Rand, r *expResult) error {
+	var ba, aoff, boff, ratio []float64
+	for k := 0; k < n; k++ {
+		t := map[string]float64{}
+		for _, i := range rng.Perm(3) {
+			var tg *collToggle
+			switch i {
+			case 1:
+				tg = a
+			case 2:
+				tg = b
+			}
+			if tg != nil {
+				if err := tg.on(); err != nil {
+					return err
+				}
+			}
+			smp, _, err := s.run(runNames(bench)...)
+			if tg != nil {
+				tg.off()
+			}
+			if err != nil {
+				return err
+			}
+			t[[]string{"off", "a", "b"}[i]] = smp[bench]
+		}
+		ba, aoff, boff, ratio = append(ba, t["b"]-t["a"]), append(aoff, t["a"]-t["off"]), append(boff, t["b"]-t["off"]), append(ratio, t["b"]/t["a"])
+	}
+	r.BvsA, r.AddedA, r.AddedB, r.RatioBA, r.N, r.P = median(ba), median(aoff), median(boff), median(ratio), n, signP(ba)
+	return nil
+}
+
+// statsOf runs the benchmark once with t attached and BPF statistics on.
+func statsOfToggle(s *suite, t *collToggle, bench string) (map[string]progStat, error) {
+	if err := t.on(); err != nil {
+		return nil, err
+	}
+	defer t.off()
+	before := t.stats()
+	if _, _, err := s.run(runNames(bench)...); err != nil {
+		return nil, err
+	}
+	after := t.stats()
+	out := map[string]progStat{}
+	for n, p := range after {
+		q := before[n]
+		out[n] = progStat{RawRuns: p.RawRuns - q.RawRuns, RawTimeNs: p.RawTimeNs - q.RawTimeNs, Runs: float64(p.RawRuns - q.RawRuns), RunTimeNs: float64(p.RawTimeNs - q.RawTimeNs)}
+	}
+	return out, nil
+}
+
+func kernelExperiment(s *suite, r *expResult, specA, specB *ebpf.CollectionSpec, n int, rng *rand.Rand, skipB ...string) {
+	a, err := newCollToggle(specA)
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	defer a.close()
+	b, err := newCollToggle(specB, skipB...)
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	defer b.close()
+	if err := triplets(s, a, b, r.Bench, n, rng, r); err != nil {
+		r.Error = err.Error()
+		return
+	}
+	st, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	defer st.Close()
+	r.Ops = s.ops(r.Bench)
+	if r.StatsA, err = statsOfToggle(s, a, r.Bench); err == nil {
+		r.StatsB, err = statsOfToggle(s, b, r.Bench)
+	}
+	if err != nil {
+		r.Error = err.Error()
+	}
+}
+
+func runExperiments(s *suite, kbench, otelcol, outDir string, rng *rand.Rand) []*expResult {
+	var out []*expResult
+
+	// 1. cpu: one hash lookup at sched_switch when prev and next share a cgroup.
+	r := &expResult{Name: "cpu: one lookup per switch", Bench: "pingpong", A: "bpf/sched.bpf.c (committed object)", B: "bench/experiments/sched_onelookup.bpf.c",
+		Change: "at sched_switch, reuse prev's per-cgroup entry for next's run-queue histogram when both tasks are in the same cgroup (kpod today looks the map up twice)"}
+	out = append(out, r)
+	obj := filepath.Join(os.TempDir(), "kpodbench-sched_onelookup.o")
+	if b, err := exec.Command("clang-19", "-O2", "-g", "-target", "bpfel", "-D__TARGET_ARCH_x86", "-I../bpf/include", "-mcpu=v3", "-Wall", "-Werror",
+		"-c", "experiments/sched_onelookup.bpf.c", "-o", obj).CombinedOutput(); err != nil {
+		r.Error = fmt.Sprintf("clang-19: %v: %s", err, b)
+	} else if specA, err := cpu.Spec().Load(); err != nil {
+		r.Error = err.Error()
+	} else if specB, err := ebpf.LoadCollectionSpec(obj); err != nil {
+		r.Error = err.Error()
+	} else {
+		kernelExperiment(s, r, specA, specB, 16, rng)
+	}
+	os.Remove(obj)
+
+	// 2. biolatency: a preallocated HASH instead of an LRU_HASH for the in-flight requests.
+	r = &expResult{Name: "biolatency: HASH for in-flight requests", Bench: "dread", A: "kpod_bio_start LRU_HASH (committed)", B: "kpod_bio_start HASH",
+		Change: "the map of requests in flight (16,384 entries, one update and one delete per I/O) as a preallocated BPF_MAP_TYPE_HASH, like libbpf-tools biolatency, instead of an LRU_HASH; same object, map type changed at load time"}
+	out = append(out, r)
+	if specA, err := biolatency.Spec().Load(); err != nil {
+		r.Error = err.Error()
+	} else if specB, err := biolatency.Spec().Load(); err != nil {
+		r.Error = err.Error()
+	} else {
+		specB.Maps["kpod_bio_start"].Type = ebpf.Hash
+		kernelExperiment(s, r, specA, specB, 16, rng)
+	}
+
+	// 3. tcp: what per-call hooks cost, against the per-connection events only (what a design
+	// that reads bytes and RTT from the sockets at collection time, with a BPF iterator over TCP
+	// sockets, would keep).
+	r = &expResult{Name: "tcp: per-connection hooks only", Bench: "redis-cpu", A: "all tcp programs (committed)", B: "inet_sock_set_state + tcp_retransmit_skb only",
+		Change: "count bytes and sample the RTT from the sockets at collection time (iter/tcp works on this kernel: iter/task does) instead of at every send, receive and received segment; only connection state changes and retransmits stay as events. Measured here by attaching only those two programs of the committed object"}
+	out = append(out, r)
+	if specA, err := tcp.Spec().Load(); err != nil {
+		r.Error = err.Error()
+	} else if specB, err := tcp.Spec().Load(); err != nil {
+		r.Error = err.Error()
+	} else {
+		kernelExperiment(s, r, specA, specB, 12, rng, "kpod_tsend_b", "kpod_trecv_b", "kpod_trtt_b")
+	}
+
+	// 4. userspace: what the standard profile reads per container per cycle.
+	out = append(out, cgroupReadExperiment(kbench))
+	// 5. collector memory: the Go runtime's settings.
+	if otelcol != "" {
+		out = append(out, rssExperiment(kbench, otelcol, outDir))
+	}
+	logf("experiments done")
+	return out
+}
+
+// rssExperiment runs otelcol-kpod at 110 pods as is, with GOGC=50 and with GOMEMLIMIT.
+func rssExperiment(kbench, otelcol, outDir string) *expResult {
+	r := &expResult{Name: "collector RSS: Go runtime settings", Bench: "otelcol-kpod at 110 pods",
+		A: "defaults (GOGC=100, no limit)", B: "GOGC=50 / GOMEMLIMIT=40MiB",
+		Change: "run otelcol-kpod with a lower GC target or a soft memory limit (environment of the DaemonSet); no code change"}
+	ps, err := newPodSet()
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer ps.close()
+	for i := 0; i < 110; i++ {
+		if _, err := ps.addPod(1); err != nil {
+			r.Error = err.Error()
+			return r
+		}
+	}
+	if err := ps.startSleepers(kbench); err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	for _, env := range [][]string{nil, {"GOGC=50"}, {"GOMEMLIMIT=40MiB"}} {
+		pt := &scalePoint{Pods: 110}
+		if err := otelScale(pt, scaleOptions{otelcol: otelcol, outDir: outDir, otelSamples: 4, profileAt: -1, env: env}); err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		var hi uint64
+		for _, x := range pt.OtelRSS {
+			hi = max(hi, x)
+		}
+		name := "defaults"
+		if env != nil {
+			name = env[0]
+		}
+		r.Table = append(r.Table, []string{name, mib(hi), fmt.Sprintf("%s anonymous, %s file-backed", mib(pt.OtelAnon), mib(pt.OtelRssTotal-min(pt.OtelAnon, pt.OtelRssTotal))),
+			fmt.Sprintf("cycle %s", ms(median(pt.OtelCycles)))})
+	}
+	return r
+}
+
+// cgroupReadExperiment times, per container, the cgroup and /proc reads the memory,
+// pagefaults, iface and filesystem collectors make each cycle today, against reading
+// memory.stat once with plain system calls (no os.File: no epoll registration, no fstat) and
+// reusing the container's process list from discovery.
+func cgroupReadExperiment(kbench string) *expResult {
+	r := &expResult{Name: "userspace: cgroup reads per container", Bench: "collection cycle",
+		A: "today: memcg.ReadStats + memcg.ReadMajorFaults + 2 × podid.PIDs (os.ReadFile)", B: "memory.stat, usage and max_usage once each with open/read/close, PIDs from discovery",
+		Change: "read each container's memory.stat once per cycle for memory and pagefaults, read cgroup files with plain open/read/close into a reused buffer instead of os.ReadFile (which registers every kernfs file with epoll and fstat()s it), pass the PIDs discovery already read to iface and filesystem"}
+	ps, err := newPodSet()
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer ps.close()
+	const n = 200
+	for i := 0; i < n; i++ {
+		if _, err := ps.addPod(1); err != nil {
+			r.Error = err.Error()
+			return r
+		}
+	}
+	if err := ps.startSleepers(kbench); err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	var rels []string
+	for _, p := range ps.pods {
+		rels = append(rels, p.Containers[0].Rel)
+	}
+	l := ps.layout
+	today := func(rel string) error {
+		if _, err := memcg.ReadStats(l, rel); err != nil {
+			return err
+		}
+		if _, err := memcg.ReadMajorFaults(l, rel); err != nil {
+			return err
+		}
+		for i := 0; i < 2; i++ { // iface and filesystem each list the container's processes
+			if _, err := podid.PIDs(filepath.Join(l.V2, rel)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	buf := make([]byte, 16<<10)
+	readRaw := func(path string) ([]byte, error) {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer unix.Close(fd)
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+	proposed := func(rel string) error {
+		dir, _, _ := l.ControllerDir("memory", rel)
+		b, err := readRaw(filepath.Join(dir, "memory.stat"))
+		if err != nil {
+			return err
+		}
+		if _, err := cgroupfs.ParseKeyed("memory.stat", b); err != nil {
+			return err
+		}
+		for _, f := range []string{"memory.usage_in_bytes", "memory.max_usage_in_bytes"} {
+			b, err := readRaw(filepath.Join(dir, f))
+			if err != nil {
+				return err
+			}
+			if _, err := strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	best := map[string]time.Duration{}
+	for round := 0; round < 7; round++ {
+		for _, v := range []struct {
+			name string
+			f    func(string) error
+		}{{"today", today}, {"proposed", proposed}} {
+			t0 := time.Now()
+			for _, rel := range rels {
+				if err := v.f(rel); err != nil {
+					r.Error = err.Error()
+					return r
+				}
+			}
+			d := time.Since(t0) / n
+			if b, ok := best[v.name]; !ok || d < b {
+				best[v.name] = d
+			}
+		}
+	}
+	r.Table = [][]string{
+		{"today", fmt.Sprintf("%.1f µs", float64(best["today"].Nanoseconds())/1000), "memory.stat ×2, usage_in_bytes, max_usage_in_bytes, cgroup.procs ×2 (memory.memsw.* too where memory.stat has no swap line): 6 files, each open + fstat + epoll_ctl ×2 + fcntl ×2 + read ×2 + close"},
+		{"proposed", fmt.Sprintf("%.1f µs", float64(best["proposed"].Nanoseconds())/1000), "memory.stat, usage_in_bytes, max_usage_in_bytes: 3 files, each open + read + close"},
+	}
+	r.AddedA, r.AddedB = float64(best["today"].Nanoseconds()), float64(best["proposed"].Nanoseconds())
+	r.RatioBA = r.AddedB / r.AddedA
+	r.N = n
+	return r
+}
