@@ -1030,7 +1030,7 @@ func renderExperiments(w *mdWriter, run *benchRun) {
 		}
 		if e.Table != nil {
 			if strings.HasPrefix(e.Name, "userspace") {
-				w.header("variant", "per container per cycle (best of 7 passes over "+fmt.Sprint(e.N)+" containers)", "what is read")
+				w.header("variant", "memory + pagefaults per container per cycle (best of 7 passes over "+fmt.Sprint(e.N)+" containers)", "what is read")
 			} else {
 				w.header("variant", "VmRSS max", "of which", "otelcol cycle")
 			}

@@ -14,5 +14,5 @@ if [ -n "$missing" ]; then
 	echo "installing$missing"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-export BENCH_OTELCOL="${BENCH_OTELCOL:-$PWD/_build/otelcol-kpod}"
+export BENCH_OTELCOL="${BENCH_OTELCOL-$PWD/_build/otelcol-kpod}"
 exec ${GO:-go} test -tags bench -count=1 -run '^TestBench$' -timeout 60m -v ./bench/
