@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,7 +40,6 @@ func TestBench(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the benchmarks need root (BPF, cgroups, loop devices)")
 	}
-	runtime.MemProfileRate = 4096 // a precise heap profile of the receiver
 	quick := os.Getenv("BENCH_QUICK") != ""
 	def := func(full, q int) int {
 		if quick {

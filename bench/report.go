@@ -69,7 +69,7 @@ func machineInfo() map[string]string {
 	if b, err := os.ReadFile("/etc/debian_version"); err == nil {
 		m["os"] = "Debian " + strings.TrimSpace(string(b))
 	}
-	m["hypervisor"] = sh("sh", "-c", "dmesg 2>/dev/null | grep -m1 -o 'Hypervisor detected: .*' || echo 'hypervisor: see kernel name (PVM guest)'")
+	m["hypervisor"] = sh("sh", "-c", "dmesg 2>/dev/null | grep -m1 -o 'Hypervisor detected: .*' || (grep -qw hypervisor /proc/cpuinfo && echo 'virtual machine (cpuinfo: hypervisor)') || echo 'no hypervisor flag'")
 	m["bpftrace"] = sh("bpftrace", "--version")
 	m["libbpf-tools"] = sh("dpkg-query", "-W", "-f", "${Version}", "libbpf-tools")
 	m["redis"] = sh("sh", "-c", "redis-server --version | cut -d' ' -f3")
@@ -893,10 +893,10 @@ func renderScale(w *mdWriter, run *benchRun) {
 	w.p("")
 	if first != nil && last != nil && last.Pods > first.Pods {
 		per := (median(last.Cycles) - median(first.Cycles)) / float64(last.Pods-first.Pods)
-		w.p("Growth: %.1f µs of cycle per added pod (in-process, %d → %d pods); the cycle grows linearly with pods if the %d-pod point", per*1e6, first.Pods, last.Pods, run.Scale[len(run.Scale)/2].Pods)
-		if mid := run.Scale[len(run.Scale)/2]; len(mid.Cycles) > 0 {
+		w.p("Growth: %.1f µs of cycle per added pod (in-process, %d → %d pods).", per*1e6, first.Pods, last.Pods)
+		if mid := run.Scale[len(run.Scale)/2]; len(mid.Cycles) > 0 && mid != first && mid != last {
 			pred := median(first.Cycles) + per*float64(mid.Pods-first.Pods)
-			w.p("lies on the line: predicted %s, measured %s.", ms(pred), ms(median(mid.Cycles)))
+			w.p("A straight line through the %d- and %d-pod points predicts %s at %d pods; measured: %s.", first.Pods, last.Pods, ms(pred), mid.Pods, ms(median(mid.Cycles)))
 		}
 		w.p("")
 	}
@@ -945,7 +945,9 @@ func renderScale(w *mdWriter, run *benchRun) {
 	}
 	for _, p := range run.Scale {
 		if p.HeapTop != "" {
-			w.p("Live heap of the benchmark process with the receiver running at %d pods (`go tool pprof -sample_index=inuse_space -top %s`):", p.Pods, p.HeapProfile)
+			w.p("Live heap of the benchmark process with the receiver running at %d pods, every 4 KiB of allocation sampled, after three", p.Pods)
+			w.p("cycles of a second receiver started for this (`go tool pprof -sample_index=inuse_space -top %s`; the rest of the", p.HeapProfile)
+			w.p("process — BTF of the kernel, the harness — is in it too):")
 			w.p("")
 			w.p("```")
 			w.p("%s", strings.TrimSpace(p.HeapTop))

@@ -123,18 +123,14 @@ func scaleOne(pt *scalePoint, o scaleOptions) (err error) {
 	}
 	cycles, coll, points := k.snapshot()
 	pt.HeapDelta = int64(liveHeap()) - int64(heap0)
-	if pt.Profile != "" {
-		pt.HeapProfile = filepath.Join(o.outDir, fmt.Sprintf("receiver-%dpods.heap.prof", pt.Pods))
-		if f, e := os.Create(pt.HeapProfile); e == nil {
-			_ = pprof.WriteHeapProfile(f)
-			f.Close()
-			top, _ := exec.Command("go", "tool", "pprof", "-sample_index=inuse_space", "-top", "-nodecount=20", pt.HeapProfile).CombinedOutput()
-			pt.HeapTop = string(top)
-		}
-	}
 	_ = k.stop()
 	if err != nil {
 		return err
+	}
+	if pt.Profile != "" {
+		if err := heapProfile(pt, o); err != nil {
+			logf("heap profile: %v", err)
+		}
 	}
 	pt.Cycles, pt.Points = cycles[1:], points[1:]
 	pt.Collectors = map[string][]float64{}
@@ -153,6 +149,36 @@ func scaleOne(pt *scalePoint, o scaleOptions) (err error) {
 	if o.otelcol != "" {
 		return otelScale(pt, o)
 	}
+	return nil
+}
+
+// heapProfile runs the receiver again with every 4 KiB of allocation sampled (only now: the
+// sampling slows the cycles measured before) and writes the live heap after three cycles.
+func heapProfile(pt *scalePoint, o scaleOptions) error {
+	old := runtime.MemProfileRate
+	runtime.MemProfileRate = 4096
+	defer func() { runtime.MemProfileRate = old }()
+	k, err := startKpod(kpodOptions{Profile: "standard", Interval: time.Second})
+	if err != nil {
+		return err
+	}
+	defer k.stop()
+	if err := k.waitCycles(3, 2*time.Minute); err != nil {
+		return err
+	}
+	runtime.GC()
+	pt.HeapProfile = filepath.Join(o.outDir, fmt.Sprintf("receiver-%dpods.heap.prof", pt.Pods))
+	f, err := os.Create(pt.HeapProfile)
+	if err != nil {
+		return err
+	}
+	err = pprof.WriteHeapProfile(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	top, _ := exec.Command("go", "tool", "pprof", "-sample_index=inuse_space", "-top", "-nodecount=20", pt.HeapProfile).CombinedOutput()
+	pt.HeapTop = string(top)
 	return nil
 }
 
