@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -247,8 +248,13 @@ static int do_bwrite(const char *path, long pages) {
 	return 0;
 }
 
-// pingpong R: R one-byte round trips over two pipes between this process and a child.
+// pingpong R: R one-byte round trips over two pipes between this process and a child, then
+// print the kernel's own count of context switches of both processes since the gate
+// ("switches N": voluntary + involuntary from getrusage, the child's after it was reaped).
 static int do_pingpong(long r) {
+	struct rusage before, self, child;
+	if (getrusage(RUSAGE_SELF, &before) < 0)
+		die("getrusage");
 	int a[2], b[2];
 	if (pipe(a) < 0 || pipe(b) < 0)
 		die("pipe");
@@ -268,6 +274,12 @@ static int do_pingpong(long r) {
 			die("pingpong");
 	}
 	waitpid(pid, NULL, 0);
+	if (getrusage(RUSAGE_SELF, &self) < 0 || getrusage(RUSAGE_CHILDREN, &child) < 0)
+		die("getrusage");
+	long n = self.ru_nvcsw + self.ru_nivcsw - before.ru_nvcsw - before.ru_nivcsw + child.ru_nvcsw +
+		 child.ru_nivcsw;
+	printf("switches %ld\n", n);
+	fflush(stdout);
 	return 0;
 }
 
