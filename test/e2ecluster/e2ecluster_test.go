@@ -29,8 +29,10 @@ package e2ecluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,9 +86,6 @@ func manifestPatches(t *testing.T) []patch {
 			"the fork loop and the syscall loop are measured by the proc and syscall families, which only the comprehensive profile loads"},
 		{"configmap.yaml", "        collection_interval: 30s\n", "        collection_interval: " + interval.String() + "\n",
 			"a shorter cycle makes the test faster"},
-		{"configmap.yaml", "        cgroup_root: ${env:KPOD_CGROUP_ROOT:-/host/sys/fs/cgroup}\n",
-			"        cgroup_root: ${env:KPOD_CGROUP_ROOT:-/host/sys/fs/cgroup}\n        kubernetes:\n          enabled: true\n",
-			"the receiver's own pod watch (ServiceAccount auth) for kpod_container_restarts, which the dashboard and the rules use"},
 	}
 	if hybrid() {
 		p = append(p, patch{"daemonset.yaml",
@@ -616,6 +615,12 @@ func TestKpodDaemonSet(t *testing.T) {
 		}
 	})
 
+	// ---- TCP drops no pod's socket owns ---------------------------------------------------
+	// Before the snapshots, so that the node-level drop series is in both of them.
+	t.Run("TCP drops without a socket (node)", func(t *testing.T) {
+		testNodeDrops(t)
+	})
+
 	// ---- snapshots for the dashboard and rule checks --------------------------------------
 	snaps := takeSnapshots(t, snapDir, ds)
 
@@ -986,6 +991,61 @@ func mapKeysOf(t *testing.T, bpftool string, pid int, ids map[uint64]string) map
 		t.Fatalf("the collector (pid %d) holds no kpod_* BPF map with a cgroup key", pid)
 	}
 	return counts
+}
+
+// testNodeDrops connects to a closed port on 127.0.0.1 in the host's network namespace: each SYN
+// is answered with a RST and dropped with reason no_socket, which kpod charges to the node
+// (no pod's socket owns it). The node bucket is shared with every other TCP packet to a
+// closed port on the host; this cluster sends none (hostNetwork pods, loopback only), so a
+// small allowance above the exact count is enough.
+func testNodeDrops(t *testing.T) {
+	const conns, others = 20, 10
+	want := map[string]string{"reason": "no_socket"}
+	nodeValue := func(s *scrape) float64 {
+		v := 0.0
+		for _, x := range s.find("kpod_net_tcp_drops_total", want) {
+			if x.Labels["k8s_pod_uid"] == "" {
+				v += x.Value
+			}
+		}
+		return v
+	}
+	before, err := get(context.Background(), metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // now closed: connects get a RST
+	for i := 0; i < conns; i++ {
+		c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+		if err == nil {
+			c.Close()
+			t.Fatalf("%s accepted a connection; want it closed", addr)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("connect to closed %s: %v, want connection refused", addr, err)
+		}
+	}
+	base := nodeValue(before)
+	var got float64
+	eventually(t, 2*cycle, time.Second, "node-level no_socket drops", func() error {
+		s, err := get(context.Background(), metricsURL)
+		if err != nil {
+			return err
+		}
+		if got = nodeValue(s) - base; got < conns {
+			return fmt.Errorf("kpod_net_tcp_drops_total{reason=no_socket} of the node rose by %g, want %d", got, conns)
+		}
+		return nil
+	})
+	if got > conns+others {
+		t.Errorf("node-level no_socket drops rose by %g for %d refused connects; want at most %d more", got, conns, others)
+	}
+	t.Logf("%d refused connects: node-level no_socket drops +%g", conns, got)
 }
 
 // ---- snapshots -----------------------------------------------------------------------------------
