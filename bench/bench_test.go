@@ -49,7 +49,7 @@ func TestBench(t *testing.T) {
 	}
 	run := &benchRun{
 		Rounds:     envInt("BENCH_ROUNDS", def(2, 1)),
-		MicroPairs: envInt("BENCH_MICRO_PAIRS", def(3, 2)),
+		MicroPairs: envInt("BENCH_MICRO_PAIRS", def(2, 2)),
 		RedisPairs: envInt("BENCH_REDIS_PAIRS", def(1, 1)),
 		FocusPairs: envInt("BENCH_FOCUS_PAIRS", def(16, 2)),
 		Quick:      quick,

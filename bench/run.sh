@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: installs what the benchmarks need, then runs them (bench/*_test.go, build tag
-# `bench`) and writes BENCHMARKS.md. Needs root. Knobs: BENCH_ROUNDS (3), BENCH_FOCUS_ROUNDS
-# (4), BENCH_OUT (/tmp/kpod-bench: raw JSON, CPU profiles, collector logs), BENCH_QUICK=1 (a
+# `bench`) and writes BENCHMARKS.md. Needs root. Knobs (bench/README.md): BENCH_ROUNDS (2),
+# BENCH_MICRO_PAIRS (2), BENCH_FOCUS_PAIRS (16), BENCH_OUT (/tmp/kpod-bench), BENCH_QUICK=1 (a
 # subset, one round: for trying changes, not for conclusions).
 set -euo pipefail
 cd "$(dirname "$0")/.."

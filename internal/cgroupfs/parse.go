@@ -2,7 +2,6 @@ package cgroupfs
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -36,7 +35,7 @@ type IOCounters struct {
 
 // ReadUint reads a file holding one unsigned number (memory.current, memory.peak, ...).
 func ReadUint(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path)
 	if err != nil {
 		return 0, err
 	}

@@ -1,6 +1,7 @@
 package cgroupfs
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -251,5 +252,43 @@ func TestWalk(t *testing.T) {
 	}
 	if _, err := Inode(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("Inode of a missing path succeeded")
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small")
+	big := filepath.Join(dir, "big")
+	want := bytes.Repeat([]byte("0123456789abcdef"), 3000) // larger than the pooled buffer
+	if err := os.WriteFile(small, []byte("42\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(big, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // pooled buffers are reused: results must not alias them
+		b, err := ReadFile(big)
+		if err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("big: %d bytes, %v", len(b), err)
+		}
+		s, err := ReadFile(small)
+		if err != nil || string(s) != "42\n" {
+			t.Fatalf("small: %q, %v", s, err)
+		}
+		if !bytes.Equal(b, want) {
+			t.Fatal("an earlier result changed after the next read")
+		}
+	}
+	// /proc files report size 0 in stat; they must still read whole.
+	if b, err := ReadFile("/proc/self/status"); err != nil || !bytes.Contains(b, []byte("Pid:")) {
+		t.Fatalf("/proc/self/status: %q, %v", b, err)
+	}
+	_, err := ReadFile(filepath.Join(dir, "missing"))
+	var pe *fs.PathError
+	if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &pe) || pe.Path != filepath.Join(dir, "missing") {
+		t.Fatalf("missing file: %v, want a *fs.PathError for ErrNotExist", err)
+	}
+	if _, err := ReadFile(dir); err == nil {
+		t.Fatal("reading a directory: no error")
 	}
 }

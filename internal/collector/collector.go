@@ -71,7 +71,7 @@ func Gone(v2Root, rel string) bool {
 // init is protected from ptrace-style access.
 func HostNamespace(procRoot, kind string) (uint64, error) {
 	for _, pid := range []string{"2", "1"} {
-		comm, err := os.ReadFile(filepath.Join(procRoot, pid, "comm"))
+		comm, err := cgroupfs.ReadFile(filepath.Join(procRoot, pid, "comm"))
 		if err != nil || pid == "2" && string(comm) != "kthreadd\n" {
 			continue
 		}

@@ -83,7 +83,7 @@ func (c *FileCollector) Collect(ctx context.Context, targets []collector.Target)
 
 func readIOStat(dir string) (Stats, error) {
 	path := filepath.Join(dir, "io.stat")
-	b, err := os.ReadFile(path)
+	b, err := cgroupfs.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -94,11 +94,11 @@ func readIOStat(dir string) (Stats, error) {
 func readBlkio(dir string) (Stats, error) {
 	bytesPath := filepath.Join(dir, "blkio.throttle.io_service_bytes")
 	opsPath := filepath.Join(dir, "blkio.throttle.io_serviced")
-	b, err := os.ReadFile(bytesPath)
+	b, err := cgroupfs.ReadFile(bytesPath)
 	if err != nil {
 		return nil, err
 	}
-	o, err := os.ReadFile(opsPath)
+	o, err := cgroupfs.ReadFile(opsPath)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -170,7 +169,7 @@ func (c *FaultCollector) Collect(ctx context.Context, cycle any, targets []colle
 
 func readStat(dir string) (map[string]uint64, error) {
 	path := filepath.Join(dir, "memory.stat")
-	b, err := os.ReadFile(path)
+	b, err := cgroupfs.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}

@@ -5,11 +5,11 @@ package netdev
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/collector"
 )
 
@@ -56,7 +56,7 @@ func (c *Collector) Collect(ctx context.Context, pods []PodTarget) collector.Res
 			return nil, collector.ErrSkip
 		}
 		path := filepath.Join(c.ProcRoot, strconv.Itoa(pid), "net", "dev")
-		b, err := os.ReadFile(path)
+		b, err := cgroupfs.ReadFile(path)
 		if err != nil {
 			return nil, collector.ErrSkip
 		}

@@ -2,7 +2,6 @@ package podid
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -163,7 +162,7 @@ func (s *Scanner) isSandbox(c *Container) bool {
 	}
 	pause := true
 	for _, pid := range pids {
-		comm, err := os.ReadFile(filepath.Join(s.ProcRoot, strconv.Itoa(pid), "comm"))
+		comm, err := cgroupfs.ReadFile(filepath.Join(s.ProcRoot, strconv.Itoa(pid), "comm"))
 		if err != nil {
 			return false // process gone: decide later
 		}
@@ -178,7 +177,7 @@ func (s *Scanner) isSandbox(c *Container) bool {
 
 // PIDs lists the processes of the cgroup directory dir.
 func PIDs(dir string) ([]int, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	b, err := cgroupfs.ReadFile(filepath.Join(dir, "cgroup.procs"))
 	if err != nil {
 		return nil, err
 	}
