@@ -4,11 +4,13 @@ package bench
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,5 +298,52 @@ func TestRender(t *testing.T) {
 	}
 	if err := os.WriteFile(report, []byte(renderReport(run)), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestScale runs only the userspace-cost phase (no report), for trying a change to the
+// collection cycle: BENCH_PODS (comma-separated, default 110,1000) pods, in-process cycles
+// only unless BENCH_OTELCOL is set. Prints median cycle and per-collector durations.
+func TestScale(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	counts := []int{110, 1000}
+	if s := os.Getenv("BENCH_PODS"); s != "" {
+		counts = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				t.Fatalf("BENCH_PODS: %v", err)
+			}
+			counts = append(counts, n)
+		}
+	}
+	if err := cleanStale(); err != nil {
+		t.Fatal(err)
+	}
+	outDir := os.Getenv("BENCH_OUT")
+	if outDir == "" {
+		outDir = t.TempDir()
+	}
+	kbench := filepath.Join(outDir, "kbench")
+	if out, err := exec.Command("gcc", "-static", "-O2", "-o", kbench, "kbench/kbench.c").CombinedOutput(); err != nil {
+		t.Fatalf("building kbench: %v\n%s", err, out)
+	}
+	for _, p := range runScale(counts, scaleOptions{kbench: kbench, otelcol: os.Getenv("BENCH_OTELCOL"), outDir: outDir, cycles: 8, otelSamples: 5, profileAt: envInt("BENCH_PROFILE_AT", 0)}) {
+		if p.Error != "" {
+			t.Errorf("%d pods: %s", p.Pods, p.Error)
+			continue
+		}
+		line := fmt.Sprintf("%d pods: cycle median %.1f ms;", p.Pods, 1e3*median(p.Cycles))
+		names := make([]string, 0, len(p.Collectors))
+		for c := range p.Collectors {
+			names = append(names, c)
+		}
+		sort.Strings(names)
+		for _, c := range names {
+			line += fmt.Sprintf(" %s %.1f", c, 1e3*median(p.Collectors[c]))
+		}
+		t.Log(line)
 	}
 }
