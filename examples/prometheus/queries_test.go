@@ -27,6 +27,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/kpod-project/kpod/internal/promtext"
 )
 
 // ---- files -----------------------------------------------------------------------------------
@@ -663,7 +665,7 @@ func TestRulesTestSeriesShape(t *testing.T) {
 	n := 0
 	for _, tc := range tf.Tests {
 		for _, in := range tc.InputSeries {
-			smp, err := parseSample(in.Series + " 0")
+			smp, err := promtext.ParseSample(in.Series + " 0")
 			if err != nil {
 				t.Errorf("%s: %q: %v", tc.Name, in.Series, err)
 				continue
@@ -713,16 +715,16 @@ func snapshotSeries(t *testing.T) []promSeries {
 	var keys []string
 	for i, e := range s {
 		for _, smp := range e.Samples {
-			k := smp.seriesKey()
+			k := seriesKey(smp)
 			v, ok := vals[k]
 			if !ok {
 				v = &[2]string{"_", "_"}
 				vals[k] = v
 				keys = append(keys, k)
 			}
-			f, err := strconv.ParseFloat(smp.Value, 64)
+			f, err := strconv.ParseFloat(smp.Text, 64)
 			if err != nil {
-				t.Fatalf("scrape %d: %s: value %q: %v", i+1, k, smp.Value, err)
+				t.Fatalf("scrape %d: %s: value %q: %v", i+1, k, smp.Text, err)
 			}
 			v[i] = strconv.FormatFloat(f, 'f', -1, 64)
 		}

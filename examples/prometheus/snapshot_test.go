@@ -38,6 +38,7 @@ import (
 
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/podid"
+	"github.com/kpod-project/kpod/internal/promtext"
 )
 
 const (
@@ -679,7 +680,7 @@ func renderSnapshot(e *exposition, ours map[string]role, roles []role, n int, re
 			b.WriteString(c + "\n")
 		}
 		for _, s := range ss {
-			fmt.Fprintf(&b, "%s%s %s\n", s.Name, labelString(s.Labels), s.Value)
+			fmt.Fprintf(&b, "%s%s %s\n", s.Name, promtext.LabelString(s.Labels), s.Text)
 		}
 	}
 	return b.Bytes()

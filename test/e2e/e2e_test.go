@@ -10,18 +10,14 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +27,7 @@ import (
 
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/podid"
+	"github.com/kpod-project/kpod/internal/promtext"
 )
 
 // repoRoot is the repository root. `go test` runs the test binary in the package's source
@@ -171,139 +168,15 @@ func tail(s string, n int) string {
 	return s[len(s)-n:]
 }
 
-// sample is one line of the Prometheus text exposition format.
-type sample struct {
-	Name   string
-	Labels map[string]string
-	Value  float64
-}
-
-func (s sample) String() string {
-	keys := make([]string, 0, len(s.Labels))
-	for k := range s.Labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(s.Name + "{")
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "%s=%q", k, s.Labels[k])
-	}
-	fmt.Fprintf(&b, "} %g", s.Value)
-	return b.String()
-}
-
-// parseExposition parses the Prometheus text format (version 0.0.4): comment lines are
-// skipped, every other line is `name[{label="value",...}] value [timestamp]`.
-func parseExposition(r io.Reader) ([]sample, error) {
-	var out []sample
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		s, err := parseSample(line)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %v: %q", n, err, line)
-		}
-		out = append(out, s)
-	}
-	return out, sc.Err()
-}
-
-func parseSample(line string) (sample, error) {
-	s := sample{Labels: map[string]string{}}
-	i := 0
-	for i < len(line) && line[i] != '{' && line[i] != ' ' && line[i] != '\t' {
-		i++
-	}
-	s.Name = line[:i]
-	if s.Name == "" {
-		return s, errors.New("no metric name")
-	}
-	if i < len(line) && line[i] == '{' {
-		i++
-		for {
-			for i < len(line) && (line[i] == ' ' || line[i] == ',') {
-				i++
-			}
-			if i >= len(line) {
-				return s, errors.New("unterminated label set")
-			}
-			if line[i] == '}' {
-				i++
-				break
-			}
-			eq := strings.IndexByte(line[i:], '=')
-			if eq < 0 {
-				return s, errors.New("label without '='")
-			}
-			name := strings.TrimSpace(line[i : i+eq])
-			i += eq + 1
-			if i >= len(line) || line[i] != '"' {
-				return s, fmt.Errorf("label %s: value is not quoted", name)
-			}
-			i++
-			var v strings.Builder
-			closed := false
-			for i < len(line) {
-				c := line[i]
-				i++
-				if c == '"' {
-					closed = true
-					break
-				}
-				if c == '\\' && i < len(line) {
-					switch e := line[i]; e {
-					case 'n':
-						v.WriteByte('\n')
-					default: // \\ and \"
-						v.WriteByte(e)
-					}
-					i++
-					continue
-				}
-				v.WriteByte(c)
-			}
-			if !closed {
-				return s, fmt.Errorf("label %s: unterminated value", name)
-			}
-			s.Labels[name] = v.String()
-		}
-	}
-	fields := strings.Fields(line[i:])
-	if len(fields) < 1 || len(fields) > 2 {
-		return s, errors.New("want a value and an optional timestamp")
-	}
-	v, err := strconv.ParseFloat(fields[0], 64)
-	if err != nil {
-		return s, fmt.Errorf("value: %v", err)
-	}
-	s.Value = v
-	return s, nil
-}
+type sample = promtext.Sample
 
 // scrape fetches and parses the exporter's /metrics once.
 func scrape(ctx context.Context, url string) ([]sample, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	raw, err := promtext.Fetch(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return parseExposition(resp.Body)
+	return promtext.Parse(bytes.NewReader(raw))
 }
 
 // waitFor scrapes every 500 ms until ok accepts the samples, and fails the test at the

@@ -3,24 +3,21 @@
 package e2ecluster
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kpod-project/kpod/internal/promtext"
 )
 
 // ---- the cluster of scripts/cluster-up.sh ---------------------------------------------------
@@ -180,32 +177,7 @@ func eventually(t *testing.T, deadline, interval time.Duration, what string, f f
 
 // ---- the Prometheus endpoint -------------------------------------------------------------------
 
-// sample is one sample line of the text exposition format.
-type sample struct {
-	Name   string
-	Labels map[string]string
-	Value  float64
-}
-
-func (s sample) String() string {
-	keys := make([]string, 0, len(s.Labels))
-	for k := range s.Labels {
-		if !strings.HasPrefix(k, "otel_scope_") {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(s.Name + "{")
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "%s=%q", k, s.Labels[k])
-	}
-	fmt.Fprintf(&b, "} %g", s.Value)
-	return b.String()
-}
+type sample = promtext.Sample
 
 // scrape is one scrape: the raw body (kept for the snapshots) and its samples.
 type scrape struct {
@@ -216,111 +188,16 @@ type scrape struct {
 
 // get fetches the endpoint once, as Prometheus does (text format 0.0.4).
 func get(ctx context.Context, url string) (*scrape, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
 	at := time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	raw, err := promtext.Fetch(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	ss, err := parseExposition(raw)
+	ss, err := promtext.Parse(bytes.NewReader(raw))
 	if err != nil {
 		return nil, err
 	}
 	return &scrape{At: at, Raw: raw, Samples: ss}, nil
-}
-
-func parseExposition(raw []byte) ([]sample, error) {
-	var out []sample
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		s, err := parseSample(line)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %v: %q", n, err, line)
-		}
-		out = append(out, s)
-	}
-	return out, sc.Err()
-}
-
-func parseSample(line string) (sample, error) {
-	s := sample{Labels: map[string]string{}}
-	i := strings.IndexAny(line, "{ \t")
-	if i <= 0 {
-		return s, errors.New("no metric name or value")
-	}
-	s.Name = line[:i]
-	if line[i] == '{' {
-		i++
-		for {
-			for i < len(line) && (line[i] == ' ' || line[i] == ',') {
-				i++
-			}
-			if i >= len(line) {
-				return s, errors.New("unterminated label set")
-			}
-			if line[i] == '}' {
-				i++
-				break
-			}
-			eq := strings.IndexByte(line[i:], '=')
-			if eq < 0 || i+eq+1 >= len(line) || line[i+eq+1] != '"' {
-				return s, errors.New("bad label")
-			}
-			name := strings.TrimSpace(line[i : i+eq])
-			i += eq + 2
-			var v strings.Builder
-			closed := false
-			for i < len(line) {
-				ch := line[i]
-				i++
-				if ch == '"' {
-					closed = true
-					break
-				}
-				if ch == '\\' && i < len(line) {
-					if line[i] == 'n' {
-						v.WriteByte('\n')
-					} else {
-						v.WriteByte(line[i])
-					}
-					i++
-					continue
-				}
-				v.WriteByte(ch)
-			}
-			if !closed {
-				return s, fmt.Errorf("label %s: unterminated value", name)
-			}
-			s.Labels[name] = v.String()
-		}
-	}
-	f := strings.Fields(line[i:])
-	if len(f) < 1 || len(f) > 2 {
-		return s, errors.New("want a value and an optional timestamp")
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return s, err
-	}
-	s.Value = v
-	return s, nil
 }
 
 // find returns the samples called name whose labels include want.
