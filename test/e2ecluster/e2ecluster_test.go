@@ -86,6 +86,8 @@ func manifestPatches(t *testing.T) []patch {
 			"the fork loop and the syscall loop are measured by the proc and syscall families, which only the comprehensive profile loads"},
 		{"configmap.yaml", "        collection_interval: 30s\n", "        collection_interval: " + interval.String() + "\n",
 			"a shorter cycle makes the test faster"},
+		{"daemonset.yaml", "              value: http://otel-gateway.observability.svc.cluster.local:4318\n", "              value: http://" + otlpAddr + "\n",
+			"there is no OTLP gateway here: the test receives the export itself (the collector is hostNetwork)"},
 	}
 	if hybrid() {
 		p = append(p, patch{"daemonset.yaml",
@@ -292,6 +294,7 @@ func TestKpodDaemonSet(t *testing.T) {
 	}
 
 	// ---- deploy kpod from examples/kubernetes ----------------------------------------------
+	sink := startOTLPSink(t)
 	apply := renderManifests(t)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -515,6 +518,23 @@ func TestKpodDaemonSet(t *testing.T) {
 		exact(t, "exits (the children and the workload)", delta(final, fork, "kpod_proc_exits_total"), forks+1)
 		exact(t, "execs (the shell's exec of the sleeper)", delta(final, fork, "kpod_proc_execs_total"), 1)
 		exact(t, "close calls", delta(final, fork, "kpod_syscall_count_total", "syscall", "close"), 0)
+	})
+	t.Run("OTLP export agrees with the Prometheus endpoint", func(t *testing.T) {
+		want, ok := final.value(t, "kpod_proc_forks_total", key(fork))
+		if !ok {
+			t.Fatal("no kpod_proc_forks_total for the fork loop")
+		}
+		eventually(t, 2*cycle, time.Second, "kpod.proc.forks of the fork loop over OTLP", func() error {
+			got, ok := sink.value("kpod.proc.forks", ns, fork.pod, fork.container)
+			if n, bad := sink.stats(); !ok || got != want {
+				return fmt.Errorf("OTLP: %g (received: %v; %d requests, bad: %v), Prometheus %g", got, ok, n, bad, want)
+			}
+			return nil
+		})
+		if n, bad := sink.stats(); len(bad) > 0 {
+			t.Errorf("%d of %d OTLP requests could not be read: %v", len(bad), n, bad)
+		}
+		t.Logf("kpod.proc.forks of %s/%s over OTLP/HTTP (gzip, with k8s_attributes' names): %g, as on the Prometheus endpoint", ns, fork.pod, want)
 	})
 	t.Run("syscall loop", func(t *testing.T) {
 		exact(t, "close calls", delta(final, sys, "kpod_syscall_count_total", "syscall", "close"), closes)
