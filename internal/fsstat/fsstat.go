@@ -6,7 +6,6 @@ package fsstat
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 
@@ -52,7 +51,7 @@ func (c *Collector) Collect(ctx context.Context, targets []collector.Target) col
 		}
 		pid := strconv.Itoa(p)
 		mi := filepath.Join(c.ProcRoot, pid, "mountinfo")
-		b, err := os.ReadFile(mi)
+		b, err := cgroupfs.ReadFile(mi)
 		if err != nil {
 			return nil, collector.ErrSkip // the process exited
 		}
