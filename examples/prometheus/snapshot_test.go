@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -39,6 +38,7 @@ import (
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/podid"
 	"github.com/kpod-project/kpod/internal/promtext"
+	"github.com/kpod-project/kpod/internal/testenv"
 )
 
 const (
@@ -46,29 +46,6 @@ const (
 	snapshotInterval = 20 * time.Second // between the two scrapes
 	tcpPort          = 7100
 )
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Clean(filepath.Join(wd, "..", ".."))
-	if b, err := os.ReadFile(filepath.Join(root, "go.mod")); err != nil || !strings.Contains(string(b), "module github.com/kpod-project/kpod\n") {
-		t.Fatalf("%s is not the kpod repository root", root)
-	}
-	return root
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // snapshotConfig is examples/collector-local.yaml's pipeline with the comprehensive profile,
 // a 5 s cycle, the filesystem family every 10 s (so that kpod_collector_skipped_total moves),
@@ -377,11 +354,8 @@ type role struct {
 
 func TestSnapshot(t *testing.T) {
 	fakepod.RequireRoot(t)
-	root := repoRoot(t)
-	bin := filepath.Join(root, "_build", "otelcol-kpod")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s: run make otelcol first (%v)", bin, err)
-	}
+	root := testenv.RepoRoot(t, 2)
+	bin := testenv.CollectorBinary(t, root)
 	start := time.Now()
 
 	// Pods. Each has a sandbox ("pause"), as a kubelet's pod does.
@@ -450,7 +424,7 @@ func TestSnapshot(t *testing.T) {
 		api.addPod(r.pod, r.name)
 	}
 
-	promPort, healthPort, telPort := freePort(t), freePort(t), freePort(t)
+	promPort, healthPort, telPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	cfgPath := filepath.Join(t.TempDir(), "collector.yaml")
 	if err := os.WriteFile(cfgPath, []byte(snapshotConfig(promPort, healthPort, telPort, api.kubeconfig(t))), 0o644); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,44 +27,8 @@ import (
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/podid"
 	"github.com/kpod-project/kpod/internal/promtext"
+	"github.com/kpod-project/kpod/internal/testenv"
 )
-
-// repoRoot is the repository root. `go test` runs the test binary in the package's source
-// directory (test/e2e); runtime.Caller cannot be used because the Makefile builds with
-// -trimpath, which makes source paths module-relative.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Clean(filepath.Join(wd, "..", ".."))
-	if b, err := os.ReadFile(filepath.Join(root, "go.mod")); err != nil || !strings.Contains(string(b), "module github.com/kpod-project/kpod\n") {
-		t.Fatalf("%s is not the kpod repository root (run the test with go test from the repository)", root)
-	}
-	return root
-}
-
-// collectorBinary is _build/otelcol-kpod; the test fails (not skips) without it.
-func collectorBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(repoRoot(t), "_build", "otelcol-kpod")
-	if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		t.Fatalf("%s is missing or not executable: run make otelcol (%v)", bin, err)
-	}
-	return bin
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 type ports struct{ prom, health, telemetry int }
 
@@ -74,7 +37,7 @@ type ports struct{ prom, health, telemetry int }
 // change of the example that this test no longer understands fails loudly.
 func writeConfig(t *testing.T, p ports, profile string) string {
 	t.Helper()
-	src := filepath.Join(repoRoot(t), "examples", "collector-local.yaml")
+	src := filepath.Join(testenv.RepoRoot(t, 2), "examples", "collector-local.yaml")
 	b, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +212,7 @@ const (
 // O_DIRECT to a loop device; the collector must report them for that pod's container and
 // device, within 1 %, and nothing for an idle sibling pod.
 func TestCollectorDiskWritesOverPrometheus(t *testing.T) {
-	bin := collectorBinary(t)
+	bin := testenv.CollectorBinary(t, testenv.RepoRoot(t, 2))
 	fakepod.RequireRoot(t)
 
 	const (
@@ -267,7 +230,7 @@ func TestCollectorDiskWritesOverPrometheus(t *testing.T) {
 	t.Cleanup(func() { _ = os.RemoveAll(workloadDir) })
 	ic.Start("sleep").WaitReady()
 
-	p := ports{prom: freePort(t), health: freePort(t), telemetry: freePort(t)}
+	p := ports{prom: testenv.FreePort(t), health: testenv.FreePort(t), telemetry: testenv.FreePort(t)}
 	cfg := writeConfig(t, p, "standard")
 	c := startCollector(t, bin, cfg)
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", p.prom)
@@ -340,8 +303,8 @@ func TestCollectorDiskWritesOverPrometheus(t *testing.T) {
 // TestCollectorRejectsBogusProfile: an invalid receiver config must stop the collector at
 // startup with a non-zero exit and an error that names the bad key.
 func TestCollectorRejectsBogusProfile(t *testing.T) {
-	bin := collectorBinary(t)
-	p := ports{prom: freePort(t), health: freePort(t), telemetry: freePort(t)}
+	bin := testenv.CollectorBinary(t, testenv.RepoRoot(t, 2))
+	p := ports{prom: testenv.FreePort(t), health: testenv.FreePort(t), telemetry: testenv.FreePort(t)}
 	cfg := writeConfig(t, p, "bogus")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -365,7 +328,7 @@ func TestCollectorRejectsBogusProfile(t *testing.T) {
 // TestConfigMapMatchesCollectorNode: the ConfigMap of the Kubernetes example must carry
 // examples/collector-node.yaml verbatim (see the regeneration command in configmap.yaml).
 func TestConfigMapMatchesCollectorNode(t *testing.T) {
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t, 2)
 	node, err := os.ReadFile(filepath.Join(root, "examples", "collector-node.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -397,8 +360,8 @@ func TestConfigMapMatchesCollectorNode(t *testing.T) {
 // TestNodeConfigValidates runs `otelcol-kpod validate` on examples/collector-node.yaml,
 // with the container paths (/host/proc, /host/sys/fs/cgroup) pointed at this host's.
 func TestNodeConfigValidates(t *testing.T) {
-	bin := collectorBinary(t)
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "examples", "collector-node.yaml"))
+	bin := testenv.CollectorBinary(t, testenv.RepoRoot(t, 2))
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t, 2), "examples", "collector-node.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

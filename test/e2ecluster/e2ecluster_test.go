@@ -49,6 +49,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kpod-project/kpod/internal/fakepod"
+	"github.com/kpod-project/kpod/internal/testenv"
 )
 
 const (
@@ -141,7 +142,7 @@ var manifests = []string{"namespace.yaml", "rbac.yaml", "configmap.yaml", "daemo
 // the arguments of `kubectl apply`.
 func renderManifests(t *testing.T) []string {
 	t.Helper()
-	src := filepath.Join(repoRoot(t), "examples", "kubernetes")
+	src := filepath.Join(testenv.RepoRoot(t, 2), "examples", "kubernetes")
 	b, err := os.ReadFile(filepath.Join(src, "daemonset.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -181,19 +182,6 @@ func renderManifests(t *testing.T) []string {
 		args = append(args, "-f", filepath.Join(out, f))
 	}
 	return args
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Clean(filepath.Join(wd, "..", ".."))
-	if b, err := os.ReadFile(filepath.Join(root, "go.mod")); err != nil || !strings.Contains(string(b), "module github.com/kpod-project/kpod\n") {
-		t.Fatalf("%s is not the kpod repository root", root)
-	}
-	return root
 }
 
 // ---- workloads -------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/kpod-project/kpod/internal/testenv"
 )
 
 // absentHere are the metrics kpod exports that this cluster cannot produce, and why. A query
@@ -43,7 +45,7 @@ const promTests = "^(TestMetricNamesInSnapshot|TestQueriesReturnSamples)$"
 // Failures are accepted only for queries that read a metric of absentHere.
 func checkQueries(t *testing.T, snaps [2]string) {
 	t.Helper()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t, 2)
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "prometheus.test")
 	build := exec.Command("go", "test", "-c", "-o", bin, "./examples/prometheus/")
