@@ -249,22 +249,12 @@ func rssExperiment(kbench, otelcol, outDir string) *expResult {
 	r := &expResult{Name: "collector RSS: Go runtime settings", Bench: "otelcol-kpod at 110 pods",
 		A: "defaults (GOGC=100, no limit)", B: "GOGC=50 / GOMEMLIMIT=40MiB",
 		Change: "run otelcol-kpod with a lower GC target or a soft memory limit (environment of the DaemonSet); no code change"}
-	ps, err := newPodSet()
+	ps, err := newSleepingPodSet(kbench, 110)
 	if err != nil {
 		r.Error = err.Error()
 		return r
 	}
 	defer ps.close()
-	for i := 0; i < 110; i++ {
-		if _, err := ps.addPod(1); err != nil {
-			r.Error = err.Error()
-			return r
-		}
-	}
-	if err := ps.startSleepers(kbench); err != nil {
-		r.Error = err.Error()
-		return r
-	}
 	for _, env := range [][]string{nil, {"GOGC=50"}, {"GOMEMLIMIT=40MiB"}} {
 		pt := &scalePoint{Pods: 110}
 		if err := otelScale(pt, scaleOptions{otelcol: otelcol, outDir: outDir, otelSamples: 4, profileAt: -1, env: env}); err != nil {
@@ -293,23 +283,13 @@ func cgroupReadExperiment(kbench string) *expResult {
 	r := &expResult{Name: "userspace: cgroup file reads (landed)", Bench: "collection cycle",
 		A: "memcg.Collector + memcg.FaultCollector (cgroupfs.ReadFile)", B: "the same files with os.ReadFile",
 		Change: "kpod reads cgroup and /proc files with plain open/read/close into a pooled buffer (cgroupfs.ReadFile) instead of os.ReadFile: a kernfs file supports poll, so os.Open registers it with the runtime's epoll (epoll_ctl add and delete, two fcntl) and os.ReadFile fstat()s it and reads twice. Proposed by this experiment in an earlier run and adopted; it now measures what the change saves"}
-	ps, err := newPodSet()
+	const n = 200
+	ps, err := newSleepingPodSet(kbench, n)
 	if err != nil {
 		r.Error = err.Error()
 		return r
 	}
 	defer ps.close()
-	const n = 200
-	for i := 0; i < n; i++ {
-		if _, err := ps.addPod(1); err != nil {
-			r.Error = err.Error()
-			return r
-		}
-	}
-	if err := ps.startSleepers(kbench); err != nil {
-		r.Error = err.Error()
-		return r
-	}
 	var targets []collector.Target
 	for _, p := range ps.pods {
 		c := p.Containers[0]

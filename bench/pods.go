@@ -289,3 +289,24 @@ func randUID() string {
 	s := randHex(16)
 	return s[0:8] + "-" + s[8:12] + "-4" + s[13:16] + "-a" + s[17:20] + "-" + s[20:32]
 }
+
+// newSleepingPodSet creates n pods of one container each, with one sleeping process in each
+// (the shape the scale phase and the userspace experiments measure). On error nothing of it
+// is left.
+func newSleepingPodSet(kbench string, n int) (*podSet, error) {
+	ps, err := newPodSet()
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < n; i++ {
+		if _, err := ps.addPod(1); err != nil {
+			ps.close()
+			return nil, err
+		}
+	}
+	if err := ps.startSleepers(kbench); err != nil {
+		ps.close()
+		return nil, err
+	}
+	return ps, nil
+}

@@ -3,11 +3,10 @@
 package bench
 
 import (
-	"bufio"
+	"bytes"
+	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kpod-project/kpod/internal/promtext"
 )
 
 // scalePoint is what was measured with one number of fake pods.
@@ -72,7 +73,7 @@ func runScale(counts []int, o scaleOptions) []*scalePoint {
 
 func scaleOne(pt *scalePoint, o scaleOptions) (err error) {
 	t0 := time.Now()
-	ps, err := newPodSet()
+	ps, err := newSleepingPodSet(o.kbench, pt.Pods)
 	if err != nil {
 		return err
 	}
@@ -84,14 +85,6 @@ func scaleOne(pt *scalePoint, o scaleOptions) (err error) {
 		pt.CleanupSec = time.Since(t).Seconds()
 		logf("scale %d pods: removed in %.2f s", pt.Pods, pt.CleanupSec)
 	}()
-	for i := 0; i < pt.Pods; i++ {
-		if _, err := ps.addPod(1); err != nil {
-			return err
-		}
-	}
-	if err := ps.startSleepers(o.kbench); err != nil {
-		return err
-	}
 	pt.CreateSec = time.Since(t0).Seconds()
 	logf("scale %d pods: created in %.2f s", pt.Pods, pt.CreateSec)
 
@@ -306,39 +299,24 @@ service:
 // GET took.
 func scrapeProm(url, prefix string) (map[string]float64, int, time.Duration, error) {
 	t0 := time.Now()
-	resp, err := http.Get(url)
+	raw, err := promtext.Fetch(context.Background(), url)
+	took := time.Since(t0)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	defer resp.Body.Close()
 	out := map[string]float64{}
 	n := 0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
+	err = promtext.Lines(bytes.NewReader(raw), func(l promtext.Line) error {
+		if l.Comment != "" {
+			return nil
 		}
 		n++
-		name, rest, _ := strings.Cut(line, " ")
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			// labelled: name{...} value
-			j := strings.LastIndexByte(line, '}')
-			name, rest = line[:i], strings.TrimSpace(line[j+1:])
+		if strings.HasPrefix(l.Sample.Name, prefix) {
+			out[l.Sample.Name] = l.Sample.Value
 		}
-		if !strings.HasPrefix(name, prefix) {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) > 0 {
-			if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-				out[name] = v
-			}
-		}
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return out, n, time.Since(t0), sc.Err()
+		return nil
+	})
+	return out, n, took, err
 }
 
 // procStatus reads a kB field of /proc/<pid>/status, in bytes.
