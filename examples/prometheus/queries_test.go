@@ -813,7 +813,7 @@ func runOnSnapshot(t *testing.T, bin string, tests []promExprTest, origin map[st
 		}
 		sort.Strings(failed)
 		t.Errorf("promtool test rules on the snapshot: %v; %d queries failed:\n  %s\npromtool output (first 8 KiB):\n%s",
-			err, len(failed), strings.Join(failed, "\n  "), tail8k(out))
+			err, len(failed), strings.Join(failed, "\n  "), head8k(out))
 		return
 	}
 	t.Logf("%d queries evaluated on %d snapshot series: all as expected", len(tests), len(series))
@@ -881,7 +881,7 @@ func TestAlertsOnSnapshot(t *testing.T) {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-func tail8k(b []byte) string {
+func head8k(b []byte) string {
 	if len(b) > 8<<10 {
 		return string(b[:8<<10]) + "\n..."
 	}

@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -328,20 +329,7 @@ func startCollector(t *testing.T, bin, config string) *collectorProc {
 func scrapeRaw(url string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return io.ReadAll(resp.Body)
+	return promtext.Fetch(ctx, url)
 }
 
 // ---- the snapshot ------------------------------------------------------------------------
@@ -582,9 +570,9 @@ func TestSnapshot(t *testing.T) {
 	for _, r := range roles {
 		ours[r.pod.UID] = r
 	}
-	var uname syscall.Utsname
-	_ = syscall.Uname(&uname)
-	release := utsString(uname.Release[:])
+	var uname unix.Utsname
+	_ = unix.Uname(&uname)
+	release := unix.ByteSliceToString(uname.Release[:])
 	for i, raw := range scrapes {
 		e, err := parseExposition(bytes.NewReader(raw))
 		if err != nil {
@@ -601,17 +589,6 @@ func TestSnapshot(t *testing.T) {
 		t.Logf("wrote %s (%d bytes)", path, len(out))
 	}
 	t.Logf("snapshot done in %v", time.Since(start).Round(time.Millisecond))
-}
-
-func utsString(b []int8) string {
-	var s []byte
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		s = append(s, byte(c))
-	}
-	return string(s)
 }
 
 // renderSnapshot writes the kept series in the exporter's order, with a header saying what
