@@ -546,9 +546,16 @@ func TestKpodDaemonSet(t *testing.T) {
 				t.Errorf("bytes written to %s charged to another container: %s", dev, s)
 			}
 		}
-		if v, ok := final.value(t, "kpod_fs_capacity_bytes", merge(key(writer), "system_filesystem_mountpoint", "/data")); !ok || v <= 0 {
-			t.Errorf("no kpod_fs_capacity_bytes for the writer's /data volume (%g, %v)", v, ok)
+		// /data is the host's mount of the volume, seen through the pod's mount namespace.
+		var st unix.Statfs_t
+		if err := unix.Statfs(disk, &st); err != nil {
+			t.Fatal(err)
 		}
+		v, ok = final.value(t, "kpod_fs_capacity_bytes", merge(key(writer), "system_filesystem_mountpoint", "/data"))
+		if !ok {
+			t.Fatalf("no kpod_fs_capacity_bytes for the writer's /data volume")
+		}
+		exact(t, "capacity of the writer's /data", v, float64(st.Blocks*uint64(st.Frsize)))
 	})
 	t.Run("memory hog", func(t *testing.T) {
 		v, ok := final.value(t, "kpod_mem_oom_kills_total", key(hog))
