@@ -20,11 +20,13 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/kpod-project/kpod/receiver/kpodreceiver"
 )
 
-// kpodFamilies are the collectors that load BPF programs (README "Profiles"; diskio only
-// where no cgroup v2 io controller counts disk I/O, as on this hybrid host).
-var kpodFamilies = []string{"cpu", "tcp", "tcpdrop", "oom", "biolatency", "cachestat", "hardirqs", "softirqs", "proc", "syscall", "diskio"}
+// kpodFamilies are the collectors that load BPF programs (diskio only where no cgroup v2 io
+// controller counts disk I/O, as on this hybrid host), from the receiver's catalog.
+var kpodFamilies = kpodreceiver.BPFCollectors()
 
 var profiles = []string{"minimal", "standard", "comprehensive"}
 

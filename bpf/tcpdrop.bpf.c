@@ -10,7 +10,7 @@
  * had looked the socket up) or else skb->sk (the sender on transmit; on receive, the socket
  * early demux attached to a segment of an established connection before the netfilter INPUT
  * hook). A request socket is charged to its listener's cgroup.
- * TCP drops no pod's socket owns go to a node-level bucket keyed by cgroup id 0: packets
+ * TCP drops no pod's socket owns go to a node-level bucket keyed by KPOD_NODE_CGID: packets
  * without a socket (when the IP header says TCP; IPv6 extension headers are not followed),
  * of a TIME_WAIT minisocket, or of a kernel socket (the namespace's control socket sends
  * RSTs and ACKs for connections no full socket holds; recent kernels attach the minisocket
@@ -83,7 +83,7 @@ static __always_inline int on_drop(__u64 *ctx, struct sk_buff *skb)
 	if (!sk)
 		sk = BPF_CORE_READ(skb, sk);
 
-	struct drop_key key = {.reason = reason};
+	struct drop_key key = {.cgid = KPOD_NODE_CGID, .reason = reason};
 	if (sk) {
 		if (!inet(sk))
 			return 0;

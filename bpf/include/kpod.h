@@ -17,6 +17,9 @@
 #include <bpf/bpf_core_read.h>
 
 #define KPOD_MAX_CGROUPS 10240
+/* The key of what no pod owns (idle task, kernel threads, packets without a socket); never a
+ * cgroup directory. NodeID in internal/bpfload. */
+#define KPOD_NODE_CGID 0
 #define EEXIST 17
 #define TASK_RUNNING 0
 

@@ -10,15 +10,12 @@
 package biolatency
 
 import (
+	"context"
+
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/hist"
-)
-
-// Map names.
-const (
-	mapHist     = "kpod_biolat"
-	mapInFlight = "kpod_bio_start"
+	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Stats are one cgroup's latency histograms per disk (whole-disk device numbers).
@@ -50,64 +47,35 @@ func Spec() bpfload.Spec {
 }
 
 // Collector reads the family's map.
-type Collector struct {
-	Obj   *bpfload.Object
-	sweep bpfload.Sweeper
-}
+type Collector struct{ *bpfload.Collector }
 
 // Start loads and attaches the family.
 func Start() (*Collector, error) {
-	obj, err := bpfload.Load(Spec())
+	c, err := bpfload.Start(Spec())
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{Obj: obj}, nil
+	return &Collector{c}, nil
 }
 
-// devOf decodes a kernel dev_t (major << 20 | minor).
-func devOf(d uint32) cgroupfs.Dev {
-	return cgroupfs.Dev{Major: d >> 20, Minor: d & (1<<20 - 1)}
-}
-
-// Collect returns the histograms of every cgroup that submitted I/O, per disk, and deletes
-// the entries of cgroups that are gone (live: ids of the current cgroup tree).
-func (c *Collector) Collect(live map[uint64]bool) (map[uint64]Stats, error) {
-	m := c.Obj.Maps[mapHist]
-	raw, err := bpfload.DumpPerCPU[BiolatencyBioKey](m, func(dst, src *BiolatencyKpodHist) {
-		dst.SumNs += src.SumNs
-		for i := range dst.Slots {
-			dst.Slots[i] += src.Slots[i]
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	c.Obj.NoteEntries(mapHist, len(raw))
+// Collect returns the histograms of every cgroup that submitted I/O, per disk.
+func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]Stats, error) {
+	raw, err := bpfload.Read[BiolatencyBioKey, BiolatencyKpodHist](c.Collector, BiolatencyMapKpodBiolat, x.Live)
 	out := map[uint64]Stats{}
-	byCgroup := map[uint64][]BiolatencyBioKey{}
-	var ids []uint64
 	for k, v := range raw {
-		s := out[k.Cgid]
-		if s == nil {
-			s = Stats{}
-			out[k.Cgid] = s
-			ids = append(ids, k.Cgid)
+		if out[k.Cgid] == nil {
+			out[k.Cgid] = Stats{}
 		}
-		s[devOf(k.Dev)] = hist.Hist{SumNs: v.SumNs, Counts: v.Slots}
-		byCgroup[k.Cgid] = append(byCgroup[k.Cgid], k)
+		out[k.Cgid][cgroupfs.KernelDev(k.Dev)] = hist.Decode(v.SumNs, v.Slots)
 	}
-	var dead []BiolatencyBioKey
-	for _, id := range c.sweep.Dead(ids, live) {
-		dead = append(dead, byCgroup[id]...)
-	}
-	return out, bpfload.Delete(m, dead)
+	return out, err
 }
 
 // InFlight counts the requests in flight per submitting cgroup id: started, not completed
 // yet (or never completed, until their request is reused or the LRU map evicts them). It
 // walks the whole in-flight map, so it is meant for diagnostics and tests, not every cycle.
 func (c *Collector) InFlight() (map[uint64]int, error) {
-	m := c.Obj.Maps[mapInFlight]
+	m := c.Obj.Maps[BiolatencyMapKpodBioStart]
 	out := map[uint64]int{}
 	var (
 		rq uint64
@@ -122,14 +90,6 @@ func (c *Collector) InFlight() (map[uint64]int, error) {
 	if err := it.Err(); err != nil {
 		return nil, err
 	}
-	c.Obj.NoteEntries(mapInFlight, n)
+	c.Obj.NoteEntries(BiolatencyMapKpodBioStart, n)
 	return out, nil
-}
-
-// Close detaches the programs and frees the maps. It is safe on a collector that never started.
-func (c *Collector) Close() error {
-	if c == nil {
-		return nil
-	}
-	return c.Obj.Close()
 }

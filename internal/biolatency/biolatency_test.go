@@ -1,6 +1,7 @@
 package biolatency
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,27 +11,12 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/podid"
 )
-
-func TestDevOf(t *testing.T) {
-	for _, tc := range []struct {
-		in   uint32
-		want cgroupfs.Dev
-	}{
-		{7<<20 | 3, cgroupfs.Dev{Major: 7, Minor: 3}},
-		{254 << 20, cgroupfs.Dev{Major: 254}},
-		{259<<20 | 1<<19, cgroupfs.Dev{Major: 259, Minor: 1 << 19}},
-	} {
-		if got := devOf(tc.in); got != tc.want {
-			t.Errorf("devOf(%#x) = %v, want %v", tc.in, got, tc.want)
-		}
-	}
-}
 
 func TestStatsAdd(t *testing.T) {
 	d := cgroupfs.Dev{Major: 7}
@@ -50,35 +36,9 @@ func TestObjectShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkShape(t, spec, Spec().Hooks, "_b", "_r")
-	if ms := spec.Maps[mapInFlight]; ms == nil || ms.Type != ebpf.LRUHash {
-		t.Errorf("in-flight map %s must be an LRU hash (stale entries are evicted)", mapInFlight)
-	}
-}
-
-// checkShape: each hook has one program per ladder rung suffix, and every program and map
-// name (other than data sections) starts with kpod_ and fits the kernel's 15 characters.
-func checkShape(t *testing.T, spec *ebpf.CollectionSpec, hooks []bpfload.Hook, suffixes ...string) {
-	t.Helper()
-	for _, h := range hooks {
-		for _, sfx := range suffixes {
-			if _, ok := spec.Programs[h.Prog+sfx]; !ok {
-				t.Errorf("hook %s%s: no program %s%s", h.Tracepoint, h.Function, h.Prog, sfx)
-			}
-		}
-	}
-	for name := range spec.Programs {
-		if !strings.HasPrefix(name, "kpod_") || len(name) > 15 {
-			t.Errorf("program name %q: want kpod_ prefix and at most 15 characters", name)
-		}
-	}
-	for name := range spec.Maps {
-		if strings.HasPrefix(name, ".") {
-			continue // .rodata, .bss: the object's data sections
-		}
-		if !strings.HasPrefix(name, "kpod_") || len(name) > 15 {
-			t.Errorf("map name %q: want kpod_ prefix and at most 15 characters", name)
-		}
+	bpftest.CheckShape(t, spec, Spec().Hooks)
+	if ms := spec.Maps[BiolatencyMapKpodBioStart]; ms == nil || ms.Type != ebpf.LRUHash {
+		t.Errorf("in-flight map %s must be an LRU hash (stale entries are evicted)", BiolatencyMapKpodBioStart)
 	}
 }
 
@@ -103,11 +63,11 @@ func realBioLatency(t *testing.T, rung string) {
 	noMerges(t, loop.Name)
 	dev := cgroupfs.Dev{Major: loop.Major, Minor: loop.Minor}
 
-	obj, err := bpfload.Load(bpftest.OnRung(Spec(), rung))
+	bpftest.On(t, rung)
+	c, err := Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Collector{Obj: obj}
 	defer c.Close()
 	bpftest.CheckRung(t, c.Obj, rung)
 	for _, p := range c.Obj.Programs {
@@ -124,7 +84,7 @@ func realBioLatency(t *testing.T, rung string) {
 	wall := time.Since(start)
 
 	live := map[uint64]bool{ctr.CgroupID: true, idleCtr.CgroupID: true}
-	st, err := c.Collect(live)
+	st, err := c.Collect(context.Background(), &podid.Index{Live: live})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,11 +129,11 @@ func realBioLatency(t *testing.T, rung string) {
 
 	// Once the pod's cgroups are gone (missing from live twice), its entries are deleted.
 	for i := 0; i < 2; i++ {
-		if _, err := c.Collect(map[uint64]bool{}); err != nil {
+		if _, err := c.Collect(context.Background(), &podid.Index{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	st, err = c.Collect(map[uint64]bool{})
+	st, err = c.Collect(context.Background(), &podid.Index{})
 	if err != nil {
 		t.Fatal(err)
 	}

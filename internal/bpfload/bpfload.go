@@ -155,7 +155,7 @@ func Load(s Spec) (obj *Object, err error) {
 // attachHook tries the variants of one hook in ladder order.
 func (o *Object) attachHook(spec *ebpf.CollectionSpec, h Hook) (*Program, error) {
 	var tries []string
-	for _, v := range h.rungs() {
+	for _, v := range allowedRungs(h.rungs()) {
 		name, kind := h.Prog+v[0], v[1]
 		ps, ok := spec.Programs[name]
 		if !ok {
@@ -168,7 +168,7 @@ func (o *Object) attachHook(spec *ebpf.CollectionSpec, h Hook) (*Program, error)
 		tries = append(tries, fmt.Sprintf("%s: %v", kind, err))
 	}
 	if len(tries) == 0 {
-		return nil, fmt.Errorf("no program for hook %s in the object", h.target())
+		return nil, fmt.Errorf("no program for hook %s in the object (rungs tried: %v)", h.target(), allowedRungs(h.rungs()))
 	}
 	return nil, fmt.Errorf("cannot attach to %s (%s)", h.target(), strings.Join(tries, "; "))
 }

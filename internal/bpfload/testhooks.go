@@ -75,3 +75,39 @@ func shrinkMaps(family string, spec *ebpf.CollectionSpec) {
 		}
 	}
 }
+
+var forcedRungs map[string]bool
+
+// ForceRungForTest makes Load attach every hook on the given rungs of its ladder only (for
+// example "raw_tp", or "tracepoint" and "kprobe"), as on a kernel that lacks the rungs
+// above, until the returned function is called. A hook whose ladder has none of them is
+// not restricted. Tests use it to prove each rung loads and counts the same.
+func ForceRungForTest(rungs ...string) (restore func()) {
+	brokenMu.Lock()
+	forcedRungs = map[string]bool{}
+	for _, r := range rungs {
+		forcedRungs[r] = true
+	}
+	brokenMu.Unlock()
+	return func() {
+		brokenMu.Lock()
+		forcedRungs = nil
+		brokenMu.Unlock()
+	}
+}
+
+// allowedRungs filters a hook's ladder by ForceRungForTest.
+func allowedRungs(ladder [][2]string) [][2]string {
+	brokenMu.Lock()
+	defer brokenMu.Unlock()
+	var out [][2]string
+	for _, r := range ladder {
+		if forcedRungs[r[1]] {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return ladder
+	}
+	return out
+}

@@ -9,19 +9,23 @@
 // are the misses either way.
 package cachestat
 
-import "github.com/kpod-project/kpod/internal/bpfload"
+import (
+	"context"
 
-const (
-	mapCache   = "kpod_cache"
-	progAccess = "kpod_cacc"
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/podid"
 )
+
+// progAccess is the program prefix of the optional accesses hook.
+const progAccess = "kpod_cacc"
 
 // Stats are one cgroup's cumulative page cache counters.
 type Stats struct {
 	Added          uint64 // pages added to the page cache (misses: reads, new data written, readahead)
 	Dirtied        uint64 // pages that became dirty
 	BuffersDirtied uint64 // mark_buffer_dirty calls
-	Accessed       uint64 // folio_mark_accessed calls; always 0 when AccessesUnavailable
+	Accessed       uint64 // folio_mark_accessed calls
+	HasAccessed    bool   // false when AccessesUnavailable: Accessed is not counted
 }
 
 // Add adds o into s.
@@ -30,6 +34,7 @@ func (s *Stats) Add(o *Stats) {
 	s.Dirtied += o.Dirtied
 	s.BuffersDirtied += o.BuffersDirtied
 	s.Accessed += o.Accessed
+	s.HasAccessed = s.HasAccessed || o.HasAccessed
 }
 
 // Spec is the family's BPF object.
@@ -47,57 +52,42 @@ func Spec() bpfload.Spec {
 }
 
 // Collector reads the family's map.
-type Collector struct {
-	Obj   *bpfload.Object
-	sweep bpfload.Sweeper
-}
+type Collector struct{ *bpfload.Collector }
 
 // Start loads and attaches the family. It fails only if one of the tracepoints cannot be
 // attached; the accesses hook may be missing.
 func Start() (*Collector, error) {
-	obj, err := bpfload.Load(Spec())
+	c, err := bpfload.Start(Spec())
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{Obj: obj}, nil
+	return &Collector{c}, nil
 }
 
 // AccessesUnavailable is empty when accesses are counted, and otherwise the reason they are
 // not: what each rung of the ladder (fentry, kprobe) answered.
 func (c *Collector) AccessesUnavailable() string {
-	if c == nil || c.Obj == nil {
+	if c == nil || c.Collector == nil {
 		return "cachestat is not loaded"
 	}
 	return c.Obj.Missing[progAccess]
 }
 
-// Collect returns the counters of every cgroup that has any, and deletes the entries of
-// cgroups that are gone (live: ids of the current cgroup tree).
-func (c *Collector) Collect(live map[uint64]bool) (map[uint64]Stats, error) {
-	m := c.Obj.Maps[mapCache]
-	raw, err := bpfload.DumpPerCPU[uint64](m, func(dst, src *CachestatCacheVal) {
-		dst.Added += src.Added
-		dst.Dirtied += src.Dirtied
-		dst.BuffersDirtied += src.BuffersDirtied
-		dst.Accessed += src.Accessed
-	})
-	if err != nil {
-		return nil, err
+// UnavailableMetrics names the metrics this kernel cannot give, with the reason.
+func (c *Collector) UnavailableMetrics() map[string]string {
+	if why := c.AccessesUnavailable(); why != "" {
+		return map[string]string{"kpod.mem.cache.accesses": why}
 	}
-	c.Obj.NoteEntries(mapCache, len(raw))
-	out := make(map[uint64]Stats, len(raw))
-	ids := make([]uint64, 0, len(raw))
-	for id, v := range raw {
-		out[id] = Stats{Added: v.Added, Dirtied: v.Dirtied, BuffersDirtied: v.BuffersDirtied, Accessed: v.Accessed}
-		ids = append(ids, id)
-	}
-	return out, bpfload.Delete(m, c.sweep.Dead(ids, live))
+	return nil
 }
 
-// Close detaches the programs and frees the maps. It is safe on a collector that never started.
-func (c *Collector) Close() error {
-	if c == nil {
-		return nil
+// Collect returns the counters of every cgroup that has any.
+func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]Stats, error) {
+	raw, err := bpfload.Read[uint64, CachestatCacheVal](c.Collector, CachestatMapKpodCache, x.Live)
+	accessed := c.AccessesUnavailable() == ""
+	out := make(map[uint64]Stats, len(raw))
+	for id, v := range raw {
+		out[id] = Stats{Added: v.Added, Dirtied: v.Dirtied, BuffersDirtied: v.BuffersDirtied, Accessed: v.Accessed, HasAccessed: accessed}
 	}
-	return c.Obj.Close()
+	return out, err
 }

@@ -1,6 +1,7 @@
 package cachestat
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,9 +16,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
+	"github.com/kpod-project/kpod/internal/podid"
 )
 
 func TestStatsAdd(t *testing.T) {
@@ -28,36 +29,17 @@ func TestStatsAdd(t *testing.T) {
 	}
 }
 
-// TestObjectShape checks the committed object without loading it: the tracepoint hooks have
-// tp_btf and raw_tp programs, the accesses hook fentry and kprobe programs and is optional,
-// and kernel names fit (15 characters, kpod_ prefix).
+// TestObjectShape checks the committed object without loading it; the accesses hook must
+// be optional: the family has to load where no kernel function can be hooked.
 func TestObjectShape(t *testing.T) {
 	spec, err := LoadCachestat()
 	if err != nil {
 		t.Fatal(err)
 	}
+	bpftest.CheckShape(t, spec, Spec().Hooks)
 	for _, h := range Spec().Hooks {
-		sfx := []string{"_b", "_r"}
-		if h.Function != "" {
-			sfx = []string{"_f", "_k"}
-			if !h.Optional {
-				t.Errorf("hook %s must be optional: the family has to load where no kernel function can be hooked", h.Function)
-			}
-		}
-		for _, s := range sfx {
-			if _, ok := spec.Programs[h.Prog+s]; !ok {
-				t.Errorf("hook %s%s: no program %s%s", h.Tracepoint, h.Function, h.Prog, s)
-			}
-		}
-	}
-	for name := range spec.Programs {
-		if !strings.HasPrefix(name, "kpod_") || len(name) > 15 {
-			t.Errorf("program name %q: want kpod_ prefix and at most 15 characters", name)
-		}
-	}
-	for name := range spec.Maps {
-		if !strings.HasPrefix(name, ".") && (!strings.HasPrefix(name, "kpod_") || len(name) > 15) {
-			t.Errorf("map name %q: want kpod_ prefix and at most 15 characters", name)
+		if h.Function != "" && !h.Optional {
+			t.Errorf("hook %s must be optional", h.Function)
 		}
 	}
 }
@@ -96,11 +78,11 @@ func realCachestat(t *testing.T, rung string) {
 		}
 	})
 
-	obj, err := bpfload.Load(bpftest.OnRung(Spec(), rung))
+	bpftest.On(t, rung)
+	c, err := Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Collector{Obj: obj}
 	defer c.Close()
 	bpftest.CheckRung(t, c.Obj, rung)
 	for _, p := range c.Obj.Programs {
@@ -116,7 +98,7 @@ func realCachestat(t *testing.T, rung string) {
 	idleCtr.Start("sleep").WaitReady()
 	ctr.Run("bwrite", filepath.Join(mnt, "data"), strconv.Itoa(pages))
 
-	st, err := c.Collect(map[uint64]bool{ctr.CgroupID: true, idleCtr.CgroupID: true})
+	st, err := c.Collect(context.Background(), &podid.Index{Live: map[uint64]bool{ctr.CgroupID: true, idleCtr.CgroupID: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +137,7 @@ func realCachestat(t *testing.T, rung string) {
 	const pages2 = 500
 	second := pod.AddContainer()
 	second.Run("bwrite", filepath.Join(mnt, "data2"), strconv.Itoa(pages2))
-	st, err = c.Collect(map[uint64]bool{ctr.CgroupID: true, second.CgroupID: true, idleCtr.CgroupID: true})
+	st, err = c.Collect(context.Background(), &podid.Index{Live: map[uint64]bool{ctr.CgroupID: true, second.CgroupID: true, idleCtr.CgroupID: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +200,7 @@ func readBack(t *testing.T, c *Collector, pod *fakepod.Pod, path string, pages i
 	}
 	folios, tracedPages := tr.folios(cmd.Process.Pid)
 
-	st, err := c.Collect(map[uint64]bool{reader.CgroupID: true})
+	st, err := c.Collect(context.Background(), &podid.Index{Live: map[uint64]bool{reader.CgroupID: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

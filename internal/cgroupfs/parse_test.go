@@ -292,3 +292,34 @@ func TestReadFile(t *testing.T) {
 		t.Fatal("reading a directory: no error")
 	}
 }
+
+// TestStatCacheSharesOneRead: collectors asking for the same memory.stat in one cycle share
+// one read; the next cycle reads again.
+func TestStatCacheSharesOneRead(t *testing.T) {
+	dir := t.TempDir()
+	write := func(v string) {
+		if err := os.WriteFile(filepath.Join(dir, "memory.stat"), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("file 10\npgmajfault 1\n")
+	cache := &StatCache{}
+	cycle1, cycle2 := new(int), new(int)
+	if m, err := cache.MemoryStat(cycle1, dir); err != nil || m["pgmajfault"] != 1 {
+		t.Fatalf("first read: %v, %v", m, err)
+	}
+	write("file 20\npgmajfault 2\n") // changes after the first read of the cycle
+	if m, _ := cache.MemoryStat(cycle1, dir); m["file"] != 10 {
+		t.Errorf("same cycle: file = %d, want 10 (the cycle's one read)", m["file"])
+	}
+	if m, _ := cache.MemoryStat(cycle2, dir); m["file"] != 20 {
+		t.Errorf("next cycle: file = %d, want 20 (read again)", m["file"])
+	}
+	var none *StatCache // nil: reads every time
+	if m, _ := none.MemoryStat(cycle2, dir); m["file"] != 20 {
+		t.Errorf("nil cache: file = %d", m["file"])
+	}
+	if _, err := StatKey(map[string]uint64{}, dir, "file"); err == nil || !strings.Contains(err.Error(), `no "file"`) {
+		t.Errorf("StatKey of a missing key: %v", err)
+	}
+}

@@ -116,3 +116,9 @@ func Inode(path string) (uint64, error) {
 	}
 	return st.Ino, nil
 }
+
+// Target is one cgroup a family collects for.
+type Target struct {
+	ID  uint64 // cgroup v2 id (inode of the v2 directory)
+	Rel string // path below the hierarchy roots
+}

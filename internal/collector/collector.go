@@ -13,15 +13,10 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/podid"
 )
-
-// Target is one cgroup a family collects for.
-type Target struct {
-	ID  uint64 // cgroup v2 id (inode of the v2 directory)
-	Rel string // path below the hierarchy roots
-}
 
 // Result is what a family returns for one collection: values per cgroup id and the errors of
 // the cgroups (or files) that could not be read. Values holds everything that was read.
@@ -30,13 +25,45 @@ type Result[V any] struct {
 	Errs   []error
 }
 
-// Err joins the per-cgroup errors (nil when there are none).
-func (r Result[V]) Err() error { return errors.Join(r.Errs...) }
+// Err returns the per-cgroup errors as ReadErrors (nil when there are none).
+func (r Result[V]) Err() error {
+	if len(r.Errs) == 0 {
+		return nil
+	}
+	return ReadErrors(r.Errs)
+}
+
+// ReadErrors are the cgroup and /proc files one collection could not read; the scraper
+// counts them in kpod.cgroup.read.errors and reports them as a partial scrape error.
+type ReadErrors []error
+
+func (e ReadErrors) Error() string   { return errors.Join(e...).Error() }
+func (e ReadErrors) Unwrap() []error { return e }
+
+// Workloads are the containers whose metrics are reported: every container but sandboxes.
+func Workloads(x *podid.Index) []cgroupfs.Target {
+	var out []cgroupfs.Target
+	for _, c := range x.Containers() {
+		if !c.Sandbox {
+			out = append(out, cgroupfs.Target{ID: c.CgroupID, Rel: c.Rel})
+		}
+	}
+	return out
+}
+
+// NoBPF is embedded by collectors that load no BPF object.
+type NoBPF struct{}
+
+// Objects is empty: nothing is loaded.
+func (NoBPF) Objects() []*bpfload.Object { return nil }
+
+// Close has nothing to free.
+func (NoBPF) Close() error { return nil }
 
 // ForEach reads every target with read. A target whose cgroup directory is gone (the pod was
 // deleted after discovery) is skipped without an error; read may return ErrSkip for a
 // target that has nothing to report (for example a container without processes).
-func ForEach[V any](ctx context.Context, v2Root string, targets []Target, read func(Target) (V, error)) Result[V] {
+func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Target, read func(cgroupfs.Target) (V, error)) Result[V] {
 	res := Result[V]{Values: make(map[uint64]V, len(targets))}
 	for _, t := range targets {
 		if ctx.Err() != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/kpod-project/kpod/internal/cgroupfs"
 )
 
 func mkdirs(t *testing.T, root string, rels ...string) {
@@ -23,8 +25,8 @@ func mkdirs(t *testing.T, root string, rels ...string) {
 }
 
 // readFile is a typical family read: one number from a file in the cgroup directory.
-func readFile(root string) func(Target) (string, error) {
-	return func(t Target) (string, error) {
+func readFile(root string) func(cgroupfs.Target) (string, error) {
+	return func(t cgroupfs.Target) (string, error) {
 		b, err := os.ReadFile(filepath.Join(root, t.Rel, "value"))
 		if err != nil {
 			return "", fmt.Errorf("reading %s: %w", t.Rel, err)
@@ -43,7 +45,7 @@ func TestForEach(t *testing.T) {
 	}
 	errBroken := errors.New("broken file")
 	base := readFile(root)
-	read := func(tg Target) (string, error) {
+	read := func(tg cgroupfs.Target) (string, error) {
 		switch tg.Rel {
 		case "b":
 			return "", errBroken
@@ -52,7 +54,7 @@ func TestForEach(t *testing.T) {
 		}
 		return base(tg)
 	}
-	targets := []Target{
+	targets := []cgroupfs.Target{
 		{ID: 1, Rel: "a"},
 		{ID: 2, Rel: "b"},      // fails: reported
 		{ID: 3, Rel: "gone"},   // directory removed after discovery: silent
@@ -91,12 +93,12 @@ func TestForEach(t *testing.T) {
 func TestForEachCancelled(t *testing.T) {
 	root := t.TempDir()
 	mkdirs(t, root, "a", "b", "c")
-	targets := []Target{{ID: 1, Rel: "a"}, {ID: 2, Rel: "b"}, {ID: 3, Rel: "c"}}
+	targets := []cgroupfs.Target{{ID: 1, Rel: "a"}, {ID: 2, Rel: "b"}, {ID: 3, Rel: "c"}}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	calls := 0
-	res := ForEach(ctx, root, targets, func(Target) (int, error) { calls++; return 1, nil })
+	res := ForEach(ctx, root, targets, func(cgroupfs.Target) (int, error) { calls++; return 1, nil })
 	if calls != 0 || len(res.Values) != 0 {
 		t.Errorf("cancelled before start: %d reads, values %v", calls, res.Values)
 	}
@@ -108,7 +110,7 @@ func TestForEachCancelled(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	var read []string
-	res = ForEach(ctx, root, targets, func(tg Target) (int, error) {
+	res = ForEach(ctx, root, targets, func(tg cgroupfs.Target) (int, error) {
 		read = append(read, tg.Rel)
 		if tg.Rel == "a" {
 			cancel()

@@ -13,12 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"sync"
 
+	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/collector"
+	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Stats are a container's counters per device.
@@ -49,36 +49,100 @@ const (
 	SourceBlkio  Source = "blkio.throttle"
 )
 
-// FileCollector reads io.stat or the v1 blkio.throttle files.
-type FileCollector struct {
-	layout cgroupfs.Layout
-	source Source
+// Spec is the BPF source's object (bpf/diskio.bpf.c).
+func Spec() bpfload.Spec {
+	return bpfload.Spec{
+		Family: "diskio",
+		Load:   LoadDiskio,
+		Hooks:  []bpfload.Hook{{Tracepoint: "block_bio_queue", Group: "block", Prog: "kpod_bioq"}},
+	}
 }
 
-// NewFileCollector returns the file-based collector for the layout, or an error if the host
-// has neither an io controller on v2 nor a v1 blkio controller.
-func NewFileCollector(l cgroupfs.Layout) (*FileCollector, error) {
+// Collector reads the host's best source (see the package comment).
+type Collector struct {
+	*bpfload.Collector // nil unless Source is SourceBPF
+	layout             cgroupfs.Layout
+	source             Source
+	// Fallback says why the BPF source could not be used when Source is SourceBlkio.
+	Fallback error
+}
+
+// Start picks the source for the host layout: io.stat on v2, else the BPF source, else the
+// v1 blkio.throttle files.
+func Start(l cgroupfs.Layout) (*Collector, error) {
+	c := &Collector{layout: l}
+	if l.V2Controllers["io"] {
+		c.source = SourceIOStat
+		return c, nil
+	}
+	b, err := bpfload.Start(Spec())
+	if err == nil {
+		c.Collector, c.source = b, SourceBPF
+		return c, nil
+	}
+	if l.V1["blkio"] == "" {
+		return nil, fmt.Errorf("no usable source: neither a cgroup v2 io controller nor a v1 blkio controller is mounted; %v", err)
+	}
+	c.source, c.Fallback = SourceBlkio, err
+	return c, nil
+}
+
+// NewFileCollector returns a collector of the file source for the layout (io.stat or v1
+// blkio.throttle), without trying BPF.
+func NewFileCollector(l cgroupfs.Layout) (*Collector, error) {
 	switch {
 	case l.V2Controllers["io"]:
-		return &FileCollector{layout: l, source: SourceIOStat}, nil
+		return &Collector{layout: l, source: SourceIOStat}, nil
 	case l.V1["blkio"] != "":
-		return &FileCollector{layout: l, source: SourceBlkio}, nil
+		return &Collector{layout: l, source: SourceBlkio}, nil
 	}
 	return nil, errors.New("neither a cgroup v2 io controller nor a v1 blkio controller is mounted")
 }
 
-// Source says which files are read.
-func (c *FileCollector) Source() Source { return c.source }
+// Source says where the numbers come from.
+func (c *Collector) Source() Source { return c.source }
 
-// Collect reads every target.
-func (c *FileCollector) Collect(ctx context.Context, targets []collector.Target) collector.Result[Stats] {
-	return collector.ForEach(ctx, c.layout.V2, targets, func(t collector.Target) (Stats, error) {
+// CountsInBPF is true when the counters are kpod's own (they start when kpod started).
+func (c *Collector) CountsInBPF() bool { return c.source == SourceBPF }
+
+// Collect returns per-device counters per cgroup id: the containers' own ids for the file
+// sources, every cgroup with I/O (children of containers included) for the BPF source.
+func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]Stats, error) {
+	if c.source == SourceBPF {
+		return c.collectBPF(x.Live)
+	}
+	res := c.CollectTargets(ctx, collector.Workloads(x))
+	return res.Values, res.Err()
+}
+
+// CollectTargets reads the files of every target (file sources only).
+func (c *Collector) CollectTargets(ctx context.Context, targets []cgroupfs.Target) collector.Result[Stats] {
+	return collector.ForEach(ctx, c.layout.V2, targets, func(t cgroupfs.Target) (Stats, error) {
 		dir, v2, _ := c.layout.ControllerDir("blkio", t.Rel)
 		if v2 {
 			return readIOStat(dir)
 		}
 		return readBlkio(dir)
 	})
+}
+
+func (c *Collector) collectBPF(live map[uint64]bool) (map[uint64]Stats, error) {
+	raw, err := bpfload.Read[DiskioDioKey, DiskioDioVal](c.Collector, DiskioMapKpodDio, live)
+	out := map[uint64]Stats{}
+	for k, v := range raw {
+		if out[k.Cgid] == nil {
+			out[k.Cgid] = Stats{}
+		}
+		dev := cgroupfs.KernelDev(k.Dev)
+		ctr := out[k.Cgid][dev]
+		if k.Op == 0 {
+			ctr.ReadBytes, ctr.Reads = v.Bytes, v.Ios
+		} else {
+			ctr.WriteBytes, ctr.Writes = v.Bytes, v.Ios
+		}
+		out[k.Cgid][dev] = ctr
+	}
+	return out, err
 }
 
 func readIOStat(dir string) (Stats, error) {
@@ -122,30 +186,4 @@ func readBlkio(dir string) (Stats, error) {
 		out[d] = c
 	}
 	return out, nil
-}
-
-// DeviceNames resolves major:minor to the kernel's device name through /sys/dev/block,
-// remembering answers (devices rarely change) and falling back to "major:minor".
-type DeviceNames struct {
-	SysRoot string
-	mu      sync.Mutex
-	names   map[cgroupfs.Dev]string
-}
-
-// Name returns the device's name, e.g. "vda" or "loop3".
-func (n *DeviceNames) Name(d cgroupfs.Dev) string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if name, ok := n.names[d]; ok {
-		return name
-	}
-	if n.names == nil {
-		n.names = map[cgroupfs.Dev]string{}
-	}
-	name := d.String()
-	if target, err := os.Readlink(filepath.Join(n.SysRoot, "dev", "block", fmt.Sprintf("%d:%d", d.Major, d.Minor))); err == nil {
-		name = filepath.Base(target)
-		n.names[d] = name // only cache hits: a device may appear later
-	}
-	return name
 }

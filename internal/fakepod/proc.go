@@ -231,3 +231,27 @@ func (p *Proc) kill() {
 
 // PID is the process id.
 func (p *Proc) PID() int { return p.Cmd.Process.Pid }
+
+// Spinners starts one pod per CPU in cpus whose container spins ms milliseconds pinned to
+// that CPU; wait waits for all of them and returns the wall time from their start.
+func Spinners(t testing.TB, ms int, cpus ...int) (ctrs []*Container, wait func() time.Duration) {
+	t.Helper()
+	for _, cpu := range cpus {
+		c := New(t, Options{}).AddContainer()
+		c.Env = []string{"KPOD_CPU=" + strconv.Itoa(cpu)}
+		ctrs = append(ctrs, c)
+	}
+	start := time.Now()
+	var procs []*Proc
+	for _, c := range ctrs {
+		procs = append(procs, c.Start("spin", strconv.Itoa(ms)))
+	}
+	return ctrs, func() time.Duration {
+		for _, p := range procs {
+			if err := p.Wait(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+}

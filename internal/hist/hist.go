@@ -26,6 +26,10 @@ var bounds = func() []float64 {
 // bucket i of a Hist counts values <= Bounds()[i] and > Bounds()[i-1].
 func Bounds() []float64 { return bounds }
 
+// Decode is the one conversion from a BPF struct kpod_hist (its sum_ns and slots fields) to
+// a Hist.
+func Decode(sumNs uint64, slots [Slots]uint64) Hist { return Hist{SumNs: sumNs, Counts: slots} }
+
 // Add adds o into h.
 func (h *Hist) Add(o *Hist) {
 	h.SumNs += o.SumNs

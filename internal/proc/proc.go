@@ -2,7 +2,12 @@
 // sched_process_fork/exec/exit tracepoints (bpf/proc.bpf.c).
 package proc
 
-import "github.com/kpod-project/kpod/internal/bpfload"
+import (
+	"context"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/podid"
+)
 
 // Stats are one cgroup's cumulative process counters.
 type Stats struct {
@@ -30,44 +35,23 @@ func Spec() bpfload.Spec {
 }
 
 // Collector reads the family's map.
-type Collector struct {
-	Obj   *bpfload.Object
-	sweep bpfload.Sweeper
-}
+type Collector struct{ *bpfload.Collector }
 
 // Start loads and attaches the family.
 func Start() (*Collector, error) {
-	obj, err := bpfload.Load(Spec())
+	c, err := bpfload.Start(Spec())
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{Obj: obj}, nil
+	return &Collector{c}, nil
 }
 
-// Collect returns the counters per cgroup id and deletes entries of removed cgroups.
-func (c *Collector) Collect(live map[uint64]bool) (map[uint64]Stats, error) {
-	m := c.Obj.Maps["kpod_proc"]
-	raw, err := bpfload.DumpPerCPU[uint64](m, func(dst, src *ProcProcVal) {
-		dst.Forks += src.Forks
-		dst.Execs += src.Execs
-		dst.Exits += src.Exits
-	})
-	if err != nil {
-		return nil, err
-	}
+// Collect returns the counters per cgroup id.
+func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]Stats, error) {
+	raw, err := bpfload.Read[uint64, ProcProcVal](c.Collector, ProcMapKpodProc, x.Live)
 	out := make(map[uint64]Stats, len(raw))
-	ids := make([]uint64, 0, len(raw))
 	for id, v := range raw {
 		out[id] = Stats{Forks: v.Forks, Execs: v.Execs, Exits: v.Exits}
-		ids = append(ids, id)
 	}
-	return out, bpfload.Delete(m, c.sweep.Dead(ids, live))
-}
-
-// Close detaches the programs and frees the maps. It is safe on a collector that never started.
-func (c *Collector) Close() error {
-	if c == nil {
-		return nil
-	}
-	return c.Obj.Close()
+	return out, err
 }

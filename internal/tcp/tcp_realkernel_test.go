@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -23,6 +24,8 @@ import (
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/podid"
+	"github.com/kpod-project/kpod/internal/tcpdrop"
 )
 
 const port = 5201
@@ -88,95 +91,95 @@ func parseCount(t *testing.T, line, word string) int64 {
 	return n
 }
 
-func collect(t *testing.T, c *Collector, live map[uint64]bool) map[uint64]Stats {
+// collector is what the tests read: the tcp or the tcpdrop family's collector.
+type collector[V any] interface {
+	Collect(context.Context, *podid.Index) (map[uint64]V, error)
+}
+
+func collect[V any](t *testing.T, c collector[V], live map[uint64]bool) map[uint64]V {
 	t.Helper()
-	st, err := c.Collect(live)
+	st, err := c.Collect(context.Background(), &podid.Index{Live: live})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st
 }
 
-// load starts a family on one rung, as Start / StartDrops would, and checks the rung.
-func load(t *testing.T, spec bpfload.Spec, rung string) *Collector {
+// onRung starts a family on one rung and checks the rung.
+func onRung[C interface{ Objects() []*bpfload.Object }](t *testing.T, start func() (C, error), rung string) C {
 	t.Helper()
-	obj, err := bpfload.Load(bpftest.OnRung(spec, rung))
+	bpftest.On(t, rung)
+	c, err := start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Collector{Obj: obj}
-	t.Cleanup(func() { c.Close() })
-	if spec.Family == "tcpdrop" {
-		if c.reasons, err = KernelReasonNames(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	obj := c.Objects()[0]
+	t.Cleanup(func() { obj.Close() })
 	for _, p := range obj.Programs {
-		t.Logf("%s: %s on %s as %s (load %v)", spec.Family, p.Name, p.Hook, p.Kind, p.LoadDuration.Round(time.Millisecond))
-		if p.Kind != rung {
-			t.Errorf("%s attached as %s, want %s", p.Name, p.Kind, rung)
-		}
+		t.Logf("%s: %s on %s as %s (load %v)", obj.Family, p.Name, p.Hook, p.Kind, p.LoadDuration.Round(time.Millisecond))
 	}
+	bpftest.CheckRung(t, obj, rung)
 	return c
 }
 
-func startTCP(t *testing.T, rung string) *Collector   { return load(t, Spec(), rung) }
-func startDrops(t *testing.T, rung string) *Collector { return load(t, DropSpec(), rung) }
+func startTCP(t *testing.T, rung string) *Collector           { return onRung(t, Start, rung) }
+func startDrops(t *testing.T, rung string) *tcpdrop.Collector { return onRung(t, tcpdrop.Start, rung) }
 
-func checkNoLostUpdates(t *testing.T, cs ...*Collector) {
+func checkNoLostUpdates(t *testing.T, cs ...interface{ Objects() []*bpfload.Object }) {
 	t.Helper()
 	for _, c := range cs {
-		errs, err := c.Obj.UpdateErrors()
+		obj := c.Objects()[0]
+		errs, err := obj.UpdateErrors()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for m, n := range errs {
 			if n != 0 {
-				t.Errorf("%s: %d failed updates of %s", c.Obj.Family, n, m)
+				t.Errorf("%s: %d failed updates of %s", obj.Family, n, m)
 			}
 		}
 	}
 }
 
-// TestStartClose: Start and StartDrops load every hook of their family (tp_btf here), and
-// Close is safe on a collector that never started.
+// TestStartClose: Start loads every hook of the tcp and tcpdrop families (tp_btf here).
 func TestStartClose(t *testing.T) {
 	fakepod.RequireRoot(t)
+	c, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := tcpdrop.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		start func() (*Collector, error)
+		obj   *bpfload.Object
 		progs int
 		maps  []string
 	}{
-		{Start, len(Spec().Hooks), []string{"kpod_tcp", "kpod_tcp_err"}},
-		{StartDrops, len(DropSpec().Hooks), []string{"kpod_tdrop", "kpod_tdrop_err"}},
+		{c.Obj, len(Spec().Hooks), []string{TcpMapKpodTcp, TcpMapKpodTcpErr}},
+		{d.Obj, len(tcpdrop.Spec().Hooks), []string{tcpdrop.TcpdropMapKpodTdrop, tcpdrop.TcpdropMapKpodTdropErr}},
 	} {
-		c, err := tc.start()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(c.Obj.Programs) != tc.progs || len(c.Obj.Missing) != 0 {
-			t.Errorf("%s: %d programs attached, want %d (missing %v)", c.Obj.Family, len(c.Obj.Programs), tc.progs, c.Obj.Missing)
+		if len(tc.obj.Programs) != tc.progs || len(tc.obj.Missing) != 0 {
+			t.Errorf("%s: %d programs attached, want %d (missing %v)", tc.obj.Family, len(tc.obj.Programs), tc.progs, tc.obj.Missing)
 		}
 		for _, m := range tc.maps {
-			if _, ok := c.Obj.Maps[m]; !ok {
-				t.Errorf("%s: no map %s", c.Obj.Family, m)
+			if _, ok := tc.obj.Maps[m]; !ok {
+				t.Errorf("%s: no map %s", tc.obj.Family, m)
 			}
 		}
-		if _, err := c.Collect(nil); err != nil {
-			t.Error(err)
-		}
-		if err := c.Close(); err != nil {
-			t.Error(err)
-		}
 	}
-	var never *Collector
-	if err := never.Close(); err != nil {
-		t.Errorf("Close on a nil collector: %v", err)
+	collect(t, c, nil)
+	collect(t, d, nil)
+	for _, err := range []error{c.Close(), d.Close()} {
+		if err != nil {
+			t.Error(err)
+		}
 	}
 }
 
 // idleHasNothing: the idle pod (its own netns, a sleeping process) has no TCP activity.
-func (p *pair) idleHasNothing(t *testing.T, st map[uint64]Stats, what string) {
+func idleHasNothing[V any](t *testing.T, p *pair, st map[uint64]V, what string) {
 	t.Helper()
 	for _, id := range []uint64{p.idle.CgroupID, p.idleCtr.CgroupID} {
 		if s, ok := st[id]; ok {
@@ -240,8 +243,8 @@ func realTCPBytesAndConnections(t *testing.T, rung string) {
 			t.Errorf("pod cgroup %d has %+v", id, s)
 		}
 	}
-	p.idleHasNothing(t, st, "tcp")
-	p.idleHasNothing(t, collect(t, d, p.live), "tcpdrop")
+	idleHasNothing(t, p, st, "tcp")
+	idleHasNothing(t, p, collect(t, d, p.live), "tcpdrop")
 	checkNoLostUpdates(t, c, d)
 	logCosts(c.Obj, d.Obj)
 
@@ -439,9 +442,9 @@ func realTCPLossRetransmitsDropsRTT(t *testing.T, rung string) {
 		t.Fatalf("kernel counters moved while kpod was read: %v -> %v", settled, now)
 	}
 	cli, srv := st[p.cliCtr.CgroupID], st[p.srvCtr.CgroupID]
-	cliDrops, srvDrops := drops[p.cliCtr.CgroupID].Drops, drops[p.srvCtr.CgroupID].Drops
+	cliDrops, srvDrops := drops[p.cliCtr.CgroupID], drops[p.srvCtr.CgroupID]
 	delta := func(a, b map[string]uint64, k string) uint64 { return a[k] - b[k] }
-	t.Logf("nft dropped %d packets; server drops %v; client drops %v; node drops %v", nftDropped, srvDrops, cliDrops, drops[NodeCgroup].Drops)
+	t.Logf("nft dropped %d packets; server drops %v; client drops %v; node drops %v", nftDropped, srvDrops, cliDrops, drops[bpfload.NodeID])
 	t.Logf("client: retrans=%d (netns RetransSegs +%d, TCPRetransFail +%d); server: retrans=%d (netns RetransSegs +%d)",
 		cli.Retransmits, delta(cliAfter, cliBefore, "TcpRetransSegs"), delta(cliAfter, cliBefore, "TcpExtTCPRetransFail"),
 		srv.Retransmits, delta(srvAfter, srvBefore, "TcpRetransSegs"))
@@ -467,8 +470,8 @@ func realTCPLossRetransmitsDropsRTT(t *testing.T, rung string) {
 	exact(t, churn, "server passive connections", srv.ConnsPassive, conns)
 	exact(t, churn, "client bytes sent", cli.BytesSent, total)
 	exact(t, churn, "server bytes received", srv.BytesReceived, total)
-	p.idleHasNothing(t, st, "tcp")
-	p.idleHasNothing(t, drops, "tcpdrop")
+	idleHasNothing(t, p, st, "tcp")
+	idleHasNothing(t, p, drops, "tcpdrop")
 	checkNoLostUpdates(t, c, d)
 	logCosts(c.Obj, d.Obj)
 	compareRTT(t, cli.RTT, samples)
@@ -480,8 +483,8 @@ func realTCPLossRetransmitsDropsRTT(t *testing.T, rung string) {
 	if _, ok := after[p.srvCtr.CgroupID]; ok {
 		t.Errorf("the server's drops survived two collections without it in the live tree")
 	}
-	if _, had := drops[NodeCgroup]; had {
-		if _, ok := after[NodeCgroup]; !ok {
+	if _, had := drops[bpfload.NodeID]; had {
+		if _, ok := after[bpfload.NodeID]; !ok {
 			t.Errorf("the node-level drop bucket was swept")
 		}
 	}
@@ -567,7 +570,7 @@ func realTCPRTTQueue(t *testing.T, rung string) {
 	}
 	tbfDropped, _ := strconv.ParseUint(m[1], 10, 64)
 	t.Logf("tbf dropped %d; drops: client %v server %v node %v", tbfDropped,
-		drops[p.cliCtr.CgroupID].Drops, drops[p.srvCtr.CgroupID].Drops, drops[NodeCgroup].Drops)
+		drops[p.cliCtr.CgroupID], drops[p.srvCtr.CgroupID], drops[bpfload.NodeID])
 	// What the qdisc drops on transmit still belongs to the sending socket (skb->sk): the
 	// client's, or, for an ACK or RST the client namespace sends after the client socket
 	// is gone (answering a late server FIN), a TIME_WAIT minisocket or the namespace's
@@ -575,16 +578,16 @@ func realTCPRTTQueue(t *testing.T, rung string) {
 	// whole machine, so its part is bounded from above only. (In about 90 runs all tbf
 	// drops were the client's except once, 49 of 50, before kernel sockets went to the node
 	// bucket; where that one went was not captured.)
-	cliQ := drops[p.cliCtr.CgroupID].Drops["qdisc_drop"]
-	nodeQ := drops[NodeCgroup].Drops["qdisc_drop"] - dropsBefore[NodeCgroup].Drops["qdisc_drop"]
+	cliQ := drops[p.cliCtr.CgroupID]["qdisc_drop"]
+	nodeQ := drops[bpfload.NodeID]["qdisc_drop"] - dropsBefore[bpfload.NodeID]["qdisc_drop"]
 	if cliQ > tbfDropped || (cliQ+nodeQ < tbfDropped && len(churn) == 0) {
 		t.Errorf("client pod: %d qdisc_drop drops, node bucket +%d, tbf dropped %d", cliQ, nodeQ, tbfDropped)
 	} else if cliQ+nodeQ < tbfDropped {
 		t.Logf("client pod: %d qdisc_drop drops of %d, while other BPF programs came or went: %v", cliQ, tbfDropped, churn)
 	}
 	for id, s := range drops {
-		if id != p.cliCtr.CgroupID && id != NodeCgroup && s.Drops["qdisc_drop"] > dropsBefore[id].Drops["qdisc_drop"] {
-			t.Errorf("cgroup %d was charged qdisc drops: %v", id, s.Drops)
+		if id != p.cliCtr.CgroupID && id != bpfload.NodeID && s["qdisc_drop"] > dropsBefore[id]["qdisc_drop"] {
+			t.Errorf("cgroup %d was charged qdisc drops: %v", id, s)
 		}
 	}
 
@@ -618,7 +621,7 @@ func ownCgroup(t *testing.T) uint64 {
 }
 
 // TestTCPDropsWithoutPodSocket: TCP drops that no pod's socket owns go to the node-level
-// bucket (NodeCgroup), not to a pod and not to whoever created the namespace. The client
+// bucket (bpfload.NodeID), not to a pod and not to whoever created the namespace. The client
 // pod connects to a port nobody listens on in the server's namespace: its SYN is dropped
 // there without a socket (no_socket), and the RST the namespace's control socket (a kernel
 // socket) sends back is dropped by an nft OUTPUT rule (netfilter_drop).
@@ -658,7 +661,7 @@ func realTCPDropsWithoutPodSocket(t *testing.T, rung string) {
 	rsts, _ = strconv.ParseUint(m[1], 10, 64)
 	after := collect(t, d, p.live)
 
-	node := func(st map[uint64]Stats, r string) uint64 { return st[NodeCgroup].Drops[r] }
+	node := func(st map[uint64]tcpdrop.Stats, r string) uint64 { return st[bpfload.NodeID][r] }
 	noSocket := node(after, "no_socket") - node(before, "no_socket")
 	netfilter := node(after, "netfilter_drop") - node(before, "netfilter_drop")
 	t.Logf("nft dropped %d RSTs; node bucket: +%d no_socket, +%d netfilter_drop", rsts, noSocket, netfilter)
@@ -671,18 +674,18 @@ func realTCPDropsWithoutPodSocket(t *testing.T, rung string) {
 		t.Errorf("node bucket: %d netfilter_drop drops, want at least the %d RSTs nft dropped", netfilter, rsts)
 	}
 	for what, id := range map[string]uint64{"client": p.cliCtr.CgroupID, "server": p.srvCtr.CgroupID} {
-		if s, ok := after[id]; ok && len(s.Drops) > 0 {
-			t.Errorf("%s cgroup %d was charged %v", what, id, s.Drops)
+		if s, ok := after[id]; ok && len(s) > 0 {
+			t.Errorf("%s cgroup %d was charged %v", what, id, s)
 		}
 	}
 	// The control socket has the cgroup of the test process (which created the namespace);
 	// that cgroup may be shared with the rest of the machine (the root), so only its
 	// netfilter drops are looked at.
 	own := ownCgroup(t)
-	if n := after[own].Drops["netfilter_drop"] - before[own].Drops["netfilter_drop"]; n != 0 {
+	if n := after[own]["netfilter_drop"] - before[own]["netfilter_drop"]; n != 0 {
 		t.Errorf("the test process's cgroup %d was charged %d netfilter drops", own, n)
 	}
-	p.idleHasNothing(t, after, "tcpdrop")
+	idleHasNothing(t, p, after, "tcpdrop")
 }
 
 // linkWatch records whether BPF programs other than ours were attached to or detached from
@@ -724,7 +727,7 @@ func tracepointLinks(kernel *btf.Spec, names map[string]bool, ours map[ebpf.Prog
 }
 
 // watchLinks polls the links of the tracepoints every few milliseconds until Stop.
-func watchLinks(t *testing.T, tracepoints []string, cs ...*Collector) *linkWatch {
+func watchLinks(t *testing.T, tracepoints []string, cs ...interface{ Objects() []*bpfload.Object }) *linkWatch {
 	t.Helper()
 	kernel, err := btf.LoadKernelSpec()
 	if err != nil {
@@ -736,7 +739,7 @@ func watchLinks(t *testing.T, tracepoints []string, cs ...*Collector) *linkWatch
 	}
 	ours := map[ebpf.ProgramID]bool{}
 	for _, c := range cs {
-		for _, p := range c.Obj.Programs {
+		for _, p := range c.Objects()[0].Programs {
 			info, err := p.Prog.Info()
 			if err != nil {
 				t.Fatal(err)

@@ -5,14 +5,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"golang.org/x/sys/unix"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/fakepod"
-	"github.com/kpod-project/kpod/internal/syscalls"
+	"github.com/kpod-project/kpod/internal/syscall"
 )
 
 // TestRealProc: forks are processes, not threads; execs and exits are exact per pod.
@@ -99,19 +99,19 @@ func TestRealSyscalls(t *testing.T) {
 	}
 
 	// The kernel filter holds exactly the configured list.
-	var fam *syscallFamily
+	var c *syscall.Collector
 	for _, r := range s.runners {
-		if f, ok := r.f.(*syscallFamily); ok {
-			fam = f
+		if a, ok := r.f.(*adapter[map[string]syscall.Stats]); ok {
+			c = a.src.(*syscall.Collector)
 		}
 	}
-	got, err := fam.c.Tracked()
+	got, err := c.Tracked()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, missing := syscalls.Resolve(syscalls.Default)
+	want, missing := syscall.Resolve(syscall.Default)
 	if len(got) != len(want) {
-		t.Errorf("kernel tracks %v, want the numbers of %v (missing here: %v)", got, syscalls.Default, missing)
+		t.Errorf("kernel tracks %v, want the numbers of %v (missing here: %v)", got, syscall.Default, missing)
 	}
 	for _, nr := range got {
 		if _, ok := want[nr]; !ok {
@@ -126,7 +126,7 @@ func TestRealSyscallListReachesKernel(t *testing.T) {
 	pod := fakepod.New(t, fakepod.Options{})
 	ctr := pod.AddContainer()
 	cfg := customConfig("syscall")
-	cfg.Syscalls = []string{"write"}
+	cfg.Collectors["syscall"] = CollectorConfig{Enabled: boolp(true), Syscalls: []string{"write"}}
 	s := startScraper(t, cfg)
 	ctr.Run("close", "100")
 	md := scrape(t, s)
@@ -155,7 +155,7 @@ func TestRealOOM(t *testing.T) {
 	victim.WaitReady()
 	survivor := trigger.Start("alloc", strconv.Itoa(64<<20))
 	survivor.WaitReady() // succeeds once the hog is gone
-	if err := victim.Wait(); err == nil || victim.Signaled() != syscall.SIGKILL {
+	if err := victim.Wait(); err == nil || victim.Signaled() != unix.SIGKILL {
 		t.Fatalf("the hog was not OOM-killed: %v", err)
 	}
 	md := scrape(t, s)

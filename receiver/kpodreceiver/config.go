@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/collector/scraper/scraperhelper"
 
 	"github.com/kpod-project/kpod/internal/kube"
-	"github.com/kpod-project/kpod/internal/syscalls"
+	"github.com/kpod-project/kpod/internal/syscall"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
 
@@ -35,8 +35,6 @@ type Config struct {
 	ProcRoot string `mapstructure:"proc_root"`
 	// NodeName becomes k8s.node.name; default $K8S_NODE_NAME, then the host name.
 	NodeName string `mapstructure:"node_name"`
-	// Syscalls are the system calls the syscall collector tracks.
-	Syscalls []string `mapstructure:"syscalls"`
 	// Kubernetes connects to the API server for namespaces, labels and restart counts. It is
 	// optional: attribution needs only the cgroup tree.
 	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
@@ -69,13 +67,25 @@ type FilterConfig struct {
 
 var defaultExcludeNamespaces = []string{"kube-system", "kube-public"}
 
-// CollectorConfig are the per-collector settings.
+// CollectorConfig are the settings of collectors.<name>. Enabled and Interval apply to
+// every collector; the other keys belong to one family each (familyInfo.options).
 type CollectorConfig struct {
 	// Enabled overrides the profile: true turns a collector on, false off.
 	Enabled *bool `mapstructure:"enabled"`
 	// Interval, if set, collects this family only every Interval (a multiple of
 	// collection_interval is best); cycles in between are counted as skipped.
 	Interval time.Duration `mapstructure:"interval"`
+	// Syscalls (syscall only) are the system calls tracked; empty means syscall.Default.
+	Syscalls []string `mapstructure:"syscalls"`
+}
+
+// optionSet lists the family-specific keys of c that are set.
+func (c CollectorConfig) optionSet() []string {
+	var out []string
+	if c.Syscalls != nil {
+		out = append(out, "syscalls")
+	}
+	return out
 }
 
 const (
@@ -93,6 +103,9 @@ var _ confmap.Unmarshaler = (*Config)(nil)
 // them (it rejects unknown metric names).
 func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 	raw := conf.ToStringMap()
+	if _, ok := raw["syscalls"]; ok {
+		return errors.New("syscalls: moved to collectors.syscall.syscalls")
+	}
 	if metrics, ok := raw["metrics"].(map[string]any); ok {
 		hists := map[string]any{}
 		for _, h := range metadata.Histograms {
@@ -135,6 +148,12 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("collectors: unknown collector %q (known: %s)", name, strings.Join(familyNames(), ", ")))
 			continue
 		}
+		info, _ := familyByName(name)
+		for _, opt := range cc.optionSet() {
+			if !slices.Contains(info.options, opt) {
+				errs = append(errs, fmt.Errorf("collectors.%s.%s: the %s collector has no such option", name, opt, name))
+			}
+		}
 		if cc.Interval < 0 {
 			errs = append(errs, fmt.Errorf("collectors.%s.interval: must not be negative, got %v", name, cc.Interval))
 		} else if cc.Interval > 0 && cc.Interval < cfg.CollectionInterval {
@@ -170,9 +189,9 @@ func (cfg *Config) Validate() error {
 	if _, err := kube.ParseSelector(cfg.Filters.LabelSelector); err != nil {
 		errs = append(errs, fmt.Errorf("filters.label_selector: %w", err))
 	}
-	for _, s := range cfg.Syscalls {
-		if _, ok := syscalls.Number(s); !ok {
-			errs = append(errs, fmt.Errorf("syscalls: %q is not a system call on %s", s, syscalls.Arch))
+	for _, s := range cfg.Collectors["syscall"].Syscalls {
+		if _, ok := syscall.Number(s); !ok {
+			errs = append(errs, fmt.Errorf("collectors.syscall.syscalls: %q is not a system call on %s", s, syscall.Arch))
 		}
 	}
 	return errors.Join(errs...)

@@ -77,13 +77,10 @@ func TestLoadConfig(t *testing.T) {
 			cfg.Timeout != 10*time.Second || cfg.NodeName != "node-a" || cfg.ProcRoot != "/proc" || !cfg.BPFStats {
 			t.Errorf("scalars: %+v", cfg)
 		}
-		if want := []string{"read", "write", "futex"}; !reflect.DeepEqual(cfg.Syscalls, want) {
-			t.Errorf("syscalls = %v, want %v", cfg.Syscalls, want)
-		}
 		want := map[string]CollectorConfig{
 			"memory":  {Enabled: boolp(true)},
 			"diskio":  {Enabled: boolp(true), Interval: time.Minute},
-			"syscall": {Enabled: boolp(true), Interval: 30 * time.Second},
+			"syscall": {Enabled: boolp(true), Interval: 30 * time.Second, Syscalls: []string{"read", "write", "futex"}},
 			"cpu":     {Enabled: boolp(false)},
 		}
 		if !reflect.DeepEqual(cfg.Collectors, want) {
@@ -156,7 +153,8 @@ func TestConfigValidateErrors(t *testing.T) {
 		{"unknown_collector", []string{"collectors:", `"gpu"`}},
 		{"missing_cgroup_root", []string{"cgroup_root:", "/nonexistent/kpod-test/cgroup"}},
 		{"proc_root_file", []string{"proc_root:", "not a directory"}},
-		{"unknown_syscall", []string{"syscalls:", `"frobnicate"`}},
+		{"unknown_syscall", []string{"collectors.syscall.syscalls:", `"frobnicate"`}},
+		{"option_of_other_family", []string{"collectors.cpu.syscalls:", "no such option"}},
 		{"empty_custom", []string{"profile: custom enables no collector"}},
 		{"custom_all_off", []string{"profile: custom enables no collector"}},
 		{"zero_collection_interval", []string{"collection_interval:"}},
@@ -190,13 +188,12 @@ func TestConfigValidateReportsEveryError(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Profile = "maximal"
 	cfg.CgroupRoot = "/nonexistent/kpod-test"
-	cfg.Syscalls = []string{"frobnicate"}
-	cfg.Collectors = map[string]CollectorConfig{"gpu": {}, "cpu": {Interval: -time.Second}}
+	cfg.Collectors = map[string]CollectorConfig{"gpu": {}, "cpu": {Interval: -time.Second}, "syscall": {Syscalls: []string{"frobnicate"}}}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, w := range []string{"profile:", "cgroup_root:", "syscalls:", `"gpu"`, "collectors.cpu.interval"} {
+	for _, w := range []string{"profile:", "cgroup_root:", "collectors.syscall.syscalls:", `"gpu"`, "collectors.cpu.interval"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q lacks %q", err, w)
 		}
@@ -212,6 +209,7 @@ func TestConfigUnmarshalErrors(t *testing.T) {
 		{"unknown_metric", "kpod.gpu.utilization"},
 		{"bad_histogram_switch", "kpod.syscall.latency"},
 		{"bad_interval_type", "interval"},
+		{"old_syscalls_key", "moved to collectors.syscall.syscalls"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,26 +12,8 @@ import (
 	"github.com/cilium/ebpf"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/kpod-project/kpod/internal/biolatency"
-	"github.com/kpod-project/kpod/internal/bpfload"
-	"github.com/kpod-project/kpod/internal/cachestat"
-	"github.com/kpod-project/kpod/internal/cpu"
-	"github.com/kpod-project/kpod/internal/diskio"
 	"github.com/kpod-project/kpod/internal/fakepod"
-	"github.com/kpod-project/kpod/internal/irq"
-	"github.com/kpod-project/kpod/internal/oom"
-	"github.com/kpod-project/kpod/internal/proc"
-	"github.com/kpod-project/kpod/internal/syscalls"
-	"github.com/kpod-project/kpod/internal/tcp"
 )
-
-// bpfSpecs are the BPF objects of each family (diskio's only on hosts without a v2 io
-// controller, like this one).
-var bpfSpecs = map[string]func() bpfload.Spec{
-	"cpu": cpu.Spec, "tcp": tcp.Spec, "tcpdrop": tcp.DropSpec, "oom": oom.Spec, "biolatency": biolatency.Spec,
-	"cachestat": cachestat.Spec, "hardirqs": irq.HardSpec, "softirqs": irq.SoftSpec, "proc": proc.Spec,
-	"syscall": syscalls.Spec, "diskio": diskio.BPFSpec,
-}
 
 // TestRealProfiles: each profile loads exactly its families' programs into the kernel (read
 // back from this process's BPF file descriptors, not from the config), emits only its
@@ -52,11 +34,10 @@ func TestRealProfiles(t *testing.T) {
 			enabled := map[string]bool{}
 			for _, f := range catalog {
 				enabled[f.name] = slices.Contains(f.profiles, profile)
-				mk, isBPF := bpfSpecs[f.name]
-				if !isBPF {
+				if f.spec == nil {
 					continue
 				}
-				for _, h := range mk().Hooks {
+				for _, h := range f.spec().Hooks {
 					got := loadedVariant(loaded, h.Prog)
 					switch {
 					case enabled[f.name] && got == "" && !h.Optional:

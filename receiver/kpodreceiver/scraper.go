@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,11 +21,9 @@ import (
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
-	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/collector"
 	"github.com/kpod-project/kpod/internal/kube"
-	"github.com/kpod-project/kpod/internal/memcg"
 	"github.com/kpod-project/kpod/internal/podid"
-	"github.com/kpod-project/kpod/internal/syscalls"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
 
@@ -54,7 +51,9 @@ type kpodScraper struct {
 	nodeName string
 	started  time.Time
 	env      *env
-	scanner  *podid.Scanner
+	scan     func() (*podid.Index, error) // discovers pods; tests replace it
+	fakes    map[string]any               // sources tests put in place of families' (env.fakes)
+	devices  *cgroupfs.DeviceNames
 	runners  []*runner
 	stats    io.Closer // BPF run-time statistics, when bpf_stats is on
 
@@ -83,7 +82,7 @@ func newScraper(cfg *Config, settings receiver.Settings) *kpodScraper {
 // work on at all (no cgroup2) fails the start; a family that cannot start is reported as
 // unavailable and the others go on.
 func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
-	s.started = time.Now()
+	s.started = s.now()
 	procRoot := s.cfg.ProcRoot
 	if procRoot == "" {
 		procRoot = "/proc"
@@ -99,12 +98,12 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 	if s.nodeName == "" {
 		s.nodeName, _ = os.Hostname()
 	}
-	names := s.cfg.Syscalls
-	if len(names) == 0 {
-		names = syscalls.Default
+	s.env = &env{layout: layout, procRoot: procRoot, sysRoot: "/sys", cfg: s.cfg, logger: s.logger,
+		memstat: &cgroupfs.StatCache{}, fakes: s.fakes}
+	s.devices = &cgroupfs.DeviceNames{SysRoot: s.env.sysRoot}
+	if s.scan == nil {
+		s.scan = podid.NewScanner(layout.V2, procRoot).Scan
 	}
-	s.env = &env{layout: layout, procRoot: procRoot, sysRoot: "/sys", syscalls: names, logger: s.logger, memstat: &memcg.StatCache{}}
-	s.scanner = podid.NewScanner(layout.V2, procRoot)
 	s.mb = metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.settings, metadata.WithStartTime(pcommon.NewTimestampFromTime(s.started)))
 	s.hb = metadata.NewHistogramBuilder(s.cfg.Histograms)
 
@@ -128,19 +127,14 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 		info, _ := familyByName(name)
 		r := &runner{info: info, every: s.cfg.Collectors[name].Interval}
 		s.runners = append(s.runners, r)
-		if info.newFn == nil {
-			r.reason = errNotImplemented.Error()
+		f := info.newFn(name)
+		if err := f.start(ctx, s.env); err != nil {
+			r.reason = reasonText(err)
 		} else {
-			f := info.newFn()
-			if err := f.start(ctx, s.env); err != nil {
-				r.reason = reasonText(err)
-				_ = f.close()
-			} else {
-				r.f = f
-				if c, ok := f.(countsInBPF); info.bpf || ok && c.countsInBPF() {
-					for _, m := range info.metrics {
-						s.bpfMetrics[m] = true
-					}
+			r.f = f
+			if info.bpf || f.countsInBPF() {
+				for _, m := range info.metrics {
+					s.bpfMetrics[m] = true
 				}
 			}
 		}
@@ -151,7 +145,7 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 			enabled = append(enabled, name)
 		}
 	}
-	if idx, err := s.scanner.Scan(); err == nil && len(idx.Pods) == 0 {
+	if idx, err := s.scan(); err == nil && len(idx.Pods) == 0 {
 		s.logger.Warn("no pod cgroups under the cgroup root yet; if kpod runs in a cgroup namespace, mount the host's cgroup tree and set cgroup_root to it",
 			zap.String("cgroup_root", layout.V2), zap.Int("cgroups", idx.Dirs))
 	}
@@ -191,7 +185,7 @@ func (s *kpodScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 	begin := s.now()
 	started := time.Now()
 	s.cycles++
-	idx, err := s.scanner.Scan()
+	idx, err := s.scan()
 	if err != nil {
 		for _, r := range s.runners {
 			r.snap = nil
@@ -247,9 +241,9 @@ wait:
 			res.r.snap, res.r.duration = res.snap, res.took
 			if res.err != nil {
 				res.r.errors++
-				var fe *fileErrors
-				if errors.As(res.err, &fe) {
-					res.r.readErrors += int64(len(fe.errs))
+				var re collector.ReadErrors
+				if errors.As(res.err, &re) {
+					res.r.readErrors += int64(len(re))
 				}
 				errs.AddPartial(1, fmt.Errorf("%s: %w", res.r.info.name, res.err))
 			}
@@ -301,7 +295,7 @@ func (s *kpodScraper) filterPods(idx *podid.Index) map[string]*kube.Pod {
 // emit records what the families collected in this cycle, one resource per container and
 // one per pod (pod-level series such as the pod's network interfaces).
 func (s *kpodScraper) emit(idx *podid.Index, pods map[string]*kube.Pod, now pcommon.Timestamp) {
-	rec := &recorder{mb: s.mb, hb: s.hb, now: now}
+	rec := &recorder{mb: s.mb, hb: s.hb, now: now, devices: s.devices}
 	for _, p := range idx.Pods {
 		info := pods[p.UID]
 		for _, c := range p.Containers {
@@ -368,14 +362,12 @@ func (s *kpodScraper) recordNode(now pcommon.Timestamp) {
 			continue
 		}
 		mb.RecordKpodCollectorUnavailableDataPoint(now, 0, name, "")
-		if p, ok := r.f.(partial); ok {
-			missing := p.unavailableMetrics()
-			for _, m := range sortedKeys(missing) {
-				mb.RecordKpodMetricUnavailableDataPoint(now, 1, m, missing[m])
-			}
+		missing := r.f.unavailableMetrics()
+		for _, m := range sortedKeys(missing) {
+			mb.RecordKpodMetricUnavailableDataPoint(now, 1, m, missing[m])
 		}
-		if ns, ok := r.snap.(nodeSnapshot); ok {
-			ns.recordNode(&recorder{mb: mb, hb: s.hb, now: now})
+		if r.snap != nil {
+			r.snap.recordNode(&recorder{mb: mb, hb: s.hb, now: now, devices: s.devices})
 		}
 		mb.RecordKpodCollectorDurationDataPoint(now, r.duration.Seconds(), name)
 		mb.RecordKpodCollectorErrorsDataPoint(now, r.errors, name)
@@ -407,12 +399,7 @@ func (s *kpodScraper) recordBPF(now pcommon.Timestamp, obj *bpfload.Object) {
 		}
 	}
 	if lost, err := obj.UpdateErrors(); err == nil {
-		names := make([]string, 0, len(lost))
-		for n := range lost {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
+		for _, n := range sortedKeys(lost) {
 			mb.RecordKpodBpfMapUpdateErrorsDataPoint(now, int64(lost[n]), n)
 		}
 	}
@@ -426,17 +413,6 @@ func (s *kpodScraper) recordBPF(now pcommon.Timestamp, obj *bpfload.Object) {
 			mb.RecordKpodBpfProgramRunCountDataPoint(now, int64(st.RunCount), p.Name)
 		}
 	}
-}
-
-// recorder carries what family record methods need.
-type recorder struct {
-	mb  *metadata.MetricsBuilder
-	hb  *metadata.HistogramBuilder
-	now pcommon.Timestamp
-}
-
-func histPoint(h *hist.Hist) metadata.HistogramPoint {
-	return metadata.HistogramPoint{Bounds: hist.Bounds(), Counts: h.Counts[:], Sum: h.SumSeconds()}
 }
 
 // reasonText keeps unavailable reasons to one line.

@@ -11,8 +11,10 @@ import (
 
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.opentelemetry.io/collector/scraper/scrapererror"
+	"go.uber.org/zap"
 
 	"github.com/kpod-project/kpod/internal/cgroupfs"
+	"github.com/kpod-project/kpod/internal/collector"
 	"github.com/kpod-project/kpod/internal/podid"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
@@ -61,8 +63,9 @@ func fixtureScraper(t *testing.T, root string, runners ...*runner) *kpodScraper 
 	s.started = time.Now()
 	s.nodeName = "node-1"
 	layout := cgroupfs.FixtureLayout(root, []string{"cpu", "io", "memory", "pids"}, nil)
-	s.env = &env{layout: layout, procRoot: t.TempDir(), sysRoot: t.TempDir()}
-	s.scanner = podid.NewScanner(root, s.env.procRoot)
+	s.env = &env{layout: layout, procRoot: t.TempDir(), sysRoot: t.TempDir(), cfg: cfg, logger: zap.NewNop()}
+	s.devices = &cgroupfs.DeviceNames{SysRoot: s.env.sysRoot}
+	s.scan = podid.NewScanner(root, s.env.procRoot).Scan
 	s.mb = metadata.NewMetricsBuilder(cfg.MetricsBuilderConfig, s.settings)
 	s.hb = metadata.NewHistogramBuilder(cfg.Histograms)
 	s.bpfMetrics = map[string]bool{}
@@ -77,39 +80,36 @@ func fixtureScraper(t *testing.T, root string, runners ...*runner) *kpodScraper 
 	return s
 }
 
-// fakeFamily records one memory usage point per container; hang makes collect block until
-// release is closed.
-type fakeFamily struct {
-	noBPF
+// counting is a source that counts its collections and reports the count as every
+// container's memory usage; hang makes Collect block until release is closed.
+type counting struct {
+	collector.NoBPF
 	collects atomic.Int64
 	hang     bool
 	release  chan struct{}
 }
 
-type fakeSnap struct {
-	noPod
-	v int64
-}
-
-func (f *fakeFamily) start(context.Context, *env) error { return nil }
-
-func (f *fakeFamily) collect(context.Context, *podid.Index) (snapshot, error) {
+func (f *counting) Collect(context.Context, *podid.Index) (map[uint64]int64, error) {
 	n := f.collects.Add(1)
 	if f.hang {
 		<-f.release
 	}
-	return fakeSnap{v: n}, nil
+	return map[uint64]int64{0: n}, nil
 }
 
-func (s fakeSnap) recordContainer(r *recorder, _ *podid.Container) {
-	r.mb.RecordKpodMemCgroupUsageBytesDataPoint(r.now, s.v)
+func countingFamily(src *counting) family {
+	return adapt(func(*env) (source[int64], error) { return src, nil }, records[int64]{
+		container: func(r *recorder, _ *podid.Container, vals map[uint64]int64) {
+			r.mb.RecordKpodMemCgroupUsageBytesDataPoint(r.now, vals[0])
+		},
+	})("counting")
 }
 
 // TestIntervalSkips: a family with a 30s interval under a 10s base interval runs every third
 // cycle; the cycles in between are counted as skipped and emit nothing of it.
 func TestIntervalSkips(t *testing.T) {
-	fam := &fakeFamily{}
-	r := &runner{info: familyInfo{name: "memory"}, f: fam, every: 30 * time.Second}
+	fam := &counting{}
+	r := &runner{info: familyInfo{name: "memory"}, f: countingFamily(fam), every: 30 * time.Second}
 	s := fixtureScraper(t, v2Tree(t), r)
 	clock := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { return clock }
@@ -139,11 +139,11 @@ func TestIntervalSkips(t *testing.T) {
 // expires, the cycle is counted as timed out, and the other families' data is emitted. The
 // next cycle does not start a second copy of the hung collector.
 func TestTimeoutCutsHungCollector(t *testing.T) {
-	hung := &fakeFamily{hang: true, release: make(chan struct{})}
+	hung := &counting{hang: true, release: make(chan struct{})}
 	defer close(hung.release)
 	s := fixtureScraper(t, v2Tree(t),
-		&runner{info: familyInfo{name: "cachestat"}, f: hung},
-		&runner{info: familyInfo{name: "memory"}, f: &memFamily{}})
+		&runner{info: familyInfo{name: "cachestat"}, f: countingFamily(hung)},
+		&runner{info: familyInfo{name: "memory"}, f: memoryFamily.newFn("memory")})
 	for cycle := 1; cycle <= 2; cycle++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		t0 := time.Now()
@@ -186,8 +186,8 @@ func TestUnreadableCgroupFile(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("anon twelve\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mem := &runner{info: familyInfo{name: "memory"}, f: &memFamily{}}
-	disk := &runner{info: familyInfo{name: "diskio"}, f: &diskFamily{}}
+	mem := &runner{info: familyInfo{name: "memory"}, f: memoryFamily.newFn("memory")}
+	disk := &runner{info: familyInfo{name: "diskio"}, f: diskioFamily.newFn("diskio")}
 	s := fixtureScraper(t, root, mem, disk)
 	md, err := s.scrape(context.Background())
 	if !scrapererror.IsPartialScrapeError(err) || !strings.Contains(err.Error(), "memory.stat") {

@@ -14,30 +14,15 @@ import (
 )
 
 // Rungs are the tracepoint rungs the real-kernel tests run each family on: tp_btf (what
-// the loader picks on a BTF kernel) and raw_tp, forced with OnRung, so that the fallback is
+// the loader picks on a BTF kernel) and raw_tp, forced with On, so that the fallback is
 // proved to load, attach and count the same.
 var Rungs = []string{"tp_btf", "raw_tp"}
 
-// OnRung returns s changed so that only programs of rung (and kernel function hooks) load:
-// for raw_tp the tp_btf programs are removed from the spec before loading.
-func OnRung(s bpfload.Spec, rung string) bpfload.Spec {
-	if rung == "tp_btf" {
-		return s
-	}
-	load := s.Load
-	s.Load = func() (*ebpf.CollectionSpec, error) {
-		cs, err := load()
-		if err != nil {
-			return nil, err
-		}
-		for name := range cs.Programs {
-			if strings.HasSuffix(name, "_b") {
-				delete(cs.Programs, name)
-			}
-		}
-		return cs, nil
-	}
-	return s
+// On makes every family loaded during the test attach on rung only (kernel function hooks
+// keep their own ladder).
+func On(t *testing.T, rung string) {
+	t.Helper()
+	t.Cleanup(bpfload.ForceRungForTest(rung))
 }
 
 // CheckRung fails the test unless every tracepoint program of o attached as rung.
@@ -71,6 +56,38 @@ func EnableStats(t *testing.T) func(...*bpfload.Object) {
 				t.Logf("%s %-14s %9d runs %8v per run, %d recursion misses", o.Family, p.Name, s.RunCount,
 					s.Runtime/time.Duration(max(s.RunCount, 1)), s.RecursionMisses)
 			}
+		}
+	}
+}
+
+// CheckShape checks a committed object without loading it: each hook has a program for every
+// rung of its ladder that kpod ships (tp_btf and raw_tp for tracepoints, fentry and kprobe
+// for kernel functions; classic tracepoint programs are optional), and every program and map
+// name (other than data sections) starts with kpod_ and fits the kernel's 15 characters.
+func CheckShape(t *testing.T, spec *ebpf.CollectionSpec, hooks []bpfload.Hook) {
+	t.Helper()
+	for _, h := range hooks {
+		sfx := []string{"_b", "_r"}
+		if h.Function != "" {
+			sfx = []string{"_f", "_k"}
+		}
+		for _, s := range sfx {
+			if _, ok := spec.Programs[h.Prog+s]; !ok {
+				t.Errorf("hook %s%s: no program %s%s", h.Tracepoint, h.Function, h.Prog, s)
+			}
+		}
+	}
+	for name := range spec.Programs {
+		if !strings.HasPrefix(name, "kpod_") || len(name) > 15 {
+			t.Errorf("program name %q: want kpod_ prefix and at most 15 characters", name)
+		}
+	}
+	for name := range spec.Maps {
+		if strings.HasPrefix(name, ".") {
+			continue // .rodata, .bss: the object's data sections
+		}
+		if !strings.HasPrefix(name, "kpod_") || len(name) > 15 {
+			t.Errorf("map name %q: want kpod_ prefix and at most 15 characters", name)
 		}
 	}
 }

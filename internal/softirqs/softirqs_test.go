@@ -1,0 +1,170 @@
+package softirqs
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
+	"github.com/kpod-project/kpod/internal/fakepod"
+	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/podid"
+)
+
+// TestVectorNames: the table matches the kernel's softirq_to_name, which /proc/softirqs
+// prints in vector order (upper case). Readable without root.
+func TestVectorNames(t *testing.T) {
+	want := []string{"hi", "timer", "net_tx", "net_rx", "block", "irq_poll", "tasklet", "sched", "hrtimer", "rcu"}
+	for i, n := range want {
+		if got := VectorName(uint32(i)); got != n {
+			t.Errorf("VectorName(%d) = %q, want %q", i, got, n)
+		}
+	}
+	if got := VectorName(12); got != "vec12" {
+		t.Errorf("VectorName(12) = %q, want vec12", got)
+	}
+	f, err := os.Open("/proc/softirqs")
+	if err != nil {
+		t.Skipf("no /proc/softirqs: %v", err)
+	}
+	defer f.Close()
+	var rows []string
+	sc := bufio.NewScanner(f)
+	sc.Scan() // CPU header
+	for sc.Scan() {
+		name, _, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":")
+		if ok {
+			rows = append(rows, strings.ToLower(name))
+		}
+	}
+	if len(rows) != len(Vectors) {
+		t.Fatalf("/proc/softirqs has %d vectors %v, the table %d", len(rows), rows, len(Vectors))
+	}
+	for i, r := range rows {
+		if Vectors[i] != r {
+			t.Errorf("vector %d: kernel says %q, table %q", i, r, Vectors[i])
+		}
+	}
+}
+
+func TestStatsAdd(t *testing.T) {
+	h := hist.Hist{SumNs: 3, Counts: [hist.Slots]uint64{1, 2}}
+	var s Stats
+	s = s.Add(Stats{"timer": h}).Add(Stats{"timer": h, "sched": h})
+	x, y := s["timer"], s["sched"]
+	if x.SumNs != 6 || x.Count() != 6 || y.Count() != 3 {
+		t.Errorf("Stats.Add: %+v", s)
+	}
+}
+
+func TestObjectShape(t *testing.T) {
+	spec, err := LoadSoftirqs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bpftest.CheckShape(t, spec, Spec().Hooks)
+}
+
+// TestRealSoftirqs: two pods spin on CPU 0 and CPU 1 for 2 s. Soft IRQs that run on the
+// spinners' CPUs while they run are charged to them; a pod asleep the whole time gets
+// nothing.
+func TestRealSoftirqs(t *testing.T) {
+	fakepod.RequireRoot(t)
+	for _, rung := range bpftest.Rungs {
+		t.Run(rung, func(t *testing.T) { realSoftirqs(t, rung) })
+	}
+}
+
+func realSoftirqs(t *testing.T, rung string) {
+	fakepod.RequireRoot(t)
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs")
+	}
+	const spinMs = 2000
+	// The sleeper is asleep (in pause()) before the programs attach: it is never the
+	// interrupted task, so it must get exactly nothing.
+	cs := fakepod.New(t, fakepod.Options{}).AddContainer()
+	cs.Start("sleep").WaitReady()
+	time.Sleep(20 * time.Millisecond)
+
+	bpftest.On(t, rung)
+	c, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bpftest.CheckRung(t, c.Obj, rung)
+	stats := bpftest.EnableStats(t)
+
+	pods, wait := fakepod.Spinners(t, spinMs, 0, 1)
+	wall := wait()
+	live := map[uint64]bool{pods[0].CgroupID: true, pods[1].CgroupID: true, cs.CgroupID: true}
+	ss, err := c.Collect(context.Background(), &podid.Index{Live: live})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cpu, c := range pods {
+		s := ss[c.CgroupID]
+		t.Logf("pod on CPU %d: soft IRQs %s", cpu, describe(s))
+		// The tick raises TIMER, SCHED and RCU soft IRQs on every busy CPU, and they run on
+		// irq_exit, in the spinner's context. Every vector's histogram is bounded: a soft IRQ
+		// is only charged while the pod is the current task of a CPU, so the total can never
+		// exceed the pod's wall time.
+		if len(s) == 0 {
+			t.Errorf("pod on CPU %d: no soft IRQ time", cpu)
+		}
+		if timer := s["timer"]; timer.Count() == 0 {
+			t.Errorf("pod on CPU %d: no timer soft IRQ in %d ms of spinning", cpu, spinMs)
+		}
+		var total uint64
+		for _, x := range s {
+			total += x.SumNs
+		}
+		if time.Duration(total) > wall {
+			t.Errorf("pod on CPU %d: %v of soft IRQ time in %v of wall time", cpu, time.Duration(total), wall)
+		}
+	}
+	if ns, ok := ss[bpfload.NodeID]; !ok {
+		t.Errorf("no node-level soft IRQ series")
+	} else {
+		t.Logf("node-level soft IRQs: %s", describe(ns))
+	}
+	if s, ok := ss[cs.CgroupID]; ok {
+		t.Errorf("sleeping pod: soft IRQs %s", describe(s))
+	}
+	errs, err := c.Obj.UpdateErrors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m, v := range errs {
+		if v != 0 {
+			t.Errorf("%d failed updates of %s", v, m)
+		}
+	}
+	stats(c.Obj)
+}
+
+func describe(s Stats) string {
+	var b strings.Builder
+	for _, name := range Vectors {
+		h, ok := s[name]
+		if !ok {
+			continue
+		}
+		top := 0
+		for i, c := range h.Counts {
+			if c > 0 {
+				top = i
+			}
+		}
+		b.WriteString(name + "=" + strconv.FormatUint(h.Count(), 10) + "/" + time.Duration(h.SumNs).String() +
+			"(max<=" + time.Duration(hist.Bounds()[min(top, len(hist.Bounds())-1)]*1e9).String() + ") ")
+	}
+	return b.String()
+}

@@ -1,0 +1,137 @@
+// Package syscall is the "syscall" family: calls, errors and latency of a configurable set
+// of system calls per cgroup, from the sys_enter/sys_exit tracepoints (bpf/syscall.bpf.c).
+package syscall
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/podid"
+)
+
+// Default is the tracked list when none is configured.
+var Default = []string{"read", "write", "openat", "close", "connect", "accept4", "sendto", "recvfrom", "epoll_wait", "futex"}
+
+// Arch is the architecture whose syscall table this build uses.
+const Arch = arch
+
+// Number returns the number of a system call on this architecture.
+func Number(name string) (uint32, bool) {
+	nr, ok := numbers[name]
+	return nr, ok
+}
+
+// Resolve maps names to numbers. Names this architecture does not have are returned in
+// missing (arm64 has no epoll_wait, for instance).
+func Resolve(names []string) (nrs map[uint32]string, missing []string) {
+	nrs = map[uint32]string{}
+	for _, n := range names {
+		if nr, ok := numbers[n]; ok {
+			nrs[nr] = n
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	return nrs, missing
+}
+
+// Stats are one syscall's counters in one cgroup.
+type Stats struct {
+	Count, Errors uint64
+	Latency       hist.Hist
+}
+
+// Add adds o into s.
+func (s *Stats) Add(o *Stats) {
+	s.Count += o.Count
+	s.Errors += o.Errors
+	s.Latency.Add(&o.Latency)
+}
+
+// maxSyscalls is KPOD_MAX_SYSCALLS in bpf/syscall.bpf.c.
+const maxSyscalls = 1024
+
+// Spec is the family's BPF object.
+func Spec() bpfload.Spec {
+	return bpfload.Spec{
+		Family: "syscall",
+		Load:   LoadSyscall,
+		Hooks: []bpfload.Hook{
+			{Tracepoint: "sys_enter", Group: "raw_syscalls", Prog: "kpod_sysin"},
+			{Tracepoint: "sys_exit", Group: "raw_syscalls", Prog: "kpod_sysout"},
+		},
+	}
+}
+
+// Collector reads the family's map.
+type Collector struct {
+	*bpfload.Collector
+	names map[uint32]string
+}
+
+// Start loads the family and writes the tracked syscall numbers into the kernel's filter
+// before any program is attached.
+func Start(tracked map[uint32]string) (*Collector, error) {
+	for nr := range tracked {
+		if nr >= maxSyscalls {
+			return nil, fmt.Errorf("syscall number %d is beyond the %d the BPF program can track", nr, maxSyscalls)
+		}
+	}
+	spec := Spec()
+	spec.Prepare = func(cs *ebpf.CollectionSpec) error {
+		ms := cs.Maps[SyscallMapKpodSysTrack]
+		ms.Contents = nil
+		nrs := make([]uint32, 0, len(tracked))
+		for nr := range tracked {
+			nrs = append(nrs, nr)
+		}
+		sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
+		for _, nr := range nrs {
+			ms.Contents = append(ms.Contents, ebpf.MapKV{Key: nr, Value: uint8(1)})
+		}
+		return nil
+	}
+	c, err := bpfload.Start(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &Collector{Collector: c, names: tracked}, nil
+}
+
+// Tracked returns the numbers the kernel filter holds, read back from the map.
+func (c *Collector) Tracked() ([]uint32, error) {
+	var out []uint32
+	m := c.Obj.Maps[SyscallMapKpodSysTrack]
+	for nr := uint32(0); nr < maxSyscalls; nr++ {
+		var v uint8
+		if err := m.Lookup(nr, &v); err != nil {
+			return nil, err
+		}
+		if v != 0 {
+			out = append(out, nr)
+		}
+	}
+	return out, nil
+}
+
+// Collect returns the counters per cgroup id and syscall name.
+func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]map[string]Stats, error) {
+	raw, err := bpfload.Read[SyscallSysKey, SyscallSysVal](c.Collector, SyscallMapKpodSys, x.Live)
+	out := map[uint64]map[string]Stats{}
+	for k, v := range raw {
+		name, ok := c.names[k.Nr]
+		if !ok {
+			name = fmt.Sprintf("nr_%d", k.Nr)
+		}
+		if out[k.Cgid] == nil {
+			out[k.Cgid] = map[string]Stats{}
+		}
+		out[k.Cgid][name] = Stats{Count: v.Count, Errors: v.Errors, Latency: hist.Decode(v.Lat.SumNs, v.Lat.Slots)}
+	}
+	return out, err
+}
