@@ -225,7 +225,7 @@ func TestConfigUnmarshalErrors(t *testing.T) {
 	}
 }
 
-// The seed's profile table (seed/kpod-metrics-README.txt, "Profiles") plus the memory cgroup
+// The profile table of the product kpod replaces (README "Profiles") plus the memory cgroup
 // row, in catalog order.
 var seedProfiles = map[string][]string{
 	ProfileMinimal: {"cpu", "oom", "diskio", "memory"},
