@@ -10,29 +10,13 @@
 package biolatency
 
 import (
-	"context"
-
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/hist"
-	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Stats are one cgroup's latency histograms per disk (whole-disk device numbers).
-type Stats map[cgroupfs.Dev]hist.Hist
-
-// Add merges o into s (histograms of a container's child cgroups) and returns s.
-func (s Stats) Add(o Stats) Stats {
-	if s == nil {
-		s = Stats{}
-	}
-	for d, h := range o {
-		v := s[d]
-		v.Add(&h)
-		s[d] = v
-	}
-	return s
-}
+type Stats = hist.ByKey[cgroupfs.Dev]
 
 // Spec is the family's BPF object.
 func Spec() bpfload.Spec {
@@ -46,21 +30,12 @@ func Spec() bpfload.Spec {
 	}
 }
 
-// Collector reads the family's map.
-type Collector struct{ *bpfload.Collector }
-
 // Start loads and attaches the family.
-func Start() (*Collector, error) {
-	c, err := bpfload.Start(Spec())
-	if err != nil {
-		return nil, err
-	}
-	return &Collector{c}, nil
-}
+func Start() (*bpfload.Source[Stats], error) { return bpfload.Open(Spec(), read) }
 
 // Collect returns the histograms of every cgroup that submitted I/O, per disk.
-func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]Stats, error) {
-	raw, err := bpfload.Read[BiolatencyBioKey, BiolatencyKpodHist](c.Collector, BiolatencyMapKpodBiolat, x.Live)
+func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {
+	raw, err := bpfload.Read[BiolatencyBioKey, BiolatencyKpodHist](c, BiolatencyMapKpodBiolat, live)
 	out := map[uint64]Stats{}
 	for k, v := range raw {
 		if out[k.Cgid] == nil {
@@ -74,7 +49,7 @@ func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]Stats
 // InFlight counts the requests in flight per submitting cgroup id: started, not completed
 // yet (or never completed, until their request is reused or the LRU map evicts them). It
 // walks the whole in-flight map, so it is meant for diagnostics and tests, not every cycle.
-func (c *Collector) InFlight() (map[uint64]int, error) {
+func InFlight(c *bpfload.Collector) (map[uint64]int, error) {
 	m := c.Obj.Maps[BiolatencyMapKpodBioStart]
 	out := map[uint64]int{}
 	var (

@@ -110,7 +110,7 @@ func realBioLatency(t *testing.T, rung string) {
 		t.Errorf("idle pod: block I/O reported: %v", is)
 	}
 
-	fl, err := c.InFlight()
+	fl, err := InFlight(c.Collector)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package bpfload
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -8,6 +9,8 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // NodeID is the cgroup id under which a family counts what no pod owns: interrupts of the
@@ -49,6 +52,28 @@ func (c *Collector) Close() error {
 		return nil
 	}
 	return c.Obj.Close()
+}
+
+// Source is a family's collector: the skeleton plus the family's read of its maps, with
+// the Collect method the receiver calls.
+type Source[V any] struct {
+	*Collector
+	read func(c *Collector, live map[uint64]bool) (map[uint64]V, error)
+}
+
+// Open loads and attaches the family of spec; read turns its maps into typed values per
+// cgroup id (with Read).
+func Open[V any](spec Spec, read func(c *Collector, live map[uint64]bool) (map[uint64]V, error)) (*Source[V], error) {
+	c, err := Start(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &Source[V]{Collector: c, read: read}, nil
+}
+
+// Collect returns the family's values of every cgroup that has any.
+func (s *Source[V]) Collect(_ context.Context, x *podid.Index) (map[uint64]V, error) {
+	return s.read(s.Collector, x.Live)
 }
 
 // Read returns every entry of the per-CPU hash map name with its CPUs summed, notes the

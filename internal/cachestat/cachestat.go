@@ -10,10 +10,7 @@
 package cachestat
 
 import (
-	"context"
-
 	"github.com/kpod-project/kpod/internal/bpfload"
-	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // progAccess is the program prefix of the optional accesses hook.
@@ -52,22 +49,22 @@ func Spec() bpfload.Spec {
 }
 
 // Collector reads the family's map.
-type Collector struct{ *bpfload.Collector }
+type Collector struct{ *bpfload.Source[Stats] }
 
 // Start loads and attaches the family. It fails only if one of the tracepoints cannot be
 // attached; the accesses hook may be missing.
 func Start() (*Collector, error) {
-	c, err := bpfload.Start(Spec())
+	s, err := bpfload.Open(Spec(), read)
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{c}, nil
+	return &Collector{s}, nil
 }
 
 // AccessesUnavailable is empty when accesses are counted, and otherwise the reason they are
 // not: what each rung of the ladder (fentry, kprobe) answered.
 func (c *Collector) AccessesUnavailable() string {
-	if c == nil || c.Collector == nil {
+	if c == nil || c.Source == nil {
 		return "cachestat is not loaded"
 	}
 	return c.Obj.Missing[progAccess]
@@ -81,10 +78,9 @@ func (c *Collector) UnavailableMetrics() map[string]string {
 	return nil
 }
 
-// Collect returns the counters of every cgroup that has any.
-func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]Stats, error) {
-	raw, err := bpfload.Read[uint64, CachestatCacheVal](c.Collector, CachestatMapKpodCache, x.Live)
-	accessed := c.AccessesUnavailable() == ""
+func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {
+	raw, err := bpfload.Read[uint64, CachestatCacheVal](c, CachestatMapKpodCache, live)
+	accessed := c.Obj.Missing[progAccess] == ""
 	out := make(map[uint64]Stats, len(raw))
 	for id, v := range raw {
 		out[id] = Stats{Added: v.Added, Dirtied: v.Dirtied, BuffersDirtied: v.BuffersDirtied, Accessed: v.Accessed, HasAccessed: accessed}

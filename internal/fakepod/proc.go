@@ -255,3 +255,40 @@ func Spinners(t testing.TB, ms int, cpus ...int) (ctrs []*Container, wait func()
 		return time.Since(start)
 	}
 }
+
+// ParkedSwitches returns the context switches (voluntary + involuntary) of process pid from
+// /proc/<pid>/status once it is parked: asleep, with the same count twice 20 ms apart.
+func ParkedSwitches(t testing.TB, pid int) int64 {
+	t.Helper()
+	read := func() (state string, n int64) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			v = strings.TrimSpace(v)
+			switch k {
+			case "State":
+				state = v
+			case "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches":
+				x, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatalf("%s: %s", k, v)
+				}
+				n += x
+			}
+		}
+		return state, n
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		s1, n1 := read()
+		time.Sleep(20 * time.Millisecond)
+		s2, n2 := read()
+		if strings.HasPrefix(s1, "S") && strings.HasPrefix(s2, "S") && n1 == n2 {
+			return n2
+		}
+	}
+	t.Fatalf("process %d did not park", pid)
+	return 0
+}

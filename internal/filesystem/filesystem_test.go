@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/kpod-project/kpod/internal/cgroupfs/cgroupfstest"
+
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 )
 
@@ -39,47 +41,37 @@ func TestStorageMounts(t *testing.T) {
 	}
 }
 
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestCollect reads a container through a fake /proc: its root is a directory of the test's
 // filesystem, so the expected numbers are that filesystem's.
 func TestCollect(t *testing.T) {
 	proc, v2 := t.TempDir(), t.TempDir()
-	write(t, filepath.Join(proc, "2", "comm"), "kthreadd\n")
-	write(t, filepath.Join(proc, "2", "ns", "mnt"), "")
+	cgroupfstest.Write(t, filepath.Join(proc, "2", "comm"), "kthreadd\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "2", "ns", "mnt"), "")
 
-	write(t, filepath.Join(v2, "pod/app/cgroup.procs"), "100\n")
-	write(t, filepath.Join(proc, "100", "ns", "mnt"), "")
+	cgroupfstest.Write(t, filepath.Join(v2, "pod/app/cgroup.procs"), "100\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "100", "ns", "mnt"), "")
 	mi, err := os.ReadFile("../../testdata/mountinfo/container.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(proc, "100", "mountinfo"), string(mi))
+	cgroupfstest.Write(t, filepath.Join(proc, "100", "mountinfo"), string(mi))
 	root := filepath.Join(proc, "100", "root")
-	write(t, filepath.Join(root, "data", "f"), "x")
-	write(t, filepath.Join(root, "etc", "hosts"), "127.0.0.1 localhost\n") // a file: not reported
+	cgroupfstest.Write(t, filepath.Join(root, "data", "f"), "x")
+	cgroupfstest.Write(t, filepath.Join(root, "etc", "hosts"), "127.0.0.1 localhost\n") // a file: not reported
 	// /dev/termination-log, /etc/hostname, /etc/resolv.conf and /cache dir do not exist: skipped
 
-	write(t, filepath.Join(v2, "host/app/cgroup.procs"), "200\n")
-	write(t, filepath.Join(proc, "200", "mountinfo"), string(mi))
+	cgroupfstest.Write(t, filepath.Join(v2, "host/app/cgroup.procs"), "200\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "200", "mountinfo"), string(mi))
 	if err := os.MkdirAll(filepath.Join(proc, "200", "ns"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Link(filepath.Join(proc, "2", "ns", "mnt"), filepath.Join(proc, "200", "ns", "mnt")); err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(v2, "idle/app/cgroup.procs"), "")
-	write(t, filepath.Join(v2, "bad/app/cgroup.procs"), "300\n")
-	write(t, filepath.Join(proc, "300", "ns", "mnt"), "")
-	write(t, filepath.Join(proc, "300", "mountinfo"), "not a mountinfo line\n")
+	cgroupfstest.Write(t, filepath.Join(v2, "idle/app/cgroup.procs"), "")
+	cgroupfstest.Write(t, filepath.Join(v2, "bad/app/cgroup.procs"), "300\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "300", "ns", "mnt"), "")
+	cgroupfstest.Write(t, filepath.Join(proc, "300", "mountinfo"), "not a mountinfo line\n")
 
 	targets := []struct {
 		id  uint64

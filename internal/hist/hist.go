@@ -62,3 +62,19 @@ func Slot(ns uint64) int {
 	}
 	return s
 }
+
+// ByKey is a set of histograms by dimension (device, soft IRQ vector).
+type ByKey[K comparable] map[K]Hist
+
+// Add merges o into s and returns s.
+func (s ByKey[K]) Add(o ByKey[K]) ByKey[K] {
+	if s == nil {
+		s = ByKey[K]{}
+	}
+	for k, h := range o {
+		v := s[k]
+		v.Add(&h)
+		s[k] = v
+	}
+	return s
+}

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/kpod-project/kpod/internal/cgroupfs/cgroupfstest"
 )
 
 // A pod's /proc/<pid>/net/dev: loopback, the pod's veth end and a second (Multus) interface.
@@ -63,54 +65,44 @@ func TestParseMalformed(t *testing.T) {
 	}
 }
 
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestCollect runs the collector over a fake /proc and cgroup tree: namespaces are files whose
 // inodes stand for namespace identities (a hostNetwork pod's is the host's file, hard-linked).
 func TestCollect(t *testing.T) {
 	proc, v2 := t.TempDir(), t.TempDir()
-	write(t, filepath.Join(proc, "2", "comm"), "kthreadd\n")
-	write(t, filepath.Join(proc, "2", "ns", "net"), "")
+	cgroupfstest.Write(t, filepath.Join(proc, "2", "comm"), "kthreadd\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "2", "ns", "net"), "")
 
 	type pod struct {
 		id   uint64
 		rels []string
 	}
 	// pod 1: the sandbox (pid 100) holds the namespace; the app container has pid 101
-	write(t, filepath.Join(v2, "p1/sb/cgroup.procs"), "100\n")
-	write(t, filepath.Join(v2, "p1/app/cgroup.procs"), "101\n")
-	write(t, filepath.Join(proc, "100", "ns", "net"), "")
-	write(t, filepath.Join(proc, "100", "net", "dev"), podNetDev)
+	cgroupfstest.Write(t, filepath.Join(v2, "p1/sb/cgroup.procs"), "100\n")
+	cgroupfstest.Write(t, filepath.Join(v2, "p1/app/cgroup.procs"), "101\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "100", "ns", "net"), "")
+	cgroupfstest.Write(t, filepath.Join(proc, "100", "net", "dev"), podNetDev)
 	// pod 2: no sandbox process; found through its second container (the first is empty)
-	write(t, filepath.Join(v2, "p2/a/cgroup.procs"), "")
-	write(t, filepath.Join(v2, "p2/b/cgroup.procs"), "200\n201\n")
-	write(t, filepath.Join(proc, "200", "ns", "net"), "")
-	write(t, filepath.Join(proc, "200", "net", "dev"), strings.Replace(podNetDev, "eth0", "eth9", 1))
+	cgroupfstest.Write(t, filepath.Join(v2, "p2/a/cgroup.procs"), "")
+	cgroupfstest.Write(t, filepath.Join(v2, "p2/b/cgroup.procs"), "200\n201\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "200", "ns", "net"), "")
+	cgroupfstest.Write(t, filepath.Join(proc, "200", "net", "dev"), strings.Replace(podNetDev, "eth0", "eth9", 1))
 	// pod 3: hostNetwork
-	write(t, filepath.Join(v2, "p3/app/cgroup.procs"), "300\n")
+	cgroupfstest.Write(t, filepath.Join(v2, "p3/app/cgroup.procs"), "300\n")
 	if err := os.MkdirAll(filepath.Join(proc, "300", "ns"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Link(filepath.Join(proc, "2", "ns", "net"), filepath.Join(proc, "300", "ns", "net")); err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(proc, "300", "net", "dev"), podNetDev)
+	cgroupfstest.Write(t, filepath.Join(proc, "300", "net", "dev"), podNetDev)
 	// pod 4: no processes at all
-	write(t, filepath.Join(v2, "p4/app/cgroup.procs"), "")
+	cgroupfstest.Write(t, filepath.Join(v2, "p4/app/cgroup.procs"), "")
 	// pod 5: its process exited (no /proc entry)
-	write(t, filepath.Join(v2, "p5/app/cgroup.procs"), "500\n")
+	cgroupfstest.Write(t, filepath.Join(v2, "p5/app/cgroup.procs"), "500\n")
 	// pod 6: a malformed net/dev
-	write(t, filepath.Join(v2, "p6/app/cgroup.procs"), "600\n")
-	write(t, filepath.Join(proc, "600", "ns", "net"), "")
-	write(t, filepath.Join(proc, "600", "net", "dev"), "garbage\n")
+	cgroupfstest.Write(t, filepath.Join(v2, "p6/app/cgroup.procs"), "600\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "600", "ns", "net"), "")
+	cgroupfstest.Write(t, filepath.Join(proc, "600", "net", "dev"), "garbage\n")
 
 	pods := []PodTarget{
 		{ID: 1, Rel: "p1", ContainerRels: []string{"p1/sb", "p1/app"}},

@@ -3,10 +3,7 @@
 package oom
 
 import (
-	"context"
-
 	"github.com/kpod-project/kpod/internal/bpfload"
-	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Spec is the family's BPF object.
@@ -18,19 +15,10 @@ func Spec() bpfload.Spec {
 	}
 }
 
-// Collector reads the family's map.
-type Collector struct{ *bpfload.Collector }
-
 // Start loads and attaches the family.
-func Start() (*Collector, error) {
-	c, err := bpfload.Start(Spec())
-	if err != nil {
-		return nil, err
-	}
-	return &Collector{c}, nil
-}
+func Start() (*bpfload.Source[uint64], error) { return bpfload.Open(Spec(), read) }
 
 // Collect returns the OOM kills per victim cgroup id.
-func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]uint64, error) {
-	return bpfload.Read[uint64, uint64](c.Collector, OomMapKpodOom, x.Live)
+func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]uint64, error) {
+	return bpfload.Read[uint64, uint64](c, OomMapKpodOom, live)
 }

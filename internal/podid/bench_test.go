@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kpod-project/kpod/internal/cgroupfs/cgroupfstest"
 )
 
 // BenchmarkScan measures the per-cycle rescan of a node's cgroup2 tree (the scraper scans
@@ -41,11 +43,11 @@ func BenchmarkScan(b *testing.B) {
 
 func generateTree(b *testing.B, pods int) (root, proc string) {
 	root, proc = b.TempDir(), b.TempDir()
-	writeFile(b, filepath.Join(root, "cgroup.controllers"), "cpu io memory pids\n")
+	cgroupfstest.Write(b, filepath.Join(root, "cgroup.controllers"), "cpu io memory pids\n")
 	for _, d := range []string{"init.scope", "system.slice/containerd.service", "system.slice/kubelet.service",
 		"system.slice/systemd-journald.service", "user.slice", "kubepods.slice/kubepods-burstable.slice",
 		"kubepods.slice/kubepods-besteffort.slice"} {
-		writeFile(b, filepath.Join(root, d, "cgroup.procs"), "")
+		cgroupfstest.Write(b, filepath.Join(root, d, "cgroup.procs"), "")
 	}
 	pid := 10000
 	for i := 0; i < pods; i++ {
@@ -60,15 +62,15 @@ func generateTree(b *testing.B, pods int) (root, proc string) {
 		default:
 			pod = "kubepods.slice/kubepods-pod" + us + ".slice"
 		}
-		writeFile(b, filepath.Join(root, pod, "cgroup.procs"), "")
+		cgroupfstest.Write(b, filepath.Join(root, pod, "cgroup.procs"), "")
 		for j, comm := range []string{"pause", "app"} {
 			sum := sha256.Sum256([]byte(uid + strconv.Itoa(j)))
 			dir := filepath.Join(root, pod, "cri-containerd-"+hex.EncodeToString(sum[:])+".scope")
-			writeFile(b, filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)+"\n")
+			cgroupfstest.Write(b, filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)+"\n")
 			for _, f := range []string{"memory.current", "memory.stat", "io.stat", "cpu.stat"} {
-				writeFile(b, filepath.Join(dir, f), "0\n")
+				cgroupfstest.Write(b, filepath.Join(dir, f), "0\n")
 			}
-			writeFile(b, filepath.Join(proc, strconv.Itoa(pid), "comm"), comm+"\n")
+			cgroupfstest.Write(b, filepath.Join(proc, strconv.Itoa(pid), "comm"), comm+"\n")
 			pid++
 		}
 	}

@@ -6,8 +6,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/kpod-project/kpod/internal/cgroupfs/cgroupfstest"
 )
 
 const (
@@ -178,15 +179,6 @@ func scanCases() []scanCase {
 	}
 }
 
-func inode(t testing.TB, path string) uint64 {
-	t.Helper()
-	info, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.Sys().(*syscall.Stat_t).Ino
-}
-
 // allDirs lists the inode of every directory below root, independently of cgroupfs.Walk.
 func allDirs(t *testing.T, root string) map[uint64]string {
 	t.Helper()
@@ -196,7 +188,7 @@ func allDirs(t *testing.T, root string) map[uint64]string {
 			return err
 		}
 		if d.IsDir() {
-			out[inode(t, path)] = path
+			out[cgroupfstest.Inode(t, path)] = path
 		}
 		return nil
 	})
@@ -237,7 +229,7 @@ func checkScan(t *testing.T, s *Scanner, root string, tc scanCase) *Index {
 		if p.UID != wp.uid || p.QoS != wp.qos || p.Driver != wp.driver || p.Rel != wp.rel {
 			t.Errorf("pod %d = {%s %s %s %s}, want {%s %s %s %s}", i, p.UID, p.QoS, p.Driver, p.Rel, wp.uid, wp.qos, wp.driver, wp.rel)
 		}
-		if id := inode(t, filepath.Join(root, wp.rel)); p.CgroupID != id {
+		if id := cgroupfstest.Inode(t, filepath.Join(root, wp.rel)); p.CgroupID != id {
 			t.Errorf("pod %s: CgroupID %d, want inode %d", wp.uid, p.CgroupID, id)
 		}
 		wc := append([]wantCtr(nil), wp.ctrs...)
@@ -256,9 +248,9 @@ func checkScan(t *testing.T, s *Scanner, root string, tc scanCase) *Index {
 			if c.Pod != p {
 				t.Errorf("container %s: Pod does not point to its pod", c.ID)
 			}
-			wantIDs := []uint64{inode(t, filepath.Join(root, w.rel))}
+			wantIDs := []uint64{cgroupfstest.Inode(t, filepath.Join(root, w.rel))}
 			for _, ch := range w.children {
-				wantIDs = append(wantIDs, inode(t, filepath.Join(root, ch)))
+				wantIDs = append(wantIDs, cgroupfstest.Inode(t, filepath.Join(root, ch)))
 			}
 			if c.CgroupID != wantIDs[0] {
 				t.Errorf("container %s: CgroupID %d, want %d", c.ID, c.CgroupID, wantIDs[0])
@@ -295,7 +287,7 @@ func checkScan(t *testing.T, s *Scanner, root string, tc scanCase) *Index {
 		}
 	}
 	for _, rel := range tc.noise {
-		if id := inode(t, filepath.Join(root, rel)); attributed[id] {
+		if id := cgroupfstest.Inode(t, filepath.Join(root, rel)); attributed[id] {
 			t.Errorf("noise cgroup %q was attributed to a pod", rel)
 		}
 	}
@@ -318,41 +310,6 @@ func TestScanMissingRoot(t *testing.T) {
 	_, err := NewScanner(filepath.Join(t.TempDir(), "nope"), procRoot).Scan()
 	if err == nil {
 		t.Fatal("Scan of a missing root succeeded")
-	}
-}
-
-// copyTree copies a fixture tree (directories and regular files) to a new temporary directory.
-func copyTree(t testing.TB, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		to := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(to, 0o755)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
-func writeFile(t testing.TB, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -379,10 +336,10 @@ func TestScanSandboxDecisions(t *testing.T) {
 		sbC   = "9d3b51ab7459e13037801572595c079f713a18b64da1d2eae71b5a65cb1d9160"
 		mixed = "0000000000000000000000000000000000000000000000000000000000000001"
 	)
-	root := copyTree(t, filepath.Join(fixtures, "v2-systemd-containerd"))
-	proc := copyTree(t, procRoot)
+	root := cgroupfstest.CopyTree(t, filepath.Join(fixtures, "v2-systemd-containerd"))
+	proc := cgroupfstest.CopyTree(t, procRoot)
 	// A container whose only process has already exited (no /proc entry).
-	writeFile(t, filepath.Join(root, podB, "cri-containerd-"+mixed+".scope", "cgroup.procs"), "99999\n")
+	cgroupfstest.Write(t, filepath.Join(root, podB, "cri-containerd-"+mixed+".scope", "cgroup.procs"), "99999\n")
 
 	s := NewScanner(root, proc)
 	idx, err := s.Scan()
@@ -408,14 +365,14 @@ func TestScanSandboxDecisions(t *testing.T) {
 	// The sandbox's process now reads as something else: the decision stands. The empty
 	// container gets a pause process: asked again, it is a sandbox now. The vanished pid is
 	// back with a shell beside it: not a sandbox.
-	writeFile(t, filepath.Join(proc, "2001", "comm"), "bash\n")
-	writeFile(t, filepath.Join(proc, "2500", "comm"), "pause\n")
-	writeFile(t, filepath.Join(root, app.Rel, "cgroup.procs"), "2500\n")
-	writeFile(t, filepath.Join(proc, "99999", "comm"), "pause\n")
-	writeFile(t, filepath.Join(proc, "99998", "comm"), "sh\n")
-	writeFile(t, filepath.Join(root, gone.Rel, "cgroup.procs"), "99999\n99998\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "2001", "comm"), "bash\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "2500", "comm"), "pause\n")
+	cgroupfstest.Write(t, filepath.Join(root, app.Rel, "cgroup.procs"), "2500\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "99999", "comm"), "pause\n")
+	cgroupfstest.Write(t, filepath.Join(proc, "99998", "comm"), "sh\n")
+	cgroupfstest.Write(t, filepath.Join(root, gone.Rel, "cgroup.procs"), "99999\n99998\n")
 	// Remove the Guaranteed pod.
-	removedSb := inode(t, filepath.Join(root, podC, "cri-containerd-"+sbC+".scope"))
+	removedSb := cgroupfstest.Inode(t, filepath.Join(root, podC, "cri-containerd-"+sbC+".scope"))
 	if err := os.RemoveAll(filepath.Join(root, podC)); err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +407,7 @@ func TestScanSandboxDecisions(t *testing.T) {
 
 	// A container decided as not a sandbox stays so even when only pause is left in it.
 	_ = os.RemoveAll(filepath.Join(proc, "99998"))
-	writeFile(t, filepath.Join(root, gone.Rel, "cgroup.procs"), "99999\n")
+	cgroupfstest.Write(t, filepath.Join(root, gone.Rel, "cgroup.procs"), "99999\n")
 	idx, err = s.Scan()
 	if err != nil {
 		t.Fatal(err)
@@ -465,7 +422,7 @@ func TestPIDs(t *testing.T) {
 	if _, err := PIDs(dir); err == nil {
 		t.Error("PIDs of a directory without cgroup.procs succeeded")
 	}
-	writeFile(t, filepath.Join(dir, "cgroup.procs"), "12\n7\n\n300\n")
+	cgroupfstest.Write(t, filepath.Join(dir, "cgroup.procs"), "12\n7\n\n300\n")
 	got, err := PIDs(dir)
 	if err != nil {
 		t.Fatal(err)

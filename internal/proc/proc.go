@@ -3,10 +3,7 @@
 package proc
 
 import (
-	"context"
-
 	"github.com/kpod-project/kpod/internal/bpfload"
-	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Stats are one cgroup's cumulative process counters.
@@ -34,21 +31,12 @@ func Spec() bpfload.Spec {
 	}
 }
 
-// Collector reads the family's map.
-type Collector struct{ *bpfload.Collector }
-
 // Start loads and attaches the family.
-func Start() (*Collector, error) {
-	c, err := bpfload.Start(Spec())
-	if err != nil {
-		return nil, err
-	}
-	return &Collector{c}, nil
-}
+func Start() (*bpfload.Source[Stats], error) { return bpfload.Open(Spec(), read) }
 
 // Collect returns the counters per cgroup id.
-func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]Stats, error) {
-	raw, err := bpfload.Read[uint64, ProcProcVal](c.Collector, ProcMapKpodProc, x.Live)
+func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {
+	raw, err := bpfload.Read[uint64, ProcProcVal](c, ProcMapKpodProc, live)
 	out := make(map[uint64]Stats, len(raw))
 	for id, v := range raw {
 		out[id] = Stats{Forks: v.Forks, Execs: v.Execs, Exits: v.Exits}

@@ -5,12 +5,10 @@
 package softirqs
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/hist"
-	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Vectors are the soft IRQ vector names, indexed by vector number (HI_SOFTIRQ = 0 ...
@@ -27,20 +25,7 @@ func VectorName(v uint32) string {
 }
 
 // Stats are one cgroup's soft IRQ time histograms per vector name.
-type Stats map[string]hist.Hist
-
-// Add merges o into s and returns s.
-func (s Stats) Add(o Stats) Stats {
-	if s == nil {
-		s = Stats{}
-	}
-	for v, h := range o {
-		x := s[v]
-		x.Add(&h)
-		s[v] = x
-	}
-	return s
-}
+type Stats = hist.ByKey[string]
 
 // Spec is the family's BPF object.
 func Spec() bpfload.Spec {
@@ -54,22 +39,13 @@ func Spec() bpfload.Spec {
 	}
 }
 
-// Collector reads the family's map.
-type Collector struct{ *bpfload.Collector }
-
 // Start loads and attaches the family.
-func Start() (*Collector, error) {
-	c, err := bpfload.Start(Spec())
-	if err != nil {
-		return nil, err
-	}
-	return &Collector{c}, nil
-}
+func Start() (*bpfload.Source[Stats], error) { return bpfload.Open(Spec(), read) }
 
 // Collect returns the soft IRQ histograms per interrupted cgroup id (bpfload.NodeID for the
 // node) and vector.
-func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]Stats, error) {
-	raw, err := bpfload.Read[SoftirqsSirqKey, SoftirqsKpodHist](c.Collector, SoftirqsMapKpodSirq, x.Live)
+func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {
+	raw, err := bpfload.Read[SoftirqsSirqKey, SoftirqsKpodHist](c, SoftirqsMapKpodSirq, live)
 	out := map[uint64]Stats{}
 	for k, v := range raw {
 		if out[k.Cgid] == nil {

@@ -3,7 +3,6 @@
 package syscall
 
 import (
-	"context"
 	"fmt"
 	"sort"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/hist"
-	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Default is the tracked list when none is configured.
@@ -70,8 +68,7 @@ func Spec() bpfload.Spec {
 
 // Collector reads the family's map.
 type Collector struct {
-	*bpfload.Collector
-	names map[uint32]string
+	*bpfload.Source[map[string]Stats]
 }
 
 // Start loads the family and writes the tracked syscall numbers into the kernel's filter
@@ -96,11 +93,13 @@ func Start(tracked map[uint32]string) (*Collector, error) {
 		}
 		return nil
 	}
-	c, err := bpfload.Start(spec)
+	s, err := bpfload.Open(spec, func(c *bpfload.Collector, live map[uint64]bool) (map[uint64]map[string]Stats, error) {
+		return read(c, live, tracked)
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{Collector: c, names: tracked}, nil
+	return &Collector{s}, nil
 }
 
 // Tracked returns the numbers the kernel filter holds, read back from the map.
@@ -119,12 +118,12 @@ func (c *Collector) Tracked() ([]uint32, error) {
 	return out, nil
 }
 
-// Collect returns the counters per cgroup id and syscall name.
-func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]map[string]Stats, error) {
-	raw, err := bpfload.Read[SyscallSysKey, SyscallSysVal](c.Collector, SyscallMapKpodSys, x.Live)
+// read returns the counters per cgroup id and syscall name.
+func read(c *bpfload.Collector, live map[uint64]bool, names map[uint32]string) (map[uint64]map[string]Stats, error) {
+	raw, err := bpfload.Read[SyscallSysKey, SyscallSysVal](c, SyscallMapKpodSys, live)
 	out := map[uint64]map[string]Stats{}
 	for k, v := range raw {
-		name, ok := c.names[k.Nr]
+		name, ok := names[k.Nr]
 		if !ok {
 			name = fmt.Sprintf("nr_%d", k.Nr)
 		}

@@ -5,11 +5,8 @@
 package tcp
 
 import (
-	"context"
-
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/hist"
-	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Stats are one cgroup's cumulative TCP counters.
@@ -47,21 +44,12 @@ func Spec() bpfload.Spec {
 	}
 }
 
-// Collector reads the family's map.
-type Collector struct{ *bpfload.Collector }
-
 // Start loads and attaches the family.
-func Start() (*Collector, error) {
-	c, err := bpfload.Start(Spec())
-	if err != nil {
-		return nil, err
-	}
-	return &Collector{c}, nil
-}
+func Start() (*bpfload.Source[Stats], error) { return bpfload.Open(Spec(), read) }
 
 // Collect returns the cumulative counters of every cgroup that has any.
-func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]Stats, error) {
-	raw, err := bpfload.Read[uint64, TcpTcpVal](c.Collector, TcpMapKpodTcp, x.Live)
+func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {
+	raw, err := bpfload.Read[uint64, TcpTcpVal](c, TcpMapKpodTcp, live)
 	out := make(map[uint64]Stats, len(raw))
 	for id, v := range raw {
 		out[id] = Stats{

@@ -122,8 +122,10 @@ func onRung[C interface{ Objects() []*bpfload.Object }](t *testing.T, start func
 	return c
 }
 
-func startTCP(t *testing.T, rung string) *Collector           { return onRung(t, Start, rung) }
-func startDrops(t *testing.T, rung string) *tcpdrop.Collector { return onRung(t, tcpdrop.Start, rung) }
+func startTCP(t *testing.T, rung string) *bpfload.Source[Stats] { return onRung(t, Start, rung) }
+func startDrops(t *testing.T, rung string) *bpfload.Source[tcpdrop.Stats] {
+	return onRung(t, tcpdrop.Start, rung)
+}
 
 func checkNoLostUpdates(t *testing.T, cs ...interface{ Objects() []*bpfload.Object }) {
 	t.Helper()

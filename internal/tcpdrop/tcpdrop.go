@@ -6,10 +6,7 @@
 package tcpdrop
 
 import (
-	"context"
-
 	"github.com/kpod-project/kpod/internal/bpfload"
-	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Stats are one cgroup's dropped packets by drop reason (see ReasonNames).
@@ -35,35 +32,23 @@ func Spec() bpfload.Spec {
 	}
 }
 
-// Collector reads the family's map.
-type Collector struct {
-	*bpfload.Collector
-	reasons map[uint32]string
-}
-
 // Start loads and attaches the family, after reading the names of the drop reasons from
 // the kernel's BTF.
-func Start() (*Collector, error) {
+func Start() (*bpfload.Source[Stats], error) {
 	reasons, err := KernelReasonNames()
 	if err != nil {
 		return nil, err
 	}
-	c, err := bpfload.Start(Spec())
-	if err != nil {
-		return nil, err
-	}
-	return &Collector{Collector: c, reasons: reasons}, nil
-}
-
-// Collect returns the drops per cgroup id (bpfload.NodeID for the node) and reason.
-func (c *Collector) Collect(_ context.Context, x *podid.Index) (map[uint64]Stats, error) {
-	raw, err := bpfload.Read[TcpdropDropKey, uint64](c.Collector, TcpdropMapKpodTdrop, x.Live)
-	out := map[uint64]Stats{}
-	for k, n := range raw {
-		if out[k.Cgid] == nil {
-			out[k.Cgid] = Stats{}
+	return bpfload.Open(Spec(), func(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {
+		// the drops per cgroup id (bpfload.NodeID for the node) and reason
+		raw, err := bpfload.Read[TcpdropDropKey, uint64](c, TcpdropMapKpodTdrop, live)
+		out := map[uint64]Stats{}
+		for k, n := range raw {
+			if out[k.Cgid] == nil {
+				out[k.Cgid] = Stats{}
+			}
+			out[k.Cgid][ReasonName(reasons, k.Reason)] += n
 		}
-		out[k.Cgid][ReasonName(c.reasons, k.Reason)] += n
-	}
-	return out, err
+		return out, err
+	})
 }

@@ -62,10 +62,22 @@ static void join_namespaces(void) {
 
 // gate reports "at the gate" on $KPOD_READY_FD and waits for one byte on $KPOD_GATE_FD. The
 // descriptors stay open afterwards: closing them would add a close(2) to the pod's counts.
+// schedstat_at_gate is /proc/self/schedstat (run ns, run-queue wait ns, switches-in) just
+// before the process blocks at its gate: everything after it happens in the pod.
+static unsigned long long schedstat_at_gate[3];
+
+static void read_schedstat(unsigned long long v[3]) {
+	FILE *f = fopen("/proc/self/schedstat", "r");
+	if (!f || fscanf(f, "%llu %llu %llu", &v[0], &v[1], &v[2]) != 3)
+		die("schedstat");
+	fclose(f);
+}
+
 static void gate(void) {
 	const char *g = getenv("KPOD_GATE_FD"), *r = getenv("KPOD_READY_FD");
 	if (!g || !r)
 		return;
+	read_schedstat(schedstat_at_gate);
 	char c = 'g';
 	if (write((int)num(r), &c, 1) != 1)
 		die("gate ready");
@@ -248,10 +260,15 @@ static int do_bwrite(const char *path, long pages) {
 	return 0;
 }
 
-// pingpong R: R one-byte round trips over two pipes between this process and a child, then
-// print the kernel's own count of context switches of both processes since the gate
+// pingpong R [park]: R one-byte round trips over two pipes between this process and a child,
+// then print the kernel's own count of context switches of both processes since the gate
 // ("switches N": voluntary + involuntary from getrusage, the child's after it was reaped).
-static int do_pingpong(long r) {
+// With park neither process exits: the child waits in pause() after its last round trip,
+// this process prints "switches BEFORE CHILDPID" (its own count at the start) and waits in
+// pause() too, so that a test reads both final counts from /proc/<pid>/status while neither
+// can switch any more (an exiting child can be preempted after its parent reaped it, and
+// its last schedule() then comes after the count).
+static int do_pingpong(long r, int park) {
 	struct rusage before, self, child;
 	if (getrusage(RUSAGE_SELF, &before) < 0)
 		die("getrusage");
@@ -267,11 +284,20 @@ static int do_pingpong(long r) {
 			if (read(a[0], &c, 1) != 1 || write(b[1], &c, 1) != 1)
 				_exit(1);
 		}
+		if (park)
+			for (;;)
+				pause();
 		_exit(0);
 	}
 	for (long i = 0; i < r; i++) {
 		if (write(a[1], &c, 1) != 1 || read(b[0], &c, 1) != 1)
 			die("pingpong");
+	}
+	if (park) {
+		printf("switches %ld %d\n", before.ru_nvcsw + before.ru_nivcsw, (int)pid);
+		fflush(stdout);
+		for (;;)
+			pause();
 	}
 	waitpid(pid, NULL, 0);
 	if (getrusage(RUSAGE_SELF, &self) < 0 || getrusage(RUSAGE_CHILDREN, &child) < 0)
@@ -284,8 +310,9 @@ static int do_pingpong(long r) {
 }
 
 // spin MS: burn CPU for MS milliseconds of wall time, then print the kernel's own
-// scheduling statistics of this process (/proc/self/schedstat: run ns, run-queue wait ns,
-// number of times it was switched in), which tests compare kpod's numbers with.
+// scheduling statistics of this process since its gate (/proc/self/schedstat: run ns,
+// run-queue wait ns, number of times it was switched in), which tests compare kpod's
+// numbers with.
 static int do_spin(long ms) {
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -295,13 +322,10 @@ static int do_spin(long ms) {
 			x += i;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 	} while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
-	char buf[128];
-	int fd = open("/proc/self/schedstat", O_RDONLY);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-	if (n <= 0)
-		die("schedstat");
-	buf[n] = 0;
-	printf("schedstat %s", buf);
+	unsigned long long v[3];
+	read_schedstat(v);
+	printf("schedstat %llu %llu %llu\n", v[0] - schedstat_at_gate[0], v[1] - schedstat_at_gate[1],
+	       v[2] - schedstat_at_gate[2]);
 	fflush(stdout);
 	return 0;
 }
@@ -346,7 +370,9 @@ int main(int argc, char **argv) {
 	if (!strcmp(mode, "bwrite") && argc == 4)
 		return do_bwrite(argv[2], num(argv[3]));
 	if (!strcmp(mode, "pingpong") && argc == 3)
-		return do_pingpong(num(argv[2]));
+		return do_pingpong(num(argv[2]), 0);
+	if (!strcmp(mode, "pingpong") && argc == 4 && !strcmp(argv[3], "park"))
+		return do_pingpong(num(argv[2]), 1);
 	if (!strcmp(mode, "spin") && argc == 3)
 		return do_spin(num(argv[2]));
 	if (!strcmp(mode, "sleep") && argc == 2) {
@@ -357,6 +383,6 @@ int main(int argc, char **argv) {
 usage:
 	fprintf(stderr, "usage: kpod-workload close N | fork N M | exec K | dwrite PATH BYTES BS | "
 			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | tcpserver PORT C | "
-			"tcpclient ADDR PORT C BYTES | bwrite PATH PAGES | pingpong R | spin MS | sleep\n");
+			"tcpclient ADDR PORT C BYTES | bwrite PATH PAGES | pingpong R [park] | spin MS | sleep\n");
 	return 2;
 }
