@@ -17,6 +17,13 @@
  * driver + device) goes into the submitter's histogram for the disk, and the in-flight entry
  * is removed.
  *
+ * Kernels before 6.5 have no block_io_start: there the submitter is captured at
+ * block_bio_queue (once per bio, in the submitter's context; kpod_bioq), keyed by the bio,
+ * and block_rq_complete finds it through the request's first bio (rq->bio, still attached
+ * when the tracepoint fires). The latency then runs from the first bio's submission to the
+ * request's completion. A bio merged into another's request leaves its stamp behind, for the
+ * LRU map to evict.
+ *
  * Leaks: a request that never reaches block_rq_complete (a driver error path that frees it,
  * a device torn down mid-I/O) leaves its entry behind. Requests are preallocated per tag and
  * reused, so the next block_io_start on the same request overwrites the stale entry
@@ -45,6 +52,7 @@ struct bio_key {
 struct bio_errs {
 	__u64 kpod_bio_start;
 	__u64 kpod_biolat;
+	__u64 kpod_bio_q;
 };
 
 /* In flight: request pointer -> who started it, when, on which disk. */
@@ -54,6 +62,14 @@ struct {
 	__type(key, __u64);
 	__type(value, struct bio_start);
 } kpod_bio_start SEC(".maps");
+
+/* Before 6.5: bio pointer -> who submitted it, when (dev unused: taken from the request). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KPOD_INFLIGHT);
+	__type(key, __u64);
+	__type(value, struct bio_start);
+} kpod_bio_q SEC(".maps");
 
 /* Latency histograms per {cgroup, disk}. Not preallocated: a 224-byte value per CPU for
  * every possible {cgroup, disk} pair would cost tens of MiB on a large node. */
@@ -89,22 +105,22 @@ static __always_inline int on_start(struct request *rq)
 	return 0;
 }
 
-static __always_inline int on_complete(struct request *rq, unsigned int nr_bytes)
+static __always_inline int on_bio_queue(struct bio *bio)
+{
+	__u64 key = (__u64)bio;
+	struct bio_start s = {.cgid = bpf_get_current_cgroup_id(), .ts = bpf_ktime_get_ns()};
+	if (bpf_map_update_elem(&kpod_bio_q, &key, &s, BPF_ANY))
+		KPOD_LOST(bio, kpod_bio_q);
+	return 0;
+}
+
+static __always_inline int record(struct bio_key *key, __u64 ts)
 {
 	static const struct kpod_hist zero;
-	if (nr_bytes < BPF_CORE_READ(rq, __data_len))
-		return 0; /* partial completion: the rest is still in flight */
-	__u64 rqk = (__u64)rq;
-	struct bio_start *s = bpf_map_lookup_elem(&kpod_bio_start, &rqk);
-	if (!s)
-		return 0; /* started before we attached, or evicted */
 	__u64 now = bpf_ktime_get_ns();
-	struct bio_key key = {.cgid = s->cgid, .dev = s->dev};
-	__u64 ts = s->ts;
-	bpf_map_delete_elem(&kpod_bio_start, &rqk);
 	if (now < ts)
 		return 0;
-	struct kpod_hist *h = kpod_entry(&kpod_biolat, &key, &zero);
+	struct kpod_hist *h = kpod_entry(&kpod_biolat, key, &zero);
 	if (!h) {
 		KPOD_LOST(bio, kpod_biolat);
 		return 0;
@@ -113,6 +129,38 @@ static __always_inline int on_complete(struct request *rq, unsigned int nr_bytes
 	return 0;
 }
 
+static __always_inline int on_complete(struct request *rq, unsigned int nr_bytes)
+{
+	if (nr_bytes < BPF_CORE_READ(rq, __data_len))
+		return 0; /* partial completion: the rest is still in flight */
+	__u64 rqk = (__u64)rq;
+	struct bio_start *s = bpf_map_lookup_elem(&kpod_bio_start, &rqk);
+	if (!s)
+		return 0; /* started before we attached, or evicted */
+	struct bio_key key = {.cgid = s->cgid, .dev = s->dev};
+	__u64 ts = s->ts;
+	bpf_map_delete_elem(&kpod_bio_start, &rqk);
+	return record(&key, ts);
+}
+
+/* Before 6.5: the request's first bio says who submitted it and when. */
+static __always_inline int on_complete_bio(struct request *rq, unsigned int nr_bytes)
+{
+	if (nr_bytes < BPF_CORE_READ(rq, __data_len))
+		return 0;
+	__u64 bk = (__u64)BPF_CORE_READ(rq, bio);
+	struct bio_start *s = bpf_map_lookup_elem(&kpod_bio_q, &bk);
+	if (!s)
+		return 0;
+	struct bio_key key = {.cgid = s->cgid, .dev = disk_dev(rq)};
+	__u64 ts = s->ts;
+	bpf_map_delete_elem(&kpod_bio_q, &bk);
+	return record(&key, ts);
+}
+
 KPOD_TP(kpod_bios, "block_io_start", on_start(rq), struct request *rq)
 KPOD_TP(kpod_bioc, "block_rq_complete", on_complete(rq, nr_bytes),
+	struct request *rq, blk_status_t error, unsigned int nr_bytes)
+KPOD_TP(kpod_bioq, "block_bio_queue", on_bio_queue(bio), struct bio *bio)
+KPOD_TP(kpod_bioqc, "block_rq_complete", on_complete_bio(rq, nr_bytes),
 	struct request *rq, blk_status_t error, unsigned int nr_bytes)

@@ -3,14 +3,27 @@
 /*
  * Family "tcp": TCP bytes, connections, retransmitted segments and smoothed RTT per cgroup.
  *
- * Who gets charged:
- *   - bytes: sock_send_length / sock_recv_length fire in the sending or receiving task's own
- *     system call, so current's cgroup is the right owner;
- *   - connections, retransmits, RTT: inet_sock_set_state, tcp_retransmit_skb and tcp_probe
- *     mostly fire in softirq (an incoming SYN-ACK, ACK or timer), where current is whatever
- *     task was interrupted. They are charged to the socket's cgroup (sk_cgrp_data: the cgroup
- *     of the task that created the socket; an accepted socket inherits the listener's).
- * Drops (kfree_skb) are the "tcpdrop" family, a separate object (bpf/tcpdrop.bpf.c).
+ * Two paths; the loader takes the first that loads (internal/tcp):
+ *
+ * Per socket (kpod_tsk, kpod_titer; Linux 5.11+). The kernel already counts per socket in
+ * struct tcp_sock what kpod reports; kpod reads those counters instead of watching every
+ * segment. At each collection kpod runs the TCP iterator (iter/tcp) in every network
+ * namespace that holds a pod; it writes one record per established socket: its counters
+ * since kpod first saw it (a socket established while kpod runs counts from zero, an older
+ * one from its counters at the first collection that met it; the baseline lives in the
+ * socket's storage, kpod_tsk_st). When a socket goes to CLOSE its final counters (less the
+ * baseline) are added to its cgroup's entry of kpod_tcp, so that short connections are not
+ * lost. Only inet_sock_set_state fires per event (a few times per connection).
+ *
+ * Per segment (kpod_tsend, kpod_trecv, kpod_tstate, kpod_tretx, kpod_trtt; Linux 6.3+), the
+ * fallback: bytes from sock_send_length / sock_recv_length, RTT from tcp_probe, one program
+ * run per segment or system call.
+ *
+ * Who gets charged: the socket's cgroup (sk_cgrp_data: the cgroup of the task that created
+ * the socket; an accepted socket inherits the listener's), since connections, retransmits
+ * and RTT change in softirq where current is random. The per-segment path charges bytes to
+ * the sending or receiving task (current), its hooks run in that task's system call.
+ * Drops (kfree_skb) are the "tcpdrop" family (bpf/tcpdrop.bpf.c).
  */
 #include "kpod.h"
 
@@ -23,18 +36,21 @@
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
+#define TCP_CLOSE 7
+#define TCP_LISTEN 10
 
 struct tcp_val {
-	__u64 bytes_sent;
-	__u64 bytes_received;
-	__u64 conns_active;  /* SYN_SENT -> ESTABLISHED: connect() completed */
-	__u64 conns_passive; /* SYN_RECV -> ESTABLISHED: a connection accepted by a listener */
-	__u64 retransmits;   /* segments (not skbs) sent again, like the kernel's RetransSegs */
-	struct kpod_hist rtt; /* smoothed RTT, one sample per segment received when established */
+	__u64 bytes_sent;     /* per socket: of closed sockets; per segment: send calls */
+	__u64 bytes_received; /* per socket: of closed sockets; per segment: recv calls */
+	__u64 conns_active;   /* SYN_SENT -> ESTABLISHED: connect() completed */
+	__u64 conns_passive;  /* SYN_RECV -> ESTABLISHED: a connection accepted by a listener */
+	__u64 retransmits;    /* segments sent again, like the kernel's RetransSegs */
+	struct kpod_hist rtt; /* smoothed RTT: per socket at close; per segment on each ACK */
 };
 
 struct tcp_errs {
 	__u64 kpod_tcp;
+	__u64 kpod_tsk_st;
 };
 
 struct {
@@ -45,7 +61,33 @@ struct {
 	__type(value, struct tcp_val);
 } kpod_tcp SEC(".maps");
 
+/* A socket kpod knows: where its counters stood when kpod first saw it, and whether its
+ * counters went to kpod_tcp when it closed (the iterator skips it from then on; the storage
+ * lives until the last reference to the socket goes). */
+struct tcp_sk {
+	__u64 known; /* 0: storage just created by the iterator, no baseline yet */
+	__u64 closed;
+	__u64 sent0, received0, retrans0;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tcp_sk);
+} kpod_tsk_st SEC(".maps");
+
 KPOD_ERRORS(tcp, struct tcp_errs);
+
+/* One live socket's counters, as the iterator writes them (internal/tcp reads them). */
+struct tcp_rec {
+	__u64 cgid;
+	__u64 sent;     /* payload bytes sent once: bytes_sent - bytes_retrans */
+	__u64 received; /* payload bytes received in order: bytes_received without the FIN */
+	__u64 retrans;  /* total_retrans: segments retransmitted */
+	__u64 srtt_ns;  /* smoothed RTT; 0 before the first sample */
+};
+const struct tcp_rec *kpod_tcp_rec_type __attribute__((unused)); /* the type into BTF for bpf2go */
 
 static __always_inline struct tcp_val *val(__u64 cg)
 {
@@ -70,6 +112,129 @@ static __always_inline __u64 sk_cgid(const struct sock *sk)
 {
 	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 }
+
+/* srtt_us holds 8 times the smoothed RTT in us (tcp_rtt_estimator); 0: no sample yet. */
+static __always_inline __u64 srtt_ns(const struct sock *sk)
+{
+	return ((__u64)BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) * 1000) >> 3;
+}
+
+/* The socket's counters. bytes_sent counts data in every transmitted segment, retransmits
+ * included; bytes_received counts the sequence space received in order, which includes a
+ * FIN (one byte) once one arrived (SOCK_DONE). */
+static __always_inline void read_rec(const struct sock *sk, struct tcp_rec *r)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	r->cgid = sk_cgid(sk);
+	r->sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
+	r->received = BPF_CORE_READ(tp, bytes_received);
+	if (r->received && (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
+		r->received--;
+	r->retrans = BPF_CORE_READ(tp, total_retrans);
+	r->srtt_ns = srtt_ns(sk);
+}
+
+static __always_inline int count_conn(const struct sock *sk, int oldstate)
+{
+	struct tcp_val *v = val(sk_cgid(sk));
+	if (!v)
+		return 0;
+	if (oldstate == TCP_SYN_SENT)
+		v->conns_active++;
+	else
+		v->conns_passive++;
+	return 0;
+}
+
+/* ---- per socket ---- */
+
+static __always_inline int on_sock_state(struct sock *sk, int oldstate, int newstate)
+{
+	if (!is_tcp(sk))
+		return 0;
+	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)) {
+		struct tcp_sk *st = bpf_sk_storage_get(&kpod_tsk_st, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (st) {
+			/* from zero (again, after a connect(AF_UNSPEC) reset its counters) */
+			st->sent0 = st->received0 = st->retrans0 = st->closed = 0;
+			st->known = 1;
+		} else {
+			KPOD_LOST(tcp, kpod_tsk_st);
+		}
+		return count_conn(sk, oldstate);
+	}
+	if (newstate != TCP_CLOSE || oldstate == TCP_CLOSE)
+		return 0;
+	struct tcp_rec r;
+	read_rec(sk, &r);
+	struct tcp_sk *st = bpf_sk_storage_get(&kpod_tsk_st, sk, 0, 0);
+	if (!st || !st->known) {
+		/* Never established: only retransmitted SYNs to count. Established before kpod
+		 * started and closed before a collection met it: unknown, left out. */
+		if ((oldstate != TCP_SYN_SENT && oldstate != TCP_SYN_RECV) || !r.retrans)
+			return 0;
+		struct tcp_val *v = val(r.cgid);
+		if (v)
+			v->retransmits += r.retrans;
+		return 0;
+	}
+	/* The mark comes before the counters are added: a collection, which reads kpod_tcp and
+	 * then iterates, counts this socket once, live or closed, never twice. */
+	__sync_fetch_and_add(&st->closed, 1);
+	struct tcp_val *v = val(r.cgid);
+	if (!v)
+		return 0;
+	v->bytes_sent += r.sent - st->sent0;
+	v->bytes_received += r.received - st->received0;
+	v->retransmits += r.retrans - st->retrans0;
+	if (r.srtt_ns)
+		kpod_hist_add(&v->rtt, r.srtt_ns);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(kpod_tsk_b, struct sock *sk, int oldstate, int newstate)
+{
+	return on_sock_state(sk, oldstate, newstate);
+}
+
+/* One record per established socket of the iterator's network namespace. */
+SEC("iter/tcp")
+int kpod_titer_i(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	if (!skc)
+		return 0;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc); /* NULL for request and time-wait minisockets */
+	if (!tp)
+		return 0;
+	struct sock *sk = (struct sock *)tp;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_LISTEN || state == TCP_CLOSE || state == TCP_SYN_SENT || state == TCP_SYN_RECV || !is_tcp(sk))
+		return 0;
+	struct tcp_sk *st = bpf_sk_storage_get(&kpod_tsk_st, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st) {
+		KPOD_LOST(tcp, kpod_tsk_st);
+		return 0;
+	}
+	struct tcp_rec r;
+	read_rec(sk, &r);
+	if (!st->known) { /* established before kpod started: count from now on */
+		st->sent0 = r.sent;
+		st->received0 = r.received;
+		st->retrans0 = r.retrans;
+		st->known = 1;
+	}
+	if (st->closed)
+		return 0;
+	r.sent -= st->sent0;
+	r.received -= st->received0;
+	r.retrans -= st->retrans0;
+	bpf_seq_write(ctx->meta->seq, &r, sizeof r);
+	return 0;
+}
+
+/* ---- per segment (fallback) ---- */
 
 static __always_inline int on_send(struct sock *sk, int ret)
 {
@@ -98,14 +263,7 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 		return 0;
 	if (!is_tcp(sk))
 		return 0;
-	struct tcp_val *v = val(sk_cgid(sk));
-	if (!v)
-		return 0;
-	if (oldstate == TCP_SYN_SENT)
-		v->conns_active++;
-	else
-		v->conns_passive++;
-	return 0;
+	return count_conn(sk, oldstate);
 }
 
 static __always_inline int on_retransmit(__u64 *ctx, const struct sock *sk, const struct sk_buff *skb)
@@ -128,14 +286,12 @@ static __always_inline int on_retransmit(__u64 *ctx, const struct sock *sk, cons
 
 static __always_inline int on_probe(struct sock *sk)
 {
-	/* srtt_us holds 8 times the smoothed RTT in us (tcp_rtt_estimator): ns = srtt_us * 1000 >> 3.
-	 * 0 means no RTT sample yet. */
-	__u64 srtt8 = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us);
-	if (!srtt8)
+	__u64 ns = srtt_ns(sk);
+	if (!ns)
 		return 0;
 	struct tcp_val *v = val(sk_cgid(sk));
 	if (v)
-		kpod_hist_add(&v->rtt, (srtt8 * 1000) >> 3);
+		kpod_hist_add(&v->rtt, ns);
 	return 0;
 }
 

@@ -27,7 +27,7 @@
 #define ETH_P_IPV6 0x86DD
 #define TCP_TIME_WAIT 6
 #define TCP_NEW_SYN_RECV 12
-#define SKB_DROP_REASON_NOT_SPECIFIED 2
+#define KPOD_REASON_UNKNOWN 0xffffffff /* the kernel gives no reason (before 5.17): "unknown" */
 
 struct drop_key {
 	__u64 cgid; /* 0: TCP drops no pod's socket owns */
@@ -74,7 +74,7 @@ static __always_inline bool skb_is_tcp(const struct sk_buff *skb)
 
 static __always_inline int on_drop(__u64 *ctx, struct sk_buff *skb)
 {
-	__u32 reason = SKB_DROP_REASON_NOT_SPECIFIED; /* kernels before 5.17 give no reason */
+	__u32 reason = KPOD_REASON_UNKNOWN;
 	if (bpf_core_field_exists(struct trace_event_raw_kfree_skb, reason))
 		reason = ctx[2];
 	struct sock *sk = 0;

@@ -50,6 +50,7 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_LRU_PERCPU_HASH = 10,
+	BPF_MAP_TYPE_SK_STORAGE = 24,
 	BPF_MAP_TYPE_RINGBUF = 27,
 	BPF_MAP_TYPE_TASK_STORAGE = 29,
 };
@@ -152,6 +153,7 @@ struct sock_cgroup_data {
 
 struct sock_common {
 	short unsigned int skc_family;
+	long unsigned int skc_flags; /* bits of enum sock_flags (sk->sk_flags) */
 	volatile unsigned char skc_state;
 	struct sock *skc_listener; /* request sockets (TCP_NEW_SYN_RECV): the listener */
 };
@@ -164,8 +166,29 @@ struct sock {
 	struct sock_cgroup_data sk_cgrp_data;
 };
 
+enum sock_flags {
+	SOCK_DEAD = 0,
+	SOCK_DONE = 1, /* a FIN was received (relocated: bpf_core_enum_value) */
+};
+
+/* RFC 4898 counters the kernel keeps per socket (4.19+; bytes_retrans 5.5+). */
 struct tcp_sock {
 	u32 srtt_us; /* smoothed RTT << 3, in microseconds */
+	u64 bytes_sent;     /* data in transmitted segments, retransmissions included */
+	u64 bytes_retrans;  /* data in retransmitted segments */
+	u64 bytes_received; /* sequence space received in order: data, and a FIN */
+	u32 total_retrans;  /* segments retransmitted */
+};
+
+/* BPF iterator contexts. */
+struct seq_file;
+struct bpf_map;
+struct bpf_iter_meta {
+	struct seq_file *seq;
+};
+struct bpf_iter__tcp {
+	struct bpf_iter_meta *meta;
+	struct sock_common *sk_common;
 };
 
 struct sk_buff {
@@ -217,6 +240,7 @@ struct request_queue {
 struct request {
 	struct request_queue *q;
 	unsigned int __data_len; /* bytes not completed yet */
+	struct bio *bio;         /* the first bio of the request */
 };
 
 /*

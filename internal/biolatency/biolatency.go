@@ -6,10 +6,13 @@
 // request's creation to its completion: I/O scheduler queueing, driver and device time.
 // Buffered writes are submitted by the flusher threads, so their writeback is charged to the
 // root cgroup, not to the pod that dirtied the pages (see the cachestat family for that).
-// Needs Linux 6.5+ (block_io_start).
+// Kernels before 6.5 have no block_io_start: there the submitter and the start time are taken
+// at block_bio_queue from the request's first bio (PathBioQueue).
 package biolatency
 
 import (
+	"fmt"
+
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -18,8 +21,16 @@ import (
 // Stats are one cgroup's latency histograms per disk (whole-disk device numbers).
 type Stats = hist.ByKey[cgroupfs.Dev]
 
-// Spec is the family's BPF object.
-func Spec() bpfload.Spec {
+// Path says where a request's submitter and start time come from.
+type Path string
+
+const (
+	PathIOStart  Path = "block_io_start"  // the request, at block_io_start (6.5+)
+	PathBioQueue Path = "block_bio_queue" // its first bio, at block_bio_queue (before 6.5)
+)
+
+// StartSpec is the family's object on kernels with block_io_start.
+func StartSpec() bpfload.Spec {
 	return bpfload.Spec{
 		Family: "biolatency",
 		Load:   LoadBiolatency,
@@ -30,10 +41,57 @@ func Spec() bpfload.Spec {
 	}
 }
 
-// Start loads and attaches the family.
-func Start() (*bpfload.Source[Stats], error) { return bpfload.Open(Spec(), read) }
+// QueueSpec is the family's object on kernels without block_io_start.
+func QueueSpec() bpfload.Spec {
+	return bpfload.Spec{
+		Family: "biolatency",
+		Load:   LoadBiolatency,
+		Hooks: []bpfload.Hook{
+			{Tracepoint: "block_bio_queue", Group: "block", Prog: "kpod_bioq"},
+			{Tracepoint: "block_rq_complete", Group: "block", Prog: "kpod_bioqc"},
+		},
+	}
+}
 
-// Collect returns the histograms of every cgroup that submitted I/O, per disk.
+// Spec lists every hook the family may load (both paths), for tests that check what is
+// loaded.
+func Spec() bpfload.Spec {
+	s := StartSpec()
+	s.Hooks = append(s.Hooks, QueueSpec().Hooks...)
+	return s
+}
+
+// Collector reads the family.
+type Collector struct {
+	*bpfload.Source[Stats]
+	Path Path
+}
+
+// Start loads the block_io_start path, or the block_bio_queue path where that cannot load.
+func Start() (*Collector, error) {
+	c, err := startPath(PathIOStart)
+	if err == nil {
+		return c, nil
+	}
+	c, err2 := startPath(PathBioQueue)
+	if err2 != nil {
+		return nil, fmt.Errorf("%s: %v; %s: %w", PathIOStart, err, PathBioQueue, err2)
+	}
+	return c, nil
+}
+
+func startPath(p Path) (*Collector, error) {
+	spec := StartSpec()
+	if p == PathBioQueue {
+		spec = QueueSpec()
+	}
+	s, err := bpfload.Open(spec, read)
+	if err != nil {
+		return nil, err
+	}
+	return &Collector{Source: s, Path: p}, nil
+}
+
 func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {
 	raw, err := bpfload.Read[BiolatencyBioKey, BiolatencyKpodHist](c, BiolatencyMapKpodBiolat, live)
 	out := map[uint64]Stats{}
@@ -46,11 +104,16 @@ func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) 
 	return out, err
 }
 
-// InFlight counts the requests in flight per submitting cgroup id: started, not completed
-// yet (or never completed, until their request is reused or the LRU map evicts them). It
-// walks the whole in-flight map, so it is meant for diagnostics and tests, not every cycle.
-func InFlight(c *bpfload.Collector) (map[uint64]int, error) {
-	m := c.Obj.Maps[BiolatencyMapKpodBioStart]
+// InFlight counts the requests (bios, on the block_bio_queue path) in flight per submitting
+// cgroup id: started, not completed yet (or never completed, until their request is reused
+// or the LRU map evicts them). It walks the whole in-flight map, so it is meant for
+// diagnostics and tests, not every cycle.
+func (c *Collector) InFlight() (map[uint64]int, error) {
+	name := BiolatencyMapKpodBioStart
+	if c.Path == PathBioQueue {
+		name = BiolatencyMapKpodBioQ
+	}
+	m := c.Obj.Maps[name]
 	out := map[uint64]int{}
 	var (
 		rq uint64
@@ -65,6 +128,6 @@ func InFlight(c *bpfload.Collector) (map[uint64]int, error) {
 	if err := it.Err(); err != nil {
 		return nil, err
 	}
-	c.Obj.NoteEntries(BiolatencyMapKpodBioStart, n)
+	c.Obj.NoteEntries(name, n)
 	return out, nil
 }

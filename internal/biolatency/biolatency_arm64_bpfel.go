@@ -17,6 +17,7 @@ type BiolatencyBioErrs struct {
 	_            structs.HostLayout
 	KpodBioStart uint64
 	KpodBiolat   uint64
+	KpodBioQ     uint64
 }
 
 type BiolatencyBioKey struct {
@@ -45,10 +46,15 @@ type BiolatencyKpodHist struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	BiolatencyMapKpodBioErr   = "kpod_bio_err"
+	BiolatencyMapKpodBioQ     = "kpod_bio_q"
 	BiolatencyMapKpodBioStart = "kpod_bio_start"
 	BiolatencyMapKpodBiolat   = "kpod_biolat"
 	BiolatencyProgKpodBiocB   = "kpod_bioc_b"
 	BiolatencyProgKpodBiocR   = "kpod_bioc_r"
+	BiolatencyProgKpodBioqB   = "kpod_bioq_b"
+	BiolatencyProgKpodBioqR   = "kpod_bioq_r"
+	BiolatencyProgKpodBioqcB  = "kpod_bioqc_b"
+	BiolatencyProgKpodBioqcR  = "kpod_bioqc_r"
 	BiolatencyProgKpodBiosB   = "kpod_bios_b"
 	BiolatencyProgKpodBiosR   = "kpod_bios_r"
 )
@@ -95,10 +101,14 @@ type BiolatencySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type BiolatencyProgramSpecs struct {
-	KpodBiocB *ebpf.ProgramSpec `ebpf:"kpod_bioc_b"`
-	KpodBiocR *ebpf.ProgramSpec `ebpf:"kpod_bioc_r"`
-	KpodBiosB *ebpf.ProgramSpec `ebpf:"kpod_bios_b"`
-	KpodBiosR *ebpf.ProgramSpec `ebpf:"kpod_bios_r"`
+	KpodBiocB  *ebpf.ProgramSpec `ebpf:"kpod_bioc_b"`
+	KpodBiocR  *ebpf.ProgramSpec `ebpf:"kpod_bioc_r"`
+	KpodBioqB  *ebpf.ProgramSpec `ebpf:"kpod_bioq_b"`
+	KpodBioqR  *ebpf.ProgramSpec `ebpf:"kpod_bioq_r"`
+	KpodBioqcB *ebpf.ProgramSpec `ebpf:"kpod_bioqc_b"`
+	KpodBioqcR *ebpf.ProgramSpec `ebpf:"kpod_bioqc_r"`
+	KpodBiosB  *ebpf.ProgramSpec `ebpf:"kpod_bios_b"`
+	KpodBiosR  *ebpf.ProgramSpec `ebpf:"kpod_bios_r"`
 }
 
 // BiolatencyMapSpecs contains maps before they are loaded into the kernel.
@@ -106,6 +116,7 @@ type BiolatencyProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type BiolatencyMapSpecs struct {
 	KpodBioErr   *ebpf.MapSpec `ebpf:"kpod_bio_err"`
+	KpodBioQ     *ebpf.MapSpec `ebpf:"kpod_bio_q"`
 	KpodBioStart *ebpf.MapSpec `ebpf:"kpod_bio_start"`
 	KpodBiolat   *ebpf.MapSpec `ebpf:"kpod_biolat"`
 }
@@ -137,6 +148,7 @@ func (o *BiolatencyObjects) Close() error {
 // It can be passed to LoadBiolatencyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type BiolatencyMaps struct {
 	KpodBioErr   *ebpf.Map `ebpf:"kpod_bio_err"`
+	KpodBioQ     *ebpf.Map `ebpf:"kpod_bio_q"`
 	KpodBioStart *ebpf.Map `ebpf:"kpod_bio_start"`
 	KpodBiolat   *ebpf.Map `ebpf:"kpod_biolat"`
 }
@@ -144,6 +156,7 @@ type BiolatencyMaps struct {
 func (m *BiolatencyMaps) Close() error {
 	return _BiolatencyClose(
 		m.KpodBioErr,
+		m.KpodBioQ,
 		m.KpodBioStart,
 		m.KpodBiolat,
 	)
@@ -159,16 +172,24 @@ type BiolatencyVariables struct {
 //
 // It can be passed to LoadBiolatencyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type BiolatencyPrograms struct {
-	KpodBiocB *ebpf.Program `ebpf:"kpod_bioc_b"`
-	KpodBiocR *ebpf.Program `ebpf:"kpod_bioc_r"`
-	KpodBiosB *ebpf.Program `ebpf:"kpod_bios_b"`
-	KpodBiosR *ebpf.Program `ebpf:"kpod_bios_r"`
+	KpodBiocB  *ebpf.Program `ebpf:"kpod_bioc_b"`
+	KpodBiocR  *ebpf.Program `ebpf:"kpod_bioc_r"`
+	KpodBioqB  *ebpf.Program `ebpf:"kpod_bioq_b"`
+	KpodBioqR  *ebpf.Program `ebpf:"kpod_bioq_r"`
+	KpodBioqcB *ebpf.Program `ebpf:"kpod_bioqc_b"`
+	KpodBioqcR *ebpf.Program `ebpf:"kpod_bioqc_r"`
+	KpodBiosB  *ebpf.Program `ebpf:"kpod_bios_b"`
+	KpodBiosR  *ebpf.Program `ebpf:"kpod_bios_r"`
 }
 
 func (p *BiolatencyPrograms) Close() error {
 	return _BiolatencyClose(
 		p.KpodBiocB,
 		p.KpodBiocR,
+		p.KpodBioqB,
+		p.KpodBioqR,
+		p.KpodBioqcB,
+		p.KpodBioqcR,
 		p.KpodBiosB,
 		p.KpodBiosR,
 	)

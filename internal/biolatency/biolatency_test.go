@@ -48,12 +48,14 @@ func TestObjectShape(t *testing.T) {
 // idle sibling pod.
 func TestRealBioLatency(t *testing.T) {
 	fakepod.RequireRoot(t)
-	for _, rung := range bpftest.Rungs {
-		t.Run(rung, func(t *testing.T) { realBioLatency(t, rung) })
+	for _, path := range []Path{PathIOStart, PathBioQueue} {
+		for _, rung := range bpftest.Rungs {
+			t.Run(string(path)+"-"+rung, func(t *testing.T) { realBioLatency(t, path, rung) })
+		}
 	}
 }
 
-func realBioLatency(t *testing.T, rung string) {
+func realBioLatency(t *testing.T, path Path, rung string) {
 	fakepod.RequireRoot(t)
 	const n, bs = 300, 64 << 10
 	loop := fakepod.NewLoopDevice(t, 32)
@@ -64,7 +66,7 @@ func realBioLatency(t *testing.T, rung string) {
 	dev := cgroupfs.Dev{Major: loop.Major, Minor: loop.Minor}
 
 	bpftest.On(t, rung)
-	c, err := Start()
+	c, err := startPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +112,7 @@ func realBioLatency(t *testing.T, rung string) {
 		t.Errorf("idle pod: block I/O reported: %v", is)
 	}
 
-	fl, err := InFlight(c.Collector)
+	fl, err := c.InFlight()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,14 +30,24 @@ type Hook struct {
 	Tracepoint string // e.g. "sched_switch"
 	Group      string // tracefs group for the classic variant, e.g. "sched"
 	Function   string // kernel function, for fentry/kprobe hooks (instead of Tracepoint)
-	Prog       string // e.g. "kpod_sw"
+	// Iter is a BPF iterator target (program <Prog>_i, SEC("iter/<Iter>")), run by the
+	// collector when it reads (Object.Iter); IterMap names the map of a map iterator.
+	Iter    string
+	IterMap string
+	// BTFOnly: the tracepoint has a tp_btf program only (it calls helpers that raw_tp and
+	// classic tracepoint programs may not, such as bpf_sk_storage_get).
+	BTFOnly bool
+	Prog    string // e.g. "kpod_sw"
 	// Optional hooks may fail without failing the family; Object.Missing says why.
 	Optional bool
 }
 
 func (h Hook) target() string {
-	if h.Function != "" {
+	switch {
+	case h.Function != "":
 		return h.Function
+	case h.Iter != "":
+		return "iter/" + h.Iter
 	}
 	return h.Tracepoint
 }
@@ -46,6 +56,12 @@ func (h Hook) target() string {
 func (h Hook) rungs() [][2]string {
 	if h.Function != "" {
 		return [][2]string{{"_f", "fentry"}, {"_k", "kprobe"}}
+	}
+	if h.Iter != "" {
+		return [][2]string{{"_i", "iter"}}
+	}
+	if h.BTFOnly {
+		return [][2]string{{"_b", "tp_btf"}}
 	}
 	return [][2]string{{"_b", "tp_btf"}, {"_r", "raw_tp"}, {"_t", "tracepoint"}}
 }
@@ -197,12 +213,26 @@ func (o *Object) loadAndAttach(spec *ebpf.CollectionSpec, name string, ps *ebpf.
 		l, err = link.AttachTracing(link.TracingOptions{Program: prog})
 	case "kprobe":
 		l, err = link.Kprobe(h.Function, prog, nil)
+	case "iter":
+		l, err = link.AttachIter(link.IterOptions{Program: prog, Map: o.Maps[h.IterMap]})
 	}
 	if err != nil {
 		prog.Close()
 		return nil, err
 	}
 	return &Program{Name: name, Hook: h.target(), Kind: kind, LoadDuration: time.Since(start), Prog: prog, link: l}, nil
+}
+
+// Iter returns the iterator link of the hook whose program prefix is prog: its Open runs
+// the iterator program over its target once.
+func (o *Object) Iter(prog string) (*link.Iter, bool) {
+	for _, p := range o.Programs {
+		if p.Kind == "iter" && p.Name == prog+"_i" {
+			it, ok := p.link.(*link.Iter)
+			return it, ok
+		}
+	}
+	return nil, false
 }
 
 // Close detaches every program and closes every map. It is safe on a partly loaded object.

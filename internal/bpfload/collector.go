@@ -25,7 +25,7 @@ type Collector struct {
 	Obj *Object
 
 	mu     sync.Mutex
-	sweeps map[string]*sweeper // per map
+	sweeps map[string]*Sweeper // per map
 }
 
 // Start loads and attaches a family (see Load).
@@ -105,14 +105,14 @@ func Read[K comparable, V any](c *Collector, name string, live map[uint64]bool) 
 	}
 	c.mu.Lock()
 	if c.sweeps == nil {
-		c.sweeps = map[string]*sweeper{}
+		c.sweeps = map[string]*Sweeper{}
 	}
 	s := c.sweeps[name]
 	if s == nil {
-		s = &sweeper{}
+		s = &Sweeper{}
 		c.sweeps[name] = s
 	}
-	dead := s.dead(keysOf(seen), live)
+	dead := s.Dead(keysOf(seen), live)
 	c.mu.Unlock()
 	var gone []K
 	for _, id := range dead {
@@ -190,10 +190,11 @@ func addU64[V any](dst, src *V) {
 	}
 }
 
-// sweeper decides which cgroups' map entries to delete. A cgroup id found in a map but not
+// Sweeper decides which cgroups' map entries (or a collector's own per-cgroup state) to
+// delete. A cgroup id found in a map but not
 // in the live cgroup tree is deleted only if it was also missing the cycle before: the tree
 // is walked before the maps are read, so a cgroup created in between looks dead once.
-type sweeper struct{ suspects map[uint64]bool }
+type Sweeper struct{ suspects map[uint64]bool }
 
 func keysOf[T any](m map[uint64]T) []uint64 {
 	out := make([]uint64, 0, len(m))
@@ -203,7 +204,9 @@ func keysOf[T any](m map[uint64]T) []uint64 {
 	return out
 }
 
-func (s *sweeper) dead(seen []uint64, live map[uint64]bool) []uint64 {
+// Dead returns the ids among seen that are not live now and were not live the time before;
+// NodeID is never dead.
+func (s *Sweeper) Dead(seen []uint64, live map[uint64]bool) []uint64 {
 	var dead []uint64
 	next := map[uint64]bool{}
 	for _, id := range seen {

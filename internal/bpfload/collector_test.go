@@ -65,18 +65,18 @@ func TestCgroupOf(t *testing.T) {
 // TestSweeper: an id missing from the live tree is dead only the second time in a row, and
 // the node-level id is never dead.
 func TestSweeper(t *testing.T) {
-	var s sweeper
+	var s Sweeper
 	seen := []uint64{NodeID, 7, 8}
 	live := map[uint64]bool{8: true}
-	if d := s.dead(seen, live); len(d) != 0 {
+	if d := s.Dead(seen, live); len(d) != 0 {
 		t.Errorf("first miss: dead %v, want none", d)
 	}
-	if d := s.dead(seen, live); len(d) != 1 || d[0] != 7 {
+	if d := s.Dead(seen, live); len(d) != 1 || d[0] != 7 {
 		t.Errorf("second miss: dead %v, want [7]", d)
 	}
 	// 9 appears dead once, then is live (created between the tree walk and the map read).
-	s.dead([]uint64{9}, nil)
-	if d := s.dead([]uint64{9}, map[uint64]bool{9: true}); len(d) != 0 {
+	s.Dead([]uint64{9}, nil)
+	if d := s.Dead([]uint64{9}, map[uint64]bool{9: true}); len(d) != 0 {
 		t.Errorf("a cgroup that came alive was swept: %v", d)
 	}
 }

@@ -185,7 +185,7 @@ func readBack(t *testing.T, c *Collector, pod *fakepod.Pod, path string, pages i
 	run(t, "dd", "if=/dev/zero", "of=/dev/null", "count=1", "status=none")
 	evict(t, path, pages)
 
-	tr := newTraceInstance(t, "filemap/mm_filemap_add_to_page_cache",
+	tr := fakepod.NewTrace(t, "filemap/mm_filemap_add_to_page_cache",
 		fmt.Sprintf("s_dev == %d", loop.Major<<20|loop.Minor))
 	reader := pod.AddContainer()
 	dir, err := os.Open(reader.V2Dir())
@@ -198,7 +198,7 @@ func readBack(t *testing.T, c *Collector, pod *fakepod.Pod, path string, pages i
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("dd in the reader container: %v %s", err, out)
 	}
-	folios, tracedPages := tr.folios(cmd.Process.Pid)
+	folios, tracedPages := foliosOf(tr.Lines(), cmd.Process.Pid)
 
 	st, err := c.Collect(context.Background(), &podid.Index{Live: map[uint64]bool{reader.CgroupID: true}})
 	if err != nil {
@@ -266,53 +266,12 @@ func resident(t *testing.T, f *os.File, pages int) int {
 	return n
 }
 
-// traceInstance is a private tracefs instance recording one event with a filter.
-type traceInstance struct {
-	dir string
-	t   *testing.T
-}
-
-func newTraceInstance(t *testing.T, event, filter string) *traceInstance {
-	t.Helper()
-	root := "/sys/kernel/tracing"
-	if _, err := os.Stat(filepath.Join(root, "instances")); err != nil {
-		t.Skipf("no tracefs instances: %v", err)
-	}
-	tr := &traceInstance{dir: filepath.Join(root, "instances", fmt.Sprintf("kpod-cachestat-%d", os.Getpid())), t: t}
-	if err := os.Mkdir(tr.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := os.Remove(tr.dir); err != nil {
-			t.Errorf("removing tracefs instance: %v", err)
-		}
-	})
-	ev := filepath.Join(tr.dir, "events", event)
-	tr.write(filepath.Join(tr.dir, "buffer_size_kb"), "4096")
-	tr.write(filepath.Join(ev, "filter"), filter)
-	tr.write(filepath.Join(ev, "enable"), "1")
-	t.Cleanup(func() { tr.write(filepath.Join(ev, "enable"), "0") })
-	return tr
-}
-
-func (tr *traceInstance) write(path, v string) {
-	tr.t.Helper()
-	if err := os.WriteFile(path, []byte(v), 0); err != nil {
-		tr.t.Fatalf("writing %s: %v", path, err)
-	}
-}
-
 var orderRE = regexp.MustCompile(`-(\d+)\s+\[.*\bord(?:er)?=(\d+)`)
 
-// folios parses the recorded events of task pid: folios per order, and pages in total.
-func (tr *traceInstance) folios(pid int) (map[int]int, int) {
-	tr.t.Helper()
-	b, err := os.ReadFile(filepath.Join(tr.dir, "trace"))
-	if err != nil {
-		tr.t.Fatal(err)
-	}
+// foliosOf parses the recorded events of task pid: folios per order, and pages in total.
+func foliosOf(lines []string, pid int) (map[int]int, int) {
 	byOrder, pages := map[int]int{}, 0
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range lines {
 		m := orderRE.FindStringSubmatch(line)
 		if m == nil || m[1] != strconv.Itoa(pid) {
 			continue

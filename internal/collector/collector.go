@@ -10,8 +10,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
@@ -97,16 +100,55 @@ func Gone(v2Root, rel string) bool {
 // which always lives in the initial namespaces and, unlike pid 1, is readable even where
 // init is protected from ptrace-style access.
 func HostNamespace(procRoot, kind string) (uint64, error) {
+	_, ino, err := HostNamespacePath(procRoot, kind)
+	return ino, err
+}
+
+// HostNamespacePath is HostNamespace with the namespace file's path (to setns into it).
+func HostNamespacePath(procRoot, kind string) (string, uint64, error) {
 	for _, pid := range []string{"2", "1"} {
 		comm, err := cgroupfs.ReadFile(filepath.Join(procRoot, pid, "comm"))
 		if err != nil || pid == "2" && string(comm) != "kthreadd\n" {
 			continue
 		}
-		if ino, err := cgroupfs.Inode(filepath.Join(procRoot, pid, "ns", kind)); err == nil {
-			return ino, nil
+		path := filepath.Join(procRoot, pid, "ns", kind)
+		if ino, err := cgroupfs.Inode(path); err == nil {
+			return path, ino, nil
 		}
 	}
-	return 0, fmt.Errorf("cannot read the host's %s namespace from %s/2 or %s/1 (kpod needs the host's /proc: hostPID)", kind, procRoot, procRoot)
+	return "", 0, fmt.Errorf("cannot read the host's %s namespace from %s/2 or %s/1 (kpod needs the host's /proc: hostPID)", kind, procRoot, procRoot)
+}
+
+// NSPath is the namespace file of a process found by Find.
+func (n *NSProcs) NSPath(pid int) string { return n.nsPath(pid) }
+
+// InNetNS runs fn on an OS thread moved into the network namespace at path, then moves the
+// thread back. If it cannot move back, the thread stays locked to the goroutine, so the Go
+// runtime ends it instead of reusing it in the wrong namespace.
+func InNetNS(path string, fn func() error) error {
+	runtime.LockOSThread()
+	own, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer own.Close()
+	target, err := os.Open(path)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("entering network namespace %s: %w", path, err)
+	}
+	ferr := fn()
+	if err := unix.Setns(int(own.Fd()), unix.CLONE_NEWNET); err != nil {
+		return errors.Join(ferr, fmt.Errorf("returning from network namespace %s: %w", path, err))
+	}
+	runtime.UnlockOSThread()
+	return ferr
 }
 
 // NSProcs finds a process of a cgroup and the namespace (of one kind: "net", "mnt") it is in,

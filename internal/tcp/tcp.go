@@ -2,21 +2,42 @@
 // RTT per cgroup (bpf/tcp.bpf.c). Drops are the separate "tcpdrop" family (internal/tcpdrop):
 // kfree_skb fires for every dropped packet of every protocol on the node, so a node that only
 // wants TCP counters should not pay for it.
+//
+// The family reads the counters the kernel keeps per socket (PathSocket, Linux 5.11+): live
+// sockets through a BPF iterator at each collection, closed ones from what a program added
+// to their cgroup's entry when they closed. Where that cannot load it counts per segment and
+// system call (PathSegment, Linux 6.3+).
 package tcp
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
 	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/collector"
 	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/podid"
 )
 
 // Stats are one cgroup's cumulative TCP counters.
 type Stats struct {
-	BytesSent     uint64 // returned by send/write calls on TCP sockets, charged to the caller
-	BytesReceived uint64 // returned by recv/read calls (MSG_PEEK excluded), charged to the caller
+	// BytesSent: per socket, payload bytes transmitted at least once (bytes_sent −
+	// bytes_retrans of the sockets); per segment, bytes returned by send calls.
+	BytesSent uint64
+	// BytesReceived: per socket, payload bytes received in order (bytes_received without a
+	// FIN); per segment, bytes returned by recv calls (MSG_PEEK excluded).
+	BytesReceived uint64
 	ConnsActive   uint64 // connect()s that reached ESTABLISHED, charged to the socket's cgroup
 	ConnsPassive  uint64 // connections accepted by a listener of the cgroup
-	Retransmits   uint64 // segments retransmitted (the kernel's RetransSegs, sent ones only)
-	RTT           hist.Hist
+	Retransmits   uint64 // segments retransmitted (total_retrans; the kernel's RetransSegs)
+	// RTT: per socket, each live socket's smoothed RTT once per collection and once more
+	// when it closes; per segment, on every ACK (tcp_probe).
+	RTT hist.Hist
 }
 
 // Add adds o into s.
@@ -29,8 +50,28 @@ func (s *Stats) Add(o *Stats) {
 	s.RTT.Add(&o.RTT)
 }
 
-// Spec is the family's BPF object.
-func Spec() bpfload.Spec {
+// Path says how the family counts.
+type Path string
+
+const (
+	PathSocket  Path = "socket"  // counters of struct tcp_sock, read per socket
+	PathSegment Path = "segment" // per-segment and per-system-call tracepoints
+)
+
+// SocketSpec is the per-socket path's BPF object.
+func SocketSpec() bpfload.Spec {
+	return bpfload.Spec{
+		Family: "tcp",
+		Load:   LoadTcp,
+		Hooks: []bpfload.Hook{
+			{Tracepoint: "inet_sock_set_state", Group: "sock", Prog: "kpod_tsk", BTFOnly: true},
+			{Iter: "tcp", Prog: "kpod_titer"},
+		},
+	}
+}
+
+// SegmentSpec is the per-segment path's BPF object.
+func SegmentSpec() bpfload.Spec {
 	return bpfload.Spec{
 		Family: "tcp",
 		Load:   LoadTcp,
@@ -44,12 +85,62 @@ func Spec() bpfload.Spec {
 	}
 }
 
-// Start loads and attaches the family.
-func Start() (*bpfload.Source[Stats], error) { return bpfload.Open(Spec(), read) }
+// Spec lists every hook the family may load (both paths), for tests that check what is
+// loaded.
+func Spec() bpfload.Spec {
+	s := SocketSpec()
+	s.Hooks = append(s.Hooks, SegmentSpec().Hooks...)
+	return s
+}
 
-// Collect returns the cumulative counters of every cgroup that has any.
-func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {
-	raw, err := bpfload.Read[uint64, TcpTcpVal](c, TcpMapKpodTcp, live)
+// Collector reads the family.
+type Collector struct {
+	*bpfload.Collector
+	Path Path
+
+	procRoot string
+	procs    *collector.NSProcs // a process of each pod, to reach the pod's network namespace
+
+	mu    sync.Mutex
+	rtt   map[uint64]hist.Hist // per socket path: RTT samples of live sockets, per cgroup
+	sweep bpfload.Sweeper
+}
+
+// Start loads the per-socket path, or the per-segment path where that cannot load. The
+// per-socket path runs its iterator in the network namespaces of the pods, found through
+// their processes in procRoot (the host's /proc) and their cgroups below v2Root.
+func Start(procRoot, v2Root string) (*Collector, error) {
+	c, err := startPath(PathSocket, procRoot, v2Root)
+	if err == nil {
+		return c, nil
+	}
+	c, err2 := startPath(PathSegment, procRoot, v2Root)
+	if err2 != nil {
+		return nil, fmt.Errorf("per socket: %v; per segment: %w", err, err2)
+	}
+	return c, nil
+}
+
+func startPath(p Path, procRoot, v2Root string) (*Collector, error) {
+	spec := SocketSpec()
+	if p == PathSegment {
+		spec = SegmentSpec()
+	}
+	b, err := bpfload.Start(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &Collector{Collector: b, Path: p, procRoot: procRoot, rtt: map[uint64]hist.Hist{},
+		procs: &collector.NSProcs{ProcRoot: procRoot, V2Root: v2Root, Kind: "net"}}, nil
+}
+
+// Collect returns the counters of every cgroup that has any.
+func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]Stats, error) {
+	// kpod_tcp first: see readSockets.
+	raw, err := bpfload.Read[uint64, TcpTcpVal](c.Collector, TcpMapKpodTcp, x.Live)
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[uint64]Stats, len(raw))
 	for id, v := range raw {
 		out[id] = Stats{
@@ -59,5 +150,107 @@ func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) 
 			RTT:         hist.Decode(v.Rtt.SumNs, v.Rtt.Slots),
 		}
 	}
-	return out, err
+	if c.Path == PathSegment {
+		return out, nil
+	}
+	return out, c.addSockets(ctx, x, out)
+}
+
+// addSockets adds the live sockets' counters to what closed sockets left in kpod_tcp, read
+// before: a socket that closes meanwhile is then counted once (the BPF side marks it closed
+// before adding its counters, and the iterator skips marked sockets) or, if it closes
+// between the two reads, only in the next collection — never twice.
+func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint64]Stats) error {
+	var socks []TcpTcpRec
+	var errs []error
+	for _, ns := range c.namespaces(x) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		recs, err := c.iterate(ns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		socks = append(socks, recs...)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range socks {
+		s := out[r.Cgid]
+		s.BytesSent += r.Sent
+		s.BytesReceived += r.Received
+		s.Retransmits += r.Retrans
+		out[r.Cgid] = s
+		if r.SrttNs > 0 {
+			h := c.rtt[r.Cgid]
+			h.Counts[hist.Slot(r.SrttNs)]++
+			h.SumNs += r.SrttNs
+			c.rtt[r.Cgid] = h
+		}
+	}
+	ids := make([]uint64, 0, len(c.rtt))
+	for id, h := range c.rtt {
+		s := out[id]
+		s.RTT.Add(&h)
+		out[id] = s
+		ids = append(ids, id)
+	}
+	for _, id := range c.sweep.Dead(ids, x.Live) {
+		delete(c.rtt, id)
+	}
+	return errors.Join(errs...)
+}
+
+// namespaces are the network namespace files to iterate: the host's and each pod's (the
+// sandbox holds it; a hostNetwork pod's is the host's), once each.
+func (c *Collector) namespaces(x *podid.Index) []string {
+	seen := map[uint64]bool{}
+	var out []string
+	if path, ino, err := collector.HostNamespacePath(c.procRoot, "net"); err == nil {
+		seen[ino] = true
+		out = append(out, path)
+	}
+	for _, p := range x.Pods {
+		var rels []string
+		for _, ctr := range p.Containers {
+			if ctr.Sandbox {
+				rels = append([]string{ctr.Rel}, rels...)
+			} else {
+				rels = append(rels, ctr.Rel)
+			}
+		}
+		pid, ino, ok := c.procs.Find(p.CgroupID, rels)
+		if ok && !seen[ino] {
+			seen[ino] = true
+			out = append(out, c.procs.NSPath(pid))
+		}
+	}
+	c.procs.Prune()
+	return out
+}
+
+// iterate runs the socket iterator in the network namespace at nsPath: one record per
+// established socket there.
+func (c *Collector) iterate(nsPath string) ([]TcpTcpRec, error) {
+	it, ok := c.Obj.Iter("kpod_titer")
+	if !ok {
+		return nil, errors.New("the socket iterator is not attached")
+	}
+	var rd io.ReadCloser
+	// The iterator takes the network namespace of the thread that opens it.
+	if err := collector.InNetNS(nsPath, func() (err error) { rd, err = it.Open(); return err }); err != nil {
+		return nil, fmt.Errorf("running the socket iterator in %s: %w", nsPath, err)
+	}
+	defer rd.Close()
+	raw, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, fmt.Errorf("reading the socket iterator in %s: %w", nsPath, err)
+	}
+	size := binary.Size(TcpTcpRec{})
+	if len(raw)%size != 0 {
+		return nil, fmt.Errorf("socket iterator wrote %d bytes, not whole %d-byte records", len(raw), size)
+	}
+	recs := make([]TcpTcpRec, len(raw)/size)
+	return recs, binary.Read(bytes.NewReader(raw), binary.NativeEndian, recs)
 }

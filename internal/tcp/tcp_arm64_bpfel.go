@@ -14,8 +14,27 @@ import (
 )
 
 type TcpTcpErrs struct {
-	_       structs.HostLayout
-	KpodTcp uint64
+	_         structs.HostLayout
+	KpodTcp   uint64
+	KpodTskSt uint64
+}
+
+type TcpTcpRec struct {
+	_        structs.HostLayout
+	Cgid     uint64
+	Sent     uint64
+	Received uint64
+	Retrans  uint64
+	SrttNs   uint64
+}
+
+type TcpTcpSk struct {
+	_         structs.HostLayout
+	Known     uint64
+	Closed    uint64
+	Sent0     uint64
+	Received0 uint64
+	Retrans0  uint64
 }
 
 type TcpTcpVal struct {
@@ -36,18 +55,22 @@ type TcpTcpVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	TcpMapKpodTcp      = "kpod_tcp"
-	TcpMapKpodTcpErr   = "kpod_tcp_err"
-	TcpProgKpodTrecvB  = "kpod_trecv_b"
-	TcpProgKpodTrecvR  = "kpod_trecv_r"
-	TcpProgKpodTretxB  = "kpod_tretx_b"
-	TcpProgKpodTretxR  = "kpod_tretx_r"
-	TcpProgKpodTrttB   = "kpod_trtt_b"
-	TcpProgKpodTrttR   = "kpod_trtt_r"
-	TcpProgKpodTsendB  = "kpod_tsend_b"
-	TcpProgKpodTsendR  = "kpod_tsend_r"
-	TcpProgKpodTstateB = "kpod_tstate_b"
-	TcpProgKpodTstateR = "kpod_tstate_r"
+	TcpMapKpodTcp        = "kpod_tcp"
+	TcpMapKpodTcpErr     = "kpod_tcp_err"
+	TcpMapKpodTskSt      = "kpod_tsk_st"
+	TcpProgKpodTiterI    = "kpod_titer_i"
+	TcpProgKpodTrecvB    = "kpod_trecv_b"
+	TcpProgKpodTrecvR    = "kpod_trecv_r"
+	TcpProgKpodTretxB    = "kpod_tretx_b"
+	TcpProgKpodTretxR    = "kpod_tretx_r"
+	TcpProgKpodTrttB     = "kpod_trtt_b"
+	TcpProgKpodTrttR     = "kpod_trtt_r"
+	TcpProgKpodTsendB    = "kpod_tsend_b"
+	TcpProgKpodTsendR    = "kpod_tsend_r"
+	TcpProgKpodTskB      = "kpod_tsk_b"
+	TcpProgKpodTstateB   = "kpod_tstate_b"
+	TcpProgKpodTstateR   = "kpod_tstate_r"
+	TcpVarKpodTcpRecType = "kpod_tcp_rec_type"
 )
 
 // LoadTcp returns the embedded CollectionSpec for Tcp.
@@ -92,6 +115,7 @@ type TcpSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpProgramSpecs struct {
+	KpodTiterI  *ebpf.ProgramSpec `ebpf:"kpod_titer_i"`
 	KpodTrecvB  *ebpf.ProgramSpec `ebpf:"kpod_trecv_b"`
 	KpodTrecvR  *ebpf.ProgramSpec `ebpf:"kpod_trecv_r"`
 	KpodTretxB  *ebpf.ProgramSpec `ebpf:"kpod_tretx_b"`
@@ -100,6 +124,7 @@ type TcpProgramSpecs struct {
 	KpodTrttR   *ebpf.ProgramSpec `ebpf:"kpod_trtt_r"`
 	KpodTsendB  *ebpf.ProgramSpec `ebpf:"kpod_tsend_b"`
 	KpodTsendR  *ebpf.ProgramSpec `ebpf:"kpod_tsend_r"`
+	KpodTskB    *ebpf.ProgramSpec `ebpf:"kpod_tsk_b"`
 	KpodTstateB *ebpf.ProgramSpec `ebpf:"kpod_tstate_b"`
 	KpodTstateR *ebpf.ProgramSpec `ebpf:"kpod_tstate_r"`
 }
@@ -110,12 +135,14 @@ type TcpProgramSpecs struct {
 type TcpMapSpecs struct {
 	KpodTcp    *ebpf.MapSpec `ebpf:"kpod_tcp"`
 	KpodTcpErr *ebpf.MapSpec `ebpf:"kpod_tcp_err"`
+	KpodTskSt  *ebpf.MapSpec `ebpf:"kpod_tsk_st"`
 }
 
 // TcpVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpVariableSpecs struct {
+	KpodTcpRecType *ebpf.VariableSpec `ebpf:"kpod_tcp_rec_type"`
 }
 
 // TcpObjects contains all objects after they have been loaded into the kernel.
@@ -140,12 +167,14 @@ func (o *TcpObjects) Close() error {
 type TcpMaps struct {
 	KpodTcp    *ebpf.Map `ebpf:"kpod_tcp"`
 	KpodTcpErr *ebpf.Map `ebpf:"kpod_tcp_err"`
+	KpodTskSt  *ebpf.Map `ebpf:"kpod_tsk_st"`
 }
 
 func (m *TcpMaps) Close() error {
 	return _TcpClose(
 		m.KpodTcp,
 		m.KpodTcpErr,
+		m.KpodTskSt,
 	)
 }
 
@@ -153,12 +182,14 @@ func (m *TcpMaps) Close() error {
 //
 // It can be passed to LoadTcpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpVariables struct {
+	KpodTcpRecType *ebpf.Variable `ebpf:"kpod_tcp_rec_type"`
 }
 
 // TcpPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadTcpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpPrograms struct {
+	KpodTiterI  *ebpf.Program `ebpf:"kpod_titer_i"`
 	KpodTrecvB  *ebpf.Program `ebpf:"kpod_trecv_b"`
 	KpodTrecvR  *ebpf.Program `ebpf:"kpod_trecv_r"`
 	KpodTretxB  *ebpf.Program `ebpf:"kpod_tretx_b"`
@@ -167,12 +198,14 @@ type TcpPrograms struct {
 	KpodTrttR   *ebpf.Program `ebpf:"kpod_trtt_r"`
 	KpodTsendB  *ebpf.Program `ebpf:"kpod_tsend_b"`
 	KpodTsendR  *ebpf.Program `ebpf:"kpod_tsend_r"`
+	KpodTskB    *ebpf.Program `ebpf:"kpod_tsk_b"`
 	KpodTstateB *ebpf.Program `ebpf:"kpod_tstate_b"`
 	KpodTstateR *ebpf.Program `ebpf:"kpod_tstate_r"`
 }
 
 func (p *TcpPrograms) Close() error {
 	return _TcpClose(
+		p.KpodTiterI,
 		p.KpodTrecvB,
 		p.KpodTrecvR,
 		p.KpodTretxB,
@@ -181,6 +214,7 @@ func (p *TcpPrograms) Close() error {
 		p.KpodTrttR,
 		p.KpodTsendB,
 		p.KpodTsendR,
+		p.KpodTskB,
 		p.KpodTstateB,
 		p.KpodTstateR,
 	)

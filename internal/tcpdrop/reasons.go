@@ -9,6 +9,10 @@ import (
 	"github.com/cilium/ebpf/btf"
 )
 
+// ReasonUnknown is the reason the BPF side records on kernels whose kfree_skb has no reason
+// (before 5.17): KPOD_REASON_UNKNOWN in bpf/tcpdrop.bpf.c.
+const ReasonUnknown = 0xffffffff
+
 // KernelReasonNames reads enum skb_drop_reason from the running kernel's BTF (see
 // ReasonNames). A kernel without the enum (before 5.17) gives an empty table.
 func KernelReasonNames() (map[uint32]string, error) {
@@ -56,6 +60,9 @@ func enumReasonNames(e *btf.Enum) map[uint32]string {
 // ReasonName is the name of drop reason v in names, or "reason_<v>" for a value the table
 // does not know (a newer kernel's reason, or a subsystem's reason with the high bits set).
 func ReasonName(names map[uint32]string, v uint32) string {
+	if v == ReasonUnknown {
+		return "unknown"
+	}
 	if n, ok := names[v]; ok {
 		return n
 	}

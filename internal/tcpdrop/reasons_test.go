@@ -112,3 +112,9 @@ func TestStatsAdd(t *testing.T) {
 		t.Fatal("Add shares the map it adds from")
 	}
 }
+
+func TestReasonUnknown(t *testing.T) {
+	if got := ReasonName(map[uint32]string{2: "not_specified"}, ReasonUnknown); got != "unknown" {
+		t.Errorf("ReasonName(ReasonUnknown) = %q, want unknown", got)
+	}
+}

@@ -9,7 +9,7 @@ import (
 var tcpFamily = familyInfo{
 	name: "tcp", bpf: true, profiles: standardUp, spec: tcp.Spec,
 	metrics: []string{"kpod.net.tcp.bytes.sent", "kpod.net.tcp.bytes.received", "kpod.net.tcp.connections", "kpod.net.tcp.retransmits", "kpod.net.tcp.rtt"},
-	newFn: adapt(func(*env) (source[tcp.Stats], error) { return tcp.Start() },
+	newFn: adapt(func(e *env) (source[tcp.Stats], error) { return tcp.Start(e.procRoot, e.layout.V2) },
 		records[tcp.Stats]{container: recordTCP}),
 }
 

@@ -29,7 +29,7 @@ func On(t *testing.T, rung string) {
 func CheckRung(t *testing.T, o *bpfload.Object, rung string) {
 	t.Helper()
 	for _, p := range o.Programs {
-		if p.Kind != rung && p.Kind != "fentry" && p.Kind != "kprobe" {
+		if p.Kind != rung && p.Kind != "fentry" && p.Kind != "kprobe" && p.Kind != "iter" {
 			t.Errorf("%s attached as %s, want %s", p.Name, p.Kind, rung)
 		}
 	}
@@ -68,8 +68,13 @@ func CheckShape(t *testing.T, spec *ebpf.CollectionSpec, hooks []bpfload.Hook) {
 	t.Helper()
 	for _, h := range hooks {
 		sfx := []string{"_b", "_r"}
-		if h.Function != "" {
+		switch {
+		case h.Function != "":
 			sfx = []string{"_f", "_k"}
+		case h.Iter != "":
+			sfx = []string{"_i"}
+		case h.BTFOnly:
+			sfx = []string{"_b"}
 		}
 		for _, s := range sfx {
 			if _, ok := spec.Programs[h.Prog+s]; !ok {

@@ -214,9 +214,11 @@ static int do_tcpserver(long port, long conns) {
 	return 0;
 }
 
-// tcpclient ADDR PORT C BYTES: C connections one after the other, each sending BYTES bytes,
-// then waiting for the server to close; print "sent <bytes>".
-static int do_tcpclient(const char *addr, long port, long conns, long bytes) {
+// tcpclient ADDR PORT C BYTES [hold]: C connections one after the other, each sending BYTES
+// bytes, then waiting for the server to close; print "sent <bytes>". With hold the last
+// connection stays open: after its bytes the client prints "sent <bytes>" and waits in
+// pause(), so that a test can look at a live socket.
+static int do_tcpclient(const char *addr, long port, long conns, long bytes, int hold) {
 	static char buf[65536];
 	long long total = 0;
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -235,6 +237,12 @@ static int do_tcpclient(const char *addr, long port, long conns, long bytes) {
 				die("write");
 			done += n;
 			total += n;
+		}
+		if (hold && i == conns - 1) {
+			printf("sent %lld\n", total);
+			fflush(stdout);
+			for (;;)
+				pause();
 		}
 		shutdown(s, SHUT_WR);
 		while (read(s, buf, sizeof buf) > 0)
@@ -366,7 +374,9 @@ int main(int argc, char **argv) {
 	if (!strcmp(mode, "tcpserver") && argc == 4)
 		return do_tcpserver(num(argv[2]), num(argv[3]));
 	if (!strcmp(mode, "tcpclient") && argc == 6)
-		return do_tcpclient(argv[2], num(argv[3]), num(argv[4]), num(argv[5]));
+		return do_tcpclient(argv[2], num(argv[3]), num(argv[4]), num(argv[5]), 0);
+	if (!strcmp(mode, "tcpclient") && argc == 7 && !strcmp(argv[6], "hold"))
+		return do_tcpclient(argv[2], num(argv[3]), num(argv[4]), num(argv[5]), 1);
 	if (!strcmp(mode, "bwrite") && argc == 4)
 		return do_bwrite(argv[2], num(argv[3]));
 	if (!strcmp(mode, "pingpong") && argc == 3)
@@ -383,6 +393,6 @@ int main(int argc, char **argv) {
 usage:
 	fprintf(stderr, "usage: kpod-workload close N | fork N M | exec K | dwrite PATH BYTES BS | "
 			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | tcpserver PORT C | "
-			"tcpclient ADDR PORT C BYTES | bwrite PATH PAGES | pingpong R [park] | spin MS | sleep\n");
+			"tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS | sleep\n");
 	return 2;
 }

@@ -1,0 +1,73 @@
+package fakepod
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Trace is a private tracefs instance recording one event with a filter: the kernel's own
+// record of a tracepoint, which tests compare kpod's counts with. It is removed when the
+// test ends.
+type Trace struct {
+	dir string
+	t   testing.TB
+}
+
+var traceSeq int
+
+// NewTrace records event ("group/name") where filter (tracefs filter syntax) holds.
+func NewTrace(t testing.TB, event, filter string) *Trace {
+	t.Helper()
+	RequireRoot(t)
+	root := "/sys/kernel/tracing"
+	if _, err := os.Stat(filepath.Join(root, "instances")); err != nil {
+		t.Fatalf("no tracefs instances: %v", err)
+	}
+	traceSeq++
+	tr := &Trace{dir: filepath.Join(root, "instances", fmt.Sprintf("kpod-%d-%d", os.Getpid(), traceSeq)), t: t}
+	if err := os.Mkdir(tr.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.Remove(tr.dir); err != nil {
+			t.Errorf("removing tracefs instance: %v", err)
+		}
+	})
+	ev := filepath.Join(tr.dir, "events", event)
+	tr.write(filepath.Join(tr.dir, "buffer_size_kb"), "8192")
+	tr.write(filepath.Join(ev, "filter"), filter)
+	tr.write(filepath.Join(ev, "enable"), "1")
+	t.Cleanup(func() { tr.write(filepath.Join(ev, "enable"), "0") })
+	return tr
+}
+
+func (tr *Trace) write(path, v string) {
+	tr.t.Helper()
+	if err := os.WriteFile(path, []byte(v), 0); err != nil {
+		tr.t.Fatalf("writing %s: %v", path, err)
+	}
+}
+
+// Lines returns the recorded events, and fails the test if the ring buffer overran (then
+// the record is incomplete).
+func (tr *Trace) Lines() []string {
+	tr.t.Helper()
+	b, err := os.ReadFile(filepath.Join(tr.dir, "trace"))
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	stats, err := os.ReadFile(filepath.Join(tr.dir, "per_cpu", "cpu0", "stats"))
+	if err == nil && strings.Contains(string(stats), "overrun: ") && !strings.Contains(string(stats), "overrun: 0\n") {
+		tr.t.Fatalf("tracefs buffer overran: %s", stats)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
