@@ -2,9 +2,17 @@
 //go:build ignore
 /*
  * Family "syscall": calls, errors and latency of the tracked system calls, per cgroup and
- * syscall number. Userspace fills kpod_sys_track with the numbers to track; sys_enter stamps
- * only those (in task storage), sys_exit records the ones stamped, in the cgroup the task is
- * in when the call returns.
+ * syscall number. Userspace fills kpod_sys_track with the numbers to track; the enter program
+ * stamps only those (in task storage), the exit program records the ones stamped, in the
+ * cgroup the task is in when the call returns.
+ *
+ * Two ways to hook, the loader takes the first that attaches (internal/syscall):
+ *   - per call (kpod_scen, kpod_scex): the syscalls:sys_enter_<name> / sys_exit_<name> events
+ *     of the tracked calls only. The kernel tests a bitmap of enabled calls before it runs
+ *     anything, so other system calls cost no BPF program run at all;
+ *   - every call (kpod_sysin, kpod_sysout): raw_syscalls sys_enter / sys_exit, two programs on
+ *     every system call of the node, where the per-call events are missing
+ *     (CONFIG_FTRACE_SYSCALLS off, or a tracked call without one).
  */
 #include "kpod.h"
 
@@ -108,6 +116,31 @@ int kpod_sysin_t(struct trace_event_raw_sys_enter *ctx)
 
 SEC("tracepoint/raw_syscalls/sys_exit")
 int kpod_sysout_t(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(BPF_CORE_READ(ctx, ret));
+}
+
+/* The records of the per-call events (kernel/trace/trace.h): the call number, and the return
+ * value at exit. */
+struct syscall_trace_enter {
+	struct trace_entry ent;
+	int nr;
+} __attribute__((preserve_access_index));
+
+struct syscall_trace_exit {
+	struct trace_entry ent;
+	int nr;
+	long ret;
+} __attribute__((preserve_access_index));
+
+SEC("tracepoint/syscalls/sys_enter")
+int kpod_scen_t(struct syscall_trace_enter *ctx)
+{
+	return on_enter(BPF_CORE_READ(ctx, nr));
+}
+
+SEC("tracepoint/syscalls/sys_exit")
+int kpod_scex_t(struct syscall_trace_exit *ctx)
 {
 	return on_exit(BPF_CORE_READ(ctx, ret));
 }

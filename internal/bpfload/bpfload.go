@@ -34,6 +34,9 @@ type Hook struct {
 	// collector when it reads (Object.Iter); IterMap names the map of a map iterator.
 	Iter    string
 	IterMap string
+	// Tracepoints, instead of Tracepoint: classic tracepoints of Group that one program
+	// (<Prog>_t) serves, such as the per-syscall events syscalls/sys_enter_<name>.
+	Tracepoints []string
 	// BTFOnly: the tracepoint has a tp_btf program only (it calls helpers that raw_tp and
 	// classic tracepoint programs may not, such as bpf_sk_storage_get).
 	BTFOnly bool
@@ -48,6 +51,8 @@ func (h Hook) target() string {
 		return h.Function
 	case h.Iter != "":
 		return "iter/" + h.Iter
+	case len(h.Tracepoints) > 0:
+		return h.Group + "/{" + strings.Join(h.Tracepoints, ",") + "}"
 	}
 	return h.Tracepoint
 }
@@ -62,6 +67,9 @@ func (h Hook) rungs() [][2]string {
 	}
 	if h.BTFOnly {
 		return [][2]string{{"_b", "tp_btf"}}
+	}
+	if len(h.Tracepoints) > 0 {
+		return [][2]string{{"_t", "tracepoint"}}
 	}
 	return [][2]string{{"_b", "tp_btf"}, {"_r", "raw_tp"}, {"_t", "tracepoint"}}
 }
@@ -83,6 +91,7 @@ type Program struct {
 	LoadDuration time.Duration
 	Prog         *ebpf.Program
 	link         link.Link
+	more         []link.Link // the other tracepoints of a Tracepoints hook
 }
 
 // Object is a loaded, attached family.
@@ -202,6 +211,40 @@ func (o *Object) loadAndAttach(spec *ebpf.CollectionSpec, name string, ps *ebpf.
 	prog := coll.DetachProgram(name)
 	coll.Close() // the clones of the replaced maps; ours stay open
 	var l link.Link
+	var more []link.Link
+	switch {
+	case len(h.Tracepoints) > 0:
+		for i, tp := range h.Tracepoints {
+			var x link.Link
+			if x, err = link.Tracepoint(h.Group, tp, prog, nil); err != nil {
+				err = fmt.Errorf("%s/%s: %w", h.Group, tp, err)
+				break
+			}
+			if i == 0 {
+				l = x
+			} else {
+				more = append(more, x)
+			}
+		}
+		if err != nil {
+			for _, x := range append(more, l) {
+				if x != nil {
+					x.Close()
+				}
+			}
+			l = nil
+		}
+	default:
+		l, err = attachOne(kind, h, prog, o.Maps)
+	}
+	if err != nil {
+		prog.Close()
+		return nil, err
+	}
+	return &Program{Name: name, Hook: h.target(), Kind: kind, LoadDuration: time.Since(start), Prog: prog, link: l, more: more}, nil
+}
+
+func attachOne(kind string, h Hook, prog *ebpf.Program, maps map[string]*ebpf.Map) (l link.Link, err error) {
 	switch kind {
 	case "tp_btf":
 		l, err = link.AttachTracing(link.TracingOptions{Program: prog})
@@ -214,13 +257,9 @@ func (o *Object) loadAndAttach(spec *ebpf.CollectionSpec, name string, ps *ebpf.
 	case "kprobe":
 		l, err = link.Kprobe(h.Function, prog, nil)
 	case "iter":
-		l, err = link.AttachIter(link.IterOptions{Program: prog, Map: o.Maps[h.IterMap]})
+		l, err = link.AttachIter(link.IterOptions{Program: prog, Map: maps[h.IterMap]})
 	}
-	if err != nil {
-		prog.Close()
-		return nil, err
-	}
-	return &Program{Name: name, Hook: h.target(), Kind: kind, LoadDuration: time.Since(start), Prog: prog, link: l}, nil
+	return l, err
 }
 
 // Iter returns the iterator link of the hook whose program prefix is prog: its Open runs
@@ -242,6 +281,9 @@ func (o *Object) Close() error {
 	}
 	var errs []error
 	for _, p := range o.Programs {
+		for _, l := range p.more {
+			errs = append(errs, l.Close())
+		}
 		if p.link != nil {
 			errs = append(errs, p.link.Close())
 		}

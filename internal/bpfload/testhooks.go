@@ -36,12 +36,17 @@ func brokenHooks(family string, spec *ebpf.CollectionSpec, hooks []Hook) []Hook 
 	}
 	out := make([]Hook, len(hooks))
 	for i, h := range hooks {
-		if h.Function != "" {
+		switch {
+		case h.Function != "":
 			h.Function = noSuchTracepoint
-		} else {
+		case len(h.Tracepoints) > 0:
+			h.Tracepoints = []string{noSuchTracepoint}
+		case h.Iter != "":
+			h.Iter = noSuchTracepoint
+		default:
 			h.Tracepoint = noSuchTracepoint
 		}
-		for _, suffix := range []string{"_b", "_f"} {
+		for _, suffix := range []string{"_b", "_f", "_i"} {
 			if ps, ok := spec.Programs[h.Prog+suffix]; ok {
 				ps.AttachTo = noSuchTracepoint
 			}

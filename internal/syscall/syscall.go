@@ -54,8 +54,32 @@ func (s *Stats) Add(o *Stats) {
 // maxSyscalls is KPOD_MAX_SYSCALLS in bpf/syscall.bpf.c.
 const maxSyscalls = 1024
 
-// Spec is the family's BPF object.
-func Spec() bpfload.Spec {
+// Path says which tracepoints the family uses.
+type Path string
+
+const (
+	PathPerCall   Path = "per-call"   // syscalls:sys_{enter,exit}_<name> of the tracked calls only
+	PathEveryCall Path = "every-call" // raw_syscalls sys_enter / sys_exit, every call of the node
+)
+
+// PerCallSpec is the family's object hooked on the per-call events of names.
+func PerCallSpec(names []string) bpfload.Spec {
+	var enter, exit []string
+	for _, n := range names {
+		enter, exit = append(enter, "sys_enter_"+n), append(exit, "sys_exit_"+n)
+	}
+	return bpfload.Spec{
+		Family: "syscall",
+		Load:   LoadSyscall,
+		Hooks: []bpfload.Hook{
+			{Tracepoints: enter, Group: "syscalls", Prog: "kpod_scen"},
+			{Tracepoints: exit, Group: "syscalls", Prog: "kpod_scex"},
+		},
+	}
+}
+
+// EveryCallSpec is the family's object hooked on every system call.
+func EveryCallSpec() bpfload.Spec {
 	return bpfload.Spec{
 		Family: "syscall",
 		Load:   LoadSyscall,
@@ -66,28 +90,55 @@ func Spec() bpfload.Spec {
 	}
 }
 
+// Spec lists every hook the family may load (the per-call ones for the default list), for
+// tests that check what is loaded.
+func Spec() bpfload.Spec {
+	s := EveryCallSpec()
+	s.Hooks = append(s.Hooks, PerCallSpec(Default).Hooks...)
+	return s
+}
+
 // Collector reads the family's map.
 type Collector struct {
 	*bpfload.Source[map[string]Stats]
+	Path Path
 }
 
-// Start loads the family and writes the tracked syscall numbers into the kernel's filter
+// Start loads the family on the per-call events of the tracked calls, or on every call
+// where those cannot attach, and writes the tracked syscall numbers into the kernel's filter
 // before any program is attached.
 func Start(tracked map[uint32]string) (*Collector, error) {
+	c, err := startPath(PathPerCall, tracked)
+	if err == nil {
+		return c, nil
+	}
+	c, err2 := startPath(PathEveryCall, tracked)
+	if err2 != nil {
+		return nil, fmt.Errorf("%s: %v; %s: %w", PathPerCall, err, PathEveryCall, err2)
+	}
+	return c, nil
+}
+
+func startPath(p Path, tracked map[uint32]string) (*Collector, error) {
+	nrs := make([]uint32, 0, len(tracked))
 	for nr := range tracked {
 		if nr >= maxSyscalls {
 			return nil, fmt.Errorf("syscall number %d is beyond the %d the BPF program can track", nr, maxSyscalls)
 		}
+		nrs = append(nrs, nr)
 	}
-	spec := Spec()
+	sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
+	spec := EveryCallSpec()
+	if p == PathPerCall {
+		names := make([]string, len(nrs))
+		for i, nr := range nrs {
+			names[i] = tracked[nr]
+		}
+		spec = PerCallSpec(names)
+	}
 	spec.Prepare = func(cs *ebpf.CollectionSpec) error {
 		ms := cs.Maps[SyscallMapKpodSysTrack]
 		ms.Contents = nil
-		nrs := make([]uint32, 0, len(tracked))
-		for nr := range tracked {
-			nrs = append(nrs, nr)
-		}
-		sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
 		for _, nr := range nrs {
 			ms.Contents = append(ms.Contents, ebpf.MapKV{Key: nr, Value: uint8(1)})
 		}
@@ -99,7 +150,7 @@ func Start(tracked map[uint32]string) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{s}, nil
+	return &Collector{Source: s, Path: p}, nil
 }
 
 // Tracked returns the numbers the kernel filter holds, read back from the map.

@@ -51,6 +51,8 @@ const (
 	SyscallMapKpodSysErr   = "kpod_sys_err"
 	SyscallMapKpodSysStart = "kpod_sys_start"
 	SyscallMapKpodSysTrack = "kpod_sys_track"
+	SyscallProgKpodScenT   = "kpod_scen_t"
+	SyscallProgKpodScexT   = "kpod_scex_t"
 	SyscallProgKpodSysinB  = "kpod_sysin_b"
 	SyscallProgKpodSysinR  = "kpod_sysin_r"
 	SyscallProgKpodSysinT  = "kpod_sysin_t"
@@ -101,6 +103,8 @@ type SyscallSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SyscallProgramSpecs struct {
+	KpodScenT   *ebpf.ProgramSpec `ebpf:"kpod_scen_t"`
+	KpodScexT   *ebpf.ProgramSpec `ebpf:"kpod_scex_t"`
 	KpodSysinB  *ebpf.ProgramSpec `ebpf:"kpod_sysin_b"`
 	KpodSysinR  *ebpf.ProgramSpec `ebpf:"kpod_sysin_r"`
 	KpodSysinT  *ebpf.ProgramSpec `ebpf:"kpod_sysin_t"`
@@ -170,6 +174,8 @@ type SyscallVariables struct {
 //
 // It can be passed to LoadSyscallObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SyscallPrograms struct {
+	KpodScenT   *ebpf.Program `ebpf:"kpod_scen_t"`
+	KpodScexT   *ebpf.Program `ebpf:"kpod_scex_t"`
 	KpodSysinB  *ebpf.Program `ebpf:"kpod_sysin_b"`
 	KpodSysinR  *ebpf.Program `ebpf:"kpod_sysin_r"`
 	KpodSysinT  *ebpf.Program `ebpf:"kpod_sysin_t"`
@@ -180,6 +186,8 @@ type SyscallPrograms struct {
 
 func (p *SyscallPrograms) Close() error {
 	return _SyscallClose(
+		p.KpodScenT,
+		p.KpodScexT,
 		p.KpodSysinB,
 		p.KpodSysinR,
 		p.KpodSysinT,

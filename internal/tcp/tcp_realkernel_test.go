@@ -463,11 +463,13 @@ func quantile(h hist.Hist, q float64) float64 {
 //     set by the last segment received before the client's shutdown (later ACKs arrive in
 //     FIN_WAIT1, where tcp_probe does not fire): at most one per connection, hence 95 %.
 //   - Per socket kpod samples each socket once when it closes (no live socket is left at
-//     the collection): exactly conns samples, each within the range ss saw.
-//   - Level: the means are weighted differently (per received segment, per closed socket,
-//     per unit of time). Measured ratios were 0.79 to 2.05, so they must agree within a
-//     factor of 3: that still catches any unit slip (x8 for an unshifted srtt_us, x1000 for
-//     us/ns), which would put them 8x or more apart.
+//     the collection): exactly conns samples, each within the buckets ss saw. That catches a
+//     unit slip (x8 for an unshifted srtt_us, x1000 for us/ns). The level is not compared:
+//     the close sample is the last srtt, after the loaded phase ss mostly saw (measured
+//     0.23x the ss mean). The exact value per socket is TestTCPLiveSockets'.
+//   - Per segment the means are weighted differently (per received segment, per unit of
+//     time). Measured ratios were 0.79 to 2.05, so they must agree within a factor of 3:
+//     that still catches any unit slip, which would put them 8x or more apart.
 func compareRTT(t *testing.T, v variant, h hist.Hist, samples []float64, conns int) {
 	t.Helper()
 	if len(samples) < 10 {
@@ -499,7 +501,9 @@ func compareRTT(t *testing.T, v variant, h hist.Hist, samples []float64, conns i
 				t.Errorf("%d RTT samples in bucket %d, outside the buckets ss saw (%d..%d)", n, b, lo, hi)
 			}
 		}
-	} else if float64(inBuckets) < 0.95*float64(len(samples)) {
+		return
+	}
+	if float64(inBuckets) < 0.95*float64(len(samples)) {
 		t.Errorf("only %d of %d ss RTT values fall in a bucket where kpod recorded values", inBuckets, len(samples))
 	}
 	if r := kMean / sMean; r < 1.0/3 || r > 3 {

@@ -120,21 +120,28 @@ func TestRealSyscalls(t *testing.T) {
 	}
 }
 
-// TestRealSyscallListReachesKernel: a syscall left out of the list is not recorded.
+// TestRealSyscallListReachesKernel: the configured list is what the kernel records: with
+// only getppid tracked, a pod's 50 getppid calls are counted exactly and its 100 close calls
+// not at all.
 func TestRealSyscallListReachesKernel(t *testing.T) {
 	fakepod.RequireRoot(t)
 	pod := fakepod.New(t, fakepod.Options{})
 	ctr := pod.AddContainer()
 	cfg := customConfig("syscall")
-	cfg.Collectors["syscall"] = CollectorConfig{Enabled: boolp(true), Syscalls: []string{"write"}}
+	cfg.Collectors["syscall"] = CollectorConfig{Enabled: boolp(true), Syscalls: []string{"getppid"}}
 	s := startScraper(t, cfg)
 	ctr.Run("close", "100")
+	ctr.Run("getppid", "50")
 	md := scrape(t, s)
 	rm, ok := resourceOf(md, pod.UID, ctr.ID)
-	if ok {
-		if _, found := point(rm, "kpod.syscall.count", map[string]string{"syscall": "close"}); found {
-			t.Errorf("close is recorded although only write is tracked")
-		}
+	if !ok {
+		t.Fatal("no resource for the workload")
+	}
+	if got := intValue(t, rm, "kpod.syscall.count", map[string]string{"syscall": "getppid"}); got != 50 {
+		t.Errorf("getppid count = %d, want 50", got)
+	}
+	if _, found := point(rm, "kpod.syscall.count", map[string]string{"syscall": "close"}); found {
+		t.Errorf("close is recorded although only getppid is tracked")
 	}
 }
 

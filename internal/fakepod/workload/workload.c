@@ -93,6 +93,13 @@ static void ready(void) {
 
 static void *thread_main(void *arg) { return arg; }
 
+// getppid N: N calls of getppid.
+static int do_getppid(long n) {
+	for (long i = 0; i < n; i++)
+		syscall(SYS_getppid);
+	return 0;
+}
+
 // close N: N calls of close(-1), each failing with EBADF.
 static int do_close(long n) {
 	for (long i = 0; i < n; i++)
@@ -379,6 +386,8 @@ int main(int argc, char **argv) {
 		return do_tcpclient(argv[2], num(argv[3]), num(argv[4]), num(argv[5]), 1);
 	if (!strcmp(mode, "bwrite") && argc == 4)
 		return do_bwrite(argv[2], num(argv[3]));
+	if (!strcmp(mode, "getppid") && argc == 3)
+		return do_getppid(num(argv[2]));
 	if (!strcmp(mode, "pingpong") && argc == 3)
 		return do_pingpong(num(argv[2]), 0);
 	if (!strcmp(mode, "pingpong") && argc == 4 && !strcmp(argv[3], "park"))
@@ -391,7 +400,7 @@ int main(int argc, char **argv) {
 			pause();
 	}
 usage:
-	fprintf(stderr, "usage: kpod-workload close N | fork N M | exec K | dwrite PATH BYTES BS | "
+	fprintf(stderr, "usage: kpod-workload close N | getppid N | fork N M | exec K | dwrite PATH BYTES BS | "
 			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | tcpserver PORT C | "
 			"tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS | sleep\n");
 	return 2;
