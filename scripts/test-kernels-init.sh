@@ -39,7 +39,7 @@ chmod 1777 /tmp
 . /kpod/config
 # Tests can tell where they run: KPOD_TEST_KERNEL=vm-6.1.
 KERNEL=vm-$(uname -r | cut -d. -f1,2)
-echo "KPOD-VM-START kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo), cgroup $(cat /proc/self/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+echo "KPOD-VM-START at $(cut -d" " -f1 /proc/uptime) s: kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo), cgroup $(cat /proc/self/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
 
 while read -r name rel; do
 	# A fresh copy of the workload per binary: test/e2e removes the directory it is in.
