@@ -7,7 +7,8 @@ export HOME=/root TMPDIR=/tmp
 
 /usr/bin/busybox mount -t devtmpfs devtmpfs /dev # not mounted by the kernel (DEVTMPFS_MOUNT off)
 exec </dev/null >/dev/console 2>&1
-# Applets last in PATH: a real tool of the same name (ip, mount, dd, ...) wins.
+# Applets last in PATH: for the tests a real tool of the same name (ip, mount, dd, ...) wins;
+# this script itself runs busybox's applets whatever PATH says (busybox sh prefers them).
 /usr/bin/busybox --install -s /usr/local/bb
 
 mount -t proc proc /proc

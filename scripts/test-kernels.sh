@@ -169,8 +169,8 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
 printf 'root:x:0:\n' >"$R/etc/group"
 printf '127.0.0.1 localhost\n::1 localhost\n' >"$R/etc/hosts"
 
-# Modules in load order: a module after everything its modinfo "depends=" names.
-# Built-in ones (modules.builtin) are skipped; the cloud flavour builds these as modules.
+# Modules in load order: a module after everything its modinfo "depends=" names. One that
+# this kernel has built in (modules.builtin) needs nothing.
 declare -A KO_PATH=() LOADED=()
 while IFS= read -r ko; do
 	m=${ko##*/}
@@ -229,8 +229,8 @@ log "initramfs: $initrd_mib MiB, built in $((SECONDS - start)) s"
 
 # ---- 4. boot ----------------------------------------------------------------------------------
 # Guest RAM holds the initramfs twice while the kernel unpacks it (then once: rootfs is not
-# swappable) plus what the tests use:
-# the OOM test's 128 MiB pod, 64 MiB allocations, page cache, the collector.
+# swappable), plus what the tests use: the OOM test's 128 MiB pod, 64 MiB allocations, page
+# cache, the collector.
 VM_MEM=${KERNEL_VM_MEM:-$((2 * initrd_mib + 1536))}
 log "booting $KRELEASE: $VM_CPUS CPUs, $VM_MEM MiB, timeout $VM_TIMEOUT s; console in ${OUT#"$ROOT"/}/console.log"
 CONSOLE=$OUT/console.log
