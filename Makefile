@@ -7,9 +7,9 @@ TOOLS := tools/bin/mdatagen tools/bin/builder
 OTELCOL := _build/otelcol-kpod
 
 # Debian packages the tests and `make generate` need (installed by `make deps` when missing).
-APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus qemu-system-x86 busybox-static cpio
 
-.PHONY: all build deps tools generate check-generate lint unit kube test e2e otelcol run clean
+.PHONY: all build deps tools generate check-generate lint unit kube test e2e test-kernels otelcol run clean
 
 all: build
 
@@ -56,7 +56,7 @@ lint:
 unit: otelcol
 	$(GO) test -race -count=1 -p 2 -timeout 20m ./...
 
-test: deps check-generate lint unit kube e2e
+test: deps check-generate lint unit kube e2e test-kernels
 
 # kube runs the tests that need a real kube-apiserver (filters, restart counts) against one
 # started on 127.0.0.1 for them (binaries built from the Go module proxy on first use, cached).
@@ -76,6 +76,13 @@ $(OTELCOL): $(TOOLS) builder-config.yaml $(shell git ls-files '*.go' '*.o' 'go.m
 # e2e runs the ocb-built collector against fake pods and scrapes it over HTTP.
 e2e: otelcol
 	$(GO) test -tags e2e -count=1 -timeout 20m ./test/e2e/...
+
+# test-kernels runs the real-kernel test binaries (and test/e2e with otelcol-kpod) again in a
+# qemu VM booting Debian's 6.1 cloud kernel with pure cgroup v2 (scripts/test-kernels.sh; the
+# kernel is cached in ~/.cache/kpod-kernels). KERNEL_TEST_RUN=<regexp> and
+# KERNEL_TEST_PKGS=<go list patterns> narrow it; the console is kept in _build/test-kernels/.
+test-kernels: otelcol
+	scripts/test-kernels.sh
 
 # run starts otelcol-kpod on this host with examples/collector-local.yaml and demo pods.
 run: deps otelcol

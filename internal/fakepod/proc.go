@@ -43,6 +43,12 @@ var (
 func WorkloadBinary(t testing.TB) string {
 	t.Helper()
 	workloadOnce.Do(func() {
+		// A machine without gcc (the second-kernel VM of scripts/test-kernels.sh) is given a
+		// binary built on the host from this same workload.c.
+		if p := os.Getenv("KPOD_WORKLOAD_BINARY"); p != "" {
+			workloadPath = p
+			return
+		}
 		// One directory per source version, reused by later test runs instead of piling up.
 		sum := sha256.Sum256(workloadSource)
 		dir := filepath.Join(os.TempDir(), "kpod-workload-"+hex.EncodeToString(sum[:6]))
