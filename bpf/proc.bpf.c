@@ -27,6 +27,20 @@ struct {
 	__type(value, struct proc_val);
 } kpod_proc SEC(".maps");
 
+/* Thread groups whose exit was counted on the classic rung, keyed by the leader's pid and
+ * start time (a reused pid is another key): see kpod_exit_t. */
+struct exit_key {
+	__u64 tgid;
+	__u64 start;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct exit_key);
+	__type(value, __u8);
+} kpod_proc_exited SEC(".maps");
+
 KPOD_ERRORS(proc, struct proc_errs);
 
 enum { FORK, EXEC, EXIT };
@@ -71,9 +85,15 @@ int kpod_exec_t(void *ctx)
 SEC("tracepoint/sched/sched_process_exit")
 int kpod_exit_t(void *ctx)
 {
-	/* do_exit() has already decremented signal->live: 0 means the last thread is leaving. */
+	/* do_exit() decrements signal->live before the tracepoint: 0 means no thread of the group
+	 * is left. Two threads exiting at once can both read 0 (each decremented, then each
+	 * read), so the first to record the group's key counts it. */
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(t, signal, live.counter) != 0)
+		return 0;
+	struct exit_key key = {.tgid = BPF_CORE_READ(t, tgid), .start = BPF_CORE_READ(t, group_leader, start_time)};
+	__u8 one = 1;
+	if (bpf_map_update_elem(&kpod_proc_exited, &key, &one, BPF_NOEXIST))
 		return 0;
 	return count(EXIT);
 }

@@ -83,6 +83,8 @@ struct task_struct {
 	pid_t tgid;
 	struct css_set *cgroups;
 	struct signal_struct *signal;
+	struct task_struct *group_leader;
+	u64 start_time; /* monotonic ns at fork */
 	char comm[16];
 };
 

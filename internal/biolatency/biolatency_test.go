@@ -57,6 +57,22 @@ func TestRealBioLatency(t *testing.T) {
 
 func realBioLatency(t *testing.T, path Path, rung string) {
 	fakepod.RequireRoot(t)
+	if path == PathIOStart && !bpftest.HasTracepoint(t, "block", "block_io_start") {
+		// Before 6.5: this path cannot load, says why, and Start takes the other one.
+		bpftest.On(t, rung)
+		if _, err := startPath(path); err == nil || !strings.Contains(err.Error(), "block_io_start") {
+			t.Fatalf("the %s path loaded without block_io_start, or did not say why: %v", path, err)
+		}
+		c, err := Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if c.Path != PathBioQueue {
+			t.Errorf("Start took %s, want %s", c.Path, PathBioQueue)
+		}
+		return
+	}
 	const n, bs = 300, 64 << 10
 	loop := fakepod.NewLoopDevice(t, 32)
 	// One request per pread: O_DIRECT reads are synchronous (queue depth 1), sequential and

@@ -125,8 +125,12 @@ type Container struct {
 	// SetNS lists extra namespace files (e.g. a mount namespace) its workloads join.
 	SetNS []string
 	// Env is added to the environment of its workloads (KPOD_CPU=n pins them to CPU n).
-	Env   []string
-	procs []*Proc
+	Env []string
+	// AtGate, if set, is called with a workload's pid once it is in the container's cgroups
+	// and before its gate opens: where a test starts the kernel's own record of what the
+	// workload does in the pod.
+	AtGate func(pid int)
+	procs  []*Proc
 }
 
 // New creates a fake pod. Everything is removed when the test ends, also when it fails.

@@ -167,6 +167,9 @@ func (c *Container) start(bin string, args ...string) *Proc {
 			t.Fatalf("moving workload into %s: %v", root, err)
 		}
 	}
+	if c.AtGate != nil {
+		c.AtGate(cmd.Process.Pid)
+	}
 	if _, err := gateW.Write([]byte{'x'}); err != nil {
 		t.Fatalf("opening gate: %v", err)
 	}

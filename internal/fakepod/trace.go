@@ -1,6 +1,7 @@
 package fakepod
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -70,4 +71,31 @@ func (tr *Trace) Lines() []string {
 		}
 	}
 	return out
+}
+
+// NewKprobeTrace defines a kprobe event on a kernel function (tracefs kprobe_events, removed
+// when the test ends) and records it like NewTrace.
+func NewKprobeTrace(t testing.TB, function, filter string) *Trace {
+	t.Helper()
+	traceSeq++
+	group, name := "kpod", fmt.Sprintf("k%d_%d", os.Getpid(), traceSeq)
+	def := fmt.Sprintf("p:%s/%s %s\n", group, name, function)
+	if err := appendFile("/sys/kernel/tracing/kprobe_events", def); err != nil {
+		t.Fatalf("defining kprobe event %q: %v", def, err)
+	}
+	t.Cleanup(func() {
+		if err := appendFile("/sys/kernel/tracing/kprobe_events", fmt.Sprintf("-:%s/%s\n", group, name)); err != nil {
+			t.Errorf("removing kprobe event %s/%s: %v", group, name, err)
+		}
+	})
+	return NewTrace(t, group+"/"+name, filter)
+}
+
+func appendFile(path, v string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(v)
+	return errors.Join(err, f.Close())
 }

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ProcExitKey struct {
+	_     structs.HostLayout
+	Tgid  uint64
+	Start uint64
+}
+
 type ProcProcErrs struct {
 	_        structs.HostLayout
 	KpodProc uint64
@@ -29,16 +35,17 @@ type ProcProcVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	ProcMapKpodProc    = "kpod_proc"
-	ProcMapKpodProcErr = "kpod_proc_err"
-	ProcProgKpodExecB  = "kpod_exec_b"
-	ProcProgKpodExecR  = "kpod_exec_r"
-	ProcProgKpodExecT  = "kpod_exec_t"
-	ProcProgKpodExitB  = "kpod_exit_b"
-	ProcProgKpodExitR  = "kpod_exit_r"
-	ProcProgKpodExitT  = "kpod_exit_t"
-	ProcProgKpodForkB  = "kpod_fork_b"
-	ProcProgKpodForkR  = "kpod_fork_r"
+	ProcMapKpodProc       = "kpod_proc"
+	ProcMapKpodProcErr    = "kpod_proc_err"
+	ProcMapKpodProcExited = "kpod_proc_exited"
+	ProcProgKpodExecB     = "kpod_exec_b"
+	ProcProgKpodExecR     = "kpod_exec_r"
+	ProcProgKpodExecT     = "kpod_exec_t"
+	ProcProgKpodExitB     = "kpod_exit_b"
+	ProcProgKpodExitR     = "kpod_exit_r"
+	ProcProgKpodExitT     = "kpod_exit_t"
+	ProcProgKpodForkB     = "kpod_fork_b"
+	ProcProgKpodForkR     = "kpod_fork_r"
 )
 
 // LoadProc returns the embedded CollectionSpec for Proc.
@@ -97,8 +104,9 @@ type ProcProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcMapSpecs struct {
-	KpodProc    *ebpf.MapSpec `ebpf:"kpod_proc"`
-	KpodProcErr *ebpf.MapSpec `ebpf:"kpod_proc_err"`
+	KpodProc       *ebpf.MapSpec `ebpf:"kpod_proc"`
+	KpodProcErr    *ebpf.MapSpec `ebpf:"kpod_proc_err"`
+	KpodProcExited *ebpf.MapSpec `ebpf:"kpod_proc_exited"`
 }
 
 // ProcVariableSpecs contains global variables before they are loaded into the kernel.
@@ -127,14 +135,16 @@ func (o *ProcObjects) Close() error {
 //
 // It can be passed to LoadProcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcMaps struct {
-	KpodProc    *ebpf.Map `ebpf:"kpod_proc"`
-	KpodProcErr *ebpf.Map `ebpf:"kpod_proc_err"`
+	KpodProc       *ebpf.Map `ebpf:"kpod_proc"`
+	KpodProcErr    *ebpf.Map `ebpf:"kpod_proc_err"`
+	KpodProcExited *ebpf.Map `ebpf:"kpod_proc_exited"`
 }
 
 func (m *ProcMaps) Close() error {
 	return _ProcClose(
 		m.KpodProc,
 		m.KpodProcErr,
+		m.KpodProcExited,
 	)
 }
 

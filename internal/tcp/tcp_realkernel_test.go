@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +36,17 @@ var variants = []variant{{PathSocket, "tp_btf"}, {PathSegment, "tp_btf"}, {PathS
 func forVariants(t *testing.T, test func(t *testing.T, v variant)) {
 	fakepod.RequireRoot(t)
 	for _, v := range variants {
-		t.Run(v.String(), func(t *testing.T) { test(t, v) })
+		t.Run(v.String(), func(t *testing.T) {
+			if v.path == PathSegment && !bpftest.HasTracepoint(t, "sock", "sock_send_length") {
+				// Before 6.3 the per-segment path cannot load, and says why.
+				bpftest.On(t, v.rung)
+				if _, err := startPath(v.path, "/proc", fakepod.HostLayout(t).V2); err == nil || !strings.Contains(err.Error(), "sock_send_length") {
+					t.Fatalf("the per-segment path loaded without sock_send_length, or did not say why: %v", err)
+				}
+				return
+			}
+			test(t, v)
+		})
 	}
 }
 

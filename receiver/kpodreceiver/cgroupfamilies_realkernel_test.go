@@ -50,8 +50,8 @@ func TestRealCgroupFamilies(t *testing.T) {
 		t.Fatalf("no resource for container %s of pod %s", ctr.ID, busy.UID)
 	}
 	dev := map[string]string{"system.device": disk.Name}
-	if got := intValue(t, rm, "kpod.disk.written.bytes", dev); !within(got, written, 0.01) {
-		t.Errorf("written bytes on %s = %d, want %d ±1%%", disk.Name, got, written)
+	if got := intValue(t, rm, "kpod.disk.written.bytes", dev); got != written {
+		t.Errorf("written bytes on %s = %d, want %d", disk.Name, got, written)
 	}
 	if got := intValue(t, rm, "kpod.disk.writes", dev); got != written/bs {
 		t.Errorf("writes on %s = %d, want %d (one bio per %d-byte O_DIRECT write)", disk.Name, got, written/bs, bs)

@@ -3,6 +3,8 @@
 package bpftest
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +97,24 @@ func CheckShape(t *testing.T, spec *ebpf.CollectionSpec, hooks []bpfload.Hook) {
 			t.Errorf("map name %q: want kpod_ prefix and at most 15 characters", name)
 		}
 	}
+}
+
+// HasTracepoint reports whether the running kernel has the tracepoint group/name, from
+// tracefs (independently of the loader), so that a test knows which path or rung a family
+// must take on this kernel.
+func HasTracepoint(t *testing.T, group, name string) bool {
+	t.Helper()
+	if _, err := os.Stat("/sys/kernel/tracing/events"); err != nil {
+		t.Fatalf("tracefs is not mounted at /sys/kernel/tracing: %v", err)
+	}
+	_, err := os.Stat(filepath.Join("/sys/kernel/tracing/events", group, name))
+	return err == nil
+}
+
+// HasKprobes reports whether the kernel can trace kernel functions with kprobes (tracefs
+// kprobe_events), independently of the loader.
+func HasKprobes(t *testing.T) bool {
+	t.Helper()
+	_, err := os.Stat("/sys/kernel/tracing/kprobe_events")
+	return err == nil
 }
