@@ -22,7 +22,7 @@ type NetNS struct {
 func NewNetNS(t testing.TB) *NetNS {
 	t.Helper()
 	RequireRoot(t)
-	n := &NetNS{Name: "kpod-" + randHex(4), t: t}
+	n := &NetNS{Name: "kpod-" + RandHex(4), t: t}
 	n.Path = "/run/netns/" + n.Name
 	run(t, "ip", "netns", "add", n.Name)
 	t.Cleanup(func() {
@@ -55,7 +55,7 @@ func NewVeth(t testing.TB, a, b *NetNS) *Veth {
 	t.Helper()
 	vethCounter++
 	k := vethCounter%250 + 1
-	v := &Veth{A: a, B: b, IfA: "kpa" + randHex(3), IfB: "kpb" + randHex(3),
+	v := &Veth{A: a, B: b, IfA: "kpa" + RandHex(3), IfB: "kpb" + RandHex(3),
 		AddrA: fmt.Sprintf("10.213.%d.1", k), AddrB: fmt.Sprintf("10.213.%d.2", k)}
 	run(t, "ip", "link", "add", v.IfA, "netns", a.Name, "type", "veth", "peer", "name", v.IfB, "netns", b.Name)
 	for _, side := range []struct {
@@ -126,7 +126,7 @@ func NewMountNS(t testing.TB) *MountNS {
 		run(t, "mount", "--bind", dir, dir)
 	}
 	run(t, "mount", "--make-private", dir)
-	m := &MountNS{Path: filepath.Join(dir, "mnt-"+randHex(4)), t: t}
+	m := &MountNS{Path: filepath.Join(dir, "mnt-"+RandHex(4)), t: t}
 	if err := os.WriteFile(m.Path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
