@@ -373,12 +373,8 @@ func TestSnapshot(t *testing.T) {
 	// Disk: an ext4 volume on a loop device, mounted at /mnt in the writer's own mount
 	// namespace (so kpod reports its filesystems); O_DIRECT writes and reads and buffered
 	// writes through the page cache.
-	disk := fakepod.NewLoopDevice(t, 64)
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0", disk.Path).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
-	}
 	mnt := fakepod.NewMountNS(t)
-	mnt.Exec("mount", disk.Path, "/mnt")
+	fakepod.NewExt4(t, 64, fakepod.Ext4Options{MountNS: mnt, Dir: "/mnt"})
 	writer := newPod("disk-writer", "own mount namespace with an ext4 volume at /mnt (loop device); per round 4 MiB O_DIRECT write + fdatasync, 4 MiB O_DIRECT read, 1 MiB buffered write", fakepod.Options{QoS: podid.Burstable})
 	wCtr := writer.AddContainer()
 	wCtr.SetNS = []string{mnt.Path}
