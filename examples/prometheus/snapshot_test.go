@@ -17,17 +17,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -277,55 +274,6 @@ func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 
 // ---- the collector ---------------------------------------------------------------------
 
-type collectorProc struct {
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	mu   *sync.Mutex
-	done chan struct{}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func startCollector(t *testing.T, bin, config string) *collectorProc {
-	t.Helper()
-	c := &collectorProc{out: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
-	c.cmd = exec.Command(bin, "--config", config)
-	c.cmd.Stdout = lockedWriter{c.mu, c.out}
-	c.cmd.Stderr = lockedWriter{c.mu, c.out}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = c.cmd.Wait(); close(c.done) }()
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.done:
-		case <-time.After(15 * time.Second):
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
-		if t.Failed() {
-			c.mu.Lock()
-			out := c.out.String()
-			c.mu.Unlock()
-			if len(out) > 8<<10 {
-				out = out[len(out)-8<<10:]
-			}
-			t.Logf("collector output (tail):\n%s", out)
-		}
-	})
-	return c
-}
-
 func scrapeRaw(url string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -413,14 +361,14 @@ func TestSnapshot(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(snapshotConfig(promPort, healthPort, telPort, api.kubeconfig(t))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	col := startCollector(t, bin, cfgPath)
+	col := testenv.StartCollector(t, bin, cfgPath)
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", promPort)
 
 	// Wait for a cycle that shows every pod.
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		select {
-		case <-col.done:
+		case <-col.Done():
 			t.Fatal("collector exited at startup")
 		default:
 		}
