@@ -1,6 +1,7 @@
 // Package prometheus_test checks the Grafana dashboard, the Prometheus rules and the
 // deployment examples under examples/ against what kpod really exports: the two scrapes of
-// otelcol-kpod in testdata/ (written by snapshot_test.go, `go test -tags snapshot`).
+// otelcol-kpod in testdata/ (written by snapshot_test.go, `go test -tags snapshot`), or the
+// two in $KPOD_SNAPSHOT_DIR (scrape-1.prom and scrape-2.prom) where that is set.
 //
 //	go test ./examples/prometheus/
 //
@@ -83,13 +84,27 @@ var (
 	snapErr  error
 )
 
-// snapshots are testdata/scrape-1.prom and scrape-2.prom, taken 20 s apart.
+// snapshotEnv names a directory whose scrape-1.prom and scrape-2.prom the tests read instead
+// of testdata/'s (test/e2ecluster points it at the two scrapes of its real cluster).
+const snapshotEnv = "KPOD_SNAPSHOT_DIR"
+
+// snapshotFile is scrape-<n>.prom of the snapshot the tests check.
+func snapshotFile(t *testing.T, n int) string {
+	t.Helper()
+	dir := filepath.Join(examplesDir(t), "prometheus", "testdata")
+	if d := os.Getenv(snapshotEnv); d != "" {
+		dir = d
+	}
+	return filepath.Join(dir, fmt.Sprintf("scrape-%d.prom", n))
+}
+
+// snapshots are scrape-1.prom and scrape-2.prom, taken 20 s apart.
 func snapshots(t *testing.T) [2]*exposition {
 	t.Helper()
-	dir := examplesDir(t)
+	paths := [2]string{snapshotFile(t, 1), snapshotFile(t, 2)}
 	snapOnce.Do(func() {
-		for i := range snaps {
-			f, err := os.Open(filepath.Join(dir, "prometheus", "testdata", fmt.Sprintf("scrape-%d.prom", i+1)))
+		for i, path := range paths {
+			f, err := os.Open(path)
 			if err != nil {
 				snapErr = err
 				return
@@ -97,7 +112,7 @@ func snapshots(t *testing.T) [2]*exposition {
 			snaps[i], err = parseExposition(f)
 			f.Close()
 			if err != nil {
-				snapErr = fmt.Errorf("scrape-%d.prom: %w", i+1, err)
+				snapErr = fmt.Errorf("%s: %w", path, err)
 				return
 			}
 		}
@@ -823,7 +838,10 @@ func runOnSnapshot(t *testing.T, bin string, tests []promExprTest, origin map[st
 // from the header snapshot_test.go writes.
 func snapshotPods(t *testing.T) map[string]string {
 	t.Helper()
-	b := readFile(t, "prometheus", "testdata", "scrape-2.prom")
+	b, err := os.ReadFile(snapshotFile(t, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[string]string{}
 	for _, m := range regexp.MustCompile(`(?m)^#\s+(pod-[0-9a-f]{8})\s+(\S+)\s`).FindAllStringSubmatch(string(b), -1) {
 		out[m[2]] = m[1]

@@ -646,7 +646,7 @@ func TestKpodDaemonSet(t *testing.T) {
 	})
 
 	t.Run("dashboard and rules on the snapshots", func(t *testing.T) {
-		checkQueries(t, snaps)
+		checkQueries(t, filepath.Dir(snaps[0]))
 	})
 
 	t.Run("deleted pod's series expire", func(t *testing.T) {
