@@ -28,6 +28,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -551,31 +553,34 @@ func renderSnapshot(e *exposition, ours map[string]role, roles []role, n int, re
 	for _, r := range roles {
 		fmt.Fprintf(&b, "#   %-12s %-10s %s\n", "pod-"+prefix(r.pod.UID, 8), r.name, r.what)
 	}
-	byFamily := map[string][]sample{}
-	for _, s := range e.Samples {
-		if uid := s.Labels["k8s_pod_uid"]; uid != "" {
-			if _, ok := ours[uid]; !ok {
-				continue
+	// The exporter's own encoder (expfmt) writes the kept metrics, so that the file carries
+	// exactly the values and the order the endpoint had.
+	for _, mf := range e.Families {
+		var kept []*dto.Metric
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
 			}
-		} else if !strings.HasPrefix(s.Name, "kpod_") {
-			continue // target_info and the like: not kpod's
+			if uid := labels["k8s_pod_uid"]; uid != "" {
+				if _, ok := ours[uid]; !ok {
+					continue
+				}
+			} else if !strings.HasPrefix(mf.GetName(), "kpod_") {
+				continue // target_info and the like: not kpod's
+			}
+			for k, v := range k8sLabelsFor(labels) {
+				m.Label = append(m.Label, &dto.LabelPair{Name: &k, Value: &v})
+			}
+			sort.Slice(m.Label, func(i, j int) bool { return m.Label[i].GetName() < m.Label[j].GetName() })
+			kept = append(kept, m)
 		}
-		for k, v := range k8sLabelsFor(s.Labels) {
-			s.Labels[k] = v
-		}
-		f := e.familyOf(s.Name)
-		byFamily[f] = append(byFamily[f], s)
-	}
-	for _, f := range e.Families {
-		ss := byFamily[f]
-		if len(ss) == 0 {
+		if len(kept) == 0 {
 			continue
 		}
-		for _, c := range e.Comments[f] {
-			b.WriteString(c + "\n")
-		}
-		for _, s := range ss {
-			fmt.Fprintf(&b, "%s%s %s\n", s.Name, promtext.LabelString(s.Labels), s.Text)
+		mf.Metric = kept
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			panic(err) // a bytes.Buffer does not fail
 		}
 	}
 	return b.Bytes()
