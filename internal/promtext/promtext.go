@@ -129,6 +129,24 @@ func Samples(mf *dto.MetricFamily) []Sample {
 	return out
 }
 
+// Filter returns the samples called name whose labels include every label of want.
+func Filter(ss []Sample, name string, want map[string]string) []Sample {
+	var out []Sample
+next:
+	for _, s := range ss {
+		if s.Name != name {
+			continue
+		}
+		for k, v := range want {
+			if s.Labels[k] != v {
+				continue next
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // FormatFloat writes a value as the text format does ("+Inf", "1e-06", "0.5").
 func FormatFloat(f float64) string {
 	switch {

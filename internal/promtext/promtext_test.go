@@ -45,6 +45,15 @@ func TestParse(t *testing.T) {
 	if diff := cmp.Diff(want, ss); diff != "" {
 		t.Errorf("samples (-want +got):\n%s", diff)
 	}
+	if got := Filter(ss, "kpod_x_total", map[string]string{"a": "2"}); len(got) != 1 || got[0].Labels["b"] != "" || got[0].Value != 0 {
+		t.Errorf("Filter a=2: %v", got)
+	}
+	if got := Filter(ss, "kpod_h_seconds_bucket", map[string]string{"c": "x"}); len(got) != 3 {
+		t.Errorf("Filter buckets of c=x: %v", got)
+	}
+	if got := Filter(ss, "kpod_x_total", map[string]string{"a": "3"}); len(got) != 0 {
+		t.Errorf("Filter a=3: %v", got)
+	}
 	if got := ss[5].String(); got != `kpod_x_total{a="1",b="q\"uote\\slash\nnl"} 42` {
 		t.Errorf("String: %s", got)
 	}

@@ -106,21 +106,9 @@ func waitFor(t *testing.T, c *testenv.Collector, url string, deadline time.Durat
 	}
 }
 
+// filter returns the samples called name whose labels include labels.
 func filter(ss []sample, name string, labels map[string]string) []sample {
-	var out []sample
-next:
-	for _, s := range ss {
-		if s.Name != name {
-			continue
-		}
-		for k, v := range labels {
-			if s.Labels[k] != v {
-				continue next
-			}
-		}
-		out = append(out, s)
-	}
-	return out
+	return promtext.Filter(ss, name, labels)
 }
 
 func hasPod(ss []sample, uid string) bool {
