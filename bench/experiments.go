@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/kpod-project/kpod/internal/biolatency"
 	"github.com/kpod-project/kpod/internal/cgroupfs"
-	"github.com/kpod-project/kpod/internal/cpu"
 	"github.com/kpod-project/kpod/internal/memory"
 	"github.com/kpod-project/kpod/internal/pagefaults"
 	"github.com/kpod-project/kpod/internal/tcp"
@@ -28,8 +26,9 @@ import (
 
 // The experiments measure changes this report proposes, next to what kpod does today, on the
 // benchmark where the change matters. They never touch bpf/, internal/ or receiver/: a kernel
-// variant is either a map-type change applied to the committed object's spec at load time or
-// a copy of a family's C in bench/experiments/ compiled here.
+// variant is the committed object's spec changed at load time (a map type, the set of
+// programs attached). (The run of 2026-11-29 also compiled a copy of bpf/cpu.bpf.c, "one
+// lookup per switch"; it saved nothing measurable and was removed, see bench/ANALYSIS.md.)
 
 // expResult is one experiment: variant B (proposed) against A (kpod today).
 type expResult struct {
@@ -190,25 +189,8 @@ func kernelExperiment(s *suite, r *expResult, specA, specB *ebpf.CollectionSpec,
 func runExperiments(s *suite, kbench, otelcol, outDir string, rng *rand.Rand) []*expResult {
 	var out []*expResult
 
-	// 1. cpu: one hash lookup at sched_switch when prev and next share a cgroup.
-	r := &expResult{Name: "cpu: one lookup per switch", Bench: "pingpong", A: "bpf/cpu.bpf.c (committed object)", B: "bench/experiments/sched_onelookup.bpf.c",
-		Change: "at sched_switch, reuse prev's per-cgroup entry for next's run-queue histogram when both tasks are in the same cgroup (kpod today looks the map up twice)"}
-	out = append(out, r)
-	obj := filepath.Join(os.TempDir(), "kpodbench-sched_onelookup.o")
-	if b, err := exec.Command("clang-19", "-O2", "-g", "-target", "bpfel", "-D__TARGET_ARCH_x86", "-I../bpf/include", "-mcpu=v3", "-Wall", "-Werror",
-		"-c", "experiments/sched_onelookup.bpf.c", "-o", obj).CombinedOutput(); err != nil {
-		r.Error = fmt.Sprintf("clang-19: %v: %s", err, b)
-	} else if specA, err := cpu.Spec().Load(); err != nil {
-		r.Error = err.Error()
-	} else if specB, err := ebpf.LoadCollectionSpec(obj); err != nil {
-		r.Error = err.Error()
-	} else {
-		kernelExperiment(s, r, specA, specB, 16, rng)
-	}
-	os.Remove(obj)
-
-	// 2. biolatency: a preallocated HASH instead of an LRU_HASH for the in-flight requests.
-	r = &expResult{Name: "biolatency: HASH for in-flight requests", Bench: "dread", A: "kpod_bio_start LRU_HASH (committed)", B: "kpod_bio_start HASH",
+	// 1. biolatency: a preallocated HASH instead of an LRU_HASH for the in-flight requests.
+	r := &expResult{Name: "biolatency: HASH for in-flight requests", Bench: "dread", A: "kpod_bio_start LRU_HASH (committed)", B: "kpod_bio_start HASH",
 		Change: "the map of requests in flight (16,384 entries, one update and one delete per I/O) as a preallocated BPF_MAP_TYPE_HASH, like libbpf-tools biolatency, instead of an LRU_HASH; same object, map type changed at load time"}
 	out = append(out, r)
 	if specA, err := biolatency.Spec().Load(); err != nil {
@@ -220,7 +202,7 @@ func runExperiments(s *suite, kbench, otelcol, outDir string, rng *rand.Rand) []
 		kernelExperiment(s, r, specA, specB, 16, rng)
 	}
 
-	// 3. tcp: what per-call hooks cost, against the per-connection events only (what a design
+	// 2. tcp: what per-call hooks cost, against the per-connection events only (what a design
 	// that reads bytes and RTT from the sockets at collection time, with a BPF iterator over TCP
 	// sockets, would keep).
 	r = &expResult{Name: "tcp: per-connection hooks only", Bench: "redis-cpu", A: "all tcp programs (committed)", B: "inet_sock_set_state + tcp_retransmit_skb only",
@@ -234,9 +216,9 @@ func runExperiments(s *suite, kbench, otelcol, outDir string, rng *rand.Rand) []
 		kernelExperiment(s, r, specA, specB, 12, rng, "kpod_tsend_b", "kpod_trecv_b", "kpod_trtt_b")
 	}
 
-	// 4. userspace: what the standard profile reads per container per cycle.
+	// 3. userspace: what the standard profile reads per container per cycle.
 	out = append(out, cgroupReadExperiment(kbench))
-	// 5. collector memory: the Go runtime's settings.
+	// 4. collector memory: the Go runtime's settings.
 	if otelcol != "" {
 		out = append(out, rssExperiment(kbench, otelcol, outDir))
 	}

@@ -4,21 +4,18 @@ package bench
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kpod-project/kpod/internal/cgroupfs"
+	"github.com/kpod-project/kpod/internal/fakepod"
 )
 
 // podPrefix names the top directory of every pod set the benchmarks create (in the v2 tree
@@ -30,8 +27,9 @@ const podPrefix = "kpodbench-"
 //	<prefix>/kubepods/besteffort/pod<uid>/<container id>
 //
 // created in the cgroup2 tree and in every v1 hierarchy (as the kubelet does on a hybrid
-// host). It is cheaper than internal/fakepod (one prefix for all pods, no per-test
-// bookkeeping), which is what makes 1,000 pods take about a second.
+// host) with fakepod's cgroup primitives (MkdirCgroup, RemoveCgroup). It is cheaper than a
+// fakepod.Pod each (one prefix for all pods, no per-test bookkeeping), which is what makes
+// 1,000 pods take about a second.
 type podSet struct {
 	layout cgroupfs.Layout
 	roots  []string
@@ -56,24 +54,14 @@ type benchContainer struct {
 	set      *podSet
 }
 
-// cgroupRoots returns the host's cgroup layout and its hierarchy roots (v2 first, then each
-// distinct v1 mount).
+// cgroupRoots returns the host's cgroup layout and its hierarchy roots (fakepod.CgroupRoots:
+// v2 first, then each distinct v1 mount).
 func cgroupRoots() (cgroupfs.Layout, []string, error) {
 	l, err := cgroupfs.Discover("/proc/self/mountinfo", "")
 	if err != nil {
 		return l, nil, err
 	}
-	roots := []string{l.V2}
-	seen := map[string]bool{l.V2: true}
-	var v1 []string
-	for _, m := range l.V1 {
-		if !seen[m] {
-			seen[m] = true
-			v1 = append(v1, m)
-		}
-	}
-	sort.Strings(v1)
-	return l, append(roots, v1...), nil
+	return l, fakepod.CgroupRoots(l), nil
 }
 
 func newPodSet() (*podSet, error) {
@@ -81,7 +69,7 @@ func newPodSet() (*podSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &podSet{layout: l, roots: roots, prefix: podPrefix + randHex(4)}
+	s := &podSet{layout: l, roots: roots, prefix: podPrefix + fakepod.RandHex(4)}
 	for _, rel := range []string{s.prefix, s.prefix + "/kubepods", s.prefix + "/kubepods/besteffort"} {
 		if err := s.mkdir(rel); err != nil {
 			_ = s.close()
@@ -91,38 +79,22 @@ func newPodSet() (*podSet, error) {
 	return s, nil
 }
 
+// mkdir creates rel in every hierarchy as fakepod does (cpuset copied, controllers delegated
+// on a pure v2 host); close removes what exists of it even if this fails half way.
 func (s *podSet) mkdir(rel string) error {
-	for _, root := range s.roots {
-		dir := filepath.Join(root, rel)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return fmt.Errorf("creating cgroup: %w", err)
-		}
-		if root == s.layout.V1["cpuset"] {
-			// A v1 cpuset starts empty and takes no tasks: inherit the parent's.
-			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-				b, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
-				if err == nil {
-					err = os.WriteFile(filepath.Join(dir, f), b, 0)
-				}
-				if err != nil {
-					return err
-				}
-			}
-		}
-	}
 	s.dirs = append(s.dirs, rel)
-	return nil
+	return fakepod.MkdirCgroup(s.layout, rel)
 }
 
 // addPod creates a pod with n containers.
 func (s *podSet) addPod(n int) (*benchPod, error) {
-	p := &benchPod{UID: randUID()}
+	p := &benchPod{UID: fakepod.RandUID()}
 	p.Rel = s.prefix + "/kubepods/besteffort/pod" + p.UID
 	if err := s.mkdir(p.Rel); err != nil {
 		return nil, err
 	}
 	for i := 0; i < n; i++ {
-		c := &benchContainer{ID: randHex(32), set: s}
+		c := &benchContainer{ID: fakepod.RandHex(32), set: s}
 		c.Rel = p.Rel + "/" + c.ID
 		if err := s.mkdir(c.Rel); err != nil {
 			return nil, err
@@ -215,41 +187,13 @@ func (s *podSet) close() error {
 	var errs []error
 	for i := len(s.dirs) - 1; i >= 0; i-- {
 		for _, root := range s.roots {
-			if err := removeCgroup(filepath.Join(root, s.dirs[i])); err != nil {
+			if err := fakepod.RemoveCgroup(filepath.Join(root, s.dirs[i])); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	s.dirs = nil
 	return errors.Join(errs...)
-}
-
-// removeCgroup kills the processes of one cgroup directory (no children) and removes it.
-func removeCgroup(dir string) error {
-	_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		pids := strings.Fields(string(b))
-		if err == nil && len(pids) == 0 {
-			err = os.Remove(dir)
-			if err == nil || errors.Is(err, os.ErrNotExist) {
-				return nil
-			}
-		}
-		for _, p := range pids {
-			if pid, e := strconv.Atoi(p); e == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("removing %s: %v (processes %v)", dir, err, pids)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // removeStalePods removes what an interrupted earlier run left: every kpodbench-* tree.
@@ -270,24 +214,13 @@ func removeStalePods() error {
 				return nil
 			})
 			for i := len(dirs) - 1; i >= 0; i-- { // children first
-				if err := removeCgroup(dirs[i]); err != nil {
+				if err := fakepod.RemoveCgroup(dirs[i]); err != nil {
 					errs = append(errs, err)
 				}
 			}
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func randUID() string {
-	s := randHex(16)
-	return s[0:8] + "-" + s[8:12] + "-4" + s[13:16] + "-a" + s[17:20] + "-" + s[20:32]
 }
 
 // newSleepingPodSet creates n pods of one container each, with one sleeping process in each

@@ -1018,9 +1018,9 @@ func renderExperiments(w *mdWriter, run *benchRun) {
 	w.p("## Experiments: changes this report proposes, measured")
 	w.p("")
 	w.p("Each is measured against what kpod does today on the benchmark where it matters; nothing in bpf/, internal/ or receiver/ is")
-	w.p("changed (a kernel variant is the committed object with a map type changed at load time, or a copy of a family's C in")
-	w.p("bench/experiments/ compiled by the run). Kernel experiments: triplets of samples back to back (nothing, today, proposed; random")
-	w.p("order), medians over triplets; then BPF statistics of one run of each.")
+	w.p("changed (a kernel variant is the committed object with a map type or the set of attached programs changed at load time).")
+	w.p("Kernel experiments: triplets of samples back to back (nothing, today, proposed; random order), medians over triplets; then")
+	w.p("BPF statistics of one run of each.")
 	w.p("")
 	for _, e := range run.Experiments {
 		w.p("**%s** — %s.", e.Name, e.Change)

@@ -304,19 +304,17 @@ func scrapeProm(url, prefix string) (map[string]float64, int, time.Duration, err
 	if err != nil {
 		return nil, 0, 0, err
 	}
+	ss, err := promtext.Parse(bytes.NewReader(raw))
+	if err != nil {
+		return nil, 0, 0, err
+	}
 	out := map[string]float64{}
-	n := 0
-	err = promtext.Lines(bytes.NewReader(raw), func(l promtext.Line) error {
-		if l.Comment != "" {
-			return nil
+	for _, s := range ss {
+		if strings.HasPrefix(s.Name, prefix) {
+			out[s.Name] = s.Value
 		}
-		n++
-		if strings.HasPrefix(l.Sample.Name, prefix) {
-			out[l.Sample.Name] = l.Sample.Value
-		}
-		return nil
-	})
-	return out, n, took, err
+	}
+	return out, len(ss), took, nil
 }
 
 // procStatus reads a kB field of /proc/<pid>/status, in bytes.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kpod-project/kpod/internal/fakepod"
 )
 
 // stateDir records what a run started (process ids with their start times, loop devices),
@@ -135,7 +137,7 @@ type loopDevice struct {
 }
 
 func newLoopDevice(sizeMiB int) (*loopDevice, error) {
-	file := fmt.Sprintf("/dev/shm/kpodbench-%s.img", randHex(4))
+	file := fmt.Sprintf("/dev/shm/kpodbench-%s.img", fakepod.RandHex(4))
 	f, err := os.Create(file)
 	if err != nil {
 		return nil, err

@@ -28,8 +28,8 @@ esac
 case $STATE in /?*) ;; *) echo "cluster-down: KPOD_CLUSTER_STATE must be an absolute path" >&2; exit 1 ;; esac
 STATE=${STATE%/}
 
-now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((t / 1000)); }
-fmt_ms() { printf '%d.%01ds' $(($1 / 1000)) $(($1 % 1000 / 100)); }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 T_START=$(now_ms)
 T_STEP=$T_START
 TIMINGS=()

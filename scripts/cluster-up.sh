@@ -78,8 +78,8 @@ case $STATE in / | /tmp | /root | /home | /var | /var/tmp) die "KPOD_CLUSTER_STA
 case $CONTAINERD_KIND in debian | built) ;; *) die "KPOD_CONTAINERD must be debian or built" ;; esac
 
 # ---- timing -------------------------------------------------------------------------------
-now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((t / 1000)); }
-fmt_ms() { printf '%d.%01ds' $(($1 / 1000)) $(($1 % 1000 / 100)); }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 T_START=$(now_ms)
 T_PHASE=$T_START
 TIMINGS=()
@@ -435,14 +435,7 @@ BUSYBOX_IMAGE=localhost/busybox:$BUSYBOX_TAG
 BUSYBOX_TAR=$IMG_CACHE/busybox-$BUSYBOX_TAG-$(sha256sum </bin/busybox | cut -c1-12).tar
 if [ ! -f "$BUSYBOX_TAR" ]; then
 	R=$STATE/images/busybox-rootfs
-	mkdir -p "$R"/{bin,tmp,etc,root}
-	chmod 1777 "$R/tmp"
-	cp /bin/busybox "$R/bin/busybox"
-	for a in $(/bin/busybox --list-full); do
-		[ "$a" = bin/busybox ] || { mkdir -p "$R/$(dirname "$a")" && ln -sf /bin/busybox "$R/$a"; }
-	done
-	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$R/etc/passwd"
-	printf 'root:x:0:\nnobody:x:65534:\n' >"$R/etc/group"
+	busybox_rootfs "$R"
 	oci_image "$BUSYBOX_TAR" "$BUSYBOX_TAG" "$R" --config.cmd sh --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin
 	echo "cluster-up: built $BUSYBOX_IMAGE ($BUSYBOX_TAR)"
 fi

@@ -45,8 +45,8 @@ if [ ${#pkgs[@]} -gt 0 ]; then
 fi
 
 # ---- timing ---------------------------------------------------------------------------------
-now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((t / 1000)); }
-fmt_ms() { printf '%dm%02d.%01ds' $(($1 / 60000)) $(($1 % 60000 / 1000)) $(($1 % 1000 / 100)); }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 T_START=$(now_ms)
 T_PHASE=$T_START
 PHASE=preflight
@@ -54,8 +54,8 @@ TIMINGS=()
 phase() {
 	local t
 	t=$(now_ms)
-	TIMINGS+=("$(printf '%-16s %s' "$PHASE" "$(fmt_ms $((t - T_PHASE)))")")
-	echo "e2e-cluster: ---- $PHASE done in $(fmt_ms $((t - T_PHASE))); now: $1"
+	TIMINGS+=("$(printf '%-16s %s' "$PHASE" "$(fmt_ms_min $((t - T_PHASE)))")")
+	echo "e2e-cluster: ---- $PHASE done in $(fmt_ms_min $((t - T_PHASE))); now: $1"
 	PHASE=$1 T_PHASE=$t
 }
 
@@ -137,7 +137,7 @@ finish() {
 		fi
 	fi
 	phase end
-	echo "e2e-cluster: $([ $RC = 0 ] && echo PASS || echo "FAIL (exit $RC)") in $(fmt_ms $(($(now_ms) - T_START)))"
+	echo "e2e-cluster: $([ $RC = 0 ] && echo PASS || echo "FAIL (exit $RC)") in $(fmt_ms_min $(($(now_ms) - T_START)))"
 	printf 'e2e-cluster:   %s\n' "${TIMINGS[@]}"
 	exit $RC
 }
@@ -172,15 +172,8 @@ DS_IMAGE=$(awk '$1 == "image:" { print $2; exit }' "$ROOT/examples/kubernetes/da
 "$ROOT/scripts/image.sh" --tag "$DS_IMAGE" -o "$WORK/otelcol-kpod-image.tar"
 # localhost/kpod-workload:<hash>: busybox-static (a shell for the pods' commands) and /kpod-workload.
 R=$WORK/workload-rootfs
-mkdir -p "$R"/{bin,tmp,etc,root}
-chmod 1777 "$R/tmp"
-cp /bin/busybox "$R/bin/busybox"
-for a in $(/bin/busybox --list-full); do
-	[ "$a" = bin/busybox ] || { mkdir -p "$R/$(dirname "$a")" && ln -sf /bin/busybox "$R/$a"; }
-done
+busybox_rootfs "$R"
 install -m 0755 "$WORK/kpod-workload" "$R/kpod-workload"
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$R/etc/passwd"
-printf 'root:x:0:\nnobody:x:65534:\n' >"$R/etc/group"
 WL_TAG=$(cat /bin/busybox "$WORK/kpod-workload" | sha256sum | cut -c1-12)
 L=$WORK/workload-layout
 umoci init --layout "$L"

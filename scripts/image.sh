@@ -41,8 +41,8 @@ done
 case $IMAGE in */*:*) ;; *) die "--tag must be <registry>/<name>:<tag>, e.g. localhost/otelcol-kpod:dev" ;; esac
 NAME=${IMAGE%:*} TAG=${IMAGE##*:}
 
-now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((t / 1000)); }
-fmt_ms() { printf '%d.%01ds' $(($1 / 1000)) $(($1 % 1000 / 100)); }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 T0=$(now_ms)
 
 [ -f "$BINARY" ] || die "$BINARY is missing: run make otelcol first"

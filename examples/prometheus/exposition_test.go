@@ -2,55 +2,40 @@ package prometheus_test
 
 import (
 	"io"
+	"sort"
+	"strconv"
 	"strings"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kpod-project/kpod/internal/promtext"
 )
 
-// The Prometheus text exposition format (version 0.0.4), as much of it as kpod's collector
-// writes and the snapshot files hold. Used by the snapshot generator (snapshot_test.go) and
-// by the checks of the dashboard and rules (queries_test.go).
+// A scrape in the Prometheus text exposition format, as kpod's collector writes it and the
+// snapshot files hold, read with the Prometheus client libraries' parser (promtext, expfmt).
+// Used by the snapshot generator (snapshot_test.go) and by the checks of the dashboard and
+// rules (queries_test.go).
 
-// sample is one sample line (promtext: Text is the value as written, so that a rewritten file
-// carries exactly the values the exporter produced).
+// sample is one sample line.
 type sample = promtext.Sample
 
-// exposition is a parsed scrape: the HELP/TYPE lines of each metric family, and the samples
-// in their original order.
+// exposition is a parsed scrape: its metric families (HELP, TYPE and metrics) and every
+// sample line.
 type exposition struct {
-	Comments map[string][]string // family name -> its "# HELP" / "# TYPE" lines
+	Families []*dto.MetricFamily // in name order, the order the exporter writes them in
 	Types    map[string]string   // family name -> counter, gauge, histogram, ...
-	Families []string            // family names in order of appearance
-	Samples  []sample
+	Samples  []sample            // family by family
 }
 
 func parseExposition(r io.Reader) (*exposition, error) {
-	e := &exposition{Comments: map[string][]string{}, Types: map[string]string{}}
-	seen := map[string]bool{}
-	addFamily := func(f string) {
-		if !seen[f] {
-			seen[f] = true
-			e.Families = append(e.Families, f)
-		}
-	}
-	err := promtext.Lines(r, func(l promtext.Line) error {
-		if l.Comment == "" {
-			addFamily(e.familyOf(l.Sample.Name))
-			e.Samples = append(e.Samples, l.Sample)
-			return nil
-		}
-		f := strings.Fields(l.Comment)
-		if len(f) >= 3 && (f[1] == "HELP" || f[1] == "TYPE") {
-			addFamily(f[2])
-			e.Comments[f[2]] = append(e.Comments[f[2]], l.Comment)
-			if f[1] == "TYPE" && len(f) >= 4 {
-				e.Types[f[2]] = f[3]
-			}
-		}
-		return nil // other comments (the snapshot's header) carry no data
-	})
+	fams, err := promtext.Families(r)
 	if err != nil {
 		return nil, err
+	}
+	e := &exposition{Families: fams, Types: map[string]string{}}
+	for _, mf := range fams {
+		e.Types[mf.GetName()] = strings.ToLower(mf.GetType().String())
+		e.Samples = append(e.Samples, promtext.Samples(mf)...)
 	}
 	return e, nil
 }
@@ -75,5 +60,26 @@ func (e *exposition) names() map[string]bool {
 	return out
 }
 
-// seriesKey identifies a series: its name and label set.
-func seriesKey(s sample) string { return s.Name + promtext.LabelString(s.Labels) }
+// seriesKey identifies a series in PromQL's notation (promtool's input series): its name and
+// its labels, sorted, with quoted values.
+func seriesKey(s sample) string {
+	keys := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(s.Name)
+	for i, k := range keys {
+		if i == 0 {
+			b.WriteByte('{')
+		} else {
+			b.WriteByte(',')
+		}
+		b.WriteString(k + "=" + strconv.Quote(s.Labels[k]))
+	}
+	if len(keys) > 0 {
+		b.WriteByte('}')
+	}
+	return b.String()
+}

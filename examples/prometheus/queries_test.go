@@ -1,11 +1,13 @@
 // Package prometheus_test checks the Grafana dashboard, the Prometheus rules and the
 // deployment examples under examples/ against what kpod really exports: the two scrapes of
-// otelcol-kpod in testdata/ (written by snapshot_test.go, `go test -tags snapshot`).
+// otelcol-kpod in testdata/ (written by snapshot_test.go, `go test -tags snapshot`), or the
+// two in $KPOD_SNAPSHOT_DIR (scrape-1.prom and scrape-2.prom) where that is set.
 //
 //	go test ./examples/prometheus/
 //
 // promtool (Debian package prometheus) evaluates the queries: the tests that need it skip
-// without it, and fail under CI=true. Nothing here imports the Prometheus server code.
+// without it, and fail under CI=true. PromQL is read with Prometheus's own parser
+// (github.com/prometheus/prometheus/promql/parser).
 package prometheus_test
 
 import (
@@ -28,7 +30,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/util/yaml"
 
-	"github.com/kpod-project/kpod/internal/promtext"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // ---- files -----------------------------------------------------------------------------------
@@ -83,13 +86,27 @@ var (
 	snapErr  error
 )
 
-// snapshots are testdata/scrape-1.prom and scrape-2.prom, taken 20 s apart.
+// snapshotEnv names a directory whose scrape-1.prom and scrape-2.prom the tests read instead
+// of testdata/'s (test/e2ecluster points it at the two scrapes of its real cluster).
+const snapshotEnv = "KPOD_SNAPSHOT_DIR"
+
+// snapshotFile is scrape-<n>.prom of the snapshot the tests check.
+func snapshotFile(t *testing.T, n int) string {
+	t.Helper()
+	dir := filepath.Join(examplesDir(t), "prometheus", "testdata")
+	if d := os.Getenv(snapshotEnv); d != "" {
+		dir = d
+	}
+	return filepath.Join(dir, fmt.Sprintf("scrape-%d.prom", n))
+}
+
+// snapshots are scrape-1.prom and scrape-2.prom, taken 20 s apart.
 func snapshots(t *testing.T) [2]*exposition {
 	t.Helper()
-	dir := examplesDir(t)
+	paths := [2]string{snapshotFile(t, 1), snapshotFile(t, 2)}
 	snapOnce.Do(func() {
-		for i := range snaps {
-			f, err := os.Open(filepath.Join(dir, "prometheus", "testdata", fmt.Sprintf("scrape-%d.prom", i+1)))
+		for i, path := range paths {
+			f, err := os.Open(path)
 			if err != nil {
 				snapErr = err
 				return
@@ -97,7 +114,7 @@ func snapshots(t *testing.T) [2]*exposition {
 			snaps[i], err = parseExposition(f)
 			f.Close()
 			if err != nil {
-				snapErr = fmt.Errorf("scrape-%d.prom: %w", i+1, err)
+				snapErr = fmt.Errorf("%s: %w", path, err)
 				return
 			}
 		}
@@ -136,20 +153,20 @@ func loadRules(t *testing.T) ruleFile {
 	return rf
 }
 
-// The seed product's 18 alerts, as kpod-rules.yaml names them.
+// The seed product's 21 alerts, as kpod-rules.yaml names them.
 var wantAlerts = []string{
 	"KpodHighRunqueueLatency", "KpodTCPRetransmitRatioHigh", "KpodTCPDrops", "KpodSyscallErrorRateHigh",
 	"KpodFilesystemAlmostFull", "KpodBPFMapNearlyFull", "KpodBPFMapUpdateErrors", "KpodContainerRestartRateHigh",
 	"KpodContainerCrashLooping", "KpodMemoryPressure", "KpodCollectorSkipRateHigh", "KpodCollectorUnavailable",
 	"KpodCollectionTimeouts", "KpodCollectionCycleSlow", "KpodOOMKills", "KpodForkBomb", "KpodExecStorm",
-	"KpodHighBlockIOLatency",
+	"KpodHighBlockIOLatency", "KpodTargetDown", "KpodCollectorErrors", "KpodCgroupReadErrors",
 }
 
 // The seed dashboard's rows, in order.
 var wantRows = []string{"CPU", "Network", "Disk & filesystem", "Memory & cache", "Process", "Syscalls", "IRQ",
 	"BPF internals", "Collection health"}
 
-// TestRuleFiles: 17 recording rules and the 18 alerts, each described; the PrometheusRule
+// TestRuleFiles: 19 recording rules and the 21 alerts, each described; the PrometheusRule
 // carries the same groups.
 func TestRuleFiles(t *testing.T) {
 	rf := loadRules(t)
@@ -170,14 +187,14 @@ func TestRuleFiles(t *testing.T) {
 			}
 		}
 	}
-	if len(records) != 17 {
-		t.Errorf("%d recording rules, want 17: %v", len(records), records)
+	if len(records) != 19 {
+		t.Errorf("%d recording rules, want 19: %v", len(records), records)
 	}
 	sort.Strings(alerts)
 	want := slices.Clone(wantAlerts)
 	sort.Strings(want)
 	if !slices.Equal(alerts, want) {
-		t.Errorf("alerts differ from the seed's 18 (-want +got):\n%s", cmp.Diff(want, alerts))
+		t.Errorf("alerts differ from the seed's %d (-want +got):\n%s", len(want), cmp.Diff(want, alerts))
 	}
 	// Recording rules cannot have annotations: each is described by the comment above it.
 	lines := strings.Split(string(readFile(t, "prometheus", "kpod-rules.yaml")), "\n")
@@ -392,166 +409,58 @@ func TestDashboard(t *testing.T) {
 	}
 }
 
-// ---- PromQL, as much as these checks need -----------------------------------------------------
+// ---- PromQL: Prometheus's own parser --------------------------------------------------------
 
-func isIdentStart(c byte) bool {
-	return c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-}
+var promql = parser.NewParser(parser.Options{})
 
-func isIdentChar(c byte) bool { return isIdentStart(c) || c >= '0' && c <= '9' }
-
-func skipString(s string, i int) int {
-	q := s[i]
-	for i++; i < len(s); i++ {
-		if s[i] == '\\' && q != '`' {
-			i++
-			continue
-		}
-		if s[i] == q {
-			return i + 1
-		}
+// metricNames returns the metric names an expression selects, in order.
+func metricNames(expr string) ([]string, error) {
+	e, err := promql.ParseExpr(expr)
+	if err != nil {
+		return nil, err
 	}
-	return i
-}
-
-// skipBalanced returns the index after the bracket closing the one at i.
-func skipBalanced(s string, i int) int {
-	depth := 0
-	for i < len(s) {
-		switch c := s[i]; c {
-		case '"', '\'', '`':
-			i = skipString(s, i)
-			continue
-		case '(', '[', '{':
-			depth++
-		case ')', ']', '}':
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-		}
-		i++
-	}
-	return i
-}
-
-var (
-	promKeywords = map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "offset": true,
-		"inf": true, "nan": true, "Inf": true, "NaN": true, "atan2": true}
-	promGrouping     = map[string]bool{"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true}
-	promAggregations = map[string]bool{"sum": true, "min": true, "max": true, "avg": true, "count": true, "stddev": true,
-		"stdvar": true, "topk": true, "bottomk": true, "quantile": true, "count_values": true, "group": true}
-)
-
-// metricNames returns the metric names an expression selects: identifiers that are not
-// functions, aggregations, keywords, grouping labels, label matchers or durations.
-func metricNames(expr string) []string {
 	var out []string
-	for i := 0; i < len(expr); {
-		c := expr[i]
-		switch {
-		case c == '"' || c == '\'' || c == '`':
-			i = skipString(expr, i)
-		case c == '{' || c == '[':
-			i = skipBalanced(expr, i)
-		case c >= '0' && c <= '9' || c == '.':
-			// a number or a duration: 1448, 0.05, 1e-06, 5m
-			for i++; i < len(expr) && (isIdentChar(expr[i]) || expr[i] == '.' ||
-				(expr[i] == '-' || expr[i] == '+') && (expr[i-1] == 'e' || expr[i-1] == 'E')); i++ {
-			}
-		case isIdentStart(c):
-			j := i
-			for j < len(expr) && isIdentChar(expr[j]) {
-				j++
-			}
-			word := expr[i:j]
-			k := j
-			for k < len(expr) && (expr[k] == ' ' || expr[k] == '\n' || expr[k] == '\t') {
-				k++
-			}
-			next := byte(0)
-			if k < len(expr) {
-				next = expr[k]
-			}
-			switch {
-			case promGrouping[word]:
-				if next == '(' {
-					j = skipBalanced(expr, k)
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			name := vs.Name
+			for _, m := range vs.LabelMatchers {
+				if name == "" && m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+					name = m.Value
 				}
-			case promKeywords[word] || promAggregations[word] || next == '(':
-			default:
-				out = append(out, word)
 			}
-			i = j
-		default:
-			i++
-		}
-	}
-	return out
-}
-
-// depths returns, for each byte of expr, whether it is at nesting depth 0 and outside strings.
-func topLevel(expr string) []bool {
-	top := make([]bool, len(expr))
-	depth := 0
-	for i := 0; i < len(expr); {
-		c := expr[i]
-		if c == '"' || c == '\'' || c == '`' {
-			i = skipString(expr, i)
-			continue
-		}
-		switch c {
-		case '(', '[', '{':
-			depth++
-		case ')', ']', '}':
-			depth--
-		default:
-			top[i] = depth == 0
-		}
-		i++
-	}
-	return top
-}
-
-// splitSetOps splits an expression at its top-level and / or / unless.
-func splitSetOps(expr string) []string {
-	top := topLevel(expr)
-	var parts []string
-	last := 0
-	for i := 0; i < len(expr); i++ {
-		if !top[i] || !isIdentStart(expr[i]) || i > 0 && isIdentChar(expr[i-1]) {
-			continue
-		}
-		j := i
-		for j < len(expr) && isIdentChar(expr[j]) {
-			j++
-		}
-		if w := expr[i:j]; w == "and" || w == "or" || w == "unless" {
-			parts = append(parts, strings.TrimSpace(expr[last:i]))
-			last = j
-		}
-		i = j
-	}
-	return append(parts, strings.TrimSpace(expr[last:]))
-}
-
-// valuePart strips a top-level comparison: "x > 0.05" -> "x", the value an alert compares.
-func valuePart(expr string) string {
-	top := topLevel(expr)
-	for i := 0; i < len(expr); i++ {
-		if !top[i] {
-			continue
-		}
-		switch expr[i] {
-		case '>', '<':
-			return strings.TrimSpace(expr[:i])
-		case '=', '!':
-			if i+1 < len(expr) && expr[i+1] == '=' {
-				return strings.TrimSpace(expr[:i])
+			if name != "" {
+				out = append(out, name)
 			}
 		}
+		return nil
+	})
+	return out, nil
+}
+
+// valueParts returns, as written, the operands of an alert's top-level and / or / unless
+// (the expression itself where it has none), each without its threshold: the left side of a
+// comparison at its top ("x > 0.05" -> "x"), the value the alert compares.
+func valueParts(expr string) ([]string, error) {
+	e, err := promql.ParseExpr(expr)
+	if err != nil {
+		return nil, err
 	}
-	return expr
+	var out []string
+	var walk func(parser.Expr)
+	walk = func(n parser.Expr) {
+		if b, ok := n.(*parser.BinaryExpr); ok && b.Op.IsSetOperator() {
+			walk(b.LHS)
+			walk(b.RHS)
+			return
+		}
+		if b, ok := n.(*parser.BinaryExpr); ok && b.Op.IsComparisonOperator() && !b.ReturnBool {
+			n = b.LHS
+		}
+		pr := n.PositionRange()
+		out = append(out, strings.TrimSpace(expr[pr.Start:pr.End]))
+	}
+	walk(e)
+	return out, nil
 }
 
 // grafanaVars replaces the dashboard's variables for evaluation against the snapshot: every
@@ -582,7 +491,13 @@ func TestMetricNamesInSnapshot(t *testing.T) {
 	all := append(dashboardQueries(t, loadDashboard(t)), append(records, alerts...)...)
 	checked := map[string]bool{}
 	for _, q := range all {
-		ms := metricNames(q.expr)
+		// Dashboard queries are parsed with their variables replaced ([$__rate_interval] is
+		// no PromQL).
+		ms, err := metricNames(grafanaVars.Replace(q.expr))
+		if err != nil {
+			t.Errorf("%s: %q does not parse: %v", q.origin, q.expr, err)
+			continue
+		}
 		if len(ms) == 0 {
 			t.Errorf("%s: no metric name found in %q", q.origin, q.expr)
 		}
@@ -665,20 +580,30 @@ func TestRulesTestSeriesShape(t *testing.T) {
 	n := 0
 	for _, tc := range tf.Tests {
 		for _, in := range tc.InputSeries {
-			smp, err := promtext.ParseSample(in.Series + " 0")
+			// promtool's notation for input series, read as a series selector: its labels as
+			// written, also those with an empty value (which a parsed series would not have).
+			ms, err := promql.ParseMetricSelector(in.Series)
 			if err != nil {
 				t.Errorf("%s: %q: %v", tc.Name, in.Series, err)
 				continue
 			}
-			keys := make([]string, 0, len(smp.Labels))
-			for k := range smp.Labels {
-				keys = append(keys, k)
+			var name string
+			var keys []string
+			for _, m := range ms {
+				switch {
+				case m.Type != labels.MatchEqual:
+					t.Errorf("%s: %q: %s is not a label of a series", tc.Name, in.Series, m)
+				case m.Name == labels.MetricName:
+					name = m.Value
+				default:
+					keys = append(keys, m.Name)
+				}
 			}
 			sort.Strings(keys)
-			if shapes[smp.Name] == nil {
-				t.Errorf("%s: %s is not a metric of the snapshot", tc.Name, smp.Name)
-			} else if !shapes[smp.Name][strings.Join(keys, ",")] {
-				t.Errorf("%s: %s has labels %v, which no series of that name in the snapshot has", tc.Name, smp.Name, keys)
+			if shapes[name] == nil {
+				t.Errorf("%s: %s is not a metric of the snapshot", tc.Name, name)
+			} else if !shapes[name][strings.Join(keys, ",")] {
+				t.Errorf("%s: %s has labels %v, which no series of that name in the snapshot has", tc.Name, name, keys)
 			}
 			n++
 		}
@@ -722,11 +647,7 @@ func snapshotSeries(t *testing.T) []promSeries {
 				vals[k] = v
 				keys = append(keys, k)
 			}
-			f, err := strconv.ParseFloat(smp.Text, 64)
-			if err != nil {
-				t.Fatalf("scrape %d: %s: value %q: %v", i+1, k, smp.Text, err)
-			}
-			v[i] = strconv.FormatFloat(f, 'f', -1, 64)
+			v[i] = strconv.FormatFloat(smp.Value, 'f', -1, 64)
 		}
 	}
 	out := make([]promSeries, 0, len(keys))
@@ -772,9 +693,14 @@ func TestQueriesReturnSamples(t *testing.T) {
 		e := "count(absent(" + q.expr + ")) * 0 or vector(0)" // {} 0 whether or not it fires; fails on errors
 		origin[e] = q.origin + " (whole expression)"
 		tests = append(tests, promExprTest{Expr: e, EvalTime: "20s", ExpSamples: []promSample{{Labels: "{}", Value: 0}}})
-		for i, part := range splitSetOps(q.expr) {
-			t.Logf("%s value part %d: %s", q.origin, i+1, oneLine(valuePart(part)))
-			nonEmpty(fmt.Sprintf("%s (value part %d: %s)", q.origin, i+1, oneLine(valuePart(part))), valuePart(part))
+		parts, err := valueParts(q.expr)
+		if err != nil {
+			t.Errorf("%s: %q does not parse: %v", q.origin, q.expr, err)
+			continue
+		}
+		for i, part := range parts {
+			t.Logf("%s value part %d: %s", q.origin, i+1, oneLine(part))
+			nonEmpty(fmt.Sprintf("%s (value part %d: %s)", q.origin, i+1, oneLine(part)), part)
 		}
 	}
 	runOnSnapshot(t, bin, tests, origin)
@@ -823,7 +749,10 @@ func runOnSnapshot(t *testing.T, bin string, tests []promExprTest, origin map[st
 // from the header snapshot_test.go writes.
 func snapshotPods(t *testing.T) map[string]string {
 	t.Helper()
-	b := readFile(t, "prometheus", "testdata", "scrape-2.prom")
+	b, err := os.ReadFile(snapshotFile(t, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[string]string{}
 	for _, m := range regexp.MustCompile(`(?m)^#\s+(pod-[0-9a-f]{8})\s+(\S+)\s`).FindAllStringSubmatch(string(b), -1) {
 		out[m[2]] = m[1]

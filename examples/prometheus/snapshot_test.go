@@ -17,20 +17,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -277,55 +276,6 @@ func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 
 // ---- the collector ---------------------------------------------------------------------
 
-type collectorProc struct {
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	mu   *sync.Mutex
-	done chan struct{}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func startCollector(t *testing.T, bin, config string) *collectorProc {
-	t.Helper()
-	c := &collectorProc{out: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
-	c.cmd = exec.Command(bin, "--config", config)
-	c.cmd.Stdout = lockedWriter{c.mu, c.out}
-	c.cmd.Stderr = lockedWriter{c.mu, c.out}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = c.cmd.Wait(); close(c.done) }()
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.done:
-		case <-time.After(15 * time.Second):
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
-		if t.Failed() {
-			c.mu.Lock()
-			out := c.out.String()
-			c.mu.Unlock()
-			if len(out) > 8<<10 {
-				out = out[len(out)-8<<10:]
-			}
-			t.Logf("collector output (tail):\n%s", out)
-		}
-	})
-	return c
-}
-
 func scrapeRaw(url string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -373,12 +323,8 @@ func TestSnapshot(t *testing.T) {
 	// Disk: an ext4 volume on a loop device, mounted at /mnt in the writer's own mount
 	// namespace (so kpod reports its filesystems); O_DIRECT writes and reads and buffered
 	// writes through the page cache.
-	disk := fakepod.NewLoopDevice(t, 64)
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0", disk.Path).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
-	}
 	mnt := fakepod.NewMountNS(t)
-	mnt.Exec("mount", disk.Path, "/mnt")
+	fakepod.NewExt4(t, 64, fakepod.Ext4Options{MountNS: mnt, Dir: "/mnt"})
 	writer := newPod("disk-writer", "own mount namespace with an ext4 volume at /mnt (loop device); per round 4 MiB O_DIRECT write + fdatasync, 4 MiB O_DIRECT read, 1 MiB buffered write", fakepod.Options{QoS: podid.Burstable})
 	wCtr := writer.AddContainer()
 	wCtr.SetNS = []string{mnt.Path}
@@ -417,14 +363,14 @@ func TestSnapshot(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(snapshotConfig(promPort, healthPort, telPort, api.kubeconfig(t))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	col := startCollector(t, bin, cfgPath)
+	col := testenv.StartCollector(t, bin, cfgPath)
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", promPort)
 
 	// Wait for a cycle that shows every pod.
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		select {
-		case <-col.done:
+		case <-col.Done():
 			t.Fatal("collector exited at startup")
 		default:
 		}
@@ -607,31 +553,34 @@ func renderSnapshot(e *exposition, ours map[string]role, roles []role, n int, re
 	for _, r := range roles {
 		fmt.Fprintf(&b, "#   %-12s %-10s %s\n", "pod-"+prefix(r.pod.UID, 8), r.name, r.what)
 	}
-	byFamily := map[string][]sample{}
-	for _, s := range e.Samples {
-		if uid := s.Labels["k8s_pod_uid"]; uid != "" {
-			if _, ok := ours[uid]; !ok {
-				continue
+	// The exporter's own encoder (expfmt) writes the kept metrics, so that the file carries
+	// exactly the values and the order the endpoint had.
+	for _, mf := range e.Families {
+		var kept []*dto.Metric
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
 			}
-		} else if !strings.HasPrefix(s.Name, "kpod_") {
-			continue // target_info and the like: not kpod's
+			if uid := labels["k8s_pod_uid"]; uid != "" {
+				if _, ok := ours[uid]; !ok {
+					continue
+				}
+			} else if !strings.HasPrefix(mf.GetName(), "kpod_") {
+				continue // target_info and the like: not kpod's
+			}
+			for k, v := range k8sLabelsFor(labels) {
+				m.Label = append(m.Label, &dto.LabelPair{Name: &k, Value: &v})
+			}
+			sort.Slice(m.Label, func(i, j int) bool { return m.Label[i].GetName() < m.Label[j].GetName() })
+			kept = append(kept, m)
 		}
-		for k, v := range k8sLabelsFor(s.Labels) {
-			s.Labels[k] = v
-		}
-		f := e.familyOf(s.Name)
-		byFamily[f] = append(byFamily[f], s)
-	}
-	for _, f := range e.Families {
-		ss := byFamily[f]
-		if len(ss) == 0 {
+		if len(kept) == 0 {
 			continue
 		}
-		for _, c := range e.Comments[f] {
-			b.WriteString(c + "\n")
-		}
-		for _, s := range ss {
-			fmt.Fprintf(&b, "%s%s %s\n", s.Name, promtext.LabelString(s.Labels), s.Text)
+		mf.Metric = kept
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			panic(err) // a bytes.Buffer does not fail
 		}
 	}
 	return b.Bytes()

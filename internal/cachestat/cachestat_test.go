@@ -79,18 +79,10 @@ func TestRealCachestat(t *testing.T) {
 func realCachestat(t *testing.T, rung, fn string) {
 	fakepod.RequireRoot(t)
 	const pages = 2000
-	loop := fakepod.NewLoopDevice(t, 64)
-	// 4 KiB blocks (mke2fs would pick 1 KiB for a "small" filesystem): one buffer per page.
-	// lazy init off: no ext4lazyinit thread zeroing inode tables in the background.
-	run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0", loop.Path)
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	run(t, "mkdir", mnt)
-	run(t, "mount", "-t", "ext4", loop.Path, mnt)
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", mnt, err, out)
-		}
-	})
+	// A fresh ext4 with 4 KiB blocks (one buffer per page) and no lazy init (no background
+	// writer): fakepod.NewExt4.
+	disk := fakepod.NewExt4(t, 64, fakepod.Ext4Options{})
+	mnt := disk.Dir
 
 	if fn == "" {
 		bpftest.On(t, rung)
@@ -184,7 +176,7 @@ func realCachestat(t *testing.T, rung, fn string) {
 	}
 	t.Logf("second writer: %+v for %d pages written", st[second.CgroupID], pages2)
 
-	readBack(t, c, pod, filepath.Join(mnt, "data"), pages, loop)
+	readBack(t, c, pod, filepath.Join(mnt, "data"), pages, disk.Dev)
 
 	// Accesses: available exactly when one rung of the ladder attached, and then where the
 	// kernel has kprobes or fentry; otherwise the reason names what both rungs answered.

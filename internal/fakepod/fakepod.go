@@ -9,10 +9,7 @@ package fakepod
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -144,10 +140,10 @@ func New(t testing.TB, opts Options) *Pod {
 		opts.Driver = podid.Cgroupfs
 	}
 	if opts.UID == "" {
-		opts.UID = randUID()
+		opts.UID = RandUID()
 	}
 	p := &Pod{UID: opts.UID, QoS: opts.QoS, t: t, layout: HostLayout(t), driver: opts.Driver}
-	tag := randHex(4)
+	tag := RandHex(4)
 	var rels []string
 	if opts.Driver == podid.Systemd {
 		u := strings.ReplaceAll(p.UID, "-", "_")
@@ -196,7 +192,7 @@ func New(t testing.TB, opts Options) *Pod {
 // AddContainer creates a container cgroup with a random 64-hex id.
 func (p *Pod) AddContainer() *Container {
 	p.t.Helper()
-	c := &Container{ID: randHex(32), Pod: p}
+	c := &Container{ID: RandHex(32), Pod: p}
 	name := c.ID
 	if p.driver == podid.Systemd {
 		name = "cri-containerd-" + c.ID + ".scope"
@@ -232,44 +228,14 @@ func (c *Container) ControllerDir(ctrl string) string {
 
 func (p *Pod) mkdir(rel string) {
 	p.t.Helper()
-	for _, root := range p.roots() {
-		dir := filepath.Join(root, rel)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			p.t.Fatalf("creating cgroup: %v", err)
-		}
-		if root == p.layout.V1["cpuset"] {
-			// A v1 cpuset starts empty and takes no tasks; inherit the parent's, as the kubelet does.
-			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-				b, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
-				if err != nil {
-					p.t.Fatal(err)
-				}
-				writeFile(p.t, filepath.Join(dir, f), string(b))
-			}
-		}
-	}
-	p.dirs = append(p.dirs, rel)
-	if p.layout.Mode() == cgroupfs.ModeV2 && rel != "" {
-		// A pure v2 host needs the controllers delegated down to the pod level.
-		parent := filepath.Join(p.layout.V2, filepath.Dir(rel))
-		for _, c := range []string{"+memory", "+io", "+cpu", "+pids"} {
-			_ = os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte(c), 0)
-		}
+	p.dirs = append(p.dirs, rel) // first: cleanup removes what exists of it if this fails
+	if err := MkdirCgroup(p.layout, rel); err != nil {
+		p.t.Fatal(err)
 	}
 }
 
-// roots are the v2 mount and every v1 controller mount (deduplicated: cpu,cpuacct may share).
-func (p *Pod) roots() []string {
-	seen := map[string]bool{p.layout.V2: true}
-	out := []string{p.layout.V2}
-	for _, m := range p.layout.V1 {
-		if !seen[m] {
-			seen[m] = true
-			out = append(out, m)
-		}
-	}
-	return out
-}
+// roots are the hierarchies the pod's directories are in (CgroupRoots).
+func (p *Pod) roots() []string { return CgroupRoots(p.layout) }
 
 func (p *Pod) id(rel string) uint64 {
 	p.t.Helper()
@@ -290,51 +256,13 @@ func (p *Pod) cleanup() {
 	var errs []error
 	for i := len(p.dirs) - 1; i >= 0; i-- {
 		for _, root := range p.roots() {
-			dir := filepath.Join(root, p.dirs[i])
-			if err := killAll(dir); err != nil {
-				errs = append(errs, err)
-			}
-			if err := rmdirRetry(dir); err != nil {
+			if err := RemoveCgroup(filepath.Join(root, p.dirs[i])); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	if len(errs) > 0 {
 		p.t.Errorf("fake pod cleanup: %v", errors.Join(errs...))
-	}
-}
-
-func killAll(dir string) error {
-	_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		pids, err := podid.PIDs(dir)
-		if err != nil || len(pids) == 0 {
-			return nil
-		}
-		for _, pid := range pids {
-			if proc, err := os.FindProcess(pid); err == nil {
-				_ = proc.Kill()
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("processes %v still in %s", pids, dir)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func rmdirRetry(dir string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := os.Remove(dir)
-		if err == nil || errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond) // EBUSY while dying tasks leave
 	}
 }
 
@@ -346,17 +274,6 @@ func writeFile(t testing.TB, path, v string) {
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func randUID() string {
-	s := randHex(16)
-	return s[0:8] + "-" + s[8:12] + "-4" + s[13:16] + "-a" + s[17:20] + "-" + s[20:32]
-}
 
 // run executes a helper command and fails the test with its output on error.
 func run(t testing.TB, name string, args ...string) string {

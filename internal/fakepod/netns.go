@@ -22,7 +22,7 @@ type NetNS struct {
 func NewNetNS(t testing.TB) *NetNS {
 	t.Helper()
 	RequireRoot(t)
-	n := &NetNS{Name: "kpod-" + randHex(4), t: t}
+	n := &NetNS{Name: "kpod-" + RandHex(4), t: t}
 	n.Path = "/run/netns/" + n.Name
 	run(t, "ip", "netns", "add", n.Name)
 	t.Cleanup(func() {
@@ -55,7 +55,7 @@ func NewVeth(t testing.TB, a, b *NetNS) *Veth {
 	t.Helper()
 	vethCounter++
 	k := vethCounter%250 + 1
-	v := &Veth{A: a, B: b, IfA: "kpa" + randHex(3), IfB: "kpb" + randHex(3),
+	v := &Veth{A: a, B: b, IfA: "kpa" + RandHex(3), IfB: "kpb" + RandHex(3),
 		AddrA: fmt.Sprintf("10.213.%d.1", k), AddrB: fmt.Sprintf("10.213.%d.2", k)}
 	run(t, "ip", "link", "add", v.IfA, "netns", a.Name, "type", "veth", "peer", "name", v.IfB, "netns", b.Name)
 	for _, side := range []struct {
@@ -126,7 +126,7 @@ func NewMountNS(t testing.TB) *MountNS {
 		run(t, "mount", "--bind", dir, dir)
 	}
 	run(t, "mount", "--make-private", dir)
-	m := &MountNS{Path: filepath.Join(dir, "mnt-"+randHex(4)), t: t}
+	m := &MountNS{Path: filepath.Join(dir, "mnt-"+RandHex(4)), t: t}
 	if err := os.WriteFile(m.Path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +144,52 @@ func NewMountNS(t testing.TB) *MountNS {
 func (m *MountNS) Exec(args ...string) string {
 	m.t.Helper()
 	return run(m.t, "nsenter", append([]string{"--mount=" + m.Path, "--"}, args...)...)
+}
+
+// Ext4 is an ext4 filesystem on a loop device of its own, mounted at Dir.
+type Ext4 struct {
+	Dev *LoopDevice
+	Dir string // the mount point (in MountNS, if one was given)
+}
+
+// Ext4Options say where NewExt4 mounts the filesystem.
+type Ext4Options struct {
+	// MountNS mounts it in this mount namespace instead of the host's.
+	MountNS *MountNS
+	// Dir is the mount point, created if missing; default a new temporary directory.
+	Dir string
+}
+
+// NewExt4 makes an ext4 filesystem of sizeMiB on a new loop device and mounts it. It is made
+// for exact counts: 4 KiB blocks (mke2fs picks 1 KiB for a small filesystem, which makes a
+// page four buffers) and lazy initialisation off (otherwise an ext4lazyinit kernel thread
+// zeroes inode tables and the journal in the background after the mount, writing to the
+// device and dirtying pages while a test counts). It is unmounted and the device detached
+// when the test ends, also when a step here fails.
+func NewExt4(t testing.TB, sizeMiB int, opts Ext4Options) *Ext4 {
+	t.Helper()
+	dev := NewLoopDevice(t, sizeMiB)
+	run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev.Path)
+	e := &Ext4{Dev: dev, Dir: opts.Dir}
+	if e.Dir == "" {
+		e.Dir = filepath.Join(t.TempDir(), "mnt")
+	}
+	argv := func(args ...string) []string { // args, run in opts.MountNS if set
+		if opts.MountNS != nil {
+			return append([]string{"nsenter", "--mount=" + opts.MountNS.Path, "--"}, args...)
+		}
+		return args
+	}
+	for _, a := range [][]string{argv("mkdir", "-p", e.Dir), argv("mount", "-t", "ext4", dev.Path, e.Dir)} {
+		run(t, a[0], a[1:]...)
+	}
+	t.Cleanup(func() { // runs before the device's detach (cleanups run last-registered first)
+		a := argv("umount", e.Dir)
+		if out, err := runErr(a[0], a[1:]...); err != nil {
+			t.Errorf("unmounting %s: %v %s", e.Dir, err, out)
+		}
+	})
+	return e
 }
 
 func isMountPoint(dir string) bool {

@@ -1,26 +1,30 @@
-// Package promtext reads the Prometheus text exposition format (version 0.0.4) as
-// otelcol-kpod's prometheus exporter writes it: the tests that scrape its endpoint (test/e2e,
-// test/e2ecluster) and the committed scrape snapshots (examples/prometheus) share it.
+// Package promtext reads the Prometheus text exposition format as otelcol-kpod's prometheus
+// exporter writes it, with the Prometheus client libraries' own parser
+// (github.com/prometheus/common/expfmt, the package that exporter writes it with), and gives
+// the tests that scrape its endpoint (test/e2e, test/e2ecluster, bench) and read the committed
+// scrape snapshots (examples/prometheus) its samples one per line of the format.
 package promtext
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
-// Sample is one sample line. Text is the value as written ("+Inf", "1.5e-05"), so that a
-// rewritten file carries exactly what the exporter produced; Value is it parsed.
+// Sample is one sample line of the format: a counter, gauge or untyped value, or one
+// _bucket, _sum or _count line of a histogram (or summary).
 type Sample struct {
 	Name   string
 	Labels map[string]string
-	Text   string
 	Value  float64
 }
 
@@ -46,123 +50,116 @@ func (s Sample) String() string {
 	return b.String()
 }
 
-// Line is one non-empty line of an exposition: a comment (Comment set) or a sample.
-type Line struct {
-	N       int    // line number, from 1
-	Comment string // the whole line, for "#" lines
-	Sample  Sample
+// Families parses r (text format 0.0.4; comments other than HELP and TYPE are ignored) and
+// returns its metric families sorted by name, which is the order the exporter writes them
+// in. Metric names must be classic ones ([a-zA-Z_:][a-zA-Z0-9_:]*), as the exporter's are. A
+// malformed line is an error naming its line number.
+func Families(r io.Reader) ([]*dto.MetricFamily, error) {
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	byName, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*dto.MetricFamily, 0, len(byName))
+	for _, mf := range byName {
+		out = append(out, mf)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out, nil
 }
 
-// Lines parses r line by line and calls f for each comment and sample; a malformed sample
-// line is an error naming its line number.
-func Lines(r io.Reader, f func(Line) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
+// Parse returns the samples of r, family by family in name order, each family's in the order
+// they were written.
+func Parse(r io.Reader) ([]Sample, error) {
+	fams, err := Families(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []Sample
+	for _, mf := range fams {
+		out = append(out, Samples(mf)...)
+	}
+	return out, nil
+}
+
+// Samples are the sample lines of one family as the text format writes them: a histogram's
+// buckets (with the +Inf one), _sum and _count; a summary's quantiles, _sum and _count.
+func Samples(mf *dto.MetricFamily) []Sample {
+	name := mf.GetName()
+	var out []Sample
+	for _, m := range mf.GetMetric() {
+		labels := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			labels[lp.GetName()] = lp.GetValue()
+		}
+		with := func(k, v string) map[string]string {
+			l := make(map[string]string, len(labels)+1)
+			for lk, lv := range labels {
+				l[lk] = lv
+			}
+			l[k] = v
+			return l
+		}
+		switch mf.GetType() {
+		case dto.MetricType_COUNTER:
+			out = append(out, Sample{name, labels, m.GetCounter().GetValue()})
+		case dto.MetricType_GAUGE:
+			out = append(out, Sample{name, labels, m.GetGauge().GetValue()})
+		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+			h := m.GetHistogram()
+			inf := false
+			for _, b := range h.GetBucket() {
+				inf = inf || math.IsInf(b.GetUpperBound(), +1)
+				out = append(out, Sample{name + "_bucket", with(model.BucketLabel, FormatFloat(b.GetUpperBound())), float64(b.GetCumulativeCount())})
+			}
+			if !inf {
+				out = append(out, Sample{name + "_bucket", with(model.BucketLabel, "+Inf"), float64(h.GetSampleCount())})
+			}
+			out = append(out, Sample{name + "_sum", labels, h.GetSampleSum()}, Sample{name + "_count", labels, float64(h.GetSampleCount())})
+		case dto.MetricType_SUMMARY:
+			sm := m.GetSummary()
+			for _, q := range sm.GetQuantile() {
+				out = append(out, Sample{name, with(model.QuantileLabel, FormatFloat(q.GetQuantile())), q.GetValue()})
+			}
+			out = append(out, Sample{name + "_sum", labels, sm.GetSampleSum()}, Sample{name + "_count", labels, float64(sm.GetSampleCount())})
+		default:
+			out = append(out, Sample{name, labels, m.GetUntyped().GetValue()})
+		}
+	}
+	return out
+}
+
+// Filter returns the samples called name whose labels include every label of want.
+func Filter(ss []Sample, name string, want map[string]string) []Sample {
+	var out []Sample
+next:
+	for _, s := range ss {
+		if s.Name != name {
 			continue
 		}
-		l := Line{N: n}
-		if strings.HasPrefix(line, "#") {
-			l.Comment = line
-		} else {
-			s, err := ParseSample(line)
-			if err != nil {
-				return fmt.Errorf("line %d: %v: %q", n, err, line)
+		for k, v := range want {
+			if s.Labels[k] != v {
+				continue next
 			}
-			l.Sample = s
 		}
-		if err := f(l); err != nil {
-			return err
-		}
+		out = append(out, s)
 	}
-	return sc.Err()
+	return out
 }
 
-// Parse returns the samples of r in their order; comments are skipped.
-func Parse(r io.Reader) ([]Sample, error) {
-	var out []Sample
-	err := Lines(r, func(l Line) error {
-		if l.Comment == "" {
-			out = append(out, l.Sample)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// ParseSample parses `name[{label="value",...}] value [timestamp]`.
-func ParseSample(line string) (Sample, error) {
-	s := Sample{Labels: map[string]string{}}
-	i := 0
-	for i < len(line) && line[i] != '{' && line[i] != ' ' && line[i] != '\t' {
-		i++
+// FormatFloat writes a value as the text format does ("+Inf", "1e-06", "0.5").
+func FormatFloat(f float64) string {
+	switch {
+	case f == 0:
+		return "0" // also -0
+	case math.IsInf(f, +1):
+		return "+Inf"
+	case math.IsInf(f, -1):
+		return "-Inf"
+	case math.IsNaN(f):
+		return "NaN"
 	}
-	s.Name = line[:i]
-	if s.Name == "" {
-		return s, errors.New("no metric name")
-	}
-	if i < len(line) && line[i] == '{' {
-		i++
-		for {
-			for i < len(line) && (line[i] == ' ' || line[i] == ',') {
-				i++
-			}
-			if i >= len(line) {
-				return s, errors.New("unterminated label set")
-			}
-			if line[i] == '}' {
-				i++
-				break
-			}
-			eq := strings.IndexByte(line[i:], '=')
-			if eq < 0 {
-				return s, errors.New("label without '='")
-			}
-			name := strings.TrimSpace(line[i : i+eq])
-			i += eq + 1
-			if i >= len(line) || line[i] != '"' {
-				return s, fmt.Errorf("label %s: value is not quoted", name)
-			}
-			i++
-			var v strings.Builder
-			closed := false
-			for i < len(line) {
-				c := line[i]
-				i++
-				if c == '"' {
-					closed = true
-					break
-				}
-				if c == '\\' && i < len(line) {
-					switch e := line[i]; e {
-					case 'n':
-						v.WriteByte('\n')
-					default: // \\ and \"
-						v.WriteByte(e)
-					}
-					i++
-					continue
-				}
-				v.WriteByte(c)
-			}
-			if !closed {
-				return s, fmt.Errorf("label %s: unterminated value", name)
-			}
-			s.Labels[name] = v.String()
-		}
-	}
-	f := strings.Fields(line[i:])
-	if len(f) < 1 || len(f) > 2 {
-		return s, errors.New("want a value and an optional timestamp")
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return s, fmt.Errorf("value: %v", err)
-	}
-	s.Text, s.Value = f[0], v
-	return s, nil
+	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
 // Fetch GETs a /metrics endpoint once, asking for the text format as Prometheus does, and
@@ -186,31 +183,4 @@ func Fetch(ctx context.Context, url string) ([]byte, error) {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return raw, nil
-}
-
-// EscapeLabel escapes a label value for the text format.
-func EscapeLabel(v string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
-}
-
-// LabelString renders {a="x",b="y"} with the labels sorted by name ("" without labels).
-func LabelString(labels map[string]string) string {
-	if len(labels) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `%s="%s"`, k, EscapeLabel(labels[k]))
-	}
-	b.WriteByte('}')
-	return b.String()
 }

@@ -1,13 +1,18 @@
 // Package testenv holds what the tests that run the built collector share: where the
-// repository and otelcol-kpod are, and free loopback ports.
+// repository and otelcol-kpod are, free loopback ports, and starting and stopping it.
 package testenv
 
 import (
+	"bytes"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // RepoRoot is the repository root, found from the working directory: `go test` runs a test
@@ -49,4 +54,82 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Collector is an otelcol-kpod process started by StartCollector.
+type Collector struct {
+	Cmd  *exec.Cmd
+	out  syncBuffer
+	done chan struct{}
+	err  error // exit status, valid once done is closed
+}
+
+// StartCollector starts bin --config config and stops it when the test ends: SIGTERM, then,
+// if it has not exited 15 s later, a test error and SIGKILL. A failed test's log gets the
+// last 8 KiB of the collector's output.
+func StartCollector(t testing.TB, bin, config string) *Collector {
+	t.Helper()
+	c := &Collector{done: make(chan struct{})}
+	c.Cmd = exec.Command(bin, "--config", config)
+	c.Cmd.Stdout, c.Cmd.Stderr = &c.out, &c.out
+	if err := c.Cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	go func() { c.err = c.Cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() {
+		_ = c.Cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.done:
+		case <-time.After(15 * time.Second):
+			t.Errorf("collector did not stop within 15 s of SIGTERM; killing it")
+			_ = c.Cmd.Process.Kill()
+			<-c.done
+		}
+		if t.Failed() {
+			t.Logf("collector output (last 8 KiB):\n%s", Tail(c.Output(), 8<<10))
+		}
+	})
+	return c
+}
+
+// Done is closed when the collector has exited.
+func (c *Collector) Done() <-chan struct{} { return c.done }
+
+// Exited reports whether the collector has exited, and how.
+func (c *Collector) Exited() (bool, error) {
+	select {
+	case <-c.done:
+		return true, c.err
+	default:
+		return false, nil
+	}
+}
+
+// Output is what the collector has written to stdout and stderr so far.
+func (c *Collector) Output() string { return c.out.String() }
+
+// Tail is the last n bytes of s.
+func Tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
+
+// syncBuffer collects a process's output (written by exec's copy goroutines).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

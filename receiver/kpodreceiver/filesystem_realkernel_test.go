@@ -14,11 +14,8 @@ import (
 func TestRealFilesystem(t *testing.T) {
 	fakepod.RequireRoot(t)
 	const sizeMiB, written = 64, 8 << 20
-	disk := fakepod.NewLoopDevice(t, sizeMiB)
-	fakepodRun(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0", disk.Path)
 	mnt := fakepod.NewMountNS(t)
-	mnt.Exec("mkdir", "-p", "/data")
-	mnt.Exec("mount", disk.Path, "/data")
+	fakepod.NewExt4(t, sizeMiB, fakepod.Ext4Options{MountNS: mnt, Dir: "/data"})
 
 	pod := fakepod.New(t, fakepod.Options{})
 	ctr := pod.AddContainer()

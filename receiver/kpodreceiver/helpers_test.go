@@ -2,7 +2,6 @@ package kpodreceiver
 
 import (
 	"context"
-	"os/exec"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -170,13 +169,5 @@ func dumpMetrics(t *testing.T, md pmetric.Metrics) {
 				}
 			}
 		}
-	}
-}
-
-// fakepodRun runs a host command and fails the test on error.
-func fakepodRun(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
 }

@@ -19,8 +19,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,75 +60,6 @@ func writeConfig(t *testing.T, p ports, profile string) string {
 	return out
 }
 
-// syncBuffer collects the collector's output (written by exec's copy goroutines).
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// collector is a running otelcol-kpod.
-type collector struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error // exit status, valid after done is closed
-}
-
-// startCollector starts the binary with config and stops it when the test ends: SIGTERM,
-// then SIGKILL if it has not exited after 15 s.
-func startCollector(t *testing.T, bin, config string) *collector {
-	t.Helper()
-	c := &collector{out: &syncBuffer{}, done: make(chan struct{})}
-	c.cmd = exec.Command(bin, "--config", config)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	go func() { c.err = c.cmd.Wait(); close(c.done) }()
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("collector did not stop within 15 s of SIGTERM; killing it")
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
-		if t.Failed() {
-			t.Logf("collector output (last 8 KiB):\n%s", tail(c.out.String(), 8<<10))
-		}
-	})
-	return c
-}
-
-func (c *collector) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[len(s)-n:]
-}
-
 type sample = promtext.Sample
 
 // scrape fetches and parses the exporter's /metrics once.
@@ -144,14 +73,14 @@ func scrape(ctx context.Context, url string) ([]sample, error) {
 
 // waitFor scrapes every 500 ms until ok accepts the samples, and fails the test at the
 // deadline (or when the collector exits) with the last scrape's series that show selects.
-func waitFor(t *testing.T, c *collector, url string, deadline time.Duration, what string, show func(sample) bool, ok func([]sample) bool) []sample {
+func waitFor(t *testing.T, c *testenv.Collector, url string, deadline time.Duration, what string, show func(sample) bool, ok func([]sample) bool) []sample {
 	t.Helper()
 	end := time.Now().Add(deadline)
 	var last []sample
 	var lastErr error
 	for {
-		if c.exited() {
-			t.Fatalf("collector exited (%v) while waiting for %s", c.err, what)
+		if exited, err := c.Exited(); exited {
+			t.Fatalf("collector exited (%v) while waiting for %s", err, what)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ss, err := scrape(ctx, url)
@@ -177,21 +106,9 @@ func waitFor(t *testing.T, c *collector, url string, deadline time.Duration, wha
 	}
 }
 
+// filter returns the samples called name whose labels include labels.
 func filter(ss []sample, name string, labels map[string]string) []sample {
-	var out []sample
-next:
-	for _, s := range ss {
-		if s.Name != name {
-			continue
-		}
-		for k, v := range labels {
-			if s.Labels[k] != v {
-				continue next
-			}
-		}
-		out = append(out, s)
-	}
-	return out
+	return promtext.Filter(ss, name, labels)
 }
 
 func hasPod(ss []sample, uid string) bool {
@@ -232,7 +149,7 @@ func TestCollectorDiskWritesOverPrometheus(t *testing.T) {
 
 	p := ports{prom: testenv.FreePort(t), health: testenv.FreePort(t), telemetry: testenv.FreePort(t)}
 	cfg := writeConfig(t, p, "standard")
-	c := startCollector(t, bin, cfg)
+	c := testenv.StartCollector(t, bin, cfg)
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", p.prom)
 
 	// The BPF programs count from the moment they are attached: wait for kpod's first
@@ -313,16 +230,16 @@ func TestCollectorRejectsBogusProfile(t *testing.T) {
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("collector still running after 60 s with profile: bogus\n%s", tail(string(out), 8<<10))
+		t.Fatalf("collector still running after 60 s with profile: bogus\n%s", testenv.Tail(string(out), 8<<10))
 	}
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
-		t.Fatalf("want a non-zero exit, got %v\n%s", err, tail(string(out), 8<<10))
+		t.Fatalf("want a non-zero exit, got %v\n%s", err, testenv.Tail(string(out), 8<<10))
 	}
 	if !strings.Contains(string(out), "profile") || !strings.Contains(string(out), "bogus") {
-		t.Errorf("error output does not name the profile key and value:\n%s", tail(string(out), 8<<10))
+		t.Errorf("error output does not name the profile key and value:\n%s", testenv.Tail(string(out), 8<<10))
 	}
-	t.Logf("exit code %d; output:\n%s", exit.ExitCode(), tail(string(out), 2<<10))
+	t.Logf("exit code %d; output:\n%s", exit.ExitCode(), testenv.Tail(string(out), 2<<10))
 }
 
 // TestConfigMapMatchesCollectorNode: the ConfigMap of the Kubernetes example must carry

@@ -202,20 +202,7 @@ func get(ctx context.Context, url string) (*scrape, error) {
 
 // find returns the samples called name whose labels include want.
 func (s *scrape) find(name string, want map[string]string) []sample {
-	var out []sample
-next:
-	for _, x := range s.Samples {
-		if x.Name != name {
-			continue
-		}
-		for k, v := range want {
-			if x.Labels[k] != v {
-				continue next
-			}
-		}
-		out = append(out, x)
-	}
-	return out
+	return promtext.Filter(s.Samples, name, want)
 }
 
 // value is the single sample called name with labels want; ok is false when there is none.

@@ -646,7 +646,7 @@ func TestKpodDaemonSet(t *testing.T) {
 	})
 
 	t.Run("dashboard and rules on the snapshots", func(t *testing.T) {
-		checkQueries(t, snaps)
+		checkQueries(t, filepath.Dir(snaps[0]))
 	})
 
 	t.Run("deleted pod's series expire", func(t *testing.T) {
@@ -719,28 +719,14 @@ func isCounter(name string) bool {
 		strings.HasSuffix(name, "_count") || strings.HasSuffix(name, "_sum")
 }
 
-// newDisk makes an ext4 volume on a loop device, mounted in work/disk for the writer's
-// hostPath; returns the mount point and the device name (loopN). Unmounted and detached
-// when the test ends.
+// newDisk makes an ext4 volume on a loop device (fakepod.NewExt4: 4 KiB blocks, no lazy
+// init, so no background writes to the device while the test counts), mounted in work/disk
+// for the writer's hostPath; returns the mount point and the device name (loopN).
+// Unmounted and detached when the test ends.
 func newDisk(t *testing.T, work string) (string, string) {
 	t.Helper()
-	dev := fakepod.NewLoopDevice(t, 64)
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", dev.Path).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4 %s: %v %s", dev.Path, err, out)
-	}
-	dir := filepath.Join(work, "disk")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", dev.Path, dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount %s: %v %s", dev.Path, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", dir, err, out)
-		}
-	})
-	return dir, dev.Name
+	e := fakepod.NewExt4(t, 64, fakepod.Ext4Options{Dir: filepath.Join(work, "disk")})
+	return e.Dir, e.Dev.Name
 }
 
 // checkServiceAccountToken: the DaemonSet's pod runs as its ServiceAccount with a projected

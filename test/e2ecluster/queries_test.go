@@ -4,7 +4,6 @@ package e2ecluster
 
 import (
 	"bytes"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,58 +39,20 @@ var absentHere = map[string]string{
 const promTests = "^(TestMetricNamesInSnapshot|TestQueriesReturnSamples)$"
 
 // checkQueries runs the dashboard and rule checks of examples/prometheus (queries_test.go, the
-// examples' own machinery) on this run's two scrapes: that package's test binary runs in a
-// copy of examples/ whose prometheus/testdata holds them instead of the fake-pod snapshot.
-// Failures are accepted only for queries that read a metric of absentHere.
-func checkQueries(t *testing.T, snaps [2]string) {
+// examples' own machinery) on this run's two scrapes, scrape-1.prom and scrape-2.prom in dir:
+// KPOD_SNAPSHOT_DIR makes that package read them instead of the fake-pod snapshot in its
+// testdata/. Failures are accepted only for queries that read a metric of absentHere.
+func checkQueries(t *testing.T, dir string) {
 	t.Helper()
 	root := testenv.RepoRoot(t, 2)
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "prometheus.test")
-	build := exec.Command("go", "test", "-c", "-o", bin, "./examples/prometheus/")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go test -c ./examples/prometheus/: %v\n%s", err, out)
-	}
-	src := filepath.Join(root, "examples")
-	ex := filepath.Join(tmp, "examples")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		dst := filepath.Join(ex, rel)
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		if strings.HasPrefix(rel, filepath.Join("prometheus", "testdata")+string(filepath.Separator)) && strings.HasSuffix(rel, ".prom") {
-			return nil // replaced by this run's scrapes
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testdata := filepath.Join(ex, "prometheus", "testdata")
-	if err := os.MkdirAll(testdata, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i, s := range snaps {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(testdata, filepath.Base(snaps[i])), b, 0o644); err != nil {
+	for _, n := range []string{"scrape-1.prom", "scrape-2.prom"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	// The names of absentHere must be names kpod exports.
-	fake, err := os.ReadFile(filepath.Join(src, "prometheus", "testdata", "scrape-2.prom"))
+	fake, err := os.ReadFile(filepath.Join(root, "examples", "prometheus", "testdata", "scrape-2.prom"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,9 +62,10 @@ func checkQueries(t *testing.T, snaps [2]string) {
 		}
 	}
 
-	run := exec.Command(bin, "-test.run", promTests, "-test.v", "-test.count=1")
-	run.Dir = filepath.Join(ex, "prometheus")
-	run.Env = append(os.Environ(), "CI=true") // promtool missing is a failure, not a skip
+	run := exec.Command("go", "test", "-count=1", "-v", "-run", promTests, "./examples/prometheus/")
+	run.Dir = root
+	// promtool missing is a failure, not a skip.
+	run.Env = append(os.Environ(), "CI=true", "KPOD_SNAPSHOT_DIR="+dir)
 	out, runErr := run.CombinedOutput()
 	passed := runErr == nil
 	for _, name := range []string{"TestMetricNamesInSnapshot", "TestQueriesReturnSamples"} {
