@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
 )
 
 // TestRealBlockCacheIRQFamilies runs the block I/O latency, page cache and IRQ families
 // through the receiver: per-pod values land on the right resource with the right
-// attributes, and the page cache accesses metric says why it is unavailable here. The exact
-// kernel-side numbers are proved in internal/biolatency, internal/cachestat and internal/irq.
+// attributes, and the page cache accesses metric is there or says why it is unavailable. The
+// exact kernel-side numbers are proved in internal/biolatency, internal/cachestat,
+// internal/hardirqs and internal/softirqs.
 func TestRealBlockCacheIRQFamilies(t *testing.T) {
 	fakepod.RequireRoot(t)
 	const reads, bs, pages = 64, 4096, 256
@@ -75,6 +77,11 @@ func TestRealBlockCacheIRQFamilies(t *testing.T) {
 	dp, ok := point(node, "kpod.metric.unavailable", map[string]string{"metric": "kpod.mem.cache.accesses"})
 	if _, hasAccesses := point(rm, "kpod.mem.cache.accesses", nil); hasAccesses == ok {
 		t.Errorf("accesses reported (%v) and unavailable (%v) at once or neither", hasAccesses, ok)
+	}
+	// Where the kernel has kprobes the hook attaches (fentry or kprobe); where it has neither
+	// (this project's host), the family says why.
+	if ok == bpftest.HasKprobes(t) {
+		t.Errorf("accesses unavailable = %v on a kernel where kprobes are %v", ok, bpftest.HasKprobes(t))
 	}
 	if ok {
 		reason, _ := dp.Attributes().Get("reason")

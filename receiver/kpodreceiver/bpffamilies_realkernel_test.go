@@ -232,11 +232,15 @@ func TestRealCPU(t *testing.T) {
 			t.Fatalf("pod %s: no run-queue histogram", name)
 		}
 		wait := kernel[name][1] / 1e9
-		// Both spinners share CPU 1 for spinMs: each waits for the other's slices, so about
-		// half of the wall time is spent runnable but not running; it can never exceed the
-		// wall time, as a spinner never sleeps.
-		if h.Sum() < 0.25*spinMs/1e3 || h.Sum() > 1.05*spinMs/1e3 {
-			t.Errorf("pod %s: run-queue time %.3fs, want between 25%% and 105%% of %dms of contention", name, h.Sum(), spinMs)
+		// Both spinners share CPU 1 while both spin: each waits for the other's slices. How
+		// long they overlap depends on how soon the second starts (late on a slow emulated
+		// CPU), so the kernel's own wait must show contention (at least 5 % of the spin),
+		// and no wait can exceed the wall time, as a spinner never sleeps.
+		if wait < 0.05*spinMs/1e3 {
+			t.Errorf("pod %s: the kernel counts %.4fs of run-queue time: no contention, the test proves nothing", name, wait)
+		}
+		if h.Sum() > 1.05*spinMs/1e3 {
+			t.Errorf("pod %s: run-queue time %.3fs, more than %dms of spinning", name, h.Sum(), spinMs)
 		}
 		// kpod charges to the pod what the kernel counts for the task since its gate (the
 		// workload reports schedstat deltas from just before it blocks at the gate). They

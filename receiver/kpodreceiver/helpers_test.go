@@ -81,7 +81,7 @@ func metricOf(rm pmetric.ResourceMetrics, name string) (pmetric.Metric, bool) {
 func point(rm pmetric.ResourceMetrics, name string, attrs map[string]string) (pmetric.NumberDataPoint, bool) {
 	m, ok := metricOf(rm, name)
 	if !ok {
-		return pmetric.NumberDataPoint{}, false
+		return pmetric.NewNumberDataPoint(), false
 	}
 	var dps pmetric.NumberDataPointSlice
 	switch m.Type() {
@@ -90,21 +90,21 @@ func point(rm pmetric.ResourceMetrics, name string, attrs map[string]string) (pm
 	case pmetric.MetricTypeGauge:
 		dps = m.Gauge().DataPoints()
 	default:
-		return pmetric.NumberDataPoint{}, false
+		return pmetric.NewNumberDataPoint(), false
 	}
 	for i := 0; i < dps.Len(); i++ {
 		if hasAttrs(dps.At(i).Attributes(), attrs) {
 			return dps.At(i), true
 		}
 	}
-	return pmetric.NumberDataPoint{}, false
+	return pmetric.NewNumberDataPoint(), false
 }
 
 // histogramOf finds the histogram data point of a metric whose attributes include attrs.
 func histogramOf(rm pmetric.ResourceMetrics, name string, attrs map[string]string) (pmetric.HistogramDataPoint, bool) {
 	m, ok := metricOf(rm, name)
 	if !ok || m.Type() != pmetric.MetricTypeHistogram {
-		return pmetric.HistogramDataPoint{}, false
+		return pmetric.NewHistogramDataPoint(), false
 	}
 	for i := 0; i < m.Histogram().DataPoints().Len(); i++ {
 		dp := m.Histogram().DataPoints().At(i)
@@ -112,7 +112,7 @@ func histogramOf(rm pmetric.ResourceMetrics, name string, attrs map[string]strin
 			return dp, true
 		}
 	}
-	return pmetric.HistogramDataPoint{}, false
+	return pmetric.NewHistogramDataPoint(), false
 }
 
 func hasAttrs(a pcommon.Map, want map[string]string) bool {
