@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Dev is a block device number as the kernel prints it (major:minor).
@@ -48,7 +49,8 @@ func ReadUint(path string) (uint64, error) {
 }
 
 // ParseKeyed parses a flat keyed file ("key value" per line: memory.stat, cpu.stat, ...).
-// Any malformed line fails the whole file: a half-parsed file would pass for zeros.
+// Any malformed line fails the whole file: a half-parsed file would pass for zeros. A key
+// given twice is malformed too: either value could be the wrong one.
 func ParseKeyed(path string, data []byte) (map[string]uint64, error) {
 	out := map[string]uint64{}
 	for i, line := range strings.Split(string(data), "\n") {
@@ -57,12 +59,15 @@ func ParseKeyed(path string, data []byte) (map[string]uint64, error) {
 			continue
 		}
 		k, v, ok := strings.Cut(line, " ")
-		if !ok {
+		if !ok || strings.ContainsFunc(k, unicode.IsSpace) {
 			return nil, fmt.Errorf("%s:%d: %q is not \"key value\"", path, i+1, line)
 		}
 		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: value of %q: %w", path, i+1, k, err)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("%s:%d: %q given twice", path, i+1, k)
 		}
 		out[k] = n
 	}

@@ -360,3 +360,22 @@ func FuzzParseBlkioThrottle(f *testing.F) {
 		}
 	})
 }
+
+// TestParseKeyedFuzzFindings: inputs the fuzzer found accepted with a wrong value. A key with
+// white space in it ("anon\t1", a tab where the space belongs) and a key given twice (the
+// second value silently replaced the first) are malformed lines.
+func TestParseKeyedFuzzFindings(t *testing.T) {
+	const path = "/sys/fs/cgroup/x/memory.stat"
+	for _, tc := range []struct{ data, where string }{
+		{"anon\t1 2\n", path + ":1"},
+		{"anon\v1 2\n", path + ":1"},
+		{"anon\u00a01 2\n", path + ":1"},
+		{"e 0\ne 0", path + ":2"},
+		{"file 1\nanon 2\nfile 3\n", path + ":3"},
+	} {
+		m, err := ParseKeyed(path, []byte(tc.data))
+		if err == nil || m != nil || !strings.Contains(err.Error(), tc.where) {
+			t.Errorf("ParseKeyed(%q) = %v, %v; want an error naming %s", tc.data, m, err, tc.where)
+		}
+	}
+}
