@@ -75,6 +75,7 @@ func ParseKeyed(path string, data []byte) (map[string]uint64, error) {
 }
 
 // ParseIOStat parses cgroup v2 io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N".
+// A device or counter given twice is malformed: either value could be the wrong one.
 func ParseIOStat(path string, data []byte) (map[Dev]IOCounters, error) {
 	out := map[Dev]IOCounters{}
 	for i, line := range strings.Split(string(data), "\n") {
@@ -86,22 +87,27 @@ func ParseIOStat(path string, data []byte) (map[Dev]IOCounters, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
 		}
+		if _, dup := out[dev]; dup {
+			return nil, fmt.Errorf("%s:%d: device %s given twice", path, i+1, dev)
+		}
 		var c IOCounters
+		var seen uint8 // bit per counter read
 		for _, kv := range fields[1:] {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok {
 				return nil, fmt.Errorf("%s:%d: %q is not key=value", path, i+1, kv)
 			}
 			var dst *uint64
+			var bit uint8
 			switch k {
 			case "rbytes":
-				dst = &c.ReadBytes
+				dst, bit = &c.ReadBytes, 1
 			case "wbytes":
-				dst = &c.WriteBytes
+				dst, bit = &c.WriteBytes, 2
 			case "rios":
-				dst = &c.Reads
+				dst, bit = &c.Reads, 4
 			case "wios":
-				dst = &c.Writes
+				dst, bit = &c.Writes, 8
 			default:
 				// Other fields (dbytes, and with blkcg_debug_stats the iolatency and iocost
 				// ones, some not numbers: "depth=max") are not read.
@@ -111,7 +117,10 @@ func ParseIOStat(path string, data []byte) (map[Dev]IOCounters, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: %s: %w", path, i+1, k, err)
 			}
-			*dst = n
+			if seen&bit != 0 {
+				return nil, fmt.Errorf("%s:%d: %s given twice", path, i+1, k)
+			}
+			seen, *dst = seen|bit, n
 		}
 		out[dev] = c
 	}

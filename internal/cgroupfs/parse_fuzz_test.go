@@ -379,3 +379,24 @@ func TestParseKeyedFuzzFindings(t *testing.T) {
 		}
 	}
 }
+
+// TestParseIOStatFuzzFindings: a device line or a counter given twice silently replaced the
+// first value; either could be the wrong one, so the file is malformed.
+func TestParseIOStatFuzzFindings(t *testing.T) {
+	const path = "/sys/fs/cgroup/x/io.stat"
+	for _, tc := range []struct{ data, where string }{
+		{"8:0 rbytes=1\n8:0 rbytes=2\n", path + ":2"},
+		{"8:0 rbytes=1 wbytes=0 rios=1 wios=0\n008:00 rbytes=2\n", path + ":2"},
+		{"00000000:0000000000 wios=0 wios=00", path + ":1"},
+		{"8:0 rbytes=1 rbytes=2\n", path + ":1"},
+	} {
+		m, err := ParseIOStat(path, []byte(tc.data))
+		if err == nil || m != nil || !strings.Contains(err.Error(), tc.where) {
+			t.Errorf("ParseIOStat(%q) = %v, %v; want an error naming %s", tc.data, m, err, tc.where)
+		}
+	}
+	// Fields kpod does not read may repeat (they are not ours to judge).
+	if _, err := ParseIOStat(path, []byte("8:0 rbytes=1 dbytes=0 dbytes=0 depth=max depth=max\n")); err != nil {
+		t.Errorf("repeated unread fields: %v", err)
+	}
+}
