@@ -128,15 +128,28 @@ func ParseIOStat(path string, data []byte) (map[Dev]IOCounters, error) {
 }
 
 // ParseBlkioThrottle parses a v1 blkio.throttle.io_service_bytes or io_serviced file
-// ("MAJ:MIN Read N" ... and a final "Total N") into read and write values per device.
+// ("MAJ:MIN Read N" ... and a final "Total N") into read and write values per device. The
+// kernel prints every operation of every device it lists, so a device without its Read and
+// Write lines (a misspelt "Raed" would have read as 0) or with an operation given twice is
+// malformed.
 func ParseBlkioThrottle(path string, data []byte) (map[Dev][2]uint64, error) {
 	out := map[Dev][2]uint64{}
+	type devLines struct {
+		first     int             // line of the device's first operation
+		ops       map[string]bool // operations seen
+		readWrite uint8           // bit 1: Read seen, bit 2: Write seen
+	}
+	var order []Dev
+	lines := map[Dev]*devLines{}
 	for i, line := range strings.Split(string(data), "\n") {
 		fields := strings.Fields(line)
 		switch {
 		case len(fields) == 0:
 			continue
 		case fields[0] == "Total" && len(fields) == 2:
+			if _, err := strconv.ParseUint(fields[1], 10, 64); err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+			}
 			continue
 		case len(fields) != 3:
 			return nil, fmt.Errorf("%s:%d: %q is not \"MAJ:MIN Op N\"", path, i+1, line)
@@ -149,14 +162,31 @@ func ParseBlkioThrottle(path string, data []byte) (map[Dev][2]uint64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
 		}
+		dl := lines[dev]
+		if dl == nil {
+			dl = &devLines{first: i + 1, ops: map[string]bool{}}
+			lines[dev] = dl
+			order = append(order, dev)
+		}
+		if dl.ops[fields[1]] {
+			return nil, fmt.Errorf("%s:%d: %s %s given twice", path, i+1, dev, fields[1])
+		}
+		dl.ops[fields[1]] = true
 		v := out[dev]
 		switch fields[1] {
 		case "Read":
 			v[0] = n
+			dl.readWrite |= 1
 		case "Write":
 			v[1] = n
+			dl.readWrite |= 2
 		}
 		out[dev] = v
+	}
+	for _, dev := range order {
+		if dl := lines[dev]; dl.readWrite != 3 {
+			return nil, fmt.Errorf("%s:%d: device %s has no Read and Write lines", path, dl.first, dev)
+		}
 	}
 	return out, nil
 }

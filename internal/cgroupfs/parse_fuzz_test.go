@@ -400,3 +400,23 @@ func TestParseIOStatFuzzFindings(t *testing.T) {
 		t.Errorf("repeated unread fields: %v", err)
 	}
 }
+
+// TestParseBlkioThrottleFuzzFindings: accepted malformed files. A device whose Read or Write
+// line is missing or misspelt read as a device with 0 bytes; an operation given twice
+// silently replaced the first value; a non-numeric final Total passed unnoticed.
+func TestParseBlkioThrottleFuzzFindings(t *testing.T) {
+	const path = "/sys/fs/cgroup/blkio/x/blkio.throttle.io_service_bytes"
+	for _, tc := range []struct{ data, where string }{
+		{"8:0 Raed 1\n8:0 Write 2\n", path + ":1"},
+		{"8:0 Read 1\n8:0 Write 2\n8:16 Sync 0\n8:16 Total 0\n", path + ":3"},
+		{"8:0 read 1\n8:0 write 1\n", path + ":1"},
+		{"8:0 Read 1\n8:0 Read 2\n8:0 Write 0\n", path + ":2"},
+		{"Total A", path + ":1"},
+		{"8:0 Read 1\n8:0 Write 1\nTotal -2\n", path + ":3"},
+	} {
+		m, err := ParseBlkioThrottle(path, []byte(tc.data))
+		if err == nil || m != nil || !strings.Contains(err.Error(), tc.where) {
+			t.Errorf("ParseBlkioThrottle(%q) = %v, %v; want an error naming %s", tc.data, m, err, tc.where)
+		}
+	}
+}
