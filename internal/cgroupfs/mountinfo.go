@@ -200,14 +200,15 @@ func ParseMountinfo(path string, data []byte) ([]Mount, error) {
 	return out, nil
 }
 
-// unescapeMount undoes the octal escapes (\040 for space, ...) mountinfo uses.
+// unescapeMount undoes the octal escapes (\040 for space, ...) mountinfo uses. An escape
+// is one byte, \000 to \377; "\400" and above are not escapes and are kept as they are.
 func unescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+		if s[i] == '\\' && i+3 < len(s) && s[i+1] <= '3' && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
 			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
 			i += 3
 			continue

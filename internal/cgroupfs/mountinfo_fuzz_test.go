@@ -199,3 +199,17 @@ func FuzzDiscover(f *testing.F) {
 		}
 	})
 }
+
+// TestUnescapeMountFuzzFindings: "\700" was decoded as a byte overflowing to 0xc0 ("\400" to
+// a NUL byte): the kernel escapes single bytes, \000 to \377, so these are literal text.
+func TestUnescapeMountFuzzFindings(t *testing.T) {
+	for in, want := range map[string]string{`0\7000`: `0\7000`, `/x\400y`: `/x\400y`, `/big\777`: `/big\777`, `/ok\377`: "/ok\xff"} {
+		if got := unescapeMount(in); got != want {
+			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+		}
+	}
+	mounts, err := ParseMountinfo("x", []byte(`41 22 254:1 / /mnt/a\700b rw - ext4 /dev/vda1 rw`+"\n"))
+	if err != nil || len(mounts) != 1 || mounts[0].MountPoint != `/mnt/a\700b` {
+		t.Errorf("mount point \\700: %q, %v", mounts, err)
+	}
+}
