@@ -172,13 +172,15 @@ type Mount struct {
 }
 
 // ParseMountinfo parses a mountinfo file; a malformed line is an error, not a skipped mount.
+// Fields are separated by spaces only: the kernel escapes space, tab, newline and backslash
+// in paths and writes any other white space (a no-break space, a carriage return) as it is.
 func ParseMountinfo(path string, data []byte) ([]Mount, error) {
 	var out []Mount
 	for i, line := range strings.Split(string(data), "\n") {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		f := strings.Fields(line)
+		f := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' })
 		sep := -1
 		for j, x := range f {
 			if x == "-" {

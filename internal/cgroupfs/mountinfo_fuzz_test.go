@@ -213,3 +213,24 @@ func TestUnescapeMountFuzzFindings(t *testing.T) {
 		t.Errorf("mount point \\700: %q, %v", mounts, err)
 	}
 }
+
+// TestParseMountinfoFuzzFindings: a mount point holding white space the kernel does not
+// escape (a no-break space, a vertical tab, a carriage return: the line below is what 6.18
+// wrote for a tmpfs on such a directory) was split there, so the mount point was cut short
+// and every later field shifted (file system type "rw,relatime", ...); and a line one field
+// short was taken for a whole one.
+func TestParseMountinfoFuzzFindings(t *testing.T) {
+	for data, want := range map[string]Mount{
+		"48 26 0:40 / /tmp/mi.38Gg/a\u00a0b\vc\rd rw,relatime - tmpfs kpodfuzz rw\n": {Root: "/", MountPoint: "/tmp/mi.38Gg/a\u00a0b\vc\rd", FSType: "tmpfs", Source: "kpodfuzz", SuperOpts: "rw"},
+		"41 22 254:1 /srv/a\u0085b /mnt rw - ext4 /dev/vda1 rw\n":                    {Root: "/srv/a\u0085b", MountPoint: "/mnt", FSType: "ext4", Source: "/dev/vda1", SuperOpts: "rw"},
+	} {
+		mounts, err := ParseMountinfo("/proc/self/mountinfo", []byte(data))
+		if err != nil || len(mounts) != 1 || mounts[0] != want {
+			t.Errorf("ParseMountinfo(%q) = %q, %v; want %q", data, mounts, err, want)
+		}
+	}
+	const short = "0 0 0 0\r0 0 - 0 0 0" // five fields before the separator
+	if mounts, err := ParseMountinfo("/proc/self/mountinfo", []byte(short)); err == nil || !strings.Contains(err.Error(), "/proc/self/mountinfo:1") {
+		t.Errorf("ParseMountinfo(%q) = %q, %v; want an error naming line 1", short, mounts, err)
+	}
+}
