@@ -96,7 +96,7 @@ type PodTarget struct {
 func Parse(path string, data []byte) (Stats, error) {
 	out := Stats{}
 	lines := strings.Split(string(data), "\n")
-	if len(lines) < 2 || !strings.Contains(lines[0], "Receive") {
+	if len(lines) < 2 || !strings.Contains(lines[0], "Receive") || !strings.Contains(lines[1], "face") {
 		return nil, fmt.Errorf("%s: not a net/dev file", path)
 	}
 	for i, line := range lines[2:] {

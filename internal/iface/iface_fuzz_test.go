@@ -128,3 +128,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseFuzzFindings: a file with only its first header line ("Receive\n") read as a pod
+// without interfaces, and one whose second header line was an interface lost that interface
+// silently: both header lines must be there.
+func TestParseFuzzFindings(t *testing.T) {
+	const path = "/proc/4242/net/dev"
+	lines := strings.Split(podNetDev, "\n")
+	for _, data := range []string{
+		"Receive\n",
+		lines[0] + "\n" + lines[3] + "\n" + lines[4] + "\n",
+	} {
+		if got, err := Parse(path, []byte(data)); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("Parse(%q) = %v, %v; want an error naming %s", data, got, err, path)
+		}
+	}
+}
