@@ -10,10 +10,10 @@ import (
 	"github.com/kpod-project/kpod/internal/fuzzseed"
 )
 
-// validName is the kernel's rule for an interface name (net/core/dev.c dev_valid_name): 1 to
+// devValidName is the kernel's rule for an interface name (net/core/dev.c dev_valid_name): 1 to
 // 15 bytes, not "." or "..", no '/', ':' or white space (the kernel's isspace, which counts
 // the Latin-1 no-break space 0xa0).
-func validName(s string) bool {
+func devValidName(s string) bool {
 	if s == "" || len(s) > 15 || s == "." || s == ".." {
 		return false
 	}
@@ -58,7 +58,7 @@ func netDevOracle(data string) (Stats, bool, int) {
 		name, rest, ok := strings.Cut(line, ":")
 		name = strings.TrimSpace(name)
 		f := strings.Fields(rest)
-		if _, dup := out[name]; !ok || !validName(name) || dup || len(f) != 16 {
+		if _, dup := out[name]; !ok || !devValidName(name) || dup || len(f) != 16 {
 			return nil, true, i + 3
 		}
 		var v [16]uint64
@@ -141,6 +141,42 @@ func TestParseFuzzFindings(t *testing.T) {
 	} {
 		if got, err := Parse(path, []byte(data)); err == nil || !strings.Contains(err.Error(), path) {
 			t.Errorf("Parse(%q) = %v, %v; want an error naming %s", data, got, err, path)
+		}
+	}
+}
+
+// TestParseNameFuzzFindings: an interface line without a name (": 1 2 ...") was reported as
+// an interface named "", a name with a space in it as that name, and an interface listed
+// twice kept the second line's counters: no kernel writes these.
+func TestParseNameFuzzFindings(t *testing.T) {
+	const path = "/proc/4242/net/dev"
+	header := strings.Join(strings.Split(podNetDev, "\n")[:2], "\n") + "\n"
+	const counters = ": 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"
+	for _, lines := range []string{
+		counters,
+		"  " + counters,
+		"Receive\nface\n:0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+		"et h0" + counters,
+		"eth0\xa0" + counters,
+		"a/b" + counters,
+		".." + counters,
+		"a23456789012345x" + counters,
+		"eth0" + counters + "eth0" + counters,
+	} {
+		data := lines
+		if !strings.HasPrefix(lines, "Receive") {
+			data = header + lines
+		}
+		got, err := Parse(path, []byte(data))
+		if err == nil || !strings.Contains(err.Error(), path+":") {
+			t.Errorf("Parse(%q) = %v, %v; want an error naming the line", data, got, err)
+		}
+	}
+	// The longest name the kernel allows, and names with characters it does allow.
+	for _, name := range []string{"a23456789012345", "eth0.100", "br-5f3e", "veth@x", "wlp2s0é"} {
+		got, err := Parse(path, []byte(header+"  "+name+counters))
+		if err != nil || len(got) != 1 || got[name].RxBytes != 1 {
+			t.Errorf("interface %q: %v, %v", name, got, err)
 		}
 	}
 }
