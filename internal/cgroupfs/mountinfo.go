@@ -191,9 +191,15 @@ func ParseMountinfo(path string, data []byte) ([]Mount, error) {
 		if sep < 6 || len(f) < sep+4 {
 			return nil, fmt.Errorf("%s:%d: malformed mountinfo line %q", path, i+1, line)
 		}
+		// The kernel writes mount points as absolute clean paths; anything else joined
+		// below /proc/<pid>/root ("/../..") would name a path outside the container.
+		mp := unescapeMount(f[4])
+		if !filepath.IsAbs(mp) || filepath.Clean(mp) != mp {
+			return nil, fmt.Errorf("%s:%d: mount point %q is not an absolute clean path", path, i+1, mp)
+		}
 		out = append(out, Mount{
 			Root:       unescapeMount(f[3]),
-			MountPoint: unescapeMount(f[4]),
+			MountPoint: mp,
 			FSType:     f[sep+1],
 			Source:     unescapeMount(f[sep+2]),
 			SuperOpts:  f[sep+3],

@@ -3,6 +3,7 @@ package cgroupfs
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -45,7 +46,8 @@ func unescapeOracle(s string) string {
 // single spaces (white space other than space, tab and newline is not escaped and belongs
 // to its field: a mount point may hold a no-break space or a carriage return); six fixed
 // fields (never "-": they are numbers, paths and options), optional fields, a "-" separator,
-// then file system type, source and super options.
+// then file system type, source and super options. Mount points are absolute clean paths
+// (d_path).
 func mountinfoOracle(data string) ([]Mount, int) {
 	var out []Mount
 	for i, line := range strings.Split(data, "\n") {
@@ -63,7 +65,11 @@ func mountinfoOracle(data string) ([]Mount, int) {
 		if sep < 6 || len(f) < sep+4 {
 			return nil, i + 1
 		}
-		out = append(out, Mount{Root: unescapeOracle(f[3]), MountPoint: unescapeOracle(f[4]),
+		mp := unescapeOracle(f[4])
+		if !path.IsAbs(mp) || path.Clean(mp) != mp {
+			return nil, i + 1
+		}
+		out = append(out, Mount{Root: unescapeOracle(f[3]), MountPoint: mp,
 			FSType: f[sep+1], Source: unescapeOracle(f[sep+2]), SuperOpts: f[sep+3]})
 	}
 	return out, 0

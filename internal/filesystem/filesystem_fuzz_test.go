@@ -63,3 +63,21 @@ func FuzzStorageMounts(f *testing.F) {
 		}
 	})
 }
+
+// TestStorageMountsFuzzFindings: a mount point that is not an absolute clean path was
+// listed, and statfs looked at /proc/<pid>/root joined with it: "0" below the container's
+// root, "/../../.." at the node's own root, reported as the container's. The kernel never
+// writes one, so the line is malformed.
+func TestStorageMountsFuzzFindings(t *testing.T) {
+	const path = "/proc/4242/mountinfo"
+	for _, mp := range []string{"0", "/../../..", "/data/../../etc", "/data/", "//data", "/./x", "", `\040`} {
+		data := "1520 1430 0:145 / " + mp + " rw - ext4 /dev/vda1 rw\n"
+		if mp == "" {
+			data = "1520 1430 0:145 /  rw - ext4 /dev/vda1 rw\n"
+		}
+		got, err := StorageMounts(path, []byte(data))
+		if err == nil || !strings.Contains(err.Error(), path+":1") {
+			t.Errorf("mount point %q: %q, %v; want an error naming %s:1", mp, got, err, path)
+		}
+	}
+}
