@@ -138,3 +138,16 @@ func TestReasonNamesNoEnum(t *testing.T) {
 		t.Fatalf("ReasonNames without the enum = %v, %v", names, err)
 	}
 }
+
+// TestReasonNamesFuzzFindings: enumerators whose names by the rule are empty or shared
+// gave two reasons one name ("SKB_=0" was named ""), and Collect added their counts up.
+// Such values are named reason_<v>; the others keep their rule names.
+func TestReasonNamesFuzzFindings(t *testing.T) {
+	names := enumReasonNames(enumFromText("SKB_=0\nSKB_DROP_REASON_FOO=3\nSKB_FOO=4\nSKB_DROP_REASON_REASON_9=5\nSKB_DROP_REASON_REASON_6=6\nSKB_DROP_REASON_TCP_CSUM=7\nSKB_DROP_REASON_=8\nREASON_=10\nSKB_DROP_REASON_REASON_011=12\n"))
+	for v, want := range map[uint32]string{0: "reason_0", 3: "reason_3", 4: "reason_4", 5: "reason_5", 6: "reason_6", 7: "tcp_csum", 8: "reason_8", 9: "reason_9",
+		10: "reason_", 11: "reason_11", 12: "reason_011"} {
+		if got := ReasonName(names, v); got != want {
+			t.Errorf("ReasonName(%d) = %q, want %q", v, got, want)
+		}
+	}
+}
