@@ -2,7 +2,10 @@ package podid
 
 import (
 	"encoding/hex"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -191,6 +194,54 @@ func FuzzParseKubeletPaths(f *testing.F) {
 		}
 		if got, ok := Parse(rel); !ok || got != want {
 			t.Fatalf("Parse(%q) =\n  %+v, %v\nwant\n  %+v", rel, got, ok, want)
+		}
+	})
+}
+
+// FuzzPIDs: cgroup.procs, one process id per line. Every line that is a process id (a
+// positive decimal number) is returned, in order; nothing else is: a process id is never 0 or
+// negative (/proc/-1 is no process, and a container whose only "process" it were would be
+// asked about forever).
+func FuzzPIDs(f *testing.F) {
+	for _, s := range []string{"12\n7\n\n300\n", "", "1\n", "007\n", "4194304\n", "x\n12\n"} {
+		f.Add([]byte(s))
+	}
+	for _, root := range []string{fixtures, "/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		for _, b := range fuzzseed.Files(root, 8, "cgroup.procs") {
+			f.Add(b)
+		}
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := PIDs(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range got {
+			if p <= 0 {
+				t.Fatalf("PIDs(%q) = %v: %d is not a process id", data, got, p)
+			}
+		}
+		var want []int
+		for _, line := range strings.Split(string(data), "\n") {
+			if s := strings.TrimSpace(line); s != "" && strings.Trim(s, "0123456789") == "" && s[0] != '0' && len(s) < 10 {
+				n, _ := strconv.Atoi(s)
+				want = append(want, n)
+			}
+		}
+		// want is what the kernel writes; got may hold more (PIDs skips only what is not a
+		// number), but the kernel's ones in order.
+		i := 0
+		for _, p := range got {
+			if i < len(want) && p == want[i] {
+				i++
+			}
+		}
+		if i != len(want) {
+			t.Fatalf("PIDs(%q) = %v, missing some of %v", data, got, want)
 		}
 	})
 }
