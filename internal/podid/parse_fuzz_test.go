@@ -245,3 +245,16 @@ func FuzzPIDs(f *testing.F) {
 		}
 	})
 }
+
+// TestPIDsFuzzFindings: cgroup.procs holds 0 for a process in a pid namespace the reader
+// cannot see (task_pid_vnr), and 0 came back as a process id: /proc/0 is no process, so the
+// sandbox check of such a container stayed undecided. Nor is -1.
+func TestPIDsFuzzFindings(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte("0\n12\n0\n-1\n300\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := PIDs(dir); err != nil || len(got) != 2 || got[0] != 12 || got[1] != 300 {
+		t.Errorf("PIDs = %v, %v; want [12 300]", got, err)
+	}
+}
