@@ -9,7 +9,7 @@ OTELCOL := _build/otelcol-kpod
 # Debian packages the tests and `make generate` need (installed by `make deps` when missing).
 APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus qemu-system-x86 busybox-static cpio
 
-.PHONY: all build deps tools generate check-generate lint unit kube test e2e test-kernels otelcol run clean
+.PHONY: all build deps tools generate check-generate lint unit fuzz kube test e2e test-kernels otelcol run clean
 
 all: build
 
@@ -56,7 +56,21 @@ lint:
 unit: otelcol
 	$(GO) test -race -count=1 -p 2 -timeout 20m ./...
 
-test: deps check-generate lint unit kube e2e test-kernels
+test: deps check-generate lint unit fuzz kube e2e test-kernels
+
+# fuzz runs every fuzz target (func FuzzXxx in a *_fuzz_test.go) for FUZZTIME, one after the
+# other (go test -fuzz takes one package and one target; its workers use every core). Their
+# seed corpora (f.Add, this host's kernel files, testdata/fuzz/FuzzXxx/) already ran as plain
+# tests in unit. An input that fails is written to the package's testdata/fuzz/FuzzXxx/:
+# commit it with the fix, it is the regression test. FUZZTIME=60s make fuzz for a longer hunt.
+FUZZTIME ?= 6s
+fuzz:
+	@set -eo pipefail; for f in $$(git ls-files --cached --others --exclude-standard '*_fuzz_test.go'); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)([a-z]* \*testing\.F).*/\1/p' $$f); do \
+			echo "fuzz ./$$(dirname $$f) $$t $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f) | grep -v '^fuzz: elapsed'; \
+		done; \
+	done
 
 # kube runs the tests that need a real kube-apiserver (filters, restart counts) against one
 # started on 127.0.0.1 for them (binaries built from the Go module proxy on first use, cached).

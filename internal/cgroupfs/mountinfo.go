@@ -172,13 +172,15 @@ type Mount struct {
 }
 
 // ParseMountinfo parses a mountinfo file; a malformed line is an error, not a skipped mount.
+// Fields are separated by spaces only: the kernel escapes space, tab, newline and backslash
+// in paths and writes any other white space (a no-break space, a carriage return) as it is.
 func ParseMountinfo(path string, data []byte) ([]Mount, error) {
 	var out []Mount
 	for i, line := range strings.Split(string(data), "\n") {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		f := strings.Fields(line)
+		f := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' })
 		sep := -1
 		for j, x := range f {
 			if x == "-" {
@@ -189,9 +191,15 @@ func ParseMountinfo(path string, data []byte) ([]Mount, error) {
 		if sep < 6 || len(f) < sep+4 {
 			return nil, fmt.Errorf("%s:%d: malformed mountinfo line %q", path, i+1, line)
 		}
+		// The kernel writes mount points as absolute clean paths; anything else joined
+		// below /proc/<pid>/root ("/../..") would name a path outside the container.
+		mp := unescapeMount(f[4])
+		if !filepath.IsAbs(mp) || filepath.Clean(mp) != mp {
+			return nil, fmt.Errorf("%s:%d: mount point %q is not an absolute clean path", path, i+1, mp)
+		}
 		out = append(out, Mount{
 			Root:       unescapeMount(f[3]),
-			MountPoint: unescapeMount(f[4]),
+			MountPoint: mp,
 			FSType:     f[sep+1],
 			Source:     unescapeMount(f[sep+2]),
 			SuperOpts:  f[sep+3],
@@ -200,14 +208,15 @@ func ParseMountinfo(path string, data []byte) ([]Mount, error) {
 	return out, nil
 }
 
-// unescapeMount undoes the octal escapes (\040 for space, ...) mountinfo uses.
+// unescapeMount undoes the octal escapes (\040 for space, ...) mountinfo uses. An escape
+// is one byte, \000 to \377; "\400" and above are not escapes and are kept as they are.
 func unescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+		if s[i] == '\\' && i+3 < len(s) && s[i+1] <= '3' && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
 			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
 			i += 3
 			continue

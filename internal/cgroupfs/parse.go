@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Dev is a block device number as the kernel prints it (major:minor).
@@ -48,7 +49,8 @@ func ReadUint(path string) (uint64, error) {
 }
 
 // ParseKeyed parses a flat keyed file ("key value" per line: memory.stat, cpu.stat, ...).
-// Any malformed line fails the whole file: a half-parsed file would pass for zeros.
+// Any malformed line fails the whole file: a half-parsed file would pass for zeros. A key
+// given twice is malformed too: either value could be the wrong one.
 func ParseKeyed(path string, data []byte) (map[string]uint64, error) {
 	out := map[string]uint64{}
 	for i, line := range strings.Split(string(data), "\n") {
@@ -57,12 +59,15 @@ func ParseKeyed(path string, data []byte) (map[string]uint64, error) {
 			continue
 		}
 		k, v, ok := strings.Cut(line, " ")
-		if !ok {
+		if !ok || strings.ContainsFunc(k, unicode.IsSpace) {
 			return nil, fmt.Errorf("%s:%d: %q is not \"key value\"", path, i+1, line)
 		}
 		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: value of %q: %w", path, i+1, k, err)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("%s:%d: %q given twice", path, i+1, k)
 		}
 		out[k] = n
 	}
@@ -70,6 +75,7 @@ func ParseKeyed(path string, data []byte) (map[string]uint64, error) {
 }
 
 // ParseIOStat parses cgroup v2 io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N".
+// A device or counter given twice is malformed: either value could be the wrong one.
 func ParseIOStat(path string, data []byte) (map[Dev]IOCounters, error) {
 	out := map[Dev]IOCounters{}
 	for i, line := range strings.Split(string(data), "\n") {
@@ -81,22 +87,27 @@ func ParseIOStat(path string, data []byte) (map[Dev]IOCounters, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
 		}
+		if _, dup := out[dev]; dup {
+			return nil, fmt.Errorf("%s:%d: device %s given twice", path, i+1, dev)
+		}
 		var c IOCounters
+		var seen uint8 // bit per counter read
 		for _, kv := range fields[1:] {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok {
 				return nil, fmt.Errorf("%s:%d: %q is not key=value", path, i+1, kv)
 			}
 			var dst *uint64
+			var bit uint8
 			switch k {
 			case "rbytes":
-				dst = &c.ReadBytes
+				dst, bit = &c.ReadBytes, 1
 			case "wbytes":
-				dst = &c.WriteBytes
+				dst, bit = &c.WriteBytes, 2
 			case "rios":
-				dst = &c.Reads
+				dst, bit = &c.Reads, 4
 			case "wios":
-				dst = &c.Writes
+				dst, bit = &c.Writes, 8
 			default:
 				// Other fields (dbytes, and with blkcg_debug_stats the iolatency and iocost
 				// ones, some not numbers: "depth=max") are not read.
@@ -106,7 +117,10 @@ func ParseIOStat(path string, data []byte) (map[Dev]IOCounters, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: %s: %w", path, i+1, k, err)
 			}
-			*dst = n
+			if seen&bit != 0 {
+				return nil, fmt.Errorf("%s:%d: %s given twice", path, i+1, k)
+			}
+			seen, *dst = seen|bit, n
 		}
 		out[dev] = c
 	}
@@ -114,15 +128,28 @@ func ParseIOStat(path string, data []byte) (map[Dev]IOCounters, error) {
 }
 
 // ParseBlkioThrottle parses a v1 blkio.throttle.io_service_bytes or io_serviced file
-// ("MAJ:MIN Read N" ... and a final "Total N") into read and write values per device.
+// ("MAJ:MIN Read N" ... and a final "Total N") into read and write values per device. The
+// kernel prints every operation of every device it lists, so a device without its Read and
+// Write lines (a misspelt "Raed" would have read as 0) or with an operation given twice is
+// malformed.
 func ParseBlkioThrottle(path string, data []byte) (map[Dev][2]uint64, error) {
 	out := map[Dev][2]uint64{}
+	type devLines struct {
+		first     int             // line of the device's first operation
+		ops       map[string]bool // operations seen
+		readWrite uint8           // bit 1: Read seen, bit 2: Write seen
+	}
+	var order []Dev
+	lines := map[Dev]*devLines{}
 	for i, line := range strings.Split(string(data), "\n") {
 		fields := strings.Fields(line)
 		switch {
 		case len(fields) == 0:
 			continue
 		case fields[0] == "Total" && len(fields) == 2:
+			if _, err := strconv.ParseUint(fields[1], 10, 64); err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+			}
 			continue
 		case len(fields) != 3:
 			return nil, fmt.Errorf("%s:%d: %q is not \"MAJ:MIN Op N\"", path, i+1, line)
@@ -135,14 +162,31 @@ func ParseBlkioThrottle(path string, data []byte) (map[Dev][2]uint64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
 		}
+		dl := lines[dev]
+		if dl == nil {
+			dl = &devLines{first: i + 1, ops: map[string]bool{}}
+			lines[dev] = dl
+			order = append(order, dev)
+		}
+		if dl.ops[fields[1]] {
+			return nil, fmt.Errorf("%s:%d: %s %s given twice", path, i+1, dev, fields[1])
+		}
+		dl.ops[fields[1]] = true
 		v := out[dev]
 		switch fields[1] {
 		case "Read":
 			v[0] = n
+			dl.readWrite |= 1
 		case "Write":
 			v[1] = n
+			dl.readWrite |= 2
 		}
 		out[dev] = v
+	}
+	for _, dev := range order {
+		if dl := lines[dev]; dl.readWrite != 3 {
+			return nil, fmt.Errorf("%s:%d: device %s has no Read and Write lines", path, dl.first, dev)
+		}
 	}
 	return out, nil
 }

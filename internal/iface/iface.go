@@ -96,7 +96,7 @@ type PodTarget struct {
 func Parse(path string, data []byte) (Stats, error) {
 	out := Stats{}
 	lines := strings.Split(string(data), "\n")
-	if len(lines) < 2 || !strings.Contains(lines[0], "Receive") {
+	if len(lines) < 2 || !strings.Contains(lines[0], "Receive") || !strings.Contains(lines[1], "face") {
 		return nil, fmt.Errorf("%s: not a net/dev file", path)
 	}
 	for i, line := range lines[2:] {
@@ -108,6 +108,12 @@ func Parse(path string, data []byte) (Stats, error) {
 			return nil, fmt.Errorf("%s:%d: no interface name in %q", path, i+3, line)
 		}
 		name = strings.TrimSpace(name)
+		if !validName(name) {
+			return nil, fmt.Errorf("%s:%d: %q is not an interface name", path, i+3, name)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("%s:%d: interface %s given twice", path, i+3, name)
+		}
 		f := strings.Fields(rest)
 		if len(f) != 16 {
 			return nil, fmt.Errorf("%s:%d: %d fields for %s, want 16", path, i+3, len(f), name)
@@ -129,4 +135,19 @@ func Parse(path string, data []byte) (Stats, error) {
 		}
 	}
 	return out, nil
+}
+
+// validName is the kernel's rule for interface names (dev_valid_name): 1 to 15 bytes, not "."
+// or "..", no '/', ':' or white space (the kernel's isspace also counts the byte 0xa0).
+func validName(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '/', ':', ' ', '\t', '\n', '\v', '\f', '\r', 0xa0:
+			return false
+		}
+	}
+	return true
 }

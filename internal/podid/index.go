@@ -175,7 +175,8 @@ func (s *Scanner) isSandbox(c *Container) bool {
 	return pause
 }
 
-// PIDs lists the processes of the cgroup directory dir.
+// PIDs lists the processes of the cgroup directory dir. The kernel writes 0 for a process
+// of a pid namespace the reader cannot see: that is no process id, and is left out.
 func PIDs(dir string) ([]int, error) {
 	b, err := cgroupfs.ReadFile(filepath.Join(dir, "cgroup.procs"))
 	if err != nil {
@@ -184,7 +185,7 @@ func PIDs(dir string) ([]int, error) {
 	var out []int
 	for _, f := range bytes.Fields(b) {
 		pid, err := strconv.Atoi(string(f))
-		if err != nil {
+		if err != nil || pid <= 0 {
 			continue
 		}
 		out = append(out, pid)

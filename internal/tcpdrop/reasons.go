@@ -54,7 +54,26 @@ func enumReasonNames(e *btf.Enum) map[uint32]string {
 		}
 		out[uint32(v.Value)] = strings.ToLower(name)
 	}
+	// Each name must stand for one reason, or Collect adds two reasons' counts up under it:
+	// a name that is empty ("SKB_"), given to two values (SKB_FOO and
+	// SKB_DROP_REASON_FOO) or another value's reason_<v> is left out, and those values are
+	// named reason_<v>.
+	values := make(map[string]int, len(out))
+	for _, n := range out {
+		values[n]++
+	}
+	for v, n := range out {
+		if n == "" || values[n] > 1 || otherValuesName(n, v) {
+			delete(out, v)
+		}
+	}
 	return out
+}
+
+// otherValuesName tells whether n is reason_<x> for a value x other than v.
+func otherValuesName(n string, v uint32) bool {
+	x, err := strconv.ParseUint(strings.TrimPrefix(n, "reason_"), 10, 32)
+	return err == nil && uint32(x) != v && n == ReasonName(nil, uint32(x))
 }
 
 // ReasonName is the name of drop reason v in names, or "reason_<v>" for a value the table
