@@ -62,10 +62,20 @@ const (
 	PathEveryCall Path = "every-call" // raw_syscalls sys_enter / sys_exit, every call of the node
 )
 
+// eventNames are the system calls whose trace events the kernel names after the function
+// that implements them rather than after the call (x86-64 and arm64).
+var eventNames = map[string]string{
+	"stat": "newstat", "lstat": "newlstat", "fstat": "newfstat", "newfstatat": "newfstatat",
+	"uname": "newuname", "sendfile": "sendfile64", "umount2": "umount",
+}
+
 // PerCallSpec is the family's object hooked on the per-call events of names.
 func PerCallSpec(names []string) bpfload.Spec {
 	var enter, exit []string
 	for _, n := range names {
+		if e, ok := eventNames[n]; ok {
+			n = e
+		}
 		enter, exit = append(enter, "sys_enter_"+n), append(exit, "sys_exit_"+n)
 	}
 	return bpfload.Spec{
