@@ -1,6 +1,7 @@
 package kpodreceiver
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,22 +31,30 @@ func TestRealProfiles(t *testing.T) {
 			s := startScraper(t, cfg)
 			ctr.Start("sleep").WaitReady()
 
+			// Exactly the programs of the profile's families are loaded: those their objects
+			// hold (a family with several paths loads one), and no other of this process.
 			loaded := ownPrograms(t)
 			enabled := map[string]bool{}
+			want := map[string]bool{}
 			for _, f := range catalog {
 				enabled[f.name] = slices.Contains(f.profiles, profile)
-				if f.spec == nil {
+			}
+			for _, r := range s.runners {
+				if !enabled[r.info.name] {
+					t.Errorf("%s: runs %s, which is not in the profile", profile, r.info.name)
+				}
+				if r.f == nil {
+					t.Errorf("%s: %s is unavailable: %s", profile, r.info.name, r.reason)
 					continue
 				}
-				for _, h := range f.spec().Hooks {
-					got := loadedVariant(loaded, h.Prog)
-					switch {
-					case enabled[f.name] && got == "" && !h.Optional:
-						t.Errorf("%s: family %s is in the profile but %s is not loaded", profile, f.name, h.Prog)
-					case !enabled[f.name] && got != "":
-						t.Errorf("%s: family %s is not in the profile but %s is loaded", profile, f.name, got)
+				for _, o := range r.f.objects() {
+					for _, p := range o.Programs {
+						want[p.Name] = true
 					}
 				}
+			}
+			if !maps.Equal(loaded, want) {
+				t.Errorf("%s: loaded programs %v, want those of the profile's families %v", profile, slices.Sorted(maps.Keys(loaded)), slices.Sorted(maps.Keys(want)))
 			}
 
 			md := scrape(t, s)
@@ -76,8 +85,8 @@ func TestRealProfiles(t *testing.T) {
 					irqHists++
 				}
 			}
-			want := idleSeries[profile] + irqHists*histogramSeries
-			if series != want {
+			wantSeries := idleSeries[profile] + irqHists*histogramSeries
+			if series != wantSeries {
 				t.Errorf("%s: idle container has %d series (%d IRQ histograms), README documents %d + %d per IRQ histogram; metrics: %v",
 					profile, series, irqHists, idleSeries[profile], histogramSeries, names)
 			}
@@ -159,14 +168,4 @@ func ownPrograms(t *testing.T) map[string]bool {
 		}
 	}
 	return out
-}
-
-// loadedVariant returns which rung of a hook's ladder is loaded ("" for none).
-func loadedVariant(loaded map[string]bool, prefix string) string {
-	for _, suffix := range []string{"_b", "_r", "_t", "_f", "_k"} {
-		if loaded[prefix+suffix] {
-			return prefix + suffix
-		}
-	}
-	return ""
 }
