@@ -24,6 +24,7 @@ type Proc struct {
 	Cmd    *exec.Cmd
 	t      testing.TB
 	stdout *bufio.Reader
+	out    *os.File // stdout's read end, closed by release
 	stderr bytes.Buffer
 	done   chan struct{}
 	err    error
@@ -143,14 +144,15 @@ func (c *Container) start(bin string, args ...string) *Proc {
 		t.Fatal(err)
 	}
 	cmd.Stdout = outW
-	p := &Proc{Cmd: cmd, t: t, stdout: bufio.NewReader(outR), done: make(chan struct{})}
-	t.Cleanup(func() { outR.Close() })
+	// outR is closed with the pod (or container): Pod.cleanup, Remove.
+	p := &Proc{Cmd: cmd, t: t, stdout: bufio.NewReader(outR), out: outR, done: make(chan struct{})}
 	cmd.Stderr = &p.stderr
 	err = cmd.Start()
 	gateR.Close() // the child holds its own copies
 	readyW.Close()
 	outW.Close()
 	if err != nil {
+		outR.Close()
 		t.Fatal(err)
 	}
 	c.procs = append(c.procs, p)
@@ -237,6 +239,9 @@ func (p *Proc) kill() {
 	_ = p.Cmd.Process.Kill()
 	<-p.done
 }
+
+// release closes the harness's end of the process's stdout (the process is gone).
+func (p *Proc) release() { _ = p.out.Close() }
 
 // PID is the process id.
 func (p *Proc) PID() int { return p.Cmd.Process.Pid }
