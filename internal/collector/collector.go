@@ -64,7 +64,7 @@ func (NoBPF) Objects() []*bpfload.Object { return nil }
 func (NoBPF) Close() error { return nil }
 
 // ForEach reads every target with read. A target whose cgroup directory is gone (the pod was
-// deleted after discovery) is skipped without an error; read may return ErrSkip for a
+// deleted after discovery, also while its files were being read) is skipped without an error; read may return ErrSkip for a
 // target that has nothing to report (for example a container without processes).
 func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Target, read func(cgroupfs.Target) (V, error)) Result[V] {
 	res := Result[V]{Values: make(map[uint64]V, len(targets))}
@@ -78,7 +78,9 @@ func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Targe
 		case err == nil:
 			res.Values[t.ID] = v
 		case errors.Is(err, ErrSkip):
-		case errors.Is(err, fs.ErrNotExist) && Gone(v2Root, t.Rel):
+		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENODEV)) && Gone(v2Root, t.Rel):
+			// Removed after discovery: before its file was opened (ENOENT), or between the
+			// open and the read (kernfs answers ENODEV for a removed cgroup's open file).
 		default:
 			res.Errs = append(res.Errs, err)
 		}
@@ -112,8 +114,13 @@ func HostNamespacePath(procRoot, kind string) (string, uint64, error) {
 			continue
 		}
 		path := filepath.Join(procRoot, pid, "ns", kind)
-		if ino, err := cgroupfs.Inode(path); err == nil {
+		ino, err := cgroupfs.Inode(path)
+		if err == nil {
 			return path, ino, nil
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			// The process is there: what is missing is the right to look at it.
+			return "", 0, fmt.Errorf("reading the host's %s namespace: %w (needs CAP_SYS_PTRACE)", kind, err)
 		}
 	}
 	return "", 0, fmt.Errorf("cannot read the host's %s namespace from %s/2 or %s/1 (kpod needs the host's /proc: hostPID)", kind, procRoot, procRoot)
@@ -141,6 +148,9 @@ func InNetNS(path string, fn func() error) error {
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("entering network namespace %s: %w (needs CAP_SYS_ADMIN)", path, err)
+		}
 		return fmt.Errorf("entering network namespace %s: %w", path, err)
 	}
 	ferr := fn()
