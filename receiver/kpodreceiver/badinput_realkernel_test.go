@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -72,17 +73,24 @@ func TestRealRuntimeBadInput(t *testing.T) {
 			t.Errorf("discovery found %d of the two pods to remove", found)
 		}
 		vanish.Remove() // after discovery, before any family reads
-		// The first cgroup file of the other pod that a family opens: the pod is removed
+		// The first memory file of the other pod that the memory family opens (it reads
+		// through collector.ForEach, as every cgroup-file family): the pod is removed
 		// between the open and the read.
 		restoreHook = cgroupfs.BetweenOpenAndReadForTest(func(path string) {
 			mu.Lock()
-			defer mu.Unlock()
-			if readPath != "" || !strings.Contains(path, dc.ID) {
+			first := readPath == "" && strings.Contains(path, dc.ID) && strings.HasPrefix(filepath.Base(path), "memory.")
+			if first {
+				readPath = path
+			}
+			mu.Unlock()
+			if !first {
 				return
 			}
-			readPath = path
-			during.Remove()
-			_, goneErr = os.Stat(dc.V2Dir())
+			during.Remove() // reads cgroup.procs itself: this hook runs again, and returns
+			_, err := os.Stat(dc.V2Dir())
+			mu.Lock()
+			goneErr = err
+			mu.Unlock()
 		})
 		return idx, nil
 	}
