@@ -36,6 +36,16 @@ type otlpSink struct {
 	bad      []string
 	oldest   time.Time // of the data points received since the last mark
 	newest   time.Time
+	// series, if not nil, collects every sum and histogram point received by series
+	// (otlpSeriesKey), in the order received.
+	series map[string][]otlpPoint
+}
+
+// otlpPoint is one cumulative data point: when it was measured, since when it counts, and
+// its value (a histogram's count).
+type otlpPoint struct {
+	T, Start time.Time
+	V        float64
 }
 
 func (s *otlpSink) up(t *testing.T) {
@@ -79,6 +89,9 @@ func (s *otlpSink) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.points += int64(md.DataPointCount())
+	if s.series != nil {
+		recordSeries(md, s.series)
+	}
 	forEachTimestamp(md, func(ts pcommon.Timestamp) {
 		at := ts.AsTime()
 		if s.oldest.IsZero() || at.Before(s.oldest) {
@@ -99,6 +112,54 @@ func (s *otlpSink) mark() (points int64, oldest, newest time.Time) {
 	points, oldest, newest = s.points, s.oldest, s.newest
 	s.oldest, s.newest = time.Time{}, time.Time{}
 	return points, oldest, newest
+}
+
+// recordSeries appends every sum and histogram point of md to its series.
+func recordSeries(md pmetric.Metrics, series map[string][]otlpPoint) {
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		res := rms.At(i).Resource().Attributes()
+		sms := rms.At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				m := ms.At(k)
+				stem := strings.ReplaceAll(m.Name(), ".", "_")
+				switch m.Type() {
+				case pmetric.MetricTypeSum:
+					for d := 0; d < m.Sum().DataPoints().Len(); d++ {
+						dp := m.Sum().DataPoints().At(d)
+						v := float64(dp.IntValue())
+						if dp.ValueType() == pmetric.NumberDataPointValueTypeDouble {
+							v = dp.DoubleValue()
+						}
+						key := otlpSeriesKey(stem, res, dp.Attributes())
+						series[key] = append(series[key], otlpPoint{dp.Timestamp().AsTime(), dp.StartTimestamp().AsTime(), v})
+					}
+				case pmetric.MetricTypeHistogram:
+					for d := 0; d < m.Histogram().DataPoints().Len(); d++ {
+						dp := m.Histogram().DataPoints().At(d)
+						key := otlpSeriesKey(stem, res, dp.Attributes())
+						series[key] = append(series[key], otlpPoint{dp.Timestamp().AsTime(), dp.StartTimestamp().AsTime(), float64(dp.Count())})
+					}
+				}
+			}
+		}
+	}
+}
+
+// otlpSeriesKey names a series as its Prometheus labels would: the metric name with _ for .
+// (before the exporter's unit and type suffixes), then the resource's and the point's
+// attributes with _ for ., sorted.
+func otlpSeriesKey(stem string, res, attrs pcommon.Map) string {
+	labels := map[string]string{}
+	for _, m := range []pcommon.Map{res, attrs} {
+		m.Range(func(k string, v pcommon.Value) bool {
+			labels[strings.ReplaceAll(k, ".", "_")] = v.AsString()
+			return true
+		})
+	}
+	return stem + "{" + seriesKey(labels)
 }
 
 func forEachTimestamp(md pmetric.Metrics, f func(pcommon.Timestamp)) {

@@ -115,6 +115,25 @@ func (s *promServer) queryRange(t *testing.T, expr string, start, end time.Time,
 		"step": {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)}})
 }
 
+// names lists the metric names of the series that match a selector.
+func (s *promServer) names(t *testing.T, match string) []string {
+	t.Helper()
+	resp, err := http.Get(s.base + "/api/v1/label/__name__/values?" + url.Values{"match[]": {match}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string   `json:"status"`
+		Error  string   `json:"error"`
+		Data   []string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Status != "success" {
+		t.Fatalf("label values of %s: %v %s", match, err, body.Error)
+	}
+	return body.Data
+}
+
 func promTime(t time.Time) string {
 	return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', 3, 64)
 }

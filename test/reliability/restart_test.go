@@ -75,8 +75,15 @@ func TestRestarts(t *testing.T) {
 	bin := testenv.CollectorBinary(t, repoRoot(t))
 	fakepod.RequireRoot(t)
 	p := freePorts(t)
+	// Prometheus's text format has no start times (the exporter writes no OpenMetrics
+	// _created lines), so the same pipeline also exports OTLP to a sink in the test, which
+	// records every point's start time.
+	sink := &otlpSink{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), series: map[string][]otlpPoint{}}
+	sink.up(t)
+	t.Cleanup(sink.down)
 	cfg := localConfig(t, p, restartExpiration.String(),
-		[2]string{"metric_expiration: " + restartExpiration.String(), "metric_expiration: " + restartExpiration.String() + "\n    enable_open_metrics: true"})
+		[2]string{"  debug:\n    verbosity: basic\n", "  debug:\n    verbosity: basic\n  otlp_http:\n    endpoint: http://" + sink.addr + "\n"},
+		[2]string{"exporters: [prometheus, debug]", "exporters: [prometheus, debug, otlp_http]"})
 	prom := startPrometheus(t, fmt.Sprintf("127.0.0.1:%d", p.prom))
 
 	pod := fakepod.New(t, fakepod.Options{})
@@ -117,61 +124,68 @@ func TestRestarts(t *testing.T) {
 		aStart.Format("15:04:05.000"), bStart.Format("15:04:05.000"), bReady.Format("15:04:05.000"), c1Removed.Format("15:04:05.000"), forks)
 
 	podSel := fmt.Sprintf(`k8s_pod_uid=%q`, pod.UID)
-
-	// 1. Every kpod counter, bucket, count and sum: resets only with a new start time.
-	resets := prom.query(t, `resets({__name__=~"kpod_.+_(total|bucket|count|sum)"}`+window+`)`, end)
-	created := prom.query(t, `changes({__name__=~"kpod_.+_created"}`+window+`)`, end)
-	if len(resets) == 0 || len(created) == 0 {
-		t.Fatalf("Prometheus has %d counter series and %d _created series", len(resets), len(created))
-	}
-	starts := map[string]float64{} // created series key -> changes
-	for _, s := range created {
-		starts[strings.TrimSuffix(s.Metric["__name__"], "_created")+"{"+seriesKey(s.Metric)] = s.Samples[0].V
-	}
-	var withReset, restarted int
-	for _, s := range resets {
-		name := s.Metric["__name__"]
-		base := name
-		for _, suf := range []string{"_total", "_bucket", "_count", "_sum"} {
-			if b, ok := strings.CutSuffix(name, suf); ok {
-				base = b
-				break
-			}
-		}
-		key := base + "{" + seriesKey(s.Metric, "le")
-		n, newStart := s.Samples[0].V, starts[key]
-		if n > 0 {
-			withReset++
-		}
-		if newStart > 0 {
-			restarted++
-		}
-		if n > newStart {
-			t.Errorf("%s{%s} went down %v times, its start time changed %v times: rate() spikes there", name, seriesKey(s.Metric), n, newStart)
-		}
-	}
-	t.Logf("%d counter series; %d went down, each with a new start time; %d had a new start time", len(resets), withReset, restarted)
-	if withReset == 0 {
-		t.Errorf("no counter went down across the collector restart: the test did not restart anything")
-	}
-
-	// 2. Start times: BPF counters of c1 start at A's, then at B's start; the kernel's
-	// counter of c1 (major faults, memory.stat) keeps the cgroup's; c2's start at its cgroup.
 	c1Sel := fmt.Sprintf(`{%s,container_id=%q}`, podSel, c1.ID)
 	c2Sel := fmt.Sprintf(`{%s,container_id=%q}`, podSel, c2.ID)
-	checkStarts(t, prom.query(t, "kpod_proc_forks_created"+c1Sel+window, end), "c1 forks (BPF)",
-		[][2]time.Time{{aStart, aReady}, {bStart, bReady}})
-	checkStarts(t, prom.query(t, "kpod_proc_forks_created"+c2Sel+window, end), "c2 forks (BPF)",
-		[][2]time.Time{{c2Created, c2Created}})
-	checkStarts(t, prom.query(t, "kpod_mem_major_page_faults_created"+c1Sel+window, end), "c1 major faults (memory.stat)",
-		[][2]time.Time{{c1Created, c1Created}})
 
-	// 3. The restarted container is a new series: none of c2's samples is older than its
-	// cgroup, and c1's series left the endpoint within metric_expiration of its removal.
-	for _, s := range prom.query(t, "kpod_proc_forks_total"+c2Sel+window, end) {
-		if first := s.Samples[0].T; first.Before(c2Created) {
-			t.Errorf("container %s has a sample at %v, before it was created at %v", c2.ID, first, c2Created)
+	// 1. What the collector exported (OTLP): every counter and histogram goes down only
+	// where its start time changes.
+	sink.mu.Lock()
+	series := sink.series
+	sink.mu.Unlock()
+	startChanges := map[string]int{}
+	for key, pts := range series {
+		for i := 1; i < len(pts); i++ {
+			newStart := !pts[i].Start.Equal(pts[i-1].Start)
+			if newStart {
+				startChanges[key]++
+			}
+			if pts[i].V < pts[i-1].V && !newStart {
+				t.Errorf("%s went down from %v to %v at %v with the same start time", key, pts[i-1].V, pts[i].V, pts[i].T)
+			}
 		}
+	}
+
+	// 2. What Prometheus stored: resets() of every kpod counter, bucket, count and sum is
+	// at most the number of new start times of its series; the rest would be rate() spikes.
+	// (PromQL functions drop the metric name, so each metric is asked for on its own.)
+	var counters, withReset int
+	for _, name := range prom.names(t, `{__name__=~"kpod_.+"}`) {
+		stem, ok := counterStem(name)
+		if !ok {
+			continue
+		}
+		for _, s := range prom.query(t, "resets("+name+window+")", end) {
+			counters++
+			n := int(s.Samples[0].V)
+			if n == 0 {
+				continue
+			}
+			withReset++
+			key, found := promToOTLP(stem, s.Metric, series)
+			switch {
+			case !found:
+				t.Errorf("%s{%s} went down %d times and has no OTLP series to show a new start time", name, seriesKey(s.Metric), n)
+			case n > startChanges[key]:
+				t.Errorf("%s{%s} went down %d times, its start time changed %d times: rate() spikes there", name, seriesKey(s.Metric), n, startChanges[key])
+			}
+		}
+	}
+	t.Logf("%d counter series in Prometheus, %d went down, each at a new start time; %d OTLP series", counters, withReset, len(series))
+	if withReset == 0 {
+		t.Errorf("no counter went down across the collector restart: the test restarted nothing")
+	}
+
+	// Start times: BPF counters of c1 start at A's start, then at B's; the kernel's counter
+	// of c1 (major faults, memory.stat) keeps the cgroup's; c2's start with its cgroup.
+	checkStarts(t, otlpSeries(t, series, "kpod_proc_forks", c1.ID), "c1 forks (BPF)", [][2]time.Time{{aStart, aReady}, {bStart, bReady}})
+	checkStarts(t, otlpSeries(t, series, "kpod_mem_major_page_faults", c1.ID), "c1 major faults (memory.stat)", [][2]time.Time{{c1Created, c1Created}})
+	checkStarts(t, otlpSeries(t, series, "kpod_proc_forks", c2.ID), "c2 forks (BPF)", [][2]time.Time{{c2Created, c2Created}})
+
+	// 3. The restarted container is a new series of its own (its start time is checked
+	// above), and c1's series left the endpoint within metric_expiration of its removal,
+	// unchanged since the removal.
+	if got := prom.query(t, "kpod_proc_forks_total"+c2Sel+window, end); len(got) != 1 {
+		t.Errorf("Prometheus has %d series of forks for the restarted container %s, want 1", len(got), c2.ID)
 	}
 	for _, s := range prom.query(t, "kpod_proc_forks_total"+c1Sel+window, end) {
 		last := s.Samples[len(s.Samples)-1]
@@ -240,18 +254,59 @@ func counted(ss []promSample) float64 {
 	return n
 }
 
-// checkStarts asserts that the one series of a _created selector took exactly the values
-// given, in order, each within its interval (1 ms of float rounding allowed).
-func checkStarts(t *testing.T, ss []promSeries, what string, want [][2]time.Time) {
-	t.Helper()
-	if len(ss) != 1 {
-		t.Errorf("%s: %d _created series, want 1", what, len(ss))
-		return
+// counterStem is a Prometheus counter, histogram bucket, count or sum name without that
+// suffix.
+func counterStem(name string) (string, bool) {
+	for _, suf := range []string{"_total", "_bucket", "_count", "_sum"} {
+		if stem, ok := strings.CutSuffix(name, suf); ok {
+			return stem, true
+		}
 	}
-	var got []float64
-	for _, s := range ss[0].Samples {
-		if len(got) == 0 || got[len(got)-1] != s.V {
-			got = append(got, s.V)
+	return "", false
+}
+
+// promToOTLP finds the OTLP series of a Prometheus series: the same labels (without job,
+// instance, le and the otel_scope ones) and a name that is the OTLP name or that with the
+// unit the exporter appends (_seconds, _bytes).
+func promToOTLP(stem string, labels map[string]string, series map[string][]otlpPoint) (string, bool) {
+	l := map[string]string{}
+	for k, v := range labels {
+		if k != "job" && k != "instance" && k != "le" && !strings.HasPrefix(k, "otel_scope_") {
+			l[k] = v
+		}
+	}
+	for _, s := range []string{stem, strings.TrimSuffix(stem, "_seconds"), strings.TrimSuffix(stem, "_bytes")} {
+		if key := s + "{" + seriesKey(l); series[key] != nil {
+			return key, true
+		}
+	}
+	return "", false
+}
+
+// otlpSeries is the one OTLP series of metric stem for a container.
+func otlpSeries(t *testing.T, series map[string][]otlpPoint, stem, containerID string) []otlpPoint {
+	t.Helper()
+	var found []string
+	for key := range series {
+		if strings.HasPrefix(key, stem+"{") && strings.Contains(key, fmt.Sprintf("container_id=%q,", containerID)) {
+			found = append(found, key)
+		}
+	}
+	if len(found) != 1 {
+		t.Errorf("%d OTLP series of %s for container %s, want 1: %v", len(found), stem, containerID, found)
+		return nil
+	}
+	return series[found[0]]
+}
+
+// checkStarts asserts that a series' start time took exactly the values given, in order,
+// each within its interval (1 ms of rounding allowed).
+func checkStarts(t *testing.T, pts []otlpPoint, what string, want [][2]time.Time) {
+	t.Helper()
+	var got []time.Time
+	for _, p := range pts {
+		if len(got) == 0 || !got[len(got)-1].Equal(p.Start) {
+			got = append(got, p.Start)
 		}
 	}
 	if len(got) != len(want) {
@@ -259,9 +314,8 @@ func checkStarts(t *testing.T, ss []promSeries, what string, want [][2]time.Time
 		return
 	}
 	for i, w := range want {
-		lo, hi := float64(w[0].UnixNano())/1e9-0.001, float64(w[1].UnixNano())/1e9+0.001
-		if got[i] < lo || got[i] > hi {
-			t.Errorf("%s: start time %d is %.3f, want within [%.3f, %.3f]", what, i+1, got[i], lo, hi)
+		if got[i].Before(w[0].Add(-time.Millisecond)) || got[i].After(w[1].Add(time.Millisecond)) {
+			t.Errorf("%s: start time %d is %v, want within [%v, %v]", what, i+1, got[i], w[0], w[1])
 		}
 	}
 }
