@@ -48,6 +48,7 @@ type soakRow struct {
 	series     int // sample lines on the Prometheus endpoint
 	podSeries  int // of them, series of fake pods of the soak
 	podsShown  int // fake pods with series
+	others     int // other pods with series (of other tests on the host: not the soak's)
 	lost       float64
 	lostBy     map[string]float64 // map -> updates lost, where any
 	readErrs   float64
@@ -167,7 +168,7 @@ func TestSoak(t *testing.T) {
 		now := time.Now()
 		ss := scrape(t, p.metricsURL())
 		r.series = len(ss)
-		shown := map[string]bool{}
+		shown, others := map[string]bool{}, map[string]bool{}
 		for _, s := range ss {
 			switch s.Name {
 			case "kpod_bpf_map_entries":
@@ -187,6 +188,9 @@ func TestSoak(t *testing.T) {
 			uid := s.Labels["k8s_pod_uid"]
 			gone, ours := deleted[uid]
 			if !ours {
+				if uid != "" {
+					others[uid] = true
+				}
 				continue
 			}
 			r.podSeries++
@@ -196,7 +200,7 @@ func TestSoak(t *testing.T) {
 					label, uid, age.Round(time.Millisecond), soakExpiration, expiryGrace, s)
 			}
 		}
-		r.podsShown = len(shown)
+		r.podsShown, r.others = len(shown), len(others)
 		t.Logf("%s", r.line())
 		return r
 	}
@@ -338,24 +342,24 @@ func checkSoak(t *testing.T, rows []soakRow, pid int, cgroups []uint64) {
 }
 
 func (r soakRow) line() string {
-	return fmt.Sprintf("%s: t=%v rss=%.1fMiB heap=%.1f-%.1fMiB goroutines=%d fds=%d series=%d (pods: %d series of %d pods) lost=%v readErrs=%v maps=%v kpod=%v",
+	return fmt.Sprintf("%s: t=%v rss=%.1fMiB heap=%.1f-%.1fMiB goroutines=%d fds=%d series=%d (pods: %d series of %d pods; %d other pods) lost=%v readErrs=%v maps=%v kpod=%v",
 		r.label, r.elapsed.Round(time.Second), float64(r.rss)/(1<<20), r.heapMin/(1<<20), r.heapMax/(1<<20),
-		r.goroutines, r.fds, r.series, r.podSeries, r.podsShown, r.lost, r.readErrs, r.maps, r.kpodMaps)
+		r.goroutines, r.fds, r.series, r.podSeries, r.podsShown, r.others, r.lost, r.readErrs, r.maps, r.kpodMaps)
 }
 
 // soakTable renders the rows as two Markdown tables: the process and the endpoint, and the
 // entries of each BPF map.
 func soakTable(rows []soakRow, total time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| Point | Elapsed | RSS (MiB) | Go heap, low–high (MiB) | Goroutines | Open fds | Series on the endpoint | of them fake pods' (pods) | Map updates lost |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| Point | Elapsed | RSS (MiB) | Go heap, low–high (MiB) | Goroutines | Open fds | Series on the endpoint | of them fake pods' (pods) | Other pods on the host | Map updates lost |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		heap := "-"
 		if r.heapMin > 0 {
 			heap = fmt.Sprintf("%.1f–%.1f", r.heapMin/(1<<20), r.heapMax/(1<<20))
 		}
-		fmt.Fprintf(&b, "| %s | %v | %.1f | %s | %d | %d | %d | %d (%d) | %v |\n", r.label, r.elapsed.Round(time.Second),
-			float64(r.rss)/(1<<20), heap, r.goroutines, r.fds, r.series, r.podSeries, r.podsShown, r.lost)
+		fmt.Fprintf(&b, "| %s | %v | %.1f | %s | %d | %d | %d | %d (%d) | %d | %v |\n", r.label, r.elapsed.Round(time.Second),
+			float64(r.rss)/(1<<20), heap, r.goroutines, r.fds, r.series, r.podSeries, r.podsShown, r.others, r.lost)
 	}
 	names := map[string]bool{}
 	for _, r := range rows {
