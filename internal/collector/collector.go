@@ -129,9 +129,22 @@ func HostNamespacePath(procRoot, kind string) (string, uint64, error) {
 // NSPath is the namespace file of a process found by Find.
 func (n *NSProcs) NSPath(pid int) string { return n.nsPath(pid) }
 
+// CanEnterNamespaces reports whether this process may setns(2) into another network or mount
+// namespace: the kernel asks for CAP_SYS_ADMIN (in the namespace's user namespace and in the
+// caller's), which kpod's DaemonSet does not grant.
+func CanEnterNamespaces() bool {
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}, &data[0]); err != nil {
+		return false
+	}
+	return data[unix.CAP_SYS_ADMIN/32].Effective&(1<<(unix.CAP_SYS_ADMIN%32)) != 0
+}
+
 // InNetNS runs fn on an OS thread moved into the network namespace at path, then moves the
 // thread back. If it cannot move back, the thread stays locked to the goroutine, so the Go
-// runtime ends it instead of reusing it in the wrong namespace.
+// runtime ends it instead of reusing it in the wrong namespace. A thread already in that
+// namespace (the host's, for kpod on the host network) runs fn where it is: no setns, so no
+// CAP_SYS_ADMIN.
 func InNetNS(path string, fn func() error) error {
 	runtime.LockOSThread()
 	own, err := os.Open("/proc/thread-self/ns/net")
@@ -146,6 +159,12 @@ func InNetNS(path string, fn func() error) error {
 		return err
 	}
 	defer target.Close()
+	var ownSt, targetSt unix.Stat_t
+	if unix.Fstat(int(own.Fd()), &ownSt) == nil && unix.Fstat(int(target.Fd()), &targetSt) == nil &&
+		ownSt.Dev == targetSt.Dev && ownSt.Ino == targetSt.Ino {
+		defer runtime.UnlockOSThread()
+		return fn()
+	}
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
 		if errors.Is(err, unix.EPERM) {

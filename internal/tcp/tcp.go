@@ -109,17 +109,32 @@ type Collector struct {
 
 // Start loads the per-socket path, or the per-segment path where that cannot load. The
 // per-socket path runs its iterator in the network namespaces of the pods, found through
-// their processes in procRoot (the host's /proc) and their cgroups below v2Root.
+// their processes in procRoot (the host's /proc) and their cgroups below v2Root; entering a
+// namespace (setns) needs CAP_SYS_ADMIN. Without it the per-segment path, which enters none,
+// comes first, and the per-socket path is the fallback (on kernels without the per-segment
+// tracepoints: it then reads the host's namespace and says, for each pod's, that it needs
+// CAP_SYS_ADMIN).
 func Start(procRoot, v2Root string) (*Collector, error) {
-	c, err := startPath(PathSocket, procRoot, v2Root)
+	order := []Path{PathSocket, PathSegment}
+	if !collector.CanEnterNamespaces() {
+		order = []Path{PathSegment, PathSocket}
+	}
+	c, err := startPath(order[0], procRoot, v2Root)
 	if err == nil {
 		return c, nil
 	}
-	c, err2 := startPath(PathSegment, procRoot, v2Root)
+	c, err2 := startPath(order[1], procRoot, v2Root)
 	if err2 != nil {
-		return nil, fmt.Errorf("per socket: %v; per segment: %w", err, err2)
+		return nil, fmt.Errorf("%s: %v; %s: %w", pathName(order[0]), err, pathName(order[1]), err2)
 	}
 	return c, nil
+}
+
+func pathName(p Path) string {
+	if p == PathSegment {
+		return "per segment"
+	}
+	return "per socket"
 }
 
 func startPath(p Path, procRoot, v2Root string) (*Collector, error) {
