@@ -237,20 +237,28 @@ func TestBackpressure(t *testing.T) {
 		join = append(join, "echo $$ > "+filepath.Join(root, ctr.Rel, "cgroup.procs"))
 	}
 	cmd := exec.Command("/bin/sh", "-c", strings.Join(join, " && ")+` && exec "$0" --config "$1"`, bin, cfg)
+	gomemlimit := daemonSetEnv(t, "GOMEMLIMIT")
 	cmd.Env = append(os.Environ(), "K8S_NODE_NAME=backpressure-node", "OTLP_ENDPOINT=http://"+sink.addr,
-		"KPOD_CGROUP_ROOT="+layout.V2)
+		"KPOD_CGROUP_ROOT="+layout.V2, "GOMEMLIMIT="+gomemlimit)
 	k := testenv.StartCollectorCmd(t, cmd, nil)
 	pid := k.Cmd.Process.Pid
 	firstCycle(t, k, p)
 	limit := uint64(backpressureLimit) * 80 / 100 // limit_percentage: 80
 
 	var rssMax uint64
+	var heapMax float64
 	watch := func(d time.Duration, phase string) {
 		t.Helper()
 		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Second) {
 			if exited, err := k.Exited(); exited {
-				t.Fatalf("collector exited %s: %v", phase, err)
+				t.Fatalf("collector exited %s: %v (RSS max %.1f MiB, heap max %.1f MiB, %d OOM kills in its cgroup)",
+					phase, err, float64(rssMax)/(1<<20), heapMax/(1<<20), ownOOMKills(t, ctr))
 			}
+			ctx, cancel := contextTimeout(5 * time.Second)
+			if tel, err := testenv.Scrape(ctx, p.telemetryURL()); err == nil {
+				heapMax = max(heapMax, sum(tel, "otelcol_process_runtime_heap_alloc_bytes", nil))
+			}
+			cancel()
 			st, err := readProcStatus(pid)
 			if err != nil {
 				t.Fatalf("collector %s: %v", phase, err)
@@ -316,8 +324,9 @@ func TestBackpressure(t *testing.T) {
 	lostDuring := telemetry(duringTel, "otelcol_exporter_send_failed_metric_points", "otlp_http") +
 		telemetry(duringTel, "otelcol_exporter_enqueue_failed_metric_points", "otlp_http")
 	residue := accepted - float64(received) - failed - enqueueFailed
-	t.Logf("points: accepted by the receiver %v, refused %v; received by the sink %v (before the outage %d; exporter counts %v sent); send failed %v, enqueue failed %v (%v at the end of the outage); residue %v; RSS max %.1f MiB (limit %.1f MiB)",
-		accepted, refused, received, before, sent, failed, enqueueFailed, lostDuring, residue, float64(rssMax)/(1<<20), float64(limit)/(1<<20))
+	t.Logf("points: accepted by the receiver %v, refused %v; received by the sink %v (before the outage %d; exporter counts %v sent); send failed %v, enqueue failed %v (%v at the end of the outage); residue %v; RSS max %.1f MiB (limit %.1f MiB), Go heap max %.1f MiB (GOMEMLIMIT %s), cgroup memory.peak %s",
+		accepted, refused, received, before, sent, failed, enqueueFailed, lostDuring, residue, float64(rssMax)/(1<<20), float64(limit)/(1<<20),
+		heapMax/(1<<20), gomemlimit, memoryPeak(ctr))
 	// The residue is what is still in the pipeline: the batch processor's buffer (up to
 	// send_batch_size, 4096, plus one cycle) and requests in flight; both are bounded by two
 	// batches. Anything beyond is data lost without being counted.
@@ -334,6 +343,20 @@ func TestBackpressure(t *testing.T) {
 	if st := ownOOMKills(t, ctr); st != 0 {
 		t.Errorf("the collector's cgroup counts %d OOM kills", st)
 	}
+}
+
+// memoryPeak is the kernel's highest charge of the container's memory cgroup (v2
+// memory.peak, in MiB), or what kept it from being read.
+func memoryPeak(c *fakepod.Container) string {
+	b, err := os.ReadFile(filepath.Join(c.V2Dir(), "memory.peak"))
+	if err != nil {
+		return err.Error()
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return fmt.Sprintf("%q", b)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // queueSize is otlp_http's sending queue length (requests) in the collector's telemetry.

@@ -51,6 +51,30 @@ func daemonSetCapabilities(t *testing.T) []string {
 	return out
 }
 
+// daemonSetEnv is the value examples/kubernetes/daemonset.yaml gives kpod's container's
+// environment variable name (a literal value, not a reference).
+func daemonSetEnv(t *testing.T, name string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(repoRoot(t), "examples", "kubernetes", "daemonset.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ds appsv1.DaemonSet
+	if err := utilyaml.NewYAMLOrJSONDecoder(f, 4096).Decode(&ds); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range ds.Spec.Template.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name == name && e.Value != "" {
+				return e.Value
+			}
+		}
+	}
+	t.Fatalf("daemonset.yaml sets no value of %s", name)
+	return ""
+}
+
 // capBits are the capability numbers of linux/capability.h that kpod's documents name.
 var capBits = map[string]uint{
 	"DAC_READ_SEARCH": 2, "SETGID": 6, "SETUID": 7, "SETPCAP": 8, "SYS_PTRACE": 19, "SYS_ADMIN": 21,
