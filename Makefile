@@ -94,12 +94,14 @@ e2e: otelcol
 # reliability runs test/reliability (build tag reliability; RELIABILITY.md) with the built
 # collector: a 400-pod churn soak, Prometheus across a collector and a container restart, the
 # DaemonSet's capabilities as user nobody (capsh) and each dropped, a 20 s OTLP outage, 31 bad
-# configurations. About 5 minutes. Not taken into the test-kernels VM (tag e2e only).
+# configurations. About 6½ minutes on 2 cores (bounded by -timeout 30m). Not taken into the
+# test-kernels VM (tag e2e only).
 reliability: otelcol
 	$(GO) test -tags reliability -count=1 -timeout 30m ./test/reliability/
 
 # soak is the long version (not part of make test): 10,000 pods churned under the collector
-# and a 5-minute OTLP outage; the soak's table is written to _build/soak.md. About 25 minutes.
+# and a 5-minute OTLP outage; the soak's table is written to _build/soak.md. 500 pods take
+# 1½-2 minutes on 2 cores: 35 to 45 minutes in all.
 # SOAK_CYCLES, SOAK_EVERY (pods between two rows) and SOAK_OUTAGE change the size.
 SOAK_CYCLES ?= 10000
 SOAK_OUTAGE ?= 5m
