@@ -78,9 +78,11 @@ func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Targe
 		case err == nil:
 			res.Values[t.ID] = v
 		case errors.Is(err, ErrSkip):
-		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENODEV)) && Gone(v2Root, t.Rel):
+		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENODEV)) && (Gone(v2Root, t.Rel) || dirGone(err)):
 			// Removed after discovery: before its file was opened (ENOENT), or between the
-			// open and the read (kernfs answers ENODEV for a removed cgroup's open file).
+			// open and the read (kernfs answers ENODEV for a removed cgroup's open file). On
+			// a hybrid host the file may be in a v1 hierarchy, whose directory the runtime
+			// removes before or after the v2 one: the file's own directory decides.
 		default:
 			res.Errs = append(res.Errs, err)
 		}
@@ -90,6 +92,16 @@ func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Targe
 
 // ErrSkip tells ForEach that a target has no data this time and that this is not an error.
 var ErrSkip = errors.New("nothing to collect")
+
+// dirGone reports whether err is about a file whose directory no longer exists.
+func dirGone(err error) bool {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Path == "" {
+		return false
+	}
+	_, serr := os.Stat(filepath.Dir(pe.Path))
+	return errors.Is(serr, fs.ErrNotExist)
+}
 
 // Gone reports whether the cgroup directory rel no longer exists.
 func Gone(v2Root, rel string) bool {
