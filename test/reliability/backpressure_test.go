@@ -346,17 +346,22 @@ func TestBackpressure(t *testing.T) {
 }
 
 // memoryPeak is the kernel's highest charge of the container's memory cgroup (v2
-// memory.peak, in MiB), or what kept it from being read.
+// memory.peak, v1 memory.max_usage_in_bytes), in MiB, or what kept it from being read.
 func memoryPeak(c *fakepod.Container) string {
-	b, err := os.ReadFile(filepath.Join(c.V2Dir(), "memory.peak"))
-	if err != nil {
-		return err.Error()
+	var errs []string
+	for _, f := range []string{"memory.peak", "memory.max_usage_in_bytes"} {
+		b, err := os.ReadFile(filepath.Join(c.ControllerDir("memory"), f))
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			return fmt.Sprintf("%s: %q", f, b)
+		}
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
-	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return fmt.Sprintf("%q", b)
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	return strings.Join(errs, "; ")
 }
 
 // queueSize is otlp_http's sending queue length (requests) in the collector's telemetry.
