@@ -118,3 +118,14 @@ func HasKprobes(t *testing.T) bool {
 	_, err := os.Stat("/sys/kernel/tracing/kprobe_events")
 	return err == nil
 }
+
+// HasTracepointField reports whether the tracepoint group/name records field (its tracefs
+// format), which tells which prototype the kernel has.
+func HasTracepointField(t *testing.T, group, name, field string) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/sys/kernel/tracing/events", group, name, "format"))
+	if err != nil {
+		return false
+	}
+	return strings.Contains(string(b), " "+field+";")
+}
