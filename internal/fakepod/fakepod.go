@@ -210,6 +210,7 @@ func (p *Pod) AddSandbox() *Container {
 	p.t.Helper()
 	c := p.AddContainer()
 	pr := c.start(pauseBinary(p.t), "sleep")
+	pr.Go()
 	pr.WaitReady()
 	return c
 }

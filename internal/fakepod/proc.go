@@ -22,6 +22,7 @@ import (
 // Proc is a workload process running in a fake container.
 type Proc struct {
 	Cmd    *exec.Cmd
+	gate   *os.File
 	t      testing.TB
 	stdout *bufio.Reader
 	stderr bytes.Buffer
@@ -97,6 +98,15 @@ func pauseBinary(t testing.TB) string {
 // the container's cgroups (in every hierarchy) and released from its gate.
 func (c *Container) Start(args ...string) *Proc {
 	c.Pod.t.Helper()
+	p := c.start(WorkloadBinary(c.Pod.t), args...)
+	p.Go()
+	return p
+}
+
+// Prepare starts kpod-workload with args in the container and leaves it at its gate, in the
+// pod: Go starts it (several workloads can then start at the same moment).
+func (c *Container) Prepare(args ...string) *Proc {
+	c.Pod.t.Helper()
 	return c.start(WorkloadBinary(c.Pod.t), args...)
 }
 
@@ -120,7 +130,6 @@ func (c *Container) start(bin string, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer gateW.Close()
 	defer readyR.Close()
 
 	cmd := exec.Command(bin, args...)
@@ -148,6 +157,7 @@ func (c *Container) start(bin string, args ...string) *Proc {
 	cmd.Stderr = &p.stderr
 	err = cmd.Start()
 	gateR.Close() // the child holds its own copies
+	t.Cleanup(func() { gateW.Close() })
 	readyW.Close()
 	outW.Close()
 	if err != nil {
@@ -170,10 +180,18 @@ func (c *Container) start(bin string, args ...string) *Proc {
 	if c.AtGate != nil {
 		c.AtGate(cmd.Process.Pid)
 	}
-	if _, err := gateW.Write([]byte{'x'}); err != nil {
-		t.Fatalf("opening gate: %v", err)
-	}
+	p.gate = gateW
 	return p
+}
+
+// Go opens the gate of a workload started with Prepare.
+func (p *Proc) Go() {
+	p.t.Helper()
+	_, err := p.gate.Write([]byte{'x'})
+	p.gate.Close()
+	if err != nil {
+		p.t.Fatalf("opening gate: %v", err)
+	}
 }
 
 // Wait waits for the process to exit.
@@ -250,10 +268,13 @@ func Spinners(t testing.TB, ms int, cpus ...int) (ctrs []*Container, wait func()
 		c.Env = []string{"KPOD_CPU=" + strconv.Itoa(cpu)}
 		ctrs = append(ctrs, c)
 	}
-	start := time.Now()
 	var procs []*Proc
 	for _, c := range ctrs {
-		procs = append(procs, c.Start("spin", strconv.Itoa(ms)))
+		procs = append(procs, c.Prepare("spin", strconv.Itoa(ms)))
+	}
+	start := time.Now()
+	for _, p := range procs {
+		p.Go()
 	}
 	return ctrs, func() time.Duration {
 		for _, p := range procs {

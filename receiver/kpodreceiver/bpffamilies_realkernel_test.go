@@ -238,7 +238,11 @@ func realCPU(t *testing.T, rung string) {
 
 	s := startScraper(t, customConfig("cpu"))
 	checkRungs(t, s, rung)
-	pa, pb := ca.Start("spin", strconv.Itoa(spinMs)), cb.Start("spin", strconv.Itoa(spinMs))
+	// Both spinners start at the same moment (a process takes long to start on a slow,
+	// emulated CPU): they contend for all of spinMs.
+	pa, pb := ca.Prepare("spin", strconv.Itoa(spinMs)), cb.Prepare("spin", strconv.Itoa(spinMs))
+	pa.Go()
+	pb.Go()
 	kernel := map[string][3]float64{}
 	for name, p := range map[string]*fakepod.Proc{"a": pa, "b": pb} {
 		kernel[name] = parseSchedstat(t, p.ReadLine())
