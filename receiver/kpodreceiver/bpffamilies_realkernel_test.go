@@ -241,6 +241,14 @@ func realCPU(t *testing.T, rung string) {
 	// Both spinners start at the same moment (a process takes long to start on a slow,
 	// emulated CPU): they contend for all of spinMs.
 	pa, pb := ca.Prepare("spin", strconv.Itoa(spinMs)), cb.Prepare("spin", strconv.Itoa(spinMs))
+	for _, p := range []*fakepod.Proc{pa, pb} {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Cpus_allowed_list") {
+				t.Logf("spinner %d: %s", p.PID(), l)
+			}
+		}
+	}
 	pa.Go()
 	pb.Go()
 	kernel := map[string][3]float64{}
@@ -292,7 +300,7 @@ func realCPU(t *testing.T, rung string) {
 		if c, k := float64(h.Count()), kernel[name][2]; c > 1.05*k+5 || c < 0.9*k-5 {
 			t.Errorf("pod %s: %d run-queue waits, kernel counted %v switches-in", name, h.Count(), k)
 		}
-		t.Logf("pod %s: kpod runq count=%d sum=%.4fs; kernel run_delay=%.4fs pcount=%v", name, h.Count(), h.Sum(), wait, kernel[name][2])
+		t.Logf("pod %s: kpod runq count=%d sum=%.4fs; kernel run_delay=%.4fs pcount=%v run=%.4fs", name, h.Count(), h.Sum(), wait, kernel[name][2], kernel[name][0]/1e9)
 	}
 
 	rm, _ := resourceOf(md, sleeper.UID, cs.ID)
