@@ -241,14 +241,6 @@ func realCPU(t *testing.T, rung string) {
 	// Both spinners start at the same moment (a process takes long to start on a slow,
 	// emulated CPU): they contend for all of spinMs.
 	pa, pb := ca.Prepare("spin", strconv.Itoa(spinMs)), cb.Prepare("spin", strconv.Itoa(spinMs))
-	for _, p := range []*fakepod.Proc{pa, pb} {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "Cpus_allowed_list") {
-				t.Logf("spinner %d: %s", p.PID(), l)
-			}
-		}
-	}
 	pa.Go()
 	pb.Go()
 	kernel := map[string][3]float64{}

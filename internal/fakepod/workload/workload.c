@@ -363,8 +363,10 @@ static void pin_cpu(void) {
 
 int main(int argc, char **argv) {
 	join_namespaces();
-	pin_cpu();
 	gate();
+	/* After the gate: moving a task into a cgroup with the cpuset controller resets its
+	 * affinity on some kernels (6.1 on pure v2). */
+	pin_cpu();
 	if (argc < 2)
 		goto usage;
 	const char *mode = argv[1];
