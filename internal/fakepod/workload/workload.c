@@ -73,6 +73,9 @@ static void read_schedstat(unsigned long long v[3]) {
 	fclose(f);
 }
 
+// rusage_at_gate is this process's resource usage right after its gate, in the pod.
+static struct rusage rusage_at_gate;
+
 static void gate(void) {
 	const char *g = getenv("KPOD_GATE_FD"), *r = getenv("KPOD_READY_FD");
 	if (!g || !r)
@@ -284,9 +287,7 @@ static int do_bwrite(const char *path, long pages) {
 // can switch any more (an exiting child can be preempted after its parent reaped it, and
 // its last schedule() then comes after the count).
 static int do_pingpong(long r, int park) {
-	struct rusage before, self, child;
-	if (getrusage(RUSAGE_SELF, &before) < 0)
-		die("getrusage");
+	struct rusage before = rusage_at_gate, self, child;
 	int a[2], b[2];
 	if (pipe(a) < 0 || pipe(b) < 0)
 		die("pipe");
@@ -364,6 +365,8 @@ static void pin_cpu(void) {
 int main(int argc, char **argv) {
 	join_namespaces();
 	gate();
+	if (getrusage(RUSAGE_SELF, &rusage_at_gate) < 0)
+		die("getrusage");
 	/* After the gate: moving a task into a cgroup with the cpuset controller resets its
 	 * affinity on some kernels (6.1 on pure v2). */
 	pin_cpu();
