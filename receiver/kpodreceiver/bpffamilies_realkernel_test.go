@@ -324,7 +324,7 @@ func realCPU(t *testing.T, rung string) {
 // kpod.collector.unavailable, leaves nothing loaded, and the other families still report.
 func TestRealFamilyFailsAlone(t *testing.T) {
 	fakepod.RequireRoot(t)
-	defer bpfload.BreakForTest("proc")()
+	defer bpfload.BreakForTest("cpu")()
 	pod := fakepod.New(t, fakepod.Options{})
 	ctr := pod.AddContainer()
 	s := startScraper(t, customConfig("proc", "cpu"))
@@ -333,25 +333,29 @@ func TestRealFamilyFailsAlone(t *testing.T) {
 	failDump(t, md)
 
 	node := nodeResource(t, md)
-	dp, ok := point(node, "kpod.collector.unavailable", map[string]string{"collector": "proc"})
+	dp, ok := point(node, "kpod.collector.unavailable", map[string]string{"collector": "cpu"})
 	if !ok || dp.IntValue() != 1 {
-		t.Fatalf("proc is not reported unavailable")
+		t.Fatalf("cpu is not reported unavailable")
 	}
 	if r, _ := dp.Attributes().Get("reason"); !strings.Contains(r.Str(), "kpod_no_such_tracepoint") {
 		t.Errorf("reason %q does not name the missing tracepoint", r.Str())
 	}
-	if dp, _ := point(node, "kpod.collector.unavailable", map[string]string{"collector": "cpu"}); dp.IntValue() != 0 {
-		t.Errorf("cpu is reported unavailable")
+	if dp, _ := point(node, "kpod.collector.unavailable", map[string]string{"collector": "proc"}); dp.IntValue() != 0 {
+		t.Errorf("proc is reported unavailable")
 	}
 	rm, _ := resourceOf(md, pod.UID, ctr.ID)
-	if _, ok := point(rm, "kpod.proc.forks", nil); ok {
-		t.Errorf("proc metrics from an unavailable family")
+	if _, ok := point(rm, "kpod.cpu.context.switches", nil); ok {
+		t.Errorf("cpu metrics from an unavailable family")
 	}
-	if got := intValue(t, rm, "kpod.cpu.context.switches", nil); got == 0 {
-		t.Errorf("cpu family did not count the workload's context switches")
+	// The other family counts exactly: 3 forks, 3 children's exits and the workload's own.
+	if got := intValue(t, rm, "kpod.proc.forks", nil); got != 3 {
+		t.Errorf("proc family counted %d forks, want 3", got)
+	}
+	if got := intValue(t, rm, "kpod.proc.exits", nil); got != 4 {
+		t.Errorf("proc family counted %d exits, want 4", got)
 	}
 	for name := range ownPrograms(t) { // this process's programs: other kpods may run on the node
-		if strings.HasPrefix(name, "kpod_fork") || strings.HasPrefix(name, "kpod_exec") || strings.HasPrefix(name, "kpod_exit") {
+		if strings.HasPrefix(name, "kpod_sw") || strings.HasPrefix(name, "kpod_wk") {
 			t.Errorf("program %s of the failed family is still loaded", name)
 		}
 	}
