@@ -96,6 +96,30 @@ static void ready(void) {
 
 static void *thread_main(void *arg) { return arg; }
 
+// mfault PATH PAGES: map the first PAGES pages of a file that is not in the page cache, with
+// readahead off, and read one byte of each (one major fault per page); print the kernel's own
+// count of this process's major faults since the gate ("majflt N").
+static int do_mfault(const char *path, long pages) {
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		die(path);
+	long ps = sysconf(_SC_PAGESIZE);
+	volatile char *p = mmap(NULL, pages * ps, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap");
+	if (madvise((void *)p, pages * ps, MADV_RANDOM) < 0)
+		die("madvise");
+	long sum = 0;
+	for (long i = 0; i < pages; i++)
+		sum += p[i * ps];
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		die("getrusage");
+	printf("majflt %ld\n", ru.ru_majflt - rusage_at_gate.ru_majflt + (sum & 0) );
+	fflush(stdout);
+	return 0;
+}
+
 // getppid N: N calls of getppid.
 static int do_getppid(long n) {
 	for (long i = 0; i < n; i++)
@@ -395,6 +419,8 @@ int main(int argc, char **argv) {
 		return do_tcpclient(argv[2], num(argv[3]), num(argv[4]), num(argv[5]), 1);
 	if (!strcmp(mode, "bwrite") && argc == 4)
 		return do_bwrite(argv[2], num(argv[3]));
+	if (!strcmp(mode, "mfault") && argc == 4)
+		return do_mfault(argv[2], num(argv[3]));
 	if (!strcmp(mode, "getppid") && argc == 3)
 		return do_getppid(num(argv[2]));
 	if (!strcmp(mode, "pingpong") && argc == 3)
@@ -409,7 +435,7 @@ int main(int argc, char **argv) {
 			pause();
 	}
 usage:
-	fprintf(stderr, "usage: kpod-workload close N | getppid N | fork N M | exec K | dwrite PATH BYTES BS | "
+	fprintf(stderr, "usage: kpod-workload close N | getppid N | mfault PATH PAGES | fork N M | exec K | dwrite PATH BYTES BS | "
 			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | tcpserver PORT C | "
 			"tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS | sleep\n");
 	return 2;
