@@ -293,7 +293,7 @@ func TestNodeConfigValidates(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "validate", "--config", path)
 	cmd.Env = append(os.Environ(), "K8S_NODE_NAME=e2e-node", "OTLP_ENDPOINT=http://127.0.0.1:4318",
-		"KPOD_CGROUP_ROOT=/sys/fs/cgroup")
+		"KPOD_CGROUP_ROOT=/sys/fs/cgroup", "KPOD_CLUSTER_NAME=e2e-cluster")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("otelcol-kpod validate: %v\n%s", err, out)
 	}
