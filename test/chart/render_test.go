@@ -302,7 +302,7 @@ receiver:
   bpf_stats: true
   proc_root: /proc
   collectors:
-    syscall: {enabled: true, interval: 60s}
+    syscall: {enabled: true, interval: 60s, syscalls: [read, futex]}
     softirqs: {enabled: false}
   filters:
     namespaces: [shop]
@@ -320,7 +320,7 @@ receiver:
 		"initial_delay":       "5s",
 		"bpf_stats":           true,
 		"collectors": map[string]any{
-			"syscall":  map[string]any{"enabled": true, "interval": "60s"},
+			"syscall":  map[string]any{"enabled": true, "interval": "60s", "syscalls": []any{"read", "futex"}},
 			"softirqs": map[string]any{"enabled": false},
 		},
 		"filters":    map[string]any{"namespaces": []any{"shop"}, "label_selector": "app=web,tier!=cache"},
@@ -389,7 +389,7 @@ func TestConfigsValidate(t *testing.T) {
 		"all on":         allOn,
 		"kubernetes off": "kubernetes: {enabled: false}",
 		"otlp only":      "prometheus: {enabled: false}\notlp: {enabled: true, endpoint: http://gw:4318/v1/metrics}",
-		"custom":         "receiver: {profile: custom, collection_interval: 10s, collectors: {memory: {enabled: true}, syscall: {enabled: true, interval: 60s}}, filters: {namespaces: [shop], label_selector: app=web}}",
+		"custom":         "receiver: {profile: custom, collection_interval: 10s, collectors: {memory: {enabled: true}, syscall: {enabled: true, interval: 60s, syscalls: [read, futex]}}, filters: {namespaces: [shop], label_selector: app=web}}",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if out, err := validate(t, values); err != nil {
