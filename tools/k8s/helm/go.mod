@@ -1,8 +1,8 @@
 // Wrapper module pinning Helm v4 for scripts/k8s-build.sh (target helm; make chart and make
 // e2e-cluster use it). A module of its own so that Helm's dependency graph never touches the
 // root module's; go.sum verifies what is built. Helm 4.3.2 requires the same Kubernetes
-// libraries (v0.37.2) as tools/k8s/kubernetes, so their compiled packages are shared in the
-// Go build cache.
+// libraries (v0.37.2) as tools/k8s/kubernetes, but other versions of their dependencies, so
+// little of the Go build cache is shared between the two.
 module github.com/kpod-project/kpod/tools/k8s/helm
 
 go 1.26.0
