@@ -243,7 +243,7 @@ func TestCollectorRejectsBogusProfile(t *testing.T) {
 }
 
 // TestConfigMapMatchesCollectorNode: the ConfigMap of the Kubernetes example must carry
-// examples/collector-node.yaml verbatim (see the regeneration command in configmap.yaml).
+// examples/collector-node.yaml verbatim (configmap.yaml is written by make generate, examples/gen).
 func TestConfigMapMatchesCollectorNode(t *testing.T) {
 	root := testenv.RepoRoot(t, 2)
 	node, err := os.ReadFile(filepath.Join(root, "examples", "collector-node.yaml"))

@@ -709,7 +709,7 @@ func TestKpodDaemonSet(t *testing.T) {
 
 	t.Run("deleted pod's series expire", func(t *testing.T) {
 		// The prometheus exporter keeps a series until metric_expiration after its last
-		// update (collector-node.yaml: 3m).
+		// update (the chart's prometheus.metricExpiration: 3m).
 		start := time.Now()
 		eventually(t, expiration+2*cycle, 5*time.Second, "no series of the deleted pod on the endpoint", func() error {
 			s, err := get(context.Background(), metricsURL)
