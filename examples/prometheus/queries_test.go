@@ -900,7 +900,7 @@ func validateConfig(t *testing.T, what string, cfg any) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "validate", "--config", path)
-	cmd.Env = append(os.Environ(), "K8S_NODE_NAME=validate-node", "OTLP_ENDPOINT=http://127.0.0.1:4318", "KPOD_CGROUP_ROOT=/sys/fs/cgroup")
+	cmd.Env = append(os.Environ(), "K8S_NODE_NAME=validate-node", "OTLP_ENDPOINT=http://127.0.0.1:4318", "KPOD_CGROUP_ROOT=/sys/fs/cgroup", "KPOD_CLUSTER_NAME=validate-cluster")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("%s: otelcol-kpod validate: %v\n%s", what, err, out)
 	}
