@@ -470,7 +470,7 @@ func checkRungs(t *testing.T, s *kpodScraper, rung string) {
 		}
 		for _, o := range r.f.objects() {
 			for _, p := range o.Programs {
-				ok := p.Kind == rung || p.Kind == "iter" || p.Kind == "fentry" || p.Kind == "kprobe" ||
+				ok := p.Kind == rung || p.Kind == "iter" || p.Kind == "tail" || p.Kind == "fentry" || p.Kind == "kprobe" ||
 					rung == "tracepoint" && p.Kind == "tp_btf" && !strings.HasSuffix(p.Name, "_t")
 				if !ok {
 					t.Errorf("%s: %s attached as %s, want %s", r.info.name, p.Name, p.Kind, rung)
