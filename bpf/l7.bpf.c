@@ -199,7 +199,10 @@ static __always_inline struct l7_conn *l7_conn(struct l7_ctx *c)
 	return bpf_map_lookup_elem(&kpod_l7_conn, &c->ino);
 }
 
-/* The detector: the protocol from the first bytes of a connection, and which end this is. */
+/* The detector: the protocol from the first bytes of a connection, and which end this is.
+ * A protocol's l7_<proto>_detect looks at the start of the data and says whether it is a
+ * request of the protocol or a response (*request), or that it is too short to tell: the
+ * connection then stays undetected until its next call. */
 SEC("tracepoint/l7")
 int kpod_l7dt(void *ctx)
 {
@@ -209,31 +212,28 @@ int kpod_l7dt(void *ctx)
 	struct l7_conn *conn = l7_conn(c);
 	if (!conn)
 		return 0;
-	__u8 proto = L7_IGNORE, role = 0;
-	__u16 method;
-	if (c->udp) {
-		__u32 id;
-		int qr, rcode;
-		if (l7_dns_parse(c, &id, &qr, &rcode) >= 0) {
-			proto = L7_DNS; /* a query goes from client to server, a response back */
-			role = (c->out == 1) == (qr == 0) ? L7_CLIENT : L7_SERVER;
-		}
-	} else if (l7_http_request(c, &method)) {
-		proto = L7_HTTP;
-		role = c->out ? L7_CLIENT : L7_SERVER;
-	} else if (l7_http_status(c)) {
-		proto = L7_HTTP;
-		role = c->out ? L7_SERVER : L7_CLIENT;
-	} else if (l7_at(c, 0) == '*' && l7_at(c, 1) >= '1' && l7_at(c, 1) <= '9') {
-		/* a RESP array of bulk strings: a Redis command */
-		__u32 off = 1;
-		if (l7_number(c, &off) > 0 && l7_crlf(c, off) && l7_at(c, off + 2) == '$') {
-			proto = L7_REDIS;
-			role = c->out ? L7_CLIENT : L7_SERVER;
-		}
+	struct l7_dir *d = &conn->dir[c->out & 1];
+	__u8 proto = L7_IGNORE;
+	bool request = false, more = false;
+#define L7_TRY(id, detect)                                      \
+	if (proto == L7_IGNORE) {                               \
+		int r = detect(c, d, &request);                 \
+		if (r == L7_YES)                                \
+			proto = id;                             \
+		else if (r == L7_MORE)                          \
+			more = true;                            \
 	}
+	if (c->udp) {
+		L7_TRY(L7_DNS, l7_dns_detect)
+	} else {
+		L7_TRY(L7_HTTP, l7_http_detect)
+		L7_TRY(L7_REDIS, l7_redis_detect)
+	}
+	if (proto == L7_IGNORE && more)
+		return 0;
 	conn->proto = proto;
-	conn->role = role;
+	/* a client sends requests and receives responses */
+	conn->role = proto == L7_IGNORE ? 0 : (c->out == 1) == request ? L7_CLIENT : L7_SERVER;
 	if (proto != L7_IGNORE)
 		bpf_tail_call(ctx, &kpod_l7_tail, proto);
 	return 0;

@@ -26,6 +26,10 @@
 
 enum { L7_CLIENT = 1, L7_SERVER = 2 };
 
+/* What a look at the start of some data tells: it is (not) the protocol's message, or it is
+ * too short to tell. */
+enum { L7_NO = 0, L7_YES = 1, L7_MORE = -1 };
+
 /* Statuses other than HTTP's classes (1..5), and the reasons a message was not counted as
  * a request, recorded in the same map under method L7_LOST (internal/l7/names). */
 enum {

@@ -44,6 +44,17 @@ static __always_inline int l7_dns_parse(struct l7_ctx *c, __u32 *id, int *qr, in
 	return (t0 << 8) | t1;
 }
 
+/* The detector's test: a standard query or response. */
+static __always_inline int l7_dns_detect(struct l7_ctx *c, struct l7_dir *d, bool *request)
+{
+	__u32 id;
+	int qr, rcode;
+	if (l7_dns_parse(c, &id, &qr, &rcode) < 0)
+		return L7_NO;
+	*request = qr == 0;
+	return L7_YES;
+}
+
 static __always_inline int l7_dns(struct l7_ctx *c, struct l7_conn *conn)
 {
 	__u32 id;

@@ -175,6 +175,19 @@ static long l7_redis_step(__u32 i, struct l7_walk *w)
 	return l7_resync(w);
 }
 
+/* The detector's test: a RESP array of bulk strings, a command, "*<n>\r\n$". (Redis is
+ * detected from a request: a reply's first byte could be many things.) */
+static __always_inline int l7_redis_detect(struct l7_ctx *c, struct l7_dir *d, bool *request)
+{
+	*request = true;
+	if (l7_at(c, 0) != '*' || l7_at(c, 1) < '1' || l7_at(c, 1) > '9')
+		return L7_NO;
+	__u32 off = 1;
+	if (l7_number(c, &off) > 0 && l7_crlf(c, off) && l7_at(c, off + 2) == '$')
+		return L7_YES;
+	return L7_NO;
+}
+
 static __always_inline int l7_redis(struct l7_ctx *c, struct l7_conn *conn)
 {
 	struct l7_walk w = {.c = c, .conn = conn, .d = &conn->dir[c->out & 1], .req = l7_requests(c, conn)};

@@ -429,6 +429,18 @@ int main(int argc, char **argv) {
 		return do_pingpong(num(argv[2]), 1);
 	if (!strcmp(mode, "spin") && argc == 3)
 		return do_spin(num(argv[2]));
+	if (!strcmp(mode, "run") && argc >= 3) {
+		/* a real program (a server, a client) in the pod: what the l7 tests talk to */
+		const char *fds[] = {"KPOD_GATE_FD", "KPOD_READY_FD"};
+		for (int i = 0; i < 2; i++) {
+			const char *fd = getenv(fds[i]);
+			if (fd)
+				close((int)num(fd));
+			unsetenv(fds[i]);
+		}
+		execvp(argv[2], argv + 2);
+		die("execvp");
+	}
 	if (!strcmp(mode, "sleep") && argc == 2) {
 		ready();
 		for (;;)
@@ -437,6 +449,6 @@ int main(int argc, char **argv) {
 usage:
 	fprintf(stderr, "usage: kpod-workload close N | getppid N | mfault PATH PAGES | fork N M | exec K | dwrite PATH BYTES BS | "
 			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | tcpserver PORT C | "
-			"tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS | sleep\n");
+			"tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS | sleep | run PROG ARGS...\n");
 	return 2;
 }
