@@ -346,8 +346,8 @@ func TestRealL7Redis(t *testing.T) {
 		p.CliCtr.Exec("redis-cli", append([]string{"-h", host, "-p", strconv.Itoa(port)}, args...)...).Output()
 	}
 	cli("set", "kpod:str", "v")
-	cli("lpush", "kpod:str", "x") // WRONGTYPE: an error reply of LPUSH
-	cli("nosuchcommand", "a")     // an error reply of an unknown command: OTHER
+	cli("lpush", "kpod:str", "x")                          // WRONGTYPE: an error reply of LPUSH
+	cli("nosuchcommand", "a")                              // an error reply of an unknown command: OTHER
 	cli("hset", "kpod:h", "f", strings.Repeat("x", 10000)) // a value longer than a window
 
 	md := scrape(t, s)
