@@ -3,6 +3,7 @@ package kpodreceiver
 import (
 	"fmt"
 	"maps"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -361,4 +362,101 @@ func TestRealL7Redis(t *testing.T) {
 	checkL7(t, md, p.Server, p.SrvCtr, "redis", "server", want)
 	checkL7Idle(t, md, p.Idle, p.IdleCtr)
 	t.Logf("redis requests per command and status: %v", want)
+}
+
+// dnsmasqStats reads dnsmasq's own log of the queries it answered (--log-queries) into
+// "TYPE status" -> n: each "query[TYPE]" line is a query, the "config ... is X" line after it
+// its answer (NXDOMAIN, REFUSED, SERVFAIL: error).
+func dnsmasqStats(t *testing.T, log string) map[string]int64 {
+	t.Helper()
+	want := map[string]int64{}
+	typ := ""
+	for _, l := range strings.Split(log, "\n") {
+		if _, q, ok := strings.Cut(l, "query["); ok {
+			typ, _, _ = strings.Cut(q, "]")
+			continue
+		}
+		if _, a, ok := strings.Cut(l, ": config "); ok && typ != "" {
+			status := "ok"
+			for _, e := range []string{" is NXDOMAIN", " is REFUSED", " is SERVFAIL"} {
+				if strings.Contains(a, e) {
+					status = "error"
+				}
+			}
+			want[typ+" "+status]++
+			typ = ""
+		}
+	}
+	return want
+}
+
+// digStats reads dig's own output (+noall +comments +question) into "TYPE status" -> n.
+func digStats(t *testing.T, out string) map[string]int64 {
+	t.Helper()
+	got := map[string]int64{}
+	status := ""
+	for _, l := range strings.Split(out, "\n") {
+		if _, s, ok := strings.Cut(l, "status: "); ok {
+			status, _, _ = strings.Cut(s, ",")
+			continue
+		}
+		if f := strings.Fields(l); len(f) == 3 && strings.HasPrefix(f[0], ";") && f[1] == "IN" && status != "" {
+			st := "ok"
+			if status != "NOERROR" {
+				st = "error"
+			}
+			got[f[2]+" "+st]++
+			status = ""
+		}
+	}
+	return got
+}
+
+// TestRealL7DNS: dnsmasq in one pod answers A, AAAA, MX and TXT for kpod.test, NXDOMAIN for
+// other.test and REFUSED for what it has no record of; dig (sendmmsg) and a Go client (one
+// UDP socket, write/read) in the other pod ask. Queries per type and status on both ends
+// equal dnsmasq's own log and the clients' own counts.
+func TestRealL7DNS(t *testing.T) {
+	fakepod.RequireRoot(t)
+	requireTools(t, "dnsmasq", "dig")
+	p := fakepod.NewPair(t)
+	s := startScraper(t, customConfig("l7"))
+	host := p.Veth.AddrB
+	log := t.TempDir() + "/dnsmasq.log"
+	srv := p.SrvCtr.Exec("dnsmasq", "--no-daemon", "--port=53", "--listen-address="+host, "--bind-interfaces",
+		"--no-resolv", "--no-hosts", "-C", "/dev/null", "--user=root", "--log-queries", "--log-facility="+log,
+		"--address=/kpod.test/10.1.2.3", "--address=/kpod.test/fd00::1", "--address=/other.test/",
+		"--mx-host=m.kpod.test,mail.kpod.test", "--txt-record=t.kpod.test,kpod")
+	waitListening(t, p.Server.NetNS, "udp", 53)
+
+	client := appCounts(t, p.CliCtr.L7App("dns-client", host+":53", "10",
+		"a.kpod.test.:A", "b.kpod.test.:AAAA", "m.kpod.test.:MX", "t.kpod.test.:TXT", "nx.other.test.:A", "s.kpod.test.:SRV").Output())
+	dig := digStats(t, p.CliCtr.Exec("dig", "@"+host, "+tries=1", "+noall", "+comments", "+question",
+		"a.kpod.test", "A", "b.kpod.test", "AAAA", "nx.other.test", "A", "m.kpod.test", "MX", "nx2.other.test", "AAAA").Output())
+	for k, v := range dig {
+		client[k] += v
+	}
+
+	md := scrape(t, s)
+	failDump(t, md)
+	if err := srv.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = srv.Wait()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := dnsmasqStats(t, string(b))
+	if !maps.Equal(server, client) {
+		t.Fatalf("dnsmasq answered %v, the clients counted %v", server, client)
+	}
+	if client["A error"] != 11 || client["SRV error"] != 10 || client["AAAA ok"] != 11 {
+		t.Fatalf("the clients' counts lack the NXDOMAIN and REFUSED answers: %v", client)
+	}
+	checkL7Bounded(t, md)
+	checkL7(t, md, p.Client, p.CliCtr, "dns", "client", client)
+	checkL7(t, md, p.Server, p.SrvCtr, "dns", "server", server)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+	t.Logf("dns queries per type and status: %v", client)
 }
