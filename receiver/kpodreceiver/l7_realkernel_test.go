@@ -364,6 +364,50 @@ func TestRealL7Redis(t *testing.T) {
 	t.Logf("redis requests per command and status: %v", want)
 }
 
+// TestRealL7RedisGarbage: on one connection, a PING, then bytes that are not RESP (redis
+// takes them as an inline command and answers an error), then another PING. kpod counts the
+// two PINGs, and on each end one resync (the bytes it could not parse; the rest of that
+// system call is passed over) and one unanswered response (the error reply, whose request
+// it did not count): exactly what the stream contained, nothing invented.
+func TestRealL7RedisGarbage(t *testing.T) {
+	fakepod.RequireRoot(t)
+	requireTools(t, "redis-server", "bash")
+	p := fakepod.NewPair(t)
+	s := startScraper(t, customConfig("l7"))
+	const port = 6379
+	host := p.Veth.AddrB
+	p.SrvCtr.Exec("redis-server", "--bind", host, "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
+		"--protected-mode", "no", "--daemonize", "no", "--logfile", "")
+	waitListening(t, p.Server.NetNS, "tcp", port)
+	// Each write waits for its one-line reply, so that each is one system call on both ends.
+	script := fmt.Sprintf(`exec 3<>/dev/tcp/%s/%d
+printf '*1\r\n$4\r\nPING\r\n' >&3; head -n 1 <&3
+printf 'kpodgarbage xyz\r\n' >&3; head -n 1 <&3
+printf '*1\r\n$4\r\nPING\r\n' >&3; head -n 1 <&3`, host, port)
+	out := p.CliCtr.Exec("bash", "-c", script).Output()
+	if want := "+PONG\r\n-ERR unknown command 'kpodgarbage', with args beginning with: 'xyz' \r\n+PONG\r\n"; out != want {
+		t.Fatalf("redis answered %q, want %q", out, want)
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+	for _, end := range []struct {
+		pod  *fakepod.Pod
+		ctr  *fakepod.Container
+		role string
+	}{{p.Client, p.CliCtr, "client"}, {p.Server, p.SrvCtr, "server"}} {
+		rm, _ := resourceOf(md, end.pod.UID, end.ctr.ID)
+		if got, want := l7Requests(rm, "redis", end.role), map[string]int64{"PING ok": 2}; !maps.Equal(got, want) {
+			t.Errorf("%s requests %v, want %v", end.role, got, want)
+		}
+		want := map[string]int64{"redis " + end.role + " resync": 1, "redis " + end.role + " unanswered_response": 1}
+		if got := l7ParseErrors(rm); !maps.Equal(got, want) {
+			t.Errorf("%s parse errors %v, want %v", end.role, got, want)
+		}
+	}
+	checkL7Bounded(t, md)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}
+
 // dnsmasqStats reads dnsmasq's own log of the queries it answered (--log-queries) into
 // "TYPE status" -> n: each "query[TYPE]" line is a query, the "config ... is X" line after it
 // its answer (NXDOMAIN, REFUSED, SERVFAIL: error).
