@@ -194,9 +194,17 @@ static __always_inline bool l7_fill(struct l7_ctx *c, __u32 pos)
 		if (!found)
 			return false;
 	}
-	if (avail > L7_BUF)
+	/* Two calls, so that every verifier sees a size in [0, L7_BUF]: a constant, or one
+	 * masked below it (6.1's loses the bound of a clamped value). */
+	long err;
+	if (avail >= L7_BUF) {
 		avail = L7_BUF;
-	if (bpf_probe_read_user(c->buf, avail, (void *)src))
+		err = bpf_probe_read_user(c->buf, L7_BUF, (void *)src);
+	} else {
+		asm volatile("" : "+r"(avail));
+		err = bpf_probe_read_user(c->buf, avail & (L7_BUF - 1), (void *)src);
+	}
+	if (err)
 		return false;
 	c->base = pos;
 	c->len = avail;

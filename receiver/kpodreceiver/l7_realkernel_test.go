@@ -22,6 +22,19 @@ import (
 // that the server's or client's own statistics report, no parse error, and nothing for the
 // idle pod. The attributes of every l7 series are checked against their bounded sets.
 
+// startL7 starts a scraper with the l7 family alone, and fails the test at once if the
+// family could not load on this kernel (with the loader's reason).
+func startL7(t *testing.T) *kpodScraper {
+	t.Helper()
+	s := startScraper(t, customConfig("l7"))
+	for _, r := range s.runners {
+		if r.f == nil {
+			t.Fatalf("%s unavailable: %s", r.info.name, r.reason)
+		}
+	}
+	return s
+}
+
 // requireTools fails (under CI) or skips the test when a program it runs is not installed.
 func requireTools(t *testing.T, progs ...string) {
 	t.Helper()
@@ -201,7 +214,7 @@ func waitListening(t *testing.T, ns *fakepod.NetNS, proto string, port int) {
 func TestRealL7NoProtocol(t *testing.T) {
 	fakepod.RequireRoot(t)
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	const conns, total = 4, 4 * 64 << 10
 	if sent, received := p.Transfer(t, 7100, conns, total); sent != total || received != total {
 		t.Fatalf("workloads sent %d and received %d bytes, want %d", sent, received, total)
@@ -221,7 +234,7 @@ func TestRealL7HTTP(t *testing.T) {
 	fakepod.RequireRoot(t)
 	requireTools(t, "curl")
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	addr := p.Veth.AddrB + ":8080"
 	srv := p.SrvCtr.L7App("http-server", addr)
 	srv.WaitReady()
@@ -334,7 +347,7 @@ func TestRealL7Redis(t *testing.T) {
 	fakepod.RequireRoot(t)
 	requireTools(t, "redis-server", "redis-cli", "redis-benchmark")
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	const port = 6379
 	host := p.Veth.AddrB
 	p.SrvCtr.Exec("redis-server", "--bind", host, "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
@@ -373,7 +386,7 @@ func TestRealL7RedisGarbage(t *testing.T) {
 	fakepod.RequireRoot(t)
 	requireTools(t, "redis-server", "bash")
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	const port = 6379
 	host := p.Veth.AddrB
 	p.SrvCtr.Exec("redis-server", "--bind", host, "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
@@ -464,7 +477,7 @@ func TestRealL7DNS(t *testing.T) {
 	fakepod.RequireRoot(t)
 	requireTools(t, "dnsmasq", "dig")
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	host := p.Veth.AddrB
 	log := t.TempDir() + "/dnsmasq.log"
 	srv := p.SrvCtr.Exec("dnsmasq", "--no-daemon", "--port=53", "--listen-address="+host, "--bind-interfaces",
