@@ -45,39 +45,39 @@ func requireTools(t *testing.T, progs ...string) {
 	}
 }
 
-// l7Requests returns a resource's kpod.l7.requests of one protocol and role, by
-// "METHOD status".
-func l7Requests(rm pmetric.ResourceMetrics, protocol, role string) map[string]int64 {
+// sumByKey adds up the non-zero points of a counter by the key that key makes of their
+// attributes ("" leaves a point out).
+func sumByKey(rm pmetric.ResourceMetrics, name string, key func(a map[string]any) string) map[string]int64 {
 	out := map[string]int64{}
-	m, ok := metricOf(rm, "kpod.l7.requests")
+	m, ok := metricOf(rm, name)
 	if !ok {
 		return out
 	}
 	dps := m.Sum().DataPoints()
 	for i := 0; i < dps.Len(); i++ {
-		a := dps.At(i).Attributes().AsRaw()
-		if a["protocol"] == protocol && a["role"] == role {
-			out[fmt.Sprint(a["method"], " ", a["status"])] += dps.At(i).IntValue()
+		if k, v := key(dps.At(i).Attributes().AsRaw()), dps.At(i).IntValue(); k != "" && v != 0 {
+			out[k] += v
 		}
 	}
 	return out
 }
 
+// l7Requests returns a resource's kpod.l7.requests of one protocol and role, by
+// "METHOD status".
+func l7Requests(rm pmetric.ResourceMetrics, protocol, role string) map[string]int64 {
+	return sumByKey(rm, "kpod.l7.requests", func(a map[string]any) string {
+		if a["protocol"] != protocol || a["role"] != role {
+			return ""
+		}
+		return fmt.Sprint(a["method"], " ", a["status"])
+	})
+}
+
 // l7ParseErrors returns a resource's kpod.l7.parse.errors by "protocol role reason".
 func l7ParseErrors(rm pmetric.ResourceMetrics) map[string]int64 {
-	out := map[string]int64{}
-	m, ok := metricOf(rm, "kpod.l7.parse.errors")
-	if !ok {
-		return out
-	}
-	dps := m.Sum().DataPoints()
-	for i := 0; i < dps.Len(); i++ {
-		a := dps.At(i).Attributes().AsRaw()
-		if v := dps.At(i).IntValue(); v != 0 {
-			out[fmt.Sprint(a["protocol"], " ", a["role"], " ", a["reason"])] = v
-		}
-	}
-	return out
+	return sumByKey(rm, "kpod.l7.parse.errors", func(a map[string]any) string {
+		return fmt.Sprint(a["protocol"], " ", a["role"], " ", a["reason"])
+	})
 }
 
 // checkL7Bounded fails the test if an attribute of an l7 series is not in its bounded set:
