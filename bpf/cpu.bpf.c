@@ -79,7 +79,8 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	return 0;
 }
 
-KPOD_TP(kpod_sw, "sched_switch", on_switch(prev, next, prev_state),
+/* tp_btf only: the wait is kept in the task storage of tasks that are not current. */
+KPOD_TP_BTF(kpod_sw, "sched_switch", on_switch(prev, next, prev_state),
 	bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state)
-KPOD_TP(kpod_wk, "sched_wakeup", stamp(p), struct task_struct *p)
-KPOD_TP(kpod_wkn, "sched_wakeup_new", stamp(p), struct task_struct *p)
+KPOD_TP_BTF(kpod_wk, "sched_wakeup", stamp(p), struct task_struct *p)
+KPOD_TP_BTF(kpod_wkn, "sched_wakeup_new", stamp(p), struct task_struct *p)

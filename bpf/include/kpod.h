@@ -108,6 +108,12 @@ static __always_inline void *kpod_entry(void *map, const void *key, const void *
 	SEC("tp_btf/" tp) int BPF_PROG(prog##_b, args) { return call; }         \
 	SEC("raw_tp/" tp) int BPF_PROG(prog##_r, args) { return call; }
 
+/* A tp_btf program only: for bodies that pass tracepoint arguments to helpers that want
+ * trusted BTF pointers (task storage of a task that is not current), which raw_tp arguments
+ * are not. The Go hook is BTFOnly. */
+#define KPOD_TP_BTF(prog, tp, call, args...)                                    \
+	SEC("tp_btf/" tp) int BPF_PROG(prog##_b, args) { return call; }
+
 /* An fentry program and a kprobe program with the same body, for kernel functions that no
  * tracepoint covers (fentry first; kprobe where the kernel refuses fentry). */
 #define KPOD_FN(prog, fn, call, args...)                                        \

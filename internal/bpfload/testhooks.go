@@ -81,18 +81,16 @@ func shrinkMaps(family string, spec *ebpf.CollectionSpec) {
 	}
 }
 
-var forcedRungs map[string]bool
+var forcedRungs []string
 
-// ForceRungForTest makes Load attach every hook on the given rungs of its ladder only (for
-// example "raw_tp", or "tracepoint" and "kprobe"), as on a kernel that lacks the rungs
-// above, until the returned function is called. A hook whose ladder has none of them is
+// ForceRungForTest makes Load attach every hook on the given rungs of its ladder only, in
+// the order given (for example "raw_tp"; or "tracepoint", "tp_btf" for the classic
+// tracepoint where a hook has one and tp_btf elsewhere), as on a kernel that lacks the
+// others, until the returned function is called. A hook whose ladder has none of them is
 // not restricted. Tests use it to prove each rung loads and counts the same.
 func ForceRungForTest(rungs ...string) (restore func()) {
 	brokenMu.Lock()
-	forcedRungs = map[string]bool{}
-	for _, r := range rungs {
-		forcedRungs[r] = true
-	}
+	forcedRungs = append([]string(nil), rungs...)
 	brokenMu.Unlock()
 	return func() {
 		brokenMu.Lock()
@@ -106,9 +104,11 @@ func allowedRungs(ladder [][2]string) [][2]string {
 	brokenMu.Lock()
 	defer brokenMu.Unlock()
 	var out [][2]string
-	for _, r := range ladder {
-		if forcedRungs[r[1]] {
-			out = append(out, r)
+	for _, f := range forcedRungs {
+		for _, r := range ladder {
+			if r[1] == f {
+				out = append(out, r)
+			}
 		}
 	}
 	if len(out) == 0 {

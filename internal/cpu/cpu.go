@@ -1,5 +1,7 @@
 // Package cpu is the "cpu" family: run-queue latency and context switches per cgroup, from
-// the sched_switch, sched_wakeup and sched_wakeup_new tracepoints (bpf/cpu.bpf.c).
+// the sched_switch, sched_wakeup and sched_wakeup_new tracepoints (bpf/cpu.bpf.c), as tp_btf
+// programs only: the wait is kept in the task storage of tasks that are not current, which
+// needs trusted BTF pointers.
 package cpu
 
 import (
@@ -25,9 +27,9 @@ func Spec() bpfload.Spec {
 		Family: "cpu",
 		Load:   LoadCpu,
 		Hooks: []bpfload.Hook{
-			{Tracepoint: "sched_switch", Group: "sched", Prog: "kpod_sw"},
-			{Tracepoint: "sched_wakeup", Group: "sched", Prog: "kpod_wk"},
-			{Tracepoint: "sched_wakeup_new", Group: "sched", Prog: "kpod_wkn"},
+			{Tracepoint: "sched_switch", Group: "sched", Prog: "kpod_sw", BTFOnly: true},
+			{Tracepoint: "sched_wakeup", Group: "sched", Prog: "kpod_wk", BTFOnly: true},
+			{Tracepoint: "sched_wakeup_new", Group: "sched", Prog: "kpod_wkn", BTFOnly: true},
 		},
 	}
 }

@@ -37,11 +37,8 @@ const (
 	CpuMapKpodCpuErr = "kpod_cpu_err"
 	CpuMapKpodRqTs   = "kpod_rq_ts"
 	CpuProgKpodSwB   = "kpod_sw_b"
-	CpuProgKpodSwR   = "kpod_sw_r"
 	CpuProgKpodWkB   = "kpod_wk_b"
-	CpuProgKpodWkR   = "kpod_wk_r"
 	CpuProgKpodWknB  = "kpod_wkn_b"
-	CpuProgKpodWknR  = "kpod_wkn_r"
 )
 
 // LoadCpu returns the embedded CollectionSpec for Cpu.
@@ -87,11 +84,8 @@ type CpuSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type CpuProgramSpecs struct {
 	KpodSwB  *ebpf.ProgramSpec `ebpf:"kpod_sw_b"`
-	KpodSwR  *ebpf.ProgramSpec `ebpf:"kpod_sw_r"`
 	KpodWkB  *ebpf.ProgramSpec `ebpf:"kpod_wk_b"`
-	KpodWkR  *ebpf.ProgramSpec `ebpf:"kpod_wk_r"`
 	KpodWknB *ebpf.ProgramSpec `ebpf:"kpod_wkn_b"`
-	KpodWknR *ebpf.ProgramSpec `ebpf:"kpod_wkn_r"`
 }
 
 // CpuMapSpecs contains maps before they are loaded into the kernel.
@@ -153,21 +147,15 @@ type CpuVariables struct {
 // It can be passed to LoadCpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CpuPrograms struct {
 	KpodSwB  *ebpf.Program `ebpf:"kpod_sw_b"`
-	KpodSwR  *ebpf.Program `ebpf:"kpod_sw_r"`
 	KpodWkB  *ebpf.Program `ebpf:"kpod_wk_b"`
-	KpodWkR  *ebpf.Program `ebpf:"kpod_wk_r"`
 	KpodWknB *ebpf.Program `ebpf:"kpod_wkn_b"`
-	KpodWknR *ebpf.Program `ebpf:"kpod_wkn_r"`
 }
 
 func (p *CpuPrograms) Close() error {
 	return _CpuClose(
 		p.KpodSwB,
-		p.KpodSwR,
 		p.KpodWkB,
-		p.KpodWkR,
 		p.KpodWknB,
-		p.KpodWknR,
 	)
 }
 

@@ -75,16 +75,24 @@ func Start(l cgroupfs.Layout) (*Collector, error) {
 		c.source = SourceIOStat
 		return c, nil
 	}
-	b, err := bpfload.Start(Spec())
+	b, err := startBPF(l)
 	if err == nil {
-		c.Collector, c.source = b, SourceBPF
-		return c, nil
+		return b, nil
 	}
 	if l.V1["blkio"] == "" {
 		return nil, fmt.Errorf("no usable source: neither a cgroup v2 io controller nor a v1 blkio controller is mounted; %v", err)
 	}
 	c.source, c.Fallback = SourceBlkio, err
 	return c, nil
+}
+
+// startBPF loads the BPF source, whatever the layout offers.
+func startBPF(l cgroupfs.Layout) (*Collector, error) {
+	b, err := bpfload.Start(Spec())
+	if err != nil {
+		return nil, err
+	}
+	return &Collector{Collector: b, layout: l, source: SourceBPF}, nil
 }
 
 // NewFileCollector returns a collector of the file source for the layout (io.stat or v1

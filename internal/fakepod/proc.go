@@ -22,6 +22,7 @@ import (
 // Proc is a workload process running in a fake container.
 type Proc struct {
 	Cmd    *exec.Cmd
+	gate   *os.File
 	t      testing.TB
 	stdout *bufio.Reader
 	out    *os.File // stdout's read end, closed by release
@@ -98,6 +99,15 @@ func pauseBinary(t testing.TB) string {
 // the container's cgroups (in every hierarchy) and released from its gate.
 func (c *Container) Start(args ...string) *Proc {
 	c.Pod.t.Helper()
+	p := c.start(WorkloadBinary(c.Pod.t), args...)
+	p.Go()
+	return p
+}
+
+// Prepare starts kpod-workload with args in the container and leaves it at its gate, in the
+// pod: Go starts it (several workloads can then start at the same moment).
+func (c *Container) Prepare(args ...string) *Proc {
+	c.Pod.t.Helper()
 	return c.start(WorkloadBinary(c.Pod.t), args...)
 }
 
@@ -121,7 +131,6 @@ func (c *Container) start(bin string, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer gateW.Close()
 	defer readyR.Close()
 
 	cmd := exec.Command(bin, args...)
@@ -149,6 +158,7 @@ func (c *Container) start(bin string, args ...string) *Proc {
 	cmd.Stderr = &p.stderr
 	err = cmd.Start()
 	gateR.Close() // the child holds its own copies
+	t.Cleanup(func() { gateW.Close() })
 	readyW.Close()
 	outW.Close()
 	if err != nil {
@@ -163,6 +173,12 @@ func (c *Container) start(bin string, args ...string) *Proc {
 	if _, err := readyR.Read(buf); err != nil {
 		t.Fatalf("workload %v did not reach its gate: %v\n%s", args, err, p.stderr.String())
 	}
+	// The ready byte is written just before the gate's read(2): move the process only once it
+	// sleeps there, or a busy host can run the move first and the switch-out of that read
+	// is charged to the pod.
+	if err := waitSleeping(cmd.Process.Pid); err != nil {
+		t.Fatalf("workload %v at its gate: %v", args, err)
+	}
 	pid := strconv.Itoa(cmd.Process.Pid)
 	for _, root := range c.Pod.roots() {
 		if err := os.WriteFile(filepath.Join(root, c.Rel, "cgroup.procs"), []byte(pid), 0); err != nil {
@@ -172,10 +188,18 @@ func (c *Container) start(bin string, args ...string) *Proc {
 	if c.AtGate != nil {
 		c.AtGate(cmd.Process.Pid)
 	}
-	if _, err := gateW.Write([]byte{'x'}); err != nil {
-		t.Fatalf("opening gate: %v", err)
-	}
+	p.gate = gateW
 	return p
+}
+
+// Go opens the gate of a workload started with Prepare.
+func (p *Proc) Go() {
+	p.t.Helper()
+	_, err := p.gate.Write([]byte{'x'})
+	p.gate.Close()
+	if err != nil {
+		p.t.Fatalf("opening gate: %v", err)
+	}
 }
 
 // Wait waits for the process to exit.
@@ -255,10 +279,13 @@ func Spinners(t testing.TB, ms int, cpus ...int) (ctrs []*Container, wait func()
 		c.Env = []string{"KPOD_CPU=" + strconv.Itoa(cpu)}
 		ctrs = append(ctrs, c)
 	}
-	start := time.Now()
 	var procs []*Proc
 	for _, c := range ctrs {
-		procs = append(procs, c.Start("spin", strconv.Itoa(ms)))
+		procs = append(procs, c.Prepare("spin", strconv.Itoa(ms)))
+	}
+	start := time.Now()
+	for _, p := range procs {
+		p.Go()
 	}
 	return ctrs, func() time.Duration {
 		for _, p := range procs {
@@ -305,4 +332,39 @@ func ParkedSwitches(t testing.TB, pid int) int64 {
 	}
 	t.Fatalf("process %d did not park", pid)
 	return 0
+}
+
+// Exec runs a real program (a server, a client) in the container, in the pod's namespaces,
+// from its first instruction: kpod-workload joins the pod, waits at its gate and execs it.
+func (c *Container) Exec(prog string, args ...string) *Proc {
+	c.Pod.t.Helper()
+	return c.Start(append([]string{"run", prog}, args...)...)
+}
+
+// Output waits for a program started with Exec and returns its standard output; the test
+// fails if it exits non-zero.
+func (p *Proc) Output() string {
+	p.t.Helper()
+	out, _ := io.ReadAll(p.stdout)
+	if err := p.Wait(); err != nil {
+		p.t.Fatalf("%v: %v\n%s", p.Cmd.Args, err, p.stderr.String())
+	}
+	return string(out)
+}
+
+// waitSleeping waits until process pid is in an interruptible sleep (state S).
+func waitSleeping(pid int) error {
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		// pid (comm) state ...: comm may hold spaces and parentheses, the state follows the last ")".
+		i := bytes.LastIndexByte(b, ')')
+		if i >= 0 && i+2 < len(b) && b[i+2] == 'S' {
+			return nil
+		}
+	}
+	return fmt.Errorf("not sleeping after 10 s")
 }

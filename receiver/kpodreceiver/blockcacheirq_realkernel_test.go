@@ -62,9 +62,24 @@ func TestRealBlockCacheIRQFamilies(t *testing.T) {
 	if got := intValue(t, rm, "kpod.mem.cache.additions", nil); got < pages || got > pages+16 {
 		t.Errorf("page cache additions = %d, want %d..%d", got, pages, pages+16)
 	}
+	// Soft IRQs (the tick raises some vector on a busy CPU; which ones depends on the kernel:
+	// timer here, rcu under emulation) land on the spinner's resource, by vector, and take
+	// less than its 300 ms on the CPU. Their exact accounting is internal/softirqs' test.
 	rm, _ = resourceOf(md, pod.UID, spinner.ID)
-	if h, ok := histogramOf(rm, "kpod.irq.sw.latency", map[string]string{"vector": "timer"}); !ok || h.Count() == 0 || h.Sum() > 0.3 {
-		t.Errorf("timer softirqs of a pod spinning 300ms: count %d sum %.4fs (found %v)", h.Count(), h.Sum(), ok)
+	var softirqs uint64
+	var softSum float64
+	if m, ok := metricOf(rm, "kpod.irq.sw.latency"); ok {
+		for i := 0; i < m.Histogram().DataPoints().Len(); i++ {
+			dp := m.Histogram().DataPoints().At(i)
+			if v, ok := dp.Attributes().Get("vector"); !ok || v.Str() == "" {
+				t.Errorf("soft IRQ point without a vector: %v", dp.Attributes().AsRaw())
+			}
+			softirqs += dp.Count()
+			softSum += dp.Sum()
+		}
+	}
+	if softirqs == 0 || softSum > 0.3 {
+		t.Errorf("soft IRQs of a pod spinning 300ms: %d, %.4fs", softirqs, softSum)
 	}
 	idleRM, _ := resourceOf(md, idle.UID, idleCtr.ID)
 	if got := intValue(t, idleRM, "kpod.mem.cache.additions", nil); got != 0 {

@@ -220,7 +220,7 @@ func TestBackpressure(t *testing.T) {
 		[2]string{"collection_interval: 30s", "collection_interval: 1s"},
 		[2]string{"proc_root: /host/proc", "proc_root: /proc"},
 		[2]string{"    kubernetes:\n      enabled: true", "    kubernetes:\n      enabled: false"},
-		[2]string{"processors: [memory_limiter, k8s_attributes, batch]", "processors: [memory_limiter, batch]"},
+		[2]string{"processors: [memory_limiter, k8s_attributes, resource, batch]", "processors: [memory_limiter, resource, batch]"},
 		[2]string{"endpoint: 0.0.0.0:9464", fmt.Sprintf("endpoint: 127.0.0.1:%d", p.prom)},
 		[2]string{"endpoint: 0.0.0.0:13133", fmt.Sprintf("endpoint: 127.0.0.1:%d", p.health)},
 		[2]string{"host: 0.0.0.0\n                port: 8888", fmt.Sprintf("host: 127.0.0.1\n                port: %d", p.telemetry)})
@@ -239,7 +239,7 @@ func TestBackpressure(t *testing.T) {
 	cmd := exec.Command("/bin/sh", "-c", strings.Join(join, " && ")+` && exec "$0" --config "$1"`, bin, cfg)
 	gomemlimit := daemonSetEnv(t, "GOMEMLIMIT")
 	cmd.Env = append(os.Environ(), "K8S_NODE_NAME=backpressure-node", "OTLP_ENDPOINT=http://"+sink.addr,
-		"KPOD_CGROUP_ROOT="+layout.V2, "GOMEMLIMIT="+gomemlimit)
+		"KPOD_CGROUP_ROOT="+layout.V2, "KPOD_CLUSTER_NAME=backpressure-cluster", "GOMEMLIMIT="+gomemlimit)
 	k := testenv.StartCollectorCmd(t, cmd, nil)
 	pid := k.Cmd.Process.Pid
 	firstCycle(t, k, p)

@@ -31,7 +31,7 @@ func On(t *testing.T, rung string) {
 func CheckRung(t *testing.T, o *bpfload.Object, rung string) {
 	t.Helper()
 	for _, p := range o.Programs {
-		if p.Kind != rung && p.Kind != "fentry" && p.Kind != "kprobe" && p.Kind != "iter" {
+		if p.Kind != rung && p.Kind != "fentry" && p.Kind != "kprobe" && p.Kind != "iter" && p.Kind != "tail" {
 			t.Errorf("%s attached as %s, want %s", p.Name, p.Kind, rung)
 		}
 	}
@@ -117,4 +117,15 @@ func HasKprobes(t *testing.T) bool {
 	t.Helper()
 	_, err := os.Stat("/sys/kernel/tracing/kprobe_events")
 	return err == nil
+}
+
+// HasTracepointField reports whether the tracepoint group/name records field (its tracefs
+// format), which tells which prototype the kernel has.
+func HasTracepointField(t *testing.T, group, name, field string) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/sys/kernel/tracing/events", group, name, "format"))
+	if err != nil {
+		return false
+	}
+	return strings.Contains(string(b), " "+field+";")
 }
