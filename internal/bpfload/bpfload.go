@@ -200,6 +200,9 @@ func Load(s Spec) (obj *Object, err error) {
 	for _, tl := range s.Tails {
 		p, err := obj.loadTail(spec, tl)
 		if err != nil {
+			if errors.Is(err, unix.EPERM) || lacksCap(unix.CAP_BPF) || lacksCap(unix.CAP_PERFMON) {
+				return obj, fmt.Errorf("%s: tail program %s: %w (needs %s)", s.Family, tl.Prog, err, needsTracing)
+			}
 			return obj, fmt.Errorf("%s: tail program %s: %w", s.Family, tl.Prog, err)
 		}
 		obj.Programs = append(obj.Programs, p)
@@ -223,7 +226,7 @@ func Load(s Spec) (obj *Object, err error) {
 // attachHook tries the variants of one hook in ladder order.
 func (o *Object) attachHook(spec *ebpf.CollectionSpec, h Hook) (*Program, error) {
 	var tries []string
-	perm := false
+	perm, tracefs := false, false
 	for _, v := range allowedRungs(h.rungs()) {
 		name, kind := h.Prog+v[0], v[1]
 		ps, ok := spec.Programs[name]
@@ -236,13 +239,18 @@ func (o *Object) attachHook(spec *ebpf.CollectionSpec, h Hook) (*Program, error)
 		}
 		tries = append(tries, fmt.Sprintf("%s: %v", kind, err))
 		perm = perm || errors.Is(err, unix.EPERM)
+		// tracefs (a classic tracepoint's event id) is readable by root only.
+		tracefs = tracefs || errors.Is(err, unix.EACCES)
 	}
 	perm = perm || lacksCap(unix.CAP_BPF) || lacksCap(unix.CAP_PERFMON)
 	if len(tries) == 0 {
 		return nil, fmt.Errorf("no program for hook %s in the object (rungs tried: %v)", h.target(), allowedRungs(h.rungs()))
 	}
-	if perm {
+	switch {
+	case perm:
 		return nil, fmt.Errorf("cannot attach to %s (%s) (needs %s)", h.target(), strings.Join(tries, "; "), needsTracing)
+	case tracefs:
+		return nil, fmt.Errorf("cannot attach to %s (%s) (needs CAP_DAC_READ_SEARCH to read tracefs as a user other than root)", h.target(), strings.Join(tries, "; "))
 	}
 	return nil, fmt.Errorf("cannot attach to %s (%s)", h.target(), strings.Join(tries, "; "))
 }

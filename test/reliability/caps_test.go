@@ -429,10 +429,12 @@ func TestLeastPrivilege(t *testing.T) {
 
 // activity gives every collector of the comprehensive profile something to report: a pod
 // with its own network namespace (a veth to a peer) and mount namespace (an ext4 volume
-// behind a directory only root may search) that writes with O_DIRECT to a loop device and sends UDP datagrams, and connects from
+// behind a directory only root may search) that writes with O_DIRECT to a loop device, sends
+// UDP datagrams and an HTTP request to a server of its own (kpod-l7app), and connects from
 // the host to a closed loopback port (a TCP drop without a socket, node-level).
 type activity struct {
 	ctr  *fakepod.Container
+	web  *fakepod.Container // an HTTP server on the pod's loopback, for the l7 family
 	disk *fakepod.LoopDevice
 	peer string
 	port int
@@ -451,12 +453,15 @@ func newActivity(t *testing.T) *activity {
 	ctr := pod.AddContainer()
 	ctr.SetNS = []string{mnt.Path}
 	ctr.Start("sleep").WaitReady()
-	return &activity{ctr: ctr, disk: disk, peer: veth.AddrB, port: testenv.FreePort(t)}
+	web := pod.AddContainer()
+	web.L7App("http-server", "127.0.0.1:8080").WaitReady()
+	return &activity{ctr: ctr, web: web, disk: disk, peer: veth.AddrB, port: testenv.FreePort(t)}
 }
 
 func (a *activity) once() {
 	a.ctr.Run("dwrite", a.disk.Path, strconv.Itoa(1<<20), "65536")
 	a.ctr.Run("udp", a.peer, "9", "5", "100")
+	a.web.L7App("http-client", "http://127.0.0.1:8080", "1", "GET:/ok").Output()
 	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", a.port), time.Second); err == nil {
 		c.Close() // someone listens there now; the drop is simply not made this time
 	}
