@@ -116,7 +116,7 @@ e2e: otelcol
 # reliability runs test/reliability (build tag reliability; RELIABILITY.md) with the built
 # collector: a 400-pod churn soak, Prometheus across a collector and a container restart, the
 # DaemonSet's capabilities as user nobody (capsh) and each dropped, a 20 s OTLP outage, 31 bad
-# configurations. About 6½ minutes on 2 cores (bounded by -timeout 30m). Not taken into the
+# configurations. About 6 minutes on 2 cores (bounded by -timeout 30m). Not taken into the
 # test-kernels VM (tag e2e only).
 reliability: otelcol
 	$(GO) test -tags reliability -count=1 -timeout 30m ./test/reliability/
