@@ -50,6 +50,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags chart,kube ./test/chart/
+	$(GO) vet -tags reliability ./test/reliability/
 
 # unit runs every Go test of the module with the race detector. As root the real-kernel
 # tests run too; without root they skip (and fail under CI=true).
