@@ -136,7 +136,7 @@ static __always_inline long l7_kafka_response(struct l7_walk *w)
 		if (k >= conn->n)
 			break;
 		struct l7_pending *p = &conn->p[(conn->head + k) & (L7_PENDING - 1)];
-		if (p->id == id) {
+		if (p->ts && p->id == id) { /* ts 0: answered already (l7_pop_id) */
 			method = p->method;
 			ver = p->aux;
 			found = true;

@@ -112,7 +112,7 @@ static __always_inline long l7_mongo_answer(struct l7_walk *w, __u16 status)
 		if (k >= conn->n)
 			break;
 		struct l7_pending *p = &conn->p[(conn->head + k) & (L7_PENDING - 1)];
-		if (p->id == to) {
+		if (p->ts && p->id == to) { /* ts 0: answered already (l7_pop_id) */
 			method = p->method;
 			break;
 		}

@@ -51,7 +51,7 @@ func perMethod(c map[string]int64) map[string]int64 {
 func TestRealL7Kafka(t *testing.T) {
 	fakepod.RequireRoot(t)
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	addr := p.Veth.AddrB + ":9092"
 	srv := p.SrvCtr.L7App("kafka-server", addr)
 	srv.WaitReady()
@@ -111,7 +111,7 @@ func TestRealL7Kafka(t *testing.T) {
 func TestRealL7Mongo(t *testing.T) {
 	fakepod.RequireRoot(t)
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	addr := p.Veth.AddrB + ":27017"
 	srv := p.SrvCtr.L7App("mongo-server", addr, t.TempDir())
 	srv.WaitReady()
