@@ -124,6 +124,16 @@ static __always_inline long l7_kafka_request(struct l7_walk *w)
 	return l7_kafka_end(d);
 }
 
+/* The start of a response's body: goes to its error code. */
+static __always_inline long l7_kafka_body(struct l7_walk *w)
+{
+	struct l7_dir *d = w->d;
+	if (d->kind && !l7_kafka_skip(d, d->kind))
+		return l7_resync(w);
+	d->state = KF_ERR;
+	return 0;
+}
+
 /* A response's correlation id is read: finds its request, and where its error code is. */
 static __always_inline long l7_kafka_response(struct l7_walk *w)
 {
@@ -159,20 +169,9 @@ static __always_inline long l7_kafka_response(struct l7_walk *w)
 	if (ver >= flex) {
 		d->depth = KF_BODY;
 		d->state = KF_TAGS;
-	} else {
-		d->state = KF_BODY;
+		return 0;
 	}
-	return 0;
-}
-
-/* The start of a response's body: goes to its error code. */
-static __always_inline long l7_kafka_body(struct l7_walk *w)
-{
-	struct l7_dir *d = w->d;
-	if (d->kind && !l7_kafka_skip(d, d->kind))
-		return l7_resync(w);
-	d->state = KF_ERR;
-	return 0;
+	return l7_kafka_body(w);
 }
 
 /* After tagged fields, or a string passed over: the state that follows. */
