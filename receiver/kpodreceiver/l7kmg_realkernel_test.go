@@ -174,3 +174,68 @@ func appLinesRaw(out, word, name string) string {
 	}
 	return ""
 }
+
+// checkL7Garbage runs a kpod-l7app garbage client (garbage-kind ADDR) against a server: a
+// request answered on one connection, then bytes that are not the protocol's (the server
+// closes that connection), then a request on a second connection. On each end kpod counts
+// the two requests the client counted, and one resync (the bytes it could not parse; the
+// rest of that system call is passed over), nothing else.
+func checkL7Garbage(t *testing.T, p *fakepod.Pair, s *kpodScraper, protocol, garbage, addr string) {
+	t.Helper()
+	out := p.CliCtr.L7App(garbage, addr).Output()
+	if !strings.Contains(out, "closed 1\n") {
+		t.Fatalf("the server did not close the connection after the garbage: %q", out)
+	}
+	want := appCounts(t, out)
+	if len(want) != 1 {
+		t.Fatalf("the client counted %v, want its two requests", want)
+	}
+	for _, n := range want {
+		if n != 2 {
+			t.Fatalf("the client counted %v, want its two requests", want)
+		}
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+	for _, end := range []struct {
+		pod  *fakepod.Pod
+		ctr  *fakepod.Container
+		role string
+	}{{p.Client, p.CliCtr, "client"}, {p.Server, p.SrvCtr, "server"}} {
+		rm, _ := resourceOf(md, end.pod.UID, end.ctr.ID)
+		if got := l7Requests(rm, protocol, end.role); !maps.Equal(got, want) {
+			t.Errorf("%s requests %v, want %v", end.role, got, want)
+		}
+		if got, want := l7ParseErrors(rm), map[string]int64{protocol + " " + end.role + " resync": 1}; !maps.Equal(got, want) {
+			t.Errorf("%s parse errors %v, want %v", end.role, got, want)
+		}
+	}
+	checkL7Bounded(t, md)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}
+
+// TestRealL7KafkaGarbage: after an ApiVersions request, 13 bytes that are no Kafka request
+// (a size of 9, shorter than a request header) on the same connection; kfake closes it.
+func TestRealL7KafkaGarbage(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	addr := p.Veth.AddrB + ":9092"
+	srv := p.SrvCtr.L7App("kafka-server", addr)
+	srv.WaitReady()
+	checkL7Garbage(t, p, s, "kafka", "kafka-garbage", addr)
+	stopServer(t, srv)
+}
+
+// TestRealL7MongoGarbage: after a ping, a message header of an opCode that does not exist on
+// the same connection; FerretDB closes it.
+func TestRealL7MongoGarbage(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	addr := p.Veth.AddrB + ":27017"
+	srv := p.SrvCtr.L7App("mongo-server", addr, t.TempDir())
+	srv.WaitReady()
+	checkL7Garbage(t, p, s, "mongodb", "mongo-garbage", addr)
+	stopServer(t, srv)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"reflect"
 	"sort"
@@ -24,6 +25,7 @@ import (
 func init() {
 	commands["kafka-server"] = kafkaServer
 	commands["kafka-client"] = kafkaClient
+	commands["kafka-garbage"] = kafkaGarbage
 }
 
 // kafkaAPI is kpod's name of an API key.
@@ -409,4 +411,72 @@ func (c *counts) printAs(word string) {
 			fmt.Printf("%s %s %s %d\n", word, k[0], k[1], c.m[k])
 		}
 	}
+}
+
+// kafkaGarbage ADDR: on one connection to the broker at ADDR, an ApiVersions request (v0)
+// and its response, then 13 bytes that are no Kafka request (a size of 9, shorter than any
+// request header, then a header cut short), each in one write; the broker closes the
+// connection. Then an ApiVersions request on a second connection. Prints "count ApiVersions
+// ok|error <n>" (the responses' error codes) and "closed 1" if the broker closed the first
+// connection without sending anything after the garbage.
+func kafkaGarbage(args []string) error {
+	if len(args) != 1 {
+		return errors.New("kafka-garbage ADDR")
+	}
+	var cs counts
+	apiVersions := func(c net.Conn, corr int32) error {
+		req := binary.BigEndian.AppendUint32(nil, 14)
+		req = binary.BigEndian.AppendUint16(req, 18) // ApiVersions
+		req = binary.BigEndian.AppendUint16(req, 0)  // v0
+		req = binary.BigEndian.AppendUint32(req, uint32(corr))
+		req = binary.BigEndian.AppendUint16(req, 4)
+		req = append(req, "kpod"...)
+		if _, err := c.Write(req); err != nil {
+			return err
+		}
+		var size [4]byte
+		if _, err := io.ReadFull(c, size[:]); err != nil {
+			return err
+		}
+		resp := make([]byte, binary.BigEndian.Uint32(size[:]))
+		if _, err := io.ReadFull(c, resp); err != nil {
+			return err
+		}
+		if len(resp) < 6 || int32(binary.BigEndian.Uint32(resp)) != corr {
+			return fmt.Errorf("ApiVersions: a response %x that does not answer correlation id %d", resp, corr)
+		}
+		st := "ok"
+		if binary.BigEndian.Uint16(resp[4:]) != 0 {
+			st = "error"
+		}
+		cs.add("ApiVersions", st)
+		return nil
+	}
+	c, err := net.DialTimeout("tcp", args[0], 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := apiVersions(c, 1); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte{0, 0, 0, 9, 0, 18, 0, 3, 0, 0, 0, 7, 0xff}); err != nil {
+		return err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := c.Read(make([]byte, 64)); n == 0 && errors.Is(err, io.EOF) {
+		fmt.Println("closed 1")
+	} else {
+		fmt.Printf("after the garbage: %d bytes, %v\n", n, err)
+	}
+	c2, err := net.DialTimeout("tcp", args[0], 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c2.Close()
+	if err := apiVersions(c2, 2); err != nil {
+		return err
+	}
+	cs.print()
+	return nil
 }

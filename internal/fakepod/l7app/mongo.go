@@ -29,6 +29,7 @@ func init() {
 	commands["mongo-server"] = mongoServer
 	commands["mongo-stats"] = mongoStats
 	commands["mongo-client"] = mongoClient
+	commands["mongo-garbage"] = mongoGarbage
 }
 
 // mongoMethod is kpod's name of a command.
@@ -398,5 +399,82 @@ func mongoClient(args []string) error {
 	t.legacy.printAs("legacy")
 	t.bad.printAs("undecoded")
 	mon.printAs("monitor")
+	return nil
+}
+
+// mongoPing sends {ping: 1} in an OP_MSG with requestID id on c and reads the reply; it
+// returns the reply's "ok" as a status.
+func mongoPing(c net.Conn, id uint32) (string, error) {
+	doc, err := bson.Marshal(bson.D{{Key: "ping", Value: 1}, {Key: "$db", Value: "admin"}})
+	if err != nil {
+		return "", err
+	}
+	hdr := make([]byte, 21)
+	binary.LittleEndian.PutUint32(hdr[0:], uint32(21+len(doc)))
+	binary.LittleEndian.PutUint32(hdr[4:], id)
+	binary.LittleEndian.PutUint32(hdr[12:], 2013) // OP_MSG; flagBits 0, section kind 0
+	if _, err := c.Write(append(hdr, doc...)); err != nil {
+		return "", err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return "", err
+	}
+	reply := make([]byte, binary.LittleEndian.Uint32(size[:])-4)
+	if _, err := io.ReadFull(c, reply); err != nil {
+		return "", err
+	}
+	if len(reply) < 17 || binary.LittleEndian.Uint32(reply[4:]) != id || reply[16] != 0 {
+		return "", fmt.Errorf("ping: a reply %x that does not answer request %d", reply, id)
+	}
+	if ok, _ := bson.Raw(reply[17:]).Lookup("ok").AsFloat64OK(); ok == 0 {
+		return "error", nil
+	}
+	return "ok", nil
+}
+
+// mongoGarbage ADDR: on one connection to the server at ADDR, a ping and its reply, then a
+// message header of an opCode that does not exist (16 bytes, one write); the server closes
+// the connection. Then a ping on a second connection. Prints "count ping ok|error <n>" and
+// "closed 1" if the server closed the first connection without sending anything after the
+// garbage.
+func mongoGarbage(args []string) error {
+	if len(args) != 1 {
+		return errors.New("mongo-garbage ADDR")
+	}
+	var cs counts
+	c, err := net.DialTimeout("tcp", args[0], 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := mongoPing(c, 1)
+	if err != nil {
+		return err
+	}
+	cs.add("ping", st)
+	garbage := make([]byte, 16)
+	binary.LittleEndian.PutUint32(garbage[0:], 16)
+	binary.LittleEndian.PutUint32(garbage[4:], 2)
+	binary.LittleEndian.PutUint32(garbage[12:], 9999)
+	if _, err := c.Write(garbage); err != nil {
+		return err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := c.Read(make([]byte, 64)); n == 0 && errors.Is(err, io.EOF) {
+		fmt.Println("closed 1")
+	} else {
+		fmt.Printf("after the garbage: %d bytes, %v\n", n, err)
+	}
+	c2, err := net.DialTimeout("tcp", args[0], 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c2.Close()
+	if st, err = mongoPing(c2, 3); err != nil {
+		return err
+	}
+	cs.add("ping", st)
+	cs.print()
 	return nil
 }
