@@ -119,6 +119,20 @@ func (c *benchContainer) procsFiles() string {
 	return strings.Join(out, ":")
 }
 
+// limitMemory sets the container's memory limit (memory.max on cgroup v2, else the v1
+// memory controller's memory.limit_in_bytes), as the kubelet does for a container limit.
+func (c *benchContainer) limitMemory(bytes uint64) error {
+	dir, v2, ok := c.set.layout.ControllerDir("memory", c.Rel)
+	if !ok {
+		return errors.New("no memory controller")
+	}
+	file := "memory.limit_in_bytes"
+	if v2 {
+		file = "memory.max"
+	}
+	return os.WriteFile(filepath.Join(dir, file), []byte(strconv.FormatUint(bytes, 10)), 0o644)
+}
+
 // env makes a kbench process join the container (kbench reads $KBENCH_CGROUPS first thing).
 func (c *benchContainer) env() []string {
 	return append(os.Environ(), "KBENCH_CGROUPS="+c.procsFiles())

@@ -35,6 +35,15 @@ var benchmarks = []benchmark{
 	{"tcp", "one 4 KiB write on a 127.0.0.1 TCP stream (reader in a second process)", "send, recv, TCP segments and ACKs (tcp_probe)"},
 	{"forkexec", "fork + exec of a static binary + exit + wait", "fork, exec, exit, wakeups, syscalls"},
 	{"dread", "one 4 KiB O_DIRECT read of a loop device (backed by /dev/shm)", "bio queue, request start/complete, loop worker wakeup"},
+	{"vdread", "one 4 KiB O_DIRECT read of a file on the VM's disk (virtio-blk, ext4)", "bio queue, request start/complete, a disk interrupt (hard IRQ) and the block softirq, wakeup"},
+	{"bufwrite", "one buffered 4 KiB write to a page not yet cached (a file on the VM's ext4, truncated between inner rounds: nothing is written back)", "page-cache add, folio dirtied, buffer head dirtied, 1 syscall"},
+	{"tcprst", "one connect() to a 127.0.0.1 port nothing listens on (refused), socket and close", "3 syscalls, socket state changes, a SYN dropped for want of a socket (kfree_skb), a reset"},
+}
+
+// statsOnly are benchmarks of the BPF statistics pass only: one operation is so long that
+// the programs it runs are far below the noise of a pair.
+var statsOnly = []benchmark{
+	{"oomkill", "one memory-cgroup OOM kill: a child joins a container limited to 16 MiB and touches memory until killed; waited for", "oom/mark_victim, fork, exit, page faults, reclaim"},
 }
 
 func benchNames() []string {
@@ -51,11 +60,16 @@ type suite struct {
 	bench     *benchContainer // micro-benchmarks run here
 	client    *benchContainer // redis-benchmark runs here
 	loop      *loopDevice
+	disk      *diskFiles      // files on the VM's disk (vdread, bufwrite)
+	oom       *benchContainer // memory-limited container of the oomkill benchmark
 	redisPort int
 	redisN    int // requests per redis test
 	redis     *exec.Cmd
+	// Wall time spent running each benchmark, and how many runs (for the report's timing).
+	timeSpent map[string]float64
+	timeRuns  map[string]int
 	// kbench parameters: ops per inner round and inner rounds.
-	getppid, pingpong, tcp, forkexec, dread [2]int
+	getppid, pingpong, tcp, forkexec, dread, vdread, bufwrite, tcprst, oomkill [2]int
 }
 
 func (s *suite) startRedis(server *benchContainer) error {
@@ -121,6 +135,14 @@ func (s *suite) run(names ...string) (sample, map[string]time.Duration, error) {
 			out[n], err = s.kb("forkexec", s.forkexec)
 		case "dread":
 			out[n], err = s.kbDev("dread", s.dread)
+		case "vdread":
+			out[n], err = s.kbench1([]string{"dread", s.disk.Data, strconv.Itoa(s.vdread[0]), strconv.Itoa(s.vdread[1]), "4096"})
+		case "bufwrite":
+			out[n], err = s.kbench1([]string{"bufwrite", s.disk.Buf, strconv.Itoa(s.bufwrite[0]), strconv.Itoa(s.bufwrite[1])})
+		case "tcprst":
+			out[n], err = s.kb("tcprst", s.tcprst)
+		case "oomkill":
+			out[n], err = s.kbench1([]string{"oomkill", s.oom.procsFiles(), strconv.Itoa(s.oomkill[0]), strconv.Itoa(s.oomkill[1])})
 		default:
 			err = fmt.Errorf("unknown benchmark %s", n)
 		}
@@ -128,13 +150,28 @@ func (s *suite) run(names ...string) (sample, map[string]time.Duration, error) {
 			return nil, nil, fmt.Errorf("%s: %w", n, err)
 		}
 		took[n] = time.Since(t0)
+		if s.timeSpent == nil {
+			s.timeSpent, s.timeRuns = map[string]float64{}, map[string]int{}
+		}
+		s.timeSpent[n] += took[n].Seconds()
+		s.timeRuns[n]++
 	}
 	return out, took, nil
 }
 
+// spent is the wall time of every benchmark run so far, and how many there were.
+func (s *suite) spent() (sec float64, runs int) {
+	for b, v := range s.timeSpent {
+		sec += v
+		runs += s.timeRuns[b]
+	}
+	return sec, runs
+}
+
 // ops is how many operations one run of a benchmark performs (for per-op BPF statistics).
 func (s *suite) ops(name string) float64 {
-	p := map[string][2]int{"getppid": s.getppid, "pingpong": s.pingpong, "tcp": s.tcp, "forkexec": s.forkexec, "dread": s.dread}
+	p := map[string][2]int{"getppid": s.getppid, "pingpong": s.pingpong, "tcp": s.tcp, "forkexec": s.forkexec, "dread": s.dread,
+		"vdread": s.vdread, "bufwrite": s.bufwrite, "tcprst": s.tcprst, "oomkill": s.oomkill}
 	if strings.HasPrefix(name, "redis") {
 		return float64(2 * s.redisN)
 	}

@@ -26,7 +26,9 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -241,13 +243,19 @@ static void b_forkexec(long ops, long rounds) {
 	report("forkexec", ops, rounds, r, 0);
 }
 
-// dread: O_DIRECT reads of BS bytes from a block device, sequential, wrapping at its end.
+// dread: O_DIRECT reads of BS bytes from a block device or a regular file, sequential,
+// wrapping at its end.
 static void b_dread(const char *dev, long ops, long rounds, long bs) {
 	int fd = open(dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (fd < 0)
 		die(dev);
 	uint64_t size;
-	if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		die("fstat");
+	if (S_ISREG(st.st_mode))
+		size = st.st_size;
+	else if (ioctl(fd, BLKGETSIZE64, &size) < 0)
 		die("BLKGETSIZE64");
 	void *buf;
 	if (posix_memalign(&buf, 4096, bs))
@@ -266,6 +274,118 @@ static void b_dread(const char *dev, long ops, long rounds, long bs) {
 		r[k] = (double)(now_ns() - t0) / ops;
 	}
 	report("dread", ops, rounds, r, 0);
+}
+
+// bufwrite: buffered 4 KiB writes into FILE, each to a page not yet in the page cache (a new
+// offset of a file truncated to zero before every round, outside the timed part): per write
+// the kernel adds a folio to the page cache and dirties it (and its buffer heads on ext4).
+// The truncation drops the dirty pages before writeback would write them, so nothing reaches
+// the disk.
+static void b_bufwrite(const char *path, long ops, long rounds) {
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		die(path);
+	char buf[4096];
+	memset(buf, 'w', sizeof buf);
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		if (ftruncate(fd, 0) < 0)
+			die("ftruncate");
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++)
+			if (pwrite(fd, buf, sizeof buf, (off_t)i * sizeof buf) != sizeof buf)
+				die("pwrite");
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	if (ftruncate(fd, 0) < 0)
+		die("ftruncate");
+	close(fd);
+	report("bufwrite", ops, rounds, r, 0);
+}
+
+// tcprst: connect() to a port of 127.0.0.1 nothing listens on; the kernel drops the SYN (no
+// socket: kfree_skb with SKB_DROP_REASON_NO_SOCKET) and answers with a reset. One operation:
+// socket, connect (ECONNREFUSED), close.
+static void b_tcprst(long ops, long rounds) {
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof sa;
+	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || getsockname(ls, (struct sockaddr *)&sa, &sl) < 0)
+		die("bind");
+	close(ls); // the port is free again and nothing listens on it
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++) {
+			int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (s < 0)
+				die("socket");
+			if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0 || errno != ECONNREFUSED)
+				die("tcprst connect (expected ECONNREFUSED)");
+			close(s);
+		}
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	report("tcprst", ops, rounds, r, 0);
+}
+
+// conns: opens N TCP connections over 127.0.0.1 (2N established sockets), prints "ready N"
+// and holds them until stdin closes.
+static void b_conns(long n) {
+	struct rlimit rl = {.rlim_cur = 2 * n + 64, .rlim_max = 2 * n + 64};
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		die("setrlimit");
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof sa;
+	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 4096) < 0 ||
+	    getsockname(ls, (struct sockaddr *)&sa, &sl) < 0)
+		die("listen");
+	for (long i = 0; i < n; i++) {
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof sa) < 0)
+			die("connect");
+		if (accept4(ls, NULL, NULL, SOCK_CLOEXEC) < 0)
+			die("accept");
+	}
+	printf("ready %ld\n", n);
+	fflush(stdout);
+	char c;
+	while (read(0, &c, 1) > 0)
+		;
+}
+
+// oomkill: forks a child that joins the cgroups in CGROUPS (colon-separated cgroup.procs
+// files of a memory-limited container) and touches memory until the kernel's memory cgroup
+// OOM killer kills it; one operation is one kill, waited for.
+static void b_oomkill(const char *cgroups, long ops, long rounds) {
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++) {
+			pid_t pid = fork();
+			if (pid < 0)
+				die("fork");
+			if (pid == 0) {
+				setenv("KBENCH_CGROUPS", cgroups, 1);
+				join_cgroups();
+				for (;;) {
+					char *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+					if (p == MAP_FAILED)
+						_exit(3);
+					for (int j = 0; j < 1 << 20; j += 4096)
+						p[j] = 1;
+				}
+			}
+			int st;
+			if (waitpid(pid, &st, 0) < 0 || !WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) {
+				fprintf(stderr, "kbench: oomkill child was not killed by the OOM killer (status %#x)\n", st);
+				exit(113);
+			}
+		}
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	report("oomkill", ops, rounds, r, 0);
 }
 
 // sleepers: reads lines from stdin, each a colon-separated list of cgroup.procs files of one
@@ -342,6 +462,14 @@ int main(int argc, char **argv) {
 		b_forkexec(num(argv[2]), num(argv[3]));
 	else if (!strcmp(m, "dread") && argc == 6)
 		b_dread(argv[2], num(argv[3]), num(argv[4]), num(argv[5]));
+	else if (!strcmp(m, "bufwrite") && argc == 5)
+		b_bufwrite(argv[2], num(argv[3]), num(argv[4]));
+	else if (!strcmp(m, "tcprst") && argc == 4)
+		b_tcprst(num(argv[2]), num(argv[3]));
+	else if (!strcmp(m, "conns") && argc == 3)
+		b_conns(num(argv[2]));
+	else if (!strcmp(m, "oomkill") && argc == 5)
+		b_oomkill(argv[2], num(argv[3]), num(argv[4]));
 	else if (!strcmp(m, "sleepers") && argc == 2)
 		b_sleepers();
 	else if (!strcmp(m, "exec") && argc >= 3) {
@@ -352,6 +480,7 @@ int main(int argc, char **argv) {
 	return 0;
 usage:
 	fprintf(stderr, "usage: kbench getppid OPS ROUNDS | pingpong OPS ROUNDS | tcp OPS ROUNDS SIZE | "
-			"forkexec OPS ROUNDS | dread DEV OPS ROUNDS BS | sleepers | exec CMD ARGS... | true\n");
+			"forkexec OPS ROUNDS | dread DEV|FILE OPS ROUNDS BS | bufwrite FILE OPS ROUNDS | tcprst OPS ROUNDS | "
+			"oomkill CGROUPS OPS ROUNDS | conns N | sleepers | exec CMD ARGS... | true\n");
 	return 2;
 }

@@ -1,0 +1,498 @@
+//go:build bench
+
+package bench
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// The report's sections on floors, the budget focus, the cost of each family per request
+// and the head-to-head groups.
+
+// perOpStats is what a config's programs did per operation of a benchmark in the statistics
+// pass: its own stats when it had a pass of its own, else (a family alone) its programs in
+// kpod comprehensive's.
+func (run *benchRun) perOpStats(config, b string) (runs, nsop float64, ok bool) {
+	if st := run.statsOf(config); st != nil {
+		return bpfPerOp(st, b, func(string) bool { return true })
+	}
+	if f, found := strings.CutPrefix(config, "kpod "); found {
+		fam := run.kpodProgFamily()
+		return bpfPerOp(run.statsOf("kpod comprehensive"), b, func(n string) bool { return fam[n] == f })
+	}
+	return 0, 0, false
+}
+
+func statsText(runs, nsop float64, ok bool) string {
+	if !ok {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f runs, %s", runs, ns(nsop))
+}
+
+// cellText is a median Δ with its 95 % interval and the ratio, ≈ when not significant.
+func cellText(r *configResult, b string) string {
+	c := cellOf(r, b)
+	if c.N == 0 {
+		return "–"
+	}
+	lo, hi := medianCI(r.deltas(b))
+	return fmt.Sprintf("%s [%s…%s] ×%.3f%s", signedNs(c.Delta), signedNs(lo), signedNs(hi), c.Ratio, c.sig())
+}
+
+// ---- floors ----
+
+type floorRow struct {
+	r     *configResult
+	bench string
+}
+
+func (run *benchRun) floorRows() []floorRow {
+	var out []floorRow
+	if run.Matrix == nil {
+		return nil
+	}
+	for _, kind := range []string{kindFamily, kindProfile} {
+		for _, r := range run.Matrix.Configs {
+			if r.Kind != kind {
+				continue
+			}
+			for _, b := range matrixBenches {
+				if b == "redis-set" || b == "redis-get" || len(r.Floor[b]) == 0 {
+					continue
+				}
+				out = append(out, floorRow{r, b})
+			}
+		}
+	}
+	return out
+}
+
+// floorVerdicts counts the (config, benchmark) of the matrix within 1.25× their floor, among
+// those where the floor is measurable.
+func (run *benchRun) floorVerdicts() (met, judged int, missed []string) {
+	for _, fr := range run.floorRows() {
+		x, _, _, ok := xFloor(fr.r, fr.bench)
+		if !ok {
+			continue
+		}
+		judged++
+		if x <= 1.25 {
+			met++
+		} else {
+			missed = append(missed, fmt.Sprintf("%s on %s (%s)", fr.r.Name, fr.bench, xFloorText(fr.r, fr.bench)))
+		}
+	}
+	return
+}
+
+func renderFloors(w *mdWriter, run *benchRun) {
+	rows := run.floorRows()
+	if len(rows) == 0 {
+		return
+	}
+	w.p("## Floors: each family and profile as a multiple of its floor")
+	w.p("")
+	w.p("From the matrix's blocks (nothing, the config, its floor). The goal (DESIGN.md \"The floor\") is ≤ 1.25×; \"floor ≈ 0\": the hooks")
+	w.p("alone cost nothing measurable on that benchmark, so no multiple is given (few blocks: the intervals are wide; the budget focus")
+	w.p("below has more).")
+	w.p("")
+	w.header("config", "benchmark", "blocks", "config Δ/op [95 %]", "floor Δ/op [95 %]", "×floor [95 %]", "≤ 1.25×")
+	for _, fr := range rows {
+		fv := fr.r.floorView()
+		v, _, judged := floorVerdict(fr.r, fr.bench)
+		if !judged {
+			v = "–"
+		}
+		w.row(fr.r.Name, fr.bench, fmt.Sprint(len(fr.r.Off[fr.bench])), cellText(fr.r, fr.bench), cellText(fv, fr.bench), xFloorText(fr.r, fr.bench), v)
+	}
+	w.p("")
+}
+
+// ---- coverage ----
+
+func renderCoverage(w *mdWriter, run *benchRun) {
+	comp := run.statsOf("kpod comprehensive")
+	if comp == nil {
+		return
+	}
+	fam := run.kpodProgFamily()
+	w.p("## Which benchmark exercises which family")
+	w.p("")
+	w.p("Program runs per operation of each family's programs (statistics pass, kpod comprehensive); `–` below 0.01. A family is paired")
+	w.p("in the matrix on the benchmarks where it runs at least 0.05 times per operation.")
+	w.p("")
+	w.header(append([]string{"family"}, append(statBenches, "paired on")...)...)
+	for _, f := range kpodFamilies {
+		row := []string{f}
+		for _, b := range statBenches {
+			runs, _, ok := bpfPerOp(comp, b, func(n string) bool { return fam[n] == f })
+			if !ok || runs < 0.01 {
+				row = append(row, "–")
+				continue
+			}
+			row = append(row, fmt.Sprintf("%.2f", runs))
+		}
+		paired := "–"
+		if r := run.Matrix.byName("kpod " + f); r != nil {
+			var bs []string
+			for _, b := range r.Benches {
+				if len(r.On[runNames(b)[0]]) > 0 {
+					bs = append(bs, b)
+				}
+			}
+			if len(bs) > 0 {
+				paired = strings.Join(bs, ", ")
+			}
+		}
+		row = append(row, paired)
+		w.row(row...)
+	}
+	w.p("")
+	w.p("oom runs on oomkill only (one program run per kill of a several-millisecond operation: statistics only, no pairs). tcpdrop's")
+	w.p("tcprst drops are SYNs without a socket, counted in the node-level bucket (a pod's own socket drops need a lossy path, e.g. a")
+	w.p("netfilter drop rule in a pod network namespace, which the benchmark does not set up).")
+	w.p("")
+}
+
+// ---- budget focus ----
+
+func renderBudgetFocus(w *mdWriter, run *benchRun) {
+	g := run.group(groupBudget)
+	if g == nil {
+		return
+	}
+	w.p("## Budget focus: the profiles on redis and ping-pong, against nothing and against their floors")
+	w.p("")
+	grouped := "each member attached once per block for all three benchmarks (grouped: comprehensive's per-call syscall events are slow to detach)"
+	if !g.Grouped {
+		grouped = "each member attached for each benchmark's sample"
+	}
+	w.p("%d blocks; in each, in a random order: nothing, the A/A control (nothing again), each profile and its floor; %s; redis", g.Blocks, grouped)
+	w.p("%d requests per test. Cells: median Δ per operation [95 %% interval] and median ratio; ≈: sign test p ≥ 0.05. \"− floor\" rows", g.Requests)
+	w.p("compare the profile with its floor sample of the same block. %s", g.errText())
+	w.p("")
+	units := []string{"redis-cpu", "redis-set", "redis-get", "pingpong", "getppid"}
+	w.header(append([]string{"config"}, units...)...)
+	row := []string{"**detached** (median)"}
+	off := &configResult{On: g.Samples["off"], Off: g.Samples["off"]}
+	for _, b := range units {
+		c := cellOf(off, b)
+		if b == "redis-set" || b == "redis-get" {
+			row = append(row, fmt.Sprintf("**%.0f req/s**", 1e9/c.Off))
+		} else {
+			row = append(row, "**"+ns(c.Off)+"**")
+		}
+	}
+	w.row(row...)
+	for _, m := range g.Members {
+		rows := []*configResult{g.view(m)}
+		if f := g.FloorOf[m]; f != "" {
+			fv := g.view(f)
+			fv.Name = f
+			rows = append(rows, fv, g.vsFloor(m))
+		}
+		for _, r := range rows {
+			row := []string{r.Name}
+			for _, b := range units {
+				row = append(row, cellText(r, b))
+			}
+			w.row(row...)
+		}
+		if g.FloorOf[m] != "" {
+			row := []string{m + ": **×floor**"}
+			for _, b := range units {
+				row = append(row, xFloorText(g.view(m), b))
+			}
+			w.row(row...)
+		}
+	}
+	w.p("")
+	w.p("Sign test of each profile against nothing on redis-cpu: %s.", strings.Join(g.signs("redis-cpu"), "; "))
+	w.p("")
+}
+
+func (g *groupResult) errText() string {
+	if g.Error == "" {
+		return ""
+	}
+	return "Not measured: " + strings.TrimSuffix(g.Error, "; ") + "."
+}
+
+// signs lists "member p = x (n blocks)" on one benchmark.
+func (g *groupResult) signs(b string) []string {
+	var out []string
+	for _, m := range g.Members {
+		c := cellOf(g.view(m), b)
+		out = append(out, fmt.Sprintf("%s p = %.2g (%d blocks, %s)", m, c.P, c.N, signedNs(c.Delta)))
+	}
+	return out
+}
+
+// ---- cost of each family per request ----
+
+func renderFamilyCost(w *mdWriter, run *benchRun) {
+	comp := run.statsOf("kpod comprehensive")
+	if comp == nil || run.Matrix == nil {
+		return
+	}
+	fam := run.kpodProgFamily()
+	inStd := map[string]bool{}
+	if r := run.Matrix.byName("kpod standard"); r != nil {
+		for _, p := range r.Programs {
+			inStd[fam[p.Name]] = true
+		}
+	}
+	w.p("## What each family costs per redis request")
+	w.p("")
+	w.p("So that the profiles' cost on redis has names. Program runs and BPF time per request: statistics pass of kpod comprehensive")
+	w.p("(the BPF time includes the statistics' own two clock reads per run). **Hook cost per run**: the family's floor Δ divided by")
+	w.p("its program runs, on the benchmark where it runs most (the matrix; what the kernel spends calling a program there, before the")
+	w.p("program does anything). **Estimate** = runs per request × (hook cost per run + BPF ns per run); it is the best per-family")
+	w.p("number on redis, where one family's Δ alone is a fraction of the pairs' noise. **Alone**: the family alone against nothing in")
+	w.p("the matrix (few blocks: wide intervals).")
+	w.p("")
+	w.header("family", "in standard", "runs / request", "BPF ns / request", "hook cost per run (benchmark)", "estimate / request", "alone: Δ CPU per request [95 %]")
+	type famRow struct {
+		f                    string
+		runs, bpf, hook, est float64
+		hookBench, alone     string
+		haveHook, inStandard bool
+	}
+	var rows []famRow
+	for _, f := range kpodFamilies {
+		runs, bpf, ok := bpfPerOp(comp, "redis", func(n string) bool { return fam[n] == f })
+		if !ok || runs < 0.001 {
+			continue
+		}
+		fr := famRow{f: f, runs: runs, bpf: bpf, inStandard: inStd[f], alone: "not paired on redis"}
+		r := run.Matrix.byName("kpod " + f)
+		if r != nil && len(r.On["redis-cpu"]) > 0 {
+			fr.alone = cellText(r, "redis-cpu")
+		}
+		// Hook cost per run: the floor's Δ per run on the benchmark with the most runs per op.
+		best := 0.0
+		for _, b := range matrixBenches {
+			if strings.HasPrefix(b, "redis") || r == nil || len(r.Floor[b]) == 0 {
+				continue
+			}
+			br, _, ok := bpfPerOp(comp, b, func(n string) bool { return fam[n] == f })
+			if !ok || br <= best {
+				continue
+			}
+			best = br
+			fr.hook = cellOf(r.floorView(), b).Delta / br
+			fr.hookBench, fr.haveHook = b, true
+		}
+		if fr.haveHook {
+			fr.est = runs * (math.Max(fr.hook, 0) + bpf/runs)
+		} else {
+			fr.est = bpf
+		}
+		rows = append(rows, fr)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].est > rows[j].est })
+	var sumStd, sumComp float64
+	for _, fr := range rows {
+		hook := "– (no floor measured off redis)"
+		if fr.haveHook {
+			hook = fmt.Sprintf("%s (%s)", signedNs(fr.hook), fr.hookBench)
+		}
+		std := "no"
+		if fr.inStandard {
+			std = "yes"
+			sumStd += fr.est
+		}
+		sumComp += fr.est
+		w.row(fr.f, std, fmt.Sprintf("%.2f", fr.runs), ns(fr.bpf), hook, ns(fr.est), fr.alone)
+	}
+	g := run.group(groupBudget)
+	meas := func(p string) string {
+		r := g.view("kpod " + p)
+		if r == nil {
+			return "–"
+		}
+		return cellText(r, "redis-cpu")
+	}
+	w.row("**sum, standard**", "", "", "", "", "**"+ns(sumStd)+"**", "profile measured (budget focus): "+meas("standard"))
+	w.row("**sum, comprehensive**", "", "", "", "", "**"+ns(sumComp)+"**", "profile measured (budget focus): "+meas("comprehensive"))
+	w.p("")
+}
+
+// ---- tcp ----
+
+func renderTCP(w *mdWriter, run *benchRun) {
+	g := run.group(groupTCP)
+	if g == nil {
+		return
+	}
+	w.p("## tcp: per socket (default) against per segment (the old path), same blocks")
+	w.p("")
+	w.p("%d blocks of: nothing, the per-socket path (`inet_sock_set_state` only; bytes and retransmits are read from the sockets by an", g.Blocks)
+	w.p("iterator at collection time, below), its floor, the per-segment path (`sock_send_length`, `sock_recv_length`, `inet_sock_set_state`,")
+	w.p("`tcp_retransmit_skb`, `tcp_probe`), its floor; redis %d requests per test. \"per segment − per socket\" compares the two paths'", g.Requests)
+	w.p("samples of the same block. %s", g.errText())
+	w.p("")
+	units := []string{"redis-cpu", "redis-set", "redis-get", "tcp", "tcprst"}
+	w.header(append([]string{"config", "program runs, BPF time per op (redis / tcp)"}, units...)...)
+	for _, m := range g.Members {
+		r1, n1, ok1 := run.perOpStats(m, "redis")
+		r2, n2, ok2 := run.perOpStats(m, "tcp")
+		rows := []*configResult{g.view(m)}
+		if f := g.FloorOf[m]; f != "" {
+			fv := g.view(f)
+			fv.Name = f
+			rows = append(rows, fv)
+		}
+		for i, r := range rows {
+			st := ""
+			if i == 0 {
+				st = statsText(r1, n1, ok1) + " / " + statsText(r2, n2, ok2)
+			}
+			row := []string{r.Name, st}
+			for _, b := range units {
+				row = append(row, cellText(r, b))
+			}
+			w.row(row...)
+		}
+		row := []string{m + ": **×floor**", ""}
+		for _, b := range units {
+			row = append(row, xFloorText(g.view(m), b))
+		}
+		w.row(row...)
+	}
+	if len(g.Members) == 2 && g.Samples[g.Members[0]] != nil && g.Samples[g.Members[1]] != nil {
+		d := &configResult{On: g.Samples[g.Members[1]], Off: g.Samples[g.Members[0]]}
+		row := []string{"**per segment − per socket**", ""}
+		for _, b := range units {
+			c := cellOf(d, b)
+			row = append(row, fmt.Sprintf("%s (p = %.2g)", cellText(d, b), c.P))
+		}
+		w.row(row...)
+	}
+	w.p("")
+	it := run.Iter
+	if it == nil {
+		return
+	}
+	w.p("**The per-socket path's cost per collection**: its iterator (`iter/tcp`, `kpod_titer`) run in the host's network namespace with N")
+	w.p("loopback connections held open by `kbench conns N` in a fake pod (2N established sockets, plus the host's own); the receiver runs")
+	w.p("it once per collection in each pod network namespace. The first run creates each socket's storage; the later ones are the")
+	w.p("steady state. Program runs = sockets visited (every TCP socket of the namespace, listeners and minisockets — the benchmarks'")
+	w.p("TIME_WAIT ones — included); per added record: the time over the first row's, per record more.")
+	w.p("")
+	if it.Error != "" {
+		w.p("Error: %s", firstLines(it.Error, 2))
+		w.p("")
+	}
+	w.header("connections", "records written", "program runs per iterator run", "first run", "later runs: median (min–max)", "per added record", "BPF ns per program run")
+	var base *iterPoint
+	for _, p := range it.Points {
+		lo, hi := minMax(p.Runs)
+		per := "–"
+		if base == nil {
+			base = p
+		} else if p.Records > base.Records {
+			per = ns(1e9 * (median(p.Runs) - median(base.Runs)) / float64(p.Records-base.Records))
+		}
+		w.row(fmt.Sprint(p.Conns), fmt.Sprint(p.Records), fmt.Sprintf("%.0f", p.ProgRuns), ms(p.First), fmt.Sprintf("%s (%s–%s)", ms(median(p.Runs)), ms(lo), ms(hi)),
+			per, ns(p.ProgNsRun))
+	}
+	w.p("")
+}
+
+// ---- syscall ----
+
+// syscallPaths describes the members of the syscall group.
+var syscallPaths = map[string][3]string{
+	"kpod syscall":    {"per call: `syscalls:sys_{enter,exit}_<name>` of the tracked calls (default)", "exact", "exact"},
+	varSysEveryCall:   {"every call: `raw_syscalls` `sys_enter` + `sys_exit` (tp_btf; the fallback)", "exact", "exact"},
+	varSysExitSampled: {"per call: `sys_exit_<name>` counts; `sys_enter_<name>` stamps 1 call in 16 (`bpf_get_prandom_u32`)", "exact", "sampled, 1 in 16"},
+	varSysExitOnly:    {"per call: `sys_exit_<name>` only", "exact", "none"},
+	varSysEveryExit:   {"every call: tp_btf `raw_syscalls/sys_exit` only, filtered by the tracked list", "exact", "none"},
+}
+
+func renderSyscall(w *mdWriter, run *benchRun) {
+	g := run.group(groupSyscall)
+	if g == nil {
+		return
+	}
+	w.p("## syscall: ways to count the tracked calls, same blocks")
+	w.p("")
+	w.p("%d blocks of: nothing, each way and its floor (empty programs on the same events); redis %d requests per test. The tracked", g.Blocks, g.Requests)
+	w.p("calls are the family's default list (`%s`); getppid is a call outside it (what every system call of the", strings.Join(trackedNames(), ", "))
+	w.p("node pays), ping-pong's read and write are in it. The variants counted at exit are `bench/variants/syscall_exit.bpf.c`, compiled")
+	w.p("by the run. %s", g.errText())
+	w.p("")
+	units := []string{"redis-cpu", "getppid", "pingpong"}
+	w.header(append([]string{"way", "hooks", "calls, errors", "latency", "program runs, BPF time per request (statistics)"}, units...)...)
+	for _, m := range g.Members {
+		d := syscallPaths[m]
+		r, n, ok := run.perOpStats(m, "redis")
+		row := []string{m, d[0], d[1], d[2], statsText(r, n, ok)}
+		for _, b := range units {
+			row = append(row, cellText(g.view(m), b))
+		}
+		w.row(row...)
+		if f := g.FloorOf[m]; f != "" {
+			row := []string{"  floor of it", "", "", "", ""}
+			for _, b := range units {
+				row = append(row, cellText(g.view(f), b))
+			}
+			w.row(row...)
+			row = []string{"  **×floor**", "", "", "", ""}
+			for _, b := range units {
+				row = append(row, xFloorText(g.view(m), b))
+			}
+			w.row(row...)
+		}
+	}
+	w.p("")
+	best, bestLat := g.cheapest("redis-cpu", func(string) bool { return true }), g.cheapest("redis-cpu", func(m string) bool { return syscallPaths[m][2] != "none" })
+	if best != "" {
+		w.p("**Cheapest on redis (median Δ CPU per request) that keeps calls and errors exact**: %s. **Cheapest that also keeps a latency", best)
+		w.p("histogram** (exact or sampled): %s. Each against the default (per call, entry and exit), same blocks: %s.", bestLat, strings.Join(g.against("kpod syscall", "redis-cpu"), "; "))
+		w.p("")
+	}
+	w.p("**Sampled latency, error bound.** Entry stamps a call with probability p = 1/16, independently of how long the call takes, so")
+	w.p("the sampled latencies are a uniform random sample of the calls: the histogram's shape and mean are unbiased (scaled by 16, its")
+	w.p("counts estimate the calls'). With n calls of a syscall in a cycle, m ≈ n/16 are sampled; a bucket's share f is estimated with")
+	w.p("standard error √(f(1−f)/m) ≤ 0.5/√m (1,600 calls: m ≈ 100, ≤ 5 points; 16,000 calls: ≤ 1.6 points), the mean with relative")
+	w.p("standard error CV/√m. Calls and errors are counted at every exit, so they stay exact; a call's entry and exit are in the same")
+	w.p("task, and the exit adds a latency only if its own entry was stamped.")
+	w.p("")
+}
+
+func trackedNames() []string { n, _ := trackedSyscalls(); return n }
+
+// cheapest is the member (with keep) of lowest median Δ on b.
+func (g *groupResult) cheapest(b string, keep func(string) bool) string {
+	best, bv := "", math.Inf(1)
+	for _, m := range g.Members {
+		c := cellOf(g.view(m), b)
+		if keep(m) && c.N > 0 && c.Delta < bv {
+			best, bv = m, c.Delta
+		}
+	}
+	if best == "" {
+		return "–"
+	}
+	return fmt.Sprintf("%s (%s)", best, signedNs(bv))
+}
+
+// against compares every other member with base on b, block by block.
+func (g *groupResult) against(base, b string) []string {
+	var out []string
+	for _, m := range g.Members {
+		if m == base || g.Samples[m] == nil || g.Samples[base] == nil {
+			continue
+		}
+		d := &configResult{On: g.Samples[m], Off: g.Samples[base]}
+		c := cellOf(d, b)
+		out = append(out, fmt.Sprintf("%s %s (p = %.2g)", m, signedNs(c.Delta), c.P))
+	}
+	return out
+}
