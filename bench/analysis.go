@@ -331,3 +331,46 @@ func (a *analysis) FloorsMissed() string {
 	_, _, missed := a.run.floorVerdicts()
 	return orNone(missed)
 }
+
+// DeltaPer is a config's median Δ divided by per (per program run, say).
+func (a *analysis) DeltaPer(group, config, bench string, per float64) string {
+	return signedNs(cellOf(a.view(group, config), bench).Delta / per)
+}
+
+// Fam is one field of a family's cost per redis request: "est", "runs", "bpf", "hook", or
+// "rank" (1 = the costliest).
+func (a *analysis) Fam(family, field string) string {
+	for i, f := range a.run.familyCosts() {
+		if f.Family != family {
+			continue
+		}
+		switch field {
+		case "est":
+			return ns(f.Est)
+		case "runs":
+			return fmt.Sprintf("%.2f", f.Runs)
+		case "bpf":
+			return ns(f.BPF)
+		case "hook":
+			if !f.HaveHook {
+				return "–"
+			}
+			return signedNs(f.Hook)
+		case "rank":
+			return fmt.Sprint(i + 1)
+		}
+	}
+	return "–"
+}
+
+// TopFamilies names the n costliest families per redis request with their estimates.
+func (a *analysis) TopFamilies(n int) string {
+	var out []string
+	for i, f := range a.run.familyCosts() {
+		if i == n {
+			break
+		}
+		out = append(out, fmt.Sprintf("%s (%s)", f.Family, ns(f.Est)))
+	}
+	return orNone(out)
+}

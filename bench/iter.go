@@ -4,6 +4,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -120,6 +121,8 @@ func holdConns(kbench string, c *benchContainer, n int) (stop func(), err error)
 	cmd := exec.Command(kbench, "conns", strconv.Itoa(n))
 	cmd.Env = c.env()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -142,7 +145,7 @@ func holdConns(kbench string, c *benchContainer, n int) (stop func(), err error)
 	case l := <-line:
 		if l != fmt.Sprintf("ready %d", n) {
 			stop()
-			return nil, fmt.Errorf("kbench conns %d: %q", n, l)
+			return nil, fmt.Errorf("kbench conns %d: %q %s", n, l, strings.TrimSpace(stderr.String()))
 		}
 	case <-time.After(2 * time.Minute):
 		_ = cmd.Process.Kill()

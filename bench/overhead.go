@@ -421,9 +421,9 @@ func runBlocks(s *suite, vs []variant, units []string, n func(string) int, group
 }
 
 type matrixResult struct {
-	Rounds, MicroPairs, RedisPairs int
-	Configs                        []*configResult
-	Took                           time.Duration
+	Rounds, MicroPairs, PeerPairs, RedisPairs int
+	Configs                                   []*configResult
+	Took                                      time.Duration
 }
 
 func (m *matrixResult) byName(n string) *configResult {
@@ -471,11 +471,13 @@ func relevantBenches(entries []*entry, comp *statsResult, fam map[string]string)
 }
 
 // runMatrix measures every config on its benchmarks: rounds × (microPairs blocks of each
-// micro-benchmark, redisPairs of redis), configs in a new random order each round. A kpod
-// config's block is a triplet: nothing, the config, its floor.
-func runMatrix(s *suite, entries []*entry, rounds, microPairs, redisPairs int, rng *rand.Rand) (*matrixResult, error) {
+// micro-benchmark for kpod configs, twice as many for the A/A control, peerPairs for the
+// peers; redisPairs of redis), configs in a new random order each round. A kpod config's
+// block is a triplet: nothing, the config, its floor (6 blocks are the fewest with which the
+// sign test can tell the floor from zero).
+func runMatrix(s *suite, entries []*entry, rounds, microPairs, peerPairs, redisPairs int, rng *rand.Rand) (*matrixResult, error) {
 	start := time.Now()
-	res := &matrixResult{Rounds: rounds, MicroPairs: microPairs, RedisPairs: redisPairs}
+	res := &matrixResult{Rounds: rounds, MicroPairs: microPairs, PeerPairs: peerPairs, RedisPairs: redisPairs}
 	for _, e := range entries {
 		if e.cfg.Kind != kindVariant {
 			res.Configs = append(res.Configs, e.res)
@@ -497,12 +499,15 @@ func runMatrix(s *suite, entries []*entry, rounds, microPairs, redisPairs int, r
 			_, slow := e.t.(*restarted)
 			n := func(u string) int {
 				k := microPairs
+				if e.cfg.peer != nil {
+					k = peerPairs
+				}
 				if u == "redis" {
 					k = redisPairs
 				}
 				switch {
 				case e.cfg.Kind == kindNone:
-					k *= 3 // the control's spread is what every other config is judged against
+					k *= 2 // the control's spread is what every other config is judged against
 				case slow:
 					k = max(1, k/2)
 				}

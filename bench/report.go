@@ -19,7 +19,7 @@ type unrunnable struct{ Name, Family, Why string }
 // benchRun is everything one `make bench` measured.
 type benchRun struct {
 	Rounds, MicroPairs, RedisPairs, FocusPairs int
-	TCPPairs, SyscallPairs                     int
+	PeerPairs, TCPPairs, SyscallPairs          int
 	Quick                                      bool
 	Seed                                       int64 // of the shuffles (BENCH_SEED reproduces the order)
 	OutDir                                     string
@@ -486,8 +486,8 @@ func renderReport(run *benchRun) (string, error) {
 	}
 	w.p("")
 	w.header("", "")
-	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run TestBench ./bench/` (BENCH_ROUNDS=%d, BENCH_MICRO_PAIRS=%d, BENCH_REDIS_PAIRS=%d, BENCH_FOCUS_PAIRS=%d, BENCH_TCP_PAIRS=%d, BENCH_SYSCALL_PAIRS=%d)",
-		run.Rounds, run.MicroPairs, run.RedisPairs, run.FocusPairs, run.TCPPairs, run.SyscallPairs))
+	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run TestBench ./bench/` (BENCH_ROUNDS=%d, BENCH_MICRO_PAIRS=%d, BENCH_PEER_PAIRS=%d, BENCH_REDIS_PAIRS=%d, BENCH_FOCUS_PAIRS=%d, BENCH_TCP_PAIRS=%d, BENCH_SYSCALL_PAIRS=%d)",
+		run.Rounds, run.MicroPairs, run.PeerPairs, run.RedisPairs, run.FocusPairs, run.TCPPairs, run.SyscallPairs))
 	w.row("shuffle seed", fmt.Sprintf("`%d` (`BENCH_SEED=%d` repeats this run's order of configs and of samples in every block)", run.Seed, run.Seed))
 	w.row("kpod", "commit "+run.Machine["commit"])
 	w.row("kernel", run.Machine["kernel"])
@@ -553,8 +553,11 @@ func ratioCI(r *configResult, b string) string {
 func xFloorText(r *configResult, b string) string {
 	x, lo, hi, ok := xFloor(r, b)
 	if !ok {
-		if math.IsNaN(x) {
+		switch {
+		case math.IsNaN(x):
 			return "–"
+		case len(r.Floor[b]) < 6:
+			return fmt.Sprintf("– (%d blocks: too few to tell the floor from zero)", len(r.Floor[b]))
 		}
 		return "floor ≈ 0"
 	}
@@ -711,10 +714,10 @@ func renderMethod(w *mdWriter, run *benchRun) {
 	w.p("shuffle seed above.")
 	w.p("")
 	if m != nil {
-		w.p("The matrix: %d configs × %d rounds (new random order each round) × %d blocks per micro-benchmark and %d redis blocks per", len(m.Configs), m.Rounds, m.MicroPairs, m.RedisPairs)
-		w.p("round, each config on the benchmarks where its programs run (≥ 0.05 runs per operation in the statistics pass; the control")
-		w.p("and the profiles on all); it took %s. The **A/A control** goes through the same steps with nothing to attach: its spread", m.Took.Round(time.Second))
-		w.p("is the noise floor.")
+		w.p("The matrix: %d configs × %d rounds (new random order each round) × %d blocks per micro-benchmark for kpod configs (twice", len(m.Configs), m.Rounds, m.MicroPairs)
+		w.p("as many for the control, %d for the peers) and %d redis blocks per round, each config on the benchmarks where its programs", m.PeerPairs, m.RedisPairs)
+		w.p("run (≥ 0.05 runs per operation in the statistics pass; the control and the profiles on all); it took %s. The **A/A", m.Took.Round(time.Second))
+		w.p("control** goes through the same steps with nothing to attach: its spread is the noise floor.")
 		w.p("")
 	}
 	w.p("**Per-program cost** comes from the kernel's BPF run-time statistics (`ebpf.EnableStats(BPF_STATS_RUN_TIME)`; run_time_ns /")

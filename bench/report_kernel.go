@@ -234,10 +234,19 @@ func (g *groupResult) signs(b string) []string {
 
 // ---- cost of each family per request ----
 
-func renderFamilyCost(w *mdWriter, run *benchRun) {
+// famCost is one family's cost per redis request (renderFamilyCost).
+type famCost struct {
+	Family               string
+	Runs, BPF, Hook, Est float64 // per request: program runs, BPF ns; hook ns per run; estimate ns
+	HookBench, Alone     string
+	HaveHook, InStandard bool
+}
+
+// familyCosts estimates each family's cost per redis request, largest first.
+func (run *benchRun) familyCosts() []famCost {
 	comp := run.statsOf("kpod comprehensive")
 	if comp == nil || run.Matrix == nil {
-		return
+		return nil
 	}
 	fam := run.kpodProgFamily()
 	inStd := map[string]bool{}
@@ -246,68 +255,76 @@ func renderFamilyCost(w *mdWriter, run *benchRun) {
 			inStd[fam[p.Name]] = true
 		}
 	}
-	w.p("## What each family costs per redis request")
-	w.p("")
-	w.p("So that the profiles' cost on redis has names. Program runs and BPF time per request: statistics pass of kpod comprehensive")
-	w.p("(the BPF time includes the statistics' own two clock reads per run). **Hook cost per run**: the family's floor Δ divided by")
-	w.p("its program runs, on the benchmark where it runs most (the matrix; what the kernel spends calling a program there, before the")
-	w.p("program does anything). **Estimate** = runs per request × (hook cost per run + BPF ns per run); it is the best per-family")
-	w.p("number on redis, where one family's Δ alone is a fraction of the pairs' noise. **Alone**: the family alone against nothing in")
-	w.p("the matrix (few blocks: wide intervals).")
-	w.p("")
-	w.header("family", "in standard", "runs / request", "BPF ns / request", "hook cost per run (benchmark)", "estimate / request", "alone: Δ CPU per request [95 %]")
-	type famRow struct {
-		f                    string
-		runs, bpf, hook, est float64
-		hookBench, alone     string
-		haveHook, inStandard bool
-	}
-	var rows []famRow
+	var rows []famCost
 	for _, f := range kpodFamilies {
 		runs, bpf, ok := bpfPerOp(comp, "redis", func(n string) bool { return fam[n] == f })
 		if !ok || runs < 0.001 {
 			continue
 		}
-		fr := famRow{f: f, runs: runs, bpf: bpf, inStandard: inStd[f], alone: "not paired on redis"}
+		fr := famCost{Family: f, Runs: runs, BPF: bpf, InStandard: inStd[f], Alone: "not paired on redis"}
 		r := run.Matrix.byName("kpod " + f)
 		if r != nil && len(r.On["redis-cpu"]) > 0 {
-			fr.alone = cellText(r, "redis-cpu")
+			fr.Alone = cellText(r, "redis-cpu")
 		}
-		// Hook cost per run: the floor's Δ per run on the benchmark with the most runs per op.
+		// Hook cost per run: the floor's Δ per run, on the benchmark (not redis) where the floor
+		// is measurable and its runs stand out most from the noise (runs per op ÷ the A/A
+		// control's spread there).
 		best := 0.0
 		for _, b := range matrixBenches {
 			if strings.HasPrefix(b, "redis") || r == nil || len(r.Floor[b]) == 0 {
 				continue
 			}
+			c := cellOf(r.floorView(), b)
 			br, _, ok := bpfPerOp(comp, b, func(n string) bool { return fam[n] == f })
-			if !ok || br <= best {
+			noise := run.noise(b)
+			if !ok || br < 0.05 || c.P >= 0.05 || c.Delta <= 0 || !(noise > 0) {
 				continue
 			}
-			best = br
-			fr.hook = cellOf(r.floorView(), b).Delta / br
-			fr.hookBench, fr.haveHook = b, true
+			if score := br / noise; score > best {
+				best = score
+				fr.Hook = c.Delta / br
+				fr.HookBench, fr.HaveHook = b, true
+			}
 		}
-		if fr.haveHook {
-			fr.est = runs * (math.Max(fr.hook, 0) + bpf/runs)
-		} else {
-			fr.est = bpf
+		fr.Est = bpf
+		if fr.HaveHook {
+			fr.Est += runs * fr.Hook
 		}
 		rows = append(rows, fr)
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].est > rows[j].est })
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Est > rows[j].Est })
+	return rows
+}
+
+func renderFamilyCost(w *mdWriter, run *benchRun) {
+	rows := run.familyCosts()
+	if rows == nil {
+		return
+	}
+	w.p("## What each family costs per redis request")
+	w.p("")
+	w.p("So that the profiles' cost on redis has names. Program runs and BPF time per request: statistics pass of kpod comprehensive")
+	w.p("(the BPF time includes the statistics' own two clock reads per run). **Hook cost per run**: the family's floor Δ divided by")
+	w.p("its program runs, on the benchmark (not redis) where the floor is measurable (sign test) and its runs stand out most from")
+	w.p("the noise (the matrix; what the kernel spends calling a program there, before the program does anything). **Estimate** =")
+	w.p("BPF time + runs × hook cost per request (BPF time alone where no hook cost is measured); it is the best per-family number on")
+	w.p("redis, where one family's Δ alone is a fraction of the blocks' noise. **Alone**: the family alone against nothing in the")
+	w.p("matrix (few redis blocks: wide intervals).")
+	w.p("")
+	w.header("family", "in standard", "runs / request", "BPF ns / request", "hook cost per run (benchmark)", "estimate / request", "alone: Δ CPU per request [95 %]")
 	var sumStd, sumComp float64
 	for _, fr := range rows {
-		hook := "– (no floor measured off redis)"
-		if fr.haveHook {
-			hook = fmt.Sprintf("%s (%s)", signedNs(fr.hook), fr.hookBench)
+		hook := "– (the floor is not measurable off redis)"
+		if fr.HaveHook {
+			hook = fmt.Sprintf("%s (%s)", signedNs(fr.Hook), fr.HookBench)
 		}
 		std := "no"
-		if fr.inStandard {
+		if fr.InStandard {
 			std = "yes"
-			sumStd += fr.est
+			sumStd += fr.Est
 		}
-		sumComp += fr.est
-		w.row(fr.f, std, fmt.Sprintf("%.2f", fr.runs), ns(fr.bpf), hook, ns(fr.est), fr.alone)
+		sumComp += fr.Est
+		w.row(fr.Family, std, fmt.Sprintf("%.2f", fr.Runs), ns(fr.BPF), hook, ns(fr.Est), fr.Alone)
 	}
 	g := run.group(groupBudget)
 	meas := func(p string) string {

@@ -332,9 +332,16 @@ static void b_tcprst(long ops, long rounds) {
 // conns: opens N TCP connections over 127.0.0.1 (2N established sockets), prints "ready N"
 // and holds them until stdin closes.
 static void b_conns(long n) {
-	struct rlimit rl = {.rlim_cur = 2 * n + 64, .rlim_max = 2 * n + 64};
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		die("setrlimit");
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		die("getrlimit");
+	if (rl.rlim_cur < (rlim_t)(2 * n + 64)) {
+		rl.rlim_cur = 2 * n + 64;
+		if (rl.rlim_max < rl.rlim_cur)
+			rl.rlim_max = rl.rlim_cur;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			die("setrlimit (2N + 64 descriptors)");
+	}
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sl = sizeof sa;
