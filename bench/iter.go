@@ -3,7 +3,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -136,21 +135,10 @@ func holdConns(kbench string, c *benchContainer, n int) (stop func(), err error)
 	}
 	notePID(cmd.Process.Pid)
 	stop = func() { in.Close(); _ = cmd.Wait() }
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(out).ReadString('\n')
-		line <- strings.TrimSpace(l)
-	}()
-	select {
-	case l := <-line:
-		if l != fmt.Sprintf("ready %d", n) {
-			stop()
-			return nil, fmt.Errorf("kbench conns %d: %q %s", n, l, strings.TrimSpace(stderr.String()))
-		}
-	case <-time.After(2 * time.Minute):
+	if err := waitReady(out, n, fmt.Sprintf("kbench conns %d", n)); err != nil {
 		_ = cmd.Process.Kill()
 		stop()
-		return nil, fmt.Errorf("kbench conns %d: not ready after 2 minutes", n)
+		return nil, fmt.Errorf("%w %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return stop, nil
 }

@@ -168,6 +168,11 @@ func (s *podSet) startSleepers(kbench string) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	return waitReady(out, n, "kbench sleepers")
+}
+
+// waitReady reads the first line of a kbench helper's output, which must be "ready <n>".
+func waitReady(out io.Reader, n int, what string) error {
 	line := make(chan string, 1)
 	go func() {
 		l, _ := bufio.NewReader(out).ReadString('\n')
@@ -176,10 +181,10 @@ func (s *podSet) startSleepers(kbench string) error {
 	select {
 	case l := <-line:
 		if l != "ready "+strconv.Itoa(n) {
-			return fmt.Errorf("kbench sleepers: %q", l)
+			return fmt.Errorf("%s: %q", what, l)
 		}
 	case <-time.After(2 * time.Minute):
-		return errors.New("kbench sleepers: not ready after 2 minutes")
+		return fmt.Errorf("%s: not ready after 2 minutes", what)
 	}
 	return nil
 }

@@ -167,7 +167,7 @@ func renderBudgetFocus(w *mdWriter, run *benchRun) {
 	}
 	w.p("## Budget focus: the profiles on redis and ping-pong, against nothing and against their floors")
 	w.p("")
-	grouped := "each member attached once per block for all three benchmarks (grouped: comprehensive's per-call syscall events are slow to detach)"
+	grouped := "each member attached once per block for both benchmarks (grouped: comprehensive's per-call syscall events are slow to detach)"
 	if !g.Grouped {
 		grouped = "each member attached for each benchmark's sample"
 	}
@@ -175,7 +175,7 @@ func renderBudgetFocus(w *mdWriter, run *benchRun) {
 	w.p("%d requests per test. Cells: median Δ per operation [95 %% interval] and median ratio; ≈: sign test p ≥ 0.05. \"− floor\" rows", g.Requests)
 	w.p("compare the profile with its floor sample of the same block. %s", g.errText())
 	w.p("")
-	units := []string{"redis-cpu", "redis-set", "redis-get", "pingpong", "getppid"}
+	units := []string{"redis-cpu", "redis-set", "redis-get", "pingpong"}
 	w.header(append([]string{"config"}, units...)...)
 	row := []string{"**detached** (median)"}
 	off := &configResult{On: g.Samples["off"], Off: g.Samples["off"]}

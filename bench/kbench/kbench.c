@@ -165,15 +165,23 @@ static int read_full(int fd, char *buf, size_t bufsz, size_t want) {
 	return 0;
 }
 
+// loopback_socket binds a TCP socket to a free port of 127.0.0.1 (its address in *sa) and,
+// with backlog > 0, listens on it.
+static int loopback_socket(struct sockaddr_in *sa, int backlog) {
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	*sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof *sa;
+	if (ls < 0 || bind(ls, (struct sockaddr *)sa, sizeof *sa) < 0 || (backlog > 0 && listen(ls, backlog) < 0) ||
+	    getsockname(ls, (struct sockaddr *)sa, &sl) < 0)
+		die("bind/listen on 127.0.0.1");
+	return ls;
+}
+
 // tcp: a TCP stream over 127.0.0.1. The parent writes OPS writes of SIZE bytes per round; the
 // child reads them all and acknowledges the round with one byte, which ends the round.
 static void b_tcp(long ops, long rounds, long size) {
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof sa;
-	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 1) < 0 ||
-	    getsockname(ls, (struct sockaddr *)&sa, &sl) < 0)
-		die("listen");
+	struct sockaddr_in sa;
+	int ls = loopback_socket(&sa, 1);
 	pid_t pid = fork();
 	if (pid < 0)
 		die("fork");
@@ -307,12 +315,8 @@ static void b_bufwrite(const char *path, long ops, long rounds) {
 // socket: kfree_skb with SKB_DROP_REASON_NO_SOCKET) and answers with a reset. One operation:
 // socket, connect (ECONNREFUSED), close.
 static void b_tcprst(long ops, long rounds) {
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof sa;
-	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || getsockname(ls, (struct sockaddr *)&sa, &sl) < 0)
-		die("bind");
-	close(ls); // the port is free again and nothing listens on it
+	struct sockaddr_in sa;
+	close(loopback_socket(&sa, 0)); // the port is free again and nothing listens on it
 	double *r = calloc(rounds, sizeof *r);
 	for (long k = 0; k < rounds; k++) {
 		uint64_t t0 = now_ns();
@@ -342,12 +346,8 @@ static void b_conns(long n) {
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			die("setrlimit (2N + 64 descriptors)");
 	}
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof sa;
-	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 4096) < 0 ||
-	    getsockname(ls, (struct sockaddr *)&sa, &sl) < 0)
-		die("listen");
+	struct sockaddr_in sa;
+	int ls = loopback_socket(&sa, 4096);
 	for (long i = 0; i < n; i++) {
 		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof sa) < 0)
