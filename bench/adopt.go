@@ -29,6 +29,15 @@ import (
 // What is lost: the original's userspace (the receiver's scrapes, a tool reading its maps or
 // a perf buffer). Tools that stream every event to userspace (execsnoop, exitsnoop, tcplife)
 // are therefore not adopted but started and stopped around each sample.
+//
+// Hook kinds: tp_btf and raw_tp links and perf-event tracepoints are what `bpftool perf show`
+// lists, one row per attachment — so a program attached to many tracepoints (the syscall
+// family's per-call events: one enter and one exit program on the sys_enter_<name> and
+// sys_exit_<name> of every tracked call) is adopted with all of them and attached to all of
+// them again. BPF iterators (the tcp family's iter/tcp) are not attachments that run per
+// event: the receiver runs them at collection time, so they are not adopted (their cost is
+// measured per run, iter.go). fentry and kprobe links are not listed either; no family takes
+// them on this kernel.
 type adopted struct {
 	Name  string
 	Hooks []hookRef

@@ -125,6 +125,36 @@ func (a *analysis) XFloorVal(group, config, bench string) float64 {
 	return x
 }
 
+// FloorMeasurable: the config's floor is distinguishable from zero on bench (×floor is given).
+func (a *analysis) FloorMeasurable(group, config, bench string) bool {
+	_, _, _, ok := xFloor(a.view(group, config), bench)
+	return ok
+}
+
+// Exact is what a way of counting system calls counted in the exactness check: "10000 of
+// 10000 calls, 10000 of 10000 errors".
+func (a *analysis) Exact(way string) string {
+	for _, e := range a.run.Exact {
+		if e.Way == way {
+			if e.Error != "" {
+				return "failed (" + firstLines(e.Error, 1) + ")"
+			}
+			return fmt.Sprintf("%d of %d calls, %d of %d errors", e.Counted, e.Calls, e.Errors, e.Calls)
+		}
+	}
+	return "–"
+}
+
+// AllExact: every way counted every call and error of the exactness check.
+func (a *analysis) AllExact() bool {
+	for _, e := range a.run.Exact {
+		if e.Error != "" || e.Counted != uint64(e.Calls) || e.Errors != uint64(e.Calls) {
+			return false
+		}
+	}
+	return len(a.run.Exact) > 0
+}
+
 // Diff compares two members of a group block by block: median of a − b, with the sign test.
 func (a *analysis) Diff(group, x, y, bench string) string {
 	g := a.run.group(group)

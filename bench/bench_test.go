@@ -223,6 +223,7 @@ func TestBench(t *testing.T) {
 			kpod: &kpodOptions{Profile: p, Delay: time.Second}})
 	}
 	configs = append(configs, variantConfigs(objs, compileErr)...)
+	run.Exact = checkExact(kbench, s.bench, objs, compileErr, 10000)
 	var peers []peerTool
 	peers = append(peers, bpftracePeers(peerDir)...)
 	peers = append(peers, libbpfPeers()...)

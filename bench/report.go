@@ -31,6 +31,7 @@ type benchRun struct {
 	Suite                                      map[string]string
 	Matrix                                     *matrixResult
 	Variants                                   []*configResult // the head-to-head configs (loaded, not in the matrix)
+	Exact                                      []exactCheck    // what each way of counting system calls counted of a known workload
 	Groups                                     []*groupResult
 	Stats                                      []*statsResult
 	Iter                                       *iterResult

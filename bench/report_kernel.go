@@ -474,6 +474,26 @@ func renderSyscall(w *mdWriter, run *benchRun) {
 		w.p("histogram** (exact or sampled): %s. Each against the default (per call, entry and exit), same blocks: %s.", bestLat, strings.Join(g.against("kpod syscall", "redis-cpu"), "; "))
 		w.p("")
 	}
+	if len(run.Exact) > 0 {
+		w.p("**Exactness check** (before the measurements): each way loaded alone with the family loader; `kbench badclose` makes 1,000")
+		w.p("and then 1,000 + %d `close(-1)` calls (each failing with EBADF) from one fake container; the object's entry for that", run.Exact[0].Calls)
+		w.p("container and `close` is read after each; the second run's count less the first run's must be exactly that many (kbench's")
+		w.p("own few successful closes while it joins the container cancel out). Latencies: those the second run recorded.")
+		w.p("")
+		w.header("way", "calls counted", "errors counted", "latencies recorded")
+		for _, e := range run.Exact {
+			if e.Error != "" {
+				w.row(e.Way, "failed: "+firstLines(e.Error, 1), "", "")
+				continue
+			}
+			lat := fmt.Sprint(e.Lats)
+			if e.Lats > 0 && e.LatOf > 0 {
+				lat = fmt.Sprintf("%d of %d calls (1 in %.1f)", e.Lats, e.LatOf, float64(e.LatOf)/float64(e.Lats))
+			}
+			w.row(e.Way, fmt.Sprintf("%d of %d", e.Counted, e.Calls), fmt.Sprintf("%d of %d", e.Errors, e.Calls), lat)
+		}
+		w.p("")
+	}
 	w.p("**Sampled latency, error bound.** Entry stamps a call with probability p = 1/16, independently of how long the call takes, so")
 	w.p("the sampled latencies are a uniform random sample of the calls: the histogram's shape and mean are unbiased (scaled by 16, its")
 	w.p("counts estimate the calls'). With n calls of a syscall in a cycle, m ≈ n/16 are sampled; a bucket's share f is estimated with")

@@ -130,3 +130,75 @@ func variantConfigs(objs map[string]string, compileErr error) []*config {
 	)
 	return out
 }
+
+// exactCheck is what one way of counting system calls counted of a known workload: calls
+// calls of close(-1) from one container, each failing with EBADF.
+type exactCheck struct {
+	Way                   string
+	Calls                 int
+	Counted, Errors, Lats uint64 // in the container's entry for close
+	LatOf                 uint64 // calls of the run whose latencies Lats are
+	Error                 string
+}
+
+// checkExact loads each way of counting system calls with the family loader (the per-call
+// and every-call paths of internal/syscall, the bench variants), makes n failing close calls
+// in container c, and reads what the object counted for c and close.
+func checkExact(kbench string, c *benchContainer, objs map[string]string, compileErr error, n int) []exactCheck {
+	names, nrs := trackedSyscalls()
+	closeNr, _ := syscall.Number("close")
+	perCall := syscall.PerCallSpec(names)
+	perCall.Prepare = fillTrack(nrs)
+	out := []exactCheck{countClose(kbench, c, "kpod syscall", loadSpec(perCall), closeNr, n)}
+	for _, vc := range variantConfigs(objs, compileErr) {
+		if vc.Family == "syscall" {
+			out = append(out, countClose(kbench, c, vc.Name, vc.load, closeNr, n))
+		}
+	}
+	return out
+}
+
+func countClose(kbench string, c *benchContainer, way string, load func() (io.Closer, error), closeNr uint32, n int) exactCheck {
+	r := exactCheck{Way: way, Calls: n}
+	cl, err := load()
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer cl.Close()
+	obj, ok := cl.(*bpfload.Object)
+	if !ok {
+		r.Error = "not a bpfload object"
+		return r
+	}
+	// Two runs, of 1000 and of 1000 + n calls: the difference of what each counted is n, and
+	// the few successful closes of kbench itself while it joins the container cancel out.
+	var got [2]exactCheck
+	for i, calls := range []int{1000, 1000 + n} {
+		cmd := exec.Command(kbench, "badclose", fmt.Sprint(calls))
+		cmd.Env = c.env()
+		if b, err := cmd.CombinedOutput(); err != nil {
+			r.Error = fmt.Sprintf("kbench badclose: %v: %s", err, b)
+			return r
+		}
+		var vals []syscall.SyscallSysVal
+		key := syscall.SyscallSysKey{Cgid: c.CgroupID, Nr: closeNr}
+		if err := obj.Maps["kpod_sys"].Lookup(&key, &vals); err != nil {
+			r.Error = fmt.Sprintf("no entry for the container's close calls: %v", err)
+			return r
+		}
+		for _, v := range vals {
+			got[i].Counted += v.Count
+			got[i].Errors += v.Errors
+			for _, x := range v.Lat.Slots {
+				got[i].Lats += x
+			}
+		}
+	}
+	// got is cumulative: the second run alone counted got[1] − got[0]; less the first run's.
+	r.Counted = got[1].Counted - 2*got[0].Counted
+	r.Errors = got[1].Errors - 2*got[0].Errors
+	r.Lats = got[1].Lats - got[0].Lats // the second run's (sampled: not a difference of two samples)
+	r.LatOf = got[1].Counted - got[0].Counted
+	return r
+}

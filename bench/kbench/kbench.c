@@ -395,6 +395,15 @@ static void b_oomkill(const char *cgroups, long ops, long rounds) {
 	report("oomkill", ops, rounds, r, 0);
 }
 
+// badclose: N close(-1) calls, each failing with EBADF (a tracked system call with a known
+// count and a known number of errors, for checking that a syscall counter is exact).
+static void b_badclose(long n) {
+	for (long i = 0; i < n; i++)
+		if (syscall(SYS_close, -1) != -1 || errno != EBADF)
+			die("close(-1) did not fail with EBADF");
+	printf("closed %ld\n", n);
+}
+
 // sleepers: reads lines from stdin, each a colon-separated list of cgroup.procs files of one
 // container, and forks one sleeping child per line that joins them. Prints "ready N" once all
 // have joined, then waits for stdin to close (or SIGTERM) and kills them.
@@ -473,6 +482,8 @@ int main(int argc, char **argv) {
 		b_bufwrite(argv[2], num(argv[3]), num(argv[4]));
 	else if (!strcmp(m, "tcprst") && argc == 4)
 		b_tcprst(num(argv[2]), num(argv[3]));
+	else if (!strcmp(m, "badclose") && argc == 3)
+		b_badclose(num(argv[2]));
 	else if (!strcmp(m, "conns") && argc == 3)
 		b_conns(num(argv[2]));
 	else if (!strcmp(m, "oomkill") && argc == 5)
@@ -488,6 +499,6 @@ int main(int argc, char **argv) {
 usage:
 	fprintf(stderr, "usage: kbench getppid OPS ROUNDS | pingpong OPS ROUNDS | tcp OPS ROUNDS SIZE | "
 			"forkexec OPS ROUNDS | dread DEV|FILE OPS ROUNDS BS | bufwrite FILE OPS ROUNDS | tcprst OPS ROUNDS | "
-			"oomkill CGROUPS OPS ROUNDS | conns N | sleepers | exec CMD ARGS... | true\n");
+			"oomkill CGROUPS OPS ROUNDS | conns N | badclose N | sleepers | exec CMD ARGS... | true\n");
 	return 2;
 }
