@@ -557,8 +557,9 @@ const statsIdle = 500 * time.Millisecond
 
 // runStats switches each config on with BPF run-time statistics enabled and runs every
 // benchmark once, reading each program's run count and run time before and after. The
-// programs also run for the rest of the host (other engineers' builds): a half-second idle
-// window before the benchmarks gives each program's background rate, subtracted pro rata.
+// programs also run for the rest of the host (other engineers' builds): half-second idle
+// windows before and after the benchmarks give each program's background rate (the lower of
+// the two), subtracted pro rata.
 func runStats(s *suite, entries []*entry) []*statsResult {
 	var out []*statsResult
 	for _, e := range entries {
@@ -585,28 +586,46 @@ func runStats(s *suite, entries []*entry) []*statsResult {
 			read = a.objects
 			e.t.(*restarted).a = a
 		}
-		p0, t0 := read(), time.Now()
-		time.Sleep(statsIdle)
-		p1, idle := read(), time.Since(t0)
-		bgRuns, bgTime := map[uint32]float64{}, map[uint32]float64{}
-		for id, p := range p1 {
-			bgRuns[id] = float64(p.RunCnt-p0[id].RunCnt) / idle.Seconds()
-			bgTime[id] = float64(p.RunTimeNs-p0[id].RunTimeNs) / idle.Seconds()
+		// The background rate of each program: the lower of an idle window before the
+		// benchmarks and one after them (a burst of other load in one window does not make
+		// the benchmarks' own runs vanish).
+		idleRate := func() (runs, ns map[uint32]float64) {
+			p0, t0 := read(), time.Now()
+			time.Sleep(statsIdle)
+			p1, idle := read(), time.Since(t0).Seconds()
+			runs, ns = map[uint32]float64{}, map[uint32]float64{}
+			for id, p := range p1 {
+				runs[id] = float64(p.RunCnt-p0[id].RunCnt) / idle
+				ns[id] = float64(p.RunTimeNs-p0[id].RunTimeNs) / idle
+			}
+			return runs, ns
 		}
+		bgRuns, bgTime := idleRate()
+		type rawStat struct {
+			before, after map[uint32]progInfo
+			dt            float64
+		}
+		raws := map[string]rawStat{}
 		for _, b := range statBenches {
 			before, t := read(), time.Now()
 			if _, _, err := s.run(runNames(b)...); err != nil {
 				r.Error = err.Error()
 				break
 			}
-			after, dt := read(), time.Since(t).Seconds()
+			raws[b] = rawStat{before, read(), time.Since(t).Seconds()}
 			r.Ops[b] = s.ops(b)
+		}
+		postRuns, postTime := idleRate()
+		for id := range bgRuns {
+			bgRuns[id], bgTime[id] = min(bgRuns[id], postRuns[id]), min(bgTime[id], postTime[id])
+		}
+		for b, raw := range raws {
 			m := map[string]progStat{}
-			for id, p := range after {
-				q := before[id]
+			for id, p := range raw.after {
+				q := raw.before[id]
 				st := progStat{RawRuns: p.RunCnt - q.RunCnt, RawTimeNs: p.RunTimeNs - q.RunTimeNs, Misses: p.Misses - q.Misses}
-				st.Runs = max(0, float64(st.RawRuns)-bgRuns[id]*dt)
-				st.RunTimeNs = max(0, float64(st.RawTimeNs)-bgTime[id]*dt)
+				st.Runs = max(0, float64(st.RawRuns)-bgRuns[id]*raw.dt)
+				st.RunTimeNs = max(0, float64(st.RawTimeNs)-bgTime[id]*raw.dt)
 				prev := m[p.Name] // programs with the same name (bpftrace): add up
 				prev.Runs += st.Runs
 				prev.RunTimeNs += st.RunTimeNs

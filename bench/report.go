@@ -723,10 +723,10 @@ func renderMethod(w *mdWriter, run *benchRun) {
 	}
 	w.p("**Per-program cost** comes from the kernel's BPF run-time statistics (`ebpf.EnableStats(BPF_STATS_RUN_TIME)`; run_time_ns /")
 	w.p("run_cnt of each program), in a separate pass with the config attached and every benchmark run once (statistics add two clock")
-	w.p("reads per program run, so they are off during the blocks). The programs also run for everything else on the host; a %.1f s idle", statsIdle.Seconds())
-	w.p("window first gives each program's background rate, subtracted pro rata from runs/op and ns/op (on a busy host, programs on")
-	w.p("node-wide hooks — every system call, every context switch — get a background that varies, and their runs/op with it). ns/run")
-	w.p("is the raw mean.")
+	w.p("reads per program run, so they are off during the blocks). The programs also run for everything else on the host; %.1f s idle", statsIdle.Seconds())
+	w.p("windows before and after the benchmarks give each program's background rate (the lower of the two), subtracted pro rata")
+	w.p("from runs/op and ns/op (on a busy host, programs on node-wide hooks — system calls, context switches — get a background that")
+	w.p("varies, and their runs/op with it). ns/run is the raw mean.")
 	w.p("")
 	hooks, samples := map[string]int{}, 0
 	with := 0
