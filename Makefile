@@ -7,9 +7,9 @@ TOOLS := tools/bin/mdatagen tools/bin/builder
 OTELCOL := _build/otelcol-kpod
 
 # Debian packages the tests and `make generate` need (installed by `make deps` when missing).
-APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus qemu-system-x86 busybox-static cpio
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus qemu-system-x86 busybox-static cpio redis-server redis-tools dnsmasq-base bind9-dnsutils
 
-.PHONY: all build deps tools generate check-generate lint unit fuzz kube test e2e test-kernels otelcol run clean
+.PHONY: all build deps tools generate check-generate lint unit fuzz chart kube test e2e test-kernels otelcol image run clean
 
 all: build
 
@@ -49,6 +49,7 @@ check-generate: generate
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags chart,kube ./test/chart/
 
 # unit runs every Go test of the module with the race detector. As root the real-kernel
 # tests run too; without root they skip (and fail under CI=true).
@@ -56,7 +57,7 @@ lint:
 unit: otelcol
 	$(GO) test -race -count=1 -p 2 -timeout 20m ./...
 
-test: deps check-generate lint unit fuzz kube e2e test-kernels
+test: deps check-generate lint unit fuzz chart kube e2e test-kernels
 
 # fuzz runs every fuzz target (func FuzzXxx in a *_fuzz_test.go) for FUZZTIME, one after the
 # other (go test -fuzz takes one package and one target; its workers use every core). Their
@@ -72,20 +73,41 @@ fuzz:
 		done; \
 	done
 
+# The binary directory of scripts/k8s-build.sh (kubectl, helm, the cluster's binaries).
+K8S_BIN = $(shell scripts/k8s-build.sh --bin-dir)
+
+# chart tests charts/kpod with Helm v4 (built from the Go module proxy on first use, cached
+# with the Kubernetes binaries): helm lint, helm template checked against examples/ (DaemonSet,
+# RBAC, collector config, rules, dashboard), every rendered collector config validated by
+# otelcol-kpod, and otelcol-kpod run with the chart's config (clusterName on every series).
+chart: otelcol
+	scripts/k8s-build.sh -q helm
+	KPOD_K8S_BIN=$(K8S_BIN) $(GO) test -tags chart -count=1 -timeout 15m ./test/chart/
+
 # kube runs the tests that need a real kube-apiserver (filters, restart counts) against one
 # started on 127.0.0.1 for them (binaries built from the Go module proxy on first use, cached).
 # Its own ports (etcd 2479/2480, kube-apiserver 6543), so that it runs beside a cluster-up cluster.
+# test/chart sends the raw manifests of examples/kubernetes and the rendered chart to it as a
+# server-side dry run.
 KUBE_STATE := /tmp/kpod-kube-test
 KUBE_ENV := KPOD_CLUSTER_STATE=$(KUBE_STATE) KPOD_ETCD_PORT=2479 KPOD_APISERVER_PORT=6543
 kube:
+	scripts/k8s-build.sh -q helm
 	$(KUBE_ENV) scripts/cluster-up.sh --control-plane-only
-	KPOD_TEST_KUBECONFIG=$(KUBE_STATE)/kubeconfig $(GO) test -tags kube -count=1 -run TestKube ./receiver/kpodreceiver/; \
+	KPOD_TEST_KUBECONFIG=$(KUBE_STATE)/kubeconfig KPOD_K8S_BIN=$(K8S_BIN) \
+		$(GO) test -tags kube -count=1 -run TestKube ./receiver/kpodreceiver/ ./test/chart/; \
 		rc=$$?; $(KUBE_ENV) scripts/cluster-down.sh; exit $$rc
 
 otelcol: $(OTELCOL)
 # The receiver's sources, including the committed BPF objects it embeds.
 $(OTELCOL): $(TOOLS) builder-config.yaml $(shell git ls-files '*.go' '*.o' 'go.mod' 'go.sum' 2>/dev/null)
 	tools/bin/builder --config builder-config.yaml
+
+# image packs _build/otelcol-kpod into an OCI image archive, _build/otelcol-kpod-image.tar,
+# named $(IMAGE) (scripts/image.sh; push it with skopeo, or import it into a node's containerd).
+IMAGE ?= localhost/otelcol-kpod:dev
+image: otelcol
+	scripts/image.sh --no-import --tag $(IMAGE)
 
 # e2e runs the ocb-built collector against fake pods and scrapes it over HTTP.
 e2e: otelcol
@@ -111,7 +133,7 @@ clean:
 # . /tmp/kpod-cluster/env (KUBECONFIG, K8S_API, K8S_TOKEN, ...). See scripts/cluster-up.sh.
 .PHONY: k8s-build cluster-up cluster-down
 
-# k8s-build builds etcd, kube-apiserver, kubectl, kubelet (K8S_BUILD=all adds containerd 2.x).
+# k8s-build builds etcd, kube-apiserver, kubectl, kubelet (K8S_BUILD=all adds containerd 2.x and helm).
 k8s-build:
 	scripts/k8s-build.sh $(K8S_BUILD)
 
@@ -123,7 +145,7 @@ cluster-down:
 	scripts/cluster-down.sh
 
 # ---- end to end in a real cluster ------------------------------------------------------------
-# e2e-cluster deploys examples/kubernetes/ as a DaemonSet in a real single-node cluster
+# e2e-cluster installs charts/kpod with helm install in a real single-node cluster
 # (cluster-up with kube-controller-manager and kube-scheduler), runs workload pods and checks
 # per-pod values, a pod's deletion and the dashboard/rule queries on real scrapes
 # (scripts/e2e-cluster.sh, test/e2ecluster). Always tears the cluster down. Run by .ci/run

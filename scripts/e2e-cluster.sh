@@ -3,16 +3,17 @@
 #
 #   scripts/e2e-cluster.sh            # needs root, a BTF kernel, _build/otelcol-kpod (make otelcol)
 #
-# 1. builds what is missing: the cluster's binaries (scripts/k8s-build.sh, cached outside the
-#    clone) and the static kpod-workload binary (gcc, from internal/fakepod/workload);
+# 1. builds what is missing: the cluster's binaries and helm (scripts/k8s-build.sh, cached
+#    outside the clone) and the static kpod-workload binary (gcc, from internal/fakepod/workload);
 # 2. starts the cluster (scripts/cluster-up.sh: etcd, kube-apiserver, kube-controller-manager,
 #    kube-scheduler, containerd, kubelet on 127.0.0.1) in $KPOD_CLUSTER_STATE
 #    (default /tmp/kpod-e2e-cluster);
-# 3. imports two images built with umoci into the node's containerd: otelcol-kpod under the
-#    name examples/kubernetes/daemonset.yaml uses (scripts/image.sh --tag), and
+# 3. imports two images built with umoci into the node's containerd: otelcol-kpod as
+#    localhost/otelcol-kpod:dev (scripts/image.sh, as the README's quick start does), and
 #    localhost/kpod-workload (busybox-static + /kpod-workload);
-# 4. runs the Go test test/e2ecluster (build tag e2ecluster): it applies examples/kubernetes/,
-#    starts workload pods and checks what the DaemonSet exports (see its package comment);
+# 4. runs the Go test test/e2ecluster (build tag e2ecluster): it installs charts/kpod with
+#    `helm install` (image.repository/tag set to that image), starts workload pods and checks
+#    what the DaemonSet exports (see its package comment);
 # 5. always (also on failure or Ctrl-C): scripts/cluster-down.sh, then checks that nothing of
 #    the run is left: processes, mounts, kubepods cgroups, network namespaces, loop devices,
 #    the nft table. A leak fails the run.
@@ -151,7 +152,7 @@ $before"
 
 phase k8s-build
 # ---- binaries ---------------------------------------------------------------------------------
-"$ROOT/scripts/k8s-build.sh" -q
+"$ROOT/scripts/k8s-build.sh" -q etcd apiserver controller-manager scheduler kubectl kubelet helm
 
 phase workload
 # The workload: the fakepod harness's static C program (no dynamic loader: the only system
@@ -166,10 +167,9 @@ CLUSTER=1
 . "$STATE/env"
 
 phase images
-# otelcol-kpod under the DaemonSet's image name (imagePullPolicy IfNotPresent finds it).
-DS_IMAGE=$(awk '$1 == "image:" { print $2; exit }' "$ROOT/examples/kubernetes/daemonset.yaml")
-[ -n "$DS_IMAGE" ] || die "no image: in examples/kubernetes/daemonset.yaml"
-"$ROOT/scripts/image.sh" --tag "$DS_IMAGE" -o "$WORK/otelcol-kpod-image.tar"
+# otelcol-kpod under the name the test gives the chart (imagePullPolicy IfNotPresent finds it).
+export KPOD_E2E_IMAGE=localhost/otelcol-kpod:dev
+"$ROOT/scripts/image.sh" --tag "$KPOD_E2E_IMAGE" -o "$WORK/otelcol-kpod-image.tar"
 # localhost/kpod-workload:<hash>: busybox-static (a shell for the pods' commands) and /kpod-workload.
 R=$WORK/workload-rootfs
 busybox_rootfs "$R"
@@ -185,7 +185,7 @@ tar -C "$L" -cf "$WORK/workload-image.tar" .
 rm -rf "$L" "$R"
 "$KPOD_CTR" --address "$CONTAINERD_ADDRESS" --namespace k8s.io images import --base-name localhost/kpod-workload "$WORK/workload-image.tar" >/dev/null 2>>"$STATE/logs/ctr.log"
 export KPOD_E2E_WORKLOAD_IMAGE=localhost/kpod-workload:$WL_TAG
-echo "e2e-cluster: images $DS_IMAGE and $KPOD_E2E_WORKLOAD_IMAGE imported"
+echo "e2e-cluster: images $KPOD_E2E_IMAGE and $KPOD_E2E_WORKLOAD_IMAGE imported"
 
 phase test
 # ---- the Go test ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # k8s-build.sh — builds the binaries of the local test cluster from the Go module proxy.
 #
-#   scripts/k8s-build.sh [etcd] [apiserver] [controller-manager] [scheduler] [kubectl] [kubelet] [containerd] [all]
+#   scripts/k8s-build.sh [etcd] [apiserver] [controller-manager] [scheduler] [kubectl] [kubelet] [containerd] [helm] [all]
 #   scripts/k8s-build.sh -q [targets]       # quiet: prints only what it builds
 #   scripts/k8s-build.sh --bin-dir          # prints the binary directory and exits
 #
@@ -9,7 +9,8 @@
 # scripts/cluster-up.sh needs for a node; --control-plane-only needs etcd apiserver kubectl).
 # `kubelet` also compiles the pod sandbox binary `pause` from the pinned Kubernetes source
 # (gcc, static). `containerd` (containerd 2.x + its runc shim + ctr) is optional: the cluster uses Debian's
-# containerd 1.6 unless KPOD_CONTAINERD=built.
+# containerd 1.6 unless KPOD_CONTAINERD=built. `helm` (Helm v4, for `make helm-test` and
+# `make e2e-cluster`, which install charts/kpod) is optional too.
 #
 # Sources are pinned, checksum-verified, by the wrapper modules in tools/k8s/ (see its
 # README.md). Binaries go to a cache outside the clone, keyed by the Kubernetes version:
@@ -44,7 +45,8 @@ required_version() {
 K8S_VERSION=$(required_version kubernetes k8s.io/kubernetes)
 ETCD_VERSION=$(required_version etcd go.etcd.io/etcd/server/v3)
 CONTAINERD_VERSION=$(required_version containerd github.com/containerd/containerd/v2)
-if [ -z "$K8S_VERSION" ] || [ -z "$ETCD_VERSION" ] || [ -z "$CONTAINERD_VERSION" ]; then
+HELM_VERSION=$(required_version helm helm.sh/helm/v4)
+if [ -z "$K8S_VERSION" ] || [ -z "$ETCD_VERSION" ] || [ -z "$CONTAINERD_VERSION" ] || [ -z "$HELM_VERSION" ]; then
 	echo "k8s-build: cannot read the pinned versions from $TOOLS/*/go.mod" >&2
 	exit 1
 fi
@@ -69,9 +71,9 @@ targets=()
 [ $# -gt 0 ] || set -- etcd apiserver controller-manager scheduler kubectl kubelet
 for t in "$@"; do
 	case $t in
-	etcd | apiserver | kube-apiserver | controller-manager | kube-controller-manager | scheduler | kube-scheduler | kubectl | kubelet | containerd) targets+=("${t#kube-}") ;;
-	all) targets+=(etcd apiserver controller-manager scheduler kubectl kubelet containerd) ;;
-	*) echo "k8s-build: unknown target '$t' (etcd, apiserver, controller-manager, scheduler, kubectl, kubelet, containerd, all)" >&2; exit 2 ;;
+	etcd | apiserver | kube-apiserver | controller-manager | kube-controller-manager | scheduler | kube-scheduler | kubectl | kubelet | containerd | helm) targets+=("${t#kube-}") ;;
+	all) targets+=(etcd apiserver controller-manager scheduler kubectl kubelet containerd helm) ;;
+	*) echo "k8s-build: unknown target '$t' (etcd, apiserver, controller-manager, scheduler, kubectl, kubelet, containerd, helm, all)" >&2; exit 2 ;;
 	esac
 done
 
@@ -208,6 +210,12 @@ for t in "${targets[@]}"; do
 			containerd=github.com/containerd/containerd/v2/cmd/containerd \
 			containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
 			ctr=github.com/containerd/containerd/v2/cmd/ctr ;;
+	helm)
+		# Version ldflags as Helm's Makefile sets them for a release tag (no git commit: the
+		# module zip has none), so `helm version` says the pinned release.
+		build helm helm "$HELM_VERSION" \
+			"-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.metadata= -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
+			CGO_ENABLED=0 -- helm=helm.sh/helm/v4/cmd/helm ;;
 	esac
 done
 [ $QUIET = 0 ] || [ $BUILT = 1 ] || exit 0

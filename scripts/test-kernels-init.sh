@@ -50,7 +50,7 @@ while read -r name rel; do
 	cd /src/$rel
 	set -- -test.v -test.timeout="$TEST_TIMEOUT"
 	[ -n "$RUN_FILTER" ] && set -- "$@" -test.run="$RUN_FILTER"
-	CI=true KPOD_TEST_KERNEL=$KERNEL KPOD_WORKLOAD_BINARY=/tmp/kpod-workload-$name/kpod-workload \
+	CI=true KPOD_TEST_KERNEL=$KERNEL KPOD_WORKLOAD_BINARY=/tmp/kpod-workload-$name/kpod-workload KPOD_L7APP_BINARY=/kpod/kpod-l7app \
 		/kpod/tests/$name.test "$@" </dev/null
 	echo "KPOD-VM-EXIT $name $?"
 	cd /

@@ -57,6 +57,11 @@ TOOLS="ip tc nft ss sysctl losetup mount umount unshare nsenter mkfs.ext4 dd sta
 # Modules of the cloud flavour that the tests need (the /tmp disk, veth pairs, loop devices,
 # the nft loss and RST rules with their named counters, the tbf qdisc, ss -ti); their
 # dependencies are added from each .ko's modinfo.
+# The real servers and clients of the l7 tests, copied with their libraries, and the data
+# trees they read at run time (share files, plugins). A program that is not installed here
+# is not copied: its test then fails in the VM as on a host without it (fakepod.Unmet).
+L7_PROGRAMS="redis-server redis-cli redis-benchmark curl dnsmasq dig bash"
+L7_TREES=""
 MODULES="virtio_pci virtio_blk veth loop nf_tables nft_numgen nft_objref sch_tbf inet_diag tcp_diag"
 
 log() { echo "test-kernels: $*" >&2; }
@@ -107,6 +112,8 @@ fi
 # internal/fakepod compiles workload.c with gcc at test time; the VM has no gcc, so it gets a
 # binary built here with the same command (KPOD_WORKLOAD_BINARY).
 gcc -static -O2 -pthread -o "$OUT/kpod-workload" internal/fakepod/workload/workload.c
+# The Go servers and clients of the l7 tests (KPOD_L7APP_BINARY), static.
+CGO_ENABLED=0 go build -ldflags='-s -w' -o "$OUT/kpod-l7app" ./internal/fakepod/l7app
 log "binaries built in $((SECONDS - start)) s"
 
 # ---- 2. kernel --------------------------------------------------------------------------------
@@ -164,6 +171,14 @@ copy_with_libs() {
 	done
 }
 for t in $TOOLS; do copy_with_libs "$(command -v "$t")"; done
+for t in $L7_PROGRAMS; do
+	if p=$(command -v "$t"); then copy_with_libs "$p"; else log "$t is not installed: its l7 test will fail in the VM"; fi
+done
+for d in $L7_TREES; do
+	[ -d "$d" ] || continue
+	mkdir -p "$R$(dirname "$d")"
+	cp -a "$d" "$R$d"
+done
 [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$R/etc/"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
 printf 'root:x:0:\n' >"$R/etc/group"
@@ -201,7 +216,7 @@ if [ $NEED_COLLECTOR = 1 ]; then
 	cp _build/otelcol-kpod "$R/src/_build/"
 fi
 cp "$OUT"/bin/*.test "$R/kpod/tests/"
-cp "$OUT/kpod-workload" "$R/kpod/"
+cp "$OUT/kpod-workload" "$OUT/kpod-l7app" "$R/kpod/"
 cp "$WORK/tests.list" "$R/kpod/tests.list"
 
 NONCE=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')

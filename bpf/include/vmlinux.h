@@ -47,6 +47,7 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_HASH = 5,
+	BPF_MAP_TYPE_PROG_ARRAY = 3,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_LRU_PERCPU_HASH = 10,
@@ -86,6 +87,49 @@ struct task_struct {
 	struct task_struct *group_leader;
 	u64 start_time; /* monotonic ns at fork */
 	char comm[16];
+	struct files_struct *files;
+};
+
+/* -- file descriptors to sockets (l7 family) -- */
+
+struct file;
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+struct files_struct {
+	struct fdtable *fdt;
+};
+typedef unsigned short umode_t;
+struct inode {
+	umode_t i_mode;
+	long unsigned int i_ino;
+};
+struct file {
+	struct inode *f_inode;
+	void *private_data;
+};
+struct socket {
+	struct sock *sk;
+};
+
+/* System call arguments in user memory (read with bpf_probe_read_user). */
+struct iovec {
+	void *iov_base;
+	__u64 iov_len;
+};
+struct user_msghdr {
+	void *msg_name;
+	int msg_namelen;
+	struct iovec *msg_iov;
+	__u64 msg_iovlen;
+	void *msg_control;
+	__u64 msg_controllen;
+	unsigned int msg_flags;
+};
+struct mmsghdr {
+	struct user_msghdr msg_hdr;
+	unsigned int msg_len;
 };
 
 struct linux_binprm;

@@ -74,11 +74,21 @@ func (h Hook) rungs() [][2]string {
 	return [][2]string{{"_b", "tp_btf"}, {"_r", "raw_tp"}, {"_t", "tracepoint"}}
 }
 
+// Tail is a program that is not attached but reached by bpf_tail_call through the program
+// array Map, at Index.
+type Tail struct {
+	Map   string
+	Index uint32
+	Prog  string
+}
+
 // Spec describes a family's BPF object.
 type Spec struct {
 	Family string
 	Load   func() (*ebpf.CollectionSpec, error) // the bpf2go Load<Name> function
 	Hooks  []Hook
+	// Tails are loaded into their program arrays before any hook is attached.
+	Tails []Tail
 	// Prepare may edit the spec before loading (constants, map sizes).
 	Prepare func(*ebpf.CollectionSpec) error
 }
@@ -160,6 +170,14 @@ func Load(s Spec) (obj *Object, err error) {
 	}
 	if err := obj.findErrorMap(spec); err != nil {
 		return obj, fmt.Errorf("%s: %w", s.Family, err)
+	}
+
+	for _, tl := range s.Tails {
+		p, err := obj.loadTail(spec, tl)
+		if err != nil {
+			return obj, fmt.Errorf("%s: tail program %s: %w", s.Family, tl.Prog, err)
+		}
+		obj.Programs = append(obj.Programs, p)
 	}
 
 	obj.Missing = map[string]string{}
@@ -260,6 +278,34 @@ func attachOne(kind string, h Hook, prog *ebpf.Program, maps map[string]*ebpf.Ma
 		l, err = link.AttachIter(link.IterOptions{Program: prog, Map: maps[h.IterMap]})
 	}
 	return l, err
+}
+
+// loadTail loads one tail-called program and puts it into its program array.
+func (o *Object) loadTail(spec *ebpf.CollectionSpec, tl Tail) (*Program, error) {
+	start := time.Now()
+	ps, ok := spec.Programs[tl.Prog]
+	if !ok {
+		return nil, errors.New("not in the object")
+	}
+	m, ok := o.Maps[tl.Map]
+	if !ok {
+		return nil, fmt.Errorf("no program array %s", tl.Map)
+	}
+	one := &ebpf.CollectionSpec{
+		Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder,
+		Programs: map[string]*ebpf.ProgramSpec{tl.Prog: ps},
+	}
+	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: o.Maps, Cache: btfCache})
+	if err != nil {
+		return nil, err
+	}
+	prog := coll.DetachProgram(tl.Prog)
+	coll.Close()
+	if err := m.Put(tl.Index, prog); err != nil {
+		prog.Close()
+		return nil, fmt.Errorf("into %s[%d]: %w", tl.Map, tl.Index, err)
+	}
+	return &Program{Name: tl.Prog, Hook: fmt.Sprintf("%s[%d]", tl.Map, tl.Index), Kind: "tail", LoadDuration: time.Since(start), Prog: prog}, nil
 }
 
 // Iter returns the iterator link of the hook whose program prefix is prog: its Open runs

@@ -45,6 +45,16 @@ func RequireRoot(t testing.TB) {
 	t.Skipf("real-kernel test %s", why)
 }
 
+// Unmet skips a test whose precondition does not hold here, saying why; under CI=true, where
+// every precondition must hold, it fails instead.
+func Unmet(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("precondition not met: %s; CI must run this test (CI=true)", why)
+	}
+	t.Skip(why)
+}
+
 var (
 	lockOnce sync.Once
 	lockErr  error

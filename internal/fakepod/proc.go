@@ -322,3 +322,21 @@ func ParkedSwitches(t testing.TB, pid int) int64 {
 	t.Fatalf("process %d did not park", pid)
 	return 0
 }
+
+// Exec runs a real program (a server, a client) in the container, in the pod's namespaces,
+// from its first instruction: kpod-workload joins the pod, waits at its gate and execs it.
+func (c *Container) Exec(prog string, args ...string) *Proc {
+	c.Pod.t.Helper()
+	return c.Start(append([]string{"run", prog}, args...)...)
+}
+
+// Output waits for a program started with Exec and returns its standard output; the test
+// fails if it exits non-zero.
+func (p *Proc) Output() string {
+	p.t.Helper()
+	out, _ := io.ReadAll(p.stdout)
+	if err := p.Wait(); err != nil {
+		p.t.Fatalf("%v: %v\n%s", p.Cmd.Args, err, p.stderr.String())
+	}
+	return string(out)
+}

@@ -50,7 +50,7 @@ func TestRealHardirqs(t *testing.T) {
 func realHardirqs(t *testing.T, rung string) {
 	fakepod.RequireRoot(t)
 	if runtime.NumCPU() < 2 {
-		t.Skip("needs 2 CPUs")
+		fakepod.Unmet(t, "needs 2 CPUs")
 	}
 	const spinMs = 2000
 	// The sleeper is asleep (in pause()) before the programs attach: it is never the

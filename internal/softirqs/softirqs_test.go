@@ -31,7 +31,7 @@ func TestVectorNames(t *testing.T) {
 	}
 	f, err := os.Open("/proc/softirqs")
 	if err != nil {
-		t.Skipf("no /proc/softirqs: %v", err)
+		fakepod.Unmet(t, "no /proc/softirqs: "+err.Error())
 	}
 	defer f.Close()
 	var rows []string
@@ -84,7 +84,7 @@ func TestRealSoftirqs(t *testing.T) {
 func realSoftirqs(t *testing.T, rung string) {
 	fakepod.RequireRoot(t)
 	if runtime.NumCPU() < 2 {
-		t.Skip("needs 2 CPUs")
+		fakepod.Unmet(t, "needs 2 CPUs")
 	}
 	const spinMs = 2000
 	// The sleeper is asleep (in pause()) before the programs attach: it is never the

@@ -483,7 +483,9 @@ func quantile(h hist.Hist, q float64) float64 {
 //     that still catches any unit slip, which would put them 8x or more apart.
 func compareRTT(t *testing.T, v variant, h hist.Hist, samples []float64, conns int) {
 	t.Helper()
-	if len(samples) < 10 {
+	// ss is started every 10 ms; on a slow emulated CPU it gets far fewer snapshots in (8
+	// in a VM run), which still bound the buckets and the mean.
+	if len(samples) < 5 {
 		t.Fatalf("only %d ss samples", len(samples))
 	}
 	if h.Count() == 0 {

@@ -238,17 +238,14 @@ func realCPU(t *testing.T, rung string) {
 
 	s := startScraper(t, customConfig("cpu"))
 	checkRungs(t, s, rung)
+	perWait := 0.0
+	if cs, _ := os.ReadFile("/sys/devices/system/clocksource/clocksource0/current_clocksource"); !strings.Contains(" tsc kvm-clock ", " "+strings.TrimSpace(string(cs))+" ") {
+		perWait = 0.001
+		t.Logf("clocksource %s: 1 ms per wait of slack", strings.TrimSpace(string(cs)))
+	}
 	// Both spinners start at the same moment (a process takes long to start on a slow,
 	// emulated CPU): they contend for all of spinMs.
 	pa, pb := ca.Prepare("spin", strconv.Itoa(spinMs)), cb.Prepare("spin", strconv.Itoa(spinMs))
-	for _, p := range []*fakepod.Proc{pa, pb} {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "Cpus_allowed_list") {
-				t.Logf("spinner %d: %s", p.PID(), l)
-			}
-		}
-	}
 	pa.Go()
 	pb.Go()
 	kernel := map[string][3]float64{}
@@ -292,8 +289,12 @@ func realCPU(t *testing.T, rung string) {
 		// workload reports schedstat deltas from just before it blocks at the gate). They
 		// differ per wait by the gap between the kernel's rq clock and bpf_ktime_get_ns at
 		// the two hooks (a few µs, more on a loaded host), and by a preemption between the
-		// baseline read and the gate, outside the pod: allow 5 ms plus 5 %.
-		if d := wait - h.Sum(); d < -0.005-0.05*wait || d > 0.005+0.05*wait {
+		// baseline read and the gate, outside the pod: allow 5 ms plus 5 %. Where the
+		// clocksource is emulated hardware (the qemu VM: not tsc or kvm-clock), reading it is
+		// slow and coarse, and the two clocks drift apart by up to 1 ms per wait (measured
+		// 32 ms over 32 waits): that much more per wait there.
+		slack := 0.005 + 0.05*wait + perWait*float64(h.Count())
+		if d := wait - h.Sum(); d < -slack || d > slack {
 			t.Errorf("pod %s: kpod run-queue time %.4fs, kernel run_delay %.4fs", name, h.Sum(), wait)
 		}
 		// kpod counts waits that ended in a switch-in; the kernel counts every switch-in.
@@ -323,7 +324,7 @@ func realCPU(t *testing.T, rung string) {
 // kpod.collector.unavailable, leaves nothing loaded, and the other families still report.
 func TestRealFamilyFailsAlone(t *testing.T) {
 	fakepod.RequireRoot(t)
-	defer bpfload.BreakForTest("proc")()
+	defer bpfload.BreakForTest("cpu")()
 	pod := fakepod.New(t, fakepod.Options{})
 	ctr := pod.AddContainer()
 	s := startScraper(t, customConfig("proc", "cpu"))
@@ -332,25 +333,29 @@ func TestRealFamilyFailsAlone(t *testing.T) {
 	failDump(t, md)
 
 	node := nodeResource(t, md)
-	dp, ok := point(node, "kpod.collector.unavailable", map[string]string{"collector": "proc"})
+	dp, ok := point(node, "kpod.collector.unavailable", map[string]string{"collector": "cpu"})
 	if !ok || dp.IntValue() != 1 {
-		t.Fatalf("proc is not reported unavailable")
+		t.Fatalf("cpu is not reported unavailable")
 	}
 	if r, _ := dp.Attributes().Get("reason"); !strings.Contains(r.Str(), "kpod_no_such_tracepoint") {
 		t.Errorf("reason %q does not name the missing tracepoint", r.Str())
 	}
-	if dp, _ := point(node, "kpod.collector.unavailable", map[string]string{"collector": "cpu"}); dp.IntValue() != 0 {
-		t.Errorf("cpu is reported unavailable")
+	if dp, _ := point(node, "kpod.collector.unavailable", map[string]string{"collector": "proc"}); dp.IntValue() != 0 {
+		t.Errorf("proc is reported unavailable")
 	}
 	rm, _ := resourceOf(md, pod.UID, ctr.ID)
-	if _, ok := point(rm, "kpod.proc.forks", nil); ok {
-		t.Errorf("proc metrics from an unavailable family")
+	if _, ok := point(rm, "kpod.cpu.context.switches", nil); ok {
+		t.Errorf("cpu metrics from an unavailable family")
 	}
-	if got := intValue(t, rm, "kpod.cpu.context.switches", nil); got == 0 {
-		t.Errorf("cpu family did not count the workload's context switches")
+	// The other family counts exactly: 3 forks, 3 children's exits and the workload's own.
+	if got := intValue(t, rm, "kpod.proc.forks", nil); got != 3 {
+		t.Errorf("proc family counted %d forks, want 3", got)
+	}
+	if got := intValue(t, rm, "kpod.proc.exits", nil); got != 4 {
+		t.Errorf("proc family counted %d exits, want 4", got)
 	}
 	for name := range ownPrograms(t) { // this process's programs: other kpods may run on the node
-		if strings.HasPrefix(name, "kpod_fork") || strings.HasPrefix(name, "kpod_exec") || strings.HasPrefix(name, "kpod_exit") {
+		if strings.HasPrefix(name, "kpod_sw") || strings.HasPrefix(name, "kpod_wk") {
 			t.Errorf("program %s of the failed family is still loaded", name)
 		}
 	}
@@ -465,7 +470,7 @@ func checkRungs(t *testing.T, s *kpodScraper, rung string) {
 		}
 		for _, o := range r.f.objects() {
 			for _, p := range o.Programs {
-				ok := p.Kind == rung || p.Kind == "iter" || p.Kind == "fentry" || p.Kind == "kprobe" ||
+				ok := p.Kind == rung || p.Kind == "iter" || p.Kind == "tail" || p.Kind == "fentry" || p.Kind == "kprobe" ||
 					rung == "tracepoint" && p.Kind == "tp_btf" && !strings.HasSuffix(p.Name, "_t")
 				if !ok {
 					t.Errorf("%s: %s attached as %s, want %s", r.info.name, p.Name, p.Kind, rung)

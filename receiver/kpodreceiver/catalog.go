@@ -26,6 +26,7 @@ var catalog = []familyInfo{
 	ifaceFamily,
 	filesystemFamily,
 	memoryFamily,
+	l7Family,
 }
 
 func familyByName(name string) (familyInfo, bool) {

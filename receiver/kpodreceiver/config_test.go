@@ -226,13 +226,13 @@ func TestConfigUnmarshalErrors(t *testing.T) {
 }
 
 // The profile table of the product kpod replaces (README "Profiles") plus the memory cgroup
-// row, in catalog order.
+// row and l7 (the seed's "L7 protocol detection"), in catalog order.
 var seedProfiles = map[string][]string{
 	ProfileMinimal: {"cpu", "oom", "diskio", "memory"},
 	ProfileStandard: {"cpu", "tcp", "tcpdrop", "oom", "pagefaults", "biolatency", "cachestat",
 		"diskio", "iface", "filesystem", "memory"},
 	ProfileComprehensive: {"cpu", "tcp", "tcpdrop", "oom", "pagefaults", "biolatency", "cachestat",
-		"hardirqs", "softirqs", "proc", "syscall", "diskio", "iface", "filesystem", "memory"},
+		"hardirqs", "softirqs", "proc", "syscall", "diskio", "iface", "filesystem", "memory", "l7"},
 	ProfileCustom: nil,
 }
 
@@ -244,7 +244,7 @@ func TestEnabledFamiliesProfiles(t *testing.T) {
 			t.Errorf("%s = %v\nwant %v", profile, got, want)
 		}
 	}
-	// standard ⊂ comprehensive adds exactly hardirqs, softirqs, proc, syscall
+	// standard ⊂ comprehensive adds exactly hardirqs, softirqs, proc, syscall, l7
 	std := map[string]bool{}
 	for _, f := range seedProfiles[ProfileStandard] {
 		std[f] = true
@@ -255,7 +255,7 @@ func TestEnabledFamiliesProfiles(t *testing.T) {
 			added = append(added, f)
 		}
 	}
-	if want := []string{"hardirqs", "softirqs", "proc", "syscall"}; !reflect.DeepEqual(added, want) {
+	if want := []string{"hardirqs", "softirqs", "proc", "syscall", "l7"}; !reflect.DeepEqual(added, want) {
 		t.Errorf("comprehensive adds %v, want %v", added, want)
 	}
 	if len(seedProfiles[ProfileComprehensive]) != len(catalog) {

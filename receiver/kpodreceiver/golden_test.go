@@ -22,6 +22,7 @@ import (
 	"github.com/kpod-project/kpod/internal/hardirqs"
 	"github.com/kpod-project/kpod/internal/hist"
 	"github.com/kpod-project/kpod/internal/iface"
+	"github.com/kpod-project/kpod/internal/l7"
 	"github.com/kpod-project/kpod/internal/memory"
 	"github.com/kpod-project/kpod/internal/podid"
 	"github.com/kpod-project/kpod/internal/proc"
@@ -107,6 +108,18 @@ var goldenFakes = map[string]any{
 	"tcp": fake[tcp.Stats]{vals: map[uint64]tcp.Stats{
 		102: {BytesSent: 1 << 20, BytesReceived: 4096, ConnsActive: 10, Retransmits: 3, RTT: latency(40_000, 45_000, 2_000_000)},
 		104: {BytesReceived: 1 << 20, ConnsPassive: 10},
+	}},
+	"l7": fake[l7.Stats]{vals: map[uint64]l7.Stats{
+		102: {Requests: map[l7.Key]l7.Value{
+			{Protocol: "http", Role: "server", Method: "GET", Status: "2xx"}: {Count: 3, Latency: latency(50_000_000, 51_000_000, 52_000_000)},
+			{Protocol: "http", Role: "server", Method: "GET", Status: "4xx"}: {Count: 1, Latency: latency(1_000_000)},
+		}},
+		103: {Requests: map[l7.Key]l7.Value{
+			{Protocol: "redis", Role: "client", Method: "SET", Status: "error"}: {Count: 1, Latency: latency(80_000)},
+		}, Lost: map[l7.LostKey]uint64{{Protocol: "redis", Role: "client", Reason: "resync"}: 2}},
+		104: {Requests: map[l7.Key]l7.Value{
+			{Protocol: "dns", Role: "client", Method: "AAAA", Status: "ok"}: {Count: 2, Latency: latency(300_000, 400_000)},
+		}},
 	}},
 	"tcpdrop": fake[tcpdrop.Stats]{vals: map[uint64]tcpdrop.Stats{
 		104:            {"netfilter_drop": 7, "tcp_csum": 1},

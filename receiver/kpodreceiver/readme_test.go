@@ -19,7 +19,7 @@ func TestREADMEMatchesCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := string(b)
-	row := regexp.MustCompile("(?m)^\\| `([a-z]+)` \\| (.*) \\| (yes|-) \\| (yes|-) \\| (yes|-) \\|$")
+	row := regexp.MustCompile("(?m)^\\| `([a-z0-9]+)` \\| (.*) \\| (yes|-) \\| (yes|-) \\| (yes|-) \\|$")
 	rows := map[string][]string{}
 	for _, m := range row.FindAllStringSubmatch(readme, -1) {
 		rows[m[1]] = m[2:]

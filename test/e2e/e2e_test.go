@@ -243,7 +243,7 @@ func TestCollectorRejectsBogusProfile(t *testing.T) {
 }
 
 // TestConfigMapMatchesCollectorNode: the ConfigMap of the Kubernetes example must carry
-// examples/collector-node.yaml verbatim (see the regeneration command in configmap.yaml).
+// examples/collector-node.yaml verbatim (configmap.yaml is written by make generate, examples/gen).
 func TestConfigMapMatchesCollectorNode(t *testing.T) {
 	root := testenv.RepoRoot(t, 2)
 	node, err := os.ReadFile(filepath.Join(root, "examples", "collector-node.yaml"))
@@ -293,7 +293,7 @@ func TestNodeConfigValidates(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "validate", "--config", path)
 	cmd.Env = append(os.Environ(), "K8S_NODE_NAME=e2e-node", "OTLP_ENDPOINT=http://127.0.0.1:4318",
-		"KPOD_CGROUP_ROOT=/sys/fs/cgroup")
+		"KPOD_CGROUP_ROOT=/sys/fs/cgroup", "KPOD_CLUSTER_NAME=e2e-cluster")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("otelcol-kpod validate: %v\n%s", err, out)
 	}

@@ -28,6 +28,7 @@ type cluster struct {
 	kubeconfig string
 	cacheDir   string
 	kubectlBin string
+	helmBin    string
 	node       string
 }
 
@@ -61,6 +62,7 @@ func loadCluster(t *testing.T) *cluster {
 		kubeconfig: env["KUBECONFIG"],
 		cacheDir:   env["KUBECACHEDIR"],
 		kubectlBin: filepath.Join(env["KPOD_K8S_BIN"], "kubectl"),
+		helmBin:    filepath.Join(env["KPOD_K8S_BIN"], "helm"),
 		node:       env["K8S_NODE_NAME"],
 	}
 	if c.kubeconfig == "" || c.node == "" || env["KPOD_K8S_BIN"] == "" {

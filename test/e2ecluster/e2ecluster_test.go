@@ -1,7 +1,7 @@
 //go:build e2ecluster
 
-// Package e2ecluster proves kpod where users run it: otelcol-kpod deployed from
-// examples/kubernetes/ as a DaemonSet in a real single-node Kubernetes cluster (etcd,
+// Package e2ecluster proves kpod where users run it: otelcol-kpod installed with
+// `helm install` of charts/kpod as a DaemonSet in a real single-node Kubernetes cluster (etcd,
 // kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet; see
 // scripts/cluster-up.sh), watching real pods, with the k8s_attributes processor
 // authenticating with its ServiceAccount token.
@@ -9,8 +9,10 @@
 //	make e2e-cluster   (scripts/e2e-cluster.sh: builds, starts the cluster, imports the images,
 //	                    runs this test, always tears everything down)
 //
-// The test applies the manifests as a user would (`kubectl apply -f <dir>`), with the few
-// changes this node needs listed in manifestPatches; waits for the DaemonSet's pod; starts
+// The test installs the chart as the README's quick start says (`helm install kpod charts/kpod
+// --namespace kpod --create-namespace`), with the few values this node needs listed in
+// chartValues (and clusterName, ServiceMonitor and PrometheusRule on, against minimal CRDs);
+// checks the objects helm created; waits for the DaemonSet's pod; starts
 // workload pods in namespace e2e (kpod-workload, the fakepod harness's static C program, in a
 // busybox-static image): a fork loop, a close(-1) loop, an O_DIRECT writer to an ext4 volume
 // on a loop device (hostPath), a memory hog that its 64 MiB limit gets OOM-killed, and an
@@ -47,6 +49,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/testenv"
@@ -56,8 +59,8 @@ const (
 	metricsURL = "http://127.0.0.1:9464/metrics" // the DaemonSet's prometheus exporter (hostNetwork)
 	ns         = "e2e"
 
-	// The collection interval the test sets (manifestPatches) and the batch processor's
-	// timeout in examples/collector-node.yaml: a value is on the endpoint at most one
+	// The collection interval the test sets (chartValues) and the batch processor's
+	// timeout of the chart's collector config: a value is on the endpoint at most one
 	// interval + timeout after it happened.
 	interval     = 10 * time.Second
 	batchTimeout = 5 * time.Second
@@ -69,38 +72,80 @@ const (
 	writeBlock  = 64 << 10        // per pwrite
 	hogLimitMiB = 64              // the memory hog's limit
 	hogBytes    = 256 << 20       // what it tries to touch
-	expiration  = 3 * time.Minute // prometheus exporter metric_expiration in collector-node.yaml
+	expiration  = 3 * time.Minute // the chart's prometheus.metricExpiration
 )
 
-// ---- manifests -------------------------------------------------------------------------------
+// ---- the chart --------------------------------------------------------------------------------
 
-// patch is one textual change of a committed manifest, applied where this node differs from
-// a production one. Each old text must occur exactly once: a manifest change that the test
-// no longer understands fails it loudly instead of being deployed half-patched.
-type patch struct{ file, old, new, why string }
+const (
+	// The release and namespace of the README's quick start (`helm install kpod charts/kpod
+	// --namespace kpod --create-namespace ...`): the chart names its objects after the
+	// release, so the DaemonSet, its ServiceAccount and ConfigMap are all "kpod".
+	helmRelease = "kpod"
+	kpodNS      = "kpod"
+	clusterName = "kpod-e2e"
+)
 
-func manifestPatches(t *testing.T) []patch {
-	p := []patch{
-		{"daemonset.yaml", "      hostNetwork: false\n", "      hostNetwork: true\n",
+// value is one Helm value the test sets, where this node differs from a production one (and
+// the image, which a user sets too). Each is logged with its reason.
+type value struct {
+	key string // dotted path
+	val any
+	why string
+}
+
+func chartValues(t *testing.T) []value {
+	image := os.Getenv("KPOD_E2E_IMAGE")
+	if image == "" {
+		t.Fatal("KPOD_E2E_IMAGE is not set (scripts/e2e-cluster.sh builds and imports otelcol-kpod under that name)")
+	}
+	repo, tag, ok := strings.Cut(image, ":")
+	if !ok {
+		t.Fatalf("KPOD_E2E_IMAGE=%s has no tag", image)
+	}
+	v := []value{
+		{"image.repository", repo, "the image scripts/e2e-cluster.sh built and imported into the node's containerd"},
+		{"image.tag", tag, "with image.repository"},
+		{"hostNetwork", true,
 			"this node has no pod network (no CNI, see scripts/cluster-up.sh): only hostNetwork pods start; the endpoint is then 127.0.0.1:9464"},
-		{"configmap.yaml", "        profile: standard\n", "        profile: comprehensive\n",
+		{"receiver.profile", "comprehensive",
 			"the fork loop and the syscall loop are measured by the proc and syscall families, which only the comprehensive profile loads"},
-		{"configmap.yaml", "        collection_interval: 30s\n", "        collection_interval: " + interval.String() + "\n",
-			"a shorter cycle makes the test faster"},
-		{"daemonset.yaml", "              value: http://otel-gateway.observability.svc.cluster.local:4318\n", "              value: http://" + otlpAddr + "\n",
-			"there is no OTLP gateway here: the test receives the export itself (the collector is hostNetwork)"},
+		{"receiver.collection_interval", interval.String(), "a shorter cycle makes the test faster"},
+		{"otlp.enabled", true, "there is no OTLP gateway here: the test receives the export itself (the collector is hostNetwork)"},
+		{"otlp.endpoint", "http://" + otlpAddr, "with otlp.enabled"},
+		{"clusterName", clusterName, "k8s.cluster.name on every series: checked on the Prometheus endpoint and in the OTLP export"},
+		{"serviceMonitor.enabled", true, "installed against the minimal CRDs of test/chart/testdata (no Prometheus Operator here): the objects must be created"},
+		{"prometheusRule.enabled", true, "as serviceMonitor.enabled"},
 	}
 	if hybrid() {
-		p = append(p, patch{"daemonset.yaml",
-			"            - name: KPOD_CGROUP_ROOT # cgroup v2 nodes; hybrid (v1) nodes: /host/sys/fs/cgroup/unified\n              value: /host/sys/fs/cgroup\n",
-			"            - name: KPOD_CGROUP_ROOT # cgroup v2 nodes; hybrid (v1) nodes: /host/sys/fs/cgroup/unified\n              value: /host/sys/fs/cgroup/unified\n",
-			"this host's cgroups are hybrid (cgroup2 at /sys/fs/cgroup/unified), as the manifest's comment says"})
+		v = append(v, value{"receiver.cgroup_root", "/host/sys/fs/cgroup/unified",
+			"this host's cgroups are hybrid (cgroup2 at /sys/fs/cgroup/unified), as the value's comment says"})
 	}
 	if !capInBoundingSet(unix.CAP_SYS_RESOURCE) {
-		p = append(p, patch{"daemonset.yaml", "                - SYS_RESOURCE\n", "",
+		var chart map[string]any
+		b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t, 2), "charts", "kpod", "values.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(b, &chart); err != nil {
+			t.Fatal(err)
+		}
+		sc, _ := chart["securityContext"].(map[string]any)
+		caps, _ := sc["capabilities"].(map[string]any)
+		add, _ := caps["add"].([]any)
+		var kept []any
+		for _, c := range add {
+			if c != "SYS_RESOURCE" {
+				kept = append(kept, c)
+			}
+		}
+		if len(kept) != len(add)-1 {
+			t.Fatalf("charts/kpod/values.yaml securityContext.capabilities.add = %v: expected SYS_RESOURCE once", add)
+		}
+		v = append(v, value{"securityContext.capabilities.add", kept,
 			"this host's processes run without CAP_SYS_RESOURCE in their bounding set, so runc cannot grant it (the capability is only needed on kernels before 5.11)"})
 	}
-	return p
+	return v
 }
 
 // hybrid reports whether /sys/fs/cgroup is a v1 (hybrid) layout with cgroup2 at unified/.
@@ -134,54 +179,60 @@ func capInBoundingSet(c int) bool {
 	return true
 }
 
-// manifests are the plain-Kubernetes deployment of examples/kubernetes, in the order of the
-// command in daemonset.yaml's header (the directory also holds operator resources).
-var manifests = []string{"namespace.yaml", "rbac.yaml", "configmap.yaml", "daemonset.yaml"}
+// installCommand is the helm install of the README's quick start, which the test runs.
+var installCommand = []string{"install", helmRelease, "charts/kpod", "--namespace", kpodNS, "--create-namespace"}
 
-// renderManifests copies the manifests with the patches applied into a directory and returns
-// the arguments of `kubectl apply`.
-func renderManifests(t *testing.T) []string {
+// helmInstall installs charts/kpod as the README says, with the test's values in a file, and
+// returns helm's output. The Prometheus Operator CRDs the ServiceMonitor and PrometheusRule
+// need are the minimal ones of test/chart/testdata/crds.yaml.
+func helmInstall(t *testing.T, c *cluster) string {
 	t.Helper()
-	src := filepath.Join(testenv.RepoRoot(t, 2), "examples", "kubernetes")
-	b, err := os.ReadFile(filepath.Join(src, "daemonset.yaml"))
+	root := testenv.RepoRoot(t, 2)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var documented []string
-	for _, f := range manifests {
-		documented = append(documented, "-f examples/kubernetes/"+f)
+	if !strings.Contains(string(readme), "helm "+strings.Join(installCommand, " ")) {
+		t.Fatalf("README.md no longer says `helm %s`: update the test's installCommand", strings.Join(installCommand, " "))
 	}
-	if !strings.Contains(strings.Join(strings.Fields(strings.ReplaceAll(string(b), "\\\n#", "")), " "), "kubectl apply "+strings.Join(documented, " ")) {
-		t.Fatalf("daemonset.yaml's header no longer says `kubectl apply %s`: update the test's manifests", strings.Join(documented, " "))
-	}
-	out := t.TempDir()
-	content := map[string]string{}
-	for _, f := range manifests {
-		b, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			t.Fatal(err)
+	values := map[string]any{}
+	for _, v := range chartValues(t) {
+		m := values
+		keys := strings.Split(v.key, ".")
+		for _, k := range keys[:len(keys)-1] {
+			if _, ok := m[k]; !ok {
+				m[k] = map[string]any{}
+			}
+			m = m[k].(map[string]any)
 		}
-		content[f] = string(b)
+		m[keys[len(keys)-1]] = v.val
+		t.Logf("helm value %s=%v (%s)", v.key, v.val, v.why)
 	}
-	for _, p := range manifestPatches(t) {
-		s, ok := content[p.file]
-		if !ok {
-			t.Fatalf("examples/kubernetes/%s is missing", p.file)
-		}
-		if n := strings.Count(s, p.old); n != 1 {
-			t.Fatalf("examples/kubernetes/%s: expected %q exactly once, found it %d times", p.file, p.old, n)
-		}
-		content[p.file] = strings.Replace(s, p.old, p.new, 1)
-		t.Logf("manifest patch %s: %q -> %q (%s)", p.file, strings.TrimSpace(p.old), strings.TrimSpace(p.new), p.why)
+	b, err := json.Marshal(values) // JSON is YAML
+	if err != nil {
+		t.Fatal(err)
 	}
-	args := []string{"apply"}
-	for _, f := range manifests {
-		if err := os.WriteFile(filepath.Join(out, f), []byte(content[f]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "-f", filepath.Join(out, f))
+	file := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	return args
+	crds, err := os.ReadFile(filepath.Join(root, "test", "chart", "testdata", "crds.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mustKubectl(t, crds, "apply", "-f", "-")
+	c.mustKubectl(t, nil, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd/prometheusrules.monitoring.coreos.com", "crd/servicemonitors.monitoring.coreos.com")
+	args := append(append([]string{}, installCommand...), "-f", file, "--kubeconfig", c.kubeconfig)
+	cmd := exec.Command(c.helmBin, args...)
+	cmd.Dir = root
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home+"/cache", "HELM_CONFIG_HOME="+home+"/config", "HELM_DATA_HOME="+home+"/data")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return fmt.Sprintf("helm %s:\n%s", strings.Join(args, " "), out)
 }
 
 // ---- workloads -------------------------------------------------------------------------------
@@ -281,25 +332,25 @@ func TestKpodDaemonSet(t *testing.T) {
 		work = t.TempDir()
 	}
 
-	// ---- deploy kpod from examples/kubernetes ----------------------------------------------
+	// ---- install kpod with helm (charts/kpod) ------------------------------------------------
 	sink := startOTLPSink(t)
-	apply := renderManifests(t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			diagnose(t, c)
 		}
 	})
-	t.Logf("kubectl %s:\n%s", strings.Join(apply, " "), c.mustKubectl(t, nil, apply...))
 	start := time.Now()
-	c.mustKubectl(t, nil, "-n", "kpod", "rollout", "status", "daemonset/otelcol-kpod", "--timeout=180s")
-	dsPods := c.listPods(t, "kpod", "app.kubernetes.io/name=kpod")
+	t.Log(helmInstall(t, c))
+	c.mustKubectl(t, nil, "-n", kpodNS, "rollout", "status", "daemonset/"+helmRelease, "--timeout=180s")
+	dsPods := c.listPods(t, kpodNS, "app.kubernetes.io/name=kpod")
 	if len(dsPods) != 1 || !podReady(&dsPods[0]) {
 		t.Fatalf("want one Ready DaemonSet pod, got %d", len(dsPods))
 	}
 	ds := &dsPods[0]
-	t.Logf("DaemonSet pod %s Ready on node %s %v after apply (created by the DaemonSet controller, placed by the scheduler)",
+	t.Logf("DaemonSet pod %s Ready on node %s %v after helm install (created by the DaemonSet controller, placed by the scheduler)",
 		ds.Name, ds.Spec.NodeName, time.Since(start).Round(time.Second))
 	checkServiceAccountToken(t, ds)
+	checkInstalledObjects(t, c)
 	snapDir := os.Getenv("KPOD_E2E_SNAPSHOT_DIR")
 	if snapDir == "" {
 		snapDir = t.TempDir()
@@ -318,7 +369,7 @@ func TestKpodDaemonSet(t *testing.T) {
 	// The collector labels its own container with the names k8s_attributes found: that needs
 	// the API, reached through the ServiceAccount token and the kubernetes Service.
 	var first *scrape
-	own := map[string]string{"k8s_namespace_name": "kpod", "k8s_pod_name": ds.Name, "k8s_container_name": "otelcol-kpod"}
+	own := map[string]string{"k8s_namespace_name": kpodNS, "k8s_pod_name": ds.Name, "k8s_container_name": "otelcol-kpod"}
 	eventually(t, 3*time.Minute, 2*time.Second, "the collector's own container series, enriched by k8s_attributes", func() error {
 		s, err := get(context.Background(), metricsURL)
 		if err != nil {
@@ -330,8 +381,9 @@ func TestKpodDaemonSet(t *testing.T) {
 		first = s
 		return nil
 	})
-	t.Logf("first enriched scrape %v after apply: %d samples; %s", time.Since(start).Round(time.Second), len(first.Samples), lostUpdates(first))
+	t.Logf("first enriched scrape %v after helm install: %d samples; %s", time.Since(start).Round(time.Second), len(first.Samples), lostUpdates(first))
 	checkUnavailable(t, first)
+	checkClusterName(t, first)
 
 	// ---- workloads -------------------------------------------------------------------------
 	gates := filepath.Join(work, "gates")
@@ -523,6 +575,12 @@ func TestKpodDaemonSet(t *testing.T) {
 			t.Errorf("%d of %d OTLP requests could not be read: %v", len(bad), n, bad)
 		}
 		t.Logf("kpod.proc.forks of %s/%s over OTLP/HTTP (gzip, with k8s_attributes' names): %g, as on the Prometheus endpoint", ns, fork.pod, want)
+		// clusterName: k8s.cluster.name on every resource exported.
+		names := sink.clusterNames()
+		if len(names) != 1 || names[clusterName] == 0 {
+			t.Errorf("OTLP resources by k8s.cluster.name: %v, want all %q", names, clusterName)
+		}
+		t.Logf("OTLP resources by k8s.cluster.name: %v", names)
 	})
 	t.Run("syscall loop", func(t *testing.T) {
 		exact(t, "close calls", delta(final, sys, "kpod_syscall_count_total", "syscall", "close"), closes)
@@ -651,7 +709,7 @@ func TestKpodDaemonSet(t *testing.T) {
 
 	t.Run("deleted pod's series expire", func(t *testing.T) {
 		// The prometheus exporter keeps a series until metric_expiration after its last
-		// update (collector-node.yaml: 3m).
+		// update (the chart's prometheus.metricExpiration: 3m).
 		start := time.Now()
 		eventually(t, expiration+2*cycle, 5*time.Second, "no series of the deleted pod on the endpoint", func() error {
 			s, err := get(context.Background(), metricsURL)
@@ -733,8 +791,8 @@ func newDisk(t *testing.T, work string) (string, string) {
 // token (the ServiceAccount admission plugin and the token controllers are running).
 func checkServiceAccountToken(t *testing.T, p *corev1.Pod) {
 	t.Helper()
-	if p.Spec.ServiceAccountName != "otelcol-kpod" {
-		t.Errorf("DaemonSet pod runs as ServiceAccount %q, want otelcol-kpod", p.Spec.ServiceAccountName)
+	if p.Spec.ServiceAccountName != helmRelease {
+		t.Errorf("DaemonSet pod runs as ServiceAccount %q, want the chart's %s", p.Spec.ServiceAccountName, helmRelease)
 	}
 	for _, v := range p.Spec.Volumes {
 		if v.Projected == nil {
@@ -748,6 +806,48 @@ func checkServiceAccountToken(t *testing.T, p *corev1.Pod) {
 		}
 	}
 	t.Errorf("DaemonSet pod has no projected ServiceAccount token volume: k8s_attributes (auth_type serviceAccount) cannot authenticate")
+}
+
+// checkClusterName: the chart's clusterName is the label k8s_cluster_name of every series.
+func checkClusterName(t *testing.T, s *scrape) {
+	t.Helper()
+	var without []string
+	for _, x := range s.Samples {
+		if x.Labels["k8s_cluster_name"] != clusterName && len(without) < 5 {
+			without = append(without, x.String())
+		}
+	}
+	if len(without) > 0 || len(s.Samples) == 0 {
+		t.Errorf("series without k8s_cluster_name=%q (of %d samples), e.g.:\n%s", clusterName, len(s.Samples), strings.Join(without, "\n"))
+	} else {
+		t.Logf("all %d samples carry k8s_cluster_name=%q", len(s.Samples), clusterName)
+	}
+}
+
+// checkInstalledObjects: helm install created every object of the chart that the test's
+// values turn on, the dashboard and rules with their content.
+func checkInstalledObjects(t *testing.T, c *cluster) {
+	t.Helper()
+	out := c.mustKubectl(t, nil, "-n", kpodNS, "get", "serviceaccount,configmap,service,daemonset,servicemonitor,prometheusrule",
+		"-l", "app.kubernetes.io/instance="+helmRelease, "-o", "name")
+	got := strings.Fields(string(out))
+	sort.Strings(got)
+	want := []string{"configmap/" + helmRelease, "configmap/" + helmRelease + "-dashboard", "daemonset.apps/" + helmRelease,
+		"prometheusrule.monitoring.coreos.com/" + helmRelease, "service/" + helmRelease,
+		"serviceaccount/" + helmRelease, "servicemonitor.monitoring.coreos.com/" + helmRelease}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("objects of release %s in namespace %s: %v, want %v", helmRelease, kpodNS, got, want)
+	}
+	for _, o := range []string{"clusterrole/" + helmRelease, "clusterrolebinding/" + helmRelease} {
+		c.mustKubectl(t, nil, "get", o)
+	}
+	groups := c.mustKubectl(t, nil, "-n", kpodNS, "get", "prometheusrule", helmRelease, "-o", "jsonpath={.spec.groups[*].name}")
+	dash := c.mustKubectl(t, nil, "-n", kpodNS, "get", "configmap", helmRelease+"-dashboard", "-o", "jsonpath={.metadata.labels.grafana_dashboard} {.data.kpod-dashboard\\.json}")
+	label, body, _ := strings.Cut(string(dash), " ")
+	if label != "1" || !json.Valid([]byte(body)) || !strings.Contains(body, `"kpod_`) {
+		t.Errorf("dashboard ConfigMap: label grafana_dashboard=%q, %d bytes of JSON (valid %v)", label, len(body), json.Valid([]byte(body)))
+	}
+	t.Logf("installed: %v, cluster-wide ClusterRole and binding; PrometheusRule groups: %s; dashboard %d bytes", got, groups, len(body))
 }
 
 // checkUnavailable logs the families this node cannot run (kpod_collector_unavailable 1).
@@ -810,7 +910,7 @@ func diagnose(t *testing.T, c *cluster) {
 		t.Logf("kubectl %s (%v):\n%s", strings.Join(args, " "), err, out)
 	}
 	var l corev1.PodList
-	if out, err := c.kubectl(ctx, nil, "-n", "kpod", "get", "pods", "-o", "json"); err == nil && json.Unmarshal(out, &l) == nil {
+	if out, err := c.kubectl(ctx, nil, "-n", kpodNS, "get", "pods", "-o", "json"); err == nil && json.Unmarshal(out, &l) == nil {
 		for i := range l.Items {
 			t.Logf("log of %s/otelcol-kpod (last 12 KiB):\n%s", l.Items[i].Name, c.podLog(&l.Items[i], "otelcol-kpod", 12<<10))
 		}
@@ -1080,7 +1180,7 @@ func takeSnapshots(t *testing.T, dir string, ds *corev1.Pod) [2]string {
 		}
 		sort.Strings(names)
 		header := fmt.Sprintf("# kpod scrape snapshot %d of 2: the DaemonSet otelcol-kpod (%s) of a real single-node cluster, scraped twice 20s apart.\n"+
-			"# Written by test/e2ecluster (make e2e-cluster) at %s; examples/kubernetes/ with profile comprehensive, collection_interval %v;\n"+
+			"# Written by test/e2ecluster (make e2e-cluster) at %s; helm install of charts/kpod with profile comprehensive, collection_interval %v;\n"+
 			"# Linux %s. Labels k8s_namespace_name, k8s_pod_name, k8s_container_name, k8s_pod_label_* are k8s_attributes'.\n"+
 			"# Pods: %s\n", i+1, ds.Name, s.At.UTC().Format(time.RFC3339), interval, release, strings.Join(names, " "))
 		paths[i] = filepath.Join(dir, fmt.Sprintf("scrape-%d.prom", i+1))

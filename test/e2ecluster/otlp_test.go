@@ -16,21 +16,23 @@ import (
 )
 
 // otlpAddr is where the test receives the DaemonSet's OTLP/HTTP export: the collector runs
-// with hostNetwork, so 127.0.0.1 is this host (manifestPatches points OTLP_ENDPOINT here).
+// with hostNetwork, so 127.0.0.1 is this host (chartValues sets otlp.endpoint to it).
 const otlpAddr = "127.0.0.1:14318"
 
 // otlpSink is an OTLP/HTTP metrics receiver: it keeps the last value of every sum data point
-// it was sent, by metric name and the resource's pod and container names.
+// it was sent, by metric name and the resource's pod and container names, and counts the
+// resources it received by their k8s.cluster.name ("" for none).
 type otlpSink struct {
 	mu       sync.Mutex
 	requests int
 	bad      []string
 	last     map[string]float64
+	clusters map[string]int
 }
 
 func startOTLPSink(t *testing.T) *otlpSink {
 	t.Helper()
-	s := &otlpSink{last: map[string]float64{}}
+	s := &otlpSink{last: map[string]float64{}, clusters: map[string]int{}}
 	l, err := net.Listen("tcp4", otlpAddr)
 	if err != nil {
 		t.Fatalf("OTLP sink: %v", err)
@@ -89,6 +91,7 @@ func (s *otlpSink) take(r *http.Request) error {
 			}
 			return ""
 		}
+		s.clusters[str("k8s.cluster.name")]++
 		sms := rms.At(i).ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			ms := sms.At(j).Metrics()
@@ -127,6 +130,17 @@ func (s *otlpSink) value(metric, namespace, pod, container string) (float64, boo
 	defer s.mu.Unlock()
 	v, ok := s.last[otlpKey(metric, namespace, pod, container)]
 	return v, ok
+}
+
+// clusterNames is how many resources were received per k8s.cluster.name.
+func (s *otlpSink) clusterNames() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := map[string]int{}
+	for k, v := range s.clusters {
+		m[k] = v
+	}
+	return m
 }
 
 func (s *otlpSink) stats() (int, []string) {

@@ -31,7 +31,7 @@ func On(t *testing.T, rung string) {
 func CheckRung(t *testing.T, o *bpfload.Object, rung string) {
 	t.Helper()
 	for _, p := range o.Programs {
-		if p.Kind != rung && p.Kind != "fentry" && p.Kind != "kprobe" && p.Kind != "iter" {
+		if p.Kind != rung && p.Kind != "fentry" && p.Kind != "kprobe" && p.Kind != "iter" && p.Kind != "tail" {
 			t.Errorf("%s attached as %s, want %s", p.Name, p.Kind, rung)
 		}
 	}

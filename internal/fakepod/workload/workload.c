@@ -73,6 +73,9 @@ static void read_schedstat(unsigned long long v[3]) {
 	fclose(f);
 }
 
+// rusage_at_gate is this process's resource usage right after its gate, in the pod.
+static struct rusage rusage_at_gate;
+
 static void gate(void) {
 	const char *g = getenv("KPOD_GATE_FD"), *r = getenv("KPOD_READY_FD");
 	if (!g || !r)
@@ -92,6 +95,30 @@ static void ready(void) {
 }
 
 static void *thread_main(void *arg) { return arg; }
+
+// mfault PATH PAGES: map the first PAGES pages of a file that is not in the page cache, with
+// readahead off, and read one byte of each (one major fault per page); print the kernel's own
+// count of this process's major faults since the gate ("majflt N").
+static int do_mfault(const char *path, long pages) {
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		die(path);
+	long ps = sysconf(_SC_PAGESIZE);
+	volatile char *p = mmap(NULL, pages * ps, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap");
+	if (madvise((void *)p, pages * ps, MADV_RANDOM) < 0)
+		die("madvise");
+	long sum = 0;
+	for (long i = 0; i < pages; i++)
+		sum += p[i * ps];
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		die("getrusage");
+	printf("majflt %ld\n", ru.ru_majflt - rusage_at_gate.ru_majflt + (sum & 0) );
+	fflush(stdout);
+	return 0;
+}
 
 // getppid N: N calls of getppid.
 static int do_getppid(long n) {
@@ -284,9 +311,7 @@ static int do_bwrite(const char *path, long pages) {
 // can switch any more (an exiting child can be preempted after its parent reaped it, and
 // its last schedule() then comes after the count).
 static int do_pingpong(long r, int park) {
-	struct rusage before, self, child;
-	if (getrusage(RUSAGE_SELF, &before) < 0)
-		die("getrusage");
+	struct rusage before = rusage_at_gate, self, child;
 	int a[2], b[2];
 	if (pipe(a) < 0 || pipe(b) < 0)
 		die("pipe");
@@ -363,8 +388,12 @@ static void pin_cpu(void) {
 
 int main(int argc, char **argv) {
 	join_namespaces();
-	pin_cpu();
 	gate();
+	if (getrusage(RUSAGE_SELF, &rusage_at_gate) < 0)
+		die("getrusage");
+	/* After the gate: moving a task into a cgroup with the cpuset controller resets its
+	 * affinity on some kernels (6.1 on pure v2). */
+	pin_cpu();
 	if (argc < 2)
 		goto usage;
 	const char *mode = argv[1];
@@ -390,6 +419,8 @@ int main(int argc, char **argv) {
 		return do_tcpclient(argv[2], num(argv[3]), num(argv[4]), num(argv[5]), 1);
 	if (!strcmp(mode, "bwrite") && argc == 4)
 		return do_bwrite(argv[2], num(argv[3]));
+	if (!strcmp(mode, "mfault") && argc == 4)
+		return do_mfault(argv[2], num(argv[3]));
 	if (!strcmp(mode, "getppid") && argc == 3)
 		return do_getppid(num(argv[2]));
 	if (!strcmp(mode, "pingpong") && argc == 3)
@@ -398,14 +429,26 @@ int main(int argc, char **argv) {
 		return do_pingpong(num(argv[2]), 1);
 	if (!strcmp(mode, "spin") && argc == 3)
 		return do_spin(num(argv[2]));
+	if (!strcmp(mode, "run") && argc >= 3) {
+		/* a real program (a server, a client) in the pod: what the l7 tests talk to */
+		const char *fds[] = {"KPOD_GATE_FD", "KPOD_READY_FD"};
+		for (int i = 0; i < 2; i++) {
+			const char *fd = getenv(fds[i]);
+			if (fd)
+				close((int)num(fd));
+			unsetenv(fds[i]);
+		}
+		execvp(argv[2], argv + 2);
+		die("execvp");
+	}
 	if (!strcmp(mode, "sleep") && argc == 2) {
 		ready();
 		for (;;)
 			pause();
 	}
 usage:
-	fprintf(stderr, "usage: kpod-workload close N | getppid N | fork N M | exec K | dwrite PATH BYTES BS | "
+	fprintf(stderr, "usage: kpod-workload close N | getppid N | mfault PATH PAGES | fork N M | exec K | dwrite PATH BYTES BS | "
 			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | tcpserver PORT C | "
-			"tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS | sleep\n");
+			"tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS | sleep | run PROG ARGS...\n");
 	return 2;
 }

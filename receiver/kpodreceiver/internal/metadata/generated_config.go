@@ -1034,6 +1034,107 @@ func (ms *KpodIrqHwCountMetricConfig) Unmarshal(parser *confmap.Conf) error {
 	return nil
 }
 
+// KpodL7ParseErrorsMetricAttributeKey specifies the key of an attribute for the kpod.l7.parse.errors metric.
+type KpodL7ParseErrorsMetricAttributeKey string
+
+const (
+	KpodL7ParseErrorsMetricAttributeKeyL7Protocol   KpodL7ParseErrorsMetricAttributeKey = "protocol"
+	KpodL7ParseErrorsMetricAttributeKeyL7Role       KpodL7ParseErrorsMetricAttributeKey = "role"
+	KpodL7ParseErrorsMetricAttributeKeyL7LostReason KpodL7ParseErrorsMetricAttributeKey = "reason"
+)
+
+// KpodL7ParseErrorsMetricConfig provides config for the kpod.l7.parse.errors metric.
+type KpodL7ParseErrorsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []KpodL7ParseErrorsMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *KpodL7ParseErrorsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *KpodL7ParseErrorsMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case KpodL7ParseErrorsMetricAttributeKeyL7Protocol, KpodL7ParseErrorsMetricAttributeKeyL7Role, KpodL7ParseErrorsMetricAttributeKeyL7LostReason:
+		default:
+			return fmt.Errorf("metric kpod.l7.parse.errors doesn't have an attribute %v, valid attributes: [protocol, role, reason]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// KpodL7RequestsMetricAttributeKey specifies the key of an attribute for the kpod.l7.requests metric.
+type KpodL7RequestsMetricAttributeKey string
+
+const (
+	KpodL7RequestsMetricAttributeKeyL7Protocol KpodL7RequestsMetricAttributeKey = "protocol"
+	KpodL7RequestsMetricAttributeKeyL7Role     KpodL7RequestsMetricAttributeKey = "role"
+	KpodL7RequestsMetricAttributeKeyL7Method   KpodL7RequestsMetricAttributeKey = "method"
+	KpodL7RequestsMetricAttributeKeyL7Status   KpodL7RequestsMetricAttributeKey = "status"
+)
+
+// KpodL7RequestsMetricConfig provides config for the kpod.l7.requests metric.
+type KpodL7RequestsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                             `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []KpodL7RequestsMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *KpodL7RequestsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *KpodL7RequestsMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case KpodL7RequestsMetricAttributeKeyL7Protocol, KpodL7RequestsMetricAttributeKeyL7Role, KpodL7RequestsMetricAttributeKeyL7Method, KpodL7RequestsMetricAttributeKeyL7Status:
+		default:
+			return fmt.Errorf("metric kpod.l7.requests doesn't have an attribute %v, valid attributes: [protocol, role, method, status]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
 // KpodMemCacheAccessesMetricConfig provides config for the kpod.mem.cache.accesses metric.
 type KpodMemCacheAccessesMetricConfig struct {
 	Enabled          bool `mapstructure:"enabled"`
@@ -2007,6 +2108,8 @@ type MetricsConfig struct {
 	KpodFsCapacityBytes         KpodFsCapacityBytesMetricConfig         `mapstructure:"kpod.fs.capacity.bytes"`
 	KpodFsUsageBytes            KpodFsUsageBytesMetricConfig            `mapstructure:"kpod.fs.usage.bytes"`
 	KpodIrqHwCount              KpodIrqHwCountMetricConfig              `mapstructure:"kpod.irq.hw.count"`
+	KpodL7ParseErrors           KpodL7ParseErrorsMetricConfig           `mapstructure:"kpod.l7.parse.errors"`
+	KpodL7Requests              KpodL7RequestsMetricConfig              `mapstructure:"kpod.l7.requests"`
 	KpodMemCacheAccesses        KpodMemCacheAccessesMetricConfig        `mapstructure:"kpod.mem.cache.accesses"`
 	KpodMemCacheAdditions       KpodMemCacheAdditionsMetricConfig       `mapstructure:"kpod.mem.cache.additions"`
 	KpodMemCacheBufDirtied      KpodMemCacheBufDirtiedMetricConfig      `mapstructure:"kpod.mem.cache.buf.dirtied"`
@@ -2153,6 +2256,16 @@ func DefaultMetricsConfig() MetricsConfig {
 		},
 		KpodIrqHwCount: KpodIrqHwCountMetricConfig{
 			Enabled: true,
+		},
+		KpodL7ParseErrors: KpodL7ParseErrorsMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []KpodL7ParseErrorsMetricAttributeKey{KpodL7ParseErrorsMetricAttributeKeyL7Protocol, KpodL7ParseErrorsMetricAttributeKeyL7Role, KpodL7ParseErrorsMetricAttributeKeyL7LostReason},
+		},
+		KpodL7Requests: KpodL7RequestsMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []KpodL7RequestsMetricAttributeKey{KpodL7RequestsMetricAttributeKeyL7Protocol, KpodL7RequestsMetricAttributeKeyL7Role, KpodL7RequestsMetricAttributeKeyL7Method, KpodL7RequestsMetricAttributeKeyL7Status},
 		},
 		KpodMemCacheAccesses: KpodMemCacheAccessesMetricConfig{
 			Enabled: true,

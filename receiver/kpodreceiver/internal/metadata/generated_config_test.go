@@ -140,6 +140,16 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					KpodIrqHwCount: KpodIrqHwCountMetricConfig{
 						Enabled: true,
 					},
+					KpodL7ParseErrors: KpodL7ParseErrorsMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodL7ParseErrorsMetricAttributeKey{KpodL7ParseErrorsMetricAttributeKeyL7Protocol, KpodL7ParseErrorsMetricAttributeKeyL7Role, KpodL7ParseErrorsMetricAttributeKeyL7LostReason},
+					},
+					KpodL7Requests: KpodL7RequestsMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodL7RequestsMetricAttributeKey{KpodL7RequestsMetricAttributeKeyL7Protocol, KpodL7RequestsMetricAttributeKeyL7Role, KpodL7RequestsMetricAttributeKeyL7Method, KpodL7RequestsMetricAttributeKeyL7Status},
+					},
 					KpodMemCacheAccesses: KpodMemCacheAccessesMetricConfig{
 						Enabled: true,
 					},
@@ -379,6 +389,16 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					KpodIrqHwCount: KpodIrqHwCountMetricConfig{
 						Enabled: false,
 					},
+					KpodL7ParseErrors: KpodL7ParseErrorsMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodL7ParseErrorsMetricAttributeKey{KpodL7ParseErrorsMetricAttributeKeyL7Protocol, KpodL7ParseErrorsMetricAttributeKeyL7Role, KpodL7ParseErrorsMetricAttributeKeyL7LostReason},
+					},
+					KpodL7Requests: KpodL7RequestsMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodL7RequestsMetricAttributeKey{KpodL7RequestsMetricAttributeKeyL7Protocol, KpodL7RequestsMetricAttributeKeyL7Role, KpodL7RequestsMetricAttributeKeyL7Method, KpodL7RequestsMetricAttributeKeyL7Status},
+					},
 					KpodMemCacheAccesses: KpodMemCacheAccessesMetricConfig{
 						Enabled: false,
 					},
@@ -504,7 +524,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(KpodBpfMapCapacityMetricConfig{}, KpodBpfMapEntriesMetricConfig{}, KpodBpfMapUpdateErrorsMetricConfig{}, KpodBpfProgramLoadDurationMetricConfig{}, KpodBpfProgramRunCountMetricConfig{}, KpodBpfProgramRunTimeMetricConfig{}, KpodCgroupReadErrorsMetricConfig{}, KpodCollectionCycleDurationMetricConfig{}, KpodCollectionCyclesMetricConfig{}, KpodCollectionTimeoutsMetricConfig{}, KpodCollectorDurationMetricConfig{}, KpodCollectorErrorsMetricConfig{}, KpodCollectorSkippedMetricConfig{}, KpodCollectorUnavailableMetricConfig{}, KpodContainerRestartsMetricConfig{}, KpodCPUContextSwitchesMetricConfig{}, KpodDiscoveryContainersMetricConfig{}, KpodDiscoveryPodsMetricConfig{}, KpodDiskReadBytesMetricConfig{}, KpodDiskReadsMetricConfig{}, KpodDiskWritesMetricConfig{}, KpodDiskWrittenBytesMetricConfig{}, KpodFsAvailableBytesMetricConfig{}, KpodFsCapacityBytesMetricConfig{}, KpodFsUsageBytesMetricConfig{}, KpodIrqHwCountMetricConfig{}, KpodMemCacheAccessesMetricConfig{}, KpodMemCacheAdditionsMetricConfig{}, KpodMemCacheBufDirtiedMetricConfig{}, KpodMemCacheDirtiedMetricConfig{}, KpodMemCgroupCacheBytesMetricConfig{}, KpodMemCgroupPeakBytesMetricConfig{}, KpodMemCgroupSwapBytesMetricConfig{}, KpodMemCgroupUsageBytesMetricConfig{}, KpodMemMajorPageFaultsMetricConfig{}, KpodMemOomKillsMetricConfig{}, KpodMetricUnavailableMetricConfig{}, KpodNetIfaceRxBytesMetricConfig{}, KpodNetIfaceRxDropsMetricConfig{}, KpodNetIfaceRxErrorsMetricConfig{}, KpodNetIfaceRxPacketsMetricConfig{}, KpodNetIfaceTxBytesMetricConfig{}, KpodNetIfaceTxDropsMetricConfig{}, KpodNetIfaceTxErrorsMetricConfig{}, KpodNetIfaceTxPacketsMetricConfig{}, KpodNetTCPBytesReceivedMetricConfig{}, KpodNetTCPBytesSentMetricConfig{}, KpodNetTCPConnectionsMetricConfig{}, KpodNetTCPDropsMetricConfig{}, KpodNetTCPRetransmitsMetricConfig{}, KpodProcExecsMetricConfig{}, KpodProcExitsMetricConfig{}, KpodProcForksMetricConfig{}, KpodSyscallCountMetricConfig{}, KpodSyscallErrorsMetricConfig{}, ResourceAttributeConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(KpodBpfMapCapacityMetricConfig{}, KpodBpfMapEntriesMetricConfig{}, KpodBpfMapUpdateErrorsMetricConfig{}, KpodBpfProgramLoadDurationMetricConfig{}, KpodBpfProgramRunCountMetricConfig{}, KpodBpfProgramRunTimeMetricConfig{}, KpodCgroupReadErrorsMetricConfig{}, KpodCollectionCycleDurationMetricConfig{}, KpodCollectionCyclesMetricConfig{}, KpodCollectionTimeoutsMetricConfig{}, KpodCollectorDurationMetricConfig{}, KpodCollectorErrorsMetricConfig{}, KpodCollectorSkippedMetricConfig{}, KpodCollectorUnavailableMetricConfig{}, KpodContainerRestartsMetricConfig{}, KpodCPUContextSwitchesMetricConfig{}, KpodDiscoveryContainersMetricConfig{}, KpodDiscoveryPodsMetricConfig{}, KpodDiskReadBytesMetricConfig{}, KpodDiskReadsMetricConfig{}, KpodDiskWritesMetricConfig{}, KpodDiskWrittenBytesMetricConfig{}, KpodFsAvailableBytesMetricConfig{}, KpodFsCapacityBytesMetricConfig{}, KpodFsUsageBytesMetricConfig{}, KpodIrqHwCountMetricConfig{}, KpodL7ParseErrorsMetricConfig{}, KpodL7RequestsMetricConfig{}, KpodMemCacheAccessesMetricConfig{}, KpodMemCacheAdditionsMetricConfig{}, KpodMemCacheBufDirtiedMetricConfig{}, KpodMemCacheDirtiedMetricConfig{}, KpodMemCgroupCacheBytesMetricConfig{}, KpodMemCgroupPeakBytesMetricConfig{}, KpodMemCgroupSwapBytesMetricConfig{}, KpodMemCgroupUsageBytesMetricConfig{}, KpodMemMajorPageFaultsMetricConfig{}, KpodMemOomKillsMetricConfig{}, KpodMetricUnavailableMetricConfig{}, KpodNetIfaceRxBytesMetricConfig{}, KpodNetIfaceRxDropsMetricConfig{}, KpodNetIfaceRxErrorsMetricConfig{}, KpodNetIfaceRxPacketsMetricConfig{}, KpodNetIfaceTxBytesMetricConfig{}, KpodNetIfaceTxDropsMetricConfig{}, KpodNetIfaceTxErrorsMetricConfig{}, KpodNetIfaceTxPacketsMetricConfig{}, KpodNetTCPBytesReceivedMetricConfig{}, KpodNetTCPBytesSentMetricConfig{}, KpodNetTCPConnectionsMetricConfig{}, KpodNetTCPDropsMetricConfig{}, KpodNetTCPRetransmitsMetricConfig{}, KpodProcExecsMetricConfig{}, KpodProcExitsMetricConfig{}, KpodProcForksMetricConfig{}, KpodSyscallCountMetricConfig{}, KpodSyscallErrorsMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -721,6 +741,30 @@ func TestKpodFsUsageBytesMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric kpod.fs.usage.bytes doesn't have an attribute invalid, valid attributes: [system.filesystem.mountpoint]")
 
 	cfg = DefaultMetricsConfig().KpodFsUsageBytes
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestKpodL7ParseErrorsMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().KpodL7ParseErrors
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []KpodL7ParseErrorsMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric kpod.l7.parse.errors doesn't have an attribute invalid, valid attributes: [protocol, role, reason]")
+
+	cfg = DefaultMetricsConfig().KpodL7ParseErrors
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestKpodL7RequestsMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().KpodL7Requests
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []KpodL7RequestsMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric kpod.l7.requests doesn't have an attribute invalid, valid attributes: [protocol, role, method, status]")
+
+	cfg = DefaultMetricsConfig().KpodL7Requests
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

@@ -45,6 +45,116 @@ var MapAttributeDirection = map[string]AttributeDirection{
 	"passive": AttributeDirectionPassive,
 }
 
+// AttributeL7LostReason specifies the value l7_lost_reason attribute.
+type AttributeL7LostReason int
+
+const (
+	_ AttributeL7LostReason = iota
+	AttributeL7LostReasonResync
+	AttributeL7LostReasonUnansweredResponse
+	AttributeL7LostReasonQueueFull
+)
+
+// String returns the string representation of the AttributeL7LostReason.
+func (av AttributeL7LostReason) String() string {
+	switch av {
+	case AttributeL7LostReasonResync:
+		return "resync"
+	case AttributeL7LostReasonUnansweredResponse:
+		return "unanswered_response"
+	case AttributeL7LostReasonQueueFull:
+		return "queue_full"
+	}
+	return ""
+}
+
+// MapAttributeL7LostReason is a helper map of string to AttributeL7LostReason attribute value.
+var MapAttributeL7LostReason = map[string]AttributeL7LostReason{
+	"resync":              AttributeL7LostReasonResync,
+	"unanswered_response": AttributeL7LostReasonUnansweredResponse,
+	"queue_full":          AttributeL7LostReasonQueueFull,
+}
+
+// AttributeL7Protocol specifies the value l7_protocol attribute.
+type AttributeL7Protocol int
+
+const (
+	_ AttributeL7Protocol = iota
+	AttributeL7ProtocolHTTP
+	AttributeL7ProtocolHTTP2
+	AttributeL7ProtocolGrpc
+	AttributeL7ProtocolRedis
+	AttributeL7ProtocolMysql
+	AttributeL7ProtocolPostgresql
+	AttributeL7ProtocolKafka
+	AttributeL7ProtocolMongodb
+	AttributeL7ProtocolDNS
+)
+
+// String returns the string representation of the AttributeL7Protocol.
+func (av AttributeL7Protocol) String() string {
+	switch av {
+	case AttributeL7ProtocolHTTP:
+		return "http"
+	case AttributeL7ProtocolHTTP2:
+		return "http2"
+	case AttributeL7ProtocolGrpc:
+		return "grpc"
+	case AttributeL7ProtocolRedis:
+		return "redis"
+	case AttributeL7ProtocolMysql:
+		return "mysql"
+	case AttributeL7ProtocolPostgresql:
+		return "postgresql"
+	case AttributeL7ProtocolKafka:
+		return "kafka"
+	case AttributeL7ProtocolMongodb:
+		return "mongodb"
+	case AttributeL7ProtocolDNS:
+		return "dns"
+	}
+	return ""
+}
+
+// MapAttributeL7Protocol is a helper map of string to AttributeL7Protocol attribute value.
+var MapAttributeL7Protocol = map[string]AttributeL7Protocol{
+	"http":       AttributeL7ProtocolHTTP,
+	"http2":      AttributeL7ProtocolHTTP2,
+	"grpc":       AttributeL7ProtocolGrpc,
+	"redis":      AttributeL7ProtocolRedis,
+	"mysql":      AttributeL7ProtocolMysql,
+	"postgresql": AttributeL7ProtocolPostgresql,
+	"kafka":      AttributeL7ProtocolKafka,
+	"mongodb":    AttributeL7ProtocolMongodb,
+	"dns":        AttributeL7ProtocolDNS,
+}
+
+// AttributeL7Role specifies the value l7_role attribute.
+type AttributeL7Role int
+
+const (
+	_ AttributeL7Role = iota
+	AttributeL7RoleClient
+	AttributeL7RoleServer
+)
+
+// String returns the string representation of the AttributeL7Role.
+func (av AttributeL7Role) String() string {
+	switch av {
+	case AttributeL7RoleClient:
+		return "client"
+	case AttributeL7RoleServer:
+		return "server"
+	}
+	return ""
+}
+
+// MapAttributeL7Role is a helper map of string to AttributeL7Role attribute value.
+var MapAttributeL7Role = map[string]AttributeL7Role{
+	"client": AttributeL7RoleClient,
+	"server": AttributeL7RoleServer,
+}
+
 var MetricsInfo = metricsInfo{
 	KpodBpfMapCapacity: metricInfo{
 		Name:       "kpod.bpf.map.capacity",
@@ -141,6 +251,14 @@ var MetricsInfo = metricsInfo{
 	},
 	KpodIrqHwCount: metricInfo{
 		Name: "kpod.irq.hw.count",
+	},
+	KpodL7ParseErrors: metricInfo{
+		Name:       "kpod.l7.parse.errors",
+		Attributes: []string{"l7_protocol", "l7_role", "l7_lost_reason"},
+	},
+	KpodL7Requests: metricInfo{
+		Name:       "kpod.l7.requests",
+		Attributes: []string{"l7_protocol", "l7_role", "l7_method", "l7_status"},
 	},
 	KpodMemCacheAccesses: metricInfo{
 		Name: "kpod.mem.cache.accesses",
@@ -271,6 +389,8 @@ type metricsInfo struct {
 	KpodFsCapacityBytes         metricInfo
 	KpodFsUsageBytes            metricInfo
 	KpodIrqHwCount              metricInfo
+	KpodL7ParseErrors           metricInfo
+	KpodL7Requests              metricInfo
 	KpodMemCacheAccesses        metricInfo
 	KpodMemCacheAdditions       metricInfo
 	KpodMemCacheBufDirtied      metricInfo
@@ -2340,6 +2460,203 @@ func newMetricKpodIrqHwCount(cfg KpodIrqHwCountMetricConfig) metricKpodIrqHwCoun
 	return m
 }
 
+type metricKpodL7ParseErrors struct {
+	data          pmetric.Metric                // data buffer for generated metric.
+	config        KpodL7ParseErrorsMetricConfig // metric config provided by user.
+	capacity      int                           // max observed number of data points added to the metric.
+	aggDataPoints []int64                       // slice containing number of aggregated datapoints at each index
+}
+
+// init fills kpod.l7.parse.errors metric with initial data.
+func (m *metricKpodL7ParseErrors) init() {
+	m.data.SetName("kpod.l7.parse.errors")
+	m.data.SetDescription("Messages on the container's connections that the l7 family could not count as requests, by reason.")
+	m.data.SetUnit("{message}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricKpodL7ParseErrors) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, l7ProtocolAttributeValue string, l7RoleAttributeValue string, l7LostReasonAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, KpodL7ParseErrorsMetricAttributeKeyL7Protocol) {
+		dp.Attributes().PutStr("protocol", l7ProtocolAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, KpodL7ParseErrorsMetricAttributeKeyL7Role) {
+		dp.Attributes().PutStr("role", l7RoleAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, KpodL7ParseErrorsMetricAttributeKeyL7LostReason) {
+		dp.Attributes().PutStr("reason", l7LostReasonAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodL7ParseErrors) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodL7ParseErrors) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodL7ParseErrors(cfg KpodL7ParseErrorsMetricConfig) metricKpodL7ParseErrors {
+	m := metricKpodL7ParseErrors{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodL7Requests struct {
+	data          pmetric.Metric             // data buffer for generated metric.
+	config        KpodL7RequestsMetricConfig // metric config provided by user.
+	capacity      int                        // max observed number of data points added to the metric.
+	aggDataPoints []int64                    // slice containing number of aggregated datapoints at each index
+}
+
+// init fills kpod.l7.requests metric with initial data.
+func (m *metricKpodL7Requests) init() {
+	m.data.SetName("kpod.l7.requests")
+	m.data.SetDescription("Requests the container sent (client) or answered (server), counted when their response began, by protocol, method and status.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricKpodL7Requests) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, l7ProtocolAttributeValue string, l7RoleAttributeValue string, l7MethodAttributeValue string, l7StatusAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, KpodL7RequestsMetricAttributeKeyL7Protocol) {
+		dp.Attributes().PutStr("protocol", l7ProtocolAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, KpodL7RequestsMetricAttributeKeyL7Role) {
+		dp.Attributes().PutStr("role", l7RoleAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, KpodL7RequestsMetricAttributeKeyL7Method) {
+		dp.Attributes().PutStr("method", l7MethodAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, KpodL7RequestsMetricAttributeKeyL7Status) {
+		dp.Attributes().PutStr("status", l7StatusAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodL7Requests) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodL7Requests) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodL7Requests(cfg KpodL7RequestsMetricConfig) metricKpodL7Requests {
+	m := metricKpodL7Requests{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricKpodMemCacheAccesses struct {
 	data     pmetric.Metric                   // data buffer for generated metric.
 	config   KpodMemCacheAccessesMetricConfig // metric config provided by user.
@@ -4384,6 +4701,8 @@ type MetricsBuilder struct {
 	metricKpodFsCapacityBytes         metricKpodFsCapacityBytes
 	metricKpodFsUsageBytes            metricKpodFsUsageBytes
 	metricKpodIrqHwCount              metricKpodIrqHwCount
+	metricKpodL7ParseErrors           metricKpodL7ParseErrors
+	metricKpodL7Requests              metricKpodL7Requests
 	metricKpodMemCacheAccesses        metricKpodMemCacheAccesses
 	metricKpodMemCacheAdditions       metricKpodMemCacheAdditions
 	metricKpodMemCacheBufDirtied      metricKpodMemCacheBufDirtied
@@ -4464,6 +4783,8 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricKpodFsCapacityBytes:         newMetricKpodFsCapacityBytes(mbc.Metrics.KpodFsCapacityBytes),
 		metricKpodFsUsageBytes:            newMetricKpodFsUsageBytes(mbc.Metrics.KpodFsUsageBytes),
 		metricKpodIrqHwCount:              newMetricKpodIrqHwCount(mbc.Metrics.KpodIrqHwCount),
+		metricKpodL7ParseErrors:           newMetricKpodL7ParseErrors(mbc.Metrics.KpodL7ParseErrors),
+		metricKpodL7Requests:              newMetricKpodL7Requests(mbc.Metrics.KpodL7Requests),
 		metricKpodMemCacheAccesses:        newMetricKpodMemCacheAccesses(mbc.Metrics.KpodMemCacheAccesses),
 		metricKpodMemCacheAdditions:       newMetricKpodMemCacheAdditions(mbc.Metrics.KpodMemCacheAdditions),
 		metricKpodMemCacheBufDirtied:      newMetricKpodMemCacheBufDirtied(mbc.Metrics.KpodMemCacheBufDirtied),
@@ -4609,6 +4930,8 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricKpodFsCapacityBytes.emit(ils.Metrics())
 	mb.metricKpodFsUsageBytes.emit(ils.Metrics())
 	mb.metricKpodIrqHwCount.emit(ils.Metrics())
+	mb.metricKpodL7ParseErrors.emit(ils.Metrics())
+	mb.metricKpodL7Requests.emit(ils.Metrics())
 	mb.metricKpodMemCacheAccesses.emit(ils.Metrics())
 	mb.metricKpodMemCacheAdditions.emit(ils.Metrics())
 	mb.metricKpodMemCacheBufDirtied.emit(ils.Metrics())
@@ -4797,6 +5120,16 @@ func (mb *MetricsBuilder) RecordKpodFsUsageBytesDataPoint(ts pcommon.Timestamp, 
 // RecordKpodIrqHwCountDataPoint adds a data point to kpod.irq.hw.count metric.
 func (mb *MetricsBuilder) RecordKpodIrqHwCountDataPoint(ts pcommon.Timestamp, val int64) {
 	mb.metricKpodIrqHwCount.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordKpodL7ParseErrorsDataPoint adds a data point to kpod.l7.parse.errors metric.
+func (mb *MetricsBuilder) RecordKpodL7ParseErrorsDataPoint(ts pcommon.Timestamp, val int64, l7ProtocolAttributeValue AttributeL7Protocol, l7RoleAttributeValue AttributeL7Role, l7LostReasonAttributeValue AttributeL7LostReason) {
+	mb.metricKpodL7ParseErrors.recordDataPoint(mb.startTime, ts, val, l7ProtocolAttributeValue.String(), l7RoleAttributeValue.String(), l7LostReasonAttributeValue.String())
+}
+
+// RecordKpodL7RequestsDataPoint adds a data point to kpod.l7.requests metric.
+func (mb *MetricsBuilder) RecordKpodL7RequestsDataPoint(ts pcommon.Timestamp, val int64, l7ProtocolAttributeValue AttributeL7Protocol, l7RoleAttributeValue AttributeL7Role, l7MethodAttributeValue string, l7StatusAttributeValue string) {
+	mb.metricKpodL7Requests.recordDataPoint(mb.startTime, ts, val, l7ProtocolAttributeValue.String(), l7RoleAttributeValue.String(), l7MethodAttributeValue, l7StatusAttributeValue)
 }
 
 // RecordKpodMemCacheAccessesDataPoint adds a data point to kpod.mem.cache.accesses metric.

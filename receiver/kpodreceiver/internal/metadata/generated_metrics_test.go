@@ -85,6 +85,8 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["kpod.fs.available.bytes"] = mb.metricKpodFsAvailableBytes.config.AggregationStrategy
 			aggMap["kpod.fs.capacity.bytes"] = mb.metricKpodFsCapacityBytes.config.AggregationStrategy
 			aggMap["kpod.fs.usage.bytes"] = mb.metricKpodFsUsageBytes.config.AggregationStrategy
+			aggMap["kpod.l7.parse.errors"] = mb.metricKpodL7ParseErrors.config.AggregationStrategy
+			aggMap["kpod.l7.requests"] = mb.metricKpodL7Requests.config.AggregationStrategy
 			aggMap["kpod.metric.unavailable"] = mb.metricKpodMetricUnavailable.config.AggregationStrategy
 			aggMap["kpod.net.iface.rx.bytes"] = mb.metricKpodNetIfaceRxBytes.config.AggregationStrategy
 			aggMap["kpod.net.iface.rx.drops"] = mb.metricKpodNetIfaceRxDrops.config.AggregationStrategy
@@ -240,6 +242,18 @@ func TestMetricsBuilder(t *testing.T) {
 			mb.RecordKpodIrqHwCountDataPoint(ts, 1)
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordKpodL7ParseErrorsDataPoint(ts, 1, AttributeL7ProtocolHTTP, AttributeL7RoleClient, AttributeL7LostReasonResync)
+			if tt.name == "reaggregate_set" {
+				mb.RecordKpodL7ParseErrorsDataPoint(ts, 3, AttributeL7ProtocolHTTP2, AttributeL7RoleServer, AttributeL7LostReasonUnansweredResponse)
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodL7RequestsDataPoint(ts, 1, AttributeL7ProtocolHTTP, AttributeL7RoleClient, "l7_method-val", "l7_status-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordKpodL7RequestsDataPoint(ts, 3, AttributeL7ProtocolHTTP2, AttributeL7RoleServer, "l7_method-val-2", "l7_status-val-2")
+			}
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordKpodMemCacheAccessesDataPoint(ts, 1)
 			defaultMetricsCount++
 			allMetricsCount++
@@ -390,6 +404,8 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricKpodFsAvailableBytes.aggDataPoints)
 				assert.Empty(t, mb.metricKpodFsCapacityBytes.aggDataPoints)
 				assert.Empty(t, mb.metricKpodFsUsageBytes.aggDataPoints)
+				assert.Empty(t, mb.metricKpodL7ParseErrors.aggDataPoints)
+				assert.Empty(t, mb.metricKpodL7Requests.aggDataPoints)
 				assert.Empty(t, mb.metricKpodMetricUnavailable.aggDataPoints)
 				assert.Empty(t, mb.metricKpodNetIfaceRxBytes.aggDataPoints)
 				assert.Empty(t, mb.metricKpodNetIfaceRxDrops.aggDataPoints)
@@ -1299,6 +1315,119 @@ func TestMetricsBuilder(t *testing.T) {
 					assert.Equal(t, ts, dp.Timestamp())
 					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
 					assert.Equal(t, int64(1), dp.IntValue())
+				case "kpod.l7.parse.errors":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["kpod.l7.parse.errors"], "Found a duplicate in the metrics slice: kpod.l7.parse.errors")
+						validatedMetrics["kpod.l7.parse.errors"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Messages on the container's connections that the l7 family could not count as requests, by reason.", mi.Description())
+						assert.Equal(t, "{message}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						l7ProtocolAttrVal, ok := dp.Attributes().Get("protocol")
+						assert.True(t, ok)
+						assert.Equal(t, "http", l7ProtocolAttrVal.Str())
+						l7RoleAttrVal, ok := dp.Attributes().Get("role")
+						assert.True(t, ok)
+						assert.Equal(t, "client", l7RoleAttrVal.Str())
+						l7LostReasonAttrVal, ok := dp.Attributes().Get("reason")
+						assert.True(t, ok)
+						assert.Equal(t, "resync", l7LostReasonAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["kpod.l7.parse.errors"], "Found a duplicate in the metrics slice: kpod.l7.parse.errors")
+						validatedMetrics["kpod.l7.parse.errors"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Messages on the container's connections that the l7 family could not count as requests, by reason.", mi.Description())
+						assert.Equal(t, "{message}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["kpod.l7.parse.errors"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("protocol")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("role")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("reason")
+						assert.False(t, ok)
+					}
+				case "kpod.l7.requests":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["kpod.l7.requests"], "Found a duplicate in the metrics slice: kpod.l7.requests")
+						validatedMetrics["kpod.l7.requests"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Requests the container sent (client) or answered (server), counted when their response began, by protocol, method and status.", mi.Description())
+						assert.Equal(t, "{request}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						l7ProtocolAttrVal, ok := dp.Attributes().Get("protocol")
+						assert.True(t, ok)
+						assert.Equal(t, "http", l7ProtocolAttrVal.Str())
+						l7RoleAttrVal, ok := dp.Attributes().Get("role")
+						assert.True(t, ok)
+						assert.Equal(t, "client", l7RoleAttrVal.Str())
+						l7MethodAttrVal, ok := dp.Attributes().Get("method")
+						assert.True(t, ok)
+						assert.Equal(t, "l7_method-val", l7MethodAttrVal.Str())
+						l7StatusAttrVal, ok := dp.Attributes().Get("status")
+						assert.True(t, ok)
+						assert.Equal(t, "l7_status-val", l7StatusAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["kpod.l7.requests"], "Found a duplicate in the metrics slice: kpod.l7.requests")
+						validatedMetrics["kpod.l7.requests"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Requests the container sent (client) or answered (server), counted when their response began, by protocol, method and status.", mi.Description())
+						assert.Equal(t, "{request}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["kpod.l7.requests"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("protocol")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("role")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("method")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("status")
+						assert.False(t, ok)
+					}
 				case "kpod.mem.cache.accesses":
 					assert.False(t, validatedMetrics["kpod.mem.cache.accesses"], "Found a duplicate in the metrics slice: kpod.mem.cache.accesses")
 					validatedMetrics["kpod.mem.cache.accesses"] = true

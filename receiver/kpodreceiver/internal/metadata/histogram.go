@@ -24,6 +24,7 @@ type HistogramsConfig struct {
 	KpodDiskIoLatency      HistogramConfig `mapstructure:"kpod.disk.io.latency"`
 	KpodIrqHwLatency       HistogramConfig `mapstructure:"kpod.irq.hw.latency"`
 	KpodIrqSwLatency       HistogramConfig `mapstructure:"kpod.irq.sw.latency"`
+	KpodL7RequestDuration  HistogramConfig `mapstructure:"kpod.l7.request.duration"`
 }
 
 // DefaultHistogramsConfig enables every histogram.
@@ -31,24 +32,25 @@ func DefaultHistogramsConfig() HistogramsConfig {
 	on := HistogramConfig{Enabled: true}
 	return HistogramsConfig{
 		KpodCPURunqueueLatency: on, KpodSyscallLatency: on, KpodNetTCPRtt: on,
-		KpodDiskIoLatency: on, KpodIrqHwLatency: on, KpodIrqSwLatency: on,
+		KpodDiskIoLatency: on, KpodIrqHwLatency: on, KpodIrqSwLatency: on, KpodL7RequestDuration: on,
 	}
 }
 
 // HistogramInfo documents one histogram metric.
 type HistogramInfo struct {
 	Name, Description, Unit string
-	Attribute               string // "" when the metric has no attribute
+	Attributes              []string
 }
 
 // Histograms lists the histogram metrics (the README table and the config keys come from it).
 var Histograms = []HistogramInfo{
 	{Name: "kpod.cpu.runqueue.latency", Unit: "s", Description: "Time the container's tasks waited on a CPU run queue between becoming runnable and running."},
-	{Name: "kpod.syscall.latency", Unit: "s", Attribute: "syscall", Description: "Latency of a tracked system call, from entry to return."},
+	{Name: "kpod.syscall.latency", Unit: "s", Attributes: []string{"syscall"}, Description: "Latency of a tracked system call, from entry to return."},
 	{Name: "kpod.net.tcp.rtt", Unit: "s", Description: "Smoothed round-trip time of the container's TCP sockets, sampled on every received segment."},
-	{Name: "kpod.disk.io.latency", Unit: "s", Attribute: "system.device", Description: "Block I/O request latency, from the request's creation to its completion, charged to the cgroup that submitted it."},
+	{Name: "kpod.disk.io.latency", Unit: "s", Attributes: []string{"system.device"}, Description: "Block I/O request latency, from the request's creation to its completion, charged to the cgroup that submitted it."},
 	{Name: "kpod.irq.hw.latency", Unit: "s", Description: "Time hardware interrupt handlers ran while the container's tasks were interrupted (on the node resource: the idle task or kernel threads)."},
-	{Name: "kpod.irq.sw.latency", Unit: "s", Attribute: "vector", Description: "Time soft interrupts (per vector: timer, net_rx, ...) ran while the container's tasks were interrupted (on the node resource: the idle task or kernel threads, including ksoftirqd)."},
+	{Name: "kpod.irq.sw.latency", Unit: "s", Attributes: []string{"vector"}, Description: "Time soft interrupts (per vector: timer, net_rx, ...) ran while the container's tasks were interrupted (on the node resource: the idle task or kernel threads, including ksoftirqd)."},
+	{Name: "kpod.l7.request.duration", Unit: "s", Attributes: []string{"protocol", "role", "method"}, Description: "Time from a request's first byte to its response's first byte, as the container saw them: sent to received (client) or received to sent (server)."},
 }
 
 // HistogramPoint is one cumulative histogram data point. Counts has len(Bounds)+1 buckets.
@@ -60,7 +62,7 @@ type HistogramPoint struct {
 
 type histogramPoint struct {
 	point HistogramPoint
-	attr  string
+	attrs []string
 }
 
 // HistogramBuilder collects the histogram points of the resource being built.
@@ -77,7 +79,7 @@ func NewHistogramBuilder(cfg HistogramsConfig) *HistogramBuilder {
 
 // RecordKpodCPURunqueueLatency adds a run-queue latency point.
 func (b *HistogramBuilder) RecordKpodCPURunqueueLatency(ts pcommon.Timestamp, p HistogramPoint) {
-	b.add(b.cfg.KpodCPURunqueueLatency, "kpod.cpu.runqueue.latency", ts, p, "")
+	b.add(b.cfg.KpodCPURunqueueLatency, "kpod.cpu.runqueue.latency", ts, p)
 }
 
 // RecordKpodSyscallLatency adds a syscall latency point.
@@ -87,7 +89,7 @@ func (b *HistogramBuilder) RecordKpodSyscallLatency(ts pcommon.Timestamp, p Hist
 
 // RecordKpodNetTCPRtt adds a TCP round-trip time point.
 func (b *HistogramBuilder) RecordKpodNetTCPRtt(ts pcommon.Timestamp, p HistogramPoint) {
-	b.add(b.cfg.KpodNetTCPRtt, "kpod.net.tcp.rtt", ts, p, "")
+	b.add(b.cfg.KpodNetTCPRtt, "kpod.net.tcp.rtt", ts, p)
 }
 
 // RecordKpodDiskIoLatency adds a block I/O latency point for one device.
@@ -97,7 +99,7 @@ func (b *HistogramBuilder) RecordKpodDiskIoLatency(ts pcommon.Timestamp, p Histo
 
 // RecordKpodIrqHwLatency adds a hard IRQ time point.
 func (b *HistogramBuilder) RecordKpodIrqHwLatency(ts pcommon.Timestamp, p HistogramPoint) {
-	b.add(b.cfg.KpodIrqHwLatency, "kpod.irq.hw.latency", ts, p, "")
+	b.add(b.cfg.KpodIrqHwLatency, "kpod.irq.hw.latency", ts, p)
 }
 
 // RecordKpodIrqSwLatency adds a soft IRQ time point for one vector.
@@ -105,12 +107,18 @@ func (b *HistogramBuilder) RecordKpodIrqSwLatency(ts pcommon.Timestamp, p Histog
 	b.add(b.cfg.KpodIrqSwLatency, "kpod.irq.sw.latency", ts, p, vector)
 }
 
-func (b *HistogramBuilder) add(cfg HistogramConfig, name string, ts pcommon.Timestamp, p HistogramPoint, attr string) {
+// RecordKpodL7RequestDuration adds a request duration point for one protocol, role and method.
+func (b *HistogramBuilder) RecordKpodL7RequestDuration(ts pcommon.Timestamp, p HistogramPoint, protocol, role, method string) {
+	b.add(b.cfg.KpodL7RequestDuration, "kpod.l7.request.duration", ts, p, protocol, role, method)
+}
+
+// add queues a point; attrs are the values of the metric's Attributes, in order.
+func (b *HistogramBuilder) add(cfg HistogramConfig, name string, ts pcommon.Timestamp, p HistogramPoint, attrs ...string) {
 	if !cfg.Enabled {
 		return
 	}
 	b.ts = ts
-	b.pending[name] = append(b.pending[name], histogramPoint{point: p, attr: attr})
+	b.pending[name] = append(b.pending[name], histogramPoint{point: p, attrs: attrs})
 }
 
 // Emit moves the pending points into the ResourceMetrics being emitted (pass it to
@@ -142,8 +150,8 @@ func (b *HistogramBuilder) Emit() ResourceMetricsOption {
 				}
 				dp.SetCount(n)
 				dp.SetSum(p.point.Sum)
-				if info.Attribute != "" {
-					dp.Attributes().PutStr(info.Attribute, p.attr)
+				for i, a := range info.Attributes {
+					dp.Attributes().PutStr(a, p.attrs[i])
 				}
 			}
 		}

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * HTTP/1.x: a request starts with a method token and a space, a response with "HTTP/1.x "
+ * and a three-digit status. One message per call is looked at, at the call's start (HTTP/1.x
+ * clients do not pipeline in practice); a call that does not start a message (a body, the
+ * rest of a large response) starts with neither and is passed over. A call too short to tell
+ * (Go's server reads one byte of the next request while it answers the last) is kept in the
+ * connection's l7_dir (w, nlen) and read again in front of the next call in its direction.
+ * Interim responses (1xx but 101) do not answer the request.
+ */
+#ifndef __KPOD_L7_HTTP_H__
+#define __KPOD_L7_HTTP_H__
+
+#include "l7.h"
+
+/* Byte i of the kept bytes followed by the call's data; -1 past their end. */
+static __always_inline int l7_http_at(struct l7_ctx *c, struct l7_dir *d, __u32 i)
+{
+	__u32 kept = d->nlen;
+	if (i < kept)
+		return (d->w[(i >> 3) & 1] >> ((i & 7) * 8)) & 0xff;
+	return l7_at(c, i - kept);
+}
+
+/* Whether the data starts with a request line: a token of 3 to 7 upper-case letters, a space
+ * and a target ("/...", "*" or an absolute URI); its method id goes into *method. */
+static __always_inline int l7_http_request(struct l7_ctx *c, struct l7_dir *d, __u16 *method)
+{
+	struct l7_dir name = {};
+	for (__u32 i = 0; i <= 8; i++) {
+		int b = l7_http_at(c, d, i);
+		if (b < 0)
+			return L7_MORE;
+		if (b == ' ' && i >= 3) {
+			int t = l7_http_at(c, d, i + 1);
+			if (t < 0)
+				return L7_MORE;
+			if (t != '/' && t != '*' && (t < 'a' || t > 'z'))
+				return L7_NO;
+			*method = l7_name_id(L7_HTTP, &name);
+			return L7_YES;
+		}
+		if (b < 'A' || b > 'Z')
+			return L7_NO;
+		l7_name_add(&name, b, false);
+	}
+	return L7_NO;
+}
+
+/* Whether the data starts with a status line ("HTTP/1.x NNN"); the status goes into *status. */
+static __always_inline int l7_http_response(struct l7_ctx *c, struct l7_dir *d, int *status)
+{
+	const char *pre = "HTTP/1.";
+	int s = 0;
+	for (__u32 i = 0; i < 12; i++) {
+		int b = l7_http_at(c, d, i);
+		if (b < 0)
+			return L7_MORE;
+		if (i < 7 ? b != pre[i] : i == 7 ? (b != '0' && b != '1') : i == 8 ? b != ' ' : (b < '0' || b > '9'))
+			return L7_NO;
+		if (i >= 9)
+			s = s * 10 + (b - '0');
+	}
+	if (s < 100 || s > 599)
+		return L7_NO;
+	*status = s;
+	return L7_YES;
+}
+
+/* After a look at the start of a call: keeps a start too short to tell for the next call
+ * (if it fits in L7_NAME bytes), else forgets what was kept. */
+static __always_inline void l7_http_keep(struct l7_ctx *c, struct l7_dir *d, int r)
+{
+	if (r != L7_MORE || d->nlen + c->ret > L7_NAME) {
+		l7_name_reset(d);
+		return;
+	}
+	for (__u32 i = 0; i < L7_NAME; i++) {
+		int b = l7_at(c, i);
+		if (b < 0)
+			break;
+		l7_name_add(d, b, false);
+	}
+}
+
+/* The detector's test: a request or a status line at the start of the data. */
+static __always_inline int l7_http_detect(struct l7_ctx *c, struct l7_dir *d, bool *request)
+{
+	__u16 m;
+	int s;
+	int r = l7_http_request(c, d, &m);
+	*request = r == L7_YES;
+	if (r == L7_YES)
+		return L7_YES;
+	int q = l7_http_response(c, d, &s);
+	if (q == L7_YES)
+		return L7_YES;
+	r = r == L7_MORE || q == L7_MORE ? L7_MORE : L7_NO;
+	l7_http_keep(c, d, r);
+	return r;
+}
+
+static __always_inline int l7_http(struct l7_ctx *c, struct l7_conn *conn)
+{
+	struct l7_dir *d = &conn->dir[c->out & 1];
+	if (l7_requests(c, conn)) {
+		__u16 m = 0;
+		int r = l7_http_request(c, d, &m);
+		l7_http_keep(c, d, r);
+		if (r == L7_YES)
+			l7_push(c, conn, m, 0);
+		return 0;
+	}
+	int s = 0;
+	int r = l7_http_response(c, d, &s);
+	l7_http_keep(c, d, r);
+	if (r != L7_YES || (s < 200 && s != 101))
+		return 0;
+	l7_pop(c, conn, s / 100);
+	if (s == 101) /* switched to another protocol: no more HTTP/1.x on this connection */
+		conn->proto = L7_IGNORE;
+	return 0;
+}
+
+#endif /* __KPOD_L7_HTTP_H__ */

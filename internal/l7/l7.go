@@ -1,0 +1,166 @@
+// Package l7 is the "l7" family: requests of application protocols on pods' sockets (HTTP/1.x,
+// Redis, DNS, ...), detected from the bytes of the read/write family of system calls and
+// paired into counts by method and status and latency histograms (bpf/l7.bpf.c). Only the
+// bounded values of protocols.go leave the kernel.
+package l7
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/l7/names"
+	"github.com/kpod-project/kpod/internal/syscall"
+)
+
+// Key is one series of requests: protocol, role, method and status, by name.
+type Key struct {
+	Protocol, Role, Method, Status string
+}
+
+// Value is a series' requests and their latency.
+type Value struct {
+	Count   uint64
+	Latency hist.Hist
+}
+
+// LostKey is one series of messages that were not counted as requests.
+type LostKey struct {
+	Protocol, Role, Reason string
+}
+
+// Stats are one cgroup's requests, and the messages that could not be counted as requests.
+type Stats struct {
+	Requests map[Key]Value
+	Lost     map[LostKey]uint64
+}
+
+// Add merges o into s.
+func (s *Stats) Add(o *Stats) {
+	s.init()
+	for k, v := range o.Requests {
+		x := s.Requests[k]
+		x.Count += v.Count
+		x.Latency.Add(&v.Latency)
+		s.Requests[k] = x
+	}
+	for k, v := range o.Lost {
+		s.Lost[k] += v
+	}
+}
+
+func (s *Stats) init() {
+	if s.Requests == nil {
+		s.Requests = map[Key]Value{}
+	}
+	if s.Lost == nil {
+		s.Lost = map[LostKey]uint64{}
+	}
+}
+
+// calls are the system calls whose data is looked at; their numbers go into the object.
+var calls = []string{"read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "recvmmsg", "sendmmsg"}
+
+// parsers are the tail-called programs, by protocol id (names.ProtoUnknown: the detector).
+var parsers = map[uint32]string{
+	names.ProtoUnknown: "kpod_l7dt",
+	names.ProtoHTTP:    "kpod_l7http",
+	names.ProtoRedis:   "kpod_l7redis",
+	names.ProtoDNS:     "kpod_l7dns",
+}
+
+// Spec is the family's BPF object.
+func Spec() bpfload.Spec {
+	var enter, exit []string
+	for _, c := range calls {
+		enter, exit = append(enter, "sys_enter_"+c), append(exit, "sys_exit_"+c)
+	}
+	s := bpfload.Spec{
+		Family: "l7",
+		Load:   LoadL7,
+		Hooks: []bpfload.Hook{
+			{Tracepoints: enter, Group: "syscalls", Prog: "kpod_l7en"},
+			{Tracepoints: exit, Group: "syscalls", Prog: "kpod_l7ex"},
+		},
+	}
+	for id, p := range parsers {
+		s.Tails = append(s.Tails, bpfload.Tail{Map: L7MapKpodL7Tail, Index: id, Prog: p})
+	}
+	return s
+}
+
+// Start loads and attaches the family.
+func Start() (*bpfload.Source[Stats], error) {
+	spec := Spec()
+	spec.Prepare = func(cs *ebpf.CollectionSpec) error {
+		for _, c := range calls {
+			nr, ok := syscall.Number(c)
+			if !ok {
+				return fmt.Errorf("no system call %s on %s", c, syscall.Arch)
+			}
+			v, ok := cs.Variables["nr_"+c]
+			if !ok {
+				return fmt.Errorf("no variable nr_%s in the object", c)
+			}
+			if err := v.Set(nr); err != nil {
+				return fmt.Errorf("nr_%s: %w", c, err)
+			}
+		}
+		m, ok := cs.Maps[L7MapKpodL7Names]
+		if !ok {
+			return fmt.Errorf("no map %s in the object", L7MapKpodL7Names)
+		}
+		m.Contents = nameEntries()
+		return nil
+	}
+	return bpfload.Open(spec, read)
+}
+
+func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {
+	raw, err := bpfload.Read[L7L7Key, L7L7Val](c, L7MapKpodL7, live)
+	out := map[uint64]Stats{}
+	for k, v := range raw {
+		proto := int(k.Proto)
+		if proto >= len(names.Protocols) || names.Protocols[proto] == "" || int(k.Role) >= len(names.Roles) || names.Roles[k.Role] == "" {
+			continue // not a value the BPF side records
+		}
+		s := out[k.Cgid]
+		s.init()
+		out[k.Cgid] = s
+		if k.Method == names.Lost {
+			if r, ok := names.LostReasons[k.Status]; ok {
+				s.Lost[LostKey{Protocol: names.Protocols[proto], Role: names.Roles[k.Role], Reason: r}] += v.Count
+			}
+			continue
+		}
+		key := Key{Protocol: names.Protocols[proto], Role: names.Roles[k.Role], Method: names.MethodName(proto, k.Method), Status: names.StatusName(proto, k.Status)}
+		x := s.Requests[key]
+		x.Count += v.Count
+		h := hist.Decode(v.Lat.SumNs, v.Lat.Slots)
+		x.Latency.Add(&h)
+		s.Requests[key] = x
+	}
+	return out, err
+}
+
+// nameEntries are the kernel's method names (kpod_l7_names): each protocol's names, packed
+// as the BPF side packs the bytes it reads (upper-cased where the protocol ignores case).
+func nameEntries() []ebpf.MapKV {
+	var kvs []ebpf.MapKV
+	for proto, ms := range names.Methods {
+		for id, n := range ms {
+			if id == 0 || len(n) > 16 {
+				continue
+			}
+			k := L7L7NameKey{Proto: uint8(proto), Len: uint8(len(n))}
+			var w [16]byte
+			copy(w[:], n)
+			k.W[0], k.W[1] = binary.LittleEndian.Uint64(w[:8]), binary.LittleEndian.Uint64(w[8:])
+			kvs = append(kvs, ebpf.MapKV{Key: k, Value: uint16(id)})
+		}
+	}
+	return kvs
+}
