@@ -36,7 +36,12 @@ func renderAnalysis(run *benchRun, path string) (string, error) {
 	return out.String(), nil
 }
 
-func (a *analysis) Seed() string   { return fmt.Sprint(a.run.Seed) }
+func (a *analysis) Seed() string { return fmt.Sprint(a.run.Seed) }
+
+// L7Judged and L7Fits: whether the standard profile with l7 was measured, and whether it
+// stays within the standard budget (renderL7).
+func (a *analysis) L7Judged() bool { _, j := a.run.l7Verdict(); return j }
+func (a *analysis) L7Fits() bool   { f, _ := a.run.l7Verdict(); return f }
 func (a *analysis) Commit() string { return a.run.Machine["commit"] }
 func (a *analysis) Date() string   { return a.run.Start.Format("2006-01-02") }
 

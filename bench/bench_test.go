@@ -61,6 +61,7 @@ func TestBench(t *testing.T) {
 		FocusPairs:   envInt("BENCH_FOCUS_PAIRS", def(24, 2)),
 		TCPPairs:     envInt("BENCH_TCP_PAIRS", def(16, 2)),
 		SyscallPairs: envInt("BENCH_SYSCALL_PAIRS", def(12, 2)),
+		L7Pairs:      envInt("BENCH_L7_PAIRS", def(12, 2)),
 		Quick:        quick,
 		Seed:         time.Now().UnixNano(),
 	}
@@ -187,6 +188,8 @@ func TestBench(t *testing.T) {
 		kbench: kbench, bench: benchPod.Containers[0], oom: benchPod.Containers[1], client: redisPod.Containers[1], loop: loop, disk: disk,
 		// Short inner rounds, many of them: the minimum is a round no other process disturbed.
 		redisN:   5000,
+		redisPN:  40000,
+		http:     [2]int{100, 50},
 		getppid:  [2]int{2000, 25},
 		pingpong: [2]int{100, 50},
 		tcp:      [2]int{200, 20},
@@ -212,7 +215,7 @@ func TestBench(t *testing.T) {
 	configs := []*config{{Name: aaName, Kind: kindNone}}
 	families := kpodFamilies
 	if run.Quick {
-		families = []string{"cpu", "tcp", "tcpdrop", "cachestat", "hardirqs", "syscall"}
+		families = []string{"cpu", "tcp", "tcpdrop", "cachestat", "hardirqs", "syscall", "l7"}
 	}
 	for _, f := range families {
 		configs = append(configs, &config{Name: "kpod " + f, Kind: kindFamily, Family: f,
@@ -222,6 +225,9 @@ func TestBench(t *testing.T) {
 		configs = append(configs, &config{Name: "kpod " + p, Kind: kindProfile, Family: p,
 			kpod: &kpodOptions{Profile: p, Delay: time.Second}})
 	}
+	// The standard profile with the l7 family added: whether l7 can join standard (l7 group).
+	configs = append(configs, &config{Name: cfgStandardL7, Kind: kindVariant, Family: "standard", noStats: true,
+		kpod: &kpodOptions{Profile: "standard", Collectors: []string{"l7"}, Delay: time.Second}})
 	configs = append(configs, variantConfigs(objs, compileErr)...)
 	run.Exact = checkExact(kbench, s.bench, objs, compileErr, 10000)
 	var peers []peerTool
@@ -278,7 +284,7 @@ func TestBench(t *testing.T) {
 	}
 	var statEntries []*entry
 	for _, e := range entries {
-		if e.cfg.Kind == kindProfile || e.cfg.Kind == kindVariant || e.cfg.peer != nil {
+		if (e.cfg.Kind == kindProfile || e.cfg.Kind == kindVariant || e.cfg.peer != nil) && !e.cfg.noStats {
 			statEntries = append(statEntries, e)
 		}
 	}
@@ -311,6 +317,8 @@ func TestBench(t *testing.T) {
 			members: []string{"kpod tcp", varTCPSegment}, floors: true, units: []string{"redis", "tcp", "tcprst"}, blocks: run.TCPPairs, requests: 10000},
 		{name: groupSyscall, purpose: "ways to count the tracked system calls, each with its floor: per call or on every call; entry and exit, or exit only (with or without sampled latency)",
 			members: []string{"kpod syscall", varSysEveryCall, varSysExitSampled, varSysExitOnly, varSysEveryExit}, floors: true, units: []string{"redis", "getppid", "pingpong"}, blocks: run.SyscallPairs, requests: 5000},
+		{name: groupL7, purpose: "the l7 family alone (with its floor: empty programs on the same syscalls:sys_enter/exit_* tracepoints), the standard profile and the standard profile with l7, on redis (plain and pipelined) and HTTP keep-alive",
+			members: []string{"kpod l7", "kpod standard", cfgStandardL7}, aa: true, floors: true, floorsOf: []string{"kpod l7"}, units: []string{"redis", "redisp", "http"}, blocks: run.L7Pairs, requests: 10000},
 	} {
 		t0 = time.Now()
 		run.Groups = append(run.Groups, runGroup(s, entries, g, rng))

@@ -4,6 +4,7 @@ package bench
 
 import (
 	"math/rand"
+	"slices"
 	"time"
 )
 
@@ -54,6 +55,7 @@ type groupSpec struct {
 	members       []string
 	aa            bool // add the A/A control (a second "nothing" sample per block)
 	floors        bool
+	floorsOf      []string // with floors: only these members' floors (nil: every member's)
 	units         []string
 	blocks        int
 	requests      int
@@ -87,7 +89,7 @@ func runGroup(s *suite, entries []*entry, g groupSpec, rng *rand.Rand) *groupRes
 		vs = append(vs, variant{m, e.t})
 		res.Members = append(res.Members, m)
 		grouped = grouped || e.grouped()
-		if g.floors && e.floor != nil {
+		if g.floors && e.floor != nil && (g.floorsOf == nil || slices.Contains(g.floorsOf, m)) {
 			f := "floor of " + m
 			vs = append(vs, variant{f, e.floor})
 			res.FloorOf[m] = f

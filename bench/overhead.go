@@ -8,7 +8,6 @@ import (
 	"math/rand"
 	"os"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -38,6 +37,7 @@ type config struct {
 	// streaming: the tool sends every event to its userspace, so it cannot be adopted (see
 	// adopt.go) and is started and stopped around samples instead.
 	streaming bool
+	noStats   bool // left out of the statistics pass (its programs are those of configs in it)
 }
 
 // attached is a config started the ordinary way: the receiver started in this process, a
@@ -315,8 +315,8 @@ func describe(a *attached) ([]progDesc, []mapInfo, uint64) {
 var pairBenches = []string{"redis", "pingpong", "getppid", "tcp", "forkexec", "dread", "vdread", "bufwrite", "tcprst"}
 
 func runNames(b string) []string {
-	if strings.HasPrefix(b, "redis") {
-		return []string{"redis-set"} // fills redis-set, redis-get and redis-cpu
+	if b == "redis" || b == "redisp" {
+		return []string{b + "-set"} // fills <b>-set, <b>-get and <b>-cpu
 	}
 	return []string{b}
 }
@@ -533,7 +533,8 @@ func runMatrix(s *suite, entries []*entry, rounds, microPairs, peerPairs, redisP
 }
 
 // statBenches are the runs of the statistics pass ("redis" is SET and GET together).
-var statBenches = append(append([]string(nil), pairBenches...), "oomkill")
+// redisp and http are paired in the l7 group only.
+var statBenches = append(append([]string(nil), pairBenches...), "redisp", "http", "oomkill")
 
 // progStat is one program's activity during one benchmark run (BPF statistics on).
 type progStat struct {

@@ -19,7 +19,7 @@ type unrunnable struct{ Name, Family, Why string }
 // benchRun is everything one `make bench` measured.
 type benchRun struct {
 	Rounds, MicroPairs, RedisPairs, FocusPairs int
-	PeerPairs, TCPPairs, SyscallPairs          int
+	PeerPairs, TCPPairs, SyscallPairs, L7Pairs int
 	Quick                                      bool
 	Seed                                       int64 // of the shuffles (BENCH_SEED reproduces the order)
 	OutDir                                     string
@@ -51,6 +51,9 @@ const (
 	groupBudget  = "budget focus"
 	groupTCP     = "tcp head-to-head"
 	groupSyscall = "syscall alternatives"
+	groupL7      = "l7 cost"
+	// cfgStandardL7 is the standard profile with the l7 family enabled on top.
+	cfgStandardL7 = "kpod standard + l7"
 )
 
 func (run *benchRun) group(name string) *groupResult {
@@ -65,6 +68,8 @@ func (run *benchRun) group(name string) *groupResult {
 func suiteParams(s *suite) map[string]string {
 	return map[string]string{
 		"redis":    fmt.Sprintf("redis-benchmark -t set -n %d -c 50, then -t get (server on CPU 0, client on CPU 1, two containers of one fake pod)", s.redisN),
+		"redisp":   fmt.Sprintf("redis-benchmark -t set -n %d -c 50 -P %d, then -t get (as redis)", s.redisPN, redisPipeline),
+		"http":     fmt.Sprintf("kbench http %d %d", s.http[0], s.http[1]),
 		"getppid":  fmt.Sprintf("kbench getppid %d %d", s.getppid[0], s.getppid[1]),
 		"pingpong": fmt.Sprintf("kbench pingpong %d %d", s.pingpong[0], s.pingpong[1]),
 		"tcp":      fmt.Sprintf("kbench tcp %d %d 4096", s.tcp[0], s.tcp[1]),
@@ -453,8 +458,8 @@ func (run *benchRun) statsOf(name string) *statsResult {
 
 // statBench maps a suite benchmark to the statistics-pass run that covered it.
 func statBench(b string) string {
-	if strings.HasPrefix(b, "redis") {
-		return "redis"
+	if p, ok := redisPrefix(b); ok {
+		return p
 	}
 	return b
 }
@@ -487,8 +492,8 @@ func renderReport(run *benchRun) (string, error) {
 	}
 	w.p("")
 	w.header("", "")
-	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run TestBench ./bench/` (BENCH_ROUNDS=%d, BENCH_MICRO_PAIRS=%d, BENCH_PEER_PAIRS=%d, BENCH_REDIS_PAIRS=%d, BENCH_FOCUS_PAIRS=%d, BENCH_TCP_PAIRS=%d, BENCH_SYSCALL_PAIRS=%d)",
-		run.Rounds, run.MicroPairs, run.PeerPairs, run.RedisPairs, run.FocusPairs, run.TCPPairs, run.SyscallPairs))
+	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run TestBench ./bench/` (BENCH_ROUNDS=%d, BENCH_MICRO_PAIRS=%d, BENCH_PEER_PAIRS=%d, BENCH_REDIS_PAIRS=%d, BENCH_FOCUS_PAIRS=%d, BENCH_TCP_PAIRS=%d, BENCH_SYSCALL_PAIRS=%d, BENCH_L7_PAIRS=%d)",
+		run.Rounds, run.MicroPairs, run.PeerPairs, run.RedisPairs, run.FocusPairs, run.TCPPairs, run.SyscallPairs, run.L7Pairs))
 	w.row("shuffle seed", fmt.Sprintf("`%d` (`BENCH_SEED=%d` repeats this run's order of configs and of samples in every block)", run.Seed, run.Seed))
 	w.row("kpod", "commit "+run.Machine["commit"])
 	w.row("kernel", run.Machine["kernel"])
@@ -513,6 +518,7 @@ func renderReport(run *benchRun) (string, error) {
 	renderPrograms(w, run)
 	renderPeers(w, run)
 	renderBudgetFocus(w, run)
+	renderL7(w, run)
 	renderFamilyCost(w, run)
 	renderTCP(w, run)
 	renderSyscall(w, run)
@@ -617,6 +623,20 @@ func renderBudgets(w *mdWriter, run *benchRun) {
 		w.row(name, fmt.Sprintf("**%s**: the config adds %s per request, its floor %s (p = %.2g)", xFloorText(f, "redis-cpu"),
 			signedNs(cellOf(f, "redis-cpu").Delta), signedNs(cellOf(fv, "redis-cpu").Delta), cellOf(fv, "redis-cpu").P), v)
 	}
+	if l7 := run.group(groupL7); l7 != nil {
+		f := l7.view(cfgStandardL7)
+		for _, b := range l7BudgetUnits {
+			name := fmt.Sprintf("redis%s, standard + l7: ≤ +2 %% CPU per request (whether l7 can join standard; section \"The l7 family\")", map[bool]string{true: " pipelined"}[b == "redisp-cpu"])
+			c := cellOf(f, b)
+			if c.N == 0 {
+				w.row(name, "not measured", "–")
+				continue
+			}
+			w.row(name, fmt.Sprintf("**%s** %s per request, sign test p = %.2g over %d blocks (A/A control %s); l7 alone %s, ×floor %s",
+				ratioCI(f, b), signedNs(c.Delta), c.P, c.N, ratioCI(l7.view(aaName), b), ratioCI(l7.view("kpod l7"), b), xFloorText(l7.view("kpod l7"), b)),
+				verdict((c.Ratio-1)*100 <= 2))
+		}
+	}
 	if f := g.view("kpod standard"); f != nil && len(f.On["pingpong"]) > 0 {
 		c, a := cellOf(f, "pingpong"), cellOf(aa, "pingpong")
 		v, _, _ := floorVerdict(f, "pingpong")
@@ -673,8 +693,8 @@ func renderMethod(w *mdWriter, run *benchRun) {
 	w.header("benchmark", "one operation", "command", "kernel events per operation")
 	for _, b := range append(append([]benchmark(nil), benchmarks...), statsOnly...) {
 		cmd := run.Suite[b.Name]
-		if strings.HasPrefix(b.Name, "redis") {
-			cmd = run.Suite["redis"]
+		if p, ok := redisPrefix(b.Name); ok {
+			cmd = run.Suite[p]
 		}
 		if cmd == "" {
 			cmd = "not run"

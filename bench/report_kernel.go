@@ -533,3 +533,134 @@ func (g *groupResult) against(base, b string) []string {
 	}
 	return out
 }
+
+// ---- the l7 family ----
+
+// l7Units are the benchmarks of the l7 group, in display order.
+var l7Units = []string{"redis-cpu", "redis-set", "redis-get", "redisp-cpu", "redisp-set", "redisp-get", "http"}
+
+// l7BudgetUnits are the workloads the standard profile's budget (≤ +2 % CPU per redis request)
+// is judged on for "standard + l7": redis, plain and pipelined.
+var l7BudgetUnits = []string{"redis-cpu", "redisp-cpu"}
+
+// l7Verdict says whether the standard profile with the l7 family stays within the standard
+// budget (+2 % CPU per redis request, median over blocks against nothing) on every unit of
+// l7BudgetUnits; judged is false when the group did not measure it.
+func (run *benchRun) l7Verdict() (fits, judged bool) {
+	g := run.group(groupL7)
+	v := g.view(cfgStandardL7)
+	if v == nil {
+		return false, false
+	}
+	fits = true
+	for _, b := range l7BudgetUnits {
+		c := cellOf(v, b)
+		if c.N == 0 {
+			return false, false
+		}
+		fits = fits && (c.Ratio-1)*100 <= 2
+	}
+	return fits, true
+}
+
+// l7Increment is "standard + l7" against "standard" in the same blocks: what adding l7 to the
+// standard profile costs.
+func (g *groupResult) l7Increment() *configResult {
+	if g == nil || g.Samples[cfgStandardL7] == nil || g.Samples["kpod standard"] == nil {
+		return nil
+	}
+	return &configResult{Name: cfgStandardL7 + " − kpod standard", On: g.Samples[cfgStandardL7], Off: g.Samples["kpod standard"]}
+}
+
+func renderL7(w *mdWriter, run *benchRun) {
+	g := run.group(groupL7)
+	if g == nil {
+		return
+	}
+	w.p("## The l7 family: its cost on redis (plain and pipelined) and HTTP keep-alive, and whether it fits the standard budget")
+	w.p("")
+	w.p("%d blocks; in each, in a random order: nothing, the A/A control, `kpod l7` (the family alone, `profile: custom`), its floor", g.Blocks)
+	w.p("(empty programs on the same %s), `kpod standard`, and `%s` (`profile: standard` +", l7HookText(run), cfgStandardL7)
+	w.p("`collectors.l7.enabled: true`); each member attached once per block for all the benchmarks (grouped: the per-call syscall")
+	w.p("tracepoints are slow to detach). redis %d requests per test, pipelined redis (`-P %d`) %s; http: `%s`. Cells: median Δ per", g.Requests, redisPipeline, pipelinedN(run), run.Suite["http"])
+	w.p("operation [95 %% interval] and median ratio; ≈: sign test p ≥ 0.05. \"%s − kpod standard\" compares the two in the same", cfgStandardL7)
+	w.p("block: what adding l7 to the standard profile costs. %s", g.errText())
+	w.p("")
+	w.header(append([]string{"config"}, l7Units...)...)
+	row := []string{"**detached** (median)"}
+	off := &configResult{On: g.Samples["off"], Off: g.Samples["off"]}
+	for _, b := range l7Units {
+		c := cellOf(off, b)
+		if strings.HasSuffix(b, "-set") || strings.HasSuffix(b, "-get") {
+			row = append(row, fmt.Sprintf("**%.0f req/s**", 1e9/c.Off))
+		} else {
+			row = append(row, "**"+ns(c.Off)+"**")
+		}
+	}
+	w.row(row...)
+	var rows []*configResult
+	for _, m := range g.Members {
+		rows = append(rows, g.view(m))
+		if f := g.FloorOf[m]; f != "" {
+			fv := g.view(f)
+			fv.Name = f
+			rows = append(rows, fv, g.vsFloor(m))
+		}
+	}
+	if inc := g.l7Increment(); inc != nil {
+		rows = append(rows, inc)
+	}
+	for _, r := range rows {
+		row := []string{r.Name}
+		for _, b := range l7Units {
+			row = append(row, cellText(r, b))
+		}
+		w.row(row...)
+	}
+	if g.FloorOf["kpod l7"] != "" {
+		row := []string{"kpod l7: **×floor**"}
+		for _, b := range l7Units {
+			row = append(row, xFloorText(g.view("kpod l7"), b))
+		}
+		w.row(row...)
+	}
+	w.p("")
+	var st []string
+	for _, b := range []string{"redis", "redisp", "http"} {
+		r, n, ok := run.perOpStats("kpod l7", b)
+		if ok {
+			st = append(st, fmt.Sprintf("%s %.2f runs, %s of BPF per request", b, r, ns(n)))
+		}
+	}
+	w.p("The l7 family's programs (statistics pass, kpod comprehensive; tail-called parsers are counted in the program that calls them): %s.", orNone(st))
+	w.p("Sign test against nothing on redis-cpu: %s.", strings.Join(g.signs("redis-cpu"), "; "))
+	w.p("")
+	fits, judged := run.l7Verdict()
+	switch {
+	case !judged:
+		w.p("**Whether l7 fits the standard budget: not judged** (the group did not measure `%s`).", cfgStandardL7)
+	case fits:
+		w.p("**l7 fits the standard profile's budget**: `%s` costs %s CPU per redis request and %s pipelined (budget +2 %% on each; medians", cfgStandardL7, ratioCI(g.view(cfgStandardL7), "redis-cpu"), ratioCI(g.view(cfgStandardL7), "redisp-cpu"))
+		w.p("over blocks against nothing, 95 %% intervals in brackets).")
+	default:
+		w.p("**l7 does not fit the standard profile's budget**: `%s` costs %s CPU per redis request and %s pipelined (budget +2 %% on", cfgStandardL7, ratioCI(g.view(cfgStandardL7), "redis-cpu"), ratioCI(g.view(cfgStandardL7), "redisp-cpu"))
+		w.p("each; medians over blocks against nothing, 95 %% intervals in brackets): it stays in `comprehensive`.")
+	}
+	w.p("")
+}
+
+// l7HookText names the l7 config's hooks ("20 syscalls:sys_enter/exit_* tracepoints").
+func l7HookText(run *benchRun) string {
+	r := run.Matrix.byName("kpod l7")
+	if r == nil || len(r.Hooks) == 0 {
+		return "syscalls:sys_enter_*/sys_exit_* tracepoints"
+	}
+	return fmt.Sprintf("%d syscalls:sys_enter_*/sys_exit_* tracepoints", len(r.Hooks))
+}
+
+func pipelinedN(run *benchRun) string {
+	if c := run.Suite["redisp"]; c != "" {
+		return "`" + c + "`"
+	}
+	return "–"
+}

@@ -222,6 +222,59 @@ static void b_tcp(long ops, long rounds, long size) {
 	report("tcp", ops, rounds, r, 0);
 }
 
+// http: HTTP/1.1 keep-alive request/response exchanges over one 127.0.0.1 TCP connection
+// between this process (the client) and a child (the server); one operation is one GET
+// written and its 200 response read, each in one system call on each side (a request and a
+// response the l7 family parses).
+static const char http_req[] = "GET /kbench HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: kbench\r\n\r\n";
+static const char http_resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+
+static void b_http(long ops, long rounds) {
+	struct sockaddr_in sa;
+	int ls = loopback_socket(&sa, 1);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	char buf[256];
+	const size_t qlen = sizeof http_req - 1, rlen = sizeof http_resp - 1;
+	int one = 1;
+	if (pid == 0) {
+		int s = accept(ls, NULL, NULL);
+		if (s < 0)
+			_exit(1);
+		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		for (;;) {
+			ssize_t n = read(s, buf, qlen);
+			if (n == 0)
+				_exit(0);
+			if (n != (ssize_t)qlen && (n <= 0 || read_full(s, buf, sizeof buf, qlen - n) < 0))
+				_exit(2);
+			if (write(s, http_resp, rlen) != (ssize_t)rlen)
+				_exit(3);
+		}
+	}
+	close(ls);
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) < 0)
+		die("connect");
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++) {
+			if (write(s, http_req, qlen) != (ssize_t)qlen)
+				die("http write");
+			ssize_t n = read(s, buf, rlen);
+			if (n != (ssize_t)rlen && (n <= 0 || read_full(s, buf, sizeof buf, rlen - n) < 0))
+				die("http read");
+		}
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	close(s);
+	waitpid(pid, NULL, 0);
+	report("http", ops, rounds, r, 0);
+}
+
 // forkexec: fork, exec this (static) binary as "kbench true", wait.
 static void b_forkexec(long ops, long rounds) {
 	char self[4096];
@@ -474,6 +527,8 @@ int main(int argc, char **argv) {
 		b_pingpong(num(argv[2]), num(argv[3]));
 	else if (!strcmp(m, "tcp") && argc == 5)
 		b_tcp(num(argv[2]), num(argv[3]), num(argv[4]));
+	else if (!strcmp(m, "http") && argc == 4)
+		b_http(num(argv[2]), num(argv[3]));
 	else if (!strcmp(m, "forkexec") && argc == 4)
 		b_forkexec(num(argv[2]), num(argv[3]));
 	else if (!strcmp(m, "dread") && argc == 6)
@@ -498,7 +553,7 @@ int main(int argc, char **argv) {
 	return 0;
 usage:
 	fprintf(stderr, "usage: kbench getppid OPS ROUNDS | pingpong OPS ROUNDS | tcp OPS ROUNDS SIZE | "
-			"forkexec OPS ROUNDS | dread DEV|FILE OPS ROUNDS BS | bufwrite FILE OPS ROUNDS | tcprst OPS ROUNDS | "
+			"http OPS ROUNDS | forkexec OPS ROUNDS | dread DEV|FILE OPS ROUNDS BS | bufwrite FILE OPS ROUNDS | tcprst OPS ROUNDS | "
 			"oomkill CGROUPS OPS ROUNDS | conns N | badclose N | sleepers | exec CMD ARGS... | true\n");
 	return 2;
 }
