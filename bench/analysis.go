@@ -42,6 +42,9 @@ func (a *analysis) Seed() string { return fmt.Sprint(a.run.Seed) }
 // stays within the standard budget (renderL7).
 func (a *analysis) L7Judged() bool { _, j := a.run.l7Verdict(); return j }
 func (a *analysis) L7Fits() bool   { f, _ := a.run.l7Verdict(); return f }
+
+// L7Exact: the l7 exactness check counted every request of its workloads exactly.
+func (a *analysis) L7Exact() bool  { return l7Exact(a.run.L7Exact) }
 func (a *analysis) Commit() string { return a.run.Machine["commit"] }
 func (a *analysis) Date() string   { return a.run.Start.Format("2006-01-02") }
 

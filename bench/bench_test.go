@@ -230,6 +230,7 @@ func TestBench(t *testing.T) {
 		kpod: &kpodOptions{Profile: "standard", Collectors: []string{"l7"}, Delay: time.Second}})
 	configs = append(configs, variantConfigs(objs, compileErr)...)
 	run.Exact = checkExact(kbench, s.bench, objs, compileErr, 10000)
+	run.L7Exact = checkL7(s, redisPod.Containers[0], 100, 20, 16000)
 	var peers []peerTool
 	peers = append(peers, bpftracePeers(peerDir)...)
 	peers = append(peers, libbpfPeers()...)

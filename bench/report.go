@@ -32,6 +32,7 @@ type benchRun struct {
 	Matrix                                     *matrixResult
 	Variants                                   []*configResult // the head-to-head configs (loaded, not in the matrix)
 	Exact                                      []exactCheck    // what each way of counting system calls counted of a known workload
+	L7Exact                                    []l7Check       // what the l7 family counted of the l7 group's workloads
 	Groups                                     []*groupResult
 	Stats                                      []*statsResult
 	Iter                                       *iterResult

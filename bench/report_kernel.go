@@ -625,6 +625,21 @@ func renderL7(w *mdWriter, run *benchRun) {
 		w.row(row...)
 	}
 	w.p("")
+	if len(run.L7Exact) > 0 {
+		w.p("**Exactness check** (before the measurements): the l7 family loaded alone (`internal/l7.Start`, as the receiver loads it)")
+		w.p("while the group's workloads run once with known sizes; what it counted in each container's entry against what the workload")
+		w.p("did (each request once on each end, in the container that made it). %s", map[bool]string{true: "**Every count is exact.**", false: "**Not every count is exact.**"}[l7Exact(run.L7Exact)])
+		w.p("")
+		w.header("workload", "protocol role method status", "requests made", "counted")
+		for _, c := range run.L7Exact {
+			got := fmt.Sprint(c.Got)
+			if c.Error != "" {
+				got = "failed: " + firstLines(c.Error, 1)
+			}
+			w.row("`"+c.Workload+"`", c.Key, fmt.Sprint(c.Want), got)
+		}
+		w.p("")
+	}
 	var st []string
 	for _, b := range []string{"redis", "redisp", "http"} {
 		r, n, ok := run.perOpStats("kpod l7", b)
