@@ -44,9 +44,12 @@ func (a *analysis) L7Judged() bool { _, j := a.run.l7Verdict(); return j }
 func (a *analysis) L7Fits() bool   { f, _ := a.run.l7Verdict(); return f }
 
 // L7Exact: the l7 exactness check counted every request of its workloads exactly.
-func (a *analysis) L7Exact() bool  { return l7Exact(a.run.L7Exact) }
-func (a *analysis) Commit() string { return a.run.Machine["commit"] }
-func (a *analysis) Date() string   { return a.run.Start.Format("2006-01-02") }
+func (a *analysis) L7Exact() bool { return l7Exact(a.run.L7Exact) }
+
+// L7Checked: the run has the l7 exactness check.
+func (a *analysis) L7Checked() bool { return len(a.run.L7Exact) > 0 }
+func (a *analysis) Commit() string  { return a.run.Machine["commit"] }
+func (a *analysis) Date() string    { return a.run.Start.Format("2006-01-02") }
 
 // view finds a member's samples: a group member, a group's floor ("floor of <config>"), or
 // else the matrix's config.
