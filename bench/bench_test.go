@@ -231,6 +231,9 @@ func TestBench(t *testing.T) {
 	configs = append(configs, variantConfigs(objs, compileErr)...)
 	run.Exact = checkExact(kbench, s.bench, objs, compileErr, 10000)
 	run.L7Exact = checkL7(s, redisPod.Containers[0], 100, 20, 16000)
+	for _, c := range run.L7Exact {
+		logf("l7 exactness check: %s: %s: %d of %d %s", c.Workload, c.Key, c.Got, c.Want, c.Error)
+	}
 	var peers []peerTool
 	peers = append(peers, bpftracePeers(peerDir)...)
 	peers = append(peers, libbpfPeers()...)
