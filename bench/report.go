@@ -438,6 +438,9 @@ func (run *benchRun) noise(b string) float64 {
 // loaded when it ran alone.
 func (run *benchRun) kpodProgFamily() map[string]string {
 	out := map[string]string{}
+	if run.Matrix == nil {
+		return out
+	}
 	for _, r := range run.Matrix.Configs {
 		if r.Kind == kindFamily {
 			for _, p := range r.Programs {
@@ -635,7 +638,7 @@ func renderBudgets(w *mdWriter, run *benchRun) {
 			}
 			w.row(name, fmt.Sprintf("**%s** %s per request, sign test p = %.2g over %d blocks (A/A control %s); l7 alone %s, ×floor %s",
 				ratioCI(f, b), signedNs(c.Delta), c.P, c.N, ratioCI(l7.view(aaName), b), ratioCI(l7.view("kpod l7"), b), xFloorText(l7.view("kpod l7"), b)),
-				verdict((c.Ratio-1)*100 <= 2))
+				verdict(withinPct(c.Ratio, 2)))
 		}
 	}
 	if f := g.view("kpod standard"); f != nil && len(f.On["pingpong"]) > 0 {

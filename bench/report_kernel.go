@@ -558,10 +558,14 @@ func (run *benchRun) l7Verdict() (fits, judged bool) {
 		if c.N == 0 {
 			return false, false
 		}
-		fits = fits && (c.Ratio-1)*100 <= 2
+		fits = fits && withinPct(c.Ratio, 2)
 	}
 	return fits, true
 }
+
+// withinPct: a median ratio is at most +limit % (to rounding: a ratio of exactly 1.02 is
+// within +2 %).
+func withinPct(ratio, limit float64) bool { return (ratio-1)*100 <= limit+1e-9 }
 
 // l7Increment is "standard + l7" against "standard" in the same blocks: what adding l7 to the
 // standard profile costs.
