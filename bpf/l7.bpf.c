@@ -18,6 +18,8 @@
 #include "l7_http.h"
 #include "l7_redis.h"
 #include "l7_dns.h"
+#include "l7_mysql.h"
+#include "l7_pg.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -228,6 +230,8 @@ int kpod_l7dt(void *ctx)
 	} else {
 		L7_TRY(L7_HTTP, l7_http_detect)
 		L7_TRY(L7_REDIS, l7_redis_detect)
+		L7_TRY(L7_MYSQL, l7_mysql_detect)
+		L7_TRY(L7_POSTGRESQL, l7_pg_detect)
 	}
 	if (proto == L7_IGNORE && more)
 		return 0;
@@ -255,3 +259,5 @@ int kpod_l7dt(void *ctx)
 L7_PARSER(kpod_l7http, l7_http)
 L7_PARSER(kpod_l7redis, l7_redis)
 L7_PARSER(kpod_l7dns, l7_dns)
+L7_PARSER(kpod_l7mysql, l7_mysql)
+L7_PARSER(kpod_l7pg, l7_pg)

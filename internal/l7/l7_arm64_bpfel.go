@@ -95,6 +95,12 @@ type L7L7NameKey struct {
 	W     [2]uint64
 }
 
+type L7L7StmtKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Id  uint64
+}
+
 type L7L7Val struct {
 	_     structs.HostLayout
 	Count uint64
@@ -115,12 +121,15 @@ const (
 	L7MapKpodL7Ctx    = "kpod_l7_ctx"
 	L7MapKpodL7Err    = "kpod_l7_err"
 	L7MapKpodL7Names  = "kpod_l7_names"
+	L7MapKpodL7Stmt   = "kpod_l7_stmt"
 	L7MapKpodL7Tail   = "kpod_l7_tail"
 	L7ProgKpodL7dns   = "kpod_l7dns"
 	L7ProgKpodL7dt    = "kpod_l7dt"
 	L7ProgKpodL7enT   = "kpod_l7en_t"
 	L7ProgKpodL7exT   = "kpod_l7ex_t"
 	L7ProgKpodL7http  = "kpod_l7http"
+	L7ProgKpodL7mysql = "kpod_l7mysql"
+	L7ProgKpodL7pg    = "kpod_l7pg"
 	L7ProgKpodL7redis = "kpod_l7redis"
 	L7VarNrRead       = "nr_read"
 	L7VarNrReadv      = "nr_readv"
@@ -179,6 +188,8 @@ type L7ProgramSpecs struct {
 	KpodL7enT   *ebpf.ProgramSpec `ebpf:"kpod_l7en_t"`
 	KpodL7exT   *ebpf.ProgramSpec `ebpf:"kpod_l7ex_t"`
 	KpodL7http  *ebpf.ProgramSpec `ebpf:"kpod_l7http"`
+	KpodL7mysql *ebpf.ProgramSpec `ebpf:"kpod_l7mysql"`
+	KpodL7pg    *ebpf.ProgramSpec `ebpf:"kpod_l7pg"`
 	KpodL7redis *ebpf.ProgramSpec `ebpf:"kpod_l7redis"`
 }
 
@@ -192,6 +203,7 @@ type L7MapSpecs struct {
 	KpodL7Ctx   *ebpf.MapSpec `ebpf:"kpod_l7_ctx"`
 	KpodL7Err   *ebpf.MapSpec `ebpf:"kpod_l7_err"`
 	KpodL7Names *ebpf.MapSpec `ebpf:"kpod_l7_names"`
+	KpodL7Stmt  *ebpf.MapSpec `ebpf:"kpod_l7_stmt"`
 	KpodL7Tail  *ebpf.MapSpec `ebpf:"kpod_l7_tail"`
 }
 
@@ -235,6 +247,7 @@ type L7Maps struct {
 	KpodL7Ctx   *ebpf.Map `ebpf:"kpod_l7_ctx"`
 	KpodL7Err   *ebpf.Map `ebpf:"kpod_l7_err"`
 	KpodL7Names *ebpf.Map `ebpf:"kpod_l7_names"`
+	KpodL7Stmt  *ebpf.Map `ebpf:"kpod_l7_stmt"`
 	KpodL7Tail  *ebpf.Map `ebpf:"kpod_l7_tail"`
 }
 
@@ -246,6 +259,7 @@ func (m *L7Maps) Close() error {
 		m.KpodL7Ctx,
 		m.KpodL7Err,
 		m.KpodL7Names,
+		m.KpodL7Stmt,
 		m.KpodL7Tail,
 	)
 }
@@ -273,6 +287,8 @@ type L7Programs struct {
 	KpodL7enT   *ebpf.Program `ebpf:"kpod_l7en_t"`
 	KpodL7exT   *ebpf.Program `ebpf:"kpod_l7ex_t"`
 	KpodL7http  *ebpf.Program `ebpf:"kpod_l7http"`
+	KpodL7mysql *ebpf.Program `ebpf:"kpod_l7mysql"`
+	KpodL7pg    *ebpf.Program `ebpf:"kpod_l7pg"`
 	KpodL7redis *ebpf.Program `ebpf:"kpod_l7redis"`
 }
 
@@ -283,6 +299,8 @@ func (p *L7Programs) Close() error {
 		p.KpodL7enT,
 		p.KpodL7exT,
 		p.KpodL7http,
+		p.KpodL7mysql,
+		p.KpodL7pg,
 		p.KpodL7redis,
 	)
 }

@@ -33,7 +33,8 @@ const Other = "OTHER"
 
 // Methods per protocol, by id; id 0 is Other. The loader puts these names into the kernel's
 // name map; a method is matched there against them (HTTP and Redis case-insensitively, as
-// their servers do). DNS methods are query types, recorded by number (DNSTypes).
+// their servers do; SQL keywords likewise). DNS methods are query types, recorded by number
+// (DNSTypes).
 var Methods = map[int][]string{
 	ProtoHTTP: {Other, "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE"},
 	ProtoRedis: {Other, "GET", "SET", "INCR", "DECR", "DEL", "EXISTS", "EXPIRE", "TTL", "MGET", "MSET",
@@ -42,9 +43,23 @@ var Methods = map[int][]string{
 		"SELECT", "CONFIG", "KEYS", "SCAN", "PUBLISH", "MULTI", "EXEC", "EVAL", "EVALSHA", "HELLO",
 		"CLIENT", "COMMAND", "INCRBY", "SETEX", "GETSET", "APPEND", "STRLEN", "HINCRBY", "FLUSHALL",
 		"FLUSHDB", "DBSIZE", "LLEN", "SPUBLISH", "SUBSCRIBE", "XADD", "XRANGE", "XREAD"},
-	// SQL statement classes, from the statement's first keyword.
-	ProtoMySQL:    {Other, "SELECT", "INSERT", "UPDATE", "DELETE"},
-	ProtoPostgres: {Other, "SELECT", "INSERT", "UPDATE", "DELETE"},
+	// SQL statement classes, from the statement's first keyword (PostgreSQL: from the
+	// command tag of what ran, when it completed). PREPARE is a statement prepared for later
+	// execution without executing it (MySQL COM_STMT_PREPARE, a PostgreSQL Parse/Sync batch
+	// that executes nothing, SQL PREPARE).
+	ProtoMySQL:    sqlMethods,
+	ProtoPostgres: sqlMethods,
+}
+
+var sqlMethods = []string{Other, "SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT", "ROLLBACK", "PREPARE"}
+
+// CMethods are the methods whose ids the BPF side needs as constants (l7_names.h).
+var CMethods = map[int][]string{ProtoMySQL: {"PREPARE"}, ProtoPostgres: {"PREPARE"}}
+
+// Aliases are further names of a protocol's methods, matched like them: name -> method.
+var Aliases = map[int]map[string]string{
+	ProtoMySQL:    {"START": "BEGIN"},                                       // START TRANSACTION
+	ProtoPostgres: {"START": "BEGIN", "END": "COMMIT", "ABORT": "ROLLBACK"}, // their synonyms
 }
 
 // DNSTypes are the DNS query types reported by name; others are Other.
@@ -90,4 +105,6 @@ func MethodName(proto int, m uint16) string {
 }
 
 // Folded reports whether proto's method names are matched case-insensitively.
-func Folded(proto int) bool { return proto == ProtoRedis }
+func Folded(proto int) bool {
+	return proto == ProtoRedis || proto == ProtoMySQL || proto == ProtoPostgres
+}
