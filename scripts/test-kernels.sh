@@ -60,8 +60,8 @@ TOOLS="ip tc nft ss sysctl losetup mount umount unshare nsenter mkfs.ext4 dd sta
 # The real servers and clients of the l7 tests, copied with their libraries, and the data
 # trees they read at run time (share files, plugins). A program that is not installed here
 # is not copied: its test then fails in the VM as on a host without it (fakepod.Unmet).
-L7_PROGRAMS="redis-server redis-cli redis-benchmark curl dnsmasq dig bash"
-L7_TREES=""
+L7_PROGRAMS="redis-server redis-cli redis-benchmark curl dnsmasq dig bash mariadbd mariadb"
+L7_TREES="/usr/share/mysql/english /usr/share/mysql/charsets"
 MODULES="virtio_pci virtio_blk veth loop nf_tables nft_numgen nft_objref sch_tbf inet_diag tcp_diag"
 
 log() { echo "test-kernels: $*" >&2; }
