@@ -29,7 +29,7 @@
 
 #include "l7_sql.h"
 
-enum { PS_TYPE, PS_LEN, PS_CODE, PS_NAME, PS_WORD };
+enum { PS_TYPE, PS_LEN, PS_CODE, PS_NAME, PS_WORD, PS_READY };
 
 /* Kinds of pending requests (the low byte of their id). */
 enum { PK_QUERY = 1, PK_EXEC = 2, PK_SYNC = 3 };
@@ -124,32 +124,21 @@ static __always_inline bool l7_pg_backend(int t)
 }
 
 /* ReadyForQuery: the end of the oldest Query or Sync in flight, and of the Executes before
- * it that got no answer (passed over after an error). */
-static __always_inline void l7_pg_ready(struct l7_walk *w)
+ * it that got no answer (passed over after an error). One request per step (the
+ * ReadyForQuery's byte is not taken meanwhile): true once the Query or Sync is reached. */
+static __always_inline bool l7_pg_ready(struct l7_walk *w)
 {
-	struct l7_ctx *c = w->c;
 	struct l7_conn *conn = w->conn;
-	for (int k = 0; k < L7_PENDING; k++) {
-		struct l7_pending *p = l7_sql_head(conn);
-		if (!p)
-			return;
-		__u32 id = p->id;
-		__u16 status = id & L7_SQL_ERR ? L7_ERROR : L7_OK;
-		switch (id & 0xff) {
-		case PK_EXEC:
-			l7_sql_done(c, conn, p->method, L7_ERROR);
-			continue;
-		case PK_SYNC:
-			if (id & L7_SQL_COUNT)
-				l7_sql_done(c, conn, p->method, status);
-			else
-				l7_sql_drop(conn);
-			return;
-		default:
-			l7_sql_done(c, conn, p->method, status);
-			return;
-		}
+	struct l7_pending *p = l7_sql_head(conn);
+	if (!p)
+		return true;
+	__u32 id = p->id, kind = id & 0xff;
+	if (kind == PK_SYNC && !(id & L7_SQL_COUNT)) {
+		l7_sql_drop(conn);
+		return true;
 	}
+	l7_sql_done(w->c, conn, p->method, kind == PK_EXEC || (id & L7_SQL_ERR) ? L7_ERROR : L7_OK);
+	return kind != PK_EXEC;
 }
 
 /* The end of an Execute: CommandComplete with the class of its tag (tag), EmptyQueryResponse,
@@ -245,8 +234,8 @@ static __always_inline long l7_pg_msg(struct l7_walk *w)
 		l7_pg_end(w, 0, L7_ERROR);
 		break;
 	case 'Z':
-		l7_pg_ready(w);
-		break;
+		d->state = PS_READY;
+		return 0;
 	}
 	return l7_pg_skip(d);
 }
@@ -333,6 +322,11 @@ static long l7_pg_step(__u32 i, struct l7_walk *w)
 {
 	struct l7_ctx *c = w->c;
 	struct l7_dir *d = w->d;
+	if (d->state == PS_READY) {
+		if (l7_pg_ready(w))
+			l7_pg_skip(d);
+		return 0;
+	}
 	int b = 0;
 	int r = l7_next(w, &b);
 	if (r == L7_SKIPPED)

@@ -71,7 +71,7 @@ var parsers = map[uint32]string{
 	names.ProtoHTTP:     "kpod_l7http",
 	names.ProtoRedis:    "kpod_l7redis",
 	names.ProtoMySQL:    "kpod_l7mysql",
-	// names.ProtoPostgres: "kpod_l7pg",
+	names.ProtoPostgres: "kpod_l7pg",
 	names.ProtoDNS:      "kpod_l7dns",
 }
 

@@ -5,10 +5,13 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"unicode"
 
 	"github.com/kpod-project/kpod/internal/fakepod"
 )
@@ -119,4 +122,148 @@ func TestRealL7MySQL(t *testing.T) {
 	checkL7(t, md, p.Server, p.SrvCtr, "mysql", "server", client)
 	checkL7Idle(t, md, p.Idle, p.IdleCtr)
 	t.Logf("mysql requests per class and status: %v; the server's counters: %v", client, status)
+}
+
+// pgBinary finds a PostgreSQL server program (Debian keeps them in
+// /usr/lib/postgresql/<version>/bin), failing (under CI) or skipping when there is none.
+func pgBinary(t *testing.T, name string) string {
+	t.Helper()
+	m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
+	if len(m) == 0 {
+		fakepod.Unmet(t, name+" is not installed (make deps installs postgresql)")
+	}
+	sort.Strings(m)
+	return m[len(m)-1]
+}
+
+// nobody runs a program as the user nobody (PostgreSQL's server refuses to run as root).
+func nobody(prog string, args ...string) []string {
+	return append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", prog}, args...)
+}
+
+// sqlClass is the class of a statement's text as pg_stat_statements keeps it: its first
+// keyword after white space and comments (START is BEGIN), OTHER if it is none of them.
+func sqlClass(q string) string {
+	for {
+		q = strings.TrimLeft(q, " \t\r\n(")
+		if strings.HasPrefix(q, "/*") {
+			_, q, _ = strings.Cut(q, "*/")
+		} else if strings.HasPrefix(q, "--") {
+			_, q, _ = strings.Cut(q, "\n")
+		} else {
+			break
+		}
+	}
+	w := strings.ToUpper(strings.FieldsFunc(q+" ", func(r rune) bool { return !unicode.IsLetter(r) })[0])
+	switch w {
+	case "SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT", "ROLLBACK":
+		return w
+	case "START":
+		return "BEGIN"
+	}
+	return "OTHER"
+}
+
+// pgStatements reads the calls of the statements that ran, per class, from the server's own
+// pg_stat_statements (over its Unix socket, from the host), leaving out the test's own
+// statements on that extension.
+func pgStatements(t *testing.T, sockDir string) map[string]int64 {
+	t.Helper()
+	out, err := exec.Command("setpriv", nobody("psql", "-h", sockDir, "-U", "postgres", "-d", "postgres", "-X", "-A", "-t", "-F", "\x1f", "-R", "\x1e",
+		"-c", "SELECT calls, query FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pg_stat_statements: %v\n%s", err, out)
+	}
+	st := map[string]int64{}
+	for _, rec := range strings.Split(strings.TrimSpace(string(out)), "\x1e") {
+		calls, q, ok := strings.Cut(strings.TrimSpace(rec), "\x1f")
+		n, err := strconv.ParseInt(calls, 10, 64)
+		if !ok || err != nil {
+			t.Fatalf("pg_stat_statements row %q", rec)
+		}
+		st[sqlClass(q)] += n
+	}
+	return st
+}
+
+// TestRealL7Postgres: a PostgreSQL server of the test's own (initdb in a temporary
+// directory, run as nobody) in the server pod; pgx's pgconn in the client pod runs the SQL
+// workload three times on one connection each: as simple Query messages, as named prepared
+// statements (Parse/Describe/Sync once: PREPARE, then Bind/Execute/Sync) and as unnamed
+// ones (Parse/Bind/Execute/Sync each), with a result of 300 rows, failing statements (a
+// duplicate key when running, a missing table and a syntax error before), transactions, a
+// pipeline of three Executes and one Sync whose second fails, and an empty Query. Both ends'
+// requests by class and status equal the client's own count; its successful statements per
+// class equal the server's own pg_stat_statements calls.
+func TestRealL7Postgres(t *testing.T) {
+	fakepod.RequireRoot(t)
+	requireTools(t, "setpriv", "psql")
+	postgres, initdb := pgBinary(t, "postgres"), pgBinary(t, "initdb")
+	dir, err := os.MkdirTemp("", "kpod-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	data := dir + "/data"
+	if out, err := exec.Command("setpriv", nobody(initdb, "-D", data, "-U", "postgres", "-A", "trust", "--no-sync",
+		"--locale=C", "-E", "UTF8")...).CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	// Any client of the test's own namespaces, without a password.
+	if err := os.WriteFile(data+"/pg_hba.conf", []byte("local all all trust\nhost all all 0.0.0.0/0 trust\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := fakepod.NewPair(t)
+	const port = 5432
+	host := p.Veth.AddrB
+	srv := p.SrvCtr.Exec("setpriv", nobody(postgres, "-D", data, "-k", dir, "-h", host, "-p", strconv.Itoa(port),
+		"-c", "fsync=off", "-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track_utility=on",
+		"-c", "autovacuum=off")...)
+	waitListening(t, p.Server.NetNS, "tcp", port)
+	if out, err := exec.Command("setpriv", nobody("psql", "-h", dir, "-U", "postgres", "-d", "postgres", "-X",
+		"-c", "CREATE EXTENSION pg_stat_statements")...).CombinedOutput(); err != nil {
+		t.Fatalf("CREATE EXTENSION: %v\n%s", err, out)
+	}
+	s := startL7(t)
+
+	const n = 10
+	client := map[string]int64{}
+	for _, mode := range []string{"simple", "prepare", "params"} {
+		for k, v := range appCounts(t, p.CliCtr.L7App("pg-client", fmt.Sprintf("%s:%d", host, port), "postgres", mode, strconv.Itoa(n)).Output()) {
+			client[k] += v
+		}
+	}
+
+	md := scrape(t, s)
+	failDump(t, md)
+	server := pgStatements(t, dir)
+	if err := srv.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	srv.Output()
+	// pg_stat_statements counts the statements that ran to their end: not the preparations,
+	// the failed statements, nor the empty Query of each ping (one per mode).
+	ok := map[string]int64{"OTHER": -3}
+	for k, v := range client {
+		if class, status, _ := strings.Cut(k, " "); status == "ok" && class != "PREPARE" {
+			ok[class] += v
+		}
+	}
+	if !maps.Equal(ok, server) {
+		t.Fatalf("the client's statements that succeeded per class, %v, are not the server's %v", ok, server)
+	}
+	// The failures: the duplicate key in each round of each mode and in each pipeline; the
+	// missing table (simple, unnamed) and the third Execute of each pipeline; the syntax
+	// error (simple, unnamed); the missing table and the syntax error prepared.
+	if client["INSERT error"] != 3*n+3 || client["SELECT error"] != 5 || client["OTHER error"] != 2 || client["PREPARE error"] != 2 {
+		t.Fatalf("the client's counts lack the failing statements: %v", client)
+	}
+	checkL7Bounded(t, md)
+	checkL7(t, md, p.Client, p.CliCtr, "postgresql", "client", client)
+	checkL7(t, md, p.Server, p.SrvCtr, "postgresql", "server", client)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+	t.Logf("postgresql requests per class and status: %v; pg_stat_statements calls per class: %v", client, server)
 }
