@@ -167,9 +167,9 @@ func sqlClass(q string) string {
 // pgStatements reads the calls of the statements that ran, per class, from the server's own
 // pg_stat_statements (over its Unix socket, from the host), leaving out the test's own
 // statements on that extension.
-func pgStatements(t *testing.T, sockDir string) map[string]int64 {
+func pgStatements(t *testing.T, psql, sockDir string) map[string]int64 {
 	t.Helper()
-	out, err := exec.Command("setpriv", nobody("psql", "-h", sockDir, "-U", "postgres", "-d", "postgres", "-X", "-A", "-t", "-F", "\x1f", "-R", "\x1e",
+	out, err := exec.Command("setpriv", nobody(psql, "-h", sockDir, "-U", "postgres", "-d", "postgres", "-X", "-A", "-t", "-F", "\x1f", "-R", "\x1e",
 		"-c", "SELECT calls, query FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pg_stat_statements: %v\n%s", err, out)
@@ -197,8 +197,8 @@ func pgStatements(t *testing.T, sockDir string) map[string]int64 {
 // class equal the server's own pg_stat_statements calls.
 func TestRealL7Postgres(t *testing.T) {
 	fakepod.RequireRoot(t)
-	requireTools(t, "setpriv", "psql")
-	postgres, initdb := pgBinary(t, "postgres"), pgBinary(t, "initdb")
+	requireTools(t, "setpriv")
+	postgres, initdb, psql := pgBinary(t, "postgres"), pgBinary(t, "initdb"), pgBinary(t, "psql")
 	dir, err := os.MkdirTemp("", "kpod-pg-")
 	if err != nil {
 		t.Fatal(err)
@@ -221,9 +221,9 @@ func TestRealL7Postgres(t *testing.T) {
 	host := p.Veth.AddrB
 	srv := p.SrvCtr.Exec("setpriv", nobody(postgres, "-D", data, "-k", dir, "-h", host, "-p", strconv.Itoa(port),
 		"-c", "fsync=off", "-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track_utility=on",
-		"-c", "autovacuum=off")...)
+		"-c", "autovacuum=off", "-c", "jit=off")...)
 	waitListening(t, p.Server.NetNS, "tcp", port)
-	if out, err := exec.Command("setpriv", nobody("psql", "-h", dir, "-U", "postgres", "-d", "postgres", "-X",
+	if out, err := exec.Command("setpriv", nobody(psql, "-h", dir, "-U", "postgres", "-d", "postgres", "-X",
 		"-c", "CREATE EXTENSION pg_stat_statements")...).CombinedOutput(); err != nil {
 		t.Fatalf("CREATE EXTENSION: %v\n%s", err, out)
 	}
@@ -239,7 +239,7 @@ func TestRealL7Postgres(t *testing.T) {
 
 	md := scrape(t, s)
 	failDump(t, md)
-	server := pgStatements(t, dir)
+	server := pgStatements(t, psql, dir)
 	if err := srv.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
