@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/kpod-project/kpod/internal/fakepod"
@@ -49,7 +50,8 @@ func mariadbStatus(t *testing.T, sock string) map[string]int64 {
 // that fails (duplicate key), statements that fail before they run (a missing table, a syntax
 // error), a transaction committed and one rolled back, and a COM_PING. Both ends' requests by
 // class and status equal the client's own count, whose totals per class equal the server's
-// own counters (Com_select, Com_insert, ..., Com_stmt_prepare).
+// own counters (Com_select, Com_insert, ..., Com_stmt_prepare). The mariadb client then runs
+// three statements as text.
 func TestRealL7MySQL(t *testing.T) {
 	fakepod.RequireRoot(t)
 	requireTools(t, "mariadbd", "mariadb")
@@ -80,6 +82,12 @@ func TestRealL7MySQL(t *testing.T) {
 			client[k] += v
 		}
 	}
+	// MariaDB's own client (libmariadb), statements in batch mode on one connection.
+	p.CliCtr.Exec("mariadb", "--no-defaults", "-h", host, "-P", strconv.Itoa(port), "-u", "root", "-D", "kpod", "-e",
+		"SELECT COUNT(*) FROM kpod_text; update kpod_text SET v = 'cli' WHERE id = -1; DELETE FROM kpod_text WHERE id = -1").Output()
+	client["SELECT ok"]++
+	client["UPDATE ok"]++
+	client["DELETE ok"]++
 
 	md := scrape(t, s)
 	failDump(t, md)
@@ -194,7 +202,7 @@ func pgStatements(t *testing.T, psql, sockDir string) map[string]int64 {
 // duplicate key when running, a missing table and a syntax error before), transactions, a
 // pipeline of three Executes and one Sync whose second fails, and an empty Query. Both ends'
 // requests by class and status equal the client's own count; its successful statements per
-// class equal the server's own pg_stat_statements calls.
+// class equal the server's own pg_stat_statements calls. psql then runs three Queries.
 func TestRealL7Postgres(t *testing.T) {
 	fakepod.RequireRoot(t)
 	requireTools(t, "setpriv")
@@ -223,9 +231,18 @@ func TestRealL7Postgres(t *testing.T) {
 		"-c", "fsync=off", "-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track_utility=on",
 		"-c", "autovacuum=off", "-c", "jit=off")...)
 	waitListening(t, p.Server.NetNS, "tcp", port)
-	if out, err := exec.Command("setpriv", nobody(psql, "-h", dir, "-U", "postgres", "-d", "postgres", "-X",
-		"-c", "CREATE EXTENSION pg_stat_statements")...).CombinedOutput(); err != nil {
-		t.Fatalf("CREATE EXTENSION: %v\n%s", err, out)
+	// The server listens before it has recovered: until then it refuses connections as
+	// "starting up".
+	for i := 0; ; i++ {
+		out, err := exec.Command("setpriv", nobody(psql, "-h", dir, "-U", "postgres", "-d", "postgres", "-X",
+			"-c", "CREATE EXTENSION pg_stat_statements")...).CombinedOutput()
+		if err == nil {
+			break
+		}
+		if i == 600 || !strings.Contains(string(out), "starting up") {
+			t.Fatalf("CREATE EXTENSION: %v\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	s := startL7(t)
 
@@ -236,6 +253,14 @@ func TestRealL7Postgres(t *testing.T) {
 			client[k] += v
 		}
 	}
+	// PostgreSQL's own client (libpq: an SSLRequest (sslmode=prefer) refused with 'N'
+	// before the startup), one Query per -c.
+	p.CliCtr.Exec(psql, "-h", host, "-p", strconv.Itoa(port), "-U", "postgres", "-d", "postgres", "-X",
+		"-c", "SELECT count(*) FROM kpod_simple", "-c", "update kpod_simple SET v = 'psql' WHERE id = -1",
+		"-c", "DELETE FROM kpod_simple WHERE id = -1").Output()
+	client["SELECT ok"]++
+	client["UPDATE ok"]++
+	client["DELETE ok"]++
 
 	md := scrape(t, s)
 	failDump(t, md)
