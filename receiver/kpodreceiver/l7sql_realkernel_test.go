@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
 	"github.com/kpod-project/kpod/internal/fakepod"
 )
 
@@ -43,6 +45,33 @@ func mariadbStatus(t *testing.T, sock string) map[string]int64 {
 	return st
 }
 
+// startMariaDB starts mariadbd in the server pod with a data directory of the test's own
+// (no grant tables: any user, no password) and a database kpod; it returns the server, its
+// Unix socket, address and port.
+func startMariaDB(t *testing.T, p *fakepod.Pair) (*fakepod.Proc, string, string, int) {
+	t.Helper()
+	fakepod.RequireRoot(t)
+	requireTools(t, "mariadbd", "mariadb")
+	dir := t.TempDir()
+	if err := os.Mkdir(dir+"/kpod", 0o755); err != nil { // the database kpod
+		t.Fatal(err)
+	}
+	const port = 3306
+	host := p.Veth.AddrB
+	sock := dir + "/mysqld.sock"
+	srv := p.SrvCtr.Exec("mariadbd", "--no-defaults", "--datadir="+dir, "--user=root", "--bind-address="+host,
+		"--port="+strconv.Itoa(port), "--socket="+sock, "--pid-file="+dir+"/mysqld.pid", "--log-error="+dir+"/error.log",
+		"--skip-grant-tables", "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=16M",
+		"--innodb-use-native-aio=0", "--performance-schema=OFF")
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(dir + "/error.log"); t.Failed() && err == nil {
+			t.Logf("mariadbd's log:\n%s", b)
+		}
+	})
+	waitListening(t, p.Server.NetNS, "tcp", port)
+	return srv, sock, host, port
+}
+
 // TestRealL7MySQL: mariadbd (its own data directory, no grant tables) in the server pod;
 // go-sql-driver/mysql in the client pod runs the SQL workload twice on one connection each:
 // as text queries (COM_QUERY), then as server-side prepared statements (COM_STMT_PREPARE,
@@ -54,26 +83,9 @@ func mariadbStatus(t *testing.T, sock string) map[string]int64 {
 // three statements as text.
 func TestRealL7MySQL(t *testing.T) {
 	fakepod.RequireRoot(t)
-	requireTools(t, "mariadbd", "mariadb")
 	p := fakepod.NewPair(t)
-	dir := t.TempDir()
-	if err := os.Mkdir(dir+"/kpod", 0o755); err != nil { // the database kpod
-		t.Fatal(err)
-	}
 	s := startL7(t)
-	const port = 3306
-	host := p.Veth.AddrB
-	sock := dir + "/mysqld.sock"
-	srv := p.SrvCtr.Exec("mariadbd", "--no-defaults", "--datadir="+dir, "--user=root", "--bind-address="+host,
-		"--port="+strconv.Itoa(port), "--socket="+sock, "--pid-file="+dir+"/mysqld.pid", "--log-error="+dir+"/error.log",
-		"--skip-grant-tables", "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=16M",
-		"--innodb-use-native-aio=0", "--performance-schema=OFF")
-	defer func() {
-		if b, err := os.ReadFile(dir + "/error.log"); t.Failed() && err == nil {
-			t.Logf("mariadbd's log:\n%s", b)
-		}
-	}()
-	waitListening(t, p.Server.NetNS, "tcp", port)
+	srv, sock, host, port := startMariaDB(t, p)
 
 	const n = 10
 	client := map[string]int64{}
@@ -194,16 +206,11 @@ func pgStatements(t *testing.T, psql, sockDir string) map[string]int64 {
 	return st
 }
 
-// TestRealL7Postgres: a PostgreSQL server of the test's own (initdb in a temporary
-// directory, run as nobody) in the server pod; pgx's pgconn in the client pod runs the SQL
-// workload three times on one connection each: as simple Query messages, as named prepared
-// statements (Parse/Describe/Sync once: PREPARE, then Bind/Execute/Sync) and as unnamed
-// ones (Parse/Bind/Execute/Sync each), with a result of 300 rows, failing statements (a
-// duplicate key when running, a missing table and a syntax error before), transactions, a
-// pipeline of three Executes and one Sync whose second fails, and an empty Query. Both ends'
-// requests by class and status equal the client's own count; its successful statements per
-// class equal the server's own pg_stat_statements calls. psql then runs three Queries.
-func TestRealL7Postgres(t *testing.T) {
+// startPostgres starts a PostgreSQL server in the server pod, as nobody, on a data directory
+// of the test's own (initdb; any client of the test's namespaces trusted) with
+// pg_stat_statements; it returns the server, its socket directory, psql, address and port.
+func startPostgres(t *testing.T, p *fakepod.Pair) (*fakepod.Proc, string, string, string, int) {
+	t.Helper()
 	fakepod.RequireRoot(t)
 	requireTools(t, "setpriv")
 	postgres, initdb, psql := pgBinary(t, "postgres"), pgBinary(t, "initdb"), pgBinary(t, "psql")
@@ -224,7 +231,6 @@ func TestRealL7Postgres(t *testing.T) {
 	if err := os.WriteFile(data+"/pg_hba.conf", []byte("local all all trust\nhost all all 0.0.0.0/0 trust\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := fakepod.NewPair(t)
 	const port = 5432
 	host := p.Veth.AddrB
 	srv := p.SrvCtr.Exec("setpriv", nobody(postgres, "-D", data, "-k", dir, "-h", host, "-p", strconv.Itoa(port),
@@ -244,6 +250,22 @@ func TestRealL7Postgres(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return srv, dir, psql, host, port
+}
+
+// TestRealL7Postgres: a PostgreSQL server of the test's own (initdb in a temporary
+// directory, run as nobody) in the server pod; pgx's pgconn in the client pod runs the SQL
+// workload three times on one connection each: as simple Query messages, as named prepared
+// statements (Parse/Describe/Sync once: PREPARE, then Bind/Execute/Sync) and as unnamed
+// ones (Parse/Bind/Execute/Sync each), with a result of 300 rows, failing statements (a
+// duplicate key when running, a missing table and a syntax error before), transactions, a
+// pipeline of three Executes and one Sync whose second fails, and an empty Query. Both ends'
+// requests by class and status equal the client's own count; its successful statements per
+// class equal the server's own pg_stat_statements calls. psql then runs three Queries.
+func TestRealL7Postgres(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	srv, dir, psql, host, port := startPostgres(t, p)
 	s := startL7(t)
 
 	const n = 10
@@ -291,4 +313,73 @@ func TestRealL7Postgres(t *testing.T) {
 	checkL7(t, md, p.Server, p.SrvCtr, "postgresql", "server", client)
 	checkL7Idle(t, md, p.Idle, p.IdleCtr)
 	t.Logf("postgresql requests per class and status: %v; pg_stat_statements calls per class: %v", client, server)
+}
+
+// checkL7Garbage asserts that each end of a connection on which a client wrote bytes that
+// are not the protocol counted its requests (want) and exactly the parse errors errs (by
+// "reason"), and nothing else.
+func checkL7Garbage(t *testing.T, p *fakepod.Pair, md pmetric.Metrics, protocol string, want map[string]int64, errs ...string) {
+	t.Helper()
+	for _, end := range []struct {
+		pod  *fakepod.Pod
+		ctr  *fakepod.Container
+		role string
+	}{{p.Client, p.CliCtr, "client"}, {p.Server, p.SrvCtr, "server"}} {
+		rm, _ := resourceOf(md, end.pod.UID, end.ctr.ID)
+		if got := l7Requests(rm, protocol, end.role); !maps.Equal(got, want) {
+			t.Errorf("%s requests %v, want %v", end.role, got, want)
+		}
+		wantErrs := map[string]int64{}
+		for _, e := range errs {
+			wantErrs[protocol+" "+end.role+" "+e]++
+		}
+		if got := l7ParseErrors(rm); !maps.Equal(got, wantErrs) {
+			t.Errorf("%s parse errors %v, want %v", end.role, got, wantErrs)
+		}
+	}
+	checkL7Bounded(t, md)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}
+
+// TestRealL7MySQLGarbage: between two queries on one connection, a packet whose command byte
+// is none: on each end one resync (the packet) and one unanswered response (the server's ERR
+// packet "unknown command"); the queries around it are counted.
+func TestRealL7MySQLGarbage(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	srv, _, host, port := startMariaDB(t, p)
+	client := appCounts(t, p.CliCtr.L7App("mysql-garbage", fmt.Sprintf("%s:%d", host, port), "kpod").Output())
+	md := scrape(t, s)
+	failDump(t, md)
+	if err := srv.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	srv.Output()
+	if want := map[string]int64{"SELECT ok": 2}; !maps.Equal(client, want) {
+		t.Fatalf("the client counted %v, want %v", client, want)
+	}
+	checkL7Garbage(t, p, md, "mysql", client, "resync", "unanswered_response")
+}
+
+// TestRealL7PostgresGarbage: after a Query, bytes that are no frontend message (the server
+// answers with an ErrorResponse and closes the connection), then a Query on a new
+// connection: on each end one resync; the ErrorResponse answers no request and is not
+// counted (as the ones of a failed startup); both Queries are counted.
+func TestRealL7PostgresGarbage(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	srv, _, _, host, port := startPostgres(t, p)
+	s := startL7(t)
+	client := appCounts(t, p.CliCtr.L7App("pg-garbage", fmt.Sprintf("%s:%d", host, port), "postgres").Output())
+	md := scrape(t, s)
+	failDump(t, md)
+	if err := srv.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	srv.Output()
+	if want := map[string]int64{"SELECT ok": 2}; !maps.Equal(client, want) {
+		t.Fatalf("the client counted %v, want %v", client, want)
+	}
+	checkL7Garbage(t, p, md, "postgresql", client, "resync")
 }

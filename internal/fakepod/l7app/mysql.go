@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 
@@ -13,6 +15,7 @@ import (
 
 func init() {
 	commands["mysql-client"] = mysqlClient
+	commands["mysql-garbage"] = mysqlGarbage
 }
 
 // sqlRun runs the SQL clients' statements on one connection and counts each request the
@@ -192,5 +195,64 @@ func mysqlClient(args []string) error {
 		st.Close()
 	}
 	r.c.print()
+	return nil
+}
+
+// mysqlGarbage ADDR DB: on one connection a query, a packet whose command is none (the
+// server answers with an ERR packet and goes on), a query; prints its counts.
+func mysqlGarbage(args []string) error {
+	if len(args) != 2 {
+		return errors.New("mysql-garbage ADDR DB")
+	}
+	var raw net.Conn
+	mysql.RegisterDialContext("kpodtcp", func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		raw = c
+		return c, err
+	})
+	cfg := mysql.NewConfig()
+	cfg.Net, cfg.Addr, cfg.User, cfg.DBName = "kpodtcp", args[0], "root", args[1]
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var c counts
+	query := func() error {
+		var one int
+		if err := conn.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+			return err
+		}
+		c.add("SELECT", "ok")
+		return nil
+	}
+	if err := query(); err != nil {
+		return err
+	}
+	// A packet of 5 bytes, sequence id 0: "kpodx" ('k' is no command).
+	if _, err := raw.Write([]byte{5, 0, 0, 0, 'k', 'p', 'o', 'd', 'x'}); err != nil {
+		return err
+	}
+	hdr := make([]byte, 4)
+	if _, err := io.ReadFull(raw, hdr); err != nil {
+		return err
+	}
+	reply := make([]byte, int(hdr[0])|int(hdr[1])<<8|int(hdr[2])<<16)
+	if _, err := io.ReadFull(raw, reply); err != nil {
+		return err
+	}
+	if len(reply) == 0 || reply[0] != 0xff {
+		return fmt.Errorf("the server answered the garbage with %q", reply)
+	}
+	if err := query(); err != nil {
+		return err
+	}
+	c.print()
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 
 func init() {
 	commands["pg-client"] = pgClient
+	commands["pg-garbage"] = pgGarbage
 }
 
 // pgText is a parameter as PostgreSQL's text format has it.
@@ -131,5 +133,48 @@ func pgClient(args []string) error {
 	}
 	r.c.add("OTHER", "ok")
 	r.c.print()
+	return nil
+}
+
+// pgGarbage ADDR DB: a Query, then bytes that are no frontend message on the same
+// connection (the server answers with an ErrorResponse and closes it), then a Query on a
+// second connection; prints its counts.
+func pgGarbage(args []string) error {
+	if len(args) != 2 {
+		return errors.New("pg-garbage ADDR DB")
+	}
+	host, port, ok := strings.Cut(args[0], ":")
+	if !ok {
+		return errors.New("pg-garbage: ADDR is HOST:PORT")
+	}
+	ctx := context.Background()
+	var c counts
+	for i := 0; i < 2; i++ {
+		conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s user=postgres dbname=%s sslmode=disable", host, port, args[1]))
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
+			return err
+		}
+		c.add("SELECT", "ok")
+		if i > 0 {
+			conn.Close(ctx)
+			break
+		}
+		h, err := conn.Hijack()
+		if err != nil {
+			return err
+		}
+		if _, err := h.Conn.Write([]byte("kpodgarbage xyz\r\n")); err != nil {
+			return err
+		}
+		reply, _ := io.ReadAll(h.Conn) // the ErrorResponse, then the end
+		h.Conn.Close()
+		if len(reply) == 0 || reply[0] != 'E' {
+			return fmt.Errorf("the server answered the garbage with %q", reply)
+		}
+	}
+	c.print()
 	return nil
 }
