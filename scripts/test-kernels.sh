@@ -160,6 +160,7 @@ mkdir -p "$R"/{usr/bin,usr/sbin,usr/lib,usr/lib64,usr/local/bb,proc,sys,dev,tmp,
 for d in bin sbin lib lib64; do ln -s usr/$d "$R/$d"; done
 
 cp "$BUSYBOX" "$R/usr/bin/busybox" # /init links its applets into /usr/local/bb
+ln -s busybox "$R/usr/bin/sh" # /bin/sh for popen(3) and system(3) (initdb runs postgres -V)
 
 # copy_with_libs <file>...: each file at its own path, plus the shared libraries ldd lists.
 copy_with_libs() {
