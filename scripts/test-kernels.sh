@@ -132,7 +132,8 @@ if [ -z "$KPKG" ]; then
 	KPKG=$(newest_kernel)
 	[ -n "$KPKG" ] || die "no linux-image-6.1.0-*-cloud-amd64-unsigned in the apt sources"
 fi
-KVER=$(apt-cache show --no-all-versions "$KPKG" | awk '/^Version:/ {print $2; exit}')
+# awk reads to the end: an early exit made apt-cache die of SIGPIPE, and pipefail the script.
+KVER=$(apt-cache show --no-all-versions "$KPKG" | awk '/^Version:/ && v == "" {v = $2} END {print v}')
 KDIR=$CACHE/${KPKG}_$KVER
 if [ ! -d "$KDIR" ]; then
 	log "downloading $KPKG $KVER into $KDIR"
