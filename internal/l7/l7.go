@@ -73,6 +73,8 @@ var parsers = map[uint32]string{
 	names.ProtoMySQL:    "kpod_l7mysql",
 	names.ProtoPostgres: "kpod_l7pg",
 	names.ProtoDNS:      "kpod_l7dns",
+	names.ProtoKafka:    "kpod_l7kafka",
+	names.ProtoMongo:    "kpod_l7mongo",
 }
 
 // Spec is the family's BPF object.
@@ -164,6 +166,9 @@ func nameEntries() []ebpf.MapKV {
 		kvs = append(kvs, ebpf.MapKV{Key: k, Value: uint16(id)})
 	}
 	for proto, ms := range names.Methods {
+		if names.Numeric(proto) {
+			continue
+		}
 		for id, n := range ms {
 			add(proto, n, id)
 		}
