@@ -315,10 +315,10 @@ func TestRealL7Postgres(t *testing.T) {
 	t.Logf("postgresql requests per class and status: %v; pg_stat_statements calls per class: %v", client, server)
 }
 
-// checkL7Garbage asserts that each end of a connection on which a client wrote bytes that
+// checkSQLGarbage asserts that each end of a connection on which a client wrote bytes that
 // are not the protocol counted its requests (want) and exactly the parse errors errs (by
 // "reason"), and nothing else.
-func checkL7Garbage(t *testing.T, p *fakepod.Pair, md pmetric.Metrics, protocol string, want map[string]int64, errs ...string) {
+func checkSQLGarbage(t *testing.T, p *fakepod.Pair, md pmetric.Metrics, protocol string, want map[string]int64, errs ...string) {
 	t.Helper()
 	for _, end := range []struct {
 		pod  *fakepod.Pod
@@ -359,7 +359,7 @@ func TestRealL7MySQLGarbage(t *testing.T) {
 	if want := map[string]int64{"SELECT ok": 2}; !maps.Equal(client, want) {
 		t.Fatalf("the client counted %v, want %v", client, want)
 	}
-	checkL7Garbage(t, p, md, "mysql", client, "resync", "unanswered_response")
+	checkSQLGarbage(t, p, md, "mysql", client, "resync", "unanswered_response")
 }
 
 // TestRealL7PostgresGarbage: after a Query, bytes that are no frontend message (the server
@@ -381,5 +381,5 @@ func TestRealL7PostgresGarbage(t *testing.T) {
 	if want := map[string]int64{"SELECT ok": 2}; !maps.Equal(client, want) {
 		t.Fatalf("the client counted %v, want %v", client, want)
 	}
-	checkL7Garbage(t, p, md, "postgresql", client, "resync")
+	checkSQLGarbage(t, p, md, "postgresql", client, "resync")
 }
