@@ -18,9 +18,9 @@
 // loop, an O_DIRECT writer to an ext4 volume on a loop device (hostPath), a memory hog that
 // its 64 MiB limit gets OOM-killed, and an idle pod. Each deterministic workload waits at a
 // gate (a FIFO on a hostPath) after its start-up, so that the test can take a baseline,
-// release it, and require the exact difference. It scrapes the DaemonSet's Prometheus endpoint (hostNetwork: 127.0.0.1:9464)
-// and checks per-pod values labelled with the namespace, pod and container names
-// k8s_attributes adds; runs a client Deployment against a Service backed by two server pods
+// release it, and require the exact difference. It scrapes the DaemonSet's Prometheus
+// endpoint (hostNetwork: 127.0.0.1:9464) and checks per-pod values labelled with the
+// namespace, pod and container names k8s_attributes adds; runs a client Deployment against a Service backed by two server pods
 // over HTTP and Redis and checks the l7 family's counts on both ends against the client's and
 // the servers' own (podnet_test.go); checks every pod's interface series against its network
 // namespace's counters; deletes a pod and checks that its BPF map entries (bpftool) and its

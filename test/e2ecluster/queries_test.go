@@ -24,6 +24,8 @@ var absentHere = map[string]string{
 	"kpod_bpf_program_run_time_seconds_total": "kernel BPF statistics need bpf_stats: true, which collector-node.yaml leaves off: " +
 		"enabling them needs CAP_SYS_ADMIN, which the DaemonSet does not grant (see its capabilities)",
 	"kpod_bpf_program_run_count_total": "(same as kpod_bpf_program_run_time_seconds_total)",
+	"kpod_l7_parse_errors_total": "the series appears with a first message the l7 family cannot count; every message of this cluster's pods " +
+		"is well-formed HTTP or RESP (the Service scenario asserts no parse errors on its pods)",
 }
 
 // promTests are the tests of examples/prometheus/queries_test.go run on this run's snapshots:
