@@ -15,6 +15,7 @@
  * leaves the kernel: the parsers record protocol, role, method id, status class and latency.
  */
 #include "l7.h"
+#include "l7_http2.h"
 #include "l7_http.h"
 #include "l7_redis.h"
 #include "l7_dns.h"
@@ -226,6 +227,7 @@ int kpod_l7dt(void *ctx)
 	if (c->udp) {
 		L7_TRY(L7_DNS, l7_dns_detect)
 	} else {
+		L7_TRY(L7_HTTP2, l7_h2_detect) /* before HTTP/1.x: "PRI * HTTP/2.0" is a request line too */
 		L7_TRY(L7_HTTP, l7_http_detect)
 		L7_TRY(L7_REDIS, l7_redis_detect)
 	}
@@ -239,6 +241,8 @@ int kpod_l7dt(void *ctx)
 	return 0;
 }
 
+/* A parser returns 0, or the protocol whose parser takes the call over (a connection that
+ * switched protocols: HTTP/1.1 upgraded to HTTP/2). */
 #define L7_PARSER(name, fn)                                     \
 	SEC("tracepoint/l7")                                    \
 	int name(void *ctx)                                     \
@@ -249,9 +253,13 @@ int kpod_l7dt(void *ctx)
 		struct l7_conn *conn = l7_conn(c);              \
 		if (!conn)                                      \
 			return 0;                               \
-		return fn(c, conn);                             \
+		int next = fn(c, conn);                         \
+		if (next > 0)                                   \
+			bpf_tail_call(ctx, &kpod_l7_tail, next); \
+		return 0;                                       \
 	}
 
 L7_PARSER(kpod_l7http, l7_http)
+L7_PARSER(kpod_l7h2, l7_h2)
 L7_PARSER(kpod_l7redis, l7_redis)
 L7_PARSER(kpod_l7dns, l7_dns)

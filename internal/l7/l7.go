@@ -68,6 +68,8 @@ var calls = []string{"read", "write", "readv", "writev", "recvfrom", "sendto", "
 var parsers = map[uint32]string{
 	names.ProtoUnknown: "kpod_l7dt",
 	names.ProtoHTTP:    "kpod_l7http",
+	names.ProtoHTTP2:   "kpod_l7h2",
+	names.ProtoGRPC:    "kpod_l7h2", // a connection whose requests are gRPC's
 	names.ProtoRedis:   "kpod_l7redis",
 	names.ProtoDNS:     "kpod_l7dns",
 }
