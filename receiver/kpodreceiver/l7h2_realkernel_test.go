@@ -36,7 +36,8 @@ func appConns(t *testing.T, out string) int {
 // requests on the connection. The statuses include static-table ones (200, 404, 500) and
 // others HPACK sends as a literal (Huffman-coded digits) and then as a reference to the
 // dynamic table (201, 503); the methods GET and POST are static, the others literals then
-// references. Both ends count exactly what the server and the clients counted, with no parse
+// references; /big has a 32 KB header both ways, so its header blocks go on in CONTINUATION
+// frames with the header's value split between frames. Both ends count exactly what the server and the clients counted, with no parse
 // error; the PATCH route sleeps 50 ms, so every PATCH duration is at least 50 ms and at most
 // what the client measured.
 func TestRealL7HTTP2(t *testing.T) {
@@ -50,7 +51,8 @@ func TestRealL7HTTP2(t *testing.T) {
 
 	const n, conc = 10, 8
 	out := p.CliCtr.L7App("h2-client", "http://"+addr, strconv.Itoa(n), strconv.Itoa(conc),
-		"GET:/ok", "POST:/created", "PUT:/missing", "DELETE:/unavailable", "HEAD:/ok", "OPTIONS:/fail", "PATCH:/slow").Output()
+		"GET:/ok", "POST:/created", "PUT:/missing", "DELETE:/unavailable", "HEAD:/ok", "OPTIONS:/fail", "PATCH:/slow",
+		"TRACE:/big").Output()
 	client := appCounts(t, out)
 	if c := appConns(t, out); c != 1 {
 		t.Fatalf("the HTTP/2 client opened %d connections, want 1", c)
@@ -178,4 +180,65 @@ func checkL7Only(t *testing.T, md pmetric.Metrics, pod *fakepod.Pod, ctr *fakepo
 			t.Errorf("pod %s: %v requests %v, want only %s", pod.UID, dps.At(i).IntValue(), a, protocol)
 		}
 	}
+}
+
+// TestRealL7HTTP2Junk: a client that sends the HTTP/2 connection preface and then no frames
+// (a SETTINGS frame on a stream, bytes that are no frame), to a server that answers each write
+// with the same junk. Every system call's junk is one parse error (resync) on each end — K
+// writes and K reads per end — no request, and the walk goes on at the next call.
+func TestRealL7HTTP2Junk(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startScraper(t, customConfig("l7"))
+	addr := p.Veth.AddrB + ":8081"
+	srv := p.SrvCtr.L7App("h2-junk-server", addr)
+	srv.WaitReady()
+	const k = 25
+	client := appCounts(t, p.CliCtr.L7App("h2-junk-client", addr, strconv.Itoa(k)).Output())
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if want := map[string]int64{"junk answered": k}; !maps.Equal(client, want) || !maps.Equal(server, want) {
+		t.Fatalf("the client counted %v, the server %v, want %v", client, server, want)
+	}
+	for _, end := range []struct {
+		pod  *fakepod.Pod
+		ctr  *fakepod.Container
+		role string
+	}{{p.Client, p.CliCtr, "client"}, {p.Server, p.SrvCtr, "server"}} {
+		rm, _ := resourceOf(md, end.pod.UID, end.ctr.ID)
+		if got, want := l7ParseErrors(rm), map[string]int64{"http2 " + end.role + " resync": 2 * k}; !maps.Equal(got, want) {
+			t.Errorf("%s parse errors %v, want %v", end.role, got, want)
+		}
+		if _, ok := metricOf(rm, "kpod.l7.requests"); ok {
+			t.Errorf("%s: has kpod.l7.requests", end.role)
+		}
+	}
+	checkL7Bounded(t, md)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}
+
+// TestRealL7HTTPUpgradeOther: an HTTP/1.1 request answered "101 Switching Protocols" to a
+// protocol other than h2c (as WebSocket's) is counted as http 1xx on both ends, and the
+// upgraded connection's bytes (lines that look like HTTP/1.x requests) are not followed.
+func TestRealL7HTTPUpgradeOther(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startScraper(t, customConfig("l7"))
+	addr := p.Veth.AddrB + ":8082"
+	srv := p.SrvCtr.L7App("upgrade-server", addr)
+	srv.WaitReady()
+	client := appCounts(t, p.CliCtr.L7App("upgrade-client", addr, "20").Output())
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if want := map[string]int64{"GET 1xx": 1}; !maps.Equal(client, want) || !maps.Equal(server, want) {
+		t.Fatalf("the client counted %v, the server %v, want %v", client, server, want)
+	}
+	checkL7Bounded(t, md)
+	checkL7(t, md, p.Client, p.CliCtr, "http", "client", client)
+	checkL7(t, md, p.Server, p.SrvCtr, "http", "server", server)
+	checkL7Only(t, md, p.Client, p.CliCtr, "http")
+	checkL7Only(t, md, p.Server, p.SrvCtr, "http")
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
 }
