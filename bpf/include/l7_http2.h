@@ -528,8 +528,14 @@ static __always_inline long l7_h2_block(struct l7_h2walk *hw)
 		return 0;
 	if (hw->w.req) {
 		if ((sid & 1) && sid > h->last) {
-			__u16 n = conn->n;
 			h->last = sid;
+			if (conn->n >= L7_PENDING) {
+				/* the oldest, whose answer was missed or will never come, makes room */
+				struct l7_pending old = l7_h2_take(conn, conn->head);
+				conn->proto = l7_h2_proto(&old);
+				l7_lost(c, conn, L7_LOST_FULL);
+			}
+			__u16 n = conn->n;
 			l7_push(c, conn, h->hasm ? h->method : 0, sid);
 			if (conn->n > n)
 				conn->p[(conn->head + conn->n - 1) & (L7_PENDING - 1)].pad = h->grpc ? H2P_GRPC : 0;

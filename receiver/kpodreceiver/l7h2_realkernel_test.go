@@ -242,3 +242,69 @@ func TestRealL7HTTPUpgradeOther(t *testing.T) {
 	checkL7Only(t, md, p.Server, p.SrvCtr, "http")
 	checkL7Idle(t, md, p.Idle, p.IdleCtr)
 }
+
+// TestRealL7HTTP2Edges: the cases of HTTP/2 and gRPC that Go's and curl's implementations do
+// not send, with hand-made frames and header blocks (kpod-l7app h2-edge-*, the case list
+// h2Edges): an interim 103 before the response, a stream reset by the server and by the
+// client, a :status that is a dynamic table reference to nothing kpod saw (a parse error
+// "undecoded", not a request), a PUSH_PROMISE whose insertion a later reference counts on,
+// padded and prioritized HEADERS, header blocks cut inside a value and continued in a
+// CONTINUATION frame, a method not in the list, gRPC trailers with grpc-status as a new name,
+// as a reference to the whole entry or to its name, a trailers-only response, a 503 and a
+// stream ended without trailers. Both ends count exactly the cases' outcomes, the client's
+// and the server's tally, over three connections.
+func TestRealL7HTTP2Edges(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startScraper(t, customConfig("l7"))
+	addr := p.Veth.AddrB + ":8083"
+	srv := p.SrvCtr.L7App("h2-edge-server", addr)
+	srv.WaitReady()
+	const r = 3
+	client := appCounts(t, p.CliCtr.L7App("h2-edge-client", addr, strconv.Itoa(r)).Output())
+	md := scrape(t, s)
+	failDump(t, md)
+	out := stopServer(t, srv)
+	if strings.Contains(out, "failure") {
+		t.Fatalf("the server failed: %s", out)
+	}
+	server := appCounts(t, out)
+	if !maps.Equal(server, client) || client["http2:lost undecoded"] != r || client["grpc:POST ok"] != 3*r {
+		t.Fatalf("the server counted %v, the client %v", server, client)
+	}
+	checkL7Bounded(t, md)
+	for _, end := range []struct {
+		pod  *fakepod.Pod
+		ctr  *fakepod.Container
+		role string
+	}{{p.Client, p.CliCtr, "client"}, {p.Server, p.SrvCtr, "server"}} {
+		rm, _ := resourceOf(md, end.pod.UID, end.ctr.ID)
+		want := map[string]map[string]int64{"http2": {}, "grpc": {}}
+		for k, n := range client {
+			proto, rest, _ := strings.Cut(k, ":")
+			if rest != "lost undecoded" {
+				want[proto][rest] = n
+			}
+		}
+		for _, proto := range []string{"http2", "grpc"} {
+			if got := l7Requests(rm, proto, end.role); !maps.Equal(got, want[proto]) {
+				t.Errorf("%s %s requests:\n got %v\nwant %v", proto, end.role, got, want[proto])
+			}
+			perMethod := map[string]int64{}
+			for k, n := range want[proto] {
+				method, _, _ := strings.Cut(k, " ")
+				perMethod[method] += n
+			}
+			for method, n := range perMethod {
+				h, ok := histogramOf(rm, "kpod.l7.request.duration", map[string]string{"protocol": proto, "role": end.role, "method": method})
+				if !ok || int64(h.Count()) != n {
+					t.Errorf("%s %s %s duration: %d samples, want %d", proto, end.role, method, h.Count(), n)
+				}
+			}
+		}
+		if got, want := l7ParseErrors(rm), map[string]int64{"http2 " + end.role + " undecoded": r}; !maps.Equal(got, want) {
+			t.Errorf("%s parse errors %v, want %v", end.role, got, want)
+		}
+	}
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}

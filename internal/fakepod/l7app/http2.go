@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c" //nolint:staticcheck // the one server that takes both prior knowledge and the HTTP/1.1 upgrade
+	"golang.org/x/net/http2/hpack"
 )
 
 func init() {
@@ -27,6 +28,8 @@ func init() {
 	commands["h2-junk-client"] = h2JunkClient
 	commands["upgrade-server"] = upgradeServer
 	commands["upgrade-client"] = upgradeClient
+	commands["h2-edge-server"] = h2EdgeServer
+	commands["h2-edge-client"] = h2EdgeClient
 }
 
 // h2Routes are the HTTP/2 server's paths and their statuses: static-table ones (200, 404, 500)
@@ -315,5 +318,268 @@ func upgradeClient(args []string) error {
 		}
 	}
 	fmt.Println("count GET 1xx 1")
+	return nil
+}
+
+// The edge cases of HTTP/2 and gRPC that Go's and curl's implementations do not send, with
+// hand-made frames and header blocks (golang.org/x/net/http2's Framer writes the frames, the
+// server decodes requests with its HPACK decoder): one connection, one stream per case, in
+// this order (the dynamic table references depend on it). Each case is what the server does
+// with the request of its path, and what kpod must make of it; both programs print that tally,
+// "count <protocol>:<method> <status> <n>" ("count http2:lost undecoded <n>": a parse error).
+type h2Edge struct {
+	path, method string
+	grpc         bool
+	count        string // protocol:method status
+}
+
+var h2Edges = []h2Edge{
+	{"/interim", "GET", false, "http2:GET 2xx"},           // 103 (a literal, inserted: #0) then 200
+	{"/reset", "GET", false, "http2:GET error"},           // RST_STREAM before any response
+	{"/undecoded", "GET", false, "http2:lost undecoded"},  // :status as a dynamic index nothing was inserted at
+	{"/push", "GET", false, "http2:GET 2xx"},              // PUSH_PROMISE (inserts /pushed: #1), 204, the pushed stream's 200
+	{"/dyn", "GET", false, "http2:GET 5xx"},               // 503 as a literal, inserted: #2
+	{"/dyn-again", "GET", false, "http2:GET 5xx"},         // index 62: #2, 503
+	{"/dyn-old", "GET", false, "http2:GET 2xx"},           // index 64: #0, 103 (only if the push's insertion was counted), then 200
+	{"/padded", "GET", false, "http2:GET 4xx"},            // request HEADERS padded and with a priority; 404
+	{"/cont", "DELETE", false, "http2:DELETE 4xx"},        // request and response blocks in HEADERS + CONTINUATION; 400
+	{"/other", "PURGE", false, "http2:OTHER 2xx"},         // a method not in the list
+	{"/client-cancel", "GET", false, "http2:GET error"},   // the client resets the stream
+	{"/grpc-ok", "POST", true, "grpc:POST ok"},            // headers, data, trailers grpc-status 0 (a new name, inserted: #3)
+	{"/grpc-ok2", "POST", true, "grpc:POST ok"},           // trailers: index 62, #3
+	{"/grpc-err", "POST", true, "grpc:POST error"},        // trailers: name index 62 (#3's), value 2 (inserted: #4)
+	{"/grpc-ok-old", "POST", true, "grpc:POST ok"},        // trailers-only: 200 and index 63, #3
+	{"/grpc-503", "POST", true, "grpc:POST error"},        // 503 and the end of the stream, no grpc-status
+	{"/grpc-notrailers", "POST", true, "grpc:POST error"}, // 200, then DATA ends the stream
+}
+
+// hpackLit is a literal field whose name is static index idx (the first byte carries the
+// representation and the index) and whose value is s, plain.
+func hpackLit(first byte, s string) []byte { return append([]byte{first, byte(len(s))}, s...) }
+
+// h2EdgeServer ADDR: answers the cases of h2Edges, each connection in turn.
+func h2EdgeServer(args []string) error {
+	if len(args) != 1 {
+		return errors.New("h2-edge-server ADDR")
+	}
+	ln, err := net.Listen("tcp", args[0])
+	if err != nil {
+		return err
+	}
+	var c counts
+	var mu sync.Mutex
+	var failure error
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				if err := h2EdgeServe(conn, &c); err != nil && !errors.Is(err, io.EOF) {
+					mu.Lock()
+					failure = err
+					mu.Unlock()
+				}
+			}()
+		}
+	}()
+	serve(&c, func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		if failure != nil {
+			fmt.Println("failure", failure)
+		}
+	})
+	return nil
+}
+
+func h2EdgeServe(conn net.Conn, c *counts) error {
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		return err
+	}
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(conn, preface); err != nil {
+		return err
+	}
+	byPath := map[string]h2Edge{}
+	for _, e := range h2Edges {
+		byPath[e.path] = e
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			e, ok := byPath[f.PseudoValue("path")]
+			if !ok || f.PseudoValue("method") != e.method {
+				return fmt.Errorf("unexpected request %v", f.Fields)
+			}
+			if err := h2EdgeAnswer(fr, f.StreamID, e.path); err != nil {
+				return err
+			}
+			method, status, _ := strings.Cut(e.count, " ")
+			c.add(method, status)
+		case *http2.RSTStreamFrame:
+			if f.ErrCode != http2.ErrCodeCancel {
+				return fmt.Errorf("reset %v", f.ErrCode)
+			}
+		}
+	}
+}
+
+func h2EdgeAnswer(fr *http2.Framer, sid uint32, path string) error {
+	hdr := func(end bool, block ...byte) error {
+		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: sid, BlockFragment: block, EndStream: end, EndHeaders: true})
+	}
+	data := func(end bool) error { return fr.WriteData(sid, end, []byte{0, 0, 0, 0, 0}) }
+	grpcStatusNew := append(append([]byte{0x40, 11}, "grpc-status"...), 1, '0') // a new name, inserted
+	first := func(err ...error) error { return errors.Join(err...) }
+	switch path {
+	case "/interim":
+		return first(hdr(false, hpackLit(0x48, "103")...), hdr(true, 0x88))
+	case "/reset":
+		return fr.WriteRSTStream(sid, http2.ErrCodeInternal)
+	case "/undecoded":
+		return hdr(true, 0xff, 0x10) // index 143
+	case "/push":
+		promise := append([]byte{0x82}, hpackLit(0x44, "/pushed")...)
+		return first(fr.WritePushPromise(http2.PushPromiseParam{StreamID: sid, PromiseID: 2, BlockFragment: promise, EndHeaders: true}),
+			hdr(true, 0x89),
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 2, BlockFragment: []byte{0x88}, EndStream: true, EndHeaders: true}))
+	case "/dyn":
+		return hdr(true, hpackLit(0x48, "503")...)
+	case "/dyn-again":
+		return hdr(true, 0xbe)
+	case "/dyn-old":
+		return first(hdr(false, 0xc0), hdr(true, 0x88))
+	case "/client-cancel":
+		return nil
+	case "/padded", "/other":
+		return hdr(true, map[string]byte{"/padded": 0x8d, "/other": 0x88}[path])
+	case "/cont":
+		return first(fr.WriteHeaders(http2.HeadersFrameParam{StreamID: sid, BlockFragment: []byte{}, EndStream: true}),
+			fr.WriteContinuation(sid, true, []byte{0x8c}))
+	case "/grpc-ok":
+		return first(hdr(false, 0x88), data(false), hdr(true, grpcStatusNew...))
+	case "/grpc-ok2":
+		return first(hdr(false, 0x88), data(false), hdr(true, 0xbe))
+	case "/grpc-err":
+		return first(hdr(false, 0x88), hdr(true, 0x7e, 1, '2'))
+	case "/grpc-ok-old":
+		return hdr(true, 0x88, 0xbf)
+	case "/grpc-503":
+		return hdr(true, hpackLit(0x08, "503")...)
+	case "/grpc-notrailers":
+		return first(hdr(false, 0x88), data(true))
+	}
+	return fmt.Errorf("no case %s", path)
+}
+
+// h2EdgeClient ADDR R: R connections, each with the cases of h2Edges in order.
+func h2EdgeClient(args []string) error {
+	if len(args) != 2 {
+		return errors.New("h2-edge-client ADDR R")
+	}
+	r, err := strconv.Atoi(args[1])
+	if err != nil {
+		return err
+	}
+	var c counts
+	for i := 0; i < r; i++ {
+		if err := h2EdgeConn(args[0], &c); err != nil {
+			return err
+		}
+	}
+	c.print()
+	return nil
+}
+
+func h2EdgeConn(addr string, c *counts) error {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		return err
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		return err
+	}
+	grpcCT := append([]byte{0x5f}, hpackLit(0x10, "application/grpc")[1:]...) // inserted: the client's #0
+	for k, e := range h2Edges {
+		sid := uint32(2*k + 1)
+		block := []byte{0x82}
+		if e.method == "POST" {
+			block[0] = 0x83
+		} else if e.method != "GET" {
+			block = hpackLit(0x02, e.method)
+		}
+		block = append(block, 0x86)
+		block = append(block, hpackLit(0x04, e.path)...)
+		block = append(block, hpackLit(0x01, "kpod")...)
+		if e.grpc {
+			block = append(block, grpcCT...)
+			grpcCT = []byte{0xbe}
+		}
+		var err error
+		switch e.path {
+		case "/padded":
+			err = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: sid, BlockFragment: block, EndStream: true, EndHeaders: true,
+				PadLength: 7, Priority: http2.PriorityParam{StreamDep: 0, Weight: 42}})
+		case "/cont": // the block cut inside the method's value
+			err = errors.Join(fr.WriteHeaders(http2.HeadersFrameParam{StreamID: sid, BlockFragment: block[:4], EndStream: true}),
+				fr.WriteContinuation(sid, true, block[4:]))
+		case "/client-cancel":
+			err = errors.Join(fr.WriteHeaders(http2.HeadersFrameParam{StreamID: sid, BlockFragment: block, EndHeaders: true}),
+				fr.WriteRSTStream(sid, http2.ErrCodeCancel))
+		default:
+			err = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: sid, BlockFragment: block, EndStream: !e.grpc, EndHeaders: true})
+			if err == nil && e.grpc {
+				err = fr.WriteData(sid, true, []byte{0, 0, 0, 0, 0})
+			}
+		}
+		if err != nil {
+			return err
+		}
+		// the end of the case: its stream ends (and the pushed one), or is reset
+		ends, endsInBlock := 1, false
+		if e.path == "/push" {
+			ends = 2
+		}
+		for e.path != "/client-cancel" && ends > 0 {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return fmt.Errorf("%s: %w", e.path, err)
+			}
+			switch f := f.(type) {
+			case *http2.RSTStreamFrame:
+				ends--
+			case *http2.DataFrame:
+				if f.StreamEnded() {
+					ends--
+				}
+			case *http2.HeadersFrame:
+				if f.StreamEnded() && f.HeadersEnded() {
+					ends--
+				}
+				endsInBlock = f.StreamEnded() && !f.HeadersEnded()
+			case *http2.ContinuationFrame:
+				if endsInBlock && f.HeadersEnded() {
+					ends--
+				}
+			}
+		}
+		method, status, _ := strings.Cut(e.count, " ")
+		c.add(method, status)
+	}
 	return nil
 }
