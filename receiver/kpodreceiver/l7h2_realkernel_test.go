@@ -44,7 +44,7 @@ func TestRealL7HTTP2(t *testing.T) {
 	fakepod.RequireRoot(t)
 	requireTools(t, "curl")
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	addr := p.Veth.AddrB + ":8080"
 	srv := p.SrvCtr.L7App("h2-server", addr)
 	srv.WaitReady()
@@ -134,7 +134,7 @@ func TestRealL7HTTP2(t *testing.T) {
 func TestRealL7GRPC(t *testing.T) {
 	fakepod.RequireRoot(t)
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	addr := p.Veth.AddrB + ":50051"
 	srv := p.SrvCtr.L7App("grpc-server", addr)
 	srv.WaitReady()
@@ -189,7 +189,7 @@ func checkL7Only(t *testing.T, md pmetric.Metrics, pod *fakepod.Pod, ctr *fakepo
 func TestRealL7HTTP2Junk(t *testing.T) {
 	fakepod.RequireRoot(t)
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	addr := p.Veth.AddrB + ":8081"
 	srv := p.SrvCtr.L7App("h2-junk-server", addr)
 	srv.WaitReady()
@@ -224,7 +224,7 @@ func TestRealL7HTTP2Junk(t *testing.T) {
 func TestRealL7HTTPUpgradeOther(t *testing.T) {
 	fakepod.RequireRoot(t)
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	addr := p.Veth.AddrB + ":8082"
 	srv := p.SrvCtr.L7App("upgrade-server", addr)
 	srv.WaitReady()
@@ -256,7 +256,7 @@ func TestRealL7HTTPUpgradeOther(t *testing.T) {
 func TestRealL7HTTP2Edges(t *testing.T) {
 	fakepod.RequireRoot(t)
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	addr := p.Veth.AddrB + ":8083"
 	srv := p.SrvCtr.L7App("h2-edge-server", addr)
 	srv.WaitReady()
