@@ -27,6 +27,7 @@
 #define IPPROTO_UDP 17
 #define S_IFMT 0170000
 #define S_IFSOCK 0140000
+#define MSG_PEEK 2
 
 /* The numbers of the calls on this architecture, set by the loader (internal/l7). */
 volatile const __u32 nr_read, nr_write, nr_readv, nr_writev, nr_recvfrom, nr_sendto, nr_recvmsg, nr_sendmsg,
@@ -101,6 +102,12 @@ int kpod_l7en_t(struct syscall_trace_enter___l7 *ctx)
 		return 0;
 	}
 	a.len = BPF_CORE_READ(ctx, args[2]);
+	/* A receive with MSG_PEEK leaves the data in the socket, to be received again (curl peeks
+	 * one byte to tell whether a connection it reuses is alive): the data is not taken then. */
+	if ((nr == nr_recvfrom || nr == nr_recvmmsg) && (BPF_CORE_READ(ctx, args[3]) & MSG_PEEK))
+		a.valid = 0;
+	else if (nr == nr_recvmsg && (BPF_CORE_READ(ctx, args[2]) & MSG_PEEK))
+		a.valid = 0;
 	struct l7_args *st = bpf_task_storage_get(&kpod_l7_args, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
 		KPOD_LOST(l7, kpod_l7_args);

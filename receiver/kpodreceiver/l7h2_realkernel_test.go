@@ -308,3 +308,29 @@ func TestRealL7HTTP2Edges(t *testing.T) {
 	}
 	checkL7Idle(t, md, p.Idle, p.IdleCtr)
 }
+
+// TestRealL7HTTPPeek: a client that looks at each response with a receive that peeks
+// (MSG_PEEK, as curl does to tell whether a connection it reuses is alive) before it reads
+// it. Peeked bytes stay in the socket and are received again: kpod takes them once, so each
+// response answers its request once — the client's and the server's counts, exactly, and no
+// parse error (before, every response was counted twice: once unanswered).
+func TestRealL7HTTPPeek(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	addr := p.Veth.AddrB + ":8084"
+	srv := p.SrvCtr.L7App("http-server", addr)
+	srv.WaitReady()
+	const n = 20
+	client := appCounts(t, p.CliCtr.L7App("http-peek-client", addr, strconv.Itoa(n)).Output())
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if want := map[string]int64{"GET 2xx": n}; !maps.Equal(client, want) || !maps.Equal(server, want) {
+		t.Fatalf("the server counted %v, the client %v, want %v", server, client, want)
+	}
+	checkL7Bounded(t, md)
+	checkL7(t, md, p.Client, p.CliCtr, "http", "client", client)
+	checkL7(t, md, p.Server, p.SrvCtr, "http", "server", server)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}

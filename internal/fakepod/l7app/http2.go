@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -30,6 +31,7 @@ func init() {
 	commands["upgrade-client"] = upgradeClient
 	commands["h2-edge-server"] = h2EdgeServer
 	commands["h2-edge-client"] = h2EdgeClient
+	commands["http-peek-client"] = httpPeekClient
 }
 
 // h2Routes are the HTTP/2 server's paths and their statuses: static-table ones (200, 404, 500)
@@ -581,5 +583,54 @@ func h2EdgeConn(addr string, c *counts) error {
 		method, status, _ := strings.Cut(e.count, " ")
 		c.add(method, status)
 	}
+	return nil
+}
+
+// httpPeekClient ADDR N: N HTTP/1.1 GET /ok on one connection, each response looked at with a
+// receive that peeks (MSG_PEEK: the bytes stay in the socket, as curl's check that a
+// connection it reuses is alive) before it is read; prints its tally.
+func httpPeekClient(args []string) error {
+	if len(args) != 2 {
+		return errors.New("http-peek-client ADDR N")
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil {
+		return err
+	}
+	conn, err := net.Dial("tcp", args[0])
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	raw, err := conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	br := bufio.NewReader(conn)
+	var c counts
+	for i := 0; i < n; i++ {
+		if _, err := conn.Write([]byte("GET /ok HTTP/1.1\r\nHost: kpod\r\n\r\n")); err != nil {
+			return err
+		}
+		peeked, perr := 0, error(nil)
+		if err := raw.Read(func(fd uintptr) bool {
+			buf := make([]byte, 64)
+			peeked, _, perr = syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK)
+			return perr != syscall.EAGAIN
+		}); err != nil {
+			return err
+		}
+		if perr != nil || peeked == 0 {
+			return fmt.Errorf("peek: %d bytes, %v", peeked, perr)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		c.add("GET", strconv.Itoa(resp.StatusCode/100)+"xx")
+	}
+	c.print()
 	return nil
 }
