@@ -59,7 +59,7 @@ enum { R_IDX = 1, R_INC, R_LIT, R_SIZE };
  * (status class), F_CT (content-type gRPC), F_GS (grpc-status: L7_OK or L7_ERROR); F_NAME: a
  * name string that may be grpc-status. */
 enum { F_NONE = 0, F_METHOD, F_STATUS, F_CT, F_GS, F_NAME };
-/* Flags of a pending request (l7_pending.pad). */
+/* Flags of a pending request (l7_pending.aux). */
 enum { H2P_GRPC = 1, H2P_UPGRADE = 2 };
 
 /* One direction of an HTTP/2 connection. */
@@ -159,7 +159,7 @@ static __always_inline struct l7_pending l7_h2_take(struct l7_conn *conn, int i)
 /* The protocol a pending request is counted under. */
 static __always_inline __u8 l7_h2_proto(struct l7_pending *p)
 {
-	return p->pad & H2P_GRPC ? L7_GRPC : L7_HTTP2;
+	return p->aux & H2P_GRPC ? L7_GRPC : L7_HTTP2;
 }
 
 /* Counts pending request i as answered with status. */
@@ -538,7 +538,7 @@ static __always_inline long l7_h2_block(struct l7_h2walk *hw)
 			__u16 n = conn->n;
 			l7_push(c, conn, h->hasm ? h->method : 0, sid);
 			if (conn->n > n)
-				conn->p[(conn->head + conn->n - 1) & (L7_PENDING - 1)].pad = h->grpc ? H2P_GRPC : 0;
+				conn->p[(conn->head + conn->n - 1) & (L7_PENDING - 1)].aux = h->grpc ? H2P_GRPC : 0;
 		}
 		return 0;
 	}
@@ -549,7 +549,7 @@ static __always_inline long l7_h2_block(struct l7_h2walk *hw)
 			l7_lost(c, conn, L7_LOST_NOREQ);
 		return 0;
 	}
-	if (conn->p[i & (L7_PENDING - 1)].pad & H2P_GRPC) {
+	if (conn->p[i & (L7_PENDING - 1)].aux & H2P_GRPC) {
 		if (h->gs)
 			l7_h2_answer(c, conn, i, h->gs - 1);
 		else if (h->status > 2)
@@ -681,7 +681,7 @@ static __always_inline long l7_h2_frame(struct l7_h2walk *hw)
 	}
 	int i = t == H2F_RST || (t == H2F_DATA && (f & H2_END_STREAM) && !hw->w.req) ? l7_h2_find(conn, sid) : -1;
 	/* a stream reset before its answer; a gRPC stream that ends without trailers */
-	if (i >= 0 && (t == H2F_RST || (conn->p[i & (L7_PENDING - 1)].pad & H2P_GRPC)))
+	if (i >= 0 && (t == H2F_RST || (conn->p[i & (L7_PENDING - 1)].aux & H2P_GRPC)))
 		l7_h2_answer(hw->w.c, conn, i, L7_ERROR);
 	hw->w.d->skip = len;
 	h->frem = 0;
@@ -833,7 +833,7 @@ static __always_inline int l7_h2_upgrade(struct l7_ctx *c, struct l7_conn *conn)
 	}
 	__u32 head = conn->head & (L7_PENDING - 1);
 	conn->p[head].id = 1;
-	conn->p[head].pad = H2P_UPGRADE;
+	conn->p[head].aux = H2P_UPGRADE;
 	__builtin_memset(&conn->dir[0], 0, sizeof conn->dir[0]);
 	__builtin_memset(&conn->dir[1], 0, sizeof conn->dir[1]);
 	conn->proto = L7_HTTP2;

@@ -72,6 +72,8 @@ var parsers = map[uint32]string{
 	names.ProtoGRPC:    "kpod_l7h2", // a connection whose requests are gRPC's
 	names.ProtoRedis:   "kpod_l7redis",
 	names.ProtoDNS:     "kpod_l7dns",
+	names.ProtoKafka:   "kpod_l7kafka",
+	names.ProtoMongo:   "kpod_l7mongo",
 }
 
 // Spec is the family's BPF object.
@@ -153,6 +155,9 @@ func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) 
 func nameEntries() []ebpf.MapKV {
 	var kvs []ebpf.MapKV
 	for proto, ms := range names.Methods {
+		if names.Numeric(proto) {
+			continue
+		}
 		for id, n := range ms {
 			if id == 0 || len(n) > 16 {
 				continue

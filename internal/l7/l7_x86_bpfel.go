@@ -43,13 +43,14 @@ type L7L7Conn struct {
 		Nlen  uint8
 		First uint8
 		Pad   [2]uint8
+		Ts    uint64
 	}
 	P [32]struct {
 		_      structs.HostLayout
 		Ts     uint64
 		Id     uint32
 		Method uint16
-		Pad    uint16
+		Aux    uint16
 	}
 }
 
@@ -173,6 +174,8 @@ const (
 	L7ProgKpodL7exT   = "kpod_l7ex_t"
 	L7ProgKpodL7h2    = "kpod_l7h2"
 	L7ProgKpodL7http  = "kpod_l7http"
+	L7ProgKpodL7kafka = "kpod_l7kafka"
+	L7ProgKpodL7mongo = "kpod_l7mongo"
 	L7ProgKpodL7redis = "kpod_l7redis"
 	L7VarNrRead       = "nr_read"
 	L7VarNrReadv      = "nr_readv"
@@ -234,6 +237,8 @@ type L7ProgramSpecs struct {
 	KpodL7exT   *ebpf.ProgramSpec `ebpf:"kpod_l7ex_t"`
 	KpodL7h2    *ebpf.ProgramSpec `ebpf:"kpod_l7h2"`
 	KpodL7http  *ebpf.ProgramSpec `ebpf:"kpod_l7http"`
+	KpodL7kafka *ebpf.ProgramSpec `ebpf:"kpod_l7kafka"`
+	KpodL7mongo *ebpf.ProgramSpec `ebpf:"kpod_l7mongo"`
 	KpodL7redis *ebpf.ProgramSpec `ebpf:"kpod_l7redis"`
 }
 
@@ -336,6 +341,8 @@ type L7Programs struct {
 	KpodL7exT   *ebpf.Program `ebpf:"kpod_l7ex_t"`
 	KpodL7h2    *ebpf.Program `ebpf:"kpod_l7h2"`
 	KpodL7http  *ebpf.Program `ebpf:"kpod_l7http"`
+	KpodL7kafka *ebpf.Program `ebpf:"kpod_l7kafka"`
+	KpodL7mongo *ebpf.Program `ebpf:"kpod_l7mongo"`
 	KpodL7redis *ebpf.Program `ebpf:"kpod_l7redis"`
 }
 
@@ -347,6 +354,8 @@ func (p *L7Programs) Close() error {
 		p.KpodL7exT,
 		p.KpodL7h2,
 		p.KpodL7http,
+		p.KpodL7kafka,
+		p.KpodL7mongo,
 		p.KpodL7redis,
 	)
 }
