@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
+	grpcstatus "google.golang.org/grpc/status"
 )
 
 func init() {
@@ -73,9 +73,9 @@ var echoDesc = grpc.ServiceDesc{
 					if err := grpc.SendHeader(ctx, metadata.Pairs("kpod", "late")); err != nil {
 						return nil, err
 					}
-					return nil, status.Error(codes.Internal, "late failure")
+					return nil, grpcstatus.Error(codes.Internal, "late failure")
 				}
-				return nil, status.Error(codes.NotFound, "no such thing")
+				return nil, grpcstatus.Error(codes.NotFound, "no such thing")
 			}
 			if in == nil {
 				return call(ctx, &req)
@@ -114,7 +114,7 @@ func grpcServer(args []string) error {
 }
 
 func grpcStatus(err error) string {
-	if status.Code(err) == codes.OK {
+	if grpcstatus.Code(err) == codes.OK {
 		return "ok"
 	}
 	return "error"
@@ -160,7 +160,7 @@ func grpcClient(args []string) error {
 		},
 		func(ctx context.Context) (bool, error) {
 			_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "kpod.missing"})
-			return status.Code(err) == codes.NotFound, err
+			return grpcstatus.Code(err) == codes.NotFound, err
 		},
 	}
 	for _, msg := range []string{"ok", "fail", "late"} {
@@ -168,7 +168,7 @@ func grpcClient(args []string) error {
 		calls = append(calls, func(ctx context.Context) (bool, error) {
 			req, resp := []byte(msg), []byte(nil)
 			err := cc.Invoke(ctx, echoMethod, &req, &resp, grpc.CallContentSubtype(rawCodec{}.Name()))
-			return status.Code(err) == want && (err != nil || string(resp) == msg), err
+			return grpcstatus.Code(err) == want && (err != nil || string(resp) == msg), err
 		})
 	}
 	errs := make(chan error, conc)
