@@ -16,6 +16,7 @@
  * leaves the kernel: the parsers record protocol, role, method id, status class and latency.
  */
 #include "l7.h"
+#include "l7_http2.h"
 #include "l7_http.h"
 #include "l7_redis.h"
 #include "l7_dns.h"
@@ -30,6 +31,7 @@
 #define IPPROTO_UDP 17
 #define S_IFMT 0170000
 #define S_IFSOCK 0140000
+#define MSG_PEEK 2
 
 /* The numbers of the calls on this architecture, set by the loader (internal/l7). */
 volatile const __u32 nr_read, nr_write, nr_readv, nr_writev, nr_recvfrom, nr_sendto, nr_recvmsg, nr_sendmsg,
@@ -104,6 +106,12 @@ int kpod_l7en_t(struct syscall_trace_enter___l7 *ctx)
 		return 0;
 	}
 	a.len = BPF_CORE_READ(ctx, args[2]);
+	/* A receive with MSG_PEEK leaves the data in the socket, to be received again (curl peeks
+	 * one byte to tell whether a connection it reuses is alive): the data is not taken then. */
+	if ((nr == nr_recvfrom || nr == nr_recvmmsg) && (BPF_CORE_READ(ctx, args[3]) & MSG_PEEK))
+		a.valid = 0;
+	else if (nr == nr_recvmsg && (BPF_CORE_READ(ctx, args[2]) & MSG_PEEK))
+		a.valid = 0;
 	struct l7_args *st = bpf_task_storage_get(&kpod_l7_args, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
 		KPOD_LOST(l7, kpod_l7_args);
@@ -245,6 +253,7 @@ int kpod_l7dt(void *ctx)
 	if (c->udp) {
 		L7_TRY(L7_DNS, l7_dns_detect)
 	} else {
+		L7_TRY(L7_HTTP2, l7_h2_detect) /* before HTTP/1.x: "PRI * HTTP/2.0" is a request line too */
 		L7_TRY(L7_HTTP, l7_http_detect)
 		L7_TRY(L7_REDIS, l7_redis_detect)
 		L7_TRY(L7_MYSQL, l7_mysql_detect)
@@ -262,6 +271,8 @@ int kpod_l7dt(void *ctx)
 	return 0;
 }
 
+/* A parser returns 0, or the protocol whose parser takes the call over (a connection that
+ * switched protocols: HTTP/1.1 upgraded to HTTP/2). */
 #define L7_PARSER(name, fn)                                     \
 	SEC("tracepoint/l7")                                    \
 	int name(void *ctx)                                     \
@@ -272,10 +283,14 @@ int kpod_l7dt(void *ctx)
 		struct l7_conn *conn = l7_conn(c);              \
 		if (!conn)                                      \
 			return 0;                               \
-		return fn(c, conn);                             \
+		int next = fn(c, conn);                         \
+		if (next > 0)                                   \
+			bpf_tail_call(ctx, &kpod_l7_tail, next); \
+		return 0;                                       \
 	}
 
 L7_PARSER(kpod_l7http, l7_http)
+L7_PARSER(kpod_l7h2, l7_h2)
 L7_PARSER(kpod_l7redis, l7_redis)
 L7_PARSER(kpod_l7dns, l7_dns)
 L7_PARSER(kpod_l7mysql, l7_mysql)

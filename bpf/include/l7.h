@@ -39,6 +39,7 @@ enum {
 	L7_LOST_RESYNC = 1,   /* bytes that did not parse: the rest of the call was passed over */
 	L7_LOST_NOREQ = 2,    /* a response with no request in flight */
 	L7_LOST_FULL = 3,     /* a request found L7_PENDING requests in flight */
+	L7_LOST_UNDECODED = 4, /* a response whose status could not be decoded (HTTP/2's HPACK) */
 };
 
 struct l7_pending {

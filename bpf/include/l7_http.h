@@ -6,12 +6,14 @@
  * rest of a large response) starts with neither and is passed over. A call too short to tell
  * (Go's server reads one byte of the next request while it answers the last) is kept in the
  * connection's l7_dir (w, nlen) and read again in front of the next call in its direction.
- * Interim responses (1xx but 101) do not answer the request.
+ * Interim responses (1xx but 101) do not answer the request. A 101 to an upgrade to h2c hands
+ * the connection over to HTTP/2 (l7_http2.h); to anything else, the connection is ignored.
  */
 #ifndef __KPOD_L7_HTTP_H__
 #define __KPOD_L7_HTTP_H__
 
 #include "l7.h"
+#include "l7_http2.h"
 
 /* Byte i of the kept bytes followed by the call's data; -1 past their end. */
 static __always_inline int l7_http_at(struct l7_ctx *c, struct l7_dir *d, __u32 i)
@@ -116,9 +118,9 @@ static __always_inline int l7_http(struct l7_ctx *c, struct l7_conn *conn)
 	l7_http_keep(c, d, r);
 	if (r != L7_YES || (s < 200 && s != 101))
 		return 0;
+	if (s == 101) /* switched to another protocol: HTTP/2 (h2c) is followed, others not */
+		return l7_h2_upgrade(c, conn);
 	l7_pop(c, conn, s / 100);
-	if (s == 101) /* switched to another protocol: no more HTTP/1.x on this connection */
-		conn->proto = L7_IGNORE;
 	return 0;
 }
 

@@ -1,6 +1,8 @@
 package fakepod
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,9 +28,16 @@ func L7AppBinary(t testing.TB) string {
 			l7appPath = p
 			return
 		}
-		// One path, rebuilt by every test process (go's build cache makes that quick) and
-		// renamed into place: test binaries run in parallel.
-		l7appPath = filepath.Join(os.TempDir(), "kpod-l7app")
+		// One path per source tree (checkouts of different versions on one machine must not
+		// run each other's binary), rebuilt by every test process (go's build cache makes that
+		// quick) and renamed into place: test binaries run in parallel.
+		wd, err := os.Getwd()
+		if err != nil {
+			l7appErr = err
+			return
+		}
+		sum := sha256.Sum256([]byte(wd))
+		l7appPath = filepath.Join(os.TempDir(), "kpod-l7app-"+hex.EncodeToString(sum[:6]))
 		tmp := l7appPath + ".tmp" + strconv.Itoa(os.Getpid())
 		cmd := exec.Command("go", "build", "-o", tmp, "github.com/kpod-project/kpod/internal/fakepod/l7app")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

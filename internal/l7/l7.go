@@ -69,6 +69,8 @@ var calls = []string{"read", "write", "readv", "writev", "recvfrom", "sendto", "
 var parsers = map[uint32]string{
 	names.ProtoUnknown:  "kpod_l7dt",
 	names.ProtoHTTP:     "kpod_l7http",
+	names.ProtoHTTP2:    "kpod_l7h2",
+	names.ProtoGRPC:     "kpod_l7h2", // a connection whose requests are gRPC's
 	names.ProtoRedis:    "kpod_l7redis",
 	names.ProtoMySQL:    "kpod_l7mysql",
 	names.ProtoPostgres: "kpod_l7pg",

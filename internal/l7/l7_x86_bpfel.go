@@ -81,6 +81,53 @@ type L7L7Errs struct {
 	KpodL7Args uint64
 }
 
+type L7L7H2 struct {
+	_   structs.HostLayout
+	Dir [2]struct {
+		_      structs.HostLayout
+		Frem   uint32
+		Sid    uint32
+		Bsid   uint32
+		Last   uint32
+		Ival   uint32
+		Slen   uint32
+		Nins   uint32
+		Hacc   uint32
+		Ins    [8]uint32
+		W      [2]uint64
+		What   [8]uint8
+		Val    [8]uint8
+		State  uint8
+		Hs     uint8
+		Hb     uint8
+		Ftype  uint8
+		Flags  uint8
+		Pad    uint8
+		Ishift uint8
+		Hlen   uint8
+		Huff   uint8
+		Rep    uint8
+		Part   uint8
+		Field  uint8
+		Nlen   uint8
+		C16    uint8
+		Ni     uint8
+		Inblk  uint8
+		Bflags uint8
+		Push   uint8
+		Method uint8
+		Hasm   uint8
+		Status uint8
+		Grpc   uint8
+		Gs     uint8
+		Unk    uint8
+		Crlf   uint8
+		H2c    uint8
+		Upg    uint8
+		Pad2   [5]uint8
+	}
+}
+
 type L7L7Key struct {
 	_      structs.HostLayout
 	Cgid   uint64
@@ -124,6 +171,7 @@ const (
 	L7MapKpodL7Conn   = "kpod_l7_conn"
 	L7MapKpodL7Ctx    = "kpod_l7_ctx"
 	L7MapKpodL7Err    = "kpod_l7_err"
+	L7MapKpodL7H2     = "kpod_l7_h2"
 	L7MapKpodL7Names  = "kpod_l7_names"
 	L7MapKpodL7Stmt   = "kpod_l7_stmt"
 	L7MapKpodL7Tail   = "kpod_l7_tail"
@@ -131,6 +179,7 @@ const (
 	L7ProgKpodL7dt    = "kpod_l7dt"
 	L7ProgKpodL7enT   = "kpod_l7en_t"
 	L7ProgKpodL7exT   = "kpod_l7ex_t"
+	L7ProgKpodL7h2    = "kpod_l7h2"
 	L7ProgKpodL7http  = "kpod_l7http"
 	L7ProgKpodL7kafka = "kpod_l7kafka"
 	L7ProgKpodL7mongo = "kpod_l7mongo"
@@ -195,6 +244,7 @@ type L7ProgramSpecs struct {
 	KpodL7dt    *ebpf.ProgramSpec `ebpf:"kpod_l7dt"`
 	KpodL7enT   *ebpf.ProgramSpec `ebpf:"kpod_l7en_t"`
 	KpodL7exT   *ebpf.ProgramSpec `ebpf:"kpod_l7ex_t"`
+	KpodL7h2    *ebpf.ProgramSpec `ebpf:"kpod_l7h2"`
 	KpodL7http  *ebpf.ProgramSpec `ebpf:"kpod_l7http"`
 	KpodL7kafka *ebpf.ProgramSpec `ebpf:"kpod_l7kafka"`
 	KpodL7mongo *ebpf.ProgramSpec `ebpf:"kpod_l7mongo"`
@@ -212,6 +262,7 @@ type L7MapSpecs struct {
 	KpodL7Conn  *ebpf.MapSpec `ebpf:"kpod_l7_conn"`
 	KpodL7Ctx   *ebpf.MapSpec `ebpf:"kpod_l7_ctx"`
 	KpodL7Err   *ebpf.MapSpec `ebpf:"kpod_l7_err"`
+	KpodL7H2    *ebpf.MapSpec `ebpf:"kpod_l7_h2"`
 	KpodL7Names *ebpf.MapSpec `ebpf:"kpod_l7_names"`
 	KpodL7Stmt  *ebpf.MapSpec `ebpf:"kpod_l7_stmt"`
 	KpodL7Tail  *ebpf.MapSpec `ebpf:"kpod_l7_tail"`
@@ -258,6 +309,7 @@ type L7Maps struct {
 	KpodL7Conn  *ebpf.Map `ebpf:"kpod_l7_conn"`
 	KpodL7Ctx   *ebpf.Map `ebpf:"kpod_l7_ctx"`
 	KpodL7Err   *ebpf.Map `ebpf:"kpod_l7_err"`
+	KpodL7H2    *ebpf.Map `ebpf:"kpod_l7_h2"`
 	KpodL7Names *ebpf.Map `ebpf:"kpod_l7_names"`
 	KpodL7Stmt  *ebpf.Map `ebpf:"kpod_l7_stmt"`
 	KpodL7Tail  *ebpf.Map `ebpf:"kpod_l7_tail"`
@@ -270,6 +322,7 @@ func (m *L7Maps) Close() error {
 		m.KpodL7Conn,
 		m.KpodL7Ctx,
 		m.KpodL7Err,
+		m.KpodL7H2,
 		m.KpodL7Names,
 		m.KpodL7Stmt,
 		m.KpodL7Tail,
@@ -300,6 +353,7 @@ type L7Programs struct {
 	KpodL7dt    *ebpf.Program `ebpf:"kpod_l7dt"`
 	KpodL7enT   *ebpf.Program `ebpf:"kpod_l7en_t"`
 	KpodL7exT   *ebpf.Program `ebpf:"kpod_l7ex_t"`
+	KpodL7h2    *ebpf.Program `ebpf:"kpod_l7h2"`
 	KpodL7http  *ebpf.Program `ebpf:"kpod_l7http"`
 	KpodL7kafka *ebpf.Program `ebpf:"kpod_l7kafka"`
 	KpodL7mongo *ebpf.Program `ebpf:"kpod_l7mongo"`
@@ -314,6 +368,7 @@ func (p *L7Programs) Close() error {
 		p.KpodL7dt,
 		p.KpodL7enT,
 		p.KpodL7exT,
+		p.KpodL7h2,
 		p.KpodL7http,
 		p.KpodL7kafka,
 		p.KpodL7mongo,

@@ -31,13 +31,19 @@ var Roles = [...]string{1: "client", 2: "server"}
 // Other is the method of a request whose method is not in its protocol's list.
 const Other = "OTHER"
 
+// httpMethods are the methods of HTTP/1.x, HTTP/2 and gRPC (whose requests are POSTs), with
+// the same ids: a request that upgrades HTTP/1.1 to HTTP/2 keeps its method id.
+var httpMethods = []string{Other, "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+
 // Methods per protocol, by id; id 0 is Other. The loader puts these names into the kernel's
 // name map; a method is matched there against them (HTTP and Redis case-insensitively, as
 // their servers do; SQL keywords likewise; MongoDB's command names exactly, as its servers
 // do). DNS methods are query types, recorded by number (DNSTypes). Kafka's are numbers too:
 // the kernel records a request's API key plus one, the index of its name here (Numeric).
 var Methods = map[int][]string{
-	ProtoHTTP: {Other, "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE"},
+	ProtoHTTP:  httpMethods,
+	ProtoHTTP2: httpMethods,
+	ProtoGRPC:  httpMethods,
 	ProtoRedis: {Other, "GET", "SET", "INCR", "DECR", "DEL", "EXISTS", "EXPIRE", "TTL", "MGET", "MSET",
 		"HGET", "HSET", "HGETALL", "HDEL", "LPUSH", "RPUSH", "LPOP", "RPOP", "LRANGE", "SADD", "SREM",
 		"SMEMBERS", "SPOP", "ZADD", "ZRANGE", "ZPOPMIN", "ZREM", "PING", "ECHO", "INFO", "AUTH",
@@ -104,7 +110,8 @@ var Aliases = map[int]map[string]string{
 var DNSTypes = map[uint16]string{1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT",
 	28: "AAAA", 33: "SRV", 64: "SVCB", 65: "HTTPS", 255: "ANY"}
 
-// Status of a response: HTTP's status class (1 to 5), else ok or error.
+// Status of a response: HTTP's status class (1 to 5), else ok or error (an HTTP/2 stream reset
+// before its response is an error).
 const (
 	StatusOK    = 0
 	StatusError = 6
@@ -115,11 +122,11 @@ const (
 const Lost = 0xffff
 
 // Reasons a message was not counted, by their status under method Lost.
-var LostReasons = map[uint16]string{1: "resync", 2: "unanswered_response", 3: "queue_full"}
+var LostReasons = map[uint16]string{1: "resync", 2: "unanswered_response", 3: "queue_full", 4: "undecoded"}
 
 // StatusName is the status attribute of a response of protocol proto with status s.
 func StatusName(proto int, s uint16) string {
-	if proto == ProtoHTTP && s >= 1 && s <= 5 {
+	if (proto == ProtoHTTP || proto == ProtoHTTP2) && s >= 1 && s <= 5 {
 		return string(rune('0'+s)) + "xx"
 	}
 	if s == StatusOK {

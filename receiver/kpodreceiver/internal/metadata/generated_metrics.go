@@ -53,6 +53,7 @@ const (
 	AttributeL7LostReasonResync
 	AttributeL7LostReasonUnansweredResponse
 	AttributeL7LostReasonQueueFull
+	AttributeL7LostReasonUndecoded
 )
 
 // String returns the string representation of the AttributeL7LostReason.
@@ -64,6 +65,8 @@ func (av AttributeL7LostReason) String() string {
 		return "unanswered_response"
 	case AttributeL7LostReasonQueueFull:
 		return "queue_full"
+	case AttributeL7LostReasonUndecoded:
+		return "undecoded"
 	}
 	return ""
 }
@@ -73,6 +76,7 @@ var MapAttributeL7LostReason = map[string]AttributeL7LostReason{
 	"resync":              AttributeL7LostReasonResync,
 	"unanswered_response": AttributeL7LostReasonUnansweredResponse,
 	"queue_full":          AttributeL7LostReasonQueueFull,
+	"undecoded":           AttributeL7LostReasonUndecoded,
 }
 
 // AttributeL7Protocol specifies the value l7_protocol attribute.

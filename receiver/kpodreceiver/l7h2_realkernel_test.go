@@ -1,0 +1,336 @@
+package kpodreceiver
+
+import (
+	"maps"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/kpod-project/kpod/internal/fakepod"
+)
+
+// The l7 family's HTTP/2 and gRPC tests (helpers in l7_realkernel_test.go).
+
+// appConns returns the "conns <n>" line of a kpod-l7app client: the connections it opened.
+func appConns(t *testing.T, out string) int {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "conns" {
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatalf("bad conns line %q", l)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no conns line in %q", out)
+	return 0
+}
+
+// TestRealL7HTTP2: Go's HTTP/2 server (golang.org/x/net/http2, clear text) in one pod; in the
+// other, Go's HTTP/2 client with 8 goroutines sending concurrently over one connection (prior
+// knowledge), curl with prior knowledge, and curl upgrading HTTP/1.1 to h2c then sending more
+// requests on the connection. The statuses include static-table ones (200, 404, 500) and
+// others HPACK sends as a literal (Huffman-coded digits) and then as a reference to the
+// dynamic table (201, 503); the methods GET and POST are static, the others literals then
+// references; /big has a 32 KB header both ways, so its header blocks go on in CONTINUATION
+// frames with the header's value split between frames. Both ends count exactly what the server and the clients counted, with no parse
+// error; the PATCH route sleeps 50 ms, so every PATCH duration is at least 50 ms and at most
+// what the client measured.
+func TestRealL7HTTP2(t *testing.T) {
+	fakepod.RequireRoot(t)
+	requireTools(t, "curl")
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	addr := p.Veth.AddrB + ":8080"
+	srv := p.SrvCtr.L7App("h2-server", addr)
+	srv.WaitReady()
+
+	const n, conc = 10, 8
+	out := p.CliCtr.L7App("h2-client", "http://"+addr, strconv.Itoa(n), strconv.Itoa(conc),
+		"GET:/ok", "POST:/created", "PUT:/missing", "DELETE:/unavailable", "HEAD:/ok", "OPTIONS:/fail", "PATCH:/slow",
+		"TRACE:/big").Output()
+	client := appCounts(t, out)
+	if c := appConns(t, out); c != 1 {
+		t.Fatalf("the HTTP/2 client opened %d connections, want 1", c)
+	}
+	var patchNs int64
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "time" && f[1] == "PATCH" {
+			patchNs, _ = strconv.ParseInt(f[2], 10, 64)
+		}
+	}
+
+	// curl: its own tally is what it printed per request (-w): the status and HTTP version.
+	curl := func(method string, args ...string) {
+		t.Helper()
+		o := p.CliCtr.Exec("curl", append([]string{"-s", "-X", method, "-w", "%{http_code} %{http_version}\n"}, args...)...).Output()
+		for _, l := range strings.Split(strings.TrimSpace(o), "\n") {
+			code, version, _ := strings.Cut(l, " ")
+			c, err := strconv.Atoi(code)
+			if err != nil || version != "2" || c < 100 {
+				t.Fatalf("curl %v: %q is not an HTTP/2 response", args, l)
+			}
+			client[method+" "+strconv.Itoa(c/100)+"xx"]++
+		}
+	}
+	// prior knowledge, one request per connection
+	for _, r := range [][2]string{{"GET", "/ok"}, {"DELETE", "/created"}, {"PUT", "/unavailable"}, {"GET", "/missing"}} {
+		curl(r[0], "--http2-prior-knowledge", "-o", "/dev/null", "http://"+addr+r[1])
+	}
+	// HTTP/1.1 upgraded to h2c by the first request; the others on the same connection as
+	// HTTP/2 streams 3, 5, ...
+	var urls []string
+	for _, path := range []string{"/ok", "/created", "/unavailable", "/missing", "/ok", "/fail"} {
+		urls = append(urls, "-o", "/dev/null", "http://"+addr+path)
+	}
+	curl("GET", append([]string{"--http2"}, urls...)...)
+
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if !maps.Equal(server, client) {
+		t.Fatalf("the server counted %v, the clients %v", server, client)
+	}
+	checkL7Bounded(t, md)
+	checkL7(t, md, p.Client, p.CliCtr, "http2", "client", client)
+	checkL7(t, md, p.Server, p.SrvCtr, "http2", "server", server)
+	checkL7Only(t, md, p.Client, p.CliCtr, "http2")
+	checkL7Only(t, md, p.Server, p.SrvCtr, "http2")
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+	t.Logf("HTTP/2 requests per method and status: %v", client)
+
+	const delay = 50 * time.Millisecond
+	for _, end := range []struct {
+		pod  *fakepod.Pod
+		ctr  *fakepod.Container
+		role string
+	}{{p.Client, p.CliCtr, "client"}, {p.Server, p.SrvCtr, "server"}} {
+		rm, _ := resourceOf(md, end.pod.UID, end.ctr.ID)
+		h, _ := histogramOf(rm, "kpod.l7.request.duration", map[string]string{"protocol": "http2", "role": end.role, "method": "PATCH"})
+		below := 0
+		for i, b := range h.ExplicitBounds().AsRaw() {
+			if b*float64(time.Second) < float64(delay) {
+				below += int(h.BucketCounts().At(i))
+			}
+		}
+		sum := time.Duration(h.Sum() * float64(time.Second))
+		if below != 0 || sum < n*conc*delay || sum > time.Duration(patchNs) {
+			t.Errorf("%s PATCH durations: %d below %v, sum %v, want every sample >= %v and the sum within [%v, %v] (the client's own)",
+				end.role, below, delay, sum, delay, n*conc*delay, time.Duration(patchNs))
+		}
+	}
+}
+
+// TestRealL7GRPC: a gRPC server (google.golang.org/grpc) in one pod with the standard health
+// service and a codec-less echo service; in the other, its client with 8 goroutines calling
+// concurrently over one connection: calls that succeed, calls that fail at once (a
+// trailers-only response: :status 200 and grpc-status 5 in one block) and calls that fail
+// after their response headers (grpc-status 13 in the trailers). Both ends count exactly what
+// the server and the client counted (method POST, status ok or error), with no parse error.
+func TestRealL7GRPC(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	addr := p.Veth.AddrB + ":50051"
+	srv := p.SrvCtr.L7App("grpc-server", addr)
+	srv.WaitReady()
+
+	const n, conc = 20, 8
+	out := p.CliCtr.L7App("grpc-client", addr, strconv.Itoa(n), strconv.Itoa(conc)).Output()
+	client := appCounts(t, out)
+	if c := appConns(t, out); c != 1 {
+		t.Fatalf("the gRPC client opened %d connections, want 1", c)
+	}
+	// five calls per round: 2 ok, 3 errors
+	if want := map[string]int64{"POST ok": 2 * n * conc, "POST error": 3 * n * conc}; !maps.Equal(client, want) {
+		t.Fatalf("the client counted %v, want %v", client, want)
+	}
+
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if !maps.Equal(server, client) {
+		t.Fatalf("the server counted %v, the client %v", server, client)
+	}
+	checkL7Bounded(t, md)
+	checkL7(t, md, p.Client, p.CliCtr, "grpc", "client", client)
+	checkL7(t, md, p.Server, p.SrvCtr, "grpc", "server", server)
+	checkL7Only(t, md, p.Client, p.CliCtr, "grpc")
+	checkL7Only(t, md, p.Server, p.SrvCtr, "grpc")
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}
+
+// checkL7Only asserts that a pod's requests are all of one protocol: nothing was taken for
+// another (an upgrading request for HTTP/1.x, a gRPC call for plain HTTP/2).
+func checkL7Only(t *testing.T, md pmetric.Metrics, pod *fakepod.Pod, ctr *fakepod.Container, protocol string) {
+	t.Helper()
+	rm, _ := resourceOf(md, pod.UID, ctr.ID)
+	m, ok := metricOf(rm, "kpod.l7.requests")
+	if !ok {
+		t.Errorf("pod %s: no kpod.l7.requests", pod.UID)
+		return
+	}
+	dps := m.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		if a := dps.At(i).Attributes().AsRaw(); a["protocol"] != protocol {
+			t.Errorf("pod %s: %v requests %v, want only %s", pod.UID, dps.At(i).IntValue(), a, protocol)
+		}
+	}
+}
+
+// TestRealL7HTTP2Junk: a client that sends the HTTP/2 connection preface and then no frames
+// (a SETTINGS frame on a stream, bytes that are no frame), to a server that answers each write
+// with the same junk. Every system call's junk is one parse error (resync) on each end — K
+// writes and K reads per end — no request, and the walk goes on at the next call.
+func TestRealL7HTTP2Junk(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	addr := p.Veth.AddrB + ":8081"
+	srv := p.SrvCtr.L7App("h2-junk-server", addr)
+	srv.WaitReady()
+	const k = 25
+	client := appCounts(t, p.CliCtr.L7App("h2-junk-client", addr, strconv.Itoa(k)).Output())
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if want := map[string]int64{"junk answered": k}; !maps.Equal(client, want) || !maps.Equal(server, want) {
+		t.Fatalf("the client counted %v, the server %v, want %v", client, server, want)
+	}
+	for _, end := range []struct {
+		pod  *fakepod.Pod
+		ctr  *fakepod.Container
+		role string
+	}{{p.Client, p.CliCtr, "client"}, {p.Server, p.SrvCtr, "server"}} {
+		rm, _ := resourceOf(md, end.pod.UID, end.ctr.ID)
+		if got, want := l7ParseErrors(rm), map[string]int64{"http2 " + end.role + " resync": 2 * k}; !maps.Equal(got, want) {
+			t.Errorf("%s parse errors %v, want %v", end.role, got, want)
+		}
+		if _, ok := metricOf(rm, "kpod.l7.requests"); ok {
+			t.Errorf("%s: has kpod.l7.requests", end.role)
+		}
+	}
+	checkL7Bounded(t, md)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}
+
+// TestRealL7HTTPUpgradeOther: an HTTP/1.1 request answered "101 Switching Protocols" to a
+// protocol other than h2c (as WebSocket's) is counted as http 1xx on both ends, and the
+// upgraded connection's bytes (lines that look like HTTP/1.x requests) are not followed.
+func TestRealL7HTTPUpgradeOther(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	addr := p.Veth.AddrB + ":8082"
+	srv := p.SrvCtr.L7App("upgrade-server", addr)
+	srv.WaitReady()
+	client := appCounts(t, p.CliCtr.L7App("upgrade-client", addr, "20").Output())
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if want := map[string]int64{"GET 1xx": 1}; !maps.Equal(client, want) || !maps.Equal(server, want) {
+		t.Fatalf("the client counted %v, the server %v, want %v", client, server, want)
+	}
+	checkL7Bounded(t, md)
+	checkL7(t, md, p.Client, p.CliCtr, "http", "client", client)
+	checkL7(t, md, p.Server, p.SrvCtr, "http", "server", server)
+	checkL7Only(t, md, p.Client, p.CliCtr, "http")
+	checkL7Only(t, md, p.Server, p.SrvCtr, "http")
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}
+
+// TestRealL7HTTP2Edges: the cases of HTTP/2 and gRPC that Go's and curl's implementations do
+// not send, with hand-made frames and header blocks (kpod-l7app h2-edge-*, the case list
+// h2Edges): an interim 103 before the response, a stream reset by the server and by the
+// client, a :status that is a dynamic table reference to nothing kpod saw (a parse error
+// "undecoded", not a request), a PUSH_PROMISE whose insertion a later reference counts on,
+// padded and prioritized HEADERS, header blocks cut inside a value and continued in a
+// CONTINUATION frame, a method not in the list, gRPC trailers with grpc-status as a new name,
+// as a reference to the whole entry or to its name, a trailers-only response, a 503 and a
+// stream ended without trailers. Both ends count exactly the cases' outcomes, the client's
+// and the server's tally, over three connections.
+func TestRealL7HTTP2Edges(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	addr := p.Veth.AddrB + ":8083"
+	srv := p.SrvCtr.L7App("h2-edge-server", addr)
+	srv.WaitReady()
+	const r = 3
+	client := appCounts(t, p.CliCtr.L7App("h2-edge-client", addr, strconv.Itoa(r)).Output())
+	md := scrape(t, s)
+	failDump(t, md)
+	out := stopServer(t, srv)
+	if strings.Contains(out, "failure") {
+		t.Fatalf("the server failed: %s", out)
+	}
+	server := appCounts(t, out)
+	if !maps.Equal(server, client) || client["http2:lost undecoded"] != r || client["grpc:POST ok"] != 3*r {
+		t.Fatalf("the server counted %v, the client %v", server, client)
+	}
+	checkL7Bounded(t, md)
+	for _, end := range []struct {
+		pod  *fakepod.Pod
+		ctr  *fakepod.Container
+		role string
+	}{{p.Client, p.CliCtr, "client"}, {p.Server, p.SrvCtr, "server"}} {
+		rm, _ := resourceOf(md, end.pod.UID, end.ctr.ID)
+		want := map[string]map[string]int64{"http2": {}, "grpc": {}}
+		for k, n := range client {
+			proto, rest, _ := strings.Cut(k, ":")
+			if rest != "lost undecoded" {
+				want[proto][rest] = n
+			}
+		}
+		for _, proto := range []string{"http2", "grpc"} {
+			if got := l7Requests(rm, proto, end.role); !maps.Equal(got, want[proto]) {
+				t.Errorf("%s %s requests:\n got %v\nwant %v", proto, end.role, got, want[proto])
+			}
+			perMethod := map[string]int64{}
+			for k, n := range want[proto] {
+				method, _, _ := strings.Cut(k, " ")
+				perMethod[method] += n
+			}
+			for method, n := range perMethod {
+				h, ok := histogramOf(rm, "kpod.l7.request.duration", map[string]string{"protocol": proto, "role": end.role, "method": method})
+				if !ok || int64(h.Count()) != n {
+					t.Errorf("%s %s %s duration: %d samples, want %d", proto, end.role, method, h.Count(), n)
+				}
+			}
+		}
+		if got, want := l7ParseErrors(rm), map[string]int64{"http2 " + end.role + " undecoded": r}; !maps.Equal(got, want) {
+			t.Errorf("%s parse errors %v, want %v", end.role, got, want)
+		}
+	}
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}
+
+// TestRealL7HTTPPeek: a client that looks at each response with a receive that peeks
+// (MSG_PEEK, as curl does to tell whether a connection it reuses is alive) before it reads
+// it. Peeked bytes stay in the socket and are received again: kpod takes them once, so each
+// response answers its request once — the client's and the server's counts, exactly, and no
+// parse error (before, every response was counted twice: once unanswered).
+func TestRealL7HTTPPeek(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	addr := p.Veth.AddrB + ":8084"
+	srv := p.SrvCtr.L7App("http-server", addr)
+	srv.WaitReady()
+	const n = 20
+	client := appCounts(t, p.CliCtr.L7App("http-peek-client", addr, strconv.Itoa(n)).Output())
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if want := map[string]int64{"GET 2xx": n}; !maps.Equal(client, want) || !maps.Equal(server, want) {
+		t.Fatalf("the server counted %v, the client %v, want %v", server, client, want)
+	}
+	checkL7Bounded(t, md)
+	checkL7(t, md, p.Client, p.CliCtr, "http", "client", client)
+	checkL7(t, md, p.Server, p.SrvCtr, "http", "server", server)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}
