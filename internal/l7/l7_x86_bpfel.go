@@ -17,6 +17,7 @@ type L7L7Args struct {
 	_     structs.HostLayout
 	Ptr   uint64
 	Len   uint64
+	Addr  uint64
 	Fd    uint32
 	Kind  uint8
 	Out   uint8
@@ -54,20 +55,44 @@ type L7L7Conn struct {
 }
 
 type L7L7Ctx struct {
-	_    structs.HostLayout
-	Ino  uint64
-	Cgid uint64
-	Ts   uint64
-	Ptr  uint64
-	Niov uint32
-	Ret  uint32
-	Pos  uint32
-	Base uint32
-	Len  uint32
-	Out  uint8
-	Udp  uint8
-	Pad  [2]uint8
-	Buf  [4096]uint8
+	_     structs.HostLayout
+	Ino   uint64
+	Cgid  uint64
+	Ts    uint64
+	Ptr   uint64
+	Niov  uint32
+	Ret   uint32
+	Pos   uint32
+	Base  uint32
+	Len   uint32
+	Out   uint8
+	Udp   uint8
+	Lport uint16
+	Raddr [16]uint8
+	Rport uint16
+	Pad2  [6]uint8
+	Buf   [4096]uint8
+}
+
+type L7L7EdgeKey struct {
+	_     structs.HostLayout
+	Cgid  uint64
+	Addr  [16]uint8
+	Port  uint16
+	Proto uint8
+	Role  uint8
+	Pad   uint32
+}
+
+type L7L7EdgeVal struct {
+	_      structs.HostLayout
+	Count  uint64
+	Failed uint64
+	Lat    struct {
+		_     structs.HostLayout
+		SumNs uint64
+		Slots [27]uint64
+	}
 }
 
 type L7L7Errs struct {
@@ -75,6 +100,7 @@ type L7L7Errs struct {
 	KpodL7     uint64
 	KpodL7Conn uint64
 	KpodL7Args uint64
+	KpodL7Edge uint64
 }
 
 type L7L7Key struct {
@@ -113,6 +139,7 @@ const (
 	L7MapKpodL7Args   = "kpod_l7_args"
 	L7MapKpodL7Conn   = "kpod_l7_conn"
 	L7MapKpodL7Ctx    = "kpod_l7_ctx"
+	L7MapKpodL7Edge   = "kpod_l7_edge"
 	L7MapKpodL7Err    = "kpod_l7_err"
 	L7MapKpodL7Names  = "kpod_l7_names"
 	L7MapKpodL7Tail   = "kpod_l7_tail"
@@ -122,6 +149,7 @@ const (
 	L7ProgKpodL7exT   = "kpod_l7ex_t"
 	L7ProgKpodL7http  = "kpod_l7http"
 	L7ProgKpodL7redis = "kpod_l7redis"
+	L7VarL7Edges      = "l7_edges"
 	L7VarNrRead       = "nr_read"
 	L7VarNrReadv      = "nr_readv"
 	L7VarNrRecvfrom   = "nr_recvfrom"
@@ -190,6 +218,7 @@ type L7MapSpecs struct {
 	KpodL7Args  *ebpf.MapSpec `ebpf:"kpod_l7_args"`
 	KpodL7Conn  *ebpf.MapSpec `ebpf:"kpod_l7_conn"`
 	KpodL7Ctx   *ebpf.MapSpec `ebpf:"kpod_l7_ctx"`
+	KpodL7Edge  *ebpf.MapSpec `ebpf:"kpod_l7_edge"`
 	KpodL7Err   *ebpf.MapSpec `ebpf:"kpod_l7_err"`
 	KpodL7Names *ebpf.MapSpec `ebpf:"kpod_l7_names"`
 	KpodL7Tail  *ebpf.MapSpec `ebpf:"kpod_l7_tail"`
@@ -199,6 +228,7 @@ type L7MapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type L7VariableSpecs struct {
+	L7Edges    *ebpf.VariableSpec `ebpf:"l7_edges"`
 	NrRead     *ebpf.VariableSpec `ebpf:"nr_read"`
 	NrReadv    *ebpf.VariableSpec `ebpf:"nr_readv"`
 	NrRecvfrom *ebpf.VariableSpec `ebpf:"nr_recvfrom"`
@@ -233,6 +263,7 @@ type L7Maps struct {
 	KpodL7Args  *ebpf.Map `ebpf:"kpod_l7_args"`
 	KpodL7Conn  *ebpf.Map `ebpf:"kpod_l7_conn"`
 	KpodL7Ctx   *ebpf.Map `ebpf:"kpod_l7_ctx"`
+	KpodL7Edge  *ebpf.Map `ebpf:"kpod_l7_edge"`
 	KpodL7Err   *ebpf.Map `ebpf:"kpod_l7_err"`
 	KpodL7Names *ebpf.Map `ebpf:"kpod_l7_names"`
 	KpodL7Tail  *ebpf.Map `ebpf:"kpod_l7_tail"`
@@ -244,6 +275,7 @@ func (m *L7Maps) Close() error {
 		m.KpodL7Args,
 		m.KpodL7Conn,
 		m.KpodL7Ctx,
+		m.KpodL7Edge,
 		m.KpodL7Err,
 		m.KpodL7Names,
 		m.KpodL7Tail,
@@ -254,6 +286,7 @@ func (m *L7Maps) Close() error {
 //
 // It can be passed to LoadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type L7Variables struct {
+	L7Edges    *ebpf.Variable `ebpf:"l7_edges"`
 	NrRead     *ebpf.Variable `ebpf:"nr_read"`
 	NrReadv    *ebpf.Variable `ebpf:"nr_readv"`
 	NrRecvfrom *ebpf.Variable `ebpf:"nr_recvfrom"`
