@@ -432,3 +432,44 @@ func TestRealTopologyFanout(t *testing.T) {
 		})
 	}
 }
+
+// TestRealTopologyDNS: DNS over UDP. The server answers on an unconnected socket (recvfrom,
+// sendto: the peer comes from the call's address); one client queries over a connected
+// socket (write, read: the peer is the socket's), another over an unconnected one. One edge
+// client → server with protocol dns carries every query and the NXDOMAIN answers as failed,
+// as the server and the clients counted them.
+func TestRealTopologyDNS(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := topoPair(t)
+	s := startTopology(t, customConfig("l7", "topology"), p.Client, p.Server, p.Idle)
+	addr := p.Veth.AddrB + ":53"
+	srv := p.SrvCtr.L7App("dns-server", addr)
+	srv.WaitReady()
+	client := map[string]int64{}
+	for _, mode := range []string{"connected", "unconnected"} {
+		names := []string{"a.kpod.test", "b.kpod.test", "c.missing", "d.kpod.test", "e.missing"}
+		for k, v := range appCounts(t, p.CliCtr.L7App(append([]string{"dns-client", addr, mode}, names...)...).Output()) {
+			client[k] += v
+		}
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if !maps.Equal(server, client) || client["A ok"] != 6 || client["A error"] != 4 {
+		t.Fatalf("the server counted %v, the clients %v; want 6 ok and 4 errors", server, client)
+	}
+	edge := p.Client.UID + " " + p.Server.UID + " dns"
+	if got := edgeValues(md, "traces_service_graph_request_total"); !maps.Equal(got, map[string]int64{edge: 10}) {
+		t.Errorf("traces_service_graph_request_total: got %v, want %s = 10", got, edge)
+	}
+	if got := edgeValues(md, "traces_service_graph_request_failed_total"); !maps.Equal(got, map[string]int64{edge: 4}) {
+		t.Errorf("traces_service_graph_request_failed_total: got %v, want %s = 4", got, edge)
+	}
+	for _, h := range []string{"traces_service_graph_request_client_seconds", "traces_service_graph_request_server_seconds"} {
+		if got := edgeHistCounts(md, h); !maps.Equal(got, map[string]uint64{edge: 10}) {
+			t.Errorf("%s counts: got %v, want %s = 10", h, got, edge)
+		}
+	}
+	checkTopologyBounded(t, md, p.Client.UID, p.Server.UID)
+	checkNoEdgesOf(t, md, p.Idle.UID)
+}
