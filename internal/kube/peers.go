@@ -176,7 +176,7 @@ func peerOfPod(pod *corev1.Pod) Peer {
 	return out
 }
 
-// slimPeerPod keeps UID, name, namespace, node, IPs, the controller and the one label that
+// slimPeerPod keeps UID, name, namespace, node, phase, IPs, the controller and the one label that
 // names a Deployment; host networking becomes an annotation.
 func slimPeerPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
@@ -193,6 +193,7 @@ func slimPeerPod(obj any) (any, error) {
 	if h := p.Labels["pod-template-hash"]; h != "" {
 		out.Labels = map[string]string{"pod-template-hash": h}
 	}
+	out.Status.Phase = p.Status.Phase
 	if p.Spec.HostNetwork {
 		out.Annotations = map[string]string{hostNetworkAnnotation: "true"}
 	}
