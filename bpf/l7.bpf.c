@@ -5,7 +5,8 @@
  * from the bytes, never from port numbers, and paired per connection into RED metrics.
  *
  * The enter program (kpod_l7en) keeps the arguments of the read/write family of system calls
- * (read, write, readv, writev, recvfrom, sendto, recvmsg, sendmsg) in task storage; the exit
+ * (read, write, readv, writev, recvfrom, sendto, recvmsg, sendmsg; recvmmsg and sendmmsg on
+ * UDP sockets) in task storage; the exit
  * program (kpod_l7ex) finds the socket behind the file descriptor and copies the first
  * L7_BUF bytes the call moved into a per-CPU scratch area, then tail-calls the parser of the
  * connection's protocol, or the detector (kpod_l7dt) for a connection not seen yet. A
@@ -28,9 +29,10 @@
 #define S_IFSOCK 0140000
 
 /* The numbers of the calls on this architecture, set by the loader (internal/l7). */
-volatile const __u32 nr_read, nr_write, nr_readv, nr_writev, nr_recvfrom, nr_sendto, nr_recvmsg, nr_sendmsg;
+volatile const __u32 nr_read, nr_write, nr_readv, nr_writev, nr_recvfrom, nr_sendto, nr_recvmsg, nr_sendmsg,
+	nr_recvmmsg, nr_sendmmsg;
 
-enum { ARG_BUF = 1, ARG_IOV = 2, ARG_MSG = 3 };
+enum { ARG_BUF = 1, ARG_IOV = 2, ARG_MSG = 3, ARG_MMSG = 4 };
 
 struct l7_args {
 	__u64 ptr; /* the buffer, the iovec array or the msghdr */
@@ -94,6 +96,11 @@ int kpod_l7en_t(struct syscall_trace_enter___l7 *ctx)
 		a.kind = ARG_MSG;
 	} else if (nr == nr_sendmsg) {
 		a.kind = ARG_MSG;
+		a.out = 1;
+	} else if (nr == nr_recvmmsg) {
+		a.kind = ARG_MMSG;
+	} else if (nr == nr_sendmmsg) {
+		a.kind = ARG_MMSG;
 		a.out = 1;
 	} else {
 		return 0;
@@ -181,6 +188,14 @@ static __always_inline void l7_data(struct l7_ctx *c, struct l7_args *a)
 	c->niov = 0;
 	c->base = 0;
 	c->len = 0;
+	c->mmsg = 0;
+	c->nmsg = 0;
+	if (a->kind == ARG_MMSG) { /* datagrams: the first one now, the others by the parser */
+		c->mmsg = a->ptr;
+		c->nmsg = c->ret;
+		l7_mmsg_load(c, 0);
+		return;
+	}
 	if (a->kind == ARG_MSG) {
 		struct user_msghdr m;
 		if (bpf_probe_read_user(&m, sizeof m, (void *)a->ptr))
@@ -210,7 +225,7 @@ int kpod_l7ex_t(struct syscall_trace_exit___l7 *ctx)
 	bool udp = false;
 	struct sock *sk = 0;
 	__u64 ino = l7_socket(a.fd, &udp, &sk);
-	if (!ino)
+	if (!ino || (a.kind == ARG_MMSG && !udp)) /* several messages of a stream: not parsed */
 		return 0;
 	struct l7_conn *conn = bpf_map_lookup_elem(&kpod_l7_conn, &ino);
 	if (conn && conn->proto == L7_IGNORE)

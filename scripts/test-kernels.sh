@@ -60,7 +60,7 @@ TOOLS="ip tc nft ss sysctl losetup mount umount unshare nsenter mkfs.ext4 dd sta
 # The real servers and clients of the l7 tests, copied with their libraries, and the data
 # trees they read at run time (share files, plugins). A program that is not installed here
 # is not copied: its test then fails in the VM as on a host without it (fakepod.Unmet).
-L7_PROGRAMS="redis-server redis-cli redis-benchmark curl"
+L7_PROGRAMS="redis-server redis-cli redis-benchmark curl dnsmasq dig bash"
 L7_TREES=""
 MODULES="virtio_pci virtio_blk veth loop nf_tables nft_numgen nft_objref sch_tbf inet_diag tcp_diag"
 

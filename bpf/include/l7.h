@@ -81,6 +81,8 @@ struct l7_ctx {
 	__u64 cgid;
 	__u64 ts;
 	__u64 ptr;  /* the buffer, or the iovec array if niov */
+	__u64 mmsg; /* recvmmsg/sendmmsg: the struct mmsghdr array, nmsg messages moved */
+	__u32 nmsg;
 	__u32 niov;
 	__u32 ret;  /* bytes the call moved */
 	__u32 pos;  /* a stream parser's cursor */
@@ -226,13 +228,37 @@ static __always_inline bool l7_fill(struct l7_ctx *c, __u32 pos)
 		if (!found)
 			return false;
 	}
-	if (avail > L7_BUF)
+	/* Two calls, so that every verifier sees a size in [0, L7_BUF]: a constant, or one
+	 * masked below it (6.1's loses the bound of a clamped value). */
+	long err;
+	if (avail >= L7_BUF) {
 		avail = L7_BUF;
-	if (bpf_probe_read_user(c->buf, avail, (void *)src))
+		err = bpf_probe_read_user(c->buf, L7_BUF, (void *)src);
+	} else {
+		asm volatile("" : "+r"(avail));
+		err = bpf_probe_read_user(c->buf, avail & (L7_BUF - 1), (void *)src);
+	}
+	if (err)
 		return false;
 	c->base = pos;
 	c->len = avail;
 	return true;
+}
+
+#define L7_MMSG 8 /* datagrams of one recvmmsg/sendmmsg looked at */
+
+/* Points the window at datagram k of a recvmmsg/sendmmsg call (ret: its length). */
+static __always_inline bool l7_mmsg_load(struct l7_ctx *c, __u32 k)
+{
+	struct mmsghdr m;
+	if (k >= c->nmsg || bpf_probe_read_user(&m, sizeof m, (void *)(c->mmsg + k * sizeof m)))
+		return false;
+	c->ptr = (__u64)m.msg_hdr.msg_iov;
+	c->niov = m.msg_hdr.msg_iovlen;
+	c->ret = m.msg_len;
+	c->base = 0;
+	c->len = 0;
+	return c->niov && l7_fill(c, 0);
 }
 
 /* What a stream parser's step (a bpf_loop callback) works on. */
@@ -406,20 +432,26 @@ static __always_inline void l7_pop(struct l7_ctx *c, struct l7_conn *conn, __u16
 	l7_answer(c, conn, &p, status);
 }
 
-/* Counts the request in flight with correlation id id as answered with status; older ones,
- * whose answers will not come, are dropped. */
+/* Counts the request in flight with correlation id id as answered with status. Requests
+ * answered out of order (UDP servers, Kafka, MongoDB) are taken from the middle of the queue
+ * (marked with ts 0) and the head moves past the taken ones. */
 static __always_inline void l7_pop_id(struct l7_ctx *c, struct l7_conn *conn, __u32 id, __u16 status)
 {
 	for (int k = 0; k < L7_PENDING; k++) {
-		if (conn->n == 0)
+		if (k >= conn->n)
 			break;
-		struct l7_pending p = conn->p[conn->head & (L7_PENDING - 1)];
-		conn->head = (conn->head + 1) & (L7_PENDING - 1);
-		conn->n--;
-		if (p.id == id) {
-			l7_answer(c, conn, &p, status);
-			return;
+		struct l7_pending *p = &conn->p[(conn->head + k) & (L7_PENDING - 1)];
+		if (p->ts == 0 || p->id != id)
+			continue;
+		l7_answer(c, conn, p, status);
+		p->ts = 0;
+		for (int j = 0; j < L7_PENDING; j++) {
+			if (conn->n == 0 || conn->p[conn->head & (L7_PENDING - 1)].ts != 0)
+				break;
+			conn->head = (conn->head + 1) & (L7_PENDING - 1);
+			conn->n--;
 		}
+		return;
 	}
 	l7_lost(c, conn, L7_LOST_NOREQ);
 }

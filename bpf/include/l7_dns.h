@@ -55,8 +55,13 @@ static __always_inline int l7_dns_detect(struct l7_ctx *c, struct l7_dir *d, boo
 	return L7_YES;
 }
 
-static __always_inline int l7_dns(struct l7_ctx *c, struct l7_conn *conn)
+/* One datagram (k of a recvmmsg/sendmmsg: glibc's resolver sends A and AAAA in one). */
+static long l7_dns_msg(__u32 k, struct l7_walk *w)
 {
+	struct l7_ctx *c = w->c;
+	struct l7_conn *conn = w->conn;
+	if (k > 0 && !l7_mmsg_load(c, k))
+		return 1;
 	__u32 id;
 	int qr, rcode;
 	int type = l7_dns_parse(c, &id, &qr, &rcode);
@@ -65,10 +70,21 @@ static __always_inline int l7_dns(struct l7_ctx *c, struct l7_conn *conn)
 	if (!qr) {
 		if (l7_requests(c, conn))
 			l7_push(c, conn, type, id);
-		return 0;
-	}
-	if (!l7_requests(c, conn))
+	} else if (!l7_requests(c, conn)) {
 		l7_pop_id(c, conn, id, rcode == 0 ? L7_OK : L7_ERROR);
+	}
+	return 0;
+}
+
+static __always_inline int l7_dns(struct l7_ctx *c, struct l7_conn *conn)
+{
+	struct l7_walk w = {.c = c, .conn = conn};
+	__u32 n = c->nmsg;
+	if (n == 0)
+		n = 1;
+	if (n > L7_MMSG)
+		n = L7_MMSG;
+	bpf_loop(n, l7_dns_msg, &w, 0);
 	return 0;
 }
 

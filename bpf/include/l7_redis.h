@@ -175,17 +175,19 @@ static long l7_redis_step(__u32 i, struct l7_walk *w)
 	return l7_resync(w);
 }
 
-/* The detector's test: a RESP array of bulk strings, a command, "*<n>\r\n$". (Redis is
- * detected from a request: a reply's first byte could be many things.) */
+/* The detector's test: a RESP array of bulk strings, a command: "*<n>\r\n$", or "*<n>\r\n"
+ * alone (a client that writes a command line by line; the stream parser goes on in the next
+ * call). Redis is detected from a request: a reply's first byte could be many things. */
 static __always_inline int l7_redis_detect(struct l7_ctx *c, struct l7_dir *d, bool *request)
 {
 	*request = true;
 	if (l7_at(c, 0) != '*' || l7_at(c, 1) < '1' || l7_at(c, 1) > '9')
 		return L7_NO;
 	__u32 off = 1;
-	if (l7_number(c, &off) > 0 && l7_crlf(c, off) && l7_at(c, off + 2) == '$')
-		return L7_YES;
-	return L7_NO;
+	if (l7_number(c, &off) <= 0 || !l7_crlf(c, off))
+		return L7_NO;
+	int next = l7_at(c, off + 2);
+	return next == '$' || (next < 0 && off + 2 == c->ret) ? L7_YES : L7_NO;
 }
 
 static __always_inline int l7_redis(struct l7_ctx *c, struct l7_conn *conn)

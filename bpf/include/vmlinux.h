@@ -123,6 +123,9 @@ struct user_msghdr {
 	int msg_namelen;
 	struct iovec *msg_iov;
 	__u64 msg_iovlen;
+	void *msg_control;
+	__u64 msg_controllen;
+	unsigned int msg_flags;
 };
 struct mmsghdr {
 	struct user_msghdr msg_hdr;

@@ -163,10 +163,10 @@ var wantAlerts = []string{
 }
 
 // The seed dashboard's rows, in order.
-var wantRows = []string{"CPU", "Network", "Disk & filesystem", "Memory & cache", "Process", "Syscalls", "IRQ",
+var wantRows = []string{"CPU", "Network", "L7 (application protocols)", "Disk & filesystem", "Memory & cache", "Process", "Syscalls", "IRQ",
 	"BPF internals", "Collection health"}
 
-// TestRuleFiles: 19 recording rules and the 21 alerts, each described; the PrometheusRule
+// TestRuleFiles: 24 recording rules and the 21 alerts, each described; the PrometheusRule
 // carries the same groups.
 func TestRuleFiles(t *testing.T) {
 	rf := loadRules(t)
@@ -187,8 +187,8 @@ func TestRuleFiles(t *testing.T) {
 			}
 		}
 	}
-	if len(records) != 19 {
-		t.Errorf("%d recording rules, want 19: %v", len(records), records)
+	if len(records) != 24 {
+		t.Errorf("%d recording rules, want 24: %v", len(records), records)
 	}
 	sort.Strings(alerts)
 	want := slices.Clone(wantAlerts)
@@ -391,7 +391,7 @@ func TestDashboard(t *testing.T) {
 			if !strings.Contains(string(tg.Datasource), "${datasource}") {
 				t.Errorf("panel %q target %s: datasource %s", p.Title, tg.RefID, tg.Datasource)
 			}
-			m := regexp.MustCompile(`^histogram_quantile\((0\.5|0\.9|0\.99), sum by \(le, [^)]*\) \(rate\(kpod_[a-z_]+_seconds_bucket\{[^}]*\}\[\$__rate_interval\]\)\)\)$`).FindStringSubmatch(tg.Expr)
+			m := regexp.MustCompile(`^histogram_quantile\((0\.5|0\.9|0\.99), sum by \(le, [^)]*\) \(rate\(kpod_[a-z0-9_]+_seconds_bucket\{[^}]*\}\[\$__rate_interval\]\)\)\)$`).FindStringSubmatch(tg.Expr)
 			if strings.Contains(tg.Expr, "histogram_quantile") {
 				if m == nil {
 					t.Errorf("panel %q: %q is not histogram_quantile(q, sum by (le, ...) (rate(..._bucket[$__rate_interval])))", p.Title, tg.Expr)

@@ -342,6 +342,14 @@ func TestSnapshot(t *testing.T) {
 	oom := newPod("oom", "128 MiB pod limit; holder allocates 96 MiB, trigger 64 MiB between the scrapes: holder is OOM-killed and restarted (16 MiB), restartCount 0 -> 1", fakepod.Options{MemoryLimit: 128 << 20, QoS: podid.Burstable})
 	holder, trigger := oom.AddContainer(), oom.AddContainer()
 
+	// L7: Go's HTTP server and redis-server, each in its own network namespace, and a client
+	// pod joined to both by veths.
+	web := newPod("web", "kpod-l7app http-server: /ok 200, /missing 404, /fail 500, /slow 200 after 50 ms", fakepod.Options{NetNS: true, QoS: podid.Burstable})
+	cache := newPod("cache", "redis-server", fakepod.Options{NetNS: true, QoS: podid.Burstable})
+	app := newPod("app", "per round: kpod-l7app http-client 10 x GET /ok, POST /missing, DELETE /fail, PATCH /slow to web; redis-benchmark 1000 x SET, GET to cache, a PING and a line that is not RESP", fakepod.Options{NetNS: true, QoS: podid.Burstable})
+	webVeth, cacheVeth := fakepod.NewVeth(t, app.NetNS, web.NetNS), fakepod.NewVeth(t, app.NetNS, cache.NetNS)
+	webCtr, cacheCtr, appCtr := web.AddContainer(), cache.AddContainer(), app.AddContainer()
+
 	idle := newPod("idle", "sleeps", fakepod.Options{})
 	idleCtr := idle.AddContainer()
 
@@ -349,6 +357,15 @@ func TestSnapshot(t *testing.T) {
 	idleCtr.Start("sleep").WaitReady()
 	holder.Start("alloc", strconv.Itoa(96<<20)).WaitReady()
 	wCtr.Start("sleep").WaitReady() // keeps the mount namespace's view alive between rounds
+	webCtr.L7App("http-server", webVeth.AddrB+":8080").WaitReady()
+	cacheCtr.Exec("redis-server", "--bind", cacheVeth.AddrB, "--port", "6379", "--save", "", "--appendonly", "no",
+		"--protected-mode", "no", "--daemonize", "no", "--logfile", "")
+	for i := 0; strings.TrimSpace(cache.NetNS.Exec("ss", "-Hltn", "sport = :6379")) == ""; i++ {
+		if i == 100 {
+			t.Fatal("redis-server does not listen")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// The file the rounds write and read concurrently (O_DIRECT, same 4 MiB, never truncated).
 	wCtr.Run("dwrite", "/mnt/blob", strconv.Itoa(4<<20), "65536")
 
@@ -428,6 +445,14 @@ func TestSnapshot(t *testing.T) {
 			}
 			procs = append(procs, fCtr.Start("fork", "20", "3"), fCtr.Start("exec", "3"))
 			procs = append(procs, sCtr.Start("close", "5000"), sCtr.Start("pingpong", "2000"))
+			procs = append(procs, appCtr.L7App("http-client", "http://"+webVeth.AddrB+":8080", "10",
+				"GET:/ok", "POST:/missing", "DELETE:/fail", "PATCH:/slow"))
+			procs = append(procs, appCtr.Exec("redis-benchmark", "-h", cacheVeth.AddrB, "-p", "6379", "-n", "1000", "-c", "2",
+				"-t", "set,get", "-q"))
+			// A line that is not RESP on a live connection: one resync and one unanswered error
+			// reply on each end (kpod_l7_parse_errors_total).
+			procs = append(procs, appCtr.Exec("bash", "-c", "exec 3<>/dev/tcp/"+cacheVeth.AddrB+"/6379; "+
+				`printf '*1\r\n$4\r\nPING\r\n' >&3; head -n 1 <&3; printf 'kpodgarbage\r\n' >&3; head -n 1 <&3`))
 			// A SYN to a closed port of the server's namespace: the kernel drops it with no
 			// socket to charge (node-level no_socket drop) and the connect is refused.
 			refused := cliCtr.Start("tcpclient", veth.AddrB, strconv.Itoa(tcpPort+1), "1", "1")
@@ -459,6 +484,7 @@ func TestSnapshot(t *testing.T) {
 		"kpod_irq_hw_latency_seconds_count{pod}", "kpod_irq_sw_latency_seconds_count{pod}", "kpod_net_tcp_drops_total{pod}",
 		"kpod_net_tcp_rtt_seconds_count{pod}", "kpod_disk_io_latency_seconds_count{pod}", "kpod_syscall_latency_seconds_count{pod}",
 		"kpod_fs_usage_bytes{pod}", "kpod_net_iface_rx_bytes_total{pod}", "kpod_disk_written_bytes_total{pod}",
+		"kpod_l7_requests_total{pod}", "kpod_l7_request_duration_seconds_count{pod}",
 	}
 	for deadline := time.Now().Add(90 * time.Second); ; {
 		b, err := scrapeRaw(url)

@@ -1,6 +1,8 @@
 package fakepod
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,16 +28,23 @@ func L7AppBinary(t testing.TB) string {
 			l7appPath = p
 			return
 		}
-		// One path, rebuilt by every test process (go's build cache makes that quick) and
-		// renamed into place: test binaries run in parallel.
-		l7appPath = filepath.Join(os.TempDir(), "kpod-l7app")
-		tmp := l7appPath + ".tmp" + strconv.Itoa(os.Getpid())
+		// Rebuilt by every test process (go's build cache makes that quick) and renamed into
+		// a path named by the binary's hash: test binaries run in parallel, also from other
+		// checkouts of the repository whose kpod-l7app has other commands.
+		tmp := filepath.Join(os.TempDir(), "kpod-l7app.tmp"+strconv.Itoa(os.Getpid()))
 		cmd := exec.Command("go", "build", "-o", tmp, "github.com/kpod-project/kpod/internal/fakepod/l7app")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			l7appErr = fmt.Errorf("building kpod-l7app: %v\n%s", err, out)
 			return
 		}
+		bin, err := os.ReadFile(tmp)
+		if err != nil {
+			l7appErr = err
+			return
+		}
+		sum := sha256.Sum256(bin)
+		l7appPath = filepath.Join(os.TempDir(), "kpod-l7app-"+hex.EncodeToString(sum[:6]))
 		l7appErr = os.Rename(tmp, l7appPath)
 	})
 	if l7appErr != nil {

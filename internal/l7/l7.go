@@ -63,7 +63,7 @@ func (s *Stats) init() {
 }
 
 // calls are the system calls whose data is looked at; their numbers go into the object.
-var calls = []string{"read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg"}
+var calls = []string{"read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "recvmmsg", "sendmmsg"}
 
 // parsers are the tail-called programs, by protocol id (names.ProtoUnknown: the detector).
 var parsers = map[uint32]string{

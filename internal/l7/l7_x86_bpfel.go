@@ -60,6 +60,8 @@ type L7L7Ctx struct {
 	Cgid  uint64
 	Ts    uint64
 	Ptr   uint64
+	Mmsg  uint64
+	Nmsg  uint32
 	Niov  uint32
 	Ret   uint32
 	Pos   uint32
@@ -72,6 +74,7 @@ type L7L7Ctx struct {
 	Rport uint16
 	Pad2  [6]uint8
 	Buf   [4096]uint8
+	_     [4]byte
 }
 
 type L7L7EdgeKey struct {
@@ -153,7 +156,9 @@ const (
 	L7VarNrRead       = "nr_read"
 	L7VarNrReadv      = "nr_readv"
 	L7VarNrRecvfrom   = "nr_recvfrom"
+	L7VarNrRecvmmsg   = "nr_recvmmsg"
 	L7VarNrRecvmsg    = "nr_recvmsg"
+	L7VarNrSendmmsg   = "nr_sendmmsg"
 	L7VarNrSendmsg    = "nr_sendmsg"
 	L7VarNrSendto     = "nr_sendto"
 	L7VarNrWrite      = "nr_write"
@@ -232,7 +237,9 @@ type L7VariableSpecs struct {
 	NrRead     *ebpf.VariableSpec `ebpf:"nr_read"`
 	NrReadv    *ebpf.VariableSpec `ebpf:"nr_readv"`
 	NrRecvfrom *ebpf.VariableSpec `ebpf:"nr_recvfrom"`
+	NrRecvmmsg *ebpf.VariableSpec `ebpf:"nr_recvmmsg"`
 	NrRecvmsg  *ebpf.VariableSpec `ebpf:"nr_recvmsg"`
+	NrSendmmsg *ebpf.VariableSpec `ebpf:"nr_sendmmsg"`
 	NrSendmsg  *ebpf.VariableSpec `ebpf:"nr_sendmsg"`
 	NrSendto   *ebpf.VariableSpec `ebpf:"nr_sendto"`
 	NrWrite    *ebpf.VariableSpec `ebpf:"nr_write"`
@@ -290,7 +297,9 @@ type L7Variables struct {
 	NrRead     *ebpf.Variable `ebpf:"nr_read"`
 	NrReadv    *ebpf.Variable `ebpf:"nr_readv"`
 	NrRecvfrom *ebpf.Variable `ebpf:"nr_recvfrom"`
+	NrRecvmmsg *ebpf.Variable `ebpf:"nr_recvmmsg"`
 	NrRecvmsg  *ebpf.Variable `ebpf:"nr_recvmsg"`
+	NrSendmmsg *ebpf.Variable `ebpf:"nr_sendmmsg"`
 	NrSendmsg  *ebpf.Variable `ebpf:"nr_sendmsg"`
 	NrSendto   *ebpf.Variable `ebpf:"nr_sendto"`
 	NrWrite    *ebpf.Variable `ebpf:"nr_write"`

@@ -3,6 +3,7 @@ package kpodreceiver
 import (
 	"fmt"
 	"maps"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -21,6 +22,19 @@ import (
 // that the server's or client's own statistics report, no parse error, and nothing for the
 // idle pod. The attributes of every l7 series are checked against their bounded sets.
 
+// startL7 starts a scraper with the l7 family alone, and fails the test at once if the
+// family could not load on this kernel (with the loader's reason).
+func startL7(t *testing.T) *kpodScraper {
+	t.Helper()
+	s := startScraper(t, customConfig("l7"))
+	for _, r := range s.runners {
+		if r.f == nil {
+			t.Fatalf("%s unavailable: %s", r.info.name, r.reason)
+		}
+	}
+	return s
+}
+
 // requireTools fails (under CI) or skips the test when a program it runs is not installed.
 func requireTools(t *testing.T, progs ...string) {
 	t.Helper()
@@ -31,39 +45,39 @@ func requireTools(t *testing.T, progs ...string) {
 	}
 }
 
-// l7Requests returns a resource's kpod.l7.requests of one protocol and role, by
-// "METHOD status".
-func l7Requests(rm pmetric.ResourceMetrics, protocol, role string) map[string]int64 {
+// sumByKey adds up the non-zero points of a counter by the key that key makes of their
+// attributes ("" leaves a point out).
+func sumByKey(rm pmetric.ResourceMetrics, name string, key func(a map[string]any) string) map[string]int64 {
 	out := map[string]int64{}
-	m, ok := metricOf(rm, "kpod.l7.requests")
+	m, ok := metricOf(rm, name)
 	if !ok {
 		return out
 	}
 	dps := m.Sum().DataPoints()
 	for i := 0; i < dps.Len(); i++ {
-		a := dps.At(i).Attributes().AsRaw()
-		if a["protocol"] == protocol && a["role"] == role {
-			out[fmt.Sprint(a["method"], " ", a["status"])] += dps.At(i).IntValue()
+		if k, v := key(dps.At(i).Attributes().AsRaw()), dps.At(i).IntValue(); k != "" && v != 0 {
+			out[k] += v
 		}
 	}
 	return out
 }
 
+// l7Requests returns a resource's kpod.l7.requests of one protocol and role, by
+// "METHOD status".
+func l7Requests(rm pmetric.ResourceMetrics, protocol, role string) map[string]int64 {
+	return sumByKey(rm, "kpod.l7.requests", func(a map[string]any) string {
+		if a["protocol"] != protocol || a["role"] != role {
+			return ""
+		}
+		return fmt.Sprint(a["method"], " ", a["status"])
+	})
+}
+
 // l7ParseErrors returns a resource's kpod.l7.parse.errors by "protocol role reason".
 func l7ParseErrors(rm pmetric.ResourceMetrics) map[string]int64 {
-	out := map[string]int64{}
-	m, ok := metricOf(rm, "kpod.l7.parse.errors")
-	if !ok {
-		return out
-	}
-	dps := m.Sum().DataPoints()
-	for i := 0; i < dps.Len(); i++ {
-		a := dps.At(i).Attributes().AsRaw()
-		if v := dps.At(i).IntValue(); v != 0 {
-			out[fmt.Sprint(a["protocol"], " ", a["role"], " ", a["reason"])] = v
-		}
-	}
-	return out
+	return sumByKey(rm, "kpod.l7.parse.errors", func(a map[string]any) string {
+		return fmt.Sprint(a["protocol"], " ", a["role"], " ", a["reason"])
+	})
 }
 
 // checkL7Bounded fails the test if an attribute of an l7 series is not in its bounded set:
@@ -200,7 +214,7 @@ func waitListening(t *testing.T, ns *fakepod.NetNS, proto string, port int) {
 func TestRealL7NoProtocol(t *testing.T) {
 	fakepod.RequireRoot(t)
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	const conns, total = 4, 4 * 64 << 10
 	if sent, received := p.Transfer(t, 7100, conns, total); sent != total || received != total {
 		t.Fatalf("workloads sent %d and received %d bytes, want %d", sent, received, total)
@@ -220,7 +234,7 @@ func TestRealL7HTTP(t *testing.T) {
 	fakepod.RequireRoot(t)
 	requireTools(t, "curl")
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	addr := p.Veth.AddrB + ":8080"
 	srv := p.SrvCtr.L7App("http-server", addr)
 	srv.WaitReady()
@@ -333,7 +347,7 @@ func TestRealL7Redis(t *testing.T) {
 	fakepod.RequireRoot(t)
 	requireTools(t, "redis-server", "redis-cli", "redis-benchmark")
 	p := fakepod.NewPair(t)
-	s := startScraper(t, customConfig("l7"))
+	s := startL7(t)
 	const port = 6379
 	host := p.Veth.AddrB
 	p.SrvCtr.Exec("redis-server", "--bind", host, "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
@@ -361,4 +375,145 @@ func TestRealL7Redis(t *testing.T) {
 	checkL7(t, md, p.Server, p.SrvCtr, "redis", "server", want)
 	checkL7Idle(t, md, p.Idle, p.IdleCtr)
 	t.Logf("redis requests per command and status: %v", want)
+}
+
+// TestRealL7RedisGarbage: on one connection, a PING, then bytes that are not RESP (redis
+// takes them as an inline command and answers an error), then another PING. kpod counts the
+// two PINGs, and on each end one resync (the bytes it could not parse; the rest of that
+// system call is passed over) and one unanswered response (the error reply, whose request
+// it did not count): exactly what the stream contained, nothing invented.
+func TestRealL7RedisGarbage(t *testing.T) {
+	fakepod.RequireRoot(t)
+	requireTools(t, "redis-server", "bash")
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	const port = 6379
+	host := p.Veth.AddrB
+	p.SrvCtr.Exec("redis-server", "--bind", host, "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
+		"--protected-mode", "no", "--daemonize", "no", "--logfile", "")
+	waitListening(t, p.Server.NetNS, "tcp", port)
+	// Each write waits for its one-line reply, so that each is one system call on both ends.
+	script := fmt.Sprintf(`exec 3<>/dev/tcp/%s/%d
+printf '*1\r\n$4\r\nPING\r\n' >&3; head -n 1 <&3
+printf 'kpodgarbage xyz\r\n' >&3; head -n 1 <&3
+printf '*1\r\n$4\r\nPING\r\n' >&3; head -n 1 <&3`, host, port)
+	out := p.CliCtr.Exec("bash", "-c", script).Output()
+	if want := "+PONG\r\n-ERR unknown command 'kpodgarbage', with args beginning with: 'xyz' \r\n+PONG\r\n"; out != want {
+		t.Fatalf("redis answered %q, want %q", out, want)
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+	for _, end := range []struct {
+		pod  *fakepod.Pod
+		ctr  *fakepod.Container
+		role string
+	}{{p.Client, p.CliCtr, "client"}, {p.Server, p.SrvCtr, "server"}} {
+		rm, _ := resourceOf(md, end.pod.UID, end.ctr.ID)
+		if got, want := l7Requests(rm, "redis", end.role), map[string]int64{"PING ok": 2}; !maps.Equal(got, want) {
+			t.Errorf("%s requests %v, want %v", end.role, got, want)
+		}
+		want := map[string]int64{"redis " + end.role + " resync": 1, "redis " + end.role + " unanswered_response": 1}
+		if got := l7ParseErrors(rm); !maps.Equal(got, want) {
+			t.Errorf("%s parse errors %v, want %v", end.role, got, want)
+		}
+	}
+	checkL7Bounded(t, md)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}
+
+// dnsmasqStats reads dnsmasq's own log of the queries it answered (--log-queries) into
+// "TYPE status" -> n: each "query[TYPE]" line is a query, the "config ... is X" line after it
+// its answer (NXDOMAIN, REFUSED, SERVFAIL: error).
+func dnsmasqStats(t *testing.T, log string) map[string]int64 {
+	t.Helper()
+	want := map[string]int64{}
+	typ := ""
+	for _, l := range strings.Split(log, "\n") {
+		if _, q, ok := strings.Cut(l, "query["); ok {
+			typ, _, _ = strings.Cut(q, "]")
+			continue
+		}
+		if _, a, ok := strings.Cut(l, ": config "); ok && typ != "" {
+			status := "ok"
+			for _, e := range []string{" is NXDOMAIN", " is REFUSED", " is SERVFAIL"} {
+				if strings.Contains(a, e) {
+					status = "error"
+				}
+			}
+			want[typ+" "+status]++
+			typ = ""
+		}
+	}
+	return want
+}
+
+// digStats reads dig's own output (+noall +comments +question) into "TYPE status" -> n.
+func digStats(t *testing.T, out string) map[string]int64 {
+	t.Helper()
+	got := map[string]int64{}
+	status := ""
+	for _, l := range strings.Split(out, "\n") {
+		if _, s, ok := strings.Cut(l, "status: "); ok {
+			status, _, _ = strings.Cut(s, ",")
+			continue
+		}
+		if f := strings.Fields(l); len(f) == 3 && strings.HasPrefix(f[0], ";") && f[1] == "IN" && status != "" {
+			st := "ok"
+			if status != "NOERROR" {
+				st = "error"
+			}
+			got[f[2]+" "+st]++
+			status = ""
+		}
+	}
+	return got
+}
+
+// TestRealL7DNS: dnsmasq in one pod answers A, AAAA, MX and TXT for kpod.test, NXDOMAIN for
+// other.test and REFUSED for what it has no record of; dig (sendmmsg) and a Go client (one
+// UDP socket, write/read) in the other pod ask. Queries per type and status on both ends
+// equal dnsmasq's own log and the clients' own counts.
+func TestRealL7DNS(t *testing.T) {
+	fakepod.RequireRoot(t)
+	requireTools(t, "dnsmasq", "dig")
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	host := p.Veth.AddrB
+	log := t.TempDir() + "/dnsmasq.log"
+	srv := p.SrvCtr.Exec("dnsmasq", "--no-daemon", "--port=53", "--listen-address="+host, "--bind-interfaces",
+		"--no-resolv", "--no-hosts", "-C", "/dev/null", "--user=root", "--log-queries", "--log-facility="+log,
+		"--address=/kpod.test/10.1.2.3", "--address=/kpod.test/fd00::1", "--address=/other.test/",
+		"--mx-host=m.kpod.test,mail.kpod.test", "--txt-record=t.kpod.test,kpod")
+	waitListening(t, p.Server.NetNS, "udp", 53)
+
+	client := appCounts(t, p.CliCtr.L7App("dns-client", host+":53", "10",
+		"a.kpod.test.:A", "b.kpod.test.:AAAA", "m.kpod.test.:MX", "t.kpod.test.:TXT", "nx.other.test.:A", "s.kpod.test.:SRV").Output())
+	dig := digStats(t, p.CliCtr.Exec("dig", "@"+host, "+tries=1", "+noall", "+comments", "+question",
+		"a.kpod.test", "A", "b.kpod.test", "AAAA", "nx.other.test", "A", "m.kpod.test", "MX", "nx2.other.test", "AAAA").Output())
+	for k, v := range dig {
+		client[k] += v
+	}
+
+	md := scrape(t, s)
+	failDump(t, md)
+	if err := srv.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = srv.Wait()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := dnsmasqStats(t, string(b))
+	if !maps.Equal(server, client) {
+		t.Fatalf("dnsmasq answered %v, the clients counted %v", server, client)
+	}
+	if client["A error"] != 11 || client["SRV error"] != 10 || client["AAAA ok"] != 11 {
+		t.Fatalf("the clients' counts lack the NXDOMAIN and REFUSED answers: %v", client)
+	}
+	checkL7Bounded(t, md)
+	checkL7(t, md, p.Client, p.CliCtr, "dns", "client", client)
+	checkL7(t, md, p.Server, p.SrvCtr, "dns", "server", server)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+	t.Logf("dns queries per type and status: %v", client)
 }

@@ -448,7 +448,7 @@ func TestRealTopologyDNS(t *testing.T) {
 	client := map[string]int64{}
 	for _, mode := range []string{"connected", "unconnected"} {
 		names := []string{"a.kpod.test", "b.kpod.test", "c.missing", "d.kpod.test", "e.missing"}
-		for k, v := range appCounts(t, p.CliCtr.L7App(append([]string{"dns-client", addr, mode}, names...)...).Output()) {
+		for k, v := range appCounts(t, p.CliCtr.L7App(append([]string{"dns-query", addr, mode}, names...)...).Output()) {
 			client[k] += v
 		}
 	}
