@@ -13,7 +13,7 @@ import (
 var l7Family = familyInfo{
 	name: "l7", bpf: true, profiles: comprehensiveOnly, spec: l7.Spec,
 	metrics: []string{"kpod.l7.requests", "kpod.l7.request.duration", "kpod.l7.parse.errors"},
-	newFn: adapt(openL7, records[l7.Stats]{container: recordL7}),
+	newFn:   adapt(openL7, records[l7.Stats]{container: recordL7}),
 }
 
 // openL7 starts the family; it counts requests per edge too when the topology family runs,

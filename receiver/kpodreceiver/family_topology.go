@@ -41,9 +41,7 @@ func openTopology(e *env) (source[*topology.Graph], error) {
 	cc := e.cfg.Collectors["topology"]
 	cfg := topology.Config{ProcRoot: e.procRoot, V2Root: e.layout.V2, NodeName: e.nodeName,
 		L7: e.l7, L7Reason: e.l7Reason, MaxEdges: cc.MaxEdges}
-	if v := cc.View; v != nil && v.Enabled {
-		cfg.Listen = cmp.Or(v.Endpoint, DefaultViewEndpoint)
-	}
+	cfg.Listen = viewListen(cc)
 	src := &topologySource{}
 	if k := e.cfg.Kubernetes; k.Enabled {
 		p, err := kube.StartPeers(context.Background(), kube.Config{AuthType: k.AuthType, KubeConfig: k.KubeConfig}, k.SyncTimeout)
@@ -61,6 +59,15 @@ func openTopology(e *env) (source[*topology.Graph], error) {
 	}
 	src.Collector = c
 	return src, nil
+}
+
+// viewListen is where the JSON view listens: nowhere unless collectors.topology.view.enabled,
+// then the endpoint, by default localhost only.
+func viewListen(cc CollectorConfig) string {
+	if v := cc.View; v != nil && v.Enabled {
+		return cmp.Or(v.Endpoint, DefaultViewEndpoint)
+	}
+	return ""
 }
 
 func recordTopology(r *recorder, vals map[uint64]*topology.Graph) {

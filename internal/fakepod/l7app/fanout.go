@@ -57,7 +57,8 @@ func tcpSink(args []string) error {
 }
 
 // tcpFanout FIRST N PORT SIZE: one connection to each of the N addresses from FIRST on
-// (FIRST, FIRST+1, ...) at PORT, one after the other; each writes SIZE bytes and closes.
+// (FIRST, FIRST+1, ...) at PORT, one after the other; each writes SIZE bytes, closes its
+// side and waits for the sink's close.
 func tcpFanout(args []string) error {
 	if len(args) != 4 {
 		return errors.New("tcp-fanout FIRST N PORT SIZE")
@@ -83,6 +84,14 @@ func tcpFanout(args []string) error {
 		w, err := conn.Write(buf)
 		sent += w
 		if err != nil {
+			return err
+		}
+		// Our FIN, then the sink's: once its FIN is read, this socket has closed in the
+		// kernel (TIME_WAIT), so every connection's counters are final when we exit.
+		if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, conn); err != nil {
 			return err
 		}
 		if err := conn.Close(); err != nil {
