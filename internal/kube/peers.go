@@ -187,14 +187,15 @@ func slimPeerPod(obj any) (any, error) {
 		Spec: corev1.PodSpec{NodeName: p.Spec.NodeName}}
 	for _, o := range p.OwnerReferences {
 		if o.Controller != nil && *o.Controller {
-			out.OwnerReferences = []metav1.OwnerReference{{Kind: o.Kind, Name: o.Name}}
+			yes := true // kept: the informer may slim an object twice (see TestSlimIdempotent)
+			out.OwnerReferences = []metav1.OwnerReference{{Kind: o.Kind, Name: o.Name, Controller: &yes}}
 		}
 	}
 	if h := p.Labels["pod-template-hash"]; h != "" {
 		out.Labels = map[string]string{"pod-template-hash": h}
 	}
 	out.Status.Phase = p.Status.Phase
-	if p.Spec.HostNetwork {
+	if p.Spec.HostNetwork || p.Annotations[hostNetworkAnnotation] != "" {
 		out.Annotations = map[string]string{hostNetworkAnnotation: "true"}
 	}
 	for _, ip := range p.Status.PodIPs {

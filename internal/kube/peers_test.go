@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,5 +63,45 @@ func TestSlimServiceAndSlice(t *testing.T) {
 	out, _ = slimSlice(es)
 	if keys, _ := sliceIPKeys(out); len(keys) != 1 || keys[0] != "172.16.4.4" {
 		t.Errorf("slice keys %v, want the endpoint that is not a pod", keys)
+	}
+}
+
+// TestSlimIdempotent: the informers may hand an object that is already slim to the transform
+// again (seen with a real API server: the pods lost their controller); slimming it twice
+// keeps what naming uses.
+func TestSlimIdempotent(t *testing.T) {
+	yes := true
+	for _, host := range []bool{false, true} {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{UID: "u-1", Name: "web-5d8f7c9b4-x2x4k", Namespace: "shop",
+				Labels:          map[string]string{"pod-template-hash": "5d8f7c9b4"},
+				OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web-5d8f7c9b4", Controller: &yes}}},
+			Spec:   corev1.PodSpec{NodeName: "node-1", HostNetwork: host},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIPs: []corev1.PodIP{{IP: "10.1.0.5"}}},
+		}
+		once, _ := slimPeerPod(p)
+		twice, _ := slimPeerPod(once)
+		if a, b := peerOfPod(once.(*corev1.Pod)), peerOfPod(twice.(*corev1.Pod)); a != b || (!host && a.Workload != "Deployment/web") || (host && a.Kind != PeerNode) {
+			t.Errorf("host network %v: once %+v, twice %+v", host, a, b)
+		}
+		k1, _ := podIPKeys(once)
+		k2, _ := podIPKeys(twice)
+		if !reflect.DeepEqual(k1, k2) || len(k1) != 1 {
+			t.Errorf("IP keys once %v, twice %v", k1, k2)
+		}
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop"}, Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10", ClusterIPs: []string{"10.96.0.10"}}}
+	s1, _ := slimService(svc)
+	s2, _ := slimService(s1)
+	if !reflect.DeepEqual(s1, s2) {
+		t.Errorf("Service once %+v, twice %+v", s1, s2)
+	}
+	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "ext-1", Namespace: "shop", Labels: map[string]string{discoveryv1.LabelServiceName: "ext"}},
+		AddressType: discoveryv1.AddressTypeIPv4, Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.250.0.1"}},
+			{Addresses: []string{"10.1.0.5"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "web"}}}}
+	e1, _ := slimSlice(es)
+	e2, _ := slimSlice(e1)
+	if !reflect.DeepEqual(e1, e2) {
+		t.Errorf("EndpointSlice once %+v, twice %+v", e1, e2)
 	}
 }
