@@ -386,6 +386,11 @@ func renderReport(run *benchRun) string {
 	renderScale(w, run)
 	renderMemory(w, run)
 	renderExperiments(w, run)
+	// Measured outside make bench (bench/TOPOLOGY.md says by what), kept across its runs.
+	if b, err := os.ReadFile("TOPOLOGY.md"); err == nil {
+		w.p("")
+		w.b.Write(b)
+	}
 	if b, err := os.ReadFile("ANALYSIS.md"); err == nil {
 		w.p("")
 		w.b.Write(b)
