@@ -158,7 +158,7 @@ e2e-cluster: deps otelcol
 # bench measures kpod's cost and writes BENCHMARKS.md (see bench/README.md): kernel overhead of
 # each BPF family and profile next to bpftrace / libbpf-tools equivalents (interleaved A/B pairs),
 # per-program BPF statistics, collection cycle and collector RSS at 10, 110 and 1,000 fake pods.
-# Root, about 13 minutes on 2 cores. Never part of make test: the Go code has the bench build tag.
+# Root, about 17 minutes (15-19) on 2 idle cores. Never part of make test: the Go code has the bench build tag.
 .PHONY: bench
 bench: deps otelcol
 	bench/run.sh

@@ -37,9 +37,11 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// TestBench is `make bench`: kernel overhead (kpod families and profiles, bpftrace and
-// libbpf-tools peers) as interleaved A/B ratios, per-program BPF statistics, userspace cost
-// against the number of pods, and BENCHMARKS.md. It asserts nothing about timings.
+// TestBench is `make bench`: kernel overhead (kpod families and profiles against nothing, against
+// their floors and against bpftrace and libbpf-tools peers) in close blocks of samples, the
+// budget focus and the head-to-head groups (tcp paths, syscall alternatives), per-program BPF
+// statistics, the tcp iterator's cost per collection, userspace cost against the number of
+// pods, and BENCHMARKS.md. It asserts nothing about timings.
 func TestBench(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the benchmarks need root (BPF, cgroups, loop devices)")
@@ -52,15 +54,37 @@ func TestBench(t *testing.T) {
 		return full
 	}
 	run := &benchRun{
-		Rounds:     envInt("BENCH_ROUNDS", def(2, 1)),
-		MicroPairs: envInt("BENCH_MICRO_PAIRS", def(2, 2)),
-		RedisPairs: envInt("BENCH_REDIS_PAIRS", def(1, 1)),
-		FocusPairs: envInt("BENCH_FOCUS_PAIRS", def(16, 2)),
-		Quick:      quick,
+		Rounds:       envInt("BENCH_ROUNDS", def(2, 1)),
+		MicroPairs:   envInt("BENCH_MICRO_PAIRS", def(3, 1)),
+		PeerPairs:    envInt("BENCH_PEER_PAIRS", def(2, 1)),
+		RedisPairs:   envInt("BENCH_REDIS_PAIRS", def(1, 1)),
+		FocusPairs:   envInt("BENCH_FOCUS_PAIRS", def(24, 2)),
+		TCPPairs:     envInt("BENCH_TCP_PAIRS", def(16, 2)),
+		SyscallPairs: envInt("BENCH_SYSCALL_PAIRS", def(12, 2)),
+		L7Pairs:      envInt("BENCH_L7_PAIRS", def(12, 2)),
+		Quick:        quick,
+		Seed:         time.Now().UnixNano(),
 	}
+	if v, err := strconv.ParseInt(os.Getenv("BENCH_SEED"), 10, 64); err == nil {
+		run.Seed = v
+	}
+	rng := rand.New(rand.NewSource(run.Seed))
 	run.Machine = machineInfo()
 	run.Start = time.Now()
 	run.LoadStart = loadAvg()
+	var s *suite
+	var spent0 float64
+	var runs0 int
+	phase := func(name string, t0 time.Time) {
+		p := phaseTime{Name: name, Sec: time.Since(t0).Seconds()}
+		if s != nil {
+			sec, n := s.spent()
+			p.BenchSec, p.BenchRuns = sec-spent0, n-runs0
+			spent0, runs0 = sec, n
+		}
+		run.Phases = append(run.Phases, p)
+		logf("phase %s: %.0f s (%d benchmark runs, %.0f s of them)", name, p.Sec, p.BenchRuns, p.BenchSec)
+	}
 	outDir := os.Getenv("BENCH_OUT")
 	if outDir == "" {
 		outDir = "/tmp/kpod-bench"
@@ -111,10 +135,15 @@ func TestBench(t *testing.T) {
 	if err := cleanStale(); err != nil {
 		t.Fatalf("removing an earlier run's leftovers: %v", err)
 	}
+	t0 := time.Now()
 
 	kbench := filepath.Join(outDir, "kbench")
 	if out, err := exec.Command("gcc", "-static", "-O2", "-Wall", "-o", kbench, "kbench/kbench.c").CombinedOutput(); err != nil {
 		t.Fatalf("building kbench: %v\n%s", err, out)
+	}
+	objs, compileErr := compileVariants(outDir)
+	if compileErr != nil {
+		logf("%v", compileErr)
 	}
 
 	loop, err := newLoopDevice(64)
@@ -123,6 +152,15 @@ func TestBench(t *testing.T) {
 	}
 	onCleanup(func() {
 		if err := loop.close(); err != nil {
+			t.Error(err)
+		}
+	})
+	disk, err := newDiskFiles(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onCleanup(func() {
+		if err := disk.close(); err != nil {
 			t.Error(err)
 		}
 	})
@@ -135,23 +173,32 @@ func TestBench(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	benchPod, err := pods.addPod(1)
+	benchPod, err := pods.addPod(2)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := benchPod.Containers[1].limitMemory(oomLimit); err != nil {
+		t.Fatalf("limiting the oomkill container's memory: %v", err)
 	}
 	redisPod, err := pods.addPod(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &suite{
-		kbench: kbench, bench: benchPod.Containers[0], client: redisPod.Containers[1], loop: loop,
+	s = &suite{
+		kbench: kbench, bench: benchPod.Containers[0], oom: benchPod.Containers[1], client: redisPod.Containers[1], loop: loop, disk: disk,
 		// Short inner rounds, many of them: the minimum is a round no other process disturbed.
 		redisN:   5000,
-		getppid:  [2]int{2000, 50},
-		pingpong: [2]int{100, 100},
-		tcp:      [2]int{200, 50},
-		forkexec: [2]int{5, 40},
+		redisPN:  40000,
+		http:     [2]int{100, 50},
+		getppid:  [2]int{2000, 25},
+		pingpong: [2]int{100, 50},
+		tcp:      [2]int{200, 20},
+		forkexec: [2]int{5, 20},
 		dread:    [2]int{20, 50},
+		vdread:   [2]int{20, 30},
+		bufwrite: [2]int{256, 20},
+		tcprst:   [2]int{50, 40},
+		oomkill:  [2]int{2, 2},
 	}
 	if err := s.startRedis(redisPod.Containers[0]); err != nil {
 		t.Fatal(err)
@@ -161,12 +208,14 @@ func TestBench(t *testing.T) {
 	if _, _, err := s.run(); err != nil { // warm-up: page cache, redis keys, binaries
 		t.Fatal(err)
 	}
+	spent0, runs0 = s.spent()
 
-	// The configs of the kernel-overhead matrix.
-	configs := []*config{{Name: "none (A/A control)", Kind: kindNone}}
+	// The configs: the A/A control, each family, each profile, the variants of the
+	// head-to-head groups, the peers.
+	configs := []*config{{Name: aaName, Kind: kindNone}}
 	families := kpodFamilies
 	if run.Quick {
-		families = []string{"cpu", "syscall"}
+		families = []string{"cpu", "tcp", "tcpdrop", "cachestat", "hardirqs", "syscall", "l7"}
 	}
 	for _, f := range families {
 		configs = append(configs, &config{Name: "kpod " + f, Kind: kindFamily, Family: f,
@@ -175,6 +224,15 @@ func TestBench(t *testing.T) {
 	for _, p := range profiles {
 		configs = append(configs, &config{Name: "kpod " + p, Kind: kindProfile, Family: p,
 			kpod: &kpodOptions{Profile: p, Delay: time.Second}})
+	}
+	// The standard profile with the l7 family added: whether l7 can join standard (l7 group).
+	configs = append(configs, &config{Name: cfgStandardL7, Kind: kindVariant, Family: "standard", noStats: true,
+		kpod: &kpodOptions{Profile: "standard", Collectors: []string{"l7"}, Delay: time.Second}})
+	configs = append(configs, variantConfigs(objs, compileErr)...)
+	run.Exact = checkExact(kbench, s.bench, objs, compileErr, 10000)
+	run.L7Exact = checkL7(s, redisPod.Containers[0], 100, 20, 16000)
+	for _, c := range run.L7Exact {
+		logf("l7 exactness check: %s: %s: %d of %d %s", c.Workload, c.Key, c.Got, c.Want, c.Error)
 	}
 	var peers []peerTool
 	peers = append(peers, bpftracePeers(peerDir)...)
@@ -200,7 +258,9 @@ func TestBench(t *testing.T) {
 		}
 		run.Unrunnable = append(run.Unrunnable, unrunnable{p.Name, p.Family, firstLines(err.Error(), 3)})
 	}
+	phase("setup", t0)
 
+	t0 = time.Now()
 	logf("loading and adopting %d configs", len(configs))
 	entries := prepare(configs)
 	onCleanup(func() {
@@ -208,49 +268,87 @@ func TestBench(t *testing.T) {
 			if e.ad != nil {
 				e.ad.close()
 			}
+			if e.floor != nil {
+				e.floor.close()
+			}
 		}
 	})
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
-	run.Matrix, err = runMatrix(s, entries, run.Rounds, run.MicroPairs, run.RedisPairs, rng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeJSON(filepath.Join(outDir, "matrix.json"), run.Matrix)
-
-	var focus []*entry
 	for _, e := range entries {
-		if e.cfg.Kind == kindNone || e.cfg.Name == "kpod standard" || e.cfg.Name == "kpod comprehensive" {
-			focus = append(focus, e)
+		if e.cfg.Kind == kindVariant {
+			run.Variants = append(run.Variants, e.res)
 		}
 	}
-	s.redisN = 10000
-	run.Focus = runFocus(s, focus, run.FocusPairs, rng)
-	s.redisN = 5000
-	writeJSON(filepath.Join(outDir, "focus.json"), run.Focus)
+	phase("loading and adopting", t0)
 
-	// Per-program statistics: kpod comprehensive (every BPF family) and every peer.
+	// Per-program statistics first: they say which benchmarks each family's programs run on.
+	t0 = time.Now()
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
 		t.Fatalf("enabling BPF statistics: %v", err)
 	}
 	var statEntries []*entry
 	for _, e := range entries {
-		if e.cfg.Name == "kpod comprehensive" || e.cfg.peer != nil {
+		if (e.cfg.Kind == kindProfile || e.cfg.Kind == kindVariant || e.cfg.peer != nil) && !e.cfg.noStats {
 			statEntries = append(statEntries, e)
 		}
 	}
 	run.Stats = runStats(s, statEntries)
 	stats.Close()
 	writeJSON(filepath.Join(outDir, "stats.json"), run.Stats)
+	phase("BPF statistics", t0)
+
+	t0 = time.Now()
+	fam := map[string]string{}
+	for _, e := range entries {
+		if e.cfg.Kind == kindFamily {
+			for _, p := range e.res.Programs {
+				fam[p.Name] = e.cfg.Family
+			}
+		}
+	}
+	relevantBenches(entries, run.statsOf("kpod comprehensive"), fam)
+	run.Matrix, err = runMatrix(s, entries, run.Rounds, run.MicroPairs, run.PeerPairs, run.RedisPairs, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(filepath.Join(outDir, "matrix.json"), run.Matrix)
+	phase("matrix", t0)
+
+	for _, g := range []groupSpec{
+		{name: groupBudget, purpose: "the budgeted profiles on redis and ping-pong, against nothing, the A/A control and their floors",
+			members: []string{"kpod standard", "kpod comprehensive"}, aa: true, floors: true, units: []string{"redis", "pingpong"}, blocks: run.FocusPairs, requests: 10000},
+		{name: groupTCP, purpose: "the tcp family's per-socket path (default) against its per-segment path (fallback), each with its floor",
+			members: []string{"kpod tcp", varTCPSegment}, floors: true, units: []string{"redis", "tcp", "tcprst"}, blocks: run.TCPPairs, requests: 10000},
+		{name: groupSyscall, purpose: "ways to count the tracked system calls, each with its floor: per call or on every call; entry and exit, or exit only (with or without sampled latency)",
+			members: []string{"kpod syscall", varSysEveryCall, varSysExitSampled, varSysExitOnly, varSysEveryExit}, floors: true, units: []string{"redis", "getppid", "pingpong"}, blocks: run.SyscallPairs, requests: 5000},
+		{name: groupL7, purpose: "the l7 family alone (with its floor: empty programs on the same syscalls:sys_enter/exit_* tracepoints), the standard profile and the standard profile with l7, on redis (plain and pipelined) and HTTP keep-alive",
+			members: []string{"kpod l7", "kpod standard", cfgStandardL7}, aa: true, floors: true, floorsOf: []string{"kpod l7"}, units: []string{"redis", "redisp", "http"}, blocks: run.L7Pairs, requests: 10000},
+	} {
+		t0 = time.Now()
+		run.Groups = append(run.Groups, runGroup(s, entries, g, rng))
+		phase("group: "+g.name, t0)
+	}
+	writeJSON(filepath.Join(outDir, "groups.json"), run.Groups)
+
+	t0 = time.Now()
+	iterCounts := []int{0, 1000, 5000} // 5000 connections: 10,000 sockets (the descriptor limit here is 20,000)
+	if run.Quick {
+		iterCounts = []int{0, 1000}
+	}
+	run.Iter = runIterCost(kbench, s.bench, iterCounts, 7)
+	phase("tcp iterator", t0)
 
 	if os.Getenv("BENCH_EXPERIMENTS") != "0" {
+		t0 = time.Now()
 		run.Experiments = runExperiments(s, kbench, os.Getenv("BENCH_OTELCOL"), outDir, rng)
 		writeJSON(filepath.Join(outDir, "experiments.json"), run.Experiments)
+		phase("experiments", t0)
 	}
 
 	// The kernel benchmarks' pods go before the scale test creates its own.
 	cleanup()
 
+	t0 = time.Now()
 	counts := []int{10, 110, 1000}
 	if run.Quick {
 		counts = []int{10, 110}
@@ -260,16 +358,27 @@ func TestBench(t *testing.T) {
 		cycles: 8, otelSamples: 5, profileAt: counts[len(counts)-1],
 	})
 	writeJSON(filepath.Join(outDir, "scale.json"), run.Scale)
+	phase("userspace scale", t0)
 
 	run.End = time.Now()
 	run.LoadEnd = loadAvg()
+	run.BenchTime = map[string][2]float64{}
+	for b, sec := range s.timeSpent {
+		run.BenchTime[b] = [2]float64{float64(s.timeRuns[b]), sec}
+	}
 	writeJSON(filepath.Join(outDir, "run.json"), run)
-	md := renderReport(run)
+	md, err := renderReport(run)
+	if err != nil {
+		t.Error(err) // the report is still written, with the error where ANALYSIS.md would be
+	}
 	if err := os.WriteFile(report, []byte(md), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logf("wrote %s (raw results and profiles in %s), %v in all", report, outDir, run.End.Sub(run.Start).Round(time.Second))
 }
+
+// oomLimit is the memory limit of the oomkill benchmark's container.
+const oomLimit = 16 << 20
 
 func firstLines(s string, n int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
@@ -298,7 +407,11 @@ func TestRender(t *testing.T) {
 	if report == "" {
 		report = "../BENCHMARKS.md"
 	}
-	if err := os.WriteFile(report, []byte(renderReport(run)), 0o644); err != nil {
+	md, err := renderReport(run)
+	if err != nil {
+		t.Error(err)
+	}
+	if err := os.WriteFile(report, []byte(md), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -21,14 +21,14 @@ import (
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/memory"
 	"github.com/kpod-project/kpod/internal/pagefaults"
-	"github.com/kpod-project/kpod/internal/tcp"
 )
 
 // The experiments measure changes this report proposes, next to what kpod does today, on the
 // benchmark where the change matters. They never touch bpf/, internal/ or receiver/: a kernel
 // variant is the committed object's spec changed at load time (a map type, the set of
-// programs attached). (The run of 2026-11-29 also compiled a copy of bpf/cpu.bpf.c, "one
-// lookup per switch"; it saved nothing measurable and was removed, see bench/ANALYSIS.md.)
+// programs attached). (Earlier runs also measured "one lookup per switch" in cpu, which saved
+// nothing, and "tcp: per-connection hooks only", which became tcp's per-socket path and is now
+// the tcp head-to-head; both were removed.)
 
 // expResult is one experiment: variant B (proposed) against A (kpod today).
 type expResult struct {
@@ -154,14 +154,14 @@ func statsOfToggle(s *suite, t *collToggle, bench string) (map[string]progStat, 
 	return out, nil
 }
 
-func kernelExperiment(s *suite, r *expResult, specA, specB *ebpf.CollectionSpec, n int, rng *rand.Rand, skipB ...string) {
-	a, err := newCollToggle(specA)
+func kernelExperiment(s *suite, r *expResult, specA, specB *ebpf.CollectionSpec, n int, rng *rand.Rand, skip ...string) {
+	a, err := newCollToggle(specA, skip...)
 	if err != nil {
 		r.Error = err.Error()
 		return
 	}
 	defer a.close()
-	b, err := newCollToggle(specB, skipB...)
+	b, err := newCollToggle(specB, skip...)
 	if err != nil {
 		r.Error = err.Error()
 		return
@@ -199,26 +199,13 @@ func runExperiments(s *suite, kbench, otelcol, outDir string, rng *rand.Rand) []
 		r.Error = err.Error()
 	} else {
 		specB.Maps["kpod_bio_start"].Type = ebpf.Hash
-		kernelExperiment(s, r, specA, specB, 16, rng)
+		// The block_io_start path, the one the receiver takes here (not the block_bio_queue one).
+		kernelExperiment(s, r, specA, specB, 16, rng, "kpod_bioq_b", "kpod_bioqc_b")
 	}
 
-	// 2. tcp: what per-call hooks cost, against the per-connection events only (what a design
-	// that reads bytes and RTT from the sockets at collection time, with a BPF iterator over TCP
-	// sockets, would keep).
-	r = &expResult{Name: "tcp: per-connection hooks only", Bench: "redis-cpu", A: "all tcp programs (committed)", B: "inet_sock_set_state + tcp_retransmit_skb only",
-		Change: "count bytes and sample the RTT from the sockets at collection time (iter/tcp works on this kernel: iter/task does) instead of at every send, receive and received segment; only connection state changes and retransmits stay as events. Measured here by attaching only those two programs of the committed object"}
-	out = append(out, r)
-	if specA, err := tcp.Spec().Load(); err != nil {
-		r.Error = err.Error()
-	} else if specB, err := tcp.Spec().Load(); err != nil {
-		r.Error = err.Error()
-	} else {
-		kernelExperiment(s, r, specA, specB, 12, rng, "kpod_tsend_b", "kpod_trecv_b", "kpod_trtt_b")
-	}
-
-	// 3. userspace: what the standard profile reads per container per cycle.
+	// 2. userspace: what the standard profile reads per container per cycle.
 	out = append(out, cgroupReadExperiment(kbench))
-	// 4. collector memory: the Go runtime's settings.
+	// 3. collector memory: the Go runtime's settings.
 	if otelcol != "" {
 		out = append(out, rssExperiment(kbench, otelcol, outDir))
 	}

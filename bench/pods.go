@@ -119,6 +119,20 @@ func (c *benchContainer) procsFiles() string {
 	return strings.Join(out, ":")
 }
 
+// limitMemory sets the container's memory limit (memory.max on cgroup v2, else the v1
+// memory controller's memory.limit_in_bytes), as the kubelet does for a container limit.
+func (c *benchContainer) limitMemory(bytes uint64) error {
+	dir, v2, ok := c.set.layout.ControllerDir("memory", c.Rel)
+	if !ok {
+		return errors.New("no memory controller")
+	}
+	file := "memory.limit_in_bytes"
+	if v2 {
+		file = "memory.max"
+	}
+	return os.WriteFile(filepath.Join(dir, file), []byte(strconv.FormatUint(bytes, 10)), 0o644)
+}
+
 // env makes a kbench process join the container (kbench reads $KBENCH_CGROUPS first thing).
 func (c *benchContainer) env() []string {
 	return append(os.Environ(), "KBENCH_CGROUPS="+c.procsFiles())
@@ -154,6 +168,11 @@ func (s *podSet) startSleepers(kbench string) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	return waitReady(out, n, "kbench sleepers")
+}
+
+// waitReady reads the first line of a kbench helper's output, which must be "ready <n>".
+func waitReady(out io.Reader, n int, what string) error {
 	line := make(chan string, 1)
 	go func() {
 		l, _ := bufio.NewReader(out).ReadString('\n')
@@ -162,10 +181,10 @@ func (s *podSet) startSleepers(kbench string) error {
 	select {
 	case l := <-line:
 		if l != "ready "+strconv.Itoa(n) {
-			return fmt.Errorf("kbench sleepers: %q", l)
+			return fmt.Errorf("%s: %q", what, l)
 		}
 	case <-time.After(2 * time.Minute):
-		return errors.New("kbench sleepers: not ready after 2 minutes")
+		return fmt.Errorf("%s: not ready after 2 minutes", what)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"math/rand"
 	"os"
 	"os/exec"
 	"runtime"
@@ -18,28 +19,67 @@ type unrunnable struct{ Name, Family, Why string }
 // benchRun is everything one `make bench` measured.
 type benchRun struct {
 	Rounds, MicroPairs, RedisPairs, FocusPairs int
+	PeerPairs, TCPPairs, SyscallPairs, L7Pairs int
 	Quick                                      bool
+	Seed                                       int64 // of the shuffles (BENCH_SEED reproduces the order)
 	OutDir                                     string
 	Machine                                    map[string]string
 	Start, End                                 time.Time
 	LoadStart, LoadEnd                         string
+	Phases                                     []phaseTime
+	BenchTime                                  map[string][2]float64 // benchmark → runs, seconds (wall)
 	Suite                                      map[string]string
 	Matrix                                     *matrixResult
-	Focus                                      *focusResult
+	Variants                                   []*configResult // the head-to-head configs (loaded, not in the matrix)
+	Exact                                      []exactCheck    // what each way of counting system calls counted of a known workload
+	L7Exact                                    []l7Check       // what the l7 family counted of the l7 group's workloads
+	Groups                                     []*groupResult
 	Stats                                      []*statsResult
+	Iter                                       *iterResult
 	Scale                                      []*scalePoint
 	Unrunnable                                 []unrunnable
 	Experiments                                []*expResult
 }
 
+type phaseTime struct {
+	Name      string
+	Sec       float64
+	BenchSec  float64 // of which running benchmarks
+	BenchRuns int
+}
+
+const (
+	groupBudget  = "budget focus"
+	groupTCP     = "tcp head-to-head"
+	groupSyscall = "syscall alternatives"
+	groupL7      = "l7 cost"
+	// cfgStandardL7 is the standard profile with the l7 family enabled on top.
+	cfgStandardL7 = "kpod standard + l7"
+)
+
+func (run *benchRun) group(name string) *groupResult {
+	for _, g := range run.Groups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return nil
+}
+
 func suiteParams(s *suite) map[string]string {
 	return map[string]string{
 		"redis":    fmt.Sprintf("redis-benchmark -t set -n %d -c 50, then -t get (server on CPU 0, client on CPU 1, two containers of one fake pod)", s.redisN),
+		"redisp":   fmt.Sprintf("redis-benchmark -t set -n %d -c 50 -P %d, then -t get (as redis)", s.redisPN, redisPipeline),
+		"http":     fmt.Sprintf("kbench http %d %d", s.http[0], s.http[1]),
 		"getppid":  fmt.Sprintf("kbench getppid %d %d", s.getppid[0], s.getppid[1]),
 		"pingpong": fmt.Sprintf("kbench pingpong %d %d", s.pingpong[0], s.pingpong[1]),
 		"tcp":      fmt.Sprintf("kbench tcp %d %d 4096", s.tcp[0], s.tcp[1]),
 		"forkexec": fmt.Sprintf("kbench forkexec %d %d", s.forkexec[0], s.forkexec[1]),
 		"dread":    fmt.Sprintf("kbench dread %s %d %d 4096", s.loop.Dev, s.dread[0], s.dread[1]),
+		"vdread":   fmt.Sprintf("kbench dread %s %d %d 4096 (%s)", s.disk.Data, s.vdread[0], s.vdread[1], s.disk.FS),
+		"bufwrite": fmt.Sprintf("kbench bufwrite %s %d %d (%s)", s.disk.Buf, s.bufwrite[0], s.bufwrite[1], s.disk.FS),
+		"tcprst":   fmt.Sprintf("kbench tcprst %d %d", s.tcprst[0], s.tcprst[1]),
+		"oomkill":  fmt.Sprintf("kbench oomkill <container limited to %d MiB> %d %d", oomLimit>>20, s.oomkill[0], s.oomkill[1]),
 	}
 }
 
@@ -179,6 +219,80 @@ func signP(d []float64) float64 {
 	return math.Min(1, 2*p/math.Pow(2, float64(n)))
 }
 
+// medianCI is a distribution-free confidence interval of the median of v (order statistics,
+// from the binomial distribution of how many values fall below the median) with coverage at
+// least 95 % when there are 6 values or more; with fewer it is the whole range (coverage
+// 1 − 2/2^n).
+func medianCI(v []float64) (lo, hi float64) {
+	n := len(v)
+	if n == 0 {
+		return math.NaN(), math.NaN()
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	// [s[k], s[n-1-k]] covers the median with probability 1 − 2 P(B ≤ k), B ~ Binomial(n,
+	// 1/2): k is the largest with P(B ≤ k) ≤ 0.025 (0, the whole range, when there is none).
+	k, cum := 0, 0.0
+	for i := 0; i < n/2; i++ {
+		cum += binom(n, i) / math.Pow(2, float64(n))
+		if cum > 0.025 {
+			break
+		}
+		k = i
+	}
+	return s[k], s[n-1-k]
+}
+
+// xFloor is a config's cost as a multiple of its floor's, from blocks that sampled nothing,
+// the config and the floor together: median(config − off) / median(floor − off), with a 95 %
+// bootstrap interval over blocks (the pairs of differences resampled together; a fixed seed,
+// so that a report rendered again says the same). ok is false when the floor's own cost
+// cannot be told from zero (sign test p ≥ 0.05, or a median ≤ 0): a multiple of nothing
+// means nothing.
+func xFloor(r *configResult, b string) (x, lo, hi float64, ok bool) {
+	if r == nil || len(r.Floor[b]) == 0 || len(r.Floor[b]) != len(r.Off[b]) || len(r.On[b]) != len(r.Off[b]) {
+		return math.NaN(), math.NaN(), math.NaN(), false
+	}
+	var dc, df []float64
+	for i := range r.Off[b] {
+		dc = append(dc, r.On[b][i]-r.Off[b][i])
+		df = append(df, r.Floor[b][i]-r.Off[b][i])
+	}
+	mf := median(df)
+	if mf <= 0 || signP(df) >= 0.05 {
+		return median(dc) / mf, math.NaN(), math.NaN(), false
+	}
+	x = median(dc) / mf
+	rng := rand.New(rand.NewSource(int64(len(dc))*7919 + 1))
+	var xs []float64
+	n := len(dc)
+	c, f := make([]float64, n), make([]float64, n)
+	inf := 0
+	const draws = 2000
+	for k := 0; k < draws; k++ {
+		for i := range c {
+			j := rng.Intn(n)
+			c[i], f[i] = dc[j], df[j]
+		}
+		m := median(f)
+		if m <= 0 {
+			inf++
+			continue
+		}
+		xs = append(xs, median(c)/m)
+	}
+	sort.Float64s(xs)
+	pct := func(p float64) float64 {
+		// over all draws, the infinite ones (floor ≤ 0) counted as the largest
+		i := int(p * draws)
+		if i >= len(xs) {
+			return math.Inf(1)
+		}
+		return xs[i]
+	}
+	return x, pct(0.025), pct(0.975), true
+}
+
 func binom(n, k int) float64 {
 	r := 1.0
 	for i := 1; i <= k; i++ {
@@ -291,6 +405,19 @@ func cellOf(r *configResult, b string) cell {
 }
 
 // sig marks a difference the sign test cannot tell from nothing (p ≥ 0.05).
+// measured: the config has samples.
+func (r *configResult) measured() bool {
+	if r == nil {
+		return false
+	}
+	for _, v := range r.On {
+		if len(v) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (c cell) sig() string {
 	if c.P >= 0.05 {
 		return " ≈"
@@ -300,7 +427,7 @@ func (c cell) sig() string {
 
 // noise is the A/A control's spread of on−off on a benchmark, as a standard deviation.
 func (run *benchRun) noise(b string) float64 {
-	r := run.Matrix.byName("none (A/A control)")
+	r := run.Matrix.byName(aaName)
 	if r == nil || len(r.On[b]) == 0 {
 		return math.NaN()
 	}
@@ -311,6 +438,9 @@ func (run *benchRun) noise(b string) float64 {
 // loaded when it ran alone.
 func (run *benchRun) kpodProgFamily() map[string]string {
 	out := map[string]string{}
+	if run.Matrix == nil {
+		return out
+	}
 	for _, r := range run.Matrix.Configs {
 		if r.Kind == kindFamily {
 			for _, p := range r.Programs {
@@ -332,8 +462,8 @@ func (run *benchRun) statsOf(name string) *statsResult {
 
 // statBench maps a suite benchmark to the statistics-pass run that covered it.
 func statBench(b string) string {
-	if strings.HasPrefix(b, "redis") {
-		return "redis"
+	if p, ok := redisPrefix(b); ok {
+		return p
 	}
 	return b
 }
@@ -352,9 +482,9 @@ func bpfPerOp(s *statsResult, b string, keep func(string) bool) (runsPerOp, nsPe
 	return runsPerOp, nsPerOp, true
 }
 
-var matrixBenches = []string{"redis-set", "redis-get", "redis-cpu", "pingpong", "getppid", "tcp", "forkexec", "dread"}
+var matrixBenches = []string{"redis-set", "redis-get", "redis-cpu", "pingpong", "getppid", "tcp", "forkexec", "dread", "vdread", "bufwrite", "tcprst"}
 
-func renderReport(run *benchRun) string {
+func renderReport(run *benchRun) (string, error) {
 	w := &mdWriter{}
 	w.p("# kpod benchmarks")
 	w.p("")
@@ -366,23 +496,36 @@ func renderReport(run *benchRun) string {
 	}
 	w.p("")
 	w.header("", "")
-	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run TestBench ./bench/` (BENCH_ROUNDS=%d, BENCH_MICRO_PAIRS=%d, BENCH_REDIS_PAIRS=%d, BENCH_FOCUS_PAIRS=%d)",
-		run.Rounds, run.MicroPairs, run.RedisPairs, run.FocusPairs))
+	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run TestBench ./bench/` (BENCH_ROUNDS=%d, BENCH_MICRO_PAIRS=%d, BENCH_PEER_PAIRS=%d, BENCH_REDIS_PAIRS=%d, BENCH_FOCUS_PAIRS=%d, BENCH_TCP_PAIRS=%d, BENCH_SYSCALL_PAIRS=%d, BENCH_L7_PAIRS=%d)",
+		run.Rounds, run.MicroPairs, run.PeerPairs, run.RedisPairs, run.FocusPairs, run.TCPPairs, run.SyscallPairs, run.L7Pairs))
+	w.row("shuffle seed", fmt.Sprintf("`%d` (`BENCH_SEED=%d` repeats this run's order of configs and of samples in every block)", run.Seed, run.Seed))
 	w.row("kpod", "commit "+run.Machine["commit"])
 	w.row("kernel", run.Machine["kernel"])
 	w.row("machine", fmt.Sprintf("%s, %s cores, %s RAM, %s; %s", run.Machine["cpu"], run.Machine["cores"], run.Machine["memory"], run.Machine["os"], run.Machine["hypervisor"]))
 	w.row("date", fmt.Sprintf("%s → %s (%s)", run.Start.Format("2006-01-02 15:04:05 MST"), run.End.Format("15:04:05"), run.End.Sub(run.Start).Round(time.Second)))
+	var ph []string
+	for _, p := range run.Phases {
+		ph = append(ph, fmt.Sprintf("%s %s (%d benchmark runs, %s)", p.Name, (time.Duration(p.Sec*1e9)).Round(time.Second), p.BenchRuns,
+			(time.Duration(p.BenchSec*1e9)).Round(time.Second)))
+	}
+	w.row("phases", orNone(ph))
 	w.row("load average (1/5/15 min)", fmt.Sprintf("at start **%s**, at end **%s**; CPU steal at start %s (2 vCPUs shared with other engineers' builds and tests)", run.LoadStart, run.LoadEnd, run.Machine["steal"]))
 	w.row("tools", fmt.Sprintf("%s; libbpf-tools %s; redis %s; %s; %s", run.Machine["bpftrace"], run.Machine["libbpf-tools"], run.Machine["redis"], run.Machine["go"], run.Machine["gcc"]))
-	w.row("how kpod is loaded", "by the receiver: `kpodreceiver.NewFactory().CreateMetrics(...)` + `Start` in the benchmark process with `profile: minimal/standard/comprehensive`, or `profile: custom` + `collectors.<family>.enabled: true` for one family. Its programs are then adopted (see Method) and attached by the benchmark to the same tracepoints with the same attach type (tp_btf, the rung the receiver took)")
+	w.row("how kpod is loaded", "by the receiver: `kpodreceiver.NewFactory().CreateMetrics(...)` + `Start` in the benchmark process with `profile: minimal/standard/comprehensive`, or `profile: custom` + `collectors.<family>.enabled: true` for one family; the variants of the head-to-head groups by the family loader (`bpfload.Load`). Their programs are then adopted (see Method) and attached by the benchmark to the same hooks with the same attach type (the rung the loader took)")
 	w.p("")
 	renderBudgets(w, run)
 	renderMethod(w, run)
 	renderMatrix(w, run)
+	renderFloors(w, run)
 	renderPerEvent(w, run)
+	renderCoverage(w, run)
 	renderPrograms(w, run)
 	renderPeers(w, run)
-	renderFocus(w, run)
+	renderBudgetFocus(w, run)
+	renderL7(w, run)
+	renderFamilyCost(w, run)
+	renderTCP(w, run)
+	renderSyscall(w, run)
 	renderScale(w, run)
 	renderMemory(w, run)
 	renderExperiments(w, run)
@@ -391,26 +534,13 @@ func renderReport(run *benchRun) string {
 		w.p("")
 		w.b.Write(b)
 	}
-	if b, err := os.ReadFile("ANALYSIS.md"); err == nil {
-		w.p("")
-		w.b.Write(b)
-	}
-	return w.b.String()
+	analysis, err := renderAnalysis(run, "ANALYSIS.md")
+	w.p("")
+	w.b.WriteString(analysis)
+	return w.b.String(), err
 }
 
 // ---- budgets ----
-
-func (run *benchRun) focusOf(name string) *configResult {
-	if run.Focus == nil {
-		return nil
-	}
-	for _, c := range run.Focus.Configs {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
-}
 
 func (run *benchRun) scaleAt(n int) *scalePoint {
 	for _, p := range run.Scale {
@@ -423,43 +553,116 @@ func (run *benchRun) scaleAt(n int) *scalePoint {
 
 func loss(ratio float64) float64 { return (1 - 1/ratio) * 100 }
 
+// pct is a median ratio as a signed percentage.
+func pct(ratio float64) string { return fmt.Sprintf("%+.1f %%", (ratio-1)*100) }
+
+// ratioCI is the median of the per-block ratios with its 95 % interval, as percentages.
+func ratioCI(r *configResult, b string) string {
+	if r == nil || len(r.On[b]) == 0 {
+		return "–"
+	}
+	lo, hi := medianCI(r.ratios(b))
+	return fmt.Sprintf("%s [%+.1f…%+.1f]", pct(median(r.ratios(b))), (lo-1)*100, (hi-1)*100)
+}
+
+// xFloorText formats xFloor.
+func xFloorText(r *configResult, b string) string {
+	x, lo, hi, ok := xFloor(r, b)
+	if !ok {
+		switch {
+		case math.IsNaN(x):
+			return "–"
+		case len(r.Floor[b]) < 6:
+			return fmt.Sprintf("– (%d blocks: too few to tell the floor from zero)", len(r.Floor[b]))
+		}
+		return "floor ≈ 0"
+	}
+	up := fmt.Sprintf("%.2f", hi)
+	if math.IsInf(hi, 1) {
+		up = "∞"
+	}
+	return fmt.Sprintf("×%.2f [%.2f…%s]", x, lo, up)
+}
+
+// floorVerdict: ≤ 1.25× the floor; "not judged" when the floor is not measurable there.
+func floorVerdict(r *configResult, b string) (string, bool, bool) {
+	x, _, _, ok := xFloor(r, b)
+	if !ok {
+		return "not judged (the floor's cost is not distinguishable from zero here)", false, false
+	}
+	return verdict(x <= 1.25), x <= 1.25, true
+}
+
 func renderBudgets(w *mdWriter, run *benchRun) {
-	w.p("## Budgets (DESIGN.md \"Performance budgets\")")
+	w.p("## Budgets")
 	w.p("")
-	w.p("redis: the verdict takes the larger of the throughput loss (the budget's measure; ±10–20 %% per pair on this loaded VM) and")
-	w.p("the increase of CPU time per request (the same cost measured with a few %% of noise: a saturated single-threaded server loses")
-	w.p("that much throughput). Medians over the budget-focus pairs.")
+	w.p("DESIGN.md \"Performance budgets\" and issue 12. redis: CPU time per request (server + client) is the measure (throughput is the")
+	w.p("same cost with more noise; a saturated single-threaded server loses about that much throughput), from the budget focus's")
+	w.p("blocks; **×floor** = (config − nothing) / (floor − nothing) from the same blocks, where the floor is empty programs on the")
+	w.p("config's own hooks. Brackets: 95 %% intervals (medians: order statistics; ×floor: bootstrap over blocks).")
 	w.p("")
 	w.header("budget", "measured", "verdict")
-	aa := run.focusOf("none (A/A control)")
+	g := run.group(groupBudget)
+	aa := g.view(aaName)
 	for _, b := range []struct {
 		profile string
 		limit   float64
-	}{{"standard", 2}, {"comprehensive", 5}} {
-		f := run.focusOf("kpod " + b.profile)
-		name := fmt.Sprintf("redis, %s: ≤ %.0f %% throughput loss", b.profile, b.limit)
-		if f == nil || len(f.On["redis-set"]) == 0 {
+		source  string
+	}{{"standard", 2, "DESIGN.md, issue 12"}, {"comprehensive", 8, "issue 12: half of the +16.2 % of the run of 2026-11-29"}, {"comprehensive", 5, "DESIGN.md"}} {
+		f := g.view("kpod " + b.profile)
+		name := fmt.Sprintf("redis, %s: ≤ +%.0f %% CPU per request (%s)", b.profile, b.limit, b.source)
+		if f == nil || len(f.On["redis-cpu"]) == 0 {
 			w.row(name, "not measured", "–")
 			continue
 		}
-		set, get, cpu := cellOf(f, "redis-set"), cellOf(f, "redis-get"), cellOf(f, "redis-cpu")
-		aset, aget, acpu := cellOf(aa, "redis-set"), cellOf(aa, "redis-get"), cellOf(aa, "redis-cpu")
-		m := run.Matrix.byName("kpod " + b.profile)
-		worst := math.Max(math.Max(loss(set.Ratio), loss(get.Ratio)), (cpu.Ratio-1)*100)
-		w.row(name, fmt.Sprintf("throughput loss SET **%.1f %%**, GET **%.1f %%**; CPU per request **%+.1f %%** (quartiles %+.1f…%+.1f %%) — medians of %d pairs; the A/A control gives %.1f %%, %.1f %%, %+.1f %%. Matrix (%d pairs): SET %.1f %%, GET %.1f %%, CPU %+.1f %%",
-			loss(set.Ratio), loss(get.Ratio), (cpu.Ratio-1)*100, (cpu.Q1-1)*100, (cpu.Q3-1)*100, set.N, loss(aset.Ratio), loss(aget.Ratio), (acpu.Ratio-1)*100,
-			cellOf(m, "redis-set").N, loss(cellOf(m, "redis-set").Ratio), loss(cellOf(m, "redis-get").Ratio), (cellOf(m, "redis-cpu").Ratio-1)*100),
-			verdict(worst <= b.limit))
+		cpu, set, get := cellOf(f, "redis-cpu"), cellOf(f, "redis-set"), cellOf(f, "redis-get")
+		w.row(name, fmt.Sprintf("**%s** %s per request, sign test p = %.2g over %d blocks (A/A control %s); throughput loss SET %.1f %%, GET %.1f %%",
+			ratioCI(f, "redis-cpu"), signedNs(cpu.Delta), cpu.P, cpu.N, ratioCI(aa, "redis-cpu"), loss(set.Ratio), loss(get.Ratio)),
+			verdict((cpu.Ratio-1)*100 <= b.limit))
 	}
-	if f := run.focusOf("kpod standard"); f != nil && len(f.On["pingpong"]) > 0 {
+	for _, p := range []string{"standard", "comprehensive"} {
+		f := g.view("kpod " + p)
+		name := fmt.Sprintf("redis, %s: ≤ 1.25× its floor", p)
+		if f == nil || len(f.Floor["redis-cpu"]) == 0 {
+			w.row(name, "not measured", "–")
+			continue
+		}
+		fv := g.view("floor of kpod " + p)
+		v, _, _ := floorVerdict(f, "redis-cpu")
+		w.row(name, fmt.Sprintf("**%s**: the config adds %s per request, its floor %s (p = %.2g)", xFloorText(f, "redis-cpu"),
+			signedNs(cellOf(f, "redis-cpu").Delta), signedNs(cellOf(fv, "redis-cpu").Delta), cellOf(fv, "redis-cpu").P), v)
+	}
+	if l7 := run.group(groupL7); l7 != nil {
+		f := l7.view(cfgStandardL7)
+		for _, b := range l7BudgetUnits {
+			name := fmt.Sprintf("redis%s, standard + l7: ≤ +2 %% CPU per request (whether l7 can join standard; section \"The l7 family\")", map[bool]string{true: " pipelined"}[b == "redisp-cpu"])
+			c := cellOf(f, b)
+			if c.N == 0 {
+				w.row(name, "not measured", "–")
+				continue
+			}
+			w.row(name, fmt.Sprintf("**%s** %s per request, sign test p = %.2g over %d blocks (A/A control %s); l7 alone %s, ×floor %s",
+				ratioCI(f, b), signedNs(c.Delta), c.P, c.N, ratioCI(l7.view(aaName), b), ratioCI(l7.view("kpod l7"), b), xFloorText(l7.view("kpod l7"), b)),
+				verdict(withinPct(c.Ratio, 2)))
+		}
+	}
+	if f := g.view("kpod standard"); f != nil && len(f.On["pingpong"]) > 0 {
 		c, a := cellOf(f, "pingpong"), cellOf(aa, "pingpong")
-		w.row("standard ≤ 10 % on ping-pong", fmt.Sprintf("**×%.3f** (%s per round trip; median of %d pairs, quartiles %.3f–%.3f; A/A control ×%.3f); matrix ×%.3f",
-			c.Ratio, signedNs(c.Delta), c.N, c.Q1, c.Q3, a.Ratio, cellOf(run.Matrix.byName("kpod standard"), "pingpong").Ratio), verdict(c.Ratio <= 1.10))
+		v, _, _ := floorVerdict(f, "pingpong")
+		w.row("standard ≤ 10 % on ping-pong (DESIGN.md)", fmt.Sprintf("**×%.3f** (%s per round trip, %d blocks, 95 %% interval %s; A/A control ×%.3f); ×floor %s (%s)",
+			c.Ratio, signedNs(c.Delta), c.N, ratioCI(f, "pingpong"), a.Ratio, xFloorText(f, "pingpong"), strings.Trim(v, "*")), verdict(c.Ratio <= 1.10))
 	}
-	met, total, missed := run.peerVerdicts()
+	met, judged, missed := run.floorVerdicts()
+	fv := verdict(met == judged)
+	if judged == 0 {
+		fv = "–"
+	}
+	w.row("each family and profile ≤ 1.25× its floor (matrix, every benchmark where the floor is measurable)",
+		fmt.Sprintf("%d of %d (config, benchmark) met; missed: %s (table \"Floors\")", met, judged, orNone(missed)), fv)
+	pmet, total, pmissed := run.peerVerdicts()
 	w.row("each family no costlier per event than its bpftrace / libbpf-tools equivalent (same benchmark)",
-		fmt.Sprintf("%d of %d (family, peer, benchmark) comparisons met; missed: %s (table \"Peers\")", met, total, orNone(missed)),
-		verdict(met == total && total > 0))
+		fmt.Sprintf("%d of %d (family, peer, benchmark) comparisons met; missed: %s (table \"Peers\")", pmet, total, orNone(pmissed)),
+		verdict(pmet == total && total > 0))
 	for _, c := range []struct {
 		pods  int
 		limit float64
@@ -497,48 +700,75 @@ func renderMethod(w *mdWriter, run *benchRun) {
 	w.p("in the v2 tree and every v1 hierarchy); `kbench` is `bench/kbench/kbench.c`, a static C program built at bench time:")
 	w.p("")
 	w.header("benchmark", "one operation", "command", "kernel events per operation")
-	for _, b := range benchmarks {
+	for _, b := range append(append([]benchmark(nil), benchmarks...), statsOnly...) {
 		cmd := run.Suite[b.Name]
-		if strings.HasPrefix(b.Name, "redis") {
-			cmd = run.Suite["redis"]
+		if p, ok := redisPrefix(b.Name); ok {
+			cmd = run.Suite[p]
+		}
+		if cmd == "" {
+			cmd = "not run"
 		}
 		w.row(b.Name, b.Op, "`"+cmd+"`", b.Events)
 	}
 	w.p("")
 	w.p("kbench runs N operations per inner round, R short inner rounds, and reports the **minimum over inner rounds** of ns/op (the")
 	w.p("round least disturbed by other load). redis-benchmark reports requests/s (ns/op = 1e9 / rps); redis-cpu is the CPU time of")
-	w.p("redis-server (its threads' schedstat) plus redis-benchmark (rusage) per request.")
+	w.p("redis-server (its threads' schedstat) plus redis-benchmark (rusage) per request. oomkill is in the statistics pass only (one")
+	w.p("kill takes milliseconds: the program runs it causes are far below the noise of a pair).")
 	w.p("")
-	w.p("**Adopted programs, close pairs.** This VM's speed drifts by 20–40 %% within seconds (host steal), so a sample is only compared")
-	w.p("with one taken right next to it. Each config is first started the ordinary way — the kpod receiver's `Start` (which loads the")
-	w.p("family objects, walks the attach ladder and attaches), `bpftrace script.bt`, or the libbpf-tools binary — and then **adopted**:")
-	w.p("the benchmark opens the same programs by id (from `bpftool perf show`), stops the original (its links go; programs and maps stay")
-	w.p("alive through the benchmark's descriptors) and from then on attaches them itself, to the same tracepoints with the same attach")
-	w.p("type (tp_btf / raw_tp links, or perf-event tracepoints for bpftrace), in well under a millisecond for kpod. A **pair** is one sample")
-	w.p("with the programs attached and one without, back to back (every other pair starts with the detached one). Ratio = on / off,")
-	w.p("Δ = on − off, per pair; tables show **medians over pairs**. What adoption leaves out is the original's userspace (the receiver's")
-	w.p("30 s scrapes: measured separately below; a tool reading its maps at exit). Tools that stream every event to userspace through a")
-	w.p("perf buffer (execsnoop, exitsnoop, tcplife) are not adopted but started and stopped around whole-suite samples (\"restarted\").")
+	w.p("**Adopted programs.** This VM's speed drifts by 20–40 %% within seconds (host steal), so a sample is only compared with one")
+	w.p("taken right next to it. Each config is first started the ordinary way — the kpod receiver's `Start` (which loads the family")
+	w.p("objects, walks the attach ladder and attaches), the family loader for the head-to-head variants, `bpftrace script.bt`, or the")
+	w.p("libbpf-tools binary — and then **adopted**: the benchmark opens the same programs by id (from `bpftool perf show`), stops the")
+	w.p("original (its links go; programs and maps stay alive through the benchmark's descriptors) and from then on attaches them itself,")
+	w.p("to the same hooks with the same attach type (tp_btf / raw_tp links, or perf-event tracepoints for classic tracepoints: kpod's")
+	w.p("per-call syscall events, bpftrace). What adoption leaves out is the original's userspace (the receiver's scrapes: measured")
+	w.p("separately below; the tcp family's socket iterator, which runs per collection: measured per run below). Tools that stream every")
+	w.p("event to userspace through a perf buffer (execsnoop, exitsnoop, tcplife) are not adopted but started and stopped around samples")
+	w.p("(\"restarted\").")
 	w.p("")
-	w.p("The matrix: %d configs × %d rounds (new random order each round) × %d pairs per micro-benchmark and %d redis pairs per round; it", len(m.Configs), m.Rounds, m.MicroPairs, m.RedisPairs)
-	w.p("took %s. The **A/A control** goes through the same steps with nothing to attach: its spread is the noise floor. A Δ marked ≈", m.Took.Round(time.Second))
-	w.p("is one the sign test over its pairs cannot tell from zero (p ≥ 0.05).")
+	w.p("**Floors.** For every kpod config the benchmark also builds its floor: for each of the config's programs an empty program")
+	w.p("(`r0 = 0; exit`) of the same type, attached to the same hooks in the same way (`bench/floor.go`). Its cost is what calling a BPF")
+	w.p("program on those hooks costs on this machine, which no program on them can go below; **×floor** = (config − nothing) / (floor")
+	w.p("− nothing). Where the floor's own cost cannot be told from zero (sign test p ≥ 0.05), a multiple of it means nothing and is")
+	w.p("not given (\"floor ≈ 0\").")
 	w.p("")
+	w.p("**Blocks.** A block samples nothing, the config and (kpod) its floor — or every member of a group — once each, in a random")
+	w.p("order (with only a config and nothing: alternately which goes first). Samples of one benchmark in a block are taken back to")
+	w.p("back, each config attached just for its sample; for configs whose attaching and detaching is slow (perf-event tracepoints wait")
+	w.p("for RCU grace periods when detached: 30–50 ms each here; restarted tools) a block attaches each config once and runs all its")
+	w.p("benchmarks (**grouped**), so its samples of one benchmark are a few hundred ms apart instead of a few ms. Ratio = on / off, Δ =")
+	w.p("on − off, per block; tables show **medians over blocks**, ≈ marks a Δ the sign test over the blocks cannot tell from zero")
+	w.p("(p ≥ 0.05), and brackets are 95 %% intervals of the median (order statistics; with fewer than 6 blocks, the whole range).")
+	w.p("The order of configs in every round and of samples in every block comes from one pseudo-random generator seeded with the")
+	w.p("shuffle seed above.")
+	w.p("")
+	if m != nil {
+		w.p("The matrix: %d configs × %d rounds (new random order each round) × %d blocks per micro-benchmark for kpod configs (twice", len(m.Configs), m.Rounds, m.MicroPairs)
+		w.p("as many for the control, %d for the peers) and %d redis blocks per round, each config on the benchmarks where its programs", m.PeerPairs, m.RedisPairs)
+		w.p("run (≥ 0.05 runs per operation in the statistics pass; the control and the profiles on all); it took %s. The **A/A", m.Took.Round(time.Second))
+		w.p("control** goes through the same steps with nothing to attach: its spread is the noise floor.")
+		w.p("")
+	}
 	w.p("**Per-program cost** comes from the kernel's BPF run-time statistics (`ebpf.EnableStats(BPF_STATS_RUN_TIME)`; run_time_ns /")
 	w.p("run_cnt of each program), in a separate pass with the config attached and every benchmark run once (statistics add two clock")
-	w.p("reads per program run, so they are off during the pairs). The programs also run for everything else on the host; a 1 s idle")
-	w.p("window first gives each program's background rate, subtracted pro rata from runs/op and ns/op. ns/run is the raw mean.")
+	w.p("reads per program run, so they are off during the blocks). The programs also run for everything else on the host; %.1f s idle", statsIdle.Seconds())
+	w.p("windows before and after the benchmarks give each program's background rate (the lower of the two), subtracted pro rata")
+	w.p("from runs/op and ns/op (on a busy host, programs on node-wide hooks — system calls, context switches — get a background that")
+	w.p("varies, and their runs/op with it). ns/run is the raw mean.")
 	w.p("")
 	hooks, samples := map[string]int{}, 0
 	with := 0
-	for _, c := range m.Configs {
-		for _, f := range c.Foreign {
-			samples++
-			if len(f) > 0 {
-				with++
-			}
-			for k, v := range f {
-				hooks[k] = max(hooks[k], v)
+	if m != nil {
+		for _, c := range m.Configs {
+			for _, f := range c.Foreign {
+				samples++
+				if len(f) > 0 {
+					with++
+				}
+				for k, v := range f {
+					hooks[k] = max(hooks[k], v)
+				}
 			}
 		}
 	}
@@ -548,7 +778,7 @@ func renderMethod(w *mdWriter, run *benchRun) {
 	}
 	sort.Strings(list)
 	w.p("**Other BPF users on the host.** Before %d of %d config rounds other processes had BPF programs attached to tracepoints: %s.", with, samples, orNone(list))
-	w.p("They run in both samples of a pair, so they do not bias Δ ns/op; they do inflate the \"off\" time a ratio is divided by.")
+	w.p("They run in every sample of a block, so they do not bias Δ ns/op; they do inflate the \"off\" time a ratio is divided by.")
 	w.p("")
 }
 
@@ -556,14 +786,17 @@ func renderMethod(w *mdWriter, run *benchRun) {
 
 func renderMatrix(w *mdWriter, run *benchRun) {
 	m := run.Matrix
+	if m == nil {
+		return
+	}
 	w.p("## Kernel overhead: ratio with / without and added ns per operation")
 	w.p("")
-	w.p("Cell: median ratio × (median Δ per operation) over the config's pairs; ≈: not distinguishable from zero (sign test). For redis")
-	w.p("the ratio is of ns per request, so throughput loss = 1 − 1/ratio.")
+	w.p("Cell: median ratio × (median Δ per operation) over the config's blocks; ≈: not distinguishable from zero (sign test); · : not")
+	w.p("measured (the config's programs do not run there). For redis the ratio is of ns per request, so throughput loss = 1 − 1/ratio.")
 	w.p("")
-	w.header(append([]string{"config", "pairs", "method"}, matrixBenches...)...)
+	w.header(append([]string{"config", "blocks", "method"}, matrixBenches...)...)
 	row := []string{"**detached ns/op** (median of the A/A control)", "", ""}
-	aa := m.byName("none (A/A control)")
+	aa := m.byName(aaName)
 	for _, b := range matrixBenches {
 		row = append(row, "**"+ns(cellOf(aa, b).Off)+"**")
 	}
@@ -573,13 +806,29 @@ func renderMatrix(w *mdWriter, run *benchRun) {
 			if r.Kind != kind {
 				continue
 			}
-			if len(r.On["getppid"]) == 0 {
-				w.row(r.Name, "0", r.Method, "failed: "+firstLines(r.Error, 1), "", "", "", "", "", "", "")
+			n := 0
+			for _, v := range r.On {
+				n = max(n, len(v))
+			}
+			if n == 0 {
+				why := "not measured: its programs run on none of the paired benchmarks (statistics pass)"
+				if r.Error != "" {
+					why = "failed: " + firstLines(r.Error, 1)
+				}
+				w.row(append([]string{r.Name, "0", r.Method, why}, make([]string, len(matrixBenches)-1)...)...)
 				continue
 			}
-			row := []string{r.Name, fmt.Sprint(len(r.On["getppid"])), r.Method}
+			method := r.Method
+			if r.Grouped {
+				method += ", grouped"
+			}
+			row := []string{r.Name, fmt.Sprint(n), method}
 			for _, b := range matrixBenches {
 				c := cellOf(r, b)
+				if c.N == 0 {
+					row = append(row, "·")
+					continue
+				}
 				row = append(row, fmt.Sprintf("×%.3f (%s%s)", c.Ratio, signedNs(c.Delta), c.sig()))
 			}
 			w.row(row...)
@@ -591,7 +840,7 @@ func renderMatrix(w *mdWriter, run *benchRun) {
 		}
 	}
 	w.p("")
-	w.p("Quartiles of the per-pair ratios of the control and the profiles, to judge the spread:")
+	w.p("Quartiles of the per-block ratios of the control and the profiles, to judge the spread:")
 	w.p("")
 	w.header(append([]string{"config"}, matrixBenches...)...)
 	for _, r := range m.Configs {
@@ -719,11 +968,11 @@ func (run *benchRun) peerComparisons() []peerCmp {
 	var out []peerCmp
 	for _, f := range kpodFamilies {
 		kr := run.Matrix.byName("kpod " + f)
-		if kr == nil || len(kr.On["getppid"]) == 0 {
+		if !kr.measured() {
 			continue
 		}
 		for _, pr := range run.Matrix.Configs {
-			if pr.Family != f || (pr.Kind != kindBpftrace && pr.Kind != kindLibbpf) || len(pr.On["getppid"]) == 0 {
+			if pr.Family != f || (pr.Kind != kindBpftrace && pr.Kind != kindLibbpf) || !pr.measured() {
 				continue
 			}
 			ps := run.statsOf(pr.Name)
@@ -733,6 +982,9 @@ func (run *benchRun) peerComparisons() []peerCmp {
 				}
 				runs, kbpf, ok := bpfPerOp(comp, statBench(b), func(n string) bool { return fam[n] == f })
 				if !ok || runs < 0.1 {
+					continue
+				}
+				if len(kr.On[b]) == 0 || len(pr.On[b]) == 0 {
 					continue
 				}
 				_, pbpf, _ := bpfPerOp(ps, statBench(b), func(string) bool { return true })
@@ -803,46 +1055,6 @@ func renderPeers(w *mdWriter, run *benchRun) {
 		w.p("Families without a peer here: %s (`oom/mark_victim` fires on none of the benchmarks; libbpf-tools oomkill needs kprobes).", strings.Join(noPeer, ", "))
 		w.p("")
 	}
-}
-
-// ---- focus ----
-
-func renderFocus(w *mdWriter, run *benchRun) {
-	f := run.Focus
-	if f == nil {
-		return
-	}
-	w.p("## Budget focus: standard and comprehensive on redis and ping-pong")
-	w.p("")
-	w.p("The A/A control, standard and comprehensive, %d pairs each per benchmark (in rounds of 2, configs in random order); redis %d", f.Pairs, f.Requests)
-	w.p("requests per test. Cells: median ratio (quartiles) and median Δ; for redis SET/GET the throughput loss = 1 − 1/ratio.")
-	w.p("")
-	names := []string{"redis-set", "redis-get", "redis-cpu", "pingpong", "getppid"}
-	w.header(append([]string{"config"}, names...)...)
-	aa := run.focusOf("none (A/A control)")
-	row := []string{"**detached** (median)"}
-	for _, b := range names {
-		c := cellOf(aa, b)
-		if b == "redis-set" || b == "redis-get" {
-			row = append(row, fmt.Sprintf("**%.0f req/s**", 1e9/c.Off))
-		} else {
-			row = append(row, "**"+ns(c.Off)+"**")
-		}
-	}
-	w.row(row...)
-	for _, r := range f.Configs {
-		row := []string{r.Name}
-		for _, b := range names {
-			c := cellOf(r, b)
-			s := fmt.Sprintf("×%.3f (%.3f–%.3f) %s%s", c.Ratio, c.Q1, c.Q3, signedNs(c.Delta), c.sig())
-			if b == "redis-set" || b == "redis-get" {
-				s += fmt.Sprintf("; loss %.1f %%", loss(c.Ratio))
-			}
-			row = append(row, s)
-		}
-		w.row(row...)
-	}
-	w.p("")
 }
 
 // ---- scale ----
@@ -988,8 +1200,9 @@ func renderMemory(w *mdWriter, run *benchRun) {
 	w.p("Read from `/proc/<pid>/fdinfo` of the process holding the maps right after attaching; possible CPUs %s (per-CPU maps scale with their number).", sh("sh", "-c", "cat /sys/devices/system/cpu/possible"))
 	w.p("")
 	w.header("config", "maps", "memlock", "largest maps")
-	for _, kind := range []string{kindProfile, kindFamily, kindBpftrace, kindLibbpf} {
-		for _, r := range run.Matrix.Configs {
+	all := append(append([]*configResult(nil), run.Matrix.Configs...), run.Variants...)
+	for _, kind := range []string{kindProfile, kindFamily, kindVariant, kindBpftrace, kindLibbpf} {
+		for _, r := range all {
 			if r.Kind != kind || len(r.Maps) == 0 {
 				continue
 			}

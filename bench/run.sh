@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # `make bench`: installs what the benchmarks need, then runs them (bench/*_test.go, build tag
 # `bench`) and writes BENCHMARKS.md. Needs root. Knobs (bench/README.md): BENCH_ROUNDS (2),
-# BENCH_MICRO_PAIRS (2), BENCH_FOCUS_PAIRS (16), BENCH_OUT (/tmp/kpod-bench), BENCH_QUICK=1 (a
-# subset, one round: for trying changes, not for conclusions).
+# BENCH_MICRO_PAIRS (3), BENCH_PEER_PAIRS (2), BENCH_REDIS_PAIRS (1), BENCH_FOCUS_PAIRS (24),
+# BENCH_TCP_PAIRS (16), BENCH_SYSCALL_PAIRS (12), BENCH_L7_PAIRS (12), BENCH_SEED (the shuffle
+# seed; default: the time), BENCH_OUT (/tmp/kpod-bench), BENCH_QUICK=1 (a subset, few blocks: for
+# trying changes, not for conclusions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "make bench needs root (BPF, cgroups, loop devices)" >&2; exit 1; fi
 missing=""
-for p in bpftrace libbpf-tools redis-server redis-tools gcc libc6-dev util-linux; do
+# clang-19 and libbpf-dev build bench/variants/*.bpf.c (as make generate builds bpf/).
+for p in bpftrace libbpf-tools redis-server redis-tools gcc libc6-dev util-linux clang-19 libbpf-dev; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

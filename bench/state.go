@@ -114,6 +114,11 @@ func cleanStale() error {
 	}
 	_ = os.Remove(filepath.Join(stateDir, "pids"))
 	_ = os.Remove(filepath.Join(stateDir, "loops"))
+	stale, _ := filepath.Glob(diskPrefix + "*")
+	for _, d := range stale {
+		logf("removing %s left by an earlier run", d)
+		_ = os.RemoveAll(d)
+	}
 	time.Sleep(100 * time.Millisecond)
 	if err := removeStalePods(); err != nil {
 		errs = append(errs, err)
@@ -174,6 +179,65 @@ func (l *loopDevice) close() error {
 	_ = os.Remove(l.File)
 	return err
 }
+
+// diskPrefix names the directories of the benchmarks that need the VM's disk (on the root
+// filesystem: /var/tmp is not tmpfs here), so that a crashed run's are found and removed.
+const diskPrefix = "/var/tmp/kpodbench-"
+
+// diskFiles are the files of the benchmarks that need a real disk: Data, read with O_DIRECT
+// (vdread: each read is a virtio-blk request and its interrupt), and Buf, written through the
+// page cache (bufwrite). Not tmpfs: O_DIRECT is refused there and shmem pages do not go
+// through the page-cache tracepoints.
+type diskFiles struct {
+	Dir, Data, Buf string
+	FS             string // what the directory is on (findmnt: source, type)
+}
+
+func newDiskFiles(dataMiB int) (*diskFiles, error) {
+	if err := os.MkdirAll(filepath.Dir(diskPrefix), 0o755); err != nil {
+		return nil, err
+	}
+	dir := diskPrefix + fakepod.RandHex(4)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	d := &diskFiles{Dir: dir, Data: filepath.Join(dir, "data"), Buf: filepath.Join(dir, "buf")}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil || st.Type == 0x01021994 /* TMPFS_MAGIC */ {
+		d.close()
+		return nil, fmt.Errorf("%s is on tmpfs (or statfs failed: %v): the disk benchmarks need a disk-backed filesystem", dir, err)
+	}
+	d.FS = strings.Join(strings.Fields(sh("findmnt", "-n", "-o", "SOURCE,FSTYPE", "--target", dir)), " ")
+	f, err := os.Create(d.Data)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	buf := make([]byte, 1<<20)
+	x := uint32(2463534242)
+	for i := 0; i < dataMiB; i++ {
+		for j := range buf { // xorshift: data no layer can compress or deduplicate
+			x ^= x << 13
+			x ^= x >> 17
+			x ^= x << 5
+			buf[j] = byte(x)
+		}
+		if _, err = f.Write(buf); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	f.Close()
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *diskFiles) close() error { return os.RemoveAll(d.Dir) }
 
 func writeJSON(path string, v any) {
 	b, err := json.MarshalIndent(v, "", "  ")

@@ -19,6 +19,8 @@
 #include "l7_http.h"
 #include "l7_redis.h"
 #include "l7_dns.h"
+#include "l7_kafka.h"
+#include "l7_mongo.h"
 #include <bpf/bpf_endian.h>
 
 #define AF_INET 2
@@ -291,6 +293,8 @@ int kpod_l7dt(void *ctx)
 	} else {
 		L7_TRY(L7_HTTP, l7_http_detect)
 		L7_TRY(L7_REDIS, l7_redis_detect)
+		L7_TRY(L7_MONGODB, l7_mongo_detect)
+		L7_TRY(L7_KAFKA, l7_kafka_detect)
 	}
 	if (proto == L7_IGNORE && more)
 		return 0;
@@ -318,3 +322,5 @@ int kpod_l7dt(void *ctx)
 L7_PARSER(kpod_l7http, l7_http)
 L7_PARSER(kpod_l7redis, l7_redis)
 L7_PARSER(kpod_l7dns, l7_dns)
+L7_PARSER(kpod_l7kafka, l7_kafka)
+L7_PARSER(kpod_l7mongo, l7_mongo)

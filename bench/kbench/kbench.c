@@ -26,7 +26,9 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -163,15 +165,23 @@ static int read_full(int fd, char *buf, size_t bufsz, size_t want) {
 	return 0;
 }
 
+// loopback_socket binds a TCP socket to a free port of 127.0.0.1 (its address in *sa) and,
+// with backlog > 0, listens on it.
+static int loopback_socket(struct sockaddr_in *sa, int backlog) {
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	*sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof *sa;
+	if (ls < 0 || bind(ls, (struct sockaddr *)sa, sizeof *sa) < 0 || (backlog > 0 && listen(ls, backlog) < 0) ||
+	    getsockname(ls, (struct sockaddr *)sa, &sl) < 0)
+		die("bind/listen on 127.0.0.1");
+	return ls;
+}
+
 // tcp: a TCP stream over 127.0.0.1. The parent writes OPS writes of SIZE bytes per round; the
 // child reads them all and acknowledges the round with one byte, which ends the round.
 static void b_tcp(long ops, long rounds, long size) {
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof sa;
-	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 1) < 0 ||
-	    getsockname(ls, (struct sockaddr *)&sa, &sl) < 0)
-		die("listen");
+	struct sockaddr_in sa;
+	int ls = loopback_socket(&sa, 1);
 	pid_t pid = fork();
 	if (pid < 0)
 		die("fork");
@@ -212,6 +222,59 @@ static void b_tcp(long ops, long rounds, long size) {
 	report("tcp", ops, rounds, r, 0);
 }
 
+// http: HTTP/1.1 keep-alive request/response exchanges over one 127.0.0.1 TCP connection
+// between this process (the client) and a child (the server); one operation is one GET
+// written and its 200 response read, each in one system call on each side (a request and a
+// response the l7 family parses).
+static const char http_req[] = "GET /kbench HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: kbench\r\n\r\n";
+static const char http_resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+
+static void b_http(long ops, long rounds) {
+	struct sockaddr_in sa;
+	int ls = loopback_socket(&sa, 1);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	char buf[256];
+	const size_t qlen = sizeof http_req - 1, rlen = sizeof http_resp - 1;
+	int one = 1;
+	if (pid == 0) {
+		int s = accept(ls, NULL, NULL);
+		if (s < 0)
+			_exit(1);
+		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		for (;;) {
+			ssize_t n = read(s, buf, qlen);
+			if (n == 0)
+				_exit(0);
+			if (n != (ssize_t)qlen && (n <= 0 || read_full(s, buf, sizeof buf, qlen - n) < 0))
+				_exit(2);
+			if (write(s, http_resp, rlen) != (ssize_t)rlen)
+				_exit(3);
+		}
+	}
+	close(ls);
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) < 0)
+		die("connect");
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++) {
+			if (write(s, http_req, qlen) != (ssize_t)qlen)
+				die("http write");
+			ssize_t n = read(s, buf, rlen);
+			if (n != (ssize_t)rlen && (n <= 0 || read_full(s, buf, sizeof buf, rlen - n) < 0))
+				die("http read");
+		}
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	close(s);
+	waitpid(pid, NULL, 0);
+	report("http", ops, rounds, r, 0);
+}
+
 // forkexec: fork, exec this (static) binary as "kbench true", wait.
 static void b_forkexec(long ops, long rounds) {
 	char self[4096];
@@ -241,13 +304,19 @@ static void b_forkexec(long ops, long rounds) {
 	report("forkexec", ops, rounds, r, 0);
 }
 
-// dread: O_DIRECT reads of BS bytes from a block device, sequential, wrapping at its end.
+// dread: O_DIRECT reads of BS bytes from a block device or a regular file, sequential,
+// wrapping at its end.
 static void b_dread(const char *dev, long ops, long rounds, long bs) {
 	int fd = open(dev, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (fd < 0)
 		die(dev);
 	uint64_t size;
-	if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		die("fstat");
+	if (S_ISREG(st.st_mode))
+		size = st.st_size;
+	else if (ioctl(fd, BLKGETSIZE64, &size) < 0)
 		die("BLKGETSIZE64");
 	void *buf;
 	if (posix_memalign(&buf, 4096, bs))
@@ -266,6 +335,126 @@ static void b_dread(const char *dev, long ops, long rounds, long bs) {
 		r[k] = (double)(now_ns() - t0) / ops;
 	}
 	report("dread", ops, rounds, r, 0);
+}
+
+// bufwrite: buffered 4 KiB writes into FILE, each to a page not yet in the page cache (a new
+// offset of a file truncated to zero before every round, outside the timed part): per write
+// the kernel adds a folio to the page cache and dirties it (and its buffer heads on ext4).
+// The truncation drops the dirty pages before writeback would write them, so nothing reaches
+// the disk.
+static void b_bufwrite(const char *path, long ops, long rounds) {
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		die(path);
+	char buf[4096];
+	memset(buf, 'w', sizeof buf);
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		if (ftruncate(fd, 0) < 0)
+			die("ftruncate");
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++)
+			if (pwrite(fd, buf, sizeof buf, (off_t)i * sizeof buf) != sizeof buf)
+				die("pwrite");
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	if (ftruncate(fd, 0) < 0)
+		die("ftruncate");
+	close(fd);
+	report("bufwrite", ops, rounds, r, 0);
+}
+
+// tcprst: connect() to a port of 127.0.0.1 nothing listens on; the kernel drops the SYN (no
+// socket: kfree_skb with SKB_DROP_REASON_NO_SOCKET) and answers with a reset. One operation:
+// socket, connect (ECONNREFUSED), close.
+static void b_tcprst(long ops, long rounds) {
+	struct sockaddr_in sa;
+	close(loopback_socket(&sa, 0)); // the port is free again and nothing listens on it
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++) {
+			int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (s < 0)
+				die("socket");
+			if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0 || errno != ECONNREFUSED)
+				die("tcprst connect (expected ECONNREFUSED)");
+			close(s);
+		}
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	report("tcprst", ops, rounds, r, 0);
+}
+
+// conns: opens N TCP connections over 127.0.0.1 (2N established sockets), prints "ready N"
+// and holds them until stdin closes.
+static void b_conns(long n) {
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		die("getrlimit");
+	if (rl.rlim_cur < (rlim_t)(2 * n + 64)) {
+		rl.rlim_cur = 2 * n + 64;
+		if (rl.rlim_max < rl.rlim_cur)
+			rl.rlim_max = rl.rlim_cur;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			die("setrlimit (2N + 64 descriptors)");
+	}
+	struct sockaddr_in sa;
+	int ls = loopback_socket(&sa, 4096);
+	for (long i = 0; i < n; i++) {
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof sa) < 0)
+			die("connect");
+		if (accept4(ls, NULL, NULL, SOCK_CLOEXEC) < 0)
+			die("accept");
+	}
+	printf("ready %ld\n", n);
+	fflush(stdout);
+	char c;
+	while (read(0, &c, 1) > 0)
+		;
+}
+
+// oomkill: forks a child that joins the cgroups in CGROUPS (colon-separated cgroup.procs
+// files of a memory-limited container) and touches memory until the kernel's memory cgroup
+// OOM killer kills it; one operation is one kill, waited for.
+static void b_oomkill(const char *cgroups, long ops, long rounds) {
+	double *r = calloc(rounds, sizeof *r);
+	for (long k = 0; k < rounds; k++) {
+		uint64_t t0 = now_ns();
+		for (long i = 0; i < ops; i++) {
+			pid_t pid = fork();
+			if (pid < 0)
+				die("fork");
+			if (pid == 0) {
+				setenv("KBENCH_CGROUPS", cgroups, 1);
+				join_cgroups();
+				for (;;) {
+					char *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+					if (p == MAP_FAILED)
+						_exit(3);
+					for (int j = 0; j < 1 << 20; j += 4096)
+						p[j] = 1;
+				}
+			}
+			int st;
+			if (waitpid(pid, &st, 0) < 0 || !WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) {
+				fprintf(stderr, "kbench: oomkill child was not killed by the OOM killer (status %#x)\n", st);
+				exit(113);
+			}
+		}
+		r[k] = (double)(now_ns() - t0) / ops;
+	}
+	report("oomkill", ops, rounds, r, 0);
+}
+
+// badclose: N close(-1) calls, each failing with EBADF (a tracked system call with a known
+// count and a known number of errors, for checking that a syscall counter is exact).
+static void b_badclose(long n) {
+	for (long i = 0; i < n; i++)
+		if (syscall(SYS_close, -1) != -1 || errno != EBADF)
+			die("close(-1) did not fail with EBADF");
+	printf("closed %ld\n", n);
 }
 
 // sleepers: reads lines from stdin, each a colon-separated list of cgroup.procs files of one
@@ -338,10 +527,22 @@ int main(int argc, char **argv) {
 		b_pingpong(num(argv[2]), num(argv[3]));
 	else if (!strcmp(m, "tcp") && argc == 5)
 		b_tcp(num(argv[2]), num(argv[3]), num(argv[4]));
+	else if (!strcmp(m, "http") && argc == 4)
+		b_http(num(argv[2]), num(argv[3]));
 	else if (!strcmp(m, "forkexec") && argc == 4)
 		b_forkexec(num(argv[2]), num(argv[3]));
 	else if (!strcmp(m, "dread") && argc == 6)
 		b_dread(argv[2], num(argv[3]), num(argv[4]), num(argv[5]));
+	else if (!strcmp(m, "bufwrite") && argc == 5)
+		b_bufwrite(argv[2], num(argv[3]), num(argv[4]));
+	else if (!strcmp(m, "tcprst") && argc == 4)
+		b_tcprst(num(argv[2]), num(argv[3]));
+	else if (!strcmp(m, "badclose") && argc == 3)
+		b_badclose(num(argv[2]));
+	else if (!strcmp(m, "conns") && argc == 3)
+		b_conns(num(argv[2]));
+	else if (!strcmp(m, "oomkill") && argc == 5)
+		b_oomkill(argv[2], num(argv[3]), num(argv[4]));
 	else if (!strcmp(m, "sleepers") && argc == 2)
 		b_sleepers();
 	else if (!strcmp(m, "exec") && argc >= 3) {
@@ -352,6 +553,7 @@ int main(int argc, char **argv) {
 	return 0;
 usage:
 	fprintf(stderr, "usage: kbench getppid OPS ROUNDS | pingpong OPS ROUNDS | tcp OPS ROUNDS SIZE | "
-			"forkexec OPS ROUNDS | dread DEV OPS ROUNDS BS | sleepers | exec CMD ARGS... | true\n");
+			"http OPS ROUNDS | forkexec OPS ROUNDS | dread DEV|FILE OPS ROUNDS BS | bufwrite FILE OPS ROUNDS | tcprst OPS ROUNDS | "
+			"oomkill CGROUPS OPS ROUNDS | conns N | badclose N | sleepers | exec CMD ARGS... | true\n");
 	return 2;
 }

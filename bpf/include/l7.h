@@ -46,7 +46,7 @@ struct l7_pending {
 	__u64 ts;
 	__u32 id; /* correlation id where the protocol has one (DNS, Kafka, MongoDB) */
 	__u16 method;
-	__u16 pad;
+	__u16 aux; /* what a parser needs of the request to read its response (Kafka: the API version) */
 };
 
 /* A stream parser's state in one direction of a connection. */
@@ -62,6 +62,7 @@ struct l7_dir {
 	__u8 nlen;
 	__u8 first;  /* the next string is the request's method */
 	__u8 pad[2];
+	__u64 ts;    /* when the message being parsed started (a response counted after its first bytes) */
 };
 
 /* One connection (socket), keyed by its inode number (unique while the system runs, unlike

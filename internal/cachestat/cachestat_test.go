@@ -218,8 +218,10 @@ func readBack(t *testing.T, c *Collector, pod *fakepod.Pod, path string, pages i
 	run(t, "dd", "if=/dev/zero", "of=/dev/null", "count=1", "status=none")
 	evict(t, path, pages)
 
-	tr := fakepod.NewTrace(t, "filemap/mm_filemap_add_to_page_cache",
-		fmt.Sprintf("s_dev == %d", loop.Major<<20|loop.Minor))
+	// Every page cache addition on the node while dd runs; dd's are picked by its pid below.
+	// Its own pages on other devices count too: a busy host may have evicted one of its
+	// libraries or locale files since the run above.
+	tr := fakepod.NewTrace(t, "filemap/mm_filemap_add_to_page_cache", "")
 	reader := pod.AddContainer()
 	dir, err := os.Open(reader.V2Dir())
 	if err != nil {
@@ -231,19 +233,21 @@ func readBack(t *testing.T, c *Collector, pod *fakepod.Pod, path string, pages i
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("dd in the reader container: %v %s", err, out)
 	}
-	folios, tracedPages := foliosOf(tr.Lines(), cmd.Process.Pid)
+	lines := tr.Lines()
+	folios, tracedPages := foliosOf(lines, cmd.Process.Pid, fmt.Sprintf("%d:%d", loop.Major, loop.Minor))
+	_, allPages := foliosOf(lines, cmd.Process.Pid, "")
 
 	st, err := c.Collect(context.Background(), &podid.Index{Live: map[uint64]bool{reader.CgroupID: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := st[reader.CgroupID]
-	t.Logf("reader: %+v; the kernel traced %d folios holding %d pages for it (by order: %v)", got, sumValues(folios), tracedPages, folios)
-	if got.Added != uint64(pages) {
-		t.Errorf("reader: %d pages added, want %d (the whole file, nothing else)", got.Added, pages)
+	t.Logf("reader: %+v; the kernel traced %d folios holding %d pages of the file for it (by order: %v), %d pages in all", got, sumValues(folios), tracedPages, folios, allPages)
+	if got.Added != uint64(allPages) {
+		t.Errorf("reader: %d pages added, the kernel traced %d for dd", got.Added, allPages)
 	}
-	if tracedPages != pages {
-		t.Errorf("the kernel's trace shows %d pages added by the reader, want %d", tracedPages, pages)
+	if tracedPages != pages || allPages > pages+8 {
+		t.Errorf("the kernel's trace shows %d pages of the file and %d in all added by the reader, want %d and at most %d (the whole file and a few of dd's own evicted pages)", tracedPages, allPages, pages, pages+8)
 	}
 	if got.Dirtied != 0 || got.BuffersDirtied != 0 {
 		t.Errorf("reader: dirtied %d pages and %d buffers, want none", got.Dirtied, got.BuffersDirtied)
@@ -301,12 +305,13 @@ func resident(t *testing.T, f *os.File, pages int) int {
 
 var orderRE = regexp.MustCompile(`-(\d+)\s+\[.*\bord(?:er)?=(\d+)`)
 
-// foliosOf parses the recorded events of task pid: folios per order, and pages in total.
-func foliosOf(lines []string, pid int) (map[int]int, int) {
+// foliosOf parses the recorded events of task pid on device dev ("major:minor", "" for any):
+// folios per order, and pages in total.
+func foliosOf(lines []string, pid int, dev string) (map[int]int, int) {
 	byOrder, pages := map[int]int{}, 0
 	for _, line := range lines {
 		m := orderRE.FindStringSubmatch(line)
-		if m == nil || m[1] != strconv.Itoa(pid) {
+		if m == nil || m[1] != strconv.Itoa(pid) || dev != "" && !strings.Contains(line, " dev "+dev+" ") {
 			continue
 		}
 		o, _ := strconv.Atoi(m[2])

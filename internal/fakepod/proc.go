@@ -171,6 +171,12 @@ func (c *Container) start(bin string, args ...string) *Proc {
 	if _, err := readyR.Read(buf); err != nil {
 		t.Fatalf("workload %v did not reach its gate: %v\n%s", args, err, p.stderr.String())
 	}
+	// The ready byte is written just before the gate's read(2): move the process only once it
+	// sleeps there, or a busy host can run the move first and the switch-out of that read
+	// is charged to the pod.
+	if err := waitSleeping(cmd.Process.Pid); err != nil {
+		t.Fatalf("workload %v at its gate: %v", args, err)
+	}
 	pid := strconv.Itoa(cmd.Process.Pid)
 	for _, root := range c.Pod.roots() {
 		if err := os.WriteFile(filepath.Join(root, c.Rel, "cgroup.procs"), []byte(pid), 0); err != nil {
@@ -339,4 +345,21 @@ func (p *Proc) Output() string {
 		p.t.Fatalf("%v: %v\n%s", p.Cmd.Args, err, p.stderr.String())
 	}
 	return string(out)
+}
+
+// waitSleeping waits until process pid is in an interruptible sleep (state S).
+func waitSleeping(pid int) error {
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		// pid (comm) state ...: comm may hold spaces and parentheses, the state follows the last ")".
+		i := bytes.LastIndexByte(b, ')')
+		if i >= 0 && i+2 < len(b) && b[i+2] == 'S' {
+			return nil
+		}
+	}
+	return fmt.Errorf("not sleeping after 10 s")
 }

@@ -39,7 +39,9 @@ func NewTrace(t testing.TB, event, filter string) *Trace {
 	})
 	ev := filepath.Join(tr.dir, "events", event)
 	tr.write(filepath.Join(tr.dir, "buffer_size_kb"), "8192")
-	tr.write(filepath.Join(ev, "filter"), filter)
+	if filter != "" { // "" records every event
+		tr.write(filepath.Join(ev, "filter"), filter)
+	}
 	tr.write(filepath.Join(ev, "enable"), "1")
 	t.Cleanup(func() { tr.write(filepath.Join(ev, "enable"), "0") })
 	return tr

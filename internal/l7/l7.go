@@ -71,6 +71,8 @@ var parsers = map[uint32]string{
 	names.ProtoHTTP:    "kpod_l7http",
 	names.ProtoRedis:   "kpod_l7redis",
 	names.ProtoDNS:     "kpod_l7dns",
+	names.ProtoKafka:   "kpod_l7kafka",
+	names.ProtoMongo:   "kpod_l7mongo",
 }
 
 // Spec is the family's BPF object.
@@ -168,6 +170,9 @@ func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) 
 func nameEntries() []ebpf.MapKV {
 	var kvs []ebpf.MapKV
 	for proto, ms := range names.Methods {
+		if names.Numeric(proto) {
+			continue
+		}
 		for id, n := range ms {
 			if id == 0 || len(n) > 16 {
 				continue

@@ -44,13 +44,14 @@ type L7L7Conn struct {
 		Nlen  uint8
 		First uint8
 		Pad   [2]uint8
+		Ts    uint64
 	}
 	P [32]struct {
 		_      structs.HostLayout
 		Ts     uint64
 		Id     uint32
 		Method uint16
-		Pad    uint16
+		Aux    uint16
 	}
 }
 
@@ -151,6 +152,8 @@ const (
 	L7ProgKpodL7enT   = "kpod_l7en_t"
 	L7ProgKpodL7exT   = "kpod_l7ex_t"
 	L7ProgKpodL7http  = "kpod_l7http"
+	L7ProgKpodL7kafka = "kpod_l7kafka"
+	L7ProgKpodL7mongo = "kpod_l7mongo"
 	L7ProgKpodL7redis = "kpod_l7redis"
 	L7VarL7Edges      = "l7_edges"
 	L7VarNrRead       = "nr_read"
@@ -212,6 +215,8 @@ type L7ProgramSpecs struct {
 	KpodL7enT   *ebpf.ProgramSpec `ebpf:"kpod_l7en_t"`
 	KpodL7exT   *ebpf.ProgramSpec `ebpf:"kpod_l7ex_t"`
 	KpodL7http  *ebpf.ProgramSpec `ebpf:"kpod_l7http"`
+	KpodL7kafka *ebpf.ProgramSpec `ebpf:"kpod_l7kafka"`
+	KpodL7mongo *ebpf.ProgramSpec `ebpf:"kpod_l7mongo"`
 	KpodL7redis *ebpf.ProgramSpec `ebpf:"kpod_l7redis"`
 }
 
@@ -315,6 +320,8 @@ type L7Programs struct {
 	KpodL7enT   *ebpf.Program `ebpf:"kpod_l7en_t"`
 	KpodL7exT   *ebpf.Program `ebpf:"kpod_l7ex_t"`
 	KpodL7http  *ebpf.Program `ebpf:"kpod_l7http"`
+	KpodL7kafka *ebpf.Program `ebpf:"kpod_l7kafka"`
+	KpodL7mongo *ebpf.Program `ebpf:"kpod_l7mongo"`
 	KpodL7redis *ebpf.Program `ebpf:"kpod_l7redis"`
 }
 
@@ -325,6 +332,8 @@ func (p *L7Programs) Close() error {
 		p.KpodL7enT,
 		p.KpodL7exT,
 		p.KpodL7http,
+		p.KpodL7kafka,
+		p.KpodL7mongo,
 		p.KpodL7redis,
 	)
 }

@@ -369,8 +369,10 @@ func realTCPRTTQueue(t *testing.T, v variant) {
 	base := collect(t, c, p.Live)[p.CliCtr.CgroupID].RTT
 
 	p.Client.NetNS.Exec("tc", "qdisc", "add", "dev", p.Veth.IfA, "root", "tbf", "rate", "20mbit", "burst", "16kb", "latency", "100ms")
+	// Twice the bytes behind the 20 mbit queue (about 5 s): ss, slow to start in a VM on a
+	// busy host, takes at least 5 snapshots in that time (4 in 2.5 s were measured).
 	rtts := pollSS(p.Client.NetNS, 10*time.Millisecond)
-	p.Transfer(t, port, conns, total)
+	p.Transfer(t, port, conns, 2*total)
 	samples := rtts.Stop()
 	queued := sub(collect(t, c, p.Live)[p.CliCtr.CgroupID].RTT, base)
 	t.Logf("client RTT: unshaped n=%d mean=%.1fus; behind tbf n=%d mean=%.1fus (x%.0f)",

@@ -33,7 +33,9 @@ const Other = "OTHER"
 
 // Methods per protocol, by id; id 0 is Other. The loader puts these names into the kernel's
 // name map; a method is matched there against them (HTTP and Redis case-insensitively, as
-// their servers do). DNS methods are query types, recorded by number (DNSTypes).
+// their servers do; MongoDB's command names exactly, as its servers do). DNS methods are
+// query types, recorded by number (DNSTypes). Kafka's are numbers too: the kernel records
+// a request's API key plus one, the index of its name here (Numeric).
 var Methods = map[int][]string{
 	ProtoHTTP: {Other, "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE"},
 	ProtoRedis: {Other, "GET", "SET", "INCR", "DECR", "DEL", "EXISTS", "EXPIRE", "TTL", "MGET", "MSET",
@@ -45,6 +47,43 @@ var Methods = map[int][]string{
 	// SQL statement classes, from the statement's first keyword.
 	ProtoMySQL:    {Other, "SELECT", "INSERT", "UPDATE", "DELETE"},
 	ProtoPostgres: {Other, "SELECT", "INSERT", "UPDATE", "DELETE"},
+	// Kafka's APIs by key (index = key + 1), named as in Kafka's message definitions
+	// (clients/src/main/resources/common/message); keys past the list are Other.
+	ProtoKafka: {Other, "Produce", "Fetch", "ListOffsets", "Metadata", "LeaderAndIsr", "StopReplica",
+		"UpdateMetadata", "ControlledShutdown", "OffsetCommit", "OffsetFetch", "FindCoordinator",
+		"JoinGroup", "Heartbeat", "LeaveGroup", "SyncGroup", "DescribeGroups", "ListGroups",
+		"SaslHandshake", "ApiVersions", "CreateTopics", "DeleteTopics", "DeleteRecords",
+		"InitProducerId", "OffsetForLeaderEpoch", "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn",
+		"WriteTxnMarkers", "TxnOffsetCommit", "DescribeAcls", "CreateAcls", "DeleteAcls",
+		"DescribeConfigs", "AlterConfigs", "AlterReplicaLogDirs", "DescribeLogDirs",
+		"SaslAuthenticate", "CreatePartitions", "CreateDelegationToken", "RenewDelegationToken",
+		"ExpireDelegationToken", "DescribeDelegationToken", "DeleteGroups", "ElectLeaders",
+		"IncrementalAlterConfigs", "AlterPartitionReassignments", "ListPartitionReassignments",
+		"OffsetDelete", "DescribeClientQuotas", "AlterClientQuotas", "DescribeUserScramCredentials",
+		"AlterUserScramCredentials", "Vote", "BeginQuorumEpoch", "EndQuorumEpoch", "DescribeQuorum",
+		"AlterPartition", "UpdateFeatures", "Envelope", "FetchSnapshot", "DescribeCluster",
+		"DescribeProducers", "BrokerRegistration", "BrokerHeartbeat", "UnregisterBroker",
+		"DescribeTransactions", "ListTransactions", "AllocateProducerIds", "ConsumerGroupHeartbeat",
+		"ConsumerGroupDescribe", "ControllerRegistration", "GetTelemetrySubscriptions", "PushTelemetry",
+		"AssignReplicasToDirs", "ListConfigResources", "DescribeTopicPartitions", "ShareGroupHeartbeat",
+		"ShareGroupDescribe", "ShareFetch", "ShareAcknowledge", "AddRaftVoter", "RemoveRaftVoter",
+		"UpdateRaftVoter", "InitializeShareGroupState", "ReadShareGroupState", "WriteShareGroupState",
+		"DeleteShareGroupState", "ReadShareGroupStateSummary", "StreamsGroupHeartbeat",
+		"StreamsGroupDescribe", "DescribeShareGroupOffsets", "AlterShareGroupOffsets",
+		"DeleteShareGroupOffsets"},
+	// MongoDB commands: the name of the first element of the command document (OP_MSG's
+	// section 0, legacy OP_QUERY's query). Names longer than 16 bytes cannot be matched in
+	// the kernel and are not listed (commitTransaction is Other).
+	ProtoMongo: {Other, "find", "insert", "update", "delete", "aggregate", "getMore", "count",
+		"distinct", "findAndModify", "hello", "isMaster", "ismaster", "ping", "saslStart",
+		"saslContinue", "authenticate", "logout", "endSessions", "startSession", "refreshSessions",
+		"killSessions", "killCursors", "listCollections", "listDatabases", "listIndexes",
+		"createIndexes", "dropIndexes", "create", "drop", "dropDatabase", "collMod",
+		"renameCollection", "buildInfo", "buildinfo", "serverStatus", "dbStats", "collStats",
+		"dataSize", "explain", "getLastError", "getParameter", "setParameter", "whatsmyuri",
+		"connectionStatus", "hostInfo", "listCommands", "currentOp", "killOp", "bulkWrite",
+		"abortTransaction", "createUser", "dropUser", "updateUser", "usersInfo", "getLog",
+		"validate", "compact", "mapReduce", "replSetGetStatus", "getCmdLineOpts"},
 }
 
 // DNSTypes are the DNS query types reported by name; others are Other.
@@ -74,6 +113,10 @@ func StatusName(proto int, s uint16) string {
 	}
 	return "error"
 }
+
+// Numeric reports whether the kernel records proto's methods as numbers (DNS query types,
+// Kafka API keys) rather than by looking names up in its name map.
+func Numeric(proto int) bool { return proto == ProtoDNS || proto == ProtoKafka }
 
 // MethodName is the method attribute of method id m of protocol proto.
 func MethodName(proto int, m uint16) string {

@@ -1,0 +1,144 @@
+//go:build bench
+
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/tcp"
+)
+
+// The tcp family's per-socket path costs nothing per segment; what it costs instead is a
+// BPF iterator over the TCP sockets of each pod's network namespace at every collection
+// (internal/tcp: iterate). That is userspace-driven, once per collection, so it is measured
+// here per run of the iterator at a number of established sockets, not in pairs.
+
+type iterPoint struct {
+	Conns     int       // loopback connections held open by kbench conns (two sockets each)
+	Records   int       // records the iterator wrote (established sockets of the namespace, the host's own included)
+	First     float64   // s: the first run (it creates the socket storage of every socket)
+	Runs      []float64 // s per run after that
+	ProgRuns  float64   // program runs per iterator run (BPF statistics): sockets visited
+	ProgNsRun float64   // ns per program run
+}
+
+type iterResult struct {
+	Points []*iterPoint
+	Error  string
+}
+
+// runIterCost loads the tcp family's per-socket object (tcp.SocketSpec) and runs its
+// iterator in this process's (the host's) network namespace with n loopback connections
+// open, for each n.
+func runIterCost(kbench string, c *benchContainer, counts []int, runs int) *iterResult {
+	res := &iterResult{}
+	obj, err := bpfload.Load(tcp.SocketSpec())
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	defer obj.Close()
+	it, ok := obj.Iter("kpod_titer")
+	if !ok {
+		res.Error = "tcp.SocketSpec has no kpod_titer iterator"
+		return res
+	}
+	var prog *ebpf.Program
+	for _, p := range obj.Programs {
+		if p.Name == "kpod_titer_i" {
+			prog = p.Prog
+		}
+	}
+	size := binary.Size(tcp.TcpTcpRec{})
+	once := func() (int, time.Duration, error) {
+		t0 := time.Now()
+		rd, err := it.Open()
+		if err != nil {
+			return 0, 0, err
+		}
+		b, err := io.ReadAll(rd)
+		rd.Close()
+		return len(b) / size, time.Since(t0), err
+	}
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	defer stats.Close()
+	for _, n := range counts {
+		pt := &iterPoint{Conns: n}
+		res.Points = append(res.Points, pt)
+		stop, err := holdConns(kbench, c, n)
+		if err != nil {
+			res.Error = err.Error()
+			return res
+		}
+		recs, d, err := once()
+		pt.Records, pt.First = recs, d.Seconds()
+		var st0 *ebpf.ProgramStats
+		if prog != nil {
+			st0, _ = prog.Stats()
+		}
+		for i := 0; i < runs && err == nil; i++ {
+			_, d, err = once()
+			pt.Runs = append(pt.Runs, d.Seconds())
+		}
+		if prog != nil && st0 != nil && len(pt.Runs) > 0 {
+			if st1, e := prog.Stats(); e == nil && st1.RunCount > st0.RunCount {
+				pt.ProgRuns = float64(st1.RunCount-st0.RunCount) / float64(len(pt.Runs))
+				pt.ProgNsRun = float64(st1.Runtime-st0.Runtime) / float64(st1.RunCount-st0.RunCount)
+			}
+		}
+		stop()
+		if err != nil {
+			res.Error = err.Error()
+			return res
+		}
+	}
+	logf("iterator cost measured at %v connections", counts)
+	return res
+}
+
+// holdConns runs `kbench conns n` in container c until stop is called.
+func holdConns(kbench string, c *benchContainer, n int) (stop func(), err error) {
+	if n == 0 {
+		return func() {}, nil
+	}
+	cmd := exec.Command(kbench, "conns", strconv.Itoa(n))
+	cmd.Env = c.env()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	notePID(cmd.Process.Pid)
+	stop = func() { in.Close(); _ = cmd.Wait() }
+	if err := waitReady(out, n, fmt.Sprintf("kbench conns %d", n)); err != nil {
+		_ = cmd.Process.Kill()
+		stop()
+		return nil, fmt.Errorf("%w %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return stop, nil
+}

@@ -1,0 +1,685 @@
+//go:build bench
+
+package bench
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// The report's sections on floors, the budget focus, the cost of each family per request
+// and the head-to-head groups.
+
+// perOpStats is what a config's programs did per operation of a benchmark in the statistics
+// pass: its own stats when it had a pass of its own, else (a family alone) its programs in
+// kpod comprehensive's.
+func (run *benchRun) perOpStats(config, b string) (runs, nsop float64, ok bool) {
+	if st := run.statsOf(config); st != nil {
+		return bpfPerOp(st, b, func(string) bool { return true })
+	}
+	if f, found := strings.CutPrefix(config, "kpod "); found {
+		fam := run.kpodProgFamily()
+		return bpfPerOp(run.statsOf("kpod comprehensive"), b, func(n string) bool { return fam[n] == f })
+	}
+	return 0, 0, false
+}
+
+func statsText(runs, nsop float64, ok bool) string {
+	if !ok {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f runs, %s", runs, ns(nsop))
+}
+
+// cellText is a median Δ with its 95 % interval and the ratio, ≈ when not significant.
+func cellText(r *configResult, b string) string {
+	c := cellOf(r, b)
+	if c.N == 0 {
+		return "–"
+	}
+	lo, hi := medianCI(r.deltas(b))
+	return fmt.Sprintf("%s [%s…%s] ×%.3f%s", signedNs(c.Delta), signedNs(lo), signedNs(hi), c.Ratio, c.sig())
+}
+
+// ---- floors ----
+
+type floorRow struct {
+	r     *configResult
+	bench string
+}
+
+func (run *benchRun) floorRows() []floorRow {
+	var out []floorRow
+	if run.Matrix == nil {
+		return nil
+	}
+	for _, kind := range []string{kindFamily, kindProfile} {
+		for _, r := range run.Matrix.Configs {
+			if r.Kind != kind {
+				continue
+			}
+			for _, b := range matrixBenches {
+				if b == "redis-set" || b == "redis-get" || len(r.Floor[b]) == 0 {
+					continue
+				}
+				out = append(out, floorRow{r, b})
+			}
+		}
+	}
+	return out
+}
+
+// floorVerdicts counts the (config, benchmark) of the matrix within 1.25× their floor, among
+// those where the floor is measurable.
+func (run *benchRun) floorVerdicts() (met, judged int, missed []string) {
+	for _, fr := range run.floorRows() {
+		x, _, _, ok := xFloor(fr.r, fr.bench)
+		if !ok {
+			continue
+		}
+		judged++
+		if x <= 1.25 {
+			met++
+		} else {
+			missed = append(missed, fmt.Sprintf("%s on %s (%s)", fr.r.Name, fr.bench, xFloorText(fr.r, fr.bench)))
+		}
+	}
+	return
+}
+
+func renderFloors(w *mdWriter, run *benchRun) {
+	rows := run.floorRows()
+	if len(rows) == 0 {
+		return
+	}
+	w.p("## Floors: each family and profile as a multiple of its floor")
+	w.p("")
+	w.p("From the matrix's blocks (nothing, the config, its floor). The goal (DESIGN.md \"The floor\") is ≤ 1.25×; \"floor ≈ 0\": the hooks")
+	w.p("alone cost nothing measurable on that benchmark, so no multiple is given (few blocks: the intervals are wide; the budget focus")
+	w.p("below has more).")
+	w.p("")
+	w.header("config", "benchmark", "blocks", "config Δ/op [95 %]", "floor Δ/op [95 %]", "×floor [95 %]", "≤ 1.25×")
+	for _, fr := range rows {
+		fv := fr.r.floorView()
+		v, _, judged := floorVerdict(fr.r, fr.bench)
+		if !judged {
+			v = "–"
+		}
+		w.row(fr.r.Name, fr.bench, fmt.Sprint(len(fr.r.Off[fr.bench])), cellText(fr.r, fr.bench), cellText(fv, fr.bench), xFloorText(fr.r, fr.bench), v)
+	}
+	w.p("")
+}
+
+// ---- coverage ----
+
+func renderCoverage(w *mdWriter, run *benchRun) {
+	comp := run.statsOf("kpod comprehensive")
+	if comp == nil {
+		return
+	}
+	fam := run.kpodProgFamily()
+	w.p("## Which benchmark exercises which family")
+	w.p("")
+	w.p("Program runs per operation of each family's programs (statistics pass, kpod comprehensive); `–` below 0.01. A family is paired")
+	w.p("in the matrix on the benchmarks where it runs at least 0.05 times per operation.")
+	w.p("")
+	w.header(append([]string{"family"}, append(statBenches, "paired on")...)...)
+	for _, f := range kpodFamilies {
+		row := []string{f}
+		for _, b := range statBenches {
+			runs, _, ok := bpfPerOp(comp, b, func(n string) bool { return fam[n] == f })
+			if !ok || runs < 0.01 {
+				row = append(row, "–")
+				continue
+			}
+			row = append(row, fmt.Sprintf("%.2f", runs))
+		}
+		paired := "–"
+		if r := run.Matrix.byName("kpod " + f); r != nil {
+			var bs []string
+			for _, b := range r.Benches {
+				if len(r.On[runNames(b)[0]]) > 0 {
+					bs = append(bs, b)
+				}
+			}
+			if len(bs) > 0 {
+				paired = strings.Join(bs, ", ")
+			}
+		}
+		row = append(row, paired)
+		w.row(row...)
+	}
+	w.p("")
+	w.p("oom runs on oomkill only (one program run per kill of a several-millisecond operation: statistics only, no pairs). tcpdrop's")
+	w.p("tcprst drops are SYNs without a socket, counted in the node-level bucket (a pod's own socket drops need a lossy path, e.g. a")
+	w.p("netfilter drop rule in a pod network namespace, which the benchmark does not set up).")
+	w.p("")
+}
+
+// ---- budget focus ----
+
+func renderBudgetFocus(w *mdWriter, run *benchRun) {
+	g := run.group(groupBudget)
+	if g == nil {
+		return
+	}
+	w.p("## Budget focus: the profiles on redis and ping-pong, against nothing and against their floors")
+	w.p("")
+	grouped := "each member attached once per block for both benchmarks (grouped: comprehensive's per-call syscall events are slow to detach)"
+	if !g.Grouped {
+		grouped = "each member attached for each benchmark's sample"
+	}
+	w.p("%d blocks; in each, in a random order: nothing, the A/A control (nothing again), each profile and its floor; %s; redis", g.Blocks, grouped)
+	w.p("%d requests per test. Cells: median Δ per operation [95 %% interval] and median ratio; ≈: sign test p ≥ 0.05. \"− floor\" rows", g.Requests)
+	w.p("compare the profile with its floor sample of the same block. %s", g.errText())
+	w.p("")
+	units := []string{"redis-cpu", "redis-set", "redis-get", "pingpong"}
+	w.header(append([]string{"config"}, units...)...)
+	row := []string{"**detached** (median)"}
+	off := &configResult{On: g.Samples["off"], Off: g.Samples["off"]}
+	for _, b := range units {
+		c := cellOf(off, b)
+		if b == "redis-set" || b == "redis-get" {
+			row = append(row, fmt.Sprintf("**%.0f req/s**", 1e9/c.Off))
+		} else {
+			row = append(row, "**"+ns(c.Off)+"**")
+		}
+	}
+	w.row(row...)
+	for _, m := range g.Members {
+		rows := []*configResult{g.view(m)}
+		if f := g.FloorOf[m]; f != "" {
+			fv := g.view(f)
+			fv.Name = f
+			rows = append(rows, fv, g.vsFloor(m))
+		}
+		for _, r := range rows {
+			row := []string{r.Name}
+			for _, b := range units {
+				row = append(row, cellText(r, b))
+			}
+			w.row(row...)
+		}
+		if g.FloorOf[m] != "" {
+			row := []string{m + ": **×floor**"}
+			for _, b := range units {
+				row = append(row, xFloorText(g.view(m), b))
+			}
+			w.row(row...)
+		}
+	}
+	w.p("")
+	w.p("Sign test of each profile against nothing on redis-cpu: %s.", strings.Join(g.signs("redis-cpu"), "; "))
+	w.p("")
+}
+
+func (g *groupResult) errText() string {
+	if g.Error == "" {
+		return ""
+	}
+	return "Not measured: " + strings.TrimSuffix(g.Error, "; ") + "."
+}
+
+// signs lists "member p = x (n blocks)" on one benchmark.
+func (g *groupResult) signs(b string) []string {
+	var out []string
+	for _, m := range g.Members {
+		c := cellOf(g.view(m), b)
+		out = append(out, fmt.Sprintf("%s p = %.2g (%d blocks, %s)", m, c.P, c.N, signedNs(c.Delta)))
+	}
+	return out
+}
+
+// ---- cost of each family per request ----
+
+// famCost is one family's cost per redis request (renderFamilyCost).
+type famCost struct {
+	Family               string
+	Runs, BPF, Hook, Est float64 // per request: program runs, BPF ns; hook ns per run; estimate ns
+	HookBench, Alone     string
+	HaveHook, InStandard bool
+}
+
+// familyCosts estimates each family's cost per redis request, largest first.
+func (run *benchRun) familyCosts() []famCost {
+	comp := run.statsOf("kpod comprehensive")
+	if comp == nil || run.Matrix == nil {
+		return nil
+	}
+	fam := run.kpodProgFamily()
+	inStd := map[string]bool{}
+	if r := run.Matrix.byName("kpod standard"); r != nil {
+		for _, p := range r.Programs {
+			inStd[fam[p.Name]] = true
+		}
+	}
+	var rows []famCost
+	for _, f := range kpodFamilies {
+		runs, bpf, ok := bpfPerOp(comp, "redis", func(n string) bool { return fam[n] == f })
+		if !ok || runs < 0.001 {
+			continue
+		}
+		fr := famCost{Family: f, Runs: runs, BPF: bpf, InStandard: inStd[f], Alone: "not paired on redis"}
+		r := run.Matrix.byName("kpod " + f)
+		if r != nil && len(r.On["redis-cpu"]) > 0 {
+			fr.Alone = cellText(r, "redis-cpu")
+		}
+		// Hook cost per run: the floor's Δ per run, on the benchmark (not redis) where the floor
+		// is measurable and its runs stand out most from the noise (runs per op ÷ the A/A
+		// control's spread there).
+		best := 0.0
+		for _, b := range matrixBenches {
+			if strings.HasPrefix(b, "redis") || r == nil || len(r.Floor[b]) == 0 {
+				continue
+			}
+			c := cellOf(r.floorView(), b)
+			br, _, ok := bpfPerOp(comp, b, func(n string) bool { return fam[n] == f })
+			noise := run.noise(b)
+			if !ok || br < 0.05 || c.P >= 0.05 || c.Delta <= 0 || !(noise > 0) {
+				continue
+			}
+			if score := br / noise; score > best {
+				best = score
+				fr.Hook = c.Delta / br
+				fr.HookBench, fr.HaveHook = b, true
+			}
+		}
+		fr.Est = bpf
+		if fr.HaveHook {
+			fr.Est += runs * fr.Hook
+		}
+		rows = append(rows, fr)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Est > rows[j].Est })
+	return rows
+}
+
+func renderFamilyCost(w *mdWriter, run *benchRun) {
+	rows := run.familyCosts()
+	if rows == nil {
+		return
+	}
+	w.p("## What each family costs per redis request")
+	w.p("")
+	w.p("So that the profiles' cost on redis has names. Program runs and BPF time per request: statistics pass of kpod comprehensive")
+	w.p("(the BPF time includes the statistics' own two clock reads per run). **Hook cost per run**: the family's floor Δ divided by")
+	w.p("its program runs, on the benchmark (not redis) where the floor is measurable (sign test) and its runs stand out most from")
+	w.p("the noise (the matrix; what the kernel spends calling a program there, before the program does anything). **Estimate** =")
+	w.p("BPF time + runs × hook cost per request (BPF time alone where no hook cost is measured); it is the best per-family number on")
+	w.p("redis, where one family's Δ alone is a fraction of the blocks' noise. **Alone**: the family alone against nothing in the")
+	w.p("matrix (few redis blocks: wide intervals).")
+	w.p("")
+	w.header("family", "in standard", "runs / request", "BPF ns / request", "hook cost per run (benchmark)", "estimate / request", "alone: Δ CPU per request [95 %]")
+	var sumStd, sumComp float64
+	for _, fr := range rows {
+		hook := "– (the floor is not measurable off redis)"
+		if fr.HaveHook {
+			hook = fmt.Sprintf("%s (%s)", signedNs(fr.Hook), fr.HookBench)
+		}
+		std := "no"
+		if fr.InStandard {
+			std = "yes"
+			sumStd += fr.Est
+		}
+		sumComp += fr.Est
+		w.row(fr.Family, std, fmt.Sprintf("%.2f", fr.Runs), ns(fr.BPF), hook, ns(fr.Est), fr.Alone)
+	}
+	g := run.group(groupBudget)
+	meas := func(p string) string {
+		r := g.view("kpod " + p)
+		if r == nil {
+			return "–"
+		}
+		return cellText(r, "redis-cpu")
+	}
+	w.row("**sum, standard**", "", "", "", "", "**"+ns(sumStd)+"**", "profile measured (budget focus): "+meas("standard"))
+	w.row("**sum, comprehensive**", "", "", "", "", "**"+ns(sumComp)+"**", "profile measured (budget focus): "+meas("comprehensive"))
+	w.p("")
+}
+
+// ---- tcp ----
+
+func renderTCP(w *mdWriter, run *benchRun) {
+	g := run.group(groupTCP)
+	if g == nil {
+		return
+	}
+	w.p("## tcp: per socket (default) against per segment (the old path), same blocks")
+	w.p("")
+	w.p("%d blocks of: nothing, the per-socket path (`inet_sock_set_state` only; bytes and retransmits are read from the sockets by an", g.Blocks)
+	w.p("iterator at collection time, below), its floor, the per-segment path (`sock_send_length`, `sock_recv_length`, `inet_sock_set_state`,")
+	w.p("`tcp_retransmit_skb`, `tcp_probe`), its floor; redis %d requests per test. \"per segment − per socket\" compares the two paths'", g.Requests)
+	w.p("samples of the same block. %s", g.errText())
+	w.p("")
+	units := []string{"redis-cpu", "redis-set", "redis-get", "tcp", "tcprst"}
+	w.header(append([]string{"config", "program runs, BPF time per op (redis / tcp)"}, units...)...)
+	for _, m := range g.Members {
+		r1, n1, ok1 := run.perOpStats(m, "redis")
+		r2, n2, ok2 := run.perOpStats(m, "tcp")
+		rows := []*configResult{g.view(m)}
+		if f := g.FloorOf[m]; f != "" {
+			fv := g.view(f)
+			fv.Name = f
+			rows = append(rows, fv)
+		}
+		for i, r := range rows {
+			st := ""
+			if i == 0 {
+				st = statsText(r1, n1, ok1) + " / " + statsText(r2, n2, ok2)
+			}
+			row := []string{r.Name, st}
+			for _, b := range units {
+				row = append(row, cellText(r, b))
+			}
+			w.row(row...)
+		}
+		row := []string{m + ": **×floor**", ""}
+		for _, b := range units {
+			row = append(row, xFloorText(g.view(m), b))
+		}
+		w.row(row...)
+	}
+	if len(g.Members) == 2 && g.Samples[g.Members[0]] != nil && g.Samples[g.Members[1]] != nil {
+		d := &configResult{On: g.Samples[g.Members[1]], Off: g.Samples[g.Members[0]]}
+		row := []string{"**per segment − per socket**", ""}
+		for _, b := range units {
+			c := cellOf(d, b)
+			row = append(row, fmt.Sprintf("%s (p = %.2g)", cellText(d, b), c.P))
+		}
+		w.row(row...)
+	}
+	w.p("")
+	it := run.Iter
+	if it == nil {
+		return
+	}
+	w.p("**The per-socket path's cost per collection**: its iterator (`iter/tcp`, `kpod_titer`) run in the host's network namespace with N")
+	w.p("loopback connections held open by `kbench conns N` in a fake pod (2N established sockets, plus the host's own); the receiver runs")
+	w.p("it once per collection in each pod network namespace. The first run creates each socket's storage; the later ones are the")
+	w.p("steady state. Program runs = sockets visited (every TCP socket of the namespace, listeners and minisockets — the benchmarks'")
+	w.p("TIME_WAIT ones — included); per added record: the time over the first row's, per record more.")
+	w.p("")
+	if it.Error != "" {
+		w.p("Error: %s", firstLines(it.Error, 2))
+		w.p("")
+	}
+	w.header("connections", "records written", "program runs per iterator run", "first run", "later runs: median (min–max)", "per added record", "BPF ns per program run")
+	var base *iterPoint
+	for _, p := range it.Points {
+		lo, hi := minMax(p.Runs)
+		per := "–"
+		if base == nil {
+			base = p
+		} else if p.Records > base.Records {
+			per = ns(1e9 * (median(p.Runs) - median(base.Runs)) / float64(p.Records-base.Records))
+		}
+		w.row(fmt.Sprint(p.Conns), fmt.Sprint(p.Records), fmt.Sprintf("%.0f", p.ProgRuns), ms(p.First), fmt.Sprintf("%s (%s–%s)", ms(median(p.Runs)), ms(lo), ms(hi)),
+			per, ns(p.ProgNsRun))
+	}
+	w.p("")
+}
+
+// ---- syscall ----
+
+// syscallPaths describes the members of the syscall group.
+var syscallPaths = map[string][3]string{
+	"kpod syscall":    {"per call: `syscalls:sys_{enter,exit}_<name>` of the tracked calls (default)", "exact", "exact"},
+	varSysEveryCall:   {"every call: `raw_syscalls` `sys_enter` + `sys_exit` (tp_btf; the fallback)", "exact", "exact"},
+	varSysExitSampled: {"per call: `sys_exit_<name>` counts; `sys_enter_<name>` stamps 1 call in 16 (`bpf_get_prandom_u32`)", "exact", "sampled, 1 in 16"},
+	varSysExitOnly:    {"per call: `sys_exit_<name>` only", "exact", "none"},
+	varSysEveryExit:   {"every call: tp_btf `raw_syscalls/sys_exit` only, filtered by the tracked list", "exact", "none"},
+}
+
+func renderSyscall(w *mdWriter, run *benchRun) {
+	g := run.group(groupSyscall)
+	if g == nil {
+		return
+	}
+	w.p("## syscall: ways to count the tracked calls, same blocks")
+	w.p("")
+	w.p("%d blocks of: nothing, each way and its floor (empty programs on the same events); redis %d requests per test. The tracked", g.Blocks, g.Requests)
+	w.p("calls are the family's default list (`%s`); getppid is a call outside it (what every system call of the", strings.Join(trackedNames(), ", "))
+	w.p("node pays), ping-pong's read and write are in it. The variants counted at exit are `bench/variants/syscall_exit.bpf.c`, compiled")
+	w.p("by the run. %s", g.errText())
+	w.p("")
+	units := []string{"redis-cpu", "getppid", "pingpong"}
+	w.header(append([]string{"way", "hooks", "calls, errors", "latency", "program runs, BPF time per request (statistics)"}, units...)...)
+	for _, m := range g.Members {
+		d := syscallPaths[m]
+		r, n, ok := run.perOpStats(m, "redis")
+		row := []string{m, d[0], d[1], d[2], statsText(r, n, ok)}
+		for _, b := range units {
+			row = append(row, cellText(g.view(m), b))
+		}
+		w.row(row...)
+		if f := g.FloorOf[m]; f != "" {
+			row := []string{"  floor of it", "", "", "", ""}
+			for _, b := range units {
+				row = append(row, cellText(g.view(f), b))
+			}
+			w.row(row...)
+			row = []string{"  **×floor**", "", "", "", ""}
+			for _, b := range units {
+				row = append(row, xFloorText(g.view(m), b))
+			}
+			w.row(row...)
+		}
+	}
+	w.p("")
+	best, bestLat := g.cheapest("redis-cpu", func(string) bool { return true }), g.cheapest("redis-cpu", func(m string) bool { return syscallPaths[m][2] != "none" })
+	if best != "" {
+		w.p("**Cheapest on redis (median Δ CPU per request) that keeps calls and errors exact**: %s. **Cheapest that also keeps a latency", best)
+		w.p("histogram** (exact or sampled): %s. Each against the default (per call, entry and exit), same blocks: %s.", bestLat, strings.Join(g.against("kpod syscall", "redis-cpu"), "; "))
+		w.p("")
+	}
+	if len(run.Exact) > 0 {
+		w.p("**Exactness check** (before the measurements): each way loaded alone with the family loader; `kbench badclose` makes 1,000")
+		w.p("and then 1,000 + %d `close(-1)` calls (each failing with EBADF) from one fake container; the object's entry for that", run.Exact[0].Calls)
+		w.p("container and `close` is read after each; the second run's count less the first run's must be exactly that many (kbench's")
+		w.p("own few successful closes while it joins the container cancel out). Latencies: those the second run recorded.")
+		w.p("")
+		w.header("way", "calls counted", "errors counted", "latencies recorded")
+		for _, e := range run.Exact {
+			if e.Error != "" {
+				w.row(e.Way, "failed: "+firstLines(e.Error, 1), "", "")
+				continue
+			}
+			lat := fmt.Sprint(e.Lats)
+			if e.Lats > 0 && e.LatOf > 0 {
+				lat = fmt.Sprintf("%d of %d calls (1 in %.1f)", e.Lats, e.LatOf, float64(e.LatOf)/float64(e.Lats))
+			}
+			w.row(e.Way, fmt.Sprintf("%d of %d", e.Counted, e.Calls), fmt.Sprintf("%d of %d", e.Errors, e.Calls), lat)
+		}
+		w.p("")
+	}
+	w.p("**Sampled latency, error bound.** Entry stamps a call with probability p = 1/16, independently of how long the call takes, so")
+	w.p("the sampled latencies are a uniform random sample of the calls: the histogram's shape and mean are unbiased (scaled by 16, its")
+	w.p("counts estimate the calls'). With n calls of a syscall in a cycle, m ≈ n/16 are sampled; a bucket's share f is estimated with")
+	w.p("standard error √(f(1−f)/m) ≤ 0.5/√m (1,600 calls: m ≈ 100, ≤ 5 points; 16,000 calls: ≤ 1.6 points), the mean with relative")
+	w.p("standard error CV/√m. Calls and errors are counted at every exit, so they stay exact; a call's entry and exit are in the same")
+	w.p("task, and the exit adds a latency only if its own entry was stamped.")
+	w.p("")
+}
+
+func trackedNames() []string { n, _ := trackedSyscalls(); return n }
+
+// cheapest is the member (with keep) of lowest median Δ on b.
+func (g *groupResult) cheapest(b string, keep func(string) bool) string {
+	best, bv := "", math.Inf(1)
+	for _, m := range g.Members {
+		c := cellOf(g.view(m), b)
+		if keep(m) && c.N > 0 && c.Delta < bv {
+			best, bv = m, c.Delta
+		}
+	}
+	if best == "" {
+		return "–"
+	}
+	return fmt.Sprintf("%s (%s)", best, signedNs(bv))
+}
+
+// against compares every other member with base on b, block by block.
+func (g *groupResult) against(base, b string) []string {
+	var out []string
+	for _, m := range g.Members {
+		if m == base || g.Samples[m] == nil || g.Samples[base] == nil {
+			continue
+		}
+		d := &configResult{On: g.Samples[m], Off: g.Samples[base]}
+		c := cellOf(d, b)
+		out = append(out, fmt.Sprintf("%s %s (p = %.2g)", m, signedNs(c.Delta), c.P))
+	}
+	return out
+}
+
+// ---- the l7 family ----
+
+// l7Units are the benchmarks of the l7 group, in display order.
+var l7Units = []string{"redis-cpu", "redis-set", "redis-get", "redisp-cpu", "redisp-set", "redisp-get", "http"}
+
+// l7BudgetUnits are the workloads the standard profile's budget (≤ +2 % CPU per redis request)
+// is judged on for "standard + l7": redis, plain and pipelined.
+var l7BudgetUnits = []string{"redis-cpu", "redisp-cpu"}
+
+// l7Verdict says whether the standard profile with the l7 family stays within the standard
+// budget (+2 % CPU per redis request, median over blocks against nothing) on every unit of
+// l7BudgetUnits; judged is false when the group did not measure it.
+func (run *benchRun) l7Verdict() (fits, judged bool) {
+	g := run.group(groupL7)
+	v := g.view(cfgStandardL7)
+	if v == nil {
+		return false, false
+	}
+	fits = true
+	for _, b := range l7BudgetUnits {
+		c := cellOf(v, b)
+		if c.N == 0 {
+			return false, false
+		}
+		fits = fits && withinPct(c.Ratio, 2)
+	}
+	return fits, true
+}
+
+// withinPct: a median ratio is at most +limit % (to rounding: a ratio of exactly 1.02 is
+// within +2 %).
+func withinPct(ratio, limit float64) bool { return (ratio-1)*100 <= limit+1e-9 }
+
+// l7Increment is "standard + l7" against "standard" in the same blocks: what adding l7 to the
+// standard profile costs.
+func (g *groupResult) l7Increment() *configResult {
+	if g == nil || g.Samples[cfgStandardL7] == nil || g.Samples["kpod standard"] == nil {
+		return nil
+	}
+	return &configResult{Name: cfgStandardL7 + " − kpod standard", On: g.Samples[cfgStandardL7], Off: g.Samples["kpod standard"]}
+}
+
+func renderL7(w *mdWriter, run *benchRun) {
+	g := run.group(groupL7)
+	if g == nil {
+		return
+	}
+	w.p("## The l7 family: its cost on redis (plain and pipelined) and HTTP keep-alive, and whether it fits the standard budget")
+	w.p("")
+	w.p("%d blocks; in each, in a random order: nothing, the A/A control, `kpod l7` (the family alone, `profile: custom`), its floor", g.Blocks)
+	w.p("(empty programs on the same %s), `kpod standard`, and `%s` (`profile: standard` +", l7HookText(run), cfgStandardL7)
+	w.p("`collectors.l7.enabled: true`); each member attached once per block for all the benchmarks (grouped: the per-call syscall")
+	w.p("tracepoints are slow to detach). redis %d requests per test, pipelined redis (`-P %d`) %s; http: `%s`. Cells: median Δ per", g.Requests, redisPipeline, pipelinedN(run), run.Suite["http"])
+	w.p("operation [95 %% interval] and median ratio; ≈: sign test p ≥ 0.05. \"%s − kpod standard\" compares the two in the same", cfgStandardL7)
+	w.p("block: what adding l7 to the standard profile costs. %s", g.errText())
+	w.p("")
+	w.header(append([]string{"config"}, l7Units...)...)
+	row := []string{"**detached** (median)"}
+	off := &configResult{On: g.Samples["off"], Off: g.Samples["off"]}
+	for _, b := range l7Units {
+		c := cellOf(off, b)
+		if strings.HasSuffix(b, "-set") || strings.HasSuffix(b, "-get") {
+			row = append(row, fmt.Sprintf("**%.0f req/s**", 1e9/c.Off))
+		} else {
+			row = append(row, "**"+ns(c.Off)+"**")
+		}
+	}
+	w.row(row...)
+	var rows []*configResult
+	for _, m := range g.Members {
+		rows = append(rows, g.view(m))
+		if f := g.FloorOf[m]; f != "" {
+			fv := g.view(f)
+			fv.Name = f
+			rows = append(rows, fv, g.vsFloor(m))
+		}
+	}
+	if inc := g.l7Increment(); inc != nil {
+		rows = append(rows, inc)
+	}
+	for _, r := range rows {
+		row := []string{r.Name}
+		for _, b := range l7Units {
+			row = append(row, cellText(r, b))
+		}
+		w.row(row...)
+	}
+	if g.FloorOf["kpod l7"] != "" {
+		row := []string{"kpod l7: **×floor**"}
+		for _, b := range l7Units {
+			row = append(row, xFloorText(g.view("kpod l7"), b))
+		}
+		w.row(row...)
+	}
+	w.p("")
+	if len(run.L7Exact) > 0 {
+		w.p("**Exactness check** (before the measurements): the l7 family loaded alone (`internal/l7.Start`, as the receiver loads it)")
+		w.p("while the group's workloads run once with known sizes; what it counted in each container's entry against what the workload")
+		w.p("did (each request once on each end, in the container that made it). %s", map[bool]string{true: "**Every count is exact.**", false: "**Not every count is exact.**"}[l7Exact(run.L7Exact)])
+		w.p("")
+		w.header("workload", "protocol role method status", "requests made", "counted")
+		for _, c := range run.L7Exact {
+			got := fmt.Sprint(c.Got)
+			if c.Error != "" {
+				got = "failed: " + firstLines(c.Error, 1)
+			}
+			w.row("`"+c.Workload+"`", c.Key, fmt.Sprint(c.Want), got)
+		}
+		w.p("")
+	}
+	var st []string
+	for _, b := range []string{"redis", "redisp", "http"} {
+		r, n, ok := run.perOpStats("kpod l7", b)
+		if ok {
+			st = append(st, fmt.Sprintf("%s %.2f runs, %s of BPF per request", b, r, ns(n)))
+		}
+	}
+	w.p("The l7 family's programs (statistics pass, kpod comprehensive; tail-called parsers are counted in the program that calls them): %s.", orNone(st))
+	w.p("Sign test against nothing on redis-cpu: %s.", strings.Join(g.signs("redis-cpu"), "; "))
+	w.p("")
+	fits, judged := run.l7Verdict()
+	switch {
+	case !judged:
+		w.p("**Whether l7 fits the standard budget: not judged** (the group did not measure `%s`).", cfgStandardL7)
+	case fits:
+		w.p("**l7 fits the standard profile's budget**: `%s` costs %s CPU per redis request and %s pipelined (budget +2 %% on each; medians", cfgStandardL7, ratioCI(g.view(cfgStandardL7), "redis-cpu"), ratioCI(g.view(cfgStandardL7), "redisp-cpu"))
+		w.p("over blocks against nothing, 95 %% intervals in brackets).")
+	default:
+		w.p("**l7 does not fit the standard profile's budget**: `%s` costs %s CPU per redis request and %s pipelined (budget +2 %% on", cfgStandardL7, ratioCI(g.view(cfgStandardL7), "redis-cpu"), ratioCI(g.view(cfgStandardL7), "redisp-cpu"))
+		w.p("each; medians over blocks against nothing, 95 %% intervals in brackets): it stays in `comprehensive`.")
+	}
+	w.p("")
+}
+
+// l7HookText names the l7 config's hooks ("20 syscalls:sys_enter/exit_* tracepoints").
+func l7HookText(run *benchRun) string {
+	r := run.Matrix.byName("kpod l7")
+	if r == nil || len(r.Hooks) == 0 {
+		return "syscalls:sys_enter_*/sys_exit_* tracepoints"
+	}
+	return fmt.Sprintf("%d syscalls:sys_enter_*/sys_exit_* tracepoints", len(r.Hooks))
+}
+
+func pipelinedN(run *benchRun) string {
+	if c := run.Suite["redisp"]; c != "" {
+		return "`" + c + "`"
+	}
+	return "–"
+}
