@@ -7,7 +7,7 @@ TOOLS := tools/bin/mdatagen tools/bin/builder
 OTELCOL := _build/otelcol-kpod
 
 # Debian packages the tests and `make generate` need (installed by `make deps` when missing).
-APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus qemu-system-x86 busybox-static cpio redis-server redis-tools dnsmasq-base bind9-dnsutils
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus qemu-system-x86 busybox-static cpio redis-server redis-tools dnsmasq-base bind9-dnsutils mariadb-server mariadb-client postgresql postgresql-client
 
 .PHONY: all build deps tools generate check-generate lint unit fuzz chart kube test e2e test-kernels otelcol image run clean
 

@@ -19,6 +19,8 @@
 #include "l7_http.h"
 #include "l7_redis.h"
 #include "l7_dns.h"
+#include "l7_mysql.h"
+#include "l7_pg.h"
 #include "l7_kafka.h"
 #include "l7_mongo.h"
 #include <bpf/bpf_endian.h>
@@ -293,6 +295,8 @@ int kpod_l7dt(void *ctx)
 	} else {
 		L7_TRY(L7_HTTP, l7_http_detect)
 		L7_TRY(L7_REDIS, l7_redis_detect)
+		L7_TRY(L7_MYSQL, l7_mysql_detect)
+		L7_TRY(L7_POSTGRESQL, l7_pg_detect)
 		L7_TRY(L7_MONGODB, l7_mongo_detect)
 		L7_TRY(L7_KAFKA, l7_kafka_detect)
 	}
@@ -322,5 +326,7 @@ int kpod_l7dt(void *ctx)
 L7_PARSER(kpod_l7http, l7_http)
 L7_PARSER(kpod_l7redis, l7_redis)
 L7_PARSER(kpod_l7dns, l7_dns)
+L7_PARSER(kpod_l7mysql, l7_mysql)
+L7_PARSER(kpod_l7pg, l7_pg)
 L7_PARSER(kpod_l7kafka, l7_kafka)
 L7_PARSER(kpod_l7mongo, l7_mongo)

@@ -60,8 +60,12 @@ TOOLS="ip tc nft ss sysctl losetup mount umount unshare nsenter mkfs.ext4 dd sta
 # The real servers and clients of the l7 tests, copied with their libraries, and the data
 # trees they read at run time (share files, plugins). A program that is not installed here
 # is not copied: its test then fails in the VM as on a host without it (fakepod.Unmet).
-L7_PROGRAMS="redis-server redis-cli redis-benchmark curl dnsmasq dig bash"
-L7_TREES=""
+# PostgreSQL's programs are in a versioned directory (Debian's psql is a Perl wrapper); its
+# server runs as nobody (see the passwd below).
+L7_PROGRAMS="redis-server redis-cli redis-benchmark curl dnsmasq dig bash mariadbd mariadb setpriv
+	$(echo /usr/lib/postgresql/*/bin/postgres /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/psql)"
+L7_TREES="/usr/share/mysql/english /usr/share/mysql/charsets $(echo /usr/lib/postgresql/*/lib) /usr/share/postgresql
+	/usr/share/zoneinfo"
 MODULES="virtio_pci virtio_blk veth loop nf_tables nft_numgen nft_objref sch_tbf inet_diag tcp_diag"
 
 log() { echo "test-kernels: $*" >&2; }
@@ -128,7 +132,8 @@ if [ -z "$KPKG" ]; then
 	KPKG=$(newest_kernel)
 	[ -n "$KPKG" ] || die "no linux-image-6.1.0-*-cloud-amd64-unsigned in the apt sources"
 fi
-KVER=$(apt-cache show --no-all-versions "$KPKG" | awk '/^Version:/ {print $2; exit}')
+# awk reads to the end: an early exit made apt-cache die of SIGPIPE, and pipefail the script.
+KVER=$(apt-cache show --no-all-versions "$KPKG" | awk '/^Version:/ && v == "" {v = $2} END {print v}')
 KDIR=$CACHE/${KPKG}_$KVER
 if [ ! -d "$KDIR" ]; then
 	log "downloading $KPKG $KVER into $KDIR"
@@ -156,6 +161,7 @@ mkdir -p "$R"/{usr/bin,usr/sbin,usr/lib,usr/lib64,usr/local/bb,proc,sys,dev,tmp,
 for d in bin sbin lib lib64; do ln -s usr/$d "$R/$d"; done
 
 cp "$BUSYBOX" "$R/usr/bin/busybox" # /init links its applets into /usr/local/bb
+ln -s busybox "$R/usr/bin/sh" # /bin/sh for popen(3) and system(3) (initdb runs postgres -V)
 
 # copy_with_libs <file>...: each file at its own path, plus the shared libraries ldd lists.
 copy_with_libs() {
@@ -180,8 +186,8 @@ for d in $L7_TREES; do
 	cp -a "$d" "$R$d"
 done
 [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$R/etc/"
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
-printf 'root:x:0:\n' >"$R/etc/group"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' >"$R/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$R/etc/group"
 printf '127.0.0.1 localhost\n::1 localhost\n' >"$R/etc/hosts"
 
 # Modules in load order: a module after everything its modinfo "depends=" names. One that

@@ -15,4 +15,7 @@
 #define L7_IGNORE 1
 #define L7_PROTOS 11
 
+#define L7_MYSQL_PREPARE 8
+#define L7_POSTGRESQL_PREPARE 8
+
 #endif /* __KPOD_L7_NAMES_H__ */

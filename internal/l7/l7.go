@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/cilium/ebpf"
 
@@ -67,12 +68,14 @@ var calls = []string{"read", "write", "readv", "writev", "recvfrom", "sendto", "
 
 // parsers are the tail-called programs, by protocol id (names.ProtoUnknown: the detector).
 var parsers = map[uint32]string{
-	names.ProtoUnknown: "kpod_l7dt",
-	names.ProtoHTTP:    "kpod_l7http",
-	names.ProtoRedis:   "kpod_l7redis",
-	names.ProtoDNS:     "kpod_l7dns",
-	names.ProtoKafka:   "kpod_l7kafka",
-	names.ProtoMongo:   "kpod_l7mongo",
+	names.ProtoUnknown:  "kpod_l7dt",
+	names.ProtoHTTP:     "kpod_l7http",
+	names.ProtoRedis:    "kpod_l7redis",
+	names.ProtoMySQL:    "kpod_l7mysql",
+	names.ProtoPostgres: "kpod_l7pg",
+	names.ProtoDNS:      "kpod_l7dns",
+	names.ProtoKafka:    "kpod_l7kafka",
+	names.ProtoMongo:    "kpod_l7mongo",
 }
 
 // Spec is the family's BPF object.
@@ -169,19 +172,25 @@ func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) 
 // as the BPF side packs the bytes it reads (upper-cased where the protocol ignores case).
 func nameEntries() []ebpf.MapKV {
 	var kvs []ebpf.MapKV
+	add := func(proto int, n string, id int) {
+		if id == 0 || len(n) > 16 {
+			return
+		}
+		k := L7L7NameKey{Proto: uint8(proto), Len: uint8(len(n))}
+		var w [16]byte
+		copy(w[:], n)
+		k.W[0], k.W[1] = binary.LittleEndian.Uint64(w[:8]), binary.LittleEndian.Uint64(w[8:])
+		kvs = append(kvs, ebpf.MapKV{Key: k, Value: uint16(id)})
+	}
 	for proto, ms := range names.Methods {
 		if names.Numeric(proto) {
 			continue
 		}
 		for id, n := range ms {
-			if id == 0 || len(n) > 16 {
-				continue
-			}
-			k := L7L7NameKey{Proto: uint8(proto), Len: uint8(len(n))}
-			var w [16]byte
-			copy(w[:], n)
-			k.W[0], k.W[1] = binary.LittleEndian.Uint64(w[:8]), binary.LittleEndian.Uint64(w[8:])
-			kvs = append(kvs, ebpf.MapKV{Key: k, Value: uint16(id)})
+			add(proto, n, id)
+		}
+		for alias, n := range names.Aliases[proto] {
+			add(proto, alias, slices.Index(ms, n))
 		}
 	}
 	return kvs

@@ -125,6 +125,12 @@ type L7L7NameKey struct {
 	W     [2]uint64
 }
 
+type L7L7StmtKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Id  uint64
+}
+
 type L7L7Val struct {
 	_     structs.HostLayout
 	Count uint64
@@ -146,6 +152,7 @@ const (
 	L7MapKpodL7Edge   = "kpod_l7_edge"
 	L7MapKpodL7Err    = "kpod_l7_err"
 	L7MapKpodL7Names  = "kpod_l7_names"
+	L7MapKpodL7Stmt   = "kpod_l7_stmt"
 	L7MapKpodL7Tail   = "kpod_l7_tail"
 	L7ProgKpodL7dns   = "kpod_l7dns"
 	L7ProgKpodL7dt    = "kpod_l7dt"
@@ -154,6 +161,8 @@ const (
 	L7ProgKpodL7http  = "kpod_l7http"
 	L7ProgKpodL7kafka = "kpod_l7kafka"
 	L7ProgKpodL7mongo = "kpod_l7mongo"
+	L7ProgKpodL7mysql = "kpod_l7mysql"
+	L7ProgKpodL7pg    = "kpod_l7pg"
 	L7ProgKpodL7redis = "kpod_l7redis"
 	L7VarL7Edges      = "l7_edges"
 	L7VarNrRead       = "nr_read"
@@ -217,6 +226,8 @@ type L7ProgramSpecs struct {
 	KpodL7http  *ebpf.ProgramSpec `ebpf:"kpod_l7http"`
 	KpodL7kafka *ebpf.ProgramSpec `ebpf:"kpod_l7kafka"`
 	KpodL7mongo *ebpf.ProgramSpec `ebpf:"kpod_l7mongo"`
+	KpodL7mysql *ebpf.ProgramSpec `ebpf:"kpod_l7mysql"`
+	KpodL7pg    *ebpf.ProgramSpec `ebpf:"kpod_l7pg"`
 	KpodL7redis *ebpf.ProgramSpec `ebpf:"kpod_l7redis"`
 }
 
@@ -231,6 +242,7 @@ type L7MapSpecs struct {
 	KpodL7Edge  *ebpf.MapSpec `ebpf:"kpod_l7_edge"`
 	KpodL7Err   *ebpf.MapSpec `ebpf:"kpod_l7_err"`
 	KpodL7Names *ebpf.MapSpec `ebpf:"kpod_l7_names"`
+	KpodL7Stmt  *ebpf.MapSpec `ebpf:"kpod_l7_stmt"`
 	KpodL7Tail  *ebpf.MapSpec `ebpf:"kpod_l7_tail"`
 }
 
@@ -278,6 +290,7 @@ type L7Maps struct {
 	KpodL7Edge  *ebpf.Map `ebpf:"kpod_l7_edge"`
 	KpodL7Err   *ebpf.Map `ebpf:"kpod_l7_err"`
 	KpodL7Names *ebpf.Map `ebpf:"kpod_l7_names"`
+	KpodL7Stmt  *ebpf.Map `ebpf:"kpod_l7_stmt"`
 	KpodL7Tail  *ebpf.Map `ebpf:"kpod_l7_tail"`
 }
 
@@ -290,6 +303,7 @@ func (m *L7Maps) Close() error {
 		m.KpodL7Edge,
 		m.KpodL7Err,
 		m.KpodL7Names,
+		m.KpodL7Stmt,
 		m.KpodL7Tail,
 	)
 }
@@ -322,6 +336,8 @@ type L7Programs struct {
 	KpodL7http  *ebpf.Program `ebpf:"kpod_l7http"`
 	KpodL7kafka *ebpf.Program `ebpf:"kpod_l7kafka"`
 	KpodL7mongo *ebpf.Program `ebpf:"kpod_l7mongo"`
+	KpodL7mysql *ebpf.Program `ebpf:"kpod_l7mysql"`
+	KpodL7pg    *ebpf.Program `ebpf:"kpod_l7pg"`
 	KpodL7redis *ebpf.Program `ebpf:"kpod_l7redis"`
 }
 
@@ -334,6 +350,8 @@ func (p *L7Programs) Close() error {
 		p.KpodL7http,
 		p.KpodL7kafka,
 		p.KpodL7mongo,
+		p.KpodL7mysql,
+		p.KpodL7pg,
 		p.KpodL7redis,
 	)
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/kpod-project/kpod/internal/l7/names"
@@ -23,6 +24,13 @@ func main() {
 		}
 	}
 	fmt.Fprintf(&b, "#define L7_UNKNOWN %d\n#define L7_IGNORE %d\n#define L7_PROTOS %d\n\n", names.ProtoUnknown, names.ProtoIgnore, len(names.Protocols))
+	// The method ids a parser sets without reading the name (L7_<PROTOCOL>_<METHOD>).
+	for id, p := range names.Protocols {
+		for _, m := range names.CMethods[id] {
+			fmt.Fprintf(&b, "#define L7_%s_%s %d\n", cname(p), cname(m), slices.Index(names.Methods[id], m))
+		}
+	}
+	b.WriteString("\n")
 	b.WriteString("#endif /* __KPOD_L7_NAMES_H__ */\n")
 	if err := os.WriteFile("../../bpf/include/l7_names.h", b.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -33,9 +33,9 @@ const Other = "OTHER"
 
 // Methods per protocol, by id; id 0 is Other. The loader puts these names into the kernel's
 // name map; a method is matched there against them (HTTP and Redis case-insensitively, as
-// their servers do; MongoDB's command names exactly, as its servers do). DNS methods are
-// query types, recorded by number (DNSTypes). Kafka's are numbers too: the kernel records
-// a request's API key plus one, the index of its name here (Numeric).
+// their servers do; SQL keywords likewise; MongoDB's command names exactly, as its servers
+// do). DNS methods are query types, recorded by number (DNSTypes). Kafka's are numbers too:
+// the kernel records a request's API key plus one, the index of its name here (Numeric).
 var Methods = map[int][]string{
 	ProtoHTTP: {Other, "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE"},
 	ProtoRedis: {Other, "GET", "SET", "INCR", "DECR", "DEL", "EXISTS", "EXPIRE", "TTL", "MGET", "MSET",
@@ -44,9 +44,12 @@ var Methods = map[int][]string{
 		"SELECT", "CONFIG", "KEYS", "SCAN", "PUBLISH", "MULTI", "EXEC", "EVAL", "EVALSHA", "HELLO",
 		"CLIENT", "COMMAND", "INCRBY", "SETEX", "GETSET", "APPEND", "STRLEN", "HINCRBY", "FLUSHALL",
 		"FLUSHDB", "DBSIZE", "LLEN", "SPUBLISH", "SUBSCRIBE", "XADD", "XRANGE", "XREAD"},
-	// SQL statement classes, from the statement's first keyword.
-	ProtoMySQL:    {Other, "SELECT", "INSERT", "UPDATE", "DELETE"},
-	ProtoPostgres: {Other, "SELECT", "INSERT", "UPDATE", "DELETE"},
+	// SQL statement classes, from the statement's first keyword (PostgreSQL: from the
+	// command tag of what ran, when it completed). PREPARE is a statement prepared for later
+	// execution without executing it (MySQL COM_STMT_PREPARE, a PostgreSQL Parse/Sync batch
+	// that executes nothing, SQL PREPARE).
+	ProtoMySQL:    sqlMethods,
+	ProtoPostgres: sqlMethods,
 	// Kafka's APIs by key (index = key + 1), named as in Kafka's message definitions
 	// (clients/src/main/resources/common/message); keys past the list are Other.
 	ProtoKafka: {Other, "Produce", "Fetch", "ListOffsets", "Metadata", "LeaderAndIsr", "StopReplica",
@@ -84,6 +87,17 @@ var Methods = map[int][]string{
 		"connectionStatus", "hostInfo", "listCommands", "currentOp", "killOp", "bulkWrite",
 		"abortTransaction", "createUser", "dropUser", "updateUser", "usersInfo", "getLog",
 		"validate", "compact", "mapReduce", "replSetGetStatus", "getCmdLineOpts"},
+}
+
+var sqlMethods = []string{Other, "SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT", "ROLLBACK", "PREPARE"}
+
+// CMethods are the methods whose ids the BPF side needs as constants (l7_names.h).
+var CMethods = map[int][]string{ProtoMySQL: {"PREPARE"}, ProtoPostgres: {"PREPARE"}}
+
+// Aliases are further names of a protocol's methods, matched like them: name -> method.
+var Aliases = map[int]map[string]string{
+	ProtoMySQL:    {"START": "BEGIN"},                                       // START TRANSACTION
+	ProtoPostgres: {"START": "BEGIN", "END": "COMMIT", "ABORT": "ROLLBACK"}, // their synonyms
 }
 
 // DNSTypes are the DNS query types reported by name; others are Other.
@@ -133,4 +147,6 @@ func MethodName(proto int, m uint16) string {
 }
 
 // Folded reports whether proto's method names are matched case-insensitively.
-func Folded(proto int) bool { return proto == ProtoRedis }
+func Folded(proto int) bool {
+	return proto == ProtoRedis || proto == ProtoMySQL || proto == ProtoPostgres
+}
