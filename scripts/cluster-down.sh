@@ -4,14 +4,18 @@
 #   scripts/cluster-down.sh
 #
 # In order: kube-scheduler and kube-controller-manager (so that no controller reacts to what
-# follows); the kubelet; every container through ctr (kill, delete: the shims exit and unmount
-# the root filesystems); containerd; kube-apiserver; etcd — each by its pid file in
-# $STATE/run (the pid must still be that program). Then it kills what is left in the
+# follows); the kubelet and kube-proxy; every container through ctr (kill, delete: the shims
+# exit and unmount the root filesystems); containerd; kube-apiserver; etcd — each by its pid
+# file in $STATE/run (the pid must still be that program). Then it kills what is left in the
 # kubepods cgroups and shims still attached to this cluster's containerd socket, unmounts
-# everything below $STATE, removes the kubepods cgroups cluster-up.sh saw appear, deletes the
-# nft table of the kubernetes Service ($STATE/nft.created), restores the sysctls the kubelet
-# changed ($STATE/sysctl.saved), removes the kubelet's /var/log/containers links into $STATE,
-# and deletes $STATE except logs/.
+# everything below $STATE (the pods' network namespaces among them: their veths go with
+# them), removes the kubepods cgroups cluster-up.sh saw appear, any veth still on the bridge
+# and the bridge cni0 ($STATE/bridge.created), the nft tables of cluster-up.sh and kube-proxy
+# ($STATE/nft.created), the iptables chains the kubelet added and the iptables-nft tables
+# made for them ($STATE/iptables.before, nft-tables.before: what was there before),
+# restores the sysctls the kubelet, kube-proxy and the pod network changed
+# ($STATE/sysctl.saved), removes the kubelet's /var/log/containers links into $STATE, and
+# deletes $STATE except logs/.
 #
 # Safe to run twice, without a cluster, and after a failed or interrupted cluster-up.sh. It
 # only touches a $STATE that cluster-up.sh marked (.kpod-cluster) and refuses to delete files
@@ -94,11 +98,12 @@ stop() {
 SOCK=$STATE/containerd/containerd.sock
 CTR=$(cat "$STATE/run/ctr.path" 2>/dev/null || echo /usr/bin/ctr) # the ctr matching the containerd that ran
 
-# ---- 1. controllers, kubelet -----------------------------------------------------------------
+# ---- 1. controllers, kubelet, kube-proxy ----------------------------------------------------
 # Stateless (everything they did is in etcd, deleted below): no graceful shutdown.
 stop kube-scheduler kube-scheduler 0
 stop kube-controller-manager kube-controller-manager 0
 stop kubelet kubelet 20
+stop kube-proxy kube-proxy 0
 
 # ---- 2. containers, through containerd -------------------------------------------------------
 if pid_of containerd containerd >/dev/null && [ -x "$CTR" ]; then
@@ -189,19 +194,79 @@ done
 rm -f "$STATE/cgroups.created"
 step_done cgroups
 
-# ---- 7. nft table (the kubernetes Service), sysctls -------------------------------------------
-if [ -f "$STATE/nft.created" ]; then
-	table=$(cat "$STATE/nft.created")
-	if [ -n "$table" ] && nft list table ip "$table" >/dev/null 2>&1; then
-		if nft delete table ip "$table"; then
-			echo "cluster-down: deleted nft table ip $table"
+# ---- 7. pod network: veths, cni0, nft tables, the kubelet's iptables chains -------------------
+# The pods' network namespaces went with their processes and mounts (step 5); their veths go
+# with them (the kernel frees a namespace asynchronously): wait, then remove what is left.
+if [ -f "$STATE/bridge.created" ]; then
+	br=$(cat "$STATE/bridge.created")
+	if [ -n "$br" ] && ip link show "$br" >/dev/null 2>&1; then
+		ports() { ip -o link show master "$br" 2>/dev/null | awk -F': ' '{ print $2 }' | cut -d@ -f1; }
+		for ((i = 0; i < 50; i++)); do
+			[ -n "$(ports)" ] || break
+			sleep 0.1
+		done
+		for v in $(ports); do
+			if ip link del "$v"; then echo "cluster-down: deleted $v (a pod's veth left on $br)"; else warn "could not delete $v"; fi
+		done
+		if ip link del "$br"; then
+			echo "cluster-down: deleted the bridge $br"
 		else
-			warn "could not delete nft table ip $table"
+			warn "could not delete the bridge $br"
 		fi
 	fi
+	[ $FAILED = 1 ] || rm -f "$STATE/bridge.created"
+fi
+# nft.created: "<family> <table>" per line (an older cluster-up wrote the table name alone).
+if [ -f "$STATE/nft.created" ]; then
+	while read -r fam table; do
+		[ -n "$fam" ] || continue
+		[ -n "$table" ] || { table=$fam fam=ip; }
+		nft list table "$fam" "$table" >/dev/null 2>&1 || continue
+		if nft delete table "$fam" "$table"; then
+			echo "cluster-down: deleted nft table $fam $table"
+		else
+			warn "could not delete nft table $fam $table"
+		fi
+	done <"$STATE/nft.created"
 	[ $FAILED = 1 ] || rm -f "$STATE/nft.created"
 fi
-# ---- sysctls ------------------------------------------------------------------------------
+# The kubelet's iptables chains that were not there before it started (iptables.before), then
+# the iptables-nft tables that appeared with them, if nothing else put a rule in them.
+if [ -f "$STATE/iptables.before" ]; then
+	for ipt in iptables ip6tables; do
+		command -v $ipt >/dev/null || continue
+		for t in mangle nat filter; do
+			for c in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+				$ipt -w 5 -t $t -S $c >/dev/null 2>&1 || continue
+				! grep -qx "$ipt $t $c" "$STATE/iptables.before" || continue
+				for from in INPUT OUTPUT; do
+					while $ipt -w 5 -t $t -D $from -j $c 2>/dev/null; do :; done
+				done
+				if $ipt -w 5 -t $t -F $c && $ipt -w 5 -t $t -X $c; then
+					echo "cluster-down: deleted the kubelet's $ipt chain $c (table $t)"
+				else
+					warn "could not delete the kubelet's $ipt chain $c (table $t)"
+				fi
+			done
+		done
+	done
+	if [ -f "$STATE/nft-tables.before" ]; then
+		for ft in "ip mangle" "ip nat" "ip filter" "ip6 mangle" "ip6 nat" "ip6 filter"; do
+			! grep -qx "table $ft" "$STATE/nft-tables.before" || continue
+			# shellcheck disable=SC2086
+			body=$(nft list table $ft 2>/dev/null) || continue
+			# (a table of base chains without rules: every line is a brace, a chain, a hook or a comment)
+			if ! grep -vqE '^\s*(table|chain|type|\}|#|$)' <<<"$body"; then
+				# shellcheck disable=SC2086
+				nft delete table $ft && echo "cluster-down: deleted nft table $ft (made for the kubelet's iptables chains)"
+			fi
+		done
+	fi
+	[ $FAILED = 1 ] || rm -f "$STATE/iptables.before" "$STATE/nft-tables.before"
+fi
+step_done network
+
+# ---- 8. sysctls ---------------------------------------------------------------------------
 if [ -f "$STATE/sysctl.saved" ]; then
 	while IFS='=' read -r k v; do
 		[ -n "$k" ] || continue
@@ -218,7 +283,7 @@ if [ -f "$STATE/sysctl.saved" ]; then
 fi
 step_done sysctls
 
-# ---- 8. files --------------------------------------------------------------------------------
+# ---- 9. files --------------------------------------------------------------------------------
 # The kubelet links container logs from /var/log/containers (not configurable).
 if [ -d /var/log/containers ]; then
 	for l in /var/log/containers/*; do

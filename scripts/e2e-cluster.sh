@@ -4,19 +4,23 @@
 #   scripts/e2e-cluster.sh            # needs root, a BTF kernel, _build/otelcol-kpod (make otelcol)
 #
 # 1. builds what is missing: the cluster's binaries and helm (scripts/k8s-build.sh, cached
-#    outside the clone) and the static kpod-workload binary (gcc, from internal/fakepod/workload);
+#    outside the clone), the static kpod-workload binary (gcc, from internal/fakepod/workload)
+#    and kpod-l7app (Go, internal/fakepod/l7app: the HTTP server and the HTTP and Redis clients);
 # 2. starts the cluster (scripts/cluster-up.sh: etcd, kube-apiserver, kube-controller-manager,
 #    kube-scheduler, containerd, kubelet on 127.0.0.1) in $KPOD_CLUSTER_STATE
 #    (default /tmp/kpod-e2e-cluster);
 # 3. imports two images built with umoci into the node's containerd: otelcol-kpod as
 #    localhost/otelcol-kpod:dev (scripts/image.sh, as the README's quick start does), and
-#    localhost/kpod-workload (busybox-static + /kpod-workload);
+#    localhost/kpod-workload (busybox-static, /kpod-workload, /kpod-l7app, and Debian's
+#    redis-server with the shared libraries it links);
 # 4. runs the Go test test/e2ecluster (build tag e2ecluster): it installs charts/kpod with
 #    `helm install` (image.repository/tag set to that image), starts workload pods and checks
 #    what the DaemonSet exports (see its package comment);
 # 5. always (also on failure or Ctrl-C): scripts/cluster-down.sh, then checks that nothing of
-#    the run is left: processes, mounts, kubepods cgroups, network namespaces, loop devices,
-#    the nft table. A leak fails the run.
+#    the run is left: processes, mounts, kubepods cgroups, network namespaces, the pod network
+#    (cni0, pod veths, ip_forward back to its value before the run), loop devices, the nft
+#    tables (kpod_cluster, kube-proxy's) and iptables chains of the kubelet that were not
+#    there before. A leak fails the run.
 #
 # Environment: KPOD_CLUSTER_STATE, KPOD_K8S_BIN (see scripts/k8s-build.sh),
 # KPOD_E2E_KEEP=1 (leave the cluster running after the test, for debugging; clean up with
@@ -38,7 +42,7 @@ case ${1:-} in -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}
 [ -x "$ROOT/_build/otelcol-kpod" ] || die "_build/otelcol-kpod is missing: run make otelcol (make e2e-cluster does)"
 # Debian packages beyond `make deps` and what cluster-up.sh installs itself.
 pkgs=()
-for p in bpftool nftables umoci e2fsprogs gcc libc6-dev; do dpkg -s $p >/dev/null 2>&1 || pkgs+=("$p"); done
+for p in bpftool nftables umoci e2fsprogs gcc libc6-dev redis-server redis-tools util-linux iproute2; do dpkg -s $p >/dev/null 2>&1 || pkgs+=("$p"); done
 if [ ${#pkgs[@]} -gt 0 ]; then
 	echo "e2e-cluster: apt-get install ${pkgs[*]}"
 	apt-get update -qq
@@ -91,9 +95,32 @@ leaks() {
 	for f in /run/netns/cni-* /var/run/netns/cni-*; do [ ! -e "$f" ] || echo "netns $f"; done
 	# loop devices over files of this run
 	losetup -l -n -O NAME,BACK-FILE 2>/dev/null | awk -v w="$WORK/" 'index($2, w) == 1 { print "loop device " $1 " (" $2 ")" }'
-	# the kubernetes Service's nft table
-	! nft list table ip kpod_cluster >/dev/null 2>&1 || echo "nft table ip kpod_cluster"
+	# the pod network: the bridge, pods' veths (the CNI bridge plugin names them veth<8 hex>),
+	# the nft tables of cluster-up.sh and kube-proxy, the kubelet's iptables chains and
+	# ip_forward (compared with what was there when this run began)
+	! ip link show cni0 >/dev/null 2>&1 || echo "network interface cni0"
+	ip -o link show type veth 2>/dev/null | awk -F': ' '{ split($2, n, "@") } n[1] ~ /^veth[0-9a-f]{8}$/ { print "veth " n[1] }'
+	for f in "ip kpod_cluster" "ip kube-proxy" "ip6 kube-proxy"; do
+		# shellcheck disable=SC2086
+		! nft list table $f >/dev/null 2>&1 || echo "nft table $f"
+	done
+	kubelet_chains | grep -vxF -f <(printf '%s\n' "$CHAINS_BEFORE") | sed 's/^/iptables chain (kubelet): /' || true
+	[ "$(cat /proc/sys/net/ipv4/ip_forward)" = "$FORWARD_BEFORE" ] || echo "net.ipv4.ip_forward=$(cat /proc/sys/net/ipv4/ip_forward) (was $FORWARD_BEFORE)"
 }
+# kubelet_chains: the iptables chains the kubelet adds (as scripts/cluster-up.sh lists them).
+kubelet_chains() {
+	local ipt t c
+	for ipt in iptables ip6tables; do
+		command -v $ipt >/dev/null || continue
+		for t in mangle nat filter; do
+			for c in KUBE-IPTABLES-HINT KUBE-KUBELET-CANARY KUBE-FIREWALL; do
+				! $ipt -w 5 -t $t -S $c >/dev/null 2>&1 || echo "$ipt $t $c"
+			done
+		done
+	done
+}
+CHAINS_BEFORE=$(kubelet_chains)
+FORWARD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward)
 
 # cleanup_work removes the test's host files: what the test's own cleanup did not get to (a
 # panic, a timeout, Ctrl-C) is unmounted and detached here, after cluster-down killed the pods.
@@ -134,7 +161,7 @@ finish() {
 			echo "$left" | sed 's/^/e2e-cluster:   /' >&2
 			RC=1
 		else
-			echo "e2e-cluster: nothing left behind (processes, mounts, kubepods cgroups, pod netns, loop devices, nft table)"
+			echo "e2e-cluster: nothing left behind (processes, mounts, kubepods cgroups, pod netns, cni0, veths, ip_forward, loop devices, nft tables, iptables chains)"
 		fi
 	fi
 	phase end
@@ -152,13 +179,15 @@ $before"
 
 phase k8s-build
 # ---- binaries ---------------------------------------------------------------------------------
-"$ROOT/scripts/k8s-build.sh" -q etcd apiserver controller-manager scheduler kubectl kubelet helm
+"$ROOT/scripts/k8s-build.sh" -q etcd apiserver controller-manager scheduler proxy kubectl kubelet cni helm
 
 phase workload
 # The workload: the fakepod harness's static C program (no dynamic loader: the only system
 # calls, forks and execs are the ones a pod asks for).
 mkdir -p "$WORK"
 gcc -static -O2 -pthread -o "$WORK/kpod-workload" "$ROOT/internal/fakepod/workload/workload.c"
+# kpod-l7app: the HTTP server and the HTTP and Redis clients of the Service scenario (static Go).
+(cd "$ROOT" && CGO_ENABLED=0 go build -ldflags='-s -w' -o "$WORK/kpod-l7app" ./internal/fakepod/l7app)
 
 phase cluster-up
 CLUSTER=1
@@ -170,11 +199,21 @@ phase images
 # otelcol-kpod under the name the test gives the chart (imagePullPolicy IfNotPresent finds it).
 export KPOD_E2E_IMAGE=localhost/otelcol-kpod:dev
 "$ROOT/scripts/image.sh" --tag "$KPOD_E2E_IMAGE" -o "$WORK/otelcol-kpod-image.tar"
-# localhost/kpod-workload:<hash>: busybox-static (a shell for the pods' commands) and /kpod-workload.
+# localhost/kpod-workload:<hash>: busybox-static (a shell for the pods' commands),
+# /kpod-workload, /kpod-l7app and Debian's redis-server (with the shared libraries ldd lists,
+# at their own paths, and the host's merged-/usr links).
 R=$WORK/workload-rootfs
 busybox_rootfs "$R"
 install -m 0755 "$WORK/kpod-workload" "$R/kpod-workload"
-WL_TAG=$(cat /bin/busybox "$WORK/kpod-workload" | sha256sum | cut -c1-12)
+install -m 0755 "$WORK/kpod-l7app" "$R/kpod-l7app"
+REDIS=$(command -v redis-server) || die "redis-server is not installed (apt-get install redis-server)"
+mkdir -p "$R/usr/lib" "$R/usr/lib64"
+for d in lib lib64; do [ ! -L "/$d" ] || ln -s "usr/$d" "$R/$d"; done
+for f in "$REDIS" $(ldd "$REDIS" | grep -o '/[^ ]*'); do
+	mkdir -p "$R$(dirname "$f")"
+	cp -L "$f" "$R$f"
+done
+WL_TAG=$(cat /bin/busybox "$WORK/kpod-workload" "$WORK/kpod-l7app" "$REDIS" | sha256sum | cut -c1-12)
 L=$WORK/workload-layout
 umoci init --layout "$L"
 umoci new --image "$L:$WL_TAG"

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # k8s-build.sh — builds the binaries of the local test cluster from the Go module proxy.
 #
-#   scripts/k8s-build.sh [etcd] [apiserver] [controller-manager] [scheduler] [kubectl] [kubelet] [containerd] [helm] [all]
+#   scripts/k8s-build.sh [etcd] [apiserver] [controller-manager] [scheduler] [proxy] [kubectl] [kubelet] [cni] [containerd] [helm] [all]
 #   scripts/k8s-build.sh -q [targets]       # quiet: prints only what it builds
 #   scripts/k8s-build.sh --bin-dir          # prints the binary directory and exits
 #
-# Without arguments: etcd apiserver controller-manager scheduler kubectl kubelet (what
-# scripts/cluster-up.sh needs for a node; --control-plane-only needs etcd apiserver kubectl).
-# `kubelet` also compiles the pod sandbox binary `pause` from the pinned Kubernetes source
-# (gcc, static). `containerd` (containerd 2.x + its runc shim + ctr) is optional: the cluster uses Debian's
+# Without arguments: etcd apiserver controller-manager scheduler proxy kubectl kubelet cni
+# (what scripts/cluster-up.sh needs for a node; --control-plane-only needs etcd apiserver
+# kubectl). `kubelet` also compiles the pod sandbox binary `pause` from the pinned Kubernetes
+# source (gcc, static). `proxy` is kube-proxy (nftables mode in the cluster); `cni` the CNI
+# plugins of the pod network (bridge, host-local, loopback, tuning from
+# github.com/containernetworking/plugins), as cni-<plugin> in the binary directory.
+# `containerd` (containerd 2.x + its runc shim + ctr) is optional: the cluster uses Debian's
 # containerd 1.6 unless KPOD_CONTAINERD=built. `helm` (Helm v4, for `make helm-test` and
 # `make e2e-cluster`, which install charts/kpod) is optional too.
 #
@@ -46,7 +49,8 @@ K8S_VERSION=$(required_version kubernetes k8s.io/kubernetes)
 ETCD_VERSION=$(required_version etcd go.etcd.io/etcd/server/v3)
 CONTAINERD_VERSION=$(required_version containerd github.com/containerd/containerd/v2)
 HELM_VERSION=$(required_version helm helm.sh/helm/v4)
-if [ -z "$K8S_VERSION" ] || [ -z "$ETCD_VERSION" ] || [ -z "$CONTAINERD_VERSION" ] || [ -z "$HELM_VERSION" ]; then
+CNI_VERSION=$(required_version cni github.com/containernetworking/plugins)
+if [ -z "$K8S_VERSION" ] || [ -z "$ETCD_VERSION" ] || [ -z "$CONTAINERD_VERSION" ] || [ -z "$HELM_VERSION" ] || [ -z "$CNI_VERSION" ]; then
 	echo "k8s-build: cannot read the pinned versions from $TOOLS/*/go.mod" >&2
 	exit 1
 fi
@@ -68,12 +72,12 @@ if [ "${1:-}" = -q ]; then
 	shift
 fi
 targets=()
-[ $# -gt 0 ] || set -- etcd apiserver controller-manager scheduler kubectl kubelet
+[ $# -gt 0 ] || set -- etcd apiserver controller-manager scheduler proxy kubectl kubelet cni
 for t in "$@"; do
 	case $t in
-	etcd | apiserver | kube-apiserver | controller-manager | kube-controller-manager | scheduler | kube-scheduler | kubectl | kubelet | containerd | helm) targets+=("${t#kube-}") ;;
-	all) targets+=(etcd apiserver controller-manager scheduler kubectl kubelet containerd helm) ;;
-	*) echo "k8s-build: unknown target '$t' (etcd, apiserver, controller-manager, scheduler, kubectl, kubelet, containerd, helm, all)" >&2; exit 2 ;;
+	etcd | apiserver | kube-apiserver | controller-manager | kube-controller-manager | scheduler | kube-scheduler | proxy | kube-proxy | kubectl | kubelet | cni | containerd | helm) targets+=("${t#kube-}") ;;
+	all) targets+=(etcd apiserver controller-manager scheduler proxy kubectl kubelet cni containerd helm) ;;
+	*) echo "k8s-build: unknown target '$t' (etcd, apiserver, controller-manager, scheduler, proxy, kubectl, kubelet, cni, containerd, helm, all)" >&2; exit 2 ;;
 	esac
 done
 
@@ -198,11 +202,21 @@ for t in "${targets[@]}"; do
 		build controller-manager kubernetes "$K8S_VERSION" "$(k8s_ldflags)" CGO_ENABLED=0 -- kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager ;;
 	scheduler)
 		build scheduler kubernetes "$K8S_VERSION" "$(k8s_ldflags)" CGO_ENABLED=0 -- kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler ;;
+	proxy)
+		build proxy kubernetes "$K8S_VERSION" "$(k8s_ldflags)" CGO_ENABLED=0 -- kube-proxy=k8s.io/kubernetes/cmd/kube-proxy ;;
 	kubectl)
 		build kubectl kubernetes "$K8S_VERSION" "$(k8s_ldflags)" CGO_ENABLED=0 -- kubectl=k8s.io/kubernetes/cmd/kubectl ;;
 	kubelet)
 		build kubelet kubernetes "$K8S_VERSION" "$(k8s_ldflags)" CGO_ENABLED=0 -- kubelet=k8s.io/kubernetes/cmd/kubelet
 		build_pause ;;
+	cni)
+		# Static, with the version ldflag of the plugins' own build_linux.sh release builds.
+		build cni cni "$CNI_VERSION" "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_VERSION" \
+			CGO_ENABLED=0 -- \
+			cni-bridge=github.com/containernetworking/plugins/plugins/main/bridge \
+			cni-host-local=github.com/containernetworking/plugins/plugins/ipam/host-local \
+			cni-loopback=github.com/containernetworking/plugins/plugins/main/loopback \
+			cni-tuning=github.com/containernetworking/plugins/plugins/meta/tuning ;;
 	containerd)
 		build containerd containerd "$CONTAINERD_VERSION" \
 			"-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION -X github.com/containerd/containerd/v2/version.Package=github.com/containerd/containerd/v2" \

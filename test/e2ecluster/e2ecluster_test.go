@@ -12,20 +12,23 @@
 // The test installs the chart as the README's quick start says (`helm install kpod charts/kpod
 // --namespace kpod --create-namespace`), with the few values this node needs listed in
 // chartValues (and clusterName, ServiceMonitor and PrometheusRule on, against minimal CRDs);
-// checks the objects helm created; waits for the DaemonSet's pod; starts
-// workload pods in namespace e2e (kpod-workload, the fakepod harness's static C program, in a
-// busybox-static image): a fork loop, a close(-1) loop, an O_DIRECT writer to an ext4 volume
-// on a loop device (hostPath), a memory hog that its 64 MiB limit gets OOM-killed, and an
-// idle pod. Each deterministic workload waits at a gate (a FIFO on a hostPath) after its
-// start-up, so that the test can take a baseline, release it, and require the exact
-// difference. It scrapes the DaemonSet's Prometheus endpoint (hostNetwork: 127.0.0.1:9464)
-// and checks per-pod values labelled with the namespace, pod and container names
-// k8s_attributes adds; deletes a pod and checks that its BPF map entries (bpftool) and its
+// checks the objects helm created; waits for the DaemonSet's pod (hostNetwork: a node
+// agent); starts workload pods on the pod network in namespace e2e (kpod-workload, the
+// fakepod harness's static C program, in a busybox-static image): a fork loop, a close(-1)
+// loop, an O_DIRECT writer to an ext4 volume on a loop device (hostPath), a memory hog that
+// its 64 MiB limit gets OOM-killed, and an idle pod. Each deterministic workload waits at a
+// gate (a FIFO on a hostPath) after its start-up, so that the test can take a baseline,
+// release it, and require the exact difference. It scrapes the DaemonSet's Prometheus
+// endpoint (hostNetwork: 127.0.0.1:9464) and checks per-pod values labelled with the
+// namespace, pod and container names k8s_attributes adds; runs a client Deployment against a Service backed by two server pods
+// over HTTP and Redis and checks the l7 family's counts on both ends against the client's and
+// the servers' own (podnet_test.go); checks every pod's interface series against its network
+// namespace's counters; deletes a pod and checks that its BPF map entries (bpftool) and its
 // series go away; and saves two scrapes 20 s apart as snapshots for the dashboard and rule
 // checks of examples/prometheus.
 //
 // Needs root and the cluster (KPOD_CLUSTER_STATE), KPOD_E2E_WORKLOAD_IMAGE (imported by
-// scripts/e2e-cluster.sh), bpftool, mkfs.ext4, losetup.
+// scripts/e2e-cluster.sh), bpftool, mkfs.ext4, losetup, nsenter, ip, ss, nft, redis-cli.
 package e2ecluster
 
 import (
@@ -107,7 +110,8 @@ func chartValues(t *testing.T) []value {
 		{"image.repository", repo, "the image scripts/e2e-cluster.sh built and imported into the node's containerd"},
 		{"image.tag", tag, "with image.repository"},
 		{"hostNetwork", true,
-			"this node has no pod network (no CNI, see scripts/cluster-up.sh): only hostNetwork pods start; the endpoint is then 127.0.0.1:9464"},
+			"kpod is a node agent; on this node the API's kubernetes Service (k8s_attributes) is reachable from the host's network namespace only " +
+				"(the apiserver listens on 127.0.0.1, see scripts/cluster-up.sh), and the test scrapes the endpoint at 127.0.0.1:9464; the workload pods use the pod network"},
 		{"receiver.profile", "comprehensive",
 			"the fork loop and the syscall loop are measured by the proc and syscall families, which only the comprehensive profile loads"},
 		{"receiver.collection_interval", interval.String(), "a shorter cycle makes the test faster"},
@@ -289,8 +293,7 @@ func (w *workload) manifest(image, gates, disk string) []byte {
 	p := corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: w.pod, Namespace: ns, Labels: map[string]string{"app": w.pod}},
-		Spec: corev1.PodSpec{
-			HostNetwork:                   true,
+		Spec: corev1.PodSpec{ // on the pod network: a network namespace and an IP of its own
 			RestartPolicy:                 corev1.RestartPolicyNever,
 			TerminationGracePeriodSeconds: &grace,
 		},
@@ -686,6 +689,19 @@ func TestKpodDaemonSet(t *testing.T) {
 				t.Errorf("the close loop charged to another container: %s", s)
 			}
 		}
+	})
+
+	// ---- the pod network: a client Deployment, a Service, two server pods ------------------
+	var netPods []*corev1.Pod
+	t.Run("Service traffic: HTTP and Redis through a ClusterIP", func(t *testing.T) {
+		netPods = testServiceTraffic(t, c, image, gates)
+	})
+	t.Run("interface counters of the pods' network namespaces", func(t *testing.T) {
+		var all []*corev1.Pod
+		for _, w := range workloads {
+			all = append(all, pods[w.pod])
+		}
+		testIfaceExact(t, append(all, netPods...))
 	})
 
 	// ---- TCP drops no pod's socket owns ---------------------------------------------------
@@ -1097,10 +1113,12 @@ func mapKeysOf(t *testing.T, bpftool string, pid int, ids map[uint64]string) map
 // testNodeDrops connects to a closed port on 127.0.0.1 in the host's network namespace: each SYN
 // is answered with a RST and dropped with reason no_socket, which kpod charges to the node
 // (no pod's socket owns it). The node bucket is shared with every other TCP packet to a
-// closed port on the host; this cluster sends none (hostNetwork pods, loopback only), so a
-// small allowance above the exact count is enough.
+// closed port on this machine outside the pods (this cluster sends none meanwhile: the pods'
+// traffic is over, on the pod network, to open ports; but other programs on a shared host
+// may, in network namespaces of their own), so the rise must be the exact count plus at most
+// a small allowance; a window in which it rose by more than that is repeated (up to 5 times).
 func testNodeDrops(t *testing.T) {
-	const conns, others = 20, 10
+	const conns, others, attempts = 20, 10, 5
 	want := map[string]string{"reason": "no_socket"}
 	nodeValue := func(s *scrape) float64 {
 		v := 0.0
@@ -1111,42 +1129,48 @@ func testNodeDrops(t *testing.T) {
 		}
 		return v
 	}
-	before, err := get(context.Background(), metricsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // now closed: connects get a RST
-	for i := 0; i < conns; i++ {
-		c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
-		if err == nil {
-			c.Close()
-			t.Fatalf("%s accepted a connection; want it closed", addr)
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			t.Fatalf("connect to closed %s: %v, want connection refused", addr, err)
-		}
-	}
-	base := nodeValue(before)
-	var got float64
-	eventually(t, 2*cycle, time.Second, "node-level no_socket drops", func() error {
-		s, err := get(context.Background(), metricsURL)
+	for attempt := 1; ; attempt++ {
+		before, err := get(context.Background(), metricsURL)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		if got = nodeValue(s) - base; got < conns {
-			return fmt.Errorf("kpod_net_tcp_drops_total{reason=no_socket} of the node rose by %g, want %d", got, conns)
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if got > conns+others {
-		t.Errorf("node-level no_socket drops rose by %g for %d refused connects; want at most %d more", got, conns, others)
+		addr := l.Addr().String()
+		l.Close() // now closed: connects get a RST
+		for i := 0; i < conns; i++ {
+			c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+			if err == nil {
+				c.Close()
+				t.Fatalf("%s accepted a connection; want it closed", addr)
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatalf("connect to closed %s: %v, want connection refused", addr, err)
+			}
+		}
+		base := nodeValue(before)
+		var got float64
+		eventually(t, 2*cycle, time.Second, "node-level no_socket drops", func() error {
+			s, err := get(context.Background(), metricsURL)
+			if err != nil {
+				return err
+			}
+			if got = nodeValue(s) - base; got < conns {
+				return fmt.Errorf("kpod_net_tcp_drops_total{reason=no_socket} of the node rose by %g, want %d", got, conns)
+			}
+			return nil
+		})
+		if got <= conns+others {
+			t.Logf("%d refused connects: node-level no_socket drops +%g (attempt %d)", conns, got, attempt)
+			return
+		}
+		if attempt == attempts {
+			t.Fatalf("node-level no_socket drops rose by %g for %d refused connects in each of %d attempts; want at most %d more", got, conns, attempts, others)
+		}
+		t.Logf("attempt %d: node-level no_socket drops rose by %g for %d refused connects: other traffic to closed ports on this machine, again", attempt, got, conns)
 	}
-	t.Logf("%d refused connects: node-level no_socket drops +%g", conns, got)
 }
 
 // ---- snapshots -----------------------------------------------------------------------------------

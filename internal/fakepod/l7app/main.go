@@ -5,7 +5,8 @@
 //
 //	count <method> <status> <n>
 //
-// A server prints "ready" once it listens and its counts when it gets SIGTERM.
+// A server prints "ready" once it listens and its counts when it gets SIGTERM; SIGUSR1 makes it
+// print its counts so far, followed by "counted", and go on serving.
 package main
 
 import (
@@ -64,12 +65,20 @@ func (c *counts) print() {
 	}
 }
 
-// serve announces that the server listens, waits for SIGTERM, stops it and prints counts.
+// serve announces that the server listens, waits for SIGTERM, stops it and prints counts;
+// on SIGUSR1 it prints the counts so far and "counted".
 func serve(c *counts, stop func()) {
 	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGUSR1)
 	fmt.Println("ready")
-	<-term
+	for s := range term {
+		if s == syscall.SIGUSR1 {
+			c.print()
+			fmt.Println("counted")
+			continue
+		}
+		break
+	}
 	stop()
 	c.print()
 }
