@@ -7,9 +7,9 @@ TOOLS := tools/bin/mdatagen tools/bin/builder
 OTELCOL := _build/otelcol-kpod
 
 # Debian packages the tests and `make generate` need (installed by `make deps` when missing).
-APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus qemu-system-x86 busybox-static cpio redis-server redis-tools dnsmasq-base bind9-dnsutils mariadb-server mariadb-client postgresql postgresql-client
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus qemu-system-x86 busybox-static cpio redis-server redis-tools dnsmasq-base bind9-dnsutils mariadb-server mariadb-client postgresql postgresql-client libcap2-bin
 
-.PHONY: all build deps tools generate check-generate lint unit fuzz chart kube test e2e test-kernels otelcol image run clean
+.PHONY: all build deps tools generate check-generate lint unit fuzz chart kube test e2e reliability soak test-kernels otelcol image run clean
 
 all: build
 
@@ -50,6 +50,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags chart,kube ./test/chart/
+	$(GO) vet -tags reliability ./test/reliability/
 
 # unit runs every Go test of the module with the race detector. As root the real-kernel
 # tests run too; without root they skip (and fail under CI=true).
@@ -57,7 +58,7 @@ lint:
 unit: otelcol
 	$(GO) test -race -count=1 -p 2 -timeout 20m ./...
 
-test: deps check-generate lint unit fuzz chart kube e2e test-kernels
+test: deps check-generate lint unit fuzz chart kube e2e reliability test-kernels
 
 # fuzz runs every fuzz target (func FuzzXxx in a *_fuzz_test.go) for FUZZTIME, one after the
 # other (go test -fuzz takes one package and one target; its workers use every core). Their
@@ -112,6 +113,25 @@ image: otelcol
 # e2e runs the ocb-built collector against fake pods and scrapes it over HTTP.
 e2e: otelcol
 	$(GO) test -tags e2e -count=1 -timeout 20m ./test/e2e/...
+
+# reliability runs test/reliability (build tag reliability; RELIABILITY.md) with the built
+# collector: a 400-pod churn soak, Prometheus across a collector and a container restart, the
+# DaemonSet's capabilities as user nobody (capsh) and each dropped, a 20 s OTLP outage, 31 bad
+# configurations. About 6 minutes on 2 cores (bounded by -timeout 30m). Not taken into the
+# test-kernels VM (tag e2e only).
+reliability: otelcol
+	$(GO) test -tags reliability -count=1 -timeout 30m ./test/reliability/
+
+# soak is the long version (not part of make test): 10,000 pods churned under the collector
+# and a 5-minute OTLP outage; the soak's table is written to _build/soak.md. 500 pods take
+# 1½-2 minutes on 2 cores: 35 to 45 minutes in all.
+# SOAK_CYCLES, SOAK_EVERY (pods between two rows) and SOAK_OUTAGE change the size.
+SOAK_CYCLES ?= 10000
+SOAK_OUTAGE ?= 5m
+SOAK_EVERY ?= 1000
+soak: deps otelcol
+	KPOD_SOAK_CYCLES=$(SOAK_CYCLES) KPOD_SOAK_REPORT_EVERY=$(SOAK_EVERY) KPOD_SOAK_REPORT=$(CURDIR)/_build/soak.md KPOD_OUTAGE=$(SOAK_OUTAGE) \
+		$(GO) test -tags reliability -count=1 -timeout 3h -v -run '^(TestSoak|TestBackpressure)$$' ./test/reliability/
 
 # test-kernels runs the real-kernel test binaries (and test/e2e with otelcol-kpod) again in a
 # qemu VM booting Debian's 6.1 cloud kernel with pure cgroup v2 (scripts/test-kernels.sh; the

@@ -74,6 +74,26 @@ func (h Hook) rungs() [][2]string {
 	return [][2]string{{"_b", "tp_btf"}, {"_r", "raw_tp"}, {"_t", "tracepoint"}}
 }
 
+// What the kernel asks of the loader, for error messages: bpf() itself (maps, BTF), and
+// loading and attaching tracing programs (Linux 5.8 split both out of CAP_SYS_ADMIN).
+const (
+	needsBPF     = "CAP_BPF, or CAP_SYS_ADMIN before Linux 5.8"
+	needsTracing = "CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN before Linux 5.8"
+)
+
+// lacksCap reports whether this process's effective set has neither capability c nor
+// CAP_SYS_ADMIN (which stands for CAP_BPF and CAP_PERFMON, and before Linux 5.8 is the only
+// way in).
+func lacksCap(c int) bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false // unknown: say nothing
+	}
+	has := func(c int) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	return !has(c) && !has(unix.CAP_SYS_ADMIN)
+}
+
 // Tail is a program that is not attached but reached by bpf_tail_call through the program
 // array Map, at Index.
 type Tail struct {
@@ -160,7 +180,12 @@ func Load(s Spec) (obj *Object, err error) {
 	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder}
 	coll, err := ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{Cache: btfCache})
 	if err != nil {
-		if memlockErr != nil {
+		switch {
+		case errors.Is(err, unix.EPERM) || lacksCap(unix.CAP_BPF):
+			// Without the capability cilium/ebpf's feature probes fail too, and some
+			// errors then say "not supported" instead of EPERM.
+			err = fmt.Errorf("%w (needs %s)", err, needsBPF)
+		case memlockErr != nil && !kernelAtLeast(5, 11):
 			err = fmt.Errorf("%w (raising RLIMIT_MEMLOCK failed: %v; kernels before 5.11 need CAP_SYS_RESOURCE)", err, memlockErr)
 		}
 		return obj, fmt.Errorf("%s: creating maps: %w", s.Family, err)
@@ -175,6 +200,9 @@ func Load(s Spec) (obj *Object, err error) {
 	for _, tl := range s.Tails {
 		p, err := obj.loadTail(spec, tl)
 		if err != nil {
+			if errors.Is(err, unix.EPERM) || lacksCap(unix.CAP_BPF) || lacksCap(unix.CAP_PERFMON) {
+				return obj, fmt.Errorf("%s: tail program %s: %w (needs %s)", s.Family, tl.Prog, err, needsTracing)
+			}
 			return obj, fmt.Errorf("%s: tail program %s: %w", s.Family, tl.Prog, err)
 		}
 		obj.Programs = append(obj.Programs, p)
@@ -198,6 +226,7 @@ func Load(s Spec) (obj *Object, err error) {
 // attachHook tries the variants of one hook in ladder order.
 func (o *Object) attachHook(spec *ebpf.CollectionSpec, h Hook) (*Program, error) {
 	var tries []string
+	perm, tracefs := false, false
 	for _, v := range allowedRungs(h.rungs()) {
 		name, kind := h.Prog+v[0], v[1]
 		ps, ok := spec.Programs[name]
@@ -209,9 +238,19 @@ func (o *Object) attachHook(spec *ebpf.CollectionSpec, h Hook) (*Program, error)
 			return p, nil
 		}
 		tries = append(tries, fmt.Sprintf("%s: %v", kind, err))
+		perm = perm || errors.Is(err, unix.EPERM)
+		// tracefs (a classic tracepoint's event id) is readable by root only.
+		tracefs = tracefs || errors.Is(err, unix.EACCES)
 	}
+	perm = perm || lacksCap(unix.CAP_BPF) || lacksCap(unix.CAP_PERFMON)
 	if len(tries) == 0 {
 		return nil, fmt.Errorf("no program for hook %s in the object (rungs tried: %v)", h.target(), allowedRungs(h.rungs()))
+	}
+	switch {
+	case perm:
+		return nil, fmt.Errorf("cannot attach to %s (%s) (needs %s)", h.target(), strings.Join(tries, "; "), needsTracing)
+	case tracefs:
+		return nil, fmt.Errorf("cannot attach to %s (%s) (needs CAP_DAC_READ_SEARCH to read tracefs as a user other than root)", h.target(), strings.Join(tries, "; "))
 	}
 	return nil, fmt.Errorf("cannot attach to %s (%s)", h.target(), strings.Join(tries, "; "))
 }

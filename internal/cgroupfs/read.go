@@ -3,6 +3,7 @@ package cgroupfs
 import (
 	"io/fs"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +24,9 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
+	if h := betweenOpenAndRead.Load(); h != nil {
+		(*h)(path)
+	}
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
 	buf := (*bp)[:0]
@@ -55,4 +59,16 @@ func openRetry(path string) (int, error) {
 			return fd, err
 		}
 	}
+}
+
+// betweenOpenAndRead, when set by a test, runs in ReadFile after the file is open and before
+// it is read: where a test removes the cgroup, as the kubelet may do at any instant (a read
+// of a removed cgroup's open file fails with ENODEV).
+var betweenOpenAndRead atomic.Pointer[func(path string)]
+
+// BetweenOpenAndReadForTest makes ReadFile call f(path) between its open and its read until
+// the returned function is called.
+func BetweenOpenAndReadForTest(f func(path string)) (restore func()) {
+	betweenOpenAndRead.Store(&f)
+	return func() { betweenOpenAndRead.Store(nil) }
 }

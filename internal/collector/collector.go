@@ -64,7 +64,7 @@ func (NoBPF) Objects() []*bpfload.Object { return nil }
 func (NoBPF) Close() error { return nil }
 
 // ForEach reads every target with read. A target whose cgroup directory is gone (the pod was
-// deleted after discovery) is skipped without an error; read may return ErrSkip for a
+// deleted after discovery, also while its files were being read) is skipped without an error; read may return ErrSkip for a
 // target that has nothing to report (for example a container without processes).
 func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Target, read func(cgroupfs.Target) (V, error)) Result[V] {
 	res := Result[V]{Values: make(map[uint64]V, len(targets))}
@@ -78,7 +78,11 @@ func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Targe
 		case err == nil:
 			res.Values[t.ID] = v
 		case errors.Is(err, ErrSkip):
-		case errors.Is(err, fs.ErrNotExist) && Gone(v2Root, t.Rel):
+		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENODEV)) && (Gone(v2Root, t.Rel) || dirGone(err)):
+			// Removed after discovery: before its file was opened (ENOENT), or between the
+			// open and the read (kernfs answers ENODEV for a removed cgroup's open file). On
+			// a hybrid host the file may be in a v1 hierarchy, whose directory the runtime
+			// removes before or after the v2 one: the file's own directory decides.
 		default:
 			res.Errs = append(res.Errs, err)
 		}
@@ -88,6 +92,16 @@ func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Targe
 
 // ErrSkip tells ForEach that a target has no data this time and that this is not an error.
 var ErrSkip = errors.New("nothing to collect")
+
+// dirGone reports whether err is about a file whose directory no longer exists.
+func dirGone(err error) bool {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Path == "" {
+		return false
+	}
+	_, serr := os.Stat(filepath.Dir(pe.Path))
+	return errors.Is(serr, fs.ErrNotExist)
+}
 
 // Gone reports whether the cgroup directory rel no longer exists.
 func Gone(v2Root, rel string) bool {
@@ -112,8 +126,13 @@ func HostNamespacePath(procRoot, kind string) (string, uint64, error) {
 			continue
 		}
 		path := filepath.Join(procRoot, pid, "ns", kind)
-		if ino, err := cgroupfs.Inode(path); err == nil {
+		ino, err := cgroupfs.Inode(path)
+		if err == nil {
 			return path, ino, nil
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			// The process is there: what is missing is the right to look at it.
+			return "", 0, fmt.Errorf("reading the host's %s namespace: %w (needs CAP_SYS_PTRACE)", kind, err)
 		}
 	}
 	return "", 0, fmt.Errorf("cannot read the host's %s namespace from %s/2 or %s/1 (kpod needs the host's /proc: hostPID)", kind, procRoot, procRoot)
@@ -122,9 +141,22 @@ func HostNamespacePath(procRoot, kind string) (string, uint64, error) {
 // NSPath is the namespace file of a process found by Find.
 func (n *NSProcs) NSPath(pid int) string { return n.nsPath(pid) }
 
+// CanEnterNamespaces reports whether this process may setns(2) into another network or mount
+// namespace: the kernel asks for CAP_SYS_ADMIN (in the namespace's user namespace and in the
+// caller's), which kpod's DaemonSet does not grant.
+func CanEnterNamespaces() bool {
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}, &data[0]); err != nil {
+		return false
+	}
+	return data[unix.CAP_SYS_ADMIN/32].Effective&(1<<(unix.CAP_SYS_ADMIN%32)) != 0
+}
+
 // InNetNS runs fn on an OS thread moved into the network namespace at path, then moves the
 // thread back. If it cannot move back, the thread stays locked to the goroutine, so the Go
-// runtime ends it instead of reusing it in the wrong namespace.
+// runtime ends it instead of reusing it in the wrong namespace. A thread already in that
+// namespace (the host's, for kpod on the host network) runs fn where it is: no setns, so no
+// CAP_SYS_ADMIN.
 func InNetNS(path string, fn func() error) error {
 	runtime.LockOSThread()
 	own, err := os.Open("/proc/thread-self/ns/net")
@@ -139,8 +171,17 @@ func InNetNS(path string, fn func() error) error {
 		return err
 	}
 	defer target.Close()
+	var ownSt, targetSt unix.Stat_t
+	if unix.Fstat(int(own.Fd()), &ownSt) == nil && unix.Fstat(int(target.Fd()), &targetSt) == nil &&
+		ownSt.Dev == targetSt.Dev && ownSt.Ino == targetSt.Ino {
+		defer runtime.UnlockOSThread()
+		return fn()
+	}
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("entering network namespace %s: %w (needs CAP_SYS_ADMIN)", path, err)
+		}
 		return fmt.Errorf("entering network namespace %s: %w", path, err)
 	}
 	ferr := fn()

@@ -128,6 +128,27 @@ func TestForEachCancelled(t *testing.T) {
 	}
 }
 
+// TestForEachV1DirGone: on a hybrid host a family reads a v1 file (memory.stat below
+// /sys/fs/cgroup/memory) of a pod whose v1 directory the runtime removed while its v2
+// directory is still there: the pod is going away, not a read error. A missing file in a
+// directory that is still there stays an error.
+func TestForEachV1DirGone(t *testing.T) {
+	v2, v1 := t.TempDir(), t.TempDir()
+	mkdirs(t, v2, "pod/ctr", "pod/other")
+	mkdirs(t, v1, "pod/other")
+	read := func(tg cgroupfs.Target) (int, error) {
+		b, err := os.ReadFile(filepath.Join(v1, tg.Rel, "memory.stat"))
+		if err != nil {
+			return 0, fmt.Errorf("memory: %w", err)
+		}
+		return len(b), nil
+	}
+	res := ForEach(context.Background(), v2, []cgroupfs.Target{{ID: 1, Rel: "pod/ctr"}, {ID: 2, Rel: "pod/other"}}, read)
+	if len(res.Values) != 0 || len(res.Errs) != 1 || !strings.Contains(res.Errs[0].Error(), filepath.Join("pod", "other", "memory.stat")) {
+		t.Errorf("Values %v, Errs %v; want only the missing file of pod/other as an error", res.Values, res.Errs)
+	}
+}
+
 func TestGone(t *testing.T) {
 	root := t.TempDir()
 	mkdirs(t, root, "here")

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -258,11 +259,10 @@ func (p *Pod) id(rel string) uint64 {
 }
 
 // cleanup kills every process of the pod and removes its directories in all hierarchies.
+// It runs once: when the test ends, or earlier through Remove.
 func (p *Pod) cleanup() {
 	for _, c := range p.Containers {
-		for _, pr := range c.procs {
-			pr.kill()
-		}
+		c.stopProcs()
 	}
 	var errs []error
 	for i := len(p.dirs) - 1; i >= 0; i-- {
@@ -272,9 +272,49 @@ func (p *Pod) cleanup() {
 			}
 		}
 	}
+	p.dirs = nil
 	if len(errs) > 0 {
 		p.t.Errorf("fake pod cleanup: %v", errors.Join(errs...))
 	}
+}
+
+// Remove deletes the pod now rather than when the test ends, as the kubelet does when a
+// pod is deleted: its processes are killed and its cgroups removed in every hierarchy. Tests
+// that churn through many pods call it so that nothing of a removed pod is held until the
+// end (its processes' pipes included). The pod's cleanup then has nothing left to do.
+func (p *Pod) Remove() {
+	p.t.Helper()
+	p.cleanup()
+}
+
+// Remove deletes the container now, as the runtime does when a container exits for good
+// (a restarted container is a new one, with a new id and cgroup: AddContainer): its
+// processes are killed and its cgroup removed in every hierarchy. The pod stays.
+func (c *Container) Remove() {
+	p := c.Pod
+	p.t.Helper()
+	c.stopProcs()
+	var errs []error
+	for _, root := range p.roots() {
+		if err := RemoveCgroup(filepath.Join(root, c.Rel)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		p.t.Errorf("removing container %s: %v", c.ID, errors.Join(errs...))
+	}
+	p.dirs = slices.DeleteFunc(p.dirs, func(d string) bool { return d == c.Rel })
+	p.Containers = slices.DeleteFunc(p.Containers, func(x *Container) bool { return x == c })
+}
+
+// stopProcs kills the container's processes that still run and closes what the harness
+// holds of each (the read end of its stdout).
+func (c *Container) stopProcs() {
+	for _, pr := range c.procs {
+		pr.kill()
+		pr.release()
+	}
+	c.procs = nil
 }
 
 func writeFile(t testing.TB, path, v string) {

@@ -160,3 +160,52 @@ func TestNewExt4(t *testing.T) {
 		}
 	}
 }
+
+// TestRemove: Container.Remove kills the container's processes and removes its directory in
+// every hierarchy while the pod stays; Pod.Remove does the same for the whole pod, and the
+// cleanup at the end of the test then finds nothing left (and reports no error).
+func TestRemove(t *testing.T) {
+	RequireRoot(t)
+	var pod *Pod
+	var gone []string
+	t.Run("remove", func(t *testing.T) {
+		pod = New(t, Options{})
+		a, b := pod.AddContainer(), pod.AddContainer()
+		pa, pb := a.Start("sleep"), b.Start("sleep")
+		pa.WaitReady()
+		pb.WaitReady()
+		a.Remove()
+		if exited, _ := pa.Exited(); !exited {
+			t.Errorf("the removed container's process still runs")
+		}
+		if exited, _ := pb.Exited(); exited {
+			t.Errorf("the other container's process was killed")
+		}
+		for _, root := range pod.roots() {
+			if exists(filepath.Join(root, a.Rel)) {
+				t.Errorf("%s is still there", filepath.Join(root, a.Rel))
+			}
+			if !exists(filepath.Join(root, b.Rel)) {
+				t.Errorf("%s was removed with its sibling", filepath.Join(root, b.Rel))
+			}
+		}
+		if len(pod.Containers) != 1 || pod.Containers[0] != b {
+			t.Errorf("pod.Containers = %v, want only the remaining container", pod.Containers)
+		}
+		for _, root := range pod.roots() {
+			gone = append(gone, filepath.Join(root, pod.prefix))
+		}
+		pod.Remove()
+		if exited, _ := pb.Exited(); !exited {
+			t.Errorf("the pod's process still runs after Pod.Remove")
+		}
+		for _, dir := range gone {
+			if exists(dir) {
+				t.Errorf("%s is still there after Pod.Remove", dir)
+			}
+		}
+	})
+	if len(pod.dirs) != 0 {
+		t.Errorf("the pod still lists directories after its cleanup: %v", pod.dirs)
+	}
+}

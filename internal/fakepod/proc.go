@@ -25,6 +25,7 @@ type Proc struct {
 	gate   *os.File
 	t      testing.TB
 	stdout *bufio.Reader
+	out    *os.File // stdout's read end, closed by release
 	stderr bytes.Buffer
 	done   chan struct{}
 	err    error
@@ -152,8 +153,8 @@ func (c *Container) start(bin string, args ...string) *Proc {
 		t.Fatal(err)
 	}
 	cmd.Stdout = outW
-	p := &Proc{Cmd: cmd, t: t, stdout: bufio.NewReader(outR), done: make(chan struct{})}
-	t.Cleanup(func() { outR.Close() })
+	// outR is closed with the pod (or container): Pod.cleanup, Remove.
+	p := &Proc{Cmd: cmd, t: t, stdout: bufio.NewReader(outR), out: outR, done: make(chan struct{})}
 	cmd.Stderr = &p.stderr
 	err = cmd.Start()
 	gateR.Close() // the child holds its own copies
@@ -161,6 +162,7 @@ func (c *Container) start(bin string, args ...string) *Proc {
 	readyW.Close()
 	outW.Close()
 	if err != nil {
+		outR.Close()
 		t.Fatal(err)
 	}
 	c.procs = append(c.procs, p)
@@ -261,6 +263,9 @@ func (p *Proc) kill() {
 	_ = p.Cmd.Process.Kill()
 	<-p.done
 }
+
+// release closes the harness's end of the process's stdout (the process is gone).
+func (p *Proc) release() { _ = p.out.Close() }
 
 // PID is the process id.
 func (p *Proc) PID() int { return p.Cmd.Process.Pid }

@@ -5,6 +5,7 @@ package filesystem
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -88,7 +89,12 @@ func (c *Collector) CollectTargets(ctx context.Context, targets []cgroupfs.Targe
 func statfs(path string) (Usage, bool, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
-		return Usage{}, false, nil // gone or not reachable: nothing to report
+		if errors.Is(err, unix.EACCES) {
+			// A directory on the way that kpod may not search: the mount is there, kpod
+			// lacks the right to reach it.
+			return Usage{}, false, fmt.Errorf("%w (needs CAP_DAC_READ_SEARCH)", err)
+		}
+		return Usage{}, false, nil // gone: nothing to report
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return Usage{}, false, nil

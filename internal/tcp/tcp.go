@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sync"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
@@ -108,17 +109,32 @@ type Collector struct {
 
 // Start loads the per-socket path, or the per-segment path where that cannot load. The
 // per-socket path runs its iterator in the network namespaces of the pods, found through
-// their processes in procRoot (the host's /proc) and their cgroups below v2Root.
+// their processes in procRoot (the host's /proc) and their cgroups below v2Root; entering a
+// namespace (setns) needs CAP_SYS_ADMIN. Without it the per-segment path, which enters none,
+// comes first, and the per-socket path is the fallback (on kernels without the per-segment
+// tracepoints: it then reads the host's namespace and says, for each pod's, that it needs
+// CAP_SYS_ADMIN).
 func Start(procRoot, v2Root string) (*Collector, error) {
-	c, err := startPath(PathSocket, procRoot, v2Root)
+	order := []Path{PathSocket, PathSegment}
+	if !collector.CanEnterNamespaces() {
+		order = []Path{PathSegment, PathSocket}
+	}
+	c, err := startPath(order[0], procRoot, v2Root)
 	if err == nil {
 		return c, nil
 	}
-	c, err2 := startPath(PathSegment, procRoot, v2Root)
+	c, err2 := startPath(order[1], procRoot, v2Root)
 	if err2 != nil {
-		return nil, fmt.Errorf("per socket: %v; per segment: %w", err, err2)
+		return nil, fmt.Errorf("%s: %v; %s: %w", pathName(order[0]), err, pathName(order[1]), err2)
 	}
 	return c, nil
+}
+
+func pathName(p Path) string {
+	if p == PathSegment {
+		return "per segment"
+	}
+	return "per socket"
 }
 
 func startPath(p Path, procRoot, v2Root string) (*Collector, error) {
@@ -163,11 +179,24 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]Sta
 func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint64]Stats) error {
 	var socks []TcpTcpRec
 	var errs []error
-	for _, ns := range c.namespaces(x) {
+	defer c.procs.Prune()
+	seen := map[uint64]bool{}
+	for _, ns := range c.namespaces(x, seen) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		recs, err := c.iterate(ns)
+		recs, err := c.iterate(ns.path)
+		if ns.pod != nil && errors.Is(err, fs.ErrNotExist) {
+			// The process found in the pod exited since: another one, once. None left (or
+			// it exits too), the pod is going away, and its sockets with its processes.
+			recs, err = nil, nil
+			if pid, ino, ok := c.procs.Find(ns.pod.CgroupID, ns.rels); ok && (ino == ns.ino || !seen[ino]) {
+				seen[ino] = true
+				if recs, err = c.iterate(c.procs.NSPath(pid)); errors.Is(err, fs.ErrNotExist) {
+					recs, err = nil, nil
+				}
+			}
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -202,14 +231,22 @@ func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint
 	return errors.Join(errs...)
 }
 
+// nsTarget is a network namespace to iterate: the host's (pod nil) or the one a process of
+// pod was found in (rels are the pod's cgroups, sandbox first, to find another process).
+type nsTarget struct {
+	path string
+	ino  uint64
+	pod  *podid.Pod
+	rels []string
+}
+
 // namespaces are the network namespace files to iterate: the host's and each pod's (the
-// sandbox holds it; a hostNetwork pod's is the host's), once each.
-func (c *Collector) namespaces(x *podid.Index) []string {
-	seen := map[uint64]bool{}
-	var out []string
+// sandbox holds it; a hostNetwork pod's is the host's), once each (seen: their inodes).
+func (c *Collector) namespaces(x *podid.Index, seen map[uint64]bool) []nsTarget {
+	var out []nsTarget
 	if path, ino, err := collector.HostNamespacePath(c.procRoot, "net"); err == nil {
 		seen[ino] = true
-		out = append(out, path)
+		out = append(out, nsTarget{path: path, ino: ino})
 	}
 	for _, p := range x.Pods {
 		var rels []string
@@ -223,16 +260,21 @@ func (c *Collector) namespaces(x *podid.Index) []string {
 		pid, ino, ok := c.procs.Find(p.CgroupID, rels)
 		if ok && !seen[ino] {
 			seen[ino] = true
-			out = append(out, c.procs.NSPath(pid))
+			out = append(out, nsTarget{path: c.procs.NSPath(pid), ino: ino, pod: p, rels: rels})
 		}
 	}
-	c.procs.Prune()
 	return out
 }
+
+// beforeIterate, if set (by tests), runs before each iteration with the namespace's path.
+var beforeIterate func(nsPath string)
 
 // iterate runs the socket iterator in the network namespace at nsPath: one record per
 // established socket there.
 func (c *Collector) iterate(nsPath string) ([]TcpTcpRec, error) {
+	if beforeIterate != nil {
+		beforeIterate(nsPath)
+	}
 	it, ok := c.Obj.Iter("kpod_titer")
 	if !ok {
 		return nil, errors.New("the socket iterator is not attached")

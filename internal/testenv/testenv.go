@@ -1,9 +1,13 @@
 // Package testenv holds what the tests that run the built collector share: where the
-// repository and otelcol-kpod are, free loopback ports, and starting and stopping it.
+// repository and otelcol-kpod are, the example configs with their values replaced, free
+// loopback ports, starting and stopping it, and scraping its Prometheus endpoint.
 package testenv
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kpod-project/kpod/internal/promtext"
 )
 
 // RepoRoot is the repository root, found from the working directory: `go test` runs a test
@@ -45,6 +51,30 @@ func CollectorBinary(t testing.TB, root string) string {
 	return bin
 }
 
+// ExampleConfig writes examples/<name> below root with each {old, new} pair replaced, into
+// a temporary file, and returns its path. Each old text must occur exactly once, so that a
+// change of the example that a test no longer understands fails loudly.
+func ExampleConfig(t testing.TB, root, name string, replace ...[2]string) string {
+	t.Helper()
+	src := filepath.Join(root, "examples", name)
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	for _, r := range replace {
+		if n := strings.Count(cfg, r[0]); n != 1 {
+			t.Fatalf("%s: expected %q exactly once, found it %d times", src, r[0], n)
+		}
+		cfg = strings.Replace(cfg, r[0], r[1], 1)
+	}
+	out := filepath.Join(t.TempDir(), "collector.yaml")
+	if err := os.WriteFile(out, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
@@ -69,11 +99,24 @@ type Collector struct {
 // last 8 KiB of the collector's output.
 func StartCollector(t testing.TB, bin, config string) *Collector {
 	t.Helper()
-	c := &Collector{done: make(chan struct{})}
-	c.Cmd = exec.Command(bin, "--config", config)
+	return StartCollectorCmd(t, exec.Command(bin, "--config", config), nil)
+}
+
+// StartCollectorCmd is StartCollector for a command the test prepared (its environment, a
+// wrapper such as capsh that ends by exec'ing the collector, so that the pid is the
+// collector's). tap, if not nil, sees each line of stderr first and keeps it out of Output
+// by returning false (for runtime traces a test reads, such as GODEBUG=schedtrace).
+func StartCollectorCmd(t testing.TB, cmd *exec.Cmd, tap func(line string) (keep bool)) *Collector {
+	t.Helper()
+	c := &Collector{Cmd: cmd, done: make(chan struct{})}
 	c.Cmd.Stdout, c.Cmd.Stderr = &c.out, &c.out
+	if tap != nil {
+		lw := &lineWriter{tap: tap, next: &c.out}
+		c.Cmd.Stderr = lw
+		t.Cleanup(lw.flush) // registered first, so it runs after the collector has stopped
+	}
 	if err := c.Cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
+		t.Fatalf("starting %s: %v", c.Cmd.Path, err)
 	}
 	go func() { c.err = c.Cmd.Wait(); close(c.done) }()
 	t.Cleanup(func() {
@@ -90,6 +133,20 @@ func StartCollector(t testing.TB, bin, config string) *Collector {
 		}
 	})
 	return c
+}
+
+// Stop sends SIGTERM and waits up to 15 s for the collector to exit (then kills it), and
+// returns how it exited; the cleanup StartCollector registered then has nothing left to do.
+func (c *Collector) Stop() error {
+	_ = c.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+		return c.err
+	case <-time.After(15 * time.Second):
+		_ = c.Cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("did not stop within 15 s of SIGTERM (killed): %v", c.err)
+	}
 }
 
 // Done is closed when the collector has exited.
@@ -132,4 +189,83 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// lineWriter hands each complete line to tap and writes the ones it keeps to next.
+type lineWriter struct {
+	mu      sync.Mutex
+	tap     func(string) bool
+	next    io.Writer
+	partial []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(w.partial[:i+1])
+		w.partial = w.partial[i+1:]
+		if w.tap(strings.TrimSuffix(line, "\n")) {
+			_, _ = io.WriteString(w.next, line)
+		}
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.partial) > 0 && w.tap(string(w.partial)) {
+		_, _ = w.next.Write(w.partial)
+	}
+	w.partial = nil
+}
+
+// Scrape fetches and parses a Prometheus endpoint once.
+func Scrape(ctx context.Context, url string) ([]promtext.Sample, error) {
+	raw, err := promtext.Fetch(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return promtext.Parse(bytes.NewReader(raw))
+}
+
+// WaitFor scrapes url every 500 ms until ok accepts the samples, and fails the test at the
+// deadline (or when the collector exits) with the last scrape's series that show selects.
+func WaitFor(t testing.TB, c *Collector, url string, deadline time.Duration, what string, show func(promtext.Sample) bool, ok func([]promtext.Sample) bool) []promtext.Sample {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	var last []promtext.Sample
+	var lastErr error
+	for {
+		if exited, err := c.Exited(); exited {
+			t.Fatalf("collector exited (%v) while waiting for %s", err, what)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ss, err := Scrape(ctx, url)
+		cancel()
+		if err == nil {
+			last = ss
+			if ok(ss) {
+				return ss
+			}
+		}
+		lastErr = err
+		if time.Now().After(end) {
+			var shown []string
+			for _, s := range last {
+				if show(s) {
+					shown = append(shown, s.String())
+				}
+			}
+			t.Fatalf("no %s on %s within %v (last scrape error: %v); %d relevant series of the last scrape (of %d):\n%s",
+				what, url, deadline, lastErr, len(shown), len(last), strings.Join(shown, "\n"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

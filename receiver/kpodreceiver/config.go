@@ -139,22 +139,19 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 			}
 		}
 		if err := confmap.NewFromStringMap(hists).Unmarshal(&cfg.Histograms); err != nil {
-			return fmt.Errorf("metrics: %w", err)
+			return keyErrors("metrics", err)
 		}
 	}
 	type config Config // without this method, so the rest unmarshals normally
-	return confmap.NewFromStringMap(raw).Unmarshal((*config)(cfg))
+	return keyErrors("", confmap.NewFromStringMap(raw).Unmarshal((*config)(cfg)))
 }
 
 // Validate reports every bad value, each naming its key.
 func (cfg *Config) Validate() error {
 	var errs []error
-	if cfg.CollectionInterval <= 0 {
-		errs = append(errs, fmt.Errorf("collection_interval: must be positive, got %v", cfg.CollectionInterval))
-	}
-	if cfg.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("timeout: must not be negative, got %v", cfg.Timeout))
-	}
+	// collection_interval <= 0 and a negative timeout are refused by the embedded
+	// scraperhelper.ControllerConfig's own validation, which the collector runs too; checking
+	// them here again would print a second line naming the same key.
 	if cfg.InitialDelay < 0 {
 		errs = append(errs, fmt.Errorf("initial_delay: must not be negative, got %v", cfg.InitialDelay))
 	}

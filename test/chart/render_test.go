@@ -89,8 +89,15 @@ func TestDefaultsMatchExamples(t *testing.T) {
 	// The example sets OTLP_ENDPOINT, KPOD_CGROUP_ROOT and KPOD_CLUSTER_NAME for its config;
 	// the chart writes those values into the config itself.
 	same(t, "env K8S_NODE_NAME", get(exCtr, "env", 0), get(ctr, "env", 0))
-	if n := len(get(ctr, "env").([]any)); n != 1 {
-		t.Errorf("%d env entries, want only K8S_NODE_NAME", n)
+	var exMemLimit any
+	for _, e := range get(exCtr, "env").([]any) {
+		if e.(map[string]any)["name"] == "GOMEMLIMIT" {
+			exMemLimit = e
+		}
+	}
+	same(t, "env GOMEMLIMIT", exMemLimit, get(ctr, "env", 1))
+	if n := len(get(ctr, "env").([]any)); n != 2 {
+		t.Errorf("%d env entries, want only K8S_NODE_NAME and GOMEMLIMIT", n)
 	}
 	annotations := get(ds, "spec", "template", "metadata", "annotations").(map[string]any)
 	if _, ok := annotations["checksum/config"]; !ok {
@@ -261,7 +268,7 @@ func TestExports(t *testing.T) {
 		"endpoint":         "http://otel-gateway.observability.svc.cluster.local:4318",
 		"headers":          map[string]any{"api-key": "${env:OTLP_API_KEY}"},
 		"compression":      "gzip",
-		"sending_queue":    map[string]any{"enabled": true, "queue_size": int64(100)},
+		"sending_queue":    map[string]any{"enabled": true, "sizer": "items", "queue_size": int64(50000)},
 		"retry_on_failure": map[string]any{"enabled": true},
 	}, get(cfg, "exporters", "otlp_http"))
 	// The seed's OTLP endpoint is a full URL ending in /v1/metrics: used as it is.

@@ -10,7 +10,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,80 +30,20 @@ import (
 type ports struct{ prom, health, telemetry int }
 
 // writeConfig writes examples/collector-local.yaml with its ports, collection interval and
-// profile replaced, into a temporary file. Each replaced text must occur exactly once, so a
-// change of the example that this test no longer understands fails loudly.
+// profile replaced, into a temporary file (testenv.ExampleConfig).
 func writeConfig(t *testing.T, p ports, profile string) string {
 	t.Helper()
-	src := filepath.Join(testenv.RepoRoot(t, 2), "examples", "collector-local.yaml")
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := string(b)
-	for _, r := range []struct{ old, new string }{
-		{"endpoint: 127.0.0.1:9464", fmt.Sprintf("endpoint: 127.0.0.1:%d", p.prom)},
-		{"endpoint: 127.0.0.1:13133", fmt.Sprintf("endpoint: 127.0.0.1:%d", p.health)},
-		{"port: 8888", fmt.Sprintf("port: %d", p.telemetry)},
-		{"collection_interval: 10s", "collection_interval: 1s"},
-		{"profile: standard", "profile: " + profile},
-	} {
-		if n := strings.Count(cfg, r.old); n != 1 {
-			t.Fatalf("%s: expected %q exactly once, found it %d times", src, r.old, n)
-		}
-		cfg = strings.Replace(cfg, r.old, r.new, 1)
-	}
-	out := filepath.Join(t.TempDir(), "collector.yaml")
-	if err := os.WriteFile(out, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testenv.ExampleConfig(t, testenv.RepoRoot(t, 2), "collector-local.yaml",
+		[2]string{"endpoint: 127.0.0.1:9464", fmt.Sprintf("endpoint: 127.0.0.1:%d", p.prom)},
+		[2]string{"endpoint: 127.0.0.1:13133", fmt.Sprintf("endpoint: 127.0.0.1:%d", p.health)},
+		[2]string{"port: 8888", fmt.Sprintf("port: %d", p.telemetry)},
+		[2]string{"collection_interval: 10s", "collection_interval: 1s"},
+		[2]string{"profile: standard", "profile: " + profile})
 }
 
 type sample = promtext.Sample
 
-// scrape fetches and parses the exporter's /metrics once.
-func scrape(ctx context.Context, url string) ([]sample, error) {
-	raw, err := promtext.Fetch(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	return promtext.Parse(bytes.NewReader(raw))
-}
-
-// waitFor scrapes every 500 ms until ok accepts the samples, and fails the test at the
-// deadline (or when the collector exits) with the last scrape's series that show selects.
-func waitFor(t *testing.T, c *testenv.Collector, url string, deadline time.Duration, what string, show func(sample) bool, ok func([]sample) bool) []sample {
-	t.Helper()
-	end := time.Now().Add(deadline)
-	var last []sample
-	var lastErr error
-	for {
-		if exited, err := c.Exited(); exited {
-			t.Fatalf("collector exited (%v) while waiting for %s", err, what)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ss, err := scrape(ctx, url)
-		cancel()
-		if err == nil {
-			last = ss
-			if ok(ss) {
-				return ss
-			}
-		}
-		lastErr = err
-		if time.Now().After(end) {
-			var shown []string
-			for _, s := range last {
-				if show(s) {
-					shown = append(shown, s.String())
-				}
-			}
-			t.Fatalf("no %s on %s within %v (last scrape error: %v); %d relevant series of the last scrape (of %d):\n%s",
-				what, url, deadline, lastErr, len(shown), len(last), strings.Join(shown, "\n"))
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
+var waitFor = testenv.WaitFor
 
 // filter returns the samples called name whose labels include labels.
 func filter(ss []sample, name string, labels map[string]string) []sample {

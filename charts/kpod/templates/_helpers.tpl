@@ -156,7 +156,8 @@ exporters:
     compression: {{ $v.otlp.compression }}
     sending_queue:
       enabled: true
-      queue_size: 100
+      sizer: items
+      queue_size: 50000
     retry_on_failure:
       enabled: true
   {{- end }}
