@@ -91,12 +91,12 @@ chart: otelcol
 # test/chart sends the raw manifests of examples/kubernetes and the rendered chart to it as a
 # server-side dry run.
 KUBE_STATE := /tmp/kpod-kube-test
-KUBE_ENV := KPOD_CLUSTER_STATE=$(KUBE_STATE) KPOD_ETCD_PORT=2479 KPOD_APISERVER_PORT=6543
+KUBE_ENV := KPOD_CLUSTER_STATE=$(KUBE_STATE) KPOD_ETCD_PORT=2479 KPOD_APISERVER_PORT=6543 KPOD_SERVICE_CIDR=10.96.0.0/16
 kube:
 	scripts/k8s-build.sh -q helm
 	$(KUBE_ENV) scripts/cluster-up.sh --control-plane-only
 	KPOD_TEST_KUBECONFIG=$(KUBE_STATE)/kubeconfig KPOD_K8S_BIN=$(K8S_BIN) \
-		$(GO) test -tags kube -count=1 -run TestKube ./receiver/kpodreceiver/ ./test/chart/; \
+		$(GO) test -tags kube -count=1 -run TestKube ./receiver/kpodreceiver/ ./test/chart/ ./internal/kube/; \
 		rc=$$?; $(KUBE_ENV) scripts/cluster-down.sh; exit $$rc
 
 otelcol: $(OTELCOL)

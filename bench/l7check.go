@@ -28,7 +28,7 @@ type l7Check struct {
 // exactly once on each end, in the container that made it: the l7 group measures the cost
 // of a family that parses these workloads, not of one that skips them.
 func checkL7(s *suite, server *benchContainer, ops, rounds, n int) []l7Check {
-	src, err := l7.Start()
+	src, err := l7.Start(l7.Options{})
 	if err != nil {
 		return []l7Check{{Workload: "load", Error: err.Error()}}
 	}

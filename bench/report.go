@@ -529,6 +529,11 @@ func renderReport(run *benchRun) (string, error) {
 	renderScale(w, run)
 	renderMemory(w, run)
 	renderExperiments(w, run)
+	// Measured outside make bench (bench/TOPOLOGY.md says by what), kept across its runs.
+	if b, err := os.ReadFile("TOPOLOGY.md"); err == nil {
+		w.p("")
+		w.b.Write(b)
+	}
 	analysis, err := renderAnalysis(run, "ANALYSIS.md")
 	w.p("")
 	w.b.WriteString(analysis)

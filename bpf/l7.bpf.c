@@ -24,6 +24,7 @@
 #include "l7_pg.h"
 #include "l7_kafka.h"
 #include "l7_mongo.h"
+#include <bpf/bpf_endian.h>
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -42,6 +43,7 @@ enum { ARG_BUF = 1, ARG_IOV = 2, ARG_MSG = 3, ARG_MMSG = 4 };
 struct l7_args {
 	__u64 ptr; /* the buffer, the iovec array or the msghdr */
 	__u64 len; /* the buffer's size, the iovec count */
+	__u64 addr; /* sendto, recvfrom: the peer's sockaddr (or 0); sendmsg, recvmsg: msg_name */
 	__u32 fd;
 	__u8 kind;
 	__u8 out;
@@ -84,9 +86,13 @@ int kpod_l7en_t(struct syscall_trace_enter___l7 *ctx)
 	struct l7_args a = {.fd = BPF_CORE_READ(ctx, args[0]), .ptr = BPF_CORE_READ(ctx, args[1]), .valid = 1};
 	if (nr == nr_read || nr == nr_recvfrom) {
 		a.kind = ARG_BUF;
+		if (nr == nr_recvfrom)
+			a.addr = BPF_CORE_READ(ctx, args[4]);
 	} else if (nr == nr_write || nr == nr_sendto) {
 		a.kind = ARG_BUF;
 		a.out = 1;
+		if (nr == nr_sendto)
+			a.addr = BPF_CORE_READ(ctx, args[4]);
 	} else if (nr == nr_readv) {
 		a.kind = ARG_IOV;
 	} else if (nr == nr_writev) {
@@ -123,7 +129,7 @@ int kpod_l7en_t(struct syscall_trace_enter___l7 *ctx)
 
 /* The socket (TCP or UDP, IPv4 or IPv6) behind file descriptor fd of the current task, and
  * its inode number; 0 if it is not one. */
-static __always_inline __u64 l7_socket(__u32 fd, bool *udp)
+static __always_inline __u64 l7_socket(__u32 fd, bool *udp, struct sock **skp)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
@@ -145,7 +151,45 @@ static __always_inline __u64 l7_socket(__u32 fd, bool *udp)
 	if ((family != AF_INET && family != AF_INET6) || (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
 		return 0;
 	*udp = proto == IPPROTO_UDP;
+	*skp = sk;
 	return BPF_CORE_READ(ino, i_ino);
+}
+
+/* The call's peer and ports, for the topology's edges: the connected socket's peer, or the
+ * address a sendto/sendmsg named or a recvfrom/recvmsg was given (unconnected UDP). */
+static __always_inline void l7_addrs(struct l7_ctx *c, struct sock *sk, __u64 uaddr)
+{
+	__builtin_memset(c->raddr, 0, sizeof c->raddr);
+	c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	c->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (uaddr) {
+		/* struct sockaddr_in / sockaddr_in6 (UAPI): family, port, then the address at 4
+		 * (IPv4) or 8 (IPv6). */
+		__u8 sa[24];
+		if (!bpf_probe_read_user(sa, sizeof sa, (void *)uaddr)) {
+			__u16 fam = sa[0] | sa[1] << 8;
+			if (fam == AF_INET) {
+				c->rport = sa[2] << 8 | sa[3];
+				c->raddr[10] = c->raddr[11] = 0xff;
+				__builtin_memcpy(&c->raddr[12], &sa[4], 4);
+				return;
+			}
+			if (fam == AF_INET6) {
+				c->rport = sa[2] << 8 | sa[3];
+				__builtin_memcpy(c->raddr, &sa[8], 16);
+				return;
+			}
+		}
+	}
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET) {
+		__be32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		if (a) {
+			c->raddr[10] = c->raddr[11] = 0xff;
+			__builtin_memcpy(&c->raddr[12], &a, 4);
+		}
+	} else {
+		BPF_CORE_READ_INTO(&c->raddr, sk, __sk_common.skc_v6_daddr);
+	}
 }
 
 /* Points the call's window at its data (the buffer, or the iovecs) and fills it from the
@@ -170,6 +214,7 @@ static __always_inline void l7_data(struct l7_ctx *c, struct l7_args *a)
 			return;
 		c->ptr = (__u64)m.msg_iov;
 		c->niov = m.msg_iovlen;
+		a->addr = (__u64)m.msg_name;
 	} else if (a->kind == ARG_IOV) {
 		c->niov = a->len;
 	}
@@ -190,7 +235,8 @@ int kpod_l7ex_t(struct syscall_trace_exit___l7 *ctx)
 	if (ret <= 0)
 		return 0;
 	bool udp = false;
-	__u64 ino = l7_socket(a.fd, &udp);
+	struct sock *sk = 0;
+	__u64 ino = l7_socket(a.fd, &udp, &sk);
 	if (!ino || (a.kind == ARG_MMSG && !udp)) /* several messages of a stream: not parsed */
 		return 0;
 	struct l7_conn *conn = bpf_map_lookup_elem(&kpod_l7_conn, &ino);
@@ -216,6 +262,8 @@ int kpod_l7ex_t(struct syscall_trace_exit___l7 *ctx)
 	c->out = a.out;
 	c->udp = udp;
 	l7_data(c, &a);
+	if (l7_edges && sk)
+		l7_addrs(c, sk, udp ? a.addr : 0); /* TCP leaves a sockaddr argument unwritten */
 	bpf_tail_call(ctx, &kpod_l7_tail, conn->proto);
 	return 0;
 }

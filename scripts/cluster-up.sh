@@ -64,7 +64,8 @@
 # Environment: KPOD_CLUSTER_STATE, KPOD_NODE_NAME (default: lower-case hostname),
 # KPOD_CONTAINERD=debian|built (built: containerd 2.x from `scripts/k8s-build.sh containerd`),
 # KPOD_K8S_BIN (binary directory, see scripts/k8s-build.sh), KPOD_CLUSTER_KEEP_ON_FAILURE=1
-# (do not run cluster-down.sh when start-up fails). Binaries that are missing from the cache
+# (do not run cluster-down.sh when start-up fails), KPOD_SERVICE_CIDR (with --control-plane-only:
+# kube-apiserver's Service range, default 10.0.0.0/24, 253 Services). Binaries that are missing from the cache
 # are built first (scripts/k8s-build.sh: ~15 min cold on 2 cores, nothing when cached).
 # Ports (127.0.0.1): etcd 2379/2380 (KPOD_ETCD_PORT, peer = +1), kube-apiserver 6443
 # (KPOD_APISERVER_PORT), kube-controller-manager 10257, kube-scheduler 10259, kubelet
@@ -357,6 +358,10 @@ phase kube-apiserver
 # be created with the ServiceAccount admission plugin on.
 admission=()
 [ $NODE_UP = 1 ] || admission=(--disable-admission-plugins ServiceAccount)
+# Without a node nothing routes Services: a control plane alone may take a wider range
+# (KPOD_SERVICE_CIDR; make kube creates 300 Services).
+api_services=$SERVICE_CIDR
+[ $NODE_UP = 1 ] || api_services=${KPOD_SERVICE_CIDR:-$SERVICE_CIDR}
 start kube-apiserver "$BIN/kube-apiserver" \
 	--etcd-servers "http://127.0.0.1:$ETCD_PORT" \
 	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
@@ -367,7 +372,7 @@ start kube-apiserver "$BIN/kube-apiserver" \
 	--kubelet-certificate-authority "$PKI/ca.crt" \
 	--service-account-issuer https://kubernetes.default.svc.cluster.local \
 	--service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-	--service-cluster-ip-range "$SERVICE_CIDR" --authorization-mode Node,RBAC \
+	--service-cluster-ip-range "$api_services" --authorization-mode Node,RBAC \
 	"${admission[@]}" --allow-privileged=true --profiling=false
 api() { curl -fsS --max-time 5 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$APISERVER_PORT$1"; }
 apiserver_ready() { [ "$(api /readyz)" = ok ]; }

@@ -23,6 +23,7 @@
 #define L7_IOVS 8       /* iovecs of a readv/writev/sendmsg/recvmsg looked at */
 #define L7_DEPTH 4      /* nesting of a stream parser's containers (Redis arrays) */
 #define L7_NAME 16      /* bytes of a method name compared */
+#define L7_EDGES 16384  /* (cgroup, peer, server port, protocol, role) entries of kpod_l7_edge */
 
 enum { L7_CLIENT = 1, L7_SERVER = 2 };
 
@@ -91,7 +92,10 @@ struct l7_ctx {
 	__u32 len;  /* bytes in buf */
 	__u8 out;   /* 1: sent by this task, 0: received */
 	__u8 udp;
-	__u8 pad[2];
+	__u16 lport; /* the socket's local port */
+	__u8 raddr[16]; /* the peer's address (IPv4 as ::ffff:a.b.c.d; zero if unknown) */
+	__u16 rport;    /* the peer's port */
+	__u8 pad2[6];
 	__u8 buf[L7_BUF];
 };
 
@@ -117,10 +121,29 @@ struct l7_name_key {
 	__u64 w[2];
 };
 
+/* One edge of the service topology as this cgroup sees it: requests to or from one peer
+ * address, on the server's port (never the client's ephemeral one), per protocol and role.
+ * Filled only when the loader sets l7_edges (the topology collector runs). */
+struct l7_edge_key {
+	__u64 cgid;
+	__u8 addr[16]; /* the peer (IPv4 as ::ffff:a.b.c.d) */
+	__u16 port;    /* the server's port: the peer's for a client, the local one for a server */
+	__u8 proto;
+	__u8 role;
+	__u32 pad;
+};
+
+struct l7_edge_val {
+	__u64 count;
+	__u64 failed; /* status 4xx or 5xx (HTTP classes 4, 5), or L7_ERROR */
+	struct kpod_hist lat;
+};
+
 struct l7_errs {
 	__u64 kpod_l7;
 	__u64 kpod_l7_conn;
 	__u64 kpod_l7_args;
+	__u64 kpod_l7_edge;
 };
 
 struct {
@@ -144,6 +167,17 @@ struct {
 	__type(key, struct l7_key);
 	__type(value, struct l7_val);
 } kpod_l7 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, L7_EDGES);
+	__type(key, struct l7_edge_key);
+	__type(value, struct l7_edge_val);
+} kpod_l7_edge SEC(".maps");
+
+/* Set by the loader (internal/l7) when the topology collector reads kpod_l7_edge. */
+volatile const __u8 l7_edges;
 
 /* The method names, filled by the loader from internal/l7/names: name -> method id. */
 struct {
@@ -361,9 +395,30 @@ static __always_inline void l7_set_method(struct l7_conn *conn, __u16 method)
 	conn->p[(conn->head + conn->n - 1) & (L7_PENDING - 1)].method = method;
 }
 
+/* Counts an answered request on its edge (the connection's peer; the server's port). */
+static __always_inline void l7_edge(struct l7_ctx *c, struct l7_conn *conn, __u16 status, __u64 ns)
+{
+	static const struct l7_edge_val zero;
+	struct l7_edge_key key = {.cgid = c->cgid, .proto = conn->proto, .role = conn->role,
+				  .port = conn->role == L7_CLIENT ? c->rport : c->lport};
+	__builtin_memcpy(key.addr, c->raddr, sizeof key.addr);
+	struct l7_edge_val *v = kpod_entry(&kpod_l7_edge, &key, &zero);
+	if (!v) {
+		KPOD_LOST(l7, kpod_l7_edge);
+		return;
+	}
+	v->count++;
+	if (status == 4 || status == 5 || status == L7_ERROR)
+		v->failed++;
+	kpod_hist_add(&v->lat, ns);
+}
+
 static __always_inline void l7_answer(struct l7_ctx *c, struct l7_conn *conn, struct l7_pending *req, __u16 status)
 {
-	l7_count(c, conn, req->method, status, c->ts >= req->ts ? c->ts - req->ts : 0, true);
+	__u64 ns = c->ts >= req->ts ? c->ts - req->ts : 0;
+	l7_count(c, conn, req->method, status, ns, true);
+	if (l7_edges)
+		l7_edge(c, conn, status, ns);
 }
 
 /* Counts the oldest request in flight as answered with status. */

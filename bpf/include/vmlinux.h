@@ -197,7 +197,22 @@ struct sock_cgroup_data {
 	struct cgroup *cgroup; /* the cgroup v2 of the task that created the socket */
 };
 
+/* An IPv6 address, read whole (16 bytes). */
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+	} in6_u;
+};
+
+/* The kernel nests the addresses and ports in anonymous unions (skc_addrpair, skc_portpair);
+ * CO-RE finds the fields by name through them. */
 struct sock_common {
+	__be32 skc_daddr;     /* IPv4 peer */
+	__be32 skc_rcv_saddr; /* IPv4 local (bound) */
+	__be16 skc_dport;     /* peer port, network order */
+	__u16 skc_num;        /* local port, host order */
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
 	short unsigned int skc_family;
 	long unsigned int skc_flags; /* bits of enum sock_flags (sk->sk_flags) */
 	volatile unsigned char skc_state;

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,7 +164,7 @@ var wantAlerts = []string{
 }
 
 // The seed dashboard's rows, in order.
-var wantRows = []string{"CPU", "Network", "L7 (application protocols)", "Disk & filesystem", "Memory & cache", "Process", "Syscalls", "IRQ",
+var wantRows = []string{"CPU", "Network", "L7 (application protocols)", "Service topology", "Disk & filesystem", "Memory & cache", "Process", "Syscalls", "IRQ",
 	"BPF internals", "Collection health"}
 
 // TestRuleFiles: 24 recording rules and the 21 alerts, each described; the PrometheusRule
@@ -246,7 +247,15 @@ type dashPanel struct {
 		Expr       string          `json:"expr"`
 		RefID      string          `json:"refId"`
 		Datasource json.RawMessage `json:"datasource"`
+		Format     string          `json:"format"`
+		Instant    bool            `json:"instant"`
 	} `json:"targets"`
+	Transformations []struct {
+		ID      string `json:"id"`
+		Options struct {
+			RenameByName map[string]string `json:"renameByName"`
+		} `json:"options"`
+	} `json:"transformations"`
 }
 
 type dashboard struct {
@@ -406,6 +415,41 @@ func TestDashboard(t *testing.T) {
 	}
 	if !slices.Equal(rows, wantRows) {
 		t.Errorf("rows %q, want the seed's %q", rows, wantRows)
+	}
+	checkNodeGraph(t, allPanels(d.Panels))
+}
+
+// checkNodeGraph: the Service topology row's Node Graph panel gets the frames Grafana's node
+// graph reads from Prometheus: an edges table (id, source, target, mainstat) and a nodes table
+// (id, mainstat), both instant queries of the service-graph counter, renamed by one organize
+// transformation (a frame with a source field is the edges frame).
+func checkNodeGraph(t *testing.T, panels []dashPanel) {
+	t.Helper()
+	var graphs []dashPanel
+	for _, p := range panels {
+		if p.Type == "nodeGraph" {
+			graphs = append(graphs, p)
+		}
+	}
+	if len(graphs) != 1 {
+		t.Fatalf("%d nodeGraph panels, want 1", len(graphs))
+	}
+	g := graphs[0]
+	if len(g.Targets) != 2 {
+		t.Fatalf("node graph %q: %d queries, want edges and nodes", g.Title, len(g.Targets))
+	}
+	edges, nodes := g.Targets[0], g.Targets[1]
+	for _, tg := range g.Targets {
+		if tg.Format != "table" || !tg.Instant || !strings.Contains(tg.Expr, "traces_service_graph_request_total") {
+			t.Errorf("node graph target %s: format %q instant %v %q; want an instant table of traces_service_graph_request_total", tg.RefID, tg.Format, tg.Instant, tg.Expr)
+		}
+	}
+	if !strings.Contains(edges.Expr, `"id", " → ", "client", "server")`) || !strings.Contains(nodes.Expr, `"id", "", "server")`) || !strings.Contains(nodes.Expr, `"id", "", "client")`) {
+		t.Errorf("node graph: edges %q, nodes %q: want id from client and server (edges), from either end (nodes)", edges.Expr, nodes.Expr)
+	}
+	want := map[string]string{"client": "source", "server": "target", "Value #" + edges.RefID: "mainstat", "Value #" + nodes.RefID: "mainstat"}
+	if len(g.Transformations) != 1 || g.Transformations[0].ID != "organize" || !maps.Equal(g.Transformations[0].Options.RenameByName, want) {
+		t.Errorf("node graph transformations %+v, want one organize renaming %v", g.Transformations, want)
 	}
 }
 

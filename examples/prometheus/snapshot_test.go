@@ -99,9 +99,10 @@ service:
 
 // ---- a fake Kubernetes API server --------------------------------------------------------
 //
-// kpod's kubernetes mode lists and watches the node's pods (client-go informer). This serves
-// exactly that for the fake pods: GET /api/v1/pods (list, watch, and the watch-list stream
-// newer client-go versions open first), in JSON. It plays the kubelet's part for restart
+// kpod's kubernetes mode lists and watches the node's pods (client-go informer), and the
+// topology family every pod, Service and EndpointSlice. This serves exactly that for the fake
+// pods: GET /api/v1/pods (list, watch, and the watch-list stream newer client-go versions open
+// first), in JSON, and no Services or EndpointSlices. It plays the kubelet's part for restart
 // counts: setRestarts changes a container's restartCount and the watch delivers it.
 
 type fakeAPI struct {
@@ -186,7 +187,46 @@ func (a *fakeAPI) emitLocked(typ string, pod *corev1.Pod) {
 	a.changed = make(chan struct{})
 }
 
+// emptyKinds are the other resources the topology family lists and watches cluster-wide: the
+// snapshot has no Services, so both are served empty (the pods are named from the pod list).
+var emptyKinds = map[string][2]string{
+	"/api/v1/services":                         {"v1", "Service"},
+	"/apis/discovery.k8s.io/v1/endpointslices": {"discovery.k8s.io/v1", "EndpointSlice"},
+}
+
+func (a *fakeAPI) serveEmpty(w http.ResponseWriter, r *http.Request, apiVersion, kind string) {
+	q := r.URL.Query()
+	w.Header().Set("Content-Type", "application/json")
+	a.mu.Lock()
+	rv := strconv.Itoa(a.rv)
+	a.mu.Unlock()
+	if q.Get("watch") != "true" && q.Get("watch") != "1" {
+		_ = json.NewEncoder(w).Encode(map[string]any{"kind": kind + "List", "apiVersion": apiVersion,
+			"metadata": map[string]any{"resourceVersion": rv}, "items": []any{}})
+		return
+	}
+	if q.Get("sendInitialEvents") == "true" {
+		_ = json.NewEncoder(w).Encode(map[string]any{"type": "BOOKMARK", "object": map[string]any{"kind": kind, "apiVersion": apiVersion,
+			"metadata": map[string]any{"resourceVersion": rv, "annotations": map[string]string{"k8s.io/initial-events-end": "true"}}}})
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	timeout := 5 * time.Minute
+	if s, err := strconv.Atoi(q.Get("timeoutSeconds")); err == nil && s > 0 {
+		timeout = time.Duration(s) * time.Second
+	}
+	select {
+	case <-time.After(timeout):
+	case <-r.Context().Done():
+	}
+}
+
 func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
+	if k, ok := emptyKinds[r.URL.Path]; ok {
+		a.serveEmpty(w, r, k[0], k[1])
+		return
+	}
 	if r.URL.Path != "/api/v1/pods" {
 		http.Error(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`, http.StatusNotFound)
 		return
@@ -592,8 +632,8 @@ func renderSnapshot(e *exposition, ours map[string]role, roles []role, n int, re
 				if _, ok := ours[uid]; !ok {
 					continue
 				}
-			} else if !strings.HasPrefix(mf.GetName(), "kpod_") {
-				continue // target_info and the like: not kpod's
+			} else if !strings.HasPrefix(mf.GetName(), "kpod_") && !strings.HasPrefix(mf.GetName(), "traces_service_graph_") {
+				continue // target_info and the like: not kpod's (the service graph's names are)
 			}
 			for k, v := range k8sLabelsFor(labels) {
 				m.Label = append(m.Label, &dto.LabelPair{Name: &k, Value: &v})

@@ -7,6 +7,7 @@ package l7
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/cilium/ebpf"
@@ -99,10 +100,26 @@ func Spec() bpfload.Spec {
 	return s
 }
 
+// Options change what the family records.
+type Options struct {
+	// Edges: also count every answered request per peer address and server port in
+	// kpod_l7_edge, which the topology collector reads (ReadEdges).
+	Edges bool
+}
+
 // Start loads and attaches the family.
-func Start() (*bpfload.Source[Stats], error) {
+func Start(o Options) (*bpfload.Source[Stats], error) {
 	spec := Spec()
 	spec.Prepare = func(cs *ebpf.CollectionSpec) error {
+		if o.Edges {
+			v, ok := cs.Variables["l7_edges"]
+			if !ok {
+				return fmt.Errorf("no variable l7_edges in the object")
+			}
+			if err := v.Set(uint8(1)); err != nil {
+				return fmt.Errorf("l7_edges: %w", err)
+			}
+		}
 		for _, c := range calls {
 			nr, ok := syscall.Number(c)
 			if !ok {
@@ -179,4 +196,51 @@ func nameEntries() []ebpf.MapKV {
 		}
 	}
 	return kvs
+}
+
+// EdgeKey is one edge of the service topology as one cgroup saw it: the requests it made to
+// (client) or answered from (server) one peer address on one server port.
+type EdgeKey struct {
+	Cgroup   uint64
+	Peer     netip.Addr // IPv4 unmapped; the zero Addr when the peer was unknown
+	Port     uint16     // the server's port (the peer's for a client, the cgroup's own for a server)
+	Protocol string
+	Role     string // client or server
+}
+
+// EdgeValue are an edge's answered requests, the failed ones among them (HTTP 4xx and 5xx,
+// an error status of the other protocols) and their latency.
+type EdgeValue struct {
+	Count, Failed uint64
+	Latency       hist.Hist
+}
+
+// ReadEdges reads kpod_l7_edge of a family started with Options.Edges; entries of cgroups
+// no longer in live are deleted like those of kpod_l7.
+func ReadEdges(c *bpfload.Collector, live map[uint64]bool) (map[EdgeKey]EdgeValue, error) {
+	raw, err := bpfload.Read[L7L7EdgeKey, L7L7EdgeVal](c, L7MapKpodL7Edge, live)
+	out := make(map[EdgeKey]EdgeValue, len(raw))
+	for k, v := range raw {
+		proto := int(k.Proto)
+		if proto >= len(names.Protocols) || names.Protocols[proto] == "" || int(k.Role) >= len(names.Roles) || names.Roles[k.Role] == "" {
+			continue
+		}
+		key := EdgeKey{Cgroup: k.Cgid, Peer: PeerAddr(k.Addr), Port: k.Port, Protocol: names.Protocols[proto], Role: names.Roles[k.Role]}
+		x := out[key]
+		x.Count += v.Count
+		x.Failed += v.Failed
+		h := hist.Decode(v.Lat.SumNs, v.Lat.Slots)
+		x.Latency.Add(&h)
+		out[key] = x
+	}
+	return out, err
+}
+
+// PeerAddr turns a kernel address (IPv4 mapped into IPv6) into an address; all zeros is the
+// zero Addr (unknown).
+func PeerAddr(b [16]uint8) netip.Addr {
+	if b == [16]uint8{} {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom16(b).Unmap()
 }

@@ -17,6 +17,7 @@ type L7L7Args struct {
 	_     structs.HostLayout
 	Ptr   uint64
 	Len   uint64
+	Addr  uint64
 	Fd    uint32
 	Kind  uint8
 	Out   uint8
@@ -55,23 +56,47 @@ type L7L7Conn struct {
 }
 
 type L7L7Ctx struct {
-	_    structs.HostLayout
-	Ino  uint64
-	Cgid uint64
-	Ts   uint64
-	Ptr  uint64
-	Mmsg uint64
-	Nmsg uint32
-	Niov uint32
-	Ret  uint32
-	Pos  uint32
-	Base uint32
-	Len  uint32
-	Out  uint8
-	Udp  uint8
-	Pad  [2]uint8
-	Buf  [4096]uint8
-	_    [4]byte
+	_     structs.HostLayout
+	Ino   uint64
+	Cgid  uint64
+	Ts    uint64
+	Ptr   uint64
+	Mmsg  uint64
+	Nmsg  uint32
+	Niov  uint32
+	Ret   uint32
+	Pos   uint32
+	Base  uint32
+	Len   uint32
+	Out   uint8
+	Udp   uint8
+	Lport uint16
+	Raddr [16]uint8
+	Rport uint16
+	Pad2  [6]uint8
+	Buf   [4096]uint8
+	_     [4]byte
+}
+
+type L7L7EdgeKey struct {
+	_     structs.HostLayout
+	Cgid  uint64
+	Addr  [16]uint8
+	Port  uint16
+	Proto uint8
+	Role  uint8
+	Pad   uint32
+}
+
+type L7L7EdgeVal struct {
+	_      structs.HostLayout
+	Count  uint64
+	Failed uint64
+	Lat    struct {
+		_     structs.HostLayout
+		SumNs uint64
+		Slots [27]uint64
+	}
 }
 
 type L7L7Errs struct {
@@ -79,6 +104,7 @@ type L7L7Errs struct {
 	KpodL7     uint64
 	KpodL7Conn uint64
 	KpodL7Args uint64
+	KpodL7Edge uint64
 }
 
 type L7L7H2 struct {
@@ -170,6 +196,7 @@ const (
 	L7MapKpodL7Args   = "kpod_l7_args"
 	L7MapKpodL7Conn   = "kpod_l7_conn"
 	L7MapKpodL7Ctx    = "kpod_l7_ctx"
+	L7MapKpodL7Edge   = "kpod_l7_edge"
 	L7MapKpodL7Err    = "kpod_l7_err"
 	L7MapKpodL7H2     = "kpod_l7_h2"
 	L7MapKpodL7Names  = "kpod_l7_names"
@@ -186,6 +213,7 @@ const (
 	L7ProgKpodL7mysql = "kpod_l7mysql"
 	L7ProgKpodL7pg    = "kpod_l7pg"
 	L7ProgKpodL7redis = "kpod_l7redis"
+	L7VarL7Edges      = "l7_edges"
 	L7VarNrRead       = "nr_read"
 	L7VarNrReadv      = "nr_readv"
 	L7VarNrRecvfrom   = "nr_recvfrom"
@@ -261,6 +289,7 @@ type L7MapSpecs struct {
 	KpodL7Args  *ebpf.MapSpec `ebpf:"kpod_l7_args"`
 	KpodL7Conn  *ebpf.MapSpec `ebpf:"kpod_l7_conn"`
 	KpodL7Ctx   *ebpf.MapSpec `ebpf:"kpod_l7_ctx"`
+	KpodL7Edge  *ebpf.MapSpec `ebpf:"kpod_l7_edge"`
 	KpodL7Err   *ebpf.MapSpec `ebpf:"kpod_l7_err"`
 	KpodL7H2    *ebpf.MapSpec `ebpf:"kpod_l7_h2"`
 	KpodL7Names *ebpf.MapSpec `ebpf:"kpod_l7_names"`
@@ -272,6 +301,7 @@ type L7MapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type L7VariableSpecs struct {
+	L7Edges    *ebpf.VariableSpec `ebpf:"l7_edges"`
 	NrRead     *ebpf.VariableSpec `ebpf:"nr_read"`
 	NrReadv    *ebpf.VariableSpec `ebpf:"nr_readv"`
 	NrRecvfrom *ebpf.VariableSpec `ebpf:"nr_recvfrom"`
@@ -308,6 +338,7 @@ type L7Maps struct {
 	KpodL7Args  *ebpf.Map `ebpf:"kpod_l7_args"`
 	KpodL7Conn  *ebpf.Map `ebpf:"kpod_l7_conn"`
 	KpodL7Ctx   *ebpf.Map `ebpf:"kpod_l7_ctx"`
+	KpodL7Edge  *ebpf.Map `ebpf:"kpod_l7_edge"`
 	KpodL7Err   *ebpf.Map `ebpf:"kpod_l7_err"`
 	KpodL7H2    *ebpf.Map `ebpf:"kpod_l7_h2"`
 	KpodL7Names *ebpf.Map `ebpf:"kpod_l7_names"`
@@ -321,6 +352,7 @@ func (m *L7Maps) Close() error {
 		m.KpodL7Args,
 		m.KpodL7Conn,
 		m.KpodL7Ctx,
+		m.KpodL7Edge,
 		m.KpodL7Err,
 		m.KpodL7H2,
 		m.KpodL7Names,
@@ -333,6 +365,7 @@ func (m *L7Maps) Close() error {
 //
 // It can be passed to LoadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type L7Variables struct {
+	L7Edges    *ebpf.Variable `ebpf:"l7_edges"`
 	NrRead     *ebpf.Variable `ebpf:"nr_read"`
 	NrReadv    *ebpf.Variable `ebpf:"nr_readv"`
 	NrRecvfrom *ebpf.Variable `ebpf:"nr_recvfrom"`

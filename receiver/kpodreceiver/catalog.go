@@ -27,6 +27,7 @@ var catalog = []familyInfo{
 	filesystemFamily,
 	memoryFamily,
 	l7Family,
+	topologyFamily, // after l7: reads its object
 }
 
 func familyByName(name string) (familyInfo, bool) {

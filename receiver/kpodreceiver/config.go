@@ -3,9 +3,11 @@ package kpodreceiver
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,13 +79,35 @@ type CollectorConfig struct {
 	Interval time.Duration `mapstructure:"interval"`
 	// Syscalls (syscall only) are the system calls tracked; empty means syscall.Default.
 	Syscalls []string `mapstructure:"syscalls"`
+	// MaxEdges (topology only) caps the client → server pairs a node reports; 0 means
+	// topology.DefaultMaxEdges.
+	MaxEdges int `mapstructure:"max_edges"`
+	// View (topology only) serves the node's graph as JSON over HTTP.
+	View *ViewConfig `mapstructure:"view"`
 }
+
+// ViewConfig is collectors.topology.view: the JSON view of the node's topology.
+type ViewConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Endpoint is host:port; default localhost:9465 (only this node's processes, or
+	// kubectl port-forward, can reach it).
+	Endpoint string `mapstructure:"endpoint"`
+}
+
+// DefaultViewEndpoint is where the topology view listens unless told otherwise.
+const DefaultViewEndpoint = "localhost:9465"
 
 // optionSet lists the family-specific keys of c that are set.
 func (c CollectorConfig) optionSet() []string {
 	var out []string
 	if c.Syscalls != nil {
 		out = append(out, "syscalls")
+	}
+	if c.MaxEdges != 0 {
+		out = append(out, "max_edges")
+	}
+	if c.View != nil {
+		out = append(out, "view")
 	}
 	return out
 }
@@ -185,6 +209,16 @@ func (cfg *Config) Validate() error {
 	}
 	if _, err := kube.ParseSelector(cfg.Filters.LabelSelector); err != nil {
 		errs = append(errs, fmt.Errorf("filters.label_selector: %w", err))
+	}
+	if t := cfg.Collectors["topology"]; t.MaxEdges < 0 {
+		errs = append(errs, fmt.Errorf("collectors.topology.max_edges: must not be negative, got %d", t.MaxEdges))
+	}
+	if v := cfg.Collectors["topology"].View; v != nil && v.Enabled && v.Endpoint != "" {
+		if _, port, err := net.SplitHostPort(v.Endpoint); err != nil {
+			errs = append(errs, fmt.Errorf("collectors.topology.view.endpoint: %w", err))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("collectors.topology.view.endpoint: bad port %q", port))
+		}
 	}
 	for _, s := range cfg.Collectors["syscall"].Syscalls {
 		if _, ok := syscall.Number(s); !ok {

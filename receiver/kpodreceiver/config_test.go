@@ -155,6 +155,9 @@ func TestConfigValidateErrors(t *testing.T) {
 		{"proc_root_file", []string{"proc_root:", "not a directory"}},
 		{"unknown_syscall", []string{"collectors.syscall.syscalls:", `"frobnicate"`}},
 		{"option_of_other_family", []string{"collectors.cpu.syscalls:", "no such option"}},
+		{"topology_view_no_port", []string{"collectors.topology.view.endpoint:", "missing port"}},
+		{"topology_view_bad_port", []string{"collectors.topology.view.endpoint:", `bad port "http"`}},
+		{"topology_negative_max_edges", []string{"collectors.topology.max_edges:", "-1"}},
 		{"empty_custom", []string{"profile: custom enables no collector"}},
 		{"custom_all_off", []string{"profile: custom enables no collector"}},
 		// Refused by the embedded scraperhelper.ControllerConfig (not by Config.Validate, so
@@ -232,13 +235,14 @@ func TestConfigUnmarshalErrors(t *testing.T) {
 }
 
 // The profile table of the product kpod replaces (README "Profiles") plus the memory cgroup
-// row and l7 (the seed's "L7 protocol detection"), in catalog order.
+// row, l7 (the seed's "L7 protocol detection") and topology (its "service dependency graph"),
+// in catalog order.
 var seedProfiles = map[string][]string{
 	ProfileMinimal: {"cpu", "oom", "diskio", "memory"},
 	ProfileStandard: {"cpu", "tcp", "tcpdrop", "oom", "pagefaults", "biolatency", "cachestat",
 		"diskio", "iface", "filesystem", "memory"},
 	ProfileComprehensive: {"cpu", "tcp", "tcpdrop", "oom", "pagefaults", "biolatency", "cachestat",
-		"hardirqs", "softirqs", "proc", "syscall", "diskio", "iface", "filesystem", "memory", "l7"},
+		"hardirqs", "softirqs", "proc", "syscall", "diskio", "iface", "filesystem", "memory", "l7", "topology"},
 	ProfileCustom: nil,
 }
 
@@ -261,7 +265,7 @@ func TestEnabledFamiliesProfiles(t *testing.T) {
 			added = append(added, f)
 		}
 	}
-	if want := []string{"hardirqs", "softirqs", "proc", "syscall", "l7"}; !reflect.DeepEqual(added, want) {
+	if want := []string{"hardirqs", "softirqs", "proc", "syscall", "l7", "topology"}; !reflect.DeepEqual(added, want) {
 		t.Errorf("comprehensive adds %v, want %v", added, want)
 	}
 	if len(seedProfiles[ProfileComprehensive]) != len(catalog) {

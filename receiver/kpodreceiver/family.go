@@ -77,6 +77,12 @@ type env struct {
 	cfg      *Config
 	logger   *zap.Logger
 	memstat  *cgroupfs.StatCache // one memory.stat read per cgroup and cycle for memory and pagefaults
+	nodeName string
+	enabled  map[string]bool // the collectors the configuration turns on
+	// l7 is the l7 family's object once it started (the topology family reads its edge
+	// map); l7Reason says why there is none.
+	l7       *bpfload.Collector
+	l7Reason string
 	// fakes replace a family's source by name (golden tests fake the BPF maps and cgroup
 	// files at this boundary and run everything else for real).
 	fakes map[string]any

@@ -13,8 +13,19 @@ import (
 var l7Family = familyInfo{
 	name: "l7", bpf: true, profiles: comprehensiveOnly, spec: l7.Spec,
 	metrics: []string{"kpod.l7.requests", "kpod.l7.request.duration", "kpod.l7.parse.errors"},
-	newFn: adapt(func(*env) (source[l7.Stats], error) { return l7.Start() },
-		records[l7.Stats]{container: recordL7}),
+	newFn:   adapt(openL7, records[l7.Stats]{container: recordL7}),
+}
+
+// openL7 starts the family; it counts requests per edge too when the topology family runs,
+// which reads them from its object.
+func openL7(e *env) (source[l7.Stats], error) {
+	src, err := l7.Start(l7.Options{Edges: e.enabled["topology"]})
+	if err != nil {
+		e.l7Reason = "the l7 collector is unavailable: " + reasonText(err)
+		return nil, err
+	}
+	e.l7 = src.Collector
+	return src, nil
 }
 
 func recordL7(r *recorder, c *podid.Container, vals map[uint64]l7.Stats) {

@@ -30,6 +30,7 @@ import (
 	"github.com/kpod-project/kpod/internal/syscall"
 	"github.com/kpod-project/kpod/internal/tcp"
 	"github.com/kpod-project/kpod/internal/tcpdrop"
+	"github.com/kpod-project/kpod/internal/topology"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
 
@@ -121,6 +122,7 @@ var goldenFakes = map[string]any{
 			{Protocol: "dns", Role: "client", Method: "AAAA", Status: "ok"}: {Count: 2, Latency: latency(300_000, 400_000)},
 		}},
 	}},
+	"topology": fake[*topology.Graph]{vals: map[uint64]*topology.Graph{bpfload.NodeID: goldenGraph()}},
 	"tcpdrop": fake[tcpdrop.Stats]{vals: map[uint64]tcpdrop.Stats{
 		104:            {"netfilter_drop": 7, "tcp_csum": 1},
 		bpfload.NodeID: {"no_socket": 2},
@@ -207,4 +209,30 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// goldenGraph: the golden pod calls a Service over HTTP (4 requests, one failed) and a Redis
+// at a private address (no API: named by it); an external client calls the pod (counted
+// here); the pod is also the server of requests from a pod of another node (not counted here:
+// server latency only). TCP: the pod's connections to the Service and from outside, and the
+// edges beyond max_edges.
+func goldenGraph() *topology.Graph {
+	const pod = "0b5f2a3c-1111-4222-8333-444455556666"
+	g := &topology.Graph{Edges: 4, Overflow: 2,
+		Requests: map[topology.RequestKey]*topology.Requests{
+			{Client: pod, Server: "shop/cart", Protocol: "http"}: {Counted: true,
+				Client: topology.Side{Seen: true, Count: 4, Failed: 1, Latency: latency(2_000_000, 3_000_000, 3_500_000, 40_000_000)}},
+			{Client: pod, Server: "10.0.0.7", Protocol: "redis"}: {Counted: true,
+				Client: topology.Side{Seen: true, Count: 2, Latency: latency(90_000, 110_000)}},
+			{Client: "external", Server: pod, Protocol: "http"}: {Counted: true,
+				Server: topology.Side{Seen: true, Count: 3, Failed: 3, Latency: latency(1_000_000, 1_000_000, 1_000_000)}},
+			{Client: "shop/web-7d9f8-x2x4k", Server: pod, Protocol: "http"}: {
+				Server: topology.Side{Seen: true, Count: 5, Latency: latency(500_000, 500_000, 500_000, 500_000, 500_000)}},
+		},
+		Conns: map[topology.ConnKey]*topology.Conns{
+			{Client: pod, Server: "shop/cart"}: {Connections: 1, BytesToServer: 412, BytesToClient: 1280, RTT: latency(60_000)},
+			{Client: "external", Server: pod}:  {Connections: 3, BytesToServer: 300, BytesToClient: 900, RTT: latency(9_000_000, 9_000_000, 9_000_000)},
+			{Client: pod, Server: "overflow"}:  {Connections: 2, BytesToServer: 10, BytesToClient: 0},
+		}}
+	return g
 }

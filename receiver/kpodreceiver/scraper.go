@@ -99,7 +99,8 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 		s.nodeName, _ = os.Hostname()
 	}
 	s.env = &env{layout: layout, procRoot: procRoot, sysRoot: "/sys", cfg: s.cfg, logger: s.logger,
-		memstat: &cgroupfs.StatCache{}, fakes: s.fakes}
+		memstat: &cgroupfs.StatCache{}, fakes: s.fakes, nodeName: s.nodeName,
+		l7Reason: "the l7 collector is not enabled (it detects the requests)"}
 	s.devices = &cgroupfs.DeviceNames{SysRoot: s.env.sysRoot}
 	if s.scan == nil {
 		s.scan = podid.NewScanner(layout.V2, procRoot).Scan
@@ -122,6 +123,10 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 	}
 
 	s.bpfMetrics = map[string]bool{}
+	s.env.enabled = map[string]bool{}
+	for _, name := range s.cfg.enabledFamilies() {
+		s.env.enabled[name] = true
+	}
 	var enabled, unavailable []string
 	for _, name := range s.cfg.enabledFamilies() {
 		info, _ := familyByName(name)

@@ -410,3 +410,34 @@ func TestConfigsValidate(t *testing.T) {
 		t.Errorf("a misspelt receiver key validated (%v):\n%s", err, out)
 	}
 }
+
+// TestTopologyRBAC: when the receiver runs the topology collector, the ClusterRole also lists
+// and watches Services and EndpointSlices (examples/kubernetes/rbac-topology.yaml's rules
+// after rbac.yaml's); otherwise it has rbac.yaml's rules only.
+func TestTopologyRBAC(t *testing.T) {
+	var base, topo []any
+	for _, d := range readYAML(t, "examples/kubernetes/rbac.yaml") {
+		if d["kind"] == "ClusterRole" {
+			base = get(d, "rules").([]any)
+		}
+	}
+	for _, d := range readYAML(t, "examples/kubernetes/rbac-topology.yaml") {
+		if d["kind"] == "ClusterRole" {
+			topo = get(d, "rules").([]any)
+		}
+	}
+	if len(base) == 0 || len(topo) != 2 {
+		t.Fatalf("example rules: %v, %v", base, topo)
+	}
+	with := append(slices.Clone(base), topo...)
+	for values, want := range map[string][]any{
+		"":                                   base,
+		"receiver: {profile: comprehensive}": with,
+		"receiver: {profile: comprehensive, collectors: {topology: {enabled: false}}}":              base,
+		"receiver: {profile: standard, collectors: {topology: {enabled: true}}}":                    with,
+		"receiver: {profile: custom, collectors: {topology: {enabled: true}, l7: {enabled: true}}}": with,
+	} {
+		r := render(t, values)
+		same(t, "ClusterRole rules with "+values, want, get(r.must(t, "ClusterRole", release), "rules"))
+	}
+}

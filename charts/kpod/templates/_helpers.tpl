@@ -58,6 +58,21 @@ maps (collectors: {}, filters: {}) are left out: they change nothing.
 {{- end -}}
 
 {{/*
+kpod.topology: "true" when the receiver runs the topology collector (profile comprehensive
+unless collectors.topology.enabled is false, or collectors.topology.enabled true), whose peer
+names need every pod, Service and EndpointSlice of the cluster.
+*/}}
+{{- define "kpod.topology" -}}
+{{- $r := .Values.receiver | default dict -}}
+{{- $t := get ($r.collectors | default dict) "topology" | default dict -}}
+{{- if hasKey $t "enabled" -}}
+{{- ternary "true" "" (eq (toString $t.enabled) "true") -}}
+{{- else -}}
+{{- ternary "true" "" (eq (toString $r.profile) "comprehensive") -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 kpod.baseConfig: the collector config built from the values, before .Values.config.
 
   kpod ─► memory_limiter ─► [k8s_attributes] ─► [resource] ─► batch ─► [prometheus] [otlp_http]

@@ -2080,65 +2080,312 @@ func (ms *KpodSyscallErrorsMetricConfig) Validate() error {
 	return nil
 }
 
+// KpodTopologyBytesMetricAttributeKey specifies the key of an attribute for the kpod.topology.bytes metric.
+type KpodTopologyBytesMetricAttributeKey string
+
+const (
+	KpodTopologyBytesMetricAttributeKeyTopologyClient    KpodTopologyBytesMetricAttributeKey = "client"
+	KpodTopologyBytesMetricAttributeKeyTopologyServer    KpodTopologyBytesMetricAttributeKey = "server"
+	KpodTopologyBytesMetricAttributeKeyTopologyDirection KpodTopologyBytesMetricAttributeKey = "direction"
+)
+
+// KpodTopologyBytesMetricConfig provides config for the kpod.topology.bytes metric.
+type KpodTopologyBytesMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []KpodTopologyBytesMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *KpodTopologyBytesMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *KpodTopologyBytesMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection:
+		default:
+			return fmt.Errorf("metric kpod.topology.bytes doesn't have an attribute %v, valid attributes: [client, server, direction]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// KpodTopologyConnectionsMetricAttributeKey specifies the key of an attribute for the kpod.topology.connections metric.
+type KpodTopologyConnectionsMetricAttributeKey string
+
+const (
+	KpodTopologyConnectionsMetricAttributeKeyTopologyClient KpodTopologyConnectionsMetricAttributeKey = "client"
+	KpodTopologyConnectionsMetricAttributeKeyTopologyServer KpodTopologyConnectionsMetricAttributeKey = "server"
+)
+
+// KpodTopologyConnectionsMetricConfig provides config for the kpod.topology.connections metric.
+type KpodTopologyConnectionsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                      `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []KpodTopologyConnectionsMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *KpodTopologyConnectionsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *KpodTopologyConnectionsMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer:
+		default:
+			return fmt.Errorf("metric kpod.topology.connections doesn't have an attribute %v, valid attributes: [client, server]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// KpodTopologyEdgesMetricConfig provides config for the kpod.topology.edges metric.
+type KpodTopologyEdgesMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodTopologyEdgesMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// KpodTopologyEdgesOverflowMetricConfig provides config for the kpod.topology.edges.overflow metric.
+type KpodTopologyEdgesOverflowMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *KpodTopologyEdgesOverflowMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+// TracesServiceGraphRequestFailedTotalMetricAttributeKey specifies the key of an attribute for the traces_service_graph_request_failed_total metric.
+type TracesServiceGraphRequestFailedTotalMetricAttributeKey string
+
+const (
+	TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient         TracesServiceGraphRequestFailedTotalMetricAttributeKey = "client"
+	TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer         TracesServiceGraphRequestFailedTotalMetricAttributeKey = "server"
+	TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType TracesServiceGraphRequestFailedTotalMetricAttributeKey = "connection_type"
+	TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol             TracesServiceGraphRequestFailedTotalMetricAttributeKey = "protocol"
+)
+
+// TracesServiceGraphRequestFailedTotalMetricConfig provides config for the traces_service_graph_request_failed_total metric.
+type TracesServiceGraphRequestFailedTotalMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                                   `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []TracesServiceGraphRequestFailedTotalMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *TracesServiceGraphRequestFailedTotalMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *TracesServiceGraphRequestFailedTotalMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol:
+		default:
+			return fmt.Errorf("metric traces_service_graph_request_failed_total doesn't have an attribute %v, valid attributes: [client, server, connection_type, protocol]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// TracesServiceGraphRequestTotalMetricAttributeKey specifies the key of an attribute for the traces_service_graph_request_total metric.
+type TracesServiceGraphRequestTotalMetricAttributeKey string
+
+const (
+	TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient         TracesServiceGraphRequestTotalMetricAttributeKey = "client"
+	TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer         TracesServiceGraphRequestTotalMetricAttributeKey = "server"
+	TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType TracesServiceGraphRequestTotalMetricAttributeKey = "connection_type"
+	TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol             TracesServiceGraphRequestTotalMetricAttributeKey = "protocol"
+)
+
+// TracesServiceGraphRequestTotalMetricConfig provides config for the traces_service_graph_request_total metric.
+type TracesServiceGraphRequestTotalMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                             `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []TracesServiceGraphRequestTotalMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *TracesServiceGraphRequestTotalMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *TracesServiceGraphRequestTotalMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol:
+		default:
+			return fmt.Errorf("metric traces_service_graph_request_total doesn't have an attribute %v, valid attributes: [client, server, connection_type, protocol]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
 // MetricsConfig provides config for kpod metrics.
 type MetricsConfig struct {
-	KpodBpfMapCapacity          KpodBpfMapCapacityMetricConfig          `mapstructure:"kpod.bpf.map.capacity"`
-	KpodBpfMapEntries           KpodBpfMapEntriesMetricConfig           `mapstructure:"kpod.bpf.map.entries"`
-	KpodBpfMapUpdateErrors      KpodBpfMapUpdateErrorsMetricConfig      `mapstructure:"kpod.bpf.map.update.errors"`
-	KpodBpfProgramLoadDuration  KpodBpfProgramLoadDurationMetricConfig  `mapstructure:"kpod.bpf.program.load.duration"`
-	KpodBpfProgramRunCount      KpodBpfProgramRunCountMetricConfig      `mapstructure:"kpod.bpf.program.run.count"`
-	KpodBpfProgramRunTime       KpodBpfProgramRunTimeMetricConfig       `mapstructure:"kpod.bpf.program.run.time"`
-	KpodCgroupReadErrors        KpodCgroupReadErrorsMetricConfig        `mapstructure:"kpod.cgroup.read.errors"`
-	KpodCollectionCycleDuration KpodCollectionCycleDurationMetricConfig `mapstructure:"kpod.collection.cycle.duration"`
-	KpodCollectionCycles        KpodCollectionCyclesMetricConfig        `mapstructure:"kpod.collection.cycles"`
-	KpodCollectionTimeouts      KpodCollectionTimeoutsMetricConfig      `mapstructure:"kpod.collection.timeouts"`
-	KpodCollectorDuration       KpodCollectorDurationMetricConfig       `mapstructure:"kpod.collector.duration"`
-	KpodCollectorErrors         KpodCollectorErrorsMetricConfig         `mapstructure:"kpod.collector.errors"`
-	KpodCollectorSkipped        KpodCollectorSkippedMetricConfig        `mapstructure:"kpod.collector.skipped"`
-	KpodCollectorUnavailable    KpodCollectorUnavailableMetricConfig    `mapstructure:"kpod.collector.unavailable"`
-	KpodContainerRestarts       KpodContainerRestartsMetricConfig       `mapstructure:"kpod.container.restarts"`
-	KpodCPUContextSwitches      KpodCPUContextSwitchesMetricConfig      `mapstructure:"kpod.cpu.context.switches"`
-	KpodDiscoveryContainers     KpodDiscoveryContainersMetricConfig     `mapstructure:"kpod.discovery.containers"`
-	KpodDiscoveryPods           KpodDiscoveryPodsMetricConfig           `mapstructure:"kpod.discovery.pods"`
-	KpodDiskReadBytes           KpodDiskReadBytesMetricConfig           `mapstructure:"kpod.disk.read.bytes"`
-	KpodDiskReads               KpodDiskReadsMetricConfig               `mapstructure:"kpod.disk.reads"`
-	KpodDiskWrites              KpodDiskWritesMetricConfig              `mapstructure:"kpod.disk.writes"`
-	KpodDiskWrittenBytes        KpodDiskWrittenBytesMetricConfig        `mapstructure:"kpod.disk.written.bytes"`
-	KpodFsAvailableBytes        KpodFsAvailableBytesMetricConfig        `mapstructure:"kpod.fs.available.bytes"`
-	KpodFsCapacityBytes         KpodFsCapacityBytesMetricConfig         `mapstructure:"kpod.fs.capacity.bytes"`
-	KpodFsUsageBytes            KpodFsUsageBytesMetricConfig            `mapstructure:"kpod.fs.usage.bytes"`
-	KpodIrqHwCount              KpodIrqHwCountMetricConfig              `mapstructure:"kpod.irq.hw.count"`
-	KpodL7ParseErrors           KpodL7ParseErrorsMetricConfig           `mapstructure:"kpod.l7.parse.errors"`
-	KpodL7Requests              KpodL7RequestsMetricConfig              `mapstructure:"kpod.l7.requests"`
-	KpodMemCacheAccesses        KpodMemCacheAccessesMetricConfig        `mapstructure:"kpod.mem.cache.accesses"`
-	KpodMemCacheAdditions       KpodMemCacheAdditionsMetricConfig       `mapstructure:"kpod.mem.cache.additions"`
-	KpodMemCacheBufDirtied      KpodMemCacheBufDirtiedMetricConfig      `mapstructure:"kpod.mem.cache.buf.dirtied"`
-	KpodMemCacheDirtied         KpodMemCacheDirtiedMetricConfig         `mapstructure:"kpod.mem.cache.dirtied"`
-	KpodMemCgroupCacheBytes     KpodMemCgroupCacheBytesMetricConfig     `mapstructure:"kpod.mem.cgroup.cache.bytes"`
-	KpodMemCgroupPeakBytes      KpodMemCgroupPeakBytesMetricConfig      `mapstructure:"kpod.mem.cgroup.peak.bytes"`
-	KpodMemCgroupSwapBytes      KpodMemCgroupSwapBytesMetricConfig      `mapstructure:"kpod.mem.cgroup.swap.bytes"`
-	KpodMemCgroupUsageBytes     KpodMemCgroupUsageBytesMetricConfig     `mapstructure:"kpod.mem.cgroup.usage.bytes"`
-	KpodMemMajorPageFaults      KpodMemMajorPageFaultsMetricConfig      `mapstructure:"kpod.mem.major.page.faults"`
-	KpodMemOomKills             KpodMemOomKillsMetricConfig             `mapstructure:"kpod.mem.oom.kills"`
-	KpodMetricUnavailable       KpodMetricUnavailableMetricConfig       `mapstructure:"kpod.metric.unavailable"`
-	KpodNetIfaceRxBytes         KpodNetIfaceRxBytesMetricConfig         `mapstructure:"kpod.net.iface.rx.bytes"`
-	KpodNetIfaceRxDrops         KpodNetIfaceRxDropsMetricConfig         `mapstructure:"kpod.net.iface.rx.drops"`
-	KpodNetIfaceRxErrors        KpodNetIfaceRxErrorsMetricConfig        `mapstructure:"kpod.net.iface.rx.errors"`
-	KpodNetIfaceRxPackets       KpodNetIfaceRxPacketsMetricConfig       `mapstructure:"kpod.net.iface.rx.packets"`
-	KpodNetIfaceTxBytes         KpodNetIfaceTxBytesMetricConfig         `mapstructure:"kpod.net.iface.tx.bytes"`
-	KpodNetIfaceTxDrops         KpodNetIfaceTxDropsMetricConfig         `mapstructure:"kpod.net.iface.tx.drops"`
-	KpodNetIfaceTxErrors        KpodNetIfaceTxErrorsMetricConfig        `mapstructure:"kpod.net.iface.tx.errors"`
-	KpodNetIfaceTxPackets       KpodNetIfaceTxPacketsMetricConfig       `mapstructure:"kpod.net.iface.tx.packets"`
-	KpodNetTCPBytesReceived     KpodNetTCPBytesReceivedMetricConfig     `mapstructure:"kpod.net.tcp.bytes.received"`
-	KpodNetTCPBytesSent         KpodNetTCPBytesSentMetricConfig         `mapstructure:"kpod.net.tcp.bytes.sent"`
-	KpodNetTCPConnections       KpodNetTCPConnectionsMetricConfig       `mapstructure:"kpod.net.tcp.connections"`
-	KpodNetTCPDrops             KpodNetTCPDropsMetricConfig             `mapstructure:"kpod.net.tcp.drops"`
-	KpodNetTCPRetransmits       KpodNetTCPRetransmitsMetricConfig       `mapstructure:"kpod.net.tcp.retransmits"`
-	KpodProcExecs               KpodProcExecsMetricConfig               `mapstructure:"kpod.proc.execs"`
-	KpodProcExits               KpodProcExitsMetricConfig               `mapstructure:"kpod.proc.exits"`
-	KpodProcForks               KpodProcForksMetricConfig               `mapstructure:"kpod.proc.forks"`
-	KpodSyscallCount            KpodSyscallCountMetricConfig            `mapstructure:"kpod.syscall.count"`
-	KpodSyscallErrors           KpodSyscallErrorsMetricConfig           `mapstructure:"kpod.syscall.errors"`
+	KpodBpfMapCapacity                   KpodBpfMapCapacityMetricConfig                   `mapstructure:"kpod.bpf.map.capacity"`
+	KpodBpfMapEntries                    KpodBpfMapEntriesMetricConfig                    `mapstructure:"kpod.bpf.map.entries"`
+	KpodBpfMapUpdateErrors               KpodBpfMapUpdateErrorsMetricConfig               `mapstructure:"kpod.bpf.map.update.errors"`
+	KpodBpfProgramLoadDuration           KpodBpfProgramLoadDurationMetricConfig           `mapstructure:"kpod.bpf.program.load.duration"`
+	KpodBpfProgramRunCount               KpodBpfProgramRunCountMetricConfig               `mapstructure:"kpod.bpf.program.run.count"`
+	KpodBpfProgramRunTime                KpodBpfProgramRunTimeMetricConfig                `mapstructure:"kpod.bpf.program.run.time"`
+	KpodCgroupReadErrors                 KpodCgroupReadErrorsMetricConfig                 `mapstructure:"kpod.cgroup.read.errors"`
+	KpodCollectionCycleDuration          KpodCollectionCycleDurationMetricConfig          `mapstructure:"kpod.collection.cycle.duration"`
+	KpodCollectionCycles                 KpodCollectionCyclesMetricConfig                 `mapstructure:"kpod.collection.cycles"`
+	KpodCollectionTimeouts               KpodCollectionTimeoutsMetricConfig               `mapstructure:"kpod.collection.timeouts"`
+	KpodCollectorDuration                KpodCollectorDurationMetricConfig                `mapstructure:"kpod.collector.duration"`
+	KpodCollectorErrors                  KpodCollectorErrorsMetricConfig                  `mapstructure:"kpod.collector.errors"`
+	KpodCollectorSkipped                 KpodCollectorSkippedMetricConfig                 `mapstructure:"kpod.collector.skipped"`
+	KpodCollectorUnavailable             KpodCollectorUnavailableMetricConfig             `mapstructure:"kpod.collector.unavailable"`
+	KpodContainerRestarts                KpodContainerRestartsMetricConfig                `mapstructure:"kpod.container.restarts"`
+	KpodCPUContextSwitches               KpodCPUContextSwitchesMetricConfig               `mapstructure:"kpod.cpu.context.switches"`
+	KpodDiscoveryContainers              KpodDiscoveryContainersMetricConfig              `mapstructure:"kpod.discovery.containers"`
+	KpodDiscoveryPods                    KpodDiscoveryPodsMetricConfig                    `mapstructure:"kpod.discovery.pods"`
+	KpodDiskReadBytes                    KpodDiskReadBytesMetricConfig                    `mapstructure:"kpod.disk.read.bytes"`
+	KpodDiskReads                        KpodDiskReadsMetricConfig                        `mapstructure:"kpod.disk.reads"`
+	KpodDiskWrites                       KpodDiskWritesMetricConfig                       `mapstructure:"kpod.disk.writes"`
+	KpodDiskWrittenBytes                 KpodDiskWrittenBytesMetricConfig                 `mapstructure:"kpod.disk.written.bytes"`
+	KpodFsAvailableBytes                 KpodFsAvailableBytesMetricConfig                 `mapstructure:"kpod.fs.available.bytes"`
+	KpodFsCapacityBytes                  KpodFsCapacityBytesMetricConfig                  `mapstructure:"kpod.fs.capacity.bytes"`
+	KpodFsUsageBytes                     KpodFsUsageBytesMetricConfig                     `mapstructure:"kpod.fs.usage.bytes"`
+	KpodIrqHwCount                       KpodIrqHwCountMetricConfig                       `mapstructure:"kpod.irq.hw.count"`
+	KpodL7ParseErrors                    KpodL7ParseErrorsMetricConfig                    `mapstructure:"kpod.l7.parse.errors"`
+	KpodL7Requests                       KpodL7RequestsMetricConfig                       `mapstructure:"kpod.l7.requests"`
+	KpodMemCacheAccesses                 KpodMemCacheAccessesMetricConfig                 `mapstructure:"kpod.mem.cache.accesses"`
+	KpodMemCacheAdditions                KpodMemCacheAdditionsMetricConfig                `mapstructure:"kpod.mem.cache.additions"`
+	KpodMemCacheBufDirtied               KpodMemCacheBufDirtiedMetricConfig               `mapstructure:"kpod.mem.cache.buf.dirtied"`
+	KpodMemCacheDirtied                  KpodMemCacheDirtiedMetricConfig                  `mapstructure:"kpod.mem.cache.dirtied"`
+	KpodMemCgroupCacheBytes              KpodMemCgroupCacheBytesMetricConfig              `mapstructure:"kpod.mem.cgroup.cache.bytes"`
+	KpodMemCgroupPeakBytes               KpodMemCgroupPeakBytesMetricConfig               `mapstructure:"kpod.mem.cgroup.peak.bytes"`
+	KpodMemCgroupSwapBytes               KpodMemCgroupSwapBytesMetricConfig               `mapstructure:"kpod.mem.cgroup.swap.bytes"`
+	KpodMemCgroupUsageBytes              KpodMemCgroupUsageBytesMetricConfig              `mapstructure:"kpod.mem.cgroup.usage.bytes"`
+	KpodMemMajorPageFaults               KpodMemMajorPageFaultsMetricConfig               `mapstructure:"kpod.mem.major.page.faults"`
+	KpodMemOomKills                      KpodMemOomKillsMetricConfig                      `mapstructure:"kpod.mem.oom.kills"`
+	KpodMetricUnavailable                KpodMetricUnavailableMetricConfig                `mapstructure:"kpod.metric.unavailable"`
+	KpodNetIfaceRxBytes                  KpodNetIfaceRxBytesMetricConfig                  `mapstructure:"kpod.net.iface.rx.bytes"`
+	KpodNetIfaceRxDrops                  KpodNetIfaceRxDropsMetricConfig                  `mapstructure:"kpod.net.iface.rx.drops"`
+	KpodNetIfaceRxErrors                 KpodNetIfaceRxErrorsMetricConfig                 `mapstructure:"kpod.net.iface.rx.errors"`
+	KpodNetIfaceRxPackets                KpodNetIfaceRxPacketsMetricConfig                `mapstructure:"kpod.net.iface.rx.packets"`
+	KpodNetIfaceTxBytes                  KpodNetIfaceTxBytesMetricConfig                  `mapstructure:"kpod.net.iface.tx.bytes"`
+	KpodNetIfaceTxDrops                  KpodNetIfaceTxDropsMetricConfig                  `mapstructure:"kpod.net.iface.tx.drops"`
+	KpodNetIfaceTxErrors                 KpodNetIfaceTxErrorsMetricConfig                 `mapstructure:"kpod.net.iface.tx.errors"`
+	KpodNetIfaceTxPackets                KpodNetIfaceTxPacketsMetricConfig                `mapstructure:"kpod.net.iface.tx.packets"`
+	KpodNetTCPBytesReceived              KpodNetTCPBytesReceivedMetricConfig              `mapstructure:"kpod.net.tcp.bytes.received"`
+	KpodNetTCPBytesSent                  KpodNetTCPBytesSentMetricConfig                  `mapstructure:"kpod.net.tcp.bytes.sent"`
+	KpodNetTCPConnections                KpodNetTCPConnectionsMetricConfig                `mapstructure:"kpod.net.tcp.connections"`
+	KpodNetTCPDrops                      KpodNetTCPDropsMetricConfig                      `mapstructure:"kpod.net.tcp.drops"`
+	KpodNetTCPRetransmits                KpodNetTCPRetransmitsMetricConfig                `mapstructure:"kpod.net.tcp.retransmits"`
+	KpodProcExecs                        KpodProcExecsMetricConfig                        `mapstructure:"kpod.proc.execs"`
+	KpodProcExits                        KpodProcExitsMetricConfig                        `mapstructure:"kpod.proc.exits"`
+	KpodProcForks                        KpodProcForksMetricConfig                        `mapstructure:"kpod.proc.forks"`
+	KpodSyscallCount                     KpodSyscallCountMetricConfig                     `mapstructure:"kpod.syscall.count"`
+	KpodSyscallErrors                    KpodSyscallErrorsMetricConfig                    `mapstructure:"kpod.syscall.errors"`
+	KpodTopologyBytes                    KpodTopologyBytesMetricConfig                    `mapstructure:"kpod.topology.bytes"`
+	KpodTopologyConnections              KpodTopologyConnectionsMetricConfig              `mapstructure:"kpod.topology.connections"`
+	KpodTopologyEdges                    KpodTopologyEdgesMetricConfig                    `mapstructure:"kpod.topology.edges"`
+	KpodTopologyEdgesOverflow            KpodTopologyEdgesOverflowMetricConfig            `mapstructure:"kpod.topology.edges.overflow"`
+	TracesServiceGraphRequestFailedTotal TracesServiceGraphRequestFailedTotalMetricConfig `mapstructure:"traces_service_graph_request_failed_total"`
+	TracesServiceGraphRequestTotal       TracesServiceGraphRequestTotalMetricConfig       `mapstructure:"traces_service_graph_request_total"`
 }
 
 func DefaultMetricsConfig() MetricsConfig {
@@ -2379,6 +2626,32 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []KpodSyscallErrorsMetricAttributeKey{KpodSyscallErrorsMetricAttributeKeySyscall},
+		},
+		KpodTopologyBytes: KpodTopologyBytesMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []KpodTopologyBytesMetricAttributeKey{KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection},
+		},
+		KpodTopologyConnections: KpodTopologyConnectionsMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []KpodTopologyConnectionsMetricAttributeKey{KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer},
+		},
+		KpodTopologyEdges: KpodTopologyEdgesMetricConfig{
+			Enabled: true,
+		},
+		KpodTopologyEdgesOverflow: KpodTopologyEdgesOverflowMetricConfig{
+			Enabled: true,
+		},
+		TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol},
+		},
+		TracesServiceGraphRequestTotal: TracesServiceGraphRequestTotalMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol},
 		},
 	}
 }

@@ -263,6 +263,32 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []KpodSyscallErrorsMetricAttributeKey{KpodSyscallErrorsMetricAttributeKeySyscall},
 					},
+					KpodTopologyBytes: KpodTopologyBytesMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodTopologyBytesMetricAttributeKey{KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection},
+					},
+					KpodTopologyConnections: KpodTopologyConnectionsMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodTopologyConnectionsMetricAttributeKey{KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer},
+					},
+					KpodTopologyEdges: KpodTopologyEdgesMetricConfig{
+						Enabled: true,
+					},
+					KpodTopologyEdgesOverflow: KpodTopologyEdgesOverflowMetricConfig{
+						Enabled: true,
+					},
+					TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol},
+					},
+					TracesServiceGraphRequestTotal: TracesServiceGraphRequestTotalMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol},
+					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
 					ContainerID: ResourceAttributeConfig{Enabled: true},
@@ -512,6 +538,32 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []KpodSyscallErrorsMetricAttributeKey{KpodSyscallErrorsMetricAttributeKeySyscall},
 					},
+					KpodTopologyBytes: KpodTopologyBytesMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodTopologyBytesMetricAttributeKey{KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection},
+					},
+					KpodTopologyConnections: KpodTopologyConnectionsMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []KpodTopologyConnectionsMetricAttributeKey{KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer},
+					},
+					KpodTopologyEdges: KpodTopologyEdgesMetricConfig{
+						Enabled: false,
+					},
+					KpodTopologyEdgesOverflow: KpodTopologyEdgesOverflowMetricConfig{
+						Enabled: false,
+					},
+					TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol},
+					},
+					TracesServiceGraphRequestTotal: TracesServiceGraphRequestTotalMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol},
+					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
 					ContainerID: ResourceAttributeConfig{Enabled: false},
@@ -524,7 +576,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(KpodBpfMapCapacityMetricConfig{}, KpodBpfMapEntriesMetricConfig{}, KpodBpfMapUpdateErrorsMetricConfig{}, KpodBpfProgramLoadDurationMetricConfig{}, KpodBpfProgramRunCountMetricConfig{}, KpodBpfProgramRunTimeMetricConfig{}, KpodCgroupReadErrorsMetricConfig{}, KpodCollectionCycleDurationMetricConfig{}, KpodCollectionCyclesMetricConfig{}, KpodCollectionTimeoutsMetricConfig{}, KpodCollectorDurationMetricConfig{}, KpodCollectorErrorsMetricConfig{}, KpodCollectorSkippedMetricConfig{}, KpodCollectorUnavailableMetricConfig{}, KpodContainerRestartsMetricConfig{}, KpodCPUContextSwitchesMetricConfig{}, KpodDiscoveryContainersMetricConfig{}, KpodDiscoveryPodsMetricConfig{}, KpodDiskReadBytesMetricConfig{}, KpodDiskReadsMetricConfig{}, KpodDiskWritesMetricConfig{}, KpodDiskWrittenBytesMetricConfig{}, KpodFsAvailableBytesMetricConfig{}, KpodFsCapacityBytesMetricConfig{}, KpodFsUsageBytesMetricConfig{}, KpodIrqHwCountMetricConfig{}, KpodL7ParseErrorsMetricConfig{}, KpodL7RequestsMetricConfig{}, KpodMemCacheAccessesMetricConfig{}, KpodMemCacheAdditionsMetricConfig{}, KpodMemCacheBufDirtiedMetricConfig{}, KpodMemCacheDirtiedMetricConfig{}, KpodMemCgroupCacheBytesMetricConfig{}, KpodMemCgroupPeakBytesMetricConfig{}, KpodMemCgroupSwapBytesMetricConfig{}, KpodMemCgroupUsageBytesMetricConfig{}, KpodMemMajorPageFaultsMetricConfig{}, KpodMemOomKillsMetricConfig{}, KpodMetricUnavailableMetricConfig{}, KpodNetIfaceRxBytesMetricConfig{}, KpodNetIfaceRxDropsMetricConfig{}, KpodNetIfaceRxErrorsMetricConfig{}, KpodNetIfaceRxPacketsMetricConfig{}, KpodNetIfaceTxBytesMetricConfig{}, KpodNetIfaceTxDropsMetricConfig{}, KpodNetIfaceTxErrorsMetricConfig{}, KpodNetIfaceTxPacketsMetricConfig{}, KpodNetTCPBytesReceivedMetricConfig{}, KpodNetTCPBytesSentMetricConfig{}, KpodNetTCPConnectionsMetricConfig{}, KpodNetTCPDropsMetricConfig{}, KpodNetTCPRetransmitsMetricConfig{}, KpodProcExecsMetricConfig{}, KpodProcExitsMetricConfig{}, KpodProcForksMetricConfig{}, KpodSyscallCountMetricConfig{}, KpodSyscallErrorsMetricConfig{}, ResourceAttributeConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(KpodBpfMapCapacityMetricConfig{}, KpodBpfMapEntriesMetricConfig{}, KpodBpfMapUpdateErrorsMetricConfig{}, KpodBpfProgramLoadDurationMetricConfig{}, KpodBpfProgramRunCountMetricConfig{}, KpodBpfProgramRunTimeMetricConfig{}, KpodCgroupReadErrorsMetricConfig{}, KpodCollectionCycleDurationMetricConfig{}, KpodCollectionCyclesMetricConfig{}, KpodCollectionTimeoutsMetricConfig{}, KpodCollectorDurationMetricConfig{}, KpodCollectorErrorsMetricConfig{}, KpodCollectorSkippedMetricConfig{}, KpodCollectorUnavailableMetricConfig{}, KpodContainerRestartsMetricConfig{}, KpodCPUContextSwitchesMetricConfig{}, KpodDiscoveryContainersMetricConfig{}, KpodDiscoveryPodsMetricConfig{}, KpodDiskReadBytesMetricConfig{}, KpodDiskReadsMetricConfig{}, KpodDiskWritesMetricConfig{}, KpodDiskWrittenBytesMetricConfig{}, KpodFsAvailableBytesMetricConfig{}, KpodFsCapacityBytesMetricConfig{}, KpodFsUsageBytesMetricConfig{}, KpodIrqHwCountMetricConfig{}, KpodL7ParseErrorsMetricConfig{}, KpodL7RequestsMetricConfig{}, KpodMemCacheAccessesMetricConfig{}, KpodMemCacheAdditionsMetricConfig{}, KpodMemCacheBufDirtiedMetricConfig{}, KpodMemCacheDirtiedMetricConfig{}, KpodMemCgroupCacheBytesMetricConfig{}, KpodMemCgroupPeakBytesMetricConfig{}, KpodMemCgroupSwapBytesMetricConfig{}, KpodMemCgroupUsageBytesMetricConfig{}, KpodMemMajorPageFaultsMetricConfig{}, KpodMemOomKillsMetricConfig{}, KpodMetricUnavailableMetricConfig{}, KpodNetIfaceRxBytesMetricConfig{}, KpodNetIfaceRxDropsMetricConfig{}, KpodNetIfaceRxErrorsMetricConfig{}, KpodNetIfaceRxPacketsMetricConfig{}, KpodNetIfaceTxBytesMetricConfig{}, KpodNetIfaceTxDropsMetricConfig{}, KpodNetIfaceTxErrorsMetricConfig{}, KpodNetIfaceTxPacketsMetricConfig{}, KpodNetTCPBytesReceivedMetricConfig{}, KpodNetTCPBytesSentMetricConfig{}, KpodNetTCPConnectionsMetricConfig{}, KpodNetTCPDropsMetricConfig{}, KpodNetTCPRetransmitsMetricConfig{}, KpodProcExecsMetricConfig{}, KpodProcExitsMetricConfig{}, KpodProcForksMetricConfig{}, KpodSyscallCountMetricConfig{}, KpodSyscallErrorsMetricConfig{}, KpodTopologyBytesMetricConfig{}, KpodTopologyConnectionsMetricConfig{}, KpodTopologyEdgesMetricConfig{}, KpodTopologyEdgesOverflowMetricConfig{}, TracesServiceGraphRequestFailedTotalMetricConfig{}, TracesServiceGraphRequestTotalMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -921,6 +973,54 @@ func TestKpodSyscallErrorsMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric kpod.syscall.errors doesn't have an attribute invalid, valid attributes: [syscall]")
 
 	cfg = DefaultMetricsConfig().KpodSyscallErrors
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestKpodTopologyBytesMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().KpodTopologyBytes
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []KpodTopologyBytesMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric kpod.topology.bytes doesn't have an attribute invalid, valid attributes: [client, server, direction]")
+
+	cfg = DefaultMetricsConfig().KpodTopologyBytes
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestKpodTopologyConnectionsMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().KpodTopologyConnections
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []KpodTopologyConnectionsMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric kpod.topology.connections doesn't have an attribute invalid, valid attributes: [client, server]")
+
+	cfg = DefaultMetricsConfig().KpodTopologyConnections
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestTracesServiceGraphRequestFailedTotalMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().TracesServiceGraphRequestFailedTotal
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []TracesServiceGraphRequestFailedTotalMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric traces_service_graph_request_failed_total doesn't have an attribute invalid, valid attributes: [client, server, connection_type, protocol]")
+
+	cfg = DefaultMetricsConfig().TracesServiceGraphRequestFailedTotal
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestTracesServiceGraphRequestTotalMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().TracesServiceGraphRequestTotal
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []TracesServiceGraphRequestTotalMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric traces_service_graph_request_total doesn't have an attribute invalid, valid attributes: [client, server, connection_type, protocol]")
+
+	cfg = DefaultMetricsConfig().TracesServiceGraphRequestTotal
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

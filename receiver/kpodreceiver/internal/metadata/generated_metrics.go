@@ -159,6 +159,32 @@ var MapAttributeL7Role = map[string]AttributeL7Role{
 	"server": AttributeL7RoleServer,
 }
 
+// AttributeTopologyDirection specifies the value topology_direction attribute.
+type AttributeTopologyDirection int
+
+const (
+	_ AttributeTopologyDirection = iota
+	AttributeTopologyDirectionToServer
+	AttributeTopologyDirectionToClient
+)
+
+// String returns the string representation of the AttributeTopologyDirection.
+func (av AttributeTopologyDirection) String() string {
+	switch av {
+	case AttributeTopologyDirectionToServer:
+		return "to_server"
+	case AttributeTopologyDirectionToClient:
+		return "to_client"
+	}
+	return ""
+}
+
+// MapAttributeTopologyDirection is a helper map of string to AttributeTopologyDirection attribute value.
+var MapAttributeTopologyDirection = map[string]AttributeTopologyDirection{
+	"to_server": AttributeTopologyDirectionToServer,
+	"to_client": AttributeTopologyDirectionToClient,
+}
+
 var MetricsInfo = metricsInfo{
 	KpodBpfMapCapacity: metricInfo{
 		Name:       "kpod.bpf.map.capacity",
@@ -364,66 +390,94 @@ var MetricsInfo = metricsInfo{
 		Name:       "kpod.syscall.errors",
 		Attributes: []string{"syscall"},
 	},
+	KpodTopologyBytes: metricInfo{
+		Name:       "kpod.topology.bytes",
+		Attributes: []string{"topology_client", "topology_server", "topology_direction"},
+	},
+	KpodTopologyConnections: metricInfo{
+		Name:       "kpod.topology.connections",
+		Attributes: []string{"topology_client", "topology_server"},
+	},
+	KpodTopologyEdges: metricInfo{
+		Name: "kpod.topology.edges",
+	},
+	KpodTopologyEdgesOverflow: metricInfo{
+		Name: "kpod.topology.edges.overflow",
+	},
+	TracesServiceGraphRequestFailedTotal: metricInfo{
+		Name:       "traces_service_graph_request_failed_total",
+		Attributes: []string{"topology_client", "topology_server", "topology_connection_type", "l7_protocol"},
+	},
+	TracesServiceGraphRequestTotal: metricInfo{
+		Name:       "traces_service_graph_request_total",
+		Attributes: []string{"topology_client", "topology_server", "topology_connection_type", "l7_protocol"},
+	},
 }
 
 type metricsInfo struct {
-	KpodBpfMapCapacity          metricInfo
-	KpodBpfMapEntries           metricInfo
-	KpodBpfMapUpdateErrors      metricInfo
-	KpodBpfProgramLoadDuration  metricInfo
-	KpodBpfProgramRunCount      metricInfo
-	KpodBpfProgramRunTime       metricInfo
-	KpodCgroupReadErrors        metricInfo
-	KpodCollectionCycleDuration metricInfo
-	KpodCollectionCycles        metricInfo
-	KpodCollectionTimeouts      metricInfo
-	KpodCollectorDuration       metricInfo
-	KpodCollectorErrors         metricInfo
-	KpodCollectorSkipped        metricInfo
-	KpodCollectorUnavailable    metricInfo
-	KpodContainerRestarts       metricInfo
-	KpodCPUContextSwitches      metricInfo
-	KpodDiscoveryContainers     metricInfo
-	KpodDiscoveryPods           metricInfo
-	KpodDiskReadBytes           metricInfo
-	KpodDiskReads               metricInfo
-	KpodDiskWrites              metricInfo
-	KpodDiskWrittenBytes        metricInfo
-	KpodFsAvailableBytes        metricInfo
-	KpodFsCapacityBytes         metricInfo
-	KpodFsUsageBytes            metricInfo
-	KpodIrqHwCount              metricInfo
-	KpodL7ParseErrors           metricInfo
-	KpodL7Requests              metricInfo
-	KpodMemCacheAccesses        metricInfo
-	KpodMemCacheAdditions       metricInfo
-	KpodMemCacheBufDirtied      metricInfo
-	KpodMemCacheDirtied         metricInfo
-	KpodMemCgroupCacheBytes     metricInfo
-	KpodMemCgroupPeakBytes      metricInfo
-	KpodMemCgroupSwapBytes      metricInfo
-	KpodMemCgroupUsageBytes     metricInfo
-	KpodMemMajorPageFaults      metricInfo
-	KpodMemOomKills             metricInfo
-	KpodMetricUnavailable       metricInfo
-	KpodNetIfaceRxBytes         metricInfo
-	KpodNetIfaceRxDrops         metricInfo
-	KpodNetIfaceRxErrors        metricInfo
-	KpodNetIfaceRxPackets       metricInfo
-	KpodNetIfaceTxBytes         metricInfo
-	KpodNetIfaceTxDrops         metricInfo
-	KpodNetIfaceTxErrors        metricInfo
-	KpodNetIfaceTxPackets       metricInfo
-	KpodNetTCPBytesReceived     metricInfo
-	KpodNetTCPBytesSent         metricInfo
-	KpodNetTCPConnections       metricInfo
-	KpodNetTCPDrops             metricInfo
-	KpodNetTCPRetransmits       metricInfo
-	KpodProcExecs               metricInfo
-	KpodProcExits               metricInfo
-	KpodProcForks               metricInfo
-	KpodSyscallCount            metricInfo
-	KpodSyscallErrors           metricInfo
+	KpodBpfMapCapacity                   metricInfo
+	KpodBpfMapEntries                    metricInfo
+	KpodBpfMapUpdateErrors               metricInfo
+	KpodBpfProgramLoadDuration           metricInfo
+	KpodBpfProgramRunCount               metricInfo
+	KpodBpfProgramRunTime                metricInfo
+	KpodCgroupReadErrors                 metricInfo
+	KpodCollectionCycleDuration          metricInfo
+	KpodCollectionCycles                 metricInfo
+	KpodCollectionTimeouts               metricInfo
+	KpodCollectorDuration                metricInfo
+	KpodCollectorErrors                  metricInfo
+	KpodCollectorSkipped                 metricInfo
+	KpodCollectorUnavailable             metricInfo
+	KpodContainerRestarts                metricInfo
+	KpodCPUContextSwitches               metricInfo
+	KpodDiscoveryContainers              metricInfo
+	KpodDiscoveryPods                    metricInfo
+	KpodDiskReadBytes                    metricInfo
+	KpodDiskReads                        metricInfo
+	KpodDiskWrites                       metricInfo
+	KpodDiskWrittenBytes                 metricInfo
+	KpodFsAvailableBytes                 metricInfo
+	KpodFsCapacityBytes                  metricInfo
+	KpodFsUsageBytes                     metricInfo
+	KpodIrqHwCount                       metricInfo
+	KpodL7ParseErrors                    metricInfo
+	KpodL7Requests                       metricInfo
+	KpodMemCacheAccesses                 metricInfo
+	KpodMemCacheAdditions                metricInfo
+	KpodMemCacheBufDirtied               metricInfo
+	KpodMemCacheDirtied                  metricInfo
+	KpodMemCgroupCacheBytes              metricInfo
+	KpodMemCgroupPeakBytes               metricInfo
+	KpodMemCgroupSwapBytes               metricInfo
+	KpodMemCgroupUsageBytes              metricInfo
+	KpodMemMajorPageFaults               metricInfo
+	KpodMemOomKills                      metricInfo
+	KpodMetricUnavailable                metricInfo
+	KpodNetIfaceRxBytes                  metricInfo
+	KpodNetIfaceRxDrops                  metricInfo
+	KpodNetIfaceRxErrors                 metricInfo
+	KpodNetIfaceRxPackets                metricInfo
+	KpodNetIfaceTxBytes                  metricInfo
+	KpodNetIfaceTxDrops                  metricInfo
+	KpodNetIfaceTxErrors                 metricInfo
+	KpodNetIfaceTxPackets                metricInfo
+	KpodNetTCPBytesReceived              metricInfo
+	KpodNetTCPBytesSent                  metricInfo
+	KpodNetTCPConnections                metricInfo
+	KpodNetTCPDrops                      metricInfo
+	KpodNetTCPRetransmits                metricInfo
+	KpodProcExecs                        metricInfo
+	KpodProcExits                        metricInfo
+	KpodProcForks                        metricInfo
+	KpodSyscallCount                     metricInfo
+	KpodSyscallErrors                    metricInfo
+	KpodTopologyBytes                    metricInfo
+	KpodTopologyConnections              metricInfo
+	KpodTopologyEdges                    metricInfo
+	KpodTopologyEdgesOverflow            metricInfo
+	TracesServiceGraphRequestFailedTotal metricInfo
+	TracesServiceGraphRequestTotal       metricInfo
 }
 
 type metricInfo struct {
@@ -4669,73 +4723,572 @@ func newMetricKpodSyscallErrors(cfg KpodSyscallErrorsMetricConfig) metricKpodSys
 	return m
 }
 
+type metricKpodTopologyBytes struct {
+	data          pmetric.Metric                // data buffer for generated metric.
+	config        KpodTopologyBytesMetricConfig // metric config provided by user.
+	capacity      int                           // max observed number of data points added to the metric.
+	aggDataPoints []int64                       // slice containing number of aggregated datapoints at each index
+}
+
+// init fills kpod.topology.bytes metric with initial data.
+func (m *metricKpodTopologyBytes) init() {
+	m.data.SetName("kpod.topology.bytes")
+	m.data.SetDescription("TCP payload bytes of the edge's connections, each way, counted once (by the client's node when the client is a pod of it, else by the server's node).")
+	m.data.SetUnit("By")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricKpodTopologyBytes) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyDirectionAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, KpodTopologyBytesMetricAttributeKeyTopologyClient) {
+		dp.Attributes().PutStr("client", topologyClientAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, KpodTopologyBytesMetricAttributeKeyTopologyServer) {
+		dp.Attributes().PutStr("server", topologyServerAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, KpodTopologyBytesMetricAttributeKeyTopologyDirection) {
+		dp.Attributes().PutStr("direction", topologyDirectionAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodTopologyBytes) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodTopologyBytes) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodTopologyBytes(cfg KpodTopologyBytesMetricConfig) metricKpodTopologyBytes {
+	m := metricKpodTopologyBytes{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodTopologyConnections struct {
+	data          pmetric.Metric                      // data buffer for generated metric.
+	config        KpodTopologyConnectionsMetricConfig // metric config provided by user.
+	capacity      int                                 // max observed number of data points added to the metric.
+	aggDataPoints []int64                             // slice containing number of aggregated datapoints at each index
+}
+
+// init fills kpod.topology.connections metric with initial data.
+func (m *metricKpodTopologyConnections) init() {
+	m.data.SetName("kpod.topology.connections")
+	m.data.SetDescription("TCP connections established from client to server, whatever their protocol, counted once (by the client's node when the client is a pod of it, else by the server's node).")
+	m.data.SetUnit("{connection}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricKpodTopologyConnections) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, KpodTopologyConnectionsMetricAttributeKeyTopologyClient) {
+		dp.Attributes().PutStr("client", topologyClientAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, KpodTopologyConnectionsMetricAttributeKeyTopologyServer) {
+		dp.Attributes().PutStr("server", topologyServerAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodTopologyConnections) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodTopologyConnections) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodTopologyConnections(cfg KpodTopologyConnectionsMetricConfig) metricKpodTopologyConnections {
+	m := metricKpodTopologyConnections{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodTopologyEdges struct {
+	data     pmetric.Metric                // data buffer for generated metric.
+	config   KpodTopologyEdgesMetricConfig // metric config provided by user.
+	capacity int                           // max observed number of data points added to the metric.
+}
+
+// init fills kpod.topology.edges metric with initial data.
+func (m *metricKpodTopologyEdges) init() {
+	m.data.SetName("kpod.topology.edges")
+	m.data.SetDescription("Client → server pairs this node reports (at most collectors.topology.max_edges).")
+	m.data.SetUnit("{edge}")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricKpodTopologyEdges) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodTopologyEdges) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodTopologyEdges) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodTopologyEdges(cfg KpodTopologyEdgesMetricConfig) metricKpodTopologyEdges {
+	m := metricKpodTopologyEdges{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodTopologyEdgesOverflow struct {
+	data     pmetric.Metric                        // data buffer for generated metric.
+	config   KpodTopologyEdgesOverflowMetricConfig // metric config provided by user.
+	capacity int                                   // max observed number of data points added to the metric.
+}
+
+// init fills kpod.topology.edges.overflow metric with initial data.
+func (m *metricKpodTopologyEdgesOverflow) init() {
+	m.data.SetName("kpod.topology.edges.overflow")
+	m.data.SetDescription("Client → server pairs that found collectors.topology.max_edges reached since kpod started; their traffic is reported on edges to or from the end named overflow.")
+	m.data.SetUnit("{edge}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+}
+
+func (m *metricKpodTopologyEdgesOverflow) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Sum().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodTopologyEdgesOverflow) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodTopologyEdgesOverflow) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodTopologyEdgesOverflow(cfg KpodTopologyEdgesOverflowMetricConfig) metricKpodTopologyEdgesOverflow {
+	m := metricKpodTopologyEdgesOverflow{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricTracesServiceGraphRequestFailedTotal struct {
+	data          pmetric.Metric                                   // data buffer for generated metric.
+	config        TracesServiceGraphRequestFailedTotalMetricConfig // metric config provided by user.
+	capacity      int                                              // max observed number of data points added to the metric.
+	aggDataPoints []int64                                          // slice containing number of aggregated datapoints at each index
+}
+
+// init fills traces_service_graph_request_failed_total metric with initial data.
+func (m *metricTracesServiceGraphRequestFailedTotal) init() {
+	m.data.SetName("traces_service_graph_request_failed_total")
+	m.data.SetDescription("Failed requests from client to server (HTTP 4xx and 5xx, an error reply or status of the other protocols), counted once, as the servicegraph connector and Tempo name them.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricTracesServiceGraphRequestFailedTotal) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient) {
+		dp.Attributes().PutStr("client", topologyClientAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer) {
+		dp.Attributes().PutStr("server", topologyServerAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType) {
+		dp.Attributes().PutStr("connection_type", topologyConnectionTypeAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol) {
+		dp.Attributes().PutStr("protocol", l7ProtocolAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTracesServiceGraphRequestFailedTotal) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTracesServiceGraphRequestFailedTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTracesServiceGraphRequestFailedTotal(cfg TracesServiceGraphRequestFailedTotalMetricConfig) metricTracesServiceGraphRequestFailedTotal {
+	m := metricTracesServiceGraphRequestFailedTotal{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricTracesServiceGraphRequestTotal struct {
+	data          pmetric.Metric                             // data buffer for generated metric.
+	config        TracesServiceGraphRequestTotalMetricConfig // metric config provided by user.
+	capacity      int                                        // max observed number of data points added to the metric.
+	aggDataPoints []int64                                    // slice containing number of aggregated datapoints at each index
+}
+
+// init fills traces_service_graph_request_total metric with initial data.
+func (m *metricTracesServiceGraphRequestTotal) init() {
+	m.data.SetName("traces_service_graph_request_total")
+	m.data.SetDescription("Requests from client to server, counted once (by the client's node when the client is a pod of it, else by the server's node), as the servicegraph connector and Tempo name them.")
+	m.data.SetUnit("{request}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricTracesServiceGraphRequestTotal) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient) {
+		dp.Attributes().PutStr("client", topologyClientAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer) {
+		dp.Attributes().PutStr("server", topologyServerAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType) {
+		dp.Attributes().PutStr("connection_type", topologyConnectionTypeAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol) {
+		dp.Attributes().PutStr("protocol", l7ProtocolAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricTracesServiceGraphRequestTotal) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricTracesServiceGraphRequestTotal) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricTracesServiceGraphRequestTotal(cfg TracesServiceGraphRequestTotalMetricConfig) metricTracesServiceGraphRequestTotal {
+	m := metricTracesServiceGraphRequestTotal{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 // MetricsBuilder provides an interface for scrapers to report metrics while taking care of all the transformations
 // required to produce metric representation defined in metadata and user config.
 type MetricsBuilder struct {
-	config                            MetricsBuilderConfig // config of the metrics builder.
-	startTime                         pcommon.Timestamp    // start time that will be applied to all recorded data points.
-	metricsCapacity                   int                  // maximum observed number of metrics per resource.
-	metricsBuffer                     pmetric.Metrics      // accumulates metrics data before emitting.
-	buildInfo                         component.BuildInfo  // contains version information.
-	resourceAttributeIncludeFilter    map[string]filter.Filter
-	resourceAttributeExcludeFilter    map[string]filter.Filter
-	metricKpodBpfMapCapacity          metricKpodBpfMapCapacity
-	metricKpodBpfMapEntries           metricKpodBpfMapEntries
-	metricKpodBpfMapUpdateErrors      metricKpodBpfMapUpdateErrors
-	metricKpodBpfProgramLoadDuration  metricKpodBpfProgramLoadDuration
-	metricKpodBpfProgramRunCount      metricKpodBpfProgramRunCount
-	metricKpodBpfProgramRunTime       metricKpodBpfProgramRunTime
-	metricKpodCgroupReadErrors        metricKpodCgroupReadErrors
-	metricKpodCollectionCycleDuration metricKpodCollectionCycleDuration
-	metricKpodCollectionCycles        metricKpodCollectionCycles
-	metricKpodCollectionTimeouts      metricKpodCollectionTimeouts
-	metricKpodCollectorDuration       metricKpodCollectorDuration
-	metricKpodCollectorErrors         metricKpodCollectorErrors
-	metricKpodCollectorSkipped        metricKpodCollectorSkipped
-	metricKpodCollectorUnavailable    metricKpodCollectorUnavailable
-	metricKpodContainerRestarts       metricKpodContainerRestarts
-	metricKpodCPUContextSwitches      metricKpodCPUContextSwitches
-	metricKpodDiscoveryContainers     metricKpodDiscoveryContainers
-	metricKpodDiscoveryPods           metricKpodDiscoveryPods
-	metricKpodDiskReadBytes           metricKpodDiskReadBytes
-	metricKpodDiskReads               metricKpodDiskReads
-	metricKpodDiskWrites              metricKpodDiskWrites
-	metricKpodDiskWrittenBytes        metricKpodDiskWrittenBytes
-	metricKpodFsAvailableBytes        metricKpodFsAvailableBytes
-	metricKpodFsCapacityBytes         metricKpodFsCapacityBytes
-	metricKpodFsUsageBytes            metricKpodFsUsageBytes
-	metricKpodIrqHwCount              metricKpodIrqHwCount
-	metricKpodL7ParseErrors           metricKpodL7ParseErrors
-	metricKpodL7Requests              metricKpodL7Requests
-	metricKpodMemCacheAccesses        metricKpodMemCacheAccesses
-	metricKpodMemCacheAdditions       metricKpodMemCacheAdditions
-	metricKpodMemCacheBufDirtied      metricKpodMemCacheBufDirtied
-	metricKpodMemCacheDirtied         metricKpodMemCacheDirtied
-	metricKpodMemCgroupCacheBytes     metricKpodMemCgroupCacheBytes
-	metricKpodMemCgroupPeakBytes      metricKpodMemCgroupPeakBytes
-	metricKpodMemCgroupSwapBytes      metricKpodMemCgroupSwapBytes
-	metricKpodMemCgroupUsageBytes     metricKpodMemCgroupUsageBytes
-	metricKpodMemMajorPageFaults      metricKpodMemMajorPageFaults
-	metricKpodMemOomKills             metricKpodMemOomKills
-	metricKpodMetricUnavailable       metricKpodMetricUnavailable
-	metricKpodNetIfaceRxBytes         metricKpodNetIfaceRxBytes
-	metricKpodNetIfaceRxDrops         metricKpodNetIfaceRxDrops
-	metricKpodNetIfaceRxErrors        metricKpodNetIfaceRxErrors
-	metricKpodNetIfaceRxPackets       metricKpodNetIfaceRxPackets
-	metricKpodNetIfaceTxBytes         metricKpodNetIfaceTxBytes
-	metricKpodNetIfaceTxDrops         metricKpodNetIfaceTxDrops
-	metricKpodNetIfaceTxErrors        metricKpodNetIfaceTxErrors
-	metricKpodNetIfaceTxPackets       metricKpodNetIfaceTxPackets
-	metricKpodNetTCPBytesReceived     metricKpodNetTCPBytesReceived
-	metricKpodNetTCPBytesSent         metricKpodNetTCPBytesSent
-	metricKpodNetTCPConnections       metricKpodNetTCPConnections
-	metricKpodNetTCPDrops             metricKpodNetTCPDrops
-	metricKpodNetTCPRetransmits       metricKpodNetTCPRetransmits
-	metricKpodProcExecs               metricKpodProcExecs
-	metricKpodProcExits               metricKpodProcExits
-	metricKpodProcForks               metricKpodProcForks
-	metricKpodSyscallCount            metricKpodSyscallCount
-	metricKpodSyscallErrors           metricKpodSyscallErrors
+	config                                     MetricsBuilderConfig // config of the metrics builder.
+	startTime                                  pcommon.Timestamp    // start time that will be applied to all recorded data points.
+	metricsCapacity                            int                  // maximum observed number of metrics per resource.
+	metricsBuffer                              pmetric.Metrics      // accumulates metrics data before emitting.
+	buildInfo                                  component.BuildInfo  // contains version information.
+	resourceAttributeIncludeFilter             map[string]filter.Filter
+	resourceAttributeExcludeFilter             map[string]filter.Filter
+	metricKpodBpfMapCapacity                   metricKpodBpfMapCapacity
+	metricKpodBpfMapEntries                    metricKpodBpfMapEntries
+	metricKpodBpfMapUpdateErrors               metricKpodBpfMapUpdateErrors
+	metricKpodBpfProgramLoadDuration           metricKpodBpfProgramLoadDuration
+	metricKpodBpfProgramRunCount               metricKpodBpfProgramRunCount
+	metricKpodBpfProgramRunTime                metricKpodBpfProgramRunTime
+	metricKpodCgroupReadErrors                 metricKpodCgroupReadErrors
+	metricKpodCollectionCycleDuration          metricKpodCollectionCycleDuration
+	metricKpodCollectionCycles                 metricKpodCollectionCycles
+	metricKpodCollectionTimeouts               metricKpodCollectionTimeouts
+	metricKpodCollectorDuration                metricKpodCollectorDuration
+	metricKpodCollectorErrors                  metricKpodCollectorErrors
+	metricKpodCollectorSkipped                 metricKpodCollectorSkipped
+	metricKpodCollectorUnavailable             metricKpodCollectorUnavailable
+	metricKpodContainerRestarts                metricKpodContainerRestarts
+	metricKpodCPUContextSwitches               metricKpodCPUContextSwitches
+	metricKpodDiscoveryContainers              metricKpodDiscoveryContainers
+	metricKpodDiscoveryPods                    metricKpodDiscoveryPods
+	metricKpodDiskReadBytes                    metricKpodDiskReadBytes
+	metricKpodDiskReads                        metricKpodDiskReads
+	metricKpodDiskWrites                       metricKpodDiskWrites
+	metricKpodDiskWrittenBytes                 metricKpodDiskWrittenBytes
+	metricKpodFsAvailableBytes                 metricKpodFsAvailableBytes
+	metricKpodFsCapacityBytes                  metricKpodFsCapacityBytes
+	metricKpodFsUsageBytes                     metricKpodFsUsageBytes
+	metricKpodIrqHwCount                       metricKpodIrqHwCount
+	metricKpodL7ParseErrors                    metricKpodL7ParseErrors
+	metricKpodL7Requests                       metricKpodL7Requests
+	metricKpodMemCacheAccesses                 metricKpodMemCacheAccesses
+	metricKpodMemCacheAdditions                metricKpodMemCacheAdditions
+	metricKpodMemCacheBufDirtied               metricKpodMemCacheBufDirtied
+	metricKpodMemCacheDirtied                  metricKpodMemCacheDirtied
+	metricKpodMemCgroupCacheBytes              metricKpodMemCgroupCacheBytes
+	metricKpodMemCgroupPeakBytes               metricKpodMemCgroupPeakBytes
+	metricKpodMemCgroupSwapBytes               metricKpodMemCgroupSwapBytes
+	metricKpodMemCgroupUsageBytes              metricKpodMemCgroupUsageBytes
+	metricKpodMemMajorPageFaults               metricKpodMemMajorPageFaults
+	metricKpodMemOomKills                      metricKpodMemOomKills
+	metricKpodMetricUnavailable                metricKpodMetricUnavailable
+	metricKpodNetIfaceRxBytes                  metricKpodNetIfaceRxBytes
+	metricKpodNetIfaceRxDrops                  metricKpodNetIfaceRxDrops
+	metricKpodNetIfaceRxErrors                 metricKpodNetIfaceRxErrors
+	metricKpodNetIfaceRxPackets                metricKpodNetIfaceRxPackets
+	metricKpodNetIfaceTxBytes                  metricKpodNetIfaceTxBytes
+	metricKpodNetIfaceTxDrops                  metricKpodNetIfaceTxDrops
+	metricKpodNetIfaceTxErrors                 metricKpodNetIfaceTxErrors
+	metricKpodNetIfaceTxPackets                metricKpodNetIfaceTxPackets
+	metricKpodNetTCPBytesReceived              metricKpodNetTCPBytesReceived
+	metricKpodNetTCPBytesSent                  metricKpodNetTCPBytesSent
+	metricKpodNetTCPConnections                metricKpodNetTCPConnections
+	metricKpodNetTCPDrops                      metricKpodNetTCPDrops
+	metricKpodNetTCPRetransmits                metricKpodNetTCPRetransmits
+	metricKpodProcExecs                        metricKpodProcExecs
+	metricKpodProcExits                        metricKpodProcExits
+	metricKpodProcForks                        metricKpodProcForks
+	metricKpodSyscallCount                     metricKpodSyscallCount
+	metricKpodSyscallErrors                    metricKpodSyscallErrors
+	metricKpodTopologyBytes                    metricKpodTopologyBytes
+	metricKpodTopologyConnections              metricKpodTopologyConnections
+	metricKpodTopologyEdges                    metricKpodTopologyEdges
+	metricKpodTopologyEdgesOverflow            metricKpodTopologyEdgesOverflow
+	metricTracesServiceGraphRequestFailedTotal metricTracesServiceGraphRequestFailedTotal
+	metricTracesServiceGraphRequestTotal       metricTracesServiceGraphRequestTotal
 }
 
 // MetricBuilderOption applies changes to default metrics builder.
@@ -4757,69 +5310,75 @@ func WithStartTime(startTime pcommon.Timestamp) MetricBuilderOption {
 }
 func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, options ...MetricBuilderOption) *MetricsBuilder {
 	mb := &MetricsBuilder{
-		config:                            mbc,
-		startTime:                         pcommon.NewTimestampFromTime(time.Now()),
-		metricsBuffer:                     pmetric.NewMetrics(),
-		buildInfo:                         settings.BuildInfo,
-		metricKpodBpfMapCapacity:          newMetricKpodBpfMapCapacity(mbc.Metrics.KpodBpfMapCapacity),
-		metricKpodBpfMapEntries:           newMetricKpodBpfMapEntries(mbc.Metrics.KpodBpfMapEntries),
-		metricKpodBpfMapUpdateErrors:      newMetricKpodBpfMapUpdateErrors(mbc.Metrics.KpodBpfMapUpdateErrors),
-		metricKpodBpfProgramLoadDuration:  newMetricKpodBpfProgramLoadDuration(mbc.Metrics.KpodBpfProgramLoadDuration),
-		metricKpodBpfProgramRunCount:      newMetricKpodBpfProgramRunCount(mbc.Metrics.KpodBpfProgramRunCount),
-		metricKpodBpfProgramRunTime:       newMetricKpodBpfProgramRunTime(mbc.Metrics.KpodBpfProgramRunTime),
-		metricKpodCgroupReadErrors:        newMetricKpodCgroupReadErrors(mbc.Metrics.KpodCgroupReadErrors),
-		metricKpodCollectionCycleDuration: newMetricKpodCollectionCycleDuration(mbc.Metrics.KpodCollectionCycleDuration),
-		metricKpodCollectionCycles:        newMetricKpodCollectionCycles(mbc.Metrics.KpodCollectionCycles),
-		metricKpodCollectionTimeouts:      newMetricKpodCollectionTimeouts(mbc.Metrics.KpodCollectionTimeouts),
-		metricKpodCollectorDuration:       newMetricKpodCollectorDuration(mbc.Metrics.KpodCollectorDuration),
-		metricKpodCollectorErrors:         newMetricKpodCollectorErrors(mbc.Metrics.KpodCollectorErrors),
-		metricKpodCollectorSkipped:        newMetricKpodCollectorSkipped(mbc.Metrics.KpodCollectorSkipped),
-		metricKpodCollectorUnavailable:    newMetricKpodCollectorUnavailable(mbc.Metrics.KpodCollectorUnavailable),
-		metricKpodContainerRestarts:       newMetricKpodContainerRestarts(mbc.Metrics.KpodContainerRestarts),
-		metricKpodCPUContextSwitches:      newMetricKpodCPUContextSwitches(mbc.Metrics.KpodCPUContextSwitches),
-		metricKpodDiscoveryContainers:     newMetricKpodDiscoveryContainers(mbc.Metrics.KpodDiscoveryContainers),
-		metricKpodDiscoveryPods:           newMetricKpodDiscoveryPods(mbc.Metrics.KpodDiscoveryPods),
-		metricKpodDiskReadBytes:           newMetricKpodDiskReadBytes(mbc.Metrics.KpodDiskReadBytes),
-		metricKpodDiskReads:               newMetricKpodDiskReads(mbc.Metrics.KpodDiskReads),
-		metricKpodDiskWrites:              newMetricKpodDiskWrites(mbc.Metrics.KpodDiskWrites),
-		metricKpodDiskWrittenBytes:        newMetricKpodDiskWrittenBytes(mbc.Metrics.KpodDiskWrittenBytes),
-		metricKpodFsAvailableBytes:        newMetricKpodFsAvailableBytes(mbc.Metrics.KpodFsAvailableBytes),
-		metricKpodFsCapacityBytes:         newMetricKpodFsCapacityBytes(mbc.Metrics.KpodFsCapacityBytes),
-		metricKpodFsUsageBytes:            newMetricKpodFsUsageBytes(mbc.Metrics.KpodFsUsageBytes),
-		metricKpodIrqHwCount:              newMetricKpodIrqHwCount(mbc.Metrics.KpodIrqHwCount),
-		metricKpodL7ParseErrors:           newMetricKpodL7ParseErrors(mbc.Metrics.KpodL7ParseErrors),
-		metricKpodL7Requests:              newMetricKpodL7Requests(mbc.Metrics.KpodL7Requests),
-		metricKpodMemCacheAccesses:        newMetricKpodMemCacheAccesses(mbc.Metrics.KpodMemCacheAccesses),
-		metricKpodMemCacheAdditions:       newMetricKpodMemCacheAdditions(mbc.Metrics.KpodMemCacheAdditions),
-		metricKpodMemCacheBufDirtied:      newMetricKpodMemCacheBufDirtied(mbc.Metrics.KpodMemCacheBufDirtied),
-		metricKpodMemCacheDirtied:         newMetricKpodMemCacheDirtied(mbc.Metrics.KpodMemCacheDirtied),
-		metricKpodMemCgroupCacheBytes:     newMetricKpodMemCgroupCacheBytes(mbc.Metrics.KpodMemCgroupCacheBytes),
-		metricKpodMemCgroupPeakBytes:      newMetricKpodMemCgroupPeakBytes(mbc.Metrics.KpodMemCgroupPeakBytes),
-		metricKpodMemCgroupSwapBytes:      newMetricKpodMemCgroupSwapBytes(mbc.Metrics.KpodMemCgroupSwapBytes),
-		metricKpodMemCgroupUsageBytes:     newMetricKpodMemCgroupUsageBytes(mbc.Metrics.KpodMemCgroupUsageBytes),
-		metricKpodMemMajorPageFaults:      newMetricKpodMemMajorPageFaults(mbc.Metrics.KpodMemMajorPageFaults),
-		metricKpodMemOomKills:             newMetricKpodMemOomKills(mbc.Metrics.KpodMemOomKills),
-		metricKpodMetricUnavailable:       newMetricKpodMetricUnavailable(mbc.Metrics.KpodMetricUnavailable),
-		metricKpodNetIfaceRxBytes:         newMetricKpodNetIfaceRxBytes(mbc.Metrics.KpodNetIfaceRxBytes),
-		metricKpodNetIfaceRxDrops:         newMetricKpodNetIfaceRxDrops(mbc.Metrics.KpodNetIfaceRxDrops),
-		metricKpodNetIfaceRxErrors:        newMetricKpodNetIfaceRxErrors(mbc.Metrics.KpodNetIfaceRxErrors),
-		metricKpodNetIfaceRxPackets:       newMetricKpodNetIfaceRxPackets(mbc.Metrics.KpodNetIfaceRxPackets),
-		metricKpodNetIfaceTxBytes:         newMetricKpodNetIfaceTxBytes(mbc.Metrics.KpodNetIfaceTxBytes),
-		metricKpodNetIfaceTxDrops:         newMetricKpodNetIfaceTxDrops(mbc.Metrics.KpodNetIfaceTxDrops),
-		metricKpodNetIfaceTxErrors:        newMetricKpodNetIfaceTxErrors(mbc.Metrics.KpodNetIfaceTxErrors),
-		metricKpodNetIfaceTxPackets:       newMetricKpodNetIfaceTxPackets(mbc.Metrics.KpodNetIfaceTxPackets),
-		metricKpodNetTCPBytesReceived:     newMetricKpodNetTCPBytesReceived(mbc.Metrics.KpodNetTCPBytesReceived),
-		metricKpodNetTCPBytesSent:         newMetricKpodNetTCPBytesSent(mbc.Metrics.KpodNetTCPBytesSent),
-		metricKpodNetTCPConnections:       newMetricKpodNetTCPConnections(mbc.Metrics.KpodNetTCPConnections),
-		metricKpodNetTCPDrops:             newMetricKpodNetTCPDrops(mbc.Metrics.KpodNetTCPDrops),
-		metricKpodNetTCPRetransmits:       newMetricKpodNetTCPRetransmits(mbc.Metrics.KpodNetTCPRetransmits),
-		metricKpodProcExecs:               newMetricKpodProcExecs(mbc.Metrics.KpodProcExecs),
-		metricKpodProcExits:               newMetricKpodProcExits(mbc.Metrics.KpodProcExits),
-		metricKpodProcForks:               newMetricKpodProcForks(mbc.Metrics.KpodProcForks),
-		metricKpodSyscallCount:            newMetricKpodSyscallCount(mbc.Metrics.KpodSyscallCount),
-		metricKpodSyscallErrors:           newMetricKpodSyscallErrors(mbc.Metrics.KpodSyscallErrors),
-		resourceAttributeIncludeFilter:    make(map[string]filter.Filter),
-		resourceAttributeExcludeFilter:    make(map[string]filter.Filter),
+		config:                                     mbc,
+		startTime:                                  pcommon.NewTimestampFromTime(time.Now()),
+		metricsBuffer:                              pmetric.NewMetrics(),
+		buildInfo:                                  settings.BuildInfo,
+		metricKpodBpfMapCapacity:                   newMetricKpodBpfMapCapacity(mbc.Metrics.KpodBpfMapCapacity),
+		metricKpodBpfMapEntries:                    newMetricKpodBpfMapEntries(mbc.Metrics.KpodBpfMapEntries),
+		metricKpodBpfMapUpdateErrors:               newMetricKpodBpfMapUpdateErrors(mbc.Metrics.KpodBpfMapUpdateErrors),
+		metricKpodBpfProgramLoadDuration:           newMetricKpodBpfProgramLoadDuration(mbc.Metrics.KpodBpfProgramLoadDuration),
+		metricKpodBpfProgramRunCount:               newMetricKpodBpfProgramRunCount(mbc.Metrics.KpodBpfProgramRunCount),
+		metricKpodBpfProgramRunTime:                newMetricKpodBpfProgramRunTime(mbc.Metrics.KpodBpfProgramRunTime),
+		metricKpodCgroupReadErrors:                 newMetricKpodCgroupReadErrors(mbc.Metrics.KpodCgroupReadErrors),
+		metricKpodCollectionCycleDuration:          newMetricKpodCollectionCycleDuration(mbc.Metrics.KpodCollectionCycleDuration),
+		metricKpodCollectionCycles:                 newMetricKpodCollectionCycles(mbc.Metrics.KpodCollectionCycles),
+		metricKpodCollectionTimeouts:               newMetricKpodCollectionTimeouts(mbc.Metrics.KpodCollectionTimeouts),
+		metricKpodCollectorDuration:                newMetricKpodCollectorDuration(mbc.Metrics.KpodCollectorDuration),
+		metricKpodCollectorErrors:                  newMetricKpodCollectorErrors(mbc.Metrics.KpodCollectorErrors),
+		metricKpodCollectorSkipped:                 newMetricKpodCollectorSkipped(mbc.Metrics.KpodCollectorSkipped),
+		metricKpodCollectorUnavailable:             newMetricKpodCollectorUnavailable(mbc.Metrics.KpodCollectorUnavailable),
+		metricKpodContainerRestarts:                newMetricKpodContainerRestarts(mbc.Metrics.KpodContainerRestarts),
+		metricKpodCPUContextSwitches:               newMetricKpodCPUContextSwitches(mbc.Metrics.KpodCPUContextSwitches),
+		metricKpodDiscoveryContainers:              newMetricKpodDiscoveryContainers(mbc.Metrics.KpodDiscoveryContainers),
+		metricKpodDiscoveryPods:                    newMetricKpodDiscoveryPods(mbc.Metrics.KpodDiscoveryPods),
+		metricKpodDiskReadBytes:                    newMetricKpodDiskReadBytes(mbc.Metrics.KpodDiskReadBytes),
+		metricKpodDiskReads:                        newMetricKpodDiskReads(mbc.Metrics.KpodDiskReads),
+		metricKpodDiskWrites:                       newMetricKpodDiskWrites(mbc.Metrics.KpodDiskWrites),
+		metricKpodDiskWrittenBytes:                 newMetricKpodDiskWrittenBytes(mbc.Metrics.KpodDiskWrittenBytes),
+		metricKpodFsAvailableBytes:                 newMetricKpodFsAvailableBytes(mbc.Metrics.KpodFsAvailableBytes),
+		metricKpodFsCapacityBytes:                  newMetricKpodFsCapacityBytes(mbc.Metrics.KpodFsCapacityBytes),
+		metricKpodFsUsageBytes:                     newMetricKpodFsUsageBytes(mbc.Metrics.KpodFsUsageBytes),
+		metricKpodIrqHwCount:                       newMetricKpodIrqHwCount(mbc.Metrics.KpodIrqHwCount),
+		metricKpodL7ParseErrors:                    newMetricKpodL7ParseErrors(mbc.Metrics.KpodL7ParseErrors),
+		metricKpodL7Requests:                       newMetricKpodL7Requests(mbc.Metrics.KpodL7Requests),
+		metricKpodMemCacheAccesses:                 newMetricKpodMemCacheAccesses(mbc.Metrics.KpodMemCacheAccesses),
+		metricKpodMemCacheAdditions:                newMetricKpodMemCacheAdditions(mbc.Metrics.KpodMemCacheAdditions),
+		metricKpodMemCacheBufDirtied:               newMetricKpodMemCacheBufDirtied(mbc.Metrics.KpodMemCacheBufDirtied),
+		metricKpodMemCacheDirtied:                  newMetricKpodMemCacheDirtied(mbc.Metrics.KpodMemCacheDirtied),
+		metricKpodMemCgroupCacheBytes:              newMetricKpodMemCgroupCacheBytes(mbc.Metrics.KpodMemCgroupCacheBytes),
+		metricKpodMemCgroupPeakBytes:               newMetricKpodMemCgroupPeakBytes(mbc.Metrics.KpodMemCgroupPeakBytes),
+		metricKpodMemCgroupSwapBytes:               newMetricKpodMemCgroupSwapBytes(mbc.Metrics.KpodMemCgroupSwapBytes),
+		metricKpodMemCgroupUsageBytes:              newMetricKpodMemCgroupUsageBytes(mbc.Metrics.KpodMemCgroupUsageBytes),
+		metricKpodMemMajorPageFaults:               newMetricKpodMemMajorPageFaults(mbc.Metrics.KpodMemMajorPageFaults),
+		metricKpodMemOomKills:                      newMetricKpodMemOomKills(mbc.Metrics.KpodMemOomKills),
+		metricKpodMetricUnavailable:                newMetricKpodMetricUnavailable(mbc.Metrics.KpodMetricUnavailable),
+		metricKpodNetIfaceRxBytes:                  newMetricKpodNetIfaceRxBytes(mbc.Metrics.KpodNetIfaceRxBytes),
+		metricKpodNetIfaceRxDrops:                  newMetricKpodNetIfaceRxDrops(mbc.Metrics.KpodNetIfaceRxDrops),
+		metricKpodNetIfaceRxErrors:                 newMetricKpodNetIfaceRxErrors(mbc.Metrics.KpodNetIfaceRxErrors),
+		metricKpodNetIfaceRxPackets:                newMetricKpodNetIfaceRxPackets(mbc.Metrics.KpodNetIfaceRxPackets),
+		metricKpodNetIfaceTxBytes:                  newMetricKpodNetIfaceTxBytes(mbc.Metrics.KpodNetIfaceTxBytes),
+		metricKpodNetIfaceTxDrops:                  newMetricKpodNetIfaceTxDrops(mbc.Metrics.KpodNetIfaceTxDrops),
+		metricKpodNetIfaceTxErrors:                 newMetricKpodNetIfaceTxErrors(mbc.Metrics.KpodNetIfaceTxErrors),
+		metricKpodNetIfaceTxPackets:                newMetricKpodNetIfaceTxPackets(mbc.Metrics.KpodNetIfaceTxPackets),
+		metricKpodNetTCPBytesReceived:              newMetricKpodNetTCPBytesReceived(mbc.Metrics.KpodNetTCPBytesReceived),
+		metricKpodNetTCPBytesSent:                  newMetricKpodNetTCPBytesSent(mbc.Metrics.KpodNetTCPBytesSent),
+		metricKpodNetTCPConnections:                newMetricKpodNetTCPConnections(mbc.Metrics.KpodNetTCPConnections),
+		metricKpodNetTCPDrops:                      newMetricKpodNetTCPDrops(mbc.Metrics.KpodNetTCPDrops),
+		metricKpodNetTCPRetransmits:                newMetricKpodNetTCPRetransmits(mbc.Metrics.KpodNetTCPRetransmits),
+		metricKpodProcExecs:                        newMetricKpodProcExecs(mbc.Metrics.KpodProcExecs),
+		metricKpodProcExits:                        newMetricKpodProcExits(mbc.Metrics.KpodProcExits),
+		metricKpodProcForks:                        newMetricKpodProcForks(mbc.Metrics.KpodProcForks),
+		metricKpodSyscallCount:                     newMetricKpodSyscallCount(mbc.Metrics.KpodSyscallCount),
+		metricKpodSyscallErrors:                    newMetricKpodSyscallErrors(mbc.Metrics.KpodSyscallErrors),
+		metricKpodTopologyBytes:                    newMetricKpodTopologyBytes(mbc.Metrics.KpodTopologyBytes),
+		metricKpodTopologyConnections:              newMetricKpodTopologyConnections(mbc.Metrics.KpodTopologyConnections),
+		metricKpodTopologyEdges:                    newMetricKpodTopologyEdges(mbc.Metrics.KpodTopologyEdges),
+		metricKpodTopologyEdgesOverflow:            newMetricKpodTopologyEdgesOverflow(mbc.Metrics.KpodTopologyEdgesOverflow),
+		metricTracesServiceGraphRequestFailedTotal: newMetricTracesServiceGraphRequestFailedTotal(mbc.Metrics.TracesServiceGraphRequestFailedTotal),
+		metricTracesServiceGraphRequestTotal:       newMetricTracesServiceGraphRequestTotal(mbc.Metrics.TracesServiceGraphRequestTotal),
+		resourceAttributeIncludeFilter:             make(map[string]filter.Filter),
+		resourceAttributeExcludeFilter:             make(map[string]filter.Filter),
 	}
 	if mbc.ResourceAttributes.ContainerID.MetricsInclude != nil {
 		mb.resourceAttributeIncludeFilter["container.id"] = filter.CreateFilter(mbc.ResourceAttributes.ContainerID.MetricsInclude)
@@ -4965,6 +5524,12 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricKpodProcForks.emit(ils.Metrics())
 	mb.metricKpodSyscallCount.emit(ils.Metrics())
 	mb.metricKpodSyscallErrors.emit(ils.Metrics())
+	mb.metricKpodTopologyBytes.emit(ils.Metrics())
+	mb.metricKpodTopologyConnections.emit(ils.Metrics())
+	mb.metricKpodTopologyEdges.emit(ils.Metrics())
+	mb.metricKpodTopologyEdgesOverflow.emit(ils.Metrics())
+	mb.metricTracesServiceGraphRequestFailedTotal.emit(ils.Metrics())
+	mb.metricTracesServiceGraphRequestTotal.emit(ils.Metrics())
 
 	for _, op := range options {
 		op.apply(rm)
@@ -5279,6 +5844,36 @@ func (mb *MetricsBuilder) RecordKpodSyscallCountDataPoint(ts pcommon.Timestamp, 
 // RecordKpodSyscallErrorsDataPoint adds a data point to kpod.syscall.errors metric.
 func (mb *MetricsBuilder) RecordKpodSyscallErrorsDataPoint(ts pcommon.Timestamp, val int64, syscallAttributeValue string) {
 	mb.metricKpodSyscallErrors.recordDataPoint(mb.startTime, ts, val, syscallAttributeValue)
+}
+
+// RecordKpodTopologyBytesDataPoint adds a data point to kpod.topology.bytes metric.
+func (mb *MetricsBuilder) RecordKpodTopologyBytesDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyDirectionAttributeValue AttributeTopologyDirection) {
+	mb.metricKpodTopologyBytes.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue, topologyDirectionAttributeValue.String())
+}
+
+// RecordKpodTopologyConnectionsDataPoint adds a data point to kpod.topology.connections metric.
+func (mb *MetricsBuilder) RecordKpodTopologyConnectionsDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string) {
+	mb.metricKpodTopologyConnections.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue)
+}
+
+// RecordKpodTopologyEdgesDataPoint adds a data point to kpod.topology.edges metric.
+func (mb *MetricsBuilder) RecordKpodTopologyEdgesDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodTopologyEdges.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordKpodTopologyEdgesOverflowDataPoint adds a data point to kpod.topology.edges.overflow metric.
+func (mb *MetricsBuilder) RecordKpodTopologyEdgesOverflowDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricKpodTopologyEdgesOverflow.recordDataPoint(mb.startTime, ts, val)
+}
+
+// RecordTracesServiceGraphRequestFailedTotalDataPoint adds a data point to traces_service_graph_request_failed_total metric.
+func (mb *MetricsBuilder) RecordTracesServiceGraphRequestFailedTotalDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue AttributeL7Protocol) {
+	mb.metricTracesServiceGraphRequestFailedTotal.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue, topologyConnectionTypeAttributeValue, l7ProtocolAttributeValue.String())
+}
+
+// RecordTracesServiceGraphRequestTotalDataPoint adds a data point to traces_service_graph_request_total metric.
+func (mb *MetricsBuilder) RecordTracesServiceGraphRequestTotalDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue AttributeL7Protocol) {
+	mb.metricTracesServiceGraphRequestTotal.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue, topologyConnectionTypeAttributeValue, l7ProtocolAttributeValue.String())
 }
 
 // Reset resets metrics builder to its initial state. It should be used when external metrics source is restarted,

@@ -100,6 +100,10 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["kpod.net.tcp.drops"] = mb.metricKpodNetTCPDrops.config.AggregationStrategy
 			aggMap["kpod.syscall.count"] = mb.metricKpodSyscallCount.config.AggregationStrategy
 			aggMap["kpod.syscall.errors"] = mb.metricKpodSyscallErrors.config.AggregationStrategy
+			aggMap["kpod.topology.bytes"] = mb.metricKpodTopologyBytes.config.AggregationStrategy
+			aggMap["kpod.topology.connections"] = mb.metricKpodTopologyConnections.config.AggregationStrategy
+			aggMap["traces_service_graph_request_failed_total"] = mb.metricTracesServiceGraphRequestFailedTotal.config.AggregationStrategy
+			aggMap["traces_service_graph_request_total"] = mb.metricTracesServiceGraphRequestTotal.config.AggregationStrategy
 
 			expectedWarnings := 0
 			if tt.metricsSet != testDataSetReag {
@@ -378,6 +382,36 @@ func TestMetricsBuilder(t *testing.T) {
 			if tt.name == "reaggregate_set" {
 				mb.RecordKpodSyscallErrorsDataPoint(ts, 3, "syscall-val-2")
 			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodTopologyBytesDataPoint(ts, 1, "topology_client-val", "topology_server-val", AttributeTopologyDirectionToServer)
+			if tt.name == "reaggregate_set" {
+				mb.RecordKpodTopologyBytesDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2", AttributeTopologyDirectionToClient)
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodTopologyConnectionsDataPoint(ts, 1, "topology_client-val", "topology_server-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordKpodTopologyConnectionsDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2")
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodTopologyEdgesDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodTopologyEdgesOverflowDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(ts, 1, "topology_client-val", "topology_server-val", "topology_connection_type-val", AttributeL7ProtocolHTTP)
+			if tt.name == "reaggregate_set" {
+				mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2", "topology_connection_type-val-2", AttributeL7ProtocolHTTP2)
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordTracesServiceGraphRequestTotalDataPoint(ts, 1, "topology_client-val", "topology_server-val", "topology_connection_type-val", AttributeL7ProtocolHTTP)
+			if tt.name == "reaggregate_set" {
+				mb.RecordTracesServiceGraphRequestTotalDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2", "topology_connection_type-val-2", AttributeL7ProtocolHTTP2)
+			}
 
 			rb := mb.NewResourceBuilder()
 			rb.SetContainerID("container.id-val")
@@ -419,6 +453,10 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricKpodNetTCPDrops.aggDataPoints)
 				assert.Empty(t, mb.metricKpodSyscallCount.aggDataPoints)
 				assert.Empty(t, mb.metricKpodSyscallErrors.aggDataPoints)
+				assert.Empty(t, mb.metricKpodTopologyBytes.aggDataPoints)
+				assert.Empty(t, mb.metricKpodTopologyConnections.aggDataPoints)
+				assert.Empty(t, mb.metricTracesServiceGraphRequestFailedTotal.aggDataPoints)
+				assert.Empty(t, mb.metricTracesServiceGraphRequestTotal.aggDataPoints)
 			}
 
 			if tt.expectEmpty {
@@ -2215,6 +2253,253 @@ func TestMetricsBuilder(t *testing.T) {
 							assert.Equal(t, int64(3), dp.IntValue())
 						}
 						_, ok := dp.Attributes().Get("syscall")
+						assert.False(t, ok)
+					}
+				case "kpod.topology.bytes":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["kpod.topology.bytes"], "Found a duplicate in the metrics slice: kpod.topology.bytes")
+						validatedMetrics["kpod.topology.bytes"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "TCP payload bytes of the edge's connections, each way, counted once (by the client's node when the client is a pod of it, else by the server's node).", mi.Description())
+						assert.Equal(t, "By", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						topologyClientAttrVal, ok := dp.Attributes().Get("client")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_client-val", topologyClientAttrVal.Str())
+						topologyServerAttrVal, ok := dp.Attributes().Get("server")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_server-val", topologyServerAttrVal.Str())
+						topologyDirectionAttrVal, ok := dp.Attributes().Get("direction")
+						assert.True(t, ok)
+						assert.Equal(t, "to_server", topologyDirectionAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["kpod.topology.bytes"], "Found a duplicate in the metrics slice: kpod.topology.bytes")
+						validatedMetrics["kpod.topology.bytes"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "TCP payload bytes of the edge's connections, each way, counted once (by the client's node when the client is a pod of it, else by the server's node).", mi.Description())
+						assert.Equal(t, "By", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["kpod.topology.bytes"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("client")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("server")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("direction")
+						assert.False(t, ok)
+					}
+				case "kpod.topology.connections":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["kpod.topology.connections"], "Found a duplicate in the metrics slice: kpod.topology.connections")
+						validatedMetrics["kpod.topology.connections"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "TCP connections established from client to server, whatever their protocol, counted once (by the client's node when the client is a pod of it, else by the server's node).", mi.Description())
+						assert.Equal(t, "{connection}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						topologyClientAttrVal, ok := dp.Attributes().Get("client")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_client-val", topologyClientAttrVal.Str())
+						topologyServerAttrVal, ok := dp.Attributes().Get("server")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_server-val", topologyServerAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["kpod.topology.connections"], "Found a duplicate in the metrics slice: kpod.topology.connections")
+						validatedMetrics["kpod.topology.connections"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "TCP connections established from client to server, whatever their protocol, counted once (by the client's node when the client is a pod of it, else by the server's node).", mi.Description())
+						assert.Equal(t, "{connection}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["kpod.topology.connections"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("client")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("server")
+						assert.False(t, ok)
+					}
+				case "kpod.topology.edges":
+					assert.False(t, validatedMetrics["kpod.topology.edges"], "Found a duplicate in the metrics slice: kpod.topology.edges")
+					validatedMetrics["kpod.topology.edges"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+					assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+					assert.Equal(t, "Client → server pairs this node reports (at most collectors.topology.max_edges).", mi.Description())
+					assert.Equal(t, "{edge}", mi.Unit())
+					dp := mi.Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+				case "kpod.topology.edges.overflow":
+					assert.False(t, validatedMetrics["kpod.topology.edges.overflow"], "Found a duplicate in the metrics slice: kpod.topology.edges.overflow")
+					validatedMetrics["kpod.topology.edges.overflow"] = true
+					assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+					assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+					assert.Equal(t, "Client → server pairs that found collectors.topology.max_edges reached since kpod started; their traffic is reported on edges to or from the end named overflow.", mi.Description())
+					assert.Equal(t, "{edge}", mi.Unit())
+					assert.True(t, mi.Sum().IsMonotonic())
+					assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+					dp := mi.Sum().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
+				case "traces_service_graph_request_failed_total":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["traces_service_graph_request_failed_total"], "Found a duplicate in the metrics slice: traces_service_graph_request_failed_total")
+						validatedMetrics["traces_service_graph_request_failed_total"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Failed requests from client to server (HTTP 4xx and 5xx, an error reply or status of the other protocols), counted once, as the servicegraph connector and Tempo name them.", mi.Description())
+						assert.Equal(t, "{request}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						topologyClientAttrVal, ok := dp.Attributes().Get("client")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_client-val", topologyClientAttrVal.Str())
+						topologyServerAttrVal, ok := dp.Attributes().Get("server")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_server-val", topologyServerAttrVal.Str())
+						topologyConnectionTypeAttrVal, ok := dp.Attributes().Get("connection_type")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_connection_type-val", topologyConnectionTypeAttrVal.Str())
+						l7ProtocolAttrVal, ok := dp.Attributes().Get("protocol")
+						assert.True(t, ok)
+						assert.Equal(t, "http", l7ProtocolAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["traces_service_graph_request_failed_total"], "Found a duplicate in the metrics slice: traces_service_graph_request_failed_total")
+						validatedMetrics["traces_service_graph_request_failed_total"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Failed requests from client to server (HTTP 4xx and 5xx, an error reply or status of the other protocols), counted once, as the servicegraph connector and Tempo name them.", mi.Description())
+						assert.Equal(t, "{request}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["traces_service_graph_request_failed_total"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("client")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("server")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("connection_type")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("protocol")
+						assert.False(t, ok)
+					}
+				case "traces_service_graph_request_total":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["traces_service_graph_request_total"], "Found a duplicate in the metrics slice: traces_service_graph_request_total")
+						validatedMetrics["traces_service_graph_request_total"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Requests from client to server, counted once (by the client's node when the client is a pod of it, else by the server's node), as the servicegraph connector and Tempo name them.", mi.Description())
+						assert.Equal(t, "{request}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						topologyClientAttrVal, ok := dp.Attributes().Get("client")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_client-val", topologyClientAttrVal.Str())
+						topologyServerAttrVal, ok := dp.Attributes().Get("server")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_server-val", topologyServerAttrVal.Str())
+						topologyConnectionTypeAttrVal, ok := dp.Attributes().Get("connection_type")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_connection_type-val", topologyConnectionTypeAttrVal.Str())
+						l7ProtocolAttrVal, ok := dp.Attributes().Get("protocol")
+						assert.True(t, ok)
+						assert.Equal(t, "http", l7ProtocolAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["traces_service_graph_request_total"], "Found a duplicate in the metrics slice: traces_service_graph_request_total")
+						validatedMetrics["traces_service_graph_request_total"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "Requests from client to server, counted once (by the client's node when the client is a pod of it, else by the server's node), as the servicegraph connector and Tempo name them.", mi.Description())
+						assert.Equal(t, "{request}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["traces_service_graph_request_total"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("client")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("server")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("connection_type")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("protocol")
 						assert.False(t, ok)
 					}
 				}

@@ -25,6 +25,10 @@ type HistogramsConfig struct {
 	KpodIrqHwLatency       HistogramConfig `mapstructure:"kpod.irq.hw.latency"`
 	KpodIrqSwLatency       HistogramConfig `mapstructure:"kpod.irq.sw.latency"`
 	KpodL7RequestDuration  HistogramConfig `mapstructure:"kpod.l7.request.duration"`
+	KpodTopologyRtt        HistogramConfig `mapstructure:"kpod.topology.rtt"`
+	// The service-graph latencies, named as the servicegraph connector and Tempo name them.
+	TracesServiceGraphRequestClientSeconds HistogramConfig `mapstructure:"traces_service_graph_request_client_seconds"`
+	TracesServiceGraphRequestServerSeconds HistogramConfig `mapstructure:"traces_service_graph_request_server_seconds"`
 }
 
 // DefaultHistogramsConfig enables every histogram.
@@ -33,6 +37,7 @@ func DefaultHistogramsConfig() HistogramsConfig {
 	return HistogramsConfig{
 		KpodCPURunqueueLatency: on, KpodSyscallLatency: on, KpodNetTCPRtt: on,
 		KpodDiskIoLatency: on, KpodIrqHwLatency: on, KpodIrqSwLatency: on, KpodL7RequestDuration: on,
+		KpodTopologyRtt: on, TracesServiceGraphRequestClientSeconds: on, TracesServiceGraphRequestServerSeconds: on,
 	}
 }
 
@@ -51,6 +56,9 @@ var Histograms = []HistogramInfo{
 	{Name: "kpod.irq.hw.latency", Unit: "s", Description: "Time hardware interrupt handlers ran while the container's tasks were interrupted (on the node resource: the idle task or kernel threads)."},
 	{Name: "kpod.irq.sw.latency", Unit: "s", Attributes: []string{"vector"}, Description: "Time soft interrupts (per vector: timer, net_rx, ...) ran while the container's tasks were interrupted (on the node resource: the idle task or kernel threads, including ksoftirqd)."},
 	{Name: "kpod.l7.request.duration", Unit: "s", Attributes: []string{"protocol", "role", "method"}, Description: "Time from a request's first byte to its response's first byte, as the container saw them: sent to received (client) or received to sent (server)."},
+	{Name: "kpod.topology.rtt", Unit: "s", Attributes: []string{"client", "server"}, Description: "Smoothed round-trip time of the edge's TCP connections, as the counting side's sockets measured it: each live socket once per collection and once when it closes."},
+	{Name: "traces_service_graph_request_client_seconds", Unit: "s", Attributes: []string{"client", "server", "connection_type", "protocol"}, Description: "Time for a request between two nodes as seen from the client (request sent to response received), reported by the client's node."},
+	{Name: "traces_service_graph_request_server_seconds", Unit: "s", Attributes: []string{"client", "server", "connection_type", "protocol"}, Description: "Time for a request between two nodes as seen from the server (request received to response sent), reported by the server's node."},
 }
 
 // HistogramPoint is one cumulative histogram data point. Counts has len(Bounds)+1 buckets.
@@ -110,6 +118,21 @@ func (b *HistogramBuilder) RecordKpodIrqSwLatency(ts pcommon.Timestamp, p Histog
 // RecordKpodL7RequestDuration adds a request duration point for one protocol, role and method.
 func (b *HistogramBuilder) RecordKpodL7RequestDuration(ts pcommon.Timestamp, p HistogramPoint, protocol, role, method string) {
 	b.add(b.cfg.KpodL7RequestDuration, "kpod.l7.request.duration", ts, p, protocol, role, method)
+}
+
+// RecordKpodTopologyRtt adds an edge's RTT point.
+func (b *HistogramBuilder) RecordKpodTopologyRtt(ts pcommon.Timestamp, p HistogramPoint, client, server string) {
+	b.add(b.cfg.KpodTopologyRtt, "kpod.topology.rtt", ts, p, client, server)
+}
+
+// RecordTracesServiceGraphRequestClientSeconds adds an edge's client-side latency point.
+func (b *HistogramBuilder) RecordTracesServiceGraphRequestClientSeconds(ts pcommon.Timestamp, p HistogramPoint, client, server, connectionType, protocol string) {
+	b.add(b.cfg.TracesServiceGraphRequestClientSeconds, "traces_service_graph_request_client_seconds", ts, p, client, server, connectionType, protocol)
+}
+
+// RecordTracesServiceGraphRequestServerSeconds adds an edge's server-side latency point.
+func (b *HistogramBuilder) RecordTracesServiceGraphRequestServerSeconds(ts pcommon.Timestamp, p HistogramPoint, client, server, connectionType, protocol string) {
+	b.add(b.cfg.TracesServiceGraphRequestServerSeconds, "traces_service_graph_request_server_seconds", ts, p, client, server, connectionType, protocol)
 }
 
 // add queues a point; attrs are the values of the metric's Attributes, in order.

@@ -1,0 +1,277 @@
+// Package topology is the "topology" family: who talks to whom on this node. Edges client →
+// server, each end named (a pod, a Service, a node, an address without the API, or
+// external), with the requests, failures and latencies of the l7 family where the protocol is
+// known and the TCP connections, bytes and RTT of every connection (bpf/topology.bpf.c).
+//
+// A request or connection is counted once in the cluster: by the client's node when the
+// client is a pod of it, otherwise by the server's node. The number of client → server pairs
+// a node reports is capped (Config.MaxEdges); pairs beyond it are reported on edges to or
+// from the end named overflow and counted (Graph.Overflow).
+package topology
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/collector"
+	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/l7"
+	"github.com/kpod-project/kpod/internal/podid"
+)
+
+// DefaultMaxEdges is the default cap on client → server pairs per node.
+const DefaultMaxEdges = 1000
+
+// Spec is the family's BPF object.
+func Spec() bpfload.Spec {
+	return bpfload.Spec{
+		Family: "topology",
+		Load:   LoadTopology,
+		Hooks: []bpfload.Hook{
+			{Tracepoint: "inet_sock_set_state", Group: "sock", Prog: "kpod_topost", BTFOnly: true},
+			{Iter: "tcp", Prog: "kpod_topoit"},
+		},
+	}
+}
+
+// Config configures the family.
+type Config struct {
+	ProcRoot, V2Root string
+	NodeName         string
+	// L7 is the l7 family's object, started with l7.Options{Edges: true}; nil when the l7
+	// family does not run (then there are TCP edges only, and L7Reason says why).
+	L7       *bpfload.Collector
+	L7Reason string
+	// Peers names addresses of the cluster (kubernetes.enabled); nil without the API.
+	Peers    Peers
+	MaxEdges int
+	// Listen, if set, serves the JSON view (View) on this host:port.
+	Listen string
+	// Now is the clock (tests replace it); nil: time.Now.
+	Now func() time.Time
+}
+
+// Collector reads the family.
+type Collector struct {
+	*bpfload.Collector
+	cfg   Config
+	procs *collector.NSProcs
+	limit *limiter
+
+	mu         sync.Mutex
+	prev, last *Graph // the two latest collections, for the JSON view's rates
+	view       *Server
+}
+
+// Start loads and attaches the family.
+func Start(cfg Config) (*Collector, error) {
+	if cfg.MaxEdges <= 0 {
+		cfg.MaxEdges = DefaultMaxEdges
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	b, err := bpfload.Start(Spec())
+	if err != nil {
+		return nil, err
+	}
+	c := &Collector{Collector: b, cfg: cfg, limit: newLimiter(cfg.MaxEdges),
+		procs: &collector.NSProcs{ProcRoot: cfg.ProcRoot, V2Root: cfg.V2Root, Kind: "net"}}
+	if cfg.Listen != "" {
+		if c.view, err = Serve(cfg.Listen, cfg.NodeName, cfg.Now(), c.Latest); err != nil {
+			_ = b.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// ViewAddr is where the JSON view listens ("" when it is off).
+func (c *Collector) ViewAddr() string {
+	if c.view == nil {
+		return ""
+	}
+	return c.view.Addr()
+}
+
+// Close stops the JSON view and unloads the family.
+func (c *Collector) Close() error {
+	if c == nil {
+		return nil
+	}
+	return errors.Join(c.view.Close(), c.Collector.Close())
+}
+
+// UnavailableMetrics names the request metrics when the l7 family does not run.
+func (c *Collector) UnavailableMetrics() map[string]string {
+	if c.cfg.L7 != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, m := range RequestMetrics {
+		out[m] = c.cfg.L7Reason
+	}
+	return out
+}
+
+// RequestMetrics are the family's metrics that come from the l7 family.
+var RequestMetrics = []string{
+	"traces_service_graph_request_total", "traces_service_graph_request_failed_total",
+	"traces_service_graph_request_client_seconds", "traces_service_graph_request_server_seconds",
+}
+
+// Collect returns this node's graph under bpfload.NodeID.
+func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Graph, error) {
+	now := c.cfg.Now()
+	// kpod_topo first, then the live sockets: see tcp.Collector.addSockets.
+	raw, err := bpfload.Read[TopologyTopoKey, TopologyTopoVal](c.Collector, TopologyMapKpodTopo, x.Live)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	conns := map[tcpEdge]tcpVal{}
+	for k, v := range raw {
+		e := tcpEdge{cgid: k.Cgid, peer: l7.PeerAddr(k.Addr), port: k.Port, role: k.Role}
+		t := conns[e]
+		t.conns += v.Conns
+		t.sent += v.Sent
+		t.received += v.Received
+		h := hist.Decode(v.Rtt.SumNs, v.Rtt.Slots)
+		t.rtt.Add(&h)
+		conns[e] = t
+	}
+	r := newResolver(c.cfg.NodeName, x, c.cfg.Peers)
+	for _, ns := range c.namespaces(x) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		recs, addrs, err := c.iterate(ns.path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, a := range addrs {
+			if ns.pod == nil {
+				r.addrs[a] = End{Name: c.cfg.NodeName, Kind: KindNode}
+			} else {
+				r.addrs[a] = r.podEnd(ns.pod)
+			}
+		}
+		for _, rec := range recs {
+			port := rec.Lport
+			if rec.Role == roleClient {
+				port = rec.Rport
+			}
+			e := tcpEdge{cgid: rec.Cgid, peer: l7.PeerAddr(rec.Addr), port: port, role: rec.Role}
+			t := conns[e]
+			t.sent += rec.Sent
+			t.received += rec.Received
+			if rec.SrttNs > 0 {
+				t.rtt.Counts[hist.Slot(rec.SrttNs)]++
+				t.rtt.SumNs += rec.SrttNs
+			}
+			conns[e] = t
+		}
+	}
+	var reqs map[l7.EdgeKey]l7.EdgeValue
+	if c.cfg.L7 != nil {
+		if reqs, err = l7.ReadEdges(c.cfg.L7, x.Live); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	g := build(now, r, reqs, conns)
+	c.limit.apply(g)
+	c.mu.Lock()
+	c.prev, c.last = c.last, g
+	c.mu.Unlock()
+	return map[uint64]*Graph{bpfload.NodeID: g}, errors.Join(errs...)
+}
+
+// Latest returns the two latest graphs (prev may be nil).
+func (c *Collector) Latest() (prev, last *Graph) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.prev, c.last
+}
+
+type netns struct {
+	path string
+	pod  *podid.Pod // nil: the host's
+}
+
+// namespaces are the network namespaces to iterate: the host's and each pod's own (a
+// hostNetwork pod's is the host's), once each.
+func (c *Collector) namespaces(x *podid.Index) []netns {
+	seen := map[uint64]bool{}
+	var out []netns
+	if path, ino, err := collector.HostNamespacePath(c.cfg.ProcRoot, "net"); err == nil {
+		seen[ino] = true
+		out = append(out, netns{path: path})
+	}
+	for _, p := range x.Pods {
+		var rels []string
+		for _, ctr := range p.Containers {
+			if ctr.Sandbox {
+				rels = append([]string{ctr.Rel}, rels...)
+			} else {
+				rels = append(rels, ctr.Rel)
+			}
+		}
+		pid, ino, ok := c.procs.Find(p.CgroupID, rels)
+		if ok && !seen[ino] {
+			seen[ino] = true
+			out = append(out, netns{path: c.procs.NSPath(pid), pod: p})
+		}
+	}
+	c.procs.Prune()
+	return out
+}
+
+// iterate runs the socket iterator in the network namespace at nsPath and reads the
+// namespace's own addresses (what names this pod, or this node, to its peers).
+func (c *Collector) iterate(nsPath string) ([]TopologyTopoRec, []netip.Addr, error) {
+	it, ok := c.Obj.Iter("kpod_topoit")
+	if !ok {
+		return nil, nil, errors.New("the socket iterator is not attached")
+	}
+	var rd io.ReadCloser
+	var addrs []netip.Addr
+	err := collector.InNetNS(nsPath, func() (err error) {
+		ifaddrs, err := net.InterfaceAddrs() // netlink, in this thread's namespace
+		if err != nil {
+			return fmt.Errorf("addresses: %w", err)
+		}
+		for _, ia := range ifaddrs {
+			if n, ok := ia.(*net.IPNet); ok {
+				if a, ok := netip.AddrFromSlice(n.IP); ok && !a.Unmap().IsLoopback() {
+					addrs = append(addrs, a.Unmap())
+				}
+			}
+		}
+		rd, err = it.Open()
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("running the socket iterator in %s: %w", nsPath, err)
+	}
+	defer rd.Close()
+	raw, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the socket iterator in %s: %w", nsPath, err)
+	}
+	size := binary.Size(TopologyTopoRec{})
+	if len(raw)%size != 0 {
+		return nil, nil, fmt.Errorf("socket iterator wrote %d bytes, not whole %d-byte records", len(raw), size)
+	}
+	recs := make([]TopologyTopoRec, len(raw)/size)
+	return recs, addrs, binary.Read(bytes.NewReader(raw), binary.NativeEndian, recs)
+}

@@ -1,0 +1,475 @@
+package kpodreceiver
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/kpod-project/kpod/internal/fakepod"
+	"github.com/kpod-project/kpod/internal/podid"
+	"github.com/kpod-project/kpod/internal/topology"
+)
+
+// The topology family's tests: fake pods in their own network namespaces joined by a veth,
+// no API server, so local pods are named by their UIDs and other peers by address. Each
+// asserts exact requests or connections and bytes on exactly the expected edges against the
+// workloads' own counts, and nothing for the idle pod.
+
+// topoPair is fakepod.NewPair with a sandbox ("pause") in the client and server pods, as
+// every kubelet's pod has: it holds the pod's network namespace, where kpod reads the pod's
+// addresses, while the workloads come and go.
+func topoPair(t *testing.T) *fakepod.Pair {
+	t.Helper()
+	p := fakepod.NewPair(t)
+	p.Client.AddSandbox()
+	p.Server.AddSandbox()
+	return p
+}
+
+// startTopology starts a scraper that sees only the given fake pods: this host may run other
+// pods (other tests', a test cluster's) whose edges would share the node's graph and its
+// max_edges. Everything else runs as in production.
+func startTopology(t *testing.T, cfg *Config, pods ...*fakepod.Pod) *kpodScraper {
+	t.Helper()
+	s := startScraper(t, cfg)
+	ours := map[string]bool{}
+	for _, p := range pods {
+		ours[p.UID] = true
+	}
+	scan := s.scan
+	s.scan = func() (*podid.Index, error) {
+		x, err := scan()
+		if x != nil {
+			x.Pods = slices.DeleteFunc(x.Pods, func(p *podid.Pod) bool { return !ours[p.UID] })
+		}
+		return x, err
+	}
+	return s
+}
+
+// nodeRM is the node-level resource of a scrape.
+func nodeRM(md pmetric.Metrics) pmetric.ResourceMetrics {
+	rm, _ := resourceOf(md, "", "")
+	return rm
+}
+
+// edgeValues returns a node metric's points by "client server[ extra attributes]": the
+// protocol for service-graph metrics, the direction for kpod.topology.bytes.
+func edgeValues(md pmetric.Metrics, name string) map[string]int64 {
+	out := map[string]int64{}
+	m, ok := metricOf(nodeRM(md), name)
+	if !ok {
+		return out
+	}
+	dps := m.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		a := dps.At(i).Attributes().AsRaw()
+		k := fmt.Sprint(a["client"], " ", a["server"])
+		for _, x := range []string{"protocol", "direction"} {
+			if v, ok := a[x]; ok {
+				k += " " + fmt.Sprint(v)
+			}
+		}
+		out[k] += dps.At(i).IntValue()
+	}
+	return out
+}
+
+// edgeHistCounts returns a node histogram's sample counts by "client server[ protocol]".
+func edgeHistCounts(md pmetric.Metrics, name string) map[string]uint64 {
+	out := map[string]uint64{}
+	m, ok := metricOf(nodeRM(md), name)
+	if !ok {
+		return out
+	}
+	dps := m.Histogram().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		a := dps.At(i).Attributes().AsRaw()
+		k := fmt.Sprint(a["client"], " ", a["server"])
+		if v, ok := a["protocol"]; ok {
+			k += " " + fmt.Sprint(v)
+		}
+		out[k] += dps.At(i).Count()
+	}
+	return out
+}
+
+// checkTopologyBounded fails if an end of an edge is not a name kpod may use without the
+// API: a local pod's UID, a private address, or one of the fixed names.
+func checkTopologyBounded(t *testing.T, md pmetric.Metrics, uids ...string) {
+	t.Helper()
+	ok := map[string]bool{"external": true, "unknown": true, "overflow": true}
+	for _, u := range uids {
+		ok[u] = true
+	}
+	ms := nodeRM(md).ScopeMetrics().At(0).Metrics()
+	for i := 0; i < ms.Len(); i++ {
+		m := ms.At(i)
+		if !strings.HasPrefix(m.Name(), "traces_service_graph_") && !strings.HasPrefix(m.Name(), "kpod.topology.") ||
+			strings.HasPrefix(m.Name(), "kpod.topology.edges") {
+			continue
+		}
+		var attrs []map[string]any
+		switch m.Type() {
+		case pmetric.MetricTypeSum:
+			for k := 0; k < m.Sum().DataPoints().Len(); k++ {
+				attrs = append(attrs, m.Sum().DataPoints().At(k).Attributes().AsRaw())
+			}
+		case pmetric.MetricTypeHistogram:
+			for k := 0; k < m.Histogram().DataPoints().Len(); k++ {
+				attrs = append(attrs, m.Histogram().DataPoints().At(k).Attributes().AsRaw())
+			}
+		}
+		for _, a := range attrs {
+			for _, end := range []string{"client", "server"} {
+				v := fmt.Sprint(a[end])
+				if addr, err := netip.ParseAddr(v); err == nil && (addr.IsPrivate() || addr.IsLinkLocalUnicast()) {
+					continue
+				}
+				if !ok[v] {
+					t.Errorf("%s: %s=%q is neither a local pod's UID, a private address nor a fixed name", m.Name(), end, v)
+				}
+			}
+		}
+	}
+}
+
+// checkNoEdgesOf fails if a pod is an end of any edge.
+func checkNoEdgesOf(t *testing.T, md pmetric.Metrics, uid string) {
+	t.Helper()
+	for _, name := range []string{"traces_service_graph_request_total", "kpod.topology.connections", "kpod.topology.bytes"} {
+		for k := range edgeValues(md, name) {
+			if strings.Contains(k, uid) {
+				t.Errorf("%s: the idle pod %s is an end of %q", name, uid, k)
+			}
+		}
+	}
+}
+
+// TestRealTopologyHTTP: Go's net/http client in one pod makes requests of the server in
+// the other: exactly one service-graph edge client UID → server UID with the client's
+// request count and its failed ones (4xx, 5xx), counted once (by the client); the client's
+// and the server's latency histograms on that edge hold every request; the JSON view shows
+// the same edge.
+func TestRealTopologyHTTP(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := topoPair(t)
+	cfg := customConfig("l7", "topology")
+	cfg.Collectors["topology"] = CollectorConfig{Enabled: cfg.Collectors["topology"].Enabled, View: &ViewConfig{Enabled: true, Endpoint: "127.0.0.1:0"}}
+	s := startTopology(t, cfg, p.Client, p.Server, p.Idle)
+	addr := p.Veth.AddrB + ":8080"
+	srv := p.SrvCtr.L7App("http-server", addr)
+	srv.WaitReady()
+	const n = 20
+	client := appCounts(t, p.CliCtr.L7App("http-client", "http://"+addr, strconv.Itoa(n),
+		"GET:/ok", "POST:/ok", "PUT:/missing", "DELETE:/fail", "PATCH:/slow").Output())
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if !maps.Equal(server, client) {
+		t.Fatalf("the server counted %v, the client %v", server, client)
+	}
+	var total, failed int64
+	for k, v := range client {
+		total += v
+		if strings.HasSuffix(k, " 4xx") || strings.HasSuffix(k, " 5xx") {
+			failed += v
+		}
+	}
+	if total != 5*n || failed != 2*n {
+		t.Fatalf("the client counted %d requests, %d failed; want %d, %d", total, failed, 5*n, 2*n)
+	}
+	edge := p.Client.UID + " " + p.Server.UID + " http"
+	if got, want := edgeValues(md, "traces_service_graph_request_total"), map[string]int64{edge: total}; !maps.Equal(got, want) {
+		t.Errorf("traces_service_graph_request_total: got %v, want %v", got, want)
+	}
+	if got, want := edgeValues(md, "traces_service_graph_request_failed_total"), map[string]int64{edge: failed}; !maps.Equal(got, want) {
+		t.Errorf("traces_service_graph_request_failed_total: got %v, want %v", got, want)
+	}
+	for _, h := range []string{"traces_service_graph_request_client_seconds", "traces_service_graph_request_server_seconds"} {
+		if got, want := edgeHistCounts(md, h), map[string]uint64{edge: uint64(total)}; !maps.Equal(got, want) {
+			t.Errorf("%s counts: got %v, want %v", h, got, want)
+		}
+	}
+	checkTopologyBounded(t, md, p.Client.UID, p.Server.UID)
+	checkNoEdgesOf(t, md, p.Idle.UID)
+
+	// The JSON view of the same collection.
+	url := "http://" + s.viewAddr(t) + "/kpodTopology"
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v topology.View
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	var found int
+	for _, e := range v.Edges {
+		if e.Protocol != "http" {
+			continue
+		}
+		found++
+		if e.Source != p.Client.UID || e.Target != p.Server.UID || e.Requests == nil || *e.Requests != uint64(total) ||
+			*e.Failed != uint64(failed) || e.LatencyP99 == nil || e.LatencyFrom != "client" {
+			t.Errorf("view edge %+v, want %s → %s with %d requests, %d failed, client latency", e, p.Client.UID, p.Server.UID, total, failed)
+		}
+		// The rate is over the time since kpod started (the first collection).
+		if r := *e.RequestsPerSecond * v.WindowSeconds; r < float64(total)-0.01 || r > float64(total)+0.01 {
+			t.Errorf("view rate %g/s over %g s is %g requests, want %d", *e.RequestsPerSecond, v.WindowSeconds, r, total)
+		}
+		// 20 of 100 requests took 50 ms or more (PATCH /slow): the p99 is above 50 ms.
+		if *e.LatencyP99 < 0.05 {
+			t.Errorf("view p99 %g s, want >= 0.05 (the /slow requests)", *e.LatencyP99)
+		}
+	}
+	if found != 1 {
+		t.Errorf("view has %d http edges, want 1: %+v", found, v.Edges)
+	}
+	kinds := map[string]string{}
+	for _, nd := range v.Nodes {
+		kinds[nd.Name] = nd.Kind
+	}
+	if kinds[p.Client.UID] != "pod" || kinds[p.Server.UID] != "pod" {
+		t.Errorf("view nodes %+v, want both pods", v.Nodes)
+	}
+}
+
+// viewAddr is where the topology family's JSON view listens.
+func (s *kpodScraper) viewAddr(t *testing.T) string {
+	t.Helper()
+	for _, r := range s.runners {
+		if r.info.name != "topology" || r.f == nil {
+			continue
+		}
+		if src, ok := r.f.(*adapter[*topology.Graph]).src.(*topologySource); ok && src.ViewAddr() != "" {
+			return src.ViewAddr()
+		}
+	}
+	t.Fatal("the topology view is not running")
+	return ""
+}
+
+// TestRealTopologyTCP: connections of no application protocol (the workload's tcpclient and
+// tcpserver): one TCP-level edge client UID → server UID with exactly the client's
+// connections, the bytes both report, nothing the other way, one RTT sample per closed
+// connection; no service-graph edge.
+func TestRealTopologyTCP(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := topoPair(t)
+	s := startTopology(t, customConfig("l7", "topology"), p.Client, p.Server, p.Idle)
+	const conns, total = 5, 5 * 32 << 10
+	if sent, received := p.Transfer(t, 7101, conns, total); sent != total || received != total {
+		t.Fatalf("workloads sent %d and received %d bytes, want %d", sent, received, total)
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+	pair := p.Client.UID + " " + p.Server.UID
+	if got, want := edgeValues(md, "kpod.topology.connections"), map[string]int64{pair: conns}; !maps.Equal(got, want) {
+		t.Errorf("kpod.topology.connections: got %v, want %v", got, want)
+	}
+	if got, want := edgeValues(md, "kpod.topology.bytes"), map[string]int64{pair + " to_server": total, pair + " to_client": 0}; !maps.Equal(got, want) {
+		t.Errorf("kpod.topology.bytes: got %v, want %v", got, want)
+	}
+	if got, want := edgeHistCounts(md, "kpod.topology.rtt"), map[string]uint64{pair: conns}; !maps.Equal(got, want) {
+		t.Errorf("kpod.topology.rtt samples: got %v, want %v (one per closed connection)", got, want)
+	}
+	if got := edgeValues(md, "traces_service_graph_request_total"); len(got) != 0 {
+		t.Errorf("service-graph edges without a protocol: %v", got)
+	}
+	rm := nodeRM(md)
+	if got := intValue(t, rm, "kpod.topology.edges", nil); got != 1 {
+		t.Errorf("kpod.topology.edges = %d, want 1", got)
+	}
+	checkTopologyBounded(t, md, p.Client.UID, p.Server.UID)
+	checkNoEdgesOf(t, md, p.Idle.UID)
+}
+
+// TestRealTopologyRedis: redis-benchmark and redis-cli in one pod, redis-server in the other:
+// one edge with protocol redis and connection_type database carrying exactly the server's
+// own count of commands, its failed ones (error replies) and both latency histograms.
+func TestRealTopologyRedis(t *testing.T) {
+	fakepod.RequireRoot(t)
+	requireTools(t, "redis-server", "redis-cli", "redis-benchmark")
+	p := topoPair(t)
+	s := startTopology(t, customConfig("l7", "topology"), p.Client, p.Server, p.Idle)
+	const port = 6379
+	host := p.Veth.AddrB
+	p.SrvCtr.Exec("redis-server", "--bind", host, "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
+		"--protected-mode", "no", "--daemonize", "no", "--logfile", "")
+	waitListening(t, p.Server.NetNS, "tcp", port)
+	p.CliCtr.Exec("redis-benchmark", "-h", host, "-p", strconv.Itoa(port), "-n", "1600", "-c", "2", "-P", "16",
+		"-t", "set,get,incr", "-q").Output()
+	cli := func(args ...string) {
+		p.CliCtr.Exec("redis-cli", append([]string{"-h", host, "-p", strconv.Itoa(port)}, args...)...).Output()
+	}
+	cli("set", "kpod:str", "v")
+	cli("lpush", "kpod:str", "x") // WRONGTYPE: failed
+	cli("nosuchcommand")          // an error reply: failed
+	md := scrape(t, s)
+	failDump(t, md)
+	want := redisStats(t, p.Server.NetNS, host, port)
+	var total, failed int64
+	for k, v := range want {
+		total += v
+		if strings.HasSuffix(k, " error") {
+			failed += v
+		}
+	}
+	if failed != 2 {
+		t.Fatalf("the server's statistics say %d failed commands, want the test's 2: %v", failed, want)
+	}
+	edge := p.Client.UID + " " + p.Server.UID + " redis"
+	if got := edgeValues(md, "traces_service_graph_request_total"); !maps.Equal(got, map[string]int64{edge: total}) {
+		t.Errorf("traces_service_graph_request_total: got %v, want %s = %d", got, edge, total)
+	}
+	if got := edgeValues(md, "traces_service_graph_request_failed_total"); !maps.Equal(got, map[string]int64{edge: failed}) {
+		t.Errorf("traces_service_graph_request_failed_total: got %v, want %s = %d", got, edge, failed)
+	}
+	for _, h := range []string{"traces_service_graph_request_client_seconds", "traces_service_graph_request_server_seconds"} {
+		if got := edgeHistCounts(md, h); !maps.Equal(got, map[string]uint64{edge: uint64(total)}) {
+			t.Errorf("%s counts: got %v, want %s = %d", h, got, edge, total)
+		}
+	}
+	if dp, ok := point(nodeRM(md), "traces_service_graph_request_total", map[string]string{"protocol": "redis"}); !ok {
+		t.Error("no redis edge")
+	} else if ct, _ := dp.Attributes().Get("connection_type"); ct.Str() != "database" {
+		t.Errorf("connection_type %q, want database", ct.Str())
+	}
+	checkTopologyBounded(t, md, p.Client.UID, p.Server.UID)
+	checkNoEdgesOf(t, md, p.Idle.UID)
+}
+
+// TestRealTopologyFanout: one pod opens a connection to each of 1 000 addresses (a local
+// route in the server pod's namespace answers for a /22; none is an address of a pod, so
+// without the API each is an edge named by its address). With the default cap: 1 000 edges,
+// one connection and the exact bytes on each, no overflow. With max_edges 100: 100 edges of
+// one connection, the other 900 connections and their bytes on the edge client → overflow,
+// and kpod.topology.edges.overflow 900.
+func TestRealTopologyFanout(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := topoPair(t)
+	const peers, port, size = 1000, 7102, 1000
+	first := netip.MustParseAddr("10.214.0.1")
+	p.Server.NetNS.Exec("ip", "route", "add", "local", "10.214.0.0/22", "dev", "lo")
+	p.Client.NetNS.Exec("ip", "route", "add", "10.214.0.0/22", "via", p.Veth.AddrB, "dev", p.Veth.IfA)
+	sink := p.SrvCtr.L7App("tcp-sink", "0.0.0.0:"+strconv.Itoa(port))
+	sink.WaitReady()
+	t.Cleanup(func() { stopServer(t, sink) })
+
+	for _, tc := range []struct {
+		maxEdges, edges, overflow int
+	}{{0, peers, 0}, {100, 100, peers - 100}} {
+		t.Run(fmt.Sprintf("max_edges=%d", tc.maxEdges), func(t *testing.T) {
+			cfg := customConfig("topology")
+			cfg.Collectors["topology"] = CollectorConfig{Enabled: cfg.Collectors["topology"].Enabled, MaxEdges: tc.maxEdges}
+			s := startTopology(t, cfg, p.Client, p.Server, p.Idle)
+			out := p.CliCtr.L7App("tcp-fanout", first.String(), strconv.Itoa(peers), strconv.Itoa(port), strconv.Itoa(size)).Output()
+			if c := appCounts(t, out); c["connect ok"] != peers {
+				t.Fatalf("the client made %v connections, want %d", c, peers)
+			}
+			md := scrape(t, s)
+			failDump(t, md)
+			conns, bytes := edgeValues(md, "kpod.topology.connections"), edgeValues(md, "kpod.topology.bytes")
+			var sumConns, sumBytes int64
+			perAddr := 0
+			for k, v := range conns {
+				sumConns += v
+				f := strings.Fields(k)
+				if f[0] != p.Client.UID {
+					t.Errorf("edge %q: the client is not the client pod", k)
+					continue
+				}
+				if f[1] == "overflow" {
+					if v != int64(tc.overflow) || bytes[k+" to_server"] != int64(tc.overflow*size) {
+						t.Errorf("overflow edge: %d connections, %d bytes; want %d, %d", v, bytes[k+" to_server"], tc.overflow, tc.overflow*size)
+					}
+					continue
+				}
+				a, err := netip.ParseAddr(f[1])
+				if err != nil || a.Compare(first) < 0 || a.Compare(netip.MustParseAddr("10.214.3.255")) > 0 {
+					t.Errorf("edge %q: the server is not one of the fan-out's addresses", k)
+				}
+				perAddr++
+				if v != 1 || bytes[k+" to_server"] != size {
+					t.Errorf("edge %q: %d connections, %d bytes; want 1, %d", k, v, bytes[k+" to_server"], size)
+				}
+			}
+			for k, v := range bytes {
+				if strings.HasSuffix(k, " to_server") {
+					sumBytes += v
+				}
+			}
+			if sumConns != peers || sumBytes != peers*size {
+				t.Errorf("edges hold %d connections and %d bytes, want %d and %d", sumConns, sumBytes, peers, peers*size)
+			}
+			wantSeries := tc.edges
+			if tc.overflow > 0 {
+				wantSeries++
+			}
+			if perAddr != tc.edges || len(conns) != wantSeries {
+				t.Errorf("%d address edges, %d series; want %d, %d", perAddr, len(conns), tc.edges, wantSeries)
+			}
+			rm := nodeRM(md)
+			if got := intValue(t, rm, "kpod.topology.edges", nil); got != int64(tc.edges) {
+				t.Errorf("kpod.topology.edges = %d, want %d", got, tc.edges)
+			}
+			if got := intValue(t, rm, "kpod.topology.edges.overflow", nil); got != int64(tc.overflow) {
+				t.Errorf("kpod.topology.edges.overflow = %d, want %d", got, tc.overflow)
+			}
+			checkTopologyBounded(t, md, p.Client.UID, p.Server.UID)
+			t.Logf("edges per node for a %d-peer fan-out, max_edges %d: %d edges, %d series of kpod.topology.connections, overflow %d",
+				peers, tc.maxEdges, perAddr, len(conns), tc.overflow)
+		})
+	}
+}
+
+// TestRealTopologyDNS: DNS over UDP. The server answers on an unconnected socket (recvfrom,
+// sendto: the peer comes from the call's address); one client queries over a connected
+// socket (write, read: the peer is the socket's), another over an unconnected one. One edge
+// client → server with protocol dns carries every query and the NXDOMAIN answers as failed,
+// as the server and the clients counted them.
+func TestRealTopologyDNS(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := topoPair(t)
+	s := startTopology(t, customConfig("l7", "topology"), p.Client, p.Server, p.Idle)
+	addr := p.Veth.AddrB + ":53"
+	srv := p.SrvCtr.L7App("dns-server", addr)
+	srv.WaitReady()
+	client := map[string]int64{}
+	for _, mode := range []string{"connected", "unconnected"} {
+		names := []string{"a.kpod.test", "b.kpod.test", "c.missing", "d.kpod.test", "e.missing"}
+		for k, v := range appCounts(t, p.CliCtr.L7App(append([]string{"dns-query", addr, mode}, names...)...).Output()) {
+			client[k] += v
+		}
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if !maps.Equal(server, client) || client["A ok"] != 6 || client["A error"] != 4 {
+		t.Fatalf("the server counted %v, the clients %v; want 6 ok and 4 errors", server, client)
+	}
+	edge := p.Client.UID + " " + p.Server.UID + " dns"
+	if got := edgeValues(md, "traces_service_graph_request_total"); !maps.Equal(got, map[string]int64{edge: 10}) {
+		t.Errorf("traces_service_graph_request_total: got %v, want %s = 10", got, edge)
+	}
+	if got := edgeValues(md, "traces_service_graph_request_failed_total"); !maps.Equal(got, map[string]int64{edge: 4}) {
+		t.Errorf("traces_service_graph_request_failed_total: got %v, want %s = 4", got, edge)
+	}
+	for _, h := range []string{"traces_service_graph_request_client_seconds", "traces_service_graph_request_server_seconds"} {
+		if got := edgeHistCounts(md, h); !maps.Equal(got, map[string]uint64{edge: 10}) {
+			t.Errorf("%s counts: got %v, want %s = 10", h, got, edge)
+		}
+	}
+	checkTopologyBounded(t, md, p.Client.UID, p.Server.UID)
+	checkNoEdgesOf(t, md, p.Idle.UID)
+}
