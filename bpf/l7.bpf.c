@@ -41,6 +41,7 @@ volatile const __u32 nr_read, nr_write, nr_readv, nr_writev, nr_recvfrom, nr_sen
 enum { ARG_BUF = 1, ARG_IOV = 2, ARG_MSG = 3, ARG_MMSG = 4 };
 
 struct l7_args {
+	__u64 ts;  /* when the call began */
 	__u64 ptr; /* the buffer, the iovec array or the msghdr */
 	__u64 len; /* the buffer's size, the iovec count */
 	__u64 addr; /* sendto, recvfrom: the peer's sockaddr (or 0); sendmsg, recvmsg: msg_name */
@@ -123,6 +124,7 @@ int kpod_l7en_t(struct syscall_trace_enter___l7 *ctx)
 		KPOD_LOST(l7, kpod_l7_args);
 		return 0;
 	}
+	a.ts = bpf_ktime_get_ns();
 	*st = a;
 	return 0;
 }
@@ -258,6 +260,7 @@ int kpod_l7ex_t(struct syscall_trace_exit___l7 *ctx)
 	c->ino = ino;
 	c->cgid = bpf_get_current_cgroup_id();
 	c->ts = bpf_ktime_get_ns();
+	c->start = a.ts;
 	c->ret = ret;
 	c->out = a.out;
 	c->udp = udp;

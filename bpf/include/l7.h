@@ -73,6 +73,10 @@ struct l7_conn {
 	__u8 role;
 	__u16 n;    /* pending requests */
 	__u32 head; /* index of the oldest */
+	/* HTTP/1.x client: a response read before the request that it answers was seen (below) */
+	__u64 early_ts;
+	__u16 early_status;
+	__u16 early_pad[3];
 	struct l7_dir dir[2]; /* 0: data received, 1: data sent */
 	struct l7_pending p[L7_PENDING];
 };
@@ -81,7 +85,8 @@ struct l7_conn {
 struct l7_ctx {
 	__u64 ino;
 	__u64 cgid;
-	__u64 ts;
+	__u64 ts;    /* when the call ended */
+	__u64 start; /* when it began */
 	__u64 ptr;  /* the buffer, or the iovec array if niov */
 	__u64 mmsg; /* recvmmsg/sendmmsg: the struct mmsghdr array, nmsg messages moved */
 	__u32 nmsg;

@@ -102,6 +102,25 @@ static __always_inline int l7_http_detect(struct l7_ctx *c, struct l7_dir *d, bo
 	return r;
 }
 
+/* A client that writes a request on one thread and reads the response on another (Go's
+ * net/http) can have the response's read end, and be seen, before the write of its request
+ * ends. Such a response is kept (early_ts) instead of being counted as unanswered; the next
+ * request written pairs with it if its write began before the response was read, and the
+ * kept response was unanswered otherwise. */
+static __always_inline bool l7_http_early(struct l7_ctx *c, struct l7_conn *conn, __u16 method)
+{
+	if (!conn->early_ts)
+		return false;
+	__u64 at = conn->early_ts;
+	conn->early_ts = 0;
+	if (at >= c->start && conn->n == 0) {
+		l7_count(c, conn, method, conn->early_status, at - c->start, true);
+		return true;
+	}
+	l7_lost(c, conn, L7_LOST_NOREQ);
+	return false;
+}
+
 static __always_inline int l7_http(struct l7_ctx *c, struct l7_conn *conn)
 {
 	struct l7_dir *d = &conn->dir[c->out & 1];
@@ -109,7 +128,7 @@ static __always_inline int l7_http(struct l7_ctx *c, struct l7_conn *conn)
 		__u16 m = 0;
 		int r = l7_http_request(c, d, &m);
 		l7_http_keep(c, d, r);
-		if (r == L7_YES)
+		if (r == L7_YES && !l7_http_early(c, conn, m))
 			l7_push(c, conn, m, 0);
 		return 0;
 	}
@@ -120,6 +139,13 @@ static __always_inline int l7_http(struct l7_ctx *c, struct l7_conn *conn)
 		return 0;
 	if (s == 101) /* switched to another protocol: HTTP/2 (h2c) is followed, others not */
 		return l7_h2_upgrade(c, conn);
+	if (conn->n == 0 && conn->role == L7_CLIENT) { /* maybe its request's call has not ended yet */
+		if (conn->early_ts)
+			l7_lost(c, conn, L7_LOST_NOREQ);
+		conn->early_ts = c->ts;
+		conn->early_status = s / 100;
+		return 0;
+	}
 	l7_pop(c, conn, s / 100);
 	return 0;
 }

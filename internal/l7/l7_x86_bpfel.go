@@ -15,6 +15,7 @@ import (
 
 type L7L7Args struct {
 	_     structs.HostLayout
+	Ts    uint64
 	Ptr   uint64
 	Len   uint64
 	Addr  uint64
@@ -26,12 +27,15 @@ type L7L7Args struct {
 }
 
 type L7L7Conn struct {
-	_     structs.HostLayout
-	Proto uint8
-	Role  uint8
-	N     uint16
-	Head  uint32
-	Dir   [2]struct {
+	_           structs.HostLayout
+	Proto       uint8
+	Role        uint8
+	N           uint16
+	Head        uint32
+	EarlyTs     uint64
+	EarlyStatus uint16
+	EarlyPad    [3]uint16
+	Dir         [2]struct {
 		_     structs.HostLayout
 		Skip  uint64
 		Num   int64
@@ -60,6 +64,7 @@ type L7L7Ctx struct {
 	Ino   uint64
 	Cgid  uint64
 	Ts    uint64
+	Start uint64
 	Ptr   uint64
 	Mmsg  uint64
 	Nmsg  uint32

@@ -334,3 +334,34 @@ func TestRealL7HTTPPeek(t *testing.T) {
 	checkL7(t, md, p.Server, p.SrvCtr, "http", "server", server)
 	checkL7Idle(t, md, p.Idle, p.IdleCtr)
 }
+
+// TestRealL7HTTPEarly: the response is read (on another thread) before the write(2) that
+// carries its request has ended — deterministic here: the request's 32 MiB body blocks the
+// write until the server, having answered after the headers, is told to read it. Each
+// response still pairs with its request on the client (without the early-response rule: one
+// unanswered response and every later one paired with the request before it).
+func TestRealL7HTTPEarly(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	addr := p.Veth.AddrB + ":8085"
+	srv := p.SrvCtr.L7App("http-early-server", addr)
+	srv.WaitReady()
+	const n = 5
+	p.CliCtr.Env = append(p.CliCtr.Env, "GODEBUG=asyncpreemptoff=1")
+	out := p.CliCtr.L7App("http-early-client", addr, strconv.Itoa(n)).Output()
+	if strings.Contains(out, "partial") {
+		t.Fatalf("a request's write was cut short, its answer was not early:\n%s", out)
+	}
+	client := appCounts(t, out)
+	md := scrape(t, s)
+	failDump(t, md)
+	server := appCounts(t, stopServer(t, srv))
+	if want := map[string]int64{"POST 2xx": n}; !maps.Equal(client, want) || !maps.Equal(server, want) {
+		t.Fatalf("the server counted %v, the client %v, want %v", server, client, want)
+	}
+	checkL7Bounded(t, md)
+	checkL7(t, md, p.Client, p.CliCtr, "http", "client", client)
+	checkL7(t, md, p.Server, p.SrvCtr, "http", "server", server)
+	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+}

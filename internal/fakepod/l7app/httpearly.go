@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// A client whose response is read before the system call that wrote its request has ended:
+// the request's body fills the socket buffers, so the write blocks, and the server answers
+// after the headers and reads the body only when the client says (on a second connection)
+// that it has read the answer.
+func init() {
+	commands["http-early-server"] = httpEarlyServer
+	commands["http-early-client"] = httpEarlyClient
+}
+
+// httpEarlyServer ADDR: per client, a data connection and then a control connection; each
+// request on the data connection is answered 200 after its headers, and its body is read
+// after one byte arrives on the control connection.
+func httpEarlyServer(args []string) error {
+	if len(args) != 1 {
+		return errors.New("http-early-server ADDR")
+	}
+	ln, err := net.Listen("tcp", args[0])
+	if err != nil {
+		return err
+	}
+	var c counts
+	go func() {
+		for {
+			data, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			ctl, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer data.Close()
+				defer ctl.Close()
+				r := bufio.NewReader(data)
+				for {
+					method, n, err := readHead(r)
+					if err != nil {
+						return
+					}
+					if _, err := data.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")); err != nil {
+						return
+					}
+					if _, err := io.ReadFull(ctl, make([]byte, 1)); err != nil {
+						return
+					}
+					if _, err := io.CopyN(io.Discard, r, n); err != nil {
+						return
+					}
+					c.add(method, "2xx")
+				}
+			}()
+		}
+	}()
+	serve(&c, func() { _ = ln.Close() })
+	return nil
+}
+
+// readHead reads a request line and headers: the method and the Content-Length.
+func readHead(r *bufio.Reader) (string, int64, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", 0, err
+	}
+	method, _, _ := strings.Cut(line, " ")
+	var n int64
+	for {
+		h, err := r.ReadString('\n')
+		if err != nil {
+			return "", 0, err
+		}
+		if h == "\r\n" {
+			return method, n, nil
+		}
+		if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "Content-Length") {
+			if n, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil {
+				return "", 0, err
+			}
+		}
+	}
+}
+
+// httpEarlyClient ADDR N: N POSTs of 32 MiB on a blocking socket with a 64 KiB send buffer,
+// each written by one write(2) on one thread while the answer is read on another; prints
+// "partial" if a write moved less than the whole request (then the answer was not early).
+// Run with GODEBUG=asyncpreemptoff=1: a preemption signal would cut the write short.
+func httpEarlyClient(args []string) error {
+	if len(args) != 2 {
+		return errors.New("http-early-client ADDR N")
+	}
+	ap, err := netip.ParseAddrPort(args[0])
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil {
+		return err
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 64<<10); err != nil {
+		return err
+	}
+	if err := syscall.Connect(fd, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		return err
+	}
+	ctl, err := net.Dial("tcp", args[0])
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	const body = 32 << 20
+	req := append([]byte(fmt.Sprintf("POST /early HTTP/1.1\r\nHost: kpod\r\nContent-Length: %d\r\n\r\n", body)), make([]byte, body)...)
+	var c counts
+	for i := 0; i < n; i++ {
+		done := make(chan error, 1)
+		go func() {
+			w, err := syscall.Write(fd, req)
+			if err == nil && w != len(req) {
+				fmt.Println("partial", w)
+				_, err = syscall.Write(fd, req[w:])
+			}
+			done <- err
+		}()
+		head := ""
+		buf := make([]byte, 256)
+		for !strings.HasSuffix(head, "\r\n\r\n") {
+			r, err := syscall.Read(fd, buf)
+			if err != nil || r == 0 {
+				return fmt.Errorf("reading the answer: %v", err)
+			}
+			head += string(buf[:r])
+		}
+		if !strings.HasPrefix(head, "HTTP/1.1 200 ") {
+			return fmt.Errorf("answer %q", head)
+		}
+		if _, err := ctl.Write([]byte{'x'}); err != nil {
+			return err
+		}
+		if err := <-done; err != nil {
+			return err
+		}
+		c.add("POST", "2xx")
+	}
+	c.print()
+	return nil
+}
