@@ -23,7 +23,7 @@ func init() {
 
 // httpEarlyServer ADDR: per client, a data connection and then a control connection; each
 // request on the data connection is answered 200 after its headers, and its body is read
-// after one byte arrives on the control connection.
+// after one byte arrives on the control connection; one byte back says it has read the body.
 func httpEarlyServer(args []string) error {
 	if len(args) != 1 {
 		return errors.New("http-early-server ADDR")
@@ -62,6 +62,11 @@ func httpEarlyServer(args []string) error {
 						return
 					}
 					c.add(method, "2xx")
+					// The next request only now: the server's next read starts with it
+					// (a request that begins inside a read is not seen, see the README).
+					if _, err := ctl.Write([]byte{'y'}); err != nil {
+						return
+					}
 				}
 			}()
 		}
@@ -155,6 +160,9 @@ func httpEarlyClient(args []string) error {
 			return err
 		}
 		if err := <-done; err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(ctl, make([]byte, 1)); err != nil {
 			return err
 		}
 		c.add("POST", "2xx")
