@@ -381,8 +381,16 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Errorf("the collector runs as uid %v, want nobody (65534)", uid)
 	}
 	fullFailing := full.failing(families)
+	// The topology family's socket iterator enters each pod's network namespace (setns),
+	// which needs CAP_SYS_ADMIN; the DaemonSet does not grant it (README, Privileges): the
+	// family reports errors that name it. Not yet given tcp's fallback.
+	if why := fullFailing["topology"]; !strings.Contains(why, "needs CAP_SYS_ADMIN") {
+		t.Errorf("as nobody with exactly %v, topology: %q, want errors naming CAP_SYS_ADMIN", caps, why)
+	}
 	for fam, why := range fullFailing {
-		t.Errorf("as nobody with exactly %v (the DaemonSet's), %s fails: %s", caps, fam, why)
+		if fam != "topology" {
+			t.Errorf("as nobody with exactly %v (the DaemonSet's), %s fails: %s", caps, fam, why)
+		}
 	}
 	t.Logf("as nobody with exactly %v, %d of %d collectors load and report", caps, len(families)-len(fullFailing), len(families))
 
