@@ -10,8 +10,9 @@ package prometheus_test
 //	k8s_container_name = "ctr-" + the first 8 characters of container_id (container series only)
 //
 // Node-level series (no k8s_pod_uid) get nothing, as k8s_attributes gives them nothing in a
-// cluster; pod-level series (interfaces: k8s_pod_uid, no container_id) get the namespace and
-// pod name only, as k8s_attributes associates them by pod UID alone. The real-cluster snapshot
+// cluster; pod-level series (interfaces: k8s_pod_uid, no container_id, kpod's own
+// k8s_container_name="POD") get the namespace and pod name only, as k8s_attributes associates
+// them by pod UID alone. The real-cluster snapshot
 // will have the labels k8s_attributes writes instead.
 
 const snapshotNamespace = "kpod-snapshot"

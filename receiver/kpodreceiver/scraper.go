@@ -297,6 +297,13 @@ func (s *kpodScraper) filterPods(idx *podid.Index) map[string]*kube.Pod {
 	return known
 }
 
+// podLevelContainer names the container of pod-level resources, as the kubelet's "POD": no
+// container can have that name (names are lowercase DNS labels). Without it, k8s_attributes
+// gives a resource without container.id the name of the pod's only container with a status:
+// always for a one-container pod, and for a while as a two-container pod starts (a CI run:
+// one pod's interface counters as two series, with and without container "redis").
+const podLevelContainer = "POD"
+
 // emit records what the families collected in this cycle, one resource per container and
 // one per pod (pod-level series such as the pod's network interfaces).
 func (s *kpodScraper) emit(idx *podid.Index, pods map[string]*kube.Pod, now pcommon.Timestamp) {
@@ -330,6 +337,7 @@ func (s *kpodScraper) emit(idx *podid.Index, pods map[string]*kube.Pod, now pcom
 		}
 		rb := s.mb.NewResourceBuilder()
 		rb.SetK8sPodUID(p.UID)
+		rb.SetK8sContainerName(podLevelContainer)
 		rb.SetK8sNodeName(s.nodeName)
 		s.mb.EmitForResource(metadata.WithResource(rb.Emit()), s.hb.Emit(), metadata.WithCumulativeStart(s.startOf(p.Created)))
 	}

@@ -616,6 +616,11 @@ func testIfaceExact(t *testing.T, pods []*corev1.Pod) {
 			kpodNames := map[string]bool{}
 			for _, x := range s.find("kpod_net_iface_rx_bytes_total", key) {
 				kpodNames[x.Labels["network_interface_name"]] = true
+				// kpod's own name for the pod level: k8s_attributes gives none of the pod's
+				// containers' names to it (it would while a two-container pod starts).
+				if c := x.Labels["k8s_container_name"]; c != "POD" {
+					t.Errorf("%s: an interface series with k8s_container_name %q, want POD: %s", p.Name, c, x)
+				}
 			}
 			var names []string
 			for n := range after {

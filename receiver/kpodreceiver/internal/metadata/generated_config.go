@@ -2684,14 +2684,18 @@ func (rac *ResourceAttributeConfig) Unmarshal(parser *confmap.Conf) error {
 
 // ResourceAttributesConfig provides config for kpod resource attributes.
 type ResourceAttributesConfig struct {
-	ContainerID ResourceAttributeConfig `mapstructure:"container.id"`
-	K8sNodeName ResourceAttributeConfig `mapstructure:"k8s.node.name"`
-	K8sPodUID   ResourceAttributeConfig `mapstructure:"k8s.pod.uid"`
+	ContainerID      ResourceAttributeConfig `mapstructure:"container.id"`
+	K8sContainerName ResourceAttributeConfig `mapstructure:"k8s.container.name"`
+	K8sNodeName      ResourceAttributeConfig `mapstructure:"k8s.node.name"`
+	K8sPodUID        ResourceAttributeConfig `mapstructure:"k8s.pod.uid"`
 }
 
 func DefaultResourceAttributesConfig() ResourceAttributesConfig {
 	return ResourceAttributesConfig{
 		ContainerID: ResourceAttributeConfig{
+			Enabled: true,
+		},
+		K8sContainerName: ResourceAttributeConfig{
 			Enabled: true,
 		},
 		K8sNodeName: ResourceAttributeConfig{

@@ -291,9 +291,10 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
-					ContainerID: ResourceAttributeConfig{Enabled: true},
-					K8sNodeName: ResourceAttributeConfig{Enabled: true},
-					K8sPodUID:   ResourceAttributeConfig{Enabled: true},
+					ContainerID:      ResourceAttributeConfig{Enabled: true},
+					K8sContainerName: ResourceAttributeConfig{Enabled: true},
+					K8sNodeName:      ResourceAttributeConfig{Enabled: true},
+					K8sPodUID:        ResourceAttributeConfig{Enabled: true},
 				},
 			},
 		},
@@ -566,9 +567,10 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
-					ContainerID: ResourceAttributeConfig{Enabled: false},
-					K8sNodeName: ResourceAttributeConfig{Enabled: false},
-					K8sPodUID:   ResourceAttributeConfig{Enabled: false},
+					ContainerID:      ResourceAttributeConfig{Enabled: false},
+					K8sContainerName: ResourceAttributeConfig{Enabled: false},
+					K8sNodeName:      ResourceAttributeConfig{Enabled: false},
+					K8sPodUID:        ResourceAttributeConfig{Enabled: false},
 				},
 			},
 		},
@@ -1047,17 +1049,19 @@ func TestResourceAttributesConfig(t *testing.T) {
 		{
 			name: "all_set",
 			want: ResourceAttributesConfig{
-				ContainerID: ResourceAttributeConfig{Enabled: true},
-				K8sNodeName: ResourceAttributeConfig{Enabled: true},
-				K8sPodUID:   ResourceAttributeConfig{Enabled: true},
+				ContainerID:      ResourceAttributeConfig{Enabled: true},
+				K8sContainerName: ResourceAttributeConfig{Enabled: true},
+				K8sNodeName:      ResourceAttributeConfig{Enabled: true},
+				K8sPodUID:        ResourceAttributeConfig{Enabled: true},
 			},
 		},
 		{
 			name: "none_set",
 			want: ResourceAttributesConfig{
-				ContainerID: ResourceAttributeConfig{Enabled: false},
-				K8sNodeName: ResourceAttributeConfig{Enabled: false},
-				K8sPodUID:   ResourceAttributeConfig{Enabled: false},
+				ContainerID:      ResourceAttributeConfig{Enabled: false},
+				K8sContainerName: ResourceAttributeConfig{Enabled: false},
+				K8sNodeName:      ResourceAttributeConfig{Enabled: false},
+				K8sPodUID:        ResourceAttributeConfig{Enabled: false},
 			},
 		},
 	}

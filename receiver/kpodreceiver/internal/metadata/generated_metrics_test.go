@@ -415,6 +415,7 @@ func TestMetricsBuilder(t *testing.T) {
 
 			rb := mb.NewResourceBuilder()
 			rb.SetContainerID("container.id-val")
+			rb.SetK8sContainerName("k8s.container.name-val")
 			rb.SetK8sNodeName("k8s.node.name-val")
 			rb.SetK8sPodUID("k8s.pod.uid-val")
 			res := rb.Emit()
