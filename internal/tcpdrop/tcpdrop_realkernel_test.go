@@ -179,22 +179,21 @@ func realTCPDropsQdisc(t *testing.T, rung string) {
 		tbfDropped = now
 	}
 	drops := collect(t, d, nil)
-	traced := uint64(len(trace.Lines()))
+	lines := trace.Lines()
+	traced, blind := uint64(len(lines)), uint64(fakepod.OverPID1(lines))
 	var all uint64
 	for id, s := range drops {
 		all += s["qdisc_drop"] - before[id]["qdisc_drop"]
 	}
-	t.Logf("tbf dropped %d, the kernel traced %d, kpod counted %d; drops: client %v server %v node %v", tbfDropped, traced, all,
-		drops[p.CliCtr.CgroupID], drops[p.SrvCtr.CgroupID], drops[bpfload.NodeID])
-	// Known defect, not understood yet: on the 6.18 host kpod's count of qdisc drops falls
-	// short of the kernel's own trace of the same tracepoint by a few events in about half
-	// of the runs (1..13 of 700..1700 measured on an idle host: at most 0.8 %; 46 of 2681
-	// with seven other test suites running), with no failed map update and no recursion
-	// miss recorded; never over, and exact in the 6.1 VM and for netfilter drops. Until the
-	// cause is found the test bounds it: never more than the kernel, at most 2 % less.
-	short := func(got uint64) bool { return got > traced || float64(got) < 0.98*float64(traced) }
+	t.Logf("tbf dropped %d, the kernel traced %d (%d over PID 1's threads), kpod counted %d; drops: client %v server %v node %v",
+		tbfDropped, traced, blind, all, drops[p.CliCtr.CgroupID], drops[p.SrvCtr.CgroupID], drops[bpfload.NodeID])
+	// Exact but for the drops in an interrupt taken over a thread of PID 1, which no BPF
+	// program sees on the sandbox host (fakepod.OverPID1): a retransmit timer or a softirq
+	// drained there. Six runs of this test: kpod = traced - those, every time (0 or 1 each);
+	// in the VM PID 1 is the test runner, BPF sees it and kpod = traced.
+	short := func(got uint64) bool { return got > traced || got < traced-blind }
 	if short(all) {
-		t.Errorf("kpod counted %d qdisc drops in all, the kernel traced %d", all, traced)
+		t.Errorf("kpod counted %d qdisc drops in all, the kernel traced %d (%d over PID 1's threads)", all, traced, blind)
 	}
 	if tbfDropped == 0 {
 		t.Fatal("tbf dropped nothing: the test proves nothing")
