@@ -209,6 +209,24 @@ int BPF_PROG(kpod_topost_b, struct sock *sk, int oldstate, int newstate)
 	return on_state(sk, oldstate, newstate);
 }
 
+/* Writes the record of a live socket kpod knows (st->known) to the iterator's output. */
+static __always_inline void write_rec(struct seq_file *seq, struct sock *sk, struct topo_sk *st)
+{
+	struct topo_rec r = {.cgid = sk_cgid(sk), .role = st->role};
+	peer(sk, r.addr, &r.lport, &r.rport);
+	counters(sk, &r.sent, &r.received);
+	r.sent -= st->sent0;
+	r.received -= st->received0;
+	r.srtt_ns = srtt_ns(sk);
+	bpf_seq_write(seq, &r, sizeof r);
+}
+
+static __always_inline bool live(const struct sock *sk)
+{
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	return state != TCP_LISTEN && state != TCP_CLOSE && state != TCP_SYN_SENT && state != TCP_SYN_RECV;
+}
+
 /* One record per established socket of the iterator's network namespace. */
 SEC("iter/tcp")
 int kpod_topoit_i(struct bpf_iter__tcp *ctx)
@@ -220,36 +238,43 @@ int kpod_topoit_i(struct bpf_iter__tcp *ctx)
 	if (!tp)
 		return 0;
 	struct sock *sk = (struct sock *)tp;
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	if (state == TCP_LISTEN || state == TCP_CLOSE || state == TCP_SYN_SENT || state == TCP_SYN_RECV || !is_tcp(sk))
+	if (!live(sk) || !is_tcp(sk))
 		return 0;
 	struct topo_sk *st = bpf_sk_storage_get(&kpod_topo_st, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
 		KPOD_LOST(topo, kpod_topo_st);
 		return 0;
 	}
-	struct topo_rec r = {.cgid = sk_cgid(sk)};
-	peer(sk, r.addr, &r.lport, &r.rport);
-	counters(sk, &r.sent, &r.received);
 	if (!st->known) {
 		/* Established before kpod started: counted from now on. Which end it is is
 		 * guessed from the ports: the one in the ephemeral range is the client's. */
-		st->sent0 = r.sent;
-		st->received0 = r.received;
-		if (r.lport >= TOPO_EPHEMERAL && r.rport < TOPO_EPHEMERAL)
+		__u8 addr[16];
+		__u16 lport, rport;
+		peer(sk, addr, &lport, &rport);
+		counters(sk, &st->sent0, &st->received0);
+		if (lport >= TOPO_EPHEMERAL && rport < TOPO_EPHEMERAL)
 			st->role = TOPO_CLIENT;
-		else if (r.rport >= TOPO_EPHEMERAL && r.lport < TOPO_EPHEMERAL)
+		else if (rport >= TOPO_EPHEMERAL && lport < TOPO_EPHEMERAL)
 			st->role = TOPO_SERVER;
 		else
-			st->role = r.rport <= r.lport ? TOPO_CLIENT : TOPO_SERVER;
+			st->role = rport <= lport ? TOPO_CLIENT : TOPO_SERVER;
 		st->known = 1;
 	}
-	if (st->closed)
+	if (!st->closed)
+		write_rec(ctx->meta->seq, sk, st);
+	return 0;
+}
+
+/* Without CAP_SYS_ADMIN kpod cannot enter the pods' network namespaces to run the iterator
+ * above. This one walks the sockets kpod_topo_st holds instead, in every namespace at once:
+ * those that reached ESTABLISHED while kpod ran (older ones are unknown to it). */
+SEC("iter/bpf_sk_storage_map")
+int kpod_topoms_i(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct sock *sk = ctx->sk;
+	struct topo_sk *st = ctx->value;
+	if (!sk || !st || !st->known || st->closed || !live(sk))
 		return 0;
-	r.role = st->role;
-	r.sent -= st->sent0;
-	r.received -= st->received0;
-	r.srtt_ns = srtt_ns(sk);
-	bpf_seq_write(ctx->meta->seq, &r, sizeof r);
+	write_rec(ctx->meta->seq, sk, st);
 	return 0;
 }

@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -39,6 +41,9 @@ func Spec() bpfload.Spec {
 		Hooks: []bpfload.Hook{
 			{Tracepoint: "inet_sock_set_state", Group: "sock", Prog: "kpod_topost", BTFOnly: true},
 			{Iter: "tcp", Prog: "kpod_topoit"},
+			// For WalkSockets. Some kernels refuse map-element iterators (this project's
+			// 6.18 sandbox host: EPERM at load, as root).
+			{Iter: "bpf_sk_storage_map", IterMap: "kpod_topo_st", Prog: "kpod_topoms", Optional: true},
 		},
 	}
 }
@@ -54,6 +59,11 @@ type Config struct {
 	// Peers names addresses of the cluster (kubernetes.enabled); nil without the API.
 	Peers    Peers
 	MaxEdges int
+	// WalkSockets reads the live sockets from the family's socket storage, in every network
+	// namespace at once, instead of running the TCP iterator in each pod's namespace; for
+	// kpod without CAP_SYS_ADMIN, which may not enter them (setns). It knows only the
+	// connections established while kpod runs; pods' addresses come from /proc/<pid>/net.
+	WalkSockets bool
 	// Listen, if set, serves the JSON view (View) on this host:port.
 	Listen string
 	// Now is the clock (tests replace it); nil: time.Now.
@@ -66,6 +76,11 @@ type Collector struct {
 	cfg   Config
 	procs *collector.NSProcs
 	limit *limiter
+
+	// rtt holds the samples of live sockets of earlier collections per edge: the histogram
+	// is cumulative, so a sample stays counted after its socket closed.
+	rtt   map[tcpEdge]hist.Hist
+	sweep bpfload.Sweeper
 
 	mu         sync.Mutex
 	prev, last *Graph // the two latest collections, for the JSON view's rates
@@ -84,7 +99,7 @@ func Start(cfg Config) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Collector{Collector: b, cfg: cfg, limit: newLimiter(cfg.MaxEdges),
+	c := &Collector{Collector: b, cfg: cfg, limit: newLimiter(cfg.MaxEdges), rtt: map[tcpEdge]hist.Hist{},
 		procs: &collector.NSProcs{ProcRoot: cfg.ProcRoot, V2Root: cfg.V2Root, Kind: "net"}}
 	if cfg.Listen != "" {
 		if c.view, err = Serve(cfg.Listen, cfg.NodeName, cfg.Now(), c.Latest); err != nil {
@@ -111,16 +126,35 @@ func (c *Collector) Close() error {
 	return errors.Join(c.view.Close(), c.Collector.Close())
 }
 
-// UnavailableMetrics names the request metrics when the l7 family does not run.
+// UnavailableMetrics names the request metrics when the l7 family does not run, and the
+// bytes and RTT of live connections when kpod can read no live socket.
 func (c *Collector) UnavailableMetrics() map[string]string {
-	if c.cfg.L7 != nil {
-		return nil
-	}
 	out := map[string]string{}
-	for _, m := range RequestMetrics {
-		out[m] = c.cfg.L7Reason
+	if c.cfg.L7 == nil {
+		for _, m := range RequestMetrics {
+			out[m] = c.cfg.L7Reason
+		}
+	}
+	if reason := c.noLiveSockets(); reason != "" {
+		for _, m := range []string{"kpod.topology.bytes", "kpod.topology.rtt"} {
+			out[m] = reason
+		}
 	}
 	return out
+}
+
+// noLiveSockets says why kpod reads no live socket ("" when it does): without CAP_SYS_ADMIN
+// it needs the socket-storage iterator, which some kernels refuse. Connections are then
+// counted when established, their bytes and RTT only when they close.
+func (c *Collector) noLiveSockets() string {
+	if !c.cfg.WalkSockets {
+		return ""
+	}
+	if _, ok := c.Obj.Iter("kpod_topoms"); ok {
+		return ""
+	}
+	return "counted when connections close, not while they are open: kpod may not enter the pods' network namespaces " +
+		"(no CAP_SYS_ADMIN) and the kernel refused the socket-storage iterator (" + c.Obj.Missing["kpod_topoms"] + ")"
 }
 
 // RequestMetrics are the family's metrics that come from the l7 family.
@@ -150,11 +184,19 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 		conns[e] = t
 	}
 	r := newResolver(c.cfg.NodeName, x, c.cfg.Peers)
+	var recs []TopologyTopoRec
 	for _, ns := range c.namespaces(x) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		recs, addrs, err := c.iterate(ns.path)
+		var addrs []netip.Addr
+		if c.cfg.WalkSockets {
+			addrs, err = procAddrs(filepath.Dir(filepath.Dir(ns.path)))
+		} else {
+			var nsRecs []TopologyTopoRec
+			nsRecs, addrs, err = c.iterate(ns.path)
+			recs = append(recs, nsRecs...)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -166,22 +208,43 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 				r.addrs[a] = r.podEnd(ns.pod)
 			}
 		}
-		for _, rec := range recs {
-			port := rec.Lport
-			if rec.Role == roleClient {
-				port = rec.Rport
-			}
-			e := tcpEdge{cgid: rec.Cgid, peer: l7.PeerAddr(rec.Addr), port: port, role: rec.Role}
-			t := conns[e]
-			t.sent += rec.Sent
-			t.received += rec.Received
-			if rec.SrttNs > 0 {
-				t.rtt.Counts[hist.Slot(rec.SrttNs)]++
-				t.rtt.SumNs += rec.SrttNs
-			}
-			conns[e] = t
+	}
+	if c.cfg.WalkSockets && c.noLiveSockets() == "" {
+		walked, err := c.walk()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		recs = walked
+	}
+	for _, rec := range recs {
+		port := rec.Lport
+		if rec.Role == roleClient {
+			port = rec.Rport
+		}
+		e := tcpEdge{cgid: rec.Cgid, peer: l7.PeerAddr(rec.Addr), port: port, role: rec.Role}
+		t := conns[e]
+		t.sent += rec.Sent
+		t.received += rec.Received
+		conns[e] = t
+		if rec.SrttNs > 0 {
+			h := c.rtt[e]
+			h.Counts[hist.Slot(rec.SrttNs)]++
+			h.SumNs += rec.SrttNs
+			c.rtt[e] = h
 		}
 	}
+	cgids := make([]uint64, 0, len(c.rtt))
+	for e, h := range c.rtt {
+		t := conns[e]
+		t.rtt.Add(&h)
+		conns[e] = t
+		cgids = append(cgids, e.cgid)
+	}
+	dead := map[uint64]bool{}
+	for _, id := range c.sweep.Dead(cgids, x.Live) {
+		dead[id] = true
+	}
+	maps.DeleteFunc(c.rtt, func(e tcpEdge, _ hist.Hist) bool { return dead[e.cgid] })
 	var reqs map[l7.EdgeKey]l7.EdgeValue
 	if c.cfg.L7 != nil {
 		if reqs, err = l7.ReadEdges(c.cfg.L7, x.Live); err != nil {
@@ -263,15 +326,41 @@ func (c *Collector) iterate(nsPath string) ([]TopologyTopoRec, []netip.Addr, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("running the socket iterator in %s: %w", nsPath, err)
 	}
+	recs, err := readRecs(rd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the socket iterator in %s: %w", nsPath, err)
+	}
+	return recs, addrs, nil
+}
+
+// walk runs the socket-storage iterator: every live socket kpod knows, in any namespace.
+func (c *Collector) walk() ([]TopologyTopoRec, error) {
+	it, ok := c.Obj.Iter("kpod_topoms")
+	if !ok {
+		return nil, errors.New("the socket-storage iterator is not attached")
+	}
+	rd, err := it.Open()
+	if err != nil {
+		return nil, fmt.Errorf("running the socket-storage iterator: %w", err)
+	}
+	recs, err := readRecs(rd)
+	if err != nil {
+		return nil, fmt.Errorf("the socket-storage iterator: %w", err)
+	}
+	return recs, nil
+}
+
+// readRecs reads and closes an iterator's output: whole records.
+func readRecs(rd io.ReadCloser) ([]TopologyTopoRec, error) {
 	defer rd.Close()
 	raw, err := io.ReadAll(rd)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the socket iterator in %s: %w", nsPath, err)
+		return nil, err
 	}
 	size := binary.Size(TopologyTopoRec{})
 	if len(raw)%size != 0 {
-		return nil, nil, fmt.Errorf("socket iterator wrote %d bytes, not whole %d-byte records", len(raw), size)
+		return nil, fmt.Errorf("wrote %d bytes, not whole %d-byte records", len(raw), size)
 	}
 	recs := make([]TopologyTopoRec, len(raw)/size)
-	return recs, addrs, binary.Read(bytes.NewReader(raw), binary.NativeEndian, recs)
+	return recs, binary.Read(bytes.NewReader(raw), binary.NativeEndian, recs)
 }

@@ -71,6 +71,7 @@ const (
 	TopologyMapKpodTopoErr     = "kpod_topo_err"
 	TopologyMapKpodTopoSt      = "kpod_topo_st"
 	TopologyProgKpodTopoitI    = "kpod_topoit_i"
+	TopologyProgKpodTopomsI    = "kpod_topoms_i"
 	TopologyProgKpodTopostB    = "kpod_topost_b"
 	TopologyVarKpodTopoRecType = "kpod_topo_rec_type"
 )
@@ -118,6 +119,7 @@ type TopologySpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type TopologyProgramSpecs struct {
 	KpodTopoitI *ebpf.ProgramSpec `ebpf:"kpod_topoit_i"`
+	KpodTopomsI *ebpf.ProgramSpec `ebpf:"kpod_topoms_i"`
 	KpodTopostB *ebpf.ProgramSpec `ebpf:"kpod_topost_b"`
 }
 
@@ -182,12 +184,14 @@ type TopologyVariables struct {
 // It can be passed to LoadTopologyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TopologyPrograms struct {
 	KpodTopoitI *ebpf.Program `ebpf:"kpod_topoit_i"`
+	KpodTopomsI *ebpf.Program `ebpf:"kpod_topoms_i"`
 	KpodTopostB *ebpf.Program `ebpf:"kpod_topost_b"`
 }
 
 func (p *TopologyPrograms) Close() error {
 	return _TopologyClose(
 		p.KpodTopoitI,
+		p.KpodTopomsI,
 		p.KpodTopostB,
 	)
 }

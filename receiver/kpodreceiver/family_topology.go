@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/collector"
 	"github.com/kpod-project/kpod/internal/kube"
 	"github.com/kpod-project/kpod/internal/topology"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
@@ -40,7 +41,7 @@ func (s *topologySource) Close() error {
 func openTopology(e *env) (source[*topology.Graph], error) {
 	cc := e.cfg.Collectors["topology"]
 	cfg := topology.Config{ProcRoot: e.procRoot, V2Root: e.layout.V2, NodeName: e.nodeName,
-		L7: e.l7, L7Reason: e.l7Reason, MaxEdges: cc.MaxEdges}
+		L7: e.l7, L7Reason: e.l7Reason, MaxEdges: cc.MaxEdges, WalkSockets: !collector.CanEnterNamespaces()}
 	cfg.Listen = viewListen(cc)
 	src := &topologySource{}
 	if k := e.cfg.Kubernetes; k.Enabled {

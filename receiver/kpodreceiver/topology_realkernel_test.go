@@ -10,9 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
+	"github.com/kpod-project/kpod/internal/collector"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/podid"
 	"github.com/kpod-project/kpod/internal/topology"
@@ -263,8 +266,23 @@ func (s *kpodScraper) viewAddr(t *testing.T) string {
 // tcpserver): one TCP-level edge client UID → server UID with exactly the client's
 // connections, the bytes both report, nothing the other way, one RTT sample per closed
 // connection; no service-graph edge.
-func TestRealTopologyTCP(t *testing.T) {
+func TestRealTopologyTCP(t *testing.T) { forTopologyPaths(t, realTopologyTCP) }
+
+// forTopologyPaths runs a test on both ways kpod reads live sockets: the TCP iterator in
+// each pod's network namespace (as root), and the walk over the family's socket storage
+// that kpod without CAP_SYS_ADMIN, as the DaemonSet runs it, uses (pods' addresses from
+// /proc/<pid>/net). live says whether the path reads live sockets: the walk does not where
+// the kernel refuses map-element iterators (bpftest.MapElemIterators: this sandbox host).
+func forTopologyPaths(t *testing.T, f func(t *testing.T, live error)) {
 	fakepod.RequireRoot(t)
+	t.Run("namespaces", func(t *testing.T) { f(t, nil) })
+	t.Run("walk", func(t *testing.T) {
+		t.Cleanup(collector.DenyNamespacesForTest())
+		f(t, bpftest.MapElemIterators())
+	})
+}
+
+func realTopologyTCP(t *testing.T, _ error) {
 	p := topoPair(t)
 	s := startTopology(t, customConfig("l7", "topology"), p.Client, p.Server, p.Idle)
 	const conns, total = 5, 5 * 32 << 10
@@ -292,6 +310,88 @@ func TestRealTopologyTCP(t *testing.T) {
 	}
 	checkTopologyBounded(t, md, p.Client.UID, p.Server.UID)
 	checkNoEdgesOf(t, md, p.Idle.UID)
+}
+
+// TestRealTopologyLiveSocket: a connection that stays open across collections. While it is
+// open its edge carries the bytes the client wrote and the server read (the workloads' own
+// counts) and one RTT sample per collection; once it closes, the same bytes (a socket is
+// counted once, live or closed) and one more sample.
+func TestRealTopologyLiveSocket(t *testing.T) { forTopologyPaths(t, realTopologyLiveSocket) }
+
+func realTopologyLiveSocket(t *testing.T, live error) {
+	const port, total = 7102, 3 << 20
+	p := topoPair(t)
+	s := startTopology(t, customConfig("l7", "topology"), p.Client, p.Server, p.Idle)
+	srv := p.SrvCtr.Start("tcpserver", strconv.Itoa(port), "1")
+	srv.WaitReady()
+	cli := p.CliCtr.Start("tcpclient", p.Veth.AddrB, strconv.Itoa(port), "1", strconv.Itoa(total), "hold")
+	if sent := fakepod.Count(t, cli.ReadLine(), "sent"); sent != total {
+		t.Fatalf("client sent %d, want %d", sent, total)
+	}
+	pair := p.Client.UID + " " + p.Server.UID
+	check := func(when string, md pmetric.Metrics, bytes int64, samples map[string]uint64) {
+		t.Helper()
+		if got, want := edgeValues(md, "kpod.topology.connections"), map[string]int64{pair: 1}; !maps.Equal(got, want) {
+			t.Errorf("%s: kpod.topology.connections: got %v, want %v", when, got, want)
+		}
+		if got, want := edgeValues(md, "kpod.topology.bytes"), map[string]int64{pair + " to_server": bytes, pair + " to_client": 0}; !maps.Equal(got, want) {
+			t.Errorf("%s: kpod.topology.bytes: got %v, want %v", when, got, want)
+		}
+		if got := edgeHistCounts(md, "kpod.topology.rtt"); !maps.Equal(got, samples) {
+			t.Errorf("%s: kpod.topology.rtt samples: got %v, want %v", when, got, samples)
+		}
+		unavailable := map[string]string{}
+		for _, m := range []string{"kpod.topology.bytes", "kpod.topology.rtt"} {
+			if dp, ok := point(nodeRM(md), "kpod.metric.unavailable", map[string]string{"metric": m}); ok && dp.IntValue() == 1 {
+				r, _ := dp.Attributes().Get("reason")
+				unavailable[m] = r.Str()
+			}
+		}
+		if live == nil && len(unavailable) != 0 {
+			t.Errorf("%s: live sockets are read, but kpod says %v", when, unavailable)
+		}
+		if live != nil && (len(unavailable) != 2 || !strings.Contains(unavailable["kpod.topology.bytes"], "refused the socket-storage iterator")) {
+			t.Errorf("%s: the kernel refuses map-element iterators (%v), kpod says %v", when, live, unavailable)
+		}
+		checkNoEdgesOf(t, md, p.Idle.UID)
+	}
+	// The client is parked with its connection open once the server has read everything:
+	// ss in the server's namespace shows the bytes received.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out := p.Server.NetNS.Exec("ss", "-tinH", "state", "established")
+		if strings.Contains(out, fmt.Sprintf("bytes_received:%d ", total)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server has not read %d bytes: %s", total, out)
+		}
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+	if live == nil {
+		check("open", md, total, map[string]uint64{pair: 1})
+	} else {
+		t.Logf("live sockets not read: %v", live)
+		check("open", md, 0, map[string]uint64{})
+	}
+	if err := cli.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cli.Wait()
+	if got := fakepod.Count(t, srv.ReadLine(), "received"); got != total {
+		t.Fatalf("server received %d, want %d", got, total)
+	}
+	if err := srv.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the last ACK of the FINs
+	// Cumulative: the open socket's sample of the first collection (if read) and its close
+	// sample.
+	closeSamples := uint64(2)
+	if live != nil {
+		closeSamples = 1
+	}
+	check("closed", scrape(t, s), total, map[string]uint64{pair: closeSamples})
 }
 
 // TestRealTopologyRedis: redis-benchmark and redis-cli in one pod, redis-server in the other:

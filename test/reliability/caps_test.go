@@ -19,6 +19,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
+	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/testenv"
 )
@@ -201,6 +202,7 @@ type capRun struct {
 	caps        []string
 	status      procStatus
 	unavailable map[string]string  // collector -> reason
+	metricsOff  map[string]string  // metric -> reason (kpod_metric_unavailable)
 	errors      map[string]float64 // collector -> collector errors + cgroup read errors
 	reporting   map[string]bool    // collector -> has series
 	warnings    []string
@@ -332,7 +334,7 @@ func TestLeastPrivilege(t *testing.T) {
 		}
 		k := testenv.StartCollectorCmd(t, cmd, nil)
 		firstCycle(t, k, p)
-		r := capRun{caps: caps, unavailable: map[string]string{}, errors: map[string]float64{}, reporting: map[string]bool{}}
+		r := capRun{caps: caps, unavailable: map[string]string{}, metricsOff: map[string]string{}, errors: map[string]float64{}, reporting: map[string]bool{}}
 		r.status, err = readProcStatus(k.Cmd.Process.Pid)
 		if err != nil {
 			t.Fatal(err)
@@ -347,6 +349,10 @@ func TestLeastPrivilege(t *testing.T) {
 			case "kpod_collector_unavailable":
 				if s.Value == 1 {
 					r.unavailable[s.Labels["collector"]] = s.Labels["reason"]
+				}
+			case "kpod_metric_unavailable":
+				if s.Value == 1 {
+					r.metricsOff[s.Labels["metric"]] = s.Labels["reason"]
 				}
 			case "kpod_collector_errors_total", "kpod_cgroup_read_errors_total":
 				r.errors[s.Labels["collector"]] += s.Value
@@ -381,16 +387,24 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Errorf("the collector runs as uid %v, want nobody (65534)", uid)
 	}
 	fullFailing := full.failing(families)
-	// The topology family's socket iterator enters each pod's network namespace (setns),
-	// which needs CAP_SYS_ADMIN; the DaemonSet does not grant it (README, Privileges): the
-	// family reports errors that name it. Not yet given tcp's fallback.
-	if why := fullFailing["topology"]; !strings.Contains(why, "needs CAP_SYS_ADMIN") {
-		t.Errorf("as nobody with exactly %v, topology: %q, want errors naming CAP_SYS_ADMIN", caps, why)
-	}
 	for fam, why := range fullFailing {
-		if fam != "topology" {
-			t.Errorf("as nobody with exactly %v (the DaemonSet's), %s fails: %s", caps, fam, why)
+		t.Errorf("as nobody with exactly %v (the DaemonSet's), %s fails: %s", caps, fam, why)
+	}
+	// Without CAP_SYS_ADMIN the topology family may not enter the pods' network namespaces
+	// and walks its socket storage instead; where the kernel refuses map-element iterators
+	// (this sandbox host) it reads no live connection and says so for its bytes and RTT.
+	walk := bpftest.MapElemIterators()
+	for _, m := range []string{"kpod.topology.bytes", "kpod.topology.rtt"} {
+		why, off := full.metricsOff[m]
+		if walk == nil && off {
+			t.Errorf("as nobody, %s is unavailable (%s) although the kernel loads map-element iterators", m, why)
 		}
+		if walk != nil && !strings.Contains(why, "refused the socket-storage iterator") {
+			t.Errorf("as nobody on a kernel refusing map-element iterators (%v), %s: %q, want the reason", walk, m, why)
+		}
+	}
+	if _, off := ref.metricsOff["kpod.topology.bytes"]; off {
+		t.Errorf("as root, kpod.topology.bytes is unavailable: %s", ref.metricsOff["kpod.topology.bytes"])
 	}
 	t.Logf("as nobody with exactly %v, %d of %d collectors load and report", caps, len(families)-len(fullFailing), len(families))
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
@@ -128,4 +129,18 @@ func HasTracepointField(t *testing.T, group, name, field string) bool {
 		return false
 	}
 	return strings.Contains(string(b), " "+field+";")
+}
+
+// MapElemIterators reports whether the kernel loads a map-element iterator (the simplest:
+// iter/bpf_map_elem returning 0), as the kernel's own answer, independent of kpod's
+// programs: nil if it does. This project's 6.18 sandbox host refuses them (EPERM, as root).
+func MapElemIterators() error {
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceIter, AttachTo: "bpf_map_elem",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}, License: "GPL",
+	})
+	if err != nil {
+		return err
+	}
+	return p.Close()
 }
