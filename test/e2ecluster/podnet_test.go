@@ -366,6 +366,7 @@ func testServiceTraffic(t *testing.T, c *cluster, image, gates string) []*corev1
 			t.Errorf("the client has server requests: %s", ss[0])
 		}
 	})
+	served := map[string]map[string]int64{} // server pod name -> its own count of answered requests per protocol
 	t.Run("server pods", func(t *testing.T) {
 		// Each server's own count, read after the scrape (the signal and INFO are not in it).
 		servedHTTP, servedRedis := map[string]int64{}, map[string]int64{}
@@ -384,12 +385,94 @@ func testServiceTraffic(t *testing.T, c *cluster, image, gates string) []*corev1
 				}
 			}
 			servedHTTP, servedRedis = addCounts(servedHTTP, h), addCounts(servedRedis, r)
+			served[ns+"/"+p.Name] = map[string]int64{"http": sumCounts(h), "redis": sumCounts(r)}
 		}
 		if !maps.Equal(servedHTTP, wantHTTP) || !maps.Equal(servedRedis, wantRedis) {
 			t.Errorf("the servers served HTTP %v and Redis %v together; the client made HTTP %v and Redis %v", servedHTTP, servedRedis, wantHTTP, wantRedis)
 		}
 	})
+	t.Run("service graph: client pod → Service", func(t *testing.T) {
+		testServiceEdges(t, final, ns+"/"+client.Name, ns+"/"+svcName, wantHTTP, wantRedis, served)
+	})
 	return ends
+}
+
+// testServiceEdges: the topology family's edges of the client pod (named namespace/name from
+// the API) carry exactly the client's requests, per protocol, to the Service it dialled (its
+// ClusterIP: the client's socket knows nothing else), its failures (HTTP 4xx and 5xx, Redis
+// error replies), a latency sample per request on the client side, and its connections: one
+// per client run and protocol. The server side sees the backend: each server pod's latency
+// samples are on the edge client → that pod, as many as that server's own count, and nothing
+// else goes from the client to a server pod.
+func testServiceEdges(t *testing.T, s *scrape, clientEnd, svcEnd string, wantHTTP, wantRedis map[string]int64, served map[string]map[string]int64) {
+	t.Helper()
+	sum := func(m map[string]int64, failed bool) (n int64) {
+		for k, v := range m {
+			if !failed || strings.HasSuffix(k, " 4xx") || strings.HasSuffix(k, " 5xx") || strings.HasSuffix(k, " error") {
+				n += v
+			}
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		protocol, connType string
+		want               map[string]int64
+	}{{"http", "", wantHTTP}, {"redis", "database", wantRedis}} {
+		key := map[string]string{"client": clientEnd, "server": svcEnd, "protocol": tc.protocol, "connection_type": tc.connType}
+		for _, m := range []struct {
+			name string
+			want int64
+		}{
+			{"traces_service_graph_request_total", sum(tc.want, false)},
+			{"traces_service_graph_request_failed_total", sum(tc.want, true)},
+			{"traces_service_graph_request_client_seconds_count", sum(tc.want, false)},
+		} {
+			got, ok := s.value(t, m.name, key)
+			if !ok || got != float64(m.want) {
+				t.Errorf("%s %v: kpod %g (present %v), the client made %d", m.name, key, got, ok, m.want)
+			} else {
+				t.Logf("%s %s → %s %s: %d, exact", m.name, clientEnd, svcEnd, tc.protocol, m.want)
+			}
+		}
+	}
+	conns := map[string]string{"client": clientEnd, "server": svcEnd}
+	if got, ok := s.value(t, "kpod_topology_connections_total", conns); !ok || got != 2*clientConns {
+		t.Errorf("kpod_topology_connections_total %v: kpod %g (present %v), the client opened %d", conns, got, ok, 2*clientConns)
+	}
+	if ss := s.find("traces_service_graph_request_server_seconds_count", conns); len(ss) > 0 {
+		t.Errorf("server-side latency on the edge to the Service (no server sees the ClusterIP): %s", ss[0])
+	}
+	if len(served) != 2 {
+		t.Fatalf("the servers' own counts: %v, want two servers", served)
+	}
+	for backend, byProtocol := range served {
+		for protocol, n := range byProtocol {
+			key := map[string]string{"client": clientEnd, "server": backend, "protocol": protocol}
+			if got, ok := s.value(t, "traces_service_graph_request_server_seconds_count", key); !ok || got != float64(n) {
+				t.Errorf("server-side latency samples %v: kpod %g (present %v), that server's own count %d", key, got, ok, n)
+			} else {
+				t.Logf("server-side latency samples %s → %s %s: %d, exact", clientEnd, backend, protocol, n)
+			}
+		}
+	}
+	for _, x := range s.Samples {
+		if !strings.HasPrefix(x.Name, "traces_service_graph_") && !strings.HasPrefix(x.Name, "kpod_topology_") {
+			continue
+		}
+		if x.Labels["client"] != clientEnd || x.Labels["server"] == svcEnd {
+			continue
+		}
+		if served[x.Labels["server"]] == nil || !strings.HasPrefix(x.Name, "traces_service_graph_request_server_seconds") {
+			t.Errorf("an edge of the client to another end than the Service or a server's own latency: %s", x)
+		}
+	}
+}
+
+func sumCounts(m map[string]int64) (n int64) {
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 // nftChain is the body of the first chain of an `nft list table` output whose name matches re

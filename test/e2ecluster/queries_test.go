@@ -26,14 +26,6 @@ var absentHere = map[string]string{
 	"kpod_bpf_program_run_count_total": "(same as kpod_bpf_program_run_time_seconds_total)",
 	"kpod_l7_parse_errors_total": "the series appears with a first message the l7 family cannot count; every message of this cluster's pods " +
 		"is well-formed HTTP or RESP (the Service scenario asserts no parse errors on its pods)",
-	"traces_service_graph_request_total": "the topology family (comprehensive profile) has not been run in this cluster yet: " +
-		"its edges are not asserted here; the Service topology row is proved on the fake-pod snapshot",
-	"traces_service_graph_request_failed_total": "(same as traces_service_graph_request_total)",
-	"kpod_topology_edges":                       "(same as traces_service_graph_request_total)",
-	"kpod_topology_edges_overflow_total":        "(same as traces_service_graph_request_total)",
-	"kpod_topology_connections_total":           "(same as traces_service_graph_request_total)",
-	"kpod_topology_bytes_total":                 "(same as traces_service_graph_request_total)",
-	"kpod_topology_rtt_seconds_bucket":          "(same as traces_service_graph_request_total)",
 }
 
 // promTests are the tests of examples/prometheus/queries_test.go run on this run's snapshots:
