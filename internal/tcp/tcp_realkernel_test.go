@@ -492,13 +492,14 @@ func quantile(h hist.Hist, q float64) float64 {
 //     set by the last segment received before the client's shutdown (later ACKs arrive in
 //     FIN_WAIT1, where tcp_probe does not fire): at most one per connection, hence 95 %.
 //   - Per socket kpod samples each socket once when it closes (no live socket is left at
-//     the collection): exactly conns samples, none above the largest bucket ss saw and none
-//     under 1 us. The close sample is the last srtt, taken after ss's last snapshot while the
-//     backlog drains: every fast ACK then moves srtt 1/8 of the way to the unloaded RTT, so
-//     it can fall below every value ss saw (a CI run: one sample at 128-256 us, ss 256 us-2 ms)
-//     but not rise above them (Karn: retransmitted segments give no RTT sample). The bounds
-//     catch the unit slips (x8 for an unshifted srtt_us above, us read as ns under 1 us); the
-//     exact value per socket is TestTCPLiveSockets'.
+//     the collection): exactly conns samples. Their values cannot be compared: the close
+//     sample is the socket's srtt after ss's last snapshot, when the backlog drains (fast
+//     ACKs pull srtt towards the unloaded RTT) and the FIN is answered (a delayed ACK pushes
+//     it up); no tool here sees that moment (ss polls; tcp_probe stops firing in FIN_WAIT1;
+//     no kprobes). CI runs saw it below every ss snapshot (128-256 us against 256 us-2 ms) and
+//     above them (512 us-1 ms against at most 512 us). So only a range that catches a us/ns
+//     slip (x1000) is asserted, 1 us to 1 s; the exact value of a socket's sample, against ss
+//     on an idle connection, is TestTCPLiveSockets'.
 //   - Per segment the means are weighted differently (per received segment, per unit of
 //     time). Measured ratios were 0.79 to 2.05, so they must agree within a factor of 3:
 //     that still catches any unit slip, which would put them 8x or more apart.
@@ -529,10 +530,10 @@ func compareRTT(t *testing.T, v variant, h hist.Hist, samples []float64, conns i
 		if h.Count() != uint64(conns) {
 			t.Errorf("%d RTT samples, want %d (one per closed socket)", h.Count(), conns)
 		}
-		lo, hi := hist.Slot(1000), hist.Slot(uint64(samples[len(samples)-1]*1e9))
+		lo, hi := hist.Slot(1000), hist.Slot(1e9)
 		for b, n := range h.Counts {
 			if n > 0 && (b < lo || b > hi) {
-				t.Errorf("%d RTT samples in bucket %d, outside 1 us .. the largest bucket ss saw (%d..%d)", n, b, lo, hi)
+				t.Errorf("%d RTT samples in bucket %d, outside 1 us .. 1 s (%d..%d)", n, b, lo, hi)
 			}
 		}
 		return
