@@ -233,8 +233,10 @@ func (s *kpodScraper) scrape(ctx context.Context) (pmetric.Metrics, error) {
 		go func(r *runner) {
 			t0 := time.Now()
 			snap, err := r.f.collect(ctx, idx)
-			results <- result{r, snap, err, time.Since(t0)}
+			// Not busy before the result is handed over: the cycle may end, and the next
+			// begin, as soon as it is received (a CI run: the next cycle found it busy).
 			r.busy.Store(false)
+			results <- result{r, snap, err, time.Since(t0)}
 		}(r)
 	}
 	done := map[*runner]bool{}
