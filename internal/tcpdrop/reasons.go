@@ -70,10 +70,15 @@ func enumReasonNames(e *btf.Enum) map[uint32]string {
 	return out
 }
 
-// otherValuesName tells whether n is reason_<x> for a value x other than v.
+// otherValuesName tells whether n looks like the fallback name of another value than v:
+// reason_<x>, x in canonical decimal, x != v (also an x beyond 32 bits, which no value has:
+// a reader would still take it for one).
 func otherValuesName(n string, v uint32) bool {
-	x, err := strconv.ParseUint(strings.TrimPrefix(n, "reason_"), 10, 32)
-	return err == nil && uint32(x) != v && n == ReasonName(nil, uint32(x))
+	d, ok := strings.CutPrefix(n, "reason_")
+	if !ok || d == "" || strings.Trim(d, "0123456789") != "" || len(d) > 1 && d[0] == '0' {
+		return false
+	}
+	return n != ReasonName(nil, v)
 }
 
 // ReasonName is the name of drop reason v in names, or "reason_<v>" for a value the table
