@@ -29,6 +29,10 @@ type Proc struct {
 	stderr bytes.Buffer
 	done   chan struct{}
 	err    error
+	// SwitchesAtMove is the process's context-switch count (voluntary + involuntary) when it
+	// was moved into its pod, asleep at its gate: every switch after it is the pod's. (A
+	// count the workload reads after its gate can already include a preemption in the pod.)
+	SwitchesAtMove int64
 }
 
 //go:embed workload/workload.c
@@ -185,6 +189,9 @@ func (c *Container) start(bin string, args ...string) *Proc {
 			t.Fatalf("moving workload into %s: %v", root, err)
 		}
 	}
+	if _, p.SwitchesAtMove, err = procSwitches(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
 	if c.AtGate != nil {
 		c.AtGate(cmd.Process.Pid)
 	}
@@ -301,24 +308,10 @@ func Spinners(t testing.TB, ms int, cpus ...int) (ctrs []*Container, wait func()
 // /proc/<pid>/status once it is parked: asleep, with the same count twice 20 ms apart.
 func ParkedSwitches(t testing.TB, pid int) int64 {
 	t.Helper()
-	read := func() (state string, n int64) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	read := func() (string, int64) {
+		state, n, err := procSwitches(pid)
 		if err != nil {
 			t.Fatal(err)
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, _ := strings.Cut(line, ":")
-			v = strings.TrimSpace(v)
-			switch k {
-			case "State":
-				state = v
-			case "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches":
-				x, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					t.Fatalf("%s: %s", k, v)
-				}
-				n += x
-			}
 		}
 		return state, n
 	}
@@ -350,6 +343,29 @@ func (p *Proc) Output() string {
 		p.t.Fatalf("%v: %v\n%s", p.Cmd.Args, err, p.stderr.String())
 	}
 	return string(out)
+}
+
+// procSwitches reads the state and the context switches (voluntary + involuntary) of pid.
+func procSwitches(pid int) (state string, n int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "State":
+			state = v
+		case "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches":
+			x, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return "", 0, fmt.Errorf("/proc/%d/status %s: %q", pid, k, v)
+			}
+			n += x
+		}
+	}
+	return state, n, nil
 }
 
 // waitSleeping waits until process pid is in an interruptible sleep (state S).
