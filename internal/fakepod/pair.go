@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Pair is a client pod and a server pod, each in its own network namespace, joined by a
@@ -112,4 +113,41 @@ func (n *NetNS) Netstat() map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// Held is one TCP connection client → server that the client holds open after sending its
+// bytes (Pair.Hold), until Close.
+type Held struct {
+	cli, srv *Proc
+	total    int64
+}
+
+// Hold runs the workload's tcpserver on port and a tcpclient that sends total bytes over one
+// connection and then holds it open.
+func (p *Pair) Hold(t testing.TB, port, total int) *Held {
+	t.Helper()
+	srv := p.SrvCtr.Start("tcpserver", strconv.Itoa(port), "1")
+	srv.WaitReady()
+	cli := p.CliCtr.Start("tcpclient", p.Veth.AddrB, strconv.Itoa(port), "1", strconv.Itoa(total), "hold")
+	if sent := Count(t, cli.ReadLine(), "sent"); sent != int64(total) {
+		t.Fatalf("client sent %d, want %d", sent, total)
+	}
+	return &Held{cli: cli, srv: srv, total: int64(total)}
+}
+
+// Close ends the connection: the client exits (its socket sends a FIN), the server, having
+// received every byte, reads EOF and exits; then the last ACK of the FINs is given time.
+func (h *Held) Close(t testing.TB) {
+	t.Helper()
+	if err := h.cli.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = h.cli.Wait()
+	if got := Count(t, h.srv.ReadLine(), "received"); got != h.total {
+		t.Fatalf("server received %d, want %d", got, h.total)
+	}
+	if err := h.srv.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
 }

@@ -217,12 +217,7 @@ func realTCPLiveSockets(t *testing.T, v variant) {
 	const total = 3 << 20
 	p := fakepod.NewPair(t)
 	c := start(t, v)
-	srv := p.SrvCtr.Start("tcpserver", strconv.Itoa(port), "1")
-	srv.WaitReady()
-	cli := p.CliCtr.Start("tcpclient", p.Veth.AddrB, strconv.Itoa(port), "1", strconv.Itoa(total), "hold")
-	if sent := fakepod.Count(t, cli.ReadLine(), "sent"); sent != total {
-		t.Fatalf("client sent %d, want %d", sent, total)
-	}
+	held := p.Hold(t, port, total)
 	// The client is parked with its connection open; wait until the server has read it all
 	// and the connection is idle (ss shows nothing unacknowledged and nothing queued).
 	var cs, ss map[string]float64
@@ -253,18 +248,7 @@ func realTCPLiveSockets(t *testing.T, v variant) {
 			}
 		}
 	}
-	// Close: the client exits (its socket sends a FIN), the server reads EOF and exits.
-	if err := cli.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cli.Wait()
-	if got := fakepod.Count(t, srv.ReadLine(), "received"); got != total {
-		t.Fatalf("server received %d, want %d", got, total)
-	}
-	if err := srv.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond) // the last ACK of the FINs
+	held.Close(t)
 	st = collect(t, c, p.Live)
 	cli2, srv2 := st[p.CliCtr.CgroupID], st[p.SrvCtr.CgroupID]
 	t.Logf("closed: client %+v; server %+v", cli2, srv2)

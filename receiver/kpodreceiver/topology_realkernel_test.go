@@ -322,12 +322,7 @@ func realTopologyLiveSocket(t *testing.T, live error) {
 	const port, total = 7102, 3 << 20
 	p := topoPair(t)
 	s := startTopology(t, customConfig("l7", "topology"), p.Client, p.Server, p.Idle)
-	srv := p.SrvCtr.Start("tcpserver", strconv.Itoa(port), "1")
-	srv.WaitReady()
-	cli := p.CliCtr.Start("tcpclient", p.Veth.AddrB, strconv.Itoa(port), "1", strconv.Itoa(total), "hold")
-	if sent := fakepod.Count(t, cli.ReadLine(), "sent"); sent != total {
-		t.Fatalf("client sent %d, want %d", sent, total)
-	}
+	held := p.Hold(t, port, total)
 	pair := p.Client.UID + " " + p.Server.UID
 	check := func(when string, md pmetric.Metrics, bytes int64, samples map[string]uint64) {
 		t.Helper()
@@ -374,17 +369,7 @@ func realTopologyLiveSocket(t *testing.T, live error) {
 		t.Logf("live sockets not read: %v", live)
 		check("open", md, 0, map[string]uint64{})
 	}
-	if err := cli.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cli.Wait()
-	if got := fakepod.Count(t, srv.ReadLine(), "received"); got != total {
-		t.Fatalf("server received %d, want %d", got, total)
-	}
-	if err := srv.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond) // the last ACK of the FINs
+	held.Close(t)
 	// Cumulative: the open socket's sample of the first collection (if read) and its close
 	// sample.
 	closeSamples := uint64(2)
