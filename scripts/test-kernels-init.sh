@@ -48,7 +48,7 @@ while read -r name rel; do
 	cp /kpod/kpod-workload /tmp/kpod-workload-$name/kpod-workload
 	echo "KPOD-VM-RUN $name"
 	cd /src/$rel
-	set -- -test.v -test.timeout="$TEST_TIMEOUT"
+	set -- -test.v -test.timeout="$TEST_TIMEOUT" -test.count="$TEST_COUNT"
 	[ -n "$RUN_FILTER" ] && set -- "$@" -test.run="$RUN_FILTER"
 	CI=true KPOD_TEST_KERNEL=$KERNEL KPOD_WORKLOAD_BINARY=/tmp/kpod-workload-$name/kpod-workload KPOD_L7APP_BINARY=/kpod/kpod-l7app \
 		/kpod/tests/$name.test "$@" </dev/null

@@ -27,6 +27,7 @@
 #   KERNEL_TEST_RUN      -test.run regexp for every binary (default: all tests)
 #   KERNEL_TEST_PKGS     go list patterns to choose from (default ./...)
 #   KERNEL_TEST_TIMEOUT  -test.timeout of each binary (default 10m)
+#   KERNEL_TEST_COUNT    -test.count of each binary (default 1; more to hunt a flake)
 #   KERNEL_VM_TIMEOUT    seconds before the whole VM is killed (default 900)
 #   KERNEL_VM_CPUS       guest CPUs (default 2: TestRealCPU and TestRealIRQ pin to CPU 1)
 #   KERNEL_VM_MEM        guest MiB (default: twice the initramfs + 1.5 GiB for the tests)
@@ -46,6 +47,7 @@ cd "$ROOT"
 RUN_FILTER=${KERNEL_TEST_RUN:-}
 PKGS=${KERNEL_TEST_PKGS:-./...}
 TEST_TIMEOUT=${KERNEL_TEST_TIMEOUT:-10m}
+TEST_COUNT=${KERNEL_TEST_COUNT:-1}
 VM_TIMEOUT=${KERNEL_VM_TIMEOUT:-900}
 VM_CPUS=${KERNEL_VM_CPUS:-2}
 TCG_THREAD=${KERNEL_VM_TCG_THREAD:-single}
@@ -229,6 +231,7 @@ NONCE=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
 {
 	printf 'RUN_FILTER=%q\n' "$RUN_FILTER"
 	printf 'TEST_TIMEOUT=%q\n' "$TEST_TIMEOUT"
+	printf 'TEST_COUNT=%q\n' "$TEST_COUNT"
 	printf 'NONCE=%q\n' "$NONCE"
 } >"$R/kpod/config"
 cp "$ROOT/scripts/test-kernels-init.sh" "$R/init"

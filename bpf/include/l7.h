@@ -418,12 +418,18 @@ static __always_inline void l7_edge(struct l7_ctx *c, struct l7_conn *conn, __u1
 	kpod_hist_add(&v->lat, ns);
 }
 
-static __always_inline void l7_answer(struct l7_ctx *c, struct l7_conn *conn, struct l7_pending *req, __u16 status)
+/* Counts an answered request that took ns, on the pod and on its edge: every protocol's
+ * answered requests go through here, so the two never disagree. */
+static __always_inline void l7_done(struct l7_ctx *c, struct l7_conn *conn, __u16 method, __u16 status, __u64 ns)
 {
-	__u64 ns = c->ts >= req->ts ? c->ts - req->ts : 0;
-	l7_count(c, conn, req->method, status, ns, true);
+	l7_count(c, conn, method, status, ns, true);
 	if (l7_edges)
 		l7_edge(c, conn, status, ns);
+}
+
+static __always_inline void l7_answer(struct l7_ctx *c, struct l7_conn *conn, struct l7_pending *req, __u16 status)
+{
+	l7_done(c, conn, req->method, status, c->ts >= req->ts ? c->ts - req->ts : 0);
 }
 
 /* Counts the oldest request in flight as answered with status. */

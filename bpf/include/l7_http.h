@@ -114,7 +114,7 @@ static __always_inline bool l7_http_early(struct l7_ctx *c, struct l7_conn *conn
 	__u64 at = conn->early_ts;
 	conn->early_ts = 0;
 	if (at >= c->start && conn->n == 0) {
-		l7_count(c, conn, method, conn->early_status, at - c->start, true);
+		l7_done(c, conn, method, conn->early_status, at - c->start);
 		return true;
 	}
 	l7_lost(c, conn, L7_LOST_NOREQ);

@@ -93,7 +93,7 @@ static __always_inline void l7_sql_done(struct l7_ctx *c, struct l7_conn *conn, 
 	}
 	__u64 ns = p->id & L7_SQL_FIRST ? p->ts : c->ts >= p->ts ? c->ts - p->ts : 0;
 	l7_sql_drop(conn);
-	l7_count(c, conn, method, status, ns, true);
+	l7_done(c, conn, method, status, ns);
 }
 
 /* Where the first keyword reader is (l7_dir.depth). */

@@ -50,8 +50,8 @@ func perMethod(c map[string]int64) map[string]int64 {
 // requests it handled, and the two ends agree.
 func TestRealL7Kafka(t *testing.T) {
 	fakepod.RequireRoot(t)
-	p := fakepod.NewPair(t)
-	s := startL7(t)
+	p := topoPair(t)
+	s := startL7Topology(t, p)
 	addr := p.Veth.AddrB + ":9092"
 	srv := p.SrvCtr.L7App("kafka-server", addr)
 	srv.WaitReady()
@@ -92,6 +92,7 @@ func TestRealL7Kafka(t *testing.T) {
 	checkL7Bounded(t, md)
 	checkL7(t, md, p.Client, p.CliCtr, "kafka", "client", client)
 	checkL7(t, md, p.Server, p.SrvCtr, "kafka", "server", server)
+	checkServiceGraph(t, md, p, "kafka", client)
 	checkL7Idle(t, md, p.Idle, p.IdleCtr)
 	t.Logf("kafka requests per API and status: %v; Produce requests written %d, most in flight %d", client,
 		appLines(t, out, "hook-write")["Produce"], appLines(t, out, "inflight")["Produce"])
@@ -111,8 +112,8 @@ func TestRealL7Kafka(t *testing.T) {
 // "unknown" there, as many as the client's legacy isMaster).
 func TestRealL7Mongo(t *testing.T) {
 	fakepod.RequireRoot(t)
-	p := fakepod.NewPair(t)
-	s := startL7(t)
+	p := topoPair(t)
+	s := startL7Topology(t, p)
 	addr := p.Veth.AddrB + ":27017"
 	srv := p.SrvCtr.L7App("mongo-server", addr, t.TempDir())
 	srv.WaitReady()
@@ -161,6 +162,7 @@ func TestRealL7Mongo(t *testing.T) {
 	checkL7Bounded(t, md)
 	checkL7(t, md, p.Client, p.CliCtr, "mongodb", "client", client)
 	checkL7(t, md, p.Server, p.SrvCtr, "mongodb", "server", server)
+	checkServiceGraph(t, md, p, "mongodb", client)
 	checkL7Idle(t, md, p.Idle, p.IdleCtr)
 	t.Logf("mongodb requests per command and status: %v", client)
 }

@@ -83,8 +83,8 @@ func startMariaDB(t *testing.T, p *fakepod.Pair) (*fakepod.Proc, string, string,
 // three statements as text.
 func TestRealL7MySQL(t *testing.T) {
 	fakepod.RequireRoot(t)
-	p := fakepod.NewPair(t)
-	s := startL7(t)
+	p := topoPair(t)
+	s := startL7Topology(t, p)
 	srv, sock, host, port := startMariaDB(t, p)
 
 	const n = 10
@@ -141,6 +141,7 @@ func TestRealL7MySQL(t *testing.T) {
 	checkL7(t, md, p.Client, p.CliCtr, "mysql", "client", client)
 	checkL7(t, md, p.Server, p.SrvCtr, "mysql", "server", client)
 	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+	checkServiceGraph(t, md, p, "mysql", client)
 	t.Logf("mysql requests per class and status: %v; the server's counters: %v", client, status)
 }
 
@@ -264,9 +265,9 @@ func startPostgres(t *testing.T, p *fakepod.Pair) (*fakepod.Proc, string, string
 // class equal the server's own pg_stat_statements calls. psql then runs three Queries.
 func TestRealL7Postgres(t *testing.T) {
 	fakepod.RequireRoot(t)
-	p := fakepod.NewPair(t)
+	p := topoPair(t)
 	srv, dir, psql, host, port := startPostgres(t, p)
-	s := startL7(t)
+	s := startL7Topology(t, p)
 
 	const n = 10
 	client := map[string]int64{}
@@ -312,6 +313,7 @@ func TestRealL7Postgres(t *testing.T) {
 	checkL7(t, md, p.Client, p.CliCtr, "postgresql", "client", client)
 	checkL7(t, md, p.Server, p.SrvCtr, "postgresql", "server", client)
 	checkL7Idle(t, md, p.Idle, p.IdleCtr)
+	checkServiceGraph(t, md, p, "postgresql", client)
 	t.Logf("postgresql requests per class and status: %v; pg_stat_statements calls per class: %v", client, server)
 }
 

@@ -105,6 +105,47 @@ func edgeHistCounts(md pmetric.Metrics, name string) map[string]uint64 {
 	return out
 }
 
+// startL7Topology starts the l7 and topology families for a topoPair's pods and fails if
+// either cannot run.
+func startL7Topology(t *testing.T, p *fakepod.Pair) *kpodScraper {
+	t.Helper()
+	s := startTopology(t, customConfig("l7", "topology"), p.Client, p.Server, p.Idle)
+	for _, r := range s.runners {
+		if r.f == nil {
+			t.Fatalf("%s unavailable: %s", r.info.name, r.reason)
+		}
+	}
+	return s
+}
+
+// checkServiceGraph asserts that the pair's client → server edge of protocol, and no other
+// edge, carries the requests the client counted (by "method status"): all of them, the
+// failed ones (status error, 4xx, 5xx), and one latency sample per request on each side.
+func checkServiceGraph(t *testing.T, md pmetric.Metrics, p *fakepod.Pair, protocol string, counts map[string]int64) {
+	t.Helper()
+	var total, failed int64
+	for k, v := range counts {
+		total += v
+		if _, status, _ := strings.Cut(k, " "); status == "error" || status == "4xx" || status == "5xx" {
+			failed += v
+		}
+	}
+	edge := p.Client.UID + " " + p.Server.UID + " " + protocol
+	if got := edgeValues(md, "traces_service_graph_request_total"); !maps.Equal(got, map[string]int64{edge: total}) {
+		t.Errorf("traces_service_graph_request_total: got %v, want %s = %d", got, edge, total)
+	}
+	if got := edgeValues(md, "traces_service_graph_request_failed_total"); !maps.Equal(got, map[string]int64{edge: failed}) {
+		t.Errorf("traces_service_graph_request_failed_total: got %v, want %s = %d", got, edge, failed)
+	}
+	for _, h := range []string{"traces_service_graph_request_client_seconds", "traces_service_graph_request_server_seconds"} {
+		if got := edgeHistCounts(md, h); !maps.Equal(got, map[string]uint64{edge: uint64(total)}) {
+			t.Errorf("%s counts: got %v, want %s = %d", h, got, edge, total)
+		}
+	}
+	checkTopologyBounded(t, md, p.Client.UID, p.Server.UID)
+	checkNoEdgesOf(t, md, p.Idle.UID)
+}
+
 // checkTopologyBounded fails if an end of an edge is not a name kpod may use without the
 // API: a local pod's UID, a private address, or one of the fixed names.
 func checkTopologyBounded(t *testing.T, md pmetric.Metrics, uids ...string) {
@@ -190,20 +231,7 @@ func TestRealTopologyHTTP(t *testing.T) {
 	if total != 5*n || failed != 2*n {
 		t.Fatalf("the client counted %d requests, %d failed; want %d, %d", total, failed, 5*n, 2*n)
 	}
-	edge := p.Client.UID + " " + p.Server.UID + " http"
-	if got, want := edgeValues(md, "traces_service_graph_request_total"), map[string]int64{edge: total}; !maps.Equal(got, want) {
-		t.Errorf("traces_service_graph_request_total: got %v, want %v", got, want)
-	}
-	if got, want := edgeValues(md, "traces_service_graph_request_failed_total"), map[string]int64{edge: failed}; !maps.Equal(got, want) {
-		t.Errorf("traces_service_graph_request_failed_total: got %v, want %v", got, want)
-	}
-	for _, h := range []string{"traces_service_graph_request_client_seconds", "traces_service_graph_request_server_seconds"} {
-		if got, want := edgeHistCounts(md, h), map[string]uint64{edge: uint64(total)}; !maps.Equal(got, want) {
-			t.Errorf("%s counts: got %v, want %v", h, got, want)
-		}
-	}
-	checkTopologyBounded(t, md, p.Client.UID, p.Server.UID)
-	checkNoEdgesOf(t, md, p.Idle.UID)
+	checkServiceGraph(t, md, p, "http", client)
 
 	// The JSON view of the same collection.
 	url := "http://" + s.viewAddr(t) + "/kpodTopology"
@@ -403,9 +431,8 @@ func TestRealTopologyRedis(t *testing.T) {
 	md := scrape(t, s)
 	failDump(t, md)
 	want := redisStats(t, p.Server.NetNS, host, port)
-	var total, failed int64
+	var failed int64
 	for k, v := range want {
-		total += v
 		if strings.HasSuffix(k, " error") {
 			failed += v
 		}
@@ -413,25 +440,12 @@ func TestRealTopologyRedis(t *testing.T) {
 	if failed != 2 {
 		t.Fatalf("the server's statistics say %d failed commands, want the test's 2: %v", failed, want)
 	}
-	edge := p.Client.UID + " " + p.Server.UID + " redis"
-	if got := edgeValues(md, "traces_service_graph_request_total"); !maps.Equal(got, map[string]int64{edge: total}) {
-		t.Errorf("traces_service_graph_request_total: got %v, want %s = %d", got, edge, total)
-	}
-	if got := edgeValues(md, "traces_service_graph_request_failed_total"); !maps.Equal(got, map[string]int64{edge: failed}) {
-		t.Errorf("traces_service_graph_request_failed_total: got %v, want %s = %d", got, edge, failed)
-	}
-	for _, h := range []string{"traces_service_graph_request_client_seconds", "traces_service_graph_request_server_seconds"} {
-		if got := edgeHistCounts(md, h); !maps.Equal(got, map[string]uint64{edge: uint64(total)}) {
-			t.Errorf("%s counts: got %v, want %s = %d", h, got, edge, total)
-		}
-	}
+	checkServiceGraph(t, md, p, "redis", want)
 	if dp, ok := point(nodeRM(md), "traces_service_graph_request_total", map[string]string{"protocol": "redis"}); !ok {
 		t.Error("no redis edge")
 	} else if ct, _ := dp.Attributes().Get("connection_type"); ct.Str() != "database" {
 		t.Errorf("connection_type %q, want database", ct.Str())
 	}
-	checkTopologyBounded(t, md, p.Client.UID, p.Server.UID)
-	checkNoEdgesOf(t, md, p.Idle.UID)
 }
 
 // TestRealTopologyFanout: one pod opens a connection to each of 1 000 addresses (a local
@@ -543,18 +557,5 @@ func TestRealTopologyDNS(t *testing.T) {
 	if !maps.Equal(server, client) || client["A ok"] != 6 || client["A error"] != 4 {
 		t.Fatalf("the server counted %v, the clients %v; want 6 ok and 4 errors", server, client)
 	}
-	edge := p.Client.UID + " " + p.Server.UID + " dns"
-	if got := edgeValues(md, "traces_service_graph_request_total"); !maps.Equal(got, map[string]int64{edge: 10}) {
-		t.Errorf("traces_service_graph_request_total: got %v, want %s = 10", got, edge)
-	}
-	if got := edgeValues(md, "traces_service_graph_request_failed_total"); !maps.Equal(got, map[string]int64{edge: 4}) {
-		t.Errorf("traces_service_graph_request_failed_total: got %v, want %s = 4", got, edge)
-	}
-	for _, h := range []string{"traces_service_graph_request_client_seconds", "traces_service_graph_request_server_seconds"} {
-		if got := edgeHistCounts(md, h); !maps.Equal(got, map[string]uint64{edge: 10}) {
-			t.Errorf("%s counts: got %v, want %s = 10", h, got, edge)
-		}
-	}
-	checkTopologyBounded(t, md, p.Client.UID, p.Server.UID)
-	checkNoEdgesOf(t, md, p.Idle.UID)
+	checkServiceGraph(t, md, p, "dns", client)
 }
