@@ -60,7 +60,10 @@ enum { R_IDX = 1, R_INC, R_LIT, R_SIZE };
  * name string that may be grpc-status. */
 enum { F_NONE = 0, F_METHOD, F_STATUS, F_CT, F_GS, F_NAME };
 /* Flags of a pending request (l7_pending.aux). */
-enum { H2P_GRPC = 1, H2P_UPGRADE = 2 };
+enum { H2P_GRPC = 1, H2P_UPGRADE = 2, H2P_EARLY = 4 };
+/* What the answer of an early stream (H2P_EARLY) said, kept in its l7_pending.method until
+ * its request is seen: the :status class in bits 0-3, grpc-status + 1 in 4-7, and these. */
+enum { H2E_ENDED = 1 << 8, H2E_UNK = 1 << 9, H2E_RESET = 1 << 10 };
 
 /* One direction of an HTTP/2 connection. */
 struct l7_h2dir {
@@ -97,6 +100,7 @@ struct {
 struct l7_h2walk {
 	struct l7_walk w;
 	struct l7_h2dir *h;
+	struct l7_h2dir *o; /* the other direction */
 	__u8 stop; /* the connection is no longer HTTP/2 */
 };
 
@@ -176,6 +180,44 @@ static __always_inline void l7_h2_undecoded(struct l7_ctx *c, struct l7_conn *co
 	struct l7_pending p = l7_h2_take(conn, i);
 	conn->proto = l7_h2_proto(&p);
 	l7_lost(c, conn, L7_LOST_UNDECODED);
+}
+
+/* Notes what an answer to an early stream said (H2E_*, status, grpc-status); it took until
+ * now (the answer of a gRPC stream is its last block). */
+static __always_inline void l7_h2_early(struct l7_ctx *c, struct l7_pending *q, __u16 facts)
+{
+	q->method |= facts;
+	q->ts = c->ts;
+}
+
+/* The request of early stream e is seen (its write has ended): the stream becomes an
+ * ordinary pending request, answered now if what its answer said is enough. */
+static __always_inline long l7_h2_late(struct l7_h2walk *hw, int e)
+{
+	struct l7_ctx *c = hw->w.c;
+	struct l7_conn *conn = hw->w.conn;
+	struct l7_h2dir *h = hw->h;
+	struct l7_pending *q = &conn->p[e & (L7_PENDING - 1)];
+	__u16 f = q->method;
+	__u64 at = q->ts;
+	q->method = h->hasm ? h->method : 0;
+	q->aux = h->grpc ? H2P_GRPC : 0;
+	/* the request began when its write did: l7_answer's c->ts - ts is then at - c->start */
+	q->ts = at >= c->start ? c->ts - (at - c->start) : c->ts;
+	__u16 status = f & 15, gs = f >> 4 & 15;
+	if (f & H2E_RESET)
+		l7_h2_answer(c, conn, e, L7_ERROR);
+	else if (!h->grpc && status > 1)
+		l7_h2_answer(c, conn, e, status);
+	else if (h->grpc && gs)
+		l7_h2_answer(c, conn, e, gs - 1);
+	else if (h->grpc && (status > 2 || (f & (H2E_ENDED | H2E_UNK)) == H2E_ENDED))
+		l7_h2_answer(c, conn, e, L7_ERROR);
+	else if (f & H2E_UNK && (!h->grpc || f & H2E_ENDED))
+		l7_h2_undecoded(c, conn, e);
+	else
+		q->ts = c->start; /* still to be answered: from when its write began */
+	return 0;
 }
 
 /* Gives up on the rest of the call. The dynamic table is counted afresh from the next call:
@@ -529,6 +571,9 @@ static __always_inline long l7_h2_block(struct l7_h2walk *hw)
 	if (hw->w.req) {
 		if ((sid & 1) && sid > h->last) {
 			h->last = sid;
+			int e = l7_h2_find(conn, sid);
+			if (e >= 0 && (conn->p[e & (L7_PENDING - 1)].aux & H2P_EARLY))
+				return l7_h2_late(hw, e);
 			if (conn->n >= L7_PENDING) {
 				/* the oldest, whose answer was missed or will never come, makes room */
 				struct l7_pending old = l7_h2_take(conn, conn->head);
@@ -544,9 +589,21 @@ static __always_inline long l7_h2_block(struct l7_h2walk *hw)
 	}
 	int i = l7_h2_find(conn, sid);
 	if (i < 0) {
-		/* a response (not trailers: it has a :status) to no request */
-		if ((sid & 1) && h->status > 1)
-			l7_lost(c, conn, L7_LOST_NOREQ);
+		if (!(sid & 1) || h->status <= 1)
+			return 0; /* trailers or a 1xx: nothing to pair */
+		/* A client that writes and reads on two threads (gRPC-Go, Go's net/http) can read
+		 * an answer before the write of its request has ended: kept until it has. */
+		if (conn->role != L7_CLIENT || sid <= hw->o->last || conn->n >= L7_PENDING) {
+			l7_lost(c, conn, L7_LOST_NOREQ); /* a response to no request */
+			return 0;
+		}
+		l7_push(c, conn, 0, sid);
+		i = (conn->head + conn->n - 1) & (L7_PENDING - 1);
+		conn->p[i & (L7_PENDING - 1)].aux = H2P_EARLY;
+	}
+	if (conn->p[i & (L7_PENDING - 1)].aux & H2P_EARLY) {
+		l7_h2_early(c, &conn->p[i & (L7_PENDING - 1)], h->status | h->gs << 4 |
+			    (h->bflags & H2_END_STREAM ? H2E_ENDED : 0) | (h->unk ? H2E_UNK : 0));
 		return 0;
 	}
 	if (conn->p[i & (L7_PENDING - 1)].aux & H2P_GRPC) {
@@ -681,7 +738,9 @@ static __always_inline long l7_h2_frame(struct l7_h2walk *hw)
 	}
 	int i = t == H2F_RST || (t == H2F_DATA && (f & H2_END_STREAM) && !hw->w.req) ? l7_h2_find(conn, sid) : -1;
 	/* a stream reset before its answer; a gRPC stream that ends without trailers */
-	if (i >= 0 && (t == H2F_RST || (conn->p[i & (L7_PENDING - 1)].aux & H2P_GRPC)))
+	if (i >= 0 && (conn->p[i & (L7_PENDING - 1)].aux & H2P_EARLY))
+		l7_h2_early(hw->w.c, &conn->p[i & (L7_PENDING - 1)], t == H2F_RST ? H2E_RESET : H2E_ENDED);
+	else if (i >= 0 && (t == H2F_RST || (conn->p[i & (L7_PENDING - 1)].aux & H2P_GRPC)))
 		l7_h2_answer(hw->w.c, conn, i, L7_ERROR);
 	hw->w.d->skip = len;
 	h->frem = 0;
@@ -850,6 +909,7 @@ static __always_inline int l7_h2(struct l7_ctx *c, struct l7_conn *conn)
 	struct l7_h2walk hw = {
 		.w = {.c = c, .conn = conn, .d = &conn->dir[c->out & 1], .req = l7_requests(c, conn)},
 		.h = &s->dir[c->out & 1],
+		.o = &s->dir[(c->out ^ 1) & 1],
 	};
 	c->pos = 0;
 	bpf_loop(L7_STEPS, l7_h2_step, &hw, 0);

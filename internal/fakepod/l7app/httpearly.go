@@ -107,43 +107,21 @@ func httpEarlyClient(args []string) error {
 	if len(args) != 2 {
 		return errors.New("http-early-client ADDR N")
 	}
-	ap, err := netip.ParseAddrPort(args[0])
-	if err != nil {
-		return err
-	}
 	n, err := strconv.Atoi(args[1])
 	if err != nil {
 		return err
 	}
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	fd, ctl, err := earlyDial(args[0])
 	if err != nil {
 		return err
 	}
 	defer syscall.Close(fd)
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 64<<10); err != nil {
-		return err
-	}
-	if err := syscall.Connect(fd, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
-		return err
-	}
-	ctl, err := net.Dial("tcp", args[0])
-	if err != nil {
-		return err
-	}
 	defer ctl.Close()
 	const body = 32 << 20
 	req := append([]byte(fmt.Sprintf("POST /early HTTP/1.1\r\nHost: kpod\r\nContent-Length: %d\r\n\r\n", body)), make([]byte, body)...)
 	var c counts
 	for i := 0; i < n; i++ {
-		done := make(chan error, 1)
-		go func() {
-			w, err := syscall.Write(fd, req)
-			if err == nil && w != len(req) {
-				fmt.Println("partial", w)
-				_, err = syscall.Write(fd, req[w:])
-			}
-			done <- err
-		}()
+		done := earlyWrite(fd, req)
 		head := ""
 		buf := make([]byte, 256)
 		for !strings.HasSuffix(head, "\r\n\r\n") {
@@ -169,4 +147,60 @@ func httpEarlyClient(args []string) error {
 	}
 	c.print()
 	return nil
+}
+
+// earlyDial connects the data socket (blocking, a 64 KiB send buffer, raw: every write is
+// one write(2)) and the control connection of an early client.
+func earlyDial(addr string) (int, net.Conn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return 0, nil, err
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 64<<10); err != nil {
+		syscall.Close(fd)
+		return 0, nil, err
+	}
+	if err := syscall.Connect(fd, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		syscall.Close(fd)
+		return 0, nil, err
+	}
+	ctl, err := net.Dial("tcp", addr)
+	if err != nil {
+		syscall.Close(fd)
+		return 0, nil, err
+	}
+	return fd, ctl, nil
+}
+
+// earlyWrite writes req with one write(2) on another thread; prints "partial" if the write
+// moved less (then its answer was not early) and writes the rest.
+func earlyWrite(fd int, req []byte) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		w, err := syscall.Write(fd, req)
+		if err == nil && w != len(req) {
+			fmt.Println("partial", w)
+			_, err = syscall.Write(fd, req[w:])
+		}
+		done <- err
+	}()
+	return done
+}
+
+// fdReader reads a raw socket with read(2).
+type fdReader int
+
+func (f fdReader) Read(b []byte) (int, error) {
+	n, err := syscall.Read(int(f), b)
+	if err == nil && n == 0 {
+		return 0, io.EOF
+	}
+	if n < 0 {
+		n = 0
+	}
+	return n, err
 }
