@@ -70,6 +70,22 @@ func idleHasNothing(t *testing.T, p *fakepod.Pair, st map[uint64]Stats) {
 	}
 }
 
+// reasonValue is the value of a drop reason (kpod's name) in this kernel's enum skb_drop_reason.
+func reasonValue(t *testing.T, name string) uint32 {
+	t.Helper()
+	names, err := KernelReasonNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, n := range names {
+		if n == name && v != 0 {
+			return v
+		}
+	}
+	t.Fatalf("no %s in enum skb_drop_reason", name)
+	return 0
+}
+
 // TestTCPDropsNetfilter: an nft rule in the server's namespace drops a random 10 % of the
 // client's data segments and counts them. The server pod (whose socket the dropped segments
 // were for: early demux attaches it before the INPUT hook) is charged exactly the packets
@@ -87,6 +103,7 @@ func realTCPDropsNetfilter(t *testing.T, rung string) {
 	srvNS.Nft("add", "rule", "inet", "kpodloss", "input", "ip", "saddr", p.Veth.AddrA, "tcp", "dport", strconv.Itoa(port),
 		"meta", "length", "gt", "100", "numgen", "random", "mod", "10", "eq", "0", "counter", "name", "dropped", "drop")
 	d := start(t, rung)
+	trace := fakepod.NewTrace(t, "skb/kfree_skb", fmt.Sprintf("reason == %d", reasonValue(t, "netfilter_drop")))
 	if sent, received := p.Transfer(t, port, conns, total); sent != total || received != total {
 		t.Fatalf("workloads sent %d and received %d bytes, want %d", sent, received, total)
 	}
@@ -101,12 +118,16 @@ func realTCPDropsNetfilter(t *testing.T, rung string) {
 		dropped = now
 	}
 	st := collect(t, d, p.Live)
-	t.Logf("nft dropped %d; server %v, client %v, node %v", dropped, st[p.SrvCtr.CgroupID], st[p.CliCtr.CgroupID], st[bpfload.NodeID])
+	// The drops in a softirq taken over a thread of PID 1 are in the kernel's record but no
+	// BPF program sees them on the sandbox host (fakepod.OverPID1; a CI run: 84 of 85).
+	blind := uint64(fakepod.OverPID1(trace.Lines()))
+	t.Logf("nft dropped %d (%d traced over PID 1's threads); server %v, client %v, node %v", dropped, blind,
+		st[p.SrvCtr.CgroupID], st[p.CliCtr.CgroupID], st[bpfload.NodeID])
 	if dropped == 0 {
 		t.Fatal("nft dropped nothing: the test proves nothing")
 	}
-	if got := st[p.SrvCtr.CgroupID]["netfilter_drop"]; got != dropped {
-		t.Errorf("server pod: %d netfilter_drop drops, want %d (nft's counter)", got, dropped)
+	if got := st[p.SrvCtr.CgroupID]["netfilter_drop"]; got > dropped || got+blind < dropped {
+		t.Errorf("server pod: %d netfilter_drop drops, want %d (nft's counter; %d of them maybe over PID 1)", got, dropped, blind)
 	}
 	if got := st[p.CliCtr.CgroupID]["netfilter_drop"]; got != 0 {
 		t.Errorf("client pod: %d netfilter_drop drops, want 0", got)
@@ -139,19 +160,7 @@ func realTCPDropsQdisc(t *testing.T, rung string) {
 	const conns, total = 3, 6 << 20
 	p := fakepod.NewPair(t)
 	d := start(t, rung)
-	names, err := KernelReasonNames()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var qdisc uint32
-	for v, n := range names {
-		if n == "qdisc_drop" {
-			qdisc = v
-		}
-	}
-	if qdisc == 0 {
-		t.Fatal("no qdisc_drop in enum skb_drop_reason")
-	}
+	qdisc := reasonValue(t, "qdisc_drop")
 	before := collect(t, d, nil)
 	trace := fakepod.NewTrace(t, "skb/kfree_skb", fmt.Sprintf("reason == %d", qdisc))
 	defer bpftest.EnableStats(t)(d.Obj)
