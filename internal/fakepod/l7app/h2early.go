@@ -64,32 +64,9 @@ func h2EarlyServer(args []string) error {
 	if err := h2EarlyMode(mode); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", args[0])
-	if err != nil {
-		return err
-	}
-	var c counts
-	go func() {
-		for {
-			data, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			ctl, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer data.Close()
-				defer ctl.Close()
-				if err := h2EarlyServe(data, ctl, mode, &c); err != nil && !errors.Is(err, io.EOF) {
-					fmt.Println("server:", err)
-				}
-			}()
-		}
-	}()
-	serve(&c, func() { _ = ln.Close() })
-	return nil
+	return earlyServe(args[0], func(data, ctl net.Conn, c *counts) error {
+		return h2EarlyServe(data, ctl, mode, c)
+	})
 }
 
 func h2EarlyServe(data, ctl net.Conn, mode string, c *counts) error {

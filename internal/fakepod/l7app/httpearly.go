@@ -28,7 +28,36 @@ func httpEarlyServer(args []string) error {
 	if len(args) != 1 {
 		return errors.New("http-early-server ADDR")
 	}
-	ln, err := net.Listen("tcp", args[0])
+	return earlyServe(args[0], func(data, ctl net.Conn, c *counts) error {
+		r := bufio.NewReader(data)
+		for {
+			method, n, err := readHead(r)
+			if err != nil {
+				return err
+			}
+			if _, err := data.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")); err != nil {
+				return err
+			}
+			if _, err := io.ReadFull(ctl, make([]byte, 1)); err != nil {
+				return err
+			}
+			if _, err := io.CopyN(io.Discard, r, n); err != nil {
+				return err
+			}
+			c.add(method, "2xx")
+			// The next request only now: the server's next read starts with it
+			// (a request that begins inside a read is not seen, see the README).
+			if _, err := ctl.Write([]byte{'y'}); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// earlyServe listens on addr and serves each client's data connection and then its control
+// connection with handle, until SIGTERM (then it prints the counts).
+func earlyServe(addr string, handle func(data, ctl net.Conn, c *counts) error) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -46,27 +75,8 @@ func httpEarlyServer(args []string) error {
 			go func() {
 				defer data.Close()
 				defer ctl.Close()
-				r := bufio.NewReader(data)
-				for {
-					method, n, err := readHead(r)
-					if err != nil {
-						return
-					}
-					if _, err := data.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")); err != nil {
-						return
-					}
-					if _, err := io.ReadFull(ctl, make([]byte, 1)); err != nil {
-						return
-					}
-					if _, err := io.CopyN(io.Discard, r, n); err != nil {
-						return
-					}
-					c.add(method, "2xx")
-					// The next request only now: the server's next read starts with it
-					// (a request that begins inside a read is not seen, see the README).
-					if _, err := ctl.Write([]byte{'y'}); err != nil {
-						return
-					}
+				if err := handle(data, ctl, &c); err != nil && !errors.Is(err, io.EOF) {
+					fmt.Println("server:", err)
 				}
 			}()
 		}
