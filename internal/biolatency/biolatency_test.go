@@ -2,6 +2,7 @@ package biolatency
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -97,6 +98,8 @@ func realBioLatency(t *testing.T, path Path, rung string) {
 	pod, idle := fakepod.New(t, fakepod.Options{}), fakepod.New(t, fakepod.Options{})
 	ctr, idleCtr := pod.AddContainer(), idle.AddContainer()
 	idleCtr.Start("sleep").WaitReady()
+	// The kernel's own record of the completions (dev is MKDEV: major << 20 | minor).
+	trace := fakepod.NewTrace(t, "block/block_rq_complete", fmt.Sprintf("dev == %d", loop.Major<<20|loop.Minor))
 	start := time.Now()
 	ctr.Run("dread", loop.Path, strconv.Itoa(n*bs), strconv.Itoa(bs))
 	wall := time.Since(start)
@@ -111,8 +114,15 @@ func realBioLatency(t *testing.T, path Path, rung string) {
 	if !ok {
 		t.Fatalf("no histogram for %v; the pod has %v", dev, s)
 	}
-	if h.Count() != n {
-		t.Errorf("pod: %d requests completed on %s, want %d", h.Count(), loop.Name, n)
+	// Exact but for the completions in an interrupt taken over a thread of PID 1, which no BPF
+	// program sees on the sandbox host (fakepod.OverPID1; a CI run: 299 of 300).
+	lines := trace.Lines()
+	blind := uint64(fakepod.OverPID1(lines))
+	if len(lines) != n {
+		t.Errorf("the kernel traced %d completions on %s, want %d", len(lines), loop.Name, n)
+	}
+	if h.Count() > n || h.Count()+blind < n {
+		t.Errorf("pod: %d requests completed on %s, want %d (%d traced over PID 1's threads)", h.Count(), loop.Name, n, blind)
 	}
 	if len(s) != 1 {
 		t.Errorf("pod: I/O on %d devices, want only %s: %v", len(s), loop.Name, s)
