@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -79,7 +80,7 @@ func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Targe
 		case err == nil:
 			res.Values[t.ID] = v
 		case errors.Is(err, ErrSkip):
-		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENODEV)) && (Gone(v2Root, t.Rel) || dirGone(err)):
+		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENODEV)) && removed(v2Root, t.Rel, err):
 			// Removed after discovery: before its file was opened (ENOENT), or between the
 			// open and the read (kernfs answers ENODEV for a removed cgroup's open file). On
 			// a hybrid host the file may be in a v1 hierarchy, whose directory the runtime
@@ -93,6 +94,23 @@ func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Targe
 
 // ErrSkip tells ForEach that a target has no data this time and that this is not an error.
 var ErrSkip = errors.New("nothing to collect")
+
+// removed reports whether the cgroup of a file that could not be read is being removed: its v2
+// directory or the file's own directory is gone, now or within 50 ms. kernfs removes a
+// cgroup's files before its directory, so a read can fail while the directory still exists
+// (TestSoak in a CI run: memory.stat ENOENT in a v1 directory that was there when checked).
+// The wait is on this error path only.
+func removed(v2Root, rel string, err error) bool {
+	for i := 0; ; i++ {
+		if Gone(v2Root, rel) || dirGone(err) {
+			return true
+		}
+		if i == 5 {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 // dirGone reports whether err is about a file whose directory no longer exists.
 func dirGone(err error) bool {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kpod-project/kpod/internal/cgroupfs"
 )
@@ -200,5 +201,26 @@ func TestHostNamespace(t *testing.T) {
 
 	if _, err := HostNamespace(t.TempDir(), "mnt"); err == nil || !strings.Contains(err.Error(), "hostPID") {
 		t.Errorf("empty proc: err = %v", err)
+	}
+}
+
+// TestForEachDirRemovedAfterRead: the file is missing while its directory still exists, and
+// the directory goes a moment later (kernfs removes a cgroup's files first): skipped, not an
+// error. A directory that stays is still an error (TestForEach's "nofile").
+func TestForEachDirRemovedAfterRead(t *testing.T) {
+	v2, v1 := t.TempDir(), t.TempDir()
+	mkdirs(t, v2, "pod/ctr")
+	mkdirs(t, v1, "pod/ctr")
+	read := func(tg cgroupfs.Target) (int, error) {
+		_, err := os.ReadFile(filepath.Join(v1, tg.Rel, "memory.stat"))
+		go func() {
+			time.Sleep(15 * time.Millisecond)
+			_ = os.Remove(filepath.Join(v1, tg.Rel))
+		}()
+		return 0, fmt.Errorf("memory: %w", err)
+	}
+	res := ForEach(context.Background(), v2, []cgroupfs.Target{{ID: 1, Rel: "pod/ctr"}}, read)
+	if len(res.Values) != 0 || len(res.Errs) != 0 {
+		t.Errorf("Values %v, Errs %v; want neither (the directory went after the read)", res.Values, res.Errs)
 	}
 }
