@@ -193,13 +193,7 @@ func h2EarlyClient(args []string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := ctl.Write([]byte{'x'}); err != nil {
-			return err
-		}
-		if err := <-done; err != nil {
-			return err
-		}
-		if _, err := io.ReadFull(ctl, make([]byte, 1)); err != nil {
+		if err := earlyDone(ctl, done); err != nil {
 			return err
 		}
 		c.add("POST", status)

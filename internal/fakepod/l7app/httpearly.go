@@ -144,13 +144,7 @@ func httpEarlyClient(args []string) error {
 		if !strings.HasPrefix(head, "HTTP/1.1 200 ") {
 			return fmt.Errorf("answer %q", head)
 		}
-		if _, err := ctl.Write([]byte{'x'}); err != nil {
-			return err
-		}
-		if err := <-done; err != nil {
-			return err
-		}
-		if _, err := io.ReadFull(ctl, make([]byte, 1)); err != nil {
+		if err := earlyDone(ctl, done); err != nil {
 			return err
 		}
 		c.add("POST", "2xx")
@@ -213,4 +207,17 @@ func (f fdReader) Read(b []byte) (int, error) {
 		n = 0
 	}
 	return n, err
+}
+
+// earlyDone tells the server that the answer was read, waits for the request's write to end
+// and for the server's word that it read the body (its next read starts with the next request).
+func earlyDone(ctl net.Conn, done <-chan error) error {
+	if _, err := ctl.Write([]byte{'x'}); err != nil {
+		return err
+	}
+	if err := <-done; err != nil {
+		return err
+	}
+	_, err := io.ReadFull(ctl, make([]byte, 1))
+	return err
 }
