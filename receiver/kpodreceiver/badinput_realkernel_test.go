@@ -20,13 +20,14 @@ import (
 // TestRealRuntimeBadInput: what a busy node does to a cycle, all in one cycle of the
 // comprehensive profile: a pod removed between discovery and the families' reads, a pod
 // removed while one of its cgroup files is open (the read then fails with ENODEV), and the
-// proc family's map full (shrunk to two entries). None of it panics or fails the cycle: the
-// removed pods are not read errors (the pod is gone, nothing was lost), the lost map updates
-// are counted (kpod.bpf.map.update.errors; TestRealBPFDiagnostics checks their number), and
-// the rest of the cycle is emitted: a steady pod has every series it had before.
+// oom family's map full (shrunk to one entry, two pods OOM-killed). None of it panics or
+// fails the cycle: the removed pods are not read errors (the pod is gone, nothing was lost),
+// the lost map update is counted exactly (kpod.bpf.map.update.errors: the node's OOM kills
+// less the one stored), and the rest of the cycle is emitted: a steady pod has every series
+// it had before.
 func TestRealRuntimeBadInput(t *testing.T) {
 	fakepod.RequireRoot(t)
-	defer bpfload.ShrinkMapForTest("proc", "kpod_proc", 2)()
+	defer bpfload.ShrinkMapForTest("oom", "kpod_oom", 1)()
 	cfg := createDefaultConfig().(*Config)
 	cfg.Profile = ProfileComprehensive
 	cfg.NodeName = "test-node"
@@ -41,9 +42,8 @@ func TestRealRuntimeBadInput(t *testing.T) {
 	}
 	wantNames, _, _ := seriesOf(rm)
 
-	for i := 0; i < 4; i++ { // four cgroups' forks for a map of two
-		fakepod.New(t, fakepod.Options{}).AddContainer().Run("fork", "1", "0")
-	}
+	oomBefore := fakepod.HostOOMKills(t)
+	killed := fakepod.OOMKill(t, 2) // two cgroups' kills for a map of one
 	vanish := fakepod.New(t, fakepod.Options{})
 	vanish.AddContainer().Start("sleep").WaitReady()
 	during := fakepod.New(t, fakepod.Options{})
@@ -95,6 +95,7 @@ func TestRealRuntimeBadInput(t *testing.T) {
 		return idx, nil
 	}
 	md, err := s.scrape(context.Background())
+	kills := fakepod.HostOOMKills(t) - oomBefore
 	restoreHook()
 	s.scan = realScan
 	failDump(t, md)
@@ -121,11 +122,14 @@ func TestRealRuntimeBadInput(t *testing.T) {
 			t.Errorf("%s: %d collector errors, want 0", r.info.name, got)
 		}
 	}
-	if got := intValue(t, node, "kpod.bpf.map.update.errors", map[string]string{"map": "kpod_proc"}); got == 0 {
-		t.Errorf("the full kpod_proc map counted no lost update")
+	if kills != len(killed) {
+		t.Errorf("the node counted %d OOM kills during the test, want the %d of its pods", kills, len(killed))
 	}
-	if got := intValue(t, node, "kpod.discovery.pods", nil); got < 7 {
-		t.Errorf("kpod.discovery.pods = %d, want the 7 pods discovered in that cycle", got)
+	if got := intValue(t, node, "kpod.bpf.map.update.errors", map[string]string{"map": "kpod_oom"}); got != int64(kills-1) {
+		t.Errorf("the full kpod_oom map counted %d lost updates, want %d (the node's %d OOM kills less the one stored)", got, kills-1, kills)
+	}
+	if got := intValue(t, node, "kpod.discovery.pods", nil); got < 5 {
+		t.Errorf("kpod.discovery.pods = %d, want the 5 pods discovered in that cycle", got)
 	}
 	rm, ok = resourceOf(md, steady.UID, sc.ID)
 	if !ok {

@@ -366,39 +366,78 @@ func TestRealFamilyFailsAlone(t *testing.T) {
 	}
 }
 
-// TestRealBPFDiagnostics: map entries, capacity and lost updates are real: a map shrunk to
-// two entries fills up and the kernel side counts what it could not store.
+// TestRealBPFDiagnostics: map entries, capacity and lost updates are real. The oom family's
+// map, shrunk to one entry, is filled by the first of three pods' OOM kills; the other two
+// kills are lost updates, counted exactly: the kernel counts every OOM kill of the node
+// (/proc/vmstat oom_kill), and each one ran the program once and was either stored or lost.
+// (OOM kills, not the forks of the proc map: no other cgroup of a test machine makes them, so
+// the number has an independent source; real-kernel test binaries run one at a time.)
 func TestRealBPFDiagnostics(t *testing.T) {
 	fakepod.RequireRoot(t)
-	defer bpfload.ShrinkMapForTest("proc", "kpod_proc", 2)()
-	cfg := customConfig("proc")
+	defer bpfload.ShrinkMapForTest("oom", "kpod_oom", 1)()
+	cfg := customConfig("oom")
 	cfg.BPFStats = true
 	s := startScraper(t, cfg)
-	for i := 0; i < 4; i++ {
-		pod := fakepod.New(t, fakepod.Options{})
-		pod.AddContainer().Run("fork", "1", "0")
-	}
+	before := fakepod.HostOOMKills(t)
+	killed := fakepod.OOMKill(t, 3)
 	md := scrape(t, s)
+	kills := fakepod.HostOOMKills(t) - before
 	failDump(t, md)
+	if kills != len(killed) {
+		t.Fatalf("the node counted %d OOM kills during the test, want the %d of its pods", kills, len(killed))
+	}
 	node := nodeResource(t, md)
-	m := map[string]string{"map": "kpod_proc"}
-	if got := intValue(t, node, "kpod.bpf.map.capacity", m); got != 2 {
-		t.Errorf("capacity = %d, want 2", got)
+	m := map[string]string{"map": "kpod_oom"}
+	if got := intValue(t, node, "kpod.bpf.map.capacity", m); got != 1 {
+		t.Errorf("capacity = %d, want 1", got)
 	}
-	if got := intValue(t, node, "kpod.bpf.map.entries", m); got != 2 {
-		t.Errorf("entries = %d, want 2 (the map is full)", got)
+	if got := intValue(t, node, "kpod.bpf.map.entries", m); got != 1 {
+		t.Errorf("entries = %d, want 1 (the map is full)", got)
 	}
-	// Four pods each fork once and exit twice (child and workload); at most two cgroups fit.
-	if got := intValue(t, node, "kpod.bpf.map.update.errors", m); got < 2*3 {
-		t.Errorf("update errors = %d, want at least 6 (two pods' events could not be stored)", got)
+	// The first kill took the only entry; the next ones found the map full.
+	for i, c := range killed {
+		want := int64(0)
+		if i == 0 {
+			want = 1
+		}
+		rm, ok := resourceOf(md, c.Pod.UID, c.ID)
+		if !ok {
+			t.Fatalf("killed pod %d: no resource", i)
+		}
+		if got := intValue(t, rm, "kpod.mem.oom.kills", nil); got != want {
+			t.Errorf("killed pod %d: OOM kills = %d, want %d", i, got, want)
+		}
 	}
-	runs := intValue(t, node, "kpod.bpf.program.run.count", map[string]string{"program": "kpod_fork_b"})
-	if runs < 4 {
-		t.Errorf("kpod_fork_b ran %d times, want at least the 4 forks", runs)
+	if got := intValue(t, node, "kpod.bpf.map.update.errors", m); got != int64(kills-1) {
+		t.Errorf("update errors = %d, want %d (the node's %d OOM kills less the one stored)", got, kills-1, kills)
 	}
-	if dp, ok := point(node, "kpod.bpf.program.load.duration", map[string]string{"program": "kpod_fork_b"}); !ok || dp.DoubleValue() <= 0 {
-		t.Errorf("no load duration for kpod_fork_b")
+	prog := attachedProgram(t, node, "kpod_oom_") // the rung this kernel took
+	if got := intValue(t, node, "kpod.bpf.program.run.count", map[string]string{"program": prog}); got != int64(kills) {
+		t.Errorf("%s ran %d times, want once per OOM kill of the node (%d)", prog, got, kills)
 	}
+	if dp, ok := point(node, "kpod.bpf.program.load.duration", map[string]string{"program": prog}); !ok || dp.DoubleValue() <= 0 {
+		t.Errorf("no load duration for %s", prog)
+	}
+}
+
+// attachedProgram is the one program whose name starts with prefix among those the node
+// resource reports run counts of.
+func attachedProgram(t *testing.T, node pmetric.ResourceMetrics, prefix string) string {
+	t.Helper()
+	m, ok := metricOf(node, "kpod.bpf.program.run.count")
+	if !ok {
+		t.Fatal("no kpod.bpf.program.run.count")
+	}
+	var names []string
+	for i := 0; i < m.Sum().DataPoints().Len(); i++ {
+		if v, ok := m.Sum().DataPoints().At(i).Attributes().Get("program"); ok && strings.HasPrefix(v.Str(), prefix) {
+			names = append(names, v.Str())
+		}
+	}
+	if len(names) != 1 {
+		t.Fatalf("programs %s*: %v, want one", prefix, names)
+	}
+	return names[0]
 }
 
 func nodeResource(t *testing.T, md pmetric.Metrics) pmetric.ResourceMetrics {

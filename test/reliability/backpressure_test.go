@@ -3,7 +3,6 @@
 package reliability
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -252,7 +251,7 @@ func TestBackpressure(t *testing.T) {
 		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Second) {
 			if exited, err := k.Exited(); exited {
 				t.Fatalf("collector exited %s: %v (RSS max %.1f MiB, heap max %.1f MiB, %d OOM kills in its cgroup)",
-					phase, err, float64(rssMax)/(1<<20), heapMax/(1<<20), ownOOMKills(t, ctr))
+					phase, err, float64(rssMax)/(1<<20), heapMax/(1<<20), ctr.OOMKills(t))
 			}
 			ctx, cancel := contextTimeout(5 * time.Second)
 			if tel, err := testenv.Scrape(ctx, p.telemetryURL()); err == nil {
@@ -340,7 +339,7 @@ func TestBackpressure(t *testing.T) {
 	if n, bad := sink.requests, sink.bad; len(bad) > 0 {
 		t.Errorf("%d of %d requests were not OTLP metrics: %v", len(bad), n, bad[0])
 	}
-	if st := ownOOMKills(t, ctr); st != 0 {
+	if st := ctr.OOMKills(t); st != 0 {
 		t.Errorf("the collector's cgroup counts %d OOM kills", st)
 	}
 }
@@ -376,32 +375,4 @@ func telemetry(tel []sample, name, exporter string) float64 {
 		want = map[string]string{"exporter": exporter}
 	}
 	return sum(tel, name, want)
-}
-
-// ownOOMKills reads the kernel's count of OOM kills in the container's memory cgroup
-// (memory.events on v2, memory.oom_control on v1).
-func ownOOMKills(t *testing.T, c *fakepod.Container) int {
-	t.Helper()
-	dir := c.ControllerDir("memory")
-	for _, f := range []string{"memory.events", "memory.oom_control"} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
-				n, err := strconv.Atoi(strings.TrimSpace(v))
-				if err != nil {
-					t.Fatalf("%s: %q", f, line)
-				}
-				return n
-			}
-		}
-		t.Fatalf("%s has no oom_kill line", filepath.Join(dir, f))
-	}
-	t.Fatalf("no memory.events or memory.oom_control in %s", dir)
-	return 0
 }
