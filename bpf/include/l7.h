@@ -447,9 +447,13 @@ static __always_inline void l7_pop(struct l7_ctx *c, struct l7_conn *conn, __u16
 
 /* Counts the request in flight with correlation id id as answered with status. Requests
  * answered out of order (UDP servers, Kafka, MongoDB) are taken from the middle of the queue
- * (marked with ts 0) and the head moves past the taken ones. */
-static __always_inline void l7_pop_id(struct l7_ctx *c, struct l7_conn *conn, __u32 id, __u16 status)
+ * (marked with ts 0) and the head moves past the taken ones. A global function, verified once
+ * on its own rather than on each path of a parser's walk that reaches it (the verifier's
+ * memory is charged to kpod's memory cgroup: the Kafka walker's peak states 14.3k inline). */
+__attribute__((noinline)) int l7_pop_id(struct l7_ctx *c, struct l7_conn *conn, __u32 id, __u16 status)
 {
+	if (!c || !conn)
+		return 0;
 	for (int k = 0; k < L7_PENDING; k++) {
 		if (k >= conn->n)
 			break;
@@ -464,9 +468,10 @@ static __always_inline void l7_pop_id(struct l7_ctx *c, struct l7_conn *conn, __
 			conn->head = (conn->head + 1) & (L7_PENDING - 1);
 			conn->n--;
 		}
-		return;
+		return 0;
 	}
 	l7_lost(c, conn, L7_LOST_NOREQ);
+	return 0;
 }
 
 /* Gives up on the rest of the call: counts it, and starts afresh at the next call. */
