@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,7 @@ func (NoBPF) Close() error { return nil }
 // target that has nothing to report (for example a container without processes).
 func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Target, read func(cgroupfs.Target) (V, error)) Result[V] {
 	res := Result[V]{Values: make(map[uint64]V, len(targets))}
+	var unread []error // files missing while their cgroup still seemed to be there
 	for _, t := range targets {
 		if ctx.Err() != nil {
 			res.Errs = append(res.Errs, ctx.Err())
@@ -80,37 +82,53 @@ func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Targe
 		case err == nil:
 			res.Values[t.ID] = v
 		case errors.Is(err, ErrSkip):
-		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENODEV)) && removed(v2Root, t.Rel, err):
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENODEV):
 			// Removed after discovery: before its file was opened (ENOENT), or between the
 			// open and the read (kernfs answers ENODEV for a removed cgroup's open file). On
 			// a hybrid host the file may be in a v1 hierarchy, whose directory the runtime
 			// removes before or after the v2 one: the file's own directory decides.
+			if !gone(v2Root, t.Rel, err) {
+				unread = append(unread, &unreadErr{rel: t.Rel, err: err})
+			}
 		default:
 			res.Errs = append(res.Errs, err)
 		}
 	}
+	res.Errs = append(res.Errs, stillThere(v2Root, unread)...)
 	return res
 }
 
-// ErrSkip tells ForEach that a target has no data this time and that this is not an error.
-var ErrSkip = errors.New("nothing to collect")
+// unreadErr is a file that could not be read, of the cgroup rel.
+type unreadErr struct {
+	rel string
+	err error
+}
 
-// removed reports whether the cgroup of a file that could not be read is being removed: its v2
-// directory or the file's own directory is gone, now or within 50 ms. kernfs removes a
+func (e *unreadErr) Error() string { return e.err.Error() }
+func (e *unreadErr) Unwrap() error { return e.err }
+
+// stillThere returns the errors of the files whose cgroup is not being removed: neither its
+// v2 directory nor the file's own directory is gone, now or within 50 ms. kernfs removes a
 // cgroup's files before its directory, so a read can fail while the directory still exists
 // (TestSoak in a CI run: memory.stat ENOENT in a v1 directory that was there when checked).
-// The wait is on this error path only.
-func removed(v2Root, rel string, err error) bool {
-	for i := 0; ; i++ {
-		if Gone(v2Root, rel) || dirGone(err) {
-			return true
-		}
-		if i == 5 {
-			return false
-		}
+// One wait for all of a cycle's failed reads, and only when there are any.
+func stillThere(v2Root string, errs []error) []error {
+	for i := 0; len(errs) > 0 && i < 5; i++ {
 		time.Sleep(10 * time.Millisecond)
+		errs = slices.DeleteFunc(errs, func(e error) bool {
+			u := e.(*unreadErr)
+			return gone(v2Root, u.rel, u.err)
+		})
 	}
+	return errs
 }
+
+// gone reports whether the cgroup of a file that could not be read has been removed: its v2
+// directory or the file's own directory no longer exists.
+func gone(v2Root, rel string, err error) bool { return Gone(v2Root, rel) || dirGone(err) }
+
+// ErrSkip tells ForEach that a target has no data this time and that this is not an error.
+var ErrSkip = errors.New("nothing to collect")
 
 // dirGone reports whether err is about a file whose directory no longer exists.
 func dirGone(err error) bool {

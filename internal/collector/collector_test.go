@@ -224,3 +224,30 @@ func TestForEachDirRemovedAfterRead(t *testing.T) {
 		t.Errorf("Values %v, Errs %v; want neither (the directory went after the read)", res.Values, res.Errs)
 	}
 }
+
+// TestForEachRecheckOnce: files missing in cgroups that stay are errors, each one, and a
+// cgroup removed while the others are re-checked is not; all are re-checked together.
+func TestForEachRecheckOnce(t *testing.T) {
+	v2 := t.TempDir()
+	mkdirs(t, v2, "stay/a", "stay/b", "going/c")
+	read := func(tg cgroupfs.Target) (int, error) {
+		_, err := os.ReadFile(filepath.Join(v2, tg.Rel, "memory.stat"))
+		if tg.Rel == "going/c" {
+			go func() {
+				time.Sleep(15 * time.Millisecond)
+				_ = os.Remove(filepath.Join(v2, tg.Rel))
+			}()
+		}
+		return 0, fmt.Errorf("memory: %w", err)
+	}
+	targets := []cgroupfs.Target{{ID: 1, Rel: "stay/a"}, {ID: 2, Rel: "going/c"}, {ID: 3, Rel: "stay/b"}}
+	res := ForEach(context.Background(), v2, targets, read)
+	if len(res.Values) != 0 || len(res.Errs) != 2 {
+		t.Fatalf("Values %v, Errs %v; want the two errors of stay/a and stay/b", res.Values, res.Errs)
+	}
+	for i, want := range []string{"stay/a", "stay/b"} {
+		if !errors.Is(res.Errs[i], fs.ErrNotExist) || !strings.Contains(res.Errs[i].Error(), want) {
+			t.Errorf("error %d: %v, want %s's ENOENT", i, res.Errs[i], want)
+		}
+	}
+}
