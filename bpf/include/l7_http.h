@@ -113,7 +113,7 @@ static __always_inline bool l7_http_early(struct l7_ctx *c, struct l7_conn *conn
 		return false;
 	__u64 at = conn->early_ts;
 	conn->early_ts = 0;
-	if (at >= c->start && conn->n == 0) {
+	if (at >= c->start && l7_n(conn) == 0) {
 		l7_done(c, conn, method, conn->early_status, at - c->start);
 		return true;
 	}
@@ -139,7 +139,7 @@ static __always_inline int l7_http(struct l7_ctx *c, struct l7_conn *conn)
 		return 0;
 	if (s == 101) /* switched to another protocol: HTTP/2 (h2c) is followed, others not */
 		return l7_h2_upgrade(c, conn);
-	if (conn->n == 0 && conn->role == L7_CLIENT) { /* maybe its request's call has not ended yet */
+	if (l7_n(conn) == 0 && conn->role == L7_CLIENT) { /* maybe its request's call has not ended yet */
 		if (conn->early_ts)
 			l7_lost(c, conn, L7_LOST_NOREQ);
 		conn->early_ts = c->ts;

@@ -138,10 +138,11 @@ static __always_inline struct l7_h2 *l7_h2_new(__u64 ino, struct l7_conn *conn, 
 /* The pending request of stream sid, as an index into conn->p; -1 if there is none. */
 static __always_inline int l7_h2_find(struct l7_conn *conn, __u32 sid)
 {
+	__u32 n = l7_n(conn);
 	for (int k = 0; k < L7_PENDING; k++) {
-		if (k >= conn->n)
+		if (k >= n)
 			break;
-		__u32 i = (conn->head + k) & (L7_PENDING - 1);
+		__u32 i = (*(volatile __u32 *)&conn->head + k) & (L7_PENDING - 1);
 		if (conn->p[i].id == sid)
 			return i;
 	}
@@ -152,11 +153,10 @@ static __always_inline int l7_h2_find(struct l7_conn *conn, __u32 sid)
  * answered in any order. */
 static __always_inline struct l7_pending l7_h2_take(struct l7_conn *conn, int i)
 {
-	__u32 head = conn->head & (L7_PENDING - 1);
+	struct l7_pending *oldest = l7_nth(conn, 0);
 	struct l7_pending p = conn->p[i & (L7_PENDING - 1)];
-	conn->p[i & (L7_PENDING - 1)] = conn->p[head];
-	conn->head = (head + 1) & (L7_PENDING - 1);
-	conn->n--;
+	conn->p[i & (L7_PENDING - 1)] = *oldest;
+	l7_drop(conn);
 	return p;
 }
 
@@ -576,16 +576,14 @@ __attribute__((noinline)) int l7_h2_block_end(struct l7_ctx *c, struct l7_conn *
 			int e = l7_h2_find(conn, sid);
 			if (e >= 0 && (conn->p[e & (L7_PENDING - 1)].aux & H2P_EARLY))
 				return l7_h2_late(c, conn, h, e);
-			if (conn->n >= L7_PENDING) {
+			if (l7_n(conn) >= L7_PENDING) {
 				/* the oldest, whose answer was missed or will never come, makes room */
-				struct l7_pending old = l7_h2_take(conn, conn->head);
+				struct l7_pending old = *l7_nth(conn, 0);
+				l7_drop(conn);
 				conn->proto = l7_h2_proto(&old);
 				l7_lost(c, conn, L7_LOST_FULL);
 			}
-			__u16 n = conn->n;
-			l7_push(c, conn, h->hasm ? h->method : 0, sid);
-			if (conn->n > n)
-				conn->p[(conn->head + conn->n - 1) & (L7_PENDING - 1)].aux = h->grpc ? H2P_GRPC : 0;
+			l7_push_aux(c, conn, h->hasm ? h->method : 0, sid, h->grpc ? H2P_GRPC : 0);
 		}
 		return 0;
 	}
@@ -595,13 +593,14 @@ __attribute__((noinline)) int l7_h2_block_end(struct l7_ctx *c, struct l7_conn *
 			return 0; /* trailers or a 1xx: nothing to pair */
 		/* A client that writes and reads on two threads (gRPC-Go, Go's net/http) can read
 		 * an answer before the write of its request has ended: kept until it has. */
-		if (conn->role != L7_CLIENT || sid <= o->last || conn->n >= L7_PENDING) {
+		if (conn->role != L7_CLIENT || sid <= o->last || l7_n(conn) >= L7_PENDING) {
 			l7_lost(c, conn, L7_LOST_NOREQ); /* a response to no request */
 			return 0;
 		}
-		l7_push(c, conn, 0, sid);
-		i = (conn->head + conn->n - 1) & (L7_PENDING - 1);
-		conn->p[i & (L7_PENDING - 1)].aux = H2P_EARLY;
+		l7_push_aux(c, conn, 0, sid, H2P_EARLY);
+		i = l7_h2_find(conn, sid);
+		if (i < 0)
+			return 0;
 	}
 	if (conn->p[i & (L7_PENDING - 1)].aux & H2P_EARLY) {
 		l7_h2_early(c, &conn->p[i & (L7_PENDING - 1)], h->status | h->gs << 4 |
@@ -887,14 +886,14 @@ settings:
  * protocol whose parser takes the call over (0: none). */
 static __always_inline int l7_h2_upgrade(struct l7_ctx *c, struct l7_conn *conn)
 {
-	if (conn->n == 0 || !l7_h2_new(c->ino, conn, true)) {
+	if (l7_n(conn) == 0 || !l7_h2_new(c->ino, conn, true)) {
 		l7_pop(c, conn, 1);
 		conn->proto = L7_IGNORE;
 		return 0;
 	}
-	__u32 head = conn->head & (L7_PENDING - 1);
-	conn->p[head].id = 1;
-	conn->p[head].aux = H2P_UPGRADE;
+	struct l7_pending *p = l7_nth(conn, 0);
+	p->id = 1;
+	p->aux = H2P_UPGRADE;
 	__builtin_memset(&conn->dir[0], 0, sizeof conn->dir[0]);
 	__builtin_memset(&conn->dir[1], 0, sizeof conn->dir[1]);
 	conn->proto = L7_HTTP2;

@@ -117,10 +117,7 @@ static __always_inline long l7_kafka_request(struct l7_walk *w)
 		d->state = KF_CLIENT;
 		return 0;
 	}
-	l7_push(w->c, w->conn, key < L7_KAFKA_KEYS ? key + 1 : 0, id);
-	struct l7_conn *conn = w->conn;
-	if (conn->n)
-		conn->p[(conn->head + conn->n - 1) & (L7_PENDING - 1)].aux = ver;
+	l7_push_aux(w->c, w->conn, key < L7_KAFKA_KEYS ? key + 1 : 0, id, ver);
 	return l7_kafka_end(d);
 }
 
@@ -142,10 +139,11 @@ static __always_inline long l7_kafka_response(struct l7_walk *w)
 	__u32 id = d->num;
 	__u16 method = 0, ver = 0;
 	bool found = false;
+	__u32 n = l7_n(conn);
 	for (int k = 0; k < L7_PENDING; k++) {
-		if (k >= conn->n)
+		if (k >= n)
 			break;
-		struct l7_pending *p = &conn->p[(conn->head + k) & (L7_PENDING - 1)];
+		struct l7_pending *p = l7_nth(conn, k);
 		if (p->ts && p->id == id) { /* ts 0: answered already (l7_pop_id) */
 			method = p->method;
 			ver = p->aux;
@@ -244,10 +242,7 @@ static long l7_kafka_step(__u32 i, struct l7_walk *w)
 		if (!l7_kafka_num(d, b, 2))
 			return 0;
 		if (d->num != 0) { /* acks=0: no response will come */
-			l7_push(w->c, w->conn, 1, d->left[1]);
-			struct l7_conn *conn = w->conn;
-			if (conn->n)
-				conn->p[(conn->head + conn->n - 1) & (L7_PENDING - 1)].aux = d->left[2];
+			l7_push_aux(w->c, w->conn, 1, d->left[1], d->left[2]);
 		}
 		return l7_kafka_end(d);
 	case KF_CORR:

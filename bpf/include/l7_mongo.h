@@ -108,10 +108,11 @@ static __always_inline long l7_mongo_answer(struct l7_walk *w, __u16 status)
 	struct l7_dir *d = w->d;
 	__u32 to = d->left[2];
 	__u16 method = 0;
+	__u32 n = l7_n(conn);
 	for (int k = 0; k < L7_PENDING; k++) {
-		if (k >= conn->n)
+		if (k >= n)
 			break;
-		struct l7_pending *p = &conn->p[(conn->head + k) & (L7_PENDING - 1)];
+		struct l7_pending *p = l7_nth(conn, k);
 		if (p->ts && p->id == to) { /* ts 0: answered already (l7_pop_id) */
 			method = p->method;
 			break;

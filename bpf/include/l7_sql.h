@@ -51,17 +51,17 @@ enum {
 /* The oldest request in flight, or none. */
 static __always_inline struct l7_pending *l7_sql_head(struct l7_conn *conn)
 {
-	if (conn->n == 0)
+	if (l7_n(conn) == 0)
 		return 0;
-	return &conn->p[conn->head & (L7_PENDING - 1)];
+	return l7_nth(conn, 0);
 }
 
 /* The newest request in flight, or none. */
 static __always_inline struct l7_pending *l7_sql_newest(struct l7_conn *conn)
 {
-	if (conn->n == 0)
+	if (l7_n(conn) == 0)
 		return 0;
-	return &conn->p[(conn->head + conn->n - 1) & (L7_PENDING - 1)];
+	return l7_newest(conn);
 }
 
 /* A message of the oldest request's response: the first one ends its duration. */
@@ -77,10 +77,9 @@ static __always_inline void l7_sql_first(struct l7_ctx *c, struct l7_conn *conn)
 /* Forgets the oldest request in flight. */
 static __always_inline void l7_sql_drop(struct l7_conn *conn)
 {
-	if (conn->n == 0)
+	if (l7_n(conn) == 0)
 		return;
-	conn->head = (conn->head + 1) & (L7_PENDING - 1);
-	conn->n--;
+	l7_drop(conn);
 }
 
 /* Counts the oldest request in flight with method and status, and forgets it. */

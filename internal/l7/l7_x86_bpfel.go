@@ -30,8 +30,10 @@ type L7L7Conn struct {
 	_           structs.HostLayout
 	Proto       uint8
 	Role        uint8
-	N           uint16
+	Pad         uint16
 	Head        uint32
+	Tail        uint32
+	Pad2        uint32
 	EarlyTs     uint64
 	EarlyStatus uint16
 	EarlyPad    [3]uint16
