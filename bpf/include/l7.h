@@ -387,51 +387,62 @@ static __always_inline void l7_lost(struct l7_ctx *c, struct l7_conn *conn, __u1
 	l7_count(c, conn, L7_LOST, reason, 0, false);
 }
 
+/* A counter of the ring read once from memory: the other CPU may be moving it. */
+#define L7_ONCE(x) (*(volatile typeof(x) *)&(x))
+
 /* The number of requests in flight (see struct l7_conn). */
 static __always_inline __u32 l7_n(struct l7_conn *conn)
 {
-	__u32 n = *(volatile __u32 *)&conn->tail - *(volatile __u32 *)&conn->head;
+	__u32 n = L7_ONCE(conn->tail) - L7_ONCE(conn->head);
 	return n > L7_PENDING ? L7_PENDING : n;
 }
 
-/* The slot of the k-th oldest request in flight. */
+/* The index in conn->p of the k-th oldest request in flight. */
+static __always_inline __u32 l7_slot(struct l7_conn *conn, __u32 k)
+{
+	return (L7_ONCE(conn->head) + k) & (L7_PENDING - 1);
+}
+
 static __always_inline struct l7_pending *l7_nth(struct l7_conn *conn, __u32 k)
 {
-	return &conn->p[(*(volatile __u32 *)&conn->head + k) & (L7_PENDING - 1)];
+	return &conn->p[l7_slot(conn, k)];
 }
 
 /* The slot of the newest request in flight (l7_n(conn) > 0). */
 static __always_inline struct l7_pending *l7_newest(struct l7_conn *conn)
 {
-	return &conn->p[(*(volatile __u32 *)&conn->tail - 1) & (L7_PENDING - 1)];
+	return &conn->p[(L7_ONCE(conn->tail) - 1) & (L7_PENDING - 1)];
 }
 
-/* Forgets the oldest request in flight. */
+/* Forgets the oldest request in flight, if there is one. */
 static __always_inline void l7_drop(struct l7_conn *conn)
 {
-	__sync_fetch_and_add(&conn->head, 1);
+	if (l7_n(conn) > 0)
+		__sync_fetch_and_add(&conn->head, 1);
 }
 
-/* Adds a request in flight; false if there is no room. The slot is filled before tail moves
- * past it, so a response parsed meanwhile on another CPU never sees it half written. */
-static __always_inline bool l7_push_aux(struct l7_ctx *c, struct l7_conn *conn, __u16 method, __u32 id, __u16 aux)
+/* Adds a request in flight; returns its index in conn->p, or -1 if there is no room. The slot
+ * is filled before tail moves past it, so a response parsed meanwhile on another CPU never
+ * sees it half written. */
+static __always_inline int l7_push_aux(struct l7_ctx *c, struct l7_conn *conn, __u16 method, __u32 id, __u16 aux)
 {
 	if (l7_n(conn) >= L7_PENDING) {
 		l7_lost(c, conn, L7_LOST_FULL);
-		return false;
+		return -1;
 	}
-	struct l7_pending *p = &conn->p[*(volatile __u32 *)&conn->tail & (L7_PENDING - 1)];
+	__u32 i = L7_ONCE(conn->tail) & (L7_PENDING - 1);
+	struct l7_pending *p = &conn->p[i];
 	p->ts = c->ts;
 	p->id = id;
 	p->method = method;
 	p->aux = aux;
 	__sync_fetch_and_add(&conn->tail, 1);
-	return true;
+	return i;
 }
 
-static __always_inline bool l7_push(struct l7_ctx *c, struct l7_conn *conn, __u16 method, __u32 id)
+static __always_inline void l7_push(struct l7_ctx *c, struct l7_conn *conn, __u16 method, __u32 id)
 {
-	return l7_push_aux(c, conn, method, id, 0);
+	l7_push_aux(c, conn, method, id, 0);
 }
 
 /* Sets the method of the newest request in flight (known only after its first bytes). */

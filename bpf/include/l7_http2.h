@@ -142,7 +142,7 @@ static __always_inline int l7_h2_find(struct l7_conn *conn, __u32 sid)
 	for (int k = 0; k < L7_PENDING; k++) {
 		if (k >= n)
 			break;
-		__u32 i = (*(volatile __u32 *)&conn->head + k) & (L7_PENDING - 1);
+		__u32 i = l7_slot(conn, k);
 		if (conn->p[i].id == sid)
 			return i;
 	}
@@ -597,8 +597,7 @@ __attribute__((noinline)) int l7_h2_block_end(struct l7_ctx *c, struct l7_conn *
 			l7_lost(c, conn, L7_LOST_NOREQ); /* a response to no request */
 			return 0;
 		}
-		l7_push_aux(c, conn, 0, sid, H2P_EARLY);
-		i = l7_h2_find(conn, sid);
+		i = l7_push_aux(c, conn, 0, sid, H2P_EARLY);
 		if (i < 0)
 			return 0;
 	}

@@ -134,7 +134,7 @@ static __always_inline bool l7_pg_ready(struct l7_walk *w)
 		return true;
 	__u32 id = p->id, kind = id & 0xff;
 	if (kind == PK_SYNC && !(id & L7_SQL_COUNT)) {
-		l7_sql_drop(conn);
+		l7_drop(conn);
 		return true;
 	}
 	l7_sql_done(w->c, conn, p->method, kind == PK_EXEC || (id & L7_SQL_ERR) ? L7_ERROR : L7_OK);

@@ -74,14 +74,6 @@ static __always_inline void l7_sql_first(struct l7_ctx *c, struct l7_conn *conn)
 	p->id |= L7_SQL_FIRST;
 }
 
-/* Forgets the oldest request in flight. */
-static __always_inline void l7_sql_drop(struct l7_conn *conn)
-{
-	if (l7_n(conn) == 0)
-		return;
-	l7_drop(conn);
-}
-
 /* Counts the oldest request in flight with method and status, and forgets it. */
 static __always_inline void l7_sql_done(struct l7_ctx *c, struct l7_conn *conn, __u16 method, __u16 status)
 {
@@ -91,7 +83,7 @@ static __always_inline void l7_sql_done(struct l7_ctx *c, struct l7_conn *conn, 
 		return;
 	}
 	__u64 ns = p->id & L7_SQL_FIRST ? p->ts : c->ts >= p->ts ? c->ts - p->ts : 0;
-	l7_sql_drop(conn);
+	l7_drop(conn);
 	l7_done(c, conn, method, status, ns);
 }
 

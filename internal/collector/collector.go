@@ -71,7 +71,7 @@ func (NoBPF) Close() error { return nil }
 // target that has nothing to report (for example a container without processes).
 func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Target, read func(cgroupfs.Target) (V, error)) Result[V] {
 	res := Result[V]{Values: make(map[uint64]V, len(targets))}
-	var unread []error // files missing while their cgroup still seemed to be there
+	var unread []unreadFile // missing while their cgroup still seemed to be there
 	for _, t := range targets {
 		if ctx.Err() != nil {
 			res.Errs = append(res.Errs, ctx.Err())
@@ -88,7 +88,7 @@ func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Targe
 			// a hybrid host the file may be in a v1 hierarchy, whose directory the runtime
 			// removes before or after the v2 one: the file's own directory decides.
 			if !gone(v2Root, t.Rel, err) {
-				unread = append(unread, &unreadErr{rel: t.Rel, err: err})
+				unread = append(unread, unreadFile{rel: t.Rel, err: err})
 			}
 		default:
 			res.Errs = append(res.Errs, err)
@@ -98,27 +98,25 @@ func ForEach[V any](ctx context.Context, v2Root string, targets []cgroupfs.Targe
 	return res
 }
 
-// unreadErr is a file that could not be read, of the cgroup rel.
-type unreadErr struct {
+// unreadFile is a file of the cgroup rel that could not be read.
+type unreadFile struct {
 	rel string
 	err error
 }
-
-func (e *unreadErr) Error() string { return e.err.Error() }
-func (e *unreadErr) Unwrap() error { return e.err }
 
 // stillThere returns the errors of the files whose cgroup is not being removed: neither its
 // v2 directory nor the file's own directory is gone, now or within 50 ms. kernfs removes a
 // cgroup's files before its directory, so a read can fail while the directory still exists
 // (TestSoak in a CI run: memory.stat ENOENT in a v1 directory that was there when checked).
 // One wait for all of a cycle's failed reads, and only when there are any.
-func stillThere(v2Root string, errs []error) []error {
-	for i := 0; len(errs) > 0 && i < 5; i++ {
+func stillThere(v2Root string, files []unreadFile) []error {
+	for i := 0; len(files) > 0 && i < 5; i++ {
 		time.Sleep(10 * time.Millisecond)
-		errs = slices.DeleteFunc(errs, func(e error) bool {
-			u := e.(*unreadErr)
-			return gone(v2Root, u.rel, u.err)
-		})
+		files = slices.DeleteFunc(files, func(f unreadFile) bool { return gone(v2Root, f.rel, f.err) })
+	}
+	errs := make([]error, len(files))
+	for i, f := range files {
+		errs[i] = f.err
 	}
 	return errs
 }

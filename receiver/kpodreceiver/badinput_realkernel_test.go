@@ -128,6 +128,7 @@ func TestRealRuntimeBadInput(t *testing.T) {
 	if got := intValue(t, node, "kpod.bpf.map.update.errors", map[string]string{"map": "kpod_oom"}); got != int64(kills-1) {
 		t.Errorf("the full kpod_oom map counted %d lost updates, want %d (the node's %d OOM kills less the one stored)", got, kills-1, kills)
 	}
+	// At least: discovery sees every pod of the node, other processes' test pods included.
 	if got := intValue(t, node, "kpod.discovery.pods", nil); got < 5 {
 		t.Errorf("kpod.discovery.pods = %d, want the 5 pods discovered in that cycle", got)
 	}

@@ -411,7 +411,7 @@ func TestRealBPFDiagnostics(t *testing.T) {
 	if got := intValue(t, node, "kpod.bpf.map.update.errors", m); got != int64(kills-1) {
 		t.Errorf("update errors = %d, want %d (the node's %d OOM kills less the one stored)", got, kills-1, kills)
 	}
-	prog := attachedProgram(t, node, "kpod_oom_") // the rung this kernel took
+	prog := programOf(t, s, "oom")
 	if got := intValue(t, node, "kpod.bpf.program.run.count", map[string]string{"program": prog}); got != int64(kills) {
 		t.Errorf("%s ran %d times, want once per OOM kill of the node (%d)", prog, got, kills)
 	}
@@ -420,24 +420,21 @@ func TestRealBPFDiagnostics(t *testing.T) {
 	}
 }
 
-// attachedProgram is the one program whose name starts with prefix among those the node
-// resource reports run counts of.
-func attachedProgram(t *testing.T, node pmetric.ResourceMetrics, prefix string) string {
+// programOf is the name of the one program the family attached (the rung this kernel took).
+func programOf(t *testing.T, s *kpodScraper, family string) string {
 	t.Helper()
-	m, ok := metricOf(node, "kpod.bpf.program.run.count")
-	if !ok {
-		t.Fatal("no kpod.bpf.program.run.count")
-	}
-	var names []string
-	for i := 0; i < m.Sum().DataPoints().Len(); i++ {
-		if v, ok := m.Sum().DataPoints().At(i).Attributes().Get("program"); ok && strings.HasPrefix(v.Str(), prefix) {
-			names = append(names, v.Str())
+	for _, r := range s.runners {
+		if r.info.name != family || r.f == nil {
+			continue
+		}
+		for _, o := range r.f.objects() {
+			if len(o.Programs) == 1 {
+				return o.Programs[0].Name
+			}
 		}
 	}
-	if len(names) != 1 {
-		t.Fatalf("programs %s*: %v, want one", prefix, names)
-	}
-	return names[0]
+	t.Fatalf("family %s has no object with one program", family)
+	return ""
 }
 
 func nodeResource(t *testing.T, md pmetric.Metrics) pmetric.ResourceMetrics {
