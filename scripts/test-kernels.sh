@@ -57,8 +57,8 @@ TAGS=e2e
 # The host tools the tests and internal/fakepod run (everything else comes from busybox).
 TOOLS="ip tc nft ss sysctl losetup mount umount unshare nsenter mkfs.ext4 dd stat cat mkdir"
 # Modules of the cloud flavour that the tests need (the /tmp disk, veth pairs, loop devices,
-# the nft loss and RST rules with their named counters, the tbf qdisc, ss -ti); their
-# dependencies are added from each .ko's modinfo.
+# the nft loss and RST rules with their named counters, the NAT that plays kube-proxy, the
+# tbf qdisc, ss -ti); their dependencies are added from each .ko's modinfo.
 # The real servers and clients of the l7 tests, copied with their libraries, and the data
 # trees they read at run time (share files, plugins). A program that is not installed here
 # is not copied: its test then fails in the VM as on a host without it (fakepod.Unmet).
@@ -68,7 +68,7 @@ L7_PROGRAMS="redis-server redis-cli redis-benchmark curl dnsmasq dig bash mariad
 	$(echo /usr/lib/postgresql/*/bin/postgres /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/psql)"
 L7_TREES="/usr/share/mysql/english /usr/share/mysql/charsets $(echo /usr/lib/postgresql/*/lib) /usr/share/postgresql
 	/usr/share/zoneinfo"
-MODULES="virtio_pci virtio_blk veth loop nf_tables nft_numgen nft_objref sch_tbf inet_diag tcp_diag"
+MODULES="virtio_pci virtio_blk veth loop nf_tables nft_numgen nft_objref nft_chain_nat nft_nat sch_tbf inet_diag tcp_diag"
 
 log() { echo "test-kernels: $*" >&2; }
 die() {

@@ -24,6 +24,8 @@
 #define L7_DEPTH 4      /* nesting of a stream parser's containers (Redis arrays) */
 #define L7_NAME 16      /* bytes of a method name compared */
 #define L7_EDGES 16384  /* (cgroup, peer, server port, protocol, role) entries of kpod_l7_edge */
+#define L7_SERVICES 16384 /* Service addresses in kpod_l7_svc */
+#define L7_SVC_CONNS 8192 /* client connections to Services in kpod_l7_svcconn */
 
 enum { L7_CLIENT = 1, L7_SERVER = 2 };
 
@@ -109,6 +111,7 @@ struct l7_ctx {
 	__u8 raddr[16]; /* the peer's address (IPv4 as ::ffff:a.b.c.d; zero if unknown) */
 	__u16 rport;    /* the peer's port */
 	__u8 pad2[6];
+	__u8 laddr[16]; /* the socket's local address (zero if unbound) */
 	__u8 buf[L7_BUF];
 };
 
@@ -152,11 +155,28 @@ struct l7_edge_val {
 	struct kpod_hist lat;
 };
 
+/* A client connection to a Service address (kpod_l7_svc): its requests are counted per
+ * connection (and generation, kpod_l7_gen), so that user space can name the backend the
+ * node's NAT chose for it (conntrack) and fold the connection into the edge client ->
+ * Service, backend. Filled only when the loader sets l7_backends. */
+struct l7_svcconn_key {
+	__u64 cgid;
+	__u8 laddr[16];
+	__u8 raddr[16]; /* the Service address */
+	__u16 lport;
+	__u16 rport;
+	__u8 proto;
+	__u8 udp;
+	__u8 gen; /* kpod_l7_gen when the entry was written */
+	__u8 pad;
+};
+
 struct l7_errs {
 	__u64 kpod_l7;
 	__u64 kpod_l7_conn;
 	__u64 kpod_l7_args;
 	__u64 kpod_l7_edge;
+	__u64 kpod_l7_svcconn;
 };
 
 struct {
@@ -191,6 +211,36 @@ struct {
 
 /* Set by the loader (internal/l7) when the topology collector reads kpod_l7_edge. */
 volatile const __u8 l7_edges;
+
+/* The Service addresses (ClusterIPs) of the cluster, written by the topology collector. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, L7_SERVICES);
+	__type(key, __u8[16]);
+	__type(value, __u8);
+} kpod_l7_svc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, L7_SVC_CONNS);
+	__type(key, struct l7_svcconn_key);
+	__type(value, struct l7_edge_val);
+} kpod_l7_svcconn SEC(".maps");
+
+/* The generation new kpod_l7_svcconn entries are written in (0 or 1). The topology collector
+ * flips it at each collection and reads, folds and deletes the entries of the generation it
+ * retired at the collection before, which no program has written since: an entry is never
+ * deleted while a program may still add to it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} kpod_l7_gen SEC(".maps");
+
+/* Set by the loader when the topology collector names the backends behind Services. */
+volatile const __u8 l7_backends;
 
 /* The method names, filled by the loader from internal/l7/names: name -> method id. */
 struct {
@@ -453,10 +503,49 @@ static __always_inline void l7_set_method(struct l7_conn *conn, __u16 method)
 	l7_newest(conn)->method = method;
 }
 
+static __always_inline void l7_edge_add(struct l7_edge_val *v, __u16 status, __u64 ns)
+{
+	v->count++;
+	if (status == 4 || status == 5 || status == L7_ERROR)
+		v->failed++;
+	kpod_hist_add(&v->lat, ns);
+}
+
+/* Counts a client's answered request on its connection's entry when the peer is a Service
+ * address; returns 1 if it did. A global function, verified once rather than inline in
+ * every parser. A full kpod_l7_svcconn is counted as a lost update and the request goes on the
+ * edge to the Service, without its backend. */
+__attribute__((noinline)) int l7_svc_edge(struct l7_ctx *c, __u8 proto, __u16 status, __u64 ns)
+{
+	static const struct l7_edge_val zero;
+	if (!c)
+		return 0;
+	/* The key from the stack: 6.1 refuses one in the argument's memory (R2 type=mem). */
+	__u8 addr[16];
+	__builtin_memcpy(addr, c->raddr, sizeof addr);
+	if (!bpf_map_lookup_elem(&kpod_l7_svc, addr))
+		return 0;
+	__u32 zero_key = 0;
+	__u32 *gen = bpf_map_lookup_elem(&kpod_l7_gen, &zero_key);
+	struct l7_svcconn_key key = {.cgid = c->cgid, .lport = c->lport, .rport = c->rport, .proto = proto, .udp = c->udp,
+				     .gen = gen ? *gen & 1 : 0};
+	__builtin_memcpy(key.laddr, c->laddr, sizeof key.laddr);
+	__builtin_memcpy(key.raddr, c->raddr, sizeof key.raddr);
+	struct l7_edge_val *v = kpod_entry(&kpod_l7_svcconn, &key, &zero);
+	if (!v) {
+		KPOD_LOST(l7, kpod_l7_svcconn);
+		return 0;
+	}
+	l7_edge_add(v, status, ns);
+	return 1;
+}
+
 /* Counts an answered request on its edge (the connection's peer; the server's port). */
 static __always_inline void l7_edge(struct l7_ctx *c, struct l7_conn *conn, __u16 status, __u64 ns)
 {
 	static const struct l7_edge_val zero;
+	if (l7_backends && conn->role == L7_CLIENT && l7_svc_edge(c, conn->proto, status, ns))
+		return;
 	struct l7_edge_key key = {.cgid = c->cgid, .proto = conn->proto, .role = conn->role,
 				  .port = conn->role == L7_CLIENT ? c->rport : c->lport};
 	__builtin_memcpy(key.addr, c->raddr, sizeof key.addr);
@@ -465,10 +554,7 @@ static __always_inline void l7_edge(struct l7_ctx *c, struct l7_conn *conn, __u1
 		KPOD_LOST(l7, kpod_l7_edge);
 		return;
 	}
-	v->count++;
-	if (status == 4 || status == 5 || status == L7_ERROR)
-		v->failed++;
-	kpod_hist_add(&v->lat, ns);
+	l7_edge_add(v, status, ns);
 }
 
 /* Counts an answered request that took ns, on the pod and on its edge: every protocol's

@@ -118,7 +118,7 @@ func Read[K comparable, V any](c *Collector, name string, live map[uint64]bool) 
 	for _, id := range dead {
 		gone = append(gone, seen[id]...)
 	}
-	return vals, deleteKeys(m, gone)
+	return vals, DeleteKeys(m, gone)
 }
 
 // cgroupOf reads the u64 cgroup id every key starts with (checked by checkLayout).
@@ -223,8 +223,9 @@ func (s *Sweeper) Dead(seen []uint64, live map[uint64]bool) []uint64 {
 	return dead
 }
 
-// deleteKeys removes keys (entries of removed cgroups). A key that is already gone is fine.
-func deleteKeys[K any](m *ebpf.Map, keys []K) error {
+// DeleteKeys removes keys from a map (entries of removed cgroups, ...). A key that is already
+// gone is fine.
+func DeleteKeys[K any](m *ebpf.Map, keys []K) error {
 	var errs []error
 	for _, k := range keys {
 		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {

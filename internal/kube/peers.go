@@ -146,6 +146,45 @@ func (p *Peers) Lookup(a netip.Addr) (Peer, bool) {
 	return Peer{}, false
 }
 
+// ServiceIPs returns the ClusterIPs of every Service.
+func (p *Peers) ServiceIPs() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, ip := range p.svcs.GetIndexer().ListIndexFuncValues(byIP) {
+		if a, err := netip.ParseAddr(ip); err == nil {
+			out[a] = true
+		}
+	}
+	return out
+}
+
+// WatchServices calls set with the ClusterIPs of each Service as it is added (on) or deleted
+// (off), and with the old and new ones of a changed Service, as the watch delivers them: the
+// Services that exist when it is called are delivered as added.
+func (p *Peers) WatchServices(set func(addrs []netip.Addr, on bool)) error {
+	ips := func(obj any) []netip.Addr {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		keys, _ := serviceIPKeys(obj)
+		var out []netip.Addr
+		for _, k := range keys {
+			if a, err := netip.ParseAddr(k); err == nil {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	_, err := p.svcs.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { set(ips(obj), true) },
+		UpdateFunc: func(old, obj any) {
+			set(ips(old), false)
+			set(ips(obj), true)
+		},
+		DeleteFunc: func(obj any) { set(ips(obj), false) },
+	})
+	return err
+}
+
 // Pod returns the pod with this UID.
 func (p *Peers) Pod(uid string) (Peer, bool) {
 	objs, _ := p.pods.GetIndexer().ByIndex(byPodUID, uid)

@@ -6,6 +6,7 @@ package l7
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -105,19 +106,26 @@ type Options struct {
 	// Edges: also count every answered request per peer address and server port in
 	// kpod_l7_edge, which the topology collector reads (ReadEdges).
 	Edges bool
+	// Backends (with Edges): count a client's requests to a Service address (SetServices)
+	// per connection in kpod_l7_svcconn (ReadSvcConns), for the topology collector to name
+	// the backend the node's NAT chose for each connection.
+	Backends bool
 }
 
 // Start loads and attaches the family.
 func Start(o Options) (*bpfload.Source[Stats], error) {
 	spec := Spec()
 	spec.Prepare = func(cs *ebpf.CollectionSpec) error {
-		if o.Edges {
-			v, ok := cs.Variables["l7_edges"]
+		for name, on := range map[string]bool{"l7_edges": o.Edges, "l7_backends": o.Edges && o.Backends} {
+			if !on {
+				continue
+			}
+			v, ok := cs.Variables[name]
 			if !ok {
-				return fmt.Errorf("no variable l7_edges in the object")
+				return fmt.Errorf("no variable %s in the object", name)
 			}
 			if err := v.Set(uint8(1)); err != nil {
-				return fmt.Errorf("l7_edges: %w", err)
+				return fmt.Errorf("%s: %w", name, err)
 			}
 		}
 		for _, c := range calls {
@@ -234,6 +242,94 @@ func ReadEdges(c *bpfload.Collector, live map[uint64]bool) (map[EdgeKey]EdgeValu
 		out[key] = x
 	}
 	return out, err
+}
+
+// SvcConnKey is one client connection (or UDP socket) of a cgroup to a Service address.
+type SvcConnKey struct {
+	Cgroup      uint64
+	Local       netip.Addr // the zero Addr when the socket is not bound to one
+	Service     netip.Addr
+	LocalPort   uint16
+	ServicePort uint16
+	Protocol    string
+	UDP         bool
+}
+
+// SvcConn is one entry of kpod_l7_svcconn: a connection's requests in one generation.
+type SvcConn struct {
+	Key   SvcConnKey
+	Gen   uint8
+	Value EdgeValue
+	// Kernel is the entry's key in the map, for DeleteSvcConns.
+	Kernel L7L7SvcconnKey
+}
+
+// ReadSvcConns reads kpod_l7_svcconn of a family started with Options.Backends; entries of
+// cgroups no longer in live are deleted like those of kpod_l7.
+func ReadSvcConns(c *bpfload.Collector, live map[uint64]bool) ([]SvcConn, error) {
+	raw, err := bpfload.Read[L7L7SvcconnKey, L7L7EdgeVal](c, L7MapKpodL7Svcconn, live)
+	out := make([]SvcConn, 0, len(raw))
+	for k, v := range raw {
+		proto := int(k.Proto)
+		if proto >= len(names.Protocols) || names.Protocols[proto] == "" {
+			continue
+		}
+		key := SvcConnKey{Cgroup: k.Cgid, Local: PeerAddr(k.Laddr), Service: PeerAddr(k.Raddr), LocalPort: k.Lport,
+			ServicePort: k.Rport, Protocol: names.Protocols[proto], UDP: k.Udp != 0}
+		out = append(out, SvcConn{Key: key, Gen: k.Gen, Value: EdgeValue{Count: v.Count, Failed: v.Failed, Latency: hist.Decode(v.Lat.SumNs, v.Lat.Slots)}, Kernel: k})
+	}
+	return out, err
+}
+
+// DeleteSvcConn removes an entry of kpod_l7_svcconn (one the topology collector has folded
+// into its totals). An entry that is already gone is fine.
+func DeleteSvcConn(c *bpfload.Collector, k L7L7SvcconnKey) error {
+	m, ok := c.Obj.Maps[L7MapKpodL7Svcconn]
+	if !ok {
+		return fmt.Errorf("no map %s in the object", L7MapKpodL7Svcconn)
+	}
+	return bpfload.DeleteKeys(m, []L7L7SvcconnKey{k})
+}
+
+// SetGen sets the generation new kpod_l7_svcconn entries are written in.
+func SetGen(c *bpfload.Collector, gen uint8) error {
+	m, ok := c.Obj.Maps[L7MapKpodL7Gen]
+	if !ok {
+		return fmt.Errorf("no map %s in the object", L7MapKpodL7Gen)
+	}
+	return m.Put(uint32(0), uint32(gen))
+}
+
+// SetServices makes kpod_l7_svc hold exactly the addresses of want, given that it holds
+// those of have (what the last call wrote); it returns what it holds now. An address that
+// does not fit (the map holds 16,384) stays out: its connections are on the edge to the
+// Service without their backend.
+func SetServices(c *bpfload.Collector, have, want map[netip.Addr]bool) (map[netip.Addr]bool, error) {
+	m, ok := c.Obj.Maps[L7MapKpodL7Svc]
+	if !ok {
+		return have, fmt.Errorf("no map %s in the object", L7MapKpodL7Svc)
+	}
+	now := make(map[netip.Addr]bool, len(want))
+	var errs []error
+	for a := range have {
+		if want[a] {
+			now[a] = true
+		} else if err := m.Delete(a.As16()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			now[a] = true
+			errs = append(errs, fmt.Errorf("%s: deleting %s: %w", L7MapKpodL7Svc, a, err))
+		}
+	}
+	for a := range want {
+		if now[a] {
+			continue
+		}
+		if err := m.Put(a.As16(), uint8(1)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: adding %s: %w", L7MapKpodL7Svc, a, err))
+			continue
+		}
+		now[a] = true
+	}
+	return now, errors.Join(errs...)
 }
 
 // PeerAddr turns a kernel address (IPv4 mapped into IPv6) into an address; all zeros is the

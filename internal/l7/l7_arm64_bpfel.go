@@ -81,6 +81,7 @@ type L7L7Ctx struct {
 	Raddr [16]uint8
 	Rport uint16
 	Pad2  [6]uint8
+	Laddr [16]uint8
 	Buf   [4096]uint8
 	_     [4]byte
 }
@@ -107,11 +108,12 @@ type L7L7EdgeVal struct {
 }
 
 type L7L7Errs struct {
-	_          structs.HostLayout
-	KpodL7     uint64
-	KpodL7Conn uint64
-	KpodL7Args uint64
-	KpodL7Edge uint64
+	_             structs.HostLayout
+	KpodL7        uint64
+	KpodL7Conn    uint64
+	KpodL7Args    uint64
+	KpodL7Edge    uint64
+	KpodL7Svcconn uint64
 }
 
 type L7L7H2 struct {
@@ -185,6 +187,19 @@ type L7L7StmtKey struct {
 	Id  uint64
 }
 
+type L7L7SvcconnKey struct {
+	_     structs.HostLayout
+	Cgid  uint64
+	Laddr [16]uint8
+	Raddr [16]uint8
+	Lport uint16
+	Rport uint16
+	Proto uint8
+	Udp   uint8
+	Gen   uint8
+	Pad   uint8
+}
+
 type L7L7Val struct {
 	_     structs.HostLayout
 	Count uint64
@@ -199,38 +214,42 @@ type L7L7Val struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	L7MapKpodL7       = "kpod_l7"
-	L7MapKpodL7Args   = "kpod_l7_args"
-	L7MapKpodL7Conn   = "kpod_l7_conn"
-	L7MapKpodL7Ctx    = "kpod_l7_ctx"
-	L7MapKpodL7Edge   = "kpod_l7_edge"
-	L7MapKpodL7Err    = "kpod_l7_err"
-	L7MapKpodL7H2     = "kpod_l7_h2"
-	L7MapKpodL7Names  = "kpod_l7_names"
-	L7MapKpodL7Stmt   = "kpod_l7_stmt"
-	L7MapKpodL7Tail   = "kpod_l7_tail"
-	L7ProgKpodL7dns   = "kpod_l7dns"
-	L7ProgKpodL7dt    = "kpod_l7dt"
-	L7ProgKpodL7enT   = "kpod_l7en_t"
-	L7ProgKpodL7exT   = "kpod_l7ex_t"
-	L7ProgKpodL7h2    = "kpod_l7h2"
-	L7ProgKpodL7http  = "kpod_l7http"
-	L7ProgKpodL7kafka = "kpod_l7kafka"
-	L7ProgKpodL7mongo = "kpod_l7mongo"
-	L7ProgKpodL7mysql = "kpod_l7mysql"
-	L7ProgKpodL7pg    = "kpod_l7pg"
-	L7ProgKpodL7redis = "kpod_l7redis"
-	L7VarL7Edges      = "l7_edges"
-	L7VarNrRead       = "nr_read"
-	L7VarNrReadv      = "nr_readv"
-	L7VarNrRecvfrom   = "nr_recvfrom"
-	L7VarNrRecvmmsg   = "nr_recvmmsg"
-	L7VarNrRecvmsg    = "nr_recvmsg"
-	L7VarNrSendmmsg   = "nr_sendmmsg"
-	L7VarNrSendmsg    = "nr_sendmsg"
-	L7VarNrSendto     = "nr_sendto"
-	L7VarNrWrite      = "nr_write"
-	L7VarNrWritev     = "nr_writev"
+	L7MapKpodL7        = "kpod_l7"
+	L7MapKpodL7Args    = "kpod_l7_args"
+	L7MapKpodL7Conn    = "kpod_l7_conn"
+	L7MapKpodL7Ctx     = "kpod_l7_ctx"
+	L7MapKpodL7Edge    = "kpod_l7_edge"
+	L7MapKpodL7Err     = "kpod_l7_err"
+	L7MapKpodL7Gen     = "kpod_l7_gen"
+	L7MapKpodL7H2      = "kpod_l7_h2"
+	L7MapKpodL7Names   = "kpod_l7_names"
+	L7MapKpodL7Stmt    = "kpod_l7_stmt"
+	L7MapKpodL7Svc     = "kpod_l7_svc"
+	L7MapKpodL7Svcconn = "kpod_l7_svcconn"
+	L7MapKpodL7Tail    = "kpod_l7_tail"
+	L7ProgKpodL7dns    = "kpod_l7dns"
+	L7ProgKpodL7dt     = "kpod_l7dt"
+	L7ProgKpodL7enT    = "kpod_l7en_t"
+	L7ProgKpodL7exT    = "kpod_l7ex_t"
+	L7ProgKpodL7h2     = "kpod_l7h2"
+	L7ProgKpodL7http   = "kpod_l7http"
+	L7ProgKpodL7kafka  = "kpod_l7kafka"
+	L7ProgKpodL7mongo  = "kpod_l7mongo"
+	L7ProgKpodL7mysql  = "kpod_l7mysql"
+	L7ProgKpodL7pg     = "kpod_l7pg"
+	L7ProgKpodL7redis  = "kpod_l7redis"
+	L7VarL7Backends    = "l7_backends"
+	L7VarL7Edges       = "l7_edges"
+	L7VarNrRead        = "nr_read"
+	L7VarNrReadv       = "nr_readv"
+	L7VarNrRecvfrom    = "nr_recvfrom"
+	L7VarNrRecvmmsg    = "nr_recvmmsg"
+	L7VarNrRecvmsg     = "nr_recvmsg"
+	L7VarNrSendmmsg    = "nr_sendmmsg"
+	L7VarNrSendmsg     = "nr_sendmsg"
+	L7VarNrSendto      = "nr_sendto"
+	L7VarNrWrite       = "nr_write"
+	L7VarNrWritev      = "nr_writev"
 )
 
 // LoadL7 returns the embedded CollectionSpec for L7.
@@ -292,22 +311,26 @@ type L7ProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type L7MapSpecs struct {
-	KpodL7      *ebpf.MapSpec `ebpf:"kpod_l7"`
-	KpodL7Args  *ebpf.MapSpec `ebpf:"kpod_l7_args"`
-	KpodL7Conn  *ebpf.MapSpec `ebpf:"kpod_l7_conn"`
-	KpodL7Ctx   *ebpf.MapSpec `ebpf:"kpod_l7_ctx"`
-	KpodL7Edge  *ebpf.MapSpec `ebpf:"kpod_l7_edge"`
-	KpodL7Err   *ebpf.MapSpec `ebpf:"kpod_l7_err"`
-	KpodL7H2    *ebpf.MapSpec `ebpf:"kpod_l7_h2"`
-	KpodL7Names *ebpf.MapSpec `ebpf:"kpod_l7_names"`
-	KpodL7Stmt  *ebpf.MapSpec `ebpf:"kpod_l7_stmt"`
-	KpodL7Tail  *ebpf.MapSpec `ebpf:"kpod_l7_tail"`
+	KpodL7        *ebpf.MapSpec `ebpf:"kpod_l7"`
+	KpodL7Args    *ebpf.MapSpec `ebpf:"kpod_l7_args"`
+	KpodL7Conn    *ebpf.MapSpec `ebpf:"kpod_l7_conn"`
+	KpodL7Ctx     *ebpf.MapSpec `ebpf:"kpod_l7_ctx"`
+	KpodL7Edge    *ebpf.MapSpec `ebpf:"kpod_l7_edge"`
+	KpodL7Err     *ebpf.MapSpec `ebpf:"kpod_l7_err"`
+	KpodL7Gen     *ebpf.MapSpec `ebpf:"kpod_l7_gen"`
+	KpodL7H2      *ebpf.MapSpec `ebpf:"kpod_l7_h2"`
+	KpodL7Names   *ebpf.MapSpec `ebpf:"kpod_l7_names"`
+	KpodL7Stmt    *ebpf.MapSpec `ebpf:"kpod_l7_stmt"`
+	KpodL7Svc     *ebpf.MapSpec `ebpf:"kpod_l7_svc"`
+	KpodL7Svcconn *ebpf.MapSpec `ebpf:"kpod_l7_svcconn"`
+	KpodL7Tail    *ebpf.MapSpec `ebpf:"kpod_l7_tail"`
 }
 
 // L7VariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type L7VariableSpecs struct {
+	L7Backends *ebpf.VariableSpec `ebpf:"l7_backends"`
 	L7Edges    *ebpf.VariableSpec `ebpf:"l7_edges"`
 	NrRead     *ebpf.VariableSpec `ebpf:"nr_read"`
 	NrReadv    *ebpf.VariableSpec `ebpf:"nr_readv"`
@@ -341,16 +364,19 @@ func (o *L7Objects) Close() error {
 //
 // It can be passed to LoadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type L7Maps struct {
-	KpodL7      *ebpf.Map `ebpf:"kpod_l7"`
-	KpodL7Args  *ebpf.Map `ebpf:"kpod_l7_args"`
-	KpodL7Conn  *ebpf.Map `ebpf:"kpod_l7_conn"`
-	KpodL7Ctx   *ebpf.Map `ebpf:"kpod_l7_ctx"`
-	KpodL7Edge  *ebpf.Map `ebpf:"kpod_l7_edge"`
-	KpodL7Err   *ebpf.Map `ebpf:"kpod_l7_err"`
-	KpodL7H2    *ebpf.Map `ebpf:"kpod_l7_h2"`
-	KpodL7Names *ebpf.Map `ebpf:"kpod_l7_names"`
-	KpodL7Stmt  *ebpf.Map `ebpf:"kpod_l7_stmt"`
-	KpodL7Tail  *ebpf.Map `ebpf:"kpod_l7_tail"`
+	KpodL7        *ebpf.Map `ebpf:"kpod_l7"`
+	KpodL7Args    *ebpf.Map `ebpf:"kpod_l7_args"`
+	KpodL7Conn    *ebpf.Map `ebpf:"kpod_l7_conn"`
+	KpodL7Ctx     *ebpf.Map `ebpf:"kpod_l7_ctx"`
+	KpodL7Edge    *ebpf.Map `ebpf:"kpod_l7_edge"`
+	KpodL7Err     *ebpf.Map `ebpf:"kpod_l7_err"`
+	KpodL7Gen     *ebpf.Map `ebpf:"kpod_l7_gen"`
+	KpodL7H2      *ebpf.Map `ebpf:"kpod_l7_h2"`
+	KpodL7Names   *ebpf.Map `ebpf:"kpod_l7_names"`
+	KpodL7Stmt    *ebpf.Map `ebpf:"kpod_l7_stmt"`
+	KpodL7Svc     *ebpf.Map `ebpf:"kpod_l7_svc"`
+	KpodL7Svcconn *ebpf.Map `ebpf:"kpod_l7_svcconn"`
+	KpodL7Tail    *ebpf.Map `ebpf:"kpod_l7_tail"`
 }
 
 func (m *L7Maps) Close() error {
@@ -361,9 +387,12 @@ func (m *L7Maps) Close() error {
 		m.KpodL7Ctx,
 		m.KpodL7Edge,
 		m.KpodL7Err,
+		m.KpodL7Gen,
 		m.KpodL7H2,
 		m.KpodL7Names,
 		m.KpodL7Stmt,
+		m.KpodL7Svc,
+		m.KpodL7Svcconn,
 		m.KpodL7Tail,
 	)
 }
@@ -372,6 +401,7 @@ func (m *L7Maps) Close() error {
 //
 // It can be passed to LoadL7Objects or ebpf.CollectionSpec.LoadAndAssign.
 type L7Variables struct {
+	L7Backends *ebpf.Variable `ebpf:"l7_backends"`
 	L7Edges    *ebpf.Variable `ebpf:"l7_edges"`
 	NrRead     *ebpf.Variable `ebpf:"nr_read"`
 	NrReadv    *ebpf.Variable `ebpf:"nr_readv"`

@@ -41,9 +41,11 @@ type End struct {
 	Local     bool   `json:"local,omitempty"` // a pod of this node
 }
 
-// RequestKey is a service-graph edge: requests of one protocol from client to server.
+// RequestKey is a service-graph edge: requests of one protocol from client to server, and,
+// for a client's requests to a Service, the backend the node's NAT sent them to ("" when it is
+// not known, and for any other edge).
 type RequestKey struct {
-	Client, Server, Protocol string
+	Client, Server, Protocol, Backend string
 }
 
 // Side is what one end saw of an edge's requests: the answered requests, the failed ones and
@@ -141,26 +143,17 @@ const (
 // decides which node counts each: requests and connections are counted once, by the client's
 // node when the client is a pod of it, otherwise by the server's node (the client is then not
 // a pod: a node, an address outside the cluster, ...).
-func build(t time.Time, r *resolver, reqs map[l7.EdgeKey]l7.EdgeValue, conns map[tcpEdge]tcpVal) *Graph {
+func build(t time.Time, r *resolver, reqs map[l7.EdgeKey]l7.EdgeValue, svcReqs map[backendKey]l7.EdgeValue, conns map[tcpEdge]tcpVal) *Graph {
 	g := newGraph(t)
-	for k, v := range reqs {
-		local, ok := r.local(k.Cgroup)
-		if !ok {
-			continue // not a pod's cgroup (a node process), or a pod the filters leave out
-		}
-		remote := r.peer(k.Peer, local)
-		client, server := local, remote
-		if k.Role == "server" {
-			client, server = remote, local
-		}
-		key := RequestKey{client.Name, server.Name, k.Protocol}
+	add := func(client, server End, protocol, backend string, role string, v *l7.EdgeValue) {
+		key := RequestKey{client.Name, server.Name, protocol, backend}
 		e := g.Requests[key]
 		if e == nil {
 			e = &Requests{}
 			g.Requests[key] = e
 		}
 		side := &e.Client
-		if k.Role == "server" {
+		if role == "server" {
 			side = &e.Server
 		}
 		side.Seen = true
@@ -168,6 +161,29 @@ func build(t time.Time, r *resolver, reqs map[l7.EdgeKey]l7.EdgeValue, conns map
 		side.Failed += v.Failed
 		side.Latency.Add(&v.Latency)
 		g.addEnds(client, server)
+	}
+	for k, v := range reqs {
+		local, ok := r.local(k.Cgroup)
+		if !ok {
+			continue // not a pod's cgroup (a node process), or a pod the filters leave out
+		}
+		remote := r.peer(k.Peer, local)
+		if k.Role == "server" {
+			add(remote, local, k.Protocol, "", k.Role, &v)
+		} else {
+			add(local, remote, k.Protocol, "", k.Role, &v)
+		}
+	}
+	for k, v := range svcReqs {
+		local, ok := r.local(k.cgid)
+		if !ok {
+			continue
+		}
+		var backend string
+		if k.backend.IsValid() {
+			backend = r.peer(k.backend, local).Name
+		}
+		add(local, r.peer(k.service, local), k.protocol, backend, "client", &v)
 	}
 	for key, e := range g.Requests {
 		e.Counted = e.Client.Seen || e.Server.Seen && g.Ends[key.Client].Kind != KindPod
@@ -291,6 +307,7 @@ func (l *limiter) apply(g *Graph) {
 	for k, v := range g.Requests {
 		if l.over[ConnKey{k.Client, k.Server}] {
 			k.Client, k.Server = rename(k.Client, k.Server)
+			k.Backend = ""
 			if o := reqs[k]; o != nil {
 				o.merge(v)
 				continue
@@ -351,6 +368,7 @@ type resolver struct {
 type Peers interface {
 	Lookup(netip.Addr) (kube.Peer, bool)
 	Pod(uid string) (kube.Peer, bool)
+	ServiceIPs() map[netip.Addr]bool
 }
 
 func newResolver(node string, x *podid.Index, peers Peers) *resolver {

@@ -52,13 +52,18 @@ func Spec() bpfload.Spec {
 type Config struct {
 	ProcRoot, V2Root string
 	NodeName         string
-	// L7 is the l7 family's object, started with l7.Options{Edges: true}; nil when the l7
-	// family does not run (then there are TCP edges only, and L7Reason says why).
+	// L7 is the l7 family's object, started with l7.Options{Edges: true} (and Backends: true
+	// when Peers is set); nil when the l7 family does not run (then there are TCP edges only,
+	// and L7Reason says why).
 	L7       *bpfload.Collector
 	L7Reason string
 	// Peers names addresses of the cluster (kubernetes.enabled); nil without the API.
-	Peers    Peers
-	MaxEdges int
+	Peers Peers
+	// Conntrack is the conntrack table of the node's network namespace, where kube-proxy's NAT
+	// sends a connection to a Service to a backend (with Peers); "": /proc/<pid>/net/nf_conntrack
+	// of a process in the host's network namespace under ProcRoot.
+	Conntrack string
+	MaxEdges  int
 	// WalkSockets reads the live sockets from the family's socket storage, in every network
 	// namespace at once, instead of running the TCP iterator in each pod's namespace; for
 	// kpod without CAP_SYS_ADMIN, which may not enter them (setns). It knows only the
@@ -81,6 +86,8 @@ type Collector struct {
 	// is cumulative, so a sample stays counted after its socket closed.
 	rtt   map[tcpEdge]hist.Hist
 	sweep bpfload.Sweeper
+	// backends names the backends behind Services (with Peers and L7); nil otherwise.
+	backends *backends
 
 	mu         sync.Mutex
 	prev, last *Graph // the two latest collections, for the JSON view's rates
@@ -101,6 +108,21 @@ func Start(cfg Config) (*Collector, error) {
 	}
 	c := &Collector{Collector: b, cfg: cfg, limit: newLimiter(cfg.MaxEdges), rtt: map[tcpEdge]hist.Hist{},
 		procs: &collector.NSProcs{ProcRoot: cfg.ProcRoot, V2Root: cfg.V2Root, Kind: "net"}}
+	if cfg.Peers != nil && cfg.L7 != nil {
+		path := cfg.Conntrack
+		if path == "" {
+			ns, _, err := collector.HostNamespacePath(cfg.ProcRoot, "net")
+			if err != nil {
+				_ = b.Close()
+				return nil, fmt.Errorf("the host's network namespace, for its conntrack table: %w", err)
+			}
+			path = filepath.Join(filepath.Dir(filepath.Dir(ns)), "net", "nf_conntrack")
+		}
+		if c.backends, err = startBackends(cfg.L7, cfg.Peers, path); err != nil {
+			_ = b.Close()
+			return nil, err
+		}
+	}
 	if cfg.Listen != "" {
 		if c.view, err = Serve(cfg.Listen, cfg.NodeName, cfg.Now(), c.Latest); err != nil {
 			_ = b.Close()
@@ -246,12 +268,18 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 	}
 	maps.DeleteFunc(c.rtt, func(e tcpEdge, _ hist.Hist) bool { return dead[e.cgid] })
 	var reqs map[l7.EdgeKey]l7.EdgeValue
+	var svcReqs map[backendKey]l7.EdgeValue
 	if c.cfg.L7 != nil {
 		if reqs, err = l7.ReadEdges(c.cfg.L7, x.Live); err != nil {
 			errs = append(errs, err)
 		}
+		if c.backends != nil {
+			if svcReqs, err = c.backends.collect(c.cfg.L7, c.cfg.Peers, x.Live); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
-	g := build(now, r, reqs, conns)
+	g := build(now, r, reqs, svcReqs, conns)
 	c.limit.apply(g)
 	c.mu.Lock()
 	c.prev, c.last = c.last, g

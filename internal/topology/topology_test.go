@@ -56,6 +56,15 @@ type fakePeers map[string]kube.Peer // by address, and "uid:<uid>"
 
 func (f fakePeers) Lookup(a netip.Addr) (kube.Peer, bool) { p, ok := f[a.String()]; return p, ok }
 func (f fakePeers) Pod(uid string) (kube.Peer, bool)      { p, ok := f["uid:"+uid]; return p, ok }
+func (f fakePeers) ServiceIPs() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for k, p := range f {
+		if a, err := netip.ParseAddr(k); err == nil && p.Kind == kube.PeerService {
+			out[a] = true
+		}
+	}
+	return out
+}
 
 func withAPI() *resolver {
 	peers := fakePeers{
@@ -126,17 +135,24 @@ func TestCountedOnce(t *testing.T) {
 		// a node process (no pod's cgroup): not reported.
 		{Cgroup: 5, Peer: addrB, Port: 80, Protocol: "http", Role: "client"}: {Count: 9},
 	}
-	g := build(time.Unix(100, 0), withAPI(), reqs, nil)
+	// A → the Service, per connection: one to the backend db-0, one whose backend is unknown
+	// (on the edge without a backend, with the request above).
+	svcReqs := map[backendKey]l7.EdgeValue{
+		{cgid: 11, service: svcIP, servicePort: 6379, protocol: "redis", backend: remote}: {Count: 4, Failed: 1, Latency: lat(1e5, 1e5, 1e5, 1e5)},
+		{cgid: 11, service: svcIP, servicePort: 6379, protocol: "redis"}:                  {Count: 1, Latency: lat(1e5)},
+	}
+	g := build(time.Unix(100, 0), withAPI(), reqs, svcReqs, nil)
 	type want struct {
 		counted        bool
 		count, failed  uint64
 		client, server uint64 // latency samples
 	}
 	wants := map[RequestKey]want{
-		{"shop/web-1", "shop/cart-1", "http"}: {true, 5, 1, 5, 5},
-		{"shop/db-0", "shop/cart-1", "http"}:  {false, 0, 0, 0, 3},
-		{"external", "shop/cart-1", "http"}:   {true, 2, 2, 0, 2},
-		{"shop/web-1", "shop/cart", "redis"}:  {true, 7, 0, 7, 0},
+		{"shop/web-1", "shop/cart-1", "http", ""}:         {true, 5, 1, 5, 5},
+		{"shop/db-0", "shop/cart-1", "http", ""}:          {false, 0, 0, 0, 3},
+		{"external", "shop/cart-1", "http", ""}:           {true, 2, 2, 0, 2},
+		{"shop/web-1", "shop/cart", "redis", ""}:          {true, 8, 0, 8, 0},
+		{"shop/web-1", "shop/cart", "redis", "shop/db-0"}: {true, 4, 1, 4, 0},
 	}
 	if len(g.Requests) != len(wants) {
 		t.Errorf("edges %v, want %d", keys(g.Requests), len(wants))
@@ -174,7 +190,7 @@ func TestConnsCountedOnce(t *testing.T) {
 		{cgid: 21, peer: public, port: 80, role: roleServer}: {conns: 1, sent: 7, received: 3},
 		{cgid: 21, peer: remote, port: 80, role: roleServer}: {conns: 4, sent: 1, received: 1}, // its node counts it
 	}
-	g := build(time.Unix(100, 0), noAPI(), nil, conns)
+	g := build(time.Unix(100, 0), noAPI(), nil, nil, conns)
 	want := map[ConnKey]Conns{
 		{"uid-a", "uid-b"}:    {Connections: 2, BytesToServer: 100, BytesToClient: 1000},
 		{"external", "uid-b"}: {Connections: 1, BytesToServer: 3, BytesToClient: 7},
@@ -194,7 +210,7 @@ func TestConnsCountedOnce(t *testing.T) {
 	if n := g.Conns[ConnKey{"uid-a", "uid-b"}].RTT.Count(); n != 2 {
 		t.Errorf("RTT samples %d, want the client's 2", n)
 	}
-	g = build(time.Unix(100, 0), withAPI(), nil, conns)
+	g = build(time.Unix(100, 0), withAPI(), nil, nil, conns)
 	if _, ok := g.Conns[ConnKey{"shop/db-0", "shop/cart-1"}]; ok {
 		t.Error("with the API, a pod client of another node is counted by the server's node")
 	}
@@ -209,7 +225,7 @@ func TestLimiter(t *testing.T) {
 		g.Ends["uid-a"] = End{Name: "uid-a", Kind: KindPod, Local: true}
 		for _, s := range servers {
 			g.Conns[ConnKey{"uid-a", s}] = &Conns{Connections: 1, BytesToServer: 10}
-			g.Requests[RequestKey{"uid-a", s, "http"}] = &Requests{Counted: true, Client: Side{Seen: true, Count: 2}}
+			g.Requests[RequestKey{"uid-a", s, "http", ""}] = &Requests{Counted: true, Client: Side{Seen: true, Count: 2}}
 			g.Ends[s] = End{Name: s, Kind: KindIP}
 			// the server side of an external client, local end uid-a
 			g.Conns[ConnKey{"z-" + s, "uid-a"}] = &Conns{Connections: 1}
@@ -239,7 +255,7 @@ func TestLimiter(t *testing.T) {
 	if c := g.Conns[ConnKey{"uid-a", NameOverflow}]; c == nil || c.Connections != 1 {
 		t.Errorf("uid-a → overflow: %+v, want the new pair's 1 connection", c)
 	}
-	if r := g.Requests[RequestKey{"uid-a", NameOverflow, "http"}]; r == nil || r.Client.Count != 2 {
+	if r := g.Requests[RequestKey{"uid-a", NameOverflow, "http", ""}]; r == nil || r.Client.Count != 2 {
 		t.Errorf("uid-a → overflow http: %+v", r)
 	}
 	if _, ok := g.Conns[ConnKey{"uid-a", "10.0.0.1"}]; !ok {
@@ -278,7 +294,7 @@ func TestView(t *testing.T) {
 	start := time.Unix(1000, 0)
 	g1 := build(start.Add(10*time.Second), noAPI(), map[l7.EdgeKey]l7.EdgeValue{
 		{Cgroup: 11, Peer: addrB, Port: 80, Protocol: "http", Role: "client"}: {Count: 10, Failed: 1, Latency: lat(1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)},
-	}, map[tcpEdge]tcpVal{{cgid: 11, peer: addrB, port: 80, role: roleClient}: {conns: 1, sent: 50}})
+	}, nil, map[tcpEdge]tcpVal{{cgid: 11, peer: addrB, port: 80, role: roleClient}: {conns: 1, sent: 50}})
 	newLimiter(10).apply(g1)
 	g2 := build(start.Add(40*time.Second), noAPI(), map[l7.EdgeKey]l7.EdgeValue{
 		{Cgroup: 11, Peer: addrB, Port: 80, Protocol: "http", Role: "client"}: {Count: 40, Failed: 4, Latency: lat(append(make([]uint64, 0), func() []uint64 {
@@ -291,7 +307,7 @@ func TestView(t *testing.T) {
 			}
 			return v
 		}()...)...)},
-	}, map[tcpEdge]tcpVal{{cgid: 11, peer: addrB, port: 80, role: roleClient}: {conns: 4, sent: 200}})
+	}, nil, map[tcpEdge]tcpVal{{cgid: 11, peer: addrB, port: 80, role: roleClient}: {conns: 4, sent: 200}})
 	newLimiter(10).apply(g2)
 	v := MakeView("node-1", start, g1, g2)
 	if v.WindowSeconds != 30 || len(v.Edges) != 2 || len(v.Nodes) != 2 {

@@ -48,6 +48,9 @@ type ViewEdge struct {
 	Source   string `json:"source"`
 	Target   string `json:"target"`
 	Protocol string `json:"protocol"`
+	// Backend is, on an edge to a Service, the backend the node's NAT sent these requests to
+	// (where conntrack tells it).
+	Backend string `json:"backend,omitempty"`
 	// Requests edges: totals since kpod started, the rate over the window, and latency over
 	// the window (nil without requests in it), from the client's side where it is local, else
 	// the server's (LatencyFrom).
@@ -158,7 +161,7 @@ func MakeView(node string, start time.Time, prev, last *Graph) View {
 		}
 	}
 	for _, k := range slices.SortedFunc(maps.Keys(last.Requests), func(a, b RequestKey) int {
-		return cmp.Or(cmp.Compare(a.Client, b.Client), cmp.Compare(a.Server, b.Server), cmp.Compare(a.Protocol, b.Protocol))
+		return cmp.Or(cmp.Compare(a.Client, b.Client), cmp.Compare(a.Server, b.Server), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Backend, b.Backend))
 	}) {
 		r := last.Requests[k]
 		var before Requests
@@ -171,7 +174,7 @@ func MakeView(node string, start time.Time, prev, last *Graph) View {
 			side, bside, from = r.Server, before.Server, "server"
 		}
 		count, failed, bcount, bfailed := side.Count, side.Failed, bside.Count, bside.Failed
-		e := ViewEdge{Source: k.Client, Target: k.Server, Protocol: k.Protocol,
+		e := ViewEdge{Source: k.Client, Target: k.Server, Protocol: k.Protocol, Backend: k.Backend,
 			Requests: ptr(count), Failed: ptr(failed), Counted: ptr(r.Counted), LatencyFrom: from,
 			RequestsPerSecond: rate(delta(count, bcount)), FailedPerSecond: rate(delta(failed, bfailed))}
 		d := deltaHist(side.Latency, bside.Latency)

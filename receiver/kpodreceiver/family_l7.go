@@ -19,7 +19,7 @@ var l7Family = familyInfo{
 // openL7 starts the family; it counts requests per edge too when the topology family runs,
 // which reads them from its object.
 func openL7(e *env) (source[l7.Stats], error) {
-	src, err := l7.Start(l7.Options{Edges: e.enabled["topology"]})
+	src, err := l7.Start(l7.Options{Edges: e.enabled["topology"], Backends: e.enabled["topology"] && (e.cfg.Kubernetes.Enabled || testCluster != nil)})
 	if err != nil {
 		e.l7Reason = "the l7 collector is unavailable: " + reasonText(err)
 		return nil, err

@@ -38,6 +38,10 @@ func (s *topologySource) Close() error {
 	return s.Collector.Close()
 }
 
+// testCluster, set by tests, stands for the cluster's informers (kubernetes.enabled) and
+// names the node's conntrack table, so that a fake pod's NAT can play kube-proxy's.
+var testCluster func() (topology.Peers, string)
+
 func openTopology(e *env) (source[*topology.Graph], error) {
 	cc := e.cfg.Collectors["topology"]
 	cfg := topology.Config{ProcRoot: e.procRoot, V2Root: e.layout.V2, NodeName: e.nodeName,
@@ -50,6 +54,9 @@ func openTopology(e *env) (source[*topology.Graph], error) {
 			return nil, errors.New("kubernetes: " + err.Error())
 		}
 		src.peers, cfg.Peers = p, p
+	}
+	if testCluster != nil {
+		cfg.Peers, cfg.Conntrack = testCluster()
 	}
 	c, err := topology.Start(cfg)
 	if err != nil {
@@ -80,18 +87,22 @@ func recordTopology(r *recorder, vals map[uint64]*topology.Graph) {
 	// server; client, direction, server), as golden files keep them.
 	for _, k := range slices.SortedFunc(maps.Keys(g.Requests), func(a, b topology.RequestKey) int {
 		return cmp.Or(cmp.Compare(a.Client, b.Client), cmp.Compare(topology.ConnectionType(a.Protocol), topology.ConnectionType(b.Protocol)),
-			cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Server, b.Server))
+			cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Server, b.Server), cmp.Compare(a.Backend, b.Backend))
 	}) {
 		e := g.Requests[k]
 		ct := topology.ConnectionType(k.Protocol)
 		proto := metadata.MapAttributeL7Protocol[k.Protocol]
+		var backend []metadata.MetricAttributeOption
+		if k.Backend != "" {
+			backend = append(backend, metadata.WithTopologyBackendMetricAttribute(k.Backend))
+		}
 		if e.Counted {
 			n, failed := e.Reported()
-			r.mb.RecordTracesServiceGraphRequestTotalDataPoint(r.now, int64(n), k.Client, k.Server, ct, proto)
-			r.mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(r.now, int64(failed), k.Client, k.Server, ct, proto)
+			r.mb.RecordTracesServiceGraphRequestTotalDataPoint(r.now, int64(n), k.Client, k.Server, ct, proto, backend...)
+			r.mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(r.now, int64(failed), k.Client, k.Server, ct, proto, backend...)
 		}
 		if e.Client.Seen {
-			r.hb.RecordTracesServiceGraphRequestClientSeconds(r.now, histPoint(&e.Client.Latency), k.Client, k.Server, ct, k.Protocol)
+			r.hb.RecordTracesServiceGraphRequestClientSeconds(r.now, histPoint(&e.Client.Latency), k.Client, k.Server, ct, k.Protocol, k.Backend)
 		}
 		if e.Server.Seen {
 			r.hb.RecordTracesServiceGraphRequestServerSeconds(r.now, histPoint(&e.Server.Latency), k.Client, k.Server, ct, k.Protocol)

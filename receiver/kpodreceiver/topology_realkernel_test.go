@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/collector"
 	"github.com/kpod-project/kpod/internal/fakepod"
+	"github.com/kpod-project/kpod/internal/kube"
 	"github.com/kpod-project/kpod/internal/podid"
 	"github.com/kpod-project/kpod/internal/topology"
 )
@@ -65,7 +67,8 @@ func nodeRM(md pmetric.Metrics) pmetric.ResourceMetrics {
 }
 
 // edgeValues returns a node metric's points by "client server[ extra attributes]": the
-// protocol for service-graph metrics, the direction for kpod.topology.bytes.
+// protocol (and the backend behind a Service) for service-graph metrics, the direction for
+// kpod.topology.bytes.
 func edgeValues(md pmetric.Metrics, name string) map[string]int64 {
 	out := map[string]int64{}
 	m, ok := metricOf(nodeRM(md), name)
@@ -76,7 +79,7 @@ func edgeValues(md pmetric.Metrics, name string) map[string]int64 {
 	for i := 0; i < dps.Len(); i++ {
 		a := dps.At(i).Attributes().AsRaw()
 		k := fmt.Sprint(a["client"], " ", a["server"])
-		for _, x := range []string{"protocol", "direction"} {
+		for _, x := range []string{"protocol", "direction", "backend"} {
 			if v, ok := a[x]; ok {
 				k += " " + fmt.Sprint(v)
 			}
@@ -86,7 +89,7 @@ func edgeValues(md pmetric.Metrics, name string) map[string]int64 {
 	return out
 }
 
-// edgeHistCounts returns a node histogram's sample counts by "client server[ protocol]".
+// edgeHistCounts returns a node histogram's sample counts by "client server[ protocol][ backend]".
 func edgeHistCounts(md pmetric.Metrics, name string) map[string]uint64 {
 	out := map[string]uint64{}
 	m, ok := metricOf(nodeRM(md), name)
@@ -97,8 +100,10 @@ func edgeHistCounts(md pmetric.Metrics, name string) map[string]uint64 {
 	for i := 0; i < dps.Len(); i++ {
 		a := dps.At(i).Attributes().AsRaw()
 		k := fmt.Sprint(a["client"], " ", a["server"])
-		if v, ok := a["protocol"]; ok {
-			k += " " + fmt.Sprint(v)
+		for _, x := range []string{"protocol", "backend"} {
+			if v, ok := a[x]; ok {
+				k += " " + fmt.Sprint(v)
+			}
 		}
 		out[k] += dps.At(i).Count()
 	}
@@ -558,4 +563,197 @@ func TestRealTopologyDNS(t *testing.T) {
 		t.Fatalf("the server counted %v, the clients %v; want 6 ok and 4 errors", server, client)
 	}
 	checkServiceGraph(t, md, p, "dns", client)
+}
+
+// clusterStub stands for the cluster's informers: pods by UID and address, Services by
+// ClusterIP.
+type clusterStub struct {
+	byAddr map[netip.Addr]kube.Peer
+	byUID  map[string]kube.Peer
+}
+
+func (c clusterStub) Lookup(a netip.Addr) (kube.Peer, bool) { p, ok := c.byAddr[a]; return p, ok }
+func (c clusterStub) Pod(uid string) (kube.Peer, bool)      { p, ok := c.byUID[uid]; return p, ok }
+func (c clusterStub) ServiceIPs() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for a, p := range c.byAddr {
+		if p.Kind == kube.PeerService {
+			out[a] = true
+		}
+	}
+	return out
+}
+
+// TestRealTopologyServiceBackends: the client pod calls a Service address over HTTP (six
+// connections) and DNS (a connected and an unbound UDP socket); a NAT in its own network
+// namespace sends each connection or socket to one of two server pods, the next one each time
+// (as kube-proxy's rules do on a node, where kpod reads the node's conntrack table; here the
+// client's namespace plays the node and a stub the cluster's informers). The client's edge to
+// the Service carries every request it made, per protocol and split by backend exactly as
+// each server counted what it served; the servers' side of the same requests is on client → each server pod;
+// nothing else goes from the client to a server pod, nothing for the idle pod. At the second
+// collection the connections' entries (retired at the first) are folded into kpod's totals and
+// leave the kernel map, and the values do not move.
+func TestRealTopologyServiceBackends(t *testing.T) {
+	fakepod.RequireRoot(t)
+	p := topoPair(t)
+	srv2 := fakepod.New(t, fakepod.Options{NetNS: true})
+	srv2.AddSandbox()
+	srv2Ctr := srv2.AddContainer()
+	veth2 := fakepod.NewVeth(t, p.Client.NetNS, srv2.NetNS)
+	const svcIP, port = "10.213.251.10", "8080"
+	// The client's address on the first link answers for it on the second too.
+	macA2 := strings.TrimSpace(p.Client.NetNS.Exec("cat", "/sys/class/net/"+veth2.IfA+"/address"))
+	srv2.NetNS.Exec("ip", "route", "add", p.Veth.AddrA+"/32", "dev", veth2.IfB)
+	srv2.NetNS.Exec("ip", "neigh", "replace", p.Veth.AddrA, "lladdr", macA2, "dev", veth2.IfB, "nud", "permanent")
+	p.Client.NetNS.Exec("ip", "route", "add", svcIP+"/32", "dev", p.Veth.IfA)
+	p.Client.NetNS.Nft("add", "table", "ip", "kpodsvc")
+	p.Client.NetNS.Nft("add", "chain", "ip", "kpodsvc", "out", "{ type nat hook output priority -100; }")
+	for _, rule := range []string{"tcp dport " + port, "udp dport 53"} {
+		p.Client.NetNS.Nft(append(append([]string{"add", "rule", "ip", "kpodsvc", "out", "ip", "daddr", svcIP}, strings.Fields(rule)...),
+			"dnat", "to", "numgen", "inc", "mod", "2", "map", "{ 0 : "+p.Veth.AddrB+", 1 : "+veth2.AddrB+" }")...)
+	}
+	out, err := exec.Command("ip", "netns", "pids", p.Client.NetNS.Name).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := strings.Fields(string(out))
+	if len(pids) == 0 {
+		t.Fatal("no process in the client's network namespace (its sandbox)")
+	}
+	a := netip.MustParseAddr
+	stub := clusterStub{
+		byAddr: map[netip.Addr]kube.Peer{
+			a(svcIP):        {Kind: kube.PeerService, Namespace: "shop", Name: "web"},
+			a(p.Veth.AddrB): {Kind: kube.PeerPod, Namespace: "shop", Name: "web-1", UID: p.Server.UID},
+			a(veth2.AddrB):  {Kind: kube.PeerPod, Namespace: "shop", Name: "web-2", UID: srv2.UID},
+			a(p.Veth.AddrA): {Kind: kube.PeerPod, Namespace: "shop", Name: "client", UID: p.Client.UID},
+		},
+		byUID: map[string]kube.Peer{
+			p.Client.UID: {Kind: kube.PeerPod, Namespace: "shop", Name: "client", UID: p.Client.UID},
+			p.Server.UID: {Kind: kube.PeerPod, Namespace: "shop", Name: "web-1", UID: p.Server.UID},
+			srv2.UID:     {Kind: kube.PeerPod, Namespace: "shop", Name: "web-2", UID: srv2.UID},
+		},
+	}
+	testCluster = func() (topology.Peers, string) { return stub, "/proc/" + pids[0] + "/net/nf_conntrack" }
+	t.Cleanup(func() { testCluster = nil })
+	cfg := customConfig("l7", "topology")
+	cfg.Collectors["topology"] = CollectorConfig{Enabled: cfg.Collectors["topology"].Enabled, View: &ViewConfig{Enabled: true, Endpoint: "127.0.0.1:0"}}
+	s := startTopology(t, cfg, p.Client, p.Server, srv2, p.Idle)
+	backends := []string{"shop/web-1", "shop/web-2"}
+	var srvs [2][2]*fakepod.Proc // [backend][http, dns]
+	for i, b := range []struct {
+		ctr  *fakepod.Container
+		addr string
+	}{{p.SrvCtr, p.Veth.AddrB}, {srv2Ctr, veth2.AddrB}} {
+		srvs[i] = [2]*fakepod.Proc{b.ctr.L7App("http-server", b.addr+":"+port), b.ctr.L7App("dns-server", b.addr+":53")}
+		srvs[i][0].WaitReady()
+		srvs[i][1].WaitReady()
+	}
+	// Six HTTP connections (one per run), three to each server; two DNS sockets, one
+	// connected, one not (bound to no address: its conntrack entry is found by the other
+	// three parts of its tuple), one to each server.
+	const runs, n = 6, 5
+	client := map[string]map[string]int64{"http": {}, "dns": {}}
+	for range runs {
+		for k, v := range appCounts(t, p.CliCtr.L7App("http-client", "http://"+svcIP+":"+port, strconv.Itoa(n), "GET:/ok", "GET:/missing").Output()) {
+			client["http"][k] += v
+		}
+	}
+	for _, mode := range []string{"connected", "unconnected"} {
+		for k, v := range appCounts(t, p.CliCtr.L7App("dns-query", svcIP+":53", mode, "a.kpod.test", "b.missing", "c.kpod.test").Output()) {
+			client["dns"][k] += v
+		}
+	}
+	if want := (map[string]map[string]int64{"http": {"GET 2xx": runs * n, "GET 4xx": runs * n}, "dns": {"A ok": 4, "A error": 2}}); !maps.EqualFunc(client, want, maps.Equal) {
+		t.Fatalf("the clients counted %v, want %v", client, want)
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+	served := map[string]map[string]map[string]int64{} // backend -> protocol -> its own counts
+	for i, b := range backends {
+		served[b] = map[string]map[string]int64{"http": appCounts(t, stopServer(t, srvs[i][0])), "dns": appCounts(t, stopServer(t, srvs[i][1]))}
+	}
+	wantServed := map[string]map[string]int64{"http": {"GET 2xx": 3 * n, "GET 4xx": 3 * n}, "dns": {"A ok": 2, "A error": 1}}
+	for _, b := range backends {
+		if !maps.EqualFunc(served[b], wantServed, maps.Equal) {
+			t.Fatalf("%s served %v, want %v (half the connections and sockets)", b, served[b], wantServed)
+		}
+	}
+	check := func(md pmetric.Metrics, when string) {
+		t.Helper()
+		wantTotal, wantFailed, wantLatency, wantServer := map[string]int64{}, map[string]int64{}, map[string]uint64{}, map[string]uint64{}
+		for _, b := range backends {
+			for proto, c := range served[b] {
+				var total, failed int64
+				for k, v := range c {
+					total += v
+					if strings.HasSuffix(k, " 4xx") || strings.HasSuffix(k, " error") {
+						failed += v
+					}
+				}
+				edge := "shop/client shop/web " + proto + " " + b
+				wantTotal[edge], wantFailed[edge], wantLatency[edge] = total, failed, uint64(total)
+				wantServer["shop/client "+b+" "+proto] = uint64(total)
+			}
+		}
+		if got := edgeValues(md, "traces_service_graph_request_total"); !maps.Equal(got, wantTotal) {
+			t.Errorf("%s: traces_service_graph_request_total %v, want the servers' own counts %v", when, got, wantTotal)
+		}
+		if got := edgeValues(md, "traces_service_graph_request_failed_total"); !maps.Equal(got, wantFailed) {
+			t.Errorf("%s: traces_service_graph_request_failed_total %v, want %v", when, got, wantFailed)
+		}
+		if got := edgeHistCounts(md, "traces_service_graph_request_client_seconds"); !maps.Equal(got, wantLatency) {
+			t.Errorf("%s: client latency samples %v, want %v", when, got, wantLatency)
+		}
+		if got := edgeHistCounts(md, "traces_service_graph_request_server_seconds"); !maps.Equal(got, wantServer) {
+			t.Errorf("%s: server latency samples %v, want %v", when, got, wantServer)
+		}
+		checkNoEdgesOf(t, md, p.Idle.UID)
+	}
+	check(md, "first collection")
+	// The JSON view of the same collection: one edge client → Service per protocol and backend.
+	resp, err := http.Get("http://" + s.viewAddr(t) + "/kpodTopology")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v topology.View
+	err = json.NewDecoder(resp.Body).Decode(&v)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewed := map[string]uint64{}
+	for _, e := range v.Edges {
+		if e.Requests != nil {
+			viewed[e.Source+" "+e.Target+" "+e.Protocol+" "+e.Backend] += *e.Requests
+		}
+	}
+	wantViewed := map[string]uint64{}
+	for k, n := range edgeValues(md, "traces_service_graph_request_total") {
+		wantViewed[k] = uint64(n)
+	}
+	for _, b := range backends { // the servers' side: edges to the backend pods, not counted
+		wantViewed["shop/client "+b+" http "] = 6 * n
+		wantViewed["shop/client "+b+" dns "] = 3
+	}
+	if !maps.Equal(viewed, wantViewed) {
+		t.Errorf("view edges %v, want %v", viewed, wantViewed)
+	}
+	entries := func(md pmetric.Metrics) int64 {
+		return intValue(t, nodeRM(md), "kpod.bpf.map.entries", map[string]string{"map": "kpod_l7_svcconn"})
+	}
+	if got := entries(md); got != runs+2 {
+		t.Errorf("kpod_l7_svcconn holds %d entries, want one per connection and socket (%d)", got, runs+2)
+	}
+	// The second collection folds and deletes them (its own count of entries is from before
+	// that), the third finds none.
+	for range 2 {
+		md = scrape(t, s)
+		check(md, "later collection")
+	}
+	check(md, "after folding")
+	if got := entries(md); got != 0 {
+		t.Errorf("kpod_l7_svcconn holds %d entries after they were folded, want 0", got)
+	}
 }

@@ -366,7 +366,7 @@ func testServiceTraffic(t *testing.T, c *cluster, image, gates string) []*corev1
 			t.Errorf("the client has server requests: %s", ss[0])
 		}
 	})
-	served := map[string]map[string]int64{} // server pod name -> its own count of answered requests per protocol
+	served := map[string]map[string]map[string]int64{} // server pod name -> protocol -> its own count of answered requests by "method status"
 	t.Run("server pods", func(t *testing.T) {
 		// Each server's own count, read after the scrape (the signal and INFO are not in it).
 		servedHTTP, servedRedis := map[string]int64{}, map[string]int64{}
@@ -385,7 +385,7 @@ func testServiceTraffic(t *testing.T, c *cluster, image, gates string) []*corev1
 				}
 			}
 			servedHTTP, servedRedis = addCounts(servedHTTP, h), addCounts(servedRedis, r)
-			served[ns+"/"+p.Name] = map[string]int64{"http": sumCounts(h), "redis": sumCounts(r)}
+			served[ns+"/"+p.Name] = map[string]map[string]int64{"http": h, "redis": r}
 		}
 		if !maps.Equal(servedHTTP, wantHTTP) || !maps.Equal(servedRedis, wantRedis) {
 			t.Errorf("the servers served HTTP %v and Redis %v together; the client made HTTP %v and Redis %v", servedHTTP, servedRedis, wantHTTP, wantRedis)
@@ -399,12 +399,14 @@ func testServiceTraffic(t *testing.T, c *cluster, image, gates string) []*corev1
 
 // testServiceEdges: the topology family's edges of the client pod (named namespace/name from
 // the API) carry exactly the client's requests, per protocol, to the Service it dialled (its
-// ClusterIP: the client's socket knows nothing else), its failures (HTTP 4xx and 5xx, Redis
-// error replies), a latency sample per request on the client side, and its connections: one
-// per client run and protocol. The server side sees the backend: each server pod's latency
+// ClusterIP: the client's socket knows nothing else), split by the backend kube-proxy sent each
+// connection to (the node's conntrack table tells kpod) exactly as each server counted what it
+// served: its requests, its failures (HTTP 4xx and 5xx, Redis error replies) and a latency
+// sample per request on the client side; none without a backend. Its connections: one per
+// client run and protocol. The server side sees the backend too: each server pod's latency
 // samples are on the edge client → that pod, as many as that server's own count, and nothing
 // else goes from the client to a server pod.
-func testServiceEdges(t *testing.T, s *scrape, clientEnd, svcEnd string, wantHTTP, wantRedis map[string]int64, served map[string]map[string]int64) {
+func testServiceEdges(t *testing.T, s *scrape, clientEnd, svcEnd string, wantHTTP, wantRedis map[string]int64, served map[string]map[string]map[string]int64) {
 	t.Helper()
 	sum := func(m map[string]int64, failed bool) (n int64) {
 		for k, v := range m {
@@ -414,24 +416,39 @@ func testServiceEdges(t *testing.T, s *scrape, clientEnd, svcEnd string, wantHTT
 		}
 		return n
 	}
+	if len(served) != 2 {
+		t.Fatalf("the servers' own counts: %v, want two servers", served)
+	}
 	for _, tc := range []struct {
 		protocol, connType string
 		want               map[string]int64
 	}{{"http", "", wantHTTP}, {"redis", "database", wantRedis}} {
 		key := map[string]string{"client": clientEnd, "server": svcEnd, "protocol": tc.protocol, "connection_type": tc.connType}
-		for _, m := range []struct {
-			name string
-			want int64
-		}{
-			{"traces_service_graph_request_total", sum(tc.want, false)},
-			{"traces_service_graph_request_failed_total", sum(tc.want, true)},
-			{"traces_service_graph_request_client_seconds_count", sum(tc.want, false)},
-		} {
-			got, ok := s.value(t, m.name, key)
-			if !ok || got != float64(m.want) {
-				t.Errorf("%s %v: kpod %g (present %v), the client made %d", m.name, key, got, ok, m.want)
-			} else {
-				t.Logf("%s %s → %s %s: %d, exact", m.name, clientEnd, svcEnd, tc.protocol, m.want)
+		var all int64
+		for backend, byProtocol := range served {
+			all += sum(byProtocol[tc.protocol], false)
+			for _, m := range []struct {
+				name string
+				want int64
+			}{
+				{"traces_service_graph_request_total", sum(byProtocol[tc.protocol], false)},
+				{"traces_service_graph_request_failed_total", sum(byProtocol[tc.protocol], true)},
+				{"traces_service_graph_request_client_seconds_count", sum(byProtocol[tc.protocol], false)},
+			} {
+				got, ok := s.value(t, m.name, merge(key, "backend", backend))
+				if !ok || got != float64(m.want) {
+					t.Errorf("%s %v backend %s: kpod %g (present %v), that server's own count %d", m.name, key, backend, got, ok, m.want)
+				} else {
+					t.Logf("%s %s → %s %s backend %s: %d, exact", m.name, clientEnd, svcEnd, tc.protocol, backend, m.want)
+				}
+			}
+		}
+		if all != sum(tc.want, false) {
+			t.Errorf("%s: the servers served %d requests, the client made %d", tc.protocol, all, sum(tc.want, false))
+		}
+		for _, x := range s.find("traces_service_graph_request_total", key) {
+			if x.Labels["backend"] == "" {
+				t.Errorf("requests to the Service without a backend: %s", x)
 			}
 		}
 	}
@@ -442,11 +459,9 @@ func testServiceEdges(t *testing.T, s *scrape, clientEnd, svcEnd string, wantHTT
 	if ss := s.find("traces_service_graph_request_server_seconds_count", conns); len(ss) > 0 {
 		t.Errorf("server-side latency on the edge to the Service (no server sees the ClusterIP): %s", ss[0])
 	}
-	if len(served) != 2 {
-		t.Fatalf("the servers' own counts: %v, want two servers", served)
-	}
 	for backend, byProtocol := range served {
-		for protocol, n := range byProtocol {
+		for protocol, counts := range byProtocol {
+			n := sumCounts(counts)
 			key := map[string]string{"client": clientEnd, "server": backend, "protocol": protocol}
 			if got, ok := s.value(t, "traces_service_graph_request_server_seconds_count", key); !ok || got != float64(n) {
 				t.Errorf("server-side latency samples %v: kpod %g (present %v), that server's own count %d", key, got, ok, n)

@@ -2227,6 +2227,7 @@ const (
 	TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer         TracesServiceGraphRequestFailedTotalMetricAttributeKey = "server"
 	TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType TracesServiceGraphRequestFailedTotalMetricAttributeKey = "connection_type"
 	TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol             TracesServiceGraphRequestFailedTotalMetricAttributeKey = "protocol"
+	TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyBackend        TracesServiceGraphRequestFailedTotalMetricAttributeKey = "backend"
 )
 
 // TracesServiceGraphRequestFailedTotalMetricConfig provides config for the traces_service_graph_request_failed_total metric.
@@ -2255,9 +2256,9 @@ func (ms *TracesServiceGraphRequestFailedTotalMetricConfig) Unmarshal(parser *co
 func (ms *TracesServiceGraphRequestFailedTotalMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol:
+		case TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyBackend:
 		default:
-			return fmt.Errorf("metric traces_service_graph_request_failed_total doesn't have an attribute %v, valid attributes: [client, server, connection_type, protocol]", val)
+			return fmt.Errorf("metric traces_service_graph_request_failed_total doesn't have an attribute %v, valid attributes: [client, server, connection_type, protocol, backend]", val)
 		}
 	}
 
@@ -2278,6 +2279,7 @@ const (
 	TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer         TracesServiceGraphRequestTotalMetricAttributeKey = "server"
 	TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType TracesServiceGraphRequestTotalMetricAttributeKey = "connection_type"
 	TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol             TracesServiceGraphRequestTotalMetricAttributeKey = "protocol"
+	TracesServiceGraphRequestTotalMetricAttributeKeyTopologyBackend        TracesServiceGraphRequestTotalMetricAttributeKey = "backend"
 )
 
 // TracesServiceGraphRequestTotalMetricConfig provides config for the traces_service_graph_request_total metric.
@@ -2306,9 +2308,9 @@ func (ms *TracesServiceGraphRequestTotalMetricConfig) Unmarshal(parser *confmap.
 func (ms *TracesServiceGraphRequestTotalMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol:
+		case TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyBackend:
 		default:
-			return fmt.Errorf("metric traces_service_graph_request_total doesn't have an attribute %v, valid attributes: [client, server, connection_type, protocol]", val)
+			return fmt.Errorf("metric traces_service_graph_request_total doesn't have an attribute %v, valid attributes: [client, server, connection_type, protocol, backend]", val)
 		}
 	}
 
@@ -2646,12 +2648,12 @@ func DefaultMetricsConfig() MetricsConfig {
 		TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol},
+			EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyBackend},
 		},
 		TracesServiceGraphRequestTotal: TracesServiceGraphRequestTotalMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol},
+			EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyBackend},
 		},
 	}
 }

@@ -282,12 +282,12 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol},
+						EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyBackend},
 					},
 					TracesServiceGraphRequestTotal: TracesServiceGraphRequestTotalMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol},
+						EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyBackend},
 					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
@@ -558,12 +558,12 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					TracesServiceGraphRequestFailedTotal: TracesServiceGraphRequestFailedTotalMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol},
+						EnabledAttributes:   []TracesServiceGraphRequestFailedTotalMetricAttributeKey{TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol, TracesServiceGraphRequestFailedTotalMetricAttributeKeyTopologyBackend},
 					},
 					TracesServiceGraphRequestTotal: TracesServiceGraphRequestTotalMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol},
+						EnabledAttributes:   []TracesServiceGraphRequestTotalMetricAttributeKey{TracesServiceGraphRequestTotalMetricAttributeKeyTopologyClient, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyServer, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyConnectionType, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol, TracesServiceGraphRequestTotalMetricAttributeKeyTopologyBackend},
 					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
@@ -1008,7 +1008,7 @@ func TestTracesServiceGraphRequestFailedTotalMetricsConfig_Validate(t *testing.T
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []TracesServiceGraphRequestFailedTotalMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric traces_service_graph_request_failed_total doesn't have an attribute invalid, valid attributes: [client, server, connection_type, protocol]")
+	require.ErrorContains(t, cfg.Validate(), "metric traces_service_graph_request_failed_total doesn't have an attribute invalid, valid attributes: [client, server, connection_type, protocol, backend]")
 
 	cfg = DefaultMetricsConfig().TracesServiceGraphRequestFailedTotal
 	cfg.AggregationStrategy = "invalid"
@@ -1020,7 +1020,7 @@ func TestTracesServiceGraphRequestTotalMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []TracesServiceGraphRequestTotalMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric traces_service_graph_request_total doesn't have an attribute invalid, valid attributes: [client, server, connection_type, protocol]")
+	require.ErrorContains(t, cfg.Validate(), "metric traces_service_graph_request_total doesn't have an attribute invalid, valid attributes: [client, server, connection_type, protocol, backend]")
 
 	cfg = DefaultMetricsConfig().TracesServiceGraphRequestTotal
 	cfg.AggregationStrategy = "invalid"

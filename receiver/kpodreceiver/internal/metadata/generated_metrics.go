@@ -406,11 +406,11 @@ var MetricsInfo = metricsInfo{
 	},
 	TracesServiceGraphRequestFailedTotal: metricInfo{
 		Name:       "traces_service_graph_request_failed_total",
-		Attributes: []string{"topology_client", "topology_server", "topology_connection_type", "l7_protocol"},
+		Attributes: []string{"topology_client", "topology_server", "topology_connection_type", "l7_protocol", "topology_backend"},
 	},
 	TracesServiceGraphRequestTotal: metricInfo{
 		Name:       "traces_service_graph_request_total",
-		Attributes: []string{"topology_client", "topology_server", "topology_connection_type", "l7_protocol"},
+		Attributes: []string{"topology_client", "topology_server", "topology_connection_type", "l7_protocol", "topology_backend"},
 	},
 }
 
@@ -483,6 +483,22 @@ type metricsInfo struct {
 type metricInfo struct {
 	Name       string
 	Attributes []string
+}
+
+type MetricAttributeOption interface {
+	apply(pmetric.NumberDataPoint)
+}
+
+type metricAttributeOptionFunc func(pmetric.NumberDataPoint)
+
+func (maof metricAttributeOptionFunc) apply(dp pmetric.NumberDataPoint) {
+	maof(dp)
+}
+
+func WithTopologyBackendMetricAttribute(topologyBackendAttributeValue string) MetricAttributeOption {
+	return metricAttributeOptionFunc(func(dp pmetric.NumberDataPoint) {
+		dp.Attributes().PutStr("backend", topologyBackendAttributeValue)
+	})
 }
 
 type metricKpodBpfMapCapacity struct {
@@ -5035,7 +5051,7 @@ func (m *metricTracesServiceGraphRequestFailedTotal) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricTracesServiceGraphRequestFailedTotal) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue string) {
+func (m *metricTracesServiceGraphRequestFailedTotal) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -5054,6 +5070,9 @@ func (m *metricTracesServiceGraphRequestFailedTotal) recordDataPoint(start pcomm
 	}
 	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestFailedTotalMetricAttributeKeyL7Protocol) {
 		dp.Attributes().PutStr("protocol", l7ProtocolAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -5135,7 +5154,7 @@ func (m *metricTracesServiceGraphRequestTotal) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricTracesServiceGraphRequestTotal) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue string) {
+func (m *metricTracesServiceGraphRequestTotal) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -5154,6 +5173,9 @@ func (m *metricTracesServiceGraphRequestTotal) recordDataPoint(start pcommon.Tim
 	}
 	if slices.Contains(m.config.EnabledAttributes, TracesServiceGraphRequestTotalMetricAttributeKeyL7Protocol) {
 		dp.Attributes().PutStr("protocol", l7ProtocolAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -5873,13 +5895,13 @@ func (mb *MetricsBuilder) RecordKpodTopologyEdgesOverflowDataPoint(ts pcommon.Ti
 }
 
 // RecordTracesServiceGraphRequestFailedTotalDataPoint adds a data point to traces_service_graph_request_failed_total metric.
-func (mb *MetricsBuilder) RecordTracesServiceGraphRequestFailedTotalDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue AttributeL7Protocol) {
-	mb.metricTracesServiceGraphRequestFailedTotal.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue, topologyConnectionTypeAttributeValue, l7ProtocolAttributeValue.String())
+func (mb *MetricsBuilder) RecordTracesServiceGraphRequestFailedTotalDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue AttributeL7Protocol, options ...MetricAttributeOption) {
+	mb.metricTracesServiceGraphRequestFailedTotal.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue, topologyConnectionTypeAttributeValue, l7ProtocolAttributeValue.String(), options...)
 }
 
 // RecordTracesServiceGraphRequestTotalDataPoint adds a data point to traces_service_graph_request_total metric.
-func (mb *MetricsBuilder) RecordTracesServiceGraphRequestTotalDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue AttributeL7Protocol) {
-	mb.metricTracesServiceGraphRequestTotal.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue, topologyConnectionTypeAttributeValue, l7ProtocolAttributeValue.String())
+func (mb *MetricsBuilder) RecordTracesServiceGraphRequestTotalDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyConnectionTypeAttributeValue string, l7ProtocolAttributeValue AttributeL7Protocol, options ...MetricAttributeOption) {
+	mb.metricTracesServiceGraphRequestTotal.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue, topologyConnectionTypeAttributeValue, l7ProtocolAttributeValue.String(), options...)
 }
 
 // Reset resets metrics builder to its initial state. It should be used when external metrics source is restarted,

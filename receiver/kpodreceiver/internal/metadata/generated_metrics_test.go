@@ -402,15 +402,15 @@ func TestMetricsBuilder(t *testing.T) {
 			mb.RecordKpodTopologyEdgesOverflowDataPoint(ts, 1)
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(ts, 1, "topology_client-val", "topology_server-val", "topology_connection_type-val", AttributeL7ProtocolHTTP)
+			mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(ts, 1, "topology_client-val", "topology_server-val", "topology_connection_type-val", AttributeL7ProtocolHTTP, WithTopologyBackendMetricAttribute("topology_backend-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2", "topology_connection_type-val-2", AttributeL7ProtocolHTTP2)
+				mb.RecordTracesServiceGraphRequestFailedTotalDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2", "topology_connection_type-val-2", AttributeL7ProtocolHTTP2, WithTopologyBackendMetricAttribute("topology_backend-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordTracesServiceGraphRequestTotalDataPoint(ts, 1, "topology_client-val", "topology_server-val", "topology_connection_type-val", AttributeL7ProtocolHTTP)
+			mb.RecordTracesServiceGraphRequestTotalDataPoint(ts, 1, "topology_client-val", "topology_server-val", "topology_connection_type-val", AttributeL7ProtocolHTTP, WithTopologyBackendMetricAttribute("topology_backend-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordTracesServiceGraphRequestTotalDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2", "topology_connection_type-val-2", AttributeL7ProtocolHTTP2)
+				mb.RecordTracesServiceGraphRequestTotalDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2", "topology_connection_type-val-2", AttributeL7ProtocolHTTP2, WithTopologyBackendMetricAttribute("topology_backend-val"))
 			}
 
 			rb := mb.NewResourceBuilder()
@@ -2412,6 +2412,9 @@ func TestMetricsBuilder(t *testing.T) {
 						l7ProtocolAttrVal, ok := dp.Attributes().Get("protocol")
 						assert.True(t, ok)
 						assert.Equal(t, "http", l7ProtocolAttrVal.Str())
+						topologyBackendAttrVal, ok := dp.Attributes().Get("backend")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_backend-val", topologyBackendAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["traces_service_graph_request_failed_total"], "Found a duplicate in the metrics slice: traces_service_graph_request_failed_total")
 						validatedMetrics["traces_service_graph_request_failed_total"] = true
@@ -2471,6 +2474,9 @@ func TestMetricsBuilder(t *testing.T) {
 						l7ProtocolAttrVal, ok := dp.Attributes().Get("protocol")
 						assert.True(t, ok)
 						assert.Equal(t, "http", l7ProtocolAttrVal.Str())
+						topologyBackendAttrVal, ok := dp.Attributes().Get("backend")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_backend-val", topologyBackendAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["traces_service_graph_request_total"], "Found a duplicate in the metrics slice: traces_service_graph_request_total")
 						validatedMetrics["traces_service_graph_request_total"] = true

@@ -6,6 +6,8 @@
 package metadata
 
 import (
+	"slices"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
@@ -45,6 +47,8 @@ func DefaultHistogramsConfig() HistogramsConfig {
 type HistogramInfo struct {
 	Name, Description, Unit string
 	Attributes              []string
+	// Conditional names the attributes a point carries only when their value is not empty.
+	Conditional []string
 }
 
 // Histograms lists the histogram metrics (the README table and the config keys come from it).
@@ -57,7 +61,7 @@ var Histograms = []HistogramInfo{
 	{Name: "kpod.irq.sw.latency", Unit: "s", Attributes: []string{"vector"}, Description: "Time soft interrupts (per vector: timer, net_rx, ...) ran while the container's tasks were interrupted (on the node resource: the idle task or kernel threads, including ksoftirqd)."},
 	{Name: "kpod.l7.request.duration", Unit: "s", Attributes: []string{"protocol", "role", "method"}, Description: "Time from a request's first byte to its response's first byte, as the container saw them: sent to received (client) or received to sent (server)."},
 	{Name: "kpod.topology.rtt", Unit: "s", Attributes: []string{"client", "server"}, Description: "Smoothed round-trip time of the edge's TCP connections, as the counting side's sockets measured it: each live socket once per collection and once when it closes."},
-	{Name: "traces_service_graph_request_client_seconds", Unit: "s", Attributes: []string{"client", "server", "connection_type", "protocol"}, Description: "Time for a request between two nodes as seen from the client (request sent to response received), reported by the client's node."},
+	{Name: "traces_service_graph_request_client_seconds", Unit: "s", Attributes: []string{"client", "server", "connection_type", "protocol", "backend"}, Conditional: []string{"backend"}, Description: "Time for a request between two nodes as seen from the client (request sent to response received), reported by the client's node."},
 	{Name: "traces_service_graph_request_server_seconds", Unit: "s", Attributes: []string{"client", "server", "connection_type", "protocol"}, Description: "Time for a request between two nodes as seen from the server (request received to response sent), reported by the server's node."},
 }
 
@@ -126,8 +130,9 @@ func (b *HistogramBuilder) RecordKpodTopologyRtt(ts pcommon.Timestamp, p Histogr
 }
 
 // RecordTracesServiceGraphRequestClientSeconds adds an edge's client-side latency point.
-func (b *HistogramBuilder) RecordTracesServiceGraphRequestClientSeconds(ts pcommon.Timestamp, p HistogramPoint, client, server, connectionType, protocol string) {
-	b.add(b.cfg.TracesServiceGraphRequestClientSeconds, "traces_service_graph_request_client_seconds", ts, p, client, server, connectionType, protocol)
+// backend is the backend behind a Service server ("": none, or not known).
+func (b *HistogramBuilder) RecordTracesServiceGraphRequestClientSeconds(ts pcommon.Timestamp, p HistogramPoint, client, server, connectionType, protocol, backend string) {
+	b.add(b.cfg.TracesServiceGraphRequestClientSeconds, "traces_service_graph_request_client_seconds", ts, p, client, server, connectionType, protocol, backend)
 }
 
 // RecordTracesServiceGraphRequestServerSeconds adds an edge's server-side latency point.
@@ -174,7 +179,9 @@ func (b *HistogramBuilder) Emit() ResourceMetricsOption {
 				dp.SetCount(n)
 				dp.SetSum(p.point.Sum)
 				for i, a := range info.Attributes {
-					dp.Attributes().PutStr(a, p.attrs[i])
+					if p.attrs[i] != "" || !slices.Contains(info.Conditional, a) {
+						dp.Attributes().PutStr(a, p.attrs[i])
+					}
 				}
 			}
 		}
