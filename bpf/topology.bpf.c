@@ -54,9 +54,24 @@ struct topo_val {
 	struct kpod_hist rtt; /* closed sockets: their last smoothed RTT */
 };
 
+/* A client connection to a Service address (kpod_topo_svc), counted per connection and
+ * generation (kpod_topo_gen) like l7's kpod_l7_svcconn, so that user space can name the
+ * backend the node's NAT chose for it and fold it into the edge client -> Service, backend.
+ * Filled only when the loader sets topo_backends. */
+struct topo_svckey {
+	__u64 cgid;
+	__u8 laddr[16];
+	__u8 raddr[16]; /* the Service address */
+	__u16 lport;
+	__u16 rport;
+	__u8 gen;
+	__u8 pad[3];
+};
+
 struct topo_errs {
 	__u64 kpod_topo;
 	__u64 kpod_topo_st;
+	__u64 kpod_topo_svcconn;
 };
 
 struct {
@@ -67,14 +82,32 @@ struct {
 	__type(value, struct topo_val);
 } kpod_topo SEC(".maps");
 
-/* A socket kpod knows: its edge, its counters when kpod first saw it, and whether its
- * counters went to kpod_topo when it closed (the iterator skips it from then on). */
+#define TOPO_SVC_CONNS 8192
+
+KPOD_SVC_MAPS(topo);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TOPO_SVC_CONNS);
+	__type(key, struct topo_svckey);
+	__type(value, struct topo_val);
+} kpod_topo_svcconn SEC(".maps");
+
+/* Set by the loader when the topology collector names the backends behind Services. */
+volatile const __u8 topo_backends;
+
+/* A socket kpod knows: its edge, its counters when kpod first saw it, whether its counters
+ * went to kpod_topo when it closed (the iterator skips it from then on), and whether it is
+ * a client's connection to a Service (counted in kpod_topo_svcconn instead). */
 struct topo_sk {
 	__u64 known;
 	__u64 closed;
 	__u64 sent0, received0;
 	__u8 role;
-	__u8 pad[7];
+	__u8 svc;
+	__u16 lport; /* svc: the local port, which the socket no longer has when it closes */
+	__u8 pad[4];
 };
 
 struct {
@@ -90,9 +123,11 @@ KPOD_ERRORS(topo, struct topo_errs);
 struct topo_rec {
 	__u64 cgid;
 	__u8 addr[16];
+	__u8 laddr[16]; /* svc only: the socket's own address */
 	__u16 lport, rport;
 	__u8 role;
-	__u8 pad[3];
+	__u8 svc;
+	__u8 pad[2];
 	__u64 sent;
 	__u64 received;
 	__u64 srtt_ns;
@@ -125,6 +160,33 @@ static __always_inline void peer(const struct sock *sk, __u8 addr[16], __u16 *lp
 	}
 	*lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	*rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+static __always_inline void local_addr(const struct sock *sk, __u8 addr[16])
+{
+	__builtin_memset(addr, 0, 16);
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET) {
+		__be32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		addr[10] = addr[11] = 0xff;
+		__builtin_memcpy(&addr[12], &a, 4);
+	} else {
+		BPF_CORE_READ_INTO((struct in6_addr *)addr, sk, __sk_common.skc_v6_rcv_saddr);
+	}
+}
+
+/* The entry of a client's connection to a Service (local port lport) in the current
+ * generation. */
+static __always_inline struct topo_val *svc_edge(const struct sock *sk, __u16 lport)
+{
+	static const struct topo_val zero;
+	struct topo_svckey k = {.cgid = sk_cgid(sk), .gen = kpod_gen(&kpod_topo_gen)};
+	peer(sk, k.raddr, &k.lport, &k.rport);
+	k.lport = lport;
+	local_addr(sk, k.laddr);
+	struct topo_val *v = kpod_entry(&kpod_topo_svcconn, &k, &zero);
+	if (!v)
+		KPOD_LOST(topo, kpod_topo_svcconn);
+	return v;
 }
 
 static __always_inline void fill_key(const struct sock *sk, __u8 role, struct topo_key *k)
@@ -167,17 +229,33 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 		return 0;
 	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)) {
 		__u8 role = oldstate == TCP_SYN_SENT ? TOPO_CLIENT : TOPO_SERVER;
+		__u8 svc = 0;
+		__u16 lport = 0;
+		if (topo_backends && role == TOPO_CLIENT) {
+			__u8 addr[16];
+			__u16 rport;
+			peer(sk, addr, &lport, &rport);
+			svc = bpf_map_lookup_elem(&kpod_topo_svc, addr) != 0;
+		}
 		struct topo_sk *st = bpf_sk_storage_get(&kpod_topo_st, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (st) {
 			st->sent0 = st->received0 = st->closed = 0;
 			st->role = role;
+			st->svc = svc;
+			st->lport = lport;
 			st->known = 1;
 		} else {
 			KPOD_LOST(topo, kpod_topo_st);
+			svc = 0; /* its close is not seen: all on kpod_topo */
 		}
-		struct topo_key k;
-		fill_key(sk, role, &k);
-		struct topo_val *v = edge(&k);
+		struct topo_val *v;
+		if (svc) {
+			v = svc_edge(sk, lport);
+		} else {
+			struct topo_key k;
+			fill_key(sk, role, &k);
+			v = edge(&k);
+		}
 		if (v)
 			v->conns++;
 		return 0;
@@ -190,9 +268,14 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 	__sync_fetch_and_add(&st->closed, 1); /* before the counters: see tcp.bpf.c */
 	__u64 sent, received;
 	counters(sk, &sent, &received);
-	struct topo_key k;
-	fill_key(sk, st->role, &k);
-	struct topo_val *v = edge(&k);
+	struct topo_val *v;
+	if (st->svc) {
+		v = svc_edge(sk, st->lport);
+	} else {
+		struct topo_key k;
+		fill_key(sk, st->role, &k);
+		v = edge(&k);
+	}
 	if (!v)
 		return 0;
 	v->sent += sent - st->sent0;
@@ -212,8 +295,10 @@ int BPF_PROG(kpod_topost_b, struct sock *sk, int oldstate, int newstate)
 /* Writes the record of a live socket kpod knows (st->known) to the iterator's output. */
 static __always_inline void write_rec(struct seq_file *seq, struct sock *sk, struct topo_sk *st)
 {
-	struct topo_rec r = {.cgid = sk_cgid(sk), .role = st->role};
+	struct topo_rec r = {.cgid = sk_cgid(sk), .role = st->role, .svc = st->svc};
 	peer(sk, r.addr, &r.lport, &r.rport);
+	if (st->svc)
+		local_addr(sk, r.laddr);
 	counters(sk, &r.sent, &r.received);
 	r.sent -= st->sent0;
 	r.received -= st->received0;

@@ -101,6 +101,33 @@ static __always_inline void *kpod_entry(void *map, const void *key, const void *
 			__sync_fetch_and_add(&_e->field, 1);                    \
 	} while (0)
 
+/* The maps of a family that counts clients' connections to Services one by one (l7,
+ * topology; see internal/topology/backends.go): kpod_<tag>_svc, the Service addresses
+ * (IPv4 as ::ffff:a.b.c.d) that user space writes, and kpod_<tag>_gen, the generation (0 or 1)
+ * new per-connection entries are written in, which user space flips at each collection. */
+#define KPOD_SERVICES 16384
+#define KPOD_SVC_MAPS(tag)                                      \
+	struct {                                                \
+		__uint(type, BPF_MAP_TYPE_HASH);                \
+		__uint(max_entries, KPOD_SERVICES);             \
+		__type(key, __u8[16]);                          \
+		__type(value, __u8);                            \
+	} kpod_##tag##_svc SEC(".maps");                        \
+	struct {                                                \
+		__uint(type, BPF_MAP_TYPE_ARRAY);               \
+		__uint(max_entries, 1);                         \
+		__type(key, __u32);                             \
+		__type(value, __u32);                           \
+	} kpod_##tag##_gen SEC(".maps")
+
+/* The current generation of a KPOD_SVC_MAPS family. */
+static __always_inline __u8 kpod_gen(void *gen_map)
+{
+	__u32 z = 0;
+	__u32 *g = bpf_map_lookup_elem(gen_map, &z);
+	return g ? *g & 1 : 0;
+}
+
 /* A tp_btf program and a raw_tp program with the same body (the first two rungs of the
  * attach ladder; the loader keeps whichever the kernel accepts first). Bodies read kernel
  * memory with BPF_CORE_READ, which is valid for both. */

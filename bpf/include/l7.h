@@ -24,7 +24,6 @@
 #define L7_DEPTH 4      /* nesting of a stream parser's containers (Redis arrays) */
 #define L7_NAME 16      /* bytes of a method name compared */
 #define L7_EDGES 16384  /* (cgroup, peer, server port, protocol, role) entries of kpod_l7_edge */
-#define L7_SERVICES 16384 /* Service addresses in kpod_l7_svc */
 #define L7_SVC_CONNS 8192 /* client connections to Services in kpod_l7_svcconn */
 
 enum { L7_CLIENT = 1, L7_SERVER = 2 };
@@ -212,13 +211,7 @@ struct {
 /* Set by the loader (internal/l7) when the topology collector reads kpod_l7_edge. */
 volatile const __u8 l7_edges;
 
-/* The Service addresses (ClusterIPs) of the cluster, written by the topology collector. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, L7_SERVICES);
-	__type(key, __u8[16]);
-	__type(value, __u8);
-} kpod_l7_svc SEC(".maps");
+KPOD_SVC_MAPS(l7);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -227,17 +220,6 @@ struct {
 	__type(key, struct l7_svcconn_key);
 	__type(value, struct l7_edge_val);
 } kpod_l7_svcconn SEC(".maps");
-
-/* The generation new kpod_l7_svcconn entries are written in (0 or 1). The topology collector
- * flips it at each collection and reads, folds and deletes the entries of the generation it
- * retired at the collection before, which no program has written since: an entry is never
- * deleted while a program may still add to it. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} kpod_l7_gen SEC(".maps");
 
 /* Set by the loader when the topology collector names the backends behind Services. */
 volatile const __u8 l7_backends;
@@ -525,10 +507,8 @@ __attribute__((noinline)) int l7_svc_edge(struct l7_ctx *c, __u8 proto, __u16 st
 	__builtin_memcpy(addr, c->raddr, sizeof addr);
 	if (!bpf_map_lookup_elem(&kpod_l7_svc, addr))
 		return 0;
-	__u32 zero_key = 0;
-	__u32 *gen = bpf_map_lookup_elem(&kpod_l7_gen, &zero_key);
 	struct l7_svcconn_key key = {.cgid = c->cgid, .lport = c->lport, .rport = c->rport, .proto = proto, .udp = c->udp,
-				     .gen = gen ? *gen & 1 : 0};
+				     .gen = kpod_gen(&kpod_l7_gen)};
 	__builtin_memcpy(key.laddr, c->laddr, sizeof key.laddr);
 	__builtin_memcpy(key.raddr, c->raddr, sizeof key.raddr);
 	struct l7_edge_val *v = kpod_entry(&kpod_l7_svcconn, &key, &zero);

@@ -6,7 +6,6 @@ package l7
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -298,38 +297,6 @@ func SetGen(c *bpfload.Collector, gen uint8) error {
 		return fmt.Errorf("no map %s in the object", L7MapKpodL7Gen)
 	}
 	return m.Put(uint32(0), uint32(gen))
-}
-
-// SetServices makes kpod_l7_svc hold exactly the addresses of want, given that it holds
-// those of have (what the last call wrote); it returns what it holds now. An address that
-// does not fit (the map holds 16,384) stays out: its connections are on the edge to the
-// Service without their backend.
-func SetServices(c *bpfload.Collector, have, want map[netip.Addr]bool) (map[netip.Addr]bool, error) {
-	m, ok := c.Obj.Maps[L7MapKpodL7Svc]
-	if !ok {
-		return have, fmt.Errorf("no map %s in the object", L7MapKpodL7Svc)
-	}
-	now := make(map[netip.Addr]bool, len(want))
-	var errs []error
-	for a := range have {
-		if want[a] {
-			now[a] = true
-		} else if err := m.Delete(a.As16()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			now[a] = true
-			errs = append(errs, fmt.Errorf("%s: deleting %s: %w", L7MapKpodL7Svc, a, err))
-		}
-	}
-	for a := range want {
-		if now[a] {
-			continue
-		}
-		if err := m.Put(a.As16(), uint8(1)); err != nil {
-			errs = append(errs, fmt.Errorf("%s: adding %s: %w", L7MapKpodL7Svc, a, err))
-			continue
-		}
-		now[a] = true
-	}
-	return now, errors.Join(errs...)
 }
 
 // PeerAddr turns a kernel address (IPv4 mapped into IPv6) into an address; all zeros is the

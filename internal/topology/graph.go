@@ -77,9 +77,10 @@ func (r *Requests) Reported() (count, failed uint64) {
 	return 0, 0
 }
 
-// ConnKey is a TCP-level edge.
+// ConnKey is a TCP-level edge, and, for a client's connections to a Service, the backend the
+// node's NAT sent them to ("" when it is not known, and for any other edge).
 type ConnKey struct {
-	Client, Server string
+	Client, Server, Backend string
 }
 
 // Conns are an edge's TCP connections, counted like requests (by the client's node, or by
@@ -123,10 +124,11 @@ func ConnectionType(protocol string) string {
 
 // tcpEdge is one kernel entry or live socket of the topology object, per cgroup.
 type tcpEdge struct {
-	cgid uint64
-	peer netip.Addr
-	port uint16
-	role uint8 // 1 client, 2 server
+	cgid    uint64
+	peer    netip.Addr
+	port    uint16
+	role    uint8      // 1 client, 2 server
+	backend netip.Addr // a client's connections to a Service: the backend, where known
 }
 
 type tcpVal struct {
@@ -206,7 +208,10 @@ func build(t time.Time, r *resolver, reqs map[l7.EdgeKey]l7.EdgeValue, svcReqs m
 			client, server = remote, local
 			to, from = v.received, v.sent
 		}
-		key := ConnKey{client.Name, server.Name}
+		key := ConnKey{client.Name, server.Name, ""}
+		if k.backend.IsValid() {
+			key.Backend = r.peer(k.backend, local).Name
+		}
 		s := sides[key]
 		i := k.role - 1
 		if s[i] == nil {
@@ -258,14 +263,17 @@ func newLimiter(max int) *limiter {
 	return &limiter{max: max, admitted: map[ConnKey]bool{}, over: map[ConnKey]bool{}}
 }
 
+// pair is a client → server pair, whatever the backend: what max_edges counts.
+func pair(client, server string) ConnKey { return ConnKey{Client: client, Server: server} }
+
 // apply rewrites g: over-limit pairs are merged into overflow edges.
 func (l *limiter) apply(g *Graph) {
-	seen := map[ConnKey]bool{}
+	seen := map[ConnKey]bool{} // the pairs, whatever the backend
 	for k := range g.Requests {
-		seen[ConnKey{k.Client, k.Server}] = true
+		seen[pair(k.Client, k.Server)] = true
 	}
 	for k := range g.Conns {
-		seen[k] = true
+		seen[pair(k.Client, k.Server)] = true
 	}
 	// Pairs that are gone (their cgroups' entries were swept) leave both sets.
 	for k := range l.admitted {
@@ -305,7 +313,7 @@ func (l *limiter) apply(g *Graph) {
 	}
 	reqs := map[RequestKey]*Requests{}
 	for k, v := range g.Requests {
-		if l.over[ConnKey{k.Client, k.Server}] {
+		if l.over[pair(k.Client, k.Server)] {
 			k.Client, k.Server = rename(k.Client, k.Server)
 			k.Backend = ""
 			if o := reqs[k]; o != nil {
@@ -317,8 +325,9 @@ func (l *limiter) apply(g *Graph) {
 	}
 	conns := map[ConnKey]*Conns{}
 	for k, v := range g.Conns {
-		if l.over[k] {
+		if l.over[pair(k.Client, k.Server)] {
 			k.Client, k.Server = rename(k.Client, k.Server)
+			k.Backend = ""
 			if o := conns[k]; o != nil {
 				o.Connections += v.Connections
 				o.BytesToServer += v.BytesToServer

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/collector"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -86,7 +88,7 @@ type Collector struct {
 	// is cumulative, so a sample stays counted after its socket closed.
 	rtt   map[tcpEdge]hist.Hist
 	sweep bpfload.Sweeper
-	// backends names the backends behind Services (with Peers and L7); nil otherwise.
+	// backends names the backends behind Services (with Peers); nil otherwise.
 	backends *backends
 
 	mu         sync.Mutex
@@ -102,13 +104,23 @@ func Start(cfg Config) (*Collector, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	b, err := bpfload.Start(Spec())
+	spec := Spec()
+	if cfg.Peers != nil {
+		spec.Prepare = func(cs *ebpf.CollectionSpec) error {
+			v, ok := cs.Variables["topo_backends"]
+			if !ok {
+				return errors.New("no variable topo_backends in the object")
+			}
+			return v.Set(uint8(1))
+		}
+	}
+	b, err := bpfload.Start(spec)
 	if err != nil {
 		return nil, err
 	}
 	c := &Collector{Collector: b, cfg: cfg, limit: newLimiter(cfg.MaxEdges), rtt: map[tcpEdge]hist.Hist{},
 		procs: &collector.NSProcs{ProcRoot: cfg.ProcRoot, V2Root: cfg.V2Root, Kind: "net"}}
-	if cfg.Peers != nil && cfg.L7 != nil {
+	if cfg.Peers != nil {
 		path := cfg.Conntrack
 		if path == "" {
 			ns, _, err := collector.HostNamespacePath(cfg.ProcRoot, "net")
@@ -118,7 +130,7 @@ func Start(cfg Config) (*Collector, error) {
 			}
 			path = filepath.Join(filepath.Dir(filepath.Dir(ns)), "net", "nf_conntrack")
 		}
-		if c.backends, err = startBackends(cfg.L7, cfg.Peers, path); err != nil {
+		if c.backends, err = startBackends(b, cfg.L7, cfg.Peers, path); err != nil {
 			_ = b.Close()
 			return nil, err
 		}
@@ -198,12 +210,12 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 	for k, v := range raw {
 		e := tcpEdge{cgid: k.Cgid, peer: l7.PeerAddr(k.Addr), port: k.Port, role: k.Role}
 		t := conns[e]
-		t.conns += v.Conns
-		t.sent += v.Sent
-		t.received += v.Received
-		h := hist.Decode(v.Rtt.SumNs, v.Rtt.Slots)
-		t.rtt.Add(&h)
+		addTCPVal(&t, &tcpVal{conns: v.Conns, sent: v.Sent, received: v.Received, rtt: hist.Decode(v.Rtt.SumNs, v.Rtt.Slots)})
 		conns[e] = t
+	}
+	if c.backends != nil { // before the live sockets too
+		c.backends.begin(c.cfg.Peers)
+		c.backends.closedConns(c.Collector, x.Live, conns)
 	}
 	r := newResolver(c.cfg.NodeName, x, c.cfg.Peers)
 	var recs []TopologyTopoRec
@@ -244,6 +256,9 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 			port = rec.Rport
 		}
 		e := tcpEdge{cgid: rec.Cgid, peer: l7.PeerAddr(rec.Addr), port: port, role: rec.Role}
+		if rec.Svc != 0 && c.backends != nil {
+			e = c.backends.liveEdge(&rec)
+		}
 		t := conns[e]
 		t.sent += rec.Sent
 		t.received += rec.Received
@@ -274,9 +289,12 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 			errs = append(errs, err)
 		}
 		if c.backends != nil {
-			if svcReqs, err = c.backends.collect(c.cfg.L7, c.cfg.Peers, x.Live); err != nil {
-				errs = append(errs, err)
-			}
+			svcReqs = c.backends.requests(c.cfg.L7, x.Live)
+		}
+	}
+	if c.backends != nil {
+		if err := c.backends.end(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	g := build(now, r, reqs, svcReqs, conns)

@@ -192,11 +192,11 @@ func TestConnsCountedOnce(t *testing.T) {
 	}
 	g := build(time.Unix(100, 0), noAPI(), nil, nil, conns)
 	want := map[ConnKey]Conns{
-		{"uid-a", "uid-b"}:    {Connections: 2, BytesToServer: 100, BytesToClient: 1000},
-		{"external", "uid-b"}: {Connections: 1, BytesToServer: 3, BytesToClient: 7},
+		{"uid-a", "uid-b", ""}:    {Connections: 2, BytesToServer: 100, BytesToClient: 1000},
+		{"external", "uid-b", ""}: {Connections: 1, BytesToServer: 3, BytesToClient: 7},
 		// without the API a private address may be a pod of another node that counts it too:
 		// the server's node counts what it cannot know to be a pod
-		{"10.1.9.9", "uid-b"}: {Connections: 4, BytesToServer: 1, BytesToClient: 1},
+		{"10.1.9.9", "uid-b", ""}: {Connections: 4, BytesToServer: 1, BytesToClient: 1},
 	}
 	if len(g.Conns) != len(want) {
 		t.Errorf("edges %v, want %d", keys(g.Conns), len(want))
@@ -207,11 +207,11 @@ func TestConnsCountedOnce(t *testing.T) {
 			t.Errorf("%v: %+v, want %+v", k, c, w)
 		}
 	}
-	if n := g.Conns[ConnKey{"uid-a", "uid-b"}].RTT.Count(); n != 2 {
+	if n := g.Conns[ConnKey{"uid-a", "uid-b", ""}].RTT.Count(); n != 2 {
 		t.Errorf("RTT samples %d, want the client's 2", n)
 	}
 	g = build(time.Unix(100, 0), withAPI(), nil, nil, conns)
-	if _, ok := g.Conns[ConnKey{"shop/db-0", "shop/cart-1"}]; ok {
+	if _, ok := g.Conns[ConnKey{"shop/db-0", "shop/cart-1", ""}]; ok {
 		t.Error("with the API, a pod client of another node is counted by the server's node")
 	}
 }
@@ -224,11 +224,11 @@ func TestLimiter(t *testing.T) {
 		g := newGraph(time.Unix(0, 0))
 		g.Ends["uid-a"] = End{Name: "uid-a", Kind: KindPod, Local: true}
 		for _, s := range servers {
-			g.Conns[ConnKey{"uid-a", s}] = &Conns{Connections: 1, BytesToServer: 10}
+			g.Conns[ConnKey{"uid-a", s, ""}] = &Conns{Connections: 1, BytesToServer: 10}
 			g.Requests[RequestKey{"uid-a", s, "http", ""}] = &Requests{Counted: true, Client: Side{Seen: true, Count: 2}}
 			g.Ends[s] = End{Name: s, Kind: KindIP}
 			// the server side of an external client, local end uid-a
-			g.Conns[ConnKey{"z-" + s, "uid-a"}] = &Conns{Connections: 1}
+			g.Conns[ConnKey{"z-" + s, "uid-a", ""}] = &Conns{Connections: 1}
 			g.Ends["z-"+s] = End{Name: "z-" + s, Kind: KindIP}
 		}
 		return g
@@ -239,7 +239,7 @@ func TestLimiter(t *testing.T) {
 	if g.Edges != 3 || g.Overflow != 3 {
 		t.Fatalf("edges %d overflow %d, want 3, 3", g.Edges, g.Overflow)
 	}
-	if c := g.Conns[ConnKey{NameOverflow, "uid-a"}]; c == nil || c.Connections != 3 {
+	if c := g.Conns[ConnKey{NameOverflow, "uid-a", ""}]; c == nil || c.Connections != 3 {
 		t.Errorf("overflow → uid-a: %+v, want the 3 external clients' connections", c)
 	}
 	if _, ok := g.Ends["z-10.0.0.1"]; ok {
@@ -252,19 +252,19 @@ func TestLimiter(t *testing.T) {
 	if g.Edges != 3 || g.Overflow != 5 {
 		t.Errorf("edges %d overflow %d, want 3, 5", g.Edges, g.Overflow)
 	}
-	if c := g.Conns[ConnKey{"uid-a", NameOverflow}]; c == nil || c.Connections != 1 {
+	if c := g.Conns[ConnKey{"uid-a", NameOverflow, ""}]; c == nil || c.Connections != 1 {
 		t.Errorf("uid-a → overflow: %+v, want the new pair's 1 connection", c)
 	}
 	if r := g.Requests[RequestKey{"uid-a", NameOverflow, "http", ""}]; r == nil || r.Client.Count != 2 {
 		t.Errorf("uid-a → overflow http: %+v", r)
 	}
-	if _, ok := g.Conns[ConnKey{"uid-a", "10.0.0.1"}]; !ok {
+	if _, ok := g.Conns[ConnKey{"uid-a", "10.0.0.1", ""}]; !ok {
 		t.Error("an admitted pair lost its place")
 	}
 	// Admitted pairs that are gone free their places.
 	g = mk("10.0.0.9")
 	l.apply(g)
-	if g.Edges != 2 || g.Overflow != 5 || g.Conns[ConnKey{"uid-a", "10.0.0.9"}] == nil {
+	if g.Edges != 2 || g.Overflow != 5 || g.Conns[ConnKey{"uid-a", "10.0.0.9", ""}] == nil {
 		t.Errorf("edges %d overflow %d conns %v, want 2 admitted pairs and no new overflow", g.Edges, g.Overflow, keys(g.Conns))
 	}
 }

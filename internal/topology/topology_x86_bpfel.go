@@ -14,9 +14,10 @@ import (
 )
 
 type TopologyTopoErrs struct {
-	_          structs.HostLayout
-	KpodTopo   uint64
-	KpodTopoSt uint64
+	_               structs.HostLayout
+	KpodTopo        uint64
+	KpodTopoSt      uint64
+	KpodTopoSvcconn uint64
 }
 
 type TopologyTopoKey struct {
@@ -32,10 +33,12 @@ type TopologyTopoRec struct {
 	_        structs.HostLayout
 	Cgid     uint64
 	Addr     [16]uint8
+	Laddr    [16]uint8
 	Lport    uint16
 	Rport    uint16
 	Role     uint8
-	Pad      [3]uint8
+	Svc      uint8
+	Pad      [2]uint8
 	Sent     uint64
 	Received uint64
 	SrttNs   uint64
@@ -48,7 +51,20 @@ type TopologyTopoSk struct {
 	Sent0     uint64
 	Received0 uint64
 	Role      uint8
-	Pad       [7]uint8
+	Svc       uint8
+	Lport     uint16
+	Pad       [4]uint8
+}
+
+type TopologyTopoSvckey struct {
+	_     structs.HostLayout
+	Cgid  uint64
+	Laddr [16]uint8
+	Raddr [16]uint8
+	Lport uint16
+	Rport uint16
+	Gen   uint8
+	Pad   [3]uint8
 }
 
 type TopologyTopoVal struct {
@@ -69,11 +85,15 @@ type TopologyTopoVal struct {
 const (
 	TopologyMapKpodTopo        = "kpod_topo"
 	TopologyMapKpodTopoErr     = "kpod_topo_err"
+	TopologyMapKpodTopoGen     = "kpod_topo_gen"
 	TopologyMapKpodTopoSt      = "kpod_topo_st"
+	TopologyMapKpodTopoSvc     = "kpod_topo_svc"
+	TopologyMapKpodTopoSvcconn = "kpod_topo_svcconn"
 	TopologyProgKpodTopoitI    = "kpod_topoit_i"
 	TopologyProgKpodTopomsI    = "kpod_topoms_i"
 	TopologyProgKpodTopostB    = "kpod_topost_b"
 	TopologyVarKpodTopoRecType = "kpod_topo_rec_type"
+	TopologyVarTopoBackends    = "topo_backends"
 )
 
 // LoadTopology returns the embedded CollectionSpec for Topology.
@@ -127,9 +147,12 @@ type TopologyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TopologyMapSpecs struct {
-	KpodTopo    *ebpf.MapSpec `ebpf:"kpod_topo"`
-	KpodTopoErr *ebpf.MapSpec `ebpf:"kpod_topo_err"`
-	KpodTopoSt  *ebpf.MapSpec `ebpf:"kpod_topo_st"`
+	KpodTopo        *ebpf.MapSpec `ebpf:"kpod_topo"`
+	KpodTopoErr     *ebpf.MapSpec `ebpf:"kpod_topo_err"`
+	KpodTopoGen     *ebpf.MapSpec `ebpf:"kpod_topo_gen"`
+	KpodTopoSt      *ebpf.MapSpec `ebpf:"kpod_topo_st"`
+	KpodTopoSvc     *ebpf.MapSpec `ebpf:"kpod_topo_svc"`
+	KpodTopoSvcconn *ebpf.MapSpec `ebpf:"kpod_topo_svcconn"`
 }
 
 // TopologyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -137,6 +160,7 @@ type TopologyMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type TopologyVariableSpecs struct {
 	KpodTopoRecType *ebpf.VariableSpec `ebpf:"kpod_topo_rec_type"`
+	TopoBackends    *ebpf.VariableSpec `ebpf:"topo_backends"`
 }
 
 // TopologyObjects contains all objects after they have been loaded into the kernel.
@@ -159,16 +183,22 @@ func (o *TopologyObjects) Close() error {
 //
 // It can be passed to LoadTopologyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TopologyMaps struct {
-	KpodTopo    *ebpf.Map `ebpf:"kpod_topo"`
-	KpodTopoErr *ebpf.Map `ebpf:"kpod_topo_err"`
-	KpodTopoSt  *ebpf.Map `ebpf:"kpod_topo_st"`
+	KpodTopo        *ebpf.Map `ebpf:"kpod_topo"`
+	KpodTopoErr     *ebpf.Map `ebpf:"kpod_topo_err"`
+	KpodTopoGen     *ebpf.Map `ebpf:"kpod_topo_gen"`
+	KpodTopoSt      *ebpf.Map `ebpf:"kpod_topo_st"`
+	KpodTopoSvc     *ebpf.Map `ebpf:"kpod_topo_svc"`
+	KpodTopoSvcconn *ebpf.Map `ebpf:"kpod_topo_svcconn"`
 }
 
 func (m *TopologyMaps) Close() error {
 	return _TopologyClose(
 		m.KpodTopo,
 		m.KpodTopoErr,
+		m.KpodTopoGen,
 		m.KpodTopoSt,
+		m.KpodTopoSvc,
+		m.KpodTopoSvcconn,
 	)
 }
 
@@ -177,6 +207,7 @@ func (m *TopologyMaps) Close() error {
 // It can be passed to LoadTopologyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TopologyVariables struct {
 	KpodTopoRecType *ebpf.Variable `ebpf:"kpod_topo_rec_type"`
+	TopoBackends    *ebpf.Variable `ebpf:"topo_backends"`
 }
 
 // TopologyPrograms contains all programs after they have been loaded into the kernel.

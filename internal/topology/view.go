@@ -48,8 +48,8 @@ type ViewEdge struct {
 	Source   string `json:"source"`
 	Target   string `json:"target"`
 	Protocol string `json:"protocol"`
-	// Backend is, on an edge to a Service, the backend the node's NAT sent these requests to
-	// (where conntrack tells it).
+	// Backend is, on an edge to a Service, the backend the node's NAT sent these requests or
+	// connections to (where conntrack tells it).
 	Backend string `json:"backend,omitempty"`
 	// Requests edges: totals since kpod started, the rate over the window, and latency over
 	// the window (nil without requests in it), from the client's side where it is local, else
@@ -191,14 +191,14 @@ func MakeView(node string, start time.Time, prev, last *Graph) View {
 		s.RequestsIn += *e.RequestsPerSecond
 	}
 	for _, k := range slices.SortedFunc(maps.Keys(last.Conns), func(a, b ConnKey) int {
-		return cmp.Or(cmp.Compare(a.Client, b.Client), cmp.Compare(a.Server, b.Server))
+		return cmp.Or(cmp.Compare(a.Client, b.Client), cmp.Compare(a.Server, b.Server), cmp.Compare(a.Backend, b.Backend))
 	}) {
 		c := last.Conns[k]
 		var before Conns
 		if p := prev.Conns[k]; p != nil {
 			before = *p
 		}
-		e := ViewEdge{Source: k.Client, Target: k.Server, Protocol: "tcp",
+		e := ViewEdge{Source: k.Client, Target: k.Server, Protocol: "tcp", Backend: k.Backend,
 			Connections: ptr(c.Connections), ConnectionsPerSecond: rate(delta(c.Connections, before.Connections)),
 			BytesToServer: ptr(c.BytesToServer), BytesToClient: ptr(c.BytesToClient)}
 		if n := c.RTT.Count(); n > 0 {

@@ -92,10 +92,7 @@ func recordTopology(r *recorder, vals map[uint64]*topology.Graph) {
 		e := g.Requests[k]
 		ct := topology.ConnectionType(k.Protocol)
 		proto := metadata.MapAttributeL7Protocol[k.Protocol]
-		var backend []metadata.MetricAttributeOption
-		if k.Backend != "" {
-			backend = append(backend, metadata.WithTopologyBackendMetricAttribute(k.Backend))
-		}
+		backend := backendOption(k.Backend)
 		if e.Counted {
 			n, failed := e.Reported()
 			r.mb.RecordTracesServiceGraphRequestTotalDataPoint(r.now, int64(n), k.Client, k.Server, ct, proto, backend...)
@@ -109,13 +106,13 @@ func recordTopology(r *recorder, vals map[uint64]*topology.Graph) {
 		}
 	}
 	conns := slices.SortedFunc(maps.Keys(g.Conns), func(a, b topology.ConnKey) int {
-		return cmp.Or(cmp.Compare(a.Client, b.Client), cmp.Compare(a.Server, b.Server))
+		return cmp.Or(cmp.Compare(a.Client, b.Client), cmp.Compare(a.Server, b.Server), cmp.Compare(a.Backend, b.Backend))
 	})
 	for _, k := range conns {
 		c := g.Conns[k]
-		r.mb.RecordKpodTopologyConnectionsDataPoint(r.now, int64(c.Connections), k.Client, k.Server)
+		r.mb.RecordKpodTopologyConnectionsDataPoint(r.now, int64(c.Connections), k.Client, k.Server, backendOption(k.Backend)...)
 		if c.RTT.Count() > 0 {
-			r.hb.RecordKpodTopologyRtt(r.now, histPoint(&c.RTT), k.Client, k.Server)
+			r.hb.RecordKpodTopologyRtt(r.now, histPoint(&c.RTT), k.Client, k.Server, k.Backend)
 		}
 	}
 	for i := 0; i < len(conns); {
@@ -124,13 +121,21 @@ func recordTopology(r *recorder, vals map[uint64]*topology.Graph) {
 			j++
 		}
 		for _, k := range conns[i:j] {
-			r.mb.RecordKpodTopologyBytesDataPoint(r.now, int64(g.Conns[k].BytesToClient), k.Client, k.Server, metadata.AttributeTopologyDirectionToClient)
+			r.mb.RecordKpodTopologyBytesDataPoint(r.now, int64(g.Conns[k].BytesToClient), k.Client, k.Server, metadata.AttributeTopologyDirectionToClient, backendOption(k.Backend)...)
 		}
 		for _, k := range conns[i:j] {
-			r.mb.RecordKpodTopologyBytesDataPoint(r.now, int64(g.Conns[k].BytesToServer), k.Client, k.Server, metadata.AttributeTopologyDirectionToServer)
+			r.mb.RecordKpodTopologyBytesDataPoint(r.now, int64(g.Conns[k].BytesToServer), k.Client, k.Server, metadata.AttributeTopologyDirectionToServer, backendOption(k.Backend)...)
 		}
 		i = j
 	}
 	r.mb.RecordKpodTopologyEdgesDataPoint(r.now, int64(g.Edges))
 	r.mb.RecordKpodTopologyEdgesOverflowDataPoint(r.now, int64(g.Overflow))
+}
+
+// backendOption is the backend attribute of an edge to a Service, where it is known.
+func backendOption(backend string) []metadata.MetricAttributeOption {
+	if backend == "" {
+		return nil
+	}
+	return []metadata.MetricAttributeOption{metadata.WithTopologyBackendMetricAttribute(backend)}
 }

@@ -584,6 +584,69 @@ func (c clusterStub) ServiceIPs() map[netip.Addr]bool {
 	return out
 }
 
+// svcFixture is a topoPair with a second server pod (web-2; the pair's server is web-1),
+// joined to the client by a veth of its own, and a stub cluster that names the three pods;
+// service adds Services whose NAT, in the client's network namespace, sends each new
+// connection or socket to web-1 and web-2 in turn (kube-proxy's part, with the client's
+// namespace playing the node's, whose conntrack table kpod then reads).
+type svcFixture struct {
+	*fakepod.Pair
+	srv2    *fakepod.Pod
+	srv2Ctr *fakepod.Container
+	veth2   *fakepod.Veth
+	stub    clusterStub
+}
+
+func newSvcFixture(t *testing.T) *svcFixture {
+	t.Helper()
+	fakepod.RequireRoot(t)
+	p := topoPair(t)
+	f := &svcFixture{Pair: p, srv2: fakepod.New(t, fakepod.Options{NetNS: true})}
+	f.srv2.AddSandbox()
+	f.srv2Ctr = f.srv2.AddContainer()
+	f.veth2 = fakepod.NewVeth(t, p.Client.NetNS, f.srv2.NetNS)
+	// The client's address on the first link answers for it on the second too.
+	macA2 := strings.TrimSpace(p.Client.NetNS.Exec("cat", "/sys/class/net/"+f.veth2.IfA+"/address"))
+	f.srv2.NetNS.Exec("ip", "route", "add", p.Veth.AddrA+"/32", "dev", f.veth2.IfB)
+	f.srv2.NetNS.Exec("ip", "neigh", "replace", p.Veth.AddrA, "lladdr", macA2, "dev", f.veth2.IfB, "nud", "permanent")
+	p.Client.NetNS.Nft("add", "table", "ip", "kpodsvc")
+	p.Client.NetNS.Nft("add", "chain", "ip", "kpodsvc", "out", "{ type nat hook output priority -100; }")
+	out, err := exec.Command("ip", "netns", "pids", p.Client.NetNS.Name).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := strings.Fields(string(out))
+	if len(pids) == 0 {
+		t.Fatal("no process in the client's network namespace (its sandbox)")
+	}
+	a := netip.MustParseAddr
+	f.stub = clusterStub{
+		byAddr: map[netip.Addr]kube.Peer{
+			a(p.Veth.AddrB):  {Kind: kube.PeerPod, Namespace: "shop", Name: "web-1", UID: p.Server.UID},
+			a(f.veth2.AddrB): {Kind: kube.PeerPod, Namespace: "shop", Name: "web-2", UID: f.srv2.UID},
+			a(p.Veth.AddrA):  {Kind: kube.PeerPod, Namespace: "shop", Name: "client", UID: p.Client.UID},
+		},
+		byUID: map[string]kube.Peer{
+			p.Client.UID: {Kind: kube.PeerPod, Namespace: "shop", Name: "client", UID: p.Client.UID},
+			p.Server.UID: {Kind: kube.PeerPod, Namespace: "shop", Name: "web-1", UID: p.Server.UID},
+			f.srv2.UID:   {Kind: kube.PeerPod, Namespace: "shop", Name: "web-2", UID: f.srv2.UID},
+		},
+	}
+	testCluster = func() (topology.Peers, string) { return f.stub, "/proc/" + pids[0] + "/net/nf_conntrack" }
+	t.Cleanup(func() { testCluster = nil })
+	return f
+}
+
+// service adds the Service shop/name at ip, NATed for each match ("tcp dport 80", ...).
+func (f *svcFixture) service(ip, name string, matches ...string) {
+	f.Client.NetNS.Exec("ip", "route", "add", ip+"/32", "dev", f.Veth.IfA)
+	for _, m := range matches {
+		f.Client.NetNS.Nft(append(append([]string{"add", "rule", "ip", "kpodsvc", "out", "ip", "daddr", ip}, strings.Fields(m)...),
+			"dnat", "to", "numgen", "inc", "mod", "2", "map", "{ 0 : "+f.Veth.AddrB+", 1 : "+f.veth2.AddrB+" }")...)
+	}
+	f.stub.byAddr[netip.MustParseAddr(ip)] = kube.Peer{Kind: kube.PeerService, Namespace: "shop", Name: name}
+}
+
 // TestRealTopologyServiceBackends: the client pod calls a Service address over HTTP (six
 // connections) and DNS (a connected and an unbound UDP socket); a NAT in its own network
 // namespace sends each connection or socket to one of two server pods, the next one each time
@@ -595,48 +658,10 @@ func (c clusterStub) ServiceIPs() map[netip.Addr]bool {
 // collection the connections' entries (retired at the first) are folded into kpod's totals and
 // leave the kernel map, and the values do not move.
 func TestRealTopologyServiceBackends(t *testing.T) {
-	fakepod.RequireRoot(t)
-	p := topoPair(t)
-	srv2 := fakepod.New(t, fakepod.Options{NetNS: true})
-	srv2.AddSandbox()
-	srv2Ctr := srv2.AddContainer()
-	veth2 := fakepod.NewVeth(t, p.Client.NetNS, srv2.NetNS)
+	f := newSvcFixture(t)
+	p, srv2, srv2Ctr, veth2 := f.Pair, f.srv2, f.srv2Ctr, f.veth2
 	const svcIP, port = "10.213.251.10", "8080"
-	// The client's address on the first link answers for it on the second too.
-	macA2 := strings.TrimSpace(p.Client.NetNS.Exec("cat", "/sys/class/net/"+veth2.IfA+"/address"))
-	srv2.NetNS.Exec("ip", "route", "add", p.Veth.AddrA+"/32", "dev", veth2.IfB)
-	srv2.NetNS.Exec("ip", "neigh", "replace", p.Veth.AddrA, "lladdr", macA2, "dev", veth2.IfB, "nud", "permanent")
-	p.Client.NetNS.Exec("ip", "route", "add", svcIP+"/32", "dev", p.Veth.IfA)
-	p.Client.NetNS.Nft("add", "table", "ip", "kpodsvc")
-	p.Client.NetNS.Nft("add", "chain", "ip", "kpodsvc", "out", "{ type nat hook output priority -100; }")
-	for _, rule := range []string{"tcp dport " + port, "udp dport 53"} {
-		p.Client.NetNS.Nft(append(append([]string{"add", "rule", "ip", "kpodsvc", "out", "ip", "daddr", svcIP}, strings.Fields(rule)...),
-			"dnat", "to", "numgen", "inc", "mod", "2", "map", "{ 0 : "+p.Veth.AddrB+", 1 : "+veth2.AddrB+" }")...)
-	}
-	out, err := exec.Command("ip", "netns", "pids", p.Client.NetNS.Name).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pids := strings.Fields(string(out))
-	if len(pids) == 0 {
-		t.Fatal("no process in the client's network namespace (its sandbox)")
-	}
-	a := netip.MustParseAddr
-	stub := clusterStub{
-		byAddr: map[netip.Addr]kube.Peer{
-			a(svcIP):        {Kind: kube.PeerService, Namespace: "shop", Name: "web"},
-			a(p.Veth.AddrB): {Kind: kube.PeerPod, Namespace: "shop", Name: "web-1", UID: p.Server.UID},
-			a(veth2.AddrB):  {Kind: kube.PeerPod, Namespace: "shop", Name: "web-2", UID: srv2.UID},
-			a(p.Veth.AddrA): {Kind: kube.PeerPod, Namespace: "shop", Name: "client", UID: p.Client.UID},
-		},
-		byUID: map[string]kube.Peer{
-			p.Client.UID: {Kind: kube.PeerPod, Namespace: "shop", Name: "client", UID: p.Client.UID},
-			p.Server.UID: {Kind: kube.PeerPod, Namespace: "shop", Name: "web-1", UID: p.Server.UID},
-			srv2.UID:     {Kind: kube.PeerPod, Namespace: "shop", Name: "web-2", UID: srv2.UID},
-		},
-	}
-	testCluster = func() (topology.Peers, string) { return stub, "/proc/" + pids[0] + "/net/nf_conntrack" }
-	t.Cleanup(func() { testCluster = nil })
+	f.service(svcIP, "web", "tcp dport "+port, "udp dport 53")
 	cfg := customConfig("l7", "topology")
 	cfg.Collectors["topology"] = CollectorConfig{Enabled: cfg.Collectors["topology"].Enabled, View: &ViewConfig{Enabled: true, Endpoint: "127.0.0.1:0"}}
 	s := startTopology(t, cfg, p.Client, p.Server, srv2, p.Idle)
@@ -709,6 +734,11 @@ func TestRealTopologyServiceBackends(t *testing.T) {
 		if got := edgeHistCounts(md, "traces_service_graph_request_server_seconds"); !maps.Equal(got, wantServer) {
 			t.Errorf("%s: server latency samples %v, want %v", when, got, wantServer)
 		}
+		// The TCP connections (one per HTTP run; DNS is UDP), by backend too.
+		wantConns := map[string]int64{"shop/client shop/web shop/web-1": runs / 2, "shop/client shop/web shop/web-2": runs / 2}
+		if got := edgeValues(md, "kpod.topology.connections"); !maps.Equal(got, wantConns) {
+			t.Errorf("%s: kpod.topology.connections %v, want %v", when, got, wantConns)
+		}
 		checkNoEdgesOf(t, md, p.Idle.UID)
 	}
 	check(md, "first collection")
@@ -755,5 +785,94 @@ func TestRealTopologyServiceBackends(t *testing.T) {
 	check(md, "after folding")
 	if got := entries(md); got != 0 {
 		t.Errorf("kpod_l7_svcconn holds %d entries after they were folded, want 0", got)
+	}
+}
+
+// TestRealTopologyServiceBackendsTCP: two connections held open to a Service, one to each
+// backend, each with a known number of bytes the client sent (its own count) and the server
+// read (ss in its namespace): while open, and after they closed, the client's TCP-level edge to
+// the Service carries one connection, exactly those bytes and the RTT samples per backend, read
+// from the live sockets (both ways kpod reads them) and from the close.
+func TestRealTopologyServiceBackendsTCP(t *testing.T) {
+	forTopologyPaths(t, realTopologyServiceBackendsTCP)
+}
+
+func realTopologyServiceBackendsTCP(t *testing.T, live error) {
+	const svcIP, port, total = "10.213.251.11", 7200, 1 << 20
+	f := newSvcFixture(t)
+	f.service(svcIP, "bulk", "tcp dport "+strconv.Itoa(port))
+	s := startTopology(t, customConfig("topology"), f.Client, f.Server, f.srv2, f.Idle)
+	type held struct{ cli, srv *fakepod.Proc }
+	var hs []held
+	for _, c := range []*fakepod.Container{f.SrvCtr, f.srv2Ctr} {
+		srv := c.Start("tcpserver", strconv.Itoa(port), "1")
+		srv.WaitReady()
+		// The first connection goes to web-1, the second to web-2 (the NAT's turn).
+		cli := f.CliCtr.Start("tcpclient", svcIP, strconv.Itoa(port), "1", strconv.Itoa(total), "hold")
+		if sent := fakepod.Count(t, cli.ReadLine(), "sent"); sent != total {
+			t.Fatalf("the client sent %d, want %d", sent, total)
+		}
+		hs = append(hs, held{cli, srv})
+	}
+	for _, ns := range []*fakepod.NetNS{f.Server.NetNS, f.srv2.NetNS} {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if strings.Contains(ns.Exec("ss", "-tinH", "state", "established"), fmt.Sprintf("bytes_received:%d ", total)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a server has not read %d bytes", total)
+			}
+		}
+	}
+	check := func(when string, md pmetric.Metrics, bytes int64, samples uint64) {
+		t.Helper()
+		wantConns, wantBytes, wantRTT := map[string]int64{}, map[string]int64{}, map[string]uint64{}
+		for _, b := range []string{"shop/web-1", "shop/web-2"} {
+			wantConns["shop/client shop/bulk "+b] = 1
+			wantBytes["shop/client shop/bulk to_server "+b] = bytes
+			wantBytes["shop/client shop/bulk to_client "+b] = 0
+			if samples > 0 {
+				wantRTT["shop/client shop/bulk "+b] = samples
+			}
+		}
+		if got := edgeValues(md, "kpod.topology.connections"); !maps.Equal(got, wantConns) {
+			t.Errorf("%s: kpod.topology.connections %v, want %v", when, got, wantConns)
+		}
+		if got := edgeValues(md, "kpod.topology.bytes"); !maps.Equal(got, wantBytes) {
+			t.Errorf("%s: kpod.topology.bytes %v, want %v", when, got, wantBytes)
+		}
+		if got := edgeHistCounts(md, "kpod.topology.rtt"); !maps.Equal(got, wantRTT) {
+			t.Errorf("%s: kpod.topology.rtt samples %v, want %v", when, got, wantRTT)
+		}
+		checkNoEdgesOf(t, md, f.Idle.UID)
+	}
+	md := scrape(t, s)
+	failDump(t, md)
+	if live == nil {
+		check("open", md, total, 1)
+	} else {
+		t.Logf("live sockets not read: %v", live)
+		check("open", md, 0, 0)
+	}
+	for _, h := range hs {
+		if err := h.cli.Cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = h.cli.Wait()
+		if got := fakepod.Count(t, h.srv.ReadLine(), "received"); got != total {
+			t.Fatalf("a server received %d, want %d", got, total)
+		}
+		if err := h.srv.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the last ACK of the FINs
+	closeSamples := uint64(2)          // the open socket's sample (if read) and its close sample
+	if live != nil {
+		closeSamples = 1
+	}
+	// Twice: the second collection folds the entries of the first one's generation.
+	for _, when := range []string{"closed", "folded"} {
+		check(when, scrape(t, s), total, closeSamples)
 	}
 }

@@ -402,8 +402,8 @@ func testServiceTraffic(t *testing.T, c *cluster, image, gates string) []*corev1
 // ClusterIP: the client's socket knows nothing else), split by the backend kube-proxy sent each
 // connection to (the node's conntrack table tells kpod) exactly as each server counted what it
 // served: its requests, its failures (HTTP 4xx and 5xx, Redis error replies) and a latency
-// sample per request on the client side; none without a backend. Its connections: one per
-// client run and protocol. The server side sees the backend too: each server pod's latency
+// sample per request on the client side; none without a backend. Its connections too, one per
+// client run and protocol, by backend. The server side sees the backend too: each server pod's latency
 // samples are on the edge client → that pod, as many as that server's own count, and nothing
 // else goes from the client to a server pod.
 func testServiceEdges(t *testing.T, s *scrape, clientEnd, svcEnd string, wantHTTP, wantRedis map[string]int64, served map[string]map[string]map[string]int64) {
@@ -452,9 +452,27 @@ func testServiceEdges(t *testing.T, s *scrape, clientEnd, svcEnd string, wantHTT
 			}
 		}
 	}
+	// The client's connections, by backend too: each carried clientRounds rounds of its
+	// protocol's requests, so a server's own count says how many connections reached it.
 	conns := map[string]string{"client": clientEnd, "server": svcEnd}
-	if got, ok := s.value(t, "kpod_topology_connections_total", conns); !ok || got != 2*clientConns {
-		t.Errorf("kpod_topology_connections_total %v: kpod %g (present %v), the client opened %d", conns, got, ok, 2*clientConns)
+	var allConns float64
+	for backend, byProtocol := range served {
+		want := float64(sumCounts(byProtocol["http"])/int64(clientRounds*len(httpRequests)) + sumCounts(byProtocol["redis"])/int64(clientRounds*len(redisCommands)))
+		allConns += want
+		key := merge(conns, "backend", backend)
+		if got, ok := s.value(t, "kpod_topology_connections_total", key); !ok || got != want {
+			t.Errorf("kpod_topology_connections_total %v: kpod %g (present %v), the server's count says %g", key, got, ok, want)
+		} else {
+			t.Logf("kpod_topology_connections_total %s → %s backend %s: %g, exact", clientEnd, svcEnd, backend, want)
+		}
+	}
+	if allConns != 2*clientConns {
+		t.Errorf("the servers' counts make %g connections, the client opened %d", allConns, 2*clientConns)
+	}
+	for _, x := range s.find("kpod_topology_connections_total", conns) {
+		if x.Labels["backend"] == "" {
+			t.Errorf("connections to the Service without a backend: %s", x)
+		}
 	}
 	if ss := s.find("traces_service_graph_request_server_seconds_count", conns); len(ss) > 0 {
 		t.Errorf("server-side latency on the edge to the Service (no server sees the ClusterIP): %s", ss[0])

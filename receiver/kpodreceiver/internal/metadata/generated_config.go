@@ -2087,6 +2087,7 @@ const (
 	KpodTopologyBytesMetricAttributeKeyTopologyClient    KpodTopologyBytesMetricAttributeKey = "client"
 	KpodTopologyBytesMetricAttributeKeyTopologyServer    KpodTopologyBytesMetricAttributeKey = "server"
 	KpodTopologyBytesMetricAttributeKeyTopologyDirection KpodTopologyBytesMetricAttributeKey = "direction"
+	KpodTopologyBytesMetricAttributeKeyTopologyBackend   KpodTopologyBytesMetricAttributeKey = "backend"
 )
 
 // KpodTopologyBytesMetricConfig provides config for the kpod.topology.bytes metric.
@@ -2115,9 +2116,9 @@ func (ms *KpodTopologyBytesMetricConfig) Unmarshal(parser *confmap.Conf) error {
 func (ms *KpodTopologyBytesMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection:
+		case KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection, KpodTopologyBytesMetricAttributeKeyTopologyBackend:
 		default:
-			return fmt.Errorf("metric kpod.topology.bytes doesn't have an attribute %v, valid attributes: [client, server, direction]", val)
+			return fmt.Errorf("metric kpod.topology.bytes doesn't have an attribute %v, valid attributes: [client, server, direction, backend]", val)
 		}
 	}
 
@@ -2134,8 +2135,9 @@ func (ms *KpodTopologyBytesMetricConfig) Validate() error {
 type KpodTopologyConnectionsMetricAttributeKey string
 
 const (
-	KpodTopologyConnectionsMetricAttributeKeyTopologyClient KpodTopologyConnectionsMetricAttributeKey = "client"
-	KpodTopologyConnectionsMetricAttributeKeyTopologyServer KpodTopologyConnectionsMetricAttributeKey = "server"
+	KpodTopologyConnectionsMetricAttributeKeyTopologyClient  KpodTopologyConnectionsMetricAttributeKey = "client"
+	KpodTopologyConnectionsMetricAttributeKeyTopologyServer  KpodTopologyConnectionsMetricAttributeKey = "server"
+	KpodTopologyConnectionsMetricAttributeKeyTopologyBackend KpodTopologyConnectionsMetricAttributeKey = "backend"
 )
 
 // KpodTopologyConnectionsMetricConfig provides config for the kpod.topology.connections metric.
@@ -2164,9 +2166,9 @@ func (ms *KpodTopologyConnectionsMetricConfig) Unmarshal(parser *confmap.Conf) e
 func (ms *KpodTopologyConnectionsMetricConfig) Validate() error {
 	for _, val := range ms.EnabledAttributes {
 		switch val {
-		case KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer:
+		case KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer, KpodTopologyConnectionsMetricAttributeKeyTopologyBackend:
 		default:
-			return fmt.Errorf("metric kpod.topology.connections doesn't have an attribute %v, valid attributes: [client, server]", val)
+			return fmt.Errorf("metric kpod.topology.connections doesn't have an attribute %v, valid attributes: [client, server, backend]", val)
 		}
 	}
 
@@ -2632,12 +2634,12 @@ func DefaultMetricsConfig() MetricsConfig {
 		KpodTopologyBytes: KpodTopologyBytesMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []KpodTopologyBytesMetricAttributeKey{KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection},
+			EnabledAttributes:   []KpodTopologyBytesMetricAttributeKey{KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection, KpodTopologyBytesMetricAttributeKeyTopologyBackend},
 		},
 		KpodTopologyConnections: KpodTopologyConnectionsMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
-			EnabledAttributes:   []KpodTopologyConnectionsMetricAttributeKey{KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer},
+			EnabledAttributes:   []KpodTopologyConnectionsMetricAttributeKey{KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer, KpodTopologyConnectionsMetricAttributeKeyTopologyBackend},
 		},
 		KpodTopologyEdges: KpodTopologyEdgesMetricConfig{
 			Enabled: true,

@@ -266,12 +266,12 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					KpodTopologyBytes: KpodTopologyBytesMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []KpodTopologyBytesMetricAttributeKey{KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection},
+						EnabledAttributes:   []KpodTopologyBytesMetricAttributeKey{KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection, KpodTopologyBytesMetricAttributeKeyTopologyBackend},
 					},
 					KpodTopologyConnections: KpodTopologyConnectionsMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []KpodTopologyConnectionsMetricAttributeKey{KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer},
+						EnabledAttributes:   []KpodTopologyConnectionsMetricAttributeKey{KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer, KpodTopologyConnectionsMetricAttributeKeyTopologyBackend},
 					},
 					KpodTopologyEdges: KpodTopologyEdgesMetricConfig{
 						Enabled: true,
@@ -542,12 +542,12 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					KpodTopologyBytes: KpodTopologyBytesMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []KpodTopologyBytesMetricAttributeKey{KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection},
+						EnabledAttributes:   []KpodTopologyBytesMetricAttributeKey{KpodTopologyBytesMetricAttributeKeyTopologyClient, KpodTopologyBytesMetricAttributeKeyTopologyServer, KpodTopologyBytesMetricAttributeKeyTopologyDirection, KpodTopologyBytesMetricAttributeKeyTopologyBackend},
 					},
 					KpodTopologyConnections: KpodTopologyConnectionsMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
-						EnabledAttributes:   []KpodTopologyConnectionsMetricAttributeKey{KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer},
+						EnabledAttributes:   []KpodTopologyConnectionsMetricAttributeKey{KpodTopologyConnectionsMetricAttributeKeyTopologyClient, KpodTopologyConnectionsMetricAttributeKeyTopologyServer, KpodTopologyConnectionsMetricAttributeKeyTopologyBackend},
 					},
 					KpodTopologyEdges: KpodTopologyEdgesMetricConfig{
 						Enabled: false,
@@ -984,7 +984,7 @@ func TestKpodTopologyBytesMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []KpodTopologyBytesMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric kpod.topology.bytes doesn't have an attribute invalid, valid attributes: [client, server, direction]")
+	require.ErrorContains(t, cfg.Validate(), "metric kpod.topology.bytes doesn't have an attribute invalid, valid attributes: [client, server, direction, backend]")
 
 	cfg = DefaultMetricsConfig().KpodTopologyBytes
 	cfg.AggregationStrategy = "invalid"
@@ -996,7 +996,7 @@ func TestKpodTopologyConnectionsMetricsConfig_Validate(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 
 	cfg.EnabledAttributes = []KpodTopologyConnectionsMetricAttributeKey{"invalid"}
-	require.ErrorContains(t, cfg.Validate(), "metric kpod.topology.connections doesn't have an attribute invalid, valid attributes: [client, server]")
+	require.ErrorContains(t, cfg.Validate(), "metric kpod.topology.connections doesn't have an attribute invalid, valid attributes: [client, server, backend]")
 
 	cfg = DefaultMetricsConfig().KpodTopologyConnections
 	cfg.AggregationStrategy = "invalid"

@@ -392,11 +392,11 @@ var MetricsInfo = metricsInfo{
 	},
 	KpodTopologyBytes: metricInfo{
 		Name:       "kpod.topology.bytes",
-		Attributes: []string{"topology_client", "topology_server", "topology_direction"},
+		Attributes: []string{"topology_client", "topology_server", "topology_direction", "topology_backend"},
 	},
 	KpodTopologyConnections: metricInfo{
 		Name:       "kpod.topology.connections",
-		Attributes: []string{"topology_client", "topology_server"},
+		Attributes: []string{"topology_client", "topology_server", "topology_backend"},
 	},
 	KpodTopologyEdges: metricInfo{
 		Name: "kpod.topology.edges",
@@ -4758,7 +4758,7 @@ func (m *metricKpodTopologyBytes) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricKpodTopologyBytes) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyDirectionAttributeValue string) {
+func (m *metricKpodTopologyBytes) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyDirectionAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -4774,6 +4774,9 @@ func (m *metricKpodTopologyBytes) recordDataPoint(start pcommon.Timestamp, ts pc
 	}
 	if slices.Contains(m.config.EnabledAttributes, KpodTopologyBytesMetricAttributeKeyTopologyDirection) {
 		dp.Attributes().PutStr("direction", topologyDirectionAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -4855,7 +4858,7 @@ func (m *metricKpodTopologyConnections) init() {
 	m.aggDataPoints = m.aggDataPoints[:0]
 }
 
-func (m *metricKpodTopologyConnections) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string) {
+func (m *metricKpodTopologyConnections) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, options ...MetricAttributeOption) {
 	if !m.config.Enabled {
 		return
 	}
@@ -4868,6 +4871,9 @@ func (m *metricKpodTopologyConnections) recordDataPoint(start pcommon.Timestamp,
 	}
 	if slices.Contains(m.config.EnabledAttributes, KpodTopologyConnectionsMetricAttributeKeyTopologyServer) {
 		dp.Attributes().PutStr("server", topologyServerAttributeValue)
+	}
+	for _, op := range options {
+		op.apply(dp)
 	}
 
 	var s string
@@ -5875,13 +5881,13 @@ func (mb *MetricsBuilder) RecordKpodSyscallErrorsDataPoint(ts pcommon.Timestamp,
 }
 
 // RecordKpodTopologyBytesDataPoint adds a data point to kpod.topology.bytes metric.
-func (mb *MetricsBuilder) RecordKpodTopologyBytesDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyDirectionAttributeValue AttributeTopologyDirection) {
-	mb.metricKpodTopologyBytes.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue, topologyDirectionAttributeValue.String())
+func (mb *MetricsBuilder) RecordKpodTopologyBytesDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, topologyDirectionAttributeValue AttributeTopologyDirection, options ...MetricAttributeOption) {
+	mb.metricKpodTopologyBytes.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue, topologyDirectionAttributeValue.String(), options...)
 }
 
 // RecordKpodTopologyConnectionsDataPoint adds a data point to kpod.topology.connections metric.
-func (mb *MetricsBuilder) RecordKpodTopologyConnectionsDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string) {
-	mb.metricKpodTopologyConnections.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue)
+func (mb *MetricsBuilder) RecordKpodTopologyConnectionsDataPoint(ts pcommon.Timestamp, val int64, topologyClientAttributeValue string, topologyServerAttributeValue string, options ...MetricAttributeOption) {
+	mb.metricKpodTopologyConnections.recordDataPoint(mb.startTime, ts, val, topologyClientAttributeValue, topologyServerAttributeValue, options...)
 }
 
 // RecordKpodTopologyEdgesDataPoint adds a data point to kpod.topology.edges metric.

@@ -384,15 +384,15 @@ func TestMetricsBuilder(t *testing.T) {
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordKpodTopologyBytesDataPoint(ts, 1, "topology_client-val", "topology_server-val", AttributeTopologyDirectionToServer)
+			mb.RecordKpodTopologyBytesDataPoint(ts, 1, "topology_client-val", "topology_server-val", AttributeTopologyDirectionToServer, WithTopologyBackendMetricAttribute("topology_backend-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordKpodTopologyBytesDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2", AttributeTopologyDirectionToClient)
+				mb.RecordKpodTopologyBytesDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2", AttributeTopologyDirectionToClient, WithTopologyBackendMetricAttribute("topology_backend-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
-			mb.RecordKpodTopologyConnectionsDataPoint(ts, 1, "topology_client-val", "topology_server-val")
+			mb.RecordKpodTopologyConnectionsDataPoint(ts, 1, "topology_client-val", "topology_server-val", WithTopologyBackendMetricAttribute("topology_backend-val"))
 			if tt.name == "reaggregate_set" {
-				mb.RecordKpodTopologyConnectionsDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2")
+				mb.RecordKpodTopologyConnectionsDataPoint(ts, 3, "topology_client-val-2", "topology_server-val-2", WithTopologyBackendMetricAttribute("topology_backend-val"))
 			}
 			defaultMetricsCount++
 			allMetricsCount++
@@ -2280,6 +2280,9 @@ func TestMetricsBuilder(t *testing.T) {
 						topologyDirectionAttrVal, ok := dp.Attributes().Get("direction")
 						assert.True(t, ok)
 						assert.Equal(t, "to_server", topologyDirectionAttrVal.Str())
+						topologyBackendAttrVal, ok := dp.Attributes().Get("backend")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_backend-val", topologyBackendAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["kpod.topology.bytes"], "Found a duplicate in the metrics slice: kpod.topology.bytes")
 						validatedMetrics["kpod.topology.bytes"] = true
@@ -2331,6 +2334,9 @@ func TestMetricsBuilder(t *testing.T) {
 						topologyServerAttrVal, ok := dp.Attributes().Get("server")
 						assert.True(t, ok)
 						assert.Equal(t, "topology_server-val", topologyServerAttrVal.Str())
+						topologyBackendAttrVal, ok := dp.Attributes().Get("backend")
+						assert.True(t, ok)
+						assert.Equal(t, "topology_backend-val", topologyBackendAttrVal.Str())
 					} else {
 						assert.False(t, validatedMetrics["kpod.topology.connections"], "Found a duplicate in the metrics slice: kpod.topology.connections")
 						validatedMetrics["kpod.topology.connections"] = true

@@ -60,7 +60,7 @@ var Histograms = []HistogramInfo{
 	{Name: "kpod.irq.hw.latency", Unit: "s", Description: "Time hardware interrupt handlers ran while the container's tasks were interrupted (on the node resource: the idle task or kernel threads)."},
 	{Name: "kpod.irq.sw.latency", Unit: "s", Attributes: []string{"vector"}, Description: "Time soft interrupts (per vector: timer, net_rx, ...) ran while the container's tasks were interrupted (on the node resource: the idle task or kernel threads, including ksoftirqd)."},
 	{Name: "kpod.l7.request.duration", Unit: "s", Attributes: []string{"protocol", "role", "method"}, Description: "Time from a request's first byte to its response's first byte, as the container saw them: sent to received (client) or received to sent (server)."},
-	{Name: "kpod.topology.rtt", Unit: "s", Attributes: []string{"client", "server"}, Description: "Smoothed round-trip time of the edge's TCP connections, as the counting side's sockets measured it: each live socket once per collection and once when it closes."},
+	{Name: "kpod.topology.rtt", Unit: "s", Attributes: []string{"client", "server", "backend"}, Conditional: []string{"backend"}, Description: "Smoothed round-trip time of the edge's TCP connections, as the counting side's sockets measured it: each live socket once per collection and once when it closes."},
 	{Name: "traces_service_graph_request_client_seconds", Unit: "s", Attributes: []string{"client", "server", "connection_type", "protocol", "backend"}, Conditional: []string{"backend"}, Description: "Time for a request between two nodes as seen from the client (request sent to response received), reported by the client's node."},
 	{Name: "traces_service_graph_request_server_seconds", Unit: "s", Attributes: []string{"client", "server", "connection_type", "protocol"}, Description: "Time for a request between two nodes as seen from the server (request received to response sent), reported by the server's node."},
 }
@@ -125,8 +125,9 @@ func (b *HistogramBuilder) RecordKpodL7RequestDuration(ts pcommon.Timestamp, p H
 }
 
 // RecordKpodTopologyRtt adds an edge's RTT point.
-func (b *HistogramBuilder) RecordKpodTopologyRtt(ts pcommon.Timestamp, p HistogramPoint, client, server string) {
-	b.add(b.cfg.KpodTopologyRtt, "kpod.topology.rtt", ts, p, client, server)
+// backend is the backend behind a Service server ("": none, or not known).
+func (b *HistogramBuilder) RecordKpodTopologyRtt(ts pcommon.Timestamp, p HistogramPoint, client, server, backend string) {
+	b.add(b.cfg.KpodTopologyRtt, "kpod.topology.rtt", ts, p, client, server, backend)
 }
 
 // RecordTracesServiceGraphRequestClientSeconds adds an edge's client-side latency point.
