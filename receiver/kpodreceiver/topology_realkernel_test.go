@@ -565,6 +565,22 @@ func TestRealTopologyDNS(t *testing.T) {
 	checkServiceGraph(t, md, p, "dns", client)
 }
 
+// checkEdgeMetrics fails for each node metric whose points by edge (edgeValues of sums, the
+// sample counts of histograms by edgeHistCounts) are not exactly want's.
+func checkEdgeMetrics(t *testing.T, md pmetric.Metrics, when string, sums map[string]map[string]int64, hists map[string]map[string]uint64) {
+	t.Helper()
+	for _, name := range slices.Sorted(maps.Keys(sums)) {
+		if got := edgeValues(md, name); !maps.Equal(got, sums[name]) {
+			t.Errorf("%s: %s %v, want %v", when, name, got, sums[name])
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(hists)) {
+		if got := edgeHistCounts(md, name); !maps.Equal(got, hists[name]) {
+			t.Errorf("%s: %s samples %v, want %v", when, name, got, hists[name])
+		}
+	}
+}
+
 // clusterStub stands for the cluster's informers: pods by UID and address, Services by
 // ClusterIP.
 type clusterStub struct {
@@ -722,23 +738,12 @@ func TestRealTopologyServiceBackends(t *testing.T) {
 				wantServer["shop/client "+b+" "+proto] = uint64(total)
 			}
 		}
-		if got := edgeValues(md, "traces_service_graph_request_total"); !maps.Equal(got, wantTotal) {
-			t.Errorf("%s: traces_service_graph_request_total %v, want the servers' own counts %v", when, got, wantTotal)
-		}
-		if got := edgeValues(md, "traces_service_graph_request_failed_total"); !maps.Equal(got, wantFailed) {
-			t.Errorf("%s: traces_service_graph_request_failed_total %v, want %v", when, got, wantFailed)
-		}
-		if got := edgeHistCounts(md, "traces_service_graph_request_client_seconds"); !maps.Equal(got, wantLatency) {
-			t.Errorf("%s: client latency samples %v, want %v", when, got, wantLatency)
-		}
-		if got := edgeHistCounts(md, "traces_service_graph_request_server_seconds"); !maps.Equal(got, wantServer) {
-			t.Errorf("%s: server latency samples %v, want %v", when, got, wantServer)
-		}
 		// The TCP connections (one per HTTP run; DNS is UDP), by backend too.
 		wantConns := map[string]int64{"shop/client shop/web shop/web-1": runs / 2, "shop/client shop/web shop/web-2": runs / 2}
-		if got := edgeValues(md, "kpod.topology.connections"); !maps.Equal(got, wantConns) {
-			t.Errorf("%s: kpod.topology.connections %v, want %v", when, got, wantConns)
-		}
+		checkEdgeMetrics(t, md, when,
+			map[string]map[string]int64{"traces_service_graph_request_total": wantTotal, "traces_service_graph_request_failed_total": wantFailed,
+				"kpod.topology.connections": wantConns},
+			map[string]map[string]uint64{"traces_service_graph_request_client_seconds": wantLatency, "traces_service_graph_request_server_seconds": wantServer})
 		checkNoEdgesOf(t, md, p.Idle.UID)
 	}
 	check(md, "first collection")
@@ -835,15 +840,8 @@ func realTopologyServiceBackendsTCP(t *testing.T, live error) {
 				wantRTT["shop/client shop/bulk "+b] = samples
 			}
 		}
-		if got := edgeValues(md, "kpod.topology.connections"); !maps.Equal(got, wantConns) {
-			t.Errorf("%s: kpod.topology.connections %v, want %v", when, got, wantConns)
-		}
-		if got := edgeValues(md, "kpod.topology.bytes"); !maps.Equal(got, wantBytes) {
-			t.Errorf("%s: kpod.topology.bytes %v, want %v", when, got, wantBytes)
-		}
-		if got := edgeHistCounts(md, "kpod.topology.rtt"); !maps.Equal(got, wantRTT) {
-			t.Errorf("%s: kpod.topology.rtt samples %v, want %v", when, got, wantRTT)
-		}
+		checkEdgeMetrics(t, md, when, map[string]map[string]int64{"kpod.topology.connections": wantConns, "kpod.topology.bytes": wantBytes},
+			map[string]map[string]uint64{"kpod.topology.rtt": wantRTT})
 		checkNoEdgesOf(t, md, f.Idle.UID)
 	}
 	md := scrape(t, s)
