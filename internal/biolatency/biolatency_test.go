@@ -142,8 +142,10 @@ func realBioLatency(t *testing.T, path Path, rung string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fl[ctr.CgroupID] != 0 {
-		t.Errorf("pod: %d requests still in flight after the workload exited", fl[ctr.CgroupID])
+	// Every read ended: a request is in flight only if its completion is one no BPF program
+	// saw (over PID 1, counted above; a CI run: 1 of 300).
+	if want := int(uint64(n) - min(h.Count(), uint64(n))); fl[ctr.CgroupID] != want {
+		t.Errorf("pod: %d requests still in flight after the workload exited, want %d (completions no program saw)", fl[ctr.CgroupID], want)
 	}
 	errs, err := c.Obj.UpdateErrors()
 	if err != nil {
