@@ -26,8 +26,6 @@
 #include "l7_mongo.h"
 #include <bpf/bpf_endian.h>
 
-#define AF_INET 2
-#define AF_INET6 10
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define S_IFMT 0170000
@@ -157,29 +155,11 @@ static __always_inline __u64 l7_socket(__u32 fd, bool *udp, struct sock **skp)
 	return BPF_CORE_READ(ino, i_ino);
 }
 
-/* A socket's peer address, or its local one, into out (IPv4 as ::ffff:a.b.c.d); out stays as
- * it is when the address is not set. */
-static __always_inline void l7_sk_addr(__u8 *out, struct sock *sk, bool local)
-{
-	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET) {
-		__be32 a = local ? BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr) : BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		if (a) {
-			out[10] = out[11] = 0xff;
-			__builtin_memcpy(&out[12], &a, 4);
-		}
-	} else if (local) {
-		BPF_CORE_READ_INTO((struct in6_addr *)out, sk, __sk_common.skc_v6_rcv_saddr);
-	} else {
-		BPF_CORE_READ_INTO((struct in6_addr *)out, sk, __sk_common.skc_v6_daddr);
-	}
-}
-
 /* The call's peer and ports, for the topology's edges: the connected socket's peer, or the
  * address a sendto/sendmsg named or a recvfrom/recvmsg was given (unconnected UDP). */
 static __always_inline void l7_addrs(struct l7_ctx *c, struct sock *sk, __u64 uaddr)
 {
 	__builtin_memset(c->raddr, 0, sizeof c->raddr);
-	__builtin_memset(c->laddr, 0, sizeof c->laddr);
 	c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	c->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (uaddr) {
@@ -275,11 +255,9 @@ int kpod_l7ex_t(struct syscall_trace_exit___l7 *ctx)
 	c->out = a.out;
 	c->udp = udp;
 	l7_data(c, &a);
-	if (l7_edges && sk) {
+	c->sk = (__u64)sk;
+	if (l7_edges && sk)
 		l7_addrs(c, sk, udp ? a.addr : 0); /* TCP leaves a sockaddr argument unwritten */
-		if (l7_backends) /* a client's connection to a Service: conntrack knows it by it */
-			l7_sk_addr(c->laddr, sk, true);
-	}
 	bpf_tail_call(ctx, &kpod_l7_tail, conn->proto);
 	return 0;
 }

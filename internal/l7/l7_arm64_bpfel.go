@@ -81,9 +81,9 @@ type L7L7Ctx struct {
 	Raddr [16]uint8
 	Rport uint16
 	Pad2  [6]uint8
-	Laddr [16]uint8
-	Buf   [4096]uint8
 	_     [4]byte
+	Sk    uint64
+	Buf   [4096]uint8
 }
 
 type L7L7EdgeKey struct {
