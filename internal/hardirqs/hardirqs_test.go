@@ -68,6 +68,8 @@ func realHardirqs(t *testing.T, rung string) {
 	bpftest.CheckRung(t, c.Obj, rung)
 	stats := bpftest.EnableStats(t)
 
+	// The kernel's own record of the handler runs, for those no BPF program sees (below).
+	trace := fakepod.NewTrace(t, "irq/irq_handler_entry", "")
 	before := readInterrupts(t)
 	stop := make(chan struct{})
 	reads := make(chan int)
@@ -122,7 +124,10 @@ func realHardirqs(t *testing.T, rung string) {
 	// window). Not exactly: the kernel also counts an edge interrupt that arrives while its
 	// line is disabled (masked, replayed later: counted twice, handled once) or has no
 	// handler, and a shared line runs one handler per device. Measured: 0 to 3 apart in
-	// 20,000 to 35,000. Bound: within 1% + 10.
+	// 20,000 to 35,000. Bound: within 1% + 10, below by as many more as handlers ran over a
+	// thread of PID 1, which no BPF program sees on the sandbox host (fakepod.OverPID1; a CI
+	// run: kpod 14,707, the kernel 14,867).
+	blind := uint64(fakepod.OverPID1(trace.Lines()))
 	var total, node uint64
 	for id, h := range hs {
 		total += h.Count
@@ -134,9 +139,9 @@ func realHardirqs(t *testing.T, rung string) {
 	for _, d := range delta {
 		kernel += d
 	}
-	t.Logf("hard IRQ handler runs: %d in all, %d at node level; the kernel counted %d device IRQs", total, node, kernel)
-	if diff := int64(total) - int64(kernel); diff > int64(kernel/100+10) || -diff > int64(kernel/100+10) {
-		t.Errorf("kpod counted %d hard IRQ handler runs, /proc/interrupts %d device IRQs", total, kernel)
+	t.Logf("hard IRQ handler runs: %d in all, %d at node level; the kernel counted %d device IRQs, traced %d handler runs over PID 1", total, node, kernel, blind)
+	if diff, tol := int64(total)-int64(kernel), int64(kernel/100+10); diff > tol || -diff > tol+int64(blind) {
+		t.Errorf("kpod counted %d hard IRQ handler runs, /proc/interrupts %d device IRQs (%d handler runs traced over PID 1's threads)", total, kernel, blind)
 	}
 	if !qualified && node == 0 && kernel > 0 {
 		t.Errorf("device IRQs hit no pod CPU, yet the node-level series is empty")

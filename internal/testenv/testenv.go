@@ -8,10 +8,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,15 +77,48 @@ func ExampleConfig(t testing.TB, root, name string, replace ...[2]string) string
 	return out
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, for a process the test
+// starts next to listen on. It is taken below the kernel's ephemeral range: a port the kernel
+// handed out for ":0" is as likely to go to the next outgoing connection before that process
+// binds it (a CI run: "address already in use"). No port is returned twice by one test binary.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo := ephemeralStart()
+	portMu.Lock()
+	defer portMu.Unlock()
+	for range 1000 {
+		p := 10000 + rand.IntN(lo-10000)
+		if portsGiven[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free loopback port in 10000..%d", lo-1)
+	return 0
+}
+
+var (
+	portMu     sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// ephemeralStart is the first port of net.ipv4.ip_local_port_range (Linux's default 32768).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // Collector is an otelcol-kpod process started by StartCollector.
