@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -135,6 +136,10 @@ type Object struct {
 	// the reason (every rung's error).
 	Missing map[string]string
 
+	// Prealloc is the bytes of the per-CPU map values the kernel allocated in full at load
+	// (kernels before 6.1); 0 where maps grow with their entries.
+	Prealloc uint64
+
 	mu      sync.Mutex
 	entries map[string]int // last entry count seen per map
 }
@@ -163,12 +168,13 @@ func Load(s Spec) (obj *Object, err error) {
 		memlockErr = rlimit.RemoveMemlock()
 	})
 	hooks := brokenHooks(s.Family, spec, s.Hooks)
-	shrinkMaps(s.Family, spec)
-	if !kernelAtLeast(6, 1) {
-		preallocate(spec)
-	}
-
 	obj = &Object{Family: s.Family, Maps: map[string]*ebpf.Map{}}
+	prealloc := mustPreallocate()
+	if prealloc {
+		obj.Prealloc = preallocate(spec, PreallocCgroups())
+	}
+	shrinkMaps(s.Family, spec)
+
 	defer func() {
 		if err != nil {
 			obj.Close()
@@ -187,6 +193,8 @@ func Load(s Spec) (obj *Object, err error) {
 			err = fmt.Errorf("%w (needs %s)", err, needsBPF)
 		case memlockErr != nil && !kernelAtLeast(5, 11):
 			err = fmt.Errorf("%w (raising RLIMIT_MEMLOCK failed: %v; kernels before 5.11 need CAP_SYS_RESOURCE)", err, memlockErr)
+		case prealloc && errors.Is(err, unix.ENOMEM):
+			err = fmt.Errorf("%w (this kernel allocates the per-CPU maps in full, %d bytes for this family: lower bpf_prealloc_cgroups or raise kpod's memory limit)", err, obj.Prealloc)
 		}
 		return obj, fmt.Errorf("%s: creating maps: %w", s.Family, err)
 	}
@@ -459,17 +467,63 @@ func (o *Object) MapStats() []MapStat {
 	return out
 }
 
-// preallocate clears BPF_F_NO_PREALLOC on hash maps. Data maps are allocated on demand, so
-// that their memory follows the cgroups really seen rather than max_entries × CPUs (a
-// preallocated per-CPU map of 10240 entries costs over 100 MiB on a 64-CPU node); but before
-// Linux 6.1 tracing programs may only use preallocated hash maps.
-func preallocate(spec *ebpf.CollectionSpec) {
+// MaxCgroups is how many cgroups a per-cgroup data map holds (KPOD_MAX_CGROUPS in
+// bpf/include/kpod.h); the other data maps are sized as multiples of it.
+const MaxCgroups = 10240
+
+// DefaultPreallocCgroups is what the per-CPU data maps are sized for where the kernel
+// allocates them in full (mustPreallocate): a tenth of the memory, above the container
+// cgroups of a node at the kubelet's largest usual pod density (250 pods).
+const DefaultPreallocCgroups = 1024
+
+var preallocCgroups atomic.Int64
+
+// SetPreallocCgroups sets how many cgroups the per-CPU data maps are sized for on kernels
+// that allocate them in full at load (before 6.1): each such map gets n/MaxCgroups of its
+// entries. n <= 0 restores DefaultPreallocCgroups. Families loaded afterwards use it.
+func SetPreallocCgroups(n int) {
+	preallocCgroups.Store(int64(n))
+}
+
+// PreallocCgroups is the value in effect (SetPreallocCgroups).
+func PreallocCgroups() int {
+	if n := preallocCgroups.Load(); n > 0 {
+		return int(min(n, MaxCgroups))
+	}
+	return DefaultPreallocCgroups
+}
+
+// mustPreallocate: before Linux 6.1 tracing programs may only use preallocated hash maps
+// (the kernel warns, or refuses on PREEMPT_RT, about run-time allocation from a tracepoint).
+func mustPreallocate() bool {
+	brokenMu.Lock()
+	forced := forcePrealloc
+	brokenMu.Unlock()
+	return forced || !kernelAtLeast(6, 1)
+}
+
+// preallocate clears BPF_F_NO_PREALLOC on hash maps and scales the per-CPU ones to cgroups
+// of MaxCgroups, returning the bytes their values take on this node's possible CPUs. Data
+// maps are otherwise allocated on demand, so that their memory follows the cgroups really
+// seen rather than max_entries × CPUs: in full, the comprehensive profile's per-CPU maps are
+// 60 MiB per possible CPU (3.8 GiB on a 64-CPU node), charged to kpod's memory cgroup.
+func preallocate(spec *ebpf.CollectionSpec, cgroups int) uint64 {
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		ncpu = 1
+	}
+	var bytes uint64
 	for _, ms := range spec.Maps {
 		switch ms.Type {
 		case ebpf.Hash, ebpf.PerCPUHash:
 			ms.Flags &^= unix.BPF_F_NO_PREALLOC
 		}
+		if ms.Type == ebpf.PerCPUHash {
+			ms.MaxEntries = max(1, uint32((uint64(ms.MaxEntries)*uint64(cgroups)+MaxCgroups-1)/MaxCgroups))
+			bytes += uint64(ms.MaxEntries) * uint64((ms.ValueSize+7)&^7) * uint64(ncpu)
+		}
 	}
+	return bytes
 }
 
 // kernelAtLeast reports whether the running kernel is at least major.minor.

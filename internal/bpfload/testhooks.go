@@ -83,6 +83,21 @@ func shrinkMaps(family string, spec *ebpf.CollectionSpec) {
 
 var forcedRungs []string
 
+var forcePrealloc bool
+
+// ForcePreallocForTest makes Load preallocate hash maps and size the per-CPU ones by
+// PreallocCgroups, as on a kernel before 6.1, until the returned function is called.
+func ForcePreallocForTest() (restore func()) {
+	brokenMu.Lock()
+	forcePrealloc = true
+	brokenMu.Unlock()
+	return func() {
+		brokenMu.Lock()
+		forcePrealloc = false
+		brokenMu.Unlock()
+	}
+}
+
 // ForceRungForTest makes Load attach every hook on the given rungs of its ladder only, in
 // the order given (for example "raw_tp"; or "tracepoint", "tp_btf" for the classic
 // tracepoint where a hook has one and tp_btf elsewhere), as on a kernel that lacks the

@@ -1,19 +1,25 @@
 package kpodreceiver
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sys/unix"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/syscall"
+	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
 
 // TestRealProc: forks are processes, not threads; execs and exits are exact per pod.
@@ -374,8 +380,44 @@ func TestRealFamilyFailsAlone(t *testing.T) {
 // the number has an independent source; real-kernel test binaries run one at a time.)
 func TestRealBPFDiagnostics(t *testing.T) {
 	fakepod.RequireRoot(t)
-	defer bpfload.ShrinkMapForTest("oom", "kpod_oom", 1)()
-	cfg := customConfig("oom")
+	t.Run("shrunk", func(t *testing.T) {
+		defer bpfload.ShrinkMapForTest("oom", "kpod_oom", 1)()
+		realBPFDiagnostics(t, customConfig("oom"))
+	})
+	// As on a kernel before 6.1, which allocates the per-CPU maps in full: sized by
+	// bpf_prealloc_cgroups (one cgroup: kpod_oom holds 1 of 10240 entries).
+	t.Run("preallocated", func(t *testing.T) {
+		defer bpfload.ForcePreallocForTest()()
+		cfg := customConfig("oom")
+		cfg.BPFPreallocCgroups = 1
+		realBPFDiagnostics(t, cfg)
+
+		// The startup line says what the kernel allocated: kpod_oom's one 8-byte value on
+		// every possible CPU.
+		ncpu, err := ebpf.PossibleCPU()
+		if err != nil {
+			t.Fatal(err)
+		}
+		core, logs := observer.New(zap.InfoLevel)
+		set := receivertest.NewNopSettings(metadata.Type)
+		set.Logger = zap.New(core)
+		s := newScraper(cfg, set)
+		if err := s.start(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		defer s.shutdown(context.Background())
+		started := logs.FilterMessage("kpod receiver started").All()
+		if len(started) != 1 {
+			t.Fatalf("%d startup lines", len(started))
+		}
+		f := started[0].ContextMap()
+		if f["bpf_prealloc_cgroups"] != int64(1) || f["bpf_prealloc_bytes"] != uint64(8*ncpu) {
+			t.Errorf("startup line: bpf_prealloc_cgroups %v, bpf_prealloc_bytes %v; want 1, %d", f["bpf_prealloc_cgroups"], f["bpf_prealloc_bytes"], 8*ncpu)
+		}
+	})
+}
+
+func realBPFDiagnostics(t *testing.T, cfg *Config) {
 	cfg.BPFStats = true
 	s := startScraper(t, cfg)
 	before := fakepod.HostOOMKills(t)

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/scraper/scraperhelper"
 
+	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/kube"
 	"github.com/kpod-project/kpod/internal/syscall"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
@@ -46,6 +47,11 @@ type Config struct {
 	// kpod runs, for kpod.bpf.program.run.*. It costs two clock reads per program run, for
 	// every BPF program on the node, so it is off by default.
 	BPFStats bool `mapstructure:"bpf_stats"`
+	// BPFPreallocCgroups is how many cgroups the per-CPU data maps hold on kernels before 6.1,
+	// which allocate them in full at load, for every possible CPU (from 6.1 they grow with the
+	// cgroups seen, up to 10240). A full map loses updates, counted in
+	// kpod.bpf.map.update.errors.
+	BPFPreallocCgroups int `mapstructure:"bpf_prealloc_cgroups"`
 }
 
 // KubernetesConfig says how to reach the API server.
@@ -154,6 +160,9 @@ func (cfg *Config) Validate() error {
 	// them here again would print a second line naming the same key.
 	if cfg.InitialDelay < 0 {
 		errs = append(errs, fmt.Errorf("initial_delay: must not be negative, got %v", cfg.InitialDelay))
+	}
+	if cfg.BPFPreallocCgroups < 1 || cfg.BPFPreallocCgroups > bpfload.MaxCgroups {
+		errs = append(errs, fmt.Errorf("bpf_prealloc_cgroups: must be between 1 and %d, got %d", bpfload.MaxCgroups, cfg.BPFPreallocCgroups))
 	}
 	if !slices.Contains(profileNames, cfg.Profile) {
 		errs = append(errs, fmt.Errorf("profile: unknown profile %q (want one of %s)", cfg.Profile, strings.Join(profileNames, ", ")))

@@ -44,8 +44,8 @@ func TestDefaultConfig(t *testing.T) {
 	if cfg.Profile != ProfileStandard {
 		t.Errorf("profile = %q, want standard", cfg.Profile)
 	}
-	if cfg.ProcRoot != "/proc" || cfg.CgroupRoot != "" || cfg.BPFStats {
-		t.Errorf("proc_root %q, cgroup_root %q, bpf_stats %v", cfg.ProcRoot, cfg.CgroupRoot, cfg.BPFStats)
+	if cfg.ProcRoot != "/proc" || cfg.CgroupRoot != "" || cfg.BPFStats || cfg.BPFPreallocCgroups != 1024 {
+		t.Errorf("proc_root %q, cgroup_root %q, bpf_stats %v, bpf_prealloc_cgroups %d", cfg.ProcRoot, cfg.CgroupRoot, cfg.BPFStats, cfg.BPFPreallocCgroups)
 	}
 	if !cfg.Histograms.KpodCPURunqueueLatency.Enabled || !cfg.Histograms.KpodSyscallLatency.Enabled {
 		t.Errorf("histograms off by default: %+v", cfg.Histograms)
@@ -74,7 +74,7 @@ func TestLoadConfig(t *testing.T) {
 			t.Fatalf("Validate: %v", err)
 		}
 		if cfg.Profile != ProfileCustom || cfg.CollectionInterval != 15*time.Second || cfg.InitialDelay != 2*time.Second ||
-			cfg.Timeout != 10*time.Second || cfg.NodeName != "node-a" || cfg.ProcRoot != "/proc" || !cfg.BPFStats {
+			cfg.Timeout != 10*time.Second || cfg.NodeName != "node-a" || cfg.ProcRoot != "/proc" || !cfg.BPFStats || cfg.BPFPreallocCgroups != 300 {
 			t.Errorf("scalars: %+v", cfg)
 		}
 		want := map[string]CollectorConfig{
@@ -158,6 +158,8 @@ func TestConfigValidateErrors(t *testing.T) {
 		{"topology_view_no_port", []string{"collectors.topology.view.endpoint:", "missing port"}},
 		{"topology_view_bad_port", []string{"collectors.topology.view.endpoint:", `bad port "http"`}},
 		{"topology_negative_max_edges", []string{"collectors.topology.max_edges:", "-1"}},
+		{"prealloc_zero", []string{"bpf_prealloc_cgroups:", "between 1 and 10240", "got 0"}},
+		{"prealloc_too_many", []string{"bpf_prealloc_cgroups:", "got 20000"}},
 		{"empty_custom", []string{"profile: custom enables no collector"}},
 		{"custom_all_off", []string{"profile: custom enables no collector"}},
 		// Refused by the embedded scraperhelper.ControllerConfig (not by Config.Validate, so

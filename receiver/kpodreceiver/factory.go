@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/scraper"
 	"go.opentelemetry.io/collector/scraper/scraperhelper"
 
+	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
 
@@ -33,6 +34,7 @@ func createDefaultConfig() component.Config {
 		ProcRoot:             "/proc",
 		Kubernetes:           KubernetesConfig{AuthType: "serviceAccount", SyncTimeout: 30 * time.Second},
 		Filters:              FilterConfig{ExcludeNamespaces: slices.Clone(defaultExcludeNamespaces)},
+		BPFPreallocCgroups:   bpfload.DefaultPreallocCgroups,
 	}
 }
 

@@ -122,6 +122,7 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 		}
 	}
 
+	bpfload.SetPreallocCgroups(s.cfg.BPFPreallocCgroups)
 	s.bpfMetrics = map[string]bool{}
 	s.env.enabled = map[string]bool{}
 	for _, name := range s.cfg.enabledFamilies() {
@@ -154,13 +155,25 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 		s.logger.Warn("no pod cgroups under the cgroup root yet; if kpod runs in a cgroup namespace, mount the host's cgroup tree and set cgroup_root to it",
 			zap.String("cgroup_root", layout.V2), zap.Int("cgroups", idx.Dirs))
 	}
-	s.logger.Info("kpod receiver started",
-		zap.String("profile", s.cfg.Profile),
+	fields := []zap.Field{zap.String("profile", s.cfg.Profile),
 		zap.Strings("collectors", enabled),
 		zap.Strings("unavailable", unavailable),
 		zap.String("cgroup_root", layout.V2),
 		zap.String("cgroup_mode", string(layout.Mode())),
-		zap.String("node", s.nodeName))
+		zap.String("node", s.nodeName)}
+	var prealloc uint64
+	for _, r := range s.runners {
+		if r.f != nil {
+			for _, o := range r.f.objects() {
+				prealloc += o.Prealloc
+			}
+		}
+	}
+	if prealloc > 0 { // the kernel allocated the per-CPU maps in full (before 6.1)
+		fields = append(fields, zap.Int("bpf_prealloc_cgroups", bpfload.PreallocCgroups()),
+			zap.Uint64("bpf_prealloc_bytes", prealloc))
+	}
+	s.logger.Info("kpod receiver started", fields...)
 	return nil
 }
 
