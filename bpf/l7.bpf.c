@@ -181,7 +181,7 @@ static __always_inline void l7_addrs(struct l7_ctx *c, struct sock *sk, __u64 ua
 			}
 		}
 	}
-	l7_sk_addr(c->raddr, sk, false);
+	kpod_sk_addr(c->raddr, sk, false);
 }
 
 /* Points the call's window at its data (the buffer, or the iovecs) and fills it from the

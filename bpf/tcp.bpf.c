@@ -27,8 +27,6 @@
  */
 #include "kpod.h"
 
-#define AF_INET 2
-#define AF_INET6 10
 #define IPPROTO_TCP 6
 #define MSG_PEEK 2
 

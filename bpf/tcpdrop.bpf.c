@@ -20,8 +20,6 @@
 #include "kpod.h"
 #include <bpf/bpf_endian.h>
 
-#define AF_INET 2
-#define AF_INET6 10
 #define IPPROTO_TCP 6
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD

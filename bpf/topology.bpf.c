@@ -20,8 +20,6 @@
 #include "kpod.h"
 #include <bpf/bpf_endian.h>
 
-#define AF_INET 2
-#define AF_INET6 10
 #define IPPROTO_TCP 6
 
 #define TCP_ESTABLISHED 1
@@ -151,27 +149,9 @@ static __always_inline __u64 sk_cgid(const struct sock *sk)
 static __always_inline void peer(const struct sock *sk, __u8 addr[16], __u16 *lport, __u16 *rport)
 {
 	__builtin_memset(addr, 0, 16);
-	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET) {
-		__be32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		addr[10] = addr[11] = 0xff;
-		__builtin_memcpy(&addr[12], &a, 4);
-	} else {
-		BPF_CORE_READ_INTO((struct in6_addr *)addr, sk, __sk_common.skc_v6_daddr);
-	}
+	kpod_sk_addr(addr, sk, false);
 	*lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	*rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-}
-
-static __always_inline void local_addr(const struct sock *sk, __u8 addr[16])
-{
-	__builtin_memset(addr, 0, 16);
-	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET) {
-		__be32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		addr[10] = addr[11] = 0xff;
-		__builtin_memcpy(&addr[12], &a, 4);
-	} else {
-		BPF_CORE_READ_INTO((struct in6_addr *)addr, sk, __sk_common.skc_v6_rcv_saddr);
-	}
 }
 
 /* The entry of a client's connection to a Service (local port lport) in the current
@@ -182,7 +162,7 @@ static __always_inline struct topo_val *svc_edge(const struct sock *sk, __u16 lp
 	struct topo_svckey k = {.cgid = sk_cgid(sk), .gen = kpod_gen(&kpod_topo_gen)};
 	peer(sk, k.raddr, &k.lport, &k.rport);
 	k.lport = lport;
-	local_addr(sk, k.laddr);
+	kpod_sk_addr(k.laddr, sk, true); /* the key is zeroed */
 	struct topo_val *v = kpod_entry(&kpod_topo_svcconn, &k, &zero);
 	if (!v)
 		KPOD_LOST(topo, kpod_topo_svcconn);
@@ -229,14 +209,11 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 		return 0;
 	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)) {
 		__u8 role = oldstate == TCP_SYN_SENT ? TOPO_CLIENT : TOPO_SERVER;
-		__u8 svc = 0;
-		__u16 lport = 0;
-		if (topo_backends && role == TOPO_CLIENT) {
-			__u8 addr[16];
-			__u16 rport;
-			peer(sk, addr, &lport, &rport);
-			svc = bpf_map_lookup_elem(&kpod_topo_svc, addr) != 0;
-		}
+		struct topo_key k;
+		fill_key(sk, role, &k);
+		/* A client's connection to a Service address is counted per connection (svc_edge). */
+		__u8 svc = topo_backends && role == TOPO_CLIENT && bpf_map_lookup_elem(&kpod_topo_svc, k.addr);
+		__u16 lport = svc ? BPF_CORE_READ(sk, __sk_common.skc_num) : 0;
 		struct topo_sk *st = bpf_sk_storage_get(&kpod_topo_st, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (st) {
 			st->sent0 = st->received0 = st->closed = 0;
@@ -248,14 +225,7 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 			KPOD_LOST(topo, kpod_topo_st);
 			svc = 0; /* its close is not seen: all on kpod_topo */
 		}
-		struct topo_val *v;
-		if (svc) {
-			v = svc_edge(sk, lport);
-		} else {
-			struct topo_key k;
-			fill_key(sk, role, &k);
-			v = edge(&k);
-		}
+		struct topo_val *v = svc ? svc_edge(sk, lport) : edge(&k);
 		if (v)
 			v->conns++;
 		return 0;
@@ -298,7 +268,7 @@ static __always_inline void write_rec(struct seq_file *seq, struct sock *sk, str
 	struct topo_rec r = {.cgid = sk_cgid(sk), .role = st->role, .svc = st->svc};
 	peer(sk, r.addr, &r.lport, &r.rport);
 	if (st->svc)
-		local_addr(sk, r.laddr);
+		kpod_sk_addr(r.laddr, sk, true);
 	counters(sk, &r.sent, &r.received);
 	r.sent -= st->sent0;
 	r.received -= st->received0;

@@ -120,6 +120,26 @@ static __always_inline void *kpod_entry(void *map, const void *key, const void *
 		__type(value, __u32);                           \
 	} kpod_##tag##_gen SEC(".maps")
 
+#define AF_INET 2
+#define AF_INET6 10
+
+/* A socket's address, its peer's or its own (local), into out (IPv4 as ::ffff:a.b.c.d); an
+ * IPv4 address that is not set (0) leaves out as it is. */
+static __always_inline void kpod_sk_addr(__u8 *out, const struct sock *sk, bool local)
+{
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET) {
+		__be32 a = local ? BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr) : BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		if (a) {
+			out[10] = out[11] = 0xff;
+			__builtin_memcpy(&out[12], &a, 4);
+		}
+	} else if (local) {
+		BPF_CORE_READ_INTO((struct in6_addr *)out, sk, __sk_common.skc_v6_rcv_saddr);
+	} else {
+		BPF_CORE_READ_INTO((struct in6_addr *)out, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
 /* The current generation of a KPOD_SVC_MAPS family. */
 static __always_inline __u8 kpod_gen(void *gen_map)
 {

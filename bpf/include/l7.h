@@ -16,9 +16,6 @@
 #include "kpod.h"
 #include "l7_names.h"
 
-#define AF_INET 2
-#define AF_INET6 10
-
 #define L7_BUF 4096     /* bytes of a call's data in the window at once (a power of 2) */
 #define L7_PENDING 32   /* requests in flight per connection (redis-benchmark -P 16 needs 16) */
 #define L7_CONNS 8192
@@ -496,23 +493,6 @@ static __always_inline void l7_edge_add(struct l7_edge_val *v, __u16 status, __u
 	kpod_hist_add(&v->lat, ns);
 }
 
-/* A socket's peer address, or its local one, into out (IPv4 as ::ffff:a.b.c.d); out stays as
- * it is when the address is not set. */
-static __always_inline void l7_sk_addr(__u8 *out, struct sock *sk, bool local)
-{
-	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET) {
-		__be32 a = local ? BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr) : BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		if (a) {
-			out[10] = out[11] = 0xff;
-			__builtin_memcpy(&out[12], &a, 4);
-		}
-	} else if (local) {
-		BPF_CORE_READ_INTO((struct in6_addr *)out, sk, __sk_common.skc_v6_rcv_saddr);
-	} else {
-		BPF_CORE_READ_INTO((struct in6_addr *)out, sk, __sk_common.skc_v6_daddr);
-	}
-}
-
 /* Counts a client's answered request on its connection's entry when the peer is a Service
  * address; returns 1 if it did. A global function, verified once rather than inline in
  * every parser. A full kpod_l7_svcconn is counted as a lost update and the request goes on the
@@ -530,7 +510,7 @@ __attribute__((noinline)) int l7_svc_edge(struct l7_ctx *c, __u8 proto, __u16 st
 	struct l7_svcconn_key key = {.cgid = c->cgid, .lport = c->lport, .rport = c->rport, .proto = proto, .udp = c->udp,
 				     .gen = kpod_gen(&kpod_l7_gen)};
 	/* The local address only here, not at every call: conntrack knows the connection by it. */
-	l7_sk_addr(key.laddr, (struct sock *)c->sk, true);
+	kpod_sk_addr(key.laddr, (struct sock *)c->sk, true);
 	__builtin_memcpy(key.raddr, c->raddr, sizeof key.raddr);
 	struct l7_edge_val *v = kpod_entry(&kpod_l7_svcconn, &key, &zero);
 	if (!v) {

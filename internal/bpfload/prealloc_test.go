@@ -62,6 +62,7 @@ func TestRealPrealloc(t *testing.T) {
 	}
 
 	defer bpfload.ForcePreallocForTest()()
+	defer bpfload.SetPreallocCgroups(0)
 	for _, n := range []int{300, bpfload.DefaultPreallocCgroups} {
 		bpfload.SetPreallocCgroups(n)
 		prealloc, info := load()
@@ -79,5 +80,4 @@ func TestRealPrealloc(t *testing.T) {
 			t.Errorf("%d cgroups: memlock %d, values %d: the table's overhead %d is not that of %d entries", n, memlock, prealloc, over, n)
 		}
 	}
-	bpfload.SetPreallocCgroups(0)
 }

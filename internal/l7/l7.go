@@ -290,15 +290,6 @@ func DeleteSvcConn(c *bpfload.Collector, k L7L7SvcconnKey) error {
 	return bpfload.DeleteKeys(m, []L7L7SvcconnKey{k})
 }
 
-// SetGen sets the generation new kpod_l7_svcconn entries are written in.
-func SetGen(c *bpfload.Collector, gen uint8) error {
-	m, ok := c.Obj.Maps[L7MapKpodL7Gen]
-	if !ok {
-		return fmt.Errorf("no map %s in the object", L7MapKpodL7Gen)
-	}
-	return m.Put(uint32(0), uint32(gen))
-}
-
 // PeerAddr turns a kernel address (IPv4 mapped into IPv6) into an address; all zeros is the
 // zero Addr (unknown).
 func PeerAddr(b [16]uint8) netip.Addr {

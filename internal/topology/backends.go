@@ -88,10 +88,11 @@ type backends struct {
 func startBackends(topo, l7c *bpfload.Collector, peers Peers, conntrack string) (*backends, error) {
 	b := &backends{conntrack: conntrack, conns: map[connID]*svcConn{},
 		reqs: genFold[backendKey, l7.EdgeValue]{folded: map[backendKey]l7.EdgeValue{}},
-		tcp:  genFold[tcpEdge, tcpVal]{folded: map[tcpEdge]tcpVal{}}}
+		tcp:  genFold[tcpEdge, tcpVal]{genMap: topo.Obj.Maps[TopologyMapKpodTopoGen], folded: map[tcpEdge]tcpVal{}}}
 	b.services = append(b.services, &svcMap{m: topo.Obj.Maps[TopologyMapKpodTopoSvc]})
 	if l7c != nil {
 		b.services = append(b.services, &svcMap{m: l7c.Obj.Maps[l7.L7MapKpodL7Svc]})
+		b.reqs.genMap = l7c.Obj.Maps[l7.L7MapKpodL7Gen]
 	}
 	if err := b.syncServices(peers.ServiceIPs()); err != nil {
 		return nil, err
@@ -220,7 +221,7 @@ func (b *backends) requests(c *bpfload.Collector, live map[uint64]bool) map[back
 		addEdgeValue(&x, &e.Value)
 		dst[fk] = x
 	}
-	b.reqs.flip(func(g uint8) error { return l7.SetGen(c, g) }, &b.errs)
+	b.reqs.flip(&b.errs)
 	b.reqs.addFolded(out, live, func(k backendKey) uint64 { return k.cgid }, addEdgeValue)
 	return out
 }
@@ -241,7 +242,7 @@ func (b *backends) closedConns(c *bpfload.Collector, live map[uint64]bool, conns
 		addTCPVal(&t, &tcpVal{conns: v.Conns, sent: v.Sent, received: v.Received, rtt: hist.Decode(v.Rtt.SumNs, v.Rtt.Slots)})
 		dst[e] = t
 	}
-	b.tcp.flip(func(g uint8) error { return c.Obj.Maps[TopologyMapKpodTopoGen].Put(uint32(0), uint32(g)) }, &b.errs)
+	b.tcp.flip(&b.errs)
 	b.tcp.addFolded(conns, live, func(k tcpEdge) uint64 { return k.cgid }, addTCPVal)
 }
 
@@ -253,8 +254,9 @@ func (b *backends) liveEdge(rec *TopologyTopoRec) tcpEdge {
 
 // genFold keeps the totals of a per-connection map's entries folded out of it.
 type genFold[K comparable, V any] struct {
-	gen     uint8 // the generation programs write in
-	flipped bool  // a generation was retired
+	genMap  *ebpf.Map // the object's kpod_<tag>_gen (KPOD_SVC_MAPS)
+	gen     uint8     // the generation programs write in
+	flipped bool      // a generation was retired
 	folded  map[K]V
 }
 
@@ -273,9 +275,13 @@ func (f *genFold[K, V]) dst(gen uint8, del func() error, out map[K]V, errs *[]er
 }
 
 // flip retires the current generation.
-func (f *genFold[K, V]) flip(set func(uint8) error, errs *[]error) {
-	if err := set(f.gen ^ 1); err != nil {
-		*errs = append(*errs, err)
+func (f *genFold[K, V]) flip(errs *[]error) {
+	if f.genMap == nil {
+		*errs = append(*errs, errors.New("no generation map in the object"))
+		return
+	}
+	if err := f.genMap.Put(uint32(0), uint32(f.gen^1)); err != nil {
+		*errs = append(*errs, fmt.Errorf("%s: %w", f.genMap, err))
 		return
 	}
 	f.gen, f.flipped = f.gen^1, true
