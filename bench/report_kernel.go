@@ -425,11 +425,11 @@ func renderTCP(w *mdWriter, run *benchRun) {
 
 // syscallPaths describes the members of the syscall group.
 var syscallPaths = map[string][3]string{
-	"kpod syscall":    {"per call: `syscalls:sys_{enter,exit}_<name>` of the tracked calls (default)", "exact", "exact"},
-	varSysEveryCall:   {"every call: `raw_syscalls` `sys_enter` + `sys_exit` (tp_btf; the fallback)", "exact", "exact"},
-	varSysExitSampled: {"per call: `sys_exit_<name>` counts; `sys_enter_<name>` stamps 1 call in 16 (`bpf_get_prandom_u32`)", "exact", "sampled, 1 in 16"},
-	varSysExitOnly:    {"per call: `sys_exit_<name>` only", "exact", "none"},
-	varSysEveryExit:   {"every call: tp_btf `raw_syscalls/sys_exit` only, filtered by the tracked list", "exact", "none"},
+	"kpod syscall":  {"per call: `syscalls:sys_exit_<name>` of the tracked calls counts; `sys_enter_<name>` stamps 1 call in 16 (`bpf_get_prandom_u32`; the default)", "exact", "sampled, 1 in 16"},
+	varSysExact:     {"per call, as the default; `sys_enter_<name>` stamps every call", "exact", "exact"},
+	varSysEveryCall: {"every call: `raw_syscalls` `sys_enter` + `sys_exit` (tp_btf; the fallback), 1 call in 16 stamped", "exact", "sampled, 1 in 16"},
+	varSysExitOnly:  {"per call: `sys_exit_<name>` only", "exact", "none"},
+	varSysEveryExit: {"every call: `raw_syscalls` `sys_exit` only (tp_btf), filtered by the tracked list", "exact", "none"},
 }
 
 func renderSyscall(w *mdWriter, run *benchRun) {
@@ -441,8 +441,8 @@ func renderSyscall(w *mdWriter, run *benchRun) {
 	w.p("")
 	w.p("%d blocks of: nothing, each way and its floor (empty programs on the same events); redis %d requests per test. The tracked", g.Blocks, g.Requests)
 	w.p("calls are the family's default list (`%s`); getppid is a call outside it (what every system call of the", strings.Join(trackedNames(), ", "))
-	w.p("node pays), ping-pong's read and write are in it. The variants counted at exit are `bench/variants/syscall_exit.bpf.c`, compiled")
-	w.p("by the run. %s", g.errText())
+	w.p("node pays), ping-pong's read and write are in it. Every way is the family's own object (`bpf/syscall.bpf.c`), loaded with")
+	w.p("`latency_sample` set and, for the exit-only ways, only the exit program attached. %s", g.errText())
 	w.p("")
 	units := []string{"redis-cpu", "getppid", "pingpong"}
 	w.header(append([]string{"way", "hooks", "calls, errors", "latency", "program runs, BPF time per request (statistics)"}, units...)...)
@@ -471,7 +471,7 @@ func renderSyscall(w *mdWriter, run *benchRun) {
 	best, bestLat := g.cheapest("redis-cpu", func(string) bool { return true }), g.cheapest("redis-cpu", func(m string) bool { return syscallPaths[m][2] != "none" })
 	if best != "" {
 		w.p("**Cheapest on redis (median Δ CPU per request) that keeps calls and errors exact**: %s. **Cheapest that also keeps a latency", best)
-		w.p("histogram** (exact or sampled): %s. Each against the default (per call, entry and exit), same blocks: %s.", bestLat, strings.Join(g.against("kpod syscall", "redis-cpu"), "; "))
+		w.p("histogram** (exact or sampled): %s. Each against the default (per call, 1 call in 16 timed), same blocks: %s.", bestLat, strings.Join(g.against("kpod syscall", "redis-cpu"), "; "))
 		w.p("")
 	}
 	if len(run.Exact) > 0 {

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"path/filepath"
+	"slices"
 	"sort"
-
-	"github.com/cilium/ebpf"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/syscall"
@@ -17,19 +15,17 @@ import (
 )
 
 // Variants are kpod families loaded on a path the receiver does not take on this kernel (tcp
-// per segment, syscall on every call: the fallbacks), and bench-only variants compiled from
-// bench/variants/*.bpf.c at bench time. They are loaded with the family loader
+// per segment, syscall on every call: the fallbacks), or with some of their hooks or settings
+// changed (the syscall family's ways to count). They are loaded with the family loader
 // (bpfload.Load, the attach ladder included) instead of through the receiver, then adopted
 // like every other config. Nothing in bpf/, internal/ or receiver/ changes.
 
 const (
-	varTCPSegment     = "kpod tcp, per segment (old path)"
-	varSysEveryCall   = "kpod syscall, every call (raw_syscalls)"
-	varSysExitSampled = "syscall variant: per call, counted at exit, latency 1 call in 16"
-	varSysExitOnly    = "syscall variant: per call, counted at exit, no latency"
-	varSysEveryExit   = "syscall variant: every call, counted at exit (tp_btf sys_exit), no latency"
-	// sampleShift is kpod_sample_shift of bench/variants/syscall_exit.bpf.c: 1 call in 16.
-	sampleShift = 4
+	varTCPSegment   = "kpod tcp, per segment (old path)"
+	varSysEveryCall = "kpod syscall, every call (raw_syscalls)"
+	varSysExact     = "kpod syscall, every call timed (latency_sample: 1)"
+	varSysExitOnly  = "syscall variant: per call, exit only, no latency"
+	varSysEveryExit = "syscall variant: every call, exit only (raw_syscalls sys_exit), no latency"
 )
 
 // trackedSyscalls are the default tracked calls that exist here, with their numbers, in the
@@ -46,22 +42,6 @@ func trackedSyscalls() (names []string, nrs []uint32) {
 	return names, nrs
 }
 
-// fillTrack writes the tracked numbers into the object's kpod_sys_track filter, as
-// internal/syscall does before it attaches.
-func fillTrack(nrs []uint32) func(*ebpf.CollectionSpec) error {
-	return func(cs *ebpf.CollectionSpec) error {
-		ms, ok := cs.Maps["kpod_sys_track"]
-		if !ok {
-			return fmt.Errorf("no kpod_sys_track map")
-		}
-		ms.Contents = nil
-		for _, nr := range nrs {
-			ms.Contents = append(ms.Contents, ebpf.MapKV{Key: nr, Value: uint8(1)})
-		}
-		return nil
-	}
-}
-
 func loadSpec(s bpfload.Spec) func() (io.Closer, error) {
 	return func() (io.Closer, error) {
 		o, err := bpfload.Load(s)
@@ -72,63 +52,39 @@ func loadSpec(s bpfload.Spec) func() (io.Closer, error) {
 	}
 }
 
-// compileVariants builds bench/variants/*.bpf.c into dir with clang-19 (as `make generate`
-// builds bpf/, from the same headers).
-func compileVariants(dir string) (map[string]string, error) {
-	out := map[string]string{}
-	srcs, _ := filepath.Glob("variants/*.bpf.c")
-	for _, src := range srcs {
-		obj := filepath.Join(dir, filepath.Base(src[:len(src)-len(".c")])+".o")
-		if b, err := exec.Command("clang-19", "-O2", "-g", "-target", "bpfel", "-D__TARGET_ARCH_x86", "-I../bpf/include", "-mcpu=v3",
-			"-Wall", "-Werror", "-c", src, "-o", obj).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("clang-19 %s: %v: %s", src, err, b)
-		}
-		out[filepath.Base(src)] = obj
+// syscallVariant loads the syscall family's object for the default tracked list on path p,
+// one call in sample timed, attached only to the hooks of the programs in progs (all if none).
+func syscallVariant(name string, p syscall.Path, sample uint32, progs ...string) *config {
+	tracked, _ := syscall.Resolve(syscall.Default)
+	c := &config{Name: name, Kind: kindVariant, Family: "syscall"}
+	spec, err := syscall.PathSpec(p, tracked, sample)
+	if err != nil {
+		c.load = func() (io.Closer, error) { return nil, err }
+		return c
 	}
-	return out, nil
+	if len(progs) > 0 {
+		var hooks []bpfload.Hook
+		for _, h := range spec.Hooks {
+			if slices.Contains(progs, h.Prog) {
+				hooks = append(hooks, h)
+			}
+		}
+		spec.Hooks = hooks
+	}
+	c.load = loadSpec(spec)
+	return c
 }
 
 // variantConfigs are the configs of the head-to-head comparisons (tcp, syscall).
-// compileErr, if set, is reported as the error of the compiled variants.
-func variantConfigs(objs map[string]string, compileErr error) []*config {
-	names, nrs := trackedSyscalls()
-	every := syscall.EveryCallSpec()
-	every.Prepare = fillTrack(nrs)
-	out := []*config{
+func variantConfigs() []*config {
+	def := uint32(syscall.DefaultLatencySample)
+	return []*config{
 		{Name: varTCPSegment, Kind: kindVariant, Family: "tcp", load: loadSpec(tcp.SegmentSpec())},
-		{Name: varSysEveryCall, Kind: kindVariant, Family: "syscall", load: loadSpec(every)},
+		syscallVariant(varSysEveryCall, syscall.PathEveryCall, def),
+		syscallVariant(varSysExact, syscall.PathPerCall, 1),
+		syscallVariant(varSysExitOnly, syscall.PathPerCall, def, "kpod_scex"),
+		syscallVariant(varSysEveryExit, syscall.PathEveryCall, def, "kpod_sysout"),
 	}
-	// The per-call events of the tracked calls, named as the family names them.
-	var enter, exit []string
-	for _, h := range syscall.PerCallSpec(names).Hooks {
-		switch h.Prog {
-		case "kpod_scen":
-			enter = h.Tracepoints
-		case "kpod_scex":
-			exit = h.Tracepoints
-		}
-	}
-	variant := func(name string, hooks ...bpfload.Hook) *config {
-		c := &config{Name: name, Kind: kindVariant, Family: "syscall"}
-		obj, ok := objs["syscall_exit.bpf.c"]
-		if !ok {
-			c.load = func() (io.Closer, error) {
-				return nil, fmt.Errorf("bench/variants/syscall_exit.bpf.c not compiled: %v", compileErr)
-			}
-			return c
-		}
-		c.load = loadSpec(bpfload.Spec{Family: "syscall", Hooks: hooks, Prepare: fillTrack(nrs),
-			Load: func() (*ebpf.CollectionSpec, error) { return ebpf.LoadCollectionSpec(obj) }})
-		return c
-	}
-	enterHook := bpfload.Hook{Tracepoints: enter, Group: "syscalls", Prog: "kpod_xen"}
-	exitHook := bpfload.Hook{Tracepoints: exit, Group: "syscalls", Prog: "kpod_xex"}
-	out = append(out,
-		variant(varSysExitSampled, enterHook, exitHook),
-		variant(varSysExitOnly, exitHook),
-		variant(varSysEveryExit, bpfload.Hook{Tracepoint: "sys_exit", Group: "raw_syscalls", Prog: "kpod_xall", BTFOnly: true}),
-	)
-	return out
 }
 
 // exactCheck is what one way of counting system calls counted of a known workload: calls
@@ -141,16 +97,14 @@ type exactCheck struct {
 	Error                 string
 }
 
-// checkExact loads each way of counting system calls with the family loader (the per-call
-// and every-call paths of internal/syscall, the bench variants), makes n failing close calls
-// in container c, and reads what the object counted for c and close.
-func checkExact(kbench string, c *benchContainer, objs map[string]string, compileErr error, n int) []exactCheck {
-	names, nrs := trackedSyscalls()
+// checkExact loads each way of counting system calls with the family loader (the default
+// per-call path as the receiver loads it, the variants), makes n failing close calls in
+// container c, and reads what the object counted for c and close.
+func checkExact(kbench string, c *benchContainer, n int) []exactCheck {
 	closeNr, _ := syscall.Number("close")
-	perCall := syscall.PerCallSpec(names)
-	perCall.Prepare = fillTrack(nrs)
-	out := []exactCheck{countClose(kbench, c, "kpod syscall", loadSpec(perCall), closeNr, n)}
-	for _, vc := range variantConfigs(objs, compileErr) {
+	def := syscallVariant("kpod syscall", syscall.PathPerCall, syscall.DefaultLatencySample)
+	out := []exactCheck{countClose(kbench, c, def.Name, def.load, closeNr, n)}
+	for _, vc := range variantConfigs() {
 		if vc.Family == "syscall" {
 			out = append(out, countClose(kbench, c, vc.Name, vc.load, closeNr, n))
 		}

@@ -2,9 +2,14 @@
 //go:build ignore
 /*
  * Family "syscall": calls, errors and latency of the tracked system calls, per cgroup and
- * syscall number. Userspace fills kpod_sys_track with the numbers to track; the enter program
- * stamps only those (in task storage), the exit program records the ones stamped, in the
- * cgroup the task is in when the call returns.
+ * syscall number. Userspace fills kpod_sys_track with the numbers to track.
+ *
+ * Calls and errors are counted at every exit of a tracked call, from the exit event alone (it
+ * carries the call number and the return value), in the cgroup the task is in when the call
+ * returns. Latency is sampled: the enter program stamps one tracked call in kpod_sys_sample,
+ * chosen at random (bpf_get_prandom_u32) and so independently of how long the call takes, and
+ * only the exit of a stamped call adds to the histogram. kpod_sys_sample = 1 stamps every call.
+ * The calls not stamped cost the enter program almost nothing: no clock, no task storage.
  *
  * Two ways to hook, the loader takes the first that attaches (internal/syscall):
  *   - per call (kpod_scen, kpod_scex): the syscalls:sys_enter_<name> / sys_exit_<name> events
@@ -40,6 +45,9 @@ struct sys_errs {
 	__u64 kpod_sys_start;
 };
 
+/* One call in kpod_sys_sample is timed; set by the loader (collectors.syscall.latency_sample). */
+const volatile __u32 kpod_sys_sample = 1;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, KPOD_MAX_SYSCALLS);
@@ -64,35 +72,43 @@ struct {
 
 KPOD_ERRORS(sys, struct sys_errs);
 
-static __always_inline int on_enter(long id)
+static __always_inline int tracked(long id)
 {
 	if (id < 0 || id >= KPOD_MAX_SYSCALLS)
 		return 0;
 	__u32 nr = id;
-	__u8 *tracked = bpf_map_lookup_elem(&kpod_sys_track, &nr);
-	if (!tracked || !*tracked)
+	__u8 *t = bpf_map_lookup_elem(&kpod_sys_track, &nr);
+	return t && *t;
+}
+
+/* Stamps the call if it is in the sample. The per-call events are those of tracked calls
+ * only; the every-call path tests the filter first (check). */
+static __always_inline int on_enter(long id, int check)
+{
+	if (check && !tracked(id))
 		return 0;
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct sys_start *st = bpf_task_storage_get(&kpod_sys_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (kpod_sys_sample > 1 && bpf_get_prandom_u32() % kpod_sys_sample)
+		return 0;
+	struct sys_start *st = bpf_task_storage_get(&kpod_sys_start, bpf_get_current_task_btf(), 0,
+						    BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
 		KPOD_LOST(sys, kpod_sys_start);
 		return 0;
 	}
-	st->nr = nr;
+	st->nr = id;
 	st->ts = bpf_ktime_get_ns();
 	return 0;
 }
 
-static __always_inline int on_exit(long ret)
+/* Counts the call, and its latency if its entry was stamped. */
+static __always_inline int on_exit(long id, long ret, int check)
 {
 	static const struct sys_val zero;
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct sys_start *st = bpf_task_storage_get(&kpod_sys_start, t, 0, 0);
-	if (!st || !st->ts)
+	if (id < 0 || id >= KPOD_MAX_SYSCALLS)
 		return 0;
-	__u64 lat = bpf_ktime_get_ns() - st->ts;
-	st->ts = 0;
-	struct sys_key key = {.cgid = bpf_get_current_cgroup_id(), .nr = st->nr};
+	if (check && !tracked(id))
+		return 0;
+	struct sys_key key = {.cgid = bpf_get_current_cgroup_id(), .nr = id};
 	struct sys_val *v = kpod_entry(&kpod_sys, &key, &zero);
 	if (!v) {
 		KPOD_LOST(sys, kpod_sys);
@@ -101,23 +117,40 @@ static __always_inline int on_exit(long ret)
 	v->count++;
 	if (ret < 0 && ret >= -4095)
 		v->errors++;
-	kpod_hist_add(&v->lat, lat);
+	struct sys_start *st = bpf_task_storage_get(&kpod_sys_start, bpf_get_current_task_btf(), 0, 0);
+	if (st && st->ts) {
+		if (st->nr == id)
+			kpod_hist_add(&v->lat, bpf_ktime_get_ns() - st->ts);
+		st->ts = 0;
+	}
 	return 0;
 }
 
-KPOD_TP(kpod_sysin, "sys_enter", on_enter(id), struct pt_regs *regs, long id)
-KPOD_TP(kpod_sysout, "sys_exit", on_exit(ret), struct pt_regs *regs, long ret)
+/* The call number of the raw_syscalls events' registers (syscall_get_nr). */
+static __always_inline long regs_nr(struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+	return BPF_CORE_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+	return BPF_CORE_READ(regs, syscallno);
+#else
+	return -1;
+#endif
+}
+
+KPOD_TP(kpod_sysin, "sys_enter", on_enter(id, 1), struct pt_regs *regs, long id)
+KPOD_TP(kpod_sysout, "sys_exit", on_exit(regs_nr(regs), ret, 1), struct pt_regs *regs, long ret)
 
 SEC("tracepoint/raw_syscalls/sys_enter")
 int kpod_sysin_t(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_enter(BPF_CORE_READ(ctx, id));
+	return on_enter(BPF_CORE_READ(ctx, id), 1);
 }
 
 SEC("tracepoint/raw_syscalls/sys_exit")
 int kpod_sysout_t(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(BPF_CORE_READ(ctx, ret));
+	return on_exit(BPF_CORE_READ(ctx, id), BPF_CORE_READ(ctx, ret), 1);
 }
 
 /* The records of the per-call events (kernel/trace/trace.h): the call number, and the return
@@ -136,11 +169,11 @@ struct syscall_trace_exit {
 SEC("tracepoint/syscalls/sys_enter")
 int kpod_scen_t(struct syscall_trace_enter *ctx)
 {
-	return on_enter(BPF_CORE_READ(ctx, nr));
+	return on_enter(BPF_CORE_READ(ctx, nr), 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit")
 int kpod_scex_t(struct syscall_trace_exit *ctx)
 {
-	return on_exit(BPF_CORE_READ(ctx, ret));
+	return on_exit(BPF_CORE_READ(ctx, nr), BPF_CORE_READ(ctx, ret), 0);
 }

@@ -375,6 +375,7 @@ struct pt_regs {
 		};
 	};
 	u64 orig_x0;
+	s32 syscallno;
 };
 #else
 struct pt_regs;

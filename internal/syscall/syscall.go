@@ -111,29 +111,58 @@ func Spec() bpfload.Spec {
 // Collector reads the family's map.
 type Collector struct {
 	*bpfload.Source[map[string]Stats]
-	Path Path
+	Path   Path
+	Sample uint32 // one call in Sample is timed
 }
+
+// DefaultLatencySample is how many tracked calls there are per timed call by default: calls
+// and errors are counted at every exit, latency on a random sample of 1 call in 16 (what a
+// timed call costs is a clock read and a task storage entry at entry and exit; bench/,
+// "syscall: ways to count the tracked calls").
+const DefaultLatencySample = 16
+
+// MaxLatencySample bounds collectors.syscall.latency_sample.
+const MaxLatencySample = 1 << 20
 
 // Start loads the family on the per-call events of the tracked calls, or on every call
 // where those cannot attach, and writes the tracked syscall numbers into the kernel's filter
-// before any program is attached.
-func Start(tracked map[uint32]string) (*Collector, error) {
-	c, err := startPath(PathPerCall, tracked)
+// before any program is attached. One tracked call in sample is timed (1: every call).
+func Start(tracked map[uint32]string, sample uint32) (*Collector, error) {
+	c, err := startPath(PathPerCall, tracked, sample)
 	if err == nil {
 		return c, nil
 	}
-	c, err2 := startPath(PathEveryCall, tracked)
+	c, err2 := startPath(PathEveryCall, tracked, sample)
 	if err2 != nil {
 		return nil, fmt.Errorf("%s: %v; %s: %w", PathPerCall, err, PathEveryCall, err2)
 	}
 	return c, nil
 }
 
-func startPath(p Path, tracked map[uint32]string) (*Collector, error) {
+func startPath(p Path, tracked map[uint32]string, sample uint32) (*Collector, error) {
+	spec, err := PathSpec(p, tracked, sample)
+	if err != nil {
+		return nil, err
+	}
+	s, err := bpfload.Open(spec, func(c *bpfload.Collector, live map[uint64]bool) (map[uint64]map[string]Stats, error) {
+		return read(c, live, tracked)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Collector{Source: s, Path: p, Sample: sample}, nil
+}
+
+// PathSpec is the family's object on path p, with the tracked numbers written into the
+// kernel's filter and one call in sample timed, before anything is attached.
+func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, error) {
+	if sample < 1 || sample > MaxLatencySample {
+		return bpfload.Spec{}, fmt.Errorf("latency sample 1 in %d: want 1 to %d", sample, MaxLatencySample)
+	}
 	nrs := make([]uint32, 0, len(tracked))
 	for nr := range tracked {
 		if nr >= maxSyscalls {
-			return nil, fmt.Errorf("syscall number %d is beyond the %d the BPF program can track", nr, maxSyscalls)
+			return bpfload.Spec{}, fmt.Errorf("syscall number %d is beyond the %d the BPF program can track", nr, maxSyscalls)
 		}
 		nrs = append(nrs, nr)
 	}
@@ -152,15 +181,13 @@ func startPath(p Path, tracked map[uint32]string) (*Collector, error) {
 		for _, nr := range nrs {
 			ms.Contents = append(ms.Contents, ebpf.MapKV{Key: nr, Value: uint8(1)})
 		}
-		return nil
+		v, ok := cs.Variables[SyscallVarKpodSysSample]
+		if !ok {
+			return fmt.Errorf("the object has no %s", SyscallVarKpodSysSample)
+		}
+		return v.Set(sample)
 	}
-	s, err := bpfload.Open(spec, func(c *bpfload.Collector, live map[uint64]bool) (map[uint64]map[string]Stats, error) {
-		return read(c, live, tracked)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &Collector{Source: s, Path: p}, nil
+	return spec, nil
 }
 
 // Tracked returns the numbers the kernel filter holds, read back from the map.

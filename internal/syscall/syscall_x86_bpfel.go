@@ -47,18 +47,19 @@ type SyscallSysVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	SyscallMapKpodSys      = "kpod_sys"
-	SyscallMapKpodSysErr   = "kpod_sys_err"
-	SyscallMapKpodSysStart = "kpod_sys_start"
-	SyscallMapKpodSysTrack = "kpod_sys_track"
-	SyscallProgKpodScenT   = "kpod_scen_t"
-	SyscallProgKpodScexT   = "kpod_scex_t"
-	SyscallProgKpodSysinB  = "kpod_sysin_b"
-	SyscallProgKpodSysinR  = "kpod_sysin_r"
-	SyscallProgKpodSysinT  = "kpod_sysin_t"
-	SyscallProgKpodSysoutB = "kpod_sysout_b"
-	SyscallProgKpodSysoutR = "kpod_sysout_r"
-	SyscallProgKpodSysoutT = "kpod_sysout_t"
+	SyscallMapKpodSys       = "kpod_sys"
+	SyscallMapKpodSysErr    = "kpod_sys_err"
+	SyscallMapKpodSysStart  = "kpod_sys_start"
+	SyscallMapKpodSysTrack  = "kpod_sys_track"
+	SyscallProgKpodScenT    = "kpod_scen_t"
+	SyscallProgKpodScexT    = "kpod_scex_t"
+	SyscallProgKpodSysinB   = "kpod_sysin_b"
+	SyscallProgKpodSysinR   = "kpod_sysin_r"
+	SyscallProgKpodSysinT   = "kpod_sysin_t"
+	SyscallProgKpodSysoutB  = "kpod_sysout_b"
+	SyscallProgKpodSysoutR  = "kpod_sysout_r"
+	SyscallProgKpodSysoutT  = "kpod_sysout_t"
+	SyscallVarKpodSysSample = "kpod_sys_sample"
 )
 
 // LoadSyscall returns the embedded CollectionSpec for Syscall.
@@ -127,6 +128,7 @@ type SyscallMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SyscallVariableSpecs struct {
+	KpodSysSample *ebpf.VariableSpec `ebpf:"kpod_sys_sample"`
 }
 
 // SyscallObjects contains all objects after they have been loaded into the kernel.
@@ -168,6 +170,7 @@ func (m *SyscallMaps) Close() error {
 //
 // It can be passed to LoadSyscallObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SyscallVariables struct {
+	KpodSysSample *ebpf.Variable `ebpf:"kpod_sys_sample"`
 }
 
 // SyscallPrograms contains all programs after they have been loaded into the kernel.

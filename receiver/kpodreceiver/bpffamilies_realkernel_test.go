@@ -88,10 +88,17 @@ func realProc(t *testing.T, rung string) {
 	}
 }
 
-// TestRealSyscalls: a static workload's close(-1) calls are counted exactly, as calls, as
-// errors and in the latency histogram; the tracked list is what the kernel filters on.
+// TestRealSyscalls: a static workload's close(-1) calls are counted exactly, as calls and as
+// errors; the latency histogram holds every one of them with latency_sample 1 and a binomial
+// share of them by default (1 in 16); the tracked list is what the kernel filters on.
 func TestRealSyscalls(t *testing.T) {
 	fakepod.RequireRoot(t)
+	for _, sample := range []int{0, 1} {
+		t.Run(fmt.Sprintf("latency_sample=%d", sample), func(t *testing.T) { realSyscalls(t, sample) })
+	}
+}
+
+func realSyscalls(t *testing.T, sample int) {
 	const n = 5000
 	pod := fakepod.New(t, fakepod.Options{})
 	ctr := pod.AddContainer()
@@ -99,7 +106,9 @@ func TestRealSyscalls(t *testing.T) {
 	idleCtr := idle.AddContainer()
 	idleCtr.Start("sleep").WaitReady()
 
-	s := startScraper(t, customConfig("syscall"))
+	cfg := customConfig("syscall")
+	cfg.Collectors["syscall"] = CollectorConfig{Enabled: boolp(true), LatencySample: sample}
+	s := startScraper(t, cfg)
 	ctr.Run("close", strconv.Itoa(n))
 	md := scrape(t, s)
 	failDump(t, md)
@@ -115,9 +124,14 @@ func TestRealSyscalls(t *testing.T) {
 	if got := intValue(t, rm, "kpod.syscall.errors", sc); got != n {
 		t.Errorf("close errors = %d, want %d (every close(-1) fails with EBADF)", got, n)
 	}
+	in := uint32(sample)
+	if sample == 0 {
+		in = syscall.DefaultLatencySample
+	}
+	lo, hi := bpftest.SampledBounds(n, in)
 	h, ok := histogramOf(rm, "kpod.syscall.latency", sc)
-	if !ok || h.Count() != n {
-		t.Errorf("close latency histogram count = %d (found %v), want %d", h.Count(), ok, n)
+	if !ok || h.Count() < lo || h.Count() > hi {
+		t.Errorf("close latency histogram count = %d (found %v), want %d to %d (1 in %d of %d calls timed)", h.Count(), ok, lo, hi, in, n)
 	}
 	// Nothing the workload does after its gate is a tracked syscall except close and the
 	// gate's read (which returns inside the pod).

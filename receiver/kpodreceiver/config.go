@@ -85,6 +85,9 @@ type CollectorConfig struct {
 	Interval time.Duration `mapstructure:"interval"`
 	// Syscalls (syscall only) are the system calls tracked; empty means syscall.Default.
 	Syscalls []string `mapstructure:"syscalls"`
+	// LatencySample (syscall only) times one tracked call in LatencySample (1: every call);
+	// 0 means syscall.DefaultLatencySample. Calls and errors are counted at every exit.
+	LatencySample int `mapstructure:"latency_sample"`
 	// MaxEdges (topology only) caps the client → server pairs a node reports; 0 means
 	// topology.DefaultMaxEdges.
 	MaxEdges int `mapstructure:"max_edges"`
@@ -108,6 +111,9 @@ func (c CollectorConfig) optionSet() []string {
 	var out []string
 	if c.Syscalls != nil {
 		out = append(out, "syscalls")
+	}
+	if c.LatencySample != 0 {
+		out = append(out, "latency_sample")
 	}
 	if c.MaxEdges != 0 {
 		out = append(out, "max_edges")
@@ -228,6 +234,9 @@ func (cfg *Config) Validate() error {
 		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			errs = append(errs, fmt.Errorf("collectors.topology.view.endpoint: bad port %q", port))
 		}
+	}
+	if n := cfg.Collectors["syscall"].LatencySample; n < 0 || n > syscall.MaxLatencySample {
+		errs = append(errs, fmt.Errorf("collectors.syscall.latency_sample: want 1 (every call timed) to %d, got %d", syscall.MaxLatencySample, n))
 	}
 	for _, s := range cfg.Collectors["syscall"].Syscalls {
 		if _, ok := syscall.Number(s); !ok {

@@ -80,7 +80,7 @@ func TestLoadConfig(t *testing.T) {
 		want := map[string]CollectorConfig{
 			"memory":  {Enabled: boolp(true)},
 			"diskio":  {Enabled: boolp(true), Interval: time.Minute},
-			"syscall": {Enabled: boolp(true), Interval: 30 * time.Second, Syscalls: []string{"read", "write", "futex"}},
+			"syscall": {Enabled: boolp(true), Interval: 30 * time.Second, Syscalls: []string{"read", "write", "futex"}, LatencySample: 4},
 			"cpu":     {Enabled: boolp(false)},
 		}
 		if !reflect.DeepEqual(cfg.Collectors, want) {
@@ -158,6 +158,8 @@ func TestConfigValidateErrors(t *testing.T) {
 		{"topology_view_no_port", []string{"collectors.topology.view.endpoint:", "missing port"}},
 		{"topology_view_bad_port", []string{"collectors.topology.view.endpoint:", `bad port "http"`}},
 		{"topology_negative_max_edges", []string{"collectors.topology.max_edges:", "-1"}},
+		{"syscall_negative_latency_sample", []string{"collectors.syscall.latency_sample:", "want 1 (every call timed) to 1048576", "got -2"}},
+		{"syscall_latency_sample_too_big", []string{"collectors.syscall.latency_sample:", "got 2000000"}},
 		{"prealloc_zero", []string{"bpf_prealloc_cgroups:", "between 1 and 10240", "got 0"}},
 		{"prealloc_too_many", []string{"bpf_prealloc_cgroups:", "got 20000"}},
 		{"empty_custom", []string{"profile: custom enables no collector"}},

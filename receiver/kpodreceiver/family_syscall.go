@@ -8,7 +8,7 @@ import (
 )
 
 var syscallFamily = familyInfo{
-	name: "syscall", bpf: true, profiles: comprehensiveOnly, options: []string{"syscalls"}, spec: syscall.Spec,
+	name: "syscall", bpf: true, profiles: comprehensiveOnly, options: []string{"syscalls", "latency_sample"}, spec: syscall.Spec,
 	metrics: []string{"kpod.syscall.count", "kpod.syscall.errors", "kpod.syscall.latency"},
 	newFn:   adapt(openSyscall, records[map[string]syscall.Stats]{container: recordSyscall}),
 }
@@ -23,7 +23,11 @@ func openSyscall(e *env) (source[map[string]syscall.Stats], error) {
 		e.logger.Info("syscall collector: these system calls do not exist on this architecture and are not tracked",
 			zap.Strings("syscalls", missing), zap.String("arch", syscall.Arch))
 	}
-	return syscall.Start(tracked)
+	sample := e.cfg.Collectors["syscall"].LatencySample
+	if sample == 0 {
+		sample = syscall.DefaultLatencySample
+	}
+	return syscall.Start(tracked, uint32(sample))
 }
 
 func recordSyscall(r *recorder, c *podid.Container, vals map[uint64]map[string]syscall.Stats) {

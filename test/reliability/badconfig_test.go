@@ -38,6 +38,7 @@ var badConfigs = []struct {
 	{"negative collector interval", "collectors: {cpu: {interval: -10s}}", "collectors.cpu.interval", "must not be negative"},
 	{"interval below the collection interval", "collection_interval: 10s\n    collectors: {syscall: {interval: 5s}}", "collectors.syscall.interval", "shorter than collection_interval 10s"},
 	{"unknown syscall", "collectors: {syscall: {syscalls: [read, frobnicate]}}", "collectors.syscall.syscalls", `"frobnicate" is not a system call`},
+	{"syscall latency sample of zero calls", "collectors: {syscall: {latency_sample: -1}}", "collectors.syscall.latency_sample", "want 1 (every call timed) to 1048576, got -1"},
 	{"syscalls at the old place", "syscalls: [read]", "syscalls", "moved to collectors.syscall.syscalls"},
 	{"unknown key", "colection_interval: 10s", "colection_interval", "unknown key"},
 	{"unknown metric", "metrics: {kpod.gpu.utilization: {enabled: false}}", "metrics.kpod.gpu.utilization", "unknown key"},
