@@ -204,7 +204,7 @@ func (a *analysis) BPF(config, bench string) string {
 
 // ProgNs is one program's ns per run in kpod comprehensive's statistics.
 func (a *analysis) ProgNs(prog, bench string) string {
-	st := a.run.statsOf("kpod comprehensive")
+	st := a.run.familyStats(a.run.kpodProgFamily())
 	if st == nil || st.Progs[bench] == nil {
 		return "–"
 	}

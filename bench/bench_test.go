@@ -282,9 +282,20 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatalf("enabling BPF statistics: %v", err)
 	}
+	// The profiles, variants and peers; a family alone only if it is in no profile (l7): the
+	// others' programs are in kpod comprehensive's pass.
+	inComp := map[string]bool{}
+	for _, e := range entries {
+		if e.cfg.Name == cfgComprehensive {
+			for _, p := range e.res.Programs {
+				inComp[p.Name] = true
+			}
+		}
+	}
 	var statEntries []*entry
 	for _, e := range entries {
-		if (e.cfg.Kind == kindProfile || e.cfg.Kind == kindVariant || e.cfg.peer != nil) && !e.cfg.noStats {
+		alone := e.cfg.Kind == kindFamily && len(e.res.Programs) > 0 && !inComp[e.res.Programs[0].Name]
+		if (e.cfg.Kind == kindProfile || e.cfg.Kind == kindVariant || e.cfg.peer != nil || alone) && !e.cfg.noStats {
 			statEntries = append(statEntries, e)
 		}
 	}
@@ -302,7 +313,7 @@ func TestBench(t *testing.T) {
 			}
 		}
 	}
-	relevantBenches(entries, run.statsOf("kpod comprehensive"), fam)
+	relevantBenches(entries, run.familyStats(fam), fam)
 	run.Matrix, err = runMatrix(s, entries, run.Rounds, run.MicroPairs, run.PeerPairs, run.RedisPairs, rng)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ package bench
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand"
 	"os"
@@ -55,6 +56,8 @@ const (
 	groupL7      = "l7 cost"
 	// cfgStandardL7 is the standard profile with the l7 family enabled on top.
 	cfgStandardL7 = "kpod standard + l7"
+	// cfgComprehensive's statistics pass gives the programs of every family in a profile.
+	cfgComprehensive = "kpod comprehensive"
 )
 
 func (run *benchRun) group(name string) *groupResult {
@@ -460,6 +463,44 @@ func (run *benchRun) statsOf(name string) *statsResult {
 	return nil
 }
 
+// familyStats is the statistics of every family's programs: kpod comprehensive's pass, and
+// for a family in no profile (l7) its own pass, scaled to comprehensive's operations per
+// benchmark run. fam maps program names to families.
+func (run *benchRun) familyStats(fam map[string]string) *statsResult {
+	comp := run.statsOf(cfgComprehensive)
+	if comp == nil {
+		return nil
+	}
+	in := map[string]bool{}
+	for _, progs := range comp.Progs {
+		for name := range progs {
+			in[fam[name]] = true
+		}
+	}
+	out := &statsResult{Name: comp.Name, Kind: comp.Kind, Family: comp.Family, Error: comp.Error, Ops: comp.Ops,
+		Progs: map[string]map[string]progStat{}}
+	for b, progs := range comp.Progs {
+		out.Progs[b] = maps.Clone(progs)
+	}
+	for _, f := range kpodFamilies {
+		own := run.statsOf("kpod " + f)
+		if in[f] || own == nil {
+			continue
+		}
+		for b, progs := range own.Progs {
+			if out.Progs[b] == nil || own.Ops[b] == 0 {
+				continue
+			}
+			k := comp.Ops[b] / own.Ops[b]
+			for name, p := range progs {
+				p.Runs, p.RunTimeNs = p.Runs*k, p.RunTimeNs*k
+				out.Progs[b][name] = p
+			}
+		}
+	}
+	return out
+}
+
 // statBench maps a suite benchmark to the statistics-pass run that covered it.
 func statBench(b string) string {
 	if p, ok := redisPrefix(b); ok {
@@ -860,8 +901,8 @@ func renderMatrix(w *mdWriter, run *benchRun) {
 // ---- added ns per event ----
 
 func renderPerEvent(w *mdWriter, run *benchRun) {
-	comp := run.statsOf("kpod comprehensive")
 	fam := run.kpodProgFamily()
+	comp := run.familyStats(fam)
 	w.p("## kpod families: added ns per event")
 	w.p("")
 	w.p("For each family alone, on each benchmark where its programs run (≥ 0.1 runs per operation in the statistics pass): program runs")
@@ -963,8 +1004,8 @@ func seMedian(r *configResult, b string) float64 {
 // throughput is too noisy for a per-family comparison). Met when kpod's median Δ is not above
 // the peer's; "met (≈)" when above it by less than two standard errors of the difference.
 func (run *benchRun) peerComparisons() []peerCmp {
-	comp := run.statsOf("kpod comprehensive")
 	fam := run.kpodProgFamily()
+	comp := run.familyStats(fam)
 	var out []peerCmp
 	for _, f := range kpodFamilies {
 		kr := run.Matrix.byName("kpod " + f)

@@ -21,7 +21,7 @@ func (run *benchRun) perOpStats(config, b string) (runs, nsop float64, ok bool) 
 	}
 	if f, found := strings.CutPrefix(config, "kpod "); found {
 		fam := run.kpodProgFamily()
-		return bpfPerOp(run.statsOf("kpod comprehensive"), b, func(n string) bool { return fam[n] == f })
+		return bpfPerOp(run.familyStats(fam), b, func(n string) bool { return fam[n] == f })
 	}
 	return 0, 0, false
 }
@@ -115,14 +115,14 @@ func renderFloors(w *mdWriter, run *benchRun) {
 // ---- coverage ----
 
 func renderCoverage(w *mdWriter, run *benchRun) {
-	comp := run.statsOf("kpod comprehensive")
+	fam := run.kpodProgFamily()
+	comp := run.familyStats(fam)
 	if comp == nil {
 		return
 	}
-	fam := run.kpodProgFamily()
 	w.p("## Which benchmark exercises which family")
 	w.p("")
-	w.p("Program runs per operation of each family's programs (statistics pass, kpod comprehensive); `–` below 0.01. A family is paired")
+	w.p("Program runs per operation of each family's programs (statistics pass, kpod comprehensive; l7, in no profile, alone); `–` below 0.01. A family is paired")
 	w.p("in the matrix on the benchmarks where it runs at least 0.05 times per operation.")
 	w.p("")
 	w.header(append([]string{"family"}, append(statBenches, "paired on")...)...)
@@ -240,28 +240,33 @@ type famCost struct {
 	Runs, BPF, Hook, Est float64 // per request: program runs, BPF ns; hook ns per run; estimate ns
 	HookBench, Alone     string
 	HaveHook, InStandard bool
+	InComp               bool // in the comprehensive profile (l7 is in none)
 }
 
 // familyCosts estimates each family's cost per redis request, largest first.
 func (run *benchRun) familyCosts() []famCost {
-	comp := run.statsOf("kpod comprehensive")
+	fam := run.kpodProgFamily()
+	comp := run.familyStats(fam)
 	if comp == nil || run.Matrix == nil {
 		return nil
 	}
-	fam := run.kpodProgFamily()
-	inStd := map[string]bool{}
-	if r := run.Matrix.byName("kpod standard"); r != nil {
-		for _, p := range r.Programs {
-			inStd[fam[p.Name]] = true
+	inProfile := func(p string) map[string]bool {
+		in := map[string]bool{}
+		if r := run.Matrix.byName("kpod " + p); r != nil {
+			for _, p := range r.Programs {
+				in[fam[p.Name]] = true
+			}
 		}
+		return in
 	}
+	inStd, inComp := inProfile("standard"), inProfile("comprehensive")
 	var rows []famCost
 	for _, f := range kpodFamilies {
 		runs, bpf, ok := bpfPerOp(comp, "redis", func(n string) bool { return fam[n] == f })
 		if !ok || runs < 0.001 {
 			continue
 		}
-		fr := famCost{Family: f, Runs: runs, BPF: bpf, InStandard: inStd[f], Alone: "not paired on redis"}
+		fr := famCost{Family: f, Runs: runs, BPF: bpf, InStandard: inStd[f], InComp: inComp[f], Alone: "not paired on redis"}
 		r := run.Matrix.byName("kpod " + f)
 		if r != nil && len(r.On["redis-cpu"]) > 0 {
 			fr.Alone = cellText(r, "redis-cpu")
@@ -304,26 +309,30 @@ func renderFamilyCost(w *mdWriter, run *benchRun) {
 	w.p("## What each family costs per redis request")
 	w.p("")
 	w.p("So that the profiles' cost on redis has names. Program runs and BPF time per request: statistics pass of kpod comprehensive")
-	w.p("(the BPF time includes the statistics' own two clock reads per run). **Hook cost per run**: the family's floor Δ divided by")
+	w.p("(of the family alone for l7, which is in no profile; the BPF time includes the statistics' own two clock reads per run). **Hook cost per run**: the family's floor Δ divided by")
 	w.p("its program runs, on the benchmark (not redis) where the floor is measurable (sign test) and its runs stand out most from")
 	w.p("the noise (the matrix; what the kernel spends calling a program there, before the program does anything). **Estimate** =")
 	w.p("BPF time + runs × hook cost per request (BPF time alone where no hook cost is measured); it is the best per-family number on")
 	w.p("redis, where one family's Δ alone is a fraction of the blocks' noise. **Alone**: the family alone against nothing in the")
 	w.p("matrix (few redis blocks: wide intervals).")
 	w.p("")
-	w.header("family", "in standard", "runs / request", "BPF ns / request", "hook cost per run (benchmark)", "estimate / request", "alone: Δ CPU per request [95 %]")
+	w.header("family", "profiles", "runs / request", "BPF ns / request", "hook cost per run (benchmark)", "estimate / request", "alone: Δ CPU per request [95 %]")
 	var sumStd, sumComp float64
 	for _, fr := range rows {
 		hook := "– (the floor is not measurable off redis)"
 		if fr.HaveHook {
 			hook = fmt.Sprintf("%s (%s)", signedNs(fr.Hook), fr.HookBench)
 		}
-		std := "no"
-		if fr.InStandard {
-			std = "yes"
+		std := "none (`collectors.l7.enabled`)"
+		switch {
+		case fr.InStandard:
+			std = "standard, comprehensive"
 			sumStd += fr.Est
+			sumComp += fr.Est
+		case fr.InComp:
+			std = "comprehensive"
+			sumComp += fr.Est
 		}
-		sumComp += fr.Est
 		w.row(fr.Family, std, fmt.Sprintf("%.2f", fr.Runs), ns(fr.BPF), hook, ns(fr.Est), fr.Alone)
 	}
 	g := run.group(groupBudget)
@@ -651,7 +660,7 @@ func renderL7(w *mdWriter, run *benchRun) {
 			st = append(st, fmt.Sprintf("%s %.2f runs, %s of BPF per request", b, r, ns(n)))
 		}
 	}
-	w.p("The l7 family's programs (statistics pass, kpod comprehensive; tail-called parsers are counted in the program that calls them): %s.", orNone(st))
+	w.p("The l7 family's programs (statistics pass of the family alone; tail-called parsers are counted in the program that calls them): %s.", orNone(st))
 	w.p("Sign test against nothing on redis-cpu: %s.", strings.Join(g.signs("redis-cpu"), "; "))
 	w.p("")
 	fits, judged := run.l7Verdict()
@@ -663,7 +672,7 @@ func renderL7(w *mdWriter, run *benchRun) {
 		w.p("over blocks against nothing, 95 %% intervals in brackets).")
 	default:
 		w.p("**l7 does not fit the standard profile's budget**: `%s` costs %s CPU per redis request and %s pipelined (budget +2 %% on", cfgStandardL7, ratioCI(g.view(cfgStandardL7), "redis-cpu"), ratioCI(g.view(cfgStandardL7), "redisp-cpu"))
-		w.p("each; medians over blocks against nothing, 95 %% intervals in brackets): it stays in `comprehensive`.")
+		w.p("each; medians over blocks against nothing, 95 %% intervals in brackets): it stays in no profile (`collectors.l7.enabled`).")
 	}
 	w.p("")
 }

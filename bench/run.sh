@@ -9,8 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "make bench needs root (BPF, cgroups, loop devices)" >&2; exit 1; fi
 missing=""
-# clang-19 and libbpf-dev build bench/variants/*.bpf.c (as make generate builds bpf/).
-for p in bpftrace libbpf-tools redis-server redis-tools gcc libc6-dev util-linux clang-19 libbpf-dev; do
+for p in bpftrace libbpf-tools redis-server redis-tools gcc libc6-dev util-linux; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

@@ -47,7 +47,8 @@ const (
 	tcpPort          = 7100
 )
 
-// snapshotConfig is examples/collector-local.yaml's pipeline with the comprehensive profile,
+// snapshotConfig is examples/collector-local.yaml's pipeline with the comprehensive profile
+// and the l7 family,
 // a 5 s cycle, the filesystem family every 10 s (so that kpod_collector_skipped_total moves),
 // BPF run-time statistics, and the restart counts of the fake API server.
 func snapshotConfig(prom, health, telemetry int, kubeconfig string) string {
@@ -59,6 +60,7 @@ func snapshotConfig(prom, health, telemetry int, kubeconfig string) string {
     bpf_stats: true
     collectors:
       filesystem: {interval: 10s}
+      l7: {enabled: true}
     kubernetes:
       enabled: true
       auth_type: kubeConfig

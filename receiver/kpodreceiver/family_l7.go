@@ -10,8 +10,11 @@ import (
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
 
+// l7 is in no profile: it parses the payload of every read and write of every pod, which
+// costs more than any profile's budget (BENCHMARKS.md, "The l7 family"); turned on with
+// collectors.l7.enabled.
 var l7Family = familyInfo{
-	name: "l7", bpf: true, profiles: comprehensiveOnly, spec: l7.Spec,
+	name: "l7", bpf: true, spec: l7.Spec,
 	metrics: []string{"kpod.l7.requests", "kpod.l7.request.duration", "kpod.l7.parse.errors"},
 	newFn:   adapt(openL7, records[l7.Stats]{container: recordL7}),
 }

@@ -114,6 +114,8 @@ func chartValues(t *testing.T) []value {
 				"(the apiserver listens on 127.0.0.1, see scripts/cluster-up.sh), and the test scrapes the endpoint at 127.0.0.1:9464; the workload pods use the pod network"},
 		{"receiver.profile", "comprehensive",
 			"the fork loop and the syscall loop are measured by the proc and syscall families, which only the comprehensive profile loads"},
+		{"receiver.collectors.l7.enabled", true,
+			"the HTTP and Redis workloads are measured by the l7 family (in no profile) and the service graph's request edges come from it"},
 		{"receiver.collectors.syscall.latency_sample", 1,
 			"every close of the syscall loop timed, so that its latency observations are exact too (the default, 1 in 16, is checked against its binomial bounds by the receiver's tests)"},
 		{"receiver.collection_interval", interval.String(), "a shorter cycle makes the test faster"},

@@ -198,7 +198,7 @@ const (
 
 // TestBackpressure: otelcol-kpod with examples/collector-node.yaml (memory_limiter, batch,
 // otlp_http with its sending queue; the API-dependent parts left out), the comprehensive
-// profile at a 1 s cycle over 100 pods, in a memory cgroup limited like the DaemonSet's
+// profile and the l7 family at a 1 s cycle over 100 pods, in a memory cgroup limited like the DaemonSet's
 // container (256 MiB), exporting to an OTLP sink that goes down for KPOD_OUTAGE (20 s in
 // make test, 5 minutes in make soak) and comes back. Sampled every second: RSS stays under
 // memory_limiter's limit and the process lives. Afterwards exports resume, with data measured
@@ -215,7 +215,7 @@ func TestBackpressure(t *testing.T) {
 
 	layout := fakepod.HostLayout(t)
 	cfg := testenv.ExampleConfig(t, repoRoot(t), "collector-node.yaml",
-		[2]string{"profile: standard", "profile: comprehensive"},
+		[2]string{"profile: standard", comprehensiveL7},
 		[2]string{"collection_interval: 30s", "collection_interval: 1s"},
 		[2]string{"proc_root: /host/proc", "proc_root: /proc"},
 		[2]string{"    kubernetes:\n      enabled: true", "    kubernetes:\n      enabled: false"},

@@ -269,7 +269,7 @@ func needs(msg string) []string {
 
 var needsPhrase = regexp.MustCompile(`\(needs [^)]*\)`)
 
-// TestLeastPrivilege runs otelcol-kpod (comprehensive profile) as user nobody with exactly
+// TestLeastPrivilege runs otelcol-kpod (comprehensive profile and l7) as user nobody with exactly
 // the capabilities examples/kubernetes/daemonset.yaml grants, next to fake pods that give
 // every collector something to report, and then with each capability dropped in turn. With
 // all of them every collector loads and reports, as when run as root; without one, each

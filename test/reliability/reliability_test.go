@@ -80,8 +80,12 @@ func freePorts(t testing.TB) ports {
 }
 
 // localConfig is examples/collector-local.yaml with its own ports, a 1 s cycle, the
-// comprehensive profile and the exporter's metric_expiration set to expiration; extra
-// replacements follow.
+// comprehensive profile with the l7 family (every collector there is) and the exporter's
+// metric_expiration set to expiration; extra replacements follow.
+// comprehensiveL7 replaces an example's "profile: standard" (a receiver key, four spaces in):
+// the comprehensive profile and the one family in no profile.
+const comprehensiveL7 = "profile: comprehensive\n    collectors: {l7: {enabled: true}}"
+
 func localConfig(t testing.TB, p ports, expiration string, extra ...[2]string) string {
 	t.Helper()
 	repl := append([][2]string{
@@ -89,7 +93,7 @@ func localConfig(t testing.TB, p ports, expiration string, extra ...[2]string) s
 		{"endpoint: 127.0.0.1:13133", fmt.Sprintf("endpoint: 127.0.0.1:%d", p.health)},
 		{"port: 8888", fmt.Sprintf("port: %d", p.telemetry)},
 		{"collection_interval: 10s", "collection_interval: 1s"},
-		{"profile: standard", "profile: comprehensive"},
+		{"profile: standard", comprehensiveL7},
 		{"metric_expiration: 2m", "metric_expiration: " + expiration},
 	}, extra...)
 	return testenv.ExampleConfig(t, repoRoot(t), "collector-local.yaml", repl...)
