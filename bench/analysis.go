@@ -379,9 +379,13 @@ func (a *analysis) DeltaPer(group, config, bench string, per float64) string {
 }
 
 // Fam is one field of a family's cost per redis request: "est", "runs", "bpf", "hook", or
-// "rank" (1 = the costliest).
+// "rank" (1 = the costliest of the comprehensive profile's families).
 func (a *analysis) Fam(family, field string) string {
-	for i, f := range a.run.familyCosts() {
+	rank := 0
+	for _, f := range a.run.familyCosts() {
+		if f.InComp {
+			rank++
+		}
 		if f.Family != family {
 			continue
 		}
@@ -398,20 +402,23 @@ func (a *analysis) Fam(family, field string) string {
 			}
 			return signedNs(f.Hook)
 		case "rank":
-			return fmt.Sprint(i + 1)
+			return fmt.Sprint(rank)
 		}
 	}
 	return "–"
 }
 
-// TopFamilies names the n costliest families per redis request with their estimates.
+// TopFamilies names the n costliest families of the comprehensive profile per redis request
+// with their estimates.
 func (a *analysis) TopFamilies(n int) string {
 	var out []string
-	for i, f := range a.run.familyCosts() {
-		if i == n {
+	for _, f := range a.run.familyCosts() {
+		if len(out) == n {
 			break
 		}
-		out = append(out, fmt.Sprintf("%s (%s)", f.Family, ns(f.Est)))
+		if f.InComp {
+			out = append(out, fmt.Sprintf("%s (%s)", f.Family, ns(f.Est)))
+		}
 	}
 	return orNone(out)
 }
