@@ -437,7 +437,7 @@ var syscallPaths = map[string][3]string{
 	"kpod syscall":  {"per call: `syscalls:sys_exit_<name>` of the tracked calls counts; `sys_enter_<name>` stamps 1 call in 16 (`bpf_get_prandom_u32`; the default)", "exact", "sampled, 1 in 16"},
 	varSysExact:     {"per call, as the default; `sys_enter_<name>` stamps every call", "exact", "exact"},
 	varSysEveryCall: {"every call: `raw_syscalls` `sys_enter` + `sys_exit` (tp_btf; the fallback), 1 call in 16 stamped", "exact", "sampled, 1 in 16"},
-	varSysExitOnly:  {"per call: `sys_exit_<name>` only", "exact", "none"},
+	varSysExitOnly:  {"per call: `sys_exit_<name>` only (what kpod loads with the `kpod.syscall.latency` histogram switched off)", "exact", "none"},
 	varSysEveryExit: {"every call: `raw_syscalls` `sys_exit` only (tp_btf), filtered by the tracked list", "exact", "none"},
 }
 
@@ -451,7 +451,7 @@ func renderSyscall(w *mdWriter, run *benchRun) {
 	w.p("%d blocks of: nothing, each way and its floor (empty programs on the same events); redis %d requests per test. The tracked", g.Blocks, g.Requests)
 	w.p("calls are the family's default list (`%s`); getppid is a call outside it (what every system call of the", strings.Join(trackedNames(), ", "))
 	w.p("node pays), ping-pong's read and write are in it. Every way is the family's own object (`bpf/syscall.bpf.c`), loaded with")
-	w.p("`latency_sample` set and, for the exit-only ways, only the exit program attached. %s", g.errText())
+	w.p("`latency_sample` set or, for the exit-only ways, with only the exit program attached. %s", g.errText())
 	w.p("")
 	units := []string{"redis-cpu", "getppid", "pingpong"}
 	w.header(append([]string{"way", "hooks", "calls, errors", "latency", "program runs, BPF time per request (statistics)"}, units...)...)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"slices"
 	"sort"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
@@ -53,23 +52,14 @@ func loadSpec(s bpfload.Spec) func() (io.Closer, error) {
 }
 
 // syscallVariant loads the syscall family's object for the default tracked list on path p,
-// one call in sample timed, attached only to the hooks of the programs in progs (all if none).
-func syscallVariant(name string, p syscall.Path, sample uint32, progs ...string) *config {
+// one call in sample timed (syscall.NoLatency: the exit programs only).
+func syscallVariant(name string, p syscall.Path, sample uint32) *config {
 	tracked, _ := syscall.Resolve(syscall.Default)
 	c := &config{Name: name, Kind: kindVariant, Family: "syscall"}
 	spec, err := syscall.PathSpec(p, tracked, sample)
 	if err != nil {
 		c.load = func() (io.Closer, error) { return nil, err }
 		return c
-	}
-	if len(progs) > 0 {
-		var hooks []bpfload.Hook
-		for _, h := range spec.Hooks {
-			if slices.Contains(progs, h.Prog) {
-				hooks = append(hooks, h)
-			}
-		}
-		spec.Hooks = hooks
 	}
 	c.load = loadSpec(spec)
 	return c
@@ -82,8 +72,8 @@ func variantConfigs() []*config {
 		{Name: varTCPSegment, Kind: kindVariant, Family: "tcp", load: loadSpec(tcp.SegmentSpec())},
 		syscallVariant(varSysEveryCall, syscall.PathEveryCall, def),
 		syscallVariant(varSysExact, syscall.PathPerCall, 1),
-		syscallVariant(varSysExitOnly, syscall.PathPerCall, def, "kpod_scex"),
-		syscallVariant(varSysEveryExit, syscall.PathEveryCall, def, "kpod_sysout"),
+		syscallVariant(varSysExitOnly, syscall.PathPerCall, syscall.NoLatency),
+		syscallVariant(varSysEveryExit, syscall.PathEveryCall, syscall.NoLatency),
 	}
 }
 

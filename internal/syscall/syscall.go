@@ -112,7 +112,7 @@ func Spec() bpfload.Spec {
 type Collector struct {
 	*bpfload.Source[map[string]Stats]
 	Path   Path
-	Sample uint32 // one call in Sample is timed
+	Sample uint32 // one call in Sample is timed; NoLatency: none
 }
 
 // DefaultLatencySample is how many tracked calls there are per timed call by default: calls
@@ -124,9 +124,18 @@ const DefaultLatencySample = 16
 // MaxLatencySample bounds collectors.syscall.latency_sample.
 const MaxLatencySample = 1 << 20
 
+// NoLatency as the sample rate loads the exit programs only: calls and errors are counted,
+// nothing is timed, and no system call pays for an enter program (the cheapest way; what
+// kpod does when the kpod.syscall.latency histogram is switched off).
+const NoLatency = 0
+
+// exitProgs are the programs that count; the others only stamp entries.
+var exitProgs = map[string]bool{"kpod_scex": true, "kpod_sysout": true}
+
 // Start loads the family on the per-call events of the tracked calls, or on every call
 // where those cannot attach, and writes the tracked syscall numbers into the kernel's filter
-// before any program is attached. One tracked call in sample is timed (1: every call).
+// before any program is attached. One tracked call in sample is timed (1: every call;
+// NoLatency: none, and the enter programs are not attached).
 func Start(tracked map[uint32]string, sample uint32) (*Collector, error) {
 	c, err := startPath(PathPerCall, tracked, sample)
 	if err == nil {
@@ -154,10 +163,11 @@ func startPath(p Path, tracked map[uint32]string, sample uint32) (*Collector, er
 }
 
 // PathSpec is the family's object on path p, with the tracked numbers written into the
-// kernel's filter and one call in sample timed, before anything is attached.
+// kernel's filter and one call in sample timed (NoLatency: only the exit programs), before
+// anything is attached.
 func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, error) {
-	if sample < 1 || sample > MaxLatencySample {
-		return bpfload.Spec{}, fmt.Errorf("latency sample 1 in %d: want 1 to %d", sample, MaxLatencySample)
+	if sample > MaxLatencySample {
+		return bpfload.Spec{}, fmt.Errorf("latency sample 1 in %d: want at most %d", sample, MaxLatencySample)
 	}
 	nrs := make([]uint32, 0, len(tracked))
 	for nr := range tracked {
@@ -174,6 +184,15 @@ func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, e
 			names[i] = tracked[nr]
 		}
 		spec = PerCallSpec(names)
+	}
+	if sample == NoLatency {
+		var hooks []bpfload.Hook
+		for _, h := range spec.Hooks {
+			if exitProgs[h.Prog] {
+				hooks = append(hooks, h)
+			}
+		}
+		spec.Hooks, sample = hooks, 1
 	}
 	spec.Prepare = func(cs *ebpf.CollectionSpec) error {
 		ms := cs.Maps[SyscallMapKpodSysTrack]

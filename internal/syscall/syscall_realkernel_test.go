@@ -3,6 +3,7 @@ package syscall
 import (
 	"context"
 	"fmt"
+	"strings"
 	"strconv"
 	"testing"
 
@@ -14,8 +15,9 @@ import (
 // TestRealSyscall: on each way the family hooks (the per-call events, or every call on each
 // rung of the raw_syscalls ladder), a pod's N close(-1) are N calls and N errors (EBADF); its
 // latency histogram holds every one of them when every call is timed (latency_sample 1) and a
-// binomial share of them at the default 1 in 16; getppid, which is not tracked, is not
-// recorded although the pod makes N of them too; an idle pod has nothing.
+// binomial share of them at the default 1 in 16, and none without latency (NoLatency), when
+// no enter program is attached at all; getppid, which is not tracked, is not recorded
+// although the pod makes N of them too; an idle pod has nothing.
 func TestRealSyscall(t *testing.T) {
 	fakepod.RequireRoot(t)
 	for _, v := range []struct {
@@ -26,6 +28,7 @@ func TestRealSyscall(t *testing.T) {
 		{PathPerCall, "tracepoint", 1}, {PathPerCall, "tracepoint", DefaultLatencySample},
 		{PathEveryCall, "tp_btf", 1}, {PathEveryCall, "tp_btf", DefaultLatencySample},
 		{PathEveryCall, "raw_tp", DefaultLatencySample}, {PathEveryCall, "tracepoint", DefaultLatencySample},
+		{PathPerCall, "tracepoint", NoLatency}, {PathEveryCall, "tp_btf", NoLatency},
 	} {
 		t.Run(fmt.Sprintf("%s-%s-sample%d", v.path, v.rung, v.sample), func(t *testing.T) { realSyscall(t, v.path, v.rung, v.sample) })
 	}
@@ -65,8 +68,23 @@ func realSyscall(t *testing.T, path Path, rung string, sample uint32) {
 	if cl.Count != n || cl.Errors != n {
 		t.Errorf("close: %d calls, %d errors; want %d each", cl.Count, cl.Errors, n)
 	}
-	if lo, hi := bpftest.SampledBounds(n, sample); cl.Latency.Count() < lo || cl.Latency.Count() > hi {
-		t.Errorf("close: %d latency samples of %d calls timed 1 in %d; want %d to %d", cl.Latency.Count(), n, sample, lo, hi)
+	var enter []string
+	for _, p := range c.Obj.Programs {
+		if strings.HasPrefix(p.Name, "kpod_scen") || strings.HasPrefix(p.Name, "kpod_sysin") {
+			enter = append(enter, p.Name)
+		}
+	}
+	if sample == NoLatency {
+		if cl.Latency.Count() != 0 || len(enter) != 0 {
+			t.Errorf("without latency: %d latency samples, enter programs %v; want none", cl.Latency.Count(), enter)
+		}
+	} else {
+		if lo, hi := bpftest.SampledBounds(n, sample); cl.Latency.Count() < lo || cl.Latency.Count() > hi {
+			t.Errorf("close: %d latency samples of %d calls timed 1 in %d; want %d to %d", cl.Latency.Count(), n, sample, lo, hi)
+		}
+		if len(enter) != 1 {
+			t.Errorf("enter programs attached: %v, want one", enter)
+		}
 	}
 	// Each workload run reads its gate once inside the pod; nothing else it does is tracked.
 	if r := got["read"]; r.Count != 2 || r.Errors != 0 {

@@ -90,15 +90,17 @@ func realProc(t *testing.T, rung string) {
 
 // TestRealSyscalls: a static workload's close(-1) calls are counted exactly, as calls and as
 // errors; the latency histogram holds every one of them with latency_sample 1 and a binomial
-// share of them by default (1 in 16); the tracked list is what the kernel filters on.
+// share of them by default (1 in 16); with the histogram switched off no enter program is
+// loaded and the counts stay exact; the tracked list is what the kernel filters on.
 func TestRealSyscalls(t *testing.T) {
 	fakepod.RequireRoot(t)
 	for _, sample := range []int{0, 1} {
-		t.Run(fmt.Sprintf("latency_sample=%d", sample), func(t *testing.T) { realSyscalls(t, sample) })
+		t.Run(fmt.Sprintf("latency_sample=%d", sample), func(t *testing.T) { realSyscalls(t, sample, true) })
 	}
+	t.Run("latency histogram off", func(t *testing.T) { realSyscalls(t, 0, false) })
 }
 
-func realSyscalls(t *testing.T, sample int) {
+func realSyscalls(t *testing.T, sample int, latency bool) {
 	const n = 5000
 	pod := fakepod.New(t, fakepod.Options{})
 	ctr := pod.AddContainer()
@@ -108,6 +110,7 @@ func realSyscalls(t *testing.T, sample int) {
 
 	cfg := customConfig("syscall")
 	cfg.Collectors["syscall"] = CollectorConfig{Enabled: boolp(true), LatencySample: sample}
+	cfg.Histograms.KpodSyscallLatency.Enabled = latency
 	s := startScraper(t, cfg)
 	ctr.Run("close", strconv.Itoa(n))
 	md := scrape(t, s)
@@ -128,10 +131,12 @@ func realSyscalls(t *testing.T, sample int) {
 	if sample == 0 {
 		in = syscall.DefaultLatencySample
 	}
-	lo, hi := bpftest.SampledBounds(n, in)
 	h, ok := histogramOf(rm, "kpod.syscall.latency", sc)
-	if !ok || h.Count() < lo || h.Count() > hi {
+	if lo, hi := bpftest.SampledBounds(n, in); latency && (!ok || h.Count() < lo || h.Count() > hi) {
 		t.Errorf("close latency histogram count = %d (found %v), want %d to %d (1 in %d of %d calls timed)", h.Count(), ok, lo, hi, in, n)
+	}
+	if !latency && ok {
+		t.Errorf("the latency histogram is switched off, but a point is there (count %d)", h.Count())
 	}
 	// Nothing the workload does after its gate is a tracked syscall except close and the
 	// gate's read (which returns inside the pod).
@@ -149,6 +154,16 @@ func realSyscalls(t *testing.T, sample int) {
 		if a, ok := r.f.(*adapter[map[string]syscall.Stats]); ok {
 			c = a.src.(*syscall.Collector)
 		}
+	}
+	// Enter programs only where something is timed.
+	var enter []string
+	for _, p := range c.Obj.Programs {
+		if strings.HasPrefix(p.Name, "kpod_scen") || strings.HasPrefix(p.Name, "kpod_sysin") {
+			enter = append(enter, p.Name)
+		}
+	}
+	if wantEnter := latency; (len(enter) > 0) != wantEnter || (!latency && c.Sample != syscall.NoLatency) {
+		t.Errorf("histogram on: %v; enter programs %v, sample %d", latency, enter, c.Sample)
 	}
 	got, err := c.Tracked()
 	if err != nil {

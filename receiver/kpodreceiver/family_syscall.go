@@ -23,11 +23,14 @@ func openSyscall(e *env) (source[map[string]syscall.Stats], error) {
 		e.logger.Info("syscall collector: these system calls do not exist on this architecture and are not tracked",
 			zap.Strings("syscalls", missing), zap.String("arch", syscall.Arch))
 	}
-	sample := e.cfg.Collectors["syscall"].LatencySample
-	if sample == 0 {
+	sample := uint32(e.cfg.Collectors["syscall"].LatencySample)
+	switch {
+	case !e.cfg.Histograms.KpodSyscallLatency.Enabled:
+		sample = syscall.NoLatency // nothing to time for: no enter programs at all
+	case sample == 0:
 		sample = syscall.DefaultLatencySample
 	}
-	return syscall.Start(tracked, uint32(sample))
+	return syscall.Start(tracked, sample)
 }
 
 func recordSyscall(r *recorder, c *podid.Container, vals map[uint64]map[string]syscall.Stats) {
