@@ -3,8 +3,8 @@ package syscall
 import (
 	"context"
 	"fmt"
-	"strings"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
