@@ -39,6 +39,10 @@ struct {
 
 KPOD_ERRORS(cpu, struct cpu_errs);
 
+/* 0 when the run-queue histogram is switched off: the loader then attaches sched_switch only
+ * and the switch program counts switches and nothing else. */
+const volatile __u32 kpod_rq_on = 1;
+
 static __always_inline int stamp(struct task_struct *p)
 {
 	__u64 *ts = bpf_task_storage_get(&kpod_rq_ts, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -60,6 +64,8 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 		v->switches++;
 	else
 		KPOD_LOST(cpu, kpod_cpu);
+	if (!kpod_rq_on)
+		return 0;
 
 	if (prev_state == TASK_RUNNING) /* preempted: it stays on the run queue */
 		stamp(prev);

@@ -41,7 +41,7 @@ func TestRealPrealloc(t *testing.T) {
 	}
 	load := func() (uint64, *ebpf.MapInfo) {
 		t.Helper()
-		src, err := cpu.Start()
+		src, err := cpu.Start(true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,10 @@
 package cpu
 
 import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/hist"
 )
@@ -34,8 +38,23 @@ func Spec() bpfload.Spec {
 	}
 }
 
-// Start loads and attaches the family.
-func Start() (*bpfload.Source[Stats], error) { return bpfload.Open(Spec(), read) }
+// Start loads and attaches the family. Without runQueue (the kpod.cpu.runqueue.latency
+// histogram switched off) only sched_switch is hooked and only switches are counted: the
+// wakeup hooks, on the scheduler's hottest path, are not attached at all.
+func Start(runQueue bool) (*bpfload.Source[Stats], error) {
+	s := Spec()
+	if !runQueue {
+		s.Hooks = s.Hooks[:1] // sched_switch
+		s.Prepare = func(cs *ebpf.CollectionSpec) error {
+			v, ok := cs.Variables[CpuVarKpodRqOn]
+			if !ok {
+				return fmt.Errorf("the object has no %s", CpuVarKpodRqOn)
+			}
+			return v.Set(uint32(0))
+		}
+	}
+	return bpfload.Open(s, read)
+}
 
 // Collect returns the counters of every cgroup that has any.
 func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {

@@ -39,6 +39,7 @@ const (
 	CpuProgKpodSwB   = "kpod_sw_b"
 	CpuProgKpodWkB   = "kpod_wk_b"
 	CpuProgKpodWknB  = "kpod_wkn_b"
+	CpuVarKpodRqOn   = "kpod_rq_on"
 )
 
 // LoadCpu returns the embedded CollectionSpec for Cpu.
@@ -101,6 +102,7 @@ type CpuMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CpuVariableSpecs struct {
+	KpodRqOn *ebpf.VariableSpec `ebpf:"kpod_rq_on"`
 }
 
 // CpuObjects contains all objects after they have been loaded into the kernel.
@@ -140,6 +142,7 @@ func (m *CpuMaps) Close() error {
 //
 // It can be passed to LoadCpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CpuVariables struct {
+	KpodRqOn *ebpf.Variable `ebpf:"kpod_rq_on"`
 }
 
 // CpuPrograms contains all programs after they have been loaded into the kernel.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
+	"github.com/kpod-project/kpod/internal/cpu"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/syscall"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
@@ -267,10 +268,6 @@ func realCPU(t *testing.T, rung string) {
 	sleeper := fakepod.New(t, fakepod.Options{})
 	cs := sleeper.AddContainer()
 	cs.Start("sleep").WaitReady()
-	ping := fakepod.New(t, fakepod.Options{})
-	cp := ping.AddContainer()
-	cp.Env = []string{"KPOD_CPU=0"} // one CPU: each round trip switches both processes out
-
 	s := startScraper(t, customConfig("cpu"))
 	checkRungs(t, s, rung)
 	perWait := 0.0
@@ -291,20 +288,7 @@ func realCPU(t *testing.T, rung string) {
 		}
 	}
 	const rounds = 20000
-	pp := cp.Start("pingpong", strconv.Itoa(rounds), "park")
-	var before int64
-	var child int
-	if _, err := fmt.Sscanf(pp.ReadLine(), "switches %d %d", &before, &child); err != nil {
-		t.Fatalf("ping-pong output: %v", err)
-	}
-	// Both processes are parked in pause(): their counts no longer move. The parent's since it
-	// was moved into the pod asleep at its gate (its own reading after the gate, before, can
-	// include a preemption in the pod: a CI run, kpod 40004, kernel 40003 from before); the
-	// child's count starts at 0 when it is forked.
-	kernelSwitches := fakepod.ParkedSwitches(t, pp.PID()) - pp.SwitchesAtMove + fakepod.ParkedSwitches(t, child)
-	if before < pp.SwitchesAtMove {
-		t.Errorf("the workload's count after its gate %d is below the count when it was moved %d", before, pp.SwitchesAtMove)
-	}
+	ping, cp, kernelSwitches := pingPong(t, rounds)
 	md := scrape(t, s)
 	failDump(t, md)
 
@@ -349,15 +333,74 @@ func realCPU(t *testing.T, rung string) {
 		t.Errorf("sleeping pod: %.4fs of run-queue time", h.Sum())
 	}
 
-	// The kernel counts every switch-out of both processes, read while they are parked,
-	// when no more can happen (the parent's since the start of the workload, after its
-	// gate). kpod must see exactly those.
-	rm, _ = resourceOf(md, ping.UID, cp.ID)
+	checkSwitches(t, md, ping, cp, rounds, kernelSwitches)
+}
+
+// pingPong runs rounds of a pipe ping-pong between two processes of a new pod on one CPU
+// (each round trip switches both out) and returns the pod, its container and the context
+// switches the kernel counted for both since the gate, read while they are parked, when no
+// more can happen.
+func pingPong(t *testing.T, rounds int) (*fakepod.Pod, *fakepod.Container, int64) {
+	t.Helper()
+	ping := fakepod.New(t, fakepod.Options{})
+	cp := ping.AddContainer()
+	cp.Env = []string{"KPOD_CPU=0"}
+	pp := cp.Start("pingpong", strconv.Itoa(rounds), "park")
+	var before int64
+	var child int
+	if _, err := fmt.Sscanf(pp.ReadLine(), "switches %d %d", &before, &child); err != nil {
+		t.Fatalf("ping-pong output: %v", err)
+	}
+	// Both processes are parked in pause(): their counts no longer move. The parent's since it
+	// was moved into the pod asleep at its gate (its own reading after the gate, before, can
+	// include a preemption in the pod: a CI run, kpod 40004, kernel 40003 from before); the
+	// child's count starts at 0 when it is forked.
+	kernelSwitches := fakepod.ParkedSwitches(t, pp.PID()) - pp.SwitchesAtMove + fakepod.ParkedSwitches(t, child)
+	if before < pp.SwitchesAtMove {
+		t.Errorf("the workload's count after its gate %d is below the count when it was moved %d", before, pp.SwitchesAtMove)
+	}
+	return ping, cp, kernelSwitches
+}
+
+// checkSwitches: kpod counted exactly the switches the kernel did for the ping-pong.
+func checkSwitches(t *testing.T, md pmetric.Metrics, ping *fakepod.Pod, cp *fakepod.Container, rounds int, kernelSwitches int64) {
+	t.Helper()
+	rm, _ := resourceOf(md, ping.UID, cp.ID)
 	sw := intValue(t, rm, "kpod.cpu.context.switches", nil)
-	if sw != kernelSwitches || kernelSwitches < 2*rounds-2 {
+	if sw != kernelSwitches || kernelSwitches < int64(2*rounds-2) {
 		t.Errorf("ping-pong of %d round trips: kpod %d context switches, kernel %d", rounds, sw, kernelSwitches)
 	}
 	t.Logf("ping-pong %d round trips: kpod %d context switches, kernel %d", rounds, sw, kernelSwitches)
+}
+
+// TestRealCPUSwitchesOnly: with the run-queue histogram switched off the family hooks
+// sched_switch only (no wakeup program is attached) and still counts a ping-pong's context
+// switches exactly; no run-queue histogram is emitted.
+func TestRealCPUSwitchesOnly(t *testing.T) {
+	fakepod.RequireRoot(t)
+	cfg := customConfig("cpu")
+	cfg.Histograms.KpodCPURunqueueLatency.Enabled = false
+	s := startScraper(t, cfg)
+	var progs []string
+	for _, r := range s.runners {
+		if a, ok := r.f.(*adapter[cpu.Stats]); ok {
+			for _, p := range a.src.(*bpfload.Source[cpu.Stats]).Obj.Programs {
+				progs = append(progs, p.Name)
+			}
+		}
+	}
+	if len(progs) != 1 || !strings.HasPrefix(progs[0], "kpod_sw") {
+		t.Errorf("programs attached: %v, want the sched_switch one only", progs)
+	}
+	const rounds = 20000
+	ping, cp, kernelSwitches := pingPong(t, rounds)
+	md := scrape(t, s)
+	failDump(t, md)
+	checkSwitches(t, md, ping, cp, rounds, kernelSwitches)
+	rm, _ := resourceOf(md, ping.UID, cp.ID)
+	if h, ok := histogramOf(rm, "kpod.cpu.runqueue.latency", nil); ok {
+		t.Errorf("run-queue histogram switched off, but emitted (count %d)", h.Count())
+	}
 }
 
 // TestRealFamilyFailsAlone: a family whose hook does not exist disables itself, says why in

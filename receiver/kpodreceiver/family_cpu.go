@@ -8,8 +8,12 @@ import (
 var cpuFamily = familyInfo{
 	name: "cpu", bpf: true, profiles: allProfiles, spec: cpu.Spec,
 	metrics: []string{"kpod.cpu.context.switches", "kpod.cpu.runqueue.latency"},
-	newFn: adapt(func(*env) (source[cpu.Stats], error) { return cpu.Start() },
-		records[cpu.Stats]{container: recordCPU}),
+	newFn:   adapt(openCPU, records[cpu.Stats]{container: recordCPU}),
+}
+
+// openCPU hooks the wakeups only when the run-queue histogram is on.
+func openCPU(e *env) (source[cpu.Stats], error) {
+	return cpu.Start(e.cfg.Histograms.KpodCPURunqueueLatency.Enabled)
 }
 
 func recordCPU(r *recorder, c *podid.Container, vals map[uint64]cpu.Stats) {
