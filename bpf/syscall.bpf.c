@@ -45,7 +45,8 @@ struct sys_errs {
 	__u64 kpod_sys_start;
 };
 
-/* One call in kpod_sys_sample is timed; set by the loader (collectors.syscall.latency_sample). */
+/* One call in kpod_sys_sample is timed; set by the loader (collectors.syscall.latency_sample).
+ * 0: nothing is timed, the enter programs are not attached and the exit looks for no stamp. */
 const volatile __u32 kpod_sys_sample = 1;
 
 struct {
@@ -117,6 +118,8 @@ static __always_inline int on_exit(long id, long ret, int check)
 	v->count++;
 	if (ret < 0 && ret >= -4095)
 		v->errors++;
+	if (!kpod_sys_sample)
+		return 0;
 	struct sys_start *st = bpf_task_storage_get(&kpod_sys_start, bpf_get_current_task_btf(), 0, 0);
 	if (st && st->ts) {
 		if (st->nr == id)

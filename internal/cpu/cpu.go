@@ -6,6 +6,7 @@ package cpu
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cilium/ebpf"
 
@@ -44,7 +45,7 @@ func Spec() bpfload.Spec {
 func Start(runQueue bool) (*bpfload.Source[Stats], error) {
 	s := Spec()
 	if !runQueue {
-		s.Hooks = s.Hooks[:1] // sched_switch
+		s.Hooks = slices.DeleteFunc(s.Hooks, func(h bpfload.Hook) bool { return h.Prog != "kpod_sw" })
 		s.Prepare = func(cs *ebpf.CollectionSpec) error {
 			v, ok := cs.Variables[CpuVarKpodRqOn]
 			if !ok {

@@ -192,7 +192,7 @@ func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, e
 				hooks = append(hooks, h)
 			}
 		}
-		spec.Hooks, sample = hooks, 1
+		spec.Hooks = hooks
 	}
 	spec.Prepare = func(cs *ebpf.CollectionSpec) error {
 		ms := cs.Maps[SyscallMapKpodSysTrack]
