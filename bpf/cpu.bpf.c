@@ -75,7 +75,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 		return 0;
 	__u64 delta = bpf_ktime_get_ns() - *ts;
 	*ts = 0;
-	__u64 ncg = kpod_task_cgid(next);
+	__u64 ncg = kpod_task_cgid(next, true) /* tp_btf only */;
 	v = kpod_entry(&kpod_cpu, &ncg, &zero);
 	if (!v) {
 		KPOD_LOST(cpu, kpod_cpu);

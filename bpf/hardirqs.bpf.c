@@ -32,13 +32,13 @@ struct {
 
 KPOD_ERRORS(hirq, struct hirq_errs);
 
-static __always_inline int on_hexit(void)
+static __always_inline int on_hexit(bool btf)
 {
 	static const struct hirq_val zero;
 	__u64 d = elapsed(&kpod_hirq_ts);
 	if (!d)
 		return 0;
-	__u64 cg = victim_cgid();
+	__u64 cg = victim_cgid(btf);
 	struct hirq_val *v = kpod_entry(&kpod_hirq, &cg, &zero);
 	if (!v) {
 		KPOD_LOST(hirq, kpod_hirq);
@@ -50,5 +50,5 @@ static __always_inline int on_hexit(void)
 }
 
 KPOD_TP(kpod_hin, "irq_handler_entry", STAMP(kpod_hirq_ts), int irq, struct irqaction *action)
-KPOD_TP(kpod_hout, "irq_handler_exit", on_hexit(), int irq, struct irqaction *action, int ret)
+KPOD_TP(kpod_hout, "irq_handler_exit", on_hexit(kpod_btf), int irq, struct irqaction *action, int ret)
 

@@ -21,10 +21,10 @@ struct {
 
 KPOD_ERRORS(oom, struct oom_errs);
 
-static __always_inline int on_victim(struct task_struct *victim)
+static __always_inline int on_victim(struct task_struct *victim, bool btf)
 {
 	static const __u64 zero;
-	__u64 cg = kpod_task_cgid(victim);
+	__u64 cg = kpod_task_cgid(victim, btf);
 	__u64 *v = kpod_entry(&kpod_oom, &cg, &zero);
 	if (!v) {
 		KPOD_LOST(oom, kpod_oom);
@@ -34,4 +34,4 @@ static __always_inline int on_victim(struct task_struct *victim)
 	return 0;
 }
 
-KPOD_TP(kpod_oom, "mark_victim", on_victim(task), struct task_struct *task, uid_t uid)
+KPOD_TP(kpod_oom, "mark_victim", on_victim(task, kpod_btf), struct task_struct *task, uid_t uid)

@@ -36,13 +36,13 @@ struct {
 
 KPOD_ERRORS(sirq, struct sirq_errs);
 
-static __always_inline int on_sexit(unsigned int vec)
+static __always_inline int on_sexit(unsigned int vec, bool btf)
 {
 	static const struct kpod_hist zero;
 	__u64 d = elapsed(&kpod_sirq_ts);
 	if (!d || vec >= KPOD_VECTORS)
 		return 0;
-	struct sirq_key key = {.cgid = victim_cgid(), .vec = vec};
+	struct sirq_key key = {.cgid = victim_cgid(btf), .vec = vec};
 	struct kpod_hist *h = kpod_entry(&kpod_sirq, &key, &zero);
 	if (!h) {
 		KPOD_LOST(sirq, kpod_sirq);
@@ -53,5 +53,5 @@ static __always_inline int on_sexit(unsigned int vec)
 }
 
 KPOD_TP(kpod_sin, "softirq_entry", STAMP(kpod_sirq_ts), unsigned int vec_nr)
-KPOD_TP(kpod_sout, "softirq_exit", on_sexit(vec_nr), unsigned int vec_nr)
+KPOD_TP(kpod_sout, "softirq_exit", on_sexit(vec_nr, kpod_btf), unsigned int vec_nr)
 

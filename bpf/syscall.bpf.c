@@ -129,31 +129,35 @@ static __always_inline int on_exit(long id, long ret, int check)
 	return 0;
 }
 
-/* The call number of the raw_syscalls events' registers (syscall_get_nr). */
-static __always_inline long regs_nr(struct pt_regs *regs)
+/* The call number of the raw_syscalls events' registers (syscall_get_nr); btf: regs is a
+ * tp_btf argument, read with a plain load. */
+static __always_inline long regs_nr(struct pt_regs *regs, bool btf)
 {
 #if defined(__TARGET_ARCH_x86)
-	return BPF_CORE_READ(regs, orig_ax);
+	return btf ? regs->orig_ax : BPF_CORE_READ(regs, orig_ax);
 #elif defined(__TARGET_ARCH_arm64)
-	return BPF_CORE_READ(regs, syscallno);
+	return btf ? regs->syscallno : BPF_CORE_READ(regs, syscallno);
 #else
 	return -1;
 #endif
 }
 
 KPOD_TP(kpod_sysin, "sys_enter", on_enter(id, 1), struct pt_regs *regs, long id)
-KPOD_TP(kpod_sysout, "sys_exit", on_exit(regs_nr(regs), ret, 1), struct pt_regs *regs, long ret)
+KPOD_TP(kpod_sysout, "sys_exit", on_exit(regs_nr(regs, kpod_btf), ret, 1), struct pt_regs *regs, long ret)
 
+/* The classic tracepoints' records are read as context, with plain loads (the field offsets
+ * relocated by CO-RE): a BPF_CORE_READ is a helper call, the most expensive thing these
+ * programs would do on every system call. */
 SEC("tracepoint/raw_syscalls/sys_enter")
 int kpod_sysin_t(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_enter(BPF_CORE_READ(ctx, id), 1);
+	return on_enter(ctx->id, 1);
 }
 
 SEC("tracepoint/raw_syscalls/sys_exit")
 int kpod_sysout_t(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(BPF_CORE_READ(ctx, id), BPF_CORE_READ(ctx, ret), 1);
+	return on_exit(ctx->id, ctx->ret, 1);
 }
 
 /* The records of the per-call events (kernel/trace/trace.h): the call number, and the return
@@ -172,11 +176,11 @@ struct syscall_trace_exit {
 SEC("tracepoint/syscalls/sys_enter")
 int kpod_scen_t(struct syscall_trace_enter *ctx)
 {
-	return on_enter(BPF_CORE_READ(ctx, nr), 0);
+	return on_enter(ctx->nr, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit")
 int kpod_scex_t(struct syscall_trace_exit *ctx)
 {
-	return on_exit(BPF_CORE_READ(ctx, nr), BPF_CORE_READ(ctx, ret), 0);
+	return on_exit(ctx->nr, ctx->ret, 0);
 }

@@ -63,9 +63,13 @@ static __always_inline void kpod_hist_add(struct kpod_hist *h, __u64 ns)
 }
 
 /* The cgroup v2 id of a task: the inode of its directory in the unified hierarchy, the same
- * value bpf_get_current_cgroup_id() returns for current. */
-static __always_inline __u64 kpod_task_cgid(struct task_struct *t)
+ * value bpf_get_current_cgroup_id() returns for current. btf: t is a BTF pointer (a tp_btf
+ * argument, bpf_get_current_task_btf()), read with plain loads; otherwise with BPF_CORE_READ,
+ * four helper calls (each ~100 ns on the development VM, more than the rest of a program). */
+static __always_inline __u64 kpod_task_cgid(struct task_struct *t, bool btf)
 {
+	if (btf)
+		return t->cgroups->dfl_cgrp->kn->id;
 	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
 }
 
@@ -150,16 +154,29 @@ static __always_inline __u8 kpod_gen(void *gen_map)
 
 /* A tp_btf program and a raw_tp program with the same body (the first two rungs of the
  * attach ladder; the loader keeps whichever the kernel accepts first). Bodies read kernel
- * memory with BPF_CORE_READ, which is valid for both. */
-#define KPOD_TP(prog, tp, call, args...)                                        \
-	SEC("tp_btf/" tp) int BPF_PROG(prog##_b, args) { return call; }         \
-	SEC("raw_tp/" tp) int BPF_PROG(prog##_r, args) { return call; }
+ * memory with BPF_CORE_READ, which is valid for both, or, where the body is given kpod_btf
+ * (true in the tp_btf program), with plain loads through the tp_btf arguments. */
+#define KPOD_TP(prog, tp, call, args...)                                                        \
+	SEC("tp_btf/" tp) int BPF_PROG(prog##_b, args)                                          \
+	{                                                                                       \
+		const bool kpod_btf __attribute__((unused)) = true;                             \
+		return call;                                                                    \
+	}                                                                                       \
+	SEC("raw_tp/" tp) int BPF_PROG(prog##_r, args)                                          \
+	{                                                                                       \
+		const bool kpod_btf __attribute__((unused)) = false;                            \
+		return call;                                                                    \
+	}
 
 /* A tp_btf program only: for bodies that pass tracepoint arguments to helpers that want
  * trusted BTF pointers (task storage of a task that is not current), which raw_tp arguments
  * are not. The Go hook is BTFOnly. */
-#define KPOD_TP_BTF(prog, tp, call, args...)                                    \
-	SEC("tp_btf/" tp) int BPF_PROG(prog##_b, args) { return call; }
+#define KPOD_TP_BTF(prog, tp, call, args...)                                                    \
+	SEC("tp_btf/" tp) int BPF_PROG(prog##_b, args)                                          \
+	{                                                                                       \
+		const bool kpod_btf __attribute__((unused)) = true;                             \
+		return call;                                                                    \
+	}
 
 /* An fentry program and a kprobe program with the same body, for kernel functions that no
  * tracepoint covers (fentry first; kprobe where the kernel refuses fentry). */

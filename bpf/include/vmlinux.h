@@ -58,6 +58,10 @@ enum bpf_map_type {
 enum { BPF_ANY = 0, BPF_NOEXIST = 1, BPF_EXIST = 2 };
 enum { BPF_F_NO_PREALLOC = 1 };
 enum { BPF_LOCAL_STORAGE_GET_F_CREATE = 1 };
+/* Helpers a program tests for with bpf_core_enum_value_exists before calling them. */
+enum bpf_func_id {
+	BPF_FUNC_get_current_task_btf = 158,
+};
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
@@ -80,6 +84,7 @@ struct signal_struct {
 
 struct task_struct {
 	unsigned int __state;
+	unsigned int flags;
 	pid_t pid;
 	pid_t tgid;
 	struct css_set *cgroups;
@@ -341,12 +346,6 @@ enum pageflags {
 struct address_space;
 struct buffer_head;
 struct irqaction;
-
-/* The task fields the irq families read (task_struct flavour, matched to task_struct). */
-struct task_struct___irq {
-	unsigned int flags;
-	pid_t pid;
-};
 
 /*
  * Registers, per architecture, for kprobe programs (the PT_REGS_* macros of bpf_tracing.h):
