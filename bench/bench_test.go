@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -448,6 +449,9 @@ func TestScale(t *testing.T) {
 	if outDir == "" {
 		outDir = t.TempDir()
 	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	kbench := filepath.Join(outDir, "kbench")
 	if out, err := exec.Command("gcc", "-static", "-O2", "-o", kbench, "kbench/kbench.c").CombinedOutput(); err != nil {
 		t.Fatalf("building kbench: %v\n%s", err, out)
@@ -467,5 +471,9 @@ func TestScale(t *testing.T) {
 			line += fmt.Sprintf(" %s %.1f", c, 1e3*median(p.Collectors[c]))
 		}
 		t.Log(line)
+		if len(p.OtelRSS) > 0 {
+			t.Logf("%d pods: otelcol-kpod VmRSS max %.1f MiB, binary's pages %.1f MiB, cycle median %.1f ms",
+				p.Pods, float64(slices.Max(p.OtelRSS))/(1<<20), float64(p.OtelBinRSS)/(1<<20), 1e3*median(p.OtelCycles))
+		}
 	}
 }

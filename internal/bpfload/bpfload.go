@@ -142,13 +142,43 @@ type Object struct {
 
 	mu      sync.Mutex
 	entries map[string]int // last entry count seen per map
+
+	btf *btf.Cache // while Load runs
 }
 
 var (
-	btfOnce    sync.Once
-	btfCache   *btf.Cache
-	memlockErr error
+	memlockOnce sync.Once
+	memlockErr  error
+
+	btfMu    sync.Mutex
+	btfCache *btf.Cache // nil until a Load needs it and after ReleaseKernelBTF
 )
+
+// kernelBTF returns the decoded kernel BTF that loads share (decoding it takes longer than
+// verifying most programs), decoding it again after a release.
+func kernelBTF() *btf.Cache {
+	btfMu.Lock()
+	defer btfMu.Unlock()
+	if btfCache == nil {
+		btfCache = btf.NewCache()
+	}
+	return btfCache
+}
+
+// KernelSpec is the kernel's BTF from the same cache, for reading kernel types (enums).
+func KernelSpec() (*btf.Spec, error) {
+	return kernelBTF().Kernel()
+}
+
+// ReleaseKernelBTF lets the kernel BTF that loads share go once a process has loaded its
+// families: /sys/kernel/btf/vmlinux mapped whole and the index built on it, several MiB of
+// resident memory that nothing needs between loads. A later Load decodes it again; loads
+// running meanwhile keep the copy they started with.
+func ReleaseKernelBTF() {
+	btfMu.Lock()
+	btfCache = nil
+	btfMu.Unlock()
+}
 
 // Load loads and attaches a family. On error nothing stays loaded.
 func Load(s Spec) (obj *Object, err error) {
@@ -161,14 +191,15 @@ func Load(s Spec) (obj *Object, err error) {
 			return nil, fmt.Errorf("%s: %w", s.Family, err)
 		}
 	}
-	btfOnce.Do(func() {
-		btfCache = btf.NewCache()
+	memlockOnce.Do(func() {
 		// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones to the
 		// cgroup, where this is a no-op.
 		memlockErr = rlimit.RemoveMemlock()
 	})
 	hooks := brokenHooks(s.Family, spec, s.Hooks)
-	obj = &Object{Family: s.Family, Maps: map[string]*ebpf.Map{}}
+	obj = &Object{Family: s.Family, Maps: map[string]*ebpf.Map{}, btf: kernelBTF()}
+	loading := obj
+	defer func() { loading.btf = nil }() // the object must not keep it alive after a release
 	prealloc := mustPreallocate()
 	if prealloc {
 		obj.Prealloc = preallocate(spec, PreallocCgroups())
@@ -184,7 +215,7 @@ func Load(s Spec) (obj *Object, err error) {
 
 	// Maps first, shared by every program variant that is tried.
 	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder}
-	coll, err := ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{Cache: btfCache})
+	coll, err := ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{Cache: obj.btf})
 	if err != nil {
 		switch {
 		case errors.Is(err, unix.EPERM) || lacksCap(unix.CAP_BPF):
@@ -269,7 +300,7 @@ func (o *Object) loadAndAttach(spec *ebpf.CollectionSpec, name string, ps *ebpf.
 		Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder,
 		Programs: map[string]*ebpf.ProgramSpec{name: ps},
 	}
-	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: o.Maps, Cache: btfCache})
+	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: o.Maps, Cache: o.btf})
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +373,7 @@ func (o *Object) loadTail(spec *ebpf.CollectionSpec, tl Tail) (*Program, error) 
 		Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder,
 		Programs: map[string]*ebpf.ProgramSpec{tl.Prog: ps},
 	}
-	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: o.Maps, Cache: btfCache})
+	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: o.Maps, Cache: o.btf})
 	if err != nil {
 		return nil, err
 	}

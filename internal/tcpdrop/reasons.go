@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
 )
 
 // ReasonUnknown is the reason the BPF side records on kernels whose kfree_skb has no reason
@@ -16,7 +18,7 @@ const ReasonUnknown = 0xffffffff
 // KernelReasonNames reads enum skb_drop_reason from the running kernel's BTF (see
 // ReasonNames). A kernel without the enum (before 5.17) gives an empty table.
 func KernelReasonNames() (map[uint32]string, error) {
-	spec, err := btf.LoadKernelSpec()
+	spec, err := bpfload.KernelSpec()
 	if err != nil {
 		return nil, fmt.Errorf("tcpdrop: reading kernel BTF for drop reason names: %w", err)
 	}

@@ -151,6 +151,9 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 			enabled = append(enabled, name)
 		}
 	}
+	// Every family has loaded: the kernel BTF they shared is several MiB of resident memory
+	// that no collection cycle needs.
+	bpfload.ReleaseKernelBTF()
 	if idx, err := s.scan(); err == nil && len(idx.Pods) == 0 {
 		s.logger.Warn("no pod cgroups under the cgroup root yet; if kpod runs in a cgroup namespace, mount the host's cgroup tree and set cgroup_root to it",
 			zap.String("cgroup_root", layout.V2), zap.Int("cgroups", idx.Dirs))
