@@ -15,6 +15,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/kpod-project/kpod/internal/syscall"
 )
 
 // An adopted config is a config whose BPF programs were loaded by their own code (the kpod
@@ -44,6 +46,13 @@ type adopted struct {
 	progs map[uint32]*ebpf.Program
 	links []link.Link
 	floor bool // the programs are empty ones standing in for the adopted config's (floor.go)
+
+	// windows > 0: the syscall family's enter hooks (Windowed) are attached in its latency
+	// windows only, with this sample, as the receiver does (syscall.Windows).
+	windows uint32
+	win     *syscall.Windows
+	wmu     sync.Mutex
+	wlinks  []link.Link
 }
 
 // hookRef is one attachment as `bpftool perf show` reports it (BPF_TASK_FD_QUERY on the
@@ -56,6 +65,7 @@ type hookRef struct {
 	Tracepoint string `json:"tracepoint"`
 	ProgName   string `json:"-"`
 	ProgType   string `json:"-"`
+	Windowed   bool   `json:"-"` // attached in the latency windows only
 }
 
 // hooksOf lists the tracepoint attachments of a process.
@@ -102,6 +112,18 @@ func adopt(c *config) (*adopted, *attached, error) {
 			hooks[i].ProgName, hooks[i].ProgType = progName(h.ProgID), p.Type().String()
 		}
 		ad.Hooks = hooks
+		if n := c.syscallWindows(); n > 0 && err == nil {
+			ad.windows = n
+			found := false
+			for i, h := range hooks {
+				if strings.HasPrefix(h.ProgName, syscall.EnterHook(syscall.PathPerCall)) || strings.HasPrefix(h.ProgName, syscall.EnterHook(syscall.PathEveryCall)) {
+					hooks[i].Windowed, found = true, true
+				}
+			}
+			if !found {
+				err = fmt.Errorf("%s: no syscall enter program among its attachments to run the latency windows with", c.Name)
+			}
+		}
 	}
 	a.detach()
 	if err != nil {
@@ -116,45 +138,96 @@ func adopt(c *config) (*adopted, *attached, error) {
 	return ad, a, nil
 }
 
-// on attaches every adopted program to its hook.
+// on attaches every adopted program to its hook, the windowed ones in the latency windows.
 func (a *adopted) on() error {
 	for _, h := range a.Hooks {
-		p := a.progs[h.ProgID]
-		var l link.Link
-		var err error
-		switch p.Type() {
-		case ebpf.Tracing:
-			l, err = link.AttachTracing(link.TracingOptions{Program: p})
-		case ebpf.RawTracepoint:
-			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: h.Tracepoint, Program: p})
-		case ebpf.TracePoint:
-			var group string
-			if group, err = tracepointGroup(h.Tracepoint); err == nil {
-				l, err = link.Tracepoint(group, h.Tracepoint, p, nil)
-			}
-		default:
-			err = fmt.Errorf("program type %s", p.Type())
+		if h.Windowed {
+			continue
 		}
+		l, err := a.attachRef(h)
 		if err != nil {
 			a.off()
-			return fmt.Errorf("%s: attaching %s to %s: %w", a.Name, h.ProgName, h.Tracepoint, err)
+			return err
 		}
 		a.links = append(a.links, l)
+	}
+	if a.windows > 0 {
+		a.win = syscall.StartWindows(a.windows, a.windowOn, a.windowOff)
 	}
 	return nil
 }
 
-// off detaches everything. Links are closed concurrently: closing a perf-event tracepoint
-// link (classic tracepoints: kpod's per-call syscall events, bpftrace) waits for RCU grace
-// periods in the kernel, 30-50 ms each here, of which concurrent closes share some.
+func (a *adopted) attachRef(h hookRef) (l link.Link, err error) {
+	p := a.progs[h.ProgID]
+	switch p.Type() {
+	case ebpf.Tracing:
+		l, err = link.AttachTracing(link.TracingOptions{Program: p})
+	case ebpf.RawTracepoint:
+		l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: h.Tracepoint, Program: p})
+	case ebpf.TracePoint:
+		var group string
+		if group, err = tracepointGroup(h.Tracepoint); err == nil {
+			l, err = link.Tracepoint(group, h.Tracepoint, p, nil)
+		}
+	default:
+		err = fmt.Errorf("program type %s", p.Type())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: attaching %s to %s: %w", a.Name, h.ProgName, h.Tracepoint, err)
+	}
+	return l, nil
+}
+
+// windowOn and windowOff attach and detach the windowed hooks (syscall.Windows calls them).
+func (a *adopted) windowOn() error {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	for _, h := range a.Hooks {
+		if !h.Windowed {
+			continue
+		}
+		l, err := a.attachRef(h)
+		if err != nil {
+			closeLinks(a.wlinks)
+			a.wlinks = nil
+			return err
+		}
+		a.wlinks = append(a.wlinks, l)
+	}
+	return nil
+}
+
+func (a *adopted) windowOff() error {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	closeLinks(a.wlinks)
+	a.wlinks = nil
+	return nil
+}
+
+// off detaches everything.
 func (a *adopted) off() {
+	if a.win != nil {
+		a.win.Stop() // the windowed hooks detached
+		if err := a.win.Err(); err != nil {
+			logf("%s: %v", a.Name, err)
+		}
+		a.win = nil
+	}
+	closeLinks(a.links)
+	a.links = nil
+}
+
+// closeLinks closes links concurrently: closing a perf-event tracepoint link (classic
+// tracepoints: kpod's per-call syscall events, bpftrace) waits for RCU grace periods in the
+// kernel, 30-50 ms each here, of which concurrent closes share some.
+func closeLinks(links []link.Link) {
 	var wg sync.WaitGroup
-	for _, l := range a.links {
+	for _, l := range links {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = l.Close() }()
 	}
 	wg.Wait()
-	a.links = nil
 }
 
 func (a *adopted) close() {

@@ -38,7 +38,7 @@ func emptyProgram(t ebpf.ProgramType, btfTracepoint string) (*ebpf.Program, erro
 // newFloor builds the floor of an adopted config; its on and off attach and detach the empty
 // programs exactly as the config's own.
 func newFloor(name string, of *adopted) (*adopted, error) {
-	f := &adopted{Name: name, Hooks: append([]hookRef(nil), of.Hooks...), progs: map[uint32]*ebpf.Program{}, floor: true}
+	f := &adopted{Name: name, Hooks: append([]hookRef(nil), of.Hooks...), progs: map[uint32]*ebpf.Program{}, floor: true, windows: of.windows}
 	for i, h := range f.Hooks {
 		f.Hooks[i].ProgName = "kpod_floor"
 		if _, ok := f.progs[h.ProgID]; ok {

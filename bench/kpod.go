@@ -5,6 +5,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/kpod-project/kpod/internal/syscall"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver"
 )
 
@@ -38,6 +40,15 @@ type kpodOptions struct {
 	Collectors []string // enabled on top of the profile
 	Interval   time.Duration
 	Delay      time.Duration
+}
+
+// syscallWindows is the latency sample the syscall family runs its windows with in this
+// config (the default), 0 when the family is not in it.
+func (o kpodOptions) syscallWindows() uint32 {
+	if slices.Contains(o.Collectors, "syscall") || kpodreceiver.InProfile("syscall", o.Profile) {
+		return syscall.DefaultLatencySample
+	}
+	return 0
 }
 
 func benchLogger() *zap.Logger {
@@ -75,6 +86,14 @@ func startKpod(o kpodOptions) (*kpodRun, error) {
 	cfg.Collectors = map[string]kpodreceiver.CollectorConfig{}
 	for _, c := range o.Collectors {
 		cfg.Collectors[c] = kpodreceiver.CollectorConfig{Enabled: &on}
+	}
+	if o.syscallWindows() > 0 {
+		// The syscall family's enter program is attached in latency windows only; the
+		// benchmark adopts it attached (every call timed) and runs the same windows itself
+		// (adopt.go), so that it is part of the adopted config whenever a window is open.
+		sc := cfg.Collectors["syscall"]
+		sc.LatencySample = 1
+		cfg.Collectors["syscall"] = sc
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

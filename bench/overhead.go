@@ -37,7 +37,16 @@ type config struct {
 	// streaming: the tool sends every event to its userspace, so it cannot be adopted (see
 	// adopt.go) and is started and stopped around samples instead.
 	streaming bool
-	noStats   bool // left out of the statistics pass (its programs are those of configs in it)
+	noStats   bool   // left out of the statistics pass (its programs are those of configs in it)
+	windows   uint32 // a syscall variant's latency sample: its enter hook runs in windows
+}
+
+// syscallWindows is the latency sample of the syscall family's windows in c, 0 if none.
+func (c *config) syscallWindows() uint32 {
+	if c.kpod != nil {
+		return c.kpod.syscallWindows()
+	}
+	return c.windows
 }
 
 // attached is a config started the ordinary way: the receiver started in this process, a

@@ -434,10 +434,10 @@ func renderTCP(w *mdWriter, run *benchRun) {
 
 // syscallPaths describes the members of the syscall group.
 var syscallPaths = map[string][3]string{
-	"kpod syscall":  {"per call: `syscalls:sys_exit_<name>` of the tracked calls counts; `sys_enter_<name>` stamps 1 call in 16 (`bpf_get_prandom_u32`; the default)", "exact", "sampled, 1 in 16"},
-	varSysExact:     {"per call, as the default; `sys_enter_<name>` stamps every call", "exact", "exact"},
-	varSysEveryCall: {"every call: `raw_syscalls` `sys_enter` + `sys_exit` (tp_btf; the fallback), 1 call in 16 stamped", "exact", "sampled, 1 in 16"},
-	varSysExitOnly:  {"per call: `sys_exit_<name>` only (what kpod loads with the `kpod.syscall.latency` histogram switched off)", "exact", "none"},
+	"kpod syscall":  {"per call: `syscalls:sys_exit_<name>` of the tracked calls counts; `sys_enter_<name>` stamps every call it sees and is attached in 250 ms windows, 1/16 of the time (the default)", "exact", "sampled: the calls entering in the windows"},
+	varSysExact:     {"per call, as the default; `sys_enter_<name>` attached all the time, every call stamped", "exact", "exact"},
+	varSysEveryCall: {"every call: `raw_syscalls` `sys_enter` + `sys_exit` (tp_btf; the fallback), `sys_enter` in the windows", "exact", "sampled: the calls entering in the windows"},
+	varSysExitOnly:  {"per call: `sys_exit_<name>` only (what kpod loads with the `kpod.syscall.latency` histogram switched off; what the default costs outside its windows)", "exact", "none"},
 	varSysEveryExit: {"every call: `raw_syscalls` `sys_exit` only (tp_btf), filtered by the tracked list", "exact", "none"},
 }
 
@@ -451,7 +451,9 @@ func renderSyscall(w *mdWriter, run *benchRun) {
 	w.p("%d blocks of: nothing, each way and its floor (empty programs on the same events); redis %d requests per test. The tracked", g.Blocks, g.Requests)
 	w.p("calls are the family's default list (`%s`); getppid is a call outside it (what every system call of the", strings.Join(trackedNames(), ", "))
 	w.p("node pays), ping-pong's read and write are in it. Every way is the family's own object (`bpf/syscall.bpf.c`), loaded with")
-	w.p("`latency_sample` set or, for the exit-only ways, with only the exit program attached. %s", g.errText())
+	w.p("`latency_sample` set or, for the exit-only ways, with only the exit program attached; the windowed ways' enter program is attached")
+	w.p("and detached by the benchmark on the family's own schedule (`syscall.Windows`: 250 ms at a random point of every 4 s) while")
+	w.p("the way is on. %s", g.errText())
 	w.p("")
 	units := []string{"redis-cpu", "getppid", "pingpong"}
 	w.header(append([]string{"way", "hooks", "calls, errors", "latency", "program runs, BPF time per request (statistics)"}, units...)...)
@@ -480,14 +482,15 @@ func renderSyscall(w *mdWriter, run *benchRun) {
 	best, bestLat := g.cheapest("redis-cpu", func(string) bool { return true }), g.cheapest("redis-cpu", func(m string) bool { return syscallPaths[m][2] != "none" })
 	if best != "" {
 		w.p("**Cheapest on redis (median Δ CPU per request) that keeps calls and errors exact**: %s. **Cheapest that also keeps a latency", best)
-		w.p("histogram** (exact or sampled): %s. Each against the default (per call, 1 call in 16 timed), same blocks: %s.", bestLat, strings.Join(g.against("kpod syscall", "redis-cpu"), "; "))
+		w.p("histogram** (exact or sampled): %s. Each against the default (per call, timed in windows 1/16 of the time), same blocks: %s.", bestLat, strings.Join(g.against("kpod syscall", "redis-cpu"), "; "))
 		w.p("")
 	}
 	if len(run.Exact) > 0 {
 		w.p("**Exactness check** (before the measurements): each way loaded alone with the family loader; `kbench badclose` makes 1,000")
 		w.p("and then 1,000 + %d `close(-1)` calls (each failing with EBADF) from one fake container; the object's entry for that", run.Exact[0].Calls)
 		w.p("container and `close` is read after each; the second run's count less the first run's must be exactly that many (kbench's")
-		w.p("own few successful closes while it joins the container cancel out). Latencies: those the second run recorded.")
+		w.p("own few successful closes while it joins the container cancel out). Latencies: those the second run recorded, with the")
+		w.p("enter program attached throughout (the windowed ways' windows are the loader's timing, not the program's).")
 		w.p("")
 		w.header("way", "calls counted", "errors counted", "latencies recorded")
 		for _, e := range run.Exact {
@@ -503,12 +506,11 @@ func renderSyscall(w *mdWriter, run *benchRun) {
 		}
 		w.p("")
 	}
-	w.p("**Sampled latency, error bound.** Entry stamps a call with probability p = 1/16, independently of how long the call takes, so")
-	w.p("the sampled latencies are a uniform random sample of the calls: the histogram's shape and mean are unbiased (scaled by 16, its")
-	w.p("counts estimate the calls'). With n calls of a syscall in a cycle, m ≈ n/16 are sampled; a bucket's share f is estimated with")
-	w.p("standard error √(f(1−f)/m) ≤ 0.5/√m (1,600 calls: m ≈ 100, ≤ 5 points; 16,000 calls: ≤ 1.6 points), the mean with relative")
-	w.p("standard error CV/√m. Calls and errors are counted at every exit, so they stay exact; a call's entry and exit are in the same")
-	w.p("task, and the exit adds a latency only if its own entry was stamped.")
+	w.p("**Sampled latency.** The enter program is attached for 250 ms at a random point of every 4 s and stamps every call that")
+	w.p("enters while it is; the exit, always attached, adds the latency of a stamped call whenever it returns. Whether a call is")
+	w.p("timed depends on when it enters, not on how long it takes, so the histogram is that of the calls entering in the windows (for")
+	w.p("a workload alike over the range of a query, that of all its calls). Calls and errors are counted at every exit, so they stay")
+	w.p("exact; a call's entry and exit are in the same task, and the exit adds a latency only if its own entry was stamped.")
 	w.p("")
 }
 

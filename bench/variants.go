@@ -56,6 +56,9 @@ func loadSpec(s bpfload.Spec) func() (io.Closer, error) {
 func syscallVariant(name string, p syscall.Path, sample uint32) *config {
 	tracked, _ := syscall.Resolve(syscall.Default)
 	c := &config{Name: name, Kind: kindVariant, Family: "syscall"}
+	if sample > 1 {
+		c.windows = sample // PathSpec times every call the enter program sees; the windows are the loader's
+	}
 	spec, err := syscall.PathSpec(p, tracked, sample)
 	if err != nil {
 		c.load = func() (io.Closer, error) { return nil, err }

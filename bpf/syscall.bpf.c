@@ -6,10 +6,10 @@
  *
  * Calls and errors are counted at every exit of a tracked call, from the exit event alone (it
  * carries the call number and the return value), in the cgroup the task is in when the call
- * returns. Latency is sampled: the enter program stamps one tracked call in kpod_sys_sample,
- * chosen at random (bpf_get_prandom_u32) and so independently of how long the call takes, and
- * only the exit of a stamped call adds to the histogram. kpod_sys_sample = 1 stamps every call.
- * The calls not stamped cost the enter program almost nothing: no clock, no task storage.
+ * returns. Latency: the enter program stamps every tracked call it sees, and the exit of a
+ * stamped call adds to the histogram. User space samples by attaching the enter program in
+ * short windows only (internal/syscall): a call is timed when it enters inside a window,
+ * whatever it lasts, and the calls outside cost no enter program at all.
  *
  * Two ways to hook, the loader takes the first that attaches (internal/syscall):
  *   - per call (kpod_scen, kpod_scex): the syscalls:sys_enter_<name> / sys_exit_<name> events
@@ -45,8 +45,8 @@ struct sys_errs {
 	__u64 kpod_sys_start;
 };
 
-/* One call in kpod_sys_sample is timed; set by the loader (collectors.syscall.latency_sample).
- * 0: nothing is timed, the enter programs are not attached and the exit looks for no stamp. */
+/* 1: calls are timed (the enter program is attached, always or in windows); 0: nothing is
+ * timed, the enter programs are never attached and the exit looks for no stamp. */
 const volatile __u32 kpod_sys_sample = 1;
 
 struct {
@@ -82,13 +82,11 @@ static __always_inline int tracked(long id)
 	return t && *t;
 }
 
-/* Stamps the call if it is in the sample. The per-call events are those of tracked calls
- * only; the every-call path tests the filter first (check). */
+/* Stamps the call. The per-call events are those of tracked calls only; the every-call path
+ * tests the filter first (check). */
 static __always_inline int on_enter(long id, int check)
 {
 	if (check && !tracked(id))
-		return 0;
-	if (kpod_sys_sample > 1 && bpf_get_prandom_u32() % kpod_sys_sample)
 		return 0;
 	struct sys_start *st = bpf_task_storage_get(&kpod_sys_start, bpf_get_current_task_btf(), 0,
 						    BPF_LOCAL_STORAGE_GET_F_CREATE);

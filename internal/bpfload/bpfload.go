@@ -121,6 +121,7 @@ type Program struct {
 	Kind         string // tp_btf, raw_tp or tracepoint
 	LoadDuration time.Duration
 	Prog         *ebpf.Program
+	hook         Hook
 	link         link.Link
 	more         []link.Link // the other tracepoints of a Tracepoints hook
 }
@@ -144,6 +145,8 @@ type Object struct {
 	entries map[string]int // last entry count seen per map
 
 	btf *btf.Cache // while Load runs
+
+	linkMu sync.Mutex // the programs' links (Detach, Attach, Close)
 }
 
 var (
@@ -306,38 +309,79 @@ func (o *Object) loadAndAttach(spec *ebpf.CollectionSpec, name string, ps *ebpf.
 	}
 	prog := coll.DetachProgram(name)
 	coll.Close() // the clones of the replaced maps; ours stay open
-	var l link.Link
-	var more []link.Link
-	switch {
-	case len(h.Tracepoints) > 0:
-		for i, tp := range h.Tracepoints {
-			var x link.Link
-			if x, err = link.Tracepoint(h.Group, tp, prog, nil); err != nil {
-				err = fmt.Errorf("%s/%s: %w", h.Group, tp, err)
-				break
-			}
-			if i == 0 {
-				l = x
-			} else {
-				more = append(more, x)
-			}
-		}
-		if err != nil {
-			for _, x := range append(more, l) {
-				if x != nil {
-					x.Close()
-				}
-			}
-			l = nil
-		}
-	default:
-		l, err = attachOne(kind, h, prog, o.Maps)
-	}
+	l, more, err := attachHookLinks(kind, h, prog, o.Maps)
 	if err != nil {
 		prog.Close()
 		return nil, err
 	}
-	return &Program{Name: name, Hook: h.target(), Kind: kind, LoadDuration: time.Since(start), Prog: prog, link: l, more: more}, nil
+	return &Program{Name: name, Hook: h.target(), Kind: kind, LoadDuration: time.Since(start), Prog: prog, hook: h, link: l, more: more}, nil
+}
+
+// attachHookLinks attaches prog to every tracepoint of h, or to its one hook; on error none.
+func attachHookLinks(kind string, h Hook, prog *ebpf.Program, maps map[string]*ebpf.Map) (l link.Link, more []link.Link, err error) {
+	if len(h.Tracepoints) == 0 {
+		l, err = attachOne(kind, h, prog, maps)
+		return l, nil, err
+	}
+	for i, tp := range h.Tracepoints {
+		x, err := link.Tracepoint(h.Group, tp, prog, nil)
+		if err != nil {
+			for _, y := range append(more, l) {
+				if y != nil {
+					y.Close()
+				}
+			}
+			return nil, nil, fmt.Errorf("%s/%s: %w", h.Group, tp, err)
+		}
+		if i == 0 {
+			l = x
+		} else {
+			more = append(more, x)
+		}
+	}
+	return l, more, nil
+}
+
+// Detach takes the program of hook prefix prog off its hooks and keeps it loaded; Attach
+// puts it back on them, with the rung it was loaded for. A family uses them for programs
+// that run only at times (the syscall family's latency windows).
+func (o *Object) Detach(prog string) error {
+	o.linkMu.Lock()
+	defer o.linkMu.Unlock()
+	p, err := o.hookProgram(prog)
+	if err != nil || p.link == nil {
+		return err
+	}
+	var errs []error
+	for _, l := range append(p.more, p.link) {
+		errs = append(errs, l.Close())
+	}
+	p.link, p.more = nil, nil
+	return errors.Join(errs...)
+}
+
+// Attach: see Detach. Attaching an attached program does nothing.
+func (o *Object) Attach(prog string) error {
+	o.linkMu.Lock()
+	defer o.linkMu.Unlock()
+	p, err := o.hookProgram(prog)
+	if err != nil || p.link != nil {
+		return err
+	}
+	p.link, p.more, err = attachHookLinks(p.Kind, p.hook, p.Prog, o.Maps)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.Name, err)
+	}
+	return nil
+}
+
+func (o *Object) hookProgram(prog string) (*Program, error) {
+	for _, p := range o.Programs {
+		if p.hook.Prog == prog {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no program for hook %s", o.Family, prog)
 }
 
 func attachOne(kind string, h Hook, prog *ebpf.Program, maps map[string]*ebpf.Map) (l link.Link, err error) {
@@ -403,6 +447,8 @@ func (o *Object) Close() error {
 	if o == nil {
 		return nil
 	}
+	o.linkMu.Lock()
+	defer o.linkMu.Unlock()
 	var errs []error
 	for _, p := range o.Programs {
 		for _, l := range p.more {

@@ -3,6 +3,7 @@
 package syscall
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
@@ -112,19 +113,20 @@ func Spec() bpfload.Spec {
 type Collector struct {
 	*bpfload.Source[map[string]Stats]
 	Path   Path
-	Sample uint32 // one call in Sample is timed; NoLatency: none
+	Sample uint32 // calls are timed 1/Sample of the time (window.go); NoLatency: never
+
+	win *Windows // nil when the enter program stays attached (Sample 1) or is never
 }
 
-// DefaultLatencySample is how many tracked calls there are per timed call by default: calls
-// and errors are counted at every exit, latency on a random sample of 1 call in 16 (what a
-// timed call costs is a clock read and a task storage entry at entry and exit; bench/,
-// "syscall: ways to count the tracked calls").
+// DefaultLatencySample: calls and errors are counted at every exit, latency is measured for
+// the calls that enter in 1/16 of the time (window.go; what the enter program costs where it
+// is attached: bench/, "syscall: ways to count the tracked calls").
 const DefaultLatencySample = 16
 
 // MaxLatencySample bounds collectors.syscall.latency_sample.
 const MaxLatencySample = 1 << 20
 
-// NoLatency as the sample rate loads the exit programs only: calls and errors are counted,
+// NoLatency as the sample loads the exit programs only: calls and errors are counted,
 // nothing is timed, and no system call pays for an enter program (the cheapest way; what
 // kpod does when the kpod.syscall.latency histogram is switched off).
 const NoLatency = 0
@@ -134,37 +136,75 @@ var exitProgs = map[string]bool{"kpod_scex": true, "kpod_sysout": true}
 
 // Start loads the family on the per-call events of the tracked calls, or on every call
 // where those cannot attach, and writes the tracked syscall numbers into the kernel's filter
-// before any program is attached. One tracked call in sample is timed (1: every call;
-// NoLatency: none, and the enter programs are not attached).
+// before any program is attached. Calls are timed 1/sample of the time (1: always;
+// NoLatency: never, and the enter programs are not attached).
 func Start(tracked map[uint32]string, sample uint32) (*Collector, error) {
-	c, err := startPath(PathPerCall, tracked, sample)
+	c, err := startPath(PathPerCall, tracked, sample, true)
 	if err == nil {
 		return c, nil
 	}
-	c, err2 := startPath(PathEveryCall, tracked, sample)
+	c, err2 := startPath(PathEveryCall, tracked, sample, true)
 	if err2 != nil {
 		return nil, fmt.Errorf("%s: %v; %s: %w", PathPerCall, err, PathEveryCall, err2)
 	}
 	return c, nil
 }
 
-func startPath(p Path, tracked map[uint32]string, sample uint32) (*Collector, error) {
+// EnterHook is the hook prefix of the program that times, on path p.
+func EnterHook(p Path) string {
+	if p == PathPerCall {
+		return "kpod_scen"
+	}
+	return "kpod_sysin"
+}
+
+// startPath loads the family on path p; with a sample above 1 the enter program is detached
+// and, if windows, attached in the latency windows (tests open and close them themselves).
+func startPath(p Path, tracked map[uint32]string, sample uint32, windows bool) (*Collector, error) {
 	spec, err := PathSpec(p, tracked, sample)
 	if err != nil {
 		return nil, err
 	}
-	s, err := bpfload.Open(spec, func(c *bpfload.Collector, live map[uint64]bool) (map[uint64]map[string]Stats, error) {
-		return read(c, live, tracked)
+	c := &Collector{Path: p, Sample: sample}
+	c.Source, err = bpfload.Open(spec, func(bc *bpfload.Collector, live map[uint64]bool) (map[uint64]map[string]Stats, error) {
+		vals, err := read(bc, live, tracked)
+		return vals, errors.Join(err, c.win.Err())
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{Source: s, Path: p, Sample: sample}, nil
+	if sample > 1 {
+		enter := EnterHook(p)
+		if err := c.Obj.Detach(enter); err != nil {
+			c.Source.Close()
+			return nil, err
+		}
+		if windows {
+			c.win = StartWindows(sample, func() error { return c.Obj.Attach(enter) }, func() error { return c.Obj.Detach(enter) })
+		}
+	}
+	return c, nil
+}
+
+// StopWindows ends the latency windows with the enter program detached, for tests that open
+// and close them themselves (Obj.Attach and Obj.Detach of EnterHook(Path)).
+func (c *Collector) StopWindows() {
+	c.win.Stop()
+	c.win = nil
+}
+
+// Close stops the latency windows, then unloads the family.
+func (c *Collector) Close() error {
+	if c == nil {
+		return nil
+	}
+	c.win.Stop()
+	return c.Source.Close()
 }
 
 // PathSpec is the family's object on path p, with the tracked numbers written into the
-// kernel's filter and one call in sample timed (NoLatency: only the exit programs), before
-// anything is attached.
+// kernel's filter and timing on unless sample is NoLatency (then only the exit programs are
+// in it), before anything is attached. The windows of a sample above 1 are the loader's.
 func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, error) {
 	if sample > MaxLatencySample {
 		return bpfload.Spec{}, fmt.Errorf("latency sample 1 in %d: want at most %d", sample, MaxLatencySample)
@@ -204,7 +244,7 @@ func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, e
 		if !ok {
 			return fmt.Errorf("the object has no %s", SyscallVarKpodSysSample)
 		}
-		return v.Set(sample)
+		return v.Set(min(sample, 1))
 	}
 	return spec, nil
 }

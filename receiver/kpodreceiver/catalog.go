@@ -46,6 +46,12 @@ func familyNames() []string {
 	return out
 }
 
+// InProfile says whether profile turns collector on (the benchmarks' configs).
+func InProfile(collector, profile string) bool {
+	f, ok := familyByName(collector)
+	return ok && slices.Contains(f.profiles, profile)
+}
+
 // BPFCollectors lists the collectors that load BPF programs (diskio only on hosts without a
 // v2 io controller), in catalog order; the benchmarks measure each of them.
 func BPFCollectors() []string {

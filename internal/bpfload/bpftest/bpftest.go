@@ -3,7 +3,6 @@
 package bpftest
 
 import (
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,15 +143,4 @@ func MapElemIterators() error {
 		return err
 	}
 	return p.Close()
-}
-
-// SampledBounds is where the number of sampled events among n, each sampled independently
-// with probability 1/in (bpf_get_prandom_u32() % in == 0), falls but with probability below
-// 2e-9: the binomial mean ± 6 standard deviations. A count outside means the sampling is not
-// what the program claims (a lost or double-counted sample, a biased choice).
-func SampledBounds(n uint64, in uint32) (lo, hi uint64) {
-	p := 1 / float64(in)
-	mean := float64(n) * p
-	d := 6 * math.Sqrt(float64(n)*p*(1-p))
-	return uint64(math.Max(0, math.Ceil(mean-d))), uint64(math.Floor(mean + d))
 }
