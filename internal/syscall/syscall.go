@@ -190,7 +190,6 @@ func startPath(p Path, tracked map[uint32]string, sample uint32, windows bool) (
 // and close them themselves (Obj.Attach and Obj.Detach of EnterHook(Path)).
 func (c *Collector) StopWindows() {
 	c.win.Stop()
-	c.win = nil
 }
 
 // Close stops the latency windows, then unloads the family.
