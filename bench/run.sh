@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "make bench needs root (BPF, cgroups, loop devices)" >&2; exit 1; fi
 missing=""
-for p in bpftrace libbpf-tools redis-server redis-tools gcc libc6-dev util-linux; do
+for p in bpftool bpftrace libbpf-tools redis-server redis-tools gcc libc6-dev util-linux; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
