@@ -352,10 +352,16 @@ func (o *Object) Detach(prog string) error {
 	if err != nil || p.link == nil {
 		return err
 	}
-	var errs []error
-	for _, l := range append(p.more, p.link) {
-		errs = append(errs, l.Close())
+	// Concurrently: closing a perf-event tracepoint link waits for an RCU grace period after
+	// the event stops calling the program (tens of ms here), so one after the other the last
+	// of a per-call hook's events would keep running its program that much longer each.
+	links := append(p.more, p.link)
+	errs := make([]error, len(links))
+	var wg sync.WaitGroup
+	for i, l := range links {
+		wg.Go(func() { errs[i] = l.Close() })
 	}
+	wg.Wait()
 	p.link, p.more = nil, nil
 	return errors.Join(errs...)
 }

@@ -46,15 +46,20 @@ func (w *Windows) Offset() time.Duration {
 func (w *Windows) run() {
 	defer close(w.done)
 	period := time.Duration(w.n) * Window
-	for {
+	// Deadlines from the period's start, so that the time attaching and detaching take
+	// (detaching waits for the kernel's RCU grace periods: ~0.3 s here) does not stretch it.
+	for start := time.Now(); ; start = start.Add(period) {
+		if now := time.Now(); now.After(start) {
+			start = now // a slow detach ran past the period: no catching up
+		}
 		off := w.Offset()
-		if !w.sleep(off) {
+		if !w.sleep(time.Until(start.Add(off))) {
 			return
 		}
 		w.keep(w.attach())
-		open := w.sleep(Window)
+		open := w.sleep(time.Until(start.Add(off + Window)))
 		w.keep(w.detach())
-		if !open || !w.sleep(period-Window-off) {
+		if !open || !w.sleep(time.Until(start.Add(period))) {
 			return
 		}
 	}
