@@ -426,7 +426,8 @@ func TestRender(t *testing.T) {
 
 // TestScale runs only the userspace-cost phase (no report), for trying a change to the
 // collection cycle: BENCH_PODS (comma-separated, default 110,1000) pods, in-process cycles
-// only unless BENCH_OTELCOL is set. Prints median cycle and per-collector durations.
+// only unless BENCH_OTELCOL is set; BENCH_CYCLES in-process cycles (default 8, as make bench),
+// a CPU profile of them at BENCH_PROFILE_AT pods. Prints median cycle and per-collector durations.
 func TestScale(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -456,7 +457,7 @@ func TestScale(t *testing.T) {
 	if out, err := exec.Command("gcc", "-static", "-O2", "-o", kbench, "kbench/kbench.c").CombinedOutput(); err != nil {
 		t.Fatalf("building kbench: %v\n%s", err, out)
 	}
-	for _, p := range runScale(counts, scaleOptions{kbench: kbench, otelcol: os.Getenv("BENCH_OTELCOL"), outDir: outDir, cycles: 8, otelSamples: 5, profileAt: envInt("BENCH_PROFILE_AT", 0)}) {
+	for _, p := range runScale(counts, scaleOptions{kbench: kbench, otelcol: os.Getenv("BENCH_OTELCOL"), outDir: outDir, cycles: envInt("BENCH_CYCLES", 8), otelSamples: 5, profileAt: envInt("BENCH_PROFILE_AT", 0)}) {
 		if p.Error != "" {
 			t.Errorf("%d pods: %s", p.Pods, p.Error)
 			continue

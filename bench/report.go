@@ -355,6 +355,27 @@ func signedNs(v float64) string {
 	return s
 }
 
+// fdText lists descriptor counts by kind, largest first.
+func fdText(m map[string]int) string {
+	if m == nil {
+		return "–"
+	}
+	kinds := make([]string, 0, len(m))
+	total := 0
+	for k, n := range m {
+		kinds = append(kinds, k)
+		total += n
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		return m[kinds[i]] > m[kinds[j]] || m[kinds[i]] == m[kinds[j]] && kinds[i] < kinds[j]
+	})
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%d %s", m[k], k)
+	}
+	return fmt.Sprintf("%d: %s", total, strings.Join(parts, ", "))
+}
+
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func ms(v float64) string {
@@ -1160,7 +1181,7 @@ func renderScale(w *mdWriter, run *benchRun) {
 	}
 	w.p("Memory of otelcol-kpod (at the last sample) and of the receiver alone:")
 	w.p("")
-	w.header("pods", "VmRSS max", "VmHWM", "RSS anonymous / file-backed (smaps_rollup)", "of which the otelcol-kpod binary's mappings", "Go heap alloc / runtime total (otelcol_process_runtime_*)", "receiver live heap in-process (after GC, with minus without)")
+	w.header("pods", "VmRSS max", "VmHWM", "RSS anonymous / file-backed (smaps_rollup)", "of which the otelcol-kpod binary's mappings", "Go heap alloc / runtime total (otelcol_process_runtime_*)", "receiver live heap in-process (after GC, with minus without)", "open descriptors of otelcol-kpod")
 	for _, p := range run.Scale {
 		var rss uint64
 		for _, r := range p.OtelRSS {
@@ -1171,7 +1192,7 @@ func renderScale(w *mdWriter, run *benchRun) {
 			rt = fmt.Sprintf("%s / %s", mib(uint64(p.OtelRuntime["otelcol_process_runtime_heap_alloc_bytes"])), mib(uint64(p.OtelRuntime["otelcol_process_runtime_total_sys_memory_bytes"])))
 		}
 		w.row(fmt.Sprint(p.Pods), mib(rss), mib(p.OtelHWM), fmt.Sprintf("%s / %s", mib(p.OtelAnon), mib(p.OtelRssTotal-min(p.OtelAnon, p.OtelRssTotal))),
-			mib(p.OtelBinRSS), rt, fmt.Sprintf("%.1f MiB", float64(p.HeapDelta)/(1<<20)))
+			mib(p.OtelBinRSS), rt, fmt.Sprintf("%.1f MiB", float64(p.HeapDelta)/(1<<20)), fdText(p.OtelFDs))
 	}
 	w.p("")
 	// Per-collector durations.

@@ -40,6 +40,7 @@ type scalePoint struct {
 	OtelAnon      uint64               // /proc/<pid>/smaps_rollup Anonymous at the end
 	OtelRssTotal  uint64               // smaps_rollup Rss at the end
 	OtelBinRSS    uint64               // resident pages of the otelcol-kpod binary's own mappings
+	OtelFDs       map[string]int       // otelcol-kpod's open descriptors by kind (fdKinds) at the end
 	Syscalls      string               // syscount -p <otelcol-kpod> -L over some cycles (largest pod count)
 	SyscallCycles float64              // cycles that syscount window covered
 	HeapDelta     int64                // in-process: live heap after GC with the receiver running minus before it started
@@ -279,6 +280,7 @@ service:
 	}
 	pt.OtelHWM, _ = procStatus(cmd.Process.Pid, "VmHWM")
 	pt.OtelBinRSS = mappingRSS(cmd.Process.Pid, o.otelcol)
+	pt.OtelFDs = fdKinds(cmd.Process.Pid)
 	pt.OtelRssTotal, _ = procField(fmt.Sprintf("/proc/%d/smaps_rollup", cmd.Process.Pid), "Rss")
 	pt.OtelAnon, _ = procField(fmt.Sprintf("/proc/%d/smaps_rollup", cmd.Process.Pid), "Anonymous")
 	if pt.Pods == o.profileAt {
@@ -318,6 +320,38 @@ func scrapeProm(url, prefix string) (map[string]float64, int, time.Duration, err
 }
 
 // procStatus reads a kB field of /proc/<pid>/status, in bytes.
+// fdKinds counts a process's open descriptors: cgroup files and directories (kept open
+// between collections), pidfds (a process per pod and namespace family), BPF objects, other.
+func fdKinds(pid int) map[string]int {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(target, "/sys/fs/cgroup/"):
+			if st, err := os.Stat(target); err == nil && st.IsDir() {
+				out["cgroup directories"]++
+			} else {
+				out["cgroup files"]++
+			}
+		case target == "anon_inode:[pidfd]":
+			out["pidfds"]++
+		case strings.HasPrefix(target, "anon_inode:bpf") || strings.HasPrefix(target, "anon_inode:[bpf") || strings.HasPrefix(target, "anon_inode:[perf_event]"):
+			out["BPF and perf events"]++
+		default:
+			out["other"]++
+		}
+	}
+	return out
+}
+
 func procStatus(pid int, field string) (uint64, error) {
 	return procField(fmt.Sprintf("/proc/%d/status", pid), field)
 }

@@ -36,7 +36,7 @@ type IOCounters struct {
 
 // ReadUint reads a file holding one unsigned number (memory.current, memory.peak, ...).
 func ReadUint(path string) (uint64, error) {
-	b, err := ReadFile(path)
+	b, err := ReadKept(path)
 	if err != nil {
 		return 0, err
 	}
@@ -52,8 +52,11 @@ func ReadUint(path string) (uint64, error) {
 // Any malformed line fails the whole file: a half-parsed file would pass for zeros. A key
 // given twice is malformed too: either value could be the wrong one.
 func ParseKeyed(path string, data []byte) (map[string]uint64, error) {
-	out := map[string]uint64{}
-	for i, line := range strings.Split(string(data), "\n") {
+	text := string(data) // one copy: the keys are its substrings
+	out := make(map[string]uint64, strings.Count(text, "\n")+1)
+	i := -1
+	for line := range strings.Lines(text) {
+		i++
 		line = strings.TrimSpace(line)
 		if line == "" {
 			continue

@@ -44,7 +44,7 @@ func (c *StatCache) MemoryStat(cycle any, dir string) (map[string]uint64, error)
 
 func readMemoryStat(dir string) (map[string]uint64, error) {
 	path := filepath.Join(dir, "memory.stat")
-	b, err := ReadFile(path)
+	b, err := ReadKept(path)
 	if err != nil {
 		return nil, err
 	}

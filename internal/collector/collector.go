@@ -241,10 +241,12 @@ func InNetNS(path string, fn func() error) error {
 }
 
 // NSProcs finds a process of a cgroup and the namespace (of one kind: "net", "mnt") it is in,
-// and remembers both: a pod's namespaces do not change, so later cycles check with a single
-// stat that the remembered process still exists in that namespace instead of reading
-// cgroup.procs again. A reused pid in another namespace fails the check and is looked up
-// afresh.
+// and remembers both: a pod's namespaces do not change, so later cycles only check that the
+// remembered process is still running instead of reading cgroup.procs again. The check is a
+// poll of a pidfd (5.3+): it refers to that one process, so a reused pid is never taken for
+// it, and it costs no walk of /proc (a stat of /proc/<pid>/ns/net took ~12 µs per pod and
+// family here, a third of the tcp family's collection at 110 pods). Before 5.3 the namespace
+// file is stat'ed, and a reused pid in another namespace fails that check.
 type NSProcs struct {
 	ProcRoot, V2Root, Kind string
 
@@ -254,8 +256,9 @@ type NSProcs struct {
 }
 
 type nsProc struct {
-	pid int
-	ns  uint64
+	pid   int
+	ns    uint64
+	pidfd int // -1: no pidfd (before 5.3)
 }
 
 // Find returns a process of the first of rels that has one, and its namespace's inode.
@@ -267,10 +270,10 @@ func (n *NSProcs) Find(id uint64, rels []string) (pid int, ns uint64, ok bool) {
 	}
 	n.used[id] = true
 	if k, found := n.known[id]; found {
-		if ino, err := cgroupfs.Inode(n.nsPath(k.pid)); err == nil && ino == k.ns {
+		if n.running(k) {
 			return k.pid, k.ns, true
 		}
-		delete(n.known, id)
+		n.forget(id)
 	}
 	for _, rel := range rels {
 		pids, err := podid.PIDs(filepath.Join(n.V2Root, rel))
@@ -278,13 +281,46 @@ func (n *NSProcs) Find(id uint64, rels []string) (pid int, ns uint64, ok bool) {
 			continue
 		}
 		for _, p := range pids {
-			if ino, err := cgroupfs.Inode(n.nsPath(p)); err == nil {
-				n.known[id] = nsProc{p, ino}
-				return p, ino, true
+			// The pidfd first: if the process is still running after the stat, the stat
+			// was of its namespace and not of a process that reused the pid.
+			fd, err := unix.PidfdOpen(p, 0)
+			if err != nil {
+				fd = -1
+			}
+			k := nsProc{pid: p, pidfd: fd}
+			if k.ns, err = cgroupfs.Inode(n.nsPath(p)); err == nil && n.running(k) {
+				n.known[id] = k
+				return p, k.ns, true
+			}
+			if fd >= 0 {
+				unix.Close(fd)
 			}
 		}
 	}
 	return 0, 0, false
+}
+
+// running reports whether k's process has not exited (a zombie has: its namespaces are gone).
+func (n *NSProcs) running(k nsProc) bool {
+	if k.pidfd < 0 {
+		ino, err := cgroupfs.Inode(n.nsPath(k.pid))
+		return err == nil && ino == k.ns
+	}
+	fds := []unix.PollFd{{Fd: int32(k.pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n == 0 // readable once the process has exited
+	}
+}
+
+func (n *NSProcs) forget(id uint64) {
+	if k, ok := n.known[id]; ok && k.pidfd >= 0 {
+		unix.Close(k.pidfd)
+	}
+	delete(n.known, id)
 }
 
 // Prune forgets the targets not asked for since the previous Prune (removed cgroups).
@@ -293,10 +329,22 @@ func (n *NSProcs) Prune() {
 	defer n.mu.Unlock()
 	for id := range n.known {
 		if !n.used[id] {
-			delete(n.known, id)
+			n.forget(id)
 		}
 	}
 	n.used = map[uint64]bool{}
+}
+
+// Close forgets every process (their pidfds are closed).
+func (n *NSProcs) Close() {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id := range n.known {
+		n.forget(id)
+	}
 }
 
 func (n *NSProcs) nsPath(pid int) string {

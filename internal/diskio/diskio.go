@@ -155,7 +155,7 @@ func (c *Collector) collectBPF(live map[uint64]bool) (map[uint64]Stats, error) {
 
 func readIOStat(dir string) (Stats, error) {
 	path := filepath.Join(dir, "io.stat")
-	b, err := cgroupfs.ReadFile(path)
+	b, err := cgroupfs.ReadKept(path)
 	if err != nil {
 		return nil, err
 	}
@@ -166,11 +166,11 @@ func readIOStat(dir string) (Stats, error) {
 func readBlkio(dir string) (Stats, error) {
 	bytesPath := filepath.Join(dir, "blkio.throttle.io_service_bytes")
 	opsPath := filepath.Join(dir, "blkio.throttle.io_serviced")
-	b, err := cgroupfs.ReadFile(bytesPath)
+	b, err := cgroupfs.ReadKept(bytesPath)
 	if err != nil {
 		return nil, err
 	}
-	o, err := cgroupfs.ReadFile(opsPath)
+	o, err := cgroupfs.ReadKept(opsPath)
 	if err != nil {
 		return nil, err
 	}

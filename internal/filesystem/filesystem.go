@@ -39,6 +39,12 @@ func New(procRoot, v2Root string) *Collector {
 		procs: &collector.NSProcs{ProcRoot: procRoot, V2Root: v2Root, Kind: "mnt"}}
 }
 
+// Close forgets the pods' processes.
+func (c *Collector) Close() error {
+	c.procs.Close()
+	return nil
+}
+
 // Collect reads every workload container of x.
 func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]Stats, error) {
 	res := c.CollectTargets(ctx, collector.Workloads(x))

@@ -38,6 +38,12 @@ func New(procRoot, v2Root string) *Collector {
 		procs: &collector.NSProcs{ProcRoot: procRoot, V2Root: v2Root, Kind: "net"}}
 }
 
+// Close forgets the pods' processes.
+func (c *Collector) Close() error {
+	c.procs.Close()
+	return nil
+}
+
 // Collect reads the namespace of every pod of x, keyed by the pod cgroup's id.
 func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]Stats, error) {
 	var pods []PodTarget

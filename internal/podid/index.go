@@ -66,6 +66,7 @@ type Scanner struct {
 	ProcRoot string
 	sandbox  map[uint64]bool
 	born     map[uint64]time.Time // creation time per cgroup id, stat'ed once
+	walker   cgroupfs.Walker      // the tree's directories, kept open between scans
 }
 
 // NewScanner returns a Scanner for the cgroup2 tree at v2Root.
@@ -75,7 +76,7 @@ func NewScanner(v2Root, procRoot string) *Scanner {
 
 // Scan walks the tree once.
 func (s *Scanner) Scan() (*Index, error) {
-	dirs, err := cgroupfs.Walk(s.V2Root)
+	dirs, err := s.walker.Walk(s.V2Root)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +134,9 @@ func (s *Scanner) Scan() (*Index, error) {
 	sort.Slice(idx.Pods, func(i, j int) bool { return idx.Pods[i].UID < idx.Pods[j].UID })
 	return idx, nil
 }
+
+// Close closes the directories the scans keep open.
+func (s *Scanner) Close() { s.walker.Close() }
 
 // created returns when the cgroup's inode was created (its ctime: kernfs sets it when the
 // inode is first instantiated, right after the kubelet's mkdir). Stat'ed once per cgroup; a

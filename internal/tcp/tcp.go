@@ -150,6 +150,12 @@ func startPath(p Path, procRoot, v2Root string) (*Collector, error) {
 		procs: &collector.NSProcs{ProcRoot: procRoot, V2Root: v2Root, Kind: "net"}}, nil
 }
 
+// Close forgets the pods' processes and unloads the family.
+func (c *Collector) Close() error {
+	c.procs.Close()
+	return c.Collector.Close()
+}
+
 // Collect returns the counters of every cgroup that has any.
 func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]Stats, error) {
 	// kpod_tcp first: see readSockets.

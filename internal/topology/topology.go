@@ -157,6 +157,7 @@ func (c *Collector) Close() error {
 	if c == nil {
 		return nil
 	}
+	c.procs.Close()
 	return errors.Join(c.view.Close(), c.Collector.Close())
 }
 

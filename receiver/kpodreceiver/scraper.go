@@ -52,6 +52,7 @@ type kpodScraper struct {
 	started  time.Time
 	env      *env
 	scan     func() (*podid.Index, error) // discovers pods; tests replace it
+	scanner  *podid.Scanner               // behind scan unless a test replaced it
 	fakes    map[string]any               // sources tests put in place of families' (env.fakes)
 	devices  *cgroupfs.DeviceNames
 	runners  []*runner
@@ -103,7 +104,8 @@ func (s *kpodScraper) start(ctx context.Context, _ component.Host) error {
 		l7Reason: "the l7 collector is not enabled (it detects the requests)"}
 	s.devices = &cgroupfs.DeviceNames{SysRoot: s.env.sysRoot}
 	if s.scan == nil {
-		s.scan = podid.NewScanner(layout.V2, procRoot).Scan
+		s.scanner = podid.NewScanner(layout.V2, procRoot)
+		s.scan = s.scanner.Scan
 	}
 	s.mb = metadata.NewMetricsBuilder(s.cfg.MetricsBuilderConfig, s.settings, metadata.WithStartTime(pcommon.NewTimestampFromTime(s.started)))
 	s.hb = metadata.NewHistogramBuilder(s.cfg.Histograms)
@@ -188,6 +190,10 @@ func (s *kpodScraper) shutdown(context.Context) error {
 		}
 	}
 	s.runners = nil
+	if s.scanner != nil {
+		s.scanner.Close()
+	}
+	cgroupfs.CloseAll()
 	if s.kube != nil {
 		s.kube.Stop()
 	}
@@ -286,6 +292,7 @@ wait:
 
 	now := pcommon.NewTimestampFromTime(begin)
 	s.emit(idx, pods, now)
+	cgroupfs.CloseUnread() // the files of cgroups gone, or of families not due
 	s.cycleDuration = time.Since(started)
 	s.recordNode(now)
 	return s.mb.Emit(), errs.Combine()

@@ -137,6 +137,7 @@ func firstCycle(t testing.TB, c *testenv.Collector, p ports) {
 type procStatus struct {
 	RSS     uint64 // bytes (VmRSS)
 	FDs     int    // entries of /proc/<pid>/fd
+	Kept    int    // of them, what kpod keeps open per cgroup and pod: cgroup files and directories, pidfds
 	Threads int
 	Fields  map[string]string // every "Key:\tvalue" line of /proc/<pid>/status
 }
@@ -171,6 +172,12 @@ func readProcStatus(pid int) (procStatus, error) {
 		return st, err
 	}
 	st.FDs = len(fds)
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && (strings.HasPrefix(target, "/sys/fs/cgroup/") || target == "anon_inode:[pidfd]") {
+			st.Kept++
+		}
+	}
 	return st, nil
 }
 

@@ -51,7 +51,8 @@ type soakRow struct {
 	heapMin    float64        // lowest otelcol_process_runtime_heap_alloc_bytes sampled since the last row
 	heapMax    float64
 	goroutines int
-	fds        int
+	fds        int            // open descriptors but the kept ones
+	kept       int            // descriptors kept per cgroup and pod (they follow the live pods)
 	series     int            // sample lines on the Prometheus endpoint
 	podSeries  int            // of them, series of fake pods of the soak
 	others     int            // ... series of other pods (other tests' on the host: not the soak's)
@@ -183,7 +184,7 @@ func TestSoak(t *testing.T) {
 		if err != nil {
 			t.Fatalf("collector process: %v", err)
 		}
-		r.rss, r.fds = st.RSS, st.FDs
+		r.rss, r.fds, r.kept = st.RSS, st.FDs-st.Kept, st.Kept
 		r.goroutines = trace.goroutines()
 		r.heapMin, r.heapMax = sampler.window()
 		now := time.Now()
@@ -398,6 +399,11 @@ func checkSoak(t *testing.T, rows []soakRow, pid int, cgroups []uint64, lru map[
 	}
 	bound("goroutines", func(r soakRow) float64 { return float64(r.goroutines) }, func(e float64) float64 { return e + 20 }, "")
 	bound("open fds", func(r soakRow) float64 { return float64(r.fds) }, func(e float64) float64 { return e + 10 }, "")
+	// The descriptors kpod keeps per cgroup and pod follow the pods alive at each row; once
+	// every soak pod is gone (and cycles ran since), none of theirs may be left.
+	if end.kept > start.kept+10 {
+		t.Errorf("end: %d kept descriptors (cgroup files and directories, pidfds), %d at the start (+10 allowed for the rest of the host)", end.kept, start.kept)
+	}
 	// Series: a deleted pod's are checked against its expiry at every row; the rest, kpod's
 	// node-level series (self-monitoring, BPF diagnostics), must not grow with the pods seen.
 	// The node-level data series follow the host's own activity, not the pods: a CI run saw
@@ -447,9 +453,9 @@ func checkSoak(t *testing.T, rows []soakRow, pid int, cgroups []uint64, lru map[
 }
 
 func (r soakRow) line() string {
-	return fmt.Sprintf("%s: t=%v rss=%.1fMiB heap=%.1f-%.1fMiB goroutines=%d fds=%d series=%d (pods: %d series of %d pods; other pods: %d series of %d; host activity: %v) lost=%v readErrs=%v maps=%v kpod=%v",
+	return fmt.Sprintf("%s: t=%v rss=%.1fMiB heap=%.1f-%.1fMiB goroutines=%d fds=%d kept=%d series=%d (pods: %d series of %d pods; other pods: %d series of %d; host activity: %v) lost=%v readErrs=%v maps=%v kpod=%v",
 		r.label, r.elapsed.Round(time.Second), float64(r.rss)/(1<<20), r.heapMin/(1<<20), r.heapMax/(1<<20),
-		r.goroutines, r.fds, r.series, r.podSeries, r.podsShown, r.others, r.otherPods, r.hostBy, r.lost, r.readErrs, r.maps, r.kpodMaps)
+		r.goroutines, r.fds, r.kept, r.series, r.podSeries, r.podsShown, r.others, r.otherPods, r.hostBy, r.lost, r.readErrs, r.maps, r.kpodMaps)
 }
 
 // hostActivity tells the node-level data series (interrupts on idle CPUs, TCP drops no pod
@@ -467,15 +473,15 @@ func hostActivity(metric string) bool {
 // entries of each BPF map.
 func soakTable(rows []soakRow, total time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| Point | Elapsed | RSS (MiB) | Go heap, low–high (MiB) | Goroutines | Open fds | Series on the endpoint | of them the soak's pods' (pods) | of them other pods' (pods) | Map updates lost |\n")
+	fmt.Fprintf(&b, "| Point | Elapsed | RSS (MiB) | Go heap, low–high (MiB) | Goroutines | Open fds (kept per cgroup and pod) | Series on the endpoint | of them the soak's pods' (pods) | of them other pods' (pods) | Map updates lost |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		heap := "-"
 		if r.heapMin > 0 {
 			heap = fmt.Sprintf("%.1f–%.1f", r.heapMin/(1<<20), r.heapMax/(1<<20))
 		}
-		fmt.Fprintf(&b, "| %s | %v | %.1f | %s | %d | %d | %d | %d (%d) | %d (%d) | %v |\n", r.label, r.elapsed.Round(time.Second),
-			float64(r.rss)/(1<<20), heap, r.goroutines, r.fds, r.series, r.podSeries, r.podsShown, r.others, r.otherPods, r.lost)
+		fmt.Fprintf(&b, "| %s | %v | %.1f | %s | %d | %d (%d) | %d | %d (%d) | %d (%d) | %v |\n", r.label, r.elapsed.Round(time.Second),
+			float64(r.rss)/(1<<20), heap, r.goroutines, r.fds, r.kept, r.series, r.podSeries, r.podsShown, r.others, r.otherPods, r.lost)
 	}
 	names := map[string]bool{}
 	for _, r := range rows {
