@@ -272,6 +272,17 @@ func (a *analysis) CycleVal(n int) float64 {
 	return math.NaN()
 }
 
+// CollectorMs is the median duration of one collector at n pods.
+func (a *analysis) CollectorMs(name string, n int) string {
+	if p := a.run.scaleAt(n); p != nil && len(p.Collectors[name]) > 0 {
+		return ms(median(p.Collectors[name]))
+	}
+	return "–"
+}
+
+// TCPEhash is the size of the established-connection hash on the machine of the run.
+func (a *analysis) TCPEhash() string { return a.run.Machine["tcp_ehash"] }
+
 func (a *analysis) OtelCycle(n int) string {
 	if p := a.run.scaleAt(n); p != nil {
 		return ms(median(p.OtelCycles))

@@ -139,9 +139,10 @@ func (c *benchContainer) env() []string {
 }
 
 // startSleepers runs one sleeping process in every container of the set (one kbench that
-// forks them; each child joins its container's cgroups and pauses).
+// forks them; each child joins its container's cgroups and a network namespace of its own, as
+// a pod's sandbox has, and pauses).
 func (s *podSet) startSleepers(kbench string) error {
-	cmd := exec.Command(kbench, "sleepers")
+	cmd := exec.Command(kbench, "sleepers", "netns")
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -242,9 +243,10 @@ func removeStalePods() error {
 	return errors.Join(errs...)
 }
 
-// newSleepingPodSet creates n pods of one container each, with one sleeping process in each
-// (the shape the scale phase and the userspace experiments measure). On error nothing of it
-// is left.
+// newSleepingPodSet creates n pods of one container each, with one sleeping process in each,
+// in a network namespace of its own (the shape the scale phase and the userspace experiments
+// measure: the families that read per network namespace — tcp's live sockets, iface — do so
+// once per pod, as on a node). On error nothing of it is left.
 func newSleepingPodSet(kbench string, n int) (*podSet, error) {
 	ps, err := newPodSet()
 	if err != nil {

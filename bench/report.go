@@ -123,6 +123,10 @@ func machineInfo() map[string]string {
 		m["commit"] += " (with uncommitted changes in bpf/, internal/ or receiver/)"
 	}
 	m["steal"] = stealPercent()
+	// The established-connection hash the TCP socket iterator walks once per network
+	// namespace (shared by all namespaces unless tcp_child_ehash_entries gives each its own).
+	m["tcp_ehash"] = sh("sysctl", "-n", "net.ipv4.tcp_ehash_entries")
+	m["tcp_child_ehash"] = sh("sysctl", "-n", "net.ipv4.tcp_child_ehash_entries")
 	return m
 }
 
@@ -562,7 +566,7 @@ func renderReport(run *benchRun) (string, error) {
 		run.Rounds, run.MicroPairs, run.PeerPairs, run.RedisPairs, run.FocusPairs, run.TCPPairs, run.SyscallPairs, run.L7Pairs))
 	w.row("shuffle seed", fmt.Sprintf("`%d` (`BENCH_SEED=%d` repeats this run's order of configs and of samples in every block)", run.Seed, run.Seed))
 	w.row("kpod", "commit "+run.Machine["commit"])
-	w.row("kernel", run.Machine["kernel"])
+	w.row("kernel", fmt.Sprintf("%s; TCP established hash %s buckets (net.ipv4.tcp_ehash_entries; tcp_child_ehash_entries %s)", run.Machine["kernel"], run.Machine["tcp_ehash"], run.Machine["tcp_child_ehash"]))
 	w.row("machine", fmt.Sprintf("%s, %s cores, %s RAM, %s; %s", run.Machine["cpu"], run.Machine["cores"], run.Machine["memory"], run.Machine["os"], run.Machine["hypervisor"]))
 	w.row("date", fmt.Sprintf("%s → %s (%s)", run.Start.Format("2006-01-02 15:04:05 MST"), run.End.Format("15:04:05"), run.End.Sub(run.Start).Round(time.Second)))
 	var ph []string
@@ -1124,7 +1128,7 @@ func renderPeers(w *mdWriter, run *benchRun) {
 func renderScale(w *mdWriter, run *benchRun) {
 	w.p("## Userspace cost vs number of pods")
 	w.p("")
-	w.p("N fake pods, one container each with one sleeping process, created in one prefix in every cgroup hierarchy (kubelet layout).")
+	w.p("N fake pods, one container each with one sleeping process in a network namespace of its own (as a pod's sandbox holds one), created in one prefix in every cgroup hierarchy (kubelet layout).")
 	w.p("**In-process**: the receiver (standard profile, 1 s interval) runs in the benchmark process; cycle = `kpod.collection.cycle.duration`")
 	w.p("of each scrape after a warm-up one. **otelcol-kpod**: `_build/otelcol-kpod` with kpod (standard, 2 s interval) → prometheus exporter;")
 	w.p("its `/metrics` is fetched every 2 s (like Prometheus would) and VmRSS read from /proc each time.")

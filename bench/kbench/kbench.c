@@ -458,12 +458,13 @@ static void b_badclose(long n) {
 }
 
 // sleepers: reads lines from stdin, each a colon-separated list of cgroup.procs files of one
-// container, and forks one sleeping child per line that joins them. Prints "ready N" once all
-// have joined, then waits for stdin to close (or SIGTERM) and kills them.
+// container, and forks one sleeping child per line that joins them and, as a pod's sandbox
+// does, a network namespace of its own (with "netns"). Prints "ready N" once all have joined,
+// then waits for stdin to close (or SIGTERM) and kills them.
 static volatile sig_atomic_t stop;
 static void on_term(int sig) { (void)sig; stop = 1; }
 
-static void b_sleepers(void) {
+static void b_sleepers(int netns) {
 	int ready[2];
 	if (pipe(ready) < 0)
 		die("pipe");
@@ -487,6 +488,8 @@ static void b_sleepers(void) {
 				_exit(0);
 			setenv("KBENCH_CGROUPS", line, 1);
 			join_cgroups();
+			if (netns && unshare(CLONE_NEWNET) < 0)
+				die("unshare netns");
 			char c = 'r';
 			if (write(ready[1], &c, 1) != 1)
 				_exit(1);
@@ -543,8 +546,8 @@ int main(int argc, char **argv) {
 		b_conns(num(argv[2]));
 	else if (!strcmp(m, "oomkill") && argc == 5)
 		b_oomkill(argv[2], num(argv[3]), num(argv[4]));
-	else if (!strcmp(m, "sleepers") && argc == 2)
-		b_sleepers();
+	else if (!strcmp(m, "sleepers") && (argc == 2 || (argc == 3 && !strcmp(argv[2], "netns"))))
+		b_sleepers(argc == 3);
 	else if (!strcmp(m, "exec") && argc >= 3) {
 		execvp(argv[2], argv + 2);
 		die(argv[2]);
@@ -554,6 +557,6 @@ int main(int argc, char **argv) {
 usage:
 	fprintf(stderr, "usage: kbench getppid OPS ROUNDS | pingpong OPS ROUNDS | tcp OPS ROUNDS SIZE | "
 			"http OPS ROUNDS | forkexec OPS ROUNDS | dread DEV|FILE OPS ROUNDS BS | bufwrite FILE OPS ROUNDS | tcprst OPS ROUNDS | "
-			"oomkill CGROUPS OPS ROUNDS | conns N | badclose N | sleepers | exec CMD ARGS... | true\n");
+			"oomkill CGROUPS OPS ROUNDS | conns N | badclose N | sleepers [netns] | exec CMD ARGS... | true\n");
 	return 2;
 }
