@@ -5,10 +5,13 @@
  *
  * Two paths; the loader takes the first that loads (internal/tcp):
  *
- * Per socket (kpod_tsk, kpod_titer; Linux 5.11+). The kernel already counts per socket in
- * struct tcp_sock what kpod reports; kpod reads those counters instead of watching every
- * segment. At each collection kpod runs the TCP iterator (iter/tcp) in every network
- * namespace that holds a pod; it writes one record per established socket: its counters
+ * Per socket (kpod_tsk, kpod_titer, kpod_tms; Linux 5.11+). The kernel already counts per
+ * socket in struct tcp_sock what kpod reports; kpod reads those counters instead of watching
+ * every segment. At each collection kpod walks the sockets kpod_tsk_st holds (kpod_tms, every
+ * namespace at once), having run the TCP iterator (iter/tcp) once in every network namespace
+ * that holds a pod to meet the sockets established before kpod started; where the kernel
+ * refuses the storage walk, it runs the iterator in every such namespace at each collection.
+ * Either writes one record per established socket: its counters
  * since kpod first saw it (a socket established while kpod runs counts from zero, an older
  * one from its counters at the first collection that met it; the baseline lives in the
  * socket's storage, kpod_tsk_st). When a socket goes to CLOSE its final counters (less the
@@ -225,6 +228,29 @@ int kpod_titer_i(struct bpf_iter__tcp *ctx)
 	}
 	if (st->closed)
 		return 0;
+	r.sent -= st->sent0;
+	r.received -= st->received0;
+	r.retrans -= st->retrans0;
+	bpf_seq_write(ctx->meta->seq, &r, sizeof r);
+	return 0;
+}
+
+/* Every socket kpod knows, in every network namespace at once: one walk of kpod_tsk_st
+ * instead of one iter/tcp run per namespace, each of which walks the whole established hash
+ * that all namespaces share. It sees the sockets established while kpod runs and those an
+ * iter/tcp run has met (kpod runs one in each namespace when it first sees it). */
+SEC("iter/bpf_sk_storage_map")
+int kpod_tms_i(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct sock *sk = ctx->sk;
+	struct tcp_sk *st = ctx->value;
+	if (!sk || !st || !st->known || st->closed)
+		return 0;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_LISTEN || state == TCP_CLOSE || state == TCP_SYN_SENT || state == TCP_SYN_RECV)
+		return 0;
+	struct tcp_rec r;
+	read_rec(sk, &r);
 	r.sent -= st->sent0;
 	r.received -= st->received0;
 	r.retrans -= st->retrans0;

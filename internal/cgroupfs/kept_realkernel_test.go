@@ -43,17 +43,7 @@ func cgroupDir(t *testing.T) string {
 // openCount is how many of this process's descriptors are open on path.
 func openCount(t *testing.T, path string) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && target == path {
-			n++
-		}
-	}
-	return n
+	return fakepod.OpenFiles(t, 0, func(target string) bool { return target == path })
 }
 
 func write(t *testing.T, path, v string) {

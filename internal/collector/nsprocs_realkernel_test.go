@@ -1,8 +1,6 @@
 package collector_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/kpod-project/kpod/internal/cgroupfs"
@@ -13,17 +11,7 @@ import (
 // pidfds counts this process's open pidfds.
 func pidfds(t *testing.T) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && target == "anon_inode:[pidfd]" {
-			n++
-		}
-	}
-	return n
+	return fakepod.OpenFiles(t, 0, func(target string) bool { return target == "anon_inode:[pidfd]" })
 }
 
 // TestRealNSProcs: NSProcs finds a pod's process and its network namespace, keeps answering

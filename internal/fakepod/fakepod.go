@@ -10,6 +10,7 @@ package fakepod
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -336,4 +337,25 @@ func run(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
+}
+
+// OpenFiles counts the open descriptors of process pid (0: this process) whose target, what
+// /proc/<pid>/fd/<n> links to (a path, "anon_inode:[pidfd]", ...), match accepts.
+func OpenFiles(t testing.TB, pid int, match func(target string) bool) int {
+	t.Helper()
+	dir := "/proc/self/fd"
+	if pid != 0 {
+		dir = fmt.Sprintf("/proc/%d/fd", pid)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && match(target) {
+			n++
+		}
+	}
+	return n
 }

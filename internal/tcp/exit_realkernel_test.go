@@ -41,7 +41,7 @@ func TestTCPPodProcessExits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := start(t, variant{PathSocket, "tp_btf"})
+	c := start(t, variant{PathSocket, "tp_btf", "namespaces"}) // the iterator enters the namespace at each collection
 	srv := p.SrvCtr.Start("tcpserver", strconv.Itoa(port), "1")
 	srv.WaitReady()
 	cli := p.CliCtr.Start("tcpclient", p.Veth.AddrB, strconv.Itoa(port), "1", strconv.Itoa(total), "hold")

@@ -67,6 +67,10 @@ func SocketSpec() bpfload.Spec {
 		Hooks: []bpfload.Hook{
 			{Tracepoint: "inet_sock_set_state", Group: "sock", Prog: "kpod_tsk", BTFOnly: true},
 			{Iter: "tcp", Prog: "kpod_titer"},
+			// The walk of every known socket at once. Some kernels refuse map-element
+			// iterators (this project's 6.18 host: EPERM at load, as root): the iterator
+			// above then runs in every pod's namespace at each collection.
+			{Iter: "bpf_sk_storage_map", IterMap: "kpod_tsk_st", Prog: "kpod_tms", Optional: true},
 		},
 	}
 }
@@ -105,6 +109,8 @@ type Collector struct {
 	mu    sync.Mutex
 	rtt   map[uint64]hist.Hist // per socket path: RTT samples of live sockets, per cgroup
 	sweep bpfload.Sweeper
+	met   map[uint64]bool // with the storage walk: namespaces (inodes) the iterator has run in
+	perNS bool            // tests: the iterator in every namespace at each collection, as without the storage walk
 }
 
 // Start loads the per-socket path, or the per-segment path where that cannot load. The
@@ -146,7 +152,7 @@ func startPath(p Path, procRoot, v2Root string) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{Collector: b, Path: p, procRoot: procRoot, rtt: map[uint64]hist.Hist{},
+	return &Collector{Collector: b, Path: p, procRoot: procRoot, rtt: map[uint64]hist.Hist{}, met: map[uint64]bool{},
 		procs: &collector.NSProcs{ProcRoot: procRoot, V2Root: v2Root, Kind: "net"}}, nil
 }
 
@@ -182,14 +188,30 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]Sta
 // before: a socket that closes meanwhile is then counted once (the BPF side marks it closed
 // before adding its counters, and the iterator skips marked sockets) or, if it closes
 // between the two reads, only in the next collection — never twice.
+//
+// The live sockets come from one walk of the socket storage (every namespace at once) where
+// the kernel loads it; the TCP iterator then runs once in each namespace, the first time it is
+// seen, to meet the sockets established before kpod started (its records are not used: the
+// walk after it has them). Without the storage walk the iterator runs in every namespace at
+// each collection, and each run walks the established hash that all namespaces share.
 func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint64]Stats) error {
 	var socks []TcpTcpRec
 	var errs []error
 	defer c.procs.Prune()
+	_, storage := c.Obj.Iter("kpod_tms")
+	storage = storage && !c.perNS
 	seen := map[uint64]bool{}
+	met := map[uint64]bool{}
 	for _, ns := range c.namespaces(x, seen) {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		c.mu.Lock()
+		done := storage && c.met[ns.ino]
+		c.mu.Unlock()
+		if done {
+			met[ns.ino] = true
+			continue
 		}
 		recs, err := c.iterate(ns.path)
 		if ns.pod != nil && errors.Is(err, fs.ErrNotExist) {
@@ -207,8 +229,21 @@ func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint
 			errs = append(errs, err)
 			continue
 		}
-		socks = append(socks, recs...)
+		met[ns.ino] = true
+		if !storage {
+			socks = append(socks, recs...)
+		}
 	}
+	if storage {
+		recs, err := c.walkStorage()
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		socks = recs
+	}
+	c.mu.Lock()
+	c.met = met // a namespace gone is forgotten (its inode may be reused by a new one: nothing older to meet there)
+	c.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range socks {
@@ -290,14 +325,33 @@ func (c *Collector) iterate(nsPath string) ([]TcpTcpRec, error) {
 	if err := collector.InNetNS(nsPath, func() (err error) { rd, err = it.Open(); return err }); err != nil {
 		return nil, fmt.Errorf("running the socket iterator in %s: %w", nsPath, err)
 	}
+	return readRecs(rd, "the socket iterator in "+nsPath)
+}
+
+// walkStorage walks the sockets of kpod_tsk_st: one record per established socket kpod
+// knows, in any namespace.
+func (c *Collector) walkStorage() ([]TcpTcpRec, error) {
+	it, ok := c.Obj.Iter("kpod_tms")
+	if !ok {
+		return nil, errors.New("the socket storage walk is not attached")
+	}
+	rd, err := it.Open()
+	if err != nil {
+		return nil, fmt.Errorf("walking the socket storage: %w", err)
+	}
+	return readRecs(rd, "the socket storage walk")
+}
+
+// readRecs reads an iterator's records and closes it.
+func readRecs(rd io.ReadCloser, what string) ([]TcpTcpRec, error) {
 	defer rd.Close()
 	raw, err := io.ReadAll(rd)
 	if err != nil {
-		return nil, fmt.Errorf("reading the socket iterator in %s: %w", nsPath, err)
+		return nil, fmt.Errorf("reading %s: %w", what, err)
 	}
 	size := binary.Size(TcpTcpRec{})
 	if len(raw)%size != 0 {
-		return nil, fmt.Errorf("socket iterator wrote %d bytes, not whole %d-byte records", len(raw), size)
+		return nil, fmt.Errorf("%s wrote %d bytes, not whole %d-byte records", what, len(raw), size)
 	}
 	recs := make([]TcpTcpRec, len(raw)/size)
 	return recs, binary.Read(bytes.NewReader(raw), binary.NativeEndian, recs)

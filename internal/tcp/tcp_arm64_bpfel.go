@@ -59,6 +59,7 @@ const (
 	TcpMapKpodTcpErr     = "kpod_tcp_err"
 	TcpMapKpodTskSt      = "kpod_tsk_st"
 	TcpProgKpodTiterI    = "kpod_titer_i"
+	TcpProgKpodTmsI      = "kpod_tms_i"
 	TcpProgKpodTrecvB    = "kpod_trecv_b"
 	TcpProgKpodTrecvR    = "kpod_trecv_r"
 	TcpProgKpodTretxB    = "kpod_tretx_b"
@@ -116,6 +117,7 @@ type TcpSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpProgramSpecs struct {
 	KpodTiterI  *ebpf.ProgramSpec `ebpf:"kpod_titer_i"`
+	KpodTmsI    *ebpf.ProgramSpec `ebpf:"kpod_tms_i"`
 	KpodTrecvB  *ebpf.ProgramSpec `ebpf:"kpod_trecv_b"`
 	KpodTrecvR  *ebpf.ProgramSpec `ebpf:"kpod_trecv_r"`
 	KpodTretxB  *ebpf.ProgramSpec `ebpf:"kpod_tretx_b"`
@@ -190,6 +192,7 @@ type TcpVariables struct {
 // It can be passed to LoadTcpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpPrograms struct {
 	KpodTiterI  *ebpf.Program `ebpf:"kpod_titer_i"`
+	KpodTmsI    *ebpf.Program `ebpf:"kpod_tms_i"`
 	KpodTrecvB  *ebpf.Program `ebpf:"kpod_trecv_b"`
 	KpodTrecvR  *ebpf.Program `ebpf:"kpod_trecv_r"`
 	KpodTretxB  *ebpf.Program `ebpf:"kpod_tretx_b"`
@@ -206,6 +209,7 @@ type TcpPrograms struct {
 func (p *TcpPrograms) Close() error {
 	return _TcpClose(
 		p.KpodTiterI,
+		p.KpodTmsI,
 		p.KpodTrecvB,
 		p.KpodTrecvR,
 		p.KpodTretxB,
