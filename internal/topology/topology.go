@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -43,8 +44,9 @@ func Spec() bpfload.Spec {
 		Hooks: []bpfload.Hook{
 			{Tracepoint: "inet_sock_set_state", Group: "sock", Prog: "kpod_topost", BTFOnly: true},
 			{Iter: "tcp", Prog: "kpod_topoit"},
-			// For WalkSockets. Some kernels refuse map-element iterators (this project's
-			// 6.18 sandbox host: EPERM at load, as root).
+			// The walk of every known socket at once: as root after the iterator's first run
+			// in each namespace, and for WalkSockets. Some kernels refuse map-element
+			// iterators (this project's 6.18 sandbox host: EPERM at load, as root).
 			{Iter: "bpf_sk_storage_map", IterMap: "kpod_topo_st", Prog: "kpod_topoms", Optional: true},
 		},
 	}
@@ -88,6 +90,8 @@ type Collector struct {
 	// is cumulative, so a sample stays counted after its socket closed.
 	rtt   map[tcpEdge]hist.Hist
 	sweep bpfload.Sweeper
+	// met: with the storage walk, the namespaces (inodes) the TCP iterator has run in.
+	met map[uint64]bool
 	// backends names the backends behind Services (with Peers); nil otherwise.
 	backends *backends
 
@@ -220,22 +224,34 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 	}
 	r := newResolver(c.cfg.NodeName, x, c.cfg.Peers)
 	var recs []TopologyTopoRec
+	// As root, the live sockets come from the storage walk where the kernel loads it, the
+	// iterator running once in each namespace to meet older sockets (see
+	// tcp.Collector.addSockets); else from the iterator in every namespace.
+	_, storage := c.Obj.Iter("kpod_topoms")
+	storage = storage && !c.cfg.WalkSockets && !iterateEveryNamespace.Load()
+	met := map[uint64]bool{}
 	for _, ns := range c.namespaces(x) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		var addrs []netip.Addr
-		if c.cfg.WalkSockets {
+		switch {
+		case c.cfg.WalkSockets:
 			addrs, err = procAddrs(filepath.Dir(filepath.Dir(ns.path)))
-		} else {
+		case storage && c.met[ns.ino]:
+			addrs, err = c.addresses(ns.path)
+		default:
 			var nsRecs []TopologyTopoRec
 			nsRecs, addrs, err = c.iterate(ns.path)
-			recs = append(recs, nsRecs...)
+			if !storage {
+				recs = append(recs, nsRecs...)
+			}
 		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		met[ns.ino] = true
 		for _, a := range addrs {
 			if ns.pod == nil {
 				r.addrs[a] = End{Name: c.cfg.NodeName, Kind: KindNode}
@@ -244,7 +260,8 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 			}
 		}
 	}
-	if c.cfg.WalkSockets && c.noLiveSockets() == "" {
+	c.met = met
+	if storage || c.cfg.WalkSockets && c.noLiveSockets() == "" {
 		walked, err := c.walk()
 		if err != nil {
 			errs = append(errs, err)
@@ -315,6 +332,7 @@ func (c *Collector) Latest() (prev, last *Graph) {
 
 type netns struct {
 	path string
+	ino  uint64
 	pod  *podid.Pod // nil: the host's
 }
 
@@ -325,7 +343,7 @@ func (c *Collector) namespaces(x *podid.Index) []netns {
 	var out []netns
 	if path, ino, err := collector.HostNamespacePath(c.cfg.ProcRoot, "net"); err == nil {
 		seen[ino] = true
-		out = append(out, netns{path: path})
+		out = append(out, netns{path: path, ino: ino})
 	}
 	for _, p := range x.Pods {
 		var rels []string
@@ -339,7 +357,7 @@ func (c *Collector) namespaces(x *podid.Index) []netns {
 		pid, ino, ok := c.procs.Find(p.CgroupID, rels)
 		if ok && !seen[ino] {
 			seen[ino] = true
-			out = append(out, netns{path: c.procs.NSPath(pid), pod: p})
+			out = append(out, netns{path: c.procs.NSPath(pid), ino: ino, pod: p})
 		}
 	}
 	c.procs.Prune()
@@ -356,16 +374,8 @@ func (c *Collector) iterate(nsPath string) ([]TopologyTopoRec, []netip.Addr, err
 	var rd io.ReadCloser
 	var addrs []netip.Addr
 	err := collector.InNetNS(nsPath, func() (err error) {
-		ifaddrs, err := net.InterfaceAddrs() // netlink, in this thread's namespace
-		if err != nil {
-			return fmt.Errorf("addresses: %w", err)
-		}
-		for _, ia := range ifaddrs {
-			if n, ok := ia.(*net.IPNet); ok {
-				if a, ok := netip.AddrFromSlice(n.IP); ok && !a.Unmap().IsLoopback() {
-					addrs = append(addrs, a.Unmap())
-				}
-			}
+		if addrs, err = localAddrs(); err != nil {
+			return err
 		}
 		rd, err = it.Open()
 		return err
@@ -378,6 +388,44 @@ func (c *Collector) iterate(nsPath string) ([]TopologyTopoRec, []netip.Addr, err
 		return nil, nil, fmt.Errorf("the socket iterator in %s: %w", nsPath, err)
 	}
 	return recs, addrs, nil
+}
+
+// addresses reads the addresses of the network namespace at nsPath.
+func (c *Collector) addresses(nsPath string) ([]netip.Addr, error) {
+	var addrs []netip.Addr
+	err := collector.InNetNS(nsPath, func() (err error) { addrs, err = localAddrs(); return err })
+	if err != nil {
+		return nil, fmt.Errorf("reading the addresses of %s: %w", nsPath, err)
+	}
+	return addrs, nil
+}
+
+// localAddrs are the addresses of this thread's network namespace, loopback left out.
+func localAddrs() ([]netip.Addr, error) {
+	ifaddrs, err := net.InterfaceAddrs() // netlink, in this thread's namespace
+	if err != nil {
+		return nil, fmt.Errorf("addresses: %w", err)
+	}
+	var addrs []netip.Addr
+	for _, ia := range ifaddrs {
+		if n, ok := ia.(*net.IPNet); ok {
+			if a, ok := netip.AddrFromSlice(n.IP); ok && !a.Unmap().IsLoopback() {
+				addrs = append(addrs, a.Unmap())
+			}
+		}
+	}
+	return addrs, nil
+}
+
+// iterateEveryNamespace: tests make the family run the iterator in every namespace at each
+// collection where the storage walk loads (IterateEveryNamespaceForTest).
+var iterateEveryNamespace atomic.Bool
+
+// IterateEveryNamespaceForTest makes the family read live sockets as where the kernel
+// refuses the storage walk, until restore is called.
+func IterateEveryNamespaceForTest() (restore func()) {
+	iterateEveryNamespace.Store(true)
+	return func() { iterateEveryNamespace.Store(false) }
 }
 
 // walk runs the socket-storage iterator: every live socket kpod knows, in any namespace.

@@ -301,14 +301,21 @@ func (s *kpodScraper) viewAddr(t *testing.T) string {
 // connection; no service-graph edge.
 func TestRealTopologyTCP(t *testing.T) { forTopologyPaths(t, realTopologyTCP) }
 
-// forTopologyPaths runs a test on both ways kpod reads live sockets: the TCP iterator in
-// each pod's network namespace (as root), and the walk over the family's socket storage
-// that kpod without CAP_SYS_ADMIN, as the DaemonSet runs it, uses (pods' addresses from
-// /proc/<pid>/net). live says whether the path reads live sockets: the walk does not where
-// the kernel refuses map-element iterators (bpftest.MapElemIterators: this sandbox host).
+// forTopologyPaths runs a test on every way kpod reads live sockets. As root: the walk over
+// the family's socket storage after the TCP iterator's first run in each pod's network
+// namespace where the kernel loads that walk (else the iterator in every namespace at each
+// collection), and the iterator in every namespace at each collection, forced. Without
+// CAP_SYS_ADMIN, as the DaemonSet runs it: the walk alone (pods' addresses from
+// /proc/<pid>/net). live says whether the path reads live sockets: the walk without
+// CAP_SYS_ADMIN does not where the kernel refuses map-element iterators
+// (bpftest.MapElemIterators: this sandbox host).
 func forTopologyPaths(t *testing.T, f func(t *testing.T, live error)) {
 	fakepod.RequireRoot(t)
 	t.Run("namespaces", func(t *testing.T) { f(t, nil) })
+	t.Run("every-namespace", func(t *testing.T) {
+		t.Cleanup(topology.IterateEveryNamespaceForTest())
+		f(t, nil)
+	})
 	t.Run("walk", func(t *testing.T) {
 		t.Cleanup(collector.DenyNamespacesForTest())
 		f(t, bpftest.MapElemIterators())
