@@ -7,9 +7,11 @@
 package bpfload
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -446,6 +448,23 @@ func (o *Object) Iter(prog string) (*link.Iter, bool) {
 		}
 	}
 	return nil, false
+}
+
+// IterRecords reads an opened iterator's output to its end and closes it: whole records of
+// type T, as its program writes them with bpf_seq_write.
+func IterRecords[T any](rd io.ReadCloser) ([]T, error) {
+	defer rd.Close()
+	raw, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, err
+	}
+	var zero T
+	size := binary.Size(zero)
+	if size <= 0 || len(raw)%size != 0 {
+		return nil, fmt.Errorf("wrote %d bytes, not whole %d-byte records", len(raw), size)
+	}
+	recs := make([]T, len(raw)/size)
+	return recs, binary.Read(bytes.NewReader(raw), binary.NativeEndian, recs)
 }
 
 // Close detaches every program and closes every map. It is safe on a partly loaded object.

@@ -10,9 +10,7 @@
 package tcp
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -325,7 +323,11 @@ func (c *Collector) iterate(nsPath string) ([]TcpTcpRec, error) {
 	if err := collector.InNetNS(nsPath, func() (err error) { rd, err = it.Open(); return err }); err != nil {
 		return nil, fmt.Errorf("running the socket iterator in %s: %w", nsPath, err)
 	}
-	return readRecs(rd, "the socket iterator in "+nsPath)
+	recs, err := bpfload.IterRecords[TcpTcpRec](rd)
+	if err != nil {
+		return nil, fmt.Errorf("reading the socket iterator in %s: %w", nsPath, err)
+	}
+	return recs, nil
 }
 
 // walkStorage walks the sockets of kpod_tsk_st: one record per established socket kpod
@@ -339,20 +341,9 @@ func (c *Collector) walkStorage() ([]TcpTcpRec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("walking the socket storage: %w", err)
 	}
-	return readRecs(rd, "the socket storage walk")
-}
-
-// readRecs reads an iterator's records and closes it.
-func readRecs(rd io.ReadCloser, what string) ([]TcpTcpRec, error) {
-	defer rd.Close()
-	raw, err := io.ReadAll(rd)
+	recs, err := bpfload.IterRecords[TcpTcpRec](rd)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", what, err)
+		return nil, fmt.Errorf("reading the socket storage walk: %w", err)
 	}
-	size := binary.Size(TcpTcpRec{})
-	if len(raw)%size != 0 {
-		return nil, fmt.Errorf("%s wrote %d bytes, not whole %d-byte records", what, len(raw), size)
-	}
-	recs := make([]TcpTcpRec, len(raw)/size)
-	return recs, binary.Read(bytes.NewReader(raw), binary.NativeEndian, recs)
+	return recs, nil
 }

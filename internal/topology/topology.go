@@ -10,9 +10,7 @@
 package topology
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -383,7 +381,7 @@ func (c *Collector) iterate(nsPath string) ([]TopologyTopoRec, []netip.Addr, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("running the socket iterator in %s: %w", nsPath, err)
 	}
-	recs, err := readRecs(rd)
+	recs, err := bpfload.IterRecords[TopologyTopoRec](rd)
 	if err != nil {
 		return nil, nil, fmt.Errorf("the socket iterator in %s: %w", nsPath, err)
 	}
@@ -438,24 +436,9 @@ func (c *Collector) walk() ([]TopologyTopoRec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("running the socket-storage iterator: %w", err)
 	}
-	recs, err := readRecs(rd)
+	recs, err := bpfload.IterRecords[TopologyTopoRec](rd)
 	if err != nil {
 		return nil, fmt.Errorf("the socket-storage iterator: %w", err)
 	}
 	return recs, nil
-}
-
-// readRecs reads and closes an iterator's output: whole records.
-func readRecs(rd io.ReadCloser) ([]TopologyTopoRec, error) {
-	defer rd.Close()
-	raw, err := io.ReadAll(rd)
-	if err != nil {
-		return nil, err
-	}
-	size := binary.Size(TopologyTopoRec{})
-	if len(raw)%size != 0 {
-		return nil, fmt.Errorf("wrote %d bytes, not whole %d-byte records", len(raw), size)
-	}
-	recs := make([]TopologyTopoRec, len(raw)/size)
-	return recs, binary.Read(bytes.NewReader(raw), binary.NativeEndian, recs)
 }
