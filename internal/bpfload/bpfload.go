@@ -450,6 +450,24 @@ func (o *Object) Iter(prog string) (*link.Iter, bool) {
 	return nil, false
 }
 
+// RunIter runs the iterator program prog of o in this thread's namespaces and returns its
+// records (IterRecords); what names the error.
+func RunIter[T any](o *Object, prog, what string) ([]T, error) {
+	it, ok := o.Iter(prog)
+	if !ok {
+		return nil, fmt.Errorf("%s is not attached", what)
+	}
+	rd, err := it.Open()
+	if err != nil {
+		return nil, fmt.Errorf("running %s: %w", what, err)
+	}
+	recs, err := IterRecords[T](rd)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	return recs, nil
+}
+
 // IterRecords reads an opened iterator's output to its end and closes it: whole records of
 // type T, as its program writes them with bpf_seq_write.
 func IterRecords[T any](rd io.ReadCloser) ([]T, error) {

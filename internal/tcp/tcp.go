@@ -333,17 +333,5 @@ func (c *Collector) iterate(nsPath string) ([]TcpTcpRec, error) {
 // walkStorage walks the sockets of kpod_tsk_st: one record per established socket kpod
 // knows, in any namespace.
 func (c *Collector) walkStorage() ([]TcpTcpRec, error) {
-	it, ok := c.Obj.Iter("kpod_tms")
-	if !ok {
-		return nil, errors.New("the socket storage walk is not attached")
-	}
-	rd, err := it.Open()
-	if err != nil {
-		return nil, fmt.Errorf("walking the socket storage: %w", err)
-	}
-	recs, err := bpfload.IterRecords[TcpTcpRec](rd)
-	if err != nil {
-		return nil, fmt.Errorf("reading the socket storage walk: %w", err)
-	}
-	return recs, nil
+	return bpfload.RunIter[TcpTcpRec](c.Obj, "kpod_tms", "the socket storage walk")
 }

@@ -428,17 +428,5 @@ func IterateEveryNamespaceForTest() (restore func()) {
 
 // walk runs the socket-storage iterator: every live socket kpod knows, in any namespace.
 func (c *Collector) walk() ([]TopologyTopoRec, error) {
-	it, ok := c.Obj.Iter("kpod_topoms")
-	if !ok {
-		return nil, errors.New("the socket-storage iterator is not attached")
-	}
-	rd, err := it.Open()
-	if err != nil {
-		return nil, fmt.Errorf("running the socket-storage iterator: %w", err)
-	}
-	recs, err := bpfload.IterRecords[TopologyTopoRec](rd)
-	if err != nil {
-		return nil, fmt.Errorf("the socket-storage iterator: %w", err)
-	}
-	return recs, nil
+	return bpfload.RunIter[TopologyTopoRec](c.Obj, "kpod_topoms", "the socket-storage iterator")
 }
