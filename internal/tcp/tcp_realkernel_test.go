@@ -42,23 +42,30 @@ func (v variant) String() string {
 // fallback runs on tp_btf and raw_tp.
 var variants = []variant{{PathSocket, "tp_btf", "storage"}, {PathSocket, "tp_btf", "namespaces"}, {PathSegment, "tp_btf", ""}, {PathSegment, "raw_tp", ""}}
 
-// storageRefused is why the kernel refused the socket storage walk ("" if it loads). This
-// project's 6.18 host refuses map-element iterators at load (EPERM, as root); any other
-// reason fails the test.
+// storageRefused is why the kernel refused the socket storage walk ("" if it loads). The
+// kernel's answer comes from bpftest.MapElemIterators (the topology tests' probe; this
+// project's 6.18 host refuses map-element iterators at load, EPERM as root); the family must
+// load the walk exactly where the probe does, and say the kernel's reason where it does not.
 func storageRefused(t *testing.T, v variant) string {
 	t.Helper()
+	refused := bpftest.MapElemIterators()
 	bpftest.On(t, v.rung)
 	c, err := startPath(v.path, "/proc", fakepod.HostLayout(t).V2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, ok := c.Obj.Iter("kpod_tms"); ok {
-		return ""
-	}
+	_, loaded := c.Obj.Iter("kpod_tms")
 	why := c.Obj.Missing["kpod_tms"]
-	if !strings.Contains(why, "kpod_tms_i: load program: operation not permitted") {
-		t.Fatalf("the socket storage walk did not load, and not because the kernel refused it: %q", why)
+	switch {
+	case loaded && refused == nil:
+		return ""
+	case loaded:
+		t.Fatalf("the socket storage walk loaded, but the kernel refuses map-element iterators: %v", refused)
+	case refused == nil:
+		t.Fatalf("the kernel loads map-element iterators, but the socket storage walk did not: %q", why)
+	case !strings.Contains(why, refused.Error()):
+		t.Fatalf("the socket storage walk did not load (%q), not for the kernel's reason %q", why, refused)
 	}
 	return why
 }
