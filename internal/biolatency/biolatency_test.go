@@ -143,9 +143,20 @@ func realBioLatency(t *testing.T, path Path, rung string) {
 		t.Fatal(err)
 	}
 	// Every read ended: a request is in flight only if its completion is one no BPF program
-	// saw (over PID 1, counted above; a CI run: 1 of 300).
-	if want := int(uint64(n) - min(h.Count(), uint64(n))); fl[ctr.CgroupID] != want {
-		t.Errorf("pod: %d requests still in flight after the workload exited, want %d (completions no program saw)", fl[ctr.CgroupID], want)
+	// saw (over PID 1, counted above). Requests are preallocated per tag and reused, and the
+	// next start on a reused request overwrites its stale entry, so such an entry survives
+	// only if its request was not started again: surely when its completion is the last
+	// one traced (nothing else uses the loop device), perhaps for the others (which tag a
+	// read gets is the block layer's choice). CI runs: 1 of 300 missed and left in flight,
+	// 1 of 300 missed mid-run and overwritten.
+	missed := int(uint64(n) - min(h.Count(), uint64(n)))
+	least := 0
+	if len(lines) > 0 && missed > 0 && fakepod.OverPID1(lines[len(lines)-1:]) == 1 {
+		least = 1
+	}
+	if got := fl[ctr.CgroupID]; got < least || got > missed {
+		t.Errorf("pod: %d requests still in flight after the workload exited, want %d to %d (of %d completions no program saw, the last traced one among them: %v)",
+			got, least, missed, missed, least == 1)
 	}
 	errs, err := c.Obj.UpdateErrors()
 	if err != nil {
