@@ -240,6 +240,40 @@ func InNetNS(path string, fn func() error) error {
 	return ferr
 }
 
+// Met is the set of network namespaces (inodes) a socket iterator has run in, for families
+// that read live sockets from one walk of their socket storage: the iterator runs in a
+// namespace only the first time it is seen, to meet the sockets opened before kpod started.
+// A namespace not met in a collection is forgotten (its inode may be reused by a new one).
+type Met struct {
+	mu        sync.Mutex
+	prev, cur map[uint64]bool
+}
+
+// Before reports whether namespace ino was met in the previous collection.
+func (m *Met) Before(ino uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.prev[ino]
+}
+
+// Add records that namespace ino is met in this collection.
+func (m *Met) Add(ino uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cur == nil {
+		m.cur = map[uint64]bool{}
+	}
+	m.cur[ino] = true
+}
+
+// Done ends a collection: the namespaces it did not meet (also those an aborted collection
+// did not reach: met again next time) are forgotten.
+func (m *Met) Done() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.prev, m.cur = m.cur, nil
+}
+
 // NSProcs finds a process of a cgroup and the namespace (of one kind: "net", "mnt") it is in,
 // and remembers both: a pod's namespaces do not change, so later cycles only check that the
 // remembered process is still running instead of reading cgroup.procs again. The check is a

@@ -251,3 +251,28 @@ func TestForEachRecheckOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestMet(t *testing.T) {
+	var m Met
+	if m.Before(1) {
+		t.Fatal("met before any collection")
+	}
+	m.Add(1)
+	m.Add(2)
+	if m.Before(1) {
+		t.Fatal("met before the collection that met it ended")
+	}
+	m.Done()
+	if !m.Before(1) || !m.Before(2) || m.Before(3) {
+		t.Fatalf("after one collection: %v %v %v, want true true false", m.Before(1), m.Before(2), m.Before(3))
+	}
+	m.Add(2) // 1 is gone: forgotten, its inode free for a new namespace
+	m.Done()
+	if m.Before(1) || !m.Before(2) {
+		t.Fatalf("after two collections: %v %v, want false true", m.Before(1), m.Before(2))
+	}
+	m.Done() // a collection that met nothing (or was cancelled before any namespace)
+	if m.Before(2) {
+		t.Fatal("a namespace not met in the last collection is remembered")
+	}
+}

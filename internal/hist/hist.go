@@ -2,7 +2,10 @@
 // (struct kpod_hist in bpf/include/kpod.h).
 package hist
 
-import "math"
+import (
+	"math"
+	"math/bits"
+)
 
 // Slots must equal KPOD_SLOTS in bpf/include/kpod.h.
 const Slots = 27
@@ -50,17 +53,20 @@ func (h *Hist) Count() uint64 {
 // SumSeconds is the sum of recorded values in seconds.
 func (h *Hist) SumSeconds() float64 { return float64(h.SumNs) / 1e9 }
 
-// Slot returns the slot the BPF side puts a latency of ns nanoseconds in (for tests and
-// golden data; mirrors kpod_slot in kpod.h).
+// Record adds one value of ns nanoseconds, in the slot the BPF side would use (values read
+// in user space: the RTT of live sockets).
+func (h *Hist) Record(ns uint64) {
+	h.Counts[Slot(ns)]++
+	h.SumNs += ns
+}
+
+// Slot returns the slot the BPF side puts a latency of ns nanoseconds in (kpod_slot in
+// kpod.h: 1 + floor(log2((ns-1)/1000)) above 1 us).
 func Slot(ns uint64) int {
 	if ns <= 1000 {
 		return 0
 	}
-	s := 1 + int(math.Floor(math.Log2(float64((ns-1)/1000))))
-	if s >= Slots {
-		return Slots - 1
-	}
-	return s
+	return min(bits.Len64((ns-1)/1000), Slots-1)
 }
 
 // ByKey is a set of histograms by dimension (device, soft IRQ vector).

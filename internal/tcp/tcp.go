@@ -107,8 +107,8 @@ type Collector struct {
 	mu    sync.Mutex
 	rtt   map[uint64]hist.Hist // per socket path: RTT samples of live sockets, per cgroup
 	sweep bpfload.Sweeper
-	met   map[uint64]bool // with the storage walk: namespaces (inodes) the iterator has run in
-	perNS bool            // tests: the iterator in every namespace at each collection, as without the storage walk
+	met   collector.Met // with the storage walk: the namespaces the iterator has run in
+	perNS bool          // tests: the iterator in every namespace at each collection, as without the storage walk
 }
 
 // Start loads the per-socket path, or the per-segment path where that cannot load. The
@@ -150,7 +150,7 @@ func startPath(p Path, procRoot, v2Root string) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{Collector: b, Path: p, procRoot: procRoot, rtt: map[uint64]hist.Hist{}, met: map[uint64]bool{},
+	return &Collector{Collector: b, Path: p, procRoot: procRoot, rtt: map[uint64]hist.Hist{},
 		procs: &collector.NSProcs{ProcRoot: procRoot, V2Root: v2Root, Kind: "net"}}, nil
 }
 
@@ -199,16 +199,13 @@ func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint
 	_, storage := c.Obj.Iter("kpod_tms")
 	storage = storage && !c.perNS
 	seen := map[uint64]bool{}
-	met := map[uint64]bool{}
+	defer c.met.Done()
 	for _, ns := range c.namespaces(x, seen) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		c.mu.Lock()
-		done := storage && c.met[ns.ino]
-		c.mu.Unlock()
-		if done {
-			met[ns.ino] = true
+		if storage && c.met.Before(ns.ino) {
+			c.met.Add(ns.ino)
 			continue
 		}
 		recs, err := c.iterate(ns.path)
@@ -227,7 +224,7 @@ func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint
 			errs = append(errs, err)
 			continue
 		}
-		met[ns.ino] = true
+		c.met.Add(ns.ino)
 		if !storage {
 			socks = append(socks, recs...)
 		}
@@ -240,9 +237,6 @@ func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint
 		socks = recs
 	}
 	c.mu.Lock()
-	c.met = met // a namespace gone is forgotten (its inode may be reused by a new one: nothing older to meet there)
-	c.mu.Unlock()
-	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range socks {
 		s := out[r.Cgid]
@@ -252,8 +246,7 @@ func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint
 		out[r.Cgid] = s
 		if r.SrttNs > 0 {
 			h := c.rtt[r.Cgid]
-			h.Counts[hist.Slot(r.SrttNs)]++
-			h.SumNs += r.SrttNs
+			h.Record(r.SrttNs)
 			c.rtt[r.Cgid] = h
 		}
 	}

@@ -88,8 +88,8 @@ type Collector struct {
 	// is cumulative, so a sample stays counted after its socket closed.
 	rtt   map[tcpEdge]hist.Hist
 	sweep bpfload.Sweeper
-	// met: with the storage walk, the namespaces (inodes) the TCP iterator has run in.
-	met map[uint64]bool
+	// met: with the storage walk, the namespaces the TCP iterator has run in.
+	met collector.Met
 	// backends names the backends behind Services (with Peers); nil otherwise.
 	backends *backends
 
@@ -227,7 +227,7 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 	// tcp.Collector.addSockets); else from the iterator in every namespace.
 	_, storage := c.Obj.Iter("kpod_topoms")
 	storage = storage && !c.cfg.WalkSockets && !iterateEveryNamespace.Load()
-	met := map[uint64]bool{}
+	defer c.met.Done()
 	for _, ns := range c.namespaces(x) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -236,7 +236,7 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 		switch {
 		case c.cfg.WalkSockets:
 			addrs, err = procAddrs(filepath.Dir(filepath.Dir(ns.path)))
-		case storage && c.met[ns.ino]:
+		case storage && c.met.Before(ns.ino):
 			addrs, err = c.addresses(ns.path)
 		default:
 			var nsRecs []TopologyTopoRec
@@ -249,7 +249,7 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 			errs = append(errs, err)
 			continue
 		}
-		met[ns.ino] = true
+		c.met.Add(ns.ino)
 		for _, a := range addrs {
 			if ns.pod == nil {
 				r.addrs[a] = End{Name: c.cfg.NodeName, Kind: KindNode}
@@ -258,7 +258,6 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 			}
 		}
 	}
-	c.met = met
 	if storage || c.cfg.WalkSockets && c.noLiveSockets() == "" {
 		walked, err := c.walk()
 		if err != nil {
@@ -281,8 +280,7 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 		conns[e] = t
 		if rec.SrttNs > 0 {
 			h := c.rtt[e]
-			h.Counts[hist.Slot(rec.SrttNs)]++
-			h.SumNs += rec.SrttNs
+			h.Record(rec.SrttNs)
 			c.rtt[e] = h
 		}
 	}
