@@ -41,11 +41,12 @@ import (
 // measured per run, iter.go). fentry and kprobe links are not listed either; no family takes
 // them on this kernel.
 type adopted struct {
-	Name  string
-	Hooks []hookRef
-	progs map[uint32]*ebpf.Program
-	links []link.Link
-	floor bool // the programs are empty ones standing in for the adopted config's (floor.go)
+	Name   string
+	Hooks  []hookRef
+	progs  map[uint32]*ebpf.Program
+	links  []link.Link
+	floor  bool      // the programs stand in for the adopted config's (floor.go): empty ones, or counters
+	counts *ebpf.Map // a counter's map
 
 	// windows > 0: the syscall family's enter hooks (Windowed) are attached in its latency
 	// windows only, with this sample, as the receiver does (syscall.Windows).
@@ -236,6 +237,10 @@ func (a *adopted) close() {
 		p.Close()
 	}
 	a.progs = nil
+	if a.counts != nil {
+		a.counts.Close()
+		a.counts = nil
+	}
 }
 
 // programs returns the adopted programs' current statistics (from our own descriptors).

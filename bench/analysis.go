@@ -51,10 +51,15 @@ func (a *analysis) L7Checked() bool { return len(a.run.L7Exact) > 0 }
 func (a *analysis) Commit() string  { return a.run.Machine["commit"] }
 func (a *analysis) Date() string    { return a.run.Start.Format("2006-01-02") }
 
-// view finds a member's samples: a group member, a group's floor ("floor of <config>"), or
-// else the matrix's config.
+// view finds a member's samples: a group member, a group's floor ("floor of <config>") or
+// counter ("counter on the hooks of <config>"), or else the matrix's config.
 func (a *analysis) view(group, config string) *configResult {
 	if g := a.run.group(group); g != nil {
+		for m, c := range g.CounterOf {
+			if c == config { // with the member's floor: its ×floor is the counter's
+				return g.counterView(m)
+			}
+		}
 		if r := g.view(config); r != nil {
 			r.Name = config
 			return r
@@ -243,6 +248,19 @@ func (a *analysis) IterRecord(n int) string {
 		return "–"
 	}
 	return ns(1e9 * (median(p.Runs) - median(base.Runs)) / float64(p.Records-base.Records))
+}
+
+// IterEmpty is the iterator's median run in a new namespace with no sockets: childEhash 0
+// with the shared established hash, else with a hash of its own of that size.
+func (a *analysis) IterEmpty(childEhash int) string {
+	if a.run.Iter != nil {
+		for _, p := range a.run.Iter.Empty {
+			if p.ChildEhash == childEhash && len(p.Runs) > 0 {
+				return ns(1e9 * median(p.Runs))
+			}
+		}
+	}
+	return "–"
 }
 
 func (a *analysis) iterPoint(n int) *iterPoint {

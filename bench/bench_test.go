@@ -268,6 +268,9 @@ func TestBench(t *testing.T) {
 			if e.floor != nil {
 				e.floor.close()
 			}
+			if e.counter != nil {
+				e.counter.close()
+			}
 		}
 	})
 	for _, e := range entries {
@@ -324,7 +327,7 @@ func TestBench(t *testing.T) {
 
 	for _, g := range []groupSpec{
 		{name: groupBudget, purpose: "the budgeted profiles on redis and ping-pong, against nothing, the A/A control and their floors",
-			members: []string{"kpod standard", "kpod comprehensive"}, aa: true, floors: true, units: []string{"redis", "pingpong"}, blocks: run.FocusPairs, requests: 10000},
+			members: []string{"kpod standard", "kpod comprehensive"}, aa: true, floors: true, counters: true, units: []string{"redis", "pingpong"}, blocks: run.FocusPairs, requests: 10000},
 		{name: groupTCP, purpose: "the tcp family's per-socket path (default) against its per-segment path (fallback), each with its floor",
 			members: []string{"kpod tcp", varTCPSegment}, floors: true, units: []string{"redis", "tcp", "tcprst"}, blocks: run.TCPPairs, requests: 10000},
 		{name: groupSyscall, purpose: "ways to count the tracked system calls, each with its floor: per call or on every call; entry and exit, or exit only (with or without sampled latency)",

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 )
 
 // The floor of a config: what its hooks cost with programs that do nothing. For every program
@@ -17,15 +18,53 @@ import (
 // calling a BPF program there on this machine (the tracepoint's static branch and dispatch,
 // the BPF trampoline or perf-event path, the recursion guard, RCU), which no program on these
 // hooks can go below. A design that needs fewer hooks has a lower floor.
+//
+// The counter of a config goes one step up: on the same hooks, programs that do the least a
+// per-pod family does on an event — read the current task's cgroup id and add one to its
+// counter in a per-CPU hash. Its multiple of the floor is the best any per-pod design on
+// these hooks can reach on this machine: what reading a cgroup and a map costs here.
 
-// emptyProgram is `return 0` as a program of type t; tp_btf programs are bound to their
-// tracepoint at load time.
-func emptyProgram(t ebpf.ProgramType, btfTracepoint string) (*ebpf.Program, error) {
+// floorProgram is `return 0` as a program of type t, or with counts the counter's body:
+// counts[current cgroup id]++ (created at 1 when missing). tp_btf programs are bound to
+// their tracepoint at load time.
+func floorProgram(t ebpf.ProgramType, btfTracepoint string, counts *ebpf.Map) (*ebpf.Program, error) {
+	insns := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+	if counts != nil {
+		key := func(r asm.Register, off int16) asm.Instructions {
+			return asm.Instructions{asm.Mov.Reg(r, asm.RFP), asm.Add.Imm(r, int32(off))}
+		}
+		insns = asm.Instructions{
+			asm.FnGetCurrentCgroupId.Call(),
+			asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
+			asm.LoadMapPtr(asm.R1, counts.FD()),
+		}
+		insns = append(insns, key(asm.R2, -8)...)
+		insns = append(insns,
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "new"),
+			asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+			asm.Add.Imm(asm.R1, 1),
+			asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.Return(),
+			asm.Mov.Imm(asm.R1, 1).WithSymbol("new"),
+			asm.StoreMem(asm.RFP, -16, asm.R1, asm.DWord),
+			asm.LoadMapPtr(asm.R1, counts.FD()),
+		)
+		insns = append(insns, key(asm.R2, -8)...)
+		insns = append(insns, key(asm.R3, -16)...)
+		insns = append(insns,
+			asm.Mov.Imm(asm.R4, int32(ebpf.UpdateNoExist)),
+			asm.FnMapUpdateElem.Call(),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.Return(),
+		)
+	}
 	spec := &ebpf.ProgramSpec{
 		Name:         "kpod_floor",
 		Type:         t,
 		License:      "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+		Instructions: insns,
 	}
 	if t == ebpf.Tracing {
 		// A tracing program found through `bpftool perf show` is a tp_btf one (fentry links
@@ -35,10 +74,18 @@ func emptyProgram(t ebpf.ProgramType, btfTracepoint string) (*ebpf.Program, erro
 	return ebpf.NewProgram(spec)
 }
 
-// newFloor builds the floor of an adopted config; its on and off attach and detach the empty
-// programs exactly as the config's own.
-func newFloor(name string, of *adopted) (*adopted, error) {
+// newFloor builds the floor of an adopted config (counter: its counter instead); its on and
+// off attach and detach the programs exactly as the config's own.
+func newFloor(name string, of *adopted, counter bool) (*adopted, error) {
 	f := &adopted{Name: name, Hooks: append([]hookRef(nil), of.Hooks...), progs: map[uint32]*ebpf.Program{}, floor: true, windows: of.windows}
+	if counter {
+		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cnt", Type: ebpf.PerCPUHash, KeySize: 8, ValueSize: 8,
+			MaxEntries: 10240, Flags: unix.BPF_F_NO_PREALLOC})
+		if err != nil {
+			return nil, fmt.Errorf("%s: counter map: %w", name, err)
+		}
+		f.counts = m
+	}
 	for i, h := range f.Hooks {
 		f.Hooks[i].ProgName = "kpod_floor"
 		if _, ok := f.progs[h.ProgID]; ok {
@@ -49,10 +96,10 @@ func newFloor(name string, of *adopted) (*adopted, error) {
 			f.close()
 			return nil, fmt.Errorf("%s: program %d of %s not adopted", name, h.ProgID, h.Tracepoint)
 		}
-		p, err := emptyProgram(orig.Type(), h.Tracepoint)
+		p, err := floorProgram(orig.Type(), h.Tracepoint, f.counts)
 		if err != nil {
 			f.close()
-			return nil, fmt.Errorf("%s: empty %s program for %s: %w", name, orig.Type(), h.Tracepoint, err)
+			return nil, fmt.Errorf("%s: %s program for %s: %w", name, orig.Type(), h.Tracepoint, err)
 		}
 		f.progs[h.ProgID] = p
 	}

@@ -14,17 +14,19 @@ import (
 // socket vs per segment) and the syscall alternatives. In every block each member and its
 // floor and "off" are sampled once, in a random order.
 type groupResult struct {
-	Name     string
-	Purpose  string
-	Units    []string // pair units ("redis" = redis-set, redis-get, redis-cpu)
-	Blocks   int      // blocks asked for
-	Grouped  bool
-	Members  []string          // the configs, in display order
-	FloorOf  map[string]string // member → the name of its floor's samples
-	Samples  blockSamples
-	Requests int // redis requests per test
-	Error    string
-	Took     time.Duration
+	Name    string
+	Purpose string
+	Units   []string // pair units ("redis" = redis-set, redis-get, redis-cpu)
+	Blocks  int      // blocks asked for
+	Grouped bool
+	Members []string          // the configs, in display order
+	FloorOf map[string]string // member → the name of its floor's samples
+	// member → the name of its counter's samples (floor.go: per-cgroup counters on its hooks)
+	CounterOf map[string]string `json:",omitempty"`
+	Samples   blockSamples
+	Requests  int // redis requests per test
+	Error     string
+	Took      time.Duration
 }
 
 // view is one member's samples as a configResult against "off" (with its floor, if any).
@@ -38,6 +40,19 @@ func (g *groupResult) view(member string) *configResult {
 	}
 	return r
 }
+
+// counterView is a member's counter against "off", with the member's floor: its ×floor is
+// the best multiple of the floor a per-pod design on those hooks can reach.
+func (g *groupResult) counterView(member string) *configResult {
+	c := g.CounterOf[member]
+	if g == nil || c == "" || g.Samples[c] == nil {
+		return nil
+	}
+	return &configResult{Name: c, On: g.Samples[c], Off: g.Samples["off"], Floor: g.Samples[g.FloorOf[member]]}
+}
+
+// counterOf names the counter of a config.
+func counterOf(config string) string { return "counter on the hooks of " + config }
 
 // vsFloor is a member's samples against its floor's (the member's cost above the floor).
 func (g *groupResult) vsFloor(member string) *configResult {
@@ -56,6 +71,7 @@ type groupSpec struct {
 	aa            bool // add the A/A control (a second "nothing" sample per block)
 	floors        bool
 	floorsOf      []string // with floors: only these members' floors (nil: every member's)
+	counters      bool     // with floors: the members' counters too (the profiles have them)
 	units         []string
 	blocks        int
 	requests      int
@@ -65,7 +81,7 @@ const aaName = "none (A/A control)"
 
 func runGroup(s *suite, entries []*entry, g groupSpec, rng *rand.Rand) *groupResult {
 	t0 := time.Now()
-	res := &groupResult{Name: g.name, Purpose: g.purpose, Units: g.units, Blocks: g.blocks, FloorOf: map[string]string{}, Samples: blockSamples{}, Requests: g.requests}
+	res := &groupResult{Name: g.name, Purpose: g.purpose, Units: g.units, Blocks: g.blocks, FloorOf: map[string]string{}, CounterOf: map[string]string{}, Samples: blockSamples{}, Requests: g.requests}
 	byName := map[string]*entry{}
 	for _, e := range entries {
 		byName[e.cfg.Name] = e
@@ -93,6 +109,10 @@ func runGroup(s *suite, entries []*entry, g groupSpec, rng *rand.Rand) *groupRes
 			f := "floor of " + m
 			vs = append(vs, variant{f, e.floor})
 			res.FloorOf[m] = f
+			if g.counters && e.counter != nil {
+				vs = append(vs, variant{e.counter.Name, e.counter})
+				res.CounterOf[m] = e.counter.Name
+			}
 		}
 	}
 	res.Grouped = grouped

@@ -7,7 +7,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,7 +38,77 @@ type iterPoint struct {
 
 type iterResult struct {
 	Points []*iterPoint
-	Error  string
+	// The iterator in new network namespaces holding no socket, as a pod's that has none:
+	// with the established hash all namespaces share, and with one of its own.
+	Empty []*nsIterPoint `json:",omitempty"`
+	Error string
+}
+
+// nsIterPoint is the iterator run in a new network namespace with no sockets. ChildEhash 0:
+// the namespace uses the established hash every namespace shares; > 0: it was created with
+// net.ipv4.tcp_child_ehash_entries at that value (6.1+) and has a hash of its own.
+type nsIterPoint struct {
+	ChildEhash int
+	Runs       []float64 // s per run
+	Error      string    `json:",omitempty"`
+}
+
+const childEhashSysctl = "/proc/sys/net/ipv4/tcp_child_ehash_entries"
+
+// iterInNewNS runs the iterator (once) runs times in a new network namespace, on a thread of
+// its own that ends with it (and the namespace with the thread).
+func iterInNewNS(once func() (int, time.Duration, error), childEhash, runs int) *nsIterPoint {
+	p := &nsIterPoint{ChildEhash: childEhash}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		if err := unshareNet(childEhash); err != nil {
+			p.Error = err.Error()
+			return
+		}
+		for i := 0; i < runs; i++ {
+			recs, d, err := once()
+			if err == nil && recs != 0 {
+				err = fmt.Errorf("%d records in a namespace with no sockets", recs)
+			}
+			if err != nil {
+				p.Error = err.Error()
+				return
+			}
+			p.Runs = append(p.Runs, d.Seconds())
+		}
+	}()
+	<-done
+	return p
+}
+
+// unshareNet moves the calling thread into a new network namespace; with childEhash > 0 the
+// host's tcp_child_ehash_entries is that value while the namespace is created, and restored
+// right after (through a descriptor opened in the host's namespace: /proc/sys/net is the
+// opener's).
+func unshareNet(childEhash int) error {
+	if childEhash == 0 {
+		return unix.Unshare(unix.CLONE_NEWNET)
+	}
+	f, err := os.OpenFile(childEhashSysctl, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	old := make([]byte, 32)
+	n, err := f.ReadAt(old, 0)
+	if err != nil && err != io.EOF {
+		return err
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(childEhash)), 0); err != nil {
+		return fmt.Errorf("%s: %w", childEhashSysctl, err)
+	}
+	uerr := unix.Unshare(unix.CLONE_NEWNET)
+	if _, err := f.WriteAt(bytes.TrimSpace(old[:n]), 0); err != nil {
+		return fmt.Errorf("restoring %s: %w", childEhashSysctl, err)
+	}
+	return uerr
 }
 
 // runIterCost loads the tcp family's per-socket object (tcp.SocketSpec) and runs its
@@ -108,7 +180,10 @@ func runIterCost(kbench string, c *benchContainer, counts []int, runs int) *iter
 			return res
 		}
 	}
-	logf("iterator cost measured at %v connections", counts)
+	for _, ce := range []int{0, 1024} {
+		res.Empty = append(res.Empty, iterInNewNS(once, ce, runs))
+	}
+	logf("iterator cost measured at %v connections and in empty namespaces", counts)
 	return res
 }
 

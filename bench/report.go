@@ -695,8 +695,13 @@ func renderBudgets(w *mdWriter, run *benchRun) {
 		}
 		fv := g.view("floor of kpod " + p)
 		v, _, _ := floorVerdict(f, "redis-cpu")
-		w.row(name, fmt.Sprintf("**%s**: the config adds %s per request, its floor %s (p = %.2g)", xFloorText(f, "redis-cpu"),
-			signedNs(cellOf(f, "redis-cpu").Delta), signedNs(cellOf(fv, "redis-cpu").Delta), cellOf(fv, "redis-cpu").P), v)
+		least := ""
+		if c := g.counterView("kpod " + p); c != nil {
+			least = fmt.Sprintf("; a per-cgroup counter on the same hooks (the least a per-pod program does) adds %s, %s",
+				signedNs(cellOf(c, "redis-cpu").Delta), xFloorText(c, "redis-cpu"))
+		}
+		w.row(name, fmt.Sprintf("**%s**: the config adds %s per request, its floor %s (p = %.2g)%s", xFloorText(f, "redis-cpu"),
+			signedNs(cellOf(f, "redis-cpu").Delta), signedNs(cellOf(fv, "redis-cpu").Delta), cellOf(fv, "redis-cpu").P, least), v)
 	}
 	if l7 := run.group(groupL7); l7 != nil {
 		f := l7.view(cfgStandardL7)

@@ -209,8 +209,24 @@ func renderBudgetFocus(w *mdWriter, run *benchRun) {
 			}
 			w.row(row...)
 		}
+		if c := g.counterView(m); c != nil {
+			row, xrow := []string{c.Name}, []string{c.Name + ": **×floor**"}
+			for _, b := range units {
+				row = append(row, cellText(c, b))
+				xrow = append(xrow, xFloorText(c, b))
+			}
+			w.row(row...)
+			w.row(xrow...)
+		}
 	}
 	w.p("")
+	if len(g.CounterOf) > 0 {
+		w.p("\"counter on the hooks of\" a profile: on each of the profile's hooks, a program that only adds one to a counter of the")
+		w.p("current task's cgroup in a per-CPU hash (bpf_get_current_cgroup_id, one lookup, an update on a cgroup's first event;")
+		w.p("`bench/floor.go`): the least a per-pod family does per event. Its ×floor is the best multiple of the floor any per-pod")
+		w.p("design on those hooks can reach on this machine.")
+		w.p("")
+	}
 	w.p("Sign test of each profile against nothing on redis-cpu: %s.", strings.Join(g.signs("redis-cpu"), "; "))
 	w.p("")
 }
@@ -426,6 +442,27 @@ func renderTCP(w *mdWriter, run *benchRun) {
 		}
 		w.row(fmt.Sprint(p.Conns), fmt.Sprint(p.Records), fmt.Sprintf("%.0f", p.ProgRuns), ms(p.First), fmt.Sprintf("%s (%s–%s)", ms(median(p.Runs)), ms(lo), ms(hi)),
 			per, ns(p.ProgNsRun))
+	}
+	w.p("")
+	if len(it.Empty) == 0 {
+		return
+	}
+	w.p("The same iterator in a new network namespace that holds no socket (a pod with none), %d runs each: it still walks the", len(it.Empty[0].Runs))
+	w.p("established hash, shared by all namespaces unless the namespace was created with `net.ipv4.tcp_child_ehash_entries` set")
+	w.p("(6.1+; set on the host while the namespace is created, then restored).")
+	w.p("")
+	w.header("namespace's established hash", "run: median (min–max)")
+	for _, p := range it.Empty {
+		name := fmt.Sprintf("shared (%s buckets)", run.Machine["tcp_ehash"])
+		if p.ChildEhash > 0 {
+			name = fmt.Sprintf("its own (`tcp_child_ehash_entries=%d`)", p.ChildEhash)
+		}
+		if p.Error != "" {
+			w.row(name, "not measured: "+firstLines(p.Error, 1))
+			continue
+		}
+		lo, hi := minMax(p.Runs)
+		w.row(name, fmt.Sprintf("%s (%s–%s)", ns(1e9*median(p.Runs)), ns(1e9*lo), ns(1e9*hi)))
 	}
 	w.p("")
 }
