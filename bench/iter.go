@@ -50,7 +50,10 @@ type iterResult struct {
 type nsIterPoint struct {
 	ChildEhash int
 	Runs       []float64 // s per run
-	Error      string    `json:",omitempty"`
+	// The host's "TCP:" line of /proc/net/sockstat before the runs: the host's sockets are in
+	// the shared hash too, and a walk from another namespace passes over each of them.
+	HostTCP string `json:",omitempty"`
+	Error   string `json:",omitempty"`
 }
 
 const childEhashSysctl = "/proc/sys/net/ipv4/tcp_child_ehash_entries"
@@ -58,7 +61,7 @@ const childEhashSysctl = "/proc/sys/net/ipv4/tcp_child_ehash_entries"
 // iterInNewNS runs the iterator (once) runs times in a new network namespace, on a thread of
 // its own that ends with it (and the namespace with the thread).
 func iterInNewNS(once func() (int, time.Duration, error), childEhash, runs int) *nsIterPoint {
-	p := &nsIterPoint{ChildEhash: childEhash}
+	p := &nsIterPoint{ChildEhash: childEhash, HostTCP: hostTCP()}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -81,6 +84,20 @@ func iterInNewNS(once func() (int, time.Duration, error), childEhash, runs int) 
 	}()
 	<-done
 	return p
+}
+
+// hostTCP is the "TCP:" line of this process's network namespace's sockstat (the host's).
+func hostTCP() string {
+	b, err := os.ReadFile("/proc/net/sockstat")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "TCP: "); ok {
+			return rest
+		}
+	}
+	return ""
 }
 
 // unshareNet moves the calling thread into a new network namespace; with childEhash > 0 the
