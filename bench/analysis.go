@@ -141,6 +141,15 @@ func (a *analysis) XFloorVal(group, config, bench string) float64 {
 	return x
 }
 
+// XFloorLo is the lower end of the 95 % interval of the config's multiple of its floor.
+func (a *analysis) XFloorLo(group, config, bench string) float64 {
+	_, lo, _, ok := xFloor(a.view(group, config), bench)
+	if !ok {
+		return math.NaN()
+	}
+	return lo
+}
+
 // FloorMeasurable: the config's floor is distinguishable from zero on bench (×floor is given).
 func (a *analysis) FloorMeasurable(group, config, bench string) bool {
 	_, _, _, ok := xFloor(a.view(group, config), bench)
