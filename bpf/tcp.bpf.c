@@ -28,17 +28,9 @@
  * the sending or receiving task (current), its hooks run in that task's system call.
  * Drops (kfree_skb) are the "tcpdrop" family (bpf/tcpdrop.bpf.c).
  */
-#include "kpod.h"
+#include "tcp_sock.h"
 
-#define IPPROTO_TCP 6
 #define MSG_PEEK 2
-
-/* enum tcp_state (include/net/tcp_states.h): part of the kernel ABI (sock_diag reports it). */
-#define TCP_ESTABLISHED 1
-#define TCP_SYN_SENT 2
-#define TCP_SYN_RECV 3
-#define TCP_CLOSE 7
-#define TCP_LISTEN 10
 
 struct tcp_val {
 	__u64 bytes_sent;     /* per socket: of closed sockets; per segment: send calls */
@@ -99,40 +91,28 @@ static __always_inline struct tcp_val *val(__u64 cg)
 	return v;
 }
 
-/* A full TCP socket over IPv4 or IPv6 (every hook here gets a full socket: request and
- * time-wait minisockets never reach them). */
-static __always_inline bool is_tcp(const struct sock *sk)
-{
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
-		return false;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	return family == AF_INET || family == AF_INET6;
-}
-
 static __always_inline __u64 sk_cgid(const struct sock *sk)
 {
 	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 }
 
-/* srtt_us holds 8 times the smoothed RTT in us (tcp_rtt_estimator); 0: no sample yet. */
-static __always_inline __u64 srtt_ns(const struct sock *sk)
-{
-	return ((__u64)BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) * 1000) >> 3;
-}
-
-/* The socket's counters. bytes_sent counts data in every transmitted segment, retransmits
- * included; bytes_received counts the sequence space received in order, which includes a
- * FIN (one byte) once one arrived (SOCK_DONE). */
+/* The socket's counters (tcp_counters), retransmits and RTT. */
 static __always_inline void read_rec(const struct sock *sk, struct tcp_rec *r)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	r->cgid = sk_cgid(sk);
-	r->sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
-	r->received = BPF_CORE_READ(tp, bytes_received);
-	if (r->received && (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
-		r->received--;
-	r->retrans = BPF_CORE_READ(tp, total_retrans);
+	tcp_counters(sk, &r->sent, &r->received);
+	r->retrans = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
 	r->srtt_ns = srtt_ns(sk);
+}
+
+/* Writes a live socket's record r (read_rec): its counters since kpod first saw it (the
+ * baseline in st). */
+static __always_inline void write_rec(struct seq_file *seq, struct tcp_rec *r, const struct tcp_sk *st)
+{
+	r->sent -= st->sent0;
+	r->received -= st->received0;
+	r->retrans -= st->retrans0;
+	bpf_seq_write(seq, r, sizeof *r);
 }
 
 static __always_inline int count_conn(const struct sock *sk, int oldstate)
@@ -210,8 +190,7 @@ int kpod_titer_i(struct bpf_iter__tcp *ctx)
 	if (!tp)
 		return 0;
 	struct sock *sk = (struct sock *)tp;
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	if (state == TCP_LISTEN || state == TCP_CLOSE || state == TCP_SYN_SENT || state == TCP_SYN_RECV || !is_tcp(sk))
+	if (!tcp_live(sk) || !is_tcp(sk))
 		return 0;
 	struct tcp_sk *st = bpf_sk_storage_get(&kpod_tsk_st, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
@@ -226,12 +205,8 @@ int kpod_titer_i(struct bpf_iter__tcp *ctx)
 		st->retrans0 = r.retrans;
 		st->known = 1;
 	}
-	if (st->closed)
-		return 0;
-	r.sent -= st->sent0;
-	r.received -= st->received0;
-	r.retrans -= st->retrans0;
-	bpf_seq_write(ctx->meta->seq, &r, sizeof r);
+	if (!st->closed)
+		write_rec(ctx->meta->seq, &r, st);
 	return 0;
 }
 
@@ -244,17 +219,11 @@ int kpod_tms_i(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
 	struct sock *sk = ctx->sk;
 	struct tcp_sk *st = ctx->value;
-	if (!sk || !st || !st->known || st->closed)
-		return 0;
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	if (state == TCP_LISTEN || state == TCP_CLOSE || state == TCP_SYN_SENT || state == TCP_SYN_RECV)
+	if (!sk || !st || !st->known || st->closed || !tcp_live(sk))
 		return 0;
 	struct tcp_rec r;
 	read_rec(sk, &r);
-	r.sent -= st->sent0;
-	r.received -= st->received0;
-	r.retrans -= st->retrans0;
-	bpf_seq_write(ctx->meta->seq, &r, sizeof r);
+	write_rec(ctx->meta->seq, &r, st);
 	return 0;
 }
 

@@ -17,16 +17,8 @@
  * Charged to the socket's cgroup (sk_cgrp_data), as every TCP counter of kpod: state changes
  * happen in softirq.
  */
-#include "kpod.h"
+#include "tcp_sock.h"
 #include <bpf/bpf_endian.h>
-
-#define IPPROTO_TCP 6
-
-#define TCP_ESTABLISHED 1
-#define TCP_SYN_SENT 2
-#define TCP_SYN_RECV 3
-#define TCP_CLOSE 7
-#define TCP_LISTEN 10
 
 #define TOPO_EDGES 16384
 /* Linux's default net.ipv4.ip_local_port_range starts here: only used to guess which end a
@@ -132,14 +124,6 @@ struct topo_rec {
 };
 const struct topo_rec *kpod_topo_rec_type __attribute__((unused)); /* the type into BTF for bpf2go */
 
-static __always_inline bool is_tcp(const struct sock *sk)
-{
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
-		return false;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	return family == AF_INET || family == AF_INET6;
-}
-
 static __always_inline __u64 sk_cgid(const struct sock *sk)
 {
 	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
@@ -188,20 +172,6 @@ static __always_inline struct topo_val *edge(struct topo_key *k)
 	return v;
 }
 
-/* The counters as tcp.bpf.c reads them: payload sent once, received in order without a FIN. */
-static __always_inline void counters(const struct sock *sk, __u64 *sent, __u64 *received)
-{
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	*sent = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
-	*received = BPF_CORE_READ(tp, bytes_received);
-	if (*received && (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
-		(*received)--;
-}
-
-static __always_inline __u64 srtt_ns(const struct sock *sk)
-{
-	return ((__u64)BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) * 1000) >> 3;
-}
 
 static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 {
@@ -237,7 +207,7 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 		return 0; /* never established, or established before kpod and closed unseen */
 	__sync_fetch_and_add(&st->closed, 1); /* before the counters: see tcp.bpf.c */
 	__u64 sent, received;
-	counters(sk, &sent, &received);
+	tcp_counters(sk, &sent, &received);
 	struct topo_val *v;
 	if (st->svc) {
 		v = svc_edge(sk, st->lport);
@@ -269,17 +239,11 @@ static __always_inline void write_rec(struct seq_file *seq, struct sock *sk, str
 	peer(sk, r.addr, &r.lport, &r.rport);
 	if (st->svc)
 		kpod_sk_addr(r.laddr, sk, true);
-	counters(sk, &r.sent, &r.received);
+	tcp_counters(sk, &r.sent, &r.received);
 	r.sent -= st->sent0;
 	r.received -= st->received0;
 	r.srtt_ns = srtt_ns(sk);
 	bpf_seq_write(seq, &r, sizeof r);
-}
-
-static __always_inline bool live(const struct sock *sk)
-{
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	return state != TCP_LISTEN && state != TCP_CLOSE && state != TCP_SYN_SENT && state != TCP_SYN_RECV;
 }
 
 /* One record per established socket of the iterator's network namespace. */
@@ -293,7 +257,7 @@ int kpod_topoit_i(struct bpf_iter__tcp *ctx)
 	if (!tp)
 		return 0;
 	struct sock *sk = (struct sock *)tp;
-	if (!live(sk) || !is_tcp(sk))
+	if (!tcp_live(sk) || !is_tcp(sk))
 		return 0;
 	struct topo_sk *st = bpf_sk_storage_get(&kpod_topo_st, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
@@ -306,7 +270,7 @@ int kpod_topoit_i(struct bpf_iter__tcp *ctx)
 		__u8 addr[16];
 		__u16 lport, rport;
 		peer(sk, addr, &lport, &rport);
-		counters(sk, &st->sent0, &st->received0);
+		tcp_counters(sk, &st->sent0, &st->received0);
 		if (lport >= TOPO_EPHEMERAL && rport < TOPO_EPHEMERAL)
 			st->role = TOPO_CLIENT;
 		else if (rport >= TOPO_EPHEMERAL && lport < TOPO_EPHEMERAL)
@@ -328,7 +292,7 @@ int kpod_topoms_i(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
 	struct sock *sk = ctx->sk;
 	struct topo_sk *st = ctx->value;
-	if (!sk || !st || !st->known || st->closed || !live(sk))
+	if (!sk || !st || !st->known || st->closed || !tcp_live(sk))
 		return 0;
 	write_rec(ctx->meta->seq, sk, st);
 	return 0;

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"sync"
 
@@ -301,24 +300,18 @@ func (c *Collector) namespaces(x *podid.Index, seen map[uint64]bool) []nsTarget 
 // beforeIterate, if set (by tests), runs before each iteration with the namespace's path.
 var beforeIterate func(nsPath string)
 
-// iterate runs the socket iterator in the network namespace at nsPath: one record per
-// established socket there.
-func (c *Collector) iterate(nsPath string) ([]TcpTcpRec, error) {
+// iterate runs the socket iterator in the network namespace at nsPath (it takes the namespace
+// of the thread that opens it): one record per established socket there.
+func (c *Collector) iterate(nsPath string) (recs []TcpTcpRec, err error) {
 	if beforeIterate != nil {
 		beforeIterate(nsPath)
 	}
-	it, ok := c.Obj.Iter("kpod_titer")
-	if !ok {
-		return nil, errors.New("the socket iterator is not attached")
-	}
-	var rd io.ReadCloser
-	// The iterator takes the network namespace of the thread that opens it.
-	if err := collector.InNetNS(nsPath, func() (err error) { rd, err = it.Open(); return err }); err != nil {
-		return nil, fmt.Errorf("running the socket iterator in %s: %w", nsPath, err)
-	}
-	recs, err := bpfload.IterRecords[TcpTcpRec](rd)
+	err = collector.InNetNS(nsPath, func() (err error) {
+		recs, err = bpfload.RunIter[TcpTcpRec](c.Obj, "kpod_titer", "the socket iterator")
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("reading the socket iterator in %s: %w", nsPath, err)
+		return nil, fmt.Errorf("in %s: %w", nsPath, err)
 	}
 	return recs, nil
 }

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"net/netip"
@@ -360,28 +359,19 @@ func (c *Collector) namespaces(x *podid.Index) []netns {
 	return out
 }
 
-// iterate runs the socket iterator in the network namespace at nsPath and reads the
-// namespace's own addresses (what names this pod, or this node, to its peers).
-func (c *Collector) iterate(nsPath string) ([]TopologyTopoRec, []netip.Addr, error) {
-	it, ok := c.Obj.Iter("kpod_topoit")
-	if !ok {
-		return nil, nil, errors.New("the socket iterator is not attached")
-	}
-	var rd io.ReadCloser
-	var addrs []netip.Addr
-	err := collector.InNetNS(nsPath, func() (err error) {
+// iterate runs the socket iterator in the network namespace at nsPath (it takes the namespace
+// of the thread that opens it) and reads the namespace's own addresses (what names this pod,
+// or this node, to its peers).
+func (c *Collector) iterate(nsPath string) (recs []TopologyTopoRec, addrs []netip.Addr, err error) {
+	err = collector.InNetNS(nsPath, func() (err error) {
 		if addrs, err = localAddrs(); err != nil {
 			return err
 		}
-		rd, err = it.Open()
+		recs, err = bpfload.RunIter[TopologyTopoRec](c.Obj, "kpod_topoit", "the socket iterator")
 		return err
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("running the socket iterator in %s: %w", nsPath, err)
-	}
-	recs, err := bpfload.IterRecords[TopologyTopoRec](rd)
-	if err != nil {
-		return nil, nil, fmt.Errorf("the socket iterator in %s: %w", nsPath, err)
+		return nil, nil, fmt.Errorf("in %s: %w", nsPath, err)
 	}
 	return recs, addrs, nil
 }
