@@ -5,18 +5,19 @@
  *
  * Two paths; the loader takes the first that loads (internal/tcp):
  *
- * Per socket (kpod_tsk, kpod_titer, kpod_tms; Linux 5.11+). The kernel already counts per
+ * Per socket (kpod_tsk, kpod_titer, kpod_twalk; Linux 5.9+). The kernel already counts per
  * socket in struct tcp_sock what kpod reports; kpod reads those counters instead of watching
- * every segment. At each collection kpod walks the sockets kpod_tsk_st holds (kpod_tms, every
- * namespace at once), having run the TCP iterator (iter/tcp) once in every network namespace
- * that holds a pod to meet the sockets established before kpod started; where the kernel
- * refuses the storage walk, it runs the iterator in every such namespace at each collection.
- * Either writes one record per established socket: its counters
- * since kpod first saw it (a socket established while kpod runs counts from zero, an older
- * one from its counters at the first collection that met it; the baseline lives in the
- * socket's storage, kpod_tsk_st). When a socket goes to CLOSE its final counters (less the
- * baseline) are added to its cgroup's entry of kpod_tcp, so that short connections are not
- * lost. Only inet_sock_set_state fires per event (a few times per connection).
+ * every segment. kpod_tsocks holds every socket kpod knows, by address, with its counters
+ * when kpod first saw it (zero for a socket established while kpod runs; an older one counts
+ * from the first collection that met it). At each collection kpod_twalk, run by kpod rather
+ * than attached to a hook, reads the counters of every socket in kpod_tsocks (every network
+ * namespace at once) and sums them per cgroup into kpod_tlive; the TCP iterator (iter/tcp)
+ * runs once in every network namespace that holds a pod to add the sockets established before
+ * kpod started. Where the walk cannot load (before 5.13: bpf_for_each_map_elem) the iterator
+ * runs in every such namespace at each collection and writes one record per socket. When a
+ * socket goes to CLOSE its final counters (less the baseline) are added to its cgroup's entry
+ * of kpod_tcp, so that short connections are not lost. Only inet_sock_set_state fires per
+ * event (a few times per connection).
  *
  * Per segment (kpod_tsend, kpod_trecv, kpod_tstate, kpod_tretx, kpod_trtt; Linux 6.3+), the
  * fallback: bytes from sock_send_length / sock_recv_length, RTT from tcp_probe, one program
@@ -43,7 +44,8 @@ struct tcp_val {
 
 struct tcp_errs {
 	__u64 kpod_tcp;
-	__u64 kpod_tsk_st;
+	__u64 kpod_tsocks;
+	__u64 kpod_tlive;
 };
 
 struct {
@@ -54,21 +56,45 @@ struct {
 	__type(value, struct tcp_val);
 } kpod_tcp SEC(".maps");
 
-/* A socket kpod knows: where its counters stood when kpod first saw it, and whether its
- * counters went to kpod_tcp when it closed (the iterator skips it from then on; the storage
- * lives until the last reference to the socket goes). */
+/* A socket kpod knows: who it is (sock_id), where its counters stood when kpod first saw it,
+ * and whether its counters went to kpod_tcp when it closed (a walk that already holds the
+ * entry skips it from then on). The entry goes when the socket closes, before the kernel
+ * frees it: an address in the map is a live socket's, save one an iterator met just as it
+ * closed (see kpod_twalk). */
 struct tcp_sk {
-	__u64 known; /* 0: storage just created by the iterator, no baseline yet */
+	__u64 id;
 	__u64 closed;
 	__u64 sent0, received0, retrans0;
 };
 
+/* The most sockets kpod knows at once on a node (more: kpod_tcp_err.kpod_tsocks counts each
+ * one left out). The walk visits every bucket of the map (bpf_for_each_map_elem), about 3 ns
+ * each on this project's host, and before 6.1 the kernel allocates every entry at load
+ * (~100 bytes): the size is a cost per collection and in memory. */
+#define KPOD_TCP_SOCKETS (1 << 16)
+
 struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the sockets there are */
+	__uint(max_entries, KPOD_TCP_SOCKETS);
+	__type(key, __u64); /* the socket's address */
 	__type(value, struct tcp_sk);
-} kpod_tsk_st SEC(".maps");
+} kpod_tsocks SEC(".maps");
+
+/* What one walk read from the live sockets of a cgroup (gen: the walk that wrote it). */
+struct tcp_live {
+	__u64 gen;
+	__u64 sent, received, retrans;
+	struct kpod_hist rtt; /* each live socket's smoothed RTT */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, KPOD_MAX_CGROUPS);
+	__type(key, __u64); /* cgroup id */
+	__type(value, struct tcp_live);
+} kpod_tlive SEC(".maps");
 
 KPOD_ERRORS(tcp, struct tcp_errs);
 
@@ -105,16 +131,6 @@ static __always_inline void read_rec(const struct sock *sk, struct tcp_rec *r)
 	r->srtt_ns = srtt_ns(sk);
 }
 
-/* Writes a live socket's record r (read_rec): its counters since kpod first saw it (the
- * baseline in st). */
-static __always_inline void write_rec(struct seq_file *seq, struct tcp_rec *r, const struct tcp_sk *st)
-{
-	r->sent -= st->sent0;
-	r->received -= st->received0;
-	r->retrans -= st->retrans0;
-	bpf_seq_write(seq, r, sizeof *r);
-}
-
 static __always_inline int count_conn(const struct sock *sk, int oldstate)
 {
 	struct tcp_val *v = val(sk_cgid(sk));
@@ -129,47 +145,60 @@ static __always_inline int count_conn(const struct sock *sk, int oldstate)
 
 /* ---- per socket ---- */
 
+/* Who a socket is: its hash (of its addresses, ports and namespace) and ports, set before it
+ * is established and kept until it is freed. A walk that finds another id at a known address
+ * (the memory went to another socket, or to something else) drops the entry. */
+static __always_inline __u64 sock_id(const struct sock *sk)
+{
+	return (__u64)BPF_CORE_READ(sk, __sk_common.skc_hash) << 32 |
+	       (__u64)BPF_CORE_READ(sk, __sk_common.skc_dport) << 16 | BPF_CORE_READ(sk, __sk_common.skc_num);
+}
+
 static __always_inline int on_sock_state(struct sock *sk, int oldstate, int newstate)
 {
 	if (!is_tcp(sk))
 		return 0;
+	__u64 key = (__u64)sk;
 	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)) {
-		struct tcp_sk *st = bpf_sk_storage_get(&kpod_tsk_st, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (st) {
-			/* from zero (again, after a connect(AF_UNSPEC) reset its counters) */
-			st->sent0 = st->received0 = st->retrans0 = st->closed = 0;
-			st->known = 1;
-		} else {
-			KPOD_LOST(tcp, kpod_tsk_st);
-		}
+		/* from zero (again, after a connect(AF_UNSPEC) reset its counters); replaces what
+		 * a socket freed at this address left, if anything */
+		struct tcp_sk st = {.id = sock_id(sk)};
+		if (bpf_map_update_elem(&kpod_tsocks, &key, &st, BPF_ANY))
+			KPOD_LOST(tcp, kpod_tsocks);
 		return count_conn(sk, oldstate);
 	}
 	if (newstate != TCP_CLOSE || oldstate == TCP_CLOSE)
 		return 0;
 	struct tcp_rec r;
 	read_rec(sk, &r);
-	struct tcp_sk *st = bpf_sk_storage_get(&kpod_tsk_st, sk, 0, 0);
-	if (!st || !st->known) {
-		/* Never established: only retransmitted SYNs to count. Established before kpod
-		 * started and closed before a collection met it: unknown, left out. */
-		if ((oldstate != TCP_SYN_SENT && oldstate != TCP_SYN_RECV) || !r.retrans)
+	if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV || oldstate == TCP_LISTEN) {
+		/* Never established: only retransmitted SYNs to count; an entry at this address
+		 * is a freed socket's, left by an iterator that met it as it closed. */
+		bpf_map_delete_elem(&kpod_tsocks, &key);
+		if (oldstate == TCP_LISTEN || !r.retrans)
 			return 0;
 		struct tcp_val *v = val(r.cgid);
 		if (v)
 			v->retransmits += r.retrans;
 		return 0;
 	}
+	struct tcp_sk *st = bpf_map_lookup_elem(&kpod_tsocks, &key);
+	if (!st) /* established before kpod started and closed before a collection met it */
+		return 0;
 	/* The mark comes before the counters are added: a collection, which reads kpod_tcp and
-	 * then iterates, counts this socket once, live or closed, never twice. */
+	 * then walks, counts this socket once, live or closed, never twice. */
 	__sync_fetch_and_add(&st->closed, 1);
 	struct tcp_val *v = val(r.cgid);
-	if (!v)
-		return 0;
-	v->bytes_sent += r.sent - st->sent0;
-	v->bytes_received += r.received - st->received0;
-	v->retransmits += r.retrans - st->retrans0;
-	if (r.srtt_ns)
-		kpod_hist_add(&v->rtt, r.srtt_ns);
+	if (v) {
+		v->bytes_sent += r.sent - st->sent0;
+		v->bytes_received += r.received - st->received0;
+		v->retransmits += r.retrans - st->retrans0;
+		if (r.srtt_ns)
+			kpod_hist_add(&v->rtt, r.srtt_ns);
+	}
+	/* Before the state becomes CLOSE and long before the socket is freed (the tracepoint
+	 * fires before tcp_set_state stores the state). */
+	bpf_map_delete_elem(&kpod_tsocks, &key);
 	return 0;
 }
 
@@ -179,7 +208,8 @@ int BPF_PROG(kpod_tsk_b, struct sock *sk, int oldstate, int newstate)
 	return on_sock_state(sk, oldstate, newstate);
 }
 
-/* One record per established socket of the iterator's network namespace. */
+/* Each live socket of the iterator's network namespace: added to kpod_tsocks if kpod did not
+ * know it (established before kpod started: counted from now on), and one record each. */
 SEC("iter/tcp")
 int kpod_titer_i(struct bpf_iter__tcp *ctx)
 {
@@ -192,39 +222,79 @@ int kpod_titer_i(struct bpf_iter__tcp *ctx)
 	struct sock *sk = (struct sock *)tp;
 	if (!tcp_live(sk) || !is_tcp(sk))
 		return 0;
-	struct tcp_sk *st = bpf_sk_storage_get(&kpod_tsk_st, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!st) {
-		KPOD_LOST(tcp, kpod_tsk_st);
-		return 0;
-	}
 	struct tcp_rec r;
 	read_rec(sk, &r);
-	if (!st->known) { /* established before kpod started: count from now on */
-		st->sent0 = r.sent;
-		st->received0 = r.received;
-		st->retrans0 = r.retrans;
-		st->known = 1;
+	__u64 key = (__u64)sk;
+	struct tcp_sk *st = bpf_map_lookup_elem(&kpod_tsocks, &key);
+	if (!st) {
+		/* If the socket is closing now (its CLOSE tracepoint has run, its state not yet
+		 * stored), this entry outlives it: the walk and the next socket at this address
+		 * drop it. */
+		struct tcp_sk n = {.id = sock_id(sk), .sent0 = r.sent, .received0 = r.received, .retrans0 = r.retrans};
+		bpf_map_update_elem(&kpod_tsocks, &key, &n, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&kpod_tsocks, &key);
+		if (!st) {
+			KPOD_LOST(tcp, kpod_tsocks);
+			return 0;
+		}
 	}
-	if (!st->closed)
-		write_rec(ctx->meta->seq, &r, st);
+	if (st->closed)
+		return 0;
+	r.sent -= st->sent0;
+	r.received -= st->received0;
+	r.retrans -= st->retrans0;
+	bpf_seq_write(ctx->meta->seq, &r, sizeof r);
 	return 0;
 }
 
-/* Every socket kpod knows, in every network namespace at once: one walk of kpod_tsk_st
- * instead of one iter/tcp run per namespace, each of which walks the whole established hash
- * that all namespaces share. It sees the sockets established while kpod runs and those an
- * iter/tcp run has met (kpod runs one in each namespace when it first sees it). */
-SEC("iter/bpf_sk_storage_map")
-int kpod_tms_i(struct bpf_iter__bpf_sk_storage_map *ctx)
+static long walk_one(struct bpf_map *map, __u64 *key, struct tcp_sk *st, __u64 *gen)
 {
-	struct sock *sk = ctx->sk;
-	struct tcp_sk *st = ctx->value;
-	if (!sk || !st || !st->known || st->closed || !tcp_live(sk))
-		return 0;
+	/* Read with bpf_probe_read_kernel (a raw_tp program): the socket may be closing. The
+	 * key is copied: a preallocated map (before 6.1) may reuse a deleted entry at once. */
+	__u64 addr = *key;
+	const struct sock *sk = (const struct sock *)addr;
 	struct tcp_rec r;
 	read_rec(sk, &r);
-	write_rec(ctx->meta->seq, &r, st);
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (sock_id(sk) != st->id || (state == TCP_CLOSE && !st->closed)) {
+		/* Not the socket kpod knew (the memory was reused), or closed without the
+		 * CLOSE tracepoint finding this entry (an iterator added it as it closed). */
+		bpf_map_delete_elem(map, &addr);
+		return 0;
+	}
+	if (!tcp_live(sk))
+		return 0;
+	/* After the counters (an atomic operation orders it): not marked, so the socket had
+	 * not closed when they were read, and kpod_tcp, read before the walk, does not have
+	 * them either. */
+	if (__sync_fetch_and_add(&st->closed, 0))
+		return 0;
+	static const struct tcp_live zero;
+	struct tcp_live *l = kpod_entry(&kpod_tlive, &r.cgid, &zero);
+	if (!l) {
+		KPOD_LOST(tcp, kpod_tlive);
+		return 0;
+	}
+	if (l->gen != *gen) { /* the first socket of the cgroup in this walk */
+		*l = zero;
+		l->gen = *gen;
+	}
+	l->sent += r.sent - st->sent0;
+	l->received += r.received - st->received0;
+	l->retrans += r.retrans - st->retrans0;
+	if (r.srtt_ns)
+		kpod_hist_add(&l->rtt, r.srtt_ns);
 	return 0;
+}
+
+/* Every socket kpod knows, in every network namespace at once, summed per cgroup into
+ * kpod_tlive with the generation kpod passes (args[0]); returns how many entries it met.
+ * Run by kpod (BPF_PROG_TEST_RUN), never attached. */
+SEC("raw_tp")
+int kpod_twalk_run(__u64 *ctx)
+{
+	__u64 gen = ctx[0];
+	return bpf_for_each_map_elem(&kpod_tsocks, walk_one, &gen, 0); /* the sockets met */
 }
 
 /* ---- per segment (fallback) ---- */

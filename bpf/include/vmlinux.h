@@ -216,6 +216,7 @@ struct sock_common {
 	__be32 skc_rcv_saddr; /* IPv4 local (bound) */
 	__be16 skc_dport;     /* peer port, network order */
 	__u16 skc_num;        /* local port, host order */
+	unsigned int skc_hash; /* of addresses, ports and namespace (inet_ehashfn) */
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 	short unsigned int skc_family;

@@ -37,6 +37,10 @@ type Hook struct {
 	// collector when it reads (Object.Iter); IterMap names the map of a map iterator.
 	Iter    string
 	IterMap string
+	// Run: a program that no hook calls; the collector runs it when it reads
+	// (BPF_PROG_TEST_RUN, Object.Run). <Prog>_run, SEC("raw_tp") without a tracepoint
+	// (Linux 5.10+ runs those); loading it runs it once with a zero argument.
+	Run bool
 	// Tracepoints, instead of Tracepoint: classic tracepoints of Group that one program
 	// (<Prog>_t) serves, such as the per-syscall events syscalls/sys_enter_<name>.
 	Tracepoints []string
@@ -54,6 +58,8 @@ func (h Hook) target() string {
 		return h.Function
 	case h.Iter != "":
 		return "iter/" + h.Iter
+	case h.Run:
+		return "BPF_PROG_TEST_RUN"
 	case len(h.Tracepoints) > 0:
 		return h.Group + "/{" + strings.Join(h.Tracepoints, ",") + "}"
 	}
@@ -67,6 +73,9 @@ func (h Hook) rungs() [][2]string {
 	}
 	if h.Iter != "" {
 		return [][2]string{{"_i", "iter"}}
+	}
+	if h.Run {
+		return [][2]string{{"_run", "run"}}
 	}
 	if h.BTFOnly {
 		return [][2]string{{"_b", "tp_btf"}}
@@ -406,8 +415,40 @@ func attachOne(kind string, h Hook, prog *ebpf.Program, maps map[string]*ebpf.Ma
 		l, err = link.Kprobe(h.Function, prog, nil)
 	case "iter":
 		l, err = link.AttachIter(link.IterOptions{Program: prog, Map: maps[h.IterMap]})
+	case "run":
+		_, err = runProgram(prog, 0)
 	}
 	return l, err
+}
+
+// runProgram runs a raw_tp program once with args as its arguments.
+func runProgram(prog *ebpf.Program, args ...uint64) (uint32, error) {
+	return prog.Run(&ebpf.RunOptions{Context: args})
+}
+
+// Run runs the program of the Run hook whose program prefix is prog once, with args as its
+// arguments (ctx[0], ...), and returns what it returned.
+func (o *Object) Run(prog string, args ...uint64) (uint32, error) {
+	for _, p := range o.Programs {
+		if p.Kind == "run" && p.Name == prog+"_run" {
+			ret, err := runProgram(p.Prog, args...)
+			if err != nil {
+				return 0, fmt.Errorf("running %s: %w", p.Name, err)
+			}
+			return ret, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: %s is not loaded", o.Family, prog+"_run")
+}
+
+// Has reports whether the hook whose program prefix is prog is loaded.
+func (o *Object) Has(prog string) bool {
+	for _, p := range o.Programs {
+		if p.hook.Prog == prog {
+			return true
+		}
+	}
+	return false
 }
 
 // loadTail loads one tail-called program and puts it into its program array.

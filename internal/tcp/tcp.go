@@ -64,10 +64,9 @@ func SocketSpec() bpfload.Spec {
 		Hooks: []bpfload.Hook{
 			{Tracepoint: "inet_sock_set_state", Group: "sock", Prog: "kpod_tsk", BTFOnly: true},
 			{Iter: "tcp", Prog: "kpod_titer"},
-			// The walk of every known socket at once. Some kernels refuse map-element
-			// iterators (this project's 6.18 host: EPERM at load, as root): the iterator
-			// above then runs in every pod's namespace at each collection.
-			{Iter: "bpf_sk_storage_map", IterMap: "kpod_tsk_st", Prog: "kpod_tms", Optional: true},
+			// The walk of every known socket at once (Linux 5.13+: bpf_for_each_map_elem).
+			// Without it the iterator above runs in every pod's namespace at each collection.
+			{Run: true, Prog: "kpod_twalk", Optional: true},
 		},
 	}
 }
@@ -106,8 +105,9 @@ type Collector struct {
 	mu    sync.Mutex
 	rtt   map[uint64]hist.Hist // per socket path: RTT samples of live sockets, per cgroup
 	sweep bpfload.Sweeper
-	met   collector.Met // with the storage walk: the namespaces the iterator has run in
-	perNS bool          // tests: the iterator in every namespace at each collection, as without the storage walk
+	gen   uint64        // of the last walk (kpod_tlive)
+	met   collector.Met // with the walk: the namespaces the iterator has run in
+	perNS bool          // tests: the iterator in every namespace at each collection, as without the walk
 }
 
 // Start loads the per-socket path, or the per-segment path where that cannot load. The
@@ -183,27 +183,26 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]Sta
 
 // addSockets adds the live sockets' counters to what closed sockets left in kpod_tcp, read
 // before: a socket that closes meanwhile is then counted once (the BPF side marks it closed
-// before adding its counters, and the iterator skips marked sockets) or, if it closes
-// between the two reads, only in the next collection — never twice.
+// before adding its counters, and the walk and the iterator skip marked sockets) or, if it
+// closes between the two reads, only in the next collection — never twice.
 //
-// The live sockets come from one walk of the socket storage (every namespace at once) where
-// the kernel loads it; the TCP iterator then runs once in each namespace, the first time it is
-// seen, to meet the sockets established before kpod started (its records are not used: the
-// walk after it has them). Without the storage walk the iterator runs in every namespace at
-// each collection, and each run walks the established hash that all namespaces share.
+// The live sockets come from one walk of the sockets kpod knows (every namespace at once)
+// where the kernel loads it; the TCP iterator then runs once in each namespace, the first
+// time it is seen, to add the sockets established before kpod started (its records are not
+// used: the walk after it reads them). Without the walk the iterator runs in every namespace
+// at each collection, and each run walks the established hash that all namespaces share.
 func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint64]Stats) error {
-	var socks []TcpTcpRec
 	var errs []error
 	defer c.procs.Prune()
-	_, storage := c.Obj.Iter("kpod_tms")
-	storage = storage && !c.perNS
+	walk := c.Obj.Has("kpod_twalk") && !c.perNS
 	seen := map[uint64]bool{}
+	live := map[uint64]*liveSum{}
 	defer c.met.Done()
 	for _, ns := range c.namespaces(x, seen) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if storage && c.met.Before(ns.ino) {
+		if walk && c.met.Before(ns.ino) {
 			c.met.Add(ns.ino)
 			continue
 		}
@@ -224,30 +223,35 @@ func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint
 			continue
 		}
 		c.met.Add(ns.ino)
-		if !storage {
-			socks = append(socks, recs...)
+		if !walk {
+			for _, r := range recs {
+				l := sumOf(live, r.Cgid)
+				l.sent += r.Sent
+				l.received += r.Received
+				l.retrans += r.Retrans
+				if r.SrttNs > 0 {
+					l.rtt.Record(r.SrttNs)
+				}
+			}
 		}
-	}
-	if storage {
-		recs, err := c.walkStorage()
-		if err != nil {
-			return errors.Join(append(errs, err)...)
-		}
-		socks = recs
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, r := range socks {
-		s := out[r.Cgid]
-		s.BytesSent += r.Sent
-		s.BytesReceived += r.Received
-		s.Retransmits += r.Retrans
-		out[r.Cgid] = s
-		if r.SrttNs > 0 {
-			h := c.rtt[r.Cgid]
-			h.Record(r.SrttNs)
-			c.rtt[r.Cgid] = h
+	if walk {
+		var err error
+		if live, err = c.walk(); err != nil {
+			return errors.Join(append(errs, err)...)
 		}
+	}
+	for id, l := range live {
+		s := out[id]
+		s.BytesSent += l.sent
+		s.BytesReceived += l.received
+		s.Retransmits += l.retrans
+		out[id] = s
+		h := c.rtt[id]
+		h.Add(&l.rtt)
+		c.rtt[id] = h
 	}
 	ids := make([]uint64, 0, len(c.rtt))
 	for id, h := range c.rtt {
@@ -260,6 +264,54 @@ func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint
 		delete(c.rtt, id)
 	}
 	return errors.Join(errs...)
+}
+
+// liveSum is what a cgroup's live sockets hold: their counters since kpod first saw them and
+// one RTT sample each.
+type liveSum struct {
+	sent, received, retrans uint64
+	rtt                     hist.Hist
+}
+
+func sumOf(m map[uint64]*liveSum, id uint64) *liveSum {
+	l := m[id]
+	if l == nil {
+		l = &liveSum{}
+		m[id] = l
+	}
+	return l
+}
+
+// walk runs kpod_twalk, which sums the live sockets kpod knows per cgroup into kpod_tlive
+// under a new generation, and reads those sums; entries of an earlier generation (cgroups
+// with no live socket now) are deleted.
+func (c *Collector) walk() (map[uint64]*liveSum, error) {
+	c.gen++
+	n, err := c.Obj.Run("kpod_twalk", c.gen)
+	if err != nil {
+		return nil, err
+	}
+	c.Obj.NoteEntries(TcpMapKpodTsocks, int(n))
+	m := c.Obj.Maps[TcpMapKpodTlive]
+	out := map[uint64]*liveSum{}
+	var stale []uint64
+	var id uint64
+	var v TcpTcpLive
+	for it := m.Iterate(); ; {
+		if !it.Next(&id, &v) {
+			if err := it.Err(); err != nil {
+				return nil, fmt.Errorf("reading %s: %w", TcpMapKpodTlive, err)
+			}
+			break
+		}
+		if v.Gen != c.gen {
+			stale = append(stale, id)
+			continue
+		}
+		out[id] = &liveSum{sent: v.Sent, received: v.Received, retrans: v.Retrans, rtt: hist.Decode(v.Rtt.SumNs, v.Rtt.Slots)}
+	}
+	c.Obj.NoteEntries(TcpMapKpodTlive, len(out))
+	return out, bpfload.DeleteKeys(m, stale)
 }
 
 // nsTarget is a network namespace to iterate: the host's (pod nil) or the one a process of
@@ -314,10 +366,4 @@ func (c *Collector) iterate(nsPath string) (recs []TcpTcpRec, err error) {
 		return nil, fmt.Errorf("in %s: %w", nsPath, err)
 	}
 	return recs, nil
-}
-
-// walkStorage walks the sockets of kpod_tsk_st: one record per established socket kpod
-// knows, in any namespace.
-func (c *Collector) walkStorage() ([]TcpTcpRec, error) {
-	return bpfload.RunIter[TcpTcpRec](c.Obj, "kpod_tms", "the socket storage walk")
 }

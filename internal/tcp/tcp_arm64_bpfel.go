@@ -14,9 +14,23 @@ import (
 )
 
 type TcpTcpErrs struct {
-	_         structs.HostLayout
-	KpodTcp   uint64
-	KpodTskSt uint64
+	_          structs.HostLayout
+	KpodTcp    uint64
+	KpodTsocks uint64
+	KpodTlive  uint64
+}
+
+type TcpTcpLive struct {
+	_        structs.HostLayout
+	Gen      uint64
+	Sent     uint64
+	Received uint64
+	Retrans  uint64
+	Rtt      struct {
+		_     structs.HostLayout
+		SumNs uint64
+		Slots [27]uint64
+	}
 }
 
 type TcpTcpRec struct {
@@ -30,7 +44,7 @@ type TcpTcpRec struct {
 
 type TcpTcpSk struct {
 	_         structs.HostLayout
-	Known     uint64
+	Id        uint64
 	Closed    uint64
 	Sent0     uint64
 	Received0 uint64
@@ -57,9 +71,9 @@ type TcpTcpVal struct {
 const (
 	TcpMapKpodTcp        = "kpod_tcp"
 	TcpMapKpodTcpErr     = "kpod_tcp_err"
-	TcpMapKpodTskSt      = "kpod_tsk_st"
+	TcpMapKpodTlive      = "kpod_tlive"
+	TcpMapKpodTsocks     = "kpod_tsocks"
 	TcpProgKpodTiterI    = "kpod_titer_i"
-	TcpProgKpodTmsI      = "kpod_tms_i"
 	TcpProgKpodTrecvB    = "kpod_trecv_b"
 	TcpProgKpodTrecvR    = "kpod_trecv_r"
 	TcpProgKpodTretxB    = "kpod_tretx_b"
@@ -71,6 +85,7 @@ const (
 	TcpProgKpodTskB      = "kpod_tsk_b"
 	TcpProgKpodTstateB   = "kpod_tstate_b"
 	TcpProgKpodTstateR   = "kpod_tstate_r"
+	TcpProgKpodTwalkRun  = "kpod_twalk_run"
 	TcpVarKpodTcpRecType = "kpod_tcp_rec_type"
 )
 
@@ -116,19 +131,19 @@ type TcpSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpProgramSpecs struct {
-	KpodTiterI  *ebpf.ProgramSpec `ebpf:"kpod_titer_i"`
-	KpodTmsI    *ebpf.ProgramSpec `ebpf:"kpod_tms_i"`
-	KpodTrecvB  *ebpf.ProgramSpec `ebpf:"kpod_trecv_b"`
-	KpodTrecvR  *ebpf.ProgramSpec `ebpf:"kpod_trecv_r"`
-	KpodTretxB  *ebpf.ProgramSpec `ebpf:"kpod_tretx_b"`
-	KpodTretxR  *ebpf.ProgramSpec `ebpf:"kpod_tretx_r"`
-	KpodTrttB   *ebpf.ProgramSpec `ebpf:"kpod_trtt_b"`
-	KpodTrttR   *ebpf.ProgramSpec `ebpf:"kpod_trtt_r"`
-	KpodTsendB  *ebpf.ProgramSpec `ebpf:"kpod_tsend_b"`
-	KpodTsendR  *ebpf.ProgramSpec `ebpf:"kpod_tsend_r"`
-	KpodTskB    *ebpf.ProgramSpec `ebpf:"kpod_tsk_b"`
-	KpodTstateB *ebpf.ProgramSpec `ebpf:"kpod_tstate_b"`
-	KpodTstateR *ebpf.ProgramSpec `ebpf:"kpod_tstate_r"`
+	KpodTiterI   *ebpf.ProgramSpec `ebpf:"kpod_titer_i"`
+	KpodTrecvB   *ebpf.ProgramSpec `ebpf:"kpod_trecv_b"`
+	KpodTrecvR   *ebpf.ProgramSpec `ebpf:"kpod_trecv_r"`
+	KpodTretxB   *ebpf.ProgramSpec `ebpf:"kpod_tretx_b"`
+	KpodTretxR   *ebpf.ProgramSpec `ebpf:"kpod_tretx_r"`
+	KpodTrttB    *ebpf.ProgramSpec `ebpf:"kpod_trtt_b"`
+	KpodTrttR    *ebpf.ProgramSpec `ebpf:"kpod_trtt_r"`
+	KpodTsendB   *ebpf.ProgramSpec `ebpf:"kpod_tsend_b"`
+	KpodTsendR   *ebpf.ProgramSpec `ebpf:"kpod_tsend_r"`
+	KpodTskB     *ebpf.ProgramSpec `ebpf:"kpod_tsk_b"`
+	KpodTstateB  *ebpf.ProgramSpec `ebpf:"kpod_tstate_b"`
+	KpodTstateR  *ebpf.ProgramSpec `ebpf:"kpod_tstate_r"`
+	KpodTwalkRun *ebpf.ProgramSpec `ebpf:"kpod_twalk_run"`
 }
 
 // TcpMapSpecs contains maps before they are loaded into the kernel.
@@ -137,7 +152,8 @@ type TcpProgramSpecs struct {
 type TcpMapSpecs struct {
 	KpodTcp    *ebpf.MapSpec `ebpf:"kpod_tcp"`
 	KpodTcpErr *ebpf.MapSpec `ebpf:"kpod_tcp_err"`
-	KpodTskSt  *ebpf.MapSpec `ebpf:"kpod_tsk_st"`
+	KpodTlive  *ebpf.MapSpec `ebpf:"kpod_tlive"`
+	KpodTsocks *ebpf.MapSpec `ebpf:"kpod_tsocks"`
 }
 
 // TcpVariableSpecs contains global variables before they are loaded into the kernel.
@@ -169,14 +185,16 @@ func (o *TcpObjects) Close() error {
 type TcpMaps struct {
 	KpodTcp    *ebpf.Map `ebpf:"kpod_tcp"`
 	KpodTcpErr *ebpf.Map `ebpf:"kpod_tcp_err"`
-	KpodTskSt  *ebpf.Map `ebpf:"kpod_tsk_st"`
+	KpodTlive  *ebpf.Map `ebpf:"kpod_tlive"`
+	KpodTsocks *ebpf.Map `ebpf:"kpod_tsocks"`
 }
 
 func (m *TcpMaps) Close() error {
 	return _TcpClose(
 		m.KpodTcp,
 		m.KpodTcpErr,
-		m.KpodTskSt,
+		m.KpodTlive,
+		m.KpodTsocks,
 	)
 }
 
@@ -191,25 +209,24 @@ type TcpVariables struct {
 //
 // It can be passed to LoadTcpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpPrograms struct {
-	KpodTiterI  *ebpf.Program `ebpf:"kpod_titer_i"`
-	KpodTmsI    *ebpf.Program `ebpf:"kpod_tms_i"`
-	KpodTrecvB  *ebpf.Program `ebpf:"kpod_trecv_b"`
-	KpodTrecvR  *ebpf.Program `ebpf:"kpod_trecv_r"`
-	KpodTretxB  *ebpf.Program `ebpf:"kpod_tretx_b"`
-	KpodTretxR  *ebpf.Program `ebpf:"kpod_tretx_r"`
-	KpodTrttB   *ebpf.Program `ebpf:"kpod_trtt_b"`
-	KpodTrttR   *ebpf.Program `ebpf:"kpod_trtt_r"`
-	KpodTsendB  *ebpf.Program `ebpf:"kpod_tsend_b"`
-	KpodTsendR  *ebpf.Program `ebpf:"kpod_tsend_r"`
-	KpodTskB    *ebpf.Program `ebpf:"kpod_tsk_b"`
-	KpodTstateB *ebpf.Program `ebpf:"kpod_tstate_b"`
-	KpodTstateR *ebpf.Program `ebpf:"kpod_tstate_r"`
+	KpodTiterI   *ebpf.Program `ebpf:"kpod_titer_i"`
+	KpodTrecvB   *ebpf.Program `ebpf:"kpod_trecv_b"`
+	KpodTrecvR   *ebpf.Program `ebpf:"kpod_trecv_r"`
+	KpodTretxB   *ebpf.Program `ebpf:"kpod_tretx_b"`
+	KpodTretxR   *ebpf.Program `ebpf:"kpod_tretx_r"`
+	KpodTrttB    *ebpf.Program `ebpf:"kpod_trtt_b"`
+	KpodTrttR    *ebpf.Program `ebpf:"kpod_trtt_r"`
+	KpodTsendB   *ebpf.Program `ebpf:"kpod_tsend_b"`
+	KpodTsendR   *ebpf.Program `ebpf:"kpod_tsend_r"`
+	KpodTskB     *ebpf.Program `ebpf:"kpod_tsk_b"`
+	KpodTstateB  *ebpf.Program `ebpf:"kpod_tstate_b"`
+	KpodTstateR  *ebpf.Program `ebpf:"kpod_tstate_r"`
+	KpodTwalkRun *ebpf.Program `ebpf:"kpod_twalk_run"`
 }
 
 func (p *TcpPrograms) Close() error {
 	return _TcpClose(
 		p.KpodTiterI,
-		p.KpodTmsI,
 		p.KpodTrecvB,
 		p.KpodTrecvR,
 		p.KpodTretxB,
@@ -221,6 +238,7 @@ func (p *TcpPrograms) Close() error {
 		p.KpodTskB,
 		p.KpodTstateB,
 		p.KpodTstateR,
+		p.KpodTwalkRun,
 	)
 }
 

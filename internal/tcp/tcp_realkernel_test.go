@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
+
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -26,7 +30,7 @@ const port = 5201
 type variant struct {
 	path Path
 	rung string
-	walk string // per socket: "storage" (one walk of the socket storage) or "namespaces" (the iterator in each)
+	walk string // per socket: "walk" (one walk of the sockets kpod knows) or "namespaces" (the iterator in each)
 }
 
 func (v variant) String() string {
@@ -37,35 +41,34 @@ func (v variant) String() string {
 }
 
 // variants are every path on every rung it has here: the per-socket path needs tp_btf (its
-// state program calls bpf_sk_storage_get), and reads live sockets with the storage walk
-// where the kernel loads it, else with the iterator in every namespace; the per-segment
-// fallback runs on tp_btf and raw_tp.
-var variants = []variant{{PathSocket, "tp_btf", "storage"}, {PathSocket, "tp_btf", "namespaces"}, {PathSegment, "tp_btf", ""}, {PathSegment, "raw_tp", ""}}
+// state program keeps the sockets kpod knows, read with the socket's BTF type), and reads live
+// sockets with the walk where the kernel loads it, else with the iterator in every namespace;
+// the per-segment fallback runs on tp_btf and raw_tp.
+var variants = []variant{{PathSocket, "tp_btf", "walk"}, {PathSocket, "tp_btf", "namespaces"}, {PathSegment, "tp_btf", ""}, {PathSegment, "raw_tp", ""}}
 
-// storageRefused is why the kernel refused the socket storage walk ("" if it loads). The
-// kernel's answer comes from bpftest.MapElemIterators (the topology tests' probe; this
-// project's 6.18 host refuses map-element iterators at load, EPERM as root); the family must
-// load the walk exactly where the probe does, and say the kernel's reason where it does not.
-func storageRefused(t *testing.T, v variant) string {
+// walkRefused is why the kernel refused the walk ("" if it loads). It needs
+// bpf_for_each_map_elem in a raw_tp program (5.13+; both kernels this project tests on have
+// it): the family must load the walk exactly where the kernel has the helper, and say why
+// where it does not.
+func walkRefused(t *testing.T, v variant) string {
 	t.Helper()
-	refused := bpftest.MapElemIterators()
+	has := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnForEachMapElem)
 	bpftest.On(t, v.rung)
 	c, err := startPath(v.path, "/proc", fakepod.HostLayout(t).V2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_, loaded := c.Obj.Iter("kpod_tms")
-	why := c.Obj.Missing["kpod_tms"]
+	loaded, why := c.Obj.Has("kpod_twalk"), c.Obj.Missing["kpod_twalk"]
 	switch {
-	case loaded && refused == nil:
+	case loaded && has == nil:
 		return ""
 	case loaded:
-		t.Fatalf("the socket storage walk loaded, but the kernel refuses map-element iterators: %v", refused)
-	case refused == nil:
-		t.Fatalf("the kernel loads map-element iterators, but the socket storage walk did not: %q", why)
-	case !strings.Contains(why, refused.Error()):
-		t.Fatalf("the socket storage walk did not load (%q), not for the kernel's reason %q", why, refused)
+		t.Fatalf("the walk loaded, but the kernel lacks bpf_for_each_map_elem: %v", has)
+	case has == nil:
+		t.Fatalf("the kernel has bpf_for_each_map_elem, but the walk did not load: %q", why)
+	case why == "":
+		t.Fatal("the walk did not load and the family does not say why")
 	}
 	return why
 }
@@ -74,10 +77,10 @@ func forVariants(t *testing.T, test func(t *testing.T, v variant)) {
 	fakepod.RequireRoot(t)
 	for _, v := range variants {
 		t.Run(v.String(), func(t *testing.T) {
-			if v.walk == "storage" {
-				if why := storageRefused(t, v); why != "" {
+			if v.walk == "walk" {
+				if why := walkRefused(t, v); why != "" {
 					// Asserted refused: the family reads live sockets as the "namespaces" variant does.
-					t.Logf("the kernel refuses the socket storage walk: %s", why)
+					t.Logf("the kernel refuses the walk: %s", why)
 					return
 				}
 			}
@@ -151,7 +154,7 @@ func idleHasNothing(t *testing.T, p *fakepod.Pair, st map[uint64]Stats) {
 }
 
 // TestStart: Start takes the per-socket path on this kernel, with all of its programs but
-// the storage walk where the kernel refuses it.
+// the walk where the kernel refuses it.
 func TestStart(t *testing.T) {
 	fakepod.RequireRoot(t)
 	c, err := Start("/proc", fakepod.HostLayout(t).V2)
@@ -160,13 +163,58 @@ func TestStart(t *testing.T) {
 	}
 	defer c.Close()
 	want := len(SocketSpec().Hooks)
-	if storageRefused(t, variant{PathSocket, "tp_btf", "storage"}) != "" {
+	if walkRefused(t, variant{PathSocket, "tp_btf", "walk"}) != "" {
 		want--
 	}
 	if c.Path != PathSocket || len(c.Obj.Programs) != want {
 		t.Errorf("path %s with %d programs, want %s with %d", c.Path, len(c.Obj.Programs), PathSocket, want)
 	}
 	collect(t, c, nil)
+}
+
+// TestTCPWalkDropsUnknownAddresses: entries of kpod_tsocks whose address holds no socket
+// with the entry's id (what an iterator leaves when it meets a socket as it closes, or a
+// socket's memory reused) are dropped by the next walk and count nothing, and the live
+// connection beside them keeps its exact bytes.
+func TestTCPWalkDropsUnknownAddresses(t *testing.T) {
+	fakepod.RequireRoot(t)
+	v := variant{PathSocket, "tp_btf", "walk"}
+	if walkRefused(t, v) != "" {
+		return // asserted refused
+	}
+	const total = 1 << 20
+	p := fakepod.NewPair(t)
+	c := start(t, v)
+	held := p.Hold(t, port, total)
+	defer held.Close(t)
+	m := c.Obj.Maps[TcpMapKpodTsocks]
+	// Addresses no socket has: a user-space one and unmapped kernel ones (the walk's reads
+	// fail and return zeros); ids as a real socket's (a hash and two non-zero ports).
+	bogus := []uint64{0x10000, 0xffffffffffff0000, 0xffff8000deadbe00}
+	for i, addr := range bogus {
+		val := [5]uint64{uint64(i+1)<<32 | 5201<<16 | 40000} // id, closed, sent0, received0, retrans0
+		if err := m.Put(addr, val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := collect(t, c, p.Live)
+	cli, srv := st[p.CliCtr.CgroupID], st[p.SrvCtr.CgroupID]
+	if cli.BytesSent != total || srv.BytesReceived != total || cli.BytesReceived != 0 || srv.BytesSent != 0 {
+		t.Errorf("client %+v, server %+v; want %d bytes from the client to the server", cli, srv, total)
+	}
+	for _, addr := range bogus {
+		var val [5]uint64
+		if err := m.Lookup(addr, &val); err == nil {
+			t.Errorf("the entry at %#x is still there: %v", addr, val)
+		}
+	}
+	// Read, they would have been charged to cgroup id 0 (their reads return zeros), which no
+	// socket has (a kernel socket's is the root cgroup's, 1).
+	if s, ok := st[0]; ok {
+		t.Errorf("cgroup 0 has %+v", s)
+	}
+	idleHasNothing(t, p, st)
+	checkNoLostUpdates(t, c)
 }
 
 // TestTCPOlderSocket: a connection established before kpod started is counted from the
@@ -180,7 +228,7 @@ func TestTCPOlderSocket(t *testing.T) {
 			continue // per segment, bytes are counted as send and receive calls return
 		}
 		t.Run(v.String(), func(t *testing.T) {
-			if v.walk == "storage" && storageRefused(t, v) != "" {
+			if v.walk == "walk" && walkRefused(t, v) != "" {
 				return // asserted refused
 			}
 			const total = 1 << 20

@@ -32,7 +32,7 @@ func On(t *testing.T, rung string) {
 func CheckRung(t *testing.T, o *bpfload.Object, rung string) {
 	t.Helper()
 	for _, p := range o.Programs {
-		if p.Kind != rung && p.Kind != "fentry" && p.Kind != "kprobe" && p.Kind != "iter" && p.Kind != "tail" {
+		if p.Kind != rung && p.Kind != "fentry" && p.Kind != "kprobe" && p.Kind != "iter" && p.Kind != "tail" && p.Kind != "run" {
 			t.Errorf("%s attached as %s, want %s", p.Name, p.Kind, rung)
 		}
 	}
@@ -76,6 +76,8 @@ func CheckShape(t *testing.T, spec *ebpf.CollectionSpec, hooks []bpfload.Hook) {
 			sfx = []string{"_f", "_k"}
 		case h.Iter != "":
 			sfx = []string{"_i"}
+		case h.Run:
+			sfx = []string{"_run"}
 		case h.BTFOnly:
 			sfx = []string{"_b"}
 		}
