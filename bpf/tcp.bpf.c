@@ -56,27 +56,19 @@ struct {
 	__type(value, struct tcp_val);
 } kpod_tcp SEC(".maps");
 
-/* A socket kpod knows: who it is (sock_id), where its counters stood when kpod first saw it,
- * and whether its counters went to kpod_tcp when it closed (a walk that already holds the
- * entry skips it from then on). The entry goes when the socket closes, before the kernel
- * frees it: an address in the map is a live socket's, save one an iterator met just as it
- * closed (see kpod_twalk). */
+/* A socket kpod knows (a table of known sockets: tcp_sock.h): who it is (sock_id), where its
+ * counters stood when kpod first saw it, and whether its counters went to kpod_tcp when it
+ * closed (a walk that already holds the entry skips it from then on). */
 struct tcp_sk {
 	__u64 id;
 	__u64 closed;
 	__u64 sent0, received0, retrans0;
 };
 
-/* The most sockets kpod knows at once on a node (more: kpod_tcp_err.kpod_tsocks counts each
- * one left out). The walk visits every bucket of the map (bpf_for_each_map_elem), about 3 ns
- * each on this project's host, and before 6.1 the kernel allocates every entry at load
- * (~100 bytes): the size is a cost per collection and in memory. */
-#define KPOD_TCP_SOCKETS (1 << 16)
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the sockets there are */
-	__uint(max_entries, KPOD_TCP_SOCKETS);
+	__uint(max_entries, KPOD_KNOWN_SOCKETS);
 	__type(key, __u64); /* the socket's address */
 	__type(value, struct tcp_sk);
 } kpod_tsocks SEC(".maps");
@@ -145,15 +137,6 @@ static __always_inline int count_conn(const struct sock *sk, int oldstate)
 
 /* ---- per socket ---- */
 
-/* Who a socket is: its hash (of its addresses, ports and namespace) and ports, set before it
- * is established and kept until it is freed. A walk that finds another id at a known address
- * (the memory went to another socket, or to something else) drops the entry. */
-static __always_inline __u64 sock_id(const struct sock *sk)
-{
-	return (__u64)BPF_CORE_READ(sk, __sk_common.skc_hash) << 32 |
-	       (__u64)BPF_CORE_READ(sk, __sk_common.skc_dport) << 16 | BPF_CORE_READ(sk, __sk_common.skc_num);
-}
-
 static __always_inline int on_sock_state(struct sock *sk, int oldstate, int newstate)
 {
 	if (!is_tcp(sk))
@@ -171,9 +154,8 @@ static __always_inline int on_sock_state(struct sock *sk, int oldstate, int news
 		return 0;
 	struct tcp_rec r;
 	read_rec(sk, &r);
-	if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV || oldstate == TCP_LISTEN) {
-		/* Never established: only retransmitted SYNs to count; an entry at this address
-		 * is a freed socket's, left by an iterator that met it as it closed. */
+	if (never_established(oldstate)) {
+		/* Only retransmitted SYNs to count. */
 		bpf_map_delete_elem(&kpod_tsocks, &key);
 		if (oldstate == TCP_LISTEN || !r.retrans)
 			return 0;
@@ -255,20 +237,13 @@ static long walk_one(struct bpf_map *map, __u64 *key, struct tcp_sk *st, __u64 *
 	const struct sock *sk = (const struct sock *)addr;
 	struct tcp_rec r;
 	read_rec(sk, &r);
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	if (sock_id(sk) != st->id || (state == TCP_CLOSE && !st->closed)) {
-		/* Not the socket kpod knew (the memory was reused), or closed without the
-		 * CLOSE tracepoint finding this entry (an iterator added it as it closed). */
+	switch (known_check(sk, st->id, &st->closed)) {
+	case KNOWN_GONE:
 		bpf_map_delete_elem(map, &addr);
 		return 0;
+	case KNOWN_SKIP:
+		return 0;
 	}
-	if (!tcp_live(sk))
-		return 0;
-	/* After the counters (an atomic operation orders it): not marked, so the socket had
-	 * not closed when they were read, and kpod_tcp, read before the walk, does not have
-	 * them either. */
-	if (__sync_fetch_and_add(&st->closed, 0))
-		return 0;
 	static const struct tcp_live zero;
 	struct tcp_live *l = kpod_entry(&kpod_tlive, &r.cgid, &zero);
 	if (!l) {

@@ -10,9 +10,12 @@
  * that either family can run alone: the kernel already counts bytes per socket in struct
  * tcp_sock; a program on inet_sock_set_state counts a connection when it reaches ESTABLISHED
  * (and notes which end the socket is) and adds the socket's final counters to its edge when it
- * closes; at each collection kpod runs the TCP iterator in every pod's network namespace,
- * which writes one record per established socket with its peer and its counters since kpod
- * first saw it. A socket is counted once, live or closed (see tcp.bpf.c).
+ * closes; at each collection a walk of the sockets the family knows (kpod_topo_socks, every
+ * namespace at once; a table of known sockets: tcp_sock.h) sums the live ones' counters since
+ * kpod first saw them per edge into kpod_topo_live, the TCP iterator having run once in every
+ * pod's network namespace to add the sockets established before kpod started. Where the walk
+ * cannot load the iterator runs in every pod's namespace at each collection and writes one
+ * record per established socket. A socket is counted once, live or closed (see tcp.bpf.c).
  *
  * Charged to the socket's cgroup (sk_cgrp_data), as every TCP counter of kpod: state changes
  * happen in softirq.
@@ -60,8 +63,9 @@ struct topo_svckey {
 
 struct topo_errs {
 	__u64 kpod_topo;
-	__u64 kpod_topo_st;
+	__u64 kpod_topo_socks;
 	__u64 kpod_topo_svcconn;
+	__u64 kpod_topo_live;
 };
 
 struct {
@@ -87,11 +91,12 @@ struct {
 /* Set by the loader when the topology collector names the backends behind Services. */
 volatile const __u8 topo_backends;
 
-/* A socket kpod knows: its edge, its counters when kpod first saw it, whether its counters
- * went to kpod_topo when it closed (the iterator skips it from then on), and whether it is
- * a client's connection to a Service (counted in kpod_topo_svcconn instead). */
+/* A socket kpod knows (a table of known sockets: tcp_sock.h): who it is, its counters when
+ * kpod first saw it, whether its counters went to kpod_topo when it closed (a walk that
+ * already holds the entry skips it from then on), and whether it is a client's connection to
+ * a Service (counted in kpod_topo_svcconn instead). */
 struct topo_sk {
-	__u64 known;
+	__u64 id;
 	__u64 closed;
 	__u64 sent0, received0;
 	__u8 role;
@@ -101,11 +106,12 @@ struct topo_sk {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the sockets there are */
+	__uint(max_entries, KPOD_KNOWN_SOCKETS);
+	__type(key, __u64); /* the socket's address */
 	__type(value, struct topo_sk);
-} kpod_topo_st SEC(".maps");
+} kpod_topo_socks SEC(".maps");
 
 KPOD_ERRORS(topo, struct topo_errs);
 
@@ -123,6 +129,36 @@ struct topo_rec {
 	__u64 srtt_ns;
 };
 const struct topo_rec *kpod_topo_rec_type __attribute__((unused)); /* the type into BTF for bpf2go */
+
+/* What one walk read from live sockets, per edge (the fields of topo_rec before sent; lport
+ * and laddr only for a connection to a Service, which has an entry of its own; else the
+ * server's port in lport for the server's end, in rport for the client's). gen: the walk
+ * that wrote it. */
+struct topo_lkey {
+	__u64 cgid;
+	__u8 addr[16];
+	__u8 laddr[16];
+	__u16 lport, rport;
+	__u8 role;
+	__u8 svc;
+	__u8 pad[2];
+};
+
+struct topo_live {
+	__u64 gen;
+	__u64 sent, received;
+	struct kpod_hist rtt; /* each live socket's smoothed RTT */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TOPO_EDGES + TOPO_SVC_CONNS);
+	__type(key, struct topo_lkey);
+	__type(value, struct topo_live);
+} kpod_topo_live SEC(".maps");
+
+_Static_assert(__builtin_offsetof(struct topo_rec, sent) == sizeof(struct topo_lkey), "topo_rec starts with a topo_lkey");
 
 static __always_inline __u64 sk_cgid(const struct sock *sk)
 {
@@ -177,6 +213,7 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 {
 	if (!is_tcp(sk))
 		return 0;
+	__u64 key = (__u64)sk;
 	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)) {
 		__u8 role = oldstate == TCP_SYN_SENT ? TOPO_CLIENT : TOPO_SERVER;
 		struct topo_key k;
@@ -184,15 +221,10 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 		/* A client's connection to a Service address is counted per connection (svc_edge). */
 		__u8 svc = topo_backends && role == TOPO_CLIENT && bpf_map_lookup_elem(&kpod_topo_svc, k.addr);
 		__u16 lport = svc ? BPF_CORE_READ(sk, __sk_common.skc_num) : 0;
-		struct topo_sk *st = bpf_sk_storage_get(&kpod_topo_st, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (st) {
-			st->sent0 = st->received0 = st->closed = 0;
-			st->role = role;
-			st->svc = svc;
-			st->lport = lport;
-			st->known = 1;
-		} else {
-			KPOD_LOST(topo, kpod_topo_st);
+		/* from zero; replaces what a socket freed at this address left, if anything */
+		struct topo_sk st = {.id = sock_id(sk), .role = role, .svc = svc, .lport = lport};
+		if (bpf_map_update_elem(&kpod_topo_socks, &key, &st, BPF_ANY)) {
+			KPOD_LOST(topo, kpod_topo_socks);
 			svc = 0; /* its close is not seen: all on kpod_topo */
 		}
 		struct topo_val *v = svc ? svc_edge(sk, lport) : edge(&k);
@@ -202,9 +234,13 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 	}
 	if (newstate != TCP_CLOSE || oldstate == TCP_CLOSE)
 		return 0;
-	struct topo_sk *st = bpf_sk_storage_get(&kpod_topo_st, sk, 0, 0);
-	if (!st || !st->known)
-		return 0; /* never established, or established before kpod and closed unseen */
+	if (never_established(oldstate)) {
+		bpf_map_delete_elem(&kpod_topo_socks, &key);
+		return 0;
+	}
+	struct topo_sk *st = bpf_map_lookup_elem(&kpod_topo_socks, &key);
+	if (!st)
+		return 0; /* established before kpod and closed unseen */
 	__sync_fetch_and_add(&st->closed, 1); /* before the counters: see tcp.bpf.c */
 	__u64 sent, received;
 	tcp_counters(sk, &sent, &received);
@@ -216,13 +252,14 @@ static __always_inline int on_state(struct sock *sk, int oldstate, int newstate)
 		fill_key(sk, st->role, &k);
 		v = edge(&k);
 	}
-	if (!v)
-		return 0;
-	v->sent += sent - st->sent0;
-	v->received += received - st->received0;
-	__u64 ns = srtt_ns(sk);
-	if (ns)
-		kpod_hist_add(&v->rtt, ns);
+	if (v) {
+		v->sent += sent - st->sent0;
+		v->received += received - st->received0;
+		__u64 ns = srtt_ns(sk);
+		if (ns)
+			kpod_hist_add(&v->rtt, ns);
+	}
+	bpf_map_delete_elem(&kpod_topo_socks, &key); /* see tcp.bpf.c */
 	return 0;
 }
 
@@ -232,21 +269,24 @@ int BPF_PROG(kpod_topost_b, struct sock *sk, int oldstate, int newstate)
 	return on_state(sk, oldstate, newstate);
 }
 
-/* Writes the record of a live socket kpod knows (st->known) to the iterator's output. */
-static __always_inline void write_rec(struct seq_file *seq, struct sock *sk, struct topo_sk *st)
+/* A live socket's edge (lk) and counters since kpod first saw it (st). */
+static __always_inline void read_live(const struct sock *sk, const struct topo_sk *st, struct topo_lkey *lk, __u64 *sent, __u64 *received)
 {
-	struct topo_rec r = {.cgid = sk_cgid(sk), .role = st->role, .svc = st->svc};
-	peer(sk, r.addr, &r.lport, &r.rport);
+	__builtin_memset(lk, 0, sizeof *lk);
+	lk->cgid = sk_cgid(sk);
+	lk->role = st->role;
+	lk->svc = st->svc;
+	peer(sk, lk->addr, &lk->lport, &lk->rport);
 	if (st->svc)
-		kpod_sk_addr(r.laddr, sk, true);
-	tcp_counters(sk, &r.sent, &r.received);
-	r.sent -= st->sent0;
-	r.received -= st->received0;
-	r.srtt_ns = srtt_ns(sk);
-	bpf_seq_write(seq, &r, sizeof r);
+		kpod_sk_addr(lk->laddr, sk, true);
+	tcp_counters(sk, sent, received);
+	*sent -= st->sent0;
+	*received -= st->received0;
 }
 
-/* One record per established socket of the iterator's network namespace. */
+/* One record per established socket of the iterator's network namespace; a socket kpod did
+ * not know (established before kpod started) is added to kpod_topo_socks, counted from now
+ * on, which end it is guessed from the ports: the one in the ephemeral range is the client's. */
 SEC("iter/tcp")
 int kpod_topoit_i(struct bpf_iter__tcp *ctx)
 {
@@ -259,41 +299,84 @@ int kpod_topoit_i(struct bpf_iter__tcp *ctx)
 	struct sock *sk = (struct sock *)tp;
 	if (!tcp_live(sk) || !is_tcp(sk))
 		return 0;
-	struct topo_sk *st = bpf_sk_storage_get(&kpod_topo_st, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	__u64 key = (__u64)sk;
+	struct topo_sk *st = bpf_map_lookup_elem(&kpod_topo_socks, &key);
 	if (!st) {
-		KPOD_LOST(topo, kpod_topo_st);
-		return 0;
-	}
-	if (!st->known) {
-		/* Established before kpod started: counted from now on. Which end it is is
-		 * guessed from the ports: the one in the ephemeral range is the client's. */
+		struct topo_sk n = {.id = sock_id(sk)};
 		__u8 addr[16];
 		__u16 lport, rport;
 		peer(sk, addr, &lport, &rport);
-		tcp_counters(sk, &st->sent0, &st->received0);
+		tcp_counters(sk, &n.sent0, &n.received0);
 		if (lport >= TOPO_EPHEMERAL && rport < TOPO_EPHEMERAL)
-			st->role = TOPO_CLIENT;
+			n.role = TOPO_CLIENT;
 		else if (rport >= TOPO_EPHEMERAL && lport < TOPO_EPHEMERAL)
-			st->role = TOPO_SERVER;
+			n.role = TOPO_SERVER;
 		else
-			st->role = rport <= lport ? TOPO_CLIENT : TOPO_SERVER;
-		st->known = 1;
+			n.role = rport <= lport ? TOPO_CLIENT : TOPO_SERVER;
+		/* Closing now (its CLOSE tracepoint has run), the entry outlives the socket: the
+		 * walk and the next socket at this address drop it. */
+		bpf_map_update_elem(&kpod_topo_socks, &key, &n, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&kpod_topo_socks, &key);
+		if (!st) {
+			KPOD_LOST(topo, kpod_topo_socks);
+			return 0;
+		}
 	}
-	if (!st->closed)
-		write_rec(ctx->meta->seq, sk, st);
+	if (st->closed)
+		return 0;
+	struct topo_rec r;
+	read_live(sk, st, (struct topo_lkey *)&r, &r.sent, &r.received);
+	r.srtt_ns = srtt_ns(sk);
+	bpf_seq_write(ctx->meta->seq, &r, sizeof r);
 	return 0;
 }
 
-/* Without CAP_SYS_ADMIN kpod cannot enter the pods' network namespaces to run the iterator
- * above. This one walks the sockets kpod_topo_st holds instead, in every namespace at once:
- * those that reached ESTABLISHED while kpod ran (older ones are unknown to it). */
-SEC("iter/bpf_sk_storage_map")
-int kpod_topoms_i(struct bpf_iter__bpf_sk_storage_map *ctx)
+static long topo_walk_one(struct bpf_map *map, __u64 *key, struct topo_sk *st, __u64 *gen)
 {
-	struct sock *sk = ctx->sk;
-	struct topo_sk *st = ctx->value;
-	if (!sk || !st || !st->known || st->closed || !tcp_live(sk))
+	__u64 addr = *key; /* copied: see tcp.bpf.c */
+	const struct sock *sk = (const struct sock *)addr;
+	struct topo_lkey lk;
+	__u64 sent, received;
+	read_live(sk, st, &lk, &sent, &received);
+	__u64 ns = srtt_ns(sk);
+	switch (known_check(sk, st->id, &st->closed)) {
+	case KNOWN_GONE:
+		bpf_map_delete_elem(map, &addr);
 		return 0;
-	write_rec(ctx->meta->seq, sk, st);
+	case KNOWN_SKIP:
+		return 0;
+	}
+	if (!lk.svc) { /* per edge: the server's port only */
+		if (lk.role == TOPO_CLIENT)
+			lk.lport = 0;
+		else
+			lk.rport = 0;
+	}
+	static const struct topo_live zero;
+	struct topo_live *l = kpod_entry(&kpod_topo_live, &lk, &zero);
+	if (!l) {
+		KPOD_LOST(topo, kpod_topo_live);
+		return 0;
+	}
+	if (l->gen != *gen) { /* the edge's first socket in this walk */
+		*l = zero;
+		l->gen = *gen;
+	}
+	l->sent += sent;
+	l->received += received;
+	if (ns)
+		kpod_hist_add(&l->rtt, ns);
 	return 0;
+}
+
+/* Every socket kpod knows, in every network namespace at once, summed per edge into
+ * kpod_topo_live with the generation kpod passes (args[0]); returns how many entries it met.
+ * Run by kpod (BPF_PROG_TEST_RUN), never attached. As root kpod runs it after the iterator's
+ * first run in each namespace; without CAP_SYS_ADMIN it cannot enter the pods' namespaces,
+ * and the walk knows only the connections established while kpod runs. */
+SEC("raw_tp")
+int kpod_topow_run(__u64 *ctx)
+{
+	__u64 gen = ctx[0];
+	return bpf_for_each_map_elem(&kpod_topo_socks, topo_walk_one, &gen, 0);
 }

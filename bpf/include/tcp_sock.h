@@ -53,4 +53,53 @@ static __always_inline __u64 srtt_ns(const struct sock *sk)
 	return ((__u64)BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) * 1000) >> 3;
 }
 
+/* ---- Tables of known sockets (tcp, topology) ----
+ *
+ * A family keeps the connections it knows in a hash keyed by the socket's address: a program
+ * on inet_sock_set_state adds a socket when it reaches ESTABLISHED and removes it at CLOSE
+ * (the tracepoint fires before tcp_set_state stores the state, long before the socket is
+ * freed), the TCP iterator adds older sockets. A walk (bpf_for_each_map_elem in a raw_tp
+ * program that kpod runs with BPF_PROG_TEST_RUN) reads every socket of the table, in every
+ * network namespace at once, through bpf_probe_read_kernel. */
+
+/* The most sockets a table holds (more: the family's error map counts each one left out).
+ * The walk visits every bucket of the map, about 3 ns each on this project's host, and before
+ * 6.1 the kernel allocates every entry at load (~100 bytes): the size is a cost per
+ * collection and in memory. */
+#define KPOD_KNOWN_SOCKETS (1 << 16)
+
+/* Who a socket is: its hash (of its addresses, ports and namespace) and ports, set before it
+ * is established and kept until it is freed; never 0 for a connection. */
+static __always_inline __u64 sock_id(const struct sock *sk)
+{
+	return (__u64)BPF_CORE_READ(sk, __sk_common.skc_hash) << 32 |
+	       (__u64)BPF_CORE_READ(sk, __sk_common.skc_dport) << 16 | BPF_CORE_READ(sk, __sk_common.skc_num);
+}
+
+enum { KNOWN_READ, KNOWN_SKIP, KNOWN_GONE };
+
+/* What a walk does with a known socket whose counters it has just read (id and closed: its
+ * entry's). KNOWN_GONE: the address no longer holds that socket (the memory was reused), or
+ * it closed without its CLOSE tracepoint finding the entry (an iterator added it as it
+ * closed): delete the entry. KNOWN_SKIP: not a connection now, or marked closed (its counters
+ * went to the family's map at close). KNOWN_READ: they count. The mark is read last, with an
+ * atomic operation that orders it after the counters: unmarked, the socket had not closed
+ * when they were read, and the family's map, read before the walk, does not have them. */
+static __always_inline int known_check(const struct sock *sk, __u64 id, __u64 *closed)
+{
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (sock_id(sk) != id || (state == TCP_CLOSE && !*closed))
+		return KNOWN_GONE;
+	if (!tcp_live(sk) || __sync_fetch_and_add(closed, 0))
+		return KNOWN_SKIP;
+	return KNOWN_READ;
+}
+
+/* A CLOSE from a state that was never a connection (a handshake, a listener): an entry at
+ * this address is a freed socket's, left by an iterator that met it as it closed. */
+static __always_inline bool never_established(int oldstate)
+{
+	return oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV || oldstate == TCP_LISTEN;
+}
+
 #endif /* __KPOD_TCP_SOCK_H__ */

@@ -45,7 +45,8 @@ type Hook struct {
 	// (<Prog>_t) serves, such as the per-syscall events syscalls/sys_enter_<name>.
 	Tracepoints []string
 	// BTFOnly: the tracepoint has a tp_btf program only (it calls helpers that raw_tp and
-	// classic tracepoint programs may not, such as bpf_sk_storage_get).
+	// classic tracepoint programs may not, such as bpf_task_storage_get on a task argument,
+	// or its family's other programs need BTF anyway).
 	BTFOnly bool
 	Prog    string // e.g. "kpod_sw"
 	// Optional hooks may fail without failing the family; Object.Missing says why.

@@ -13,10 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/features"
-
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -52,7 +48,7 @@ var variants = []variant{{PathSocket, "tp_btf", "walk"}, {PathSocket, "tp_btf", 
 // where it does not.
 func walkRefused(t *testing.T, v variant) string {
 	t.Helper()
-	has := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnForEachMapElem)
+	has := bpftest.KnownSocketWalks()
 	bpftest.On(t, v.rung)
 	c, err := startPath(v.path, "/proc", fakepod.HostLayout(t).V2)
 	if err != nil {

@@ -247,7 +247,7 @@ func (b *backends) closedConns(c *bpfload.Collector, live map[uint64]bool, conns
 }
 
 // liveEdge is the edge of a live client socket to a Service.
-func (b *backends) liveEdge(rec *TopologyTopoRec) tcpEdge {
+func (b *backends) liveEdge(rec *TopologyTopoLkey) tcpEdge {
 	id := connID{rec.Cgid, ctTuple{local: l7.PeerAddr(rec.Laddr), service: l7.PeerAddr(rec.Addr), localPort: rec.Lport, servicePort: rec.Rport}}
 	return tcpEdge{cgid: rec.Cgid, peer: id.t.service, port: rec.Rport, role: roleClient, backend: b.backend(id)}
 }

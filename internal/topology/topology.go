@@ -41,10 +41,9 @@ func Spec() bpfload.Spec {
 		Hooks: []bpfload.Hook{
 			{Tracepoint: "inet_sock_set_state", Group: "sock", Prog: "kpod_topost", BTFOnly: true},
 			{Iter: "tcp", Prog: "kpod_topoit"},
-			// The walk of every known socket at once: as root after the iterator's first run
-			// in each namespace, and for WalkSockets. Some kernels refuse map-element
-			// iterators (this project's 6.18 sandbox host: EPERM at load, as root).
-			{Iter: "bpf_sk_storage_map", IterMap: "kpod_topo_st", Prog: "kpod_topoms", Optional: true},
+			// The walk of every known socket at once (Linux 5.13+: bpf_for_each_map_elem): as
+			// root after the iterator's first run in each namespace, and for WalkSockets.
+			{Run: true, Prog: "kpod_topow", Optional: true},
 		},
 	}
 }
@@ -65,8 +64,9 @@ type Config struct {
 	// of a process in the host's network namespace under ProcRoot.
 	Conntrack string
 	MaxEdges  int
-	// WalkSockets reads the live sockets from the family's socket storage, in every network
-	// namespace at once, instead of running the TCP iterator in each pod's namespace; for
+	// WalkSockets reads the live sockets from the walk of the sockets the family knows, in
+	// every network namespace at once, instead of running the TCP iterator in each pod's
+	// namespace; for
 	// kpod without CAP_SYS_ADMIN, which may not enter them (setns). It knows only the
 	// connections established while kpod runs; pods' addresses come from /proc/<pid>/net.
 	WalkSockets bool
@@ -87,8 +87,9 @@ type Collector struct {
 	// is cumulative, so a sample stays counted after its socket closed.
 	rtt   map[tcpEdge]hist.Hist
 	sweep bpfload.Sweeper
-	// met: with the storage walk, the namespaces the TCP iterator has run in.
+	// met: with the walk, the namespaces the TCP iterator has run in.
 	met collector.Met
+	gen uint64 // of the last walk (kpod_topo_live)
 	// backends names the backends behind Services (with Peers); nil otherwise.
 	backends *backends
 
@@ -180,17 +181,14 @@ func (c *Collector) UnavailableMetrics() map[string]string {
 }
 
 // noLiveSockets says why kpod reads no live socket ("" when it does): without CAP_SYS_ADMIN
-// it needs the socket-storage iterator, which some kernels refuse. Connections are then
-// counted when established, their bytes and RTT only when they close.
+// it needs the walk of known sockets, which kernels before 5.13 cannot load. Connections are
+// then counted when established, their bytes and RTT only when they close.
 func (c *Collector) noLiveSockets() string {
-	if !c.cfg.WalkSockets {
-		return ""
-	}
-	if _, ok := c.Obj.Iter("kpod_topoms"); ok {
+	if !c.cfg.WalkSockets || c.Obj.Has("kpod_topow") {
 		return ""
 	}
 	return "counted when connections close, not while they are open: kpod may not enter the pods' network namespaces " +
-		"(no CAP_SYS_ADMIN) and the kernel refused the socket-storage iterator (" + c.Obj.Missing["kpod_topoms"] + ")"
+		"(no CAP_SYS_ADMIN) and the kernel refused the walk of known sockets (" + c.Obj.Missing["kpod_topow"] + ")"
 }
 
 // RequestMetrics are the family's metrics that come from the l7 family.
@@ -220,12 +218,11 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 		c.backends.closedConns(c.Collector, x.Live, conns)
 	}
 	r := newResolver(c.cfg.NodeName, x, c.cfg.Peers)
-	var recs []TopologyTopoRec
-	// As root, the live sockets come from the storage walk where the kernel loads it, the
-	// iterator running once in each namespace to meet older sockets (see
-	// tcp.Collector.addSockets); else from the iterator in every namespace.
-	_, storage := c.Obj.Iter("kpod_topoms")
-	storage = storage && !c.cfg.WalkSockets && !iterateEveryNamespace.Load()
+	var live []liveEdge
+	// As root, the live sockets come from the walk where the kernel loads it, the iterator
+	// running once in each namespace to meet older sockets (see tcp.Collector.addSockets);
+	// else from the iterator in every namespace.
+	walk := c.Obj.Has("kpod_topow") && !c.cfg.WalkSockets && !iterateEveryNamespace.Load()
 	defer c.met.Done()
 	for _, ns := range c.namespaces(x) {
 		if ctx.Err() != nil {
@@ -235,13 +232,20 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 		switch {
 		case c.cfg.WalkSockets:
 			addrs, err = procAddrs(filepath.Dir(filepath.Dir(ns.path)))
-		case storage && c.met.Before(ns.ino):
+		case walk && c.met.Before(ns.ino):
 			addrs, err = c.addresses(ns.path)
 		default:
-			var nsRecs []TopologyTopoRec
-			nsRecs, addrs, err = c.iterate(ns.path)
-			if !storage {
-				recs = append(recs, nsRecs...)
+			var recs []TopologyTopoRec
+			recs, addrs, err = c.iterate(ns.path)
+			if !walk {
+				for _, r := range recs {
+					l := liveEdge{key: TopologyTopoLkey{Cgid: r.Cgid, Addr: r.Addr, Laddr: r.Laddr, Lport: r.Lport, Rport: r.Rport, Role: r.Role, Svc: r.Svc},
+						sent: r.Sent, received: r.Received}
+					if r.SrttNs > 0 {
+						l.rtt.Record(r.SrttNs)
+					}
+					live = append(live, l)
+				}
 			}
 		}
 		if err != nil {
@@ -257,29 +261,30 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 			}
 		}
 	}
-	if storage || c.cfg.WalkSockets && c.noLiveSockets() == "" {
+	if walk || c.cfg.WalkSockets && c.noLiveSockets() == "" {
 		walked, err := c.walk()
 		if err != nil {
 			errs = append(errs, err)
 		}
-		recs = walked
+		live = walked
 	}
-	for _, rec := range recs {
-		port := rec.Lport
-		if rec.Role == roleClient {
-			port = rec.Rport
+	for _, l := range live {
+		k := &l.key
+		port := k.Lport
+		if k.Role == roleClient {
+			port = k.Rport
 		}
-		e := tcpEdge{cgid: rec.Cgid, peer: l7.PeerAddr(rec.Addr), port: port, role: rec.Role}
-		if rec.Svc != 0 && c.backends != nil {
-			e = c.backends.liveEdge(&rec)
+		e := tcpEdge{cgid: k.Cgid, peer: l7.PeerAddr(k.Addr), port: port, role: k.Role}
+		if k.Svc != 0 && c.backends != nil {
+			e = c.backends.liveEdge(k)
 		}
 		t := conns[e]
-		t.sent += rec.Sent
-		t.received += rec.Received
+		t.sent += l.sent
+		t.received += l.received
 		conns[e] = t
-		if rec.SrttNs > 0 {
+		if l.rtt.Count() > 0 {
 			h := c.rtt[e]
-			h.Record(rec.SrttNs)
+			h.Add(&l.rtt)
 			c.rtt[e] = h
 		}
 	}
@@ -404,17 +409,52 @@ func localAddrs() ([]netip.Addr, error) {
 }
 
 // iterateEveryNamespace: tests make the family run the iterator in every namespace at each
-// collection where the storage walk loads (IterateEveryNamespaceForTest).
+// collection where the walk loads (IterateEveryNamespaceForTest).
 var iterateEveryNamespace atomic.Bool
 
 // IterateEveryNamespaceForTest makes the family read live sockets as where the kernel
-// refuses the storage walk, until restore is called.
+// cannot load the walk, until restore is called.
 func IterateEveryNamespaceForTest() (restore func()) {
 	iterateEveryNamespace.Store(true)
 	return func() { iterateEveryNamespace.Store(false) }
 }
 
-// walk runs the socket-storage iterator: every live socket kpod knows, in any namespace.
-func (c *Collector) walk() ([]TopologyTopoRec, error) {
-	return bpfload.RunIter[TopologyTopoRec](c.Obj, "kpod_topoms", "the socket-storage iterator")
+// liveEdge is what live sockets hold on one edge (a connection to a Service: one socket):
+// their bytes since kpod first saw them and one RTT sample each.
+type liveEdge struct {
+	key            TopologyTopoLkey
+	sent, received uint64
+	rtt            hist.Hist
+}
+
+// walk runs kpod_topow, which sums the live sockets kpod knows per edge into kpod_topo_live
+// under a new generation, and reads those sums; entries of an earlier generation (edges with
+// no live socket now) are deleted.
+func (c *Collector) walk() ([]liveEdge, error) {
+	c.gen++
+	n, err := c.Obj.Run("kpod_topow", c.gen)
+	if err != nil {
+		return nil, err
+	}
+	c.Obj.NoteEntries(TopologyMapKpodTopoSocks, int(n))
+	m := c.Obj.Maps[TopologyMapKpodTopoLive]
+	var out []liveEdge
+	var stale []TopologyTopoLkey
+	var k TopologyTopoLkey
+	var v TopologyTopoLive
+	for it := m.Iterate(); ; {
+		if !it.Next(&k, &v) {
+			if err := it.Err(); err != nil {
+				return nil, fmt.Errorf("reading %s: %w", TopologyMapKpodTopoLive, err)
+			}
+			break
+		}
+		if v.Gen != c.gen {
+			stale = append(stale, k)
+			continue
+		}
+		out = append(out, liveEdge{key: k, sent: v.Sent, received: v.Received, rtt: hist.Decode(v.Rtt.SumNs, v.Rtt.Slots)})
+	}
+	c.Obj.NoteEntries(TopologyMapKpodTopoLive, len(out))
+	return out, bpfload.DeleteKeys(m, stale)
 }

@@ -16,8 +16,9 @@ import (
 type TopologyTopoErrs struct {
 	_               structs.HostLayout
 	KpodTopo        uint64
-	KpodTopoSt      uint64
+	KpodTopoSocks   uint64
 	KpodTopoSvcconn uint64
+	KpodTopoLive    uint64
 }
 
 type TopologyTopoKey struct {
@@ -27,6 +28,30 @@ type TopologyTopoKey struct {
 	Port uint16
 	Role uint8
 	Pad  [5]uint8
+}
+
+type TopologyTopoLive struct {
+	_        structs.HostLayout
+	Gen      uint64
+	Sent     uint64
+	Received uint64
+	Rtt      struct {
+		_     structs.HostLayout
+		SumNs uint64
+		Slots [27]uint64
+	}
+}
+
+type TopologyTopoLkey struct {
+	_     structs.HostLayout
+	Cgid  uint64
+	Addr  [16]uint8
+	Laddr [16]uint8
+	Lport uint16
+	Rport uint16
+	Role  uint8
+	Svc   uint8
+	Pad   [2]uint8
 }
 
 type TopologyTopoRec struct {
@@ -46,7 +71,7 @@ type TopologyTopoRec struct {
 
 type TopologyTopoSk struct {
 	_         structs.HostLayout
-	Known     uint64
+	Id        uint64
 	Closed    uint64
 	Sent0     uint64
 	Received0 uint64
@@ -86,12 +111,13 @@ const (
 	TopologyMapKpodTopo        = "kpod_topo"
 	TopologyMapKpodTopoErr     = "kpod_topo_err"
 	TopologyMapKpodTopoGen     = "kpod_topo_gen"
-	TopologyMapKpodTopoSt      = "kpod_topo_st"
+	TopologyMapKpodTopoLive    = "kpod_topo_live"
+	TopologyMapKpodTopoSocks   = "kpod_topo_socks"
 	TopologyMapKpodTopoSvc     = "kpod_topo_svc"
 	TopologyMapKpodTopoSvcconn = "kpod_topo_svcconn"
 	TopologyProgKpodTopoitI    = "kpod_topoit_i"
-	TopologyProgKpodTopomsI    = "kpod_topoms_i"
 	TopologyProgKpodTopostB    = "kpod_topost_b"
+	TopologyProgKpodTopowRun   = "kpod_topow_run"
 	TopologyVarKpodTopoRecType = "kpod_topo_rec_type"
 	TopologyVarTopoBackends    = "topo_backends"
 )
@@ -138,9 +164,9 @@ type TopologySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TopologyProgramSpecs struct {
-	KpodTopoitI *ebpf.ProgramSpec `ebpf:"kpod_topoit_i"`
-	KpodTopomsI *ebpf.ProgramSpec `ebpf:"kpod_topoms_i"`
-	KpodTopostB *ebpf.ProgramSpec `ebpf:"kpod_topost_b"`
+	KpodTopoitI  *ebpf.ProgramSpec `ebpf:"kpod_topoit_i"`
+	KpodTopostB  *ebpf.ProgramSpec `ebpf:"kpod_topost_b"`
+	KpodTopowRun *ebpf.ProgramSpec `ebpf:"kpod_topow_run"`
 }
 
 // TopologyMapSpecs contains maps before they are loaded into the kernel.
@@ -150,7 +176,8 @@ type TopologyMapSpecs struct {
 	KpodTopo        *ebpf.MapSpec `ebpf:"kpod_topo"`
 	KpodTopoErr     *ebpf.MapSpec `ebpf:"kpod_topo_err"`
 	KpodTopoGen     *ebpf.MapSpec `ebpf:"kpod_topo_gen"`
-	KpodTopoSt      *ebpf.MapSpec `ebpf:"kpod_topo_st"`
+	KpodTopoLive    *ebpf.MapSpec `ebpf:"kpod_topo_live"`
+	KpodTopoSocks   *ebpf.MapSpec `ebpf:"kpod_topo_socks"`
 	KpodTopoSvc     *ebpf.MapSpec `ebpf:"kpod_topo_svc"`
 	KpodTopoSvcconn *ebpf.MapSpec `ebpf:"kpod_topo_svcconn"`
 }
@@ -186,7 +213,8 @@ type TopologyMaps struct {
 	KpodTopo        *ebpf.Map `ebpf:"kpod_topo"`
 	KpodTopoErr     *ebpf.Map `ebpf:"kpod_topo_err"`
 	KpodTopoGen     *ebpf.Map `ebpf:"kpod_topo_gen"`
-	KpodTopoSt      *ebpf.Map `ebpf:"kpod_topo_st"`
+	KpodTopoLive    *ebpf.Map `ebpf:"kpod_topo_live"`
+	KpodTopoSocks   *ebpf.Map `ebpf:"kpod_topo_socks"`
 	KpodTopoSvc     *ebpf.Map `ebpf:"kpod_topo_svc"`
 	KpodTopoSvcconn *ebpf.Map `ebpf:"kpod_topo_svcconn"`
 }
@@ -196,7 +224,8 @@ func (m *TopologyMaps) Close() error {
 		m.KpodTopo,
 		m.KpodTopoErr,
 		m.KpodTopoGen,
-		m.KpodTopoSt,
+		m.KpodTopoLive,
+		m.KpodTopoSocks,
 		m.KpodTopoSvc,
 		m.KpodTopoSvcconn,
 	)
@@ -214,16 +243,16 @@ type TopologyVariables struct {
 //
 // It can be passed to LoadTopologyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TopologyPrograms struct {
-	KpodTopoitI *ebpf.Program `ebpf:"kpod_topoit_i"`
-	KpodTopomsI *ebpf.Program `ebpf:"kpod_topoms_i"`
-	KpodTopostB *ebpf.Program `ebpf:"kpod_topost_b"`
+	KpodTopoitI  *ebpf.Program `ebpf:"kpod_topoit_i"`
+	KpodTopostB  *ebpf.Program `ebpf:"kpod_topost_b"`
+	KpodTopowRun *ebpf.Program `ebpf:"kpod_topow_run"`
 }
 
 func (p *TopologyPrograms) Close() error {
 	return _TopologyClose(
 		p.KpodTopoitI,
-		p.KpodTopomsI,
 		p.KpodTopostB,
+		p.KpodTopowRun,
 	)
 }
 

@@ -301,14 +301,13 @@ func (s *kpodScraper) viewAddr(t *testing.T) string {
 // connection; no service-graph edge.
 func TestRealTopologyTCP(t *testing.T) { forTopologyPaths(t, realTopologyTCP) }
 
-// forTopologyPaths runs a test on every way kpod reads live sockets. As root: the walk over
-// the family's socket storage after the TCP iterator's first run in each pod's network
-// namespace where the kernel loads that walk (else the iterator in every namespace at each
-// collection), and the iterator in every namespace at each collection, forced. Without
-// CAP_SYS_ADMIN, as the DaemonSet runs it: the walk alone (pods' addresses from
-// /proc/<pid>/net). live says whether the path reads live sockets: the walk without
-// CAP_SYS_ADMIN does not where the kernel refuses map-element iterators
-// (bpftest.MapElemIterators: this sandbox host).
+// forTopologyPaths runs a test on every way kpod reads live sockets. As root: the walk of the
+// sockets the family knows after the TCP iterator's first run in each pod's network namespace
+// where the kernel loads that walk (else the iterator in every namespace at each collection),
+// and the iterator in every namespace at each collection, forced. Without CAP_SYS_ADMIN, as
+// the DaemonSet runs it: the walk alone (pods' addresses from /proc/<pid>/net). live says
+// whether the path reads live sockets: the walk without CAP_SYS_ADMIN does not where the
+// kernel cannot run it (bpftest.KnownSocketWalks: before 5.13).
 func forTopologyPaths(t *testing.T, f func(t *testing.T, live error)) {
 	fakepod.RequireRoot(t)
 	t.Run("namespaces", func(t *testing.T) { f(t, nil) })
@@ -318,7 +317,7 @@ func forTopologyPaths(t *testing.T, f func(t *testing.T, live error)) {
 	})
 	t.Run("walk", func(t *testing.T) {
 		t.Cleanup(collector.DenyNamespacesForTest())
-		f(t, bpftest.MapElemIterators())
+		f(t, bpftest.KnownSocketWalks())
 	})
 }
 
@@ -385,8 +384,8 @@ func realTopologyLiveSocket(t *testing.T, live error) {
 		if live == nil && len(unavailable) != 0 {
 			t.Errorf("%s: live sockets are read, but kpod says %v", when, unavailable)
 		}
-		if live != nil && (len(unavailable) != 2 || !strings.Contains(unavailable["kpod.topology.bytes"], "refused the socket-storage iterator")) {
-			t.Errorf("%s: the kernel refuses map-element iterators (%v), kpod says %v", when, live, unavailable)
+		if live != nil && (len(unavailable) != 2 || !strings.Contains(unavailable["kpod.topology.bytes"], "refused the walk of known sockets")) {
+			t.Errorf("%s: the kernel cannot run the walk of known sockets (%v), kpod says %v", when, live, unavailable)
 		}
 		checkNoEdgesOf(t, md, p.Idle.UID)
 	}

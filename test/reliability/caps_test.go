@@ -391,16 +391,16 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Errorf("as nobody with exactly %v (the DaemonSet's), %s fails: %s", caps, fam, why)
 	}
 	// Without CAP_SYS_ADMIN the topology family may not enter the pods' network namespaces
-	// and walks its socket storage instead; where the kernel refuses map-element iterators
-	// (this sandbox host) it reads no live connection and says so for its bytes and RTT.
-	walk := bpftest.MapElemIterators()
+	// and walks the sockets it knows instead; where the kernel cannot run that walk (before
+	// 5.13) it reads no live connection and says so for its bytes and RTT.
+	walk := bpftest.KnownSocketWalks()
 	for _, m := range []string{"kpod.topology.bytes", "kpod.topology.rtt"} {
 		why, off := full.metricsOff[m]
 		if walk == nil && off {
-			t.Errorf("as nobody, %s is unavailable (%s) although the kernel loads map-element iterators", m, why)
+			t.Errorf("as nobody, %s is unavailable (%s) although the kernel can run the walk of known sockets", m, why)
 		}
-		if walk != nil && !strings.Contains(why, "refused the socket-storage iterator") {
-			t.Errorf("as nobody on a kernel refusing map-element iterators (%v), %s: %q, want the reason", walk, m, why)
+		if walk != nil && !strings.Contains(why, "refused the walk of known sockets") {
+			t.Errorf("as nobody on a kernel that cannot run the walk of known sockets (%v), %s: %q, want the reason", walk, m, why)
 		}
 	}
 	if _, off := ref.metricsOff["kpod.topology.bytes"]; off {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 	"golang.org/x/sys/unix"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
@@ -133,16 +134,9 @@ func HasTracepointField(t *testing.T, group, name, field string) bool {
 	return strings.Contains(string(b), " "+field+";")
 }
 
-// MapElemIterators reports whether the kernel loads a map-element iterator (the simplest:
-// iter/bpf_map_elem returning 0), as the kernel's own answer, independent of kpod's
-// programs: nil if it does. This project's 6.18 sandbox host refuses them (EPERM, as root).
-func MapElemIterators() error {
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceIter, AttachTo: "bpf_map_elem",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}, License: "GPL",
-	})
-	if err != nil {
-		return err
-	}
-	return p.Close()
+// KnownSocketWalks reports whether the kernel can run the tcp and topology families' walks of
+// known sockets (bpf_for_each_map_elem in a raw_tp program, 5.13+), as the kernel's own
+// answer, independent of kpod's programs: nil if it can.
+func KnownSocketWalks() error {
+	return features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnForEachMapElem)
 }
