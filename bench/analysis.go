@@ -259,6 +259,14 @@ func (a *analysis) IterRecord(n int) string {
 	return ns(1e9 * (median(p.Runs) - median(base.Runs)) / float64(p.Records-base.Records))
 }
 
+// Walk is the walk of the known sockets' median run at n connections.
+func (a *analysis) Walk(n int) string {
+	if p := a.iterPoint(n); p != nil && len(p.Walks) > 0 {
+		return ms(median(p.Walks))
+	}
+	return "–"
+}
+
 // IterEmpty is the iterator's median run in a new namespace with no sockets: childEhash 0
 // with the shared established hash, else with a hash of its own of that size.
 func (a *analysis) IterEmpty(childEhash int) string {

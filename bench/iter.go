@@ -22,10 +22,12 @@ import (
 	"github.com/kpod-project/kpod/internal/tcp"
 )
 
-// The tcp family's per-socket path costs nothing per segment; what it costs instead is a
-// BPF iterator over the TCP sockets of each pod's network namespace at every collection
-// (internal/tcp: iterate). That is userspace-driven, once per collection, so it is measured
-// here per run of the iterator at a number of established sockets, not in pairs.
+// The tcp family's per-socket path costs nothing per segment; what it costs instead is, at
+// every collection, one walk of the sockets it knows (kpod_twalk, every namespace at once;
+// internal/tcp: walk), or, where that cannot load, a BPF iterator over the TCP sockets of each
+// pod's network namespace (internal/tcp: iterate). Both are userspace-driven, once per
+// collection, so they are measured here per run at a number of established sockets, not in
+// pairs.
 
 type iterPoint struct {
 	Conns     int       // loopback connections held open by kbench conns (two sockets each)
@@ -34,6 +36,11 @@ type iterPoint struct {
 	Runs      []float64 // s per run after that
 	ProgRuns  float64   // program runs per iterator run (BPF statistics): sockets visited
 	ProgNsRun float64   // ns per program run
+	// The walk of the known sockets (kpod_twalk) after the iterator's runs: s per run, and
+	// the entries it met (the sockets the family knows then, every namespace's).
+	Walks     []float64 `json:",omitempty"`
+	WalkMet   int       `json:",omitempty"`
+	WalkError string    `json:",omitempty"`
 }
 
 type iterResult struct {
@@ -190,6 +197,15 @@ func runIterCost(kbench string, c *benchContainer, counts []int, runs int) *iter
 				pt.ProgRuns = float64(st1.RunCount-st0.RunCount) / float64(len(pt.Runs))
 				pt.ProgNsRun = float64(st1.Runtime-st0.Runtime) / float64(st1.RunCount-st0.RunCount)
 			}
+		}
+		for i := 0; i < runs && err == nil; i++ {
+			t0 := time.Now()
+			met, werr := obj.Run("kpod_twalk", uint64(i+1))
+			if werr != nil {
+				pt.WalkError = werr.Error()
+				break
+			}
+			pt.Walks, pt.WalkMet = append(pt.Walks, time.Since(t0).Seconds()), int(met)
 		}
 		stop()
 		if err != nil {

@@ -421,16 +421,19 @@ func renderTCP(w *mdWriter, run *benchRun) {
 		return
 	}
 	w.p("**The per-socket path's cost per collection**: its iterator (`iter/tcp`, `kpod_titer`) run in the host's network namespace with N")
-	w.p("loopback connections held open by `kbench conns N` in a fake pod (2N established sockets, plus the host's own); the receiver runs")
-	w.p("it once per collection in each pod network namespace. The first run creates each socket's storage; the later ones are the")
-	w.p("steady state. Program runs = sockets visited (every TCP socket of the namespace, listeners and minisockets — the benchmarks'")
-	w.p("TIME_WAIT ones — included); per added record: the time over the first row's, per record more.")
+	w.p("loopback connections held open by `kbench conns N` in a fake pod (2N established sockets, plus the host's own), then its walk of")
+	w.p("the sockets it knows (`kpod_twalk`, run with `BPF_PROG_TEST_RUN`: every namespace at once). The receiver runs the walk once per")
+	w.p("collection, the iterator once in each new pod network namespace (in every one at each collection where the walk cannot load).")
+	w.p("The iterator's first run adds each socket to the family's table of known sockets; the later ones are the steady state.")
+	w.p("Program runs = sockets visited (every TCP socket of the namespace, listeners and minisockets — the benchmarks' TIME_WAIT ones —")
+	w.p("included); per added record: the time over the first row's, per record more. The walk visits every slot of its table")
+	w.p("(65,536) and reads each socket in it.")
 	w.p("")
 	if it.Error != "" {
 		w.p("Error: %s", firstLines(it.Error, 2))
 		w.p("")
 	}
-	w.header("connections", "records written", "program runs per iterator run", "first run", "later runs: median (min–max)", "per added record", "BPF ns per program run")
+	w.header("connections", "records written", "program runs per iterator run", "first run", "later runs: median (min–max)", "per added record", "BPF ns per program run", "walk: entries met", "walk: median (min–max)")
 	var base *iterPoint
 	for _, p := range it.Points {
 		lo, hi := minMax(p.Runs)
@@ -440,8 +443,15 @@ func renderTCP(w *mdWriter, run *benchRun) {
 		} else if p.Records > base.Records {
 			per = ns(1e9 * (median(p.Runs) - median(base.Runs)) / float64(p.Records-base.Records))
 		}
+		walk := "not measured"
+		if p.WalkError != "" {
+			walk += ": " + firstLines(p.WalkError, 1)
+		} else if len(p.Walks) > 0 {
+			wlo, whi := minMax(p.Walks)
+			walk = fmt.Sprintf("%s (%s–%s)", ms(median(p.Walks)), ms(wlo), ms(whi))
+		}
 		w.row(fmt.Sprint(p.Conns), fmt.Sprint(p.Records), fmt.Sprintf("%.0f", p.ProgRuns), ms(p.First), fmt.Sprintf("%s (%s–%s)", ms(median(p.Runs)), ms(lo), ms(hi)),
-			per, ns(p.ProgNsRun))
+			per, ns(p.ProgNsRun), fmt.Sprint(p.WalkMet), walk)
 	}
 	w.p("")
 	if len(it.Empty) == 0 {
