@@ -106,7 +106,7 @@ type Collector struct {
 	rtt   map[uint64]hist.Hist // per socket path: RTT samples of live sockets, per cgroup
 	sweep bpfload.Sweeper
 	gen   uint64        // of the last walk (kpod_tlive)
-	met   collector.Met // with the walk: the namespaces the iterator has run in
+	met   collector.Met // with the walk: the namespaces the iterator has run in (nsTarget.key)
 	perNS bool          // tests: the iterator in every namespace at each collection, as without the walk
 }
 
@@ -198,13 +198,19 @@ func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint
 	seen := map[uint64]bool{}
 	live := map[uint64]*liveSum{}
 	defer c.met.Done()
-	for _, ns := range c.namespaces(x, seen) {
+	// With the walk a pod is met once (its namespace's older sockets are then known; a pod's
+	// namespace does not change, and a new sandbox's sockets are all established while kpod
+	// runs): not even its process is looked up again.
+	met := func(key uint64) bool {
+		if walk && c.met.Before(key) {
+			c.met.Add(key)
+			return true
+		}
+		return false
+	}
+	for _, ns := range c.namespaces(x, seen, met) {
 		if ctx.Err() != nil {
 			return ctx.Err()
-		}
-		if walk && c.met.Before(ns.ino) {
-			c.met.Add(ns.ino)
-			continue
 		}
 		recs, err := c.iterate(ns.path)
 		if ns.pod != nil && errors.Is(err, fs.ErrNotExist) {
@@ -222,7 +228,7 @@ func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint
 			errs = append(errs, err)
 			continue
 		}
-		c.met.Add(ns.ino)
+		c.met.Add(ns.key())
 		if !walk {
 			for _, r := range recs {
 				l := sumOf(live, r.Cgid)
@@ -323,15 +329,30 @@ type nsTarget struct {
 	rels []string
 }
 
+// key names the namespace in Collector.met: its pod's cgroup id, 0 for the host's (no cgroup
+// has id 0).
+func (ns *nsTarget) key() uint64 {
+	if ns.pod == nil {
+		return 0
+	}
+	return ns.pod.CgroupID
+}
+
 // namespaces are the network namespace files to iterate: the host's and each pod's (the
-// sandbox holds it; a hostNetwork pod's is the host's), once each (seen: their inodes).
-func (c *Collector) namespaces(x *podid.Index, seen map[uint64]bool) []nsTarget {
+// sandbox holds it; a hostNetwork pod's is the host's), once each (seen: their inodes), but
+// none that skip (given the namespace's key) leaves out.
+func (c *Collector) namespaces(x *podid.Index, seen map[uint64]bool, skip func(key uint64) bool) []nsTarget {
 	var out []nsTarget
 	if path, ino, err := collector.HostNamespacePath(c.procRoot, "net"); err == nil {
 		seen[ino] = true
-		out = append(out, nsTarget{path: path, ino: ino})
+		if !skip(0) {
+			out = append(out, nsTarget{path: path, ino: ino})
+		}
 	}
 	for _, p := range x.Pods {
+		if skip(p.CgroupID) {
+			continue
+		}
 		var rels []string
 		for _, ctr := range p.Containers {
 			if ctr.Sandbox {
