@@ -207,18 +207,14 @@ int kpod_titer_i(struct bpf_iter__tcp *ctx)
 	struct tcp_rec r;
 	read_rec(sk, &r);
 	__u64 key = (__u64)sk;
-	struct tcp_sk *st = bpf_map_lookup_elem(&kpod_tsocks, &key);
+	/* Unknown (established before kpod started): counted from now on. If it is closing now
+	 * (its CLOSE tracepoint has run, its state not yet stored), this entry outlives it: the
+	 * walk and the next socket at this address drop it. */
+	struct tcp_sk n = {.id = sock_id(sk), .sent0 = r.sent, .received0 = r.received, .retrans0 = r.retrans};
+	struct tcp_sk *st = kpod_entry(&kpod_tsocks, &key, &n);
 	if (!st) {
-		/* If the socket is closing now (its CLOSE tracepoint has run, its state not yet
-		 * stored), this entry outlives it: the walk and the next socket at this address
-		 * drop it. */
-		struct tcp_sk n = {.id = sock_id(sk), .sent0 = r.sent, .received0 = r.received, .retrans0 = r.retrans};
-		bpf_map_update_elem(&kpod_tsocks, &key, &n, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&kpod_tsocks, &key);
-		if (!st) {
-			KPOD_LOST(tcp, kpod_tsocks);
-			return 0;
-		}
+		KPOD_LOST(tcp, kpod_tsocks);
+		return 0;
 	}
 	if (st->closed)
 		return 0;

@@ -299,28 +299,24 @@ int kpod_topoit_i(struct bpf_iter__tcp *ctx)
 	struct sock *sk = (struct sock *)tp;
 	if (!tcp_live(sk) || !is_tcp(sk))
 		return 0;
+	/* Unknown (established before kpod started): counted from now on, as the end its ports
+	 * say; closing now, the entry outlives the socket (see tcp.bpf.c). */
+	struct topo_sk n = {.id = sock_id(sk)};
+	__u8 addr[16];
+	__u16 lport, rport;
+	peer(sk, addr, &lport, &rport);
+	tcp_counters(sk, &n.sent0, &n.received0);
+	if (lport >= TOPO_EPHEMERAL && rport < TOPO_EPHEMERAL)
+		n.role = TOPO_CLIENT;
+	else if (rport >= TOPO_EPHEMERAL && lport < TOPO_EPHEMERAL)
+		n.role = TOPO_SERVER;
+	else
+		n.role = rport <= lport ? TOPO_CLIENT : TOPO_SERVER;
 	__u64 key = (__u64)sk;
-	struct topo_sk *st = bpf_map_lookup_elem(&kpod_topo_socks, &key);
+	struct topo_sk *st = kpod_entry(&kpod_topo_socks, &key, &n);
 	if (!st) {
-		struct topo_sk n = {.id = sock_id(sk)};
-		__u8 addr[16];
-		__u16 lport, rport;
-		peer(sk, addr, &lport, &rport);
-		tcp_counters(sk, &n.sent0, &n.received0);
-		if (lport >= TOPO_EPHEMERAL && rport < TOPO_EPHEMERAL)
-			n.role = TOPO_CLIENT;
-		else if (rport >= TOPO_EPHEMERAL && lport < TOPO_EPHEMERAL)
-			n.role = TOPO_SERVER;
-		else
-			n.role = rport <= lport ? TOPO_CLIENT : TOPO_SERVER;
-		/* Closing now (its CLOSE tracepoint has run), the entry outlives the socket: the
-		 * walk and the next socket at this address drop it. */
-		bpf_map_update_elem(&kpod_topo_socks, &key, &n, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&kpod_topo_socks, &key);
-		if (!st) {
-			KPOD_LOST(topo, kpod_topo_socks);
-			return 0;
-		}
+		KPOD_LOST(topo, kpod_topo_socks);
+		return 0;
 	}
 	if (st->closed)
 		return 0;

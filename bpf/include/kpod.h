@@ -73,8 +73,8 @@ static __always_inline __u64 kpod_task_cgid(struct task_struct *t, bool btf)
 	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
 }
 
-/* kpod_entry returns the map value for key, creating it from zero on first use. NULL means
- * the map is full: the caller counts that as a lost update. */
+/* kpod_entry returns the map value for key, creating it from zero (or another first value) on
+ * first use. NULL means the map is full: the caller counts that as a lost update. */
 static __always_inline void *kpod_entry(void *map, const void *key, const void *zero)
 {
 	void *v = bpf_map_lookup_elem(map, key);

@@ -442,6 +442,40 @@ func (o *Object) Run(prog string, args ...uint64) (uint32, error) {
 	return 0, fmt.Errorf("%s: %s is not loaded", o.Family, prog+"_run")
 }
 
+// RunWalk runs the Run hook prog (a walk of the entries of metMap, which returns how many it
+// met) under generation gen, and reads outMap, where it wrote its sums: each entry of this
+// generation (gen of the value) is passed to each, the others (an earlier walk's, of keys the
+// walk met nothing for this time) are deleted. The sizes of both maps are noted for MapStats.
+func RunWalk[K, V any](o *Object, prog string, gen uint64, metMap, outMap string, genOf func(*V) uint64, each func(*K, *V)) error {
+	met, err := o.Run(prog, gen)
+	if err != nil {
+		return err
+	}
+	o.NoteEntries(metMap, int(met))
+	m, ok := o.Maps[outMap]
+	if !ok {
+		return fmt.Errorf("%s: no map %s in the object", o.Family, outMap)
+	}
+	var stale []K
+	var k K
+	var v V
+	n := 0
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		if genOf(&v) != gen {
+			stale = append(stale, k)
+			continue
+		}
+		each(&k, &v)
+		n++
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("reading %s: %w", outMap, err)
+	}
+	o.NoteEntries(outMap, n)
+	return DeleteKeys(m, stale)
+}
+
 // Has reports whether the hook whose program prefix is prog is loaded.
 func (o *Object) Has(prog string) bool {
 	for _, p := range o.Programs {

@@ -289,35 +289,16 @@ func sumOf(m map[uint64]*liveSum, id uint64) *liveSum {
 }
 
 // walk runs kpod_twalk, which sums the live sockets kpod knows per cgroup into kpod_tlive
-// under a new generation, and reads those sums; entries of an earlier generation (cgroups
-// with no live socket now) are deleted.
+// under a new generation, and reads those sums.
 func (c *Collector) walk() (map[uint64]*liveSum, error) {
 	c.gen++
-	n, err := c.Obj.Run("kpod_twalk", c.gen)
-	if err != nil {
-		return nil, err
-	}
-	c.Obj.NoteEntries(TcpMapKpodTsocks, int(n))
-	m := c.Obj.Maps[TcpMapKpodTlive]
 	out := map[uint64]*liveSum{}
-	var stale []uint64
-	var id uint64
-	var v TcpTcpLive
-	for it := m.Iterate(); ; {
-		if !it.Next(&id, &v) {
-			if err := it.Err(); err != nil {
-				return nil, fmt.Errorf("reading %s: %w", TcpMapKpodTlive, err)
-			}
-			break
-		}
-		if v.Gen != c.gen {
-			stale = append(stale, id)
-			continue
-		}
-		out[id] = &liveSum{sent: v.Sent, received: v.Received, retrans: v.Retrans, rtt: hist.Decode(v.Rtt.SumNs, v.Rtt.Slots)}
-	}
-	c.Obj.NoteEntries(TcpMapKpodTlive, len(out))
-	return out, bpfload.DeleteKeys(m, stale)
+	err := bpfload.RunWalk(c.Obj, "kpod_twalk", c.gen, TcpMapKpodTsocks, TcpMapKpodTlive,
+		func(v *TcpTcpLive) uint64 { return v.Gen },
+		func(id *uint64, v *TcpTcpLive) {
+			out[*id] = &liveSum{sent: v.Sent, received: v.Received, retrans: v.Retrans, rtt: hist.Decode(v.Rtt.SumNs, v.Rtt.Slots)}
+		})
+	return out, err
 }
 
 // nsTarget is a network namespace to iterate: the host's (pod nil) or the one a process of

@@ -428,33 +428,14 @@ type liveEdge struct {
 }
 
 // walk runs kpod_topow, which sums the live sockets kpod knows per edge into kpod_topo_live
-// under a new generation, and reads those sums; entries of an earlier generation (edges with
-// no live socket now) are deleted.
+// under a new generation, and reads those sums.
 func (c *Collector) walk() ([]liveEdge, error) {
 	c.gen++
-	n, err := c.Obj.Run("kpod_topow", c.gen)
-	if err != nil {
-		return nil, err
-	}
-	c.Obj.NoteEntries(TopologyMapKpodTopoSocks, int(n))
-	m := c.Obj.Maps[TopologyMapKpodTopoLive]
 	var out []liveEdge
-	var stale []TopologyTopoLkey
-	var k TopologyTopoLkey
-	var v TopologyTopoLive
-	for it := m.Iterate(); ; {
-		if !it.Next(&k, &v) {
-			if err := it.Err(); err != nil {
-				return nil, fmt.Errorf("reading %s: %w", TopologyMapKpodTopoLive, err)
-			}
-			break
-		}
-		if v.Gen != c.gen {
-			stale = append(stale, k)
-			continue
-		}
-		out = append(out, liveEdge{key: k, sent: v.Sent, received: v.Received, rtt: hist.Decode(v.Rtt.SumNs, v.Rtt.Slots)})
-	}
-	c.Obj.NoteEntries(TopologyMapKpodTopoLive, len(out))
-	return out, bpfload.DeleteKeys(m, stale)
+	err := bpfload.RunWalk(c.Obj, "kpod_topow", c.gen, TopologyMapKpodTopoSocks, TopologyMapKpodTopoLive,
+		func(v *TopologyTopoLive) uint64 { return v.Gen },
+		func(k *TopologyTopoLkey, v *TopologyTopoLive) {
+			out = append(out, liveEdge{key: *k, sent: v.Sent, received: v.Received, rtt: hist.Decode(v.Rtt.SumNs, v.Rtt.Slots)})
+		})
+	return out, err
 }
