@@ -195,14 +195,8 @@ int BPF_PROG(kpod_tsk_b, struct sock *sk, int oldstate, int newstate)
 SEC("iter/tcp")
 int kpod_titer_i(struct bpf_iter__tcp *ctx)
 {
-	struct sock_common *skc = ctx->sk_common;
-	if (!skc)
-		return 0;
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc); /* NULL for request and time-wait minisockets */
-	if (!tp)
-		return 0;
-	struct sock *sk = (struct sock *)tp;
-	if (!tcp_live(sk) || !is_tcp(sk))
+	struct sock *sk = iter_conn(ctx);
+	if (!sk)
 		return 0;
 	struct tcp_rec r;
 	read_rec(sk, &r);

@@ -290,14 +290,8 @@ static __always_inline void read_live(const struct sock *sk, const struct topo_s
 SEC("iter/tcp")
 int kpod_topoit_i(struct bpf_iter__tcp *ctx)
 {
-	struct sock_common *skc = ctx->sk_common;
-	if (!skc)
-		return 0;
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
-	if (!tp)
-		return 0;
-	struct sock *sk = (struct sock *)tp;
-	if (!tcp_live(sk) || !is_tcp(sk))
+	struct sock *sk = iter_conn(ctx);
+	if (!sk)
 		return 0;
 	/* Unknown (established before kpod started): counted from now on, as the end its ports
 	 * say; closing now, the entry outlives the socket (see tcp.bpf.c). */

@@ -35,6 +35,19 @@ static __always_inline bool tcp_live(const struct sock *sk)
 	return state != TCP_LISTEN && state != TCP_CLOSE && state != TCP_SYN_SENT && state != TCP_SYN_RECV;
 }
 
+/* The connection an iter/tcp program is called for, NULL if it is none (request and
+ * time-wait minisockets, listeners, handshakes, closed sockets, the end-of-walk call). */
+static __always_inline struct sock *iter_conn(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	if (!skc)
+		return NULL;
+	struct sock *sk = (struct sock *)bpf_skc_to_tcp_sock(skc);
+	if (!sk || !tcp_live(sk) || !is_tcp(sk))
+		return NULL;
+	return sk;
+}
+
 /* The socket's byte counters. bytes_sent counts data in every transmitted segment,
  * retransmits included (sent: payload once); bytes_received counts the sequence space
  * received in order, which includes a FIN (one byte) once one arrived (SOCK_DONE). */
