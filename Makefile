@@ -36,8 +36,13 @@ tools/bin/builder: tools/go.mod
 	cd tools && $(GO) build -o bin/builder go.opentelemetry.io/collector/cmd/builder
 
 # generate rebuilds every generated file: bpf2go objects (clang-19), syscall tables, mdatagen.
+# It runs in the tree through a link of fixed length (/tmp/kpod-gen.XXXXXX/src): clang's
+# object depends on the length of the source's absolute path (its heap layout orders some BTF
+# strings: proc's object came out otherwise in a clone at /tmp/x than at /work/main), and
+# check-generate must give the committed bytes in a clone anywhere.
 generate: tools
-	$(GO) generate ./...
+	@d=$$(mktemp -d /tmp/kpod-gen.XXXXXX) && ln -s "$(CURDIR)" "$$d/src" && \
+		(cd "$$d/src" && echo "go generate ./... (in $$d/src)" && $(GO) generate ./...); rc=$$?; rm -rf "$$d"; exit $$rc
 
 # check-generate proves the committed generated files are what the sources produce.
 check-generate: generate
