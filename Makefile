@@ -38,7 +38,7 @@ tools/bin/builder: tools/go.mod
 # generate rebuilds every generated file: bpf2go objects (clang-19), syscall tables, mdatagen.
 # It runs in the tree through a link of fixed length (/tmp/kpod-gen.XXXXXX/src): clang's
 # object depends on the length of the source's absolute path (its heap layout orders some BTF
-# strings: proc's object came out otherwise in a clone at /tmp/x than at /work/main), and
+# strings: proc's object came out otherwise in clones at 6- and 10-character paths), and
 # check-generate must give the committed bytes in a clone anywhere.
 generate: tools
 	@d=$$(mktemp -d /tmp/kpod-gen.XXXXXX) && ln -s "$(CURDIR)" "$$d/src" && \

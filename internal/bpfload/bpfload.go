@@ -430,16 +430,15 @@ func runProgram(prog *ebpf.Program, args ...uint64) (uint32, error) {
 // Run runs the program of the Run hook whose program prefix is prog once, with args as its
 // arguments (ctx[0], ...), and returns what it returned.
 func (o *Object) Run(prog string, args ...uint64) (uint32, error) {
-	for _, p := range o.Programs {
-		if p.Kind == "run" && p.Name == prog+"_run" {
-			ret, err := runProgram(p.Prog, args...)
-			if err != nil {
-				return 0, fmt.Errorf("running %s: %w", p.Name, err)
-			}
-			return ret, nil
-		}
+	p, err := o.hookProgram(prog)
+	if err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("%s: %s is not loaded", o.Family, prog+"_run")
+	ret, err := runProgram(p.Prog, args...)
+	if err != nil {
+		return 0, fmt.Errorf("running %s: %w", p.Name, err)
+	}
+	return ret, nil
 }
 
 // RunWalk runs the Run hook prog (a walk of the entries of metMap, which returns how many it
@@ -478,12 +477,8 @@ func RunWalk[K, V any](o *Object, prog string, gen uint64, metMap, outMap string
 
 // Has reports whether the hook whose program prefix is prog is loaded.
 func (o *Object) Has(prog string) bool {
-	for _, p := range o.Programs {
-		if p.hook.Prog == prog {
-			return true
-		}
-	}
-	return false
+	_, err := o.hookProgram(prog)
+	return err == nil
 }
 
 // loadTail loads one tail-called program and puts it into its program array.
