@@ -77,7 +77,7 @@ static __always_inline __u64 srtt_ns(const struct sock *sk)
 
 /* The most sockets a table holds (more: the family's error map counts each one left out).
  * The walk visits every bucket of the map, about 3 ns each on this project's host, and before
- * 6.1 the kernel allocates every entry at load (~100 bytes): the size is a cost per
+ * 6.1 the kernel allocates every entry at load (112 bytes here): the size is a cost per
  * collection and in memory. */
 #define KPOD_KNOWN_SOCKETS (1 << 16)
 

@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -675,5 +679,43 @@ func compareRTT(t *testing.T, v variant, h hist.Hist, samples []float64, conns i
 	}
 	if r := kMean / sMean; r < 1.0/3 || r > 3 {
 		t.Errorf("RTT mean: kpod %.1fus, ss %.1fus (ratio %.2f, want 1/3..3)", kMean*1e6, sMean*1e6, r)
+	}
+}
+
+// TestKnownSocketsPreallocated: where the kernel preallocates hash maps (before 6.1; forced
+// here), the table of known sockets keeps its 65,536 entries and the kernel charges all of
+// them at load: its memlock (6.4+) holds at least each entry's key and value, and at most
+// that plus an element header (under 128 B) and a bucket (16 B) per entry and per-CPU locks.
+// The README's 7.0 MiB per node is this memlock, logged.
+func TestKnownSocketsPreallocated(t *testing.T) {
+	fakepod.RequireRoot(t)
+	defer bpfload.ForcePreallocForTest()()
+	c, err := startPath(PathSocket, "/proc", fakepod.HostLayout(t).V2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	info, err := c.Obj.Maps[TcpMapKpodTsocks].Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.MaxEntries != 1<<16 || info.Flags&unix.BPF_F_NO_PREALLOC != 0 {
+		t.Errorf("%d entries, flags %#x; want 65536, preallocated", info.MaxEntries, info.Flags)
+	}
+	memlock, ok := info.Memlock()
+	if !ok {
+		t.Logf("no memlock in the map's information before 6.4: its size is not checked")
+		return
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := uint64(info.MaxEntries)
+	lo := n * uint64(info.KeySize+info.ValueSize)
+	hi := lo + n*(128+16) + uint64(ncpu)*64 + 4096
+	t.Logf("kpod_tsocks preallocated: %d entries, memlock %d bytes (%.1f MiB, %.0f B per entry)", n, memlock, float64(memlock)/(1<<20), float64(memlock)/float64(n))
+	if memlock < lo || memlock > hi {
+		t.Errorf("memlock %d, want %d..%d", memlock, lo, hi)
 	}
 }
