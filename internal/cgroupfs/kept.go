@@ -192,23 +192,73 @@ func (f *keptFile) read(path string) ([]byte, error) {
 	if h := betweenOpenAndRead.Load(); h != nil {
 		(*h)(path)
 	}
+	return preadAll(f.fd, path, false)
+}
+
+// preadAll reads fd from offset 0. A kernfs interface file is one record its seq_file
+// buffer grows to hold, so the first read shorter than the buffer is all of it (one system
+// call); a file of many records (a procfs table: a line per record) may stop short at a page
+// when its records fill the seq_file buffer, so records reads on until a read returns 0.
+func preadAll(fd int, path string, records bool) ([]byte, error) {
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
-	buf := (*bp)[:cap(*bp)]
+	buf := (*bp)[:0]
 	for {
-		n, err := unix.Pread(f.fd, buf, 0)
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+		n, err := unix.Pread(fd, buf[len(buf):cap(buf)], int64(len(buf)))
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
-		if n < len(buf) {
-			if cap(buf) <= 1<<20 {
-				*bp = buf[:0]
-			}
-			return append([]byte(nil), buf[:n]...), nil
+		buf = buf[:len(buf)+n]
+		if n == 0 || !records && len(buf) < cap(buf) {
+			break
 		}
-		buf = make([]byte, 2*len(buf))
+	}
+	if cap(buf) <= 1<<20 {
+		*bp = buf[:0] // keep a grown buffer, within reason
+	}
+	return append([]byte(nil), buf...), nil
+}
+
+// ProcFile is a file under /proc/<pid> read through a descriptor kept open by its owner, who
+// knows when what it shows may change and closes it then (a procfs file stays bound to the
+// task or namespace it showed when opened; kernfs's ENODEV has no procfs counterpart). Kept
+// descriptors count in the same budget as ReadKept's; past it each read opens the file.
+type ProcFile struct {
+	path string
+	fd   int // -1: not kept
+}
+
+// OpenProcFile opens path and keeps it open if the budget allows.
+func OpenProcFile(path string) (*ProcFile, error) {
+	fd, err := openRetry(path)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if !reserveKept() {
+		unix.Close(fd)
+		fd = -1
+	}
+	return &ProcFile{path: path, fd: fd}, nil
+}
+
+// Read reads the whole file from its start (a seq file is generated anew from offset 0).
+func (p *ProcFile) Read() ([]byte, error) {
+	if p.fd < 0 {
+		return ReadFile(p.path)
+	}
+	return preadAll(p.fd, p.path, true)
+}
+
+// Close closes the kept descriptor.
+func (p *ProcFile) Close() {
+	if p != nil && p.fd >= 0 {
+		closeKept(p.fd)
+		p.fd = -1
 	}
 }

@@ -2,9 +2,11 @@ package cgroupfs
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Dev is a block device number as the kernel prints it (major:minor).
@@ -52,22 +54,41 @@ func ReadUint(path string) (uint64, error) {
 // Any malformed line fails the whole file: a half-parsed file would pass for zeros. A key
 // given twice is malformed too: either value could be the wrong one.
 func ParseKeyed(path string, data []byte) (map[string]uint64, error) {
+	return parseKeyed(path, data, nil)
+}
+
+// ParseKeys is ParseKeyed for a reader of a few keys (memory.stat has about 40): every line
+// is checked as by ParseKeyed, but only keys are kept, so that no map of every key is built
+// (a fifth of ParseKeyed's time on a v1 memory.stat). A kept key given twice is malformed.
+func ParseKeys(path string, data []byte, keys []string) (map[string]uint64, error) {
+	return parseKeyed(path, data, keys)
+}
+
+func parseKeyed(path string, data []byte, keys []string) (map[string]uint64, error) {
 	text := string(data) // one copy: the keys are its substrings
-	out := make(map[string]uint64, strings.Count(text, "\n")+1)
-	i := -1
-	for line := range strings.Lines(text) {
-		i++
+	var out map[string]uint64
+	if keys == nil {
+		out = make(map[string]uint64, strings.Count(text, "\n")+1)
+	} else {
+		out = make(map[string]uint64, len(keys))
+	}
+	for i := 0; len(text) > 0; i++ {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
 		line = strings.TrimSpace(line)
 		if line == "" {
 			continue
 		}
 		k, v, ok := strings.Cut(line, " ")
-		if !ok || strings.ContainsFunc(k, unicode.IsSpace) {
+		if !ok || hasSpace(k) {
 			return nil, fmt.Errorf("%s:%d: %q is not \"key value\"", path, i+1, line)
 		}
-		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		n, err := parseUint(strings.TrimSpace(v))
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: value of %q: %w", path, i+1, k, err)
+		}
+		if keys != nil && !slices.Contains(keys, k) {
+			continue
 		}
 		if _, dup := out[k]; dup {
 			return nil, fmt.Errorf("%s:%d: %q given twice", path, i+1, k)
@@ -75,6 +96,35 @@ func ParseKeyed(path string, data []byte) (map[string]uint64, error) {
 		out[k] = n
 	}
 	return out, nil
+}
+
+// hasSpace reports whether s holds white space (unicode.IsSpace), without decoding ASCII.
+func hasSpace(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= utf8.RuneSelf:
+			return strings.ContainsFunc(s[i:], unicode.IsSpace)
+		case c == ' ' || c >= '\t' && c <= '\r':
+			return true
+		}
+	}
+	return false
+}
+
+// parseUint is strconv.ParseUint(s, 10, 64), digits only: up to 19 of them cannot overflow.
+func parseUint(s string) (uint64, error) {
+	if len(s) == 0 || len(s) > 19 {
+		return strconv.ParseUint(s, 10, 64)
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return strconv.ParseUint(s, 10, 64) // its error
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, nil
 }
 
 // ParseIOStat parses cgroup v2 io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N".

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -419,4 +421,44 @@ func TestParseBlkioThrottleFuzzFindings(t *testing.T) {
 			t.Errorf("ParseBlkioThrottle(%q) = %v, %v; want an error naming %s", tc.data, m, err, tc.where)
 		}
 	}
+}
+
+// FuzzParseKeys: ParseKeys agrees with ParseKeyed on every file, keeping its keys only; it
+// accepts what ParseKeyed rejects only for a key it does not keep given twice.
+func FuzzParseKeys(f *testing.F) {
+	for _, s := range []string{"anon 1\nfile 2\nanon 3\n", "file 1\nfile 2\n", "cache 1\nx\n", "pgmajfault 7\n"} {
+		f.Add([]byte(s))
+	}
+	addCgroupSeeds(f, "memory.stat")
+	const path = "/sys/fs/cgroup/kubepods/pod/ctr/memory.stat"
+	keys := []string{"cache", "file", "swap", "pgmajfault"}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := ParseKeys(path, data, keys)
+		all, allErr := ParseKeyed(path, data)
+		switch {
+		case err != nil && allErr != nil:
+			return
+		case err != nil:
+			t.Fatalf("ParseKeys rejected what ParseKeyed read as %v: %v", all, err)
+		case allErr != nil:
+			dup := regexp.MustCompile(`:\d+: (".*") given twice$`).FindStringSubmatch(allErr.Error())
+			var key string
+			if dup != nil {
+				key, _ = strconv.Unquote(dup[1])
+			}
+			if dup == nil || slices.Contains(keys, key) {
+				t.Fatalf("ParseKeys accepted (%v) what ParseKeyed rejected: %v", got, allErr)
+			}
+			return
+		}
+		want := map[string]uint64{}
+		for _, k := range keys {
+			if v, ok := all[k]; ok {
+				want[k] = v
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("ParseKeys = %v, ParseKeyed's keys %v", got, want)
+		}
+	})
 }

@@ -322,4 +322,17 @@ func TestStatCacheSharesOneRead(t *testing.T) {
 	if _, err := StatKey(map[string]uint64{}, dir, "file"); err == nil || !strings.Contains(err.Error(), `no "file"`) {
 		t.Errorf("StatKey of a missing key: %v", err)
 	}
+	// Only MemoryStatKeys are kept; asking for another is a mistake of the caller's, said so.
+	write("file 30\nanon 5\nanon 6\n")
+	if m, err := cache.MemoryStat(new(int), dir); err != nil || !reflect.DeepEqual(m, map[string]uint64{"file": 30}) {
+		t.Errorf("MemoryStat = %v, %v; want file only (anon, even given twice, is not kept)", m, err)
+	}
+	if _, err := StatKey(map[string]uint64{"anon": 5}, dir, "anon"); err == nil || !strings.Contains(err.Error(), "not one of MemoryStatKeys") {
+		t.Errorf("StatKey of a key not kept: %v", err)
+	}
+	// A malformed line fails the read, kept key or not.
+	write("file 30\nanon x\n")
+	if m, err := cache.MemoryStat(new(int), dir); err == nil || !strings.Contains(err.Error(), "memory.stat:2") {
+		t.Errorf("MemoryStat of a malformed file = %v, %v; want an error naming line 2", m, err)
+	}
 }

@@ -3,6 +3,7 @@ package cgroupfs
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 )
 
@@ -23,7 +24,7 @@ type statEntry struct {
 	err  error
 }
 
-// MemoryStat returns the keys of memory.stat in the memory controller directory dir.
+// MemoryStat returns the MemoryStatKeys of memory.stat in the memory controller directory dir.
 func (c *StatCache) MemoryStat(cycle any, dir string) (map[string]uint64, error) {
 	if c == nil {
 		return readMemoryStat(dir)
@@ -42,17 +43,24 @@ func (c *StatCache) MemoryStat(cycle any, dir string) (map[string]uint64, error)
 	return e.m, e.err
 }
 
+// MemoryStatKeys are the keys of memory.stat that MemoryStat returns: those the memory family
+// (v2 file, v1 cache and swap) and the pagefaults family read.
+var MemoryStatKeys = []string{"file", "cache", "swap", "pgmajfault"}
+
 func readMemoryStat(dir string) (map[string]uint64, error) {
 	path := filepath.Join(dir, "memory.stat")
 	b, err := ReadKept(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseKeyed(path, b)
+	return ParseKeys(path, b, MemoryStatKeys)
 }
 
 // StatKey returns key of a memory.stat read from dir, or an error naming both.
 func StatKey(stat map[string]uint64, dir, key string) (uint64, error) {
+	if !slices.Contains(MemoryStatKeys, key) {
+		return 0, fmt.Errorf("%s: memory.stat key %q is not one of MemoryStatKeys", dir, key)
+	}
 	v, ok := stat[key]
 	if !ok {
 		return 0, fmt.Errorf("%s: no %q in memory.stat", dir, key)

@@ -292,7 +292,8 @@ type NSProcs struct {
 type nsProc struct {
 	pid   int
 	ns    uint64
-	pidfd int // -1: no pidfd (before 5.3)
+	pidfd int                           // -1: no pidfd (before 5.3)
+	files map[string]*cgroupfs.ProcFile // ReadFile's, by name
 }
 
 // Find returns a process of the first of rels that has one, and its namespace's inode.
@@ -351,10 +352,46 @@ func (n *NSProcs) running(k nsProc) bool {
 }
 
 func (n *NSProcs) forget(id uint64) {
-	if k, ok := n.known[id]; ok && k.pidfd >= 0 {
+	k, ok := n.known[id]
+	if !ok {
+		return
+	}
+	if k.pidfd >= 0 {
 		unix.Close(k.pidfd)
 	}
+	for _, f := range k.files {
+		f.Close()
+	}
 	delete(n.known, id)
+}
+
+// ReadFile reads <ProcRoot>/<pid>/<name> of the process Find last returned for id, through a
+// descriptor kept open until that process is forgotten (it exits, or id is pruned): a pread
+// instead of open, read, read and close at every collection. A procfs file stays bound to
+// what it showed when opened (net/dev: the namespace), which is that process's as long as
+// Find keeps finding it running. Not to be called for id concurrently with Find or Prune.
+func (n *NSProcs) ReadFile(id uint64, name string) ([]byte, error) {
+	n.mu.Lock()
+	k, ok := n.known[id]
+	f := k.files[name]
+	n.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("no process found for target %d", id)
+	}
+	if f == nil {
+		var err error
+		if f, err = cgroupfs.OpenProcFile(filepath.Join(n.ProcRoot, strconv.Itoa(k.pid), name)); err != nil {
+			return nil, err
+		}
+		n.mu.Lock()
+		if k.files == nil {
+			k.files = map[string]*cgroupfs.ProcFile{}
+			n.known[id] = k
+		}
+		k.files[name] = f
+		n.mu.Unlock()
+	}
+	return f.Read()
 }
 
 // Prune forgets the targets not asked for since the previous Prune (removed cgroups).

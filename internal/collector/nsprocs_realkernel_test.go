@@ -1,6 +1,9 @@
 package collector_test
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/kpod-project/kpod/internal/cgroupfs"
@@ -70,5 +73,74 @@ func TestRealNSProcs(t *testing.T) {
 	n.Close()
 	if got := pidfds(t) - base; got != 0 {
 		t.Fatalf("after Close: %d pidfds, want 0", got)
+	}
+}
+
+// TestRealNSProcsReadFile: ReadFile reads a pod process's /proc file through one descriptor
+// kept while the process runs, gets all of a file longer than the page at which a procfs
+// table's read stops (a namespace with 80 interfaces: net/dev of about 10 KiB, one line per
+// interface), sees changes between reads, and lets go of the descriptor (and with it the
+// namespace) when the process exits or the pod is pruned.
+func TestRealNSProcsReadFile(t *testing.T) {
+	fakepod.RequireRoot(t)
+	l := fakepod.HostLayout(t)
+	pod := fakepod.New(t, fakepod.Options{NetNS: true})
+	const ifaces = 80
+	for i := 0; i < ifaces; i += 2 { // veth pairs with both ends in the namespace
+		pod.NetNS.Exec("ip", "link", "add", fmt.Sprintf("kpd%d", i), "type", "veth", "peer", "name", fmt.Sprintf("kpd%d", i+1))
+	}
+	c := pod.AddContainer()
+	a, b := c.Start("sleep"), c.Start("sleep")
+	a.WaitReady()
+	b.WaitReady()
+	held := func(pid int) int { // procfs net entries are never cached: their links say "(deleted)"
+		return fakepod.OpenFiles(t, 0, func(target string) bool { return strings.HasPrefix(target, fmt.Sprintf("/proc/%d/net/dev", pid)) })
+	}
+	n := &collector.NSProcs{ProcRoot: "/proc", V2Root: l.V2, Kind: "net"}
+	defer n.Close()
+	read := func(step string) (pid int, data string) {
+		t.Helper()
+		pid, _, ok := n.Find(pod.CgroupID, []string{c.Rel})
+		if !ok {
+			t.Fatalf("%s: no process found", step)
+		}
+		got, err := n.ReadFile(pod.CgroupID, "net/dev")
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		want, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("%s: ReadFile gave %d bytes, os.ReadFile %d:\n%s", step, len(got), len(want), got)
+		}
+		if got := held(pid); got != 1 {
+			t.Fatalf("%s: %d descriptors of /proc/%d/net/dev held, want 1", step, got, pid)
+		}
+		return pid, string(got)
+	}
+	first, text := read("first")
+	if len(text) <= 4096 || strings.Count(text, ": ") != ifaces+1 {
+		t.Fatalf("net/dev of %d bytes with %d interfaces; the test needs more than a page and %d", len(text), strings.Count(text, ": "), ifaces+1)
+	}
+	pod.NetNS.Exec("ip", "link", "del", "kpd0")
+	if _, text = read("a pair removed"); strings.Contains(text, "kpd0:") || strings.Contains(text, "kpd1:") {
+		t.Fatalf("kpd0 or kpd1 still read after their removal")
+	}
+
+	procs := map[int]*fakepod.Proc{a.PID(): a, b.PID(): b}
+	if err := procs[first].Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = procs[first].Wait()
+	second, _ := read("the first exited")
+	if second == first || held(first) != 0 {
+		t.Fatalf("after pid %d exited: read through %d, %d descriptors of its net/dev held", first, second, held(first))
+	}
+	n.Prune()
+	n.Prune() // not asked for since the last one: forgotten
+	if got := held(second); got != 0 {
+		t.Fatalf("after the pod was pruned: %d descriptors of /proc/%d/net/dev held, want 0", got, second)
 	}
 }

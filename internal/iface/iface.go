@@ -82,12 +82,11 @@ func (c *Collector) CollectPods(ctx context.Context, pods []PodTarget) collector
 		if !ok || ns == hostNS {
 			return nil, collector.ErrSkip
 		}
-		path := filepath.Join(c.ProcRoot, strconv.Itoa(pid), "net", "dev")
-		b, err := cgroupfs.ReadFile(path)
+		b, err := c.procs.ReadFile(t.ID, "net/dev")
 		if err != nil {
 			return nil, collector.ErrSkip
 		}
-		return Parse(path, b)
+		return Parse(filepath.Join(c.ProcRoot, strconv.Itoa(pid), "net", "dev"), b)
 	})
 }
 
