@@ -76,7 +76,10 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	__u64 delta = bpf_ktime_get_ns() - *ts;
 	*ts = 0;
 	__u64 ncg = kpod_task_cgid(next, true) /* tp_btf only */;
-	v = kpod_entry(&kpod_cpu, &ncg, &zero);
+	/* A switch between two tasks of one cgroup (threads of a container, a pipe's two ends)
+	 * charges the entry already looked up for prev. */
+	if (ncg != cg || !v)
+		v = kpod_entry(&kpod_cpu, &ncg, &zero);
 	if (!v) {
 		KPOD_LOST(cpu, kpod_cpu);
 		return 0;
