@@ -62,9 +62,12 @@ func (tr *Trace) Lines() []string {
 	if err != nil {
 		tr.t.Fatal(err)
 	}
-	stats, err := os.ReadFile(filepath.Join(tr.dir, "per_cpu", "cpu0", "stats"))
-	if err == nil && strings.Contains(string(stats), "overrun: ") && !strings.Contains(string(stats), "overrun: 0\n") {
-		tr.t.Fatalf("tracefs buffer overran: %s", stats)
+	cpus, _ := filepath.Glob(filepath.Join(tr.dir, "per_cpu", "cpu*", "stats"))
+	for _, f := range cpus {
+		stats, err := os.ReadFile(f)
+		if err == nil && strings.Contains(string(stats), "overrun: ") && !strings.Contains(string(stats), "overrun: 0\n") {
+			tr.t.Fatalf("tracefs buffer overran (%s): %s", f, stats)
+		}
 	}
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
@@ -109,25 +112,32 @@ func appendFile(path, v string) error {
 // bpftrace 0), and no recursion miss is counted. So such events are in the kernel's record
 // but cannot be in any BPF count. In the test VM PID 1 is the test runner, which BPF sees.
 func OverPID1(lines []string) int {
-	ents, err := os.ReadDir("/proc/1/task")
-	if err != nil {
-		return 0
-	}
-	tids := map[string]bool{}
-	for _, e := range ents {
-		tids[e.Name()] = true
-	}
-	n := 0
+	over, n := OverPID1Line(), 0
 	for _, l := range lines {
-		// "<comm>-<pid> [cpu] flags ts: event: ..." (comm may contain spaces and dashes).
-		head, _, ok := strings.Cut(l, " [")
-		if !ok {
-			continue
-		}
-		head = strings.TrimSpace(head)
-		if i := strings.LastIndexByte(head, '-'); i >= 0 && tids[head[i+1:]] {
+		if over(l) {
 			n++
 		}
 	}
 	return n
+}
+
+// OverPID1Line returns OverPID1's test of one line, for a test that needs to know which
+// events no BPF program may have seen.
+func OverPID1Line() func(line string) bool {
+	tids := map[string]bool{}
+	if ents, err := os.ReadDir("/proc/1/task"); err == nil {
+		for _, e := range ents {
+			tids[e.Name()] = true
+		}
+	}
+	return func(l string) bool {
+		// "<comm>-<pid> [cpu] flags ts: event: ..." (comm may contain spaces and dashes).
+		head, _, ok := strings.Cut(l, " [")
+		if !ok {
+			return false
+		}
+		head = strings.TrimSpace(head)
+		i := strings.LastIndexByte(head, '-')
+		return i >= 0 && tids[head[i+1:]]
+	}
 }
