@@ -636,6 +636,13 @@ func (o *Object) NoteEntries(mapName string, n int) {
 	o.entries[mapName] = n
 }
 
+// Entries is how many entries NoteEntries last noted for mapName (0 before the first).
+func (o *Object) Entries(mapName string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.entries[mapName]
+}
+
 // MapStats lists the family's data maps: hash maps keyed by cgroup (task storage has no
 // capacity, the error map and arrays are always full).
 func (o *Object) MapStats() []MapStat {

@@ -92,7 +92,7 @@ func Read[K comparable, V any](c *Collector, name string, live map[uint64]bool) 
 	if err := checkLayout[K, V](); err != nil {
 		return nil, fmt.Errorf("%s: map %s: %w", c.Obj.Family, name, err)
 	}
-	vals, err := dumpPerCPU[K, V](m)
+	vals, err := dumpPerCPU[K, V](m, c.Obj.Entries(name))
 	if err != nil {
 		return nil, err
 	}
