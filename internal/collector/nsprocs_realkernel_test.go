@@ -144,3 +144,48 @@ func TestRealNSProcsReadFile(t *testing.T) {
 		t.Fatalf("after the pod was pruned: %d descriptors of /proc/%d/net/dev held, want 0", got, second)
 	}
 }
+
+// TestRealNSProcsRefresh: after Refresh, Find answers from its one poll of every pidfd until
+// the next Prune: a process that exits later in the collection is found there (as after
+// Find's own check), the next collection's Refresh sees the exit and Find moves to the pod's
+// other process, and a second Find of that collection keeps the new process.
+func TestRealNSProcsRefresh(t *testing.T) {
+	fakepod.RequireRoot(t)
+	l := fakepod.HostLayout(t)
+	pod := fakepod.New(t, fakepod.Options{NetNS: true})
+	c := pod.AddContainer()
+	a, b := c.Start("sleep"), c.Start("sleep")
+	a.WaitReady()
+	b.WaitReady()
+	procs := map[int]*fakepod.Proc{a.PID(): a, b.PID(): b}
+	n := &collector.NSProcs{ProcRoot: "/proc", V2Root: l.V2, Kind: "net"}
+	defer n.Close()
+	find := func(step string) int {
+		t.Helper()
+		pid, _, ok := n.Find(pod.CgroupID, []string{c.Rel})
+		if !ok || procs[pid] == nil {
+			t.Fatalf("%s: Find = %d, %v; want one of %v", step, pid, ok, procs)
+		}
+		return pid
+	}
+	n.Refresh() // nothing known yet
+	first := find("first")
+	n.Prune()
+	n.Refresh()
+	if err := procs[first].Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = procs[first].Wait()
+	if got := find("exited after this collection's Refresh"); got != first {
+		t.Fatalf("Find = %d after Refresh saw %d running; want %d until the next collection", got, first, first)
+	}
+	n.Prune()
+	n.Refresh()
+	second := find("the next collection")
+	if second == first {
+		t.Fatalf("Find still answers %d, which exited before this collection's Refresh", first)
+	}
+	if again := find("again in that collection"); again != second {
+		t.Fatalf("a second Find answered %d, the first %d", again, second)
+	}
+}
