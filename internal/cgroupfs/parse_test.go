@@ -336,3 +336,29 @@ func TestStatCacheSharesOneRead(t *testing.T) {
 		t.Errorf("MemoryStat of a malformed file = %v, %v; want an error naming line 2", m, err)
 	}
 }
+
+// BenchmarkParseMemoryStat: a v1 memory.stat of the hybrid fixture (34 keys), parsed whole
+// and for MemoryStatKeys (go test -run X -bench ParseMemoryStat ./internal/cgroupfs).
+func BenchmarkParseMemoryStat(b *testing.B) {
+	path := filepath.Join(fixtureDir, "hybrid-cgroupfs/memory/kubepods/poda91c7e3d-24f5-4b8a-8e06-c3d5f1b2e947/63f1f9fd5166f82fed77535f2940bd43ac5e88abb67071d3572d64c66996af93/memory.stat")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("ParseKeyed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ParseKeyed(path, data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ParseKeys", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ParseKeys(path, data, MemoryStatKeys); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
