@@ -287,14 +287,14 @@ type NSProcs struct {
 	mu    sync.Mutex
 	known map[uint64]nsProc // by target id
 	used  map[uint64]bool   // ids asked for since the last Prune
-	alive map[uint64]bool   // Refresh's answers, until the next Prune
 }
 
 type nsProc struct {
-	pid   int
-	ns    uint64
-	pidfd int                           // -1: no pidfd (before 5.3)
-	files map[string]*cgroupfs.ProcFile // ReadFile's, by name
+	pid    int
+	ns     uint64
+	pidfd  int                           // -1: no pidfd (before 5.3)
+	files  map[string]*cgroupfs.ProcFile // ReadFile's, by name
+	polled int8                          // Begin's answer for this collection: 1 running, -1 exited, 0 none
 }
 
 // Find returns a process of the first of rels that has one, and its namespace's inode.
@@ -306,8 +306,7 @@ func (n *NSProcs) Find(id uint64, rels []string) (pid int, ns uint64, ok bool) {
 	}
 	n.used[id] = true
 	if k, found := n.known[id]; found {
-		alive, polled := n.alive[id]
-		if polled && alive || !polled && n.running(k) {
+		if k.polled > 0 || k.polled == 0 && n.running(k) {
 			return k.pid, k.ns, true
 		}
 		n.forget(id)
@@ -337,14 +336,19 @@ func (n *NSProcs) Find(id uint64, rels []string) (pid int, ns uint64, ok bool) {
 	return 0, 0, false
 }
 
-// Refresh checks every remembered process with one poll of all their pidfds, for the Finds
-// until the next Prune (a collection): one system call per collection instead of one per pod
-// (110 pods: 110 ppoll calls of iface's and as many of filesystem's, each a few µs on this
-// host). A process that exits after it is as one that exits right after Find's own check.
-func (n *NSProcs) Refresh() {
+// Begin starts a collection: it checks every remembered process with one poll of all their
+// pidfds, which Find then answers from until the collection ends with the Prune that Begin
+// returns. One system call per collection instead of one per pod (110 pods: 110 ppoll calls of
+// iface's and as many of filesystem's, each a few µs on this host). A process that exits after
+// the poll is as one that exits right after Find's own check.
+func (n *NSProcs) Begin() (end func()) {
+	n.poll()
+	return n.Prune
+}
+
+func (n *NSProcs) poll() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.alive = map[uint64]bool{}
 	var ids []uint64
 	var fds []unix.PollFd
 	for id, k := range n.known {
@@ -367,7 +371,12 @@ func (n *NSProcs) Refresh() {
 		break
 	}
 	for i, f := range fds {
-		n.alive[ids[i]] = f.Revents == 0 // readable (or an error) once the process has exited
+		k := n.known[ids[i]]
+		k.polled = 1
+		if f.Revents != 0 { // readable (or an error) once the process has exited
+			k.polled = -1
+		}
+		n.known[ids[i]] = k
 	}
 }
 
@@ -399,7 +408,6 @@ func (n *NSProcs) forget(id uint64) {
 		f.Close()
 	}
 	delete(n.known, id)
-	delete(n.alive, id) // about that process, not the one Find may take next
 }
 
 // ReadFile reads <ProcRoot>/<pid>/<name> of the process Find last returned for id, through a
@@ -435,12 +443,15 @@ func (n *NSProcs) ReadFile(id uint64, name string) ([]byte, error) {
 func (n *NSProcs) Prune() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for id := range n.known {
+	for id, k := range n.known {
 		if !n.used[id] {
 			n.forget(id)
+		} else if k.polled != 0 {
+			k.polled = 0
+			n.known[id] = k
 		}
 	}
-	n.used, n.alive = map[uint64]bool{}, nil
+	n.used = map[uint64]bool{}
 }
 
 // Close forgets every process (their pidfds are closed).

@@ -145,11 +145,11 @@ func TestRealNSProcsReadFile(t *testing.T) {
 	}
 }
 
-// TestRealNSProcsRefresh: after Refresh, Find answers from its one poll of every pidfd until
-// the next Prune: a process that exits later in the collection is found there (as after
-// Find's own check), the next collection's Refresh sees the exit and Find moves to the pod's
+// TestRealNSProcsBegin: in a collection (Begin to its end), Find answers from Begin's one poll
+// of every pidfd: a process that exits later in the collection is found there (as after
+// Find's own check), the next collection's Begin sees the exit and Find moves to the pod's
 // other process, and a second Find of that collection keeps the new process.
-func TestRealNSProcsRefresh(t *testing.T) {
+func TestRealNSProcsBegin(t *testing.T) {
 	fakepod.RequireRoot(t)
 	l := fakepod.HostLayout(t)
 	pod := fakepod.New(t, fakepod.Options{NetNS: true})
@@ -168,24 +168,25 @@ func TestRealNSProcsRefresh(t *testing.T) {
 		}
 		return pid
 	}
-	n.Refresh() // nothing known yet
+	end := n.Begin() // nothing known yet
 	first := find("first")
-	n.Prune()
-	n.Refresh()
+	end()
+	end = n.Begin()
 	if err := procs[first].Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = procs[first].Wait()
-	if got := find("exited after this collection's Refresh"); got != first {
-		t.Fatalf("Find = %d after Refresh saw %d running; want %d until the next collection", got, first, first)
+	if got := find("exited after this collection's Begin"); got != first {
+		t.Fatalf("Find = %d after Begin saw %d running; want %d until the next collection", got, first, first)
 	}
-	n.Prune()
-	n.Refresh()
+	end()
+	end = n.Begin()
 	second := find("the next collection")
 	if second == first {
-		t.Fatalf("Find still answers %d, which exited before this collection's Refresh", first)
+		t.Fatalf("Find still answers %d, which exited before this collection's Begin", first)
 	}
 	if again := find("again in that collection"); again != second {
 		t.Fatalf("a second Find answered %d, the first %d", again, second)
 	}
+	end()
 }

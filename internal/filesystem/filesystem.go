@@ -56,8 +56,7 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]Sta
 // reports.
 func (c *Collector) CollectTargets(ctx context.Context, targets []cgroupfs.Target) collector.Result[Stats] {
 	hostNS, hostErr := collector.HostNamespace(c.ProcRoot, "mnt")
-	c.procs.Refresh()
-	defer c.procs.Prune()
+	defer c.procs.Begin()()
 	return collector.ForEach(ctx, c.V2Root, targets, func(t cgroupfs.Target) (Stats, error) {
 		if hostErr != nil {
 			return nil, hostErr

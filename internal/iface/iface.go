@@ -73,8 +73,7 @@ func (c *Collector) CollectPods(ctx context.Context, pods []PodTarget) collector
 		byID[p.ID] = p
 	}
 	hostNS, hostErr := collector.HostNamespace(c.ProcRoot, "net")
-	c.procs.Refresh()
-	defer c.procs.Prune()
+	defer c.procs.Begin()()
 	return collector.ForEach(ctx, c.V2Root, targets, func(t cgroupfs.Target) (Stats, error) {
 		if hostErr != nil {
 			return nil, hostErr

@@ -193,8 +193,7 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]Sta
 // at each collection, and each run walks the established hash that all namespaces share.
 func (c *Collector) addSockets(ctx context.Context, x *podid.Index, out map[uint64]Stats) error {
 	var errs []error
-	c.procs.Refresh()
-	defer c.procs.Prune()
+	defer c.procs.Begin()()
 	walk := c.Obj.Has("kpod_twalk") && !c.perNS
 	seen := map[uint64]bool{}
 	live := map[uint64]*liveSum{}

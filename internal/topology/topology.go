@@ -339,7 +339,7 @@ type netns struct {
 // namespaces are the network namespaces to iterate: the host's and each pod's own (a
 // hostNetwork pod's is the host's), once each.
 func (c *Collector) namespaces(x *podid.Index) []netns {
-	c.procs.Refresh()
+	end := c.procs.Begin()
 	seen := map[uint64]bool{}
 	var out []netns
 	if path, ino, err := collector.HostNamespacePath(c.cfg.ProcRoot, "net"); err == nil {
@@ -361,7 +361,7 @@ func (c *Collector) namespaces(x *podid.Index) []netns {
 			out = append(out, netns{path: c.procs.NSPath(pid), ino: ino, pod: p})
 		}
 	}
-	c.procs.Prune()
+	end()
 	return out
 }
 
