@@ -195,34 +195,9 @@ func (f *keptFile) read(path string) ([]byte, error) {
 	return preadAll(f.fd, path, false)
 }
 
-// preadAll reads fd from offset 0. A kernfs interface file is one record its seq_file
-// buffer grows to hold, so the first read shorter than the buffer is all of it (one system
-// call); a file of many records (a procfs table: a line per record) may stop short at a page
-// when its records fill the seq_file buffer, so records reads on until a read returns 0.
+// preadAll reads fd from offset 0 (records: see readAll).
 func preadAll(fd int, path string, records bool) ([]byte, error) {
-	bp := readBufs.Get().(*[]byte)
-	defer readBufs.Put(bp)
-	buf := (*bp)[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)] // grow
-		}
-		n, err := unix.Pread(fd, buf[len(buf):cap(buf)], int64(len(buf)))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		buf = buf[:len(buf)+n]
-		if n == 0 || !records && len(buf) < cap(buf) {
-			break
-		}
-	}
-	if cap(buf) <= 1<<20 {
-		*bp = buf[:0] // keep a grown buffer, within reason
-	}
-	return append([]byte(nil), buf...), nil
+	return readAll(path, records, func(b []byte, off int64) (int, error) { return unix.Pread(fd, b, off) })
 }
 
 // ProcFile is a file under /proc/<pid> read through a descriptor kept open by its owner, who

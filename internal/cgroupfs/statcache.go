@@ -9,9 +9,9 @@ import (
 
 // StatCache lets the memory and pagefaults collectors share one read of memory.stat per
 // cgroup and collection cycle: in a v1 memory cgroup that read flushes the kernel's
-// statistics and costs more (~150 µs here) than the other memory files together. A cycle is
-// identified by any comparable value that is new each cycle (the scraper's pod index). A
-// nil cache reads every time.
+// statistics and costs more than the other memory files together (about 20 µs each in a CPU
+// profile of the cycle at 110 pods here). A cycle is identified by any comparable value that
+// is new each cycle (the scraper's pod index). A nil cache reads every time.
 type StatCache struct {
 	mu    sync.Mutex
 	cycle any
