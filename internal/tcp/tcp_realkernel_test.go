@@ -640,8 +640,9 @@ func quantile(h hist.Hist, q float64) float64 {
 //     slip (x1000) is asserted, 1 us to 1 s; the exact value of a socket's sample, against ss
 //     on an idle connection, is TestTCPLiveSockets'.
 //   - Per segment the means are weighted differently (per received segment, per unit of
-//     time). Measured ratios were 0.79 to 2.05, so they must agree within a factor of 3:
-//     that still catches any unit slip, which would put them 8x or more apart.
+//     time: ratios of 0.79 to 2.05 were measured, and 3.76 once under loss), so the means are
+//     not compared; kpod's values are held to the kernel's record of the same events instead
+//     (checkProbeRTT), which catches a unit slip and any lost or misplaced value.
 func compareRTT(t *testing.T, v variant, h hist.Hist, samples []float64, conns int, probes *fakepod.Trace, server string) {
 	t.Helper()
 	// ss is started every 10 ms; on a slow emulated CPU it gets far fewer snapshots in (8
