@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,9 +136,10 @@ func firstCycle(t testing.TB, c *testenv.Collector, p ports) {
 // procStatus is what the kernel says of a process: resident memory, open file descriptors,
 // threads, user ids and capability sets.
 type procStatus struct {
-	RSS     uint64 // bytes (VmRSS)
-	FDs     int    // entries of /proc/<pid>/fd
-	Kept    int    // of them, what kpod keeps open per cgroup and pod: cgroup files and directories, pidfds
+	RSS     uint64         // bytes (VmRSS)
+	FDs     int            // entries of /proc/<pid>/fd
+	Kept    int            // of them, what kpod keeps open per cgroup and pod: cgroup files and directories, pidfds
+	Others  map[string]int // the rest by kind (fdKind), to name what a growth of them is
 	Threads int
 	Fields  map[string]string // every "Key:\tvalue" line of /proc/<pid>/status
 }
@@ -171,14 +173,26 @@ func readProcStatus(pid int) (procStatus, error) {
 	if err != nil {
 		return st, err
 	}
-	st.FDs = len(fds)
+	st.FDs, st.Others = len(fds), map[string]int{}
 	for _, fd := range fds {
 		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
 		if err == nil && (strings.HasPrefix(target, "/sys/fs/cgroup/") || target == "anon_inode:[pidfd]") {
 			st.Kept++
+		} else {
+			st.Others[fdKind(target)]++
 		}
 	}
 	return st, nil
+}
+
+// fdKind names a descriptor's target without what differs between two of a kind: "socket",
+// "pipe", "anon_inode:[bpf-map]" (or [perf_event], ...), a path with its numbers as "N"
+// ("/proc/N/net/dev").
+func fdKind(target string) string {
+	if kind, _, ok := strings.Cut(target, ":["); ok && kind != "anon_inode" {
+		return kind
+	}
+	return regexp.MustCompile(`[0-9]+`).ReplaceAllString(target, "N")
 }
 
 // goroutineTrace counts the goroutines of a Go process started with

@@ -52,6 +52,7 @@ type soakRow struct {
 	heapMax    float64
 	goroutines int
 	fds        int            // open descriptors but the kept ones
+	fdKinds    map[string]int // those by kind (fdKind)
 	kept       int            // descriptors kept per cgroup and pod (they follow the live pods)
 	series     int            // sample lines on the Prometheus endpoint
 	podSeries  int            // of them, series of fake pods of the soak
@@ -184,7 +185,7 @@ func TestSoak(t *testing.T) {
 		if err != nil {
 			t.Fatalf("collector process: %v", err)
 		}
-		r.rss, r.fds, r.kept = st.RSS, st.FDs-st.Kept, st.Kept
+		r.rss, r.fds, r.kept, r.fdKinds = st.RSS, st.FDs-st.Kept, st.Kept, st.Others
 		r.goroutines = trace.goroutines()
 		r.heapMin, r.heapMax = sampler.window()
 		now := time.Now()
@@ -369,12 +370,14 @@ func checkSoak(t *testing.T, rows []soakRow, pid int, cgroups []uint64, lru map[
 		}
 		return m
 	}
-	bound := func(what string, f func(soakRow) float64, limit func(early float64) float64, unit string) {
+	bound := func(what string, f func(soakRow) float64, limit func(early float64) float64, unit string) bool {
 		e, l := peak(early, f), peak(late, f)
 		if l > limit(e) {
 			t.Errorf("%s grows: at most %.1f%s in the later rows (%s..%s), %.1f%s before; allowed %.1f%s",
 				what, l, unit, late[0].label, late[len(late)-1].label, e, unit, limit(e), unit)
+			return false
 		}
+		return true
 	}
 	const mib = 1 << 20
 	bound("RSS", func(r soakRow) float64 { return float64(r.rss) / mib }, func(e float64) float64 { return e + 24 }, " MiB")
@@ -398,7 +401,11 @@ func checkSoak(t *testing.T, rows []soakRow, pid int, cgroups []uint64, lru map[
 			l, late[0].label, late[len(late)-1].label, e, e*1.25*live+4)
 	}
 	bound("goroutines", func(r soakRow) float64 { return float64(r.goroutines) }, func(e float64) float64 { return e + 20 }, "")
-	bound("open fds", func(r soakRow) float64 { return float64(r.fds) }, func(e float64) float64 { return e + 10 }, "")
+	if !bound("open fds", func(r soakRow) float64 { return float64(r.fds) }, func(e float64) float64 { return e + 10 }, "") {
+		for _, r := range rows { // what grew: the kinds of the descriptors of each row
+			t.Logf("open fds at %s by kind: %v", r.label, r.fdKinds)
+		}
+	}
 	// The descriptors kpod keeps per cgroup and pod follow the pods alive at each row; once
 	// every soak pod is gone (and cycles ran since), none of theirs may be left.
 	if end.kept > start.kept+10 {
