@@ -151,35 +151,52 @@ func TestRealWalker(t *testing.T) {
 			}
 		}
 	}
-	var w cgroupfs.Walker
-	defer w.Close()
-	check := func(step string, wantDirs int) {
+	watched, unwatched := &cgroupfs.Walker{}, cgroupfs.NewUnwatchedWalker()
+	defer watched.Close()
+	defer unwatched.Close()
+	// listed: how many directories each walker lists (getdents) at this step. The watched one
+	// lists those with a subdirectory created or removed since its last walk, and new ones;
+	// the other lists every directory with subdirectories (a leaf's link count says it has
+	// none).
+	check := func(step string, wantDirs, listedWatched, listedUnwatched int) {
 		t.Helper()
-		got, err := w.Walk(root)
-		if err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
 		want := reference(t, root)
-		sortDirs(got)
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s: the kept walk lists\n%v\na fresh walk\n%v", step, got, want)
-		}
-		if len(got) != wantDirs || w.Kept() != wantDirs {
-			t.Fatalf("%s: %d directories, %d kept open; want %d each", step, len(got), w.Kept(), wantDirs)
+		for _, c := range []struct {
+			name   string
+			w      *cgroupfs.Walker
+			listed int
+		}{{"watched", watched, listedWatched}, {"unwatched", unwatched, listedUnwatched}} {
+			before := c.w.Listed()
+			got, err := c.w.Walk(root)
+			if err != nil {
+				t.Fatalf("%s, %s: %v", step, c.name, err)
+			}
+			sortDirs(got)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: the kept walk (%s) lists\n%v\na fresh walk\n%v", step, c.name, got, want)
+			}
+			if len(got) != wantDirs || c.w.Kept() != wantDirs {
+				t.Fatalf("%s, %s: %d directories, %d kept open; want %d each", step, c.name, len(got), c.w.Kept(), wantDirs)
+			}
+			if n := c.w.Listed() - before; n != c.listed {
+				t.Fatalf("%s, %s: %d directories listed; want %d", step, c.name, n, c.listed)
+			}
 		}
 	}
 	mk("p1", "p1/c1", "p2")
-	check("first walk", 4)
-	check("unchanged", 4)
-	mk("p2/c2") // p2 was a leaf: its link count now says it has a child
-	check("child added to a leaf", 5)
+	check("first walk", 4, 4, 2)                                         // root, p1
+	check("unchanged", 4, 0, 2)                                          // cgroupfs notifies kpod of nothing it did itself
+	write(t, filepath.Join(root, "p1", "cgroup.max.descendants"), "max") // a file written: no event asked for
+	check("a file written", 4, 0, 2)
+	mk("p2/c2")                             // p2 was a leaf: its link count now says it has a child
+	check("child added to a leaf", 5, 2, 3) // p2, c2 (new) | root, p1, p2
 	rm("p1/c1")
-	mk("p1/c1") // same path, another cgroup (another inode)
-	check("removed and created again", 5)
+	mk("p1/c1")                                 // same path, another cgroup (another inode)
+	check("removed and created again", 5, 2, 3) // p1, the new c1
 	mk("p1/c1/n1")
-	check("nested below the new one", 6)
+	check("nested below the new one", 6, 2, 4) // c1, n1 | root, p1, p2, c1
 	rm("p2/c2", "p2", "p1/c1/n1")
-	check("removed", 3)
+	check("removed", 3, 2, 2) // root, c1 | root, p1
 }
 
 // reference lists the tree with a fresh stat of every directory, as Walk reports it.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -20,7 +21,7 @@ type Dir struct {
 // Walk lists every directory of the tree rooted at root, parents before children; the
 // directories are opened for this walk only (Walker keeps them open between walks).
 func Walk(root string) ([]Dir, error) {
-	var w Walker
+	w := Walker{noWatch: true}
 	defer w.Close()
 	return w.Walk(root)
 }
@@ -37,21 +38,43 @@ func Walk(root string) ([]Dir, error) {
 // afresh), and closed after the first walk that does not reach it: an open descriptor keeps
 // a removed cgroup's memory until then.
 //
+// Each kept directory also has an inotify watch for subdirectories created, removed or moved
+// in it (mkdir and rmdir of a cgroup are VFS calls, which notify; kernfs's own notifications
+// are modifications of files, not asked for). A directory with no such event since its last
+// listing is not listed again: its last listing is reused without a system call, so a walk
+// of an unchanged tree costs one read of the inotify descriptor. The watch is added before
+// the listing it vouches for, through /proc/self/fd/<kept descriptor> (exactly the directory
+// listed, whatever its path means by then). Where a watch cannot be had (no inotify, its
+// limits reached, no /proc) the directory is listed at every walk as before; an overflowed
+// event queue makes every directory be listed again.
+//
 // A directory that disappears during the walk (a pod being torn down) is skipped; any other
 // error aborts the walk, because a partial list would make live cgroups look dead.
 type Walker struct {
-	mu     sync.Mutex
-	kept   map[string]*walkDir // by path
-	buf    []byte
-	byLink bool // the tree is a cgroup file system: see subdirs
+	mu      sync.Mutex
+	kept    map[string]*walkDir // by path
+	buf     []byte
+	byLink  bool // the tree is a cgroup file system: see subdirs
+	noWatch bool // no inotify watches (a walk of its own; tests of listing)
+	started bool // inotify tried (at the first walk)
+	inotify int  // inotify descriptor, -1 for none
+	byWD    map[int32]*walkDir
+	listed  int // listings made (getdents from the start), for tests
 }
 
 type walkDir struct {
-	fd   int
-	ino  uint64
-	seen bool // reached by the current walk
-	once bool // not kept (past keptMax): closed after this listing
+	fd    int
+	ino   uint64
+	seen  bool  // reached by the current walk
+	once  bool  // not kept (past keptMax): closed after this listing
+	wd    int32 // inotify watch, 0 for none
+	fresh bool  // subs is the listing and no event came since (watched directories only)
+	subs  []Dir
 }
+
+// inotifyMask: what changes a directory's subdirectories, and a watch's end.
+const inotifyMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
+	unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
 
 // Walk lists every directory of the tree rooted at root, parents before children.
 func (w *Walker) Walk(root string) ([]Dir, error) {
@@ -60,6 +83,7 @@ func (w *Walker) Walk(root string) ([]Dir, error) {
 	if w.kept == nil {
 		w.kept, w.buf = map[string]*walkDir{}, make([]byte, 64<<10)
 	}
+	w.events()
 	rootID, err := Inode(root)
 	if err != nil {
 		return nil, err
@@ -91,8 +115,7 @@ func (w *Walker) Walk(root string) ([]Dir, error) {
 	err = walk(root, "", rootID)
 	for path, d := range w.kept {
 		if !d.seen || err != nil {
-			closeKept(d.fd)
-			delete(w.kept, path)
+			w.drop(path, d)
 		}
 		d.seen = false
 	}
@@ -102,14 +125,15 @@ func (w *Walker) Walk(root string) ([]Dir, error) {
 	return out, nil
 }
 
-// Close closes the directories kept open.
+// Close closes the directories kept open and the inotify descriptor.
 func (w *Walker) Close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for path, d := range w.kept {
-		closeKept(d.fd)
-		delete(w.kept, path)
+		w.drop(path, d)
 	}
+	w.stopWatching()
+	w.started = false
 }
 
 // Kept is the number of directories kept open (for tests).
@@ -117,6 +141,104 @@ func (w *Walker) Kept() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.kept)
+}
+
+// Listed is the number of directory listings made so far (for tests).
+func (w *Walker) Listed() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.listed
+}
+
+// events reads the inotify events that came since the last walk: each marks its directory
+// to be listed again. It starts inotify at the first walk.
+func (w *Walker) events() {
+	if !w.started {
+		w.started, w.inotify = true, -1
+		if !w.noWatch {
+			if fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC); err == nil {
+				w.inotify, w.byWD = fd, map[int32]*walkDir{}
+			}
+		}
+	}
+	for w.inotify >= 0 {
+		n, err := unix.Read(w.inotify, w.buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return
+		}
+		if err != nil || n < unix.SizeofInotifyEvent {
+			w.stopWatching() // cannot tell what changed: list everything, now and after
+			return
+		}
+		w.handle(w.buf[:n])
+	}
+}
+
+// handle marks the directories of the events in buf (whole inotify records) to be listed again.
+func (w *Walker) handle(buf []byte) {
+	for off := 0; off+unix.SizeofInotifyEvent <= len(buf); {
+		e := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+		off += unix.SizeofInotifyEvent + int(e.Len)
+		if e.Mask&unix.IN_Q_OVERFLOW != 0 { // events were lost: any directory may have changed
+			for _, d := range w.byWD {
+				d.fresh = false
+			}
+			continue
+		}
+		d := w.byWD[e.Wd]
+		if d == nil {
+			continue // a watch removed since
+		}
+		d.fresh = false
+		if e.Mask&unix.IN_IGNORED != 0 { // the directory is gone
+			delete(w.byWD, e.Wd)
+			d.wd = 0
+		}
+	}
+}
+
+// stopWatching closes the inotify descriptor: every directory is listed at every walk.
+func (w *Walker) stopWatching() {
+	if w.started && w.inotify >= 0 {
+		unix.Close(w.inotify)
+	}
+	w.inotify = -1
+	for wd, d := range w.byWD {
+		d.wd, d.fresh = 0, false
+		delete(w.byWD, wd)
+	}
+}
+
+// watch adds a watch to a kept directory that has none; false if it cannot have one.
+func (w *Walker) watch(d *walkDir) bool {
+	if d.wd != 0 {
+		return true
+	}
+	if w.inotify < 0 || d.once {
+		return false
+	}
+	wd, err := unix.InotifyAddWatch(w.inotify, "/proc/self/fd/"+strconv.Itoa(d.fd), inotifyMask)
+	if err != nil {
+		return false
+	}
+	d.wd = int32(wd)
+	w.byWD[d.wd] = d
+	return true
+}
+
+// drop closes a kept directory and removes its watch, unless another kept path holds the
+// same directory (renamed: inotify gives a second watch of an inode the first one's number).
+func (w *Walker) drop(path string, d *walkDir) {
+	if d.wd != 0 && w.byWD[d.wd] == d {
+		_, _ = unix.InotifyRmWatch(w.inotify, uint32(d.wd)) // EINVAL if the kernel removed it
+		delete(w.byWD, d.wd)
+	}
+	d.wd = 0
+	closeKept(d.fd)
+	delete(w.kept, path)
 }
 
 // open returns dir's kept descriptor, or opens it if none is kept for the inode its parent
@@ -128,8 +250,7 @@ func (w *Walker) open(dir string, ino uint64) (*walkDir, uint64, error) {
 			d.seen = true
 			return d, st.Nlink, nil
 		}
-		closeKept(d.fd)
-		delete(w.kept, dir)
+		w.drop(dir, d)
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -149,16 +270,20 @@ func (w *Walker) open(dir string, ino uint64) (*walkDir, uint64, error) {
 // forget closes a kept directory that could not be listed.
 func (w *Walker) forget(dir string, d *walkDir) {
 	if !d.once {
-		closeKept(d.fd)
-		delete(w.kept, dir)
+		w.drop(dir, d)
 	}
 }
 
-// subdirs lists the subdirectories of dir (name in Rel, inode in ID). On a cgroup file system
+// subdirs lists the subdirectories of dir (name in Rel, inode in ID). A watched directory
+// with no event since its last listing is that listing. Otherwise, on a cgroup file system
 // a directory's link count is two plus its subdirectories (kernfs sets it at every stat), so
-// a directory with two links is a leaf (most containers' cgroups) and is not listed: an fstat
-// of the kept descriptor instead of a getdents of all its files.
+// an unwatched directory with two links is a leaf (most containers' cgroups) and is not
+// listed: an fstat of the kept descriptor instead of a getdents of all its files.
 func (w *Walker) subdirs(dir string, ino uint64) ([]Dir, error) {
+	if d := w.kept[dir]; d != nil && d.fresh && d.ino == ino {
+		d.seen = true
+		return d.subs, nil
+	}
 	d, links, err := w.open(dir, ino)
 	if err != nil {
 		return nil, err
@@ -166,13 +291,15 @@ func (w *Walker) subdirs(dir string, ino uint64) ([]Dir, error) {
 	if d.once {
 		defer unix.Close(d.fd)
 	}
-	if w.byLink && links == 2 {
+	watched := w.watch(d) // before the listing: a change after it is an event
+	if w.byLink && links == 2 && !watched {
 		return nil, nil
 	}
 	if _, err := unix.Seek(d.fd, 0, io.SeekStart); err != nil {
 		w.forget(dir, d)
 		return nil, err
 	}
+	w.listed++
 	buf := w.buf
 	var out []Dir
 	for {
@@ -203,6 +330,9 @@ func (w *Walker) subdirs(dir string, ino uint64) ([]Dir, error) {
 		// when the thread has a signal pending (filldir64), and the Go runtime preempts
 		// goroutines with SIGURG. Trusting a short listing lost pods from a scan now and then.
 		if n <= 0 {
+			if watched {
+				d.subs, d.fresh = out, true
+			}
 			return out, nil
 		}
 	}

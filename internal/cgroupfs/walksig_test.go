@@ -35,7 +35,7 @@ func TestWalkWholeUnderSignals(t *testing.T) {
 		}
 	})
 	defer func() { close(stop); wg.Wait() }()
-	var w Walker
+	w := Walker{noWatch: true} // a watched directory with no change is not listed again
 	defer w.Close()
 	short := 0
 	for range 300 {
