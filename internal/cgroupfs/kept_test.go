@@ -20,9 +20,9 @@ func openFDs(t *testing.T) int {
 	return len(ents)
 }
 
-// TestWalkerKeepsAtMost: past the limit of kept descriptors a Walker opens the other
-// directories for one listing only: the walk is complete, exactly the limit stays open,
-// and Close gives every place back.
+// TestWalkerKeepsAtMost: past the limit of kept descriptors a Walker without watches opens
+// the other directories for one listing only: the walk is complete, exactly the limit stays
+// open, and Close gives every place back.
 func TestWalkerKeepsAtMost(t *testing.T) {
 	root := t.TempDir()
 	for _, rel := range []string{"a/b/c", "d/e", "f"} {
@@ -39,15 +39,14 @@ func TestWalkerKeepsAtMost(t *testing.T) {
 	keptMax = func() int64 { return limit }
 	defer func() { keptMax = saved }()
 	before, count := openFDs(t), keptCount.Load()
-	var w Walker
+	w := Walker{noWatch: true}
 	for i := range 2 {
 		got, err := w.Walk(root)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("walk %d with a limit of 3 kept: %v, %v; want %v", i, got, err, want)
 		}
-		// and the walker's inotify descriptor, not a kept one
-		if w.Kept() != 3 || openFDs(t)-before != 3+1 || keptCount.Load()-count != 3 || w.inotify < 0 {
-			t.Fatalf("walk %d: %d kept, %d more descriptors open (inotify %d), %d more counted; want 3 each and inotify", i, w.Kept(), openFDs(t)-before, w.inotify, keptCount.Load()-count)
+		if w.Kept() != 3 || openFDs(t)-before != 3 || keptCount.Load()-count != 3 {
+			t.Fatalf("walk %d: %d kept, %d more descriptors open, %d more counted; want 3 each", i, w.Kept(), openFDs(t)-before, keptCount.Load()-count)
 		}
 	}
 	w.Close()
@@ -67,6 +66,7 @@ func TestWalkerWatches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	fds, count := openFDs(t), keptCount.Load()
 	var w Walker
 	defer w.Close()
 	step := func(name string, wantListed int) {
@@ -82,6 +82,10 @@ func TestWalkerWatches(t *testing.T) {
 		}
 		if n := w.Listed() - before; n != wantListed {
 			t.Fatalf("%s: %d directories listed, want %d", name, n, wantListed)
+		}
+		// watched directories keep no descriptor: the walker holds its inotify descriptor
+		if w.inotify >= 0 && (w.Kept() != 0 || openFDs(t)-fds != 1 || keptCount.Load() != count) {
+			t.Fatalf("%s: %d kept, %d more descriptors open, %d more counted; want 0, 1 (inotify), 0", name, w.Kept(), openFDs(t)-fds, keptCount.Load()-count)
 		}
 	}
 	mk := func(rel string) {
@@ -127,8 +131,8 @@ func TestWalkerWatches(t *testing.T) {
 	step("inotify failed", 4)
 	mk("d/e2/h")
 	step("unwatched", 5)
-	if w.inotify != -1 || len(w.byWD) != 0 {
-		t.Fatalf("after the failure: inotify %d, %d watches; want -1, 0", w.inotify, len(w.byWD))
+	if w.inotify != -1 || len(w.byWD) != 0 || w.Kept() != 5 {
+		t.Fatalf("after the failure: inotify %d, %d watches, %d kept; want -1, 0, 5", w.inotify, len(w.byWD), w.Kept())
 	}
 }
 

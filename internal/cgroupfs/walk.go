@@ -19,7 +19,7 @@ type Dir struct {
 }
 
 // Walk lists every directory of the tree rooted at root, parents before children; the
-// directories are opened for this walk only (Walker keeps them open between walks).
+// directories are opened for this walk only (a Walker remembers them between walks).
 func Walk(root string) ([]Dir, error) {
 	w := Walker{noWatch: true}
 	defer w.Close()
@@ -29,30 +29,33 @@ func Walk(root string) ([]Dir, error) {
 // Walker walks a tree again and again (the scanner, every collection).
 //
 // It reads directories with getdents and takes each subdirectory's inode from its directory
-// entry, without a stat per directory: a cgroup directory holds dozens of files. It keeps
-// every directory open between walks and lists it again from the start (lseek, getdents): an
-// open walks the directory's whole path, the costliest part of listing a kubelet-deep cgroup
-// (measured here, 200 cgroups at kubepods/besteffort/pod<uid>/<id>: open, getdents twice and
-// close 12.4 µs; lseek and getdents 4.0 µs). A kept directory is used only while its parent
-// lists it with the inode it had when opened (a path removed and created again is opened
-// afresh), and closed after the first walk that does not reach it: an open descriptor keeps
-// a removed cgroup's memory until then.
+// entry, without a stat per directory: a cgroup directory holds dozens of files.
 //
-// Each kept directory also has an inotify watch for subdirectories created, removed or moved
-// in it (mkdir and rmdir of a cgroup are VFS calls, which notify; kernfs's own notifications
-// are modifications of files, not asked for). A directory with no such event since its last
+// Each directory has an inotify watch for subdirectories created, removed or moved in it
+// (mkdir and rmdir of a cgroup are VFS calls, which notify; kernfs's own notifications are
+// modifications of files, not asked for). A directory with no such event since its last
 // listing is not listed again: its last listing is reused without a system call, so a walk
-// of an unchanged tree costs one read of the inotify descriptor. The watch is added before
-// the listing it vouches for, through /proc/self/fd/<kept descriptor> (exactly the directory
-// listed, whatever its path means by then). Where a watch cannot be had (no inotify, its
-// limits reached, no /proc) the directory is listed at every walk as before; an overflowed
-// event queue makes every directory be listed again.
+// of an unchanged tree costs one read of the inotify descriptor, and a watched directory
+// needs no descriptor between walks (it is opened again to be listed after a change). The
+// watch is added through /proc/self/fd/<descriptor> before the listing it vouches for, so it
+// is on exactly the directory listed. An overflowed event queue makes every directory be
+// listed again.
 //
-// A directory that disappears during the walk (a pod being torn down) is skipped; any other
-// error aborts the walk, because a partial list would make live cgroups look dead.
+// Where a watch cannot be had (no inotify, its limits reached, no /proc) the directory is
+// kept open between walks and listed again from the start at every walk (lseek, getdents):
+// an open walks the directory's whole path, the costliest part of listing a kubelet-deep
+// cgroup (measured here, 200 cgroups at kubepods/besteffort/pod<uid>/<id>: open, getdents
+// twice and close 12.4 µs; lseek and getdents 4.0 µs). Past keptMax it is opened for each
+// listing.
+//
+// What is remembered of a directory is used only while its parent lists it with the inode it
+// had when opened (a path removed and created again is opened afresh), and forgotten after
+// the first walk that does not reach it (a kept descriptor of a removed cgroup is closed
+// then). A directory that disappears during the walk (a pod being torn down) is skipped;
+// any other error aborts the walk, because a partial list would make live cgroups look dead.
 type Walker struct {
 	mu      sync.Mutex
-	kept    map[string]*walkDir // by path
+	dirs    map[string]*walkDir // by path
 	buf     []byte
 	byLink  bool // the tree is a cgroup file system: see subdirs
 	noWatch bool // no inotify watches (a walk of its own; tests of listing)
@@ -63,10 +66,9 @@ type Walker struct {
 }
 
 type walkDir struct {
-	fd    int
+	fd    int // kept descriptor (unwatched directories), -1 for none
 	ino   uint64
 	seen  bool  // reached by the current walk
-	once  bool  // not kept (past keptMax): closed after this listing
 	wd    int32 // inotify watch, 0 for none
 	fresh bool  // subs is the listing and no event came since (watched directories only)
 	subs  []Dir
@@ -80,8 +82,8 @@ const inotifyMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.
 func (w *Walker) Walk(root string) ([]Dir, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.kept == nil {
-		w.kept, w.buf = map[string]*walkDir{}, make([]byte, 64<<10)
+	if w.dirs == nil {
+		w.dirs, w.buf = map[string]*walkDir{}, make([]byte, 64<<10)
 	}
 	w.events()
 	rootID, err := Inode(root)
@@ -113,7 +115,7 @@ func (w *Walker) Walk(root string) ([]Dir, error) {
 		return nil
 	}
 	err = walk(root, "", rootID)
-	for path, d := range w.kept {
+	for path, d := range w.dirs {
 		if !d.seen || err != nil {
 			w.drop(path, d)
 		}
@@ -129,7 +131,7 @@ func (w *Walker) Walk(root string) ([]Dir, error) {
 func (w *Walker) Close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for path, d := range w.kept {
+	for path, d := range w.dirs {
 		w.drop(path, d)
 	}
 	w.stopWatching()
@@ -140,7 +142,13 @@ func (w *Walker) Close() {
 func (w *Walker) Kept() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.kept)
+	n := 0
+	for _, d := range w.dirs {
+		if d.fd >= 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // Listed is the number of directory listings made so far (for tests).
@@ -212,15 +220,16 @@ func (w *Walker) stopWatching() {
 	}
 }
 
-// watch adds a watch to a kept directory that has none; false if it cannot have one.
-func (w *Walker) watch(d *walkDir) bool {
+// watch adds a watch to a directory that has none, through its open descriptor fd; false if
+// it cannot have one.
+func (w *Walker) watch(d *walkDir, fd int) bool {
 	if d.wd != 0 {
 		return true
 	}
-	if w.inotify < 0 || d.once {
+	if w.inotify < 0 {
 		return false
 	}
-	wd, err := unix.InotifyAddWatch(w.inotify, "/proc/self/fd/"+strconv.Itoa(d.fd), inotifyMask)
+	wd, err := unix.InotifyAddWatch(w.inotify, "/proc/self/fd/"+strconv.Itoa(fd), inotifyMask)
 	if err != nil {
 		return false
 	}
@@ -229,49 +238,51 @@ func (w *Walker) watch(d *walkDir) bool {
 	return true
 }
 
-// drop closes a kept directory and removes its watch, unless another kept path holds the
-// same directory (renamed: inotify gives a second watch of an inode the first one's number).
+// drop forgets a directory: its watch, unless another path holds the same directory
+// (renamed: inotify gives a second watch of an inode the first one's number), and its kept
+// descriptor.
 func (w *Walker) drop(path string, d *walkDir) {
 	if d.wd != 0 && w.byWD[d.wd] == d {
 		_, _ = unix.InotifyRmWatch(w.inotify, uint32(d.wd)) // EINVAL if the kernel removed it
 		delete(w.byWD, d.wd)
 	}
 	d.wd = 0
-	closeKept(d.fd)
-	delete(w.kept, path)
+	if d.fd >= 0 {
+		closeKept(d.fd)
+		d.fd = -1
+	}
+	delete(w.dirs, path)
 }
 
-// open returns dir's kept descriptor, or opens it if none is kept for the inode its parent
-// listed, and the directory's link count.
-func (w *Walker) open(dir string, ino uint64) (*walkDir, uint64, error) {
+// open returns what is remembered of dir (created on first sight), a descriptor to list it
+// (its kept one, or dir opened now: kept if the caller is to keep it) and its link count.
+func (w *Walker) open(dir string, ino uint64) (*walkDir, int, uint64, error) {
 	var st unix.Stat_t
-	if d := w.kept[dir]; d != nil {
-		if err := unix.Fstat(d.fd, &st); d.ino == ino && err == nil {
-			d.seen = true
-			return d, st.Nlink, nil
+	d := w.dirs[dir]
+	if d != nil && d.fd >= 0 {
+		if err := unix.Fstat(d.fd, &st); err == nil {
+			return d, d.fd, st.Nlink, nil
 		}
 		w.drop(dir, d)
+		d = nil
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, 0, err
+		return nil, -1, 0, err
 	}
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return nil, 0, err
+		return nil, -1, 0, err
 	}
-	d := &walkDir{fd: fd, ino: st.Ino, seen: true, once: !reserveKept()}
-	if !d.once {
-		w.kept[dir] = d
-	}
-	return d, st.Nlink, nil
-}
-
-// forget closes a kept directory that could not be listed.
-func (w *Walker) forget(dir string, d *walkDir) {
-	if !d.once {
+	if d != nil && d.ino != st.Ino { // another directory at the path since the parent's listing
 		w.drop(dir, d)
+		d = nil
 	}
+	if d == nil {
+		d = &walkDir{fd: -1, ino: st.Ino}
+		w.dirs[dir] = d
+	}
+	return d, fd, st.Nlink, nil
 }
 
 // subdirs lists the subdirectories of dir (name in Rel, inode in ID). A watched directory
@@ -280,32 +291,46 @@ func (w *Walker) forget(dir string, d *walkDir) {
 // an unwatched directory with two links is a leaf (most containers' cgroups) and is not
 // listed: an fstat of the kept descriptor instead of a getdents of all its files.
 func (w *Walker) subdirs(dir string, ino uint64) ([]Dir, error) {
-	if d := w.kept[dir]; d != nil && d.fresh && d.ino == ino {
+	if d := w.dirs[dir]; d != nil && d.ino != ino {
+		w.drop(dir, d) // removed and created again: the parent lists another inode
+	} else if d != nil && d.fresh {
 		d.seen = true
 		return d.subs, nil
 	}
-	d, links, err := w.open(dir, ino)
+	d, fd, links, err := w.open(dir, ino)
 	if err != nil {
 		return nil, err
 	}
-	if d.once {
-		defer unix.Close(d.fd)
+	d.seen = true
+	watched := w.watch(d, fd) // before the listing: a change after it is an event
+	if fd != d.fd {           // opened for this listing
+		if !watched && reserveKept() {
+			d.fd = fd
+		} else {
+			defer unix.Close(fd)
+		}
+	} else if watched { // kept before it could be watched
+		defer func() {
+			if d.fd >= 0 {
+				closeKept(d.fd)
+				d.fd = -1
+			}
+		}()
 	}
-	watched := w.watch(d) // before the listing: a change after it is an event
 	if w.byLink && links == 2 && !watched {
 		return nil, nil
 	}
-	if _, err := unix.Seek(d.fd, 0, io.SeekStart); err != nil {
-		w.forget(dir, d)
+	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
+		w.drop(dir, d)
 		return nil, err
 	}
 	w.listed++
 	buf := w.buf
 	var out []Dir
 	for {
-		n, err := unix.Getdents(d.fd, buf)
+		n, err := unix.Getdents(fd, buf)
 		if err != nil {
-			w.forget(dir, d)
+			w.drop(dir, d)
 			return nil, err
 		}
 		for off := 0; off < n; {
@@ -320,7 +345,7 @@ func (w *Walker) subdirs(dir string, ino uint64) ([]Dir, error) {
 			}
 			if e.Type == unix.DT_UNKNOWN { // filesystems without d_type (not cgroupfs)
 				var st unix.Stat_t
-				if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 					continue
 				}
 			}

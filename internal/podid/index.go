@@ -66,7 +66,7 @@ type Scanner struct {
 	ProcRoot string
 	sandbox  map[uint64]bool
 	born     map[uint64]time.Time // creation time per cgroup id, stat'ed once
-	walker   cgroupfs.Walker      // the tree's directories, kept open between scans
+	walker   cgroupfs.Walker      // the tree's directories, watched (or kept open) between scans
 }
 
 // NewScanner returns a Scanner for the cgroup2 tree at v2Root.
