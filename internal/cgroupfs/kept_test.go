@@ -165,3 +165,40 @@ func TestWalkerCloseUnstarted(t *testing.T) {
 		t.Fatalf("descriptor 0 after Close of an unstarted Walker: %v", err)
 	}
 }
+
+// TestWalkerNoWatchAdded: where no watch can be added (here: no /proc/self/fd), every
+// directory is kept open and listed at every walk, exactly, and the watch is not tried again.
+func TestWalkerNoWatchAdded(t *testing.T) {
+	root := t.TempDir()
+	for _, rel := range []string{"a/b", "c"} {
+		if err := os.MkdirAll(filepath.Join(root, rel), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saved := procSelfFD
+	procSelfFD = filepath.Join(root, "no-proc") + "/"
+	defer func() { procSelfFD = saved }()
+	var w Walker
+	defer w.Close()
+	for i, mk := range []string{"", "a/d", ""} {
+		if mk != "" {
+			if err := os.Mkdir(filepath.Join(root, mk), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := w.Listed()
+		got, err := w.Walk(root)
+		want, err2 := Walk(root)
+		if err != nil || err2 != nil || !reflect.DeepEqual(sorted(got), sorted(want)) {
+			t.Fatalf("walk %d: %v (%v); a fresh walk %v (%v)", i, got, err, want, err2)
+		}
+		if n := w.Listed() - before; n != len(want) || w.Kept() != len(want) || w.inotify < 0 || len(w.byWD) != 0 {
+			t.Fatalf("walk %d: %d listed, %d kept, inotify %d, %d watches; want %d, %d, open, 0", i, n, w.Kept(), w.inotify, len(w.byWD), len(want), len(want))
+		}
+		for p, d := range w.dirs {
+			if !d.nowd {
+				t.Fatalf("walk %d: %s not marked as unwatchable", i, p)
+			}
+		}
+	}
+}

@@ -72,7 +72,11 @@ type walkDir struct {
 	wd    int32 // inotify watch, 0 for none
 	fresh bool  // subs is the listing and no event came since (watched directories only)
 	subs  []Dir
+	nowd  bool // a watch could not be added: not tried again for this directory
 }
+
+// procSelfFD names a descriptor of this process (a variable for tests).
+var procSelfFD = "/proc/self/fd/"
 
 // inotifyMask: what changes a directory's subdirectories, and a watch's end.
 const inotifyMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
@@ -226,11 +230,12 @@ func (w *Walker) watch(d *walkDir, fd int) bool {
 	if d.wd != 0 {
 		return true
 	}
-	if w.inotify < 0 {
+	if w.inotify < 0 || d.nowd {
 		return false
 	}
-	wd, err := unix.InotifyAddWatch(w.inotify, "/proc/self/fd/"+strconv.Itoa(fd), inotifyMask)
+	wd, err := unix.InotifyAddWatch(w.inotify, procSelfFD+strconv.Itoa(fd), inotifyMask)
 	if err != nil {
+		d.nowd = true // ENOSPC (max_user_watches), no /proc: kept and listed at every walk
 		return false
 	}
 	d.wd = int32(wd)
@@ -256,7 +261,7 @@ func (w *Walker) drop(path string, d *walkDir) {
 
 // open returns what is remembered of dir (created on first sight), a descriptor to list it
 // (its kept one, or dir opened now: kept if the caller is to keep it) and its link count.
-func (w *Walker) open(dir string, ino uint64) (*walkDir, int, uint64, error) {
+func (w *Walker) open(dir string) (*walkDir, int, uint64, error) {
 	var st unix.Stat_t
 	d := w.dirs[dir]
 	if d != nil && d.fd >= 0 {
@@ -297,7 +302,7 @@ func (w *Walker) subdirs(dir string, ino uint64) ([]Dir, error) {
 		d.seen = true
 		return d.subs, nil
 	}
-	d, fd, links, err := w.open(dir, ino)
+	d, fd, links, err := w.open(dir)
 	if err != nil {
 		return nil, err
 	}
