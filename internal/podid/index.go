@@ -66,12 +66,13 @@ type Scanner struct {
 	ProcRoot string
 	sandbox  map[uint64]bool
 	born     map[uint64]time.Time // creation time per cgroup id, stat'ed once
+	parsed   map[uint64]parsed    // Parse of each live directory's path, by cgroup id
 	walker   cgroupfs.Walker      // the tree's directories, watched (or kept open) between scans
 }
 
 // NewScanner returns a Scanner for the cgroup2 tree at v2Root.
 func NewScanner(v2Root, procRoot string) *Scanner {
-	return &Scanner{V2Root: v2Root, ProcRoot: procRoot, sandbox: map[uint64]bool{}, born: map[uint64]time.Time{}}
+	return &Scanner{V2Root: v2Root, ProcRoot: procRoot, sandbox: map[uint64]bool{}, born: map[uint64]time.Time{}, parsed: map[uint64]parsed{}}
 }
 
 // Scan walks the tree once.
@@ -86,7 +87,7 @@ func (s *Scanner) Scan() (*Index, error) {
 	seen := map[uint64]bool{}
 	for _, d := range dirs {
 		idx.Live[d.ID] = true
-		info, ok := Parse(d.Rel)
+		info, ok := s.parse(d)
 		if !ok {
 			continue
 		}
@@ -127,6 +128,11 @@ func (s *Scanner) Scan() (*Index, error) {
 			delete(s.born, id)
 		}
 	}
+	for id := range s.parsed {
+		if !idx.Live[id] {
+			delete(s.parsed, id)
+		}
+	}
 	for _, p := range pods {
 		sort.Slice(p.Containers, func(i, j int) bool { return p.Containers[i].ID < p.Containers[j].ID })
 		idx.Pods = append(idx.Pods, p)
@@ -137,6 +143,26 @@ func (s *Scanner) Scan() (*Index, error) {
 
 // Close closes the directories the scans keep open.
 func (s *Scanner) Close() { s.walker.Close() }
+
+type parsed struct {
+	rel  string
+	info PathInfo
+	ok   bool
+}
+
+// parse is Parse(d.Rel), computed once per directory: a cgroup id names one directory for
+// its life, at one path (cgroup2 refuses rename; the path is compared all the same).
+func (s *Scanner) parse(d cgroupfs.Dir) (PathInfo, bool) {
+	if p, ok := s.parsed[d.ID]; ok && p.rel == d.Rel {
+		return p.info, p.ok
+	}
+	if s.parsed == nil {
+		s.parsed = map[uint64]parsed{}
+	}
+	info, ok := Parse(d.Rel)
+	s.parsed[d.ID] = parsed{rel: d.Rel, info: info, ok: ok}
+	return info, ok
+}
 
 // created returns when the cgroup's inode was created (its ctime: kernfs sets it when the
 // inode is first instantiated, right after the kubelet's mkdir). Stat'ed once per cgroup; a

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kpod-project/kpod/internal/cgroupfs"
 	"github.com/kpod-project/kpod/internal/cgroupfs/cgroupfstest"
 )
 
@@ -202,8 +203,36 @@ func TestScanFixtures(t *testing.T) {
 	for _, tc := range scanCases() {
 		t.Run(tc.layout, func(t *testing.T) {
 			root := filepath.Join(fixtures, tc.layout, tc.v2)
-			checkScan(t, NewScanner(root, procRoot), root, tc)
+			s := NewScanner(root, procRoot)
+			checkScan(t, s, root, tc)
+			idx := checkScan(t, s, root, tc) // again, from the paths parsed by the first scan
+			if len(s.parsed) != idx.Dirs {
+				t.Errorf("%d paths remembered parsed, %d directories in the tree", len(s.parsed), idx.Dirs)
+			}
 		})
+	}
+}
+
+// TestScannerParse: a directory's path is parsed once; the same id at another path is
+// parsed again; an id no longer in the tree is forgotten at the next scan.
+func TestScannerParse(t *testing.T) {
+	s := NewScanner(t.TempDir(), procRoot)
+	pod := "kubepods/besteffort/pod0a1b2c3d-0000-4000-8000-00000000000a"
+	info, ok := s.parse(cgroupfs.Dir{Rel: pod, ID: 7})
+	if !ok || info.PodRel != pod {
+		t.Fatalf("parse(%s) = %+v, %v", pod, info, ok)
+	}
+	if p := s.parsed[7]; p.rel != pod || !p.ok {
+		t.Fatalf("remembered %+v", p)
+	}
+	if info, ok := s.parse(cgroupfs.Dir{Rel: "system.slice", ID: 7}); ok || info.PodRel != "" {
+		t.Fatalf("id 7 at another path: %+v, %v; want not a pod", info, ok)
+	}
+	if _, err := s.Scan(); err != nil { // a tree of its root only: id 7 is not live
+		t.Fatal(err)
+	}
+	if _, ok := s.parsed[7]; ok || len(s.parsed) != 1 {
+		t.Fatalf("after a scan without id 7: %d remembered (%v); want the root only", len(s.parsed), s.parsed)
 	}
 }
 
