@@ -59,8 +59,7 @@ type Walker struct {
 	buf     []byte
 	byLink  bool // the tree is a cgroup file system: see subdirs
 	noWatch bool // no inotify watches (a walk of its own; tests of listing)
-	started bool // inotify tried (at the first walk)
-	inotify int  // inotify descriptor, -1 for none
+	inotify int  // inotify descriptor, -1 for none (set at the first walk: dirs != nil)
 	byWD    map[int32]*walkDir
 	listed  int // listings made (getdents from the start), for tests
 }
@@ -87,7 +86,12 @@ func (w *Walker) Walk(root string) ([]Dir, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.dirs == nil {
-		w.dirs, w.buf = map[string]*walkDir{}, make([]byte, 64<<10)
+		w.dirs, w.buf, w.inotify = map[string]*walkDir{}, make([]byte, 64<<10), -1
+		if !w.noWatch {
+			if fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC); err == nil {
+				w.inotify, w.byWD = fd, map[int32]*walkDir{}
+			}
+		}
 	}
 	w.events()
 	rootID, err := Inode(root)
@@ -139,7 +143,7 @@ func (w *Walker) Close() {
 		w.drop(path, d)
 	}
 	w.stopWatching()
-	w.started = false
+	w.dirs = nil // the next walk starts afresh
 }
 
 // Kept is the number of directories kept open (for tests).
@@ -163,16 +167,8 @@ func (w *Walker) Listed() int {
 }
 
 // events reads the inotify events that came since the last walk: each marks its directory
-// to be listed again. It starts inotify at the first walk.
+// to be listed again.
 func (w *Walker) events() {
-	if !w.started {
-		w.started, w.inotify = true, -1
-		if !w.noWatch {
-			if fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC); err == nil {
-				w.inotify, w.byWD = fd, map[int32]*walkDir{}
-			}
-		}
-	}
 	for w.inotify >= 0 {
 		n, err := unix.Read(w.inotify, w.buf)
 		if err == unix.EINTR {
@@ -214,7 +210,7 @@ func (w *Walker) handle(buf []byte) {
 
 // stopWatching closes the inotify descriptor: every directory is listed at every walk.
 func (w *Walker) stopWatching() {
-	if w.started && w.inotify >= 0 {
+	if w.dirs != nil && w.inotify >= 0 { // a Walker that never walked has no descriptor
 		unix.Close(w.inotify)
 	}
 	w.inotify = -1

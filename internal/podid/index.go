@@ -2,6 +2,7 @@ package podid
 
 import (
 	"bytes"
+	"maps"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -123,16 +124,8 @@ func (s *Scanner) Scan() (*Index, error) {
 			delete(s.sandbox, id)
 		}
 	}
-	for id := range s.born {
-		if !idx.Live[id] {
-			delete(s.born, id)
-		}
-	}
-	for id := range s.parsed {
-		if !idx.Live[id] {
-			delete(s.parsed, id)
-		}
-	}
+	maps.DeleteFunc(s.born, func(id uint64, _ time.Time) bool { return !idx.Live[id] })
+	maps.DeleteFunc(s.parsed, func(id uint64, _ parsed) bool { return !idx.Live[id] })
 	for _, p := range pods {
 		sort.Slice(p.Containers, func(i, j int) bool { return p.Containers[i].ID < p.Containers[j].ID })
 		idx.Pods = append(idx.Pods, p)
@@ -155,9 +148,6 @@ type parsed struct {
 func (s *Scanner) parse(d cgroupfs.Dir) (PathInfo, bool) {
 	if p, ok := s.parsed[d.ID]; ok && p.rel == d.Rel {
 		return p.info, p.ok
-	}
-	if s.parsed == nil {
-		s.parsed = map[uint64]parsed{}
 	}
 	info, ok := Parse(d.Rel)
 	s.parsed[d.ID] = parsed{rel: d.Rel, info: info, ok: ok}

@@ -201,8 +201,10 @@ func fdKind(target string) string {
 	if kind, _, ok := strings.Cut(target, ":["); ok && kind != "anon_inode" {
 		return kind
 	}
-	return regexp.MustCompile(`[0-9]+`).ReplaceAllString(target, "N")
+	return digits.ReplaceAllString(target, "N")
 }
+
+var digits = regexp.MustCompile(`[0-9]+`)
 
 // goroutineTrace counts the goroutines of a Go process started with
 // GODEBUG=schedtrace=<ms>,scheddetail=1: the runtime then writes, every <ms>, a "SCHED" line
