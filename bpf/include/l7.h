@@ -82,10 +82,9 @@ struct l7_conn {
 	__u32 head; /* the oldest request in flight */
 	__u32 tail; /* where the next one goes */
 	__u32 pad2;
-	/* HTTP/1.x client: a response read before the request that it answers was seen (below) */
-	__u64 early_ts;
-	__u16 early_status;
-	__u16 early_pad[3];
+	/* HTTP/1.x client: a response read before the request that it answers was seen, as
+	 * when << 3 | status class, one word exchanged atomically (l7_http.h); 0: none */
+	__u64 early;
 	struct l7_dir dir[2]; /* 0: data received, 1: data sent */
 	struct l7_pending p[L7_PENDING];
 };

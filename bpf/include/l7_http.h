@@ -104,21 +104,43 @@ static __always_inline int l7_http_detect(struct l7_ctx *c, struct l7_dir *d, bo
 
 /* A client that writes a request on one thread and reads the response on another (Go's
  * net/http) can have the response's read end, and be seen, before the write of its request
- * ends. Such a response is kept (early_ts) instead of being counted as unanswered; the next
- * request written pairs with it if its write began before the response was read, and the
- * kept response was unanswered otherwise. */
-static __always_inline bool l7_http_early(struct l7_ctx *c, struct l7_conn *conn, __u16 method)
+ * ends. Such a response is kept in conn->early instead of being counted as unanswered; the
+ * request written next pairs with it if its write began before the response was read, and the
+ * kept response was unanswered otherwise.
+ *
+ * The two exits run at the same time on two CPUs, and each side publishes before it looks at
+ * the other's: the request is pushed and then takes the kept response (exchange), the response
+ * is kept (exchange) and then looks for a request pushed meanwhile, which it answers if it can
+ * take itself back. The exchanges are fully ordered, so at least one side sees the other and
+ * exactly one takes the response: a request and its response are never both left waiting for
+ * each other (a look and then a store on each side did that: one request of 30 in
+ * TestRealTopologyServiceBackends on 6.1, an unanswered response and a request left in flight). */
+static __always_inline void l7_http_request_done(struct l7_ctx *c, struct l7_conn *conn, __u16 method)
 {
-	if (!conn->early_ts)
-		return false;
-	__u64 at = conn->early_ts;
-	conn->early_ts = 0;
-	if (at >= c->start && l7_n(conn) == 0) {
-		l7_done(c, conn, method, conn->early_status, at - c->start);
-		return true;
+	bool alone = l7_n(conn) == 0;
+	l7_push(c, conn, method, 0);
+	__u64 e = __sync_lock_test_and_set(&conn->early, 0);
+	if (!e)
+		return;
+	__u64 at = e >> 3;
+	if (alone && at >= c->start) {
+		l7_drop(conn); /* the request just pushed: its response is the kept one */
+		l7_done(c, conn, method, e & 7, at - c->start);
+		return;
 	}
 	l7_lost(c, conn, L7_LOST_NOREQ);
-	return false;
+}
+
+/* A client's response with no request in flight: kept for a request whose write has not ended
+ * yet (above); returns true if it was kept, false if a request came meanwhile and it is to be
+ * counted as its answer. */
+static __always_inline bool l7_http_keep_early(struct l7_ctx *c, struct l7_conn *conn, __u16 class)
+{
+	if (__sync_lock_test_and_set(&conn->early, c->ts << 3 | class))
+		l7_lost(c, conn, L7_LOST_NOREQ); /* an earlier kept response that no request took */
+	if (l7_n(conn) == 0)
+		return true;
+	return __sync_lock_test_and_set(&conn->early, 0) == 0; /* 0: the request took it */
 }
 
 static __always_inline int l7_http(struct l7_ctx *c, struct l7_conn *conn)
@@ -128,8 +150,8 @@ static __always_inline int l7_http(struct l7_ctx *c, struct l7_conn *conn)
 		__u16 m = 0;
 		int r = l7_http_request(c, d, &m);
 		l7_http_keep(c, d, r);
-		if (r == L7_YES && !l7_http_early(c, conn, m))
-			l7_push(c, conn, m, 0);
+		if (r == L7_YES)
+			l7_http_request_done(c, conn, m);
 		return 0;
 	}
 	int s = 0;
@@ -139,13 +161,8 @@ static __always_inline int l7_http(struct l7_ctx *c, struct l7_conn *conn)
 		return 0;
 	if (s == 101) /* switched to another protocol: HTTP/2 (h2c) is followed, others not */
 		return l7_h2_upgrade(c, conn);
-	if (l7_n(conn) == 0 && conn->role == L7_CLIENT) { /* maybe its request's call has not ended yet */
-		if (conn->early_ts)
-			l7_lost(c, conn, L7_LOST_NOREQ);
-		conn->early_ts = c->ts;
-		conn->early_status = s / 100;
-		return 0;
-	}
+	if (l7_n(conn) == 0 && conn->role == L7_CLIENT && l7_http_keep_early(c, conn, s / 100))
+		return 0; /* maybe its request's call has not ended yet */
 	l7_pop(c, conn, s / 100);
 	return 0;
 }

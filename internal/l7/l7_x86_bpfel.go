@@ -27,17 +27,15 @@ type L7L7Args struct {
 }
 
 type L7L7Conn struct {
-	_           structs.HostLayout
-	Proto       uint8
-	Role        uint8
-	Pad         uint16
-	Head        uint32
-	Tail        uint32
-	Pad2        uint32
-	EarlyTs     uint64
-	EarlyStatus uint16
-	EarlyPad    [3]uint16
-	Dir         [2]struct {
+	_     structs.HostLayout
+	Proto uint8
+	Role  uint8
+	Pad   uint16
+	Head  uint32
+	Tail  uint32
+	Pad2  uint32
+	Early uint64
+	Dir   [2]struct {
 		_     structs.HostLayout
 		Skip  uint64
 		Num   int64

@@ -14,7 +14,8 @@ import (
 
 func init() {
 	commands["http-server"] = httpServer
-	commands["http-client"] = httpClient
+	commands["http-client"] = func(args []string) error { return httpClient(args, false) }
+	commands["http-client-fresh"] = func(args []string) error { return httpClient(args, true) }
 }
 
 // httpServer ADDR: /ok answers 200, /missing 404, /fail 500, /slow 200 after 50 ms.
@@ -50,7 +51,8 @@ func httpServer(args []string) error {
 // httpClient URL N METHOD:PATH...: N requests of each METHOD:PATH over one keep-alive
 // connection, in turn; prints their counts and, per method, "time <method> <ns>": the sum of
 // the requests' durations as the client measured them (request written to body read).
-func httpClient(args []string) error {
+// http-client-fresh: the same, each request on a connection of its own.
+func httpClient(args []string, fresh bool) error {
 	if len(args) < 3 {
 		return errors.New("http-client URL N METHOD:PATH...")
 	}
@@ -58,7 +60,7 @@ func httpClient(args []string) error {
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableKeepAlives: fresh}}
 	var c counts
 	spent := map[string]time.Duration{}
 	for i := 0; i < n; i++ {
