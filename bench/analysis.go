@@ -55,9 +55,11 @@ func (a *analysis) Date() string    { return a.run.Start.Format("2006-01-02") }
 // counter ("counter on the hooks of <config>"), or else the matrix's config.
 func (a *analysis) view(group, config string) *configResult {
 	if g := a.run.group(group); g != nil {
-		for m, c := range g.CounterOf {
-			if c == config { // with the member's floor: its ×floor is the counter's
-				return g.counterView(m)
+		for m := range g.CounterOf {
+			for _, c := range g.counterViews(m) {
+				if c.Name == config { // with the member's floor: its ×floor is the counter's
+					return c
+				}
 			}
 		}
 		if r := g.view(config); r != nil {

@@ -268,8 +268,8 @@ func TestBench(t *testing.T) {
 			if e.floor != nil {
 				e.floor.close()
 			}
-			if e.counter != nil {
-				e.counter.close()
+			for _, c := range e.counters {
+				c.close()
 			}
 		}
 	})

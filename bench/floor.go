@@ -7,6 +7,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,46 +20,36 @@ import (
 // the BPF trampoline or perf-event path, the recursion guard, RCU), which no program on these
 // hooks can go below. A design that needs fewer hooks has a lower floor.
 //
-// The counter of a config goes one step up: on the same hooks, programs that do the least a
-// per-pod family does on an event — read the current task's cgroup id and add one to its
-// counter in a per-CPU hash. Its multiple of the floor is the best any per-pod design on
-// these hooks can reach on this machine: what reading a cgroup and a map costs here.
+// The counters of a config go one step up: on the same hooks, programs that do the least a
+// per-pod family does on an event, in two ways. The hash counter reads the current task's
+// cgroup id and adds one to its counter in a per-CPU hash (what kpod's families do). The
+// storage counter adds one, atomically, to a counter kept on the task's cgroup itself
+// (BPF_MAP_TYPE_CGRP_STORAGE, 6.2+): no id read and no hash, the counter found from the
+// cgroup's pointer. Their multiples of the floor say what the least per-pod work costs here.
 
-// floorProgram is `return 0` as a program of type t, or with counts the counter's body:
-// counts[current cgroup id]++ (created at 1 when missing). tp_btf programs are bound to
-// their tracepoint at load time.
-func floorProgram(t ebpf.ProgramType, btfTracepoint string, counts *ebpf.Map) (*ebpf.Program, error) {
+// counterKind says what a floor's programs do: nothing, or count per cgroup one way.
+type counterKind int
+
+const (
+	noCounter   counterKind = iota
+	hashCounter             // counts[current cgroup id]++ in a per-CPU hash
+	cgrpCounter             // the current task's cgroup's storage, atomically incremented
+)
+
+// floorProgram is `return 0` as a program of type t, or a counter's body (kind): hash:
+// counts[current cgroup id]++ (created at 1 when missing); cgrp: the storage of
+// current->cgroups->dfl_cgrp in counts, created at 0, atomically incremented. tp_btf programs
+// are bound to their tracepoint at load time.
+func floorProgram(t ebpf.ProgramType, btfTracepoint string, counts *ebpf.Map, kind counterKind) (*ebpf.Program, error) {
 	insns := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
-	if counts != nil {
-		key := func(r asm.Register, off int16) asm.Instructions {
-			return asm.Instructions{asm.Mov.Reg(r, asm.RFP), asm.Add.Imm(r, int32(off))}
+	switch kind {
+	case hashCounter:
+		insns = hashCounterInsns(counts)
+	case cgrpCounter:
+		var err error
+		if insns, err = cgrpCounterInsns(counts); err != nil {
+			return nil, err
 		}
-		insns = asm.Instructions{
-			asm.FnGetCurrentCgroupId.Call(),
-			asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
-			asm.LoadMapPtr(asm.R1, counts.FD()),
-		}
-		insns = append(insns, key(asm.R2, -8)...)
-		insns = append(insns,
-			asm.FnMapLookupElem.Call(),
-			asm.JEq.Imm(asm.R0, 0, "new"),
-			asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
-			asm.Add.Imm(asm.R1, 1),
-			asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
-			asm.Mov.Imm(asm.R0, 0),
-			asm.Return(),
-			asm.Mov.Imm(asm.R1, 1).WithSymbol("new"),
-			asm.StoreMem(asm.RFP, -16, asm.R1, asm.DWord),
-			asm.LoadMapPtr(asm.R1, counts.FD()),
-		)
-		insns = append(insns, key(asm.R2, -8)...)
-		insns = append(insns, key(asm.R3, -16)...)
-		insns = append(insns,
-			asm.Mov.Imm(asm.R4, int32(ebpf.UpdateNoExist)),
-			asm.FnMapUpdateElem.Call(),
-			asm.Mov.Imm(asm.R0, 0),
-			asm.Return(),
-		)
 	}
 	spec := &ebpf.ProgramSpec{
 		Name:         "kpod_floor",
@@ -74,13 +65,102 @@ func floorProgram(t ebpf.ProgramType, btfTracepoint string, counts *ebpf.Map) (*
 	return ebpf.NewProgram(spec)
 }
 
-// newFloor builds the floor of an adopted config (counter: its counter instead); its on and
-// off attach and detach the programs exactly as the config's own.
-func newFloor(name string, of *adopted, counter bool) (*adopted, error) {
+func hashCounterInsns(counts *ebpf.Map) asm.Instructions {
+	key := func(r asm.Register, off int16) asm.Instructions {
+		return asm.Instructions{asm.Mov.Reg(r, asm.RFP), asm.Add.Imm(r, int32(off))}
+	}
+	insns := asm.Instructions{
+		asm.FnGetCurrentCgroupId.Call(),
+		asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
+		asm.LoadMapPtr(asm.R1, counts.FD()),
+	}
+	insns = append(insns, key(asm.R2, -8)...)
+	insns = append(insns,
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "new"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+		asm.Mov.Imm(asm.R1, 1).WithSymbol("new"),
+		asm.StoreMem(asm.RFP, -16, asm.R1, asm.DWord),
+		asm.LoadMapPtr(asm.R1, counts.FD()),
+	)
+	insns = append(insns, key(asm.R2, -8)...)
+	insns = append(insns, key(asm.R3, -16)...)
+	return append(insns,
+		asm.Mov.Imm(asm.R4, int32(ebpf.UpdateNoExist)),
+		asm.FnMapUpdateElem.Call(),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+	)
+}
+
+// cgrpCounterInsns: the task's cgroup through BTF pointers (task_struct.cgroups, then
+// css_set.dfl_cgrp: offsets from the kernel's BTF; the verifier checks the loads against it).
+func cgrpCounterInsns(counts *ebpf.Map) (asm.Instructions, error) {
+	cgroups, err := kernelFieldOffset("task_struct", "cgroups")
+	if err != nil {
+		return nil, err
+	}
+	dfl, err := kernelFieldOffset("css_set", "dfl_cgrp")
+	if err != nil {
+		return nil, err
+	}
+	return asm.Instructions{
+		asm.FnGetCurrentTaskBtf.Call(),
+		asm.LoadMem(asm.R2, asm.R0, cgroups, asm.DWord),
+		asm.JEq.Imm(asm.R2, 0, "out"),
+		asm.LoadMem(asm.R2, asm.R2, dfl, asm.DWord),
+		asm.JEq.Imm(asm.R2, 0, "out"),
+		asm.LoadMapPtr(asm.R1, counts.FD()),
+		asm.Mov.Imm(asm.R3, 0),
+		asm.Mov.Imm(asm.R4, 1), // BPF_LOCAL_STORAGE_GET_F_CREATE
+		asm.FnCgrpStorageGet.Call(),
+		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+		asm.Return(),
+	}, nil
+}
+
+// kernelFieldOffset is the byte offset of a member of a kernel struct, from the kernel's BTF.
+func kernelFieldOffset(typ, member string) (int16, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return 0, err
+	}
+	var st *btf.Struct
+	if err := spec.TypeByName(typ, &st); err != nil {
+		return 0, fmt.Errorf("kernel BTF: struct %s: %w", typ, err)
+	}
+	for _, m := range st.Members {
+		if m.Name == member {
+			return int16(m.Offset.Bytes()), nil
+		}
+	}
+	return 0, fmt.Errorf("kernel BTF: struct %s has no member %s", typ, member)
+}
+
+// counterMap is the map a counter of kind counts in.
+func counterMap(kind counterKind) (*ebpf.Map, error) {
+	if kind == cgrpCounter {
+		return ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cgrp", Type: ebpf.CgroupStorage, KeySize: 4, ValueSize: 8,
+			Flags: unix.BPF_F_NO_PREALLOC, Key: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed},
+			Value: &btf.Int{Name: "unsigned long long", Size: 8}})
+	}
+	return ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cnt", Type: ebpf.PerCPUHash, KeySize: 8, ValueSize: 8,
+		MaxEntries: 10240, Flags: unix.BPF_F_NO_PREALLOC})
+}
+
+// newFloor builds the floor of an adopted config (or one of its counters instead); its on
+// and off attach and detach the programs exactly as the config's own.
+func newFloor(name string, of *adopted, kind counterKind) (*adopted, error) {
 	f := &adopted{Name: name, Hooks: append([]hookRef(nil), of.Hooks...), progs: map[uint32]*ebpf.Program{}, floor: true, windows: of.windows}
-	if counter {
-		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cnt", Type: ebpf.PerCPUHash, KeySize: 8, ValueSize: 8,
-			MaxEntries: 10240, Flags: unix.BPF_F_NO_PREALLOC})
+	if kind != noCounter {
+		m, err := counterMap(kind)
 		if err != nil {
 			return nil, fmt.Errorf("%s: counter map: %w", name, err)
 		}
@@ -96,7 +176,7 @@ func newFloor(name string, of *adopted, counter bool) (*adopted, error) {
 			f.close()
 			return nil, fmt.Errorf("%s: program %d of %s not adopted", name, h.ProgID, h.Tracepoint)
 		}
-		p, err := floorProgram(orig.Type(), h.Tracepoint, f.counts)
+		p, err := floorProgram(orig.Type(), h.Tracepoint, f.counts, kind)
 		if err != nil {
 			f.close()
 			return nil, fmt.Errorf("%s: %s program for %s: %w", name, orig.Type(), h.Tracepoint, err)

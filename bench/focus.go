@@ -21,8 +21,8 @@ type groupResult struct {
 	Grouped bool
 	Members []string          // the configs, in display order
 	FloorOf map[string]string // member → the name of its floor's samples
-	// member → the name of its counter's samples (floor.go: per-cgroup counters on its hooks)
-	CounterOf map[string]string `json:",omitempty"`
+	// member → the names of its counters' samples (floor.go: per-cgroup counters on its hooks)
+	CounterOf map[string][]string `json:",omitempty"`
 	Samples   blockSamples
 	Requests  int // redis requests per test
 	Error     string
@@ -41,18 +41,25 @@ func (g *groupResult) view(member string) *configResult {
 	return r
 }
 
-// counterView is a member's counter against "off", with the member's floor: its ×floor is
-// the best multiple of the floor a per-pod design on those hooks can reach.
-func (g *groupResult) counterView(member string) *configResult {
-	c := g.CounterOf[member]
-	if g == nil || c == "" || g.Samples[c] == nil {
-		return nil
+// counterViews are a member's counters against "off", with the member's floor: their ×floor
+// is what the least per-pod work on those hooks costs.
+func (g *groupResult) counterViews(member string) []*configResult {
+	var out []*configResult
+	for _, c := range g.CounterOf[member] {
+		if g.Samples[c] != nil {
+			out = append(out, &configResult{Name: c, On: g.Samples[c], Off: g.Samples["off"], Floor: g.Samples[g.FloorOf[member]]})
+		}
 	}
-	return &configResult{Name: c, On: g.Samples[c], Off: g.Samples["off"], Floor: g.Samples[g.FloorOf[member]]}
+	return out
 }
 
-// counterOf names the counter of a config.
-func counterOf(config string) string { return "counter on the hooks of " + config }
+// counterOf names a counter of a config.
+func counterOf(config string, k counterKind) string {
+	if k == cgrpCounter {
+		return "counter in cgroup storage on the hooks of " + config
+	}
+	return "counter on the hooks of " + config
+}
 
 // vsFloor is a member's samples against its floor's (the member's cost above the floor).
 func (g *groupResult) vsFloor(member string) *configResult {
@@ -81,7 +88,7 @@ const aaName = "none (A/A control)"
 
 func runGroup(s *suite, entries []*entry, g groupSpec, rng *rand.Rand) *groupResult {
 	t0 := time.Now()
-	res := &groupResult{Name: g.name, Purpose: g.purpose, Units: g.units, Blocks: g.blocks, FloorOf: map[string]string{}, CounterOf: map[string]string{}, Samples: blockSamples{}, Requests: g.requests}
+	res := &groupResult{Name: g.name, Purpose: g.purpose, Units: g.units, Blocks: g.blocks, FloorOf: map[string]string{}, CounterOf: map[string][]string{}, Samples: blockSamples{}, Requests: g.requests}
 	byName := map[string]*entry{}
 	for _, e := range entries {
 		byName[e.cfg.Name] = e
@@ -109,9 +116,11 @@ func runGroup(s *suite, entries []*entry, g groupSpec, rng *rand.Rand) *groupRes
 			f := "floor of " + m
 			vs = append(vs, variant{f, e.floor})
 			res.FloorOf[m] = f
-			if g.counters && e.counter != nil {
-				vs = append(vs, variant{e.counter.Name, e.counter})
-				res.CounterOf[m] = e.counter.Name
+			for _, c := range e.counters {
+				if g.counters {
+					vs = append(vs, variant{c.Name, c})
+					res.CounterOf[m] = append(res.CounterOf[m], c.Name)
+				}
 			}
 		}
 	}

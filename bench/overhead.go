@@ -163,12 +163,12 @@ func (control) off()      {}
 
 // entry is a config with its toggle, its floor and its results.
 type entry struct {
-	cfg     *config
-	t       toggle
-	ad      *adopted // when adopted
-	floor   *adopted // kpod configs: empty programs on the same hooks (floor.go)
-	counter *adopted // the profiles: per-cgroup counters on the same hooks (floor.go)
-	res     *configResult
+	cfg      *config
+	t        toggle
+	ad       *adopted   // when adopted
+	floor    *adopted   // kpod configs: empty programs on the same hooks (floor.go)
+	counters []*adopted // the profiles: per-cgroup counters on the same hooks (floor.go)
+	res      *configResult
 }
 
 // grouped: switching the config (or its floor) on and off is slow (perf-event tracepoints
@@ -288,7 +288,7 @@ func prepare(configs []*config) []*entry {
 				break
 			}
 			if isKpod(c.Kind) {
-				f, err := newFloor("floor of "+c.Name, ad, false)
+				f, err := newFloor("floor of "+c.Name, ad, noCounter)
 				if err == nil {
 					e.res.FloorToggleMs, err = timeToggle(f)
 				}
@@ -302,9 +302,14 @@ func prepare(configs []*config) []*entry {
 				}
 				e.floor = f
 				if c.Kind == kindProfile {
-					if e.counter, err = newFloor(counterOf(c.Name), ad, true); err != nil {
-						e.res.FloorError = err.Error()
-						logf("%s", firstLines(err.Error(), 3))
+					for _, k := range []counterKind{hashCounter, cgrpCounter} {
+						ct, err := newFloor(counterOf(c.Name, k), ad, k)
+						if err != nil { // the storage counter needs 6.2: the hash one is measured alone
+							e.res.FloorError += err.Error() + "; "
+							logf("%s", firstLines(err.Error(), 3))
+							continue
+						}
+						e.counters = append(e.counters, ct)
 					}
 				}
 			}

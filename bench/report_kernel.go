@@ -209,7 +209,7 @@ func renderBudgetFocus(w *mdWriter, run *benchRun) {
 			}
 			w.row(row...)
 		}
-		if c := g.counterView(m); c != nil {
+		for _, c := range g.counterViews(m) {
 			row, xrow := []string{c.Name}, []string{c.Name + ": **×floor**"}
 			for _, b := range units {
 				row = append(row, cellText(c, b))
@@ -223,8 +223,9 @@ func renderBudgetFocus(w *mdWriter, run *benchRun) {
 	if len(g.CounterOf) > 0 {
 		w.p("\"counter on the hooks of\" a profile: on each of the profile's hooks, a program that only adds one to a counter of the")
 		w.p("current task's cgroup in a per-CPU hash (bpf_get_current_cgroup_id, one lookup, an update on a cgroup's first event;")
-		w.p("`bench/floor.go`): the least a per-pod family does per event. Its ×floor is the best multiple of the floor any per-pod")
-		w.p("design on those hooks can reach on this machine.")
+		w.p("`bench/floor.go`): the least kpod's families do per event. \"counter in cgroup storage\": the same count kept on the")
+		w.p("cgroup itself (BPF_MAP_TYPE_CGRP_STORAGE, 6.2+: the cgroup's pointer from the task, one storage lookup, an atomic add;")
+		w.p("no id, no hash). Their ×floor is what the least per-pod work on those hooks costs on this machine.")
 		w.p("")
 	}
 	w.p("Sign test of each profile against nothing on redis-cpu: %s.", strings.Join(g.signs("redis-cpu"), "; "))

@@ -17,4 +17,4 @@ if [ -n "$missing" ]; then
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 export BENCH_OTELCOL="${BENCH_OTELCOL-$PWD/_build/otelcol-kpod}"
-exec ${GO:-go} test -tags bench -count=1 -run '^TestBench$' -timeout 60m -v ./bench/
+exec ${GO:-go} test -tags bench -count=1 -run '^(TestFloorCounters|TestBench)$' -timeout 60m -v ./bench/
