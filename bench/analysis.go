@@ -193,6 +193,15 @@ func (a *analysis) Diff(group, x, y, bench string) string {
 	return fmt.Sprintf("%s (sign test p = %.2g over %d blocks)", signedNs(c.Delta), c.P, c.N)
 }
 
+// DiffP is the sign test's p of x against y in the same blocks (NaN if not measured).
+func (a *analysis) DiffP(group, x, y, bench string) float64 {
+	g := a.run.group(group)
+	if g == nil || g.Samples[x] == nil || g.Samples[y] == nil {
+		return math.NaN()
+	}
+	return cellOf(&configResult{On: g.Samples[x], Off: g.Samples[y]}, bench).P
+}
+
 func (a *analysis) DiffVal(group, x, y, bench string) float64 {
 	g := a.run.group(group)
 	if g == nil {

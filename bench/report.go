@@ -562,7 +562,7 @@ func renderReport(run *benchRun) (string, error) {
 	}
 	w.p("")
 	w.header("", "")
-	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run TestBench ./bench/` (BENCH_ROUNDS=%d, BENCH_MICRO_PAIRS=%d, BENCH_PEER_PAIRS=%d, BENCH_REDIS_PAIRS=%d, BENCH_FOCUS_PAIRS=%d, BENCH_TCP_PAIRS=%d, BENCH_SYSCALL_PAIRS=%d, BENCH_L7_PAIRS=%d)",
+	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run '^(TestFloorCounters|TestBench)$' ./bench/` (BENCH_ROUNDS=%d, BENCH_MICRO_PAIRS=%d, BENCH_PEER_PAIRS=%d, BENCH_REDIS_PAIRS=%d, BENCH_FOCUS_PAIRS=%d, BENCH_TCP_PAIRS=%d, BENCH_SYSCALL_PAIRS=%d, BENCH_L7_PAIRS=%d)",
 		run.Rounds, run.MicroPairs, run.PeerPairs, run.RedisPairs, run.FocusPairs, run.TCPPairs, run.SyscallPairs, run.L7Pairs))
 	w.row("shuffle seed", fmt.Sprintf("`%d` (`BENCH_SEED=%d` repeats this run's order of configs and of samples in every block)", run.Seed, run.Seed))
 	w.row("kpod", "commit "+run.Machine["commit"])
