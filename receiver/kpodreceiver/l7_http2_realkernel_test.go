@@ -190,11 +190,7 @@ func checkL7Only(t *testing.T, md pmetric.Metrics, pod *fakepod.Pod, ctr *fakepo
 // writes and K reads per end — no request, and the walk goes on at the next call.
 func TestRealL7HTTP2Junk(t *testing.T) {
 	fakepod.RequireRoot(t)
-	p := fakepod.NewPair(t)
-	s := startL7(t)
-	addr := p.Veth.AddrB + ":8081"
-	srv := p.SrvCtr.L7App("h2-junk-server", addr)
-	srv.WaitReady()
+	p, s, srv, addr := startL7Pair(t, 8081, "h2-junk-server")
 	const k = 25
 	client := appCounts(t, p.CliCtr.L7App("h2-junk-client", addr, strconv.Itoa(k)).Output())
 	md := scrape(t, s)
@@ -225,11 +221,7 @@ func TestRealL7HTTP2Junk(t *testing.T) {
 // upgraded connection's bytes (lines that look like HTTP/1.x requests) are not followed.
 func TestRealL7HTTPUpgradeOther(t *testing.T) {
 	fakepod.RequireRoot(t)
-	p := fakepod.NewPair(t)
-	s := startL7(t)
-	addr := p.Veth.AddrB + ":8082"
-	srv := p.SrvCtr.L7App("upgrade-server", addr)
-	srv.WaitReady()
+	p, s, srv, addr := startL7Pair(t, 8082, "upgrade-server")
 	client := appCounts(t, p.CliCtr.L7App("upgrade-client", addr, "20").Output())
 	md := scrape(t, s)
 	failDump(t, md)
@@ -257,11 +249,7 @@ func TestRealL7HTTPUpgradeOther(t *testing.T) {
 // and the server's tally, over three connections.
 func TestRealL7HTTP2Edges(t *testing.T) {
 	fakepod.RequireRoot(t)
-	p := fakepod.NewPair(t)
-	s := startL7(t)
-	addr := p.Veth.AddrB + ":8083"
-	srv := p.SrvCtr.L7App("h2-edge-server", addr)
-	srv.WaitReady()
+	p, s, srv, addr := startL7Pair(t, 8083, "h2-edge-server")
 	const r = 3
 	client := appCounts(t, p.CliCtr.L7App("h2-edge-client", addr, strconv.Itoa(r)).Output())
 	md := scrape(t, s)
@@ -318,11 +306,7 @@ func TestRealL7HTTP2Edges(t *testing.T) {
 // parse error (before, every response was counted twice: once unanswered).
 func TestRealL7HTTPPeek(t *testing.T) {
 	fakepod.RequireRoot(t)
-	p := fakepod.NewPair(t)
-	s := startL7(t)
-	addr := p.Veth.AddrB + ":8084"
-	srv := p.SrvCtr.L7App("http-server", addr)
-	srv.WaitReady()
+	p, s, srv, addr := startL7Pair(t, 8084, "http-server")
 	const n = 20
 	client := appCounts(t, p.CliCtr.L7App("http-peek-client", addr, strconv.Itoa(n)).Output())
 	md := scrape(t, s)
@@ -378,11 +362,7 @@ func TestRealL7HTTPEarly(t *testing.T) {
 // with the code before them (12,000 requests in the 6.1 VM, 8,000 on this host).
 func TestRealL7HTTPManyExits(t *testing.T) {
 	fakepod.RequireRoot(t)
-	p := fakepod.NewPair(t)
-	s := startL7(t)
-	addr := p.Veth.AddrB + ":8086"
-	srv := p.SrvCtr.L7App("http-server", addr)
-	srv.WaitReady()
+	p, s, srv, addr := startL7Pair(t, 8086, "http-server")
 	const n = 1000 // of each: on one connection, and each on a connection of its own
 	client := appCounts(t, p.CliCtr.L7App("http-client", "http://"+addr, strconv.Itoa(n), "GET:/ok").Output())
 	for k, v := range appCounts(t, p.CliCtr.L7App("http-client-fresh", "http://"+addr, strconv.Itoa(n), "GET:/missing").Output()) {

@@ -220,11 +220,7 @@ func checkL7Garbage(t *testing.T, p *fakepod.Pair, s *kpodScraper, protocol, gar
 // (a size of 9, shorter than a request header) on the same connection; kfake closes it.
 func TestRealL7KafkaGarbage(t *testing.T) {
 	fakepod.RequireRoot(t)
-	p := fakepod.NewPair(t)
-	s := startL7(t)
-	addr := p.Veth.AddrB + ":9092"
-	srv := p.SrvCtr.L7App("kafka-server", addr)
-	srv.WaitReady()
+	p, s, srv, addr := startL7Pair(t, 9092, "kafka-server")
 	checkL7Garbage(t, p, s, "kafka", "kafka-garbage", addr)
 	stopServer(t, srv)
 }
@@ -233,11 +229,7 @@ func TestRealL7KafkaGarbage(t *testing.T) {
 // the same connection; FerretDB closes it.
 func TestRealL7MongoGarbage(t *testing.T) {
 	fakepod.RequireRoot(t)
-	p := fakepod.NewPair(t)
-	s := startL7(t)
-	addr := p.Veth.AddrB + ":27017"
-	srv := p.SrvCtr.L7App("mongo-server", addr, t.TempDir())
-	srv.WaitReady()
+	p, s, srv, addr := startL7Pair(t, 27017, "mongo-server", t.TempDir())
 	checkL7Garbage(t, p, s, "mongodb", "mongo-garbage", addr)
 	stopServer(t, srv)
 }

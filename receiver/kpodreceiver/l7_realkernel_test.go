@@ -22,6 +22,18 @@ import (
 // that the server's or client's own statistics report, no parse error, and nothing for the
 // idle pod. The attributes of every l7 series are checked against their bounded sets.
 
+// startL7Pair makes a pair of pods (and an idle one), starts the l7 family and, in the server
+// pod, the l7app server command listening on port; it returns them and the server's address.
+func startL7Pair(t *testing.T, port int, server string, args ...string) (*fakepod.Pair, *kpodScraper, *fakepod.Proc, string) {
+	t.Helper()
+	p := fakepod.NewPair(t)
+	s := startL7(t)
+	addr := p.Veth.AddrB + ":" + strconv.Itoa(port)
+	srv := p.SrvCtr.L7App(append([]string{server, addr}, args...)...)
+	srv.WaitReady()
+	return p, s, srv, addr
+}
+
 // startL7 starts a scraper with the l7 family alone, and fails the test at once if the
 // family could not load on this kernel (with the loader's reason).
 func startL7(t *testing.T) *kpodScraper {
@@ -233,11 +245,7 @@ func TestRealL7NoProtocol(t *testing.T) {
 func TestRealL7HTTP(t *testing.T) {
 	fakepod.RequireRoot(t)
 	requireTools(t, "curl")
-	p := fakepod.NewPair(t)
-	s := startL7(t)
-	addr := p.Veth.AddrB + ":8080"
-	srv := p.SrvCtr.L7App("http-server", addr)
-	srv.WaitReady()
+	p, s, srv, addr := startL7Pair(t, 8080, "http-server")
 	const n = 25
 	out := p.CliCtr.L7App("http-client", "http://"+addr, strconv.Itoa(n),
 		"GET:/ok", "POST:/ok", "PUT:/missing", "DELETE:/fail", "HEAD:/ok", "OPTIONS:/missing", "PATCH:/slow").Output()
