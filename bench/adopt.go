@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/syscall"
 )
 
@@ -189,7 +190,7 @@ func (a *adopted) windowOn() error {
 		}
 		l, err := a.attachRef(h)
 		if err != nil {
-			closeLinks(a.wlinks)
+			_ = bpfload.CloseLinks(a.wlinks)
 			a.wlinks = nil
 			return err
 		}
@@ -201,7 +202,7 @@ func (a *adopted) windowOn() error {
 func (a *adopted) windowOff() error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	closeLinks(a.wlinks)
+	_ = bpfload.CloseLinks(a.wlinks)
 	a.wlinks = nil
 	return nil
 }
@@ -215,20 +216,8 @@ func (a *adopted) off() {
 		}
 		a.win = nil
 	}
-	closeLinks(a.links)
+	_ = bpfload.CloseLinks(a.links)
 	a.links = nil
-}
-
-// closeLinks closes links concurrently: closing a perf-event tracepoint link (classic
-// tracepoints: kpod's per-call syscall events, bpftrace) waits for RCU grace periods in the
-// kernel, 30-50 ms each here, of which concurrent closes share some.
-func closeLinks(links []link.Link) {
-	var wg sync.WaitGroup
-	for _, l := range links {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = l.Close() }()
-	}
-	wg.Wait()
 }
 
 func (a *adopted) close() {

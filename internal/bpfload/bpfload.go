@@ -364,17 +364,22 @@ func (o *Object) Detach(prog string) error {
 	if err != nil || p.link == nil {
 		return err
 	}
-	// Concurrently: closing a perf-event tracepoint link waits for an RCU grace period after
-	// the event stops calling the program (tens of ms here), so one after the other the last
-	// of a per-call hook's events would keep running its program that much longer each.
-	links := append(p.more, p.link)
+	err = CloseLinks(append(p.more, p.link))
+	p.link, p.more = nil, nil
+	return err
+}
+
+// CloseLinks closes links concurrently: closing a perf-event tracepoint link waits for an RCU
+// grace period after the event stops calling the program (tens of ms here), so one after the
+// other the last of a per-call hook's events would keep running its program that much longer
+// each.
+func CloseLinks(links []link.Link) error {
 	errs := make([]error, len(links))
 	var wg sync.WaitGroup
 	for i, l := range links {
 		wg.Go(func() { errs[i] = l.Close() })
 	}
 	wg.Wait()
-	p.link, p.more = nil, nil
 	return errors.Join(errs...)
 }
 
