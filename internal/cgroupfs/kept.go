@@ -209,6 +209,9 @@ type ProcFile struct {
 	fd   int // -1: not kept
 }
 
+// Path is the file's path.
+func (f *ProcFile) Path() string { return f.path }
+
 // OpenProcFile opens path and keeps it open if the budget allows.
 func OpenProcFile(path string) (*ProcFile, error) {
 	fd, err := openRetry(path)

@@ -414,19 +414,20 @@ func (n *NSProcs) forget(id uint64) {
 // descriptor kept open until that process is forgotten (it exits, or id is pruned): a pread
 // instead of open, read, read and close at every collection. A procfs file stays bound to
 // what it showed when opened (net/dev: the namespace), which is that process's as long as
-// Find keeps finding it running. Not to be called for id concurrently with Find or Prune.
-func (n *NSProcs) ReadFile(id uint64, name string) ([]byte, error) {
+// Find keeps finding it running. Not to be called for id concurrently with Find or Prune. The
+// file's path is returned too, for the caller's errors about what it read.
+func (n *NSProcs) ReadFile(id uint64, name string) ([]byte, string, error) {
 	n.mu.Lock()
 	k, ok := n.known[id]
 	f := k.files[name]
 	n.mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("no process found for target %d", id)
+		return nil, "", fmt.Errorf("no process found for target %d", id)
 	}
 	if f == nil {
 		var err error
 		if f, err = cgroupfs.OpenProcFile(filepath.Join(n.ProcRoot, strconv.Itoa(k.pid), name)); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		n.mu.Lock()
 		if k.files == nil {
@@ -436,7 +437,8 @@ func (n *NSProcs) ReadFile(id uint64, name string) ([]byte, error) {
 		k.files[name] = f
 		n.mu.Unlock()
 	}
-	return f.Read()
+	b, err := f.Read()
+	return b, f.Path(), err
 }
 
 // Prune forgets the targets not asked for since the previous Prune (removed cgroups).

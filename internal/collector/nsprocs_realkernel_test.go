@@ -104,11 +104,14 @@ func TestRealNSProcsReadFile(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: no process found", step)
 		}
-		got, err := n.ReadFile(pod.CgroupID, "net/dev")
+		got, path, err := n.ReadFile(pod.CgroupID, "net/dev")
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
-		want, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+		if p := fmt.Sprintf("/proc/%d/net/dev", pid); path != p {
+			t.Fatalf("%s: ReadFile read %s, want %s", step, path, p)
+		}
+		want, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ package iface
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -78,15 +77,15 @@ func (c *Collector) CollectPods(ctx context.Context, pods []PodTarget) collector
 		if hostErr != nil {
 			return nil, hostErr
 		}
-		pid, ns, ok := c.procs.Find(t.ID, byID[t.ID].ContainerRels)
+		_, ns, ok := c.procs.Find(t.ID, byID[t.ID].ContainerRels)
 		if !ok || ns == hostNS {
 			return nil, collector.ErrSkip
 		}
-		b, err := c.procs.ReadFile(t.ID, "net/dev")
+		b, path, err := c.procs.ReadFile(t.ID, "net/dev")
 		if err != nil {
 			return nil, collector.ErrSkip
 		}
-		return Parse(filepath.Join(c.ProcRoot, strconv.Itoa(pid), "net", "dev"), b)
+		return Parse(path, b)
 	})
 }
 
