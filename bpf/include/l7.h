@@ -81,7 +81,7 @@ struct l7_conn {
 	__u16 pad;
 	__u32 head; /* the oldest request in flight */
 	__u32 tail; /* where the next one goes */
-	__u32 pad2;
+	__u32 lock; /* HTTP/2: the ring's updates (l7_lock) */
 	/* HTTP/1.x client: a response read before the request that it answers was seen, as
 	 * when << 3 | status class, one word exchanged atomically (l7_http.h); 0: none */
 	__u64 early;
@@ -443,6 +443,28 @@ static __always_inline struct l7_pending *l7_nth(struct l7_conn *conn, __u32 k)
 static __always_inline struct l7_pending *l7_newest(struct l7_conn *conn)
 {
 	return &conn->p[(L7_ONCE(conn->tail) - 1) & (L7_PENDING - 1)];
+}
+
+/* HTTP/2 and gRPC clients have both ends of the ring moved from both CPUs: the reader pushes an
+ * answer read before its request's write ended, the writer then takes it; either may take a
+ * stream from the middle (answers come in any order, l7_h2_take). Those updates are made under
+ * conn->lock, taken by compare-and-swap: tracepoint programs may not hold a bpf_spin_lock, and
+ * the sections are short and run with preemption off, so a bounded spin waits them out. Past
+ * the bound (never seen) the update goes on without the lock, as it did before. Returns
+ * whether the lock is held, for l7_unlock. */
+#define L7_SPIN 256
+static __always_inline int l7_lock(struct l7_conn *conn)
+{
+	for (int i = 0; i < L7_SPIN; i++)
+		if (__sync_val_compare_and_swap(&conn->lock, 0, 1) == 0)
+			return 1;
+	return 0;
+}
+
+static __always_inline void l7_unlock(struct l7_conn *conn, int held)
+{
+	if (held)
+		__sync_lock_test_and_set(&conn->lock, 0);
 }
 
 /* Forgets the oldest request in flight, if there is one. */

@@ -557,16 +557,10 @@ static __always_inline long l7_h2_hpack(struct l7_h2walk *hw, int b)
 }
 
 /* A header block is complete: a request opens its stream; a response answers its stream.
- * h is this direction, o the other. A global function, so the verifier checks it once on
- * its own instead of once per path of the frame walker that reaches it: with it inline, the
- * walker's peak verifier states went from 16.5k to 24k when the early answers came, and the
- * verifier's memory is charged to kpod's memory cgroup (the DaemonSet's 256 MiB limit was
- * hit while loading). */
-__attribute__((noinline)) int l7_h2_block_end(struct l7_ctx *c, struct l7_conn *conn, struct l7_h2dir *h,
-					     struct l7_h2dir *o, int req)
+ * h is this direction, o the other. */
+static __always_inline int l7_h2_block_ring(struct l7_ctx *c, struct l7_conn *conn, struct l7_h2dir *h,
+					    struct l7_h2dir *o, int req)
 {
-	if (!c || !conn || !h || !o)
-		return 0;
 	__u32 sid = h->bsid;
 	if (h->push)
 		return 0;
@@ -623,6 +617,38 @@ __attribute__((noinline)) int l7_h2_block_end(struct l7_ctx *c, struct l7_conn *
 		l7_h2_answer(c, conn, i, h->status);
 	else if (h->status == 0 && h->unk)
 		l7_h2_undecoded(c, conn, i);
+	return 0;
+}
+
+/* l7_h2_block_ring under the connection's lock (l7_lock). A global function, so the verifier
+ * checks it once on its own instead of once per path of the frame walker that reaches it: with
+ * it inline, the walker's peak verifier states went from 16.5k to 24k when the early answers
+ * came, and the verifier's memory is charged to kpod's memory cgroup (the DaemonSet's 256 MiB
+ * limit was hit while loading). */
+__attribute__((noinline)) int l7_h2_block_end(struct l7_ctx *c, struct l7_conn *conn, struct l7_h2dir *h,
+					     struct l7_h2dir *o, int req)
+{
+	if (!c || !conn || !h || !o)
+		return 0;
+	int held = l7_lock(conn);
+	int r = l7_h2_block_ring(c, conn, h, o, req);
+	l7_unlock(conn, held);
+	return r;
+}
+
+/* A stream reset (rst), or a response's stream ended by DATA: a gRPC stream that ends without
+ * trailers. Under the connection's lock, as l7_h2_block_end. */
+__attribute__((noinline)) int l7_h2_stream_end(struct l7_ctx *c, struct l7_conn *conn, __u32 sid, int rst)
+{
+	if (!c || !conn)
+		return 0;
+	int held = l7_lock(conn);
+	int i = l7_h2_find(conn, sid);
+	if (i >= 0 && (conn->p[i & (L7_PENDING - 1)].aux & H2P_EARLY))
+		l7_h2_early(c, &conn->p[i & (L7_PENDING - 1)], rst ? H2E_RESET : H2E_ENDED);
+	else if (i >= 0 && (rst || (conn->p[i & (L7_PENDING - 1)].aux & H2P_GRPC)))
+		l7_h2_answer(c, conn, i, L7_ERROR);
+	l7_unlock(conn, held);
 	return 0;
 }
 
@@ -736,12 +762,9 @@ static __always_inline long l7_h2_frame(struct l7_h2walk *hw)
 			l7_h2_skip_str(hw);
 		return l7_h2_more(hw);
 	}
-	int i = t == H2F_RST || (t == H2F_DATA && (f & H2_END_STREAM) && !hw->w.req) ? l7_h2_find(conn, sid) : -1;
 	/* a stream reset before its answer; a gRPC stream that ends without trailers */
-	if (i >= 0 && (conn->p[i & (L7_PENDING - 1)].aux & H2P_EARLY))
-		l7_h2_early(hw->w.c, &conn->p[i & (L7_PENDING - 1)], t == H2F_RST ? H2E_RESET : H2E_ENDED);
-	else if (i >= 0 && (t == H2F_RST || (conn->p[i & (L7_PENDING - 1)].aux & H2P_GRPC)))
-		l7_h2_answer(hw->w.c, conn, i, L7_ERROR);
+	if (t == H2F_RST || (t == H2F_DATA && (f & H2_END_STREAM) && !hw->w.req))
+		l7_h2_stream_end(hw->w.c, conn, sid, t == H2F_RST);
 	hw->w.d->skip = len;
 	h->frem = 0;
 	return 0;

@@ -33,7 +33,7 @@ type L7L7Conn struct {
 	Pad   uint16
 	Head  uint32
 	Tail  uint32
-	Pad2  uint32
+	Lock  uint32
 	Early uint64
 	Dir   [2]struct {
 		_     structs.HostLayout
