@@ -55,10 +55,10 @@ func (a *analysis) Date() string    { return a.run.Start.Format("2006-01-02") }
 // counter ("counter on the hooks of <config>"), or else the matrix's config.
 func (a *analysis) view(group, config string) *configResult {
 	if g := a.run.group(group); g != nil {
-		for m := range g.CounterOf {
-			for _, c := range g.counterViews(m) {
-				if c.Name == config { // with the member's floor: its ×floor is the counter's
-					return c
+		for _, m := range g.Members {
+			for _, k := range counterKinds {
+				if counterOf(m, k) == config { // with the member's floor: its ×floor is the counter's
+					return g.counterView(m, k)
 				}
 			}
 		}

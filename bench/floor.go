@@ -36,6 +36,20 @@ const (
 	cgrpCounter             // the current task's cgroup's storage, atomically incremented
 )
 
+// counterKinds are the counters each profile gets.
+var counterKinds = []counterKind{hashCounter, cgrpCounter}
+
+// String says what a counter does, for the report.
+func (k counterKind) String() string {
+	switch k {
+	case hashCounter:
+		return "a per-cgroup counter in a per-CPU hash"
+	case cgrpCounter:
+		return "a counter in the cgroup's storage"
+	}
+	return "no counter"
+}
+
 // floorProgram is `return 0` as a program of type t, or a counter's body (kind): hash:
 // counts[current cgroup id]++ (created at 1 when missing); cgrp: the storage of
 // current->cgroups->dfl_cgrp in counts, created at 0, atomically incremented. tp_btf programs

@@ -5,6 +5,7 @@ package bench
 import (
 	"errors"
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -19,8 +20,8 @@ import (
 func TestFloorCounters(t *testing.T) {
 	fakepod.RequireRoot(t)
 	const n = 10000
-	for _, kind := range []counterKind{hashCounter, cgrpCounter} {
-		t.Run(counterOf("", kind), func(t *testing.T) {
+	for _, kind := range counterKinds {
+		t.Run(kind.String(), func(t *testing.T) {
 			m, err := counterMap(kind)
 			if err != nil {
 				t.Fatal(err)
@@ -47,7 +48,7 @@ func TestFloorCounters(t *testing.T) {
 			defer l.Close()
 			busy := fakepod.New(t, fakepod.Options{}).AddContainer()
 			idle := fakepod.New(t, fakepod.Options{}).AddContainer()
-			busy.Run("getppid", "10000")
+			busy.Run("getppid", strconv.Itoa(n))
 			for _, c := range []struct {
 				ctr  *fakepod.Container
 				want uint64

@@ -14,19 +14,17 @@ import (
 // socket vs per segment) and the syscall alternatives. In every block each member and its
 // floor and "off" are sampled once, in a random order.
 type groupResult struct {
-	Name    string
-	Purpose string
-	Units   []string // pair units ("redis" = redis-set, redis-get, redis-cpu)
-	Blocks  int      // blocks asked for
-	Grouped bool
-	Members []string          // the configs, in display order
-	FloorOf map[string]string // member → the name of its floor's samples
-	// member → the names of its counters' samples (floor.go: per-cgroup counters on its hooks)
-	CounterOf map[string][]string `json:",omitempty"`
-	Samples   blockSamples
-	Requests  int // redis requests per test
-	Error     string
-	Took      time.Duration
+	Name     string
+	Purpose  string
+	Units    []string // pair units ("redis" = redis-set, redis-get, redis-cpu)
+	Blocks   int      // blocks asked for
+	Grouped  bool
+	Members  []string          // the configs, in display order
+	FloorOf  map[string]string // member → the name of its floor's samples
+	Samples  blockSamples      // by config name; a member's counters are counterOf(member, kind)
+	Requests int               // redis requests per test
+	Error    string
+	Took     time.Duration
 }
 
 // view is one member's samples as a configResult against "off" (with its floor, if any).
@@ -41,16 +39,14 @@ func (g *groupResult) view(member string) *configResult {
 	return r
 }
 
-// counterViews are a member's counters against "off", with the member's floor: their ×floor
-// is what the least per-pod work on those hooks costs.
-func (g *groupResult) counterViews(member string) []*configResult {
-	var out []*configResult
-	for _, c := range g.CounterOf[member] {
-		if g.Samples[c] != nil {
-			out = append(out, &configResult{Name: c, On: g.Samples[c], Off: g.Samples["off"], Floor: g.Samples[g.FloorOf[member]]})
-		}
+// counterView is a member's counter of kind k against "off", with the member's floor (its
+// ×floor is what the least per-pod work on those hooks costs); nil if it was not sampled.
+func (g *groupResult) counterView(member string, k counterKind) *configResult {
+	c := counterOf(member, k)
+	if g.Samples[c] == nil {
+		return nil
 	}
-	return out
+	return &configResult{Name: c, On: g.Samples[c], Off: g.Samples["off"], Floor: g.Samples[g.FloorOf[member]]}
 }
 
 // counterOf names a counter of a config.
@@ -88,7 +84,7 @@ const aaName = "none (A/A control)"
 
 func runGroup(s *suite, entries []*entry, g groupSpec, rng *rand.Rand) *groupResult {
 	t0 := time.Now()
-	res := &groupResult{Name: g.name, Purpose: g.purpose, Units: g.units, Blocks: g.blocks, FloorOf: map[string]string{}, CounterOf: map[string][]string{}, Samples: blockSamples{}, Requests: g.requests}
+	res := &groupResult{Name: g.name, Purpose: g.purpose, Units: g.units, Blocks: g.blocks, FloorOf: map[string]string{}, Samples: blockSamples{}, Requests: g.requests}
 	byName := map[string]*entry{}
 	for _, e := range entries {
 		byName[e.cfg.Name] = e
@@ -116,10 +112,9 @@ func runGroup(s *suite, entries []*entry, g groupSpec, rng *rand.Rand) *groupRes
 			f := "floor of " + m
 			vs = append(vs, variant{f, e.floor})
 			res.FloorOf[m] = f
-			for _, c := range e.counters {
-				if g.counters {
+			if g.counters {
+				for _, c := range e.counters {
 					vs = append(vs, variant{c.Name, c})
-					res.CounterOf[m] = append(res.CounterOf[m], c.Name)
 				}
 			}
 		}

@@ -196,6 +196,7 @@ type configResult struct {
 	ToggleMs           float64 // one on + off of the adopted programs
 	FloorToggleMs      float64
 	FloorError         string
+	CounterError       string   // the profiles' counters that could not be built
 	Benches            []string // the pair units it was measured on (see relevantBenches)
 	Grouped            bool     // all of them per attachment (see entry.grouped)
 	// Samples, ns/op, aligned by index: with the config on, with nothing attached, and (kpod
@@ -302,10 +303,10 @@ func prepare(configs []*config) []*entry {
 				}
 				e.floor = f
 				if c.Kind == kindProfile {
-					for _, k := range []counterKind{hashCounter, cgrpCounter} {
+					for _, k := range counterKinds {
 						ct, err := newFloor(counterOf(c.Name, k), ad, k)
 						if err != nil { // the storage counter needs 6.2: the hash one is measured alone
-							e.res.FloorError += err.Error() + "; "
+							e.res.CounterError += err.Error() + "; "
 							logf("%s", firstLines(err.Error(), 3))
 							continue
 						}

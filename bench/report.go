@@ -696,12 +696,10 @@ func renderBudgets(w *mdWriter, run *benchRun) {
 		fv := g.view("floor of kpod " + p)
 		v, _, _ := floorVerdict(f, "redis-cpu")
 		least := ""
-		for _, c := range g.counterViews("kpod " + p) {
-			what := "a per-cgroup counter in a per-CPU hash on the same hooks"
-			if strings.HasPrefix(c.Name, counterOf("", cgrpCounter)) {
-				what = "a counter in the cgroup's storage on the same hooks"
+		for _, k := range counterKinds {
+			if c := g.counterView("kpod "+p, k); c != nil {
+				least += fmt.Sprintf("; %s on the same hooks adds %s, %s", k, signedNs(cellOf(c, "redis-cpu").Delta), xFloorText(c, "redis-cpu"))
 			}
-			least += fmt.Sprintf("; %s adds %s, %s", what, signedNs(cellOf(c, "redis-cpu").Delta), xFloorText(c, "redis-cpu"))
 		}
 		w.row(name, fmt.Sprintf("**%s**: the config adds %s per request, its floor %s (p = %.2g)%s", xFloorText(f, "redis-cpu"),
 			signedNs(cellOf(f, "redis-cpu").Delta), signedNs(cellOf(fv, "redis-cpu").Delta), cellOf(fv, "redis-cpu").P, least), v)

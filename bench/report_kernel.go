@@ -188,6 +188,7 @@ func renderBudgetFocus(w *mdWriter, run *benchRun) {
 		}
 	}
 	w.row(row...)
+	counters := false // a profile's counters were shown
 	for _, m := range g.Members {
 		rows := []*configResult{g.view(m)}
 		if f := g.FloorOf[m]; f != "" {
@@ -209,7 +210,12 @@ func renderBudgetFocus(w *mdWriter, run *benchRun) {
 			}
 			w.row(row...)
 		}
-		for _, c := range g.counterViews(m) {
+		for _, k := range counterKinds {
+			c := g.counterView(m, k)
+			if c == nil {
+				continue
+			}
+			counters = true
 			row, xrow := []string{c.Name}, []string{c.Name + ": **×floor**"}
 			for _, b := range units {
 				row = append(row, cellText(c, b))
@@ -220,7 +226,7 @@ func renderBudgetFocus(w *mdWriter, run *benchRun) {
 		}
 	}
 	w.p("")
-	if len(g.CounterOf) > 0 {
+	if counters {
 		w.p("\"counter on the hooks of\" a profile: on each of the profile's hooks, a program that only adds one to a counter of the")
 		w.p("current task's cgroup in a per-CPU hash (bpf_get_current_cgroup_id, one lookup, an update on a cgroup's first event;")
 		w.p("`bench/floor.go`): the least kpod's families do per event. \"counter in cgroup storage\": the same count kept on the")
