@@ -119,6 +119,8 @@ static __always_inline void l7_http_request_done(struct l7_ctx *c, struct l7_con
 {
 	bool alone = l7_n(conn) == 0;
 	l7_push(c, conn, method, 0);
+	if (conn->role != L7_CLIENT) /* a server reads its requests: nothing is ever held */
+		return;
 	__u64 e = __sync_lock_test_and_set(&conn->early, 0);
 	if (!e)
 		return;
