@@ -479,3 +479,25 @@ func (a *analysis) TopFamilies(n int) string {
 	}
 	return orNone(out)
 }
+
+// primKeys name the primitives group's members in ANALYSIS.md.
+var primKeys = map[string]string{"empty": primEmpty, "global": primGlobal, "cgid": primCgid, "clock": primClock, "hash": primHash, "storage": primStorage}
+
+// Step is a primitive's cost above the empty program in the same blocks, with its sign test.
+func (a *analysis) Step(key string) string {
+	return a.Diff(groupPrim, primKeys[key], primEmpty, "getppid")
+}
+
+func (a *analysis) StepVal(key string) float64 {
+	return a.DiffVal(groupPrim, primKeys[key], primEmpty, "getppid")
+}
+
+// StepX is a primitive's multiple of the empty program's cost; StepXLo the low end of its interval.
+func (a *analysis) StepX(key string) string { return a.XFloor(groupPrim, primKeys[key], "getppid") }
+func (a *analysis) StepXLo(key string) float64 {
+	return a.XFloorLo(groupPrim, primKeys[key], "getppid")
+}
+func (a *analysis) HookCost() string { return a.Delta(groupPrim, primEmpty, "getppid") }
+func (a *analysis) PrimMeasured() bool {
+	return a.run.group(groupPrim) != nil && a.run.group(groupPrim).Samples[primEmpty] != nil
+}

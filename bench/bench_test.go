@@ -63,6 +63,7 @@ func TestBench(t *testing.T) {
 		TCPPairs:     envInt("BENCH_TCP_PAIRS", def(16, 2)),
 		SyscallPairs: envInt("BENCH_SYSCALL_PAIRS", def(12, 2)),
 		L7Pairs:      envInt("BENCH_L7_PAIRS", def(12, 2)),
+		PrimPairs:    envInt("BENCH_PRIM_PAIRS", def(40, 4)),
 		Quick:        quick,
 		Seed:         time.Now().UnixNano(),
 	}
@@ -339,6 +340,9 @@ func TestBench(t *testing.T) {
 		run.Groups = append(run.Groups, runGroup(s, entries, g, rng))
 		phase("group: "+g.name, t0)
 	}
+	t0 = time.Now()
+	run.Groups = append(run.Groups, runPrimitives(s, run.PrimPairs, rng))
+	phase("group: "+groupPrim, t0)
 	writeJSON(filepath.Join(outDir, "groups.json"), run.Groups)
 
 	t0 = time.Now()

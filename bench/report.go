@@ -19,27 +19,27 @@ type unrunnable struct{ Name, Family, Why string }
 
 // benchRun is everything one `make bench` measured.
 type benchRun struct {
-	Rounds, MicroPairs, RedisPairs, FocusPairs int
-	PeerPairs, TCPPairs, SyscallPairs, L7Pairs int
-	Quick                                      bool
-	Seed                                       int64 // of the shuffles (BENCH_SEED reproduces the order)
-	OutDir                                     string
-	Machine                                    map[string]string
-	Start, End                                 time.Time
-	LoadStart, LoadEnd                         string
-	Phases                                     []phaseTime
-	BenchTime                                  map[string][2]float64 // benchmark → runs, seconds (wall)
-	Suite                                      map[string]string
-	Matrix                                     *matrixResult
-	Variants                                   []*configResult // the head-to-head configs (loaded, not in the matrix)
-	Exact                                      []exactCheck    // what each way of counting system calls counted of a known workload
-	L7Exact                                    []l7Check       // what the l7 family counted of the l7 group's workloads
-	Groups                                     []*groupResult
-	Stats                                      []*statsResult
-	Iter                                       *iterResult
-	Scale                                      []*scalePoint
-	Unrunnable                                 []unrunnable
-	Experiments                                []*expResult
+	Rounds, MicroPairs, RedisPairs, FocusPairs            int
+	PeerPairs, TCPPairs, SyscallPairs, L7Pairs, PrimPairs int
+	Quick                                                 bool
+	Seed                                                  int64 // of the shuffles (BENCH_SEED reproduces the order)
+	OutDir                                                string
+	Machine                                               map[string]string
+	Start, End                                            time.Time
+	LoadStart, LoadEnd                                    string
+	Phases                                                []phaseTime
+	BenchTime                                             map[string][2]float64 // benchmark → runs, seconds (wall)
+	Suite                                                 map[string]string
+	Matrix                                                *matrixResult
+	Variants                                              []*configResult // the head-to-head configs (loaded, not in the matrix)
+	Exact                                                 []exactCheck    // what each way of counting system calls counted of a known workload
+	L7Exact                                               []l7Check       // what the l7 family counted of the l7 group's workloads
+	Groups                                                []*groupResult
+	Stats                                                 []*statsResult
+	Iter                                                  *iterResult
+	Scale                                                 []*scalePoint
+	Unrunnable                                            []unrunnable
+	Experiments                                           []*expResult
 }
 
 type phaseTime struct {
@@ -562,8 +562,8 @@ func renderReport(run *benchRun) (string, error) {
 	}
 	w.p("")
 	w.header("", "")
-	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run '^(TestFloorCounters|TestBench)$' ./bench/` (BENCH_ROUNDS=%d, BENCH_MICRO_PAIRS=%d, BENCH_PEER_PAIRS=%d, BENCH_REDIS_PAIRS=%d, BENCH_FOCUS_PAIRS=%d, BENCH_TCP_PAIRS=%d, BENCH_SYSCALL_PAIRS=%d, BENCH_L7_PAIRS=%d)",
-		run.Rounds, run.MicroPairs, run.PeerPairs, run.RedisPairs, run.FocusPairs, run.TCPPairs, run.SyscallPairs, run.L7Pairs))
+	w.row("command", fmt.Sprintf("`make bench` → `bench/run.sh` → `go test -tags bench -run '^(TestFloorCounters|TestBench)$' ./bench/` (BENCH_ROUNDS=%d, BENCH_MICRO_PAIRS=%d, BENCH_PEER_PAIRS=%d, BENCH_REDIS_PAIRS=%d, BENCH_FOCUS_PAIRS=%d, BENCH_TCP_PAIRS=%d, BENCH_SYSCALL_PAIRS=%d, BENCH_L7_PAIRS=%d, BENCH_PRIM_PAIRS=%d)",
+		run.Rounds, run.MicroPairs, run.PeerPairs, run.RedisPairs, run.FocusPairs, run.TCPPairs, run.SyscallPairs, run.L7Pairs, run.PrimPairs))
 	w.row("shuffle seed", fmt.Sprintf("`%d` (`BENCH_SEED=%d` repeats this run's order of configs and of samples in every block)", run.Seed, run.Seed))
 	w.row("kpod", "commit "+run.Machine["commit"])
 	w.row("kernel", fmt.Sprintf("%s; TCP established hash %s buckets (net.ipv4.tcp_ehash_entries; tcp_child_ehash_entries %s)", run.Machine["kernel"], run.Machine["tcp_ehash"], run.Machine["tcp_child_ehash"]))
@@ -592,6 +592,7 @@ func renderReport(run *benchRun) (string, error) {
 	renderFamilyCost(w, run)
 	renderTCP(w, run)
 	renderSyscall(w, run)
+	renderPrimitives(w, run)
 	renderScale(w, run)
 	renderMemory(w, run)
 	renderExperiments(w, run)

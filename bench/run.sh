@@ -2,8 +2,8 @@
 # `make bench`: installs what the benchmarks need, then runs them (bench/*_test.go, build tag
 # `bench`) and writes BENCHMARKS.md. Needs root. Knobs (bench/README.md): BENCH_ROUNDS (2),
 # BENCH_MICRO_PAIRS (3), BENCH_PEER_PAIRS (2), BENCH_REDIS_PAIRS (1), BENCH_FOCUS_PAIRS (24),
-# BENCH_TCP_PAIRS (16), BENCH_SYSCALL_PAIRS (12), BENCH_L7_PAIRS (12), BENCH_SEED (the shuffle
-# seed; default: the time), BENCH_OUT (/tmp/kpod-bench), BENCH_QUICK=1 (a subset, few blocks: for
+# BENCH_TCP_PAIRS (16), BENCH_SYSCALL_PAIRS (12), BENCH_L7_PAIRS (12), BENCH_PRIM_PAIRS (40),
+# BENCH_SEED (the shuffle seed; default: the time), BENCH_OUT (/tmp/kpod-bench), BENCH_QUICK=1 (a subset, few blocks: for
 # trying changes, not for conclusions).
 set -euo pipefail
 cd "$(dirname "$0")/.."

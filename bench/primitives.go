@@ -1,0 +1,179 @@
+//go:build bench
+
+package bench
+
+import (
+	"fmt"
+	"math/rand"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+)
+
+// The primitives group prices the steps a family's program is made of, one at a time, on one
+// hook: the classic tracepoint syscalls:sys_exit_getppid (the kind the syscall family's
+// per-call events are), with kbench getppid in a fake pod's container calling it. Each member
+// is a program that does one thing; its Δ per call against nothing, less the empty program's
+// (its floor, sampled in the same block), is what that step costs on this machine. The
+// counters are floor.go's, whose exactness TestFloorCounters proves. Where the floors and the
+// counters on the profiles' hooks say how far the least per-pod work is above the floor, this
+// says which step of it costs what.
+
+const groupPrim = "primitives"
+
+// primHook is the hook every primitive is attached to.
+var primHook = [2]string{"syscalls", "sys_exit_getppid"}
+
+// The members, in display order; primEmpty is every other member's floor.
+const (
+	primEmpty   = "empty program (r0 = 0)"
+	primGlobal  = "one global counter (an array slot, no cgroup)"
+	primCgid    = "bpf_get_current_cgroup_id()"
+	primClock   = "bpf_ktime_get_ns()"
+	primHash    = "per-cgroup counter in a per-CPU hash"
+	primStorage = "counter in the cgroup's storage"
+)
+
+var primWhat = map[string]string{
+	primEmpty:   "nothing: the cost of calling a program on the hook (the floor)",
+	primGlobal:  "one memory write the program always finds: the least a program that records anything does",
+	primCgid:    "reads the current task's cgroup id (task → css_set → cgroup → kernfs node)",
+	primClock:   "reads the clock once (what every duration needs twice: at its start and at its end)",
+	primHash:    "the hash counter of the floors: cgroup id, one per-CPU hash lookup, an add",
+	primStorage: "the storage counter of the floors: the cgroup's pointer, one storage lookup, an atomic add",
+}
+
+var primOrder = []string{primEmpty, primGlobal, primCgid, primClock, primHash, primStorage}
+
+// primToggle attaches one program to primHook.
+type primToggle struct {
+	prog *ebpf.Program
+	l    link.Link
+}
+
+func (p *primToggle) on() (err error) {
+	p.l, err = link.Tracepoint(primHook[0], primHook[1], p.prog, nil)
+	return err
+}
+
+func (p *primToggle) off() {
+	if p.l != nil {
+		p.l.Close()
+		p.l = nil
+	}
+}
+
+// primInsns is the body of a primitive; maps it needs are created here and returned for closing.
+func primInsns(name string) (asm.Instructions, *ebpf.Map, error) {
+	ret := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+	switch name {
+	case primEmpty:
+		return ret, nil, nil
+	case primGlobal:
+		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_prim_glob", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+		if err != nil {
+			return nil, nil, err
+		}
+		return append(asm.Instructions{
+			asm.LoadMapValue(asm.R1, m.FD(), 0),
+			asm.LoadMem(asm.R2, asm.R1, 0, asm.DWord),
+			asm.Add.Imm(asm.R2, 1),
+			asm.StoreMem(asm.R1, 0, asm.R2, asm.DWord),
+		}, ret...), m, nil
+	case primCgid:
+		return append(asm.Instructions{asm.FnGetCurrentCgroupId.Call(), asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord)}, ret...), nil, nil
+	case primClock:
+		return append(asm.Instructions{asm.FnKtimeGetNs.Call(), asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord)}, ret...), nil, nil
+	case primHash, primStorage:
+		kind := hashCounter
+		if name == primStorage {
+			kind = cgrpCounter
+		}
+		m, err := counterMap(kind)
+		if err != nil {
+			return nil, nil, err
+		}
+		var insns asm.Instructions
+		if kind == hashCounter {
+			insns = hashCounterInsns(m)
+		} else if insns, err = cgrpCounterInsns(m); err != nil {
+			m.Close()
+			return nil, nil, err
+		}
+		return insns, m, nil
+	}
+	return nil, nil, fmt.Errorf("no primitive %q", name)
+}
+
+// runPrimitives samples every primitive and nothing on getppid in blocks (random order in each).
+func runPrimitives(s *suite, blocks int, rng *rand.Rand) *groupResult {
+	t0 := time.Now()
+	res := &groupResult{Name: groupPrim, Purpose: "the steps of a program, one at a time, on one classic tracepoint",
+		Units: []string{"getppid"}, Blocks: blocks, FloorOf: map[string]string{}, Samples: blockSamples{}}
+	var vs []variant
+	var closers []interface{ Close() error }
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	for _, name := range primOrder {
+		insns, m, err := primInsns(name)
+		if err == nil && m != nil {
+			closers = append(closers, m)
+		}
+		var p *ebpf.Program
+		if err == nil {
+			p, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "kpod_prim", Type: ebpf.TracePoint, License: "GPL", Instructions: insns})
+		}
+		if err != nil {
+			res.Error += fmt.Sprintf("%s: %v; ", name, err)
+			continue
+		}
+		closers = append(closers, p)
+		vs = append(vs, variant{name, &primToggle{prog: p}})
+		res.Members = append(res.Members, name)
+		if name != primEmpty {
+			res.FloorOf[name] = primEmpty
+		}
+	}
+	flip := 0
+	if err := runBlocks(s, vs, res.Units, func(string) int { return blocks }, true, rng, &flip, res.Samples); err != nil {
+		res.Error += err.Error()
+	}
+	res.Took = time.Since(t0)
+	logf("%s: %d blocks of %d variants in %v", groupPrim, blocks, len(vs)+1, res.Took.Round(time.Second))
+	return res
+}
+
+// renderPrimitives is the report's table of the primitives group.
+func renderPrimitives(w *mdWriter, run *benchRun) {
+	g := run.group(groupPrim)
+	if g == nil {
+		return
+	}
+	w.p("## What each step of a program costs here: primitives on one hook, same blocks")
+	w.p("")
+	w.p("%d blocks of: nothing and one program at a time on `%s:%s`, a classic tracepoint like the syscall family's", g.Blocks, primHook[0], primHook[1])
+	w.p("per-call events, with `kbench getppid` (%s per call detached) in a fake pod's container; each program does one", ns(median(g.Samples["off"]["getppid"])))
+	w.p("thing (`bench/primitives.go`). **Above the empty program**: its sample less the empty program's of the same block")
+	w.p("(median, sign test), the step's own cost; **×floor**: its Δ as a multiple of the empty program's, as for the configs.")
+	w.p("Every call enters the kernel anew, so the memory a step touches is as cold as it gets after a system call here; in")
+	w.p("the middle of a longer kernel path some of it may already be at hand. %s", g.errText())
+	w.p("")
+	w.header("program", "what it does", "Δ per getppid call", "above the empty program", "×floor")
+	for _, m := range g.Members {
+		above, x := "–", "–"
+		if g.FloorOf[m] != "" {
+			d := &configResult{On: g.Samples[m], Off: g.Samples[primEmpty]}
+			c := cellOf(d, "getppid")
+			lo, hi := medianCI(d.deltas("getppid"))
+			above = fmt.Sprintf("%s [%s…%s]%s, p = %.2g", signedNs(c.Delta), signedNs(lo), signedNs(hi), c.sig(), c.P)
+			x = xFloorText(g.view(m), "getppid")
+		}
+		w.row(m, primWhat[m], cellText(g.view(m), "getppid"), above, x)
+	}
+	w.p("")
+}
