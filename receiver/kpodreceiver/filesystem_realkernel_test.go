@@ -9,8 +9,9 @@ import (
 )
 
 // TestRealFilesystem: a container with its own mount namespace and an ext4 volume mounted at
-// /data reports that filesystem's capacity, and its usage grows by what the container wrote;
-// a container in the host's mount namespace reports no filesystems (they are the node's).
+// /data reports that filesystem's capacity, usage and available space as statfs does, and its
+// usage grows by the blocks of the file the container wrote; a container in the host's mount
+// namespace reports no filesystems (they are the node's).
 func TestRealFilesystem(t *testing.T) {
 	fakepod.RequireRoot(t)
 	const sizeMiB, written = 64, 8 << 20
@@ -27,6 +28,7 @@ func TestRealFilesystem(t *testing.T) {
 	hostCtr.Start("sleep").WaitReady()
 	ctr.Start("sleep").WaitReady() // keeps the namespace's view alive for kpod
 	before := scrape(t, s)
+	used0 := statfsUsed(t, mnt)
 	writer := ctr.Start("dwrite", "/data/blob", strconv.Itoa(written), "65536")
 	if err := writer.Wait(); err != nil {
 		t.Fatal(err)
@@ -38,9 +40,9 @@ func TestRealFilesystem(t *testing.T) {
 	rmBefore, _ := resourceOf(before, pod.UID, ctr.ID)
 	rm, _ := resourceOf(after, pod.UID, ctr.ID)
 	// The kernel's own numbers for /data (statfs in the container's mount namespace, taken
-	// after the scrape; nothing writes to the volume any more): capacity and available are
-	// exact, and usage grew by what was written (±1 %: ext4 allocates the file's extent-tree
-	// and journal blocks too).
+	// right after each scrape; only the writer writes to the volume): capacity, usage and
+	// available exact, and the usage grew by exactly the blocks the kernel allocated to the
+	// file the container wrote (stat: its data and its extent tree).
 	var blocks, bsize, bavail int64
 	st := mnt.Exec("stat", "-f", "-c", "%b %S %a", "/data")
 	if _, err := fmt.Sscan(st, &blocks, &bsize, &bavail); err != nil {
@@ -49,9 +51,19 @@ func TestRealFilesystem(t *testing.T) {
 	if capacity := intValue(t, rm, "kpod.fs.capacity.bytes", mp); capacity != blocks*bsize {
 		t.Errorf("capacity of /data = %d, statfs says %d", capacity, blocks*bsize)
 	}
-	grew := intValue(t, rm, "kpod.fs.usage.bytes", mp) - intValue(t, rmBefore, "kpod.fs.usage.bytes", mp)
-	if !within(grew, written, 0.01) {
-		t.Errorf("usage of /data grew by %d bytes, want %d ±1%%", grew, written)
+	used1 := statfsUsed(t, mnt)
+	u0, u1 := intValue(t, rmBefore, "kpod.fs.usage.bytes", mp), intValue(t, rm, "kpod.fs.usage.bytes", mp)
+	if u0 != used0 || u1 != used1 {
+		t.Errorf("usage of /data = %d before the write and %d after, statfs says %d and %d", u0, u1, used0, used1)
+	}
+	var fileBlocks, fileSize int64
+	st = mnt.Exec("stat", "-c", "%b %s", "/data/blob")
+	if _, err := fmt.Sscan(st, &fileBlocks, &fileSize); err != nil {
+		t.Fatalf("stat /data/blob: %q: %v", st, err)
+	}
+	t.Logf("usage of /data %d → %d bytes (statfs %d → %d); /data/blob %d bytes in %d bytes of blocks", u0, u1, used0, used1, fileSize, fileBlocks*512)
+	if fileSize != written || u1-u0 != fileBlocks*512 {
+		t.Errorf("usage of /data grew by %d bytes; the container wrote %d bytes (want %d), which took %d bytes of blocks", u1-u0, fileSize, written, fileBlocks*512)
 	}
 	if avail := intValue(t, rm, "kpod.fs.available.bytes", mp); avail != bavail*bsize {
 		t.Errorf("available on /data = %d, statfs says %d", avail, bavail*bsize)
@@ -60,4 +72,15 @@ func TestRealFilesystem(t *testing.T) {
 	if _, ok := metricOf(hostRM, "kpod.fs.capacity.bytes"); ok {
 		t.Errorf("a container in the host's mount namespace reports filesystems")
 	}
+}
+
+// statfsUsed is what statfs says is used on /data in the mount namespace: (blocks − free) × size.
+func statfsUsed(t *testing.T, mnt *fakepod.MountNS) int64 {
+	t.Helper()
+	var blocks, free, size int64
+	st := mnt.Exec("stat", "-f", "-c", "%b %f %S", "/data")
+	if _, err := fmt.Sscan(st, &blocks, &free, &size); err != nil {
+		t.Fatalf("stat -f /data: %q: %v", st, err)
+	}
+	return (blocks - free) * size
 }

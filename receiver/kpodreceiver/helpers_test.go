@@ -135,14 +135,6 @@ func intValue(t *testing.T, rm pmetric.ResourceMetrics, name string, attrs map[s
 	return dp.IntValue()
 }
 
-func within(got, want int64, frac float64) bool {
-	d := float64(got - want)
-	if d < 0 {
-		d = -d
-	}
-	return d <= frac*float64(want)
-}
-
 // dumpMetrics logs every data point, to see what a failing test got.
 func dumpMetrics(t *testing.T, md pmetric.Metrics) {
 	for i := 0; i < md.ResourceMetrics().Len(); i++ {
