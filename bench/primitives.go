@@ -147,33 +147,3 @@ func runPrimitives(s *suite, blocks int, rng *rand.Rand) *groupResult {
 	logf("%s: %d blocks of %d variants in %v", groupPrim, blocks, len(vs)+1, res.Took.Round(time.Second))
 	return res
 }
-
-// renderPrimitives is the report's table of the primitives group.
-func renderPrimitives(w *mdWriter, run *benchRun) {
-	g := run.group(groupPrim)
-	if g == nil {
-		return
-	}
-	w.p("## What each step of a program costs here: primitives on one hook, same blocks")
-	w.p("")
-	w.p("%d blocks of: nothing and one program at a time on `%s:%s`, a classic tracepoint like the syscall family's", g.Blocks, primHook[0], primHook[1])
-	w.p("per-call events, with `kbench getppid` (%s per call detached) in a fake pod's container; each program does one", ns(median(g.Samples["off"]["getppid"])))
-	w.p("thing (`bench/primitives.go`). **Above the empty program**: its sample less the empty program's of the same block")
-	w.p("(median, sign test), the step's own cost; **×floor**: its Δ as a multiple of the empty program's, as for the configs.")
-	w.p("Every call enters the kernel anew, so the memory a step touches is as cold as it gets after a system call here; in")
-	w.p("the middle of a longer kernel path some of it may already be at hand. %s", g.errText())
-	w.p("")
-	w.header("program", "what it does", "Δ per getppid call", "above the empty program", "×floor")
-	for _, m := range g.Members {
-		above, x := "–", "–"
-		if g.FloorOf[m] != "" {
-			d := &configResult{On: g.Samples[m], Off: g.Samples[primEmpty]}
-			c := cellOf(d, "getppid")
-			lo, hi := medianCI(d.deltas("getppid"))
-			above = fmt.Sprintf("%s [%s…%s]%s, p = %.2g", signedNs(c.Delta), signedNs(lo), signedNs(hi), c.sig(), c.P)
-			x = xFloorText(g.view(m), "getppid")
-		}
-		w.row(m, primWhat[m], cellText(g.view(m), "getppid"), above, x)
-	}
-	w.p("")
-}
