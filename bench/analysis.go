@@ -488,10 +488,6 @@ func (a *analysis) Step(key string) string {
 	return a.Diff(groupPrim, primKeys[key], primEmpty, "getppid")
 }
 
-func (a *analysis) StepVal(key string) float64 {
-	return a.DiffVal(groupPrim, primKeys[key], primEmpty, "getppid")
-}
-
 // StepX is a primitive's multiple of the empty program's cost; StepXLo the low end of its interval.
 func (a *analysis) StepX(key string) string { return a.XFloor(groupPrim, primKeys[key], "getppid") }
 func (a *analysis) StepXLo(key string) float64 {

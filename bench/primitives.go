@@ -65,27 +65,14 @@ func (p *primToggle) off() {
 	}
 }
 
-// primInsns is the body of a primitive; maps it needs are created here and returned for closing.
-func primInsns(name string) (asm.Instructions, *ebpf.Map, error) {
-	ret := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+// primProgram builds a primitive as a classic tracepoint program; the map it counts in, if any,
+// is returned for closing. The empty program and the counters are floor.go's own.
+func primProgram(name string) (*ebpf.Program, *ebpf.Map, error) {
+	var body asm.Instructions // the step, before `return 0`
 	switch name {
 	case primEmpty:
-		return ret, nil, nil
-	case primGlobal:
-		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_prim_glob", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
-		if err != nil {
-			return nil, nil, err
-		}
-		return append(asm.Instructions{
-			asm.LoadMapValue(asm.R1, m.FD(), 0),
-			asm.LoadMem(asm.R2, asm.R1, 0, asm.DWord),
-			asm.Add.Imm(asm.R2, 1),
-			asm.StoreMem(asm.R1, 0, asm.R2, asm.DWord),
-		}, ret...), m, nil
-	case primCgid:
-		return append(asm.Instructions{asm.FnGetCurrentCgroupId.Call(), asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord)}, ret...), nil, nil
-	case primClock:
-		return append(asm.Instructions{asm.FnKtimeGetNs.Call(), asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord)}, ret...), nil, nil
+		p, err := floorProgram(ebpf.TracePoint, "", nil, noCounter)
+		return p, nil, err
 	case primHash, primStorage:
 		kind := hashCounter
 		if name == primStorage {
@@ -95,16 +82,44 @@ func primInsns(name string) (asm.Instructions, *ebpf.Map, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		var insns asm.Instructions
-		if kind == hashCounter {
-			insns = hashCounterInsns(m)
-		} else if insns, err = cgrpCounterInsns(m); err != nil {
+		p, err := floorProgram(ebpf.TracePoint, "", m, kind)
+		if err != nil {
 			m.Close()
 			return nil, nil, err
 		}
-		return insns, m, nil
+		return p, m, nil
+	case primCgid:
+		body = asm.Instructions{asm.FnGetCurrentCgroupId.Call(), asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord)}
+	case primClock:
+		body = asm.Instructions{asm.FnKtimeGetNs.Call(), asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord)}
+	case primGlobal:
+		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_prim_glob", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+		if err != nil {
+			return nil, nil, err
+		}
+		body = asm.Instructions{
+			asm.LoadMapValue(asm.R1, m.FD(), 0),
+			asm.LoadMem(asm.R2, asm.R1, 0, asm.DWord),
+			asm.Add.Imm(asm.R2, 1),
+			asm.StoreMem(asm.R1, 0, asm.R2, asm.DWord),
+		}
+		p, err := primLoad(body)
+		if err != nil {
+			m.Close()
+			return nil, nil, err
+		}
+		return p, m, nil
+	default:
+		return nil, nil, fmt.Errorf("no primitive %q", name)
 	}
-	return nil, nil, fmt.Errorf("no primitive %q", name)
+	p, err := primLoad(body)
+	return p, nil, err
+}
+
+// primLoad loads body followed by `return 0` as a classic tracepoint program.
+func primLoad(body asm.Instructions) (*ebpf.Program, error) {
+	insns := append(body, asm.Mov.Imm(asm.R0, 0), asm.Return())
+	return ebpf.NewProgram(&ebpf.ProgramSpec{Name: "kpod_prim", Type: ebpf.TracePoint, License: "GPL", Instructions: insns})
 }
 
 // runPrimitives samples every primitive and nothing on getppid in blocks (random order in each).
@@ -120,19 +135,15 @@ func runPrimitives(s *suite, blocks int, rng *rand.Rand) *groupResult {
 		}
 	}()
 	for _, name := range primOrder {
-		insns, m, err := primInsns(name)
-		if err == nil && m != nil {
-			closers = append(closers, m)
-		}
-		var p *ebpf.Program
-		if err == nil {
-			p, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "kpod_prim", Type: ebpf.TracePoint, License: "GPL", Instructions: insns})
-		}
+		p, m, err := primProgram(name)
 		if err != nil {
 			res.Error += fmt.Sprintf("%s: %v; ", name, err)
 			continue
 		}
 		closers = append(closers, p)
+		if m != nil {
+			closers = append(closers, m)
+		}
 		vs = append(vs, variant{name, &primToggle{prog: p}})
 		res.Members = append(res.Members, name)
 		if name != primEmpty {

@@ -775,11 +775,8 @@ func renderPrimitives(w *mdWriter, run *benchRun) {
 	w.header("program", "what it does", "Δ per getppid call", "above the empty program", "×floor")
 	for _, m := range g.Members {
 		above, x := "–", "–"
-		if g.FloorOf[m] != "" {
-			d := &configResult{On: g.Samples[m], Off: g.Samples[primEmpty]}
-			c := cellOf(d, "getppid")
-			lo, hi := medianCI(d.deltas("getppid"))
-			above = fmt.Sprintf("%s [%s…%s]%s, p = %.2g", signedNs(c.Delta), signedNs(lo), signedNs(hi), c.sig(), c.P)
+		if d := g.vsFloor(m); d != nil {
+			above = fmt.Sprintf("%s, p = %.2g", cellText(d, "getppid"), cellOf(d, "getppid").P)
 			x = xFloorText(g.view(m), "getppid")
 		}
 		w.row(m, primWhat[m], cellText(g.view(m), "getppid"), above, x)
