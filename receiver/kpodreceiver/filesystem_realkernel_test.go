@@ -28,7 +28,7 @@ func TestRealFilesystem(t *testing.T) {
 	hostCtr.Start("sleep").WaitReady()
 	ctr.Start("sleep").WaitReady() // keeps the namespace's view alive for kpod
 	before := scrape(t, s)
-	used0 := statfsUsed(t, mnt)
+	fs0 := statfsData(t, mnt)
 	writer := ctr.Start("dwrite", "/data/blob", strconv.Itoa(written), "65536")
 	if err := writer.Wait(); err != nil {
 		t.Fatal(err)
@@ -43,30 +43,25 @@ func TestRealFilesystem(t *testing.T) {
 	// right after each scrape; only the writer writes to the volume): capacity, usage and
 	// available exact, and the usage grew by exactly the blocks the kernel allocated to the
 	// file the container wrote (stat: its data and its extent tree).
-	var blocks, bsize, bavail int64
-	st := mnt.Exec("stat", "-f", "-c", "%b %S %a", "/data")
-	if _, err := fmt.Sscan(st, &blocks, &bsize, &bavail); err != nil {
-		t.Fatalf("stat -f /data: %q: %v", st, err)
+	fs1 := statfsData(t, mnt)
+	if capacity := intValue(t, rm, "kpod.fs.capacity.bytes", mp); capacity != fs1.capacity {
+		t.Errorf("capacity of /data = %d, statfs says %d", capacity, fs1.capacity)
 	}
-	if capacity := intValue(t, rm, "kpod.fs.capacity.bytes", mp); capacity != blocks*bsize {
-		t.Errorf("capacity of /data = %d, statfs says %d", capacity, blocks*bsize)
-	}
-	used1 := statfsUsed(t, mnt)
 	u0, u1 := intValue(t, rmBefore, "kpod.fs.usage.bytes", mp), intValue(t, rm, "kpod.fs.usage.bytes", mp)
-	if u0 != used0 || u1 != used1 {
-		t.Errorf("usage of /data = %d before the write and %d after, statfs says %d and %d", u0, u1, used0, used1)
+	if u0 != fs0.used || u1 != fs1.used {
+		t.Errorf("usage of /data = %d before the write and %d after, statfs says %d and %d", u0, u1, fs0.used, fs1.used)
 	}
 	var fileBlocks, fileSize int64
-	st = mnt.Exec("stat", "-c", "%b %s", "/data/blob")
+	st := mnt.Exec("stat", "-c", "%b %s", "/data/blob")
 	if _, err := fmt.Sscan(st, &fileBlocks, &fileSize); err != nil {
 		t.Fatalf("stat /data/blob: %q: %v", st, err)
 	}
-	t.Logf("usage of /data %d → %d bytes (statfs %d → %d); /data/blob %d bytes in %d bytes of blocks", u0, u1, used0, used1, fileSize, fileBlocks*512)
+	t.Logf("usage of /data %d → %d bytes (statfs %d → %d); /data/blob %d bytes in %d bytes of blocks", u0, u1, fs0.used, fs1.used, fileSize, fileBlocks*512)
 	if fileSize != written || u1-u0 != fileBlocks*512 {
 		t.Errorf("usage of /data grew by %d bytes; the container wrote %d bytes (want %d), which took %d bytes of blocks", u1-u0, fileSize, written, fileBlocks*512)
 	}
-	if avail := intValue(t, rm, "kpod.fs.available.bytes", mp); avail != bavail*bsize {
-		t.Errorf("available on /data = %d, statfs says %d", avail, bavail*bsize)
+	if avail := intValue(t, rm, "kpod.fs.available.bytes", mp); avail != fs1.available {
+		t.Errorf("available on /data = %d, statfs says %d", avail, fs1.available)
 	}
 	hostRM, _ := resourceOf(after, host.UID, hostCtr.ID)
 	if _, ok := metricOf(hostRM, "kpod.fs.capacity.bytes"); ok {
@@ -74,13 +69,17 @@ func TestRealFilesystem(t *testing.T) {
 	}
 }
 
-// statfsUsed is what statfs says is used on /data in the mount namespace: (blocks − free) × size.
-func statfsUsed(t *testing.T, mnt *fakepod.MountNS) int64 {
+// fsBytes is what statfs says of /data in a mount namespace.
+type fsBytes struct{ capacity, used, available int64 }
+
+// statfsData reads statfs of /data in the mount namespace (stat -f): capacity blocks × size,
+// used (blocks − free) × size, available bavail × size.
+func statfsData(t *testing.T, mnt *fakepod.MountNS) fsBytes {
 	t.Helper()
-	var blocks, free, size int64
-	st := mnt.Exec("stat", "-f", "-c", "%b %f %S", "/data")
-	if _, err := fmt.Sscan(st, &blocks, &free, &size); err != nil {
+	var blocks, free, avail, size int64
+	st := mnt.Exec("stat", "-f", "-c", "%b %f %a %S", "/data")
+	if _, err := fmt.Sscan(st, &blocks, &free, &avail, &size); err != nil {
 		t.Fatalf("stat -f /data: %q: %v", st, err)
 	}
-	return (blocks - free) * size
+	return fsBytes{capacity: blocks * size, used: (blocks - free) * size, available: avail * size}
 }
