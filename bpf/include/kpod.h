@@ -20,7 +20,6 @@
 /* The key of what no pod owns (idle task, kernel threads, packets without a socket); never a
  * cgroup directory. NodeID in internal/bpfload. */
 #define KPOD_NODE_CGID 0
-#define EEXIST 17
 #define TASK_RUNNING 0
 
 /* Latency histograms: slot 0 holds values <= 1us, slot k (1..KPOD_SLOTS-2) values in
@@ -74,15 +73,18 @@ static __always_inline __u64 kpod_task_cgid(struct task_struct *t, bool btf)
 }
 
 /* kpod_entry returns the map value for key, creating it from zero (or another first value) on
- * first use. NULL means the map is full: the caller counts that as a lost update. */
+ * first use. NULL means the entry could not be made (the map full, no memory): the caller
+ * counts that as a lost update. The update's error is not compared with -EEXIST (another CPU
+ * made the entry between the lookup and the update): before Linux 6.5 the verifier calls the
+ * map's update directly and its int result reaches the program zero-extended (-EEXIST as
+ * 0xffffffef), so the comparison failed and that event was lost (seen on 6.1 in
+ * TestRealSyscall; TestRealEntryRace). The second lookup decides instead. */
 static __always_inline void *kpod_entry(void *map, const void *key, const void *zero)
 {
 	void *v = bpf_map_lookup_elem(map, key);
 	if (v)
 		return v;
-	long err = bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
-	if (err && err != -EEXIST)
-		return 0;
+	bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
 	return bpf_map_lookup_elem(map, key);
 }
 

@@ -1,0 +1,105 @@
+package entrytest
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/fakepod"
+)
+
+// TestRealEntryRace: two processes of a pod, pinned to two CPUs, call getppid N times each
+// at once; the test object counts each call under (pod, ~1 ms slice) through kpod_entry, so
+// both CPUs keep making the same fresh entries together. Every call is counted — the
+// slices' sums are exactly 2N — and no update is reported lost. Before Linux 6.5 the
+// update's -EEXIST reaches the program zero-extended; kpod_entry compared it with -EEXIST
+// and dropped the event of the CPU that lost the race (6.1: TestRealSyscall lost one call in
+// 2 of 10 runs). The control: slices counted on both CPUs, each a first use both could
+// make, are at least minShared, so a run where the processes did not overlap fails.
+func TestRealEntryRace(t *testing.T) {
+	fakepod.RequireRoot(t)
+	const n, minShared = 200000, 50
+	pod := fakepod.New(t, fakepod.Options{})
+	ctr := pod.AddContainer()
+
+	spec := bpfload.Spec{
+		Family: "entry",
+		Load:   LoadEntry,
+		Hooks:  []bpfload.Hook{{Tracepoints: []string{"sys_exit_getppid"}, Group: "syscalls", Prog: "kpod_entry"}},
+		Prepare: func(cs *ebpf.CollectionSpec) error {
+			v, ok := cs.Variables[EntryVarEntryCgid]
+			if !ok {
+				return fmt.Errorf("the object has no %s", EntryVarEntryCgid)
+			}
+			return v.Set(ctr.CgroupID)
+		},
+	}
+	c, err := bpfload.Start(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	var procs []*fakepod.Proc
+	for cpu := range 2 {
+		ctr.Env = []string{"KPOD_CPU=" + strconv.Itoa(cpu)} // read when the process starts
+		procs = append(procs, ctr.Prepare("getppid", strconv.Itoa(n)))
+	}
+	for _, p := range procs {
+		p.Go()
+	}
+	for _, p := range procs {
+		if err := p.Wait(); err != nil {
+			t.Fatalf("workload: %v", err)
+		}
+	}
+
+	var (
+		k              EntryEntryKey
+		perCPU         []uint64
+		total          uint64
+		slices, shared int
+	)
+	it := c.Obj.Maps[EntryMapKpodEntryN].Iterate()
+	for it.Next(&k, &perCPU) {
+		if k.Cgid != ctr.CgroupID {
+			t.Errorf("entry of cgroup %d, want only the pod's %d", k.Cgid, ctr.CgroupID)
+		}
+		cpus := 0
+		for _, v := range perCPU {
+			total += v
+			if v > 0 {
+				cpus++
+			}
+		}
+		slices++
+		if cpus > 1 {
+			shared++
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d calls in %d slices, %d of them counted on both CPUs", total, slices, shared)
+	if total != 2*n {
+		t.Errorf("counted %d calls, want %d (%d lost)", total, 2*n, int64(2*n)-int64(total))
+	}
+	if shared < minShared {
+		t.Errorf("%d slices counted on both CPUs, want at least %d: the processes did not overlap enough to race", shared, minShared)
+	}
+	errs, err := c.Obj.UpdateErrors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) != 1 {
+		t.Errorf("error counters %v, want kpod_entry_n only", errs)
+	}
+	for m, v := range errs {
+		if v != 0 {
+			t.Errorf("%d failed updates of %s", v, m)
+		}
+	}
+}
