@@ -103,6 +103,17 @@ func (a *analysis) PctCI(group, config, bench string) string {
 	return ratioCI(a.view(group, config), bench)
 }
 
+// PctLo is the lower end of the 95 % interval of the median ratio, as a percentage (NaN when
+// not measured).
+func (a *analysis) PctLo(group, config, bench string) float64 {
+	r := a.view(group, config)
+	if r == nil || len(r.On[bench]) == 0 {
+		return math.NaN()
+	}
+	lo, _ := medianCI(r.ratios(bench))
+	return (lo - 1) * 100
+}
+
 // Ratio is the median ratio, ×1.234.
 func (a *analysis) Ratio(group, config, bench string) string {
 	c := cellOf(a.view(group, config), bench)

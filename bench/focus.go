@@ -51,8 +51,11 @@ func (g *groupResult) counterView(member string, k counterKind) *configResult {
 
 // counterOf names a counter of a config.
 func counterOf(config string, k counterKind) string {
-	if k == cgrpCounter {
+	switch k {
+	case cgrpCounter:
 		return "counter in cgroup storage on the hooks of " + config
+	case timedCounter:
+		return "timed counter in cgroup storage on the hooks of " + config
 	}
 	return "counter on the hooks of " + config
 }
