@@ -234,18 +234,18 @@ func kernelFieldOffset(typ, member string) (int16, error) {
 
 // counterMap is the map a counter of kind counts in.
 func counterMap(kind counterKind) (*ebpf.Map, error) {
-	switch kind {
-	case cgrpCounter:
-		return ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cgrp", Type: ebpf.CgroupStorage, KeySize: 4, ValueSize: 8,
-			Flags: unix.BPF_F_NO_PREALLOC, Key: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed},
-			Value: &btf.Int{Name: "unsigned long long", Size: 8}})
-	case timedCounter: // the count, then the last time read
-		return ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_tcgrp", Type: ebpf.CgroupStorage, KeySize: 4, ValueSize: 16,
-			Flags: unix.BPF_F_NO_PREALLOC, Key: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed},
-			Value: &btf.Array{Type: &btf.Int{Name: "unsigned long long", Size: 8}, Index: &btf.Int{Name: "int", Size: 4}, Nelems: 2}})
+	if kind == hashCounter {
+		return ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cnt", Type: ebpf.PerCPUHash, KeySize: 8, ValueSize: 8,
+			MaxEntries: 10240, Flags: unix.BPF_F_NO_PREALLOC})
 	}
-	return ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cnt", Type: ebpf.PerCPUHash, KeySize: 8, ValueSize: 8,
-		MaxEntries: 10240, Flags: unix.BPF_F_NO_PREALLOC})
+	words := uint32(1) // the count; the timed counter's second word is the last time read
+	if kind == timedCounter {
+		words = 2
+	}
+	u64 := &btf.Int{Name: "unsigned long long", Size: 8}
+	return ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cgrp", Type: ebpf.CgroupStorage, KeySize: 4, ValueSize: 8 * words,
+		Flags: unix.BPF_F_NO_PREALLOC, Key: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed},
+		Value: &btf.Array{Type: u64, Index: &btf.Int{Name: "int", Size: 4}, Nelems: words}})
 }
 
 // newFloor builds the floor of an adopted config (or one of its counters instead); its on
