@@ -47,8 +47,9 @@ const (
 // counterKinds are the counters each profile gets.
 var counterKinds = []counterKind{hashCounter, cgrpCounter, timedCounter}
 
-// A tracepoint's part in the intervals kpod's families time (softirqs, hardirqs, the cpu
-// family's run-queue wait, block I/O latency, a syscall's latency in its windows).
+// A tracepoint's part in the intervals kpod's families time with the clock (softirqs,
+// hardirqs, block I/O latency, a syscall's latency in its windows; the cpu family reads the
+// kernel's own run-queue times at sched_switch, which the plain storage counter models).
 type timedRole int
 
 const (
@@ -58,12 +59,12 @@ const (
 )
 
 func roleOf(tracepoint string) timedRole {
-	for _, p := range []string{"softirq_entry", "irq_handler_entry", "sched_wakeup", "block_io_start", "block_rq_issue", "block_rq_insert", "sys_enter"} {
+	for _, p := range []string{"softirq_entry", "irq_handler_entry", "block_io_start", "block_rq_issue", "block_rq_insert", "sys_enter"} {
 		if strings.HasPrefix(tracepoint, p) {
 			return startsTime
 		}
 	}
-	for _, p := range []string{"softirq_exit", "irq_handler_exit", "sched_switch", "block_rq_complete", "block_io_done"} {
+	for _, p := range []string{"softirq_exit", "irq_handler_exit", "block_rq_complete", "block_io_done"} {
 		if strings.HasPrefix(tracepoint, p) {
 			return endsTime
 		}

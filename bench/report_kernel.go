@@ -232,7 +232,7 @@ func renderBudgetFocus(w *mdWriter, run *benchRun) {
 		w.p("`bench/floor.go`): the least kpod's families do per event. \"counter in cgroup storage\": the same count kept on the")
 		w.p("cgroup itself (BPF_MAP_TYPE_CGRP_STORAGE, 6.2+: the cgroup's pointer from the task, one storage lookup, an atomic add;")
 		w.p("no id, no hash). \"timed counter in cgroup storage\": that counter, and on the hooks where a family times an interval")
-		w.p("(softirq, hard IRQ, wake-up and switch, block request, syscall enter events) the clock read and kept beside it: the")
+		w.p("with the clock (softirq, hard IRQ, block request, syscall enter events) the clock read and kept beside it: the")
 		w.p("least a profile whose families time intervals can do. Their ×floor is what the least per-pod work on those hooks")
 		w.p("costs on this machine.")
 		w.p("")

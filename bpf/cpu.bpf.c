@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //go:build ignore
 /*
- * Family "cpu": run-queue latency and context switches per cgroup.
+ * Family "cpu": run-queue latency and context switches per cgroup, from sched_switch alone.
  *
- * Run-queue latency is charged to the task that waited: a task is stamped when it becomes
- * runnable (sched_wakeup, sched_wakeup_new, or preempted while still TASK_RUNNING at
- * sched_switch) and the wait ends when sched_switch picks it as next. Context switches are
- * counted for the task switched out (current at sched_switch). One sched_switch program
- * serves both metrics.
+ * The kernel already times every run-queue wait (CONFIG_SCHED_INFO): from when a task is
+ * queued (woken, or preempted while still runnable) to when it is switched in, it adds the
+ * wait to the task's sched_info.run_delay and counts the switch-in in sched_info.pcount —
+ * the numbers of /proc/<pid>/schedstat. A wait the load balancer moves to another CPU is
+ * added in two parts, both before the switch-in. So at each switch-out the task has had
+ * exactly one switch-in since its last one, and the growth of run_delay since then is that
+ * one whole wait: no wakeup hook and no clock read. The wait is charged to the task's cgroup
+ * (current at sched_switch), as is the context switch.
  */
 #include "kpod.h"
 
@@ -18,7 +21,7 @@ struct cpu_val {
 
 struct cpu_errs {
 	__u64 kpod_cpu;
-	__u64 kpod_rq_ts;
+	__u64 kpod_rq_seen;
 };
 
 struct {
@@ -29,33 +32,25 @@ struct {
 	__type(value, struct cpu_val);
 } kpod_cpu SEC(".maps");
 
-/* When the task last became runnable (0 = not waiting). */
+/* A task's sched_info when it last switched out. */
+struct rq_seen {
+	__u64 pcount;
+	__u64 run_delay;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, __u64);
-} kpod_rq_ts SEC(".maps");
+	__type(value, struct rq_seen);
+} kpod_rq_seen SEC(".maps");
 
 KPOD_ERRORS(cpu, struct cpu_errs);
 
-/* 0 when the run-queue histogram is switched off: the loader then attaches sched_switch only
- * and the switch program counts switches and nothing else. */
+/* 0 when the run-queue histogram is switched off: the program then counts switches only. */
 const volatile __u32 kpod_rq_on = 1;
 
-static __always_inline int stamp(struct task_struct *p)
-{
-	__u64 *ts = bpf_task_storage_get(&kpod_rq_ts, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!ts) {
-		KPOD_LOST(cpu, kpod_rq_ts);
-		return 0;
-	}
-	*ts = bpf_ktime_get_ns();
-	return 0;
-}
-
-static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next,
-				     unsigned int prev_state)
+static __always_inline int on_switch(struct task_struct *prev)
 {
 	static const struct cpu_val zero;
 	__u64 cg = bpf_get_current_cgroup_id(); /* current is prev here */
@@ -63,33 +58,35 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	if (v)
 		v->switches++;
 	else
-		KPOD_LOST(cpu, kpod_cpu);
+		KPOD_LOST(cpu, kpod_cpu); /* the wait too, below; the task's state is still kept */
 	if (!kpod_rq_on)
 		return 0;
 
-	if (prev_state == TASK_RUNNING) /* preempted: it stays on the run queue */
-		stamp(prev);
-
-	__u64 *ts = bpf_task_storage_get(&kpod_rq_ts, next, 0, 0);
-	if (!ts || !*ts)
-		return 0;
-	__u64 delta = bpf_ktime_get_ns() - *ts;
-	*ts = 0;
-	__u64 ncg = kpod_task_cgid(next, true) /* tp_btf only */;
-	/* A switch between two tasks of one cgroup (threads of a container, a pipe's two ends)
-	 * charges the entry already looked up for prev. */
-	if (ncg != cg || !v)
-		v = kpod_entry(&kpod_cpu, &ncg, &zero);
-	if (!v) {
-		KPOD_LOST(cpu, kpod_cpu);
-		return 0;
+	__u64 n = prev->sched_info.pcount, delay = prev->sched_info.run_delay;
+	struct rq_seen *seen = bpf_task_storage_get(&kpod_rq_seen, prev, 0, 0);
+	if (!seen) {
+		seen = bpf_task_storage_get(&kpod_rq_seen, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!seen) {
+			KPOD_LOST(cpu, kpod_rq_seen);
+			return 0;
+		}
+		/* First seen: a task on its first run since fork (sched_info starts at zero) has
+		 * just ended its first wait; an older task's waits so far were before kpod. */
+		if (n != 1) {
+			seen->pcount = n;
+			seen->run_delay = delay;
+			return 0;
+		}
 	}
-	kpod_hist_add(&v->rq, delta);
+	/* n - seen->pcount is 1 after a wait, 0 when the task was switched in without one (the
+	 * idle task; a task the kernel did not queue). */
+	if (n != seen->pcount && v)
+		kpod_hist_add(&v->rq, delay - seen->run_delay);
+	seen->pcount = n;
+	seen->run_delay = delay;
 	return 0;
 }
 
-/* tp_btf only: the wait is kept in the task storage of tasks that are not current. */
-KPOD_TP_BTF(kpod_sw, "sched_switch", on_switch(prev, next, prev_state),
+/* tp_btf only: task storage of prev needs a trusted BTF pointer. */
+KPOD_TP_BTF(kpod_sw, "sched_switch", on_switch(prev),
 	bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state)
-KPOD_TP_BTF(kpod_wk, "sched_wakeup", stamp(p), struct task_struct *p)
-KPOD_TP_BTF(kpod_wkn, "sched_wakeup_new", stamp(p), struct task_struct *p)

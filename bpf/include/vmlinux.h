@@ -82,6 +82,13 @@ struct signal_struct {
 	atomic_t live;
 };
 
+/* The kernel's own run-queue accounting of a task (CONFIG_SCHED_INFO): switches-in after a
+ * wait and the total of those waits, in ns of the run queue's clock. */
+struct sched_info {
+	long unsigned int pcount;
+	long long unsigned int run_delay;
+};
+
 struct task_struct {
 	unsigned int __state;
 	unsigned int flags;
@@ -93,6 +100,7 @@ struct task_struct {
 	u64 start_time; /* monotonic ns at fork */
 	char comm[16];
 	struct files_struct *files;
+	struct sched_info sched_info;
 };
 
 /* -- file descriptors to sockets (l7 family) -- */

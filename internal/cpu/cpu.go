@@ -1,12 +1,11 @@
 // Package cpu is the "cpu" family: run-queue latency and context switches per cgroup, from
-// the sched_switch, sched_wakeup and sched_wakeup_new tracepoints (bpf/cpu.bpf.c), as tp_btf
-// programs only: the wait is kept in the task storage of tasks that are not current, which
-// needs trusted BTF pointers.
+// the sched_switch tracepoint alone (bpf/cpu.bpf.c): the waits are the kernel's own
+// (sched_info, CONFIG_SCHED_INFO), read at each switch-out. tp_btf only: the program keeps a
+// task's last reading in its task storage, which needs a trusted BTF pointer to prev.
 package cpu
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/cilium/ebpf"
 
@@ -17,7 +16,7 @@ import (
 // Stats are one cgroup's cumulative scheduler counters.
 type Stats struct {
 	Switches uint64
-	RunQueue hist.Hist // time from becoming runnable to running
+	RunQueue hist.Hist // time from being queued to running (the kernel's run_delay)
 }
 
 // Add adds o into s.
@@ -33,19 +32,16 @@ func Spec() bpfload.Spec {
 		Load:   LoadCpu,
 		Hooks: []bpfload.Hook{
 			{Tracepoint: "sched_switch", Group: "sched", Prog: "kpod_sw", BTFOnly: true},
-			{Tracepoint: "sched_wakeup", Group: "sched", Prog: "kpod_wk", BTFOnly: true},
-			{Tracepoint: "sched_wakeup_new", Group: "sched", Prog: "kpod_wkn", BTFOnly: true},
 		},
 	}
 }
 
 // Start loads and attaches the family. Without runQueue (the kpod.cpu.runqueue.latency
-// histogram switched off) only sched_switch is hooked and only switches are counted: the
-// wakeup hooks, on the scheduler's hottest path, are not attached at all.
+// histogram switched off) the program counts switches and reads no task's run-queue
+// accounting.
 func Start(runQueue bool) (*bpfload.Source[Stats], error) {
 	s := Spec()
 	if !runQueue {
-		s.Hooks = slices.DeleteFunc(s.Hooks, func(h bpfload.Hook) bool { return h.Prog != "kpod_sw" })
 		s.Prepare = func(cs *ebpf.CollectionSpec) error {
 			v, ok := cs.Variables[CpuVarKpodRqOn]
 			if !ok {

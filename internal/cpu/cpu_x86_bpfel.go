@@ -14,9 +14,9 @@ import (
 )
 
 type CpuCpuErrs struct {
-	_        structs.HostLayout
-	KpodCpu  uint64
-	KpodRqTs uint64
+	_          structs.HostLayout
+	KpodCpu    uint64
+	KpodRqSeen uint64
 }
 
 type CpuCpuVal struct {
@@ -29,16 +29,20 @@ type CpuCpuVal struct {
 	}
 }
 
+type CpuRqSeen struct {
+	_        structs.HostLayout
+	Pcount   uint64
+	RunDelay uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	CpuMapKpodCpu    = "kpod_cpu"
 	CpuMapKpodCpuErr = "kpod_cpu_err"
-	CpuMapKpodRqTs   = "kpod_rq_ts"
+	CpuMapKpodRqSeen = "kpod_rq_seen"
 	CpuProgKpodSwB   = "kpod_sw_b"
-	CpuProgKpodWkB   = "kpod_wk_b"
-	CpuProgKpodWknB  = "kpod_wkn_b"
 	CpuVarKpodRqOn   = "kpod_rq_on"
 )
 
@@ -84,9 +88,7 @@ type CpuSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CpuProgramSpecs struct {
-	KpodSwB  *ebpf.ProgramSpec `ebpf:"kpod_sw_b"`
-	KpodWkB  *ebpf.ProgramSpec `ebpf:"kpod_wk_b"`
-	KpodWknB *ebpf.ProgramSpec `ebpf:"kpod_wkn_b"`
+	KpodSwB *ebpf.ProgramSpec `ebpf:"kpod_sw_b"`
 }
 
 // CpuMapSpecs contains maps before they are loaded into the kernel.
@@ -95,7 +97,7 @@ type CpuProgramSpecs struct {
 type CpuMapSpecs struct {
 	KpodCpu    *ebpf.MapSpec `ebpf:"kpod_cpu"`
 	KpodCpuErr *ebpf.MapSpec `ebpf:"kpod_cpu_err"`
-	KpodRqTs   *ebpf.MapSpec `ebpf:"kpod_rq_ts"`
+	KpodRqSeen *ebpf.MapSpec `ebpf:"kpod_rq_seen"`
 }
 
 // CpuVariableSpecs contains global variables before they are loaded into the kernel.
@@ -127,14 +129,14 @@ func (o *CpuObjects) Close() error {
 type CpuMaps struct {
 	KpodCpu    *ebpf.Map `ebpf:"kpod_cpu"`
 	KpodCpuErr *ebpf.Map `ebpf:"kpod_cpu_err"`
-	KpodRqTs   *ebpf.Map `ebpf:"kpod_rq_ts"`
+	KpodRqSeen *ebpf.Map `ebpf:"kpod_rq_seen"`
 }
 
 func (m *CpuMaps) Close() error {
 	return _CpuClose(
 		m.KpodCpu,
 		m.KpodCpuErr,
-		m.KpodRqTs,
+		m.KpodRqSeen,
 	)
 }
 
@@ -149,16 +151,12 @@ type CpuVariables struct {
 //
 // It can be passed to LoadCpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CpuPrograms struct {
-	KpodSwB  *ebpf.Program `ebpf:"kpod_sw_b"`
-	KpodWkB  *ebpf.Program `ebpf:"kpod_wk_b"`
-	KpodWknB *ebpf.Program `ebpf:"kpod_wkn_b"`
+	KpodSwB *ebpf.Program `ebpf:"kpod_sw_b"`
 }
 
 func (p *CpuPrograms) Close() error {
 	return _CpuClose(
 		p.KpodSwB,
-		p.KpodWkB,
-		p.KpodWknB,
 	)
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,6 +34,29 @@ type Proc struct {
 	// was moved into its pod, asleep at its gate: every switch after it is the pod's. (A
 	// count the workload reads after its gate can already include a preemption in the pod.)
 	SwitchesAtMove int64
+	// SchedstatAtMove is its /proc/<pid>/schedstat (run ns, run-queue wait ns, switches-in
+	// after a wait) at the same moment.
+	SchedstatAtMove Schedstat
+}
+
+// Schedstat is a task's /proc/<pid>/schedstat: the kernel's own run-queue accounting.
+type Schedstat struct{ RunNs, WaitNs, Waits int64 }
+
+// Sub returns s - o.
+func (s Schedstat) Sub(o Schedstat) Schedstat {
+	return Schedstat{s.RunNs - o.RunNs, s.WaitNs - o.WaitNs, s.Waits - o.Waits}
+}
+
+func readSchedstat(pid int) (Schedstat, error) {
+	var s Schedstat
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	if err != nil {
+		return s, err
+	}
+	if _, err := fmt.Sscanf(string(b), "%d %d %d", &s.RunNs, &s.WaitNs, &s.Waits); err != nil {
+		return s, fmt.Errorf("/proc/%d/schedstat %q: %w", pid, b, err)
+	}
+	return s, nil
 }
 
 //go:embed workload/workload.c
@@ -192,6 +216,9 @@ func (c *Container) start(bin string, args ...string) *Proc {
 	if _, p.SwitchesAtMove, err = procSwitches(cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
+	if p.SchedstatAtMove, err = readSchedstat(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
 	if c.AtGate != nil {
 		c.AtGate(cmd.Process.Pid)
 	}
@@ -325,6 +352,27 @@ func ParkedSwitches(t testing.TB, pid int) int64 {
 	}
 	t.Fatalf("process %d did not park", pid)
 	return 0
+}
+
+// ParkedSchedstat returns /proc/<pid>/schedstat of process pid once it is parked: asleep,
+// with the same numbers twice 20 ms apart.
+func ParkedSchedstat(t testing.TB, pid int) Schedstat {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		s1, _, err1 := procSwitches(pid)
+		a, err2 := readSchedstat(pid)
+		time.Sleep(20 * time.Millisecond)
+		s2, _, err3 := procSwitches(pid)
+		b, err4 := readSchedstat(pid)
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(s1, "S") && strings.HasPrefix(s2, "S") && a == b {
+			return b
+		}
+	}
+	t.Fatalf("process %d did not park", pid)
+	return Schedstat{}
 }
 
 // Exec runs a real program (a server, a client) in the container, in the pod's namespaces,

@@ -353,11 +353,12 @@ static int do_pingpong(long r, int park) {
 	return 0;
 }
 
-// spin MS: burn CPU for MS milliseconds of wall time, then print the kernel's own
+// spin MS [park]: burn CPU for MS milliseconds of wall time, then print the kernel's own
 // scheduling statistics of this process since its gate (/proc/self/schedstat: run ns,
 // run-queue wait ns, number of times it was switched in), which tests compare kpod's
-// numbers with.
-static int do_spin(long ms) {
+// numbers with. With park it then waits in pause(), so that a test reads its final
+// /proc/<pid>/schedstat when no more waits can happen.
+static int do_spin(long ms, int park) {
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	volatile unsigned long x = 0;
@@ -371,6 +372,8 @@ static int do_spin(long ms) {
 	printf("schedstat %llu %llu %llu\n", v[0] - schedstat_at_gate[0], v[1] - schedstat_at_gate[1],
 	       v[2] - schedstat_at_gate[2]);
 	fflush(stdout);
+	while (park)
+		pause();
 	return 0;
 }
 
@@ -428,7 +431,9 @@ int main(int argc, char **argv) {
 	if (!strcmp(mode, "pingpong") && argc == 4 && !strcmp(argv[3], "park"))
 		return do_pingpong(num(argv[2]), 1);
 	if (!strcmp(mode, "spin") && argc == 3)
-		return do_spin(num(argv[2]));
+		return do_spin(num(argv[2]), 0);
+	if (!strcmp(mode, "spin") && argc == 4 && !strcmp(argv[3], "park"))
+		return do_spin(num(argv[2]), 1);
 	if (!strcmp(mode, "run") && argc >= 3) {
 		/* a real program (a server, a client) in the pod: what the l7 tests talk to */
 		const char *fds[] = {"KPOD_GATE_FD", "KPOD_READY_FD"};
@@ -449,6 +454,6 @@ int main(int argc, char **argv) {
 usage:
 	fprintf(stderr, "usage: kpod-workload close N | getppid N | mfault PATH PAGES | fork N M | exec K | dwrite PATH BYTES BS | "
 			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | tcpserver PORT C | "
-			"tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS | sleep | run PROG ARGS...\n");
+			"tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS [park] | sleep | run PROG ARGS...\n");
 	return 2;
 }
