@@ -35,7 +35,8 @@ tools/bin/mdatagen: tools/go.mod
 tools/bin/builder: tools/go.mod
 	cd tools && $(GO) build -o bin/builder go.opentelemetry.io/collector/cmd/builder
 
-# generate rebuilds every generated file: bpf2go objects (clang-19), syscall tables, mdatagen.
+# generate rebuilds every generated file: bpf2go objects (clang-19, run by bpf/clang.sh with a
+# fixed environment), syscall tables, mdatagen.
 # It runs in the tree through a link of fixed length (/tmp/kpod-gen.XXXXXX/src): clang's
 # object depends on the length of the source's absolute path (its heap layout orders some BTF
 # strings: proc's object came out otherwise in clones at 6- and 10-character paths), and

@@ -1,3 +1,3 @@
 package biolatency
 
-//go:generate go tool bpf2go -cc clang-19 -target amd64,arm64 -type bio_key -type bio_start -type bio_errs Biolatency ../../bpf/biolatency.bpf.c -- -I../../bpf/include -mcpu=v3 -Wall -Werror
+//go:generate go tool bpf2go -cc ../../bpf/clang.sh -target amd64,arm64 -type bio_key -type bio_start -type bio_errs Biolatency ../../bpf/biolatency.bpf.c -- -I../../bpf/include -mcpu=v3 -Wall -Werror

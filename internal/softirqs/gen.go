@@ -1,3 +1,3 @@
 package softirqs
 
-//go:generate go tool bpf2go -cc clang-19 -target amd64,arm64 -type sirq_key -type sirq_errs Softirqs ../../bpf/softirqs.bpf.c -- -I../../bpf/include -mcpu=v3 -Wall -Werror
+//go:generate go tool bpf2go -cc ../../bpf/clang.sh -target amd64,arm64 -type sirq_key -type sirq_errs Softirqs ../../bpf/softirqs.bpf.c -- -I../../bpf/include -mcpu=v3 -Wall -Werror
