@@ -7,7 +7,7 @@ TOOLS := tools/bin/mdatagen tools/bin/builder
 OTELCOL := _build/otelcol-kpod
 
 # Debian packages the tests and `make generate` need (installed by `make deps` when missing).
-APT_PACKAGES := clang-19 llvm-19 libbpf-dev gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus qemu-system-x86 busybox-static cpio redis-server redis-tools dnsmasq-base bind9-dnsutils mariadb-server mariadb-client postgresql postgresql-client libcap2-bin
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev rsync gcc libc6-dev iproute2 util-linux e2fsprogs curl nftables prometheus qemu-system-x86 busybox-static cpio redis-server redis-tools dnsmasq-base bind9-dnsutils mariadb-server mariadb-client postgresql postgresql-client libcap2-bin
 
 .PHONY: all build deps tools generate check-generate lint unit fuzz chart kube test e2e reliability soak test-kernels otelcol image run clean
 
@@ -35,15 +35,18 @@ tools/bin/mdatagen: tools/go.mod
 tools/bin/builder: tools/go.mod
 	cd tools && $(GO) build -o bin/builder go.opentelemetry.io/collector/cmd/builder
 
-# generate rebuilds every generated file: bpf2go objects (clang-19, run by bpf/clang.sh with a
-# fixed environment), syscall tables, mdatagen.
-# It runs in the tree through a link of fixed length (/tmp/kpod-gen.XXXXXX/src): clang's
-# object depends on the length of the source's absolute path (its heap layout orders some BTF
-# strings: proc's object came out otherwise in clones at 6- and 10-character paths), and
+# generate rebuilds every generated file: bpf2go objects (clang-19), syscall tables, mdatagen.
+# clang's BTF lists forward-declared types in the order of their addresses on its heap, whose
+# layout follows the lengths of its environment and of the paths it resolves (proc's object
+# came out otherwise in clones at other paths, and under CI=true). So generate runs on a copy of
+# the tree at a real directory of fixed length (/tmp/kpod-gen.XXXXXX/src), clang with a fixed
+# environment (bpf/clang.sh), and copies back only the files whose content changed:
 # check-generate must give the committed bytes in a clone anywhere.
 generate: tools
-	@d=$$(mktemp -d /tmp/kpod-gen.XXXXXX) && ln -s "$(CURDIR)" "$$d/src" && \
-		(cd "$$d/src" && echo "go generate ./... (in $$d/src)" && $(GO) generate ./...); rc=$$?; rm -rf "$$d"; exit $$rc
+	@d=$$(mktemp -d /tmp/kpod-gen.XXXXXX) && \
+		rsync -a --exclude=/_build --exclude=/.git "$(CURDIR)/" "$$d/src/" && \
+		(cd "$$d/src" && echo "go generate ./... (in a copy at $$d/src)" && $(GO) generate ./...) && \
+		rsync -rc --exclude=/_build --exclude=/.git "$$d/src/" "$(CURDIR)/"; rc=$$?; rm -rf "$$d"; exit $$rc
 
 # check-generate proves the committed generated files are what the sources produce.
 check-generate: generate
