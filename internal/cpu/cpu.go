@@ -5,9 +5,11 @@
 package cpu
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -38,17 +40,27 @@ func Spec() bpfload.Spec {
 
 // Start loads and attaches the family. Without runQueue (the kpod.cpu.runqueue.latency
 // histogram switched off) the program counts switches and reads no task's run-queue
-// accounting.
+// accounting; with it, a kernel without that accounting fails the family with a reason that
+// says so (rather than the verifier's words for a field CO-RE did not find).
 func Start(runQueue bool) (*bpfload.Source[Stats], error) {
 	s := Spec()
-	if !runQueue {
-		s.Prepare = func(cs *ebpf.CollectionSpec) error {
-			v, ok := cs.Variables[CpuVarKpodRqOn]
-			if !ok {
-				return fmt.Errorf("the object has no %s", CpuVarKpodRqOn)
+	s.Prepare = func(cs *ebpf.CollectionSpec) error {
+		if runQueue {
+			k, err := bpfload.KernelSpec()
+			if err != nil {
+				return err
 			}
-			return v.Set(uint32(0))
+			var task *btf.Struct
+			if err := k.TypeByName("task_struct", &task); err != nil {
+				return err
+			}
+			return schedInfo(task)
 		}
+		v, ok := cs.Variables[CpuVarKpodRqOn]
+		if !ok {
+			return fmt.Errorf("the object has no %s", CpuVarKpodRqOn)
+		}
+		return v.Set(uint32(0))
 	}
 	return bpfload.Open(s, read)
 }
@@ -61,4 +73,26 @@ func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) 
 		out[id] = Stats{Switches: v.Switches, RunQueue: hist.Decode(v.Rq.SumNs, v.Rq.Slots)}
 	}
 	return out, err
+}
+
+// schedInfo checks that the kernel's task_struct has the run-queue accounting the program
+// reads (CONFIG_SCHED_INFO: sched_info.pcount and run_delay).
+func schedInfo(task *btf.Struct) error {
+	for _, m := range task.Members {
+		si, ok := btf.UnderlyingType(m.Type).(*btf.Struct)
+		if m.Name != "sched_info" || !ok {
+			continue
+		}
+		found := 0
+		for _, f := range si.Members {
+			if f.Name == "pcount" || f.Name == "run_delay" {
+				found++
+			}
+		}
+		if found == 2 {
+			return nil
+		}
+	}
+	return errors.New("the kernel keeps no run-queue accounting per task (task_struct.sched_info: CONFIG_SCHED_INFO is off), " +
+		"which kpod.cpu.runqueue.latency reads; switch that metric off to count context switches")
 }
