@@ -152,18 +152,22 @@ static __always_inline int on_sock_state(struct sock *sk, int oldstate, int news
 	}
 	if (newstate != TCP_CLOSE || oldstate == TCP_CLOSE)
 		return 0;
-	struct tcp_rec r;
-	read_rec(sk, &r);
 	if (never_established(oldstate)) {
-		/* Only retransmitted SYNs to count. */
+		/* Only retransmitted SYNs to count: one read, not the whole record (a refused
+		 * connect, the commonest of these, has none). */
 		bpf_map_delete_elem(&kpod_tsocks, &key);
-		if (oldstate == TCP_LISTEN || !r.retrans)
+		if (oldstate == TCP_LISTEN)
 			return 0;
-		struct tcp_val *v = val(r.cgid);
+		__u64 retrans = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
+		if (!retrans)
+			return 0;
+		struct tcp_val *v = val(sk_cgid(sk));
 		if (v)
-			v->retransmits += r.retrans;
+			v->retransmits += retrans;
 		return 0;
 	}
+	struct tcp_rec r;
+	read_rec(sk, &r);
 	struct tcp_sk *st = bpf_map_lookup_elem(&kpod_tsocks, &key);
 	if (!st) /* established before kpod started and closed before a collection met it */
 		return 0;

@@ -494,6 +494,60 @@ func realTCPLossRetransmits(t *testing.T, v variant) {
 	compareRTT(t, v, cli.RTT, samples, conns, probes, p.Veth.AddrB)
 }
 
+// TestTCPSynRetransmits: connects that never complete count their retransmitted SYNs. An
+// nft rule in the server's namespace drops every SYN to the port; the client makes 3 connects
+// at once with TCP_SYNCNT 1, and each times out. The client's retransmits equal its
+// namespace's TCPSynRetrans and RetransSegs (per segment,
+// on the sandbox host, less what no BPF program sees: fakepod.OverPID1); no connection.
+func TestTCPSynRetransmits(t *testing.T) { forVariants(t, realTCPSynRetransmits) }
+
+func realTCPSynRetransmits(t *testing.T, v variant) {
+	const conns, synPort = 3, port + 1
+	p := fakepod.NewPair(t)
+	srvNS := p.Server.NetNS
+	srvNS.Nft("add", "table", "inet", "kpodsyn")
+	srvNS.Nft("add", "counter", "inet", "kpodsyn", "dropped")
+	srvNS.Nft("add", "chain", "inet", "kpodsyn", "input", "{ type filter hook input priority 0; policy accept; }")
+	srvNS.Nft("add", "rule", "inet", "kpodsyn", "input", "tcp", "dport", strconv.Itoa(synPort),
+		"tcp", "flags", "&", "(syn|ack)", "==", "syn", "counter", "name", "dropped", "drop")
+	c := start(t, v)
+	retx := fakepod.NewTrace(t, "tcp/tcp_retransmit_skb", fmt.Sprintf("dport == %d", synPort))
+	before := p.Client.NetNS.Netstat()
+	cli := p.CliCtr.Start("synfail", p.Veth.AddrB, strconv.Itoa(synPort), strconv.Itoa(conns))
+	if n := fakepod.Count(t, cli.ReadLine(), "timedout"); n != conns {
+		t.Fatalf("%d of %d connects timed out", n, conns)
+	}
+	if err := cli.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	st := collect(t, c, p.Live)
+	after := p.Client.NetNS.Netstat()
+	synRetrans := after["TcpExtTCPSynRetrans"] - before["TcpExtTCPSynRetrans"]
+	segs := after["TcpRetransSegs"] - before["TcpRetransSegs"]
+	dropped := srvNS.NftCounter("kpodsyn", "dropped")
+	var blind uint64
+	if v.path == PathSegment {
+		blind = uint64(fakepod.OverPID1(retx.Lines()))
+	}
+	got := st[p.CliCtr.CgroupID]
+	t.Logf("nft dropped %d SYNs; client: retrans=%d (namespace: TCPSynRetrans %d, RetransSegs %d; %d events over PID 1's threads)",
+		dropped, got.Retransmits, synRetrans, segs, blind)
+	// Positive control: every connect sent its SYN again at least once (once on 6.1, twice
+	// on 6.18, where the give-up time for TCP_SYNCNT 1 is reached just after the second), the
+	// kernel counted each as one retransmitted segment, and nft dropped every SYN it sent.
+	if synRetrans < conns || segs != synRetrans || dropped != conns+synRetrans {
+		t.Fatalf("the kernel counted %d SYN retransmits (%d segments) for %d connects, nft dropped %d SYNs", synRetrans, segs, conns, dropped)
+	}
+	if got.Retransmits > synRetrans || got.Retransmits+blind < synRetrans {
+		t.Errorf("client retransmitted segments = %d, want %d (TCPSynRetrans), less at most the %d events over PID 1's threads", got.Retransmits, synRetrans, blind)
+	}
+	if got.ConnsActive != 0 || got.BytesSent != 0 || st[p.SrvCtr.CgroupID] != (Stats{}) {
+		t.Errorf("connects that never completed: client %+v, server %+v", got, st[p.SrvCtr.CgroupID])
+	}
+	idleHasNothing(t, p, st)
+	checkNoLostUpdates(t, c)
+}
+
 // TestTCPRTTQueue: a tbf rate limit on the client's veth builds a queue in front of the
 // link; the client's smoothed RTT, as kpod records it, grows by a large factor (10x asked;
 // about 1000x measured: tens of us unshaped, tens of ms behind a 100 ms tbf queue), and

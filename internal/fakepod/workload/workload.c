@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -248,6 +250,37 @@ static int do_tcpserver(long port, long conns) {
 	return 0;
 }
 
+// synfail ADDR PORT C: C connects at once to a port whose SYNs are dropped, each with
+// TCP_SYNCNT 1 (the kernel gives up after a few seconds of retransmitting its SYN); once every
+// one has failed, print "timedout N": how many failed with ETIMEDOUT.
+static int do_synfail(const char *addr, long port, long conns) {
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fds[64];
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1 || conns < 1 || conns > 64)
+		die("synfail arguments");
+	for (long i = 0; i < conns; i++) {
+		int one = 1;
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (fds[i] < 0 || setsockopt(fds[i], IPPROTO_TCP, TCP_SYNCNT, &one, sizeof one) < 0)
+			die("socket");
+		if (connect(fds[i], (struct sockaddr *)&sa, sizeof sa) == 0 || errno != EINPROGRESS)
+			die("connect");
+	}
+	long timedout = 0;
+	for (long i = 0; i < conns; i++) {
+		struct pollfd p = {.fd = fds[i], .events = POLLOUT};
+		int err = 0;
+		socklen_t len = sizeof err;
+		if (poll(&p, 1, 30000) != 1 || getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			die("poll");
+		timedout += err == ETIMEDOUT;
+		close(fds[i]);
+	}
+	printf("timedout %ld\n", timedout);
+	fflush(stdout);
+	return 0;
+}
+
 // tcpclient ADDR PORT C BYTES [hold]: C connections one after the other, each sending BYTES
 // bytes, then waiting for the server to close; print "sent <bytes>". With hold the last
 // connection stays open: after its bytes the client prints "sent <bytes>" and waits in
@@ -416,6 +449,8 @@ int main(int argc, char **argv) {
 		return do_udp(argv[2], num(argv[3]), num(argv[4]), num(argv[5]));
 	if (!strcmp(mode, "tcpserver") && argc == 4)
 		return do_tcpserver(num(argv[2]), num(argv[3]));
+	if (!strcmp(mode, "synfail") && argc == 5)
+		return do_synfail(argv[2], num(argv[3]), num(argv[4]));
 	if (!strcmp(mode, "tcpclient") && argc == 6)
 		return do_tcpclient(argv[2], num(argv[3]), num(argv[4]), num(argv[5]), 0);
 	if (!strcmp(mode, "tcpclient") && argc == 7 && !strcmp(argv[6], "hold"))
@@ -454,6 +489,6 @@ int main(int argc, char **argv) {
 usage:
 	fprintf(stderr, "usage: kpod-workload close N | getppid N | mfault PATH PAGES | fork N M | exec K | dwrite PATH BYTES BS | "
 			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | tcpserver PORT C | "
-			"tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS [park] | sleep | run PROG ARGS...\n");
+			"synfail ADDR PORT C | tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS [park] | sleep | run PROG ARGS...\n");
 	return 2;
 }
