@@ -332,47 +332,44 @@ func Spinners(t testing.TB, ms int, cpus ...int) (ctrs []*Container, wait func()
 }
 
 // ParkedSwitches returns the context switches (voluntary + involuntary) of process pid from
-// /proc/<pid>/status once it is parked: asleep, with the same count twice 20 ms apart.
+// /proc/<pid>/status once it is parked.
 func ParkedSwitches(t testing.TB, pid int) int64 {
 	t.Helper()
-	read := func() (string, int64) {
-		state, n, err := procSwitches(pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return state, n
-	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		s1, n1 := read()
-		time.Sleep(20 * time.Millisecond)
-		s2, n2 := read()
-		if strings.HasPrefix(s1, "S") && strings.HasPrefix(s2, "S") && n1 == n2 {
-			return n2
-		}
-	}
-	t.Fatalf("process %d did not park", pid)
-	return 0
+	return parked(t, pid, func() (int64, error) {
+		_, n, err := procSwitches(pid)
+		return n, err
+	})
 }
 
-// ParkedSchedstat returns /proc/<pid>/schedstat of process pid once it is parked: asleep,
-// with the same numbers twice 20 ms apart.
+// ParkedSchedstat returns /proc/<pid>/schedstat of process pid once it is parked.
 func ParkedSchedstat(t testing.TB, pid int) Schedstat {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		s1, _, err1 := procSwitches(pid)
-		a, err2 := readSchedstat(pid)
-		time.Sleep(20 * time.Millisecond)
-		s2, _, err3 := procSwitches(pid)
-		b, err4 := readSchedstat(pid)
-		if err := errors.Join(err1, err2, err3, err4); err != nil {
+	return parked(t, pid, func() (Schedstat, error) { return readSchedstat(pid) })
+}
+
+// parked returns read() once process pid is parked: asleep, with the same value twice 20 ms
+// apart.
+func parked[T comparable](t testing.TB, pid int, read func() (T, error)) T {
+	t.Helper()
+	sample := func() (bool, T) {
+		state, _, err1 := procSwitches(pid)
+		v, err2 := read()
+		if err := errors.Join(err1, err2); err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasPrefix(s1, "S") && strings.HasPrefix(s2, "S") && a == b {
-			return b
+		return strings.HasPrefix(state, "S"), v
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		asleep1, v1 := sample()
+		time.Sleep(20 * time.Millisecond)
+		asleep2, v2 := sample()
+		if asleep1 && asleep2 && v1 == v2 {
+			return v2
 		}
 	}
 	t.Fatalf("process %d did not park", pid)
-	return Schedstat{}
+	var zero T
+	return zero
 }
 
 // Exec runs a real program (a server, a client) in the container, in the pod's namespaces,
