@@ -83,9 +83,18 @@ struct {
 
 KPOD_ERRORS(bio, struct bio_errs);
 
+/* Before 5.16 the request names its disk (rq_disk); since, its queue does (q->disk). */
+struct request___old {
+	struct gendisk *rq_disk;
+} __attribute__((preserve_access_index));
+
 static __always_inline __u32 disk_dev(struct request *rq)
 {
-	struct gendisk *disk = BPF_CORE_READ(rq, q, disk);
+	struct gendisk *disk;
+	if (bpf_core_field_exists(((struct request___old *)rq)->rq_disk))
+		disk = BPF_CORE_READ((struct request___old *)rq, rq_disk);
+	else
+		disk = BPF_CORE_READ(rq, q, disk);
 	if (!disk)
 		return 0;
 	__u32 major = BPF_CORE_READ(disk, major), minor = BPF_CORE_READ(disk, first_minor);
@@ -161,6 +170,6 @@ static __always_inline int on_complete_bio(struct request *rq, unsigned int nr_b
 KPOD_TP(kpod_bios, "block_io_start", on_start(rq), struct request *rq)
 KPOD_TP(kpod_bioc, "block_rq_complete", on_complete(rq, nr_bytes),
 	struct request *rq, blk_status_t error, unsigned int nr_bytes)
-KPOD_TP(kpod_bioq, "block_bio_queue", on_bio_queue(bio), struct bio *bio)
+KPOD_TP(kpod_bioq, "block_bio_queue", on_bio_queue(kpod_queued_bio(ctx)), struct bio *bio)
 KPOD_TP(kpod_bioqc, "block_rq_complete", on_complete_bio(rq, nr_bytes),
 	struct request *rq, blk_status_t error, unsigned int nr_bytes)

@@ -37,6 +37,24 @@ struct {
 
 KPOD_ERRORS(dio, struct dio_errs);
 
+/* Before 5.12 a bio names its disk and partition (bi_disk, bi_partno); since, its block
+ * device (bi_bdev), whose bd_dev is the partition's. */
+struct bio___old {
+	struct gendisk *bi_disk;
+	__u8 bi_partno;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 bio_dev(struct bio *bio)
+{
+	if (bpf_core_field_exists(bio->bi_bdev))
+		return BPF_CORE_READ(bio, bi_bdev, bd_dev);
+	struct bio___old *old = (struct bio___old *)bio;
+	struct gendisk *disk = BPF_CORE_READ(old, bi_disk);
+	if (!disk)
+		return 0;
+	return BPF_CORE_READ(disk, major) << 20 | (BPF_CORE_READ(disk, first_minor) + BPF_CORE_READ(old, bi_partno));
+}
+
 static __always_inline int on_bio(struct bio *bio)
 {
 	static const struct dio_val zero;
@@ -48,7 +66,7 @@ static __always_inline int on_bio(struct bio *bio)
 		return 0;
 	struct dio_key key = {
 		.cgid = bpf_get_current_cgroup_id(),
-		.dev = BPF_CORE_READ(bio, bi_bdev, bd_dev),
+		.dev = bio_dev(bio),
 		.op = op,
 	};
 	struct dio_val *v = kpod_entry(&kpod_dio, &key, &zero);
@@ -61,4 +79,4 @@ static __always_inline int on_bio(struct bio *bio)
 	return 0;
 }
 
-KPOD_TP(kpod_bioq, "block_bio_queue", on_bio(bio), struct bio *bio)
+KPOD_TP(kpod_bioq, "block_bio_queue", on_bio(kpod_queued_bio(ctx)), struct bio *bio)

@@ -109,15 +109,11 @@ static __always_inline struct tcp_val *val(__u64 cg)
 	return v;
 }
 
-static __always_inline __u64 sk_cgid(const struct sock *sk)
-{
-	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
-}
 
 /* The socket's counters (tcp_counters), retransmits and RTT. */
 static __always_inline void read_rec(const struct sock *sk, struct tcp_rec *r)
 {
-	r->cgid = sk_cgid(sk);
+	r->cgid = kpod_sock_cgid(sk);
 	tcp_counters(sk, &r->sent, &r->received);
 	r->retrans = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
 	r->srtt_ns = srtt_ns(sk);
@@ -125,7 +121,7 @@ static __always_inline void read_rec(const struct sock *sk, struct tcp_rec *r)
 
 static __always_inline int count_conn(const struct sock *sk, int oldstate)
 {
-	struct tcp_val *v = val(sk_cgid(sk));
+	struct tcp_val *v = val(kpod_sock_cgid(sk));
 	if (!v)
 		return 0;
 	if (oldstate == TCP_SYN_SENT)
@@ -161,7 +157,7 @@ static __always_inline int on_sock_state(struct sock *sk, int oldstate, int news
 		__u64 retrans = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
 		if (!retrans)
 			return 0;
-		struct tcp_val *v = val(sk_cgid(sk));
+		struct tcp_val *v = val(kpod_sock_cgid(sk));
 		if (v)
 			v->retransmits += retrans;
 		return 0;
@@ -310,7 +306,7 @@ static __always_inline int on_retransmit(__u64 *ctx, const struct sock *sk, cons
 	__u64 segs = BPF_CORE_READ(si, gso_segs);
 	if (!segs)
 		segs = 1;
-	struct tcp_val *v = val(sk_cgid(sk));
+	struct tcp_val *v = val(kpod_sock_cgid(sk));
 	if (v)
 		v->retransmits += segs;
 	return 0;
@@ -321,7 +317,7 @@ static __always_inline int on_probe(struct sock *sk)
 	__u64 ns = srtt_ns(sk);
 	if (!ns)
 		return 0;
-	struct tcp_val *v = val(sk_cgid(sk));
+	struct tcp_val *v = val(kpod_sock_cgid(sk));
 	if (v)
 		kpod_hist_add(&v->rtt, ns);
 	return 0;

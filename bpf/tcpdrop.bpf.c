@@ -98,7 +98,7 @@ static __always_inline int on_drop(__u64 *ctx, struct sk_buff *skb)
 			 * RSTs and ACKs for no socket, has the cgroup of whoever created the
 			 * namespace, not of a pod that owns the traffic: node. */
 			if (!BPF_CORE_READ_BITFIELD_PROBED(sk, sk_kern_sock))
-				key.cgid = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+				key.cgid = kpod_sock_cgid(sk);
 		}
 	} else if (!skb_is_tcp(skb)) {
 		return 0;

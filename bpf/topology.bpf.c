@@ -160,10 +160,6 @@ struct {
 
 _Static_assert(__builtin_offsetof(struct topo_rec, sent) == sizeof(struct topo_lkey), "topo_rec starts with a topo_lkey");
 
-static __always_inline __u64 sk_cgid(const struct sock *sk)
-{
-	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
-}
 
 /* The socket's peer address (IPv4 mapped into IPv6) and ports (local, peer). */
 static __always_inline void peer(const struct sock *sk, __u8 addr[16], __u16 *lport, __u16 *rport)
@@ -179,7 +175,7 @@ static __always_inline void peer(const struct sock *sk, __u8 addr[16], __u16 *lp
 static __always_inline struct topo_val *svc_edge(const struct sock *sk, __u16 lport)
 {
 	static const struct topo_val zero;
-	struct topo_svckey k = {.cgid = sk_cgid(sk), .gen = kpod_gen(&kpod_topo_gen)};
+	struct topo_svckey k = {.cgid = kpod_sock_cgid(sk), .gen = kpod_gen(&kpod_topo_gen)};
 	peer(sk, k.raddr, &k.lport, &k.rport);
 	k.lport = lport;
 	kpod_sk_addr(k.laddr, sk, true); /* the key is zeroed */
@@ -193,7 +189,7 @@ static __always_inline void fill_key(const struct sock *sk, __u8 role, struct to
 {
 	__u16 lport, rport;
 	__builtin_memset(k, 0, sizeof *k);
-	k->cgid = sk_cgid(sk);
+	k->cgid = kpod_sock_cgid(sk);
 	peer(sk, k->addr, &lport, &rport);
 	k->port = role == TOPO_CLIENT ? rport : lport;
 	k->role = role;
@@ -273,7 +269,7 @@ int BPF_PROG(kpod_topost_b, struct sock *sk, int oldstate, int newstate)
 static __always_inline void read_live(const struct sock *sk, const struct topo_sk *st, struct topo_lkey *lk, __u64 *sent, __u64 *received)
 {
 	__builtin_memset(lk, 0, sizeof *lk);
-	lk->cgid = sk_cgid(sk);
+	lk->cgid = kpod_sock_cgid(sk);
 	lk->role = st->role;
 	lk->svc = st->svc;
 	peer(sk, lk->addr, &lk->lport, &lk->rport);

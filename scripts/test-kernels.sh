@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test-kernels.sh — runs the real-kernel tests on a second kernel: Debian's 6.1 cloud kernel
-# booted under qemu (software emulation) with pure cgroup v2. `make test-kernels`.
+# test-kernels.sh — runs the real-kernel tests on another kernel: Debian's cloud kernel of a
+# series (6.1, bookworm's: `make test-kernels`; 5.10, bullseye's: `make test-kernel-5.10`)
+# booted under qemu (software emulation) with pure cgroup v2.
 #
 #   scripts/test-kernels.sh
 #   KERNEL_TEST_RUN=TestRealCPU scripts/test-kernels.sh          # -test.run of every binary
@@ -8,15 +9,17 @@
 #
 # 1. `go test -c` of every package of the module whose tests import internal/fakepod (the
 #    real-kernel tests; with the e2e build tag, so test/e2e and the otelcol-kpod it runs too).
-# 2. The kernel: the newest linux-image-6.1.0-*-cloud-amd64-unsigned that apt knows, fetched
-#    with apt-get download and unpacked with dpkg-deb (never installed) into
+# 2. The kernel: the newest linux-image-<series>.0-*-cloud-amd64-unsigned of the series' Debian
+#    release (6.1: the host's apt sources; 5.10: bullseye from deb.debian.org, through an apt
+#    configuration of its own under the cache, signatures checked with the host's Debian
+#    keyring), fetched with apt-get download and unpacked with dpkg-deb (never installed) into
 #    ${KPOD_KERNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kpod-kernels}/<package version>/.
 # 3. An initramfs (newc cpio, uncompressed): busybox-static, the host tools the tests run
 #    with their shared libraries, the kernel modules the tests need, the test binaries, the
 #    repository's tracked files (testdata, examples, go.mod, README.md: what the tests read,
 #    in the same layout), _build/otelcol-kpod, and an ext4 disk image for the VM's /tmp.
 # 4. qemu-system-x86_64 boots it; its /init (busybox sh) mounts what a node has, runs each
-#    binary with -test.v, CI=true (a skip is a failure) and KPOD_TEST_KERNEL=vm-6.1, prints
+#    binary with -test.v, CI=true (a skip is a failure) and KPOD_TEST_KERNEL=vm-<series>, prints
 #    "KPOD-VM-EXIT <binary> <code>" after each and "KPOD-VM-END <nonce>" at the end, and
 #    powers off.
 # 5. The console is kept in _build/test-kernels/console.log. qemu always exits 0, so the
@@ -34,7 +37,8 @@
 #   KERNEL_VM_TCG_THREAD single (default) or multi: qemu's TCG threads (see the qemu command)
 #   KERNEL_VERBOSE=1     stream the whole console, not only results
 #   KPOD_KERNEL_CACHE    kernel cache directory
-#   KPOD_KERNEL_PKG      a specific linux-image package (default: newest 6.1 cloud unsigned)
+#   KERNEL_SERIES        6.1 (default) or 5.10
+#   KPOD_KERNEL_PKG      a specific linux-image package (default: newest cloud unsigned of the series)
 #
 # Needs: go, gcc (static workload), qemu-system-x86, busybox-static, cpio, apt-get/dpkg-deb,
 # iproute2, nftables, e2fsprogs, util-linux, procps (make deps). Runs as any user: the tests
@@ -69,6 +73,9 @@ L7_PROGRAMS="redis-server redis-cli redis-benchmark curl dnsmasq dig bash mariad
 L7_TREES="/usr/share/mysql/english /usr/share/mysql/charsets $(echo /usr/lib/postgresql/*/lib) /usr/share/postgresql
 	/usr/share/zoneinfo"
 MODULES="virtio_pci virtio_blk veth loop nf_tables nft_numgen nft_objref nft_chain_nat nft_nat sch_tbf inet_diag tcp_diag"
+# Modules some kernels have and others build into a larger one (nft's counter: a module of its
+# own in 5.10, part of nf_tables in 6.1).
+MODULES_IF_ANY="nft_counter"
 
 log() { echo "test-kernels: $*" >&2; }
 die() {
@@ -124,24 +131,39 @@ log "binaries built in $((SECONDS - start)) s"
 
 # ---- 2. kernel --------------------------------------------------------------------------------
 start=$SECONDS
+SERIES=${KERNEL_SERIES:-6.1}
+APT=()
+case $SERIES in
+6.1) ;;
+5.10)
+	# bullseye is not among the host's sources: an apt state of its own, for bullseye's main
+	# suite alone (its security suite's newer images are not served by the mirror here).
+	APTDIR=$CACHE/apt-bullseye
+	mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial"
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main" >"$APTDIR/sources.list"
+	APT=(-o "Dir::Etc::SourceList=$APTDIR/sources.list" -o Dir::Etc::SourceParts=/dev/null
+		-o "Dir::State::Lists=$APTDIR/lists" -o "Dir::Cache=$APTDIR/cache")
+	;;
+*) die "KERNEL_SERIES=$SERIES: 6.1 or 5.10" ;;
+esac
+PKG_RE="^linux-image-${SERIES//./\\.}\\.0-[0-9]+-cloud-amd64-unsigned\$"
 newest_kernel() {
-	apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' | awk '{print $1}' | sort -V | tail -1
+	apt-cache "${APT[@]}" search --names-only "$PKG_RE" | awk '{print $1}' | sort -V | tail -1
 }
 KPKG=${KPOD_KERNEL_PKG:-$(newest_kernel)}
 if [ -z "$KPKG" ]; then
-	log "apt knows no linux-image-6.1.0-*-cloud-amd64-unsigned; apt-get update"
-	apt-get update -qq
+	log "apt knows no linux-image-$SERIES.0-*-cloud-amd64-unsigned; apt-get update"
+	apt-get "${APT[@]}" update -qq
 	KPKG=$(newest_kernel)
-	[ -n "$KPKG" ] || die "no linux-image-6.1.0-*-cloud-amd64-unsigned in the apt sources"
+	[ -n "$KPKG" ] || die "no linux-image-$SERIES.0-*-cloud-amd64-unsigned in the apt sources"
 fi
-# awk reads to the end: an early exit made apt-cache die of SIGPIPE, and pipefail the script.
-KVER=$(apt-cache show --no-all-versions "$KPKG" | awk '/^Version:/ && v == "" {v = $2} END {print v}')
+KVER=$(apt-cache "${APT[@]}" show --no-all-versions "$KPKG" | awk '/^Version:/ && v == "" {v = $2} END {print v}')
 KDIR=$CACHE/${KPKG}_$KVER
 if [ ! -d "$KDIR" ]; then
 	log "downloading $KPKG $KVER into $KDIR"
 	mkdir -p "$CACHE" "$WORK/deb"
 	# apt-get download as root warns that _apt cannot write a root-owned directory; harmless.
-	(cd "$WORK/deb" && apt-get download -q "$KPKG=$KVER" 2>&1 | grep -v 'unsandboxed' >&2 || true)
+	(cd "$WORK/deb" && apt-get "${APT[@]}" download -q "$KPKG=$KVER" 2>&1 | grep -v 'unsandboxed' >&2 || true)
 	deb=$(ls "$WORK"/deb/*.deb 2>/dev/null) || die "apt-get download $KPKG=$KVER failed"
 	# Unpacked beside its final name and renamed into place, so that an interrupted run
 	# never leaves a half-filled cache entry.
@@ -215,6 +237,7 @@ add_module() {
 	echo "$m" >>"$R/kpod/modules/order"
 }
 for m in $MODULES; do add_module "$m"; done
+for m in $MODULES_IF_ANY; do [ -n "${KO_PATH[${m//-/_}]:-}" ] && add_module "$m"; done
 
 # The repository's tracked (and new, not ignored) files, in their layout: the tests read
 # testdata, examples, README.md and find the root by go.mod.

@@ -72,6 +72,45 @@ static __always_inline __u64 kpod_task_cgid(struct task_struct *t, bool btf)
 	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
 }
 
+/* The cgroup v2 id of the task that created a socket, from sk->sk_cgrp_data. Since 5.15 that
+ * holds the cgroup pointer. Before, it is a union of the pointer with cgroup v1 net_prio and
+ * net_cls data (val): with either of its two low bits set, or zero, the kernel's own
+ * sock_cgroup_ptr() answers the root cgroup, which no pod owns (KPOD_NODE_CGID). */
+struct sock_cgroup_data___old {
+	__u64 val;
+} __attribute__((preserve_access_index));
+struct sock___old {
+	struct sock_cgroup_data___old sk_cgrp_data;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 kpod_sock_cgid(const struct sock *sk)
+{
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	__u64 val = BPF_CORE_READ((const struct sock___old *)sk, sk_cgrp_data.val);
+	if (!val || (val & 3))
+		return KPOD_NODE_CGID;
+	return BPF_CORE_READ((struct cgroup *)val, kn, id);
+}
+
+/* block_bio_queue's bio: its second argument before 5.11 (the first was the request_queue),
+ * its only one since. The tracepoint's BTF type says which, at load time; its parameters are
+ * declared incomplete, so that the match compares names only, not the fields vmlinux.h
+ * gives those structs. */
+struct request_queue___fwd;
+struct bio___fwd;
+typedef void (*btf_trace_block_bio_queue___q)(void *, struct request_queue___fwd *, struct bio___fwd *);
+
+static __always_inline struct bio *kpod_queued_bio(unsigned long long *ctx)
+{
+	struct bio *bio = (struct bio *)ctx[0];
+	/* Not ctx[1]: clang turns the choice into one load at ctx + 0 or 8, and the verifier
+	 * refuses to dereference a context pointer it has to add to. */
+	if (bpf_core_type_matches(btf_trace_block_bio_queue___q))
+		bpf_probe_read_kernel(&bio, sizeof(bio), &ctx[1]);
+	return bio;
+}
+
 /* kpod_entry returns the map value for key, creating it from zero (or another first value) on
  * first use. NULL means the entry could not be made (the map full, no memory): the caller
  * counts that as a lost update. The update's error is not compared with -EEXIST (another CPU

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
@@ -195,6 +196,28 @@ func ReleaseKernelBTF() {
 	btfMu.Unlock()
 }
 
+// mapTypeSince is the first Linux release with each map type a family may need that older
+// kernels still in use lack.
+var mapTypeSince = map[ebpf.MapType]string{ebpf.TaskStorage: "5.11", ebpf.RingBuf: "5.8"}
+
+// missingMapType names a map type of spec that this kernel does not have, with the release
+// that brought it, or "" if it has them all: the reason a family's maps cannot be made there.
+func missingMapType(spec *ebpf.CollectionSpec) string {
+	names := make([]string, 0, len(spec.Maps))
+	for name := range spec.Maps {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t := spec.Maps[name].Type
+		since, ok := mapTypeSince[t]
+		if ok && errors.Is(features.HaveMapType(t), ebpf.ErrNotSupported) {
+			return fmt.Sprintf("map %s: this kernel has no %s maps (Linux %s+)", name, t, since)
+		}
+	}
+	return ""
+}
+
 // Load loads and attaches a family. On error nothing stays loaded.
 func Load(s Spec) (obj *Object, err error) {
 	spec, err := s.Load()
@@ -237,6 +260,8 @@ func Load(s Spec) (obj *Object, err error) {
 			// Without the capability cilium/ebpf's feature probes fail too, and some
 			// errors then say "not supported" instead of EPERM.
 			err = fmt.Errorf("%w (needs %s)", err, needsBPF)
+		case missingMapType(spec) != "":
+			err = fmt.Errorf("%w (%s)", err, missingMapType(spec))
 		case memlockErr != nil && !kernelAtLeast(5, 11):
 			err = fmt.Errorf("%w (raising RLIMIT_MEMLOCK failed: %v; kernels before 5.11 need CAP_SYS_RESOURCE)", err, memlockErr)
 		case prealloc && errors.Is(err, unix.ENOMEM):
