@@ -10,6 +10,12 @@
 package cachestat
 
 import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+
 	"github.com/kpod-project/kpod/internal/bpfload"
 )
 
@@ -54,7 +60,15 @@ type Collector struct{ *bpfload.Source[Stats] }
 // Start loads and attaches the family. It fails only if one of the tracepoints cannot be
 // attached; the accesses hook may be missing.
 func Start() (*Collector, error) {
-	s, err := bpfload.Open(Spec(), read)
+	spec := Spec()
+	spec.Prepare = func(*ebpf.CollectionSpec) error {
+		k, err := bpfload.KernelSpec()
+		if err != nil {
+			return err
+		}
+		return hasFolios(k)
+	}
+	s, err := bpfload.Open(spec, read)
 	if err != nil {
 		return nil, err
 	}
@@ -86,4 +100,19 @@ func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) 
 		out[id] = Stats{Added: v.Added, Dirtied: v.Dirtied, BuffersDirtied: v.BuffersDirtied, Accessed: v.Accessed, HasAccessed: accessed}
 	}
 	return out, err
+}
+
+// hasFolios checks that the kernel has page cache folios: the family's tracepoints pass one
+// (before 5.17 they passed a struct page, and mm_filemap_add_to_page_cache's program would
+// fail with the verifier's words for a field CO-RE did not find).
+func hasFolios(k *btf.Spec) error {
+	var folio *btf.Struct
+	err := k.TypeByName("folio", &folio)
+	if errors.Is(err, btf.ErrNotFound) {
+		return errors.New("the kernel has no page cache folios (struct folio), which the page cache tracepoints this family hooks pass since Linux 5.17")
+	}
+	if err != nil {
+		return fmt.Errorf("reading struct folio from the kernel's BTF: %w", err)
+	}
+	return nil
 }

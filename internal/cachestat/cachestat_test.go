@@ -63,6 +63,20 @@ func TestAccessesUnavailableNil(t *testing.T) {
 // the family runs without them and says why.
 func TestRealCachestat(t *testing.T) {
 	fakepod.RequireRoot(t)
+	// Before 5.17 the page cache tracepoints pass pages, not folios (tracefs has
+	// writeback_dirty_page, not writeback_dirty_folio): the family says so and loads nothing.
+	if !bpftest.HasTracepoint(t, "writeback", "writeback_dirty_folio") {
+		c, err := Start()
+		if err == nil {
+			c.Close()
+			t.Fatal("cachestat loaded on a kernel without writeback_dirty_folio")
+		}
+		if !strings.Contains(err.Error(), "no page cache folios (struct folio)") {
+			t.Fatalf("cachestat without folios: %v, want the reason that names struct folio", err)
+		}
+		t.Logf("unavailable, as it must be here: %v", err)
+		return
+	}
 	for _, rung := range bpftest.Rungs {
 		t.Run(rung, func(t *testing.T) { realCachestat(t, rung, "") })
 	}

@@ -117,11 +117,17 @@ func realSyscalls(t *testing.T, sample int, latency bool) {
 	cfg.Collectors["syscall"] = CollectorConfig{Enabled: boolp(true), LatencySample: sample}
 	cfg.Histograms.KpodSyscallLatency.Enabled = latency
 	s := startScraper(t, cfg)
+	if lacksTaskStorage(t, s, "syscall") {
+		return
+	}
 	var c *syscall.Collector
 	for _, r := range s.runners {
 		if a, ok := r.f.(*adapter[map[string]syscall.Stats]); ok {
 			c = a.src.(*syscall.Collector)
 		}
+	}
+	if c == nil {
+		t.Fatal("the syscall collector is not running")
 	}
 	runs, timed := 1, n
 	switch {

@@ -2,12 +2,14 @@ package kpodreceiver
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
 
@@ -162,4 +164,26 @@ func dumpMetrics(t *testing.T, md pmetric.Metrics) {
 			}
 		}
 	}
+}
+
+// lacksTaskStorage reports whether the kernel has no BPF task storage (before 5.11); then
+// family (which keeps its state there) must be unavailable with the reason that says so,
+// which this checks.
+func lacksTaskStorage(t *testing.T, s *kpodScraper, family string) bool {
+	t.Helper()
+	if bpftest.HasTaskStorage(t) {
+		return false
+	}
+	for _, r := range s.runners {
+		if r.info.name != family {
+			continue
+		}
+		if r.f != nil || !strings.Contains(r.reason, bpftest.TaskStorageReason) {
+			t.Fatalf("%s on a kernel without task storage: running %v, reason %q; want unavailable, naming task storage", family, r.f != nil, r.reason)
+		}
+		t.Logf("%s unavailable, as it must be here: %s", family, r.reason)
+		return true
+	}
+	t.Fatalf("no %s collector configured", family)
+	return true
 }
