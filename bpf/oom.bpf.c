@@ -3,7 +3,10 @@
 /*
  * Family "oom": OOM kills per cgroup, charged to the victim. oom/mark_victim runs in the
  * context of the task that ran into the limit (current), which is often not the victim, so
- * the cgroup comes from the victim's task_struct.
+ * the cgroup comes from the victim's task_struct. The tracepoint passes that task since 6.8
+ * (and in stable kernels that took the change); before, only the victim's pid, and the
+ * family hooks the kernel function that fires it, mark_oom_victim(task), instead
+ * (internal/oom chooses by the tracepoint's BTF prototype).
  */
 #include "kpod.h"
 
@@ -35,3 +38,4 @@ static __always_inline int on_victim(struct task_struct *victim, bool btf)
 }
 
 KPOD_TP(kpod_oom, "mark_victim", on_victim(task, kpod_btf), struct task_struct *task, uid_t uid)
+KPOD_FN(kpod_oomv, "mark_oom_victim", on_victim(tsk, false), struct task_struct *tsk)

@@ -26,6 +26,8 @@ const (
 	OomMapKpodOomErr = "kpod_oom_err"
 	OomProgKpodOomB  = "kpod_oom_b"
 	OomProgKpodOomR  = "kpod_oom_r"
+	OomProgKpodOomvF = "kpod_oomv_f"
+	OomProgKpodOomvK = "kpod_oomv_k"
 )
 
 // LoadOom returns the embedded CollectionSpec for Oom.
@@ -70,8 +72,10 @@ type OomSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type OomProgramSpecs struct {
-	KpodOomB *ebpf.ProgramSpec `ebpf:"kpod_oom_b"`
-	KpodOomR *ebpf.ProgramSpec `ebpf:"kpod_oom_r"`
+	KpodOomB  *ebpf.ProgramSpec `ebpf:"kpod_oom_b"`
+	KpodOomR  *ebpf.ProgramSpec `ebpf:"kpod_oom_r"`
+	KpodOomvF *ebpf.ProgramSpec `ebpf:"kpod_oomv_f"`
+	KpodOomvK *ebpf.ProgramSpec `ebpf:"kpod_oomv_k"`
 }
 
 // OomMapSpecs contains maps before they are loaded into the kernel.
@@ -129,14 +133,18 @@ type OomVariables struct {
 //
 // It can be passed to LoadOomObjects or ebpf.CollectionSpec.LoadAndAssign.
 type OomPrograms struct {
-	KpodOomB *ebpf.Program `ebpf:"kpod_oom_b"`
-	KpodOomR *ebpf.Program `ebpf:"kpod_oom_r"`
+	KpodOomB  *ebpf.Program `ebpf:"kpod_oom_b"`
+	KpodOomR  *ebpf.Program `ebpf:"kpod_oom_r"`
+	KpodOomvF *ebpf.Program `ebpf:"kpod_oomv_f"`
+	KpodOomvK *ebpf.Program `ebpf:"kpod_oomv_k"`
 }
 
 func (p *OomPrograms) Close() error {
 	return _OomClose(
 		p.KpodOomB,
 		p.KpodOomR,
+		p.KpodOomvF,
+		p.KpodOomvK,
 	)
 }
 

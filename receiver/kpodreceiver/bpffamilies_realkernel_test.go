@@ -21,6 +21,7 @@ import (
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/cpu"
 	"github.com/kpod-project/kpod/internal/fakepod"
+	"github.com/kpod-project/kpod/internal/oom"
 	"github.com/kpod-project/kpod/internal/syscall"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
@@ -232,9 +233,34 @@ func TestRealSyscallListReachesKernel(t *testing.T) {
 // TestRealOOM: the OOM kill is charged to the victim, not to the task that ran into the
 // limit. Two containers share a pod memory limit; the hog holds most of it, the other
 // container's allocation pushes the pod over, and the kernel picks the hog (largest RSS).
-func TestRealOOM(t *testing.T) { forRungs(t, realOOM) }
+// Where oom/mark_victim passes the victim's task (tracefs: it records the uid, added with
+// the task argument), on each of its rungs; where the kernel traces functions, also on the
+// mark_oom_victim() path (the only one where the tracepoint passes a pid), on fentry and on
+// kprobe.
+func TestRealOOM(t *testing.T) {
+	fakepod.RequireRoot(t)
+	task := bpftest.HasTracepointField(t, "oom", "mark_victim", "uid")
+	if task {
+		forRungs(t, func(t *testing.T, rung string) { realOOM(t, rung, oom.PathTracepoint) })
+	}
+	if !bpftest.HasKprobes(t) {
+		if !task {
+			t.Fatal("mark_victim passes a pid and the kernel traces no function: no path to test")
+		}
+		return
+	}
+	for _, fn := range []string{"fentry", "kprobe"} {
+		t.Run("function-"+fn, func(t *testing.T) {
+			if task {
+				t.Cleanup(oom.ForcePathForTest(oom.PathFunction))
+			}
+			t.Cleanup(bpfload.ForceRungForTest(fn))
+			realOOM(t, fn, oom.PathFunction)
+		})
+	}
+}
 
-func realOOM(t *testing.T, rung string) {
+func realOOM(t *testing.T, rung string, path oom.Path) {
 	const limit = 128 << 20
 	pod := fakepod.New(t, fakepod.Options{MemoryLimit: limit})
 	hog, trigger := pod.AddContainer(), pod.AddContainer()
@@ -244,6 +270,13 @@ func realOOM(t *testing.T, rung string) {
 
 	s := startScraper(t, customConfig("oom"))
 	checkRungs(t, s, rung)
+	for _, r := range s.runners {
+		if a, ok := r.f.(*adapter[uint64]); ok {
+			if c := a.src.(*oom.Collector); c.Path != path || c.Obj.Programs[0].Kind != rung {
+				t.Fatalf("oom on %s as %s, want %s as %s", c.Path, c.Obj.Programs[0].Kind, path, rung)
+			}
+		}
+	}
 	victim := hog.Start("alloc", strconv.Itoa(96<<20))
 	victim.WaitReady()
 	survivor := trigger.Start("alloc", strconv.Itoa(64<<20))
