@@ -255,13 +255,14 @@ func Load(s Spec) (obj *Object, err error) {
 	mapsOnly := &ebpf.CollectionSpec{Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types, ByteOrder: spec.ByteOrder}
 	coll, err := ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{Cache: obj.btf})
 	if err != nil {
+		missing := missingMapType(spec)
 		switch {
 		case errors.Is(err, unix.EPERM) || lacksCap(unix.CAP_BPF):
 			// Without the capability cilium/ebpf's feature probes fail too, and some
 			// errors then say "not supported" instead of EPERM.
 			err = fmt.Errorf("%w (needs %s)", err, needsBPF)
-		case missingMapType(spec) != "":
-			err = fmt.Errorf("%w (%s)", err, missingMapType(spec))
+		case missing != "":
+			err = fmt.Errorf("%w (%s)", err, missing)
 		case memlockErr != nil && !kernelAtLeast(5, 11):
 			err = fmt.Errorf("%w (raising RLIMIT_MEMLOCK failed: %v; kernels before 5.11 need CAP_SYS_RESOURCE)", err, memlockErr)
 		case prealloc && errors.Is(err, unix.ENOMEM):

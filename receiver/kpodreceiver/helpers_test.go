@@ -2,7 +2,7 @@ package kpodreceiver
 
 import (
 	"context"
-	"strings"
+	"errors"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -166,23 +166,20 @@ func dumpMetrics(t *testing.T, md pmetric.Metrics) {
 	}
 }
 
-// lacksTaskStorage reports whether the kernel has no BPF task storage (before 5.11); then
-// family (which keeps its state there) must be unavailable with the reason that says so,
-// which this checks.
+// lacksTaskStorage: on a kernel without BPF task storage (before 5.11), family (which keeps
+// its state there) must be unavailable with the reason that says so (bpftest.NeedsTaskStorage
+// checks it); then it returns true and the test ends there.
 func lacksTaskStorage(t *testing.T, s *kpodScraper, family string) bool {
 	t.Helper()
-	if bpftest.HasTaskStorage(t) {
-		return false
-	}
 	for _, r := range s.runners {
 		if r.info.name != family {
 			continue
 		}
-		if r.f != nil || !strings.Contains(r.reason, bpftest.TaskStorageReason) {
-			t.Fatalf("%s on a kernel without task storage: running %v, reason %q; want unavailable, naming task storage", family, r.f != nil, r.reason)
+		var err error
+		if r.f == nil {
+			err = errors.New(r.reason)
 		}
-		t.Logf("%s unavailable, as it must be here: %s", family, r.reason)
-		return true
+		return bpftest.NeedsTaskStorage(t, err)
 	}
 	t.Fatalf("no %s collector configured", family)
 	return true
