@@ -634,7 +634,8 @@ func (o *Object) findErrorMap(spec *ebpf.CollectionSpec) error {
 }
 
 // UpdateErrors returns, per map name, how many updates the kernel side could not make (the
-// map was full): each is a lost event.
+// map was full): each is a lost event. Maps the family did not make (a store the kernel
+// lacks) have none.
 func (o *Object) UpdateErrors() (map[string]uint64, error) {
 	out := map[string]uint64{}
 	if o.errMap == nil {
@@ -645,7 +646,9 @@ func (o *Object) UpdateErrors() (map[string]uint64, error) {
 		return nil, fmt.Errorf("%s: reading error counters: %w", o.Family, err)
 	}
 	for i, name := range o.errNames {
-		out[name] = binary.NativeEndian.Uint64(buf[8*i:])
+		if _, made := o.Maps[name]; made {
+			out[name] = binary.NativeEndian.Uint64(buf[8*i:])
+		}
 	}
 	return out, nil
 }

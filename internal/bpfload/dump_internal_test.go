@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/kpod-project/kpod/internal/fakepod"
 )
@@ -18,6 +19,11 @@ func TestDumpPerCPUBatches(t *testing.T) {
 		Hist [3]uint64
 	}
 	const entries = 1500 // more than one batch even at maxBatch
+	// Kernels before 5.11 charge maps to RLIMIT_MEMLOCK (Load raises it; this test makes its
+	// map itself).
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUHash, KeySize: 8, ValueSize: 32, MaxEntries: 2048})
 	if err != nil {
 		t.Fatal(err)

@@ -1,15 +1,18 @@
 // Package cpu is the "cpu" family: run-queue latency and context switches per cgroup, from
 // the sched_switch tracepoint alone (bpf/cpu.bpf.c): the waits are the kernel's own
-// (sched_info, CONFIG_SCHED_INFO), read at each switch-out. tp_btf only: the program keeps a
-// task's last reading in its task storage, which needs a trusted BTF pointer to prev.
+// (sched_info, CONFIG_SCHED_INFO), read at each switch-out. The program keeps a task's last
+// reading in its task storage (tp_btf only: that needs a trusted BTF pointer to prev), or,
+// on kernels without task storage (before 5.11), in a hash by thread id.
 package cpu
 
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -27,15 +30,69 @@ func (s *Stats) Add(o *Stats) {
 	s.RunQueue.Add(&o.RunQueue)
 }
 
-// Spec is the family's BPF object.
-func Spec() bpfload.Spec {
-	return bpfload.Spec{
-		Family: "cpu",
-		Load:   LoadCpu,
-		Hooks: []bpfload.Hook{
-			{Tracepoint: "sched_switch", Group: "sched", Prog: "kpod_sw", BTFOnly: true},
-		},
+// Store is where the program keeps each task's last run-queue reading.
+type Store string
+
+const (
+	StoreTask Store = "task"    // the task's BPF task storage (Linux 5.11+)
+	StorePID  Store = "pidhash" // a hash by thread id, emptied at sched_process_free
+)
+
+var (
+	forcedMu    sync.Mutex
+	forcedStore Store
+)
+
+// ForceStoreForTest makes Start use store s (StorePID on a kernel with task storage) until
+// the returned function is called.
+func ForceStoreForTest(s Store) (restore func()) {
+	forcedMu.Lock()
+	forcedStore = s
+	forcedMu.Unlock()
+	return func() {
+		forcedMu.Lock()
+		forcedStore = ""
+		forcedMu.Unlock()
 	}
+}
+
+// kernelStore is the forced store, else task storage where the kernel has it.
+func kernelStore() (Store, error) {
+	forcedMu.Lock()
+	s := forcedStore
+	forcedMu.Unlock()
+	if s != "" {
+		return s, nil
+	}
+	err := features.HaveMapType(ebpf.TaskStorage)
+	switch {
+	case err == nil:
+		return StoreTask, nil
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return StorePID, nil
+	}
+	return "", fmt.Errorf("probing for task storage: %w", err)
+}
+
+// Spec is the family's BPF object, for the task storage store.
+func Spec() bpfload.Spec { return storeSpec(StoreTask, true) }
+
+// storeSpec is the family's object for store s; the sched_process_free hook only where the
+// pid hash keeps readings.
+func storeSpec(s Store, runQueue bool) bpfload.Spec {
+	spec := bpfload.Spec{Family: "cpu", Load: LoadCpu}
+	switch {
+	case s == StoreTask:
+		spec.Hooks = []bpfload.Hook{{Tracepoint: "sched_switch", Group: "sched", Prog: "kpod_sw", BTFOnly: true}}
+	case runQueue:
+		spec.Hooks = []bpfload.Hook{
+			{Tracepoint: "sched_switch", Group: "sched", Prog: "kpod_swp"},
+			{Tracepoint: "sched_process_free", Group: "sched", Prog: "kpod_rqfree"},
+		}
+	default:
+		spec.Hooks = []bpfload.Hook{{Tracepoint: "sched_switch", Group: "sched", Prog: "kpod_swp"}}
+	}
+	return spec
 }
 
 // Start loads and attaches the family. Without runQueue (the kpod.cpu.runqueue.latency
@@ -43,8 +100,18 @@ func Spec() bpfload.Spec {
 // accounting; with it, a kernel without that accounting fails the family with a reason that
 // says so (rather than the verifier's words for a field CO-RE did not find).
 func Start(runQueue bool) (*bpfload.Source[Stats], error) {
-	s := Spec()
+	store, err := kernelStore()
+	if err != nil {
+		return nil, fmt.Errorf("cpu: %w", err)
+	}
+	s := storeSpec(store, runQueue)
 	s.Prepare = func(cs *ebpf.CollectionSpec) error {
+		// Only the store's map is made: the other's type may not exist here.
+		if store == StoreTask {
+			delete(cs.Maps, CpuMapKpodRqPid)
+		} else {
+			delete(cs.Maps, CpuMapKpodRqSeen)
+		}
 		if runQueue {
 			k, err := bpfload.KernelSpec()
 			if err != nil {
@@ -55,6 +122,9 @@ func Start(runQueue bool) (*bpfload.Source[Stats], error) {
 				return err
 			}
 			return schedInfo(task)
+		}
+		if m, ok := cs.Maps[CpuMapKpodRqPid]; ok {
+			m.MaxEntries = 1 // referenced by the program, never used
 		}
 		v, ok := cs.Variables[CpuVarKpodRqOn]
 		if !ok {

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 )
 
 // TestSchedInfo: the family needs task_struct.sched_info with pcount and run_delay, and
@@ -38,5 +40,16 @@ func TestSchedInfo(t *testing.T) {
 		if !c.ok && (err == nil || !strings.Contains(err.Error(), "CONFIG_SCHED_INFO") || !strings.Contains(err.Error(), "kpod.cpu.runqueue.latency")) {
 			t.Errorf("%s: error %v, want one naming CONFIG_SCHED_INFO and kpod.cpu.runqueue.latency", c.name, err)
 		}
+	}
+}
+
+// TestShape: the object has the programs of both stores' hooks.
+func TestShape(t *testing.T) {
+	spec, err := LoadCpu()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []Store{StoreTask, StorePID} {
+		bpftest.CheckShape(t, spec, storeSpec(s, true).Hooks)
 	}
 }

@@ -17,6 +17,7 @@ type CpuCpuErrs struct {
 	_          structs.HostLayout
 	KpodCpu    uint64
 	KpodRqSeen uint64
+	KpodRqPid  uint64
 }
 
 type CpuCpuVal struct {
@@ -35,15 +36,26 @@ type CpuRqSeen struct {
 	RunDelay uint64
 }
 
+type CpuRqSeenPid struct {
+	_    structs.HostLayout
+	Task uint64
+	Seen CpuRqSeen
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	CpuMapKpodCpu    = "kpod_cpu"
-	CpuMapKpodCpuErr = "kpod_cpu_err"
-	CpuMapKpodRqSeen = "kpod_rq_seen"
-	CpuProgKpodSwB   = "kpod_sw_b"
-	CpuVarKpodRqOn   = "kpod_rq_on"
+	CpuMapKpodCpu      = "kpod_cpu"
+	CpuMapKpodCpuErr   = "kpod_cpu_err"
+	CpuMapKpodRqPid    = "kpod_rq_pid"
+	CpuMapKpodRqSeen   = "kpod_rq_seen"
+	CpuProgKpodRqfreeB = "kpod_rqfree_b"
+	CpuProgKpodRqfreeR = "kpod_rqfree_r"
+	CpuProgKpodSwB     = "kpod_sw_b"
+	CpuProgKpodSwpB    = "kpod_swp_b"
+	CpuProgKpodSwpR    = "kpod_swp_r"
+	CpuVarKpodRqOn     = "kpod_rq_on"
 )
 
 // LoadCpu returns the embedded CollectionSpec for Cpu.
@@ -88,7 +100,11 @@ type CpuSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CpuProgramSpecs struct {
-	KpodSwB *ebpf.ProgramSpec `ebpf:"kpod_sw_b"`
+	KpodRqfreeB *ebpf.ProgramSpec `ebpf:"kpod_rqfree_b"`
+	KpodRqfreeR *ebpf.ProgramSpec `ebpf:"kpod_rqfree_r"`
+	KpodSwB     *ebpf.ProgramSpec `ebpf:"kpod_sw_b"`
+	KpodSwpB    *ebpf.ProgramSpec `ebpf:"kpod_swp_b"`
+	KpodSwpR    *ebpf.ProgramSpec `ebpf:"kpod_swp_r"`
 }
 
 // CpuMapSpecs contains maps before they are loaded into the kernel.
@@ -97,6 +113,7 @@ type CpuProgramSpecs struct {
 type CpuMapSpecs struct {
 	KpodCpu    *ebpf.MapSpec `ebpf:"kpod_cpu"`
 	KpodCpuErr *ebpf.MapSpec `ebpf:"kpod_cpu_err"`
+	KpodRqPid  *ebpf.MapSpec `ebpf:"kpod_rq_pid"`
 	KpodRqSeen *ebpf.MapSpec `ebpf:"kpod_rq_seen"`
 }
 
@@ -129,6 +146,7 @@ func (o *CpuObjects) Close() error {
 type CpuMaps struct {
 	KpodCpu    *ebpf.Map `ebpf:"kpod_cpu"`
 	KpodCpuErr *ebpf.Map `ebpf:"kpod_cpu_err"`
+	KpodRqPid  *ebpf.Map `ebpf:"kpod_rq_pid"`
 	KpodRqSeen *ebpf.Map `ebpf:"kpod_rq_seen"`
 }
 
@@ -136,6 +154,7 @@ func (m *CpuMaps) Close() error {
 	return _CpuClose(
 		m.KpodCpu,
 		m.KpodCpuErr,
+		m.KpodRqPid,
 		m.KpodRqSeen,
 	)
 }
@@ -151,12 +170,20 @@ type CpuVariables struct {
 //
 // It can be passed to LoadCpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CpuPrograms struct {
-	KpodSwB *ebpf.Program `ebpf:"kpod_sw_b"`
+	KpodRqfreeB *ebpf.Program `ebpf:"kpod_rqfree_b"`
+	KpodRqfreeR *ebpf.Program `ebpf:"kpod_rqfree_r"`
+	KpodSwB     *ebpf.Program `ebpf:"kpod_sw_b"`
+	KpodSwpB    *ebpf.Program `ebpf:"kpod_swp_b"`
+	KpodSwpR    *ebpf.Program `ebpf:"kpod_swp_r"`
 }
 
 func (p *CpuPrograms) Close() error {
 	return _CpuClose(
+		p.KpodRqfreeB,
+		p.KpodRqfreeR,
 		p.KpodSwB,
+		p.KpodSwpB,
+		p.KpodSwpR,
 	)
 }
 

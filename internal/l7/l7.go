@@ -6,11 +6,14 @@ package l7
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -113,6 +116,10 @@ type Options struct {
 
 // Start loads and attaches the family.
 func Start(o Options) (*bpfload.Source[Stats], error) {
+	// The stream parsers iterate with bpf_loop: say so rather than the verifier's words.
+	if err := features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop); errors.Is(err, ebpf.ErrNotSupported) {
+		return nil, errors.New("l7: the kernel has no bpf_loop helper (Linux 5.17+), which the stream parsers iterate with")
+	}
 	spec := Spec()
 	spec.Prepare = func(cs *ebpf.CollectionSpec) error {
 		for name, on := range map[string]bool{"l7_edges": o.Edges, "l7_backends": o.Edges && o.Backends} {

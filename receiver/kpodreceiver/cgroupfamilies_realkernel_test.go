@@ -3,6 +3,7 @@ package kpodreceiver
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
 )
 
@@ -115,8 +117,21 @@ func TestRealCgroupFamilies(t *testing.T) {
 	}
 	// Major faults: the faulter's own count (getrusage since its gate) is its container's.
 	frm, _ := resourceOf(md, busy.UID, faulter.ID)
-	if got := intValue(t, frm, "kpod.mem.major.page.faults", nil); got != majflt || majflt < faultsOf {
-		t.Errorf("major faults = %d, the faulter counted %d (at least %d pages mapped without readahead)", got, majflt, faultsOf)
+	got := intValue(t, frm, "kpod.mem.major.page.faults", nil)
+	switch file := readMemory(t, faulter)["pgmajfault"]; {
+	case majflt < faultsOf:
+		t.Errorf("the faulter counted %d major faults, want at least %d (pages mapped without readahead)", majflt, faultsOf)
+	case bpftest.KernelAtLeast(t, 5, 13):
+		if got != majflt {
+			t.Errorf("major faults = %d, the faulter counted %d", got, majflt)
+		}
+	default:
+		// Before 5.13 the kernel adds a cgroup's events to memory.stat in per-CPU batches of
+		// 33 (MEMCG_CHARGE_BATCH + 1; rstat flushes them on read since): up to 32 per CPU are
+		// not in the file yet (the 5.10 VM: 231 = 7 × 33 of 256). kpod reports the file.
+		if got != file || got > majflt || majflt-got > 32*int64(runtime.NumCPU()) {
+			t.Errorf("major faults = %d, memory.stat %d, the faulter counted %d (at most 32 per CPU not in the file yet)", got, file, majflt)
+		}
 	}
 
 	// Interface counters are per pod (one network namespace per pod). Each frame: payload +
@@ -161,7 +176,8 @@ func TestRealCgroupFamilies(t *testing.T) {
 }
 
 // readMemory reads a container's memory files the way the kernel names them on this host:
-// usage, peak, cache, and swap where the kernel accounts it (absent keys: no such file).
+// usage, peak, cache, and swap where the kernel accounts it (absent keys: no such file);
+// pgmajfault from memory.stat.
 func readMemory(t *testing.T, c *fakepod.Container) map[string]int64 {
 	t.Helper()
 	dir := c.ControllerDir("memory")
@@ -186,7 +202,7 @@ func readMemory(t *testing.T, c *fakepod.Container) map[string]int64 {
 			stat[k], _ = strconv.ParseInt(v, 10, 64)
 		}
 	}
-	out := map[string]int64{}
+	out := map[string]int64{"pgmajfault": stat["pgmajfault"]}
 	if v, ok := num("memory.current"); ok { // v2
 		out["usage"], out["cache"] = v, stat["file"]
 		if p, ok := num("memory.peak"); ok {

@@ -11,7 +11,7 @@ var cpuFamily = familyInfo{
 	newFn:   adapt(openCPU, records[cpu.Stats]{container: recordCPU}),
 }
 
-// openCPU hooks the wakeups only when the run-queue histogram is on.
+// openCPU reads run-queue waits only when the run-queue histogram is on.
 func openCPU(e *env) (source[cpu.Stats], error) {
 	return cpu.Start(e.cfg.Histograms.KpodCPURunqueueLatency.Enabled)
 }

@@ -3,6 +3,7 @@ package kpodreceiver
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -183,4 +184,34 @@ func lacksTaskStorage(t *testing.T, s *kpodScraper, family string) bool {
 	}
 	t.Fatalf("no %s collector configured", family)
 	return true
+}
+
+// unavailableHere returns the families this kernel cannot run, known independently of kpod,
+// with the reason each must give, and the series of an idle container each would have had.
+func unavailableHere(t *testing.T) (reasons map[string]string, idleSeries map[string]int) {
+	t.Helper()
+	reasons, idleSeries = map[string]string{}, map[string]int{}
+	if !bpftest.HasTracepoint(t, "writeback", "writeback_dirty_folio") { // before 5.17
+		reasons["cachestat"], idleSeries["cachestat"] = "no page cache folios (struct folio)", 3
+	}
+	if !bpftest.HasTaskStorage(t) { // before 5.11
+		reasons["syscall"], idleSeries["syscall"] = bpftest.TaskStorageReason, 2*(2+histogramSeries)
+	}
+	if !bpftest.HasBPFLoop(t) { // before 5.17
+		reasons["l7"], idleSeries["l7"] = bpftest.LoopReason, 0
+	}
+	return reasons, idleSeries
+}
+
+// checkUnavailable: family runner r is unavailable, with the reason this kernel's lack of
+// something must give (reasons, from unavailableHere); a family that could run fails.
+func checkUnavailable(t *testing.T, r *runner, reasons map[string]string) {
+	t.Helper()
+	why, ok := reasons[r.info.name]
+	switch {
+	case !ok:
+		t.Errorf("%s is unavailable: %s", r.info.name, r.reason)
+	case r.f != nil || !strings.Contains(r.reason, why):
+		t.Errorf("%s: available %v, reason %q; want unavailable, as this kernel has %s", r.info.name, r.f != nil, r.reason, why)
+	}
 }

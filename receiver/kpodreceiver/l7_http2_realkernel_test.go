@@ -42,6 +42,9 @@ func appConns(t *testing.T, out string) int {
 // what the client measured.
 func TestRealL7HTTP2(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	requireTools(t, "curl")
 	p := topoPair(t)
 	s := startL7Topology(t, p)
@@ -134,6 +137,9 @@ func TestRealL7HTTP2(t *testing.T) {
 // the server and the client counted (method POST, status ok or error), with no parse error.
 func TestRealL7GRPC(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p := topoPair(t)
 	s := startL7Topology(t, p)
 	addr := p.Veth.AddrB + ":50051"
@@ -190,6 +196,9 @@ func checkL7Only(t *testing.T, md pmetric.Metrics, pod *fakepod.Pod, ctr *fakepo
 // writes and K reads per end — no request, and the walk goes on at the next call.
 func TestRealL7HTTP2Junk(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p, s, srv, addr := startL7Pair(t, 8081, "h2-junk-server")
 	const k = 25
 	client := appCounts(t, p.CliCtr.L7App("h2-junk-client", addr, strconv.Itoa(k)).Output())
@@ -221,6 +230,9 @@ func TestRealL7HTTP2Junk(t *testing.T) {
 // upgraded connection's bytes (lines that look like HTTP/1.x requests) are not followed.
 func TestRealL7HTTPUpgradeOther(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p, s, srv, addr := startL7Pair(t, 8082, "upgrade-server")
 	client := appCounts(t, p.CliCtr.L7App("upgrade-client", addr, "20").Output())
 	md := scrape(t, s)
@@ -249,6 +261,9 @@ func TestRealL7HTTPUpgradeOther(t *testing.T) {
 // and the server's tally, over three connections.
 func TestRealL7HTTP2Edges(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p, s, srv, addr := startL7Pair(t, 8083, "h2-edge-server")
 	const r = 3
 	client := appCounts(t, p.CliCtr.L7App("h2-edge-client", addr, strconv.Itoa(r)).Output())
@@ -306,6 +321,9 @@ func TestRealL7HTTP2Edges(t *testing.T) {
 // parse error (before, every response was counted twice: once unanswered).
 func TestRealL7HTTPPeek(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p, s, srv, addr := startL7Pair(t, 8084, "http-server")
 	const n = 20
 	client := appCounts(t, p.CliCtr.L7App("http-peek-client", addr, strconv.Itoa(n)).Output())
@@ -328,6 +346,9 @@ func TestRealL7HTTPPeek(t *testing.T) {
 // unanswered response and every later one paired with the request before it).
 func TestRealL7HTTPEarly(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p := topoPair(t)
 	s := startL7Topology(t, p)
 	addr := p.Veth.AddrB + ":8085"
@@ -362,6 +383,9 @@ func TestRealL7HTTPEarly(t *testing.T) {
 // with the code before them (12,000 requests in the 6.1 VM, 8,000 on this host).
 func TestRealL7HTTPManyExits(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p, s, srv, addr := startL7Pair(t, 8086, "http-server")
 	const n = 1000 // of each: on one connection, and each on a connection of its own
 	client := appCounts(t, p.CliCtr.L7App("http-client", "http://"+addr, strconv.Itoa(n), "GET:/ok").Output())
@@ -385,6 +409,9 @@ func TestRealL7HTTPManyExits(t *testing.T) {
 // such gRPC answer unanswered (799 of 800 in TestRealL7GRPC).
 func TestRealL7HTTP2Early(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	for i, tc := range []struct {
 		mode string
 		want map[string]int64

@@ -50,6 +50,9 @@ func perMethod(c map[string]int64) map[string]int64 {
 // requests it handled, and the two ends agree.
 func TestRealL7Kafka(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p := topoPair(t)
 	s := startL7Topology(t, p)
 	addr := p.Veth.AddrB + ":9092"
@@ -112,6 +115,9 @@ func TestRealL7Kafka(t *testing.T) {
 // "unknown" there, as many as the client's legacy isMaster).
 func TestRealL7Mongo(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p := topoPair(t)
 	s := startL7Topology(t, p)
 	addr := p.Veth.AddrB + ":27017"
@@ -220,6 +226,9 @@ func checkL7Garbage(t *testing.T, p *fakepod.Pair, s *kpodScraper, protocol, gar
 // (a size of 9, shorter than a request header) on the same connection; kfake closes it.
 func TestRealL7KafkaGarbage(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p, s, srv, addr := startL7Pair(t, 9092, "kafka-server")
 	checkL7Garbage(t, p, s, "kafka", "kafka-garbage", addr)
 	stopServer(t, srv)
@@ -229,6 +238,9 @@ func TestRealL7KafkaGarbage(t *testing.T) {
 // the same connection; FerretDB closes it.
 func TestRealL7MongoGarbage(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p, s, srv, addr := startL7Pair(t, 27017, "mongo-server", t.TempDir())
 	checkL7Garbage(t, p, s, "mongodb", "mongo-garbage", addr)
 	stopServer(t, srv)

@@ -34,6 +34,21 @@ func startL7Pair(t *testing.T, port int, server string, args ...string) (*fakepo
 	return p, s, srv, addr
 }
 
+// noL7 is for the start of a test that needs the l7 family: on a kernel without bpf_loop
+// (before 5.17) the family must be unavailable with the reason that says so; noL7 then
+// returns true and the test ends there.
+func noL7(t *testing.T) bool {
+	t.Helper()
+	cannot, _ := unavailableHere(t)
+	if _, ok := cannot["l7"]; !ok {
+		return false
+	}
+	s := startScraper(t, customConfig("l7"))
+	checkUnavailable(t, s.runners[0], cannot)
+	t.Logf("unavailable, as it must be here: %s", s.runners[0].reason)
+	return true
+}
+
 // startL7 starts a scraper with the l7 family alone, and fails the test at once if the
 // family could not load on this kernel (with the loader's reason).
 func startL7(t *testing.T) *kpodScraper {
@@ -225,6 +240,9 @@ func waitListening(t *testing.T, ns *fakepod.NetNS, proto string, port int) {
 // nothing: no request, no parse error, on either pod.
 func TestRealL7NoProtocol(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p := fakepod.NewPair(t)
 	s := startL7(t)
 	const conns, total = 4, 4 * 64 << 10
@@ -244,6 +262,9 @@ func TestRealL7NoProtocol(t *testing.T) {
 // least 50 ms, and at most what the client measured for it.
 func TestRealL7HTTP(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	requireTools(t, "curl")
 	p, s, srv, addr := startL7Pair(t, 8080, "http-server")
 	const n = 25
@@ -353,6 +374,9 @@ func redisStats(t *testing.T, ns *fakepod.NetNS, host string, port int) map[stri
 // one of an unknown command. Both ends count exactly what the server's own statistics say.
 func TestRealL7Redis(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	requireTools(t, "redis-server", "redis-cli", "redis-benchmark")
 	p := fakepod.NewPair(t)
 	s := startL7(t)
@@ -392,6 +416,9 @@ func TestRealL7Redis(t *testing.T) {
 // it did not count): exactly what the stream contained, nothing invented.
 func TestRealL7RedisGarbage(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	requireTools(t, "redis-server", "bash")
 	p := fakepod.NewPair(t)
 	s := startL7(t)
@@ -483,6 +510,9 @@ func digStats(t *testing.T, out string) map[string]int64 {
 // equal dnsmasq's own log and the clients' own counts.
 func TestRealL7DNS(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	requireTools(t, "dnsmasq", "dig")
 	p := fakepod.NewPair(t)
 	s := startL7(t)

@@ -83,6 +83,9 @@ func startMariaDB(t *testing.T, p *fakepod.Pair) (*fakepod.Proc, string, string,
 // three statements as text.
 func TestRealL7MySQL(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p := topoPair(t)
 	s := startL7Topology(t, p)
 	srv, sock, host, port := startMariaDB(t, p)
@@ -265,6 +268,9 @@ func startPostgres(t *testing.T, p *fakepod.Pair) (*fakepod.Proc, string, string
 // class equal the server's own pg_stat_statements calls. psql then runs three Queries.
 func TestRealL7Postgres(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p := topoPair(t)
 	srv, dir, psql, host, port := startPostgres(t, p)
 	s := startL7Topology(t, p)
@@ -348,6 +354,9 @@ func checkSQLGarbage(t *testing.T, p *fakepod.Pair, md pmetric.Metrics, protocol
 // packet "unknown command"); the queries around it are counted.
 func TestRealL7MySQLGarbage(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p := fakepod.NewPair(t)
 	s := startL7(t)
 	srv, _, host, port := startMariaDB(t, p)
@@ -370,6 +379,9 @@ func TestRealL7MySQLGarbage(t *testing.T) {
 // counted (as the ones of a failed startup); both Queries are counted.
 func TestRealL7PostgresGarbage(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p := fakepod.NewPair(t)
 	srv, _, _, host, port := startPostgres(t, p)
 	s := startL7(t)

@@ -210,6 +210,9 @@ func checkNoEdgesOf(t *testing.T, md pmetric.Metrics, uid string) {
 // the same edge.
 func TestRealTopologyHTTP(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p := topoPair(t)
 	cfg := customConfig("l7", "topology")
 	cfg.Collectors["topology"] = CollectorConfig{Enabled: cfg.Collectors["topology"].Enabled, View: &ViewConfig{Enabled: true, Endpoint: "127.0.0.1:0"}}
@@ -423,6 +426,9 @@ func realTopologyLiveSocket(t *testing.T, live error) {
 // own count of commands, its failed ones (error replies) and both latency histograms.
 func TestRealTopologyRedis(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	requireTools(t, "redis-server", "redis-cli", "redis-benchmark")
 	p := topoPair(t)
 	s := startTopology(t, customConfig("l7", "topology"), p.Client, p.Server, p.Idle)
@@ -550,6 +556,9 @@ func TestRealTopologyFanout(t *testing.T) {
 // as the server and the clients counted them.
 func TestRealTopologyDNS(t *testing.T) {
 	fakepod.RequireRoot(t)
+	if noL7(t) {
+		return
+	}
 	p := topoPair(t)
 	s := startTopology(t, customConfig("l7", "topology"), p.Client, p.Server, p.Idle)
 	addr := p.Veth.AddrB + ":53"
@@ -680,6 +689,9 @@ func (f *svcFixture) service(ip, name string, matches ...string) {
 // collection the connections' entries (retired at the first) are folded into kpod's totals and
 // leave the kernel map, and the values do not move.
 func TestRealTopologyServiceBackends(t *testing.T) {
+	if noL7(t) {
+		return
+	}
 	f := newSvcFixture(t)
 	p, srv2, srv2Ctr, veth2 := f.Pair, f.srv2, f.srv2Ctr, f.veth2
 	const svcIP, port = "10.213.251.10", "8080"

@@ -4,6 +4,7 @@ package bpftest
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,4 +171,34 @@ func NeedsTaskStorage(t *testing.T, err error) bool {
 	}
 	t.Logf("unavailable, as it must be here: %v", err)
 	return true
+}
+
+// KernelAtLeast reports whether the running kernel's release (uname) is at least
+// major.minor, for tests whose expected result changes with the kernel.
+func KernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var ma, mi int
+	rel := unix.ByteSliceToString(u.Release[:])
+	if _, err := fmt.Sscanf(rel, "%d.%d", &ma, &mi); err != nil {
+		t.Fatalf("kernel release %q: %v", rel, err)
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
+// LoopReason is what the l7 family says on a kernel without the bpf_loop helper.
+const LoopReason = "no bpf_loop helper (Linux 5.17+)"
+
+// HasBPFLoop reports whether the kernel has the bpf_loop helper (5.17+), by cilium/ebpf's
+// probe, independently of kpod's programs.
+func HasBPFLoop(t *testing.T) bool {
+	t.Helper()
+	err := features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop)
+	if err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
+		t.Fatalf("probing for bpf_loop: %v", err)
+	}
+	return err == nil
 }

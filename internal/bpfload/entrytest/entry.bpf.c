@@ -43,7 +43,11 @@ int kpod_entry_t(void *ctx)
 	struct entry_key key = {.cgid = bpf_get_current_cgroup_id()};
 	if (key.cgid != entry_cgid)
 		return 0;
-	key.slice = __sync_fetch_and_add(&entry_seq, 1) >> 2;
+	/* A plain increment, not an atomic fetch (Linux 5.12+): two CPUs that read the same
+	 * value only share the slice sooner. */
+	__u64 seq = entry_seq;
+	entry_seq = seq + 1;
+	key.slice = seq >> 2;
 	__u64 *n = kpod_entry(&kpod_entry_n, &key, &zero);
 	if (!n) {
 		KPOD_LOST(entry, kpod_entry_n);

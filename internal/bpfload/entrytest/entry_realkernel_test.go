@@ -12,8 +12,8 @@ import (
 )
 
 // TestRealEntryRace: two processes of a pod, pinned to two CPUs, call getppid N times each
-// at once; the test object counts each call under (pod, ~1 ms slice) through kpod_entry, so
-// both CPUs keep making the same fresh entries together. Every call is counted — the
+// at once; the test object counts each call under (pod, its place in the calls / 4) through
+// kpod_entry, so both CPUs keep making the same fresh entries together. Every call is counted — the
 // slices' sums are exactly 2N — and no update is reported lost. Before Linux 6.5 the
 // update's -EEXIST reaches the program zero-extended; kpod_entry compared it with -EEXIST
 // and dropped the event of the CPU that lost the race (6.1: TestRealSyscall lost one call in
@@ -37,6 +37,10 @@ func TestRealEntryRace(t *testing.T) {
 			return v.Set(ctr.CgroupID)
 		},
 	}
+	// Before 6.1 the loader preallocates per-CPU maps scaled to bpf_prealloc_cgroups: keep
+	// this one's 2^17 entries (a fresh one every fourth call) at full size.
+	bpfload.SetPreallocCgroups(bpfload.MaxCgroups)
+	defer bpfload.SetPreallocCgroups(0)
 	c, err := bpfload.Start(spec)
 	if err != nil {
 		t.Fatal(err)

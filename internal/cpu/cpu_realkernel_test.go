@@ -1,0 +1,109 @@
+package cpu
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
+	"github.com/kpod-project/kpod/internal/fakepod"
+)
+
+// TestRealPidHashFreed: the hash by thread id (kernels without task storage; forced here) has
+// an entry for a task once it has switched out, and none once the task is freed, so that it
+// holds the node's live threads and a reused id starts afresh — on each rung.
+func TestRealPidHashFreed(t *testing.T) {
+	fakepod.RequireRoot(t)
+	t.Cleanup(ForceStoreForTest(StorePID))
+	for _, rung := range bpftest.Rungs {
+		t.Run(rung, func(t *testing.T) {
+			t.Cleanup(bpfload.ForceRungForTest(rung))
+			src, err := Start(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			if _, ok := src.Obj.Maps[CpuMapKpodRqSeen]; ok {
+				t.Errorf("the task storage map was made for the pid hash store")
+			}
+			m := src.Obj.Maps[CpuMapKpodRqPid]
+			if info, err := m.Info(); err == nil {
+				memlock, _ := info.Memlock()
+				t.Logf("%s: %d entries, flags %#x, memlock %d B", CpuMapKpodRqPid, info.MaxEntries, info.Flags, memlock)
+			}
+			const n = 10
+			var cmds []*exec.Cmd
+			defer func() {
+				for _, c := range cmds {
+					c.Process.Kill()
+					c.Wait()
+				}
+			}()
+			for range n {
+				c := exec.Command("sleep", "60")
+				if err := c.Start(); err != nil {
+					t.Fatal(err)
+				}
+				cmds = append(cmds, c)
+			}
+			has := func(pid int) bool {
+				var v CpuRqSeenPid
+				return m.Lookup(uint32(pid), &v) == nil
+			}
+			// Asleep (state S), each has switched out at least once: the positive control.
+			for _, c := range cmds {
+				waitSleeping(t, c.Process.Pid)
+				if !has(c.Process.Pid) {
+					t.Errorf("sleeping pid %d has no entry", c.Process.Pid)
+				}
+			}
+			for _, c := range cmds {
+				c.Process.Kill()
+				c.Wait()
+			}
+			// Reaped: freed after an RCU grace period; wait for that, not for a time.
+			left := n
+			for deadline := time.Now().Add(10 * time.Second); left > 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				left = 0
+				for _, c := range cmds {
+					if has(c.Process.Pid) {
+						left++
+					}
+				}
+			}
+			if left > 0 {
+				t.Errorf("%d of %d freed tasks still have an entry", left, n)
+			}
+			lost, err := src.Obj.UpdateErrors()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lost[CpuMapKpodRqPid] != 0 {
+				t.Errorf("%d readings not kept", lost[CpuMapKpodRqPid])
+			}
+			if _, ok := lost[CpuMapKpodRqSeen]; ok {
+				t.Errorf("update errors reported for %s, which was not made", CpuMapKpodRqSeen)
+			}
+		})
+	}
+}
+
+// waitSleeping waits until process pid is asleep in the kernel (state S in /proc/<pid>/stat).
+func waitSleeping(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the command name's closing parenthesis.
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == 'S' {
+			return
+		}
+	}
+	t.Fatalf("pid %d did not go to sleep", pid)
+}
