@@ -85,6 +85,21 @@ var forcedRungs []string
 
 var forcePrealloc bool
 
+var forceNoTaskStorage bool
+
+// ForceNoTaskStorageForTest makes TaskStorage report false, as on a kernel before 5.11,
+// until the returned function is called.
+func ForceNoTaskStorageForTest() (restore func()) {
+	brokenMu.Lock()
+	forceNoTaskStorage = true
+	brokenMu.Unlock()
+	return func() {
+		brokenMu.Lock()
+		forceNoTaskStorage = false
+		brokenMu.Unlock()
+	}
+}
+
 // ForcePreallocForTest makes Load preallocate hash maps and size the per-CPU ones by
 // PreallocCgroups, as on a kernel before 6.1, until the returned function is called.
 func ForcePreallocForTest() (restore func()) {

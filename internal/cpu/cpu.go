@@ -8,11 +8,9 @@ package cpu
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/features"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/hist"
@@ -38,40 +36,13 @@ const (
 	StorePID  Store = "pidhash" // a hash by thread id, emptied at sched_process_free
 )
 
-var (
-	forcedMu    sync.Mutex
-	forcedStore Store
-)
-
-// ForceStoreForTest makes Start use store s (StorePID on a kernel with task storage) until
-// the returned function is called.
-func ForceStoreForTest(s Store) (restore func()) {
-	forcedMu.Lock()
-	forcedStore = s
-	forcedMu.Unlock()
-	return func() {
-		forcedMu.Lock()
-		forcedStore = ""
-		forcedMu.Unlock()
-	}
-}
-
-// kernelStore is the forced store, else task storage where the kernel has it.
+// kernelStore is task storage where the kernel has it.
 func kernelStore() (Store, error) {
-	forcedMu.Lock()
-	s := forcedStore
-	forcedMu.Unlock()
-	if s != "" {
-		return s, nil
+	ts, err := bpfload.TaskStorage()
+	if ts {
+		return StoreTask, err
 	}
-	err := features.HaveMapType(ebpf.TaskStorage)
-	switch {
-	case err == nil:
-		return StoreTask, nil
-	case errors.Is(err, ebpf.ErrNotSupported):
-		return StorePID, nil
-	}
-	return "", fmt.Errorf("probing for task storage: %w", err)
+	return StorePID, err
 }
 
 // Spec is the family's BPF object, for the task storage store.

@@ -18,7 +18,7 @@ import (
 // holds the node's live threads and a reused id starts afresh — on each rung.
 func TestRealPidHashFreed(t *testing.T) {
 	fakepod.RequireRoot(t)
-	t.Cleanup(ForceStoreForTest(StorePID))
+	t.Cleanup(bpfload.ForceNoTaskStorageForTest())
 	for _, rung := range bpftest.Rungs {
 		t.Run(rung, func(t *testing.T) {
 			t.Cleanup(bpfload.ForceRungForTest(rung))

@@ -114,6 +114,7 @@ type Collector struct {
 	*bpfload.Source[map[string]Stats]
 	Path   Path
 	Sample uint32 // calls are timed 1/Sample of the time (window.go); NoLatency: never
+	enter  string // the hook prefix of the program that times
 
 	win *Windows // nil when the enter program stays attached (Sample 1) or is never
 }
@@ -134,6 +135,9 @@ const NoLatency = 0
 // exitProgs are the programs that count; the others only stamp entries.
 var exitProgs = map[string]bool{"kpod_scex": true, "kpod_sysout": true}
 
+// pidSuffix ends the names of the programs that keep stamps in the hash by thread id.
+const pidSuffix = "p"
+
 // Start loads the family on the per-call events of the tracked calls, or on every call
 // where those cannot attach, and writes the tracked syscall numbers into the kernel's filter
 // before any program is attached. Calls are timed 1/sample of the time (1: always;
@@ -150,7 +154,8 @@ func Start(tracked map[uint32]string, sample uint32) (*Collector, error) {
 	return c, nil
 }
 
-// EnterHook is the hook prefix of the program that times, on path p.
+// EnterHook is the hook prefix of the program that times, on path p, where the kernel has
+// task storage (Collector.Enter: on the store loaded).
 func EnterHook(p Path) string {
 	if p == PathPerCall {
 		return "kpod_scen"
@@ -166,6 +171,11 @@ func startPath(p Path, tracked map[uint32]string, sample uint32, windows bool) (
 		return nil, err
 	}
 	c := &Collector{Path: p, Sample: sample}
+	for _, h := range spec.Hooks {
+		if h.Prog == EnterHook(p) || h.Prog == EnterHook(p)+pidSuffix {
+			c.enter = h.Prog
+		}
+	}
 	c.Source, err = bpfload.Open(spec, func(bc *bpfload.Collector, live map[uint64]bool) (map[uint64]map[string]Stats, error) {
 		vals, err := read(bc, live, tracked)
 		return vals, errors.Join(err, c.win.Err())
@@ -174,17 +184,19 @@ func startPath(p Path, tracked map[uint32]string, sample uint32, windows bool) (
 		return nil, err
 	}
 	if sample > 1 {
-		enter := EnterHook(p)
-		if err := c.Obj.Detach(enter); err != nil {
+		if err := c.Obj.Detach(c.enter); err != nil {
 			c.Source.Close()
 			return nil, err
 		}
 		if windows {
-			c.win = StartWindows(sample, func() error { return c.Obj.Attach(enter) }, func() error { return c.Obj.Detach(enter) })
+			c.win = StartWindows(sample, func() error { return c.Obj.Attach(c.enter) }, func() error { return c.Obj.Detach(c.enter) })
 		}
 	}
 	return c, nil
 }
+
+// Enter is the hook prefix of the program that times calls (Obj.Attach, Obj.Detach).
+func (c *Collector) Enter() string { return c.enter }
 
 // StopWindows ends the latency windows with the enter program detached, for tests that open
 // and close them themselves (Obj.Attach and Obj.Detach of EnterHook(Path)).
@@ -233,7 +245,21 @@ func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, e
 		}
 		spec.Hooks = hooks
 	}
+	// Without task storage (before 5.11) the stamps go to a hash by thread id, through the
+	// programs whose names end in p; only the store's map is made.
+	ts, err := bpfload.TaskStorage()
+	if err != nil {
+		return bpfload.Spec{}, err
+	}
+	unused := SyscallMapKpodSysPid
+	if !ts {
+		unused = SyscallMapKpodSysStart
+		for i := range spec.Hooks {
+			spec.Hooks[i].Prog += pidSuffix
+		}
+	}
 	spec.Prepare = func(cs *ebpf.CollectionSpec) error {
+		delete(cs.Maps, unused)
 		ms := cs.Maps[SyscallMapKpodSysTrack]
 		ms.Contents = nil
 		for _, nr := range nrs {

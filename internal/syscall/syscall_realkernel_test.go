@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/podid"
@@ -26,17 +27,31 @@ func TestRealSyscall(t *testing.T) {
 		path   Path
 		rung   string
 		sample uint32
+		pid    bool // the hash by thread id, forced (the store of kernels before 5.11)
 	}{
-		{PathPerCall, "tracepoint", 1}, {PathPerCall, "tracepoint", DefaultLatencySample},
-		{PathEveryCall, "tp_btf", 1}, {PathEveryCall, "tp_btf", DefaultLatencySample},
-		{PathEveryCall, "raw_tp", DefaultLatencySample}, {PathEveryCall, "tracepoint", DefaultLatencySample},
-		{PathPerCall, "tracepoint", NoLatency}, {PathEveryCall, "tp_btf", NoLatency},
+		{PathPerCall, "tracepoint", 1, false}, {PathPerCall, "tracepoint", DefaultLatencySample, false},
+		{PathEveryCall, "tp_btf", 1, false}, {PathEveryCall, "tp_btf", DefaultLatencySample, false},
+		{PathEveryCall, "raw_tp", DefaultLatencySample, false}, {PathEveryCall, "tracepoint", DefaultLatencySample, false},
+		{PathPerCall, "tracepoint", NoLatency, false}, {PathEveryCall, "tp_btf", NoLatency, false},
+		{PathPerCall, "tracepoint", DefaultLatencySample, true}, {PathEveryCall, "tp_btf", 1, true},
+		{PathEveryCall, "raw_tp", DefaultLatencySample, true}, {PathEveryCall, "tracepoint", DefaultLatencySample, true},
 	} {
-		t.Run(fmt.Sprintf("%s-%s-sample%d", v.path, v.rung, v.sample), func(t *testing.T) { realSyscall(t, v.path, v.rung, v.sample) })
+		name := fmt.Sprintf("%s-%s-sample%d", v.path, v.rung, v.sample)
+		if v.pid {
+			name += "-pidhash"
+		}
+		t.Run(name, func(t *testing.T) {
+			if v.pid {
+				t.Cleanup(bpfload.ForceNoTaskStorageForTest())
+			}
+			realSyscall(t, v.path, v.rung, v.sample, v.pid || !bpftest.HasTaskStorage(t))
+		})
 	}
 }
 
-func realSyscall(t *testing.T, path Path, rung string, sample uint32) {
+// realSyscall: pid says which store the family must have loaded (the hash by thread id, or
+// task storage).
+func realSyscall(t *testing.T, path Path, rung string, sample uint32, pid bool) {
 	const n = 5000
 	pod, idle := fakepod.New(t, fakepod.Options{}), fakepod.New(t, fakepod.Options{})
 	ctr, idleCtr := pod.AddContainer(), idle.AddContainer()
@@ -48,9 +63,6 @@ func realSyscall(t *testing.T, path Path, rung string, sample uint32) {
 	}
 	bpftest.On(t, rung)
 	c, err := startPath(path, tracked, sample, false)
-	if bpftest.NeedsTaskStorage(t, err) {
-		return
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +78,7 @@ func realSyscall(t *testing.T, path Path, rung string, sample uint32) {
 		timed = 0
 	case 1:
 	default:
-		enter := EnterHook(path)
+		enter := c.Enter()
 		ctr.Run("close", strconv.Itoa(n)) // window closed: the enter program is detached at start
 		if err := c.Obj.Attach(enter); err != nil {
 			t.Fatal(err)
@@ -101,6 +113,14 @@ func realSyscall(t *testing.T, path Path, rung string, sample uint32) {
 	}
 	if want := min(sample, 1); len(enter) != int(want) {
 		t.Errorf("enter programs loaded: %v, want %d", enter, want)
+	}
+	for _, p := range c.Obj.Programs {
+		if hook := p.Name[:strings.LastIndex(p.Name, "_")]; strings.HasSuffix(hook, pidSuffix) != pid {
+			t.Errorf("program %s loaded; want those of the pid hash: %v", p.Name, pid)
+		}
+	}
+	if _, ok := c.Obj.Maps[SyscallMapKpodSysPid]; ok != pid {
+		t.Errorf("map %s made: %v, want %v", SyscallMapKpodSysPid, ok, pid)
 	}
 	// Each workload run reads its gate once inside the pod; nothing else it does is tracked.
 	if r := got["read"]; r.Count != uint64(runs+1) || r.Errors != 0 {

@@ -17,6 +17,7 @@ type SyscallSysErrs struct {
 	_            structs.HostLayout
 	KpodSys      uint64
 	KpodSysStart uint64
+	KpodSysPid   uint64
 }
 
 type SyscallSysKey struct {
@@ -30,6 +31,12 @@ type SyscallSysStart struct {
 	_  structs.HostLayout
 	Ts uint64
 	Nr uint64
+}
+
+type SyscallSysStartPid struct {
+	_    structs.HostLayout
+	Task uint64
+	St   SyscallSysStart
 }
 
 type SyscallSysVal struct {
@@ -49,16 +56,25 @@ type SyscallSysVal struct {
 const (
 	SyscallMapKpodSys       = "kpod_sys"
 	SyscallMapKpodSysErr    = "kpod_sys_err"
+	SyscallMapKpodSysPid    = "kpod_sys_pid"
 	SyscallMapKpodSysStart  = "kpod_sys_start"
 	SyscallMapKpodSysTrack  = "kpod_sys_track"
 	SyscallProgKpodScenT    = "kpod_scen_t"
+	SyscallProgKpodScenpT   = "kpod_scenp_t"
 	SyscallProgKpodScexT    = "kpod_scex_t"
+	SyscallProgKpodScexpT   = "kpod_scexp_t"
 	SyscallProgKpodSysinB   = "kpod_sysin_b"
 	SyscallProgKpodSysinR   = "kpod_sysin_r"
 	SyscallProgKpodSysinT   = "kpod_sysin_t"
+	SyscallProgKpodSysinpB  = "kpod_sysinp_b"
+	SyscallProgKpodSysinpR  = "kpod_sysinp_r"
+	SyscallProgKpodSysinpT  = "kpod_sysinp_t"
 	SyscallProgKpodSysoutB  = "kpod_sysout_b"
 	SyscallProgKpodSysoutR  = "kpod_sysout_r"
 	SyscallProgKpodSysoutT  = "kpod_sysout_t"
+	SyscallProgKpodSysoutpB = "kpod_sysoutp_b"
+	SyscallProgKpodSysoutpR = "kpod_sysoutp_r"
+	SyscallProgKpodSysoutpT = "kpod_sysoutp_t"
 	SyscallVarKpodSysSample = "kpod_sys_sample"
 )
 
@@ -104,14 +120,22 @@ type SyscallSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SyscallProgramSpecs struct {
-	KpodScenT   *ebpf.ProgramSpec `ebpf:"kpod_scen_t"`
-	KpodScexT   *ebpf.ProgramSpec `ebpf:"kpod_scex_t"`
-	KpodSysinB  *ebpf.ProgramSpec `ebpf:"kpod_sysin_b"`
-	KpodSysinR  *ebpf.ProgramSpec `ebpf:"kpod_sysin_r"`
-	KpodSysinT  *ebpf.ProgramSpec `ebpf:"kpod_sysin_t"`
-	KpodSysoutB *ebpf.ProgramSpec `ebpf:"kpod_sysout_b"`
-	KpodSysoutR *ebpf.ProgramSpec `ebpf:"kpod_sysout_r"`
-	KpodSysoutT *ebpf.ProgramSpec `ebpf:"kpod_sysout_t"`
+	KpodScenT    *ebpf.ProgramSpec `ebpf:"kpod_scen_t"`
+	KpodScenpT   *ebpf.ProgramSpec `ebpf:"kpod_scenp_t"`
+	KpodScexT    *ebpf.ProgramSpec `ebpf:"kpod_scex_t"`
+	KpodScexpT   *ebpf.ProgramSpec `ebpf:"kpod_scexp_t"`
+	KpodSysinB   *ebpf.ProgramSpec `ebpf:"kpod_sysin_b"`
+	KpodSysinR   *ebpf.ProgramSpec `ebpf:"kpod_sysin_r"`
+	KpodSysinT   *ebpf.ProgramSpec `ebpf:"kpod_sysin_t"`
+	KpodSysinpB  *ebpf.ProgramSpec `ebpf:"kpod_sysinp_b"`
+	KpodSysinpR  *ebpf.ProgramSpec `ebpf:"kpod_sysinp_r"`
+	KpodSysinpT  *ebpf.ProgramSpec `ebpf:"kpod_sysinp_t"`
+	KpodSysoutB  *ebpf.ProgramSpec `ebpf:"kpod_sysout_b"`
+	KpodSysoutR  *ebpf.ProgramSpec `ebpf:"kpod_sysout_r"`
+	KpodSysoutT  *ebpf.ProgramSpec `ebpf:"kpod_sysout_t"`
+	KpodSysoutpB *ebpf.ProgramSpec `ebpf:"kpod_sysoutp_b"`
+	KpodSysoutpR *ebpf.ProgramSpec `ebpf:"kpod_sysoutp_r"`
+	KpodSysoutpT *ebpf.ProgramSpec `ebpf:"kpod_sysoutp_t"`
 }
 
 // SyscallMapSpecs contains maps before they are loaded into the kernel.
@@ -120,6 +144,7 @@ type SyscallProgramSpecs struct {
 type SyscallMapSpecs struct {
 	KpodSys      *ebpf.MapSpec `ebpf:"kpod_sys"`
 	KpodSysErr   *ebpf.MapSpec `ebpf:"kpod_sys_err"`
+	KpodSysPid   *ebpf.MapSpec `ebpf:"kpod_sys_pid"`
 	KpodSysStart *ebpf.MapSpec `ebpf:"kpod_sys_start"`
 	KpodSysTrack *ebpf.MapSpec `ebpf:"kpod_sys_track"`
 }
@@ -153,6 +178,7 @@ func (o *SyscallObjects) Close() error {
 type SyscallMaps struct {
 	KpodSys      *ebpf.Map `ebpf:"kpod_sys"`
 	KpodSysErr   *ebpf.Map `ebpf:"kpod_sys_err"`
+	KpodSysPid   *ebpf.Map `ebpf:"kpod_sys_pid"`
 	KpodSysStart *ebpf.Map `ebpf:"kpod_sys_start"`
 	KpodSysTrack *ebpf.Map `ebpf:"kpod_sys_track"`
 }
@@ -161,6 +187,7 @@ func (m *SyscallMaps) Close() error {
 	return _SyscallClose(
 		m.KpodSys,
 		m.KpodSysErr,
+		m.KpodSysPid,
 		m.KpodSysStart,
 		m.KpodSysTrack,
 	)
@@ -177,26 +204,42 @@ type SyscallVariables struct {
 //
 // It can be passed to LoadSyscallObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SyscallPrograms struct {
-	KpodScenT   *ebpf.Program `ebpf:"kpod_scen_t"`
-	KpodScexT   *ebpf.Program `ebpf:"kpod_scex_t"`
-	KpodSysinB  *ebpf.Program `ebpf:"kpod_sysin_b"`
-	KpodSysinR  *ebpf.Program `ebpf:"kpod_sysin_r"`
-	KpodSysinT  *ebpf.Program `ebpf:"kpod_sysin_t"`
-	KpodSysoutB *ebpf.Program `ebpf:"kpod_sysout_b"`
-	KpodSysoutR *ebpf.Program `ebpf:"kpod_sysout_r"`
-	KpodSysoutT *ebpf.Program `ebpf:"kpod_sysout_t"`
+	KpodScenT    *ebpf.Program `ebpf:"kpod_scen_t"`
+	KpodScenpT   *ebpf.Program `ebpf:"kpod_scenp_t"`
+	KpodScexT    *ebpf.Program `ebpf:"kpod_scex_t"`
+	KpodScexpT   *ebpf.Program `ebpf:"kpod_scexp_t"`
+	KpodSysinB   *ebpf.Program `ebpf:"kpod_sysin_b"`
+	KpodSysinR   *ebpf.Program `ebpf:"kpod_sysin_r"`
+	KpodSysinT   *ebpf.Program `ebpf:"kpod_sysin_t"`
+	KpodSysinpB  *ebpf.Program `ebpf:"kpod_sysinp_b"`
+	KpodSysinpR  *ebpf.Program `ebpf:"kpod_sysinp_r"`
+	KpodSysinpT  *ebpf.Program `ebpf:"kpod_sysinp_t"`
+	KpodSysoutB  *ebpf.Program `ebpf:"kpod_sysout_b"`
+	KpodSysoutR  *ebpf.Program `ebpf:"kpod_sysout_r"`
+	KpodSysoutT  *ebpf.Program `ebpf:"kpod_sysout_t"`
+	KpodSysoutpB *ebpf.Program `ebpf:"kpod_sysoutp_b"`
+	KpodSysoutpR *ebpf.Program `ebpf:"kpod_sysoutp_r"`
+	KpodSysoutpT *ebpf.Program `ebpf:"kpod_sysoutp_t"`
 }
 
 func (p *SyscallPrograms) Close() error {
 	return _SyscallClose(
 		p.KpodScenT,
+		p.KpodScenpT,
 		p.KpodScexT,
+		p.KpodScexpT,
 		p.KpodSysinB,
 		p.KpodSysinR,
 		p.KpodSysinT,
+		p.KpodSysinpB,
+		p.KpodSysinpR,
+		p.KpodSysinpT,
 		p.KpodSysoutB,
 		p.KpodSysoutR,
 		p.KpodSysoutT,
+		p.KpodSysoutpB,
+		p.KpodSysoutpR,
+		p.KpodSysoutpT,
 	)
 }
 

@@ -107,6 +107,12 @@ func TestRealSyscalls(t *testing.T) {
 		t.Run(fmt.Sprintf("latency_sample=%d", sample), func(t *testing.T) { realSyscalls(t, sample, true) })
 	}
 	t.Run("latency histogram off", func(t *testing.T) { realSyscalls(t, 0, false) })
+	// Where the kernel has no task storage (before 5.11; forced here) the stamps are kept
+	// in a hash by thread id: the same exact counts and timed calls.
+	t.Run("pid hash", func(t *testing.T) {
+		t.Cleanup(bpfload.ForceNoTaskStorageForTest())
+		realSyscalls(t, 0, true)
+	})
 }
 
 func realSyscalls(t *testing.T, sample int, latency bool) {
@@ -121,9 +127,6 @@ func realSyscalls(t *testing.T, sample int, latency bool) {
 	cfg.Collectors["syscall"] = CollectorConfig{Enabled: boolp(true), LatencySample: sample}
 	cfg.Histograms.KpodSyscallLatency.Enabled = latency
 	s := startScraper(t, cfg)
-	if lacksTaskStorage(t, s, "syscall") {
-		return
-	}
 	var c *syscall.Collector
 	for _, r := range s.runners {
 		if a, ok := r.f.(*adapter[map[string]syscall.Stats]); ok {
@@ -143,7 +146,7 @@ func realSyscalls(t *testing.T, sample int, latency bool) {
 		}
 		c.StopWindows() // the test opens the window itself
 		ctr.Run("close", strconv.Itoa(n))
-		enter := syscall.EnterHook(c.Path)
+		enter := c.Enter()
 		if err := c.Obj.Attach(enter); err != nil {
 			t.Fatal(err)
 		}
@@ -218,9 +221,6 @@ func TestRealSyscallListReachesKernel(t *testing.T) {
 	cfg := customConfig("syscall")
 	cfg.Collectors["syscall"] = CollectorConfig{Enabled: boolp(true), Syscalls: []string{"getppid"}}
 	s := startScraper(t, cfg)
-	if lacksTaskStorage(t, s, "syscall") {
-		return
-	}
 	ctr.Run("close", "100")
 	ctr.Run("getppid", "50")
 	md := scrape(t, s)
@@ -336,7 +336,7 @@ func TestRealCPU(t *testing.T) {
 // the same exact waits and switches.
 func TestRealCPUPidHash(t *testing.T) {
 	fakepod.RequireRoot(t)
-	t.Cleanup(cpu.ForceStoreForTest(cpu.StorePID))
+	t.Cleanup(bpfload.ForceNoTaskStorageForTest())
 	for _, rung := range bpftest.Rungs {
 		t.Run(rung, func(t *testing.T) {
 			t.Cleanup(bpfload.ForceRungForTest(rung))

@@ -2,7 +2,6 @@ package kpodreceiver
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
@@ -167,25 +166,6 @@ func dumpMetrics(t *testing.T, md pmetric.Metrics) {
 	}
 }
 
-// lacksTaskStorage: on a kernel without BPF task storage (before 5.11), family (which keeps
-// its state there) must be unavailable with the reason that says so (bpftest.NeedsTaskStorage
-// checks it); then it returns true and the test ends there.
-func lacksTaskStorage(t *testing.T, s *kpodScraper, family string) bool {
-	t.Helper()
-	for _, r := range s.runners {
-		if r.info.name != family {
-			continue
-		}
-		var err error
-		if r.f == nil {
-			err = errors.New(r.reason)
-		}
-		return bpftest.NeedsTaskStorage(t, err)
-	}
-	t.Fatalf("no %s collector configured", family)
-	return true
-}
-
 // unavailableHere returns the families this kernel cannot run, known independently of kpod,
 // with the reason each must give, and the series of an idle container each would have had.
 func unavailableHere(t *testing.T) (reasons map[string]string, idleSeries map[string]int) {
@@ -193,9 +173,6 @@ func unavailableHere(t *testing.T) (reasons map[string]string, idleSeries map[st
 	reasons, idleSeries = map[string]string{}, map[string]int{}
 	if !bpftest.HasTracepoint(t, "writeback", "writeback_dirty_folio") { // before 5.17
 		reasons["cachestat"], idleSeries["cachestat"] = "no page cache folios (struct folio)", 3
-	}
-	if !bpftest.HasTaskStorage(t) { // before 5.11
-		reasons["syscall"], idleSeries["syscall"] = bpftest.TaskStorageReason, 2*(2+histogramSeries)
 	}
 	if !bpftest.HasBPFLoop(t) { // before 5.17
 		reasons["l7"], idleSeries["l7"] = bpftest.LoopReason, 0

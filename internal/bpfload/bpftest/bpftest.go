@@ -143,10 +143,6 @@ func KnownSocketWalks() error {
 	return features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnForEachMapElem)
 }
 
-// TaskStorageReason is what a family that keeps per-task state in BPF task storage says on a
-// kernel without it (bpfload's reason for a map type the kernel lacks).
-const TaskStorageReason = "no TaskStorage maps (Linux 5.11+)"
-
 // HasTaskStorage reports whether the kernel has BPF task storage (5.11+), by cilium/ebpf's
 // probe, independently of kpod's programs.
 func HasTaskStorage(t *testing.T) bool {
@@ -156,21 +152,6 @@ func HasTaskStorage(t *testing.T) bool {
 		t.Fatalf("probing for task storage: %v", err)
 	}
 	return err == nil
-}
-
-// NeedsTaskStorage is for the start of a family that keeps state in task storage: on a kernel
-// without it, the start must have failed with err naming it, and NeedsTaskStorage returns true
-// (the test ends there); elsewhere it returns false and the caller checks err as usual.
-func NeedsTaskStorage(t *testing.T, err error) bool {
-	t.Helper()
-	if HasTaskStorage(t) {
-		return false
-	}
-	if err == nil || !strings.Contains(err.Error(), TaskStorageReason) {
-		t.Fatalf("start on a kernel without task storage: %v; want the reason %q", err, TaskStorageReason)
-	}
-	t.Logf("unavailable, as it must be here: %v", err)
-	return true
 }
 
 // KernelAtLeast reports whether the running kernel's release (uname) is at least
