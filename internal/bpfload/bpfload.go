@@ -210,6 +210,9 @@ func TaskStorage() (bool, error) {
 	if errors.Is(err, ebpf.ErrNotSupported) {
 		return false, nil
 	}
+	if err != nil && (errors.Is(err, unix.EPERM) || lacksCap(unix.CAP_BPF)) {
+		return false, fmt.Errorf("probing for task storage: %w (needs %s)", err, needsBPF)
+	}
 	if err != nil {
 		return false, fmt.Errorf("probing for task storage: %w", err)
 	}

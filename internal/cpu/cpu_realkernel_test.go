@@ -21,7 +21,7 @@ func TestRealPidHashFreed(t *testing.T) {
 	t.Cleanup(bpfload.ForceNoTaskStorageForTest())
 	for _, rung := range bpftest.Rungs {
 		t.Run(rung, func(t *testing.T) {
-			t.Cleanup(bpfload.ForceRungForTest(rung))
+			bpftest.On(t, rung)
 			src, err := Start(true)
 			if err != nil {
 				t.Fatal(err)

@@ -335,14 +335,8 @@ func TestRealCPU(t *testing.T) {
 // each task's reading in a hash by thread id; forced here, on each rung it has, it gives
 // the same exact waits and switches.
 func TestRealCPUPidHash(t *testing.T) {
-	fakepod.RequireRoot(t)
 	t.Cleanup(bpfload.ForceNoTaskStorageForTest())
-	for _, rung := range bpftest.Rungs {
-		t.Run(rung, func(t *testing.T) {
-			t.Cleanup(bpfload.ForceRungForTest(rung))
-			realCPU(t, rung, true)
-		})
-	}
+	forRungs(t, func(t *testing.T, rung string) { realCPU(t, rung, true) })
 }
 
 // cpuPrograms are the names of the programs the scraper's cpu family attached.
