@@ -16,6 +16,7 @@
  *                   neither works the other counters still load.
  *
  * Folios can be large: added and dirtied count pages, 1 << order for a large folio.
+ * Kernels before 5.17 pass pages (writeback_dirty_page, mark_page_accessed): see the end.
  */
 #include "kpod.h"
 
@@ -97,3 +98,12 @@ KPOD_TP(kpod_cdirty, "writeback_dirty_folio", count(DIRTIED, folio_pages(folio))
 	struct folio *folio, struct address_space *mapping)
 KPOD_TP(kpod_cbuf, "block_dirty_buffer", count(BUFFERS, 1), struct buffer_head *bh)
 KPOD_FN(kpod_cacc, "folio_mark_accessed", count(ACCESSED, 1), struct folio *folio)
+
+/* Before folios (5.17) the same events pass a struct page, and the page cache holds single
+ * pages (a hugetlbfs page, added whole, counts as one): each event is one page
+ * (internal/cachestat's page path). The page is not read. */
+struct page;
+
+KPOD_TP(kpod_caddp, "mm_filemap_add_to_page_cache", count(ADDED, 1), struct page *page)
+KPOD_TP(kpod_cdirtyp, "writeback_dirty_page", count(DIRTIED, 1), struct page *page, struct address_space *mapping)
+KPOD_FN(kpod_caccp, "mark_page_accessed", count(ACCESSED, 1), struct page *page)

@@ -4,7 +4,8 @@
 // Added and dirtied pages come from tracepoints (mm_filemap_add_to_page_cache,
 // writeback_dirty_folio) and count pages, also for large folios; dirtied buffers from
 // block_dirty_buffer. Accesses (folio_mark_accessed) need a kernel function hook, fentry or
-// else a kprobe; on kernels that allow neither the family loads without it and
+// else a kprobe. Before 5.17 the events pass pages (writeback_dirty_page,
+// mark_page_accessed): the page path, one page per event; on kernels that allow neither the family loads without it and
 // AccessesUnavailable says why. Without accesses a hit ratio cannot be computed; added pages
 // are the misses either way.
 package cachestat
@@ -13,21 +14,31 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 )
 
-// progAccess is the program prefix of the optional accesses hook.
-const progAccess = "kpod_cacc"
+// Path says which objects the kernel's page cache events pass.
+type Path string
+
+const (
+	PathFolio Path = "folio" // Linux 5.17+: writeback_dirty_folio, folio_mark_accessed
+	PathPage  Path = "page"  // before: writeback_dirty_page, mark_page_accessed
+)
+
+// The dirtied pages' tracepoint and the accesses' kernel function (optional hook) of each path.
+var (
+	dirtyEvent     = map[Path]string{PathFolio: "writeback_dirty_folio", PathPage: "writeback_dirty_page"}
+	accessFunction = map[Path]string{PathFolio: "folio_mark_accessed", PathPage: "mark_page_accessed"}
+)
 
 // Stats are one cgroup's cumulative page cache counters.
 type Stats struct {
 	Added          uint64 // pages added to the page cache (misses: reads, new data written, readahead)
 	Dirtied        uint64 // pages that became dirty
 	BuffersDirtied uint64 // mark_buffer_dirty calls
-	Accessed       uint64 // folio_mark_accessed calls
+	Accessed       uint64 // folio_mark_accessed (mark_page_accessed before 5.17) calls
 	HasAccessed    bool   // false when AccessesUnavailable: Accessed is not counted
 }
 
@@ -40,40 +51,65 @@ func (s *Stats) Add(o *Stats) {
 	s.HasAccessed = s.HasAccessed || o.HasAccessed
 }
 
-// Spec is the family's BPF object.
-func Spec() bpfload.Spec {
+// Spec is the family's BPF object on the folio path.
+func Spec() bpfload.Spec { return PathSpec(PathFolio) }
+
+// PathSpec is the family's BPF object on path p.
+func PathSpec(p Path) bpfload.Spec {
+	sfx := "" // the page path's programs end in p
+	if p == PathPage {
+		sfx = "p"
+	}
 	return bpfload.Spec{
 		Family: "cachestat",
 		Load:   LoadCachestat,
 		Hooks: []bpfload.Hook{
-			{Tracepoint: "mm_filemap_add_to_page_cache", Group: "filemap", Prog: "kpod_cadd"},
-			{Tracepoint: "writeback_dirty_folio", Group: "writeback", Prog: "kpod_cdirty"},
+			{Tracepoint: "mm_filemap_add_to_page_cache", Group: "filemap", Prog: "kpod_cadd" + sfx},
+			{Tracepoint: dirtyEvent[p], Group: "writeback", Prog: "kpod_cdirty" + sfx},
 			{Tracepoint: "block_dirty_buffer", Group: "block", Prog: "kpod_cbuf"},
-			{Function: "folio_mark_accessed", Prog: progAccess, Optional: true},
+			{Function: accessFunction[p], Prog: "kpod_cacc" + sfx, Optional: true},
 		},
 	}
 }
 
 // Collector reads the family's map.
-type Collector struct{ *bpfload.Source[Stats] }
+type Collector struct {
+	*bpfload.Source[Stats]
+	Path Path
+}
 
-// Start loads and attaches the family. It fails only if one of the tracepoints cannot be
-// attached; the accesses hook may be missing.
+// Start loads and attaches the family on the path the kernel's events allow. It fails only
+// if one of the tracepoints cannot be attached; the accesses hook may be missing.
 func Start() (*Collector, error) {
-	spec := Spec()
-	spec.Prepare = func(*ebpf.CollectionSpec) error {
-		k, err := bpfload.KernelSpec()
-		if err != nil {
-			return err
-		}
-		return hasFolios(k)
+	k, err := bpfload.KernelSpec()
+	if err != nil {
+		return nil, fmt.Errorf("cachestat: %w", err)
 	}
-	s, err := bpfload.Open(spec, read)
+	p, err := kernelPath(k)
+	if err != nil {
+		return nil, fmt.Errorf("cachestat: %w", err)
+	}
+	s, err := bpfload.Open(PathSpec(p), func(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {
+		return read(c, live, accessProg(p))
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{s}, nil
+	return &Collector{Source: s, Path: p}, nil
 }
+
+// accessProg is the program prefix of the accesses hook on path p.
+func accessProg(p Path) string {
+	for _, h := range PathSpec(p).Hooks {
+		if h.Function != "" {
+			return h.Prog
+		}
+	}
+	return ""
+}
+
+// AccessFunction is the kernel function whose calls are the accesses on the collector's path.
+func (c *Collector) AccessFunction() string { return accessFunction[c.Path] }
 
 // AccessesUnavailable is empty when accesses are counted, and otherwise the reason they are
 // not: what each rung of the ladder (fentry, kprobe) answered.
@@ -81,7 +117,7 @@ func (c *Collector) AccessesUnavailable() string {
 	if c == nil || c.Source == nil {
 		return "cachestat is not loaded"
 	}
-	return c.Obj.Missing[progAccess]
+	return c.Obj.Missing[accessProg(c.Path)]
 }
 
 // UnavailableMetrics names the metrics this kernel cannot give, with the reason.
@@ -92,9 +128,9 @@ func (c *Collector) UnavailableMetrics() map[string]string {
 	return nil
 }
 
-func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) {
+func read(c *bpfload.Collector, live map[uint64]bool, access string) (map[uint64]Stats, error) {
 	raw, err := bpfload.Read[uint64, CachestatCacheVal](c, CachestatMapKpodCache, live)
-	accessed := c.Obj.Missing[progAccess] == ""
+	accessed := c.Obj.Missing[access] == ""
 	out := make(map[uint64]Stats, len(raw))
 	for id, v := range raw {
 		out[id] = Stats{Added: v.Added, Dirtied: v.Dirtied, BuffersDirtied: v.BuffersDirtied, Accessed: v.Accessed, HasAccessed: accessed}
@@ -102,17 +138,18 @@ func read(c *bpfload.Collector, live map[uint64]bool) (map[uint64]Stats, error) 
 	return out, err
 }
 
-// hasFolios checks that the kernel has page cache folios: the family's tracepoints pass one
-// (before 5.17 they passed a struct page, and mm_filemap_add_to_page_cache's program would
-// fail with the verifier's words for a field CO-RE did not find).
-func hasFolios(k *btf.Spec) error {
-	var folio *btf.Struct
-	err := k.TypeByName("folio", &folio)
-	if errors.Is(err, btf.ErrNotFound) {
-		return errors.New("the kernel has no page cache folios (struct folio), which the page cache tracepoints this family hooks pass since Linux 5.17")
+// kernelPath is the path of the kernel's page cache events, from their BTF prototypes:
+// writeback_dirty_folio (5.17+) or, before, writeback_dirty_page.
+func kernelPath(k *btf.Spec) (Path, error) {
+	for _, p := range []Path{PathFolio, PathPage} {
+		var td *btf.Typedef
+		err := k.TypeByName("btf_trace_"+dirtyEvent[p], &td)
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, btf.ErrNotFound) {
+			return "", err
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("reading struct folio from the kernel's BTF: %w", err)
-	}
-	return nil
+	return "", errors.New("the kernel has neither writeback_dirty_folio (5.17+) nor writeback_dirty_page")
 }

@@ -37,10 +37,12 @@ func TestObjectShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bpftest.CheckShape(t, spec, Spec().Hooks)
-	for _, h := range Spec().Hooks {
-		if h.Function != "" && !h.Optional {
-			t.Errorf("hook %s must be optional", h.Function)
+	for _, p := range []Path{PathFolio, PathPage} {
+		bpftest.CheckShape(t, spec, PathSpec(p).Hooks)
+		for _, h := range PathSpec(p).Hooks {
+			if h.Function != "" && !h.Optional {
+				t.Errorf("hook %s must be optional", h.Function)
+			}
 		}
 	}
 }
@@ -63,20 +65,6 @@ func TestAccessesUnavailableNil(t *testing.T) {
 // the family runs without them and says why.
 func TestRealCachestat(t *testing.T) {
 	fakepod.RequireRoot(t)
-	// Before 5.17 the page cache tracepoints pass pages, not folios (tracefs has
-	// writeback_dirty_page, not writeback_dirty_folio): the family says so and loads nothing.
-	if !bpftest.HasTracepoint(t, "writeback", "writeback_dirty_folio") {
-		c, err := Start()
-		if err == nil {
-			c.Close()
-			t.Fatal("cachestat loaded on a kernel without writeback_dirty_folio")
-		}
-		if !strings.Contains(err.Error(), "no page cache folios (struct folio)") {
-			t.Fatalf("cachestat without folios: %v, want the reason that names struct folio", err)
-		}
-		t.Logf("unavailable, as it must be here: %v", err)
-		return
-	}
 	for _, rung := range bpftest.Rungs {
 		t.Run(rung, func(t *testing.T) { realCachestat(t, rung, "") })
 	}
@@ -109,6 +97,11 @@ func realCachestat(t *testing.T, rung, fn string) {
 	}
 	defer c.Close()
 	bpftest.CheckRung(t, c.Obj, rung)
+	// Before 5.17 the events pass pages, not folios (tracefs has writeback_dirty_page).
+	if want := map[bool]Path{true: PathFolio, false: PathPage}[bpftest.HasTracepoint(t, "writeback", "writeback_dirty_folio")]; c.Path != want ||
+		want == PathPage && !bpftest.HasTracepoint(t, "writeback", "writeback_dirty_page") {
+		t.Fatalf("path %s, want %s (and its tracepoint in tracefs)", c.Path, want)
+	}
 	for _, p := range c.Obj.Programs {
 		t.Logf("attached %s (%s) to %s in %v", p.Name, p.Kind, p.Hook, p.LoadDuration)
 	}
@@ -122,10 +115,10 @@ func realCachestat(t *testing.T, rung, fn string) {
 	idleCtr.Start("sleep").WaitReady()
 	var accesses *fakepod.Trace
 	if fn != "" {
-		// The kernel's own record of folio_mark_accessed calls by the writer, from the moment
-		// it is in the pod.
+		// The kernel's own record of folio_mark_accessed (mark_page_accessed) calls by the
+		// writer, from the moment it is in the pod.
 		ctr.AtGate = func(pid int) {
-			accesses = fakepod.NewKprobeTrace(t, "folio_mark_accessed", fmt.Sprintf("common_pid == %d", pid))
+			accesses = fakepod.NewKprobeTrace(t, c.AccessFunction(), fmt.Sprintf("common_pid == %d", pid))
 		}
 	}
 	ctr.Run("bwrite", filepath.Join(mnt, "data"), strconv.Itoa(pages))
@@ -165,9 +158,9 @@ func realCachestat(t *testing.T, rung, fn string) {
 		}
 		kernel := uint64(len(accesses.Lines()))
 		if s.Accessed != kernel || kernel == 0 {
-			t.Errorf("writer: %d accesses, the kernel traced %d folio_mark_accessed calls", s.Accessed, kernel)
+			t.Errorf("writer: %d accesses, the kernel traced %d %s calls", s.Accessed, kernel, c.AccessFunction())
 		}
-		t.Logf("writer: %d accesses on %s; the kernel's kprobe trace: %d folio_mark_accessed calls", s.Accessed, fn, kernel)
+		t.Logf("writer: %d accesses on %s; the kernel's kprobe trace: %d %s calls", s.Accessed, fn, kernel, c.AccessFunction())
 	case s.HasAccessed:
 		t.Logf("writer: %d accesses (hook attached as %s)", s.Accessed, accessKind(c))
 	case s.Accessed != 0:
@@ -248,7 +241,13 @@ func readBack(t *testing.T, c *Collector, pod *fakepod.Pod, path string, pages i
 		t.Fatalf("dd in the reader container: %v %s", err, out)
 	}
 	lines := tr.Lines()
-	folios, tracedPages := foliosOf(lines, cmd.Process.Pid, fmt.Sprintf("%d:%d", loop.Major, loop.Minor))
+	var fst unix.Stat_t
+	if err := unix.Stat(path, &fst); err != nil {
+		t.Fatal(err)
+	}
+	// The file's own pages: its device and inode (ext4 may read a metadata block of the same
+	// device for the reader: 1 on 5.10).
+	folios, tracedPages := foliosOf(lines, cmd.Process.Pid, fmt.Sprintf(" dev %d:%d ino %x ", loop.Major, loop.Minor, fst.Ino))
 	_, allPages := foliosOf(lines, cmd.Process.Pid, "")
 
 	st, err := c.Collect(context.Background(), &podid.Index{Live: map[uint64]bool{reader.CgroupID: true}})
@@ -260,8 +259,10 @@ func readBack(t *testing.T, c *Collector, pod *fakepod.Pod, path string, pages i
 	if got.Added != uint64(allPages) {
 		t.Errorf("reader: %d pages added, the kernel traced %d for dd", got.Added, allPages)
 	}
-	if tracedPages != pages || allPages > pages+8 {
-		t.Errorf("the kernel's trace shows %d pages of the file and %d in all added by the reader, want %d and at most %d (the whole file and a few of dd's own evicted pages)", tracedPages, allPages, pages, pages+8)
+	// The whole file, and a few more: dd's own evicted pages; on 5.10 one page of the file
+	// itself twice (2001 of 2000 in every run there).
+	if tracedPages < pages || allPages > pages+8 {
+		t.Errorf("the kernel's trace shows %d pages of the file and %d in all added by the reader, want at least %d and at most %d in all (the whole file and a few of dd's own evicted pages)", tracedPages, allPages, pages, pages+8)
 	}
 	if got.Dirtied != 0 || got.BuffersDirtied != 0 {
 		t.Errorf("reader: dirtied %d pages and %d buffers, want none", got.Dirtied, got.BuffersDirtied)
@@ -317,18 +318,26 @@ func resident(t *testing.T, f *os.File, pages int) int {
 	return n
 }
 
-var orderRE = regexp.MustCompile(`-(\d+)\s+\[.*\bord(?:er)?=(\d+)`)
+var (
+	pidRE   = regexp.MustCompile(`-(\d+)\s+\[`)
+	orderRE = regexp.MustCompile(`\bord(?:er)?=(\d+)`)
+)
 
-// foliosOf parses the recorded events of task pid on device dev ("major:minor", "" for any):
-// folios per order, and pages in total.
-func foliosOf(lines []string, pid int, dev string) (map[int]int, int) {
+// foliosOf parses the recorded events of task pid for one file (of, " dev <major:minor> ino
+// <hex> " as the record has it; "" for any):
+// folios per order, and pages in total. A record without an order (kernels before folios,
+// which add single pages) is one page.
+func foliosOf(lines []string, pid int, of string) (map[int]int, int) {
 	byOrder, pages := map[int]int{}, 0
 	for _, line := range lines {
-		m := orderRE.FindStringSubmatch(line)
-		if m == nil || m[1] != strconv.Itoa(pid) || dev != "" && !strings.Contains(line, " dev "+dev+" ") {
+		m := pidRE.FindStringSubmatch(line)
+		if m == nil || m[1] != strconv.Itoa(pid) || !strings.Contains(line, of) {
 			continue
 		}
-		o, _ := strconv.Atoi(m[2])
+		o := 0
+		if om := orderRE.FindStringSubmatch(line); om != nil {
+			o, _ = strconv.Atoi(om[1])
+		}
 		byOrder[o]++
 		pages += 1 << o
 	}
@@ -346,7 +355,7 @@ func sumValues(m map[int]int) int {
 // accessKind is how the accesses hook attached ("fentry", "kprobe"), or "".
 func accessKind(c *Collector) string {
 	for _, p := range c.Obj.Programs {
-		if p.Hook == "folio_mark_accessed" {
+		if p.Hook == c.AccessFunction() {
 			return p.Kind
 		}
 	}

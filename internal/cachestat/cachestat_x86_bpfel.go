@@ -30,16 +30,22 @@ type CachestatCacheVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	CachestatMapKpodCache    = "kpod_cache"
-	CachestatMapKpodCacheErr = "kpod_cache_err"
-	CachestatProgKpodCaccF   = "kpod_cacc_f"
-	CachestatProgKpodCaccK   = "kpod_cacc_k"
-	CachestatProgKpodCaddB   = "kpod_cadd_b"
-	CachestatProgKpodCaddR   = "kpod_cadd_r"
-	CachestatProgKpodCbufB   = "kpod_cbuf_b"
-	CachestatProgKpodCbufR   = "kpod_cbuf_r"
-	CachestatProgKpodCdirtyB = "kpod_cdirty_b"
-	CachestatProgKpodCdirtyR = "kpod_cdirty_r"
+	CachestatMapKpodCache     = "kpod_cache"
+	CachestatMapKpodCacheErr  = "kpod_cache_err"
+	CachestatProgKpodCaccF    = "kpod_cacc_f"
+	CachestatProgKpodCaccK    = "kpod_cacc_k"
+	CachestatProgKpodCaccpF   = "kpod_caccp_f"
+	CachestatProgKpodCaccpK   = "kpod_caccp_k"
+	CachestatProgKpodCaddB    = "kpod_cadd_b"
+	CachestatProgKpodCaddR    = "kpod_cadd_r"
+	CachestatProgKpodCaddpB   = "kpod_caddp_b"
+	CachestatProgKpodCaddpR   = "kpod_caddp_r"
+	CachestatProgKpodCbufB    = "kpod_cbuf_b"
+	CachestatProgKpodCbufR    = "kpod_cbuf_r"
+	CachestatProgKpodCdirtyB  = "kpod_cdirty_b"
+	CachestatProgKpodCdirtyR  = "kpod_cdirty_r"
+	CachestatProgKpodCdirtypB = "kpod_cdirtyp_b"
+	CachestatProgKpodCdirtypR = "kpod_cdirtyp_r"
 )
 
 // LoadCachestat returns the embedded CollectionSpec for Cachestat.
@@ -84,14 +90,20 @@ type CachestatSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CachestatProgramSpecs struct {
-	KpodCaccF   *ebpf.ProgramSpec `ebpf:"kpod_cacc_f"`
-	KpodCaccK   *ebpf.ProgramSpec `ebpf:"kpod_cacc_k"`
-	KpodCaddB   *ebpf.ProgramSpec `ebpf:"kpod_cadd_b"`
-	KpodCaddR   *ebpf.ProgramSpec `ebpf:"kpod_cadd_r"`
-	KpodCbufB   *ebpf.ProgramSpec `ebpf:"kpod_cbuf_b"`
-	KpodCbufR   *ebpf.ProgramSpec `ebpf:"kpod_cbuf_r"`
-	KpodCdirtyB *ebpf.ProgramSpec `ebpf:"kpod_cdirty_b"`
-	KpodCdirtyR *ebpf.ProgramSpec `ebpf:"kpod_cdirty_r"`
+	KpodCaccF    *ebpf.ProgramSpec `ebpf:"kpod_cacc_f"`
+	KpodCaccK    *ebpf.ProgramSpec `ebpf:"kpod_cacc_k"`
+	KpodCaccpF   *ebpf.ProgramSpec `ebpf:"kpod_caccp_f"`
+	KpodCaccpK   *ebpf.ProgramSpec `ebpf:"kpod_caccp_k"`
+	KpodCaddB    *ebpf.ProgramSpec `ebpf:"kpod_cadd_b"`
+	KpodCaddR    *ebpf.ProgramSpec `ebpf:"kpod_cadd_r"`
+	KpodCaddpB   *ebpf.ProgramSpec `ebpf:"kpod_caddp_b"`
+	KpodCaddpR   *ebpf.ProgramSpec `ebpf:"kpod_caddp_r"`
+	KpodCbufB    *ebpf.ProgramSpec `ebpf:"kpod_cbuf_b"`
+	KpodCbufR    *ebpf.ProgramSpec `ebpf:"kpod_cbuf_r"`
+	KpodCdirtyB  *ebpf.ProgramSpec `ebpf:"kpod_cdirty_b"`
+	KpodCdirtyR  *ebpf.ProgramSpec `ebpf:"kpod_cdirty_r"`
+	KpodCdirtypB *ebpf.ProgramSpec `ebpf:"kpod_cdirtyp_b"`
+	KpodCdirtypR *ebpf.ProgramSpec `ebpf:"kpod_cdirtyp_r"`
 }
 
 // CachestatMapSpecs contains maps before they are loaded into the kernel.
@@ -149,26 +161,38 @@ type CachestatVariables struct {
 //
 // It can be passed to LoadCachestatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CachestatPrograms struct {
-	KpodCaccF   *ebpf.Program `ebpf:"kpod_cacc_f"`
-	KpodCaccK   *ebpf.Program `ebpf:"kpod_cacc_k"`
-	KpodCaddB   *ebpf.Program `ebpf:"kpod_cadd_b"`
-	KpodCaddR   *ebpf.Program `ebpf:"kpod_cadd_r"`
-	KpodCbufB   *ebpf.Program `ebpf:"kpod_cbuf_b"`
-	KpodCbufR   *ebpf.Program `ebpf:"kpod_cbuf_r"`
-	KpodCdirtyB *ebpf.Program `ebpf:"kpod_cdirty_b"`
-	KpodCdirtyR *ebpf.Program `ebpf:"kpod_cdirty_r"`
+	KpodCaccF    *ebpf.Program `ebpf:"kpod_cacc_f"`
+	KpodCaccK    *ebpf.Program `ebpf:"kpod_cacc_k"`
+	KpodCaccpF   *ebpf.Program `ebpf:"kpod_caccp_f"`
+	KpodCaccpK   *ebpf.Program `ebpf:"kpod_caccp_k"`
+	KpodCaddB    *ebpf.Program `ebpf:"kpod_cadd_b"`
+	KpodCaddR    *ebpf.Program `ebpf:"kpod_cadd_r"`
+	KpodCaddpB   *ebpf.Program `ebpf:"kpod_caddp_b"`
+	KpodCaddpR   *ebpf.Program `ebpf:"kpod_caddp_r"`
+	KpodCbufB    *ebpf.Program `ebpf:"kpod_cbuf_b"`
+	KpodCbufR    *ebpf.Program `ebpf:"kpod_cbuf_r"`
+	KpodCdirtyB  *ebpf.Program `ebpf:"kpod_cdirty_b"`
+	KpodCdirtyR  *ebpf.Program `ebpf:"kpod_cdirty_r"`
+	KpodCdirtypB *ebpf.Program `ebpf:"kpod_cdirtyp_b"`
+	KpodCdirtypR *ebpf.Program `ebpf:"kpod_cdirtyp_r"`
 }
 
 func (p *CachestatPrograms) Close() error {
 	return _CachestatClose(
 		p.KpodCaccF,
 		p.KpodCaccK,
+		p.KpodCaccpF,
+		p.KpodCaccpK,
 		p.KpodCaddB,
 		p.KpodCaddR,
+		p.KpodCaddpB,
+		p.KpodCaddpR,
 		p.KpodCbufB,
 		p.KpodCbufR,
 		p.KpodCdirtyB,
 		p.KpodCdirtyR,
+		p.KpodCdirtypB,
+		p.KpodCdirtypR,
 	)
 }
 

@@ -3,7 +3,6 @@ package kpodreceiver
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,11 +75,6 @@ func TestRealBlockCacheIRQFamilies(t *testing.T) {
 	idleRM, _ := resourceOf(md, idle.UID, idleCtr.ID)
 	if _, ok := histogramOf(idleRM, "kpod.disk.io.latency", nil); ok {
 		t.Errorf("idle pod has block I/O latency")
-	}
-	// Before 5.17 the page cache family is unavailable and says why.
-	if cannot, _ := unavailableHere(t); cannot["cachestat"] != "" {
-		checkUnavailable(t, s.runners[slices.IndexFunc(s.runners, func(r *runner) bool { return r.info.name == "cachestat" })], cannot)
-		return
 	}
 	wrm, _ := resourceOf(md, pod.UID, writer.ID)
 	// A new file written page by page: every page is added to the cache and dirtied once;

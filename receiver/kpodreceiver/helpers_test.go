@@ -171,9 +171,6 @@ func dumpMetrics(t *testing.T, md pmetric.Metrics) {
 func unavailableHere(t *testing.T) (reasons map[string]string, idleSeries map[string]int) {
 	t.Helper()
 	reasons, idleSeries = map[string]string{}, map[string]int{}
-	if !bpftest.HasTracepoint(t, "writeback", "writeback_dirty_folio") { // before 5.17
-		reasons["cachestat"], idleSeries["cachestat"] = "no page cache folios (struct folio)", 3
-	}
 	if !bpftest.HasBPFLoop(t) { // before 5.17
 		reasons["l7"], idleSeries["l7"] = bpftest.LoopReason, 0
 	}
