@@ -196,29 +196,6 @@ func ReleaseKernelBTF() {
 	btfMu.Unlock()
 }
 
-// TaskStorage reports whether families can keep per-task state in BPF task storage (Linux
-// 5.11+), by cilium/ebpf's probe; false while a test forces the kernels without it. Those
-// that can do without (cpu, syscall) keep it in a hash by thread id instead.
-func TaskStorage() (bool, error) {
-	brokenMu.Lock()
-	forced := forceNoTaskStorage
-	brokenMu.Unlock()
-	if forced {
-		return false, nil
-	}
-	err := features.HaveMapType(ebpf.TaskStorage)
-	if errors.Is(err, ebpf.ErrNotSupported) {
-		return false, nil
-	}
-	if err != nil && (errors.Is(err, unix.EPERM) || lacksCap(unix.CAP_BPF)) {
-		return false, fmt.Errorf("probing for task storage: %w (needs %s)", err, needsBPF)
-	}
-	if err != nil {
-		return false, fmt.Errorf("probing for task storage: %w", err)
-	}
-	return true, nil
-}
-
 // mapTypeSince is the first Linux release with each map type a family may need that older
 // kernels still in use lack.
 var mapTypeSince = map[ebpf.MapType]string{ebpf.TaskStorage: "5.11", ebpf.RingBuf: "5.8"}

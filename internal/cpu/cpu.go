@@ -28,42 +28,22 @@ func (s *Stats) Add(o *Stats) {
 	s.RunQueue.Add(&o.RunQueue)
 }
 
-// Store is where the program keeps each task's last run-queue reading.
-type Store string
-
-const (
-	StoreTask Store = "task"    // the task's BPF task storage (Linux 5.11+)
-	StorePID  Store = "pidhash" // a hash by thread id, emptied at sched_process_free
-)
-
-// kernelStore is task storage where the kernel has it.
-func kernelStore() (Store, error) {
-	ts, err := bpfload.TaskStorage()
-	if ts {
-		return StoreTask, err
-	}
-	return StorePID, err
+// Spec is the family's BPF object, for the task storage store.
+func Spec() bpfload.Spec {
+	return bpfload.Spec{Family: "cpu", Load: LoadCpu, Hooks: []bpfload.Hook{
+		{Tracepoint: "sched_switch", Group: "sched", Prog: "kpod_sw", BTFOnly: true},
+	}}
 }
 
-// Spec is the family's BPF object, for the task storage store.
-func Spec() bpfload.Spec { return storeSpec(StoreTask, true) }
-
-// storeSpec is the family's object for store s; the sched_process_free hook only where the
-// pid hash keeps readings.
-func storeSpec(s Store, runQueue bool) bpfload.Spec {
-	spec := bpfload.Spec{Family: "cpu", Load: LoadCpu}
-	switch {
-	case s == StoreTask:
-		spec.Hooks = []bpfload.Hook{{Tracepoint: "sched_switch", Group: "sched", Prog: "kpod_sw", BTFOnly: true}}
-	case runQueue:
-		spec.Hooks = []bpfload.Hook{
-			{Tracepoint: "sched_switch", Group: "sched", Prog: "kpod_swp"},
-			{Tracepoint: "sched_process_free", Group: "sched", Prog: "kpod_rqfree"},
-		}
-	default:
-		spec.Hooks = []bpfload.Hook{{Tracepoint: "sched_switch", Group: "sched", Prog: "kpod_swp"}}
+// taskStore keeps each task's last run-queue reading; without runQueue the hash is
+// referenced but never used, so nothing needs emptying.
+func taskStore(runQueue bool) bpfload.TaskStore {
+	ts := bpfload.TaskStore{TaskMap: CpuMapKpodRqSeen, PidMap: CpuMapKpodRqPid}
+	if runQueue {
+		// Not at exit: a task switches out once more after it exits.
+		ts.Free = []bpfload.Hook{{Tracepoint: "sched_process_free", Group: "sched", Prog: "kpod_rqfree"}}
 	}
-	return spec
+	return ts
 }
 
 // Start loads and attaches the family. Without runQueue (the kpod.cpu.runqueue.latency
@@ -71,18 +51,8 @@ func storeSpec(s Store, runQueue bool) bpfload.Spec {
 // accounting; with it, a kernel without that accounting fails the family with a reason that
 // says so (rather than the verifier's words for a field CO-RE did not find).
 func Start(runQueue bool) (*bpfload.Source[Stats], error) {
-	store, err := kernelStore()
-	if err != nil {
-		return nil, fmt.Errorf("cpu: %w", err)
-	}
-	s := storeSpec(store, runQueue)
+	s := Spec()
 	s.Prepare = func(cs *ebpf.CollectionSpec) error {
-		// Only the store's map is made: the other's type may not exist here.
-		if store == StoreTask {
-			delete(cs.Maps, CpuMapKpodRqPid)
-		} else {
-			delete(cs.Maps, CpuMapKpodRqSeen)
-		}
 		if runQueue {
 			k, err := bpfload.KernelSpec()
 			if err != nil {
@@ -102,6 +72,10 @@ func Start(runQueue bool) (*bpfload.Source[Stats], error) {
 			return fmt.Errorf("the object has no %s", CpuVarKpodRqOn)
 		}
 		return v.Set(uint32(0))
+	}
+	s, err := taskStore(runQueue).Choose(s)
+	if err != nil {
+		return nil, fmt.Errorf("cpu: %w", err)
 	}
 	return bpfload.Open(s, read)
 }

@@ -49,7 +49,7 @@ func TestShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []Store{StoreTask, StorePID} {
-		bpftest.CheckShape(t, spec, storeSpec(s, true).Hooks)
+	for _, task := range []bool{true, false} {
+		bpftest.CheckShape(t, spec, taskStore(true).For(Spec(), task).Hooks)
 	}
 }

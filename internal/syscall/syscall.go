@@ -135,9 +135,6 @@ const NoLatency = 0
 // exitProgs are the programs that count; the others only stamp entries.
 var exitProgs = map[string]bool{"kpod_scex": true, "kpod_sysout": true}
 
-// pidSuffix ends the names of the programs that keep stamps in the hash by thread id.
-const pidSuffix = "p"
-
 // Start loads the family on the per-call events of the tracked calls, or on every call
 // where those cannot attach, and writes the tracked syscall numbers into the kernel's filter
 // before any program is attached. Calls are timed 1/sample of the time (1: always;
@@ -172,7 +169,7 @@ func startPath(p Path, tracked map[uint32]string, sample uint32, windows bool) (
 	}
 	c := &Collector{Path: p, Sample: sample}
 	for _, h := range spec.Hooks {
-		if h.Prog == EnterHook(p) || h.Prog == EnterHook(p)+pidSuffix {
+		if h.Prog == EnterHook(p) || h.Prog == EnterHook(p)+bpfload.PidSuffix {
 			c.enter = h.Prog
 		}
 	}
@@ -245,21 +242,7 @@ func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, e
 		}
 		spec.Hooks = hooks
 	}
-	// Without task storage (before 5.11) the stamps go to a hash by thread id, through the
-	// programs whose names end in p; only the store's map is made.
-	ts, err := bpfload.TaskStorage()
-	if err != nil {
-		return bpfload.Spec{}, err
-	}
-	unused := SyscallMapKpodSysPid
-	if !ts {
-		unused = SyscallMapKpodSysStart
-		for i := range spec.Hooks {
-			spec.Hooks[i].Prog += pidSuffix
-		}
-	}
 	spec.Prepare = func(cs *ebpf.CollectionSpec) error {
-		delete(cs.Maps, unused)
 		ms := cs.Maps[SyscallMapKpodSysTrack]
 		ms.Contents = nil
 		for _, nr := range nrs {
@@ -271,7 +254,9 @@ func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, e
 		}
 		return v.Set(min(sample, 1))
 	}
-	return spec, nil
+	// Without task storage (before 5.11) the stamps go to a hash by thread id, which the
+	// exits empty: a thread that dies inside a call leaves its stamp to the LRU.
+	return bpfload.TaskStore{TaskMap: SyscallMapKpodSysStart, PidMap: SyscallMapKpodSysPid}.Choose(spec)
 }
 
 // Tracked returns the numbers the kernel filter holds, read back from the map.

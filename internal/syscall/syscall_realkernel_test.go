@@ -115,7 +115,7 @@ func realSyscall(t *testing.T, path Path, rung string, sample uint32, pid bool) 
 		t.Errorf("enter programs loaded: %v, want %d", enter, want)
 	}
 	for _, p := range c.Obj.Programs {
-		if hook := p.Name[:strings.LastIndex(p.Name, "_")]; strings.HasSuffix(hook, pidSuffix) != pid {
+		if hook := p.Name[:strings.LastIndex(p.Name, "_")]; strings.HasSuffix(hook, bpfload.PidSuffix) != pid {
 			t.Errorf("program %s loaded; want those of the pid hash: %v", p.Name, pid)
 		}
 	}
