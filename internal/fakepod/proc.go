@@ -108,6 +108,17 @@ func WorkloadBinary(t testing.TB) string {
 	return workloadPath
 }
 
+// RemoveBuiltWorkload removes the directory WorkloadBinary built the workload in, if this
+// process built one (not the binary KPOD_WORKLOAD_BINARY names): for a package that is its only
+// user, from TestMain after all its tests, as the binary is built once per process (-count=2
+// runs the tests twice on it).
+func RemoveBuiltWorkload() error {
+	if workloadPath == "" || os.Getenv("KPOD_WORKLOAD_BINARY") != "" {
+		return nil
+	}
+	return os.RemoveAll(filepath.Dir(workloadPath))
+}
+
 // pauseBinary is the workload binary under the name "pause", like a pod sandbox's process.
 func pauseBinary(t testing.TB) string {
 	p := filepath.Join(filepath.Dir(WorkloadBinary(t)), "pause")

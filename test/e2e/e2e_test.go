@@ -64,6 +64,17 @@ const (
 	unavailable  = "kpod_collector_unavailable"
 )
 
+// TestMain removes the workload fakepod builds into a temporary directory it never removes
+// (TestCollectorDiskWritesOverPrometheus is its only user here), once every test has run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := fakepod.RemoveBuiltWorkload(); err != nil {
+		fmt.Fprintln(os.Stderr, "removing the workload:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
 // TestCollectorDiskWritesOverPrometheus: a fake pod writes a known number of bytes with
 // O_DIRECT to a loop device; the collector must report them for that pod's container and
 // device, within 1 %, and nothing for an idle sibling pod.
@@ -80,10 +91,6 @@ func TestCollectorDiskWritesOverPrometheus(t *testing.T) {
 	wc := writer.AddContainer()
 	idle := fakepod.New(t, fakepod.Options{})
 	ic := idle.AddContainer()
-	// fakepod builds the workload into a temporary directory it never removes; this is the
-	// only test of the package that uses it, so remove it when the test ends.
-	workloadDir := filepath.Dir(fakepod.WorkloadBinary(t))
-	t.Cleanup(func() { _ = os.RemoveAll(workloadDir) })
 	ic.Start("sleep").WaitReady()
 
 	p := ports{prom: testenv.FreePort(t), health: testenv.FreePort(t), telemetry: testenv.FreePort(t)}
