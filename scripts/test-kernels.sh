@@ -29,10 +29,12 @@
 # Environment:
 #   KERNEL_TEST_RUN      -test.run regexp for every binary (default: all tests)
 #   KERNEL_TEST_PKGS     go list patterns to choose from (default ./...)
-#   KERNEL_TEST_TIMEOUT  -test.timeout of each binary (default 10m)
 #   KERNEL_TEST_COUNT    -test.count of each binary (default 1; more to hunt a flake)
-#   KERNEL_VM_TIMEOUT    seconds before the whole VM is killed (default 1500: the 6.1 VM ran
-#                        695 s in one CI run and passed 900 s in the next, under emulation)
+#   KERNEL_TEST_TIMEOUT  -test.timeout of each binary (default 20m per count: the receiver's
+#                        tests took 421 s in the 6.1 VM of one CI run, and 10m cut off their
+#                        second count)
+#   KERNEL_VM_TIMEOUT    seconds before the whole VM is killed (default 1500 per count: the 6.1
+#                        VM ran 695 s in one CI run and passed 900 s in the next, under emulation)
 #   KERNEL_VM_CPUS       guest CPUs (default 2: TestRealCPU and TestRealIRQ pin to CPU 1)
 #   KERNEL_VM_MEM        guest MiB (default: twice the initramfs + 1.5 GiB for the tests)
 #   KERNEL_VM_TCG_THREAD single (default) or multi: qemu's TCG threads (see the qemu command)
@@ -51,9 +53,9 @@ cd "$ROOT"
 
 RUN_FILTER=${KERNEL_TEST_RUN:-}
 PKGS=${KERNEL_TEST_PKGS:-./...}
-TEST_TIMEOUT=${KERNEL_TEST_TIMEOUT:-10m}
 TEST_COUNT=${KERNEL_TEST_COUNT:-1}
-VM_TIMEOUT=${KERNEL_VM_TIMEOUT:-1500}
+TEST_TIMEOUT=${KERNEL_TEST_TIMEOUT:-$((20 * TEST_COUNT))m}
+VM_TIMEOUT=${KERNEL_VM_TIMEOUT:-$((1500 * TEST_COUNT))}
 VM_CPUS=${KERNEL_VM_CPUS:-2}
 TCG_THREAD=${KERNEL_VM_TCG_THREAD:-single}
 CACHE=${KPOD_KERNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kpod-kernels}
