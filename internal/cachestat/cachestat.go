@@ -56,10 +56,7 @@ func Spec() bpfload.Spec { return PathSpec(PathFolio) }
 
 // PathSpec is the family's BPF object on path p.
 func PathSpec(p Path) bpfload.Spec {
-	sfx := "" // the page path's programs end in p
-	if p == PathPage {
-		sfx = "p"
-	}
+	sfx := progSuffix(p)
 	return bpfload.Spec{
 		Family: "cachestat",
 		Load:   LoadCachestat,
@@ -67,7 +64,7 @@ func PathSpec(p Path) bpfload.Spec {
 			{Tracepoint: "mm_filemap_add_to_page_cache", Group: "filemap", Prog: "kpod_cadd" + sfx},
 			{Tracepoint: dirtyEvent[p], Group: "writeback", Prog: "kpod_cdirty" + sfx},
 			{Tracepoint: "block_dirty_buffer", Group: "block", Prog: "kpod_cbuf"},
-			{Function: accessFunction[p], Prog: "kpod_cacc" + sfx, Optional: true},
+			{Function: accessFunction[p], Prog: accessProg(p), Optional: true},
 		},
 	}
 }
@@ -98,15 +95,17 @@ func Start() (*Collector, error) {
 	return &Collector{Source: s, Path: p}, nil
 }
 
-// accessProg is the program prefix of the accesses hook on path p.
-func accessProg(p Path) string {
-	for _, h := range PathSpec(p).Hooks {
-		if h.Function != "" {
-			return h.Prog
-		}
+// progSuffix ends the names of path p's own programs: p for pages (not bpfload.PidSuffix,
+// which also is p: no cachestat program keeps per-task state).
+func progSuffix(p Path) string {
+	if p == PathPage {
+		return "p"
 	}
 	return ""
 }
+
+// accessProg is the program prefix of the accesses hook on path p.
+func accessProg(p Path) string { return "kpod_cacc" + progSuffix(p) }
 
 // AccessFunction is the kernel function whose calls are the accesses on the collector's path.
 func (c *Collector) AccessFunction() string { return accessFunction[c.Path] }

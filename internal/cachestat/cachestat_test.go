@@ -98,8 +98,11 @@ func realCachestat(t *testing.T, rung, fn string) {
 	defer c.Close()
 	bpftest.CheckRung(t, c.Obj, rung)
 	// Before 5.17 the events pass pages, not folios (tracefs has writeback_dirty_page).
-	if want := map[bool]Path{true: PathFolio, false: PathPage}[bpftest.HasTracepoint(t, "writeback", "writeback_dirty_folio")]; c.Path != want ||
-		want == PathPage && !bpftest.HasTracepoint(t, "writeback", "writeback_dirty_page") {
+	want := PathFolio
+	if !bpftest.HasTracepoint(t, "writeback", "writeback_dirty_folio") {
+		want = PathPage
+	}
+	if c.Path != want || !bpftest.HasTracepoint(t, "writeback", dirtyEvent[want]) {
 		t.Fatalf("path %s, want %s (and its tracepoint in tracefs)", c.Path, want)
 	}
 	for _, p := range c.Obj.Programs {

@@ -54,33 +54,39 @@ func TestRealPidHashFreed(t *testing.T) {
 				var v CpuRqSeenPid
 				return m.Lookup(uint32(pid), &v) == nil
 			}
+			// until polls cond for up to d: what the kernel does next is waited for, not a time.
+			until := func(d time.Duration, cond func() bool) bool {
+				for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						return false
+					}
+				}
+				return true
+			}
 			// Asleep (state S), each switches out: the positive control. A task shows S from
 			// before it reaches schedule(), so the entry may come a moment later (the 5.10
-			// VM's emulated CPUs once took longer than /proc's read): waited for, not for a time.
+			// VM's emulated CPUs once took longer than /proc's read).
 			for _, c := range cmds {
 				waitSleeping(t, c.Process.Pid)
-				deadline := time.Now().Add(5 * time.Second)
-				for !has(c.Process.Pid) && time.Now().Before(deadline) {
-					time.Sleep(10 * time.Millisecond)
-				}
-				if !has(c.Process.Pid) {
-					t.Errorf("sleeping pid %d has no entry", c.Process.Pid)
+				if pid := c.Process.Pid; !until(5*time.Second, func() bool { return has(pid) }) {
+					t.Errorf("sleeping pid %d has no entry", pid)
 				}
 			}
 			for _, c := range cmds {
 				c.Process.Kill()
 				c.Wait()
 			}
-			// Reaped: freed after an RCU grace period; wait for that, not for a time.
+			// Reaped: freed after an RCU grace period.
 			left := n
-			for deadline := time.Now().Add(10 * time.Second); left > 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			until(10*time.Second, func() bool {
 				left = 0
 				for _, c := range cmds {
 					if has(c.Process.Pid) {
 						left++
 					}
 				}
-			}
+				return left == 0
+			})
 			if left > 0 {
 				t.Errorf("%d of %d freed tasks still have an entry", left, n)
 			}
