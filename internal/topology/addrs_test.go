@@ -1,11 +1,15 @@
 package topology
 
 import (
+	"errors"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -103,5 +107,27 @@ func TestProcAddrsSelf(t *testing.T) {
 	slices.SortFunc(want, netip.Addr.Compare)
 	if len(want) == 0 || !slices.Equal(got, want) {
 		t.Errorf("from /proc/self/net: %v; netlink: %v", got, want)
+	}
+}
+
+// TestExitedProcessNamespace: a process found for a pod that exits before its namespace is
+// read gives fs.ErrNotExist through each way of reading addresses, which the collection
+// skips as churn (TestRealRuntimeBadInput met it once as a scrape error).
+func TestExitedProcessNamespace(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid))
+	if _, err := os.Stat(filepath.Join(dir, "ns", "net")); err != nil {
+		t.Fatalf("positive control: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if _, err := (&Collector{}).addresses(filepath.Join(dir, "ns", "net")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("entering the namespace: %v, want fs.ErrNotExist", err)
+	}
+	if _, err := procAddrs(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("reading /proc/<pid>/net: %v, want fs.ErrNotExist", err)
 	}
 }

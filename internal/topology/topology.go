@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"net/netip"
@@ -247,6 +248,9 @@ func (c *Collector) Collect(ctx context.Context, x *podid.Index) (map[uint64]*Gr
 					live = append(live, l)
 				}
 			}
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // its process exited since namespaces() found it: churn, not an error
 		}
 		if err != nil {
 			errs = append(errs, err)
