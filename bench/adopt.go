@@ -18,6 +18,7 @@ import (
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/syscall"
+	"github.com/kpod-project/kpod/internal/window"
 )
 
 // An adopted config is a config whose BPF programs were loaded by their own code (the kpod
@@ -50,9 +51,9 @@ type adopted struct {
 	counts *ebpf.Map // a counter's map
 
 	// windows > 0: the syscall family's enter hooks (Windowed) are attached in its latency
-	// windows only, with this sample, as the receiver does (syscall.Windows).
+	// windows only, with this sample, as the receiver does (window.Schedule).
 	windows uint32
-	win     *syscall.Windows
+	win     *window.Schedule
 	wmu     sync.Mutex
 	wlinks  []link.Link
 }
@@ -154,7 +155,7 @@ func (a *adopted) on() error {
 		a.links = append(a.links, l)
 	}
 	if a.windows > 0 {
-		a.win = syscall.StartWindows(a.windows, a.windowOn, a.windowOff)
+		a.win = window.Start(a.windows, a.windowOn, a.windowOff)
 	}
 	return nil
 }
@@ -180,7 +181,7 @@ func (a *adopted) attachRef(h hookRef) (l link.Link, err error) {
 	return l, nil
 }
 
-// windowOn and windowOff attach and detach the windowed hooks (syscall.Windows calls them).
+// windowOn and windowOff attach and detach the windowed hooks (window.Schedule calls them).
 func (a *adopted) windowOn() error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()

@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/kpod-project/kpod/internal/syscall"
+	"github.com/kpod-project/kpod/internal/window"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver"
 )
 
@@ -46,7 +46,7 @@ type kpodOptions struct {
 // config (the default), 0 when the family is not in it.
 func (o kpodOptions) syscallWindows() uint32 {
 	if slices.Contains(o.Collectors, "syscall") || kpodreceiver.InProfile("syscall", o.Profile) {
-		return syscall.DefaultLatencySample
+		return window.DefaultSample
 	}
 	return 0
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/syscall"
 	"github.com/kpod-project/kpod/internal/tcp"
+	"github.com/kpod-project/kpod/internal/window"
 )
 
 // Variants are kpod families loaded on a path the receiver does not take on this kernel (tcp
@@ -70,7 +71,7 @@ func syscallVariant(name string, p syscall.Path, sample uint32) *config {
 
 // variantConfigs are the configs of the head-to-head comparisons (tcp, syscall).
 func variantConfigs() []*config {
-	def := uint32(syscall.DefaultLatencySample)
+	def := uint32(window.DefaultSample)
 	return []*config{
 		{Name: varTCPSegment, Kind: kindVariant, Family: "tcp", load: loadSpec(tcp.SegmentSpec())},
 		syscallVariant(varSysEveryCall, syscall.PathEveryCall, def),
@@ -95,7 +96,7 @@ type exactCheck struct {
 // container c, and reads what the object counted for c and close.
 func checkExact(kbench string, c *benchContainer, n int) []exactCheck {
 	closeNr, _ := syscall.Number("close")
-	def := syscallVariant("kpod syscall", syscall.PathPerCall, syscall.DefaultLatencySample)
+	def := syscallVariant("kpod syscall", syscall.PathPerCall, window.DefaultSample)
 	out := []exactCheck{countClose(kbench, c, def.Name, def.load, closeNr, n)}
 	for _, vc := range variantConfigs() {
 		if vc.Family == "syscall" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/hist"
+	"github.com/kpod-project/kpod/internal/window"
 )
 
 // Default is the tracked list when none is configured.
@@ -113,19 +114,11 @@ func Spec() bpfload.Spec {
 type Collector struct {
 	*bpfload.Source[map[string]Stats]
 	Path   Path
-	Sample uint32 // calls are timed 1/Sample of the time (window.go); NoLatency: never
+	Sample uint32 // calls are timed 1/Sample of the time (internal/window); NoLatency: never
 	enter  string // the hook prefix of the program that times
 
-	win *Windows // nil when the enter program stays attached (Sample 1) or is never
+	win *window.Schedule // nil when the enter program stays attached (Sample 1) or is never
 }
-
-// DefaultLatencySample: calls and errors are counted at every exit, latency is measured for
-// the calls that enter in 1/16 of the time (window.go; what the enter program costs where it
-// is attached: bench/, "syscall: ways to count the tracked calls").
-const DefaultLatencySample = 16
-
-// MaxLatencySample bounds collectors.syscall.latency_sample.
-const MaxLatencySample = 1 << 20
 
 // NoLatency as the sample loads the exit programs only: calls and errors are counted,
 // nothing is timed, and no system call pays for an enter program (the cheapest way; what
@@ -186,7 +179,7 @@ func startPath(p Path, tracked map[uint32]string, sample uint32, windows bool) (
 			return nil, err
 		}
 		if windows {
-			c.win = StartWindows(sample, func() error { return c.Obj.Attach(c.enter) }, func() error { return c.Obj.Detach(c.enter) })
+			c.win = window.Start(sample, func() error { return c.Obj.Attach(c.enter) }, func() error { return c.Obj.Detach(c.enter) })
 		}
 	}
 	return c, nil
@@ -214,8 +207,8 @@ func (c *Collector) Close() error {
 // kernel's filter and timing on unless sample is NoLatency (then only the exit programs are
 // in it), before anything is attached. The windows of a sample above 1 are the loader's.
 func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, error) {
-	if sample > MaxLatencySample {
-		return bpfload.Spec{}, fmt.Errorf("latency sample 1 in %d: want at most %d", sample, MaxLatencySample)
+	if sample > window.MaxSample {
+		return bpfload.Spec{}, fmt.Errorf("latency sample 1 in %d: want at most %d", sample, window.MaxSample)
 	}
 	nrs := make([]uint32, 0, len(tracked))
 	for nr := range tracked {

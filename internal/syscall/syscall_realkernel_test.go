@@ -11,6 +11,7 @@ import (
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/podid"
+	"github.com/kpod-project/kpod/internal/window"
 )
 
 // TestRealSyscall: on each way the family hooks (the per-call events, or every call on each
@@ -29,12 +30,12 @@ func TestRealSyscall(t *testing.T) {
 		sample uint32
 		pid    bool // the hash by thread id, forced (the store of kernels before 5.11)
 	}{
-		{PathPerCall, "tracepoint", 1, false}, {PathPerCall, "tracepoint", DefaultLatencySample, false},
-		{PathEveryCall, "tp_btf", 1, false}, {PathEveryCall, "tp_btf", DefaultLatencySample, false},
-		{PathEveryCall, "raw_tp", DefaultLatencySample, false}, {PathEveryCall, "tracepoint", DefaultLatencySample, false},
+		{PathPerCall, "tracepoint", 1, false}, {PathPerCall, "tracepoint", window.DefaultSample, false},
+		{PathEveryCall, "tp_btf", 1, false}, {PathEveryCall, "tp_btf", window.DefaultSample, false},
+		{PathEveryCall, "raw_tp", window.DefaultSample, false}, {PathEveryCall, "tracepoint", window.DefaultSample, false},
 		{PathPerCall, "tracepoint", NoLatency, false}, {PathEveryCall, "tp_btf", NoLatency, false},
-		{PathPerCall, "tracepoint", DefaultLatencySample, true}, {PathEveryCall, "tp_btf", 1, true},
-		{PathEveryCall, "raw_tp", DefaultLatencySample, true}, {PathEveryCall, "tracepoint", DefaultLatencySample, true},
+		{PathPerCall, "tracepoint", window.DefaultSample, true}, {PathEveryCall, "tp_btf", 1, true},
+		{PathEveryCall, "raw_tp", window.DefaultSample, true}, {PathEveryCall, "tracepoint", window.DefaultSample, true},
 	} {
 		name := fmt.Sprintf("%s-%s-sample%d", v.path, v.rung, v.sample)
 		if v.pid {

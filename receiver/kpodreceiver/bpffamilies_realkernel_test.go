@@ -26,6 +26,7 @@ import (
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/oom"
 	"github.com/kpod-project/kpod/internal/syscall"
+	"github.com/kpod-project/kpod/internal/window"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
 
@@ -141,8 +142,8 @@ func realSyscalls(t *testing.T, sample int, latency bool) {
 	case !latency:
 		timed = 0
 	case sample == 0:
-		if c.Sample != syscall.DefaultLatencySample {
-			t.Fatalf("latency sample %d, want the default %d", c.Sample, syscall.DefaultLatencySample)
+		if c.Sample != window.DefaultSample {
+			t.Fatalf("latency sample %d, want the default %d", c.Sample, window.DefaultSample)
 		}
 		c.StopWindows() // the test opens the window itself
 		ctr.Run("close", strconv.Itoa(n))

@@ -17,6 +17,7 @@ import (
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/kube"
 	"github.com/kpod-project/kpod/internal/syscall"
+	"github.com/kpod-project/kpod/internal/window"
 	"github.com/kpod-project/kpod/receiver/kpodreceiver/internal/metadata"
 )
 
@@ -86,7 +87,7 @@ type CollectorConfig struct {
 	// Syscalls (syscall only) are the system calls tracked; empty means syscall.Default.
 	Syscalls []string `mapstructure:"syscalls"`
 	// LatencySample (syscall only) times one tracked call in LatencySample (1: every call);
-	// 0 means syscall.DefaultLatencySample. Calls and errors are counted at every exit.
+	// 0 means window.DefaultSample. Calls and errors are counted at every exit.
 	LatencySample int `mapstructure:"latency_sample"`
 	// MaxEdges (topology only) caps the client → server pairs a node reports; 0 means
 	// topology.DefaultMaxEdges.
@@ -235,8 +236,8 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("collectors.topology.view.endpoint: bad port %q", port))
 		}
 	}
-	if n := cfg.Collectors["syscall"].LatencySample; n < 0 || n > syscall.MaxLatencySample {
-		errs = append(errs, fmt.Errorf("collectors.syscall.latency_sample: want 1 (every call timed) to %d, got %d", syscall.MaxLatencySample, n))
+	if n := cfg.Collectors["syscall"].LatencySample; n < 0 || n > window.MaxSample {
+		errs = append(errs, fmt.Errorf("collectors.syscall.latency_sample: want 1 (every call timed) to %d, got %d", window.MaxSample, n))
 	}
 	for _, s := range cfg.Collectors["syscall"].Syscalls {
 		if _, ok := syscall.Number(s); !ok {

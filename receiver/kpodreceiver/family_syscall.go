@@ -5,6 +5,7 @@ import (
 
 	"github.com/kpod-project/kpod/internal/podid"
 	"github.com/kpod-project/kpod/internal/syscall"
+	"github.com/kpod-project/kpod/internal/window"
 )
 
 var syscallFamily = familyInfo{
@@ -28,7 +29,7 @@ func openSyscall(e *env) (source[map[string]syscall.Stats], error) {
 	case !e.cfg.Histograms.KpodSyscallLatency.Enabled:
 		sample = syscall.NoLatency // nothing to time for: no enter programs at all
 	case sample == 0:
-		sample = syscall.DefaultLatencySample
+		sample = window.DefaultSample
 	}
 	return syscall.Start(tracked, sample)
 }

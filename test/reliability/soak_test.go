@@ -520,7 +520,7 @@ func soakTable(rows []soakRow, total time.Duration) string {
 
 // fewestFDs reads the collector's status three times 0.7 s apart and returns the read with
 // the fewest descriptors besides the kept ones. The syscall family's latency windows
-// (comprehensive: 1 in 16) attach its enter programs for syscall.Window of every 16 windows,
+// (comprehensive: 1 in 16) attach its enter programs for window.Length of every 16 windows,
 // and detaching them waits for RCU (~0.3 s): a read then counts their perf-event and link
 // descriptors (a CI run: 18 more at one row, 10 perf events and 8 links, back at the next
 // row). Two windows can follow each other (one period's last, the next's first), under 1.2 s

@@ -1,4 +1,4 @@
-package syscall
+package window
 
 import (
 	"errors"
@@ -9,11 +9,11 @@ import (
 )
 
 // TestWindowOffset: a window opens anywhere in its period that leaves room for the whole
-// window, so the hooks are attached Window out of every n×Window.
+// window, so the hooks are attached Length out of every n×Length.
 func TestWindowOffset(t *testing.T) {
-	for _, n := range []uint32{2, 16, MaxLatencySample} {
-		w := &Windows{n: n, rng: rand.New(rand.NewPCG(1, uint64(n)))}
-		last := (int64(n) - 1) * int64(Window)
+	for _, n := range []uint32{2, 16, MaxSample} {
+		w := &Schedule{n: n, rng: rand.New(rand.NewPCG(1, uint64(n)))}
+		last := (int64(n) - 1) * int64(Length)
 		for range 10000 {
 			if off := w.Offset(); off < 0 || int64(off) > last {
 				t.Fatalf("n=%d: window at %v, want within [0, %v]", n, off, last)
@@ -29,7 +29,7 @@ func TestWindowsAttachDetach(t *testing.T) {
 	var calls []string
 	attached := make(chan struct{}, 16)
 	fail := true
-	w := StartWindows(2,
+	w := Start(2,
 		func() error {
 			mu.Lock()
 			defer mu.Unlock()
