@@ -17,6 +17,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/kpod-project/kpod/internal/bpfload"
+	"github.com/kpod-project/kpod/internal/softirqs"
 	"github.com/kpod-project/kpod/internal/syscall"
 	"github.com/kpod-project/kpod/internal/window"
 )
@@ -50,8 +51,10 @@ type adopted struct {
 	floor  bool      // the programs stand in for the adopted config's (floor.go): empty ones, or counters
 	counts *ebpf.Map // a counter's map
 
-	// windows > 0: the syscall family's enter hooks (Windowed) are attached in its latency
-	// windows only, with this sample, as the receiver does (window.Schedule).
+	// windows > 0: the windowed families' timing hooks (Windowed: syscall's enter program,
+	// softirqs' two) are attached in latency windows only, with this sample, as the receiver
+	// does (window.Schedule). One schedule opens them together; the receiver runs one per
+	// family, attached the same share of the time.
 	windows uint32
 	win     *window.Schedule
 	wmu     sync.Mutex
@@ -115,16 +118,20 @@ func adopt(c *config) (*adopted, *attached, error) {
 			hooks[i].ProgName, hooks[i].ProgType = progName(h.ProgID), p.Type().String()
 		}
 		ad.Hooks = hooks
-		if n := c.syscallWindows(); n > 0 && err == nil {
+		if n, fams := c.windowed(); n > 0 && err == nil {
 			ad.windows = n
-			found := false
-			for i, h := range hooks {
-				if strings.HasPrefix(h.ProgName, syscall.EnterHook(syscall.PathPerCall)) || strings.HasPrefix(h.ProgName, syscall.EnterHook(syscall.PathEveryCall)) {
-					hooks[i].Windowed, found = true, true
+			for _, f := range fams {
+				found := false
+				for i, h := range hooks {
+					for _, prefix := range windowedProgs[f] {
+						if strings.HasPrefix(h.ProgName, prefix) {
+							hooks[i].Windowed, found = true, true
+						}
+					}
 				}
-			}
-			if !found {
-				err = fmt.Errorf("%s: no syscall enter program among its attachments to run the latency windows with", c.Name)
+				if !found && err == nil {
+					err = fmt.Errorf("%s: no %s program among its attachments to run the latency windows with", c.Name, f)
+				}
 			}
 		}
 	}
@@ -139,6 +146,13 @@ func adopt(c *config) (*adopted, *attached, error) {
 		return nil, nil, fmt.Errorf("%s: still attached after stopping", c.Name)
 	}
 	return ad, a, nil
+}
+
+// windowedProgs are the program name prefixes each windowed family attaches in its windows
+// only: syscall's enter program on either path, both of softirqs' programs.
+var windowedProgs = map[string][]string{
+	"syscall":  {syscall.EnterHook(syscall.PathPerCall), syscall.EnterHook(syscall.PathEveryCall)},
+	"softirqs": {softirqs.EntryProg, softirqs.ExitProg},
 }
 
 // on attaches every adopted program to its hook, the windowed ones in the latency windows.

@@ -194,6 +194,12 @@ func (a *analysis) AllExact() bool {
 }
 
 // Diff compares two members of a group block by block: median of a − b, with the sign test.
+// Has says whether config was measured in group.
+func (a *analysis) Has(group, config string) bool {
+	g := a.run.group(group)
+	return g != nil && g.Samples[config] != nil
+}
+
 func (a *analysis) Diff(group, x, y, bench string) string {
 	g := a.run.group(group)
 	if g == nil || g.Samples[x] == nil || g.Samples[y] == nil {

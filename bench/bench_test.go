@@ -226,6 +226,8 @@ func TestBench(t *testing.T) {
 	// The standard profile with the l7 family added: whether l7 can join standard (l7 group).
 	configs = append(configs, &config{Name: cfgStandardL7, Kind: kindVariant, Family: "standard", noStats: true,
 		kpod: &kpodOptions{Profile: "standard", Collectors: []string{"l7"}, Delay: time.Second}})
+	configs = append(configs, &config{Name: cfgCompExactSirq, Kind: kindVariant, Family: "comprehensive", noStats: true,
+		kpod: &kpodOptions{Profile: "comprehensive", ExactSoftirqs: true, Delay: time.Second}})
 	configs = append(configs, variantConfigs()...)
 	run.Exact = checkExact(kbench, s.bench, 10000)
 	run.L7Exact = checkL7(s, redisPod.Containers[0], 100, 20, 16000)
@@ -327,8 +329,8 @@ func TestBench(t *testing.T) {
 	phase("matrix", t0)
 
 	for _, g := range []groupSpec{
-		{name: groupBudget, purpose: "the budgeted profiles on redis and ping-pong, against nothing, the A/A control and their floors",
-			members: []string{"kpod standard", "kpod comprehensive"}, aa: true, floors: true, counters: true, units: []string{"redis", "pingpong"}, blocks: run.FocusPairs, requests: 10000},
+		{name: groupBudget, purpose: "the budgeted profiles on redis and ping-pong, against nothing, the A/A control and their floors; comprehensive with every soft IRQ timed",
+			members: []string{"kpod standard", "kpod comprehensive", cfgCompExactSirq}, aa: true, floors: true, floorsOf: []string{"kpod standard", "kpod comprehensive"}, counters: true, units: []string{"redis", "pingpong"}, blocks: run.FocusPairs, requests: 10000},
 		{name: groupTCP, purpose: "the tcp family's per-socket path (default) against its per-segment path (fallback), each with its floor",
 			members: []string{"kpod tcp", varTCPSegment}, floors: true, units: []string{"redis", "tcp", "tcprst"}, blocks: run.TCPPairs, requests: 10000},
 		{name: groupSyscall, purpose: "ways to count the tracked system calls, each with its floor: per call or on every call; entry and exit, or exit only (with or without sampled latency)",

@@ -40,15 +40,28 @@ type kpodOptions struct {
 	Collectors []string // enabled on top of the profile
 	Interval   time.Duration
 	Delay      time.Duration
+	// ExactSoftirqs: the softirqs family times every soft IRQ (latency_sample 1, no windows).
+	ExactSoftirqs bool
 }
 
-// syscallWindows is the latency sample the syscall family runs its windows with in this
-// config (the default), 0 when the family is not in it.
-func (o kpodOptions) syscallWindows() uint32 {
-	if slices.Contains(o.Collectors, "syscall") || kpodreceiver.InProfile("syscall", o.Profile) {
-		return window.DefaultSample
+// windowed is the latency sample the families that time in windows (syscall's enter
+// program, softirqs' two programs) run them with in this config (their default), and which
+// of them are in it; 0 when none is.
+func (o kpodOptions) windowed() (uint32, []string) {
+	var fams []string
+	for _, f := range []string{"syscall", "softirqs"} {
+		if o.has(f) && !(f == "softirqs" && o.ExactSoftirqs) {
+			fams = append(fams, f)
+		}
 	}
-	return 0
+	if len(fams) == 0 {
+		return 0, nil
+	}
+	return window.DefaultSample, fams
+}
+
+func (o kpodOptions) has(family string) bool {
+	return slices.Contains(o.Collectors, family) || kpodreceiver.InProfile(family, o.Profile)
 }
 
 func benchLogger() *zap.Logger {
@@ -87,13 +100,17 @@ func startKpod(o kpodOptions) (*kpodRun, error) {
 	for _, c := range o.Collectors {
 		cfg.Collectors[c] = kpodreceiver.CollectorConfig{Enabled: &on}
 	}
-	if o.syscallWindows() > 0 {
-		// The syscall family's enter program is attached in latency windows only; the
-		// benchmark adopts it attached (every call timed) and runs the same windows itself
-		// (adopt.go), so that it is part of the adopted config whenever a window is open.
-		sc := cfg.Collectors["syscall"]
-		sc.LatencySample = 1
-		cfg.Collectors["syscall"] = sc
+	for _, f := range []string{"syscall", "softirqs"} {
+		if !o.has(f) {
+			continue
+		}
+		// The family's timing programs are attached in latency windows only; the benchmark
+		// adopts them attached (every event timed) and runs the same windows itself where the
+		// config has them (windowed, adopt.go), so that they are part of the adopted config
+		// whenever a window is open.
+		fc := cfg.Collectors[f]
+		fc.LatencySample = 1
+		cfg.Collectors[f] = fc
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

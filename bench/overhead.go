@@ -41,12 +41,16 @@ type config struct {
 	windows   uint32 // a syscall variant's latency sample: its enter hook runs in windows
 }
 
-// syscallWindows is the latency sample of the syscall family's windows in c, 0 if none.
-func (c *config) syscallWindows() uint32 {
+// windowed is the latency sample of the windows in c and the families that run them, 0 if
+// none.
+func (c *config) windowed() (uint32, []string) {
 	if c.kpod != nil {
-		return c.kpod.syscallWindows()
+		return c.kpod.windowed()
 	}
-	return c.windows
+	if c.windows > 0 {
+		return c.windows, []string{"syscall"}
+	}
+	return 0, nil
 }
 
 // attached is a config started the ordinary way: the receiver started in this process, a

@@ -56,6 +56,9 @@ const (
 	groupL7      = "l7 cost"
 	// cfgStandardL7 is the standard profile with the l7 family enabled on top.
 	cfgStandardL7 = "kpod standard + l7"
+	// cfgCompExactSirq is the comprehensive profile with every soft IRQ timed (softirqs'
+	// latency_sample 1): what its windows save.
+	cfgCompExactSirq = "kpod comprehensive, every soft IRQ timed"
 	// cfgComprehensive's statistics pass gives the programs of every family in a profile.
 	cfgComprehensive = "kpod comprehensive"
 )

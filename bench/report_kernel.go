@@ -171,7 +171,9 @@ func renderBudgetFocus(w *mdWriter, run *benchRun) {
 	if !g.Grouped {
 		grouped = "each member attached for each benchmark's sample"
 	}
-	w.p("%d blocks; in each, in a random order: nothing, the A/A control (nothing again), each profile and its floor; %s; redis", g.Blocks, grouped)
+	w.p("%d blocks; in each, in a random order: nothing, the A/A control (nothing again), each profile and its floor, and `%s`", g.Blocks, cfgCompExactSirq)
+	w.p("(the softirqs family's `latency_sample: 1`: every soft IRQ timed, where the profile's default times those starting in its")
+	w.p("250 ms windows, 1/16 of the time); %s; redis", grouped)
 	w.p("%d requests per test. Cells: median Δ per operation [95 %% interval] and median ratio; ≈: sign test p ≥ 0.05. \"− floor\" rows", g.Requests)
 	w.p("compare the profile with its floor sample of the same block. %s", g.errText())
 	w.p("")
@@ -515,7 +517,7 @@ func renderSyscall(w *mdWriter, run *benchRun) {
 	w.p("calls are the family's default list (`%s`); getppid is a call outside it (what every system call of the", strings.Join(trackedNames(), ", "))
 	w.p("node pays), ping-pong's read and write are in it. Every way is the family's own object (`bpf/syscall.bpf.c`), loaded with")
 	w.p("`latency_sample` set or, for the exit-only ways, with only the exit program attached; the windowed ways' enter program is attached")
-	w.p("and detached by the benchmark on the family's own schedule (`syscall.Windows`: 250 ms at a random point of every 4 s) while")
+	w.p("and detached by the benchmark on the family's own schedule (`window.Schedule`: 250 ms at a random point of every 4 s) while")
 	w.p("the way is on. %s", g.errText())
 	w.p("")
 	units := []string{"redis-cpu", "getppid", "pingpong"}

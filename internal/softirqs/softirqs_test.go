@@ -4,17 +4,21 @@ import (
 	"bufio"
 	"context"
 	"os"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/kpod-project/kpod/internal/bpfload"
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
 	"github.com/kpod-project/kpod/internal/hist"
 	"github.com/kpod-project/kpod/internal/podid"
+	"github.com/kpod-project/kpod/internal/window"
 )
 
 // TestVectorNames: the table matches the kernel's softirq_to_name, which /proc/softirqs
@@ -94,7 +98,7 @@ func realSoftirqs(t *testing.T, rung string) {
 	time.Sleep(20 * time.Millisecond)
 
 	bpftest.On(t, rung)
-	c, err := Start()
+	c, err := Start(1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +152,123 @@ func realSoftirqs(t *testing.T, rung string) {
 		}
 	}
 	stats(c.Obj)
+}
+
+// TestRealSoftirqsWindows: with a sample above 1 the programs run only in windows. Pods
+// spinning while the window is closed get nothing, nor does the node; pods spinning inside a
+// window get their soft IRQs (the positive control: the tick's, as in TestRealSoftirqs);
+// closing the window leaves no stamp on any CPU; and nothing changes while it is closed again.
+func TestRealSoftirqsWindows(t *testing.T) {
+	fakepod.RequireRoot(t)
+	for _, rung := range bpftest.Rungs {
+		t.Run(rung, func(t *testing.T) { realSoftirqsWindows(t, rung) })
+	}
+}
+
+func realSoftirqsWindows(t *testing.T, rung string) {
+	if runtime.NumCPU() < 2 {
+		fakepod.Unmet(t, "needs 2 CPUs")
+	}
+	const spinMs = 500
+	bpftest.On(t, rung)
+	c, err := Start(window.DefaultSample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Sample != window.DefaultSample {
+		t.Fatalf("sample %d, want %d", c.Sample, window.DefaultSample)
+	}
+	c.StopWindows() // the test opens the window itself
+	bpftest.CheckRung(t, c.Obj, rung)
+	collect := func(pods ...[]*fakepod.Container) map[uint64]Stats {
+		t.Helper()
+		live := map[uint64]bool{}
+		for _, ps := range pods {
+			for _, p := range ps {
+				live[p.CgroupID] = true
+			}
+		}
+		ss, err := c.Collect(context.Background(), &podid.Index{Live: live})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ss
+	}
+
+	// What the programs timed while Start had them attached, before it closed the window.
+	base := collect()[bpfload.NodeID]
+	closed, wait := fakepod.Spinners(t, spinMs, 0, 1)
+	wait()
+	ss := collect(closed)
+	for cpu, p := range closed {
+		if s, ok := ss[p.CgroupID]; ok {
+			t.Errorf("pod on CPU %d spinning while the window was closed: %s", cpu, describe(s))
+		}
+	}
+	if !reflect.DeepEqual(ss[bpfload.NodeID], base) {
+		t.Errorf("window closed: the node's soft IRQs changed from %s to %s", describe(base), describe(ss[bpfload.NodeID]))
+	}
+
+	if err := c.OpenWindow(); err != nil {
+		t.Fatal(err)
+	}
+	open, wait := fakepod.Spinners(t, spinMs, 0, 1)
+	wall := wait()
+	if err := c.CloseWindow(); err != nil {
+		t.Fatal(err)
+	}
+	in := collect(closed, open)
+	for cpu, p := range open {
+		s := in[p.CgroupID]
+		t.Logf("pod on CPU %d, in the window: soft IRQs %s", cpu, describe(s))
+		var n, total uint64
+		for _, x := range s {
+			n += x.Count()
+			total += x.SumNs
+		}
+		if n == 0 || time.Duration(total) > wall {
+			t.Errorf("pod on CPU %d spinning %v in the window: %d soft IRQs, %v", cpu, wall, n, time.Duration(total))
+		}
+	}
+	for cpu, p := range closed {
+		if s, ok := in[p.CgroupID]; ok {
+			t.Errorf("pod on CPU %d, which spun while the window was closed: %s", cpu, describe(s))
+		}
+	}
+	// A stamp left behind (written here: a soft IRQ still running when the exit program was
+	// detached) is cleared by closing the window.
+	ts := c.Obj.Maps[SoftirqsMapKpodSirqTs]
+	stamps := make([]uint64, ebpf.MustPossibleCPU())
+	for i := range stamps {
+		stamps[i] = 1
+	}
+	if err := ts.Update(uint32(0), stamps, ebpf.UpdateExist); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWindow(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Lookup(uint32(0), &stamps); err != nil {
+		t.Fatal(err)
+	}
+	for cpu, v := range stamps {
+		if v != 0 {
+			t.Errorf("CPU %d: stamp %d left after the window closed", cpu, v)
+		}
+	}
+
+	again, wait := fakepod.Spinners(t, spinMs, 0, 1)
+	wait()
+	after := collect(closed, open, again)
+	for _, p := range append(append(closed, open...), again...) {
+		if !reflect.DeepEqual(after[p.CgroupID], in[p.CgroupID]) {
+			t.Errorf("window closed again: the soft IRQs of cgroup %d changed from %s to %s", p.CgroupID, describe(in[p.CgroupID]), describe(after[p.CgroupID]))
+		}
+	}
+	if !reflect.DeepEqual(after[bpfload.NodeID], in[bpfload.NodeID]) {
+		t.Errorf("window closed again: the node's soft IRQs changed from %s to %s", describe(in[bpfload.NodeID]), describe(after[bpfload.NodeID]))
+	}
 }
 
 func describe(s Stats) string {

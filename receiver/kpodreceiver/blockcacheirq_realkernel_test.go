@@ -9,6 +9,8 @@ import (
 
 	"github.com/kpod-project/kpod/internal/bpfload/bpftest"
 	"github.com/kpod-project/kpod/internal/fakepod"
+	"github.com/kpod-project/kpod/internal/softirqs"
+	"github.com/kpod-project/kpod/internal/window"
 )
 
 // TestRealBlockCacheIRQFamilies runs the block I/O latency, page cache and IRQ families
@@ -38,11 +40,29 @@ func TestRealBlockCacheIRQFamilies(t *testing.T) {
 	idleCtr.Start("sleep").WaitReady()
 
 	s := startScraper(t, customConfig("biolatency", "cachestat", "hardirqs", "softirqs"))
+	// softirqs runs in its default latency windows; the test stops them and opens one
+	// itself around the spinner.
+	var sirq *softirqs.Collector
+	for _, r := range s.runners {
+		if a, ok := r.f.(*adapter[softirqs.Stats]); ok {
+			sirq = a.src.(*softirqs.Collector)
+		}
+	}
+	if sirq == nil || sirq.Sample != window.DefaultSample {
+		t.Fatalf("softirqs collector %v: want it running with the default sample %d", sirq, window.DefaultSample)
+	}
+	sirq.StopWindows()
 	reader.Run("dread", disk.Path, strconv.Itoa(reads*bs), strconv.Itoa(bs))
 	writer.Run("bwrite", filepath.Join(t.TempDir(), "cached"), strconv.Itoa(pages))
+	if err := sirq.OpenWindow(); err != nil {
+		t.Fatal(err)
+	}
 	spin := spinner.Start("spin", "300")
 	spin.ReadLine()
 	if err := spin.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sirq.CloseWindow(); err != nil {
 		t.Fatal(err)
 	}
 	md := scrape(t, s)

@@ -86,8 +86,9 @@ type CollectorConfig struct {
 	Interval time.Duration `mapstructure:"interval"`
 	// Syscalls (syscall only) are the system calls tracked; empty means syscall.Default.
 	Syscalls []string `mapstructure:"syscalls"`
-	// LatencySample (syscall only) times one tracked call in LatencySample (1: every call);
-	// 0 means window.DefaultSample. Calls and errors are counted at every exit.
+	// LatencySample (syscall, softirqs) times the events that start in 1/LatencySample of
+	// the time (1: every one); 0 means window.DefaultSample. The syscall family counts calls
+	// and errors at every exit either way.
 	LatencySample int `mapstructure:"latency_sample"`
 	// MaxEdges (topology only) caps the client → server pairs a node reports; 0 means
 	// topology.DefaultMaxEdges.
@@ -236,8 +237,10 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("collectors.topology.view.endpoint: bad port %q", port))
 		}
 	}
-	if n := cfg.Collectors["syscall"].LatencySample; n < 0 || n > window.MaxSample {
-		errs = append(errs, fmt.Errorf("collectors.syscall.latency_sample: want 1 (every call timed) to %d, got %d", window.MaxSample, n))
+	for _, f := range []string{"syscall", "softirqs"} {
+		if n := cfg.Collectors[f].LatencySample; n < 0 || n > window.MaxSample {
+			errs = append(errs, fmt.Errorf("collectors.%s.latency_sample: want 1 (every event timed) to %d, got %d", f, window.MaxSample, n))
+		}
 	}
 	for _, s := range cfg.Collectors["syscall"].Syscalls {
 		if _, ok := syscall.Number(s); !ok {

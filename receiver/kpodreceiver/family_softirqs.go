@@ -9,9 +9,11 @@ import (
 // softirqs also has node-level series: time taken from the idle task and kernel threads
 // (ksoftirqd included).
 var softirqsFamily = familyInfo{
-	name: "softirqs", bpf: true, profiles: comprehensiveOnly, spec: softirqs.Spec,
+	name: "softirqs", bpf: true, profiles: comprehensiveOnly, options: []string{"latency_sample"}, spec: softirqs.Spec,
 	metrics: []string{"kpod.irq.sw.latency"},
-	newFn: adapt(func(*env) (source[softirqs.Stats], error) { return softirqs.Start() },
+	newFn: adapt(func(e *env) (source[softirqs.Stats], error) {
+		return softirqs.Start(sampleOf(e.cfg.Collectors["softirqs"].LatencySample))
+	},
 		records[softirqs.Stats]{
 			container: func(r *recorder, c *podid.Container, vals map[uint64]softirqs.Stats) {
 				recordSoftirqs(r, mergeOver(vals, c.CgroupIDs, softirqs.Stats.Add))

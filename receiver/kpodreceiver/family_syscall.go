@@ -24,14 +24,19 @@ func openSyscall(e *env) (source[map[string]syscall.Stats], error) {
 		e.logger.Info("syscall collector: these system calls do not exist on this architecture and are not tracked",
 			zap.Strings("syscalls", missing), zap.String("arch", syscall.Arch))
 	}
-	sample := uint32(e.cfg.Collectors["syscall"].LatencySample)
-	switch {
-	case !e.cfg.Histograms.KpodSyscallLatency.Enabled:
+	sample := sampleOf(e.cfg.Collectors["syscall"].LatencySample)
+	if !e.cfg.Histograms.KpodSyscallLatency.Enabled {
 		sample = syscall.NoLatency // nothing to time for: no enter programs at all
-	case sample == 0:
-		sample = window.DefaultSample
 	}
 	return syscall.Start(tracked, sample)
+}
+
+// sampleOf is a family's latency_sample, window.DefaultSample where it is not set.
+func sampleOf(n int) uint32 {
+	if n == 0 {
+		return window.DefaultSample
+	}
+	return uint32(n)
 }
 
 func recordSyscall(r *recorder, c *podid.Container, vals map[uint64]map[string]syscall.Stats) {
