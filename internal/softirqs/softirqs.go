@@ -85,6 +85,9 @@ func Start(sample uint32) (*Collector, error) {
 	return c, nil
 }
 
+// LatencySample is the sample the family runs with (kpod.collector.latency_sample).
+func (c *Collector) LatencySample() uint32 { return c.Sample }
+
 // StopWindows ends the windows with the programs detached, for tests that open and close
 // them themselves (OpenWindow, CloseWindow).
 func (c *Collector) StopWindows() {

@@ -188,6 +188,10 @@ func startPath(p Path, tracked map[uint32]string, sample uint32, windows bool) (
 // Enter is the hook prefix of the program that times calls (Obj.Attach, Obj.Detach).
 func (c *Collector) Enter() string { return c.enter }
 
+// LatencySample is the sample the family runs with (kpod.collector.latency_sample); 0
+// (NoLatency) when nothing is timed.
+func (c *Collector) LatencySample() uint32 { return c.Sample }
+
 // StopWindows ends the latency windows with the enter program detached, for tests that open
 // and close them themselves (Obj.Attach and Obj.Detach of EnterHook(Path)).
 func (c *Collector) StopWindows() {

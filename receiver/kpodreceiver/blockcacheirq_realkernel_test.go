@@ -109,6 +109,12 @@ func TestRealBlockCacheIRQFamilies(t *testing.T) {
 		t.Errorf("idle pod: %d page cache additions", got)
 	}
 	node := nodeResource(t, md)
+	if got := intValue(t, node, "kpod.collector.latency_sample", map[string]string{"collector": "softirqs"}); got != window.DefaultSample {
+		t.Errorf("kpod.collector.latency_sample{collector=softirqs} = %d, want %d", got, window.DefaultSample)
+	}
+	if _, ok := point(node, "kpod.collector.latency_sample", map[string]string{"collector": "hardirqs"}); ok {
+		t.Error("kpod.collector.latency_sample for hardirqs, which has no windows")
+	}
 	dp, ok := point(node, "kpod.metric.unavailable", map[string]string{"metric": "kpod.mem.cache.accesses"})
 	if _, hasAccesses := point(rm, "kpod.mem.cache.accesses", nil); hasAccesses == ok {
 		t.Errorf("accesses reported (%v) and unavailable (%v) at once or neither", hasAccesses, ok)

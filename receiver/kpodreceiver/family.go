@@ -51,8 +51,14 @@ type family interface {
 	// without it; kpod.metric.unavailable).
 	unavailableMetrics() map[string]string
 	countsInBPF() bool
+	// latencySample is n of a family that times events in windows, 1/n of the time (0: the
+	// family has no windows).
+	latencySample() uint32
 	close() error
 }
+
+// sampler is a source that times events in latency windows (internal/window).
+type sampler interface{ LatencySample() uint32 }
 
 // snapshot is one collection's values, recorded per container, per pod and for the node.
 type snapshot interface {
@@ -139,6 +145,13 @@ func (a *adapter[V]) unavailableMetrics() map[string]string {
 func (a *adapter[V]) countsInBPF() bool {
 	c, ok := a.src.(interface{ CountsInBPF() bool })
 	return ok && c.CountsInBPF()
+}
+
+func (a *adapter[V]) latencySample() uint32 {
+	if s, ok := a.src.(sampler); ok {
+		return s.LatencySample()
+	}
+	return 0
 }
 
 func (a *adapter[V]) close() error {

@@ -74,6 +74,7 @@ type fake[V any] struct {
 	vals   map[uint64]V
 	bpf    bool              // CountsInBPF
 	absent map[string]string // UnavailableMetrics
+	sample uint32            // LatencySample
 }
 
 func (f fake[V]) Collect(context.Context, *podid.Index) (map[uint64]V, error) { return f.vals, nil }
@@ -81,6 +82,7 @@ func (fake[V]) Objects() []*bpfload.Object                                    { 
 func (fake[V]) Close() error                                                  { return nil }
 func (f fake[V]) CountsInBPF() bool                                           { return f.bpf }
 func (f fake[V]) UnavailableMetrics() map[string]string                       { return f.absent }
+func (f fake[V]) LatencySample() uint32                                       { return f.sample }
 
 // goldenFakes are the values each family's source returns in TestGolden, by family name.
 var goldenFakes = map[string]any{
@@ -94,7 +96,7 @@ var goldenFakes = map[string]any{
 	"syscall": fake[map[string]syscall.Stats]{vals: map[uint64]map[string]syscall.Stats{
 		102: {"close": {Count: 10, Errors: 10, Latency: latency(900, 900, 900, 900, 900, 900, 900, 900, 900, 900)}},
 		103: {"read": {Count: 1, Latency: latency(5_000_000)}},
-	}},
+	}, sample: 16},
 	"diskio": fake[diskio.Stats]{vals: map[uint64]diskio.Stats{
 		102: {cgroupfs.Dev{Major: 254, Minor: 0}: {ReadBytes: 4096, WriteBytes: 8 << 20, Reads: 1, Writes: 128}},
 	}},
@@ -142,7 +144,7 @@ var goldenFakes = map[string]any{
 	"softirqs": fake[softirqs.Stats]{vals: map[uint64]softirqs.Stats{
 		104:            {"timer": latency(2_000), "rcu": latency(1_500, 1_500)},
 		bpfload.NodeID: {"net_rx": latency(40_000)},
-	}},
+	}, sample: 4},
 	"filesystem": fake[filesystem.Stats]{vals: map[uint64]filesystem.Stats{
 		102: {"/": {Capacity: 10 << 30, Used: 3 << 30, Available: 6 << 30}, "/data": {Capacity: 1 << 30, Used: 1 << 20, Available: 900 << 20}},
 	}},

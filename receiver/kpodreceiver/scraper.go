@@ -410,6 +410,9 @@ func (s *kpodScraper) recordNode(now pcommon.Timestamp) {
 		mb.RecordKpodCollectorDurationDataPoint(now, r.duration.Seconds(), name)
 		mb.RecordKpodCollectorErrorsDataPoint(now, r.errors, name)
 		mb.RecordKpodCollectorSkippedDataPoint(now, r.skipped, name)
+		if n := r.f.latencySample(); n > 0 {
+			mb.RecordKpodCollectorLatencySampleDataPoint(now, int64(n), name)
+		}
 		mb.RecordKpodCgroupReadErrorsDataPoint(now, r.readErrors, name)
 		for _, obj := range r.f.objects() {
 			s.recordBPF(now, obj)

@@ -501,6 +501,54 @@ func (ms *KpodCollectorErrorsMetricConfig) Validate() error {
 	return nil
 }
 
+// KpodCollectorLatencySampleMetricAttributeKey specifies the key of an attribute for the kpod.collector.latency_sample metric.
+type KpodCollectorLatencySampleMetricAttributeKey string
+
+const (
+	KpodCollectorLatencySampleMetricAttributeKeyCollector KpodCollectorLatencySampleMetricAttributeKey = "collector"
+)
+
+// KpodCollectorLatencySampleMetricConfig provides config for the kpod.collector.latency_sample metric.
+type KpodCollectorLatencySampleMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                         `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []KpodCollectorLatencySampleMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *KpodCollectorLatencySampleMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *KpodCollectorLatencySampleMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case KpodCollectorLatencySampleMetricAttributeKeyCollector:
+		default:
+			return fmt.Errorf("metric kpod.collector.latency_sample doesn't have an attribute %v, valid attributes: [collector]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
 // KpodCollectorSkippedMetricAttributeKey specifies the key of an attribute for the kpod.collector.skipped metric.
 type KpodCollectorSkippedMetricAttributeKey string
 
@@ -2339,6 +2387,7 @@ type MetricsConfig struct {
 	KpodCollectionTimeouts               KpodCollectionTimeoutsMetricConfig               `mapstructure:"kpod.collection.timeouts"`
 	KpodCollectorDuration                KpodCollectorDurationMetricConfig                `mapstructure:"kpod.collector.duration"`
 	KpodCollectorErrors                  KpodCollectorErrorsMetricConfig                  `mapstructure:"kpod.collector.errors"`
+	KpodCollectorLatencySample           KpodCollectorLatencySampleMetricConfig           `mapstructure:"kpod.collector.latency_sample"`
 	KpodCollectorSkipped                 KpodCollectorSkippedMetricConfig                 `mapstructure:"kpod.collector.skipped"`
 	KpodCollectorUnavailable             KpodCollectorUnavailableMetricConfig             `mapstructure:"kpod.collector.unavailable"`
 	KpodContainerRestarts                KpodContainerRestartsMetricConfig                `mapstructure:"kpod.container.restarts"`
@@ -2447,6 +2496,11 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []KpodCollectorErrorsMetricAttributeKey{KpodCollectorErrorsMetricAttributeKeyCollector},
+		},
+		KpodCollectorLatencySample: KpodCollectorLatencySampleMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []KpodCollectorLatencySampleMetricAttributeKey{KpodCollectorLatencySampleMetricAttributeKeyCollector},
 		},
 		KpodCollectorSkipped: KpodCollectorSkippedMetricConfig{
 			Enabled:             true,

@@ -80,6 +80,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []KpodCollectorErrorsMetricAttributeKey{KpodCollectorErrorsMetricAttributeKeyCollector},
 					},
+					KpodCollectorLatencySample: KpodCollectorLatencySampleMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []KpodCollectorLatencySampleMetricAttributeKey{KpodCollectorLatencySampleMetricAttributeKeyCollector},
+					},
 					KpodCollectorSkipped: KpodCollectorSkippedMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
@@ -356,6 +361,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []KpodCollectorErrorsMetricAttributeKey{KpodCollectorErrorsMetricAttributeKeyCollector},
 					},
+					KpodCollectorLatencySample: KpodCollectorLatencySampleMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []KpodCollectorLatencySampleMetricAttributeKey{KpodCollectorLatencySampleMetricAttributeKeyCollector},
+					},
 					KpodCollectorSkipped: KpodCollectorSkippedMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
@@ -578,7 +588,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(KpodBpfMapCapacityMetricConfig{}, KpodBpfMapEntriesMetricConfig{}, KpodBpfMapUpdateErrorsMetricConfig{}, KpodBpfProgramLoadDurationMetricConfig{}, KpodBpfProgramRunCountMetricConfig{}, KpodBpfProgramRunTimeMetricConfig{}, KpodCgroupReadErrorsMetricConfig{}, KpodCollectionCycleDurationMetricConfig{}, KpodCollectionCyclesMetricConfig{}, KpodCollectionTimeoutsMetricConfig{}, KpodCollectorDurationMetricConfig{}, KpodCollectorErrorsMetricConfig{}, KpodCollectorSkippedMetricConfig{}, KpodCollectorUnavailableMetricConfig{}, KpodContainerRestartsMetricConfig{}, KpodCPUContextSwitchesMetricConfig{}, KpodDiscoveryContainersMetricConfig{}, KpodDiscoveryPodsMetricConfig{}, KpodDiskReadBytesMetricConfig{}, KpodDiskReadsMetricConfig{}, KpodDiskWritesMetricConfig{}, KpodDiskWrittenBytesMetricConfig{}, KpodFsAvailableBytesMetricConfig{}, KpodFsCapacityBytesMetricConfig{}, KpodFsUsageBytesMetricConfig{}, KpodIrqHwCountMetricConfig{}, KpodL7ParseErrorsMetricConfig{}, KpodL7RequestsMetricConfig{}, KpodMemCacheAccessesMetricConfig{}, KpodMemCacheAdditionsMetricConfig{}, KpodMemCacheBufDirtiedMetricConfig{}, KpodMemCacheDirtiedMetricConfig{}, KpodMemCgroupCacheBytesMetricConfig{}, KpodMemCgroupPeakBytesMetricConfig{}, KpodMemCgroupSwapBytesMetricConfig{}, KpodMemCgroupUsageBytesMetricConfig{}, KpodMemMajorPageFaultsMetricConfig{}, KpodMemOomKillsMetricConfig{}, KpodMetricUnavailableMetricConfig{}, KpodNetIfaceRxBytesMetricConfig{}, KpodNetIfaceRxDropsMetricConfig{}, KpodNetIfaceRxErrorsMetricConfig{}, KpodNetIfaceRxPacketsMetricConfig{}, KpodNetIfaceTxBytesMetricConfig{}, KpodNetIfaceTxDropsMetricConfig{}, KpodNetIfaceTxErrorsMetricConfig{}, KpodNetIfaceTxPacketsMetricConfig{}, KpodNetTCPBytesReceivedMetricConfig{}, KpodNetTCPBytesSentMetricConfig{}, KpodNetTCPConnectionsMetricConfig{}, KpodNetTCPDropsMetricConfig{}, KpodNetTCPRetransmitsMetricConfig{}, KpodProcExecsMetricConfig{}, KpodProcExitsMetricConfig{}, KpodProcForksMetricConfig{}, KpodSyscallCountMetricConfig{}, KpodSyscallErrorsMetricConfig{}, KpodTopologyBytesMetricConfig{}, KpodTopologyConnectionsMetricConfig{}, KpodTopologyEdgesMetricConfig{}, KpodTopologyEdgesOverflowMetricConfig{}, TracesServiceGraphRequestFailedTotalMetricConfig{}, TracesServiceGraphRequestTotalMetricConfig{}, ResourceAttributeConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(KpodBpfMapCapacityMetricConfig{}, KpodBpfMapEntriesMetricConfig{}, KpodBpfMapUpdateErrorsMetricConfig{}, KpodBpfProgramLoadDurationMetricConfig{}, KpodBpfProgramRunCountMetricConfig{}, KpodBpfProgramRunTimeMetricConfig{}, KpodCgroupReadErrorsMetricConfig{}, KpodCollectionCycleDurationMetricConfig{}, KpodCollectionCyclesMetricConfig{}, KpodCollectionTimeoutsMetricConfig{}, KpodCollectorDurationMetricConfig{}, KpodCollectorErrorsMetricConfig{}, KpodCollectorLatencySampleMetricConfig{}, KpodCollectorSkippedMetricConfig{}, KpodCollectorUnavailableMetricConfig{}, KpodContainerRestartsMetricConfig{}, KpodCPUContextSwitchesMetricConfig{}, KpodDiscoveryContainersMetricConfig{}, KpodDiscoveryPodsMetricConfig{}, KpodDiskReadBytesMetricConfig{}, KpodDiskReadsMetricConfig{}, KpodDiskWritesMetricConfig{}, KpodDiskWrittenBytesMetricConfig{}, KpodFsAvailableBytesMetricConfig{}, KpodFsCapacityBytesMetricConfig{}, KpodFsUsageBytesMetricConfig{}, KpodIrqHwCountMetricConfig{}, KpodL7ParseErrorsMetricConfig{}, KpodL7RequestsMetricConfig{}, KpodMemCacheAccessesMetricConfig{}, KpodMemCacheAdditionsMetricConfig{}, KpodMemCacheBufDirtiedMetricConfig{}, KpodMemCacheDirtiedMetricConfig{}, KpodMemCgroupCacheBytesMetricConfig{}, KpodMemCgroupPeakBytesMetricConfig{}, KpodMemCgroupSwapBytesMetricConfig{}, KpodMemCgroupUsageBytesMetricConfig{}, KpodMemMajorPageFaultsMetricConfig{}, KpodMemOomKillsMetricConfig{}, KpodMetricUnavailableMetricConfig{}, KpodNetIfaceRxBytesMetricConfig{}, KpodNetIfaceRxDropsMetricConfig{}, KpodNetIfaceRxErrorsMetricConfig{}, KpodNetIfaceRxPacketsMetricConfig{}, KpodNetIfaceTxBytesMetricConfig{}, KpodNetIfaceTxDropsMetricConfig{}, KpodNetIfaceTxErrorsMetricConfig{}, KpodNetIfaceTxPacketsMetricConfig{}, KpodNetTCPBytesReceivedMetricConfig{}, KpodNetTCPBytesSentMetricConfig{}, KpodNetTCPConnectionsMetricConfig{}, KpodNetTCPDropsMetricConfig{}, KpodNetTCPRetransmitsMetricConfig{}, KpodProcExecsMetricConfig{}, KpodProcExitsMetricConfig{}, KpodProcForksMetricConfig{}, KpodSyscallCountMetricConfig{}, KpodSyscallErrorsMetricConfig{}, KpodTopologyBytesMetricConfig{}, KpodTopologyConnectionsMetricConfig{}, KpodTopologyEdgesMetricConfig{}, KpodTopologyEdgesOverflowMetricConfig{}, TracesServiceGraphRequestFailedTotalMetricConfig{}, TracesServiceGraphRequestTotalMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -687,6 +697,18 @@ func TestKpodCollectorErrorsMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric kpod.collector.errors doesn't have an attribute invalid, valid attributes: [collector]")
 
 	cfg = DefaultMetricsConfig().KpodCollectorErrors
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestKpodCollectorLatencySampleMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().KpodCollectorLatencySample
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []KpodCollectorLatencySampleMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric kpod.collector.latency_sample doesn't have an attribute invalid, valid attributes: [collector]")
+
+	cfg = DefaultMetricsConfig().KpodCollectorLatencySample
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

@@ -231,6 +231,10 @@ var MetricsInfo = metricsInfo{
 		Name:       "kpod.collector.errors",
 		Attributes: []string{"collector"},
 	},
+	KpodCollectorLatencySample: metricInfo{
+		Name:       "kpod.collector.latency_sample",
+		Attributes: []string{"collector"},
+	},
 	KpodCollectorSkipped: metricInfo{
 		Name:       "kpod.collector.skipped",
 		Attributes: []string{"collector"},
@@ -427,6 +431,7 @@ type metricsInfo struct {
 	KpodCollectionTimeouts               metricInfo
 	KpodCollectorDuration                metricInfo
 	KpodCollectorErrors                  metricInfo
+	KpodCollectorLatencySample           metricInfo
 	KpodCollectorSkipped                 metricInfo
 	KpodCollectorUnavailable             metricInfo
 	KpodContainerRestarts                metricInfo
@@ -1458,6 +1463,95 @@ func (m *metricKpodCollectorErrors) emit(metrics pmetric.MetricSlice) {
 
 func newMetricKpodCollectorErrors(cfg KpodCollectorErrorsMetricConfig) metricKpodCollectorErrors {
 	m := metricKpodCollectorErrors{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricKpodCollectorLatencySample struct {
+	data          pmetric.Metric                         // data buffer for generated metric.
+	config        KpodCollectorLatencySampleMetricConfig // metric config provided by user.
+	capacity      int                                    // max observed number of data points added to the metric.
+	aggDataPoints []int64                                // slice containing number of aggregated datapoints at each index
+}
+
+// init fills kpod.collector.latency_sample metric with initial data.
+func (m *metricKpodCollectorLatencySample) init() {
+	m.data.SetName("kpod.collector.latency_sample")
+	m.data.SetDescription("n of a collector that times events in latency windows (syscall, softirqs): its histogram times the events that start in 1/n of the time (1: every event), so rates of its _count and _sum times n estimate all events.")
+	m.data.SetUnit("{sample}")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricKpodCollectorLatencySample) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, collectorAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, KpodCollectorLatencySampleMetricAttributeKeyCollector) {
+		dp.Attributes().PutStr("collector", collectorAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricKpodCollectorLatencySample) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricKpodCollectorLatencySample) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetIntValue(m.data.Gauge().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricKpodCollectorLatencySample(cfg KpodCollectorLatencySampleMetricConfig) metricKpodCollectorLatencySample {
+	m := metricKpodCollectorLatencySample{config: cfg}
 
 	if cfg.Enabled {
 		m.data = pmetric.NewMetric()
@@ -5266,6 +5360,7 @@ type MetricsBuilder struct {
 	metricKpodCollectionTimeouts               metricKpodCollectionTimeouts
 	metricKpodCollectorDuration                metricKpodCollectorDuration
 	metricKpodCollectorErrors                  metricKpodCollectorErrors
+	metricKpodCollectorLatencySample           metricKpodCollectorLatencySample
 	metricKpodCollectorSkipped                 metricKpodCollectorSkipped
 	metricKpodCollectorUnavailable             metricKpodCollectorUnavailable
 	metricKpodContainerRestarts                metricKpodContainerRestarts
@@ -5354,6 +5449,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricKpodCollectionTimeouts:               newMetricKpodCollectionTimeouts(mbc.Metrics.KpodCollectionTimeouts),
 		metricKpodCollectorDuration:                newMetricKpodCollectorDuration(mbc.Metrics.KpodCollectorDuration),
 		metricKpodCollectorErrors:                  newMetricKpodCollectorErrors(mbc.Metrics.KpodCollectorErrors),
+		metricKpodCollectorLatencySample:           newMetricKpodCollectorLatencySample(mbc.Metrics.KpodCollectorLatencySample),
 		metricKpodCollectorSkipped:                 newMetricKpodCollectorSkipped(mbc.Metrics.KpodCollectorSkipped),
 		metricKpodCollectorUnavailable:             newMetricKpodCollectorUnavailable(mbc.Metrics.KpodCollectorUnavailable),
 		metricKpodContainerRestarts:                newMetricKpodContainerRestarts(mbc.Metrics.KpodContainerRestarts),
@@ -5513,6 +5609,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricKpodCollectionTimeouts.emit(ils.Metrics())
 	mb.metricKpodCollectorDuration.emit(ils.Metrics())
 	mb.metricKpodCollectorErrors.emit(ils.Metrics())
+	mb.metricKpodCollectorLatencySample.emit(ils.Metrics())
 	mb.metricKpodCollectorSkipped.emit(ils.Metrics())
 	mb.metricKpodCollectorUnavailable.emit(ils.Metrics())
 	mb.metricKpodContainerRestarts.emit(ils.Metrics())
@@ -5653,6 +5750,11 @@ func (mb *MetricsBuilder) RecordKpodCollectorDurationDataPoint(ts pcommon.Timest
 // RecordKpodCollectorErrorsDataPoint adds a data point to kpod.collector.errors metric.
 func (mb *MetricsBuilder) RecordKpodCollectorErrorsDataPoint(ts pcommon.Timestamp, val int64, collectorAttributeValue string) {
 	mb.metricKpodCollectorErrors.recordDataPoint(mb.startTime, ts, val, collectorAttributeValue)
+}
+
+// RecordKpodCollectorLatencySampleDataPoint adds a data point to kpod.collector.latency_sample metric.
+func (mb *MetricsBuilder) RecordKpodCollectorLatencySampleDataPoint(ts pcommon.Timestamp, val int64, collectorAttributeValue string) {
+	mb.metricKpodCollectorLatencySample.recordDataPoint(mb.startTime, ts, val, collectorAttributeValue)
 }
 
 // RecordKpodCollectorSkippedDataPoint adds a data point to kpod.collector.skipped metric.

@@ -76,6 +76,7 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["kpod.cgroup.read.errors"] = mb.metricKpodCgroupReadErrors.config.AggregationStrategy
 			aggMap["kpod.collector.duration"] = mb.metricKpodCollectorDuration.config.AggregationStrategy
 			aggMap["kpod.collector.errors"] = mb.metricKpodCollectorErrors.config.AggregationStrategy
+			aggMap["kpod.collector.latency_sample"] = mb.metricKpodCollectorLatencySample.config.AggregationStrategy
 			aggMap["kpod.collector.skipped"] = mb.metricKpodCollectorSkipped.config.AggregationStrategy
 			aggMap["kpod.collector.unavailable"] = mb.metricKpodCollectorUnavailable.config.AggregationStrategy
 			aggMap["kpod.disk.read.bytes"] = mb.metricKpodDiskReadBytes.config.AggregationStrategy
@@ -174,6 +175,12 @@ func TestMetricsBuilder(t *testing.T) {
 			mb.RecordKpodCollectorErrorsDataPoint(ts, 1, "collector-val")
 			if tt.name == "reaggregate_set" {
 				mb.RecordKpodCollectorErrorsDataPoint(ts, 3, "collector-val-2")
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordKpodCollectorLatencySampleDataPoint(ts, 1, "collector-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordKpodCollectorLatencySampleDataPoint(ts, 3, "collector-val-2")
 			}
 			defaultMetricsCount++
 			allMetricsCount++
@@ -430,6 +437,7 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricKpodCgroupReadErrors.aggDataPoints)
 				assert.Empty(t, mb.metricKpodCollectorDuration.aggDataPoints)
 				assert.Empty(t, mb.metricKpodCollectorErrors.aggDataPoints)
+				assert.Empty(t, mb.metricKpodCollectorLatencySample.aggDataPoints)
 				assert.Empty(t, mb.metricKpodCollectorSkipped.aggDataPoints)
 				assert.Empty(t, mb.metricKpodCollectorUnavailable.aggDataPoints)
 				assert.Empty(t, mb.metricKpodDiskReadBytes.aggDataPoints)
@@ -893,6 +901,46 @@ func TestMetricsBuilder(t *testing.T) {
 						assert.Equal(t, ts, dp.Timestamp())
 						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
 						switch aggMap["kpod.collector.errors"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("collector")
+						assert.False(t, ok)
+					}
+				case "kpod.collector.latency_sample":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["kpod.collector.latency_sample"], "Found a duplicate in the metrics slice: kpod.collector.latency_sample")
+						validatedMetrics["kpod.collector.latency_sample"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "n of a collector that times events in latency windows (syscall, softirqs): its histogram times the events that start in 1/n of the time (1: every event), so rates of its _count and _sum times n estimate all events.", mi.Description())
+						assert.Equal(t, "{sample}", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						collectorAttrVal, ok := dp.Attributes().Get("collector")
+						assert.True(t, ok)
+						assert.Equal(t, "collector-val", collectorAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["kpod.collector.latency_sample"], "Found a duplicate in the metrics slice: kpod.collector.latency_sample")
+						validatedMetrics["kpod.collector.latency_sample"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "n of a collector that times events in latency windows (syscall, softirqs): its histogram times the events that start in 1/n of the time (1: every event), so rates of its _count and _sum times n estimate all events.", mi.Description())
+						assert.Equal(t, "{sample}", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["kpod.collector.latency_sample"] {
 						case "sum":
 							assert.Equal(t, int64(4), dp.IntValue())
 						case "avg":
