@@ -289,3 +289,159 @@ func describe(s Stats) string {
 	}
 	return b.String()
 }
+
+// TestRealSoftirqsNetRx: a pod in its own network namespace, pinned to CPU 1, sends N UDP
+// datagrams to its loopback. Loopback's transmit queues each packet to this CPU's backlog
+// and raises NET_RX, which runs when the sender re-enables bottom halves at the end of the
+// transmit, in the sender's context: exactly N net_rx soft IRQs are the pod's (the workload's
+// own count), and the kernel counts exactly N NET_RX on CPU 1. A sibling pod, asleep, gets
+// none. Two things outside the test change where soft IRQs run, and a round that saw either
+// is run again with a new pod (at most 30; few sends keep a round short): a device interrupt
+// on CPU 1 (the machine's network card raising NET_RX in the pod's context), and ksoftirqd/1
+// running (before 6.5, a soft IRQ raised while ksoftirqd is runnable is left to it, charged
+// to the node; the VMs do that in most rounds of 200 sends). The kernel's NET_RX count on
+// CPU 1 other than N also means the sends were not run one soft IRQ each: run again too.
+func TestRealSoftirqsNetRx(t *testing.T) {
+	fakepod.RequireRoot(t)
+	for _, rung := range bpftest.Rungs {
+		t.Run(rung, func(t *testing.T) { realSoftirqsNetRx(t, rung) })
+	}
+}
+
+func realSoftirqsNetRx(t *testing.T, rung string) {
+	if runtime.NumCPU() < 2 {
+		fakepod.Unmet(t, "needs 2 CPUs")
+	}
+	const n, cpu, rounds = 20, 1, 30
+	ksoftirqd := kthreadPID(t, "ksoftirqd/"+strconv.Itoa(cpu))
+	sleeper := fakepod.New(t, fakepod.Options{}).AddContainer()
+	sleeper.Start("sleep").WaitReady()
+	bpftest.On(t, rung)
+	c, err := Start(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bpftest.CheckRung(t, c.Obj, rung)
+	for round := 1; ; round++ {
+		sender := fakepod.New(t, fakepod.Options{NetNS: true}).AddContainer()
+		sender.Env = []string{"KPOD_CPU=" + strconv.Itoa(cpu)}
+		irqs0, netrx0, ks0 := deviceIRQs(t, cpu), netRxSoftirqs(t, cpu), switches(t, ksoftirqd)
+		sender.Run("udp", "127.0.0.1", "9", strconv.Itoa(n), "1")
+		irqs1, netrx1, ks1 := deviceIRQs(t, cpu), netRxSoftirqs(t, cpu), switches(t, ksoftirqd)
+		ss, err := c.Collect(context.Background(), &podid.Index{Live: map[uint64]bool{sender.CgroupID: true, sleeper.CgroupID: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ss[sender.CgroupID]["net_rx"]
+		t.Logf("round %d: pod's soft IRQs %s; on CPU %d: kernel NET_RX +%d, device interrupts +%d, ksoftirqd switches +%d",
+			round, describe(ss[sender.CgroupID]), cpu, netrx1-netrx0, irqs1-irqs0, ks1-ks0)
+		if irqs1 != irqs0 || ks1 != ks0 || netrx1-netrx0 != n {
+			if round == rounds {
+				t.Fatalf("no round of %d without a device interrupt or ksoftirqd on CPU %d, with one NET_RX per send", rounds, cpu)
+			}
+			continue
+		}
+		if got.Count() != n {
+			t.Errorf("pod that sent %d datagrams over loopback: %d net_rx soft IRQs, want %d (the kernel's NET_RX count on CPU %d)", n, got.Count(), n, cpu)
+		}
+		if s, ok := ss[sleeper.CgroupID]; ok {
+			t.Errorf("sleeping pod: soft IRQs %s", describe(s))
+		}
+		return
+	}
+}
+
+// kthreadPID is the pid of the kernel thread named comm.
+func kthreadPID(t *testing.T, comm string) int {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + d.Name() + "/comm"); err == nil && strings.TrimSpace(string(b)) == comm {
+			return pid
+		}
+	}
+	t.Fatalf("no kernel thread %s", comm)
+	return 0
+}
+
+// switches is how many times task pid has been switched out (voluntary and not).
+func switches(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum uint64
+	found := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+			x, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/%d/status: %s: %v", pid, k, err)
+			}
+			sum += x
+			found++
+		}
+	}
+	if found != 2 {
+		t.Fatalf("/proc/%d/status has no context switch counts", pid)
+	}
+	return sum
+}
+
+// procColumn returns the counts of CPU cpu in the rows of a /proc/interrupts-like file
+// whose label (before the colon) keep accepts.
+func procColumn(t *testing.T, path string, cpu int, keep func(label string) bool) map[string]uint64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	lines := strings.Split(string(b), "\n")
+	for _, l := range lines[1:] { // the first line names the CPUs
+		label, rest, ok := strings.Cut(l, ":")
+		label = strings.TrimSpace(label)
+		if !ok || !keep(label) {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) <= cpu {
+			t.Fatalf("%s: row %q has no CPU %d", path, label, cpu)
+		}
+		v, err := strconv.ParseUint(f[cpu], 10, 64)
+		if err != nil {
+			t.Fatalf("%s: row %q: %v", path, label, err)
+		}
+		out[label] = v
+	}
+	return out
+}
+
+// deviceIRQs is the number of device interrupts (numbered rows of /proc/interrupts) CPU
+// cpu has taken.
+func deviceIRQs(t *testing.T, cpu int) uint64 {
+	var sum uint64
+	for _, v := range procColumn(t, "/proc/interrupts", cpu, func(l string) bool { _, err := strconv.Atoi(l); return err == nil }) {
+		sum += v
+	}
+	return sum
+}
+
+// netRxSoftirqs is the kernel's count of NET_RX soft IRQs run on CPU cpu.
+func netRxSoftirqs(t *testing.T, cpu int) uint64 {
+	v, ok := procColumn(t, "/proc/softirqs", cpu, func(l string) bool { return l == "NET_RX" })["NET_RX"]
+	if !ok {
+		t.Fatal("/proc/softirqs has no NET_RX row")
+	}
+	return v
+}

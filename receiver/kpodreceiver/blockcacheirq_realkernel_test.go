@@ -75,7 +75,7 @@ func TestRealBlockCacheIRQFamilies(t *testing.T) {
 	}
 	// Soft IRQs (the tick raises some vector on a busy CPU; which ones depends on the kernel:
 	// timer here, rcu under emulation) land on the spinner's resource, by vector, and take
-	// less than its 300 ms on the CPU. Their exact accounting is internal/softirqs' test.
+	// less than its 300 ms on the CPU. Their exact count is internal/softirqs' TestRealSoftirqsNetRx.
 	rm, _ = resourceOf(md, pod.UID, spinner.ID)
 	var softirqs uint64
 	var softSum float64

@@ -237,9 +237,9 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("collectors.topology.view.endpoint: bad port %q", port))
 		}
 	}
-	for _, f := range []string{"syscall", "softirqs"} {
-		if n := cfg.Collectors[f].LatencySample; n < 0 || n > window.MaxSample {
-			errs = append(errs, fmt.Errorf("collectors.%s.latency_sample: want 1 (every event timed) to %d, got %d", f, window.MaxSample, n))
+	for _, f := range []struct{ name, event string }{{"syscall", "call"}, {"softirqs", "soft IRQ"}} {
+		if n := cfg.Collectors[f.name].LatencySample; n < 0 || n > window.MaxSample {
+			errs = append(errs, fmt.Errorf("collectors.%s.latency_sample: want 1 (every %s timed) to %d, got %d", f.name, f.event, window.MaxSample, n))
 		}
 	}
 	for _, s := range cfg.Collectors["syscall"].Syscalls {

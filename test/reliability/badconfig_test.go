@@ -39,6 +39,7 @@ var badConfigs = []struct {
 	{"interval below the collection interval", "collection_interval: 10s\n    collectors: {syscall: {interval: 5s}}", "collectors.syscall.interval", "shorter than collection_interval 10s"},
 	{"unknown syscall", "collectors: {syscall: {syscalls: [read, frobnicate]}}", "collectors.syscall.syscalls", `"frobnicate" is not a system call`},
 	{"syscall latency sample of zero calls", "collectors: {syscall: {latency_sample: -1}}", "collectors.syscall.latency_sample", "want 1 (every call timed) to 1048576, got -1"},
+	{"soft IRQ latency sample too big", "collectors: {softirqs: {latency_sample: 2000000}}", "collectors.softirqs.latency_sample", "want 1 (every soft IRQ timed) to 1048576, got 2000000"},
 	{"syscalls at the old place", "syscalls: [read]", "syscalls", "moved to collectors.syscall.syscalls"},
 	{"unknown key", "colection_interval: 10s", "colection_interval", "unknown key"},
 	{"unknown metric", "metrics: {kpod.gpu.utilization: {enabled: false}}", "metrics.kpod.gpu.utilization", "unknown key"},
