@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,7 +156,7 @@ func New(t testing.TB, opts Options) *Pod {
 		opts.UID = RandUID()
 	}
 	p := &Pod{UID: opts.UID, QoS: opts.QoS, t: t, layout: HostLayout(t), driver: opts.Driver}
-	tag := RandHex(4)
+	tag := p.freeTag()
 	var rels []string
 	if opts.Driver == podid.Systemd {
 		u := strings.ReplaceAll(p.UID, "-", "_")
@@ -243,8 +244,32 @@ func (p *Pod) mkdir(rel string) {
 	p.t.Helper()
 	p.dirs = append(p.dirs, rel) // first: cleanup removes what exists of it if this fails
 	if err := MkdirCgroup(p.layout, rel); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			p.dirs = p.dirs[:len(p.dirs)-1] // not this pod's: cleanup must leave it alone
+		}
 		p.t.Fatal(err)
 	}
+}
+
+// freeTag draws the random part of the pod's top directory until no hierarchy has a
+// directory of that name (TestBackpressure once drew a tag another pod of the run had).
+func (p *Pod) freeTag() string {
+	for range 16 {
+		tag := RandHex(4)
+		taken := false
+		for _, root := range p.roots() {
+			for _, name := range []string{"kpodtest-" + tag, "kpodtest" + tag + ".slice"} {
+				if _, err := os.Stat(filepath.Join(root, name)); err == nil {
+					taken = true
+				}
+			}
+		}
+		if !taken {
+			return tag
+		}
+	}
+	p.t.Fatal("no free cgroup name in 16 draws")
+	return ""
 }
 
 // roots are the hierarchies the pod's directories are in (CgroupRoots).
