@@ -78,18 +78,9 @@ func TestObjectShape(t *testing.T) {
 // TestRealSoftirqs: two pods spin on CPU 0 and CPU 1 for 2 s. Soft IRQs that run on the
 // spinners' CPUs while they run are charged to them; a pod asleep the whole time gets
 // nothing.
-func TestRealSoftirqs(t *testing.T) {
-	fakepod.RequireRoot(t)
-	for _, rung := range bpftest.Rungs {
-		t.Run(rung, func(t *testing.T) { realSoftirqs(t, rung) })
-	}
-}
+func TestRealSoftirqs(t *testing.T) { onEachRung(t, realSoftirqs) }
 
 func realSoftirqs(t *testing.T, rung string) {
-	fakepod.RequireRoot(t)
-	if runtime.NumCPU() < 2 {
-		fakepod.Unmet(t, "needs 2 CPUs")
-	}
 	const spinMs = 2000
 	// The sleeper is asleep (in pause()) before the programs attach: it is never the
 	// interrupted task, so it must get exactly nothing.
@@ -158,17 +149,9 @@ func realSoftirqs(t *testing.T, rung string) {
 // spinning while the window is closed get nothing, nor does the node; pods spinning inside a
 // window get their soft IRQs (the positive control: the tick's, as in TestRealSoftirqs);
 // closing the window leaves no stamp on any CPU; and nothing changes while it is closed again.
-func TestRealSoftirqsWindows(t *testing.T) {
-	fakepod.RequireRoot(t)
-	for _, rung := range bpftest.Rungs {
-		t.Run(rung, func(t *testing.T) { realSoftirqsWindows(t, rung) })
-	}
-}
+func TestRealSoftirqsWindows(t *testing.T) { onEachRung(t, realSoftirqsWindows) }
 
 func realSoftirqsWindows(t *testing.T, rung string) {
-	if runtime.NumCPU() < 2 {
-		fakepod.Unmet(t, "needs 2 CPUs")
-	}
 	const spinMs = 500
 	bpftest.On(t, rung)
 	c, err := Start(window.DefaultSample)
@@ -271,6 +254,17 @@ func realSoftirqsWindows(t *testing.T, rung string) {
 	}
 }
 
+// onEachRung runs test on each attach rung, as root, with the two CPUs every test here uses.
+func onEachRung(t *testing.T, test func(t *testing.T, rung string)) {
+	fakepod.RequireRoot(t)
+	if runtime.NumCPU() < 2 {
+		fakepod.Unmet(t, "needs 2 CPUs")
+	}
+	for _, rung := range bpftest.Rungs {
+		t.Run(rung, func(t *testing.T) { test(t, rung) })
+	}
+}
+
 func describe(s Stats) string {
 	var b strings.Builder
 	for _, name := range Vectors {
@@ -301,17 +295,9 @@ func describe(s Stats) string {
 // running (before 6.5, a soft IRQ raised while ksoftirqd is runnable is left to it, charged
 // to the node; the VMs do that in most rounds of 200 sends). The kernel's NET_RX count on
 // CPU 1 other than N also means the sends were not run one soft IRQ each: run again too.
-func TestRealSoftirqsNetRx(t *testing.T) {
-	fakepod.RequireRoot(t)
-	for _, rung := range bpftest.Rungs {
-		t.Run(rung, func(t *testing.T) { realSoftirqsNetRx(t, rung) })
-	}
-}
+func TestRealSoftirqsNetRx(t *testing.T) { onEachRung(t, realSoftirqsNetRx) }
 
 func realSoftirqsNetRx(t *testing.T, rung string) {
-	if runtime.NumCPU() < 2 {
-		fakepod.Unmet(t, "needs 2 CPUs")
-	}
 	const n, cpu, rounds = 20, 1, 30
 	ksoftirqd := kthreadPID(t, "ksoftirqd/"+strconv.Itoa(cpu))
 	sleeper := fakepod.New(t, fakepod.Options{}).AddContainer()
