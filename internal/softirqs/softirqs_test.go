@@ -88,13 +88,7 @@ func realSoftirqs(t *testing.T, rung string) {
 	cs.Start("sleep").WaitReady()
 	time.Sleep(20 * time.Millisecond)
 
-	bpftest.On(t, rung)
-	c, err := Start(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	bpftest.CheckRung(t, c.Obj, rung)
+	c := started(t, rung, 1)
 	stats := bpftest.EnableStats(t)
 
 	pods, wait := fakepod.Spinners(t, spinMs, 0, 1)
@@ -153,17 +147,11 @@ func TestRealSoftirqsWindows(t *testing.T) { onEachRung(t, realSoftirqsWindows) 
 
 func realSoftirqsWindows(t *testing.T, rung string) {
 	const spinMs = 500
-	bpftest.On(t, rung)
-	c, err := Start(window.DefaultSample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := started(t, rung, window.DefaultSample)
 	if c.Sample != window.DefaultSample {
 		t.Fatalf("sample %d, want %d", c.Sample, window.DefaultSample)
 	}
 	c.StopWindows() // the test opens the window itself
-	bpftest.CheckRung(t, c.Obj, rung)
 	collect := func(pods ...[]*fakepod.Container) map[uint64]Stats {
 		t.Helper()
 		live := map[uint64]bool{}
@@ -254,6 +242,19 @@ func realSoftirqsWindows(t *testing.T, rung string) {
 	}
 }
 
+// started loads the family on rung with sample; it is unloaded when the test ends.
+func started(t *testing.T, rung string, sample uint32) *Collector {
+	t.Helper()
+	bpftest.On(t, rung)
+	c, err := Start(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	bpftest.CheckRung(t, c.Obj, rung)
+	return c
+}
+
 // onEachRung runs test on each attach rung, as root, with the two CPUs every test here uses.
 func onEachRung(t *testing.T, test func(t *testing.T, rung string)) {
 	fakepod.RequireRoot(t)
@@ -302,13 +303,7 @@ func realSoftirqsNetRx(t *testing.T, rung string) {
 	ksoftirqd := kthreadPID(t, "ksoftirqd/"+strconv.Itoa(cpu))
 	sleeper := fakepod.New(t, fakepod.Options{}).AddContainer()
 	sleeper.Start("sleep").WaitReady()
-	bpftest.On(t, rung)
-	c, err := Start(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	bpftest.CheckRung(t, c.Obj, rung)
+	c := started(t, rung, 1)
 	for round := 1; ; round++ {
 		sender := fakepod.New(t, fakepod.Options{NetNS: true}).AddContainer()
 		sender.Env = []string{"KPOD_CPU=" + strconv.Itoa(cpu)}
