@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -154,6 +156,9 @@ var windowedProgs = map[string][]string{
 	"syscall":  {syscall.EnterHook(syscall.PathPerCall), syscall.EnterHook(syscall.PathEveryCall)},
 	"softirqs": {softirqs.EntryProg, softirqs.ExitProg},
 }
+
+// windowedFamilies are windowedProgs' families, in a fixed order.
+var windowedFamilies = slices.Sorted(maps.Keys(windowedProgs))
 
 // on attaches every adopted program to its hook, the windowed ones in the latency windows.
 func (a *adopted) on() error {

@@ -49,7 +49,7 @@ type kpodOptions struct {
 // of them are in it; 0 when none is.
 func (o kpodOptions) windowed() (uint32, []string) {
 	var fams []string
-	for _, f := range []string{"syscall", "softirqs"} {
+	for _, f := range windowedFamilies {
 		if o.has(f) && !(f == "softirqs" && o.ExactSoftirqs) {
 			fams = append(fams, f)
 		}
@@ -100,7 +100,7 @@ func startKpod(o kpodOptions) (*kpodRun, error) {
 	for _, c := range o.Collectors {
 		cfg.Collectors[c] = kpodreceiver.CollectorConfig{Enabled: &on}
 	}
-	for _, f := range []string{"syscall", "softirqs"} {
+	for _, f := range windowedFamilies {
 		if !o.has(f) {
 			continue
 		}
