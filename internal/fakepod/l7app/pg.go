@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 func init() {
@@ -169,10 +169,13 @@ func pgGarbage(args []string) error {
 		if _, err := h.Conn.Write([]byte("kpodgarbage xyz\r\n")); err != nil {
 			return err
 		}
-		reply, _ := io.ReadAll(h.Conn) // the ErrorResponse, then the end
+		// Read through the hijacked Frontend, not the socket: pgconn's background reader
+		// (started when a write is slow, as on an emulated VM) may still hold or take the
+		// reply, and reading the socket directly then sees only the end.
+		reply, err := h.Frontend.Receive()
 		h.Conn.Close()
-		if len(reply) == 0 || reply[0] != 'E' {
-			return fmt.Errorf("the server answered the garbage with %q", reply)
+		if _, ok := reply.(*pgproto3.ErrorResponse); !ok {
+			return fmt.Errorf("the server answered the garbage with %T %+v (%v)", reply, reply, err)
 		}
 	}
 	c.print()
