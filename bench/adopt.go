@@ -51,7 +51,7 @@ type adopted struct {
 	progs  map[uint32]*ebpf.Program
 	links  []link.Link
 	floor  bool      // the programs stand in for the adopted config's (floor.go): empty ones, or counters
-	counts *ebpf.Map // a counter's map
+	counts *counterMaps // a counter's maps
 
 	// windows > 0: the windowed families' timing hooks (Windowed: syscall's enter program,
 	// softirqs' two) are attached in latency windows only, with this sample, as the receiver

@@ -498,7 +498,8 @@ func (a *analysis) TopFamilies(n int) string {
 }
 
 // primKeys name the primitives group's members in ANALYSIS.md.
-var primKeys = map[string]string{"empty": primEmpty, "global": primGlobal, "cgid": primCgid, "clock": primClock, "hash": primHash, "storage": primStorage}
+var primKeys = map[string]string{"empty": primEmpty, "global": primGlobal, "cgid": primCgid, "clock": primClock, "hash": primHash,
+	"storage": primStorage, "loads": primLoads, "taskst": primTaskSt, "last": primLast}
 
 // Step is a primitive's cost above the empty program in the same blocks, with its sign test.
 func (a *analysis) Step(key string) string {
@@ -509,6 +510,21 @@ func (a *analysis) Step(key string) string {
 func (a *analysis) StepX(key string) string { return a.XFloor(groupPrim, primKeys[key], "getppid") }
 func (a *analysis) StepXLo(key string) float64 {
 	return a.XFloorLo(groupPrim, primKeys[key], "getppid")
+}
+// StepXVal is a primitive's median multiple of the empty program's cost; StepVsP the sign test
+// of one primitive against another in the same blocks, StepVs their difference.
+func (a *analysis) StepXVal(key string) float64 {
+	return a.XFloorVal(groupPrim, primKeys[key], "getppid")
+}
+func (a *analysis) StepVs(x, y string) string {
+	return a.Diff(groupPrim, primKeys[x], primKeys[y], "getppid")
+}
+func (a *analysis) StepVsP(x, y string) float64 {
+	return a.DiffP(groupPrim, primKeys[x], primKeys[y], "getppid")
+}
+func (a *analysis) StepMeasured(key string) bool {
+	g := a.run.group(groupPrim)
+	return g != nil && g.Samples[primKeys[key]] != nil
 }
 func (a *analysis) HookCost() string { return a.Delta(groupPrim, primEmpty, "getppid") }
 func (a *analysis) PrimMeasured() bool {

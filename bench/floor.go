@@ -42,10 +42,11 @@ const (
 	hashCounter              // counts[current cgroup id]++ in a per-CPU hash
 	cgrpCounter              // the current task's cgroup's storage, atomically incremented
 	timedCounter             // cgrpCounter, and the clock kept beside it on timed hooks
+	cachedCounter            // a per-CPU count for the task that ran last, flushed to a hash by cgroup id
 )
 
 // counterKinds are the counters each profile gets.
-var counterKinds = []counterKind{hashCounter, cgrpCounter, timedCounter}
+var counterKinds = []counterKind{hashCounter, cgrpCounter, timedCounter, cachedCounter}
 
 // A tracepoint's part in the intervals kpod's families time with the clock (softirqs,
 // hardirqs, block I/O latency, a syscall's latency in its windows; the cpu family reads the
@@ -81,6 +82,8 @@ func (k counterKind) String() string {
 		return "a counter in the cgroup's storage"
 	case timedCounter:
 		return "the storage counter with the clock read where a family times"
+	case cachedCounter:
+		return "a per-CPU count for the task that ran last"
 	}
 	return "no counter"
 }
@@ -91,11 +94,16 @@ func (k counterKind) String() string {
 // interval starts bpf_ktime_get_ns() stored in an array slot of its own (stampInsns), where
 // one ends cgrp with the time stored in the storage's second word, elsewhere cgrp. tp_btf
 // programs are bound to their tracepoint at load time.
-func floorProgram(t ebpf.ProgramType, tracepoint string, counts *ebpf.Map, kind counterKind) (*ebpf.Program, error) {
+func floorProgram(t ebpf.ProgramType, tracepoint string, c *counterMaps, kind counterKind) (*ebpf.Program, error) {
 	insns := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
 	switch kind {
 	case hashCounter:
-		insns = hashCounterInsns(counts)
+		insns = hashCounterInsns(c.counts)
+	case cachedCounter:
+		var err error
+		if insns, err = cachedCounterInsns(c); err != nil {
+			return nil, err
+		}
 	case cgrpCounter, timedCounter:
 		role := untimed
 		if kind == timedCounter {
@@ -109,7 +117,7 @@ func floorProgram(t ebpf.ProgramType, tracepoint string, counts *ebpf.Map, kind 
 			}
 			defer stamps.Close() // the loaded program holds it
 			insns = stampInsns(stamps)
-		} else if insns, err = cgrpCounterInsns(counts, role == endsTime); err != nil {
+		} else if insns, err = cgrpCounterInsns(c.counts, role == endsTime); err != nil {
 			return nil, err
 		}
 	}
@@ -198,6 +206,72 @@ func cgrpCounterInsns(counts *ebpf.Map, clock bool) (asm.Instructions, error) {
 	), nil
 }
 
+// cachedCounterInsns: each CPU counts in its slot (c.cache) while the same task, in the same
+// css_set, runs there; when another task (or the same one moved to other cgroups) has an event,
+// the slot's count is added to counts[its cgroup id] and the slot starts over for the new task.
+// The cgroup id and the hash are paid once per change of task on a CPU, not per event. The
+// count of a cgroup is its hash entry plus the slots that hold it. (A design for the families
+// would also bump a generation when a task is freed, so that a new task at the old address is
+// not taken for it: one more load and compare per event, not modelled.)
+func cachedCounterInsns(c *counterMaps) (asm.Instructions, error) {
+	cgroups, err := kernelFieldOffset("task_struct", "cgroups")
+	if err != nil {
+		return nil, err
+	}
+	return asm.Instructions{
+		asm.FnGetCurrentTaskBtf.Call(),
+		asm.Mov.Reg(asm.R6, asm.R0),
+		asm.LoadMem(asm.R8, asm.R6, cgroups, asm.DWord),
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, c.cache.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.Mov.Reg(asm.R7, asm.R0),
+		asm.LoadMem(asm.R1, asm.R7, 0, asm.DWord),
+		asm.JNE.Reg(asm.R1, asm.R6, "miss"),
+		asm.LoadMem(asm.R1, asm.R7, 8, asm.DWord),
+		asm.JNE.Reg(asm.R1, asm.R8, "miss"),
+		asm.LoadMem(asm.R1, asm.R7, 24, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R7, 24, asm.R1, asm.DWord),
+		asm.Ja.Label("out"),
+		// Another task: flush the slot's count into the hash.
+		asm.LoadMem(asm.R1, asm.R7, 24, asm.DWord).WithSymbol("miss"),
+		asm.JEq.Imm(asm.R1, 0, "fill"),
+		asm.StoreMem(asm.RFP, -16, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R7, 16, asm.DWord),
+		asm.StoreMem(asm.RFP, -8, asm.R1, asm.DWord),
+		asm.LoadMapPtr(asm.R1, c.counts.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -8),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "new"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.LoadMem(asm.R2, asm.RFP, -16, asm.DWord),
+		asm.Add.Reg(asm.R1, asm.R2),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.Ja.Label("fill"),
+		asm.LoadMapPtr(asm.R1, c.counts.FD()).WithSymbol("new"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -8),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -16),
+		asm.Mov.Imm(asm.R4, int32(ebpf.UpdateNoExist)),
+		asm.FnMapUpdateElem.Call(),
+		// The slot starts over for this task.
+		asm.StoreMem(asm.R7, 0, asm.R6, asm.DWord).WithSymbol("fill"),
+		asm.StoreMem(asm.R7, 8, asm.R8, asm.DWord),
+		asm.FnGetCurrentCgroupId.Call(),
+		asm.StoreMem(asm.R7, 16, asm.R0, asm.DWord),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R7, 24, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+		asm.Return(),
+	}, nil
+}
+
 // stampInsns keeps the time in slot 0 of the array stamps.
 func stampInsns(stamps *ebpf.Map) asm.Instructions {
 	return asm.Instructions{
@@ -233,18 +307,52 @@ func kernelFieldOffset(typ, member string) (int16, error) {
 	return 0, fmt.Errorf("kernel BTF: struct %s has no member %s", typ, member)
 }
 
-// counterMap is the map a counter of kind counts in.
-func counterMap(kind counterKind) (*ebpf.Map, error) {
-	if kind == hashCounter {
-		return ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cnt", Type: ebpf.PerCPUHash, KeySize: 8, ValueSize: 8,
+// counterMaps are the maps a counter counts in: counts by cgroup (a per-CPU hash by id, or
+// the cgroups' storage), and for the cached counter each CPU's slot (cacheSlot).
+type counterMaps struct{ counts, cache *ebpf.Map }
+
+func (c *counterMaps) Close() error {
+	if c.cache != nil {
+		c.cache.Close()
+	}
+	return c.counts.Close()
+}
+
+// cacheSlot is a CPU's slot of the cached counter: the task that ran last and its css_set
+// (task_struct.cgroups) when its count started, its cgroup id, and its count not yet flushed.
+type cacheSlot struct{ Task, Cset, Cgid, N uint64 }
+
+// counterMap makes the maps a counter of kind counts in.
+func counterMap(kind counterKind) (*counterMaps, error) {
+	if kind == hashCounter || kind == cachedCounter {
+		counts, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cnt", Type: ebpf.PerCPUHash, KeySize: 8, ValueSize: 8,
 			MaxEntries: 10240, Flags: unix.BPF_F_NO_PREALLOC})
+		if err != nil || kind == hashCounter {
+			return &counterMaps{counts: counts}, err
+		}
+		cache, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_last", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 32, MaxEntries: 1})
+		if err != nil {
+			counts.Close()
+			return nil, err
+		}
+		return &counterMaps{counts: counts, cache: cache}, nil
 	}
 	words := uint32(1) // the count; the timed counter's second word is the last time read
 	if kind == timedCounter {
 		words = 2
 	}
+	m, err := localStorage("kpod_floor_cgrp", ebpf.CgroupStorage, words)
+	if err != nil {
+		return nil, err
+	}
+	return &counterMaps{counts: m}, nil
+}
+
+// localStorage is a local storage map (cgroup, task) of words u64 per owner; such maps need
+// their key and value in BTF.
+func localStorage(name string, t ebpf.MapType, words uint32) (*ebpf.Map, error) {
 	u64 := &btf.Int{Name: "unsigned long long", Size: 8}
-	return ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cgrp", Type: ebpf.CgroupStorage, KeySize: 4, ValueSize: 8 * words,
+	return ebpf.NewMap(&ebpf.MapSpec{Name: name, Type: t, KeySize: 4, ValueSize: 8 * words,
 		Flags: unix.BPF_F_NO_PREALLOC, Key: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed},
 		Value: &btf.Array{Type: u64, Index: &btf.Int{Name: "int", Size: 4}, Nelems: words}})
 }

@@ -56,6 +56,8 @@ func counterOf(config string, k counterKind) string {
 		return "counter in cgroup storage on the hooks of " + config
 	case timedCounter:
 		return "timed counter in cgroup storage on the hooks of " + config
+	case cachedCounter:
+		return "cached counter on the hooks of " + config
 	}
 	return "counter on the hooks of " + config
 }

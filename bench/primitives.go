@@ -4,6 +4,7 @@ package bench
 
 import (
 	"fmt"
+	"io"
 	"math/rand"
 	"time"
 
@@ -34,6 +35,9 @@ const (
 	primClock   = "bpf_ktime_get_ns()"
 	primHash    = "per-cgroup counter in a per-CPU hash"
 	primStorage = "counter in the cgroup's storage"
+	primLoads   = "the cgroup id through BTF pointers"
+	primTaskSt  = "a task storage lookup"
+	primLast    = "a per-CPU slot for the last task"
 )
 
 var primWhat = map[string]string{
@@ -43,9 +47,12 @@ var primWhat = map[string]string{
 	primClock:   "reads the clock once (what every duration needs twice: at its start and at its end)",
 	primHash:    "the hash counter of the floors: cgroup id, one per-CPU hash lookup, an add",
 	primStorage: "the storage counter of the floors: the cgroup's pointer, one storage lookup, an atomic add",
+	primLoads:   "the same id as bpf_get_current_cgroup_id(), read with four loads through the task's BTF pointers instead of a helper call",
+	primTaskSt:  "the current task's element in a task storage map, found (created on its first call): what the syscall family's exit does to find a call's stamp",
+	primLast:    "bpf_get_current_task(), a per-CPU array slot, a compare with the task kept there and an add: what finding a count costs when it is cached per CPU for the task that ran last",
 }
 
-var primOrder = []string{primEmpty, primGlobal, primCgid, primClock, primHash, primStorage}
+var primOrder = []string{primEmpty, primGlobal, primCgid, primLoads, primClock, primHash, primStorage, primTaskSt, primLast}
 
 // primToggle attaches one program to primHook.
 type primToggle struct {
@@ -67,7 +74,7 @@ func (p *primToggle) off() {
 
 // primProgram builds a primitive as a classic tracepoint program; the map it counts in, if any,
 // is returned for closing. The empty program and the counters are floor.go's own.
-func primProgram(name string) (*ebpf.Program, *ebpf.Map, error) {
+func primProgram(name string) (*ebpf.Program, io.Closer, error) {
 	var body asm.Instructions // the step, before `return 0`
 	switch name {
 	case primEmpty:
@@ -92,6 +99,75 @@ func primProgram(name string) (*ebpf.Program, *ebpf.Map, error) {
 		body = asm.Instructions{asm.FnGetCurrentCgroupId.Call(), asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord)}
 	case primClock:
 		body = asm.Instructions{asm.FnKtimeGetNs.Call(), asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord)}
+	case primLoads:
+		var offs [4]int16
+		for i, f := range [][2]string{{"task_struct", "cgroups"}, {"css_set", "dfl_cgrp"}, {"cgroup", "kn"}, {"kernfs_node", "id"}} {
+			o, err := kernelFieldOffset(f[0], f[1])
+			if err != nil {
+				return nil, nil, err
+			}
+			offs[i] = o
+		}
+		body = asm.Instructions{asm.FnGetCurrentTaskBtf.Call()}
+		for _, o := range offs[:3] {
+			body = append(body, asm.LoadMem(asm.R0, asm.R0, o, asm.DWord), asm.JEq.Imm(asm.R0, 0, "out"))
+		}
+		body = append(body,
+			asm.LoadMem(asm.R0, asm.R0, offs[3], asm.DWord),
+			asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+		)
+	case primTaskSt:
+		m, err := localStorage("kpod_prim_task", ebpf.TaskStorage, 1)
+		if err != nil {
+			return nil, nil, err
+		}
+		body = asm.Instructions{
+			asm.FnGetCurrentTaskBtf.Call(),
+			asm.Mov.Reg(asm.R2, asm.R0),
+			asm.LoadMapPtr(asm.R1, m.FD()),
+			asm.Mov.Imm(asm.R3, 0),
+			asm.Mov.Imm(asm.R4, 1), // BPF_LOCAL_STORAGE_GET_F_CREATE
+			asm.FnTaskStorageGet.Call(),
+			asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
+		}
+		p, err := primLoad(body)
+		if err != nil {
+			m.Close()
+			return nil, nil, err
+		}
+		return p, m, nil
+	case primLast:
+		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_prim_last", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 1})
+		if err != nil {
+			return nil, nil, err
+		}
+		body = asm.Instructions{
+			asm.FnGetCurrentTask.Call(),
+			asm.Mov.Reg(asm.R6, asm.R0),
+			asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+			asm.LoadMapPtr(asm.R1, m.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, -4),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "out"),
+			asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+			asm.JNE.Reg(asm.R1, asm.R6, "other"),
+			asm.LoadMem(asm.R1, asm.R0, 8, asm.DWord),
+			asm.Add.Imm(asm.R1, 1),
+			asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
+			asm.Ja.Label("out"),
+			asm.StoreMem(asm.R0, 0, asm.R6, asm.DWord).WithSymbol("other"),
+			asm.Mov.Imm(asm.R1, 1),
+			asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+		}
+		p, err := primLoad(body)
+		if err != nil {
+			m.Close()
+			return nil, nil, err
+		}
+		return p, m, nil
 	case primGlobal:
 		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_prim_glob", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
 		if err != nil {

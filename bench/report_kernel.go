@@ -235,8 +235,11 @@ func renderBudgetFocus(w *mdWriter, run *benchRun) {
 		w.p("cgroup itself (BPF_MAP_TYPE_CGRP_STORAGE, 6.2+: the cgroup's pointer from the task, one storage lookup, an atomic add;")
 		w.p("no id, no hash). \"timed counter in cgroup storage\": that counter, and on the hooks where a family times an interval")
 		w.p("with the clock (softirq, hard IRQ, block request, syscall enter events) the clock read and kept beside it: the")
-		w.p("least a profile whose families time intervals can do. Their ×floor is what the least per-pod work on those hooks")
-		w.p("costs on this machine.")
+		w.p("least a profile whose families time intervals can do. \"cached counter\": each CPU counts in a per-CPU slot while")
+		w.p("the same task (in the same css_set) has the events there, and adds the slot's count to the per-CPU hash by cgroup id")
+		w.p("when another task has one (`bench/floor.go`): the cgroup id and the hash are paid once per change of task on a CPU,")
+		w.p("not per event, and a cgroup's count is its hash entry plus the slots that hold it. Their ×floor is what the least")
+		w.p("per-pod work on those hooks costs on this machine.")
 		w.p("")
 	}
 	w.p("Sign test of each profile against nothing on redis-cpu: %s.", strings.Join(g.signs("redis-cpu"), "; "))
