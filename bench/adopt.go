@@ -50,7 +50,7 @@ type adopted struct {
 	Hooks  []hookRef
 	progs  map[uint32]*ebpf.Program
 	links  []link.Link
-	floor  bool      // the programs stand in for the adopted config's (floor.go): empty ones, or counters
+	floor  bool         // the programs stand in for the adopted config's (floor.go): empty ones, or counters
 	counts *counterMaps // a counter's maps
 
 	// windows > 0: the windowed families' timing hooks (Windowed: syscall's enter program,

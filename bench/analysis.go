@@ -511,6 +511,7 @@ func (a *analysis) StepX(key string) string { return a.XFloor(groupPrim, primKey
 func (a *analysis) StepXLo(key string) float64 {
 	return a.XFloorLo(groupPrim, primKeys[key], "getppid")
 }
+
 // StepXVal is a primitive's median multiple of the empty program's cost; StepVsP the sign test
 // of one primitive against another in the same blocks, StepVs their difference.
 func (a *analysis) StepXVal(key string) float64 {

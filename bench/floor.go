@@ -38,11 +38,11 @@ import (
 type counterKind int
 
 const (
-	noCounter    counterKind = iota
-	hashCounter              // counts[current cgroup id]++ in a per-CPU hash
-	cgrpCounter              // the current task's cgroup's storage, atomically incremented
-	timedCounter             // cgrpCounter, and the clock kept beside it on timed hooks
-	cachedCounter            // a per-CPU count for the task that ran last, flushed to a hash by cgroup id
+	noCounter     counterKind = iota
+	hashCounter               // counts[current cgroup id]++ in a per-CPU hash
+	cgrpCounter               // the current task's cgroup's storage, atomically incremented
+	timedCounter              // cgrpCounter, and the clock kept beside it on timed hooks
+	cachedCounter             // a per-CPU count for the task that ran last, flushed to a hash by cgroup id
 )
 
 // counterKinds are the counters each profile gets.
