@@ -218,16 +218,13 @@ func cachedCounterInsns(c *counterMaps) (asm.Instructions, error) {
 	if err != nil {
 		return nil, err
 	}
-	return asm.Instructions{
+	insns := asm.Instructions{
 		asm.FnGetCurrentTaskBtf.Call(),
 		asm.Mov.Reg(asm.R6, asm.R0),
 		asm.LoadMem(asm.R8, asm.R6, cgroups, asm.DWord),
-		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, c.cache.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -4),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "out"),
+	}
+	insns = append(insns, slotZero(c.cache)...)
+	return append(insns,
 		asm.Mov.Reg(asm.R7, asm.R0),
 		asm.LoadMem(asm.R1, asm.R7, 0, asm.DWord),
 		asm.JNE.Reg(asm.R1, asm.R6, "miss"),
@@ -269,24 +266,31 @@ func cachedCounterInsns(c *counterMaps) (asm.Instructions, error) {
 		asm.StoreMem(asm.R7, 24, asm.R1, asm.DWord),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
 		asm.Return(),
-	}, nil
+	), nil
 }
 
-// stampInsns keeps the time in slot 0 of the array stamps.
-func stampInsns(stamps *ebpf.Map) asm.Instructions {
+// slotZero looks up slot 0 of the array m (per-CPU or not) into r0, and jumps to "out" if it
+// is missing; r1–r5 are clobbered, the key is at fp-4.
+func slotZero(m *ebpf.Map) asm.Instructions {
 	return asm.Instructions{
-		asm.FnKtimeGetNs.Call(),
-		asm.Mov.Reg(asm.R6, asm.R0),
 		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, stamps.FD()),
+		asm.LoadMapPtr(asm.R1, m.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -4),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "out"),
+	}
+}
+
+// stampInsns keeps the time in slot 0 of the array stamps.
+func stampInsns(stamps *ebpf.Map) asm.Instructions {
+	insns := asm.Instructions{asm.FnKtimeGetNs.Call(), asm.Mov.Reg(asm.R6, asm.R0)}
+	insns = append(insns, slotZero(stamps)...)
+	return append(insns,
 		asm.StoreMem(asm.R0, 0, asm.R6, asm.DWord),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
 		asm.Return(),
-	}
+	)
 }
 
 // kernelFieldOffset is the byte offset of a member of a kernel struct, from the kernel's BTF.

@@ -122,7 +122,7 @@ func primProgram(name string) (*ebpf.Program, io.Closer, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		body = asm.Instructions{
+		return primWithMap(m, asm.Instructions{
 			asm.FnGetCurrentTaskBtf.Call(),
 			asm.Mov.Reg(asm.R2, asm.R0),
 			asm.LoadMapPtr(asm.R1, m.FD()),
@@ -130,27 +130,15 @@ func primProgram(name string) (*ebpf.Program, io.Closer, error) {
 			asm.Mov.Imm(asm.R4, 1), // BPF_LOCAL_STORAGE_GET_F_CREATE
 			asm.FnTaskStorageGet.Call(),
 			asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
-		}
-		p, err := primLoad(body)
-		if err != nil {
-			m.Close()
-			return nil, nil, err
-		}
-		return p, m, nil
+		})
 	case primLast:
 		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_prim_last", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 1})
 		if err != nil {
 			return nil, nil, err
 		}
-		body = asm.Instructions{
-			asm.FnGetCurrentTask.Call(),
-			asm.Mov.Reg(asm.R6, asm.R0),
-			asm.StoreImm(asm.RFP, -4, 0, asm.Word),
-			asm.LoadMapPtr(asm.R1, m.FD()),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, -4),
-			asm.FnMapLookupElem.Call(),
-			asm.JEq.Imm(asm.R0, 0, "out"),
+		body = asm.Instructions{asm.FnGetCurrentTask.Call(), asm.Mov.Reg(asm.R6, asm.R0)}
+		body = append(body, slotZero(m)...)
+		return primWithMap(m, append(body,
 			asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
 			asm.JNE.Reg(asm.R1, asm.R6, "other"),
 			asm.LoadMem(asm.R1, asm.R0, 8, asm.DWord),
@@ -161,35 +149,33 @@ func primProgram(name string) (*ebpf.Program, io.Closer, error) {
 			asm.Mov.Imm(asm.R1, 1),
 			asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
 			asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
-		}
-		p, err := primLoad(body)
-		if err != nil {
-			m.Close()
-			return nil, nil, err
-		}
-		return p, m, nil
+		))
 	case primGlobal:
 		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_prim_glob", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
 		if err != nil {
 			return nil, nil, err
 		}
-		body = asm.Instructions{
+		return primWithMap(m, asm.Instructions{
 			asm.LoadMapValue(asm.R1, m.FD(), 0),
 			asm.LoadMem(asm.R2, asm.R1, 0, asm.DWord),
 			asm.Add.Imm(asm.R2, 1),
 			asm.StoreMem(asm.R1, 0, asm.R2, asm.DWord),
-		}
-		p, err := primLoad(body)
-		if err != nil {
-			m.Close()
-			return nil, nil, err
-		}
-		return p, m, nil
+		})
 	default:
 		return nil, nil, fmt.Errorf("no primitive %q", name)
 	}
 	p, err := primLoad(body)
 	return p, nil, err
+}
+
+// primWithMap loads body as primLoad does; the program and m are returned, or m is closed.
+func primWithMap(m *ebpf.Map, body asm.Instructions) (*ebpf.Program, io.Closer, error) {
+	p, err := primLoad(body)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	return p, m, nil
 }
 
 // primLoad loads body followed by `return 0` as a classic tracepoint program.
