@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -542,8 +543,10 @@ func bpfPerOp(s *statsResult, b string, keep func(string) bool) (runsPerOp, nsPe
 	if s == nil || s.Progs[b] == nil || s.Ops[b] == 0 {
 		return 0, 0, false
 	}
-	for name, p := range s.Progs[b] {
-		if keep(name) {
+	// In name order: summed in map order, the floats differ in their last bits from one
+	// rendering of the same run to the next, and a rounded cell can change.
+	for _, name := range slices.Sorted(maps.Keys(s.Progs[b])) {
+		if p := s.Progs[b][name]; keep(name) {
 			runsPerOp += p.Runs / s.Ops[b]
 			nsPerOp += p.RunTimeNs / s.Ops[b]
 		}
