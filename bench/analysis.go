@@ -523,11 +523,12 @@ func (a *analysis) StepVs(x, y string) string {
 func (a *analysis) StepVsP(x, y string) float64 {
 	return a.DiffP(groupPrim, primKeys[x], primKeys[y], "getppid")
 }
+func (a *analysis) StepVsVal(x, y string) float64 {
+	return a.DiffVal(groupPrim, primKeys[x], primKeys[y], "getppid")
+}
 func (a *analysis) StepMeasured(key string) bool {
 	g := a.run.group(groupPrim)
 	return g != nil && g.Samples[primKeys[key]] != nil
 }
-func (a *analysis) HookCost() string { return a.Delta(groupPrim, primEmpty, "getppid") }
-func (a *analysis) PrimMeasured() bool {
-	return a.run.group(groupPrim) != nil && a.run.group(groupPrim).Samples[primEmpty] != nil
-}
+func (a *analysis) HookCost() string   { return a.Delta(groupPrim, primEmpty, "getppid") }
+func (a *analysis) PrimMeasured() bool { return a.StepMeasured("empty") }

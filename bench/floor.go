@@ -331,8 +331,11 @@ func counterMap(kind counterKind) (*counterMaps, error) {
 	if kind == hashCounter || kind == cachedCounter {
 		counts, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_cnt", Type: ebpf.PerCPUHash, KeySize: 8, ValueSize: 8,
 			MaxEntries: 10240, Flags: unix.BPF_F_NO_PREALLOC})
-		if err != nil || kind == hashCounter {
-			return &counterMaps{counts: counts}, err
+		if err != nil {
+			return nil, err
+		}
+		if kind == hashCounter {
+			return &counterMaps{counts: counts}, nil
 		}
 		cache, err := ebpf.NewMap(&ebpf.MapSpec{Name: "kpod_floor_last", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 32, MaxEntries: 1})
 		if err != nil {
