@@ -61,6 +61,7 @@ type adopted struct {
 	win     *window.Schedule
 	wmu     sync.Mutex
 	wlinks  []link.Link
+	wstate  []*ebpf.Map // the syscall family's window state (syscall.SetWindow), told as the receiver tells it
 }
 
 // hookRef is one attachment as `bpftool perf show` reports it (BPF_TASK_FD_QUERY on the
@@ -135,6 +136,9 @@ func adopt(c *config) (*adopted, *attached, error) {
 					err = fmt.Errorf("%s: no %s program among its attachments to run the latency windows with", c.Name, f)
 				}
 			}
+			if err == nil && slices.Contains(fams, "syscall") {
+				ad.wstate, err = mapsNamed(ad.progs, syscall.SyscallMapKpodSysWin)
+			}
 		}
 	}
 	a.detach()
@@ -174,9 +178,45 @@ func (a *adopted) on() error {
 		a.links = append(a.links, l)
 	}
 	if a.windows > 0 {
+		if err := a.windowOff(); err != nil {
+			a.off()
+			return err
+		}
 		a.win = window.Start(a.windows, a.windowOn, a.windowOff)
 	}
 	return nil
+}
+
+// mapsNamed opens the maps called name that the programs use.
+func mapsNamed(progs map[uint32]*ebpf.Program, name string) ([]*ebpf.Map, error) {
+	seen := map[ebpf.MapID]bool{}
+	var out []*ebpf.Map
+	for _, p := range progs {
+		info, err := p.Info()
+		if err != nil {
+			return nil, err
+		}
+		ids, _ := info.MapIDs()
+		for _, id := range ids {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			m, err := ebpf.NewMapFromID(id)
+			if err != nil {
+				return nil, err
+			}
+			if mi, err := m.Info(); err == nil && mi.Name == name {
+				out = append(out, m)
+			} else {
+				m.Close()
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no map %s among the programs' maps", name)
+	}
+	return out, nil
 }
 
 func (a *adopted) attachRef(h hookRef) (l link.Link, err error) {
@@ -204,6 +244,11 @@ func (a *adopted) attachRef(h hookRef) (l link.Link, err error) {
 func (a *adopted) windowOn() error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
+	for _, m := range a.wstate {
+		if err := syscall.SetWindow(m, true); err != nil {
+			return err
+		}
+	}
 	for _, h := range a.Hooks {
 		if !h.Windowed {
 			continue
@@ -224,6 +269,11 @@ func (a *adopted) windowOff() error {
 	defer a.wmu.Unlock()
 	_ = bpfload.CloseLinks(a.wlinks)
 	a.wlinks = nil
+	for _, m := range a.wstate {
+		if err := syscall.SetWindow(m, false); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -246,6 +296,10 @@ func (a *adopted) close() {
 		p.Close()
 	}
 	a.progs = nil
+	for _, m := range a.wstate {
+		m.Close()
+	}
+	a.wstate = nil
 	if a.counts != nil {
 		a.counts.Close()
 		a.counts = nil

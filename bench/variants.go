@@ -129,19 +129,12 @@ func countClose(kbench string, c *benchContainer, way string, load func() (io.Cl
 			r.Error = fmt.Sprintf("kbench badclose: %v: %s", err, b)
 			return r
 		}
-		var vals []syscall.SyscallSysVal
-		key := syscall.SyscallSysKey{Cgid: c.CgroupID, Nr: closeNr}
-		if err := obj.Maps["kpod_sys"].Lookup(&key, &vals); err != nil {
-			r.Error = fmt.Sprintf("no entry for the container's close calls: %v", err)
+		st, err := syscall.CallStats(obj, c.CgroupID, closeNr)
+		if err != nil {
+			r.Error = fmt.Sprintf("the container's close calls: %v", err)
 			return r
 		}
-		for _, v := range vals {
-			got[i].Counted += v.Count
-			got[i].Errors += v.Errors
-			for _, x := range v.Lat.Slots {
-				got[i].Lats += x
-			}
-		}
+		got[i].Counted, got[i].Errors, got[i].Lats = st.Count, st.Errors, st.Latency.Count()
 	}
 	// got is cumulative: the second run alone counted got[1] − got[0]; less the first run's.
 	r.Counted = got[1].Counted - 2*got[0].Counted

@@ -6,11 +6,19 @@
  *
  * Calls and errors are counted at every exit of a tracked call, from the exit event alone (it
  * carries the call number and the return value), in the cgroup the task is in when the call
- * returns. Latency: the enter program stamps every tracked call it sees, and the exit of a
+ * returns. Each CPU counts in a slot of its own (kpod_sys_slot) while the same task returns
+ * from calls there, so that a call costs a compare and an add, not a cgroup id and a hash
+ * lookup: the slot is added to kpod_sys when another task returns from a tracked call on the
+ * CPU, and user space adds the slots to the map it reads. A slot is valid while its task is
+ * in the css_set it was filled in and no task has changed cgroups or been forked since
+ * (kpod_sys_gen): a task's cgroup id is fixed by its css_set, and a css_set's address
+ * can be taken by another one only after tasks moved or were born into it. Latency: the enter program stamps every tracked call it sees, and the exit of a
  * stamped call adds to the histogram. User space samples by attaching the enter program in
  * short windows only (internal/syscall): a call is timed when it enters inside a window,
  * whatever it lasts, and the calls outside cost no enter program at all. The stamp is kept in
- * the task's storage, or, on kernels without task storage, in a hash by thread id.
+ * the task's storage, or, on kernels without task storage, in a hash by thread id. Outside the
+ * windows no task gets a new stamp, so a slot remembers that its task had none left after the
+ * current window closed (kpod_sys_win, set by user space) and the exit stops looking.
  *
  * Two ways to hook, the loader takes the first that attaches (internal/syscall):
  *   - per call (kpod_scen, kpod_scex): the syscalls:sys_enter_<name> / sys_exit_<name> events
@@ -51,12 +59,60 @@ struct sys_errs {
  * timed, the enter programs are never attached and the exit looks for no stamp. */
 const volatile __u32 kpod_sys_sample = 1;
 
+/* The tracked calls, by number: 0 not tracked, i + 1 counted in the CPUs' slots at index i
+ * (the first KPOD_SYS_CACHED tracked numbers, kpod_sys_nr[i]), KPOD_SYS_UNCACHED counted
+ * straight into kpod_sys. */
+#define KPOD_SYS_CACHED 16
+#define KPOD_SYS_UNCACHED 255
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, KPOD_MAX_SYSCALLS);
 	__type(key, __u32);
 	__type(value, __u8);
 } kpod_sys_track SEC(".maps");
+
+const volatile __u32 kpod_sys_nr[KPOD_SYS_CACHED];
+
+/* A CPU's counts not yet in kpod_sys: those of the task that returned last from a tracked
+ * call on it. User space reads done first and begin last: the slot is whole when they are
+ * equal (begin moves first when the slot changes task, done last). */
+struct sys_slot {
+	__u64 done;
+	__u64 task;
+	__u64 cset;	 /* the task's css_set when the slot was filled */
+	__u64 gen;	 /* kpod_sys_gen then */
+	__u64 cgid;
+	__u64 unstamped; /* the closed window (kpod_sys_win) in which the task had no stamp left */
+	__u64 count[KPOD_SYS_CACHED];
+	__u64 errors[KPOD_SYS_CACHED];
+	__u64 begin;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sys_slot);
+} kpod_sys_slot SEC(".maps");
+
+/* Bumped at every cgroup migration and fork. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} kpod_sys_gen SEC(".maps");
+
+/* Written by user space only (a map of its own, so that its writes never undo a bump of
+ * kpod_sys_gen): 0 while the enter program may run, else the id of the window that closed
+ * last. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} kpod_sys_win SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -124,43 +180,143 @@ static __always_inline int on_enter(long id, int check, bool pid)
 	return 0;
 }
 
-/* Counts the call, and its latency if its entry was stamped. */
-static __always_inline int on_exit(long id, long ret, int check, bool pid)
+static __always_inline struct sys_val *sys_entry(__u64 cgid, __u32 nr)
 {
 	static const struct sys_val zero;
-	if (id < 0 || id >= KPOD_MAX_SYSCALLS)
-		return 0;
-	if (check && !tracked(id))
-		return 0;
-	struct sys_key key = {.cgid = bpf_get_current_cgroup_id(), .nr = id};
+	struct sys_key key = {.cgid = cgid, .nr = nr};
 	struct sys_val *v = kpod_entry(&kpod_sys, &key, &zero);
-	if (!v) {
+	if (!v)
 		KPOD_LOST(sys, kpod_sys);
-		return 0;
+	return v;
+}
+
+/* Adds a slot's counts to kpod_sys and empties it. */
+static __always_inline void sys_flush(struct sys_slot *c)
+{
+#pragma unroll
+	for (int i = 0; i < KPOD_SYS_CACHED; i++) {
+		if (!c->count[i]) /* errors <= count */
+			continue;
+		struct sys_val *v = sys_entry(c->cgid, kpod_sys_nr[i]);
+		if (v) {
+			v->count += c->count[i];
+			v->errors += c->errors[i];
+		}
+		c->count[i] = 0;
+		c->errors[i] = 0;
 	}
-	v->count++;
-	if (ret < 0 && ret >= -4095)
-		v->errors++;
-	if (!kpod_sys_sample)
-		return 0;
+}
+
+/* The latency of the returning call id if its entry was stamped, else 0; the stamp is used. */
+static __always_inline __u64 stamped(long id, bool pid)
+{
+	__u64 ns = 0;
 	if (pid) {
 		__u32 tid = (__u32)bpf_get_current_pid_tgid();
 		struct sys_start_pid *sp = bpf_map_lookup_elem(&kpod_sys_pid, &tid);
 		if (!sp)
 			return 0;
 		if (sp->task == bpf_get_current_task() && sp->st.nr == id)
-			kpod_hist_add(&v->lat, bpf_ktime_get_ns() - sp->st.ts);
+			ns = bpf_ktime_get_ns() - sp->st.ts;
 		bpf_map_delete_elem(&kpod_sys_pid, &tid);
-		return 0;
+		return ns;
 	}
 	struct sys_start *st = bpf_task_storage_get(&kpod_sys_start, bpf_get_current_task_btf(), 0, 0);
 	if (st && st->ts) {
 		if (st->nr == id)
-			kpod_hist_add(&v->lat, bpf_ktime_get_ns() - st->ts);
+			ns = bpf_ktime_get_ns() - st->ts;
 		st->ts = 0;
+	}
+	return ns;
+}
+
+/* Counts the call, and its latency if its entry was stamped. pid: no task storage, so no BTF
+ * task either (both came in 5.11): the css_set is read with a helper. */
+static __always_inline int on_exit(long id, long ret, bool pid)
+{
+	if (id < 0 || id >= KPOD_MAX_SYSCALLS)
+		return 0;
+	__u32 nr = id, z = 0;
+	__u8 *t = bpf_map_lookup_elem(&kpod_sys_track, &nr);
+	__u64 *closed = bpf_map_lookup_elem(&kpod_sys_win, &z);
+	__u64 *g = bpf_map_lookup_elem(&kpod_sys_gen, &z);
+	struct sys_slot *c = bpf_map_lookup_elem(&kpod_sys_slot, &z);
+	if (!t || !*t || !closed || !g || !c)
+		return 0;
+	__u32 i = *t - 1;
+	bool err = ret < 0 && ret >= -4095;
+
+	/* gen before the css_set: a migration changes the css_set before it bumps gen, so a
+	 * slot never pairs a css_set read before a migration with gen read after it. */
+	__u64 gen = *g, task, cset;
+	barrier();
+	if (pid) {
+		task = bpf_get_current_task();
+		cset = (__u64)BPF_CORE_READ((struct task_struct *)task, cgroups);
+	} else {
+		struct task_struct *tk = bpf_get_current_task_btf();
+		task = (__u64)tk;
+		cset = (__u64)tk->cgroups;
+	}
+	if (c->task != task || c->cset != cset || c->gen != gen) {
+		__sync_fetch_and_add(&c->begin, 1);
+		sys_flush(c);
+		c->task = task;
+		c->cset = cset;
+		c->gen = gen;
+		c->cgid = bpf_get_current_cgroup_id();
+		c->unstamped = 0;
+		barrier();
+		c->done = c->begin;
+	}
+	if (i < KPOD_SYS_CACHED) {
+		c->count[i]++;
+		if (err)
+			c->errors[i]++;
+	} else {
+		struct sys_val *v = sys_entry(c->cgid, nr);
+		if (!v)
+			return 0;
+		v->count++;
+		if (err)
+			v->errors++;
+	}
+	if (!kpod_sys_sample)
+		return 0;
+	__u64 win = *closed;
+	if (win && c->unstamped == win)
+		return 0;
+	__u64 ns = stamped(id, pid);
+	if (win)
+		c->unstamped = win;
+	if (ns) {
+		struct sys_val *v = sys_entry(c->cgid, nr);
+		if (v)
+			kpod_hist_add(&v->lat, ns);
 	}
 	return 0;
 }
+
+/* A task changed cgroups, or was born (perhaps into another cgroup, perhaps where a task
+ * and a css_set that a slot still names were): every slot is refilled at its next call. */
+static __always_inline int sys_moved(void)
+{
+	__u32 z = 0;
+	__u64 *g = bpf_map_lookup_elem(&kpod_sys_gen, &z);
+	if (g)
+		__sync_fetch_and_add(g, 1);
+	return 0;
+}
+
+#define KPOD_SYS_MOVED(mv, fk)                                                                       \
+	KPOD_TP(mv, "cgroup_attach_task", sys_moved(), struct cgroup *dst, const char *path,       \
+		struct task_struct *task, bool threadgroup)                                          \
+	KPOD_TP(fk, "sched_process_fork", sys_moved(), struct task_struct *parent, struct task_struct *child) \
+	SEC("tracepoint/cgroup/cgroup_attach_task") int mv##_t(void *ctx) { return sys_moved(); }   \
+	SEC("tracepoint/sched/sched_process_fork") int fk##_t(void *ctx) { return sys_moved(); }
+
+KPOD_SYS_MOVED(kpod_sysmv, kpod_sysfk)
+KPOD_SYS_MOVED(kpod_sysmvp, kpod_sysfkp)
 
 /* The call number of the raw_syscalls events' registers (syscall_get_nr); btf: regs is a
  * tp_btf argument, read with a plain load. */
@@ -176,9 +332,9 @@ static __always_inline long regs_nr(struct pt_regs *regs, bool btf)
 }
 
 KPOD_TP(kpod_sysin, "sys_enter", on_enter(id, 1, false), struct pt_regs *regs, long id)
-KPOD_TP(kpod_sysout, "sys_exit", on_exit(regs_nr(regs, kpod_btf), ret, 1, false), struct pt_regs *regs, long ret)
+KPOD_TP(kpod_sysout, "sys_exit", on_exit(regs_nr(regs, kpod_btf), ret, false), struct pt_regs *regs, long ret)
 KPOD_TP(kpod_sysinp, "sys_enter", on_enter(id, 1, true), struct pt_regs *regs, long id)
-KPOD_TP(kpod_sysoutp, "sys_exit", on_exit(regs_nr(regs, kpod_btf), ret, 1, true), struct pt_regs *regs, long ret)
+KPOD_TP(kpod_sysoutp, "sys_exit", on_exit(regs_nr(regs, kpod_btf), ret, true), struct pt_regs *regs, long ret)
 
 /* The classic tracepoints' records are read as context, with plain loads (the field offsets
  * relocated by CO-RE): a BPF_CORE_READ is a helper call, the most expensive thing these
@@ -192,7 +348,7 @@ KPOD_TP(kpod_sysoutp, "sys_exit", on_exit(regs_nr(regs, kpod_btf), ret, 1, true)
 	SEC("tracepoint/raw_syscalls/sys_exit")                           \
 	int out(struct trace_event_raw_sys_exit *ctx)                     \
 	{                                                                 \
-		return on_exit(ctx->id, ctx->ret, 1, pid);                \
+		return on_exit(ctx->id, ctx->ret, pid);                \
 	}
 
 KPOD_RAW_SYSCALLS(kpod_sysin_t, kpod_sysout_t, false)
@@ -220,7 +376,7 @@ struct syscall_trace_exit {
 	SEC("tracepoint/syscalls/sys_exit")                               \
 	int ex(struct syscall_trace_exit *ctx)                            \
 	{                                                                 \
-		return on_exit(ctx->nr, ctx->ret, 0, pid);                \
+		return on_exit(ctx->nr, ctx->ret, pid);                \
 	}
 
 KPOD_PER_CALL(kpod_scen_t, kpod_scex_t, false)

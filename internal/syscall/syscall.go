@@ -5,7 +5,10 @@ package syscall
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 
@@ -71,6 +74,13 @@ var eventNames = map[string]string{
 	"uname": "newuname", "sendfile": "sendfile64", "umount2": "umount",
 }
 
+// movedHooks tell the exits' per-CPU slots (bpf/syscall.bpf.c) that a task changed cgroups
+// or was born: on either path, and also without latency.
+var movedHooks = []bpfload.Hook{
+	{Tracepoint: "cgroup_attach_task", Group: "cgroup", Prog: "kpod_sysmv"},
+	{Tracepoint: "sched_process_fork", Group: "sched", Prog: "kpod_sysfk"},
+}
+
 // PerCallSpec is the family's object hooked on the per-call events of names.
 func PerCallSpec(names []string) bpfload.Spec {
 	var enter, exit []string
@@ -83,10 +93,10 @@ func PerCallSpec(names []string) bpfload.Spec {
 	return bpfload.Spec{
 		Family: "syscall",
 		Load:   LoadSyscall,
-		Hooks: []bpfload.Hook{
+		Hooks: append([]bpfload.Hook{
 			{Tracepoints: enter, Group: "syscalls", Prog: "kpod_scen"},
 			{Tracepoints: exit, Group: "syscalls", Prog: "kpod_scex"},
-		},
+		}, movedHooks...),
 	}
 }
 
@@ -95,10 +105,10 @@ func EveryCallSpec() bpfload.Spec {
 	return bpfload.Spec{
 		Family: "syscall",
 		Load:   LoadSyscall,
-		Hooks: []bpfload.Hook{
+		Hooks: append([]bpfload.Hook{
 			{Tracepoint: "sys_enter", Group: "raw_syscalls", Prog: "kpod_sysin"},
 			{Tracepoint: "sys_exit", Group: "raw_syscalls", Prog: "kpod_sysout"},
-		},
+		}, movedHooks...),
 	}
 }
 
@@ -106,7 +116,7 @@ func EveryCallSpec() bpfload.Spec {
 // tests that check what is loaded.
 func Spec() bpfload.Spec {
 	s := EveryCallSpec()
-	s.Hooks = append(s.Hooks, PerCallSpec(Default).Hooks...)
+	s.Hooks = append(s.Hooks, PerCallSpec(Default).Hooks[:2]...)
 	return s
 }
 
@@ -118,6 +128,15 @@ type Collector struct {
 	enter  string // the hook prefix of the program that times
 
 	win *window.Schedule // nil when the enter program stays attached (Sample 1) or is never
+
+	mu    sync.Mutex
+	shown map[callKey]Stats // the calls and errors of the last read, per cgroup and call (see read)
+}
+
+// callKey is a call in a cgroup.
+type callKey struct {
+	cgid uint64
+	nr   uint32
 }
 
 // NoLatency as the sample loads the exit programs only: calls and errors are counted,
@@ -125,8 +144,8 @@ type Collector struct {
 // kpod does when the kpod.syscall.latency histogram is switched off).
 const NoLatency = 0
 
-// exitProgs are the programs that count; the others only stamp entries.
-var exitProgs = map[string]bool{"kpod_scex": true, "kpod_sysout": true}
+// countProgs are the programs that count; the others only stamp entries.
+var countProgs = map[string]bool{"kpod_scex": true, "kpod_sysout": true, "kpod_sysmv": true, "kpod_sysfk": true}
 
 // Start loads the family on the per-call events of the tracked calls, or on every call
 // where those cannot attach, and writes the tracked syscall numbers into the kernel's filter
@@ -167,22 +186,62 @@ func startPath(p Path, tracked map[uint32]string, sample uint32, windows bool) (
 		}
 	}
 	c.Source, err = bpfload.Open(spec, func(bc *bpfload.Collector, live map[uint64]bool) (map[uint64]map[string]Stats, error) {
-		vals, err := read(bc, live, tracked)
+		vals, err := c.read(live, tracked)
 		return vals, errors.Join(err, c.win.Err())
 	})
 	if err != nil {
 		return nil, err
 	}
 	if sample > 1 {
-		if err := c.Obj.Detach(c.enter); err != nil {
+		if err := c.CloseWindow(); err != nil {
 			c.Source.Close()
 			return nil, err
 		}
 		if windows {
-			c.win = window.Start(sample, func() error { return c.Obj.Attach(c.enter) }, func() error { return c.Obj.Detach(c.enter) })
+			c.win = window.Start(sample, c.OpenWindow, c.CloseWindow)
 		}
 	}
 	return c, nil
+}
+
+// OpenWindow opens a latency window: the exits look for stamps again, then the enter
+// program is attached.
+func (c *Collector) OpenWindow() error {
+	if err := SetWindow(c.Obj.Maps[SyscallMapKpodSysWin], true); err != nil {
+		return err
+	}
+	return c.Obj.Attach(c.enter)
+}
+
+// CloseWindow closes a latency window: the enter program is detached, then the exits are
+// told a new window has closed, after which a task that returns from a call without a
+// stamp is known to get none until the next window (bpf/syscall.bpf.c).
+func (c *Collector) CloseWindow() error {
+	if err := c.Obj.Detach(c.enter); err != nil {
+		return err
+	}
+	return SetWindow(c.Obj.Maps[SyscallMapKpodSysWin], false)
+}
+
+// windowIDs numbers the closed windows of every object in this process, so that an id is
+// never written twice into one map, whoever closes its windows.
+var windowIDs atomic.Uint64
+
+// SetWindow writes the window state the exit programs read (kpod_sys_win): open before the
+// enter program is attached; closed, with a new id, after it is detached. For whoever
+// attaches the enter program itself (the benchmarks); OpenWindow and CloseWindow use it.
+func SetWindow(m *ebpf.Map, open bool) error {
+	if m == nil {
+		return fmt.Errorf("syscall: no map %s", SyscallMapKpodSysWin)
+	}
+	closed := uint64(0)
+	if !open {
+		closed = windowIDs.Add(1)
+	}
+	if err := m.Update(uint32(0), closed, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("syscall: %s: %w", SyscallMapKpodSysWin, err)
+	}
+	return nil
 }
 
 // Enter is the hook prefix of the program that times calls (Obj.Attach, Obj.Detach).
@@ -193,7 +252,7 @@ func (c *Collector) Enter() string { return c.enter }
 func (c *Collector) LatencySample() uint32 { return c.Sample }
 
 // StopWindows ends the latency windows with the enter program detached, for tests that open
-// and close them themselves (Obj.Attach and Obj.Detach of EnterHook(Path)).
+// and close them themselves (OpenWindow, CloseWindow).
 func (c *Collector) StopWindows() {
 	c.win.Stop()
 }
@@ -222,6 +281,10 @@ func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, e
 		nrs = append(nrs, nr)
 	}
 	sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
+	var cached [cachedCalls]uint32
+	for i := range min(len(nrs), cachedCalls) {
+		cached[i] = nrs[i]
+	}
 	spec := EveryCallSpec()
 	if p == PathPerCall {
 		names := make([]string, len(nrs))
@@ -233,7 +296,7 @@ func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, e
 	if sample == NoLatency {
 		var hooks []bpfload.Hook
 		for _, h := range spec.Hooks {
-			if exitProgs[h.Prog] {
+			if countProgs[h.Prog] {
 				hooks = append(hooks, h)
 			}
 		}
@@ -242,14 +305,19 @@ func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, e
 	spec.Prepare = func(cs *ebpf.CollectionSpec) error {
 		ms := cs.Maps[SyscallMapKpodSysTrack]
 		ms.Contents = nil
-		for _, nr := range nrs {
-			ms.Contents = append(ms.Contents, ebpf.MapKV{Key: nr, Value: uint8(1)})
+		for i, nr := range nrs {
+			ms.Contents = append(ms.Contents, ebpf.MapKV{Key: nr, Value: trackValue(i)})
 		}
-		v, ok := cs.Variables[SyscallVarKpodSysSample]
-		if !ok {
-			return fmt.Errorf("the object has no %s", SyscallVarKpodSysSample)
+		for name, val := range map[string]any{SyscallVarKpodSysSample: min(sample, 1), SyscallVarKpodSysNr: cached} {
+			v, ok := cs.Variables[name]
+			if !ok {
+				return fmt.Errorf("the object has no %s", name)
+			}
+			if err := v.Set(val); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
 		}
-		return v.Set(min(sample, 1))
+		return nil
 	}
 	// Without task storage (before 5.11) the stamps go to a hash by thread id, which the
 	// exits empty: a thread that dies inside a call leaves its stamp to the LRU.
@@ -272,19 +340,132 @@ func (c *Collector) Tracked() ([]uint32, error) {
 	return out, nil
 }
 
-// read returns the counters per cgroup id and syscall name.
-func read(c *bpfload.Collector, live map[uint64]bool, names map[uint32]string) (map[uint64]map[string]Stats, error) {
-	raw, err := bpfload.Read[SyscallSysKey, SyscallSysVal](c, SyscallMapKpodSys, live)
-	out := map[uint64]map[string]Stats{}
+// cachedCalls is KPOD_SYS_CACHED: the tracked calls (the lowest numbers) that the exits count
+// in their CPU's slot; the others go straight to kpod_sys.
+const cachedCalls = 16
+
+// trackValue is kpod_sys_track's value for the i-th tracked number (ascending): i + 1 for a
+// call counted in the slots at index i, KPOD_SYS_UNCACHED for the others.
+func trackValue(i int) uint8 {
+	if i < cachedCalls {
+		return uint8(i + 1)
+	}
+	return 255
+}
+
+// slotTries is how often read takes the slots again while one is being refilled.
+const slotTries = 3
+
+// read returns the counters per cgroup id and syscall name: kpod_sys, plus the counts each
+// CPU's slot has not added to it yet (bpf/syscall.bpf.c). The map is read before the slots,
+// so a count is never in both; a count that a CPU moves from its slot to the map in between
+// is in neither, and this read is short by it. So that calls and errors never go down, each
+// is reported as at least what the last read reported; the next read has the count.
+func (c *Collector) read(live map[uint64]bool, names map[uint32]string) (map[uint64]map[string]Stats, error) {
+	raw, err := bpfload.Read[SyscallSysKey, SyscallSysVal](c.Collector, SyscallMapKpodSys, live)
+	vals := make(map[callKey]Stats, len(raw))
 	for k, v := range raw {
-		name, ok := names[k.Nr]
+		vals[callKey{k.Cgid, k.Nr}] = Stats{Count: v.Count, Errors: v.Errors, Latency: hist.Decode(v.Lat.SumNs, v.Lat.Slots)}
+	}
+	slots, serr := readSlots(c.Obj)
+	err = errors.Join(err, serr)
+	cached := cachedNumbers(names)
+	for _, s := range slots {
+		for i, nr := range cached {
+			if s.Count[i] == 0 {
+				continue
+			}
+			k := callKey{s.Cgid, nr}
+			v := vals[k]
+			v.Count += s.Count[i]
+			v.Errors += s.Errors[i]
+			vals[k] = v
+		}
+	}
+	c.mu.Lock()
+	vals, c.shown = monotonic(vals, c.shown), vals
+	c.mu.Unlock()
+
+	out := map[uint64]map[string]Stats{}
+	for k, v := range vals {
+		name, ok := names[k.nr]
 		if !ok {
-			name = fmt.Sprintf("nr_%d", k.Nr)
+			name = fmt.Sprintf("nr_%d", k.nr)
 		}
-		if out[k.Cgid] == nil {
-			out[k.Cgid] = map[string]Stats{}
+		if out[k.cgid] == nil {
+			out[k.cgid] = map[string]Stats{}
 		}
-		out[k.Cgid][name] = Stats{Count: v.Count, Errors: v.Errors, Latency: hist.Decode(v.Lat.SumNs, v.Lat.Slots)}
+		out[k.cgid][name] = v
 	}
 	return out, err
+}
+
+// readSlots returns the CPUs' slots that are whole: taken again, up to slotTries times, while
+// a CPU is refilling its slot, and without the slots still being refilled after that (their
+// counts are in the next read).
+func readSlots(obj *bpfload.Object) ([]SyscallSysSlot, error) {
+	var slots []SyscallSysSlot
+	for try := 0; try < slotTries; try++ {
+		if err := obj.Maps[SyscallMapKpodSysSlot].Lookup(uint32(0), &slots); err != nil {
+			return nil, fmt.Errorf("syscall: %s: %w", SyscallMapKpodSysSlot, err)
+		}
+		if !slices.ContainsFunc(slots, refilling) {
+			return slots, nil
+		}
+	}
+	return slices.DeleteFunc(slots, refilling), nil
+}
+
+func refilling(s SyscallSysSlot) bool { return s.Done != s.Begin }
+
+// CallStats is what obj, the family's object, has counted of call nr in cgroup cgid: its
+// kpod_sys entry and the CPUs' slots. For those who load the object themselves (the
+// benchmarks' exactness check).
+func CallStats(obj *bpfload.Object, cgid uint64, nr uint32) (Stats, error) {
+	var st Stats
+	var vals []SyscallSysVal
+	err := obj.Maps[SyscallMapKpodSys].Lookup(SyscallSysKey{Cgid: cgid, Nr: nr}, &vals)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return st, err
+	}
+	for _, v := range vals {
+		st.Add(&Stats{Count: v.Count, Errors: v.Errors, Latency: hist.Decode(v.Lat.SumNs, v.Lat.Slots)})
+	}
+	var idx uint8
+	if err := obj.Maps[SyscallMapKpodSysTrack].Lookup(nr, &idx); err != nil {
+		return st, err
+	}
+	if idx == 0 || int(idx) > cachedCalls {
+		return st, nil
+	}
+	slots, err := readSlots(obj)
+	for _, s := range slots {
+		if s.Cgid == cgid {
+			st.Count += s.Count[idx-1]
+			st.Errors += s.Errors[idx-1]
+		}
+	}
+	return st, err
+}
+
+// cachedNumbers are the numbers of the slots' indexes: the lowest tracked numbers, ascending.
+func cachedNumbers(names map[uint32]string) []uint32 {
+	nrs := make([]uint32, 0, len(names))
+	for nr := range names {
+		nrs = append(nrs, nr)
+	}
+	sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
+	return nrs[:min(len(nrs), cachedCalls)]
+}
+
+// monotonic raises the calls and errors of vals to those last shown where they are lower
+// (a count on its way from a slot to the map when it was read), and returns vals.
+func monotonic(vals, shown map[callKey]Stats) map[callKey]Stats {
+	for k, v := range vals {
+		if p, ok := shown[k]; ok {
+			v.Count, v.Errors = max(v.Count, p.Count), max(v.Errors, p.Errors)
+			vals[k] = v
+		}
+	}
+	return vals
 }

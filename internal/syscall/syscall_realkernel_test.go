@@ -3,6 +3,7 @@ package syscall
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,13 +80,12 @@ func realSyscall(t *testing.T, path Path, rung string, sample uint32, pid bool) 
 		timed = 0
 	case 1:
 	default:
-		enter := c.Enter()
 		ctr.Run("close", strconv.Itoa(n)) // window closed: the enter program is detached at start
-		if err := c.Obj.Attach(enter); err != nil {
+		if err := c.OpenWindow(); err != nil {
 			t.Fatal(err)
 		}
 		ctr.Run("close", strconv.Itoa(n))
-		if err := c.Obj.Detach(enter); err != nil {
+		if err := c.CloseWindow(); err != nil {
 			t.Fatal(err)
 		}
 		runs = 3
@@ -102,6 +102,10 @@ func realSyscall(t *testing.T, path Path, rung string, sample uint32, pid bool) 
 	cl := got["close"]
 	if cl.Count != uint64(runs*n) || cl.Errors != uint64(runs*n) {
 		t.Errorf("close: %d calls, %d errors; want %d each", cl.Count, cl.Errors, runs*n)
+	}
+	closeNr, _ := Number("close")
+	if cs, err := CallStats(c.Obj, ctr.CgroupID, closeNr); err != nil || cs.Count != cl.Count || cs.Errors != cl.Errors || cs.Latency.Count() != cl.Latency.Count() {
+		t.Errorf("CallStats of close: %+v, %v; want what Collect read", cs, err)
 	}
 	if cl.Latency.Count() != uint64(timed) {
 		t.Errorf("close: %d latency samples, want %d (%d runs of %d calls, latency sample %d)", cl.Latency.Count(), timed, runs, n, sample)
@@ -141,5 +145,94 @@ func realSyscall(t *testing.T, path Path, rung string, sample uint32, pid bool) 
 		if v != 0 {
 			t.Errorf("%d failed updates of %s", v, m)
 		}
+	}
+}
+
+// TestRealSyscallHop: the exits count in a slot per CPU for the task that returned last
+// (bpf/syscall.bpf.c). A process that moves itself between two containers and between CPUs
+// (kpod-workload hop: 8 rounds of n close(-1), alternately in each container, each on the
+// next CPU) has its calls counted exactly in the container it made them in, whichever CPU's
+// slot they were in; meanwhile the test reads the family over and over, and no read reports
+// fewer calls than the one before it. An idle pod has nothing.
+func TestRealSyscallHop(t *testing.T) {
+	fakepod.RequireRoot(t)
+	for _, v := range []struct {
+		path   Path
+		rung   string
+		sample uint32
+		pid    bool
+	}{
+		{PathPerCall, "tracepoint", window.DefaultSample, false},
+		{PathEveryCall, "tp_btf", 1, true},
+	} {
+		name := fmt.Sprintf("%s-%s-sample%d", v.path, v.rung, v.sample)
+		if v.pid {
+			name += "-pidhash"
+		}
+		t.Run(name, func(t *testing.T) {
+			if v.pid {
+				t.Cleanup(bpfload.ForceNoTaskStorageForTest())
+			}
+			realSyscallHop(t, v.path, v.rung, v.sample)
+		})
+	}
+}
+
+func realSyscallHop(t *testing.T, path Path, rung string, sample uint32) {
+	const n, rounds = 3000, 8
+	pod, idle := fakepod.New(t, fakepod.Options{}), fakepod.New(t, fakepod.Options{})
+	a, b, idleCtr := pod.AddContainer(), pod.AddContainer(), idle.AddContainer()
+	idleCtr.Start("sleep").WaitReady()
+	tracked, missing := Resolve([]string{"close", "read"})
+	if len(missing) > 0 {
+		t.Fatalf("not on this architecture: %v", missing)
+	}
+	bpftest.On(t, rung)
+	c, err := startPath(path, tracked, sample, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bpftest.CheckRung(t, c.Obj, rung)
+	live := &podid.Index{Live: map[uint64]bool{a.CgroupID: true, b.CgroupID: true, idleCtr.CgroupID: true}}
+
+	p := a.Start("hop", strconv.Itoa(n), strconv.Itoa(rounds), filepath.Join(a.V2Dir(), "cgroup.procs"), filepath.Join(b.V2Dir(), "cgroup.procs"))
+	reads, last := 0, map[uint64]uint64{}
+	for done := false; !done; reads++ {
+		done, _ = p.Exited()
+		st, err := c.Collect(context.Background(), live)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []uint64{a.CgroupID, b.CgroupID} {
+			got := st[id]["close"].Count
+			if got < last[id] {
+				t.Fatalf("read %d: container %d has %d calls, the read before %d", reads, id, got, last[id])
+			}
+			last[id] = got
+		}
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Collect(context.Background(), live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d reads while the workload ran; a: %v; b: %v", reads, st[a.CgroupID], st[b.CgroupID])
+	for _, w := range []struct {
+		ctr         *fakepod.Container
+		close, read uint64
+	}{{a, rounds / 2 * n, 1}, {b, rounds / 2 * n, 0}} { // the gate's read returns in a
+		got := st[w.ctr.CgroupID]
+		if cl := got["close"]; cl.Count != w.close || cl.Errors != w.close {
+			t.Errorf("container %s: close %d calls, %d errors; want %d each", w.ctr.ID, cl.Count, cl.Errors, w.close)
+		}
+		if r := got["read"]; r.Count != w.read {
+			t.Errorf("container %s: read %d calls, want %d", w.ctr.ID, r.Count, w.read)
+		}
+	}
+	if is, ok := st[idleCtr.CgroupID]; ok {
+		t.Errorf("idle pod: %v", is)
 	}
 }

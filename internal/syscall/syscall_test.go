@@ -1,6 +1,11 @@
 package syscall
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+
+	"github.com/kpod-project/kpod/internal/hist"
+)
 
 func TestResolve(t *testing.T) {
 	nrs, missing := Resolve([]string{"close", "read", "no_such_call"})
@@ -28,5 +33,21 @@ func TestDefaultListExists(t *testing.T) {
 		if nr >= maxSyscalls {
 			t.Errorf("syscall number %d does not fit the BPF filter (%d entries)", nr, maxSyscalls)
 		}
+	}
+}
+
+// TestMonotonic: a read short of what the read before showed (a count between a CPU's slot
+// and the map as it was read) shows the earlier calls and errors; a higher one shows its own;
+// the latency histogram is the read's; calls the earlier read did not have are as read.
+func TestMonotonic(t *testing.T) {
+	a, b, c := callKey{1, 3}, callKey{1, 4}, callKey{2, 3}
+	var lat hist.Hist
+	lat.Record(1500)
+	shown := map[callKey]Stats{a: {Count: 10, Errors: 4}, b: {Count: 5, Errors: 5}, {9, 9}: {Count: 1}}
+	vals := map[callKey]Stats{a: {Count: 7, Errors: 6, Latency: lat}, b: {Count: 8, Errors: 2}, c: {Count: 3, Errors: 1}}
+	got := monotonic(vals, shown)
+	want := map[callKey]Stats{a: {Count: 10, Errors: 6, Latency: lat}, b: {Count: 8, Errors: 5}, c: {Count: 3, Errors: 1}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("monotonic = %+v, want %+v", got, want)
 	}
 }

@@ -27,6 +27,19 @@ type SyscallSysKey struct {
 	Pad  uint32
 }
 
+type SyscallSysSlot struct {
+	_         structs.HostLayout
+	Done      uint64
+	Task      uint64
+	Cset      uint64
+	Gen       uint64
+	Cgid      uint64
+	Unstamped uint64
+	Count     [16]uint64
+	Errors    [16]uint64
+	Begin     uint64
+}
+
 type SyscallSysStart struct {
 	_  structs.HostLayout
 	Ts uint64
@@ -56,25 +69,41 @@ type SyscallSysVal struct {
 const (
 	SyscallMapKpodSys       = "kpod_sys"
 	SyscallMapKpodSysErr    = "kpod_sys_err"
+	SyscallMapKpodSysGen    = "kpod_sys_gen"
 	SyscallMapKpodSysPid    = "kpod_sys_pid"
+	SyscallMapKpodSysSlot   = "kpod_sys_slot"
 	SyscallMapKpodSysStart  = "kpod_sys_start"
 	SyscallMapKpodSysTrack  = "kpod_sys_track"
+	SyscallMapKpodSysWin    = "kpod_sys_win"
 	SyscallProgKpodScenT    = "kpod_scen_t"
 	SyscallProgKpodScenpT   = "kpod_scenp_t"
 	SyscallProgKpodScexT    = "kpod_scex_t"
 	SyscallProgKpodScexpT   = "kpod_scexp_t"
+	SyscallProgKpodSysfkB   = "kpod_sysfk_b"
+	SyscallProgKpodSysfkR   = "kpod_sysfk_r"
+	SyscallProgKpodSysfkT   = "kpod_sysfk_t"
+	SyscallProgKpodSysfkpB  = "kpod_sysfkp_b"
+	SyscallProgKpodSysfkpR  = "kpod_sysfkp_r"
+	SyscallProgKpodSysfkpT  = "kpod_sysfkp_t"
 	SyscallProgKpodSysinB   = "kpod_sysin_b"
 	SyscallProgKpodSysinR   = "kpod_sysin_r"
 	SyscallProgKpodSysinT   = "kpod_sysin_t"
 	SyscallProgKpodSysinpB  = "kpod_sysinp_b"
 	SyscallProgKpodSysinpR  = "kpod_sysinp_r"
 	SyscallProgKpodSysinpT  = "kpod_sysinp_t"
+	SyscallProgKpodSysmvB   = "kpod_sysmv_b"
+	SyscallProgKpodSysmvR   = "kpod_sysmv_r"
+	SyscallProgKpodSysmvT   = "kpod_sysmv_t"
+	SyscallProgKpodSysmvpB  = "kpod_sysmvp_b"
+	SyscallProgKpodSysmvpR  = "kpod_sysmvp_r"
+	SyscallProgKpodSysmvpT  = "kpod_sysmvp_t"
 	SyscallProgKpodSysoutB  = "kpod_sysout_b"
 	SyscallProgKpodSysoutR  = "kpod_sysout_r"
 	SyscallProgKpodSysoutT  = "kpod_sysout_t"
 	SyscallProgKpodSysoutpB = "kpod_sysoutp_b"
 	SyscallProgKpodSysoutpR = "kpod_sysoutp_r"
 	SyscallProgKpodSysoutpT = "kpod_sysoutp_t"
+	SyscallVarKpodSysNr     = "kpod_sys_nr"
 	SyscallVarKpodSysSample = "kpod_sys_sample"
 )
 
@@ -124,12 +153,24 @@ type SyscallProgramSpecs struct {
 	KpodScenpT   *ebpf.ProgramSpec `ebpf:"kpod_scenp_t"`
 	KpodScexT    *ebpf.ProgramSpec `ebpf:"kpod_scex_t"`
 	KpodScexpT   *ebpf.ProgramSpec `ebpf:"kpod_scexp_t"`
+	KpodSysfkB   *ebpf.ProgramSpec `ebpf:"kpod_sysfk_b"`
+	KpodSysfkR   *ebpf.ProgramSpec `ebpf:"kpod_sysfk_r"`
+	KpodSysfkT   *ebpf.ProgramSpec `ebpf:"kpod_sysfk_t"`
+	KpodSysfkpB  *ebpf.ProgramSpec `ebpf:"kpod_sysfkp_b"`
+	KpodSysfkpR  *ebpf.ProgramSpec `ebpf:"kpod_sysfkp_r"`
+	KpodSysfkpT  *ebpf.ProgramSpec `ebpf:"kpod_sysfkp_t"`
 	KpodSysinB   *ebpf.ProgramSpec `ebpf:"kpod_sysin_b"`
 	KpodSysinR   *ebpf.ProgramSpec `ebpf:"kpod_sysin_r"`
 	KpodSysinT   *ebpf.ProgramSpec `ebpf:"kpod_sysin_t"`
 	KpodSysinpB  *ebpf.ProgramSpec `ebpf:"kpod_sysinp_b"`
 	KpodSysinpR  *ebpf.ProgramSpec `ebpf:"kpod_sysinp_r"`
 	KpodSysinpT  *ebpf.ProgramSpec `ebpf:"kpod_sysinp_t"`
+	KpodSysmvB   *ebpf.ProgramSpec `ebpf:"kpod_sysmv_b"`
+	KpodSysmvR   *ebpf.ProgramSpec `ebpf:"kpod_sysmv_r"`
+	KpodSysmvT   *ebpf.ProgramSpec `ebpf:"kpod_sysmv_t"`
+	KpodSysmvpB  *ebpf.ProgramSpec `ebpf:"kpod_sysmvp_b"`
+	KpodSysmvpR  *ebpf.ProgramSpec `ebpf:"kpod_sysmvp_r"`
+	KpodSysmvpT  *ebpf.ProgramSpec `ebpf:"kpod_sysmvp_t"`
 	KpodSysoutB  *ebpf.ProgramSpec `ebpf:"kpod_sysout_b"`
 	KpodSysoutR  *ebpf.ProgramSpec `ebpf:"kpod_sysout_r"`
 	KpodSysoutT  *ebpf.ProgramSpec `ebpf:"kpod_sysout_t"`
@@ -144,15 +185,19 @@ type SyscallProgramSpecs struct {
 type SyscallMapSpecs struct {
 	KpodSys      *ebpf.MapSpec `ebpf:"kpod_sys"`
 	KpodSysErr   *ebpf.MapSpec `ebpf:"kpod_sys_err"`
+	KpodSysGen   *ebpf.MapSpec `ebpf:"kpod_sys_gen"`
 	KpodSysPid   *ebpf.MapSpec `ebpf:"kpod_sys_pid"`
+	KpodSysSlot  *ebpf.MapSpec `ebpf:"kpod_sys_slot"`
 	KpodSysStart *ebpf.MapSpec `ebpf:"kpod_sys_start"`
 	KpodSysTrack *ebpf.MapSpec `ebpf:"kpod_sys_track"`
+	KpodSysWin   *ebpf.MapSpec `ebpf:"kpod_sys_win"`
 }
 
 // SyscallVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SyscallVariableSpecs struct {
+	KpodSysNr     *ebpf.VariableSpec `ebpf:"kpod_sys_nr"`
 	KpodSysSample *ebpf.VariableSpec `ebpf:"kpod_sys_sample"`
 }
 
@@ -178,18 +223,24 @@ func (o *SyscallObjects) Close() error {
 type SyscallMaps struct {
 	KpodSys      *ebpf.Map `ebpf:"kpod_sys"`
 	KpodSysErr   *ebpf.Map `ebpf:"kpod_sys_err"`
+	KpodSysGen   *ebpf.Map `ebpf:"kpod_sys_gen"`
 	KpodSysPid   *ebpf.Map `ebpf:"kpod_sys_pid"`
+	KpodSysSlot  *ebpf.Map `ebpf:"kpod_sys_slot"`
 	KpodSysStart *ebpf.Map `ebpf:"kpod_sys_start"`
 	KpodSysTrack *ebpf.Map `ebpf:"kpod_sys_track"`
+	KpodSysWin   *ebpf.Map `ebpf:"kpod_sys_win"`
 }
 
 func (m *SyscallMaps) Close() error {
 	return _SyscallClose(
 		m.KpodSys,
 		m.KpodSysErr,
+		m.KpodSysGen,
 		m.KpodSysPid,
+		m.KpodSysSlot,
 		m.KpodSysStart,
 		m.KpodSysTrack,
+		m.KpodSysWin,
 	)
 }
 
@@ -197,6 +248,7 @@ func (m *SyscallMaps) Close() error {
 //
 // It can be passed to LoadSyscallObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SyscallVariables struct {
+	KpodSysNr     *ebpf.Variable `ebpf:"kpod_sys_nr"`
 	KpodSysSample *ebpf.Variable `ebpf:"kpod_sys_sample"`
 }
 
@@ -208,12 +260,24 @@ type SyscallPrograms struct {
 	KpodScenpT   *ebpf.Program `ebpf:"kpod_scenp_t"`
 	KpodScexT    *ebpf.Program `ebpf:"kpod_scex_t"`
 	KpodScexpT   *ebpf.Program `ebpf:"kpod_scexp_t"`
+	KpodSysfkB   *ebpf.Program `ebpf:"kpod_sysfk_b"`
+	KpodSysfkR   *ebpf.Program `ebpf:"kpod_sysfk_r"`
+	KpodSysfkT   *ebpf.Program `ebpf:"kpod_sysfk_t"`
+	KpodSysfkpB  *ebpf.Program `ebpf:"kpod_sysfkp_b"`
+	KpodSysfkpR  *ebpf.Program `ebpf:"kpod_sysfkp_r"`
+	KpodSysfkpT  *ebpf.Program `ebpf:"kpod_sysfkp_t"`
 	KpodSysinB   *ebpf.Program `ebpf:"kpod_sysin_b"`
 	KpodSysinR   *ebpf.Program `ebpf:"kpod_sysin_r"`
 	KpodSysinT   *ebpf.Program `ebpf:"kpod_sysin_t"`
 	KpodSysinpB  *ebpf.Program `ebpf:"kpod_sysinp_b"`
 	KpodSysinpR  *ebpf.Program `ebpf:"kpod_sysinp_r"`
 	KpodSysinpT  *ebpf.Program `ebpf:"kpod_sysinp_t"`
+	KpodSysmvB   *ebpf.Program `ebpf:"kpod_sysmv_b"`
+	KpodSysmvR   *ebpf.Program `ebpf:"kpod_sysmv_r"`
+	KpodSysmvT   *ebpf.Program `ebpf:"kpod_sysmv_t"`
+	KpodSysmvpB  *ebpf.Program `ebpf:"kpod_sysmvp_b"`
+	KpodSysmvpR  *ebpf.Program `ebpf:"kpod_sysmvp_r"`
+	KpodSysmvpT  *ebpf.Program `ebpf:"kpod_sysmvp_t"`
 	KpodSysoutB  *ebpf.Program `ebpf:"kpod_sysout_b"`
 	KpodSysoutR  *ebpf.Program `ebpf:"kpod_sysout_r"`
 	KpodSysoutT  *ebpf.Program `ebpf:"kpod_sysout_t"`
@@ -228,12 +292,24 @@ func (p *SyscallPrograms) Close() error {
 		p.KpodScenpT,
 		p.KpodScexT,
 		p.KpodScexpT,
+		p.KpodSysfkB,
+		p.KpodSysfkR,
+		p.KpodSysfkT,
+		p.KpodSysfkpB,
+		p.KpodSysfkpR,
+		p.KpodSysfkpT,
 		p.KpodSysinB,
 		p.KpodSysinR,
 		p.KpodSysinT,
 		p.KpodSysinpB,
 		p.KpodSysinpR,
 		p.KpodSysinpT,
+		p.KpodSysmvB,
+		p.KpodSysmvR,
+		p.KpodSysmvT,
+		p.KpodSysmvpB,
+		p.KpodSysmvpR,
+		p.KpodSysmvpT,
 		p.KpodSysoutB,
 		p.KpodSysoutR,
 		p.KpodSysoutT,

@@ -147,11 +147,10 @@ func realSyscalls(t *testing.T, sample int, latency bool) {
 		}
 		c.StopWindows() // the test opens the window itself
 		ctr.Run("close", strconv.Itoa(n))
-		enter := c.Enter()
-		if err := c.Obj.Attach(enter); err != nil {
+		if err := c.OpenWindow(); err != nil {
 			t.Fatal(err)
 		}
-		defer c.Obj.Detach(enter)
+		defer c.CloseWindow()
 		runs = 2
 	}
 	ctr.Run("close", strconv.Itoa(n))

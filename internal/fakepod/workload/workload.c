@@ -136,6 +136,41 @@ static int do_close(long n) {
 	return 0;
 }
 
+// hop N R A B: R rounds; round r moves the process into cgroup A (r even) or B (r odd), by
+// writing 0 to the cgroup.procs file it opened before its gate (A and B are their paths),
+// moves it to the next CPU it may run on, and makes N calls of close(-1). The moves cost
+// write(2) and sched_setaffinity(2) calls only.
+static int hop_fd[2] = {-1, -1};
+
+static void hop_open(const char *a, const char *b) {
+	hop_fd[0] = open(a, O_WRONLY | O_CLOEXEC);
+	hop_fd[1] = open(b, O_WRONLY | O_CLOEXEC);
+	if (hop_fd[0] < 0 || hop_fd[1] < 0)
+		die("open cgroup.procs");
+}
+
+static int do_hop(long n, long rounds) {
+	cpu_set_t allowed;
+	if (sched_getaffinity(0, sizeof allowed, &allowed) < 0)
+		die("sched_getaffinity");
+	int cpu = -1;
+	for (long r = 0; r < rounds; r++) {
+		if (write(hop_fd[r & 1], "0", 1) != 1)
+			die("write cgroup.procs");
+		do
+			cpu = (cpu + 1) % CPU_SETSIZE;
+		while (!CPU_ISSET(cpu, &allowed));
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(0, sizeof set, &set) < 0)
+			die("sched_setaffinity");
+		for (long i = 0; i < n; i++)
+			syscall(SYS_close, -1);
+	}
+	return 0;
+}
+
 // fork N M: N child processes that exit at once, then M threads that return at once.
 static int do_fork(long n, long m) {
 	for (long i = 0; i < n; i++) {
@@ -424,6 +459,8 @@ static void pin_cpu(void) {
 
 int main(int argc, char **argv) {
 	join_namespaces();
+	if (argc == 6 && !strcmp(argv[1], "hop"))
+		hop_open(argv[4], argv[5]); /* before the gate: the open and its fds are not the pod's */
 	gate();
 	if (getrusage(RUSAGE_SELF, &rusage_at_gate) < 0)
 		die("getrusage");
@@ -435,6 +472,8 @@ int main(int argc, char **argv) {
 	const char *mode = argv[1];
 	if (!strcmp(mode, "close") && argc == 3)
 		return do_close(num(argv[2]));
+	if (!strcmp(mode, "hop") && argc == 6)
+		return do_hop(num(argv[2]), num(argv[3]));
 	if (!strcmp(mode, "fork") && argc == 4)
 		return do_fork(num(argv[2]), num(argv[3]));
 	if (!strcmp(mode, "exec") && argc == 3)
@@ -487,7 +526,7 @@ int main(int argc, char **argv) {
 			pause();
 	}
 usage:
-	fprintf(stderr, "usage: kpod-workload close N | getppid N | mfault PATH PAGES | fork N M | exec K | dwrite PATH BYTES BS | "
+	fprintf(stderr, "usage: kpod-workload close N | hop N R A B | getppid N | mfault PATH PAGES | fork N M | exec K | dwrite PATH BYTES BS | "
 			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | tcpserver PORT C | "
 			"synfail ADDR PORT C | tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS [park] | sleep | run PROG ARGS...\n");
 	return 2;
