@@ -25,12 +25,7 @@ import (
 // although the pod makes N of them too; an idle pod has nothing.
 func TestRealSyscall(t *testing.T) {
 	fakepod.RequireRoot(t)
-	for _, v := range []struct {
-		path   Path
-		rung   string
-		sample uint32
-		pid    bool // the hash by thread id, forced (the store of kernels before 5.11)
-	}{
+	for _, v := range []way{
 		{PathPerCall, "tracepoint", 1, false}, {PathPerCall, "tracepoint", window.DefaultSample, false},
 		{PathEveryCall, "tp_btf", 1, false}, {PathEveryCall, "tp_btf", window.DefaultSample, false},
 		{PathEveryCall, "raw_tp", window.DefaultSample, false}, {PathEveryCall, "tracepoint", window.DefaultSample, false},
@@ -38,41 +33,61 @@ func TestRealSyscall(t *testing.T) {
 		{PathPerCall, "tracepoint", window.DefaultSample, true}, {PathEveryCall, "tp_btf", 1, true},
 		{PathEveryCall, "raw_tp", window.DefaultSample, true}, {PathEveryCall, "tracepoint", window.DefaultSample, true},
 	} {
-		name := fmt.Sprintf("%s-%s-sample%d", v.path, v.rung, v.sample)
-		if v.pid {
-			name += "-pidhash"
-		}
-		t.Run(name, func(t *testing.T) {
-			if v.pid {
-				t.Cleanup(bpfload.ForceNoTaskStorageForTest())
-			}
-			realSyscall(t, v.path, v.rung, v.sample, v.pid || !bpftest.HasTaskStorage(t))
-		})
+		v.run(t, func(t *testing.T) { realSyscall(t, v, v.pid || !bpftest.HasTaskStorage(t)) })
 	}
 }
 
-// realSyscall: pid says which store the family must have loaded (the hash by thread id, or
-// task storage).
-func realSyscall(t *testing.T, path Path, rung string, sample uint32, pid bool) {
-	const n = 5000
-	pod, idle := fakepod.New(t, fakepod.Options{}), fakepod.New(t, fakepod.Options{})
-	ctr, idleCtr := pod.AddContainer(), idle.AddContainer()
-	idleCtr.Start("sleep").WaitReady()
+// way is one way the family is loaded in the tests: a path, a rung of its ladder, a latency
+// sample, and whether the hash by thread id (the store of kernels before 5.11) is forced.
+type way struct {
+	path   Path
+	rung   string
+	sample uint32
+	pid    bool
+}
 
+// run runs f as a subtest named after the way, with the hash forced if it says so.
+func (v way) run(t *testing.T, f func(t *testing.T)) {
+	name := fmt.Sprintf("%s-%s-sample%d", v.path, v.rung, v.sample)
+	if v.pid {
+		name += "-pidhash"
+	}
+	t.Run(name, func(t *testing.T) {
+		if v.pid {
+			t.Cleanup(bpfload.ForceNoTaskStorageForTest())
+		}
+		f(t)
+	})
+}
+
+// start loads the family the way v says, tracking close and read, with its windows left to
+// the test; it is closed when the test ends.
+func (v way) start(t *testing.T) *Collector {
 	tracked, missing := Resolve([]string{"close", "read"})
 	if len(missing) > 0 {
 		t.Fatalf("not on this architecture: %v", missing)
 	}
-	bpftest.On(t, rung)
-	c, err := startPath(path, tracked, sample, false)
+	bpftest.On(t, v.rung)
+	c, err := startPath(v.path, tracked, v.sample, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	bpftest.CheckRung(t, c.Obj, rung)
-	if c.Path != path {
-		t.Fatalf("path %s, want %s", c.Path, path)
+	t.Cleanup(func() { c.Close() })
+	bpftest.CheckRung(t, c.Obj, v.rung)
+	if c.Path != v.path {
+		t.Fatalf("path %s, want %s", c.Path, v.path)
 	}
+	return c
+}
+
+// realSyscall: pid says which store the family must have loaded (the hash by thread id, or
+// task storage).
+func realSyscall(t *testing.T, v way, pid bool) {
+	const n = 5000
+	pod, idle := fakepod.New(t, fakepod.Options{}), fakepod.New(t, fakepod.Options{})
+	ctr, idleCtr := pod.AddContainer(), idle.AddContainer()
+	idleCtr.Start("sleep").WaitReady()
+	c, sample := v.start(t), v.sample
 	stats := bpftest.EnableStats(t)
 	runs, timed := 1, n // runs of n closes, and how many of the calls are timed
 	switch sample {
@@ -156,44 +171,17 @@ func realSyscall(t *testing.T, path Path, rung string, sample uint32, pid bool) 
 // fewer calls than the one before it. An idle pod has nothing.
 func TestRealSyscallHop(t *testing.T) {
 	fakepod.RequireRoot(t)
-	for _, v := range []struct {
-		path   Path
-		rung   string
-		sample uint32
-		pid    bool
-	}{
-		{PathPerCall, "tracepoint", window.DefaultSample, false},
-		{PathEveryCall, "tp_btf", 1, true},
-	} {
-		name := fmt.Sprintf("%s-%s-sample%d", v.path, v.rung, v.sample)
-		if v.pid {
-			name += "-pidhash"
-		}
-		t.Run(name, func(t *testing.T) {
-			if v.pid {
-				t.Cleanup(bpfload.ForceNoTaskStorageForTest())
-			}
-			realSyscallHop(t, v.path, v.rung, v.sample)
-		})
+	for _, v := range []way{{PathPerCall, "tracepoint", window.DefaultSample, false}, {PathEveryCall, "tp_btf", 1, true}} {
+		v.run(t, func(t *testing.T) { realSyscallHop(t, v) })
 	}
 }
 
-func realSyscallHop(t *testing.T, path Path, rung string, sample uint32) {
+func realSyscallHop(t *testing.T, v way) {
 	const n, rounds = 3000, 8
 	pod, idle := fakepod.New(t, fakepod.Options{}), fakepod.New(t, fakepod.Options{})
 	a, b, idleCtr := pod.AddContainer(), pod.AddContainer(), idle.AddContainer()
 	idleCtr.Start("sleep").WaitReady()
-	tracked, missing := Resolve([]string{"close", "read"})
-	if len(missing) > 0 {
-		t.Fatalf("not on this architecture: %v", missing)
-	}
-	bpftest.On(t, rung)
-	c, err := startPath(path, tracked, sample, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	bpftest.CheckRung(t, c.Obj, rung)
+	c := v.start(t)
 	live := &podid.Index{Live: map[uint64]bool{a.CgroupID: true, b.CgroupID: true, idleCtr.CgroupID: true}}
 
 	p := a.Start("hop", strconv.Itoa(n), strconv.Itoa(rounds), filepath.Join(a.V2Dir(), "cgroup.procs"), filepath.Join(b.V2Dir(), "cgroup.procs"))
