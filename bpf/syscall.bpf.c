@@ -6,10 +6,10 @@
  *
  * Calls and errors are counted at every exit of a tracked call, from the exit event alone (it
  * carries the call number and the return value), in the cgroup the task is in when the call
- * returns. Each CPU counts in a slot of its own (kpod_sys_slot) while the same task returns
- * from calls there, so that a call costs a compare and an add, not a cgroup id and a hash
- * lookup: the slot is added to kpod_sys when another task returns from a tracked call on the
- * CPU, and user space adds the slots to the map it reads. A slot is valid while its task is
+ * returns. Each CPU counts in a slot of its own (kpod_sys_slot) for the two tasks that
+ * returned there last, so that a call costs a compare and an add, not a cgroup id and a hash
+ * lookup: a task's counts are added to kpod_sys when a third task takes its place, and user
+ * space adds the slots to the map it reads. A task's place is valid while it is
  * in the css_set it was filled in and no task has changed cgroups or been forked since
  * (kpod_sys_gen): a task's cgroup id is fixed by its css_set, and a css_set's address
  * can be taken by another one only after tasks moved or were born into it. Latency: the enter program stamps every tracked call it sees, and the exit of a
@@ -17,7 +17,7 @@
  * short windows only (internal/syscall): a call is timed when it enters inside a window,
  * whatever it lasts, and the calls outside cost no enter program at all. The stamp is kept in
  * the task's storage, or, on kernels without task storage, in a hash by thread id. Outside the
- * windows no task gets a new stamp, so a slot remembers that its task had none left after the
+ * windows no task gets a new stamp, so a slot remembers that a task had none left after the
  * current window closed (kpod_sys_win, set by user space) and the exit stops looking.
  *
  * Two ways to hook, the loader takes the first that attaches (internal/syscall):
@@ -74,18 +74,25 @@ struct {
 
 const volatile __u32 kpod_sys_nr[KPOD_SYS_CACHED];
 
-/* A CPU's counts not yet in kpod_sys: those of the task that returned last from a tracked
- * call on it. User space reads done first and begin last: the slot is whole when they are
- * equal (begin moves first when the slot changes task, done last). */
-struct sys_slot {
-	__u64 done;
+/* A CPU's counts not yet in kpod_sys: those of the two tasks that returned last from a
+ * tracked call on it (two, because two tasks that take turns on a CPU, a client and its
+ * server, would otherwise take the slot from each other at every turn). User space reads done
+ * first and begin last: the slot is whole when they are equal (begin moves first when a way
+ * changes task, done last). */
+struct sys_way {
 	__u64 task;
-	__u64 cset;	 /* the task's css_set when the slot was filled */
+	__u64 cset;	 /* the task's css_set when the way was filled */
 	__u64 gen;	 /* kpod_sys_gen then */
 	__u64 cgid;
 	__u64 unstamped; /* the closed window (kpod_sys_win) in which the task had no stamp left */
 	__u64 count[KPOD_SYS_CACHED];
 	__u64 errors[KPOD_SYS_CACHED];
+};
+
+struct sys_slot {
+	__u64 done;
+	__u64 last; /* the way used last; the other one is refilled next */
+	struct sys_way way[2];
 	__u64 begin;
 };
 
@@ -190,8 +197,8 @@ static __always_inline struct sys_val *sys_entry(__u64 cgid, __u32 nr)
 	return v;
 }
 
-/* Adds a slot's counts to kpod_sys and empties it. */
-static __always_inline void sys_flush(struct sys_slot *c)
+/* Adds a way's counts to kpod_sys and empties it. */
+static __always_inline void sys_flush(struct sys_way *c)
 {
 #pragma unroll
 	for (int i = 0; i < KPOD_SYS_CACHED; i++) {
@@ -230,6 +237,11 @@ static __always_inline __u64 stamped(long id, bool pid)
 	return ns;
 }
 
+static __always_inline bool sys_holds(struct sys_way *w, __u64 task, __u64 cset, __u64 gen)
+{
+	return w->task == task && w->cset == cset && w->gen == gen;
+}
+
 /* Counts the call, and its latency if its entry was stamped. pid: no task storage, so no BTF
  * task either (both came in 5.11): the css_set is read with a helper. */
 static __always_inline int on_exit(long id, long ret, bool pid)
@@ -240,8 +252,8 @@ static __always_inline int on_exit(long id, long ret, bool pid)
 	__u8 *t = bpf_map_lookup_elem(&kpod_sys_track, &nr);
 	__u64 *closed = bpf_map_lookup_elem(&kpod_sys_win, &z);
 	__u64 *g = bpf_map_lookup_elem(&kpod_sys_gen, &z);
-	struct sys_slot *c = bpf_map_lookup_elem(&kpod_sys_slot, &z);
-	if (!t || !*t || !closed || !g || !c)
+	struct sys_slot *slot = bpf_map_lookup_elem(&kpod_sys_slot, &z);
+	if (!t || !*t || !closed || !g || !slot)
 		return 0;
 	__u32 i = *t - 1;
 	bool err = ret < 0 && ret >= -4095;
@@ -258,17 +270,25 @@ static __always_inline int on_exit(long id, long ret, bool pid)
 		task = (__u64)tk;
 		cset = (__u64)tk->cgroups;
 	}
-	if (c->task != task || c->cset != cset || c->gen != gen) {
-		__sync_fetch_and_add(&c->begin, 1);
-		sys_flush(c);
-		c->task = task;
-		c->cset = cset;
-		c->gen = gen;
-		c->cgid = bpf_get_current_cgroup_id();
-		c->unstamped = 0;
-		barrier();
-		c->done = c->begin;
+	__u64 k = 0;
+	if (!sys_holds(&slot->way[0], task, cset, gen)) {
+		k = 1;
+		if (!sys_holds(&slot->way[1], task, cset, gen)) {
+			k = !slot->last;
+			struct sys_way *v = &slot->way[k];
+			__sync_fetch_and_add(&slot->begin, 1);
+			sys_flush(v);
+			v->task = task;
+			v->cset = cset;
+			v->gen = gen;
+			v->cgid = bpf_get_current_cgroup_id();
+			v->unstamped = 0;
+			barrier();
+			slot->done = slot->begin;
+		}
 	}
+	slot->last = k;
+	struct sys_way *c = &slot->way[k];
 	if (i < KPOD_SYS_CACHED) {
 		c->count[i]++;
 		if (err)

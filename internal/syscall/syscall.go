@@ -371,19 +371,22 @@ func (c *Collector) read(live map[uint64]bool, names map[uint32]string) (map[uin
 	err = errors.Join(err, serr)
 	cached := cachedNumbers(names)
 	for _, s := range slots {
-		for i, nr := range cached {
-			if s.Count[i] == 0 {
-				continue
+		for _, w := range s.Way {
+			for i, nr := range cached {
+				if w.Count[i] == 0 {
+					continue
+				}
+				k := callKey{w.Cgid, nr}
+				v := vals[k]
+				v.Count += w.Count[i]
+				v.Errors += w.Errors[i]
+				vals[k] = v
 			}
-			k := callKey{s.Cgid, nr}
-			v := vals[k]
-			v.Count += s.Count[i]
-			v.Errors += s.Errors[i]
-			vals[k] = v
 		}
 	}
 	c.mu.Lock()
-	vals, c.shown = monotonic(vals, c.shown), vals
+	vals = monotonic(vals, c.shown, live)
+	c.shown = vals
 	c.mu.Unlock()
 
 	out := map[uint64]map[string]Stats{}
@@ -440,9 +443,11 @@ func CallStats(obj *bpfload.Object, cgid uint64, nr uint32) (Stats, error) {
 	}
 	slots, err := readSlots(obj)
 	for _, s := range slots {
-		if s.Cgid == cgid {
-			st.Count += s.Count[idx-1]
-			st.Errors += s.Errors[idx-1]
+		for _, w := range s.Way {
+			if w.Cgid == cgid {
+				st.Count += w.Count[idx-1]
+				st.Errors += w.Errors[idx-1]
+			}
 		}
 	}
 	return st, err
@@ -458,13 +463,19 @@ func cachedNumbers(names map[uint32]string) []uint32 {
 	return nrs[:min(len(nrs), cachedCalls)]
 }
 
-// monotonic raises the calls and errors of vals to those last shown where they are lower
-// (a count on its way from a slot to the map when it was read), and returns vals.
-func monotonic(vals, shown map[callKey]Stats) map[callKey]Stats {
-	for k, v := range vals {
-		if p, ok := shown[k]; ok {
+// monotonic raises the calls and errors of vals to those last shown where they are lower (a
+// count on its way from a slot to the map when it was read), keeps what was last shown of a
+// call that vals lacks (its only count was on that way) while its cgroup is live, and returns
+// vals.
+func monotonic(vals, shown map[callKey]Stats, live map[uint64]bool) map[callKey]Stats {
+	for k, p := range shown {
+		v, ok := vals[k]
+		switch {
+		case ok:
 			v.Count, v.Errors = max(v.Count, p.Count), max(v.Errors, p.Errors)
 			vals[k] = v
+		case live[k.cgid] || k.cgid == bpfload.NodeID:
+			vals[k] = p
 		}
 	}
 	return vals

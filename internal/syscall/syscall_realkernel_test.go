@@ -224,3 +224,45 @@ func realSyscallHop(t *testing.T, v way) {
 		t.Errorf("idle pod: %v", is)
 	}
 }
+
+// TestRealSyscallTurns: a CPU's slot keeps the counts of the two tasks that returned there
+// last. Two tasks in two containers that take turns on one CPU (kpod-workload turns: r round
+// trips over two pipes, the child moved into the second container) are each counted exactly
+// in their own container: r reads in each, plus the gate's in the first; an idle pod has
+// nothing.
+func TestRealSyscallTurns(t *testing.T) {
+	fakepod.RequireRoot(t)
+	for _, v := range []way{{PathPerCall, "tracepoint", window.DefaultSample, false}, {PathEveryCall, "tp_btf", 1, true}} {
+		v.run(t, func(t *testing.T) { realSyscallTurns(t, v) })
+	}
+}
+
+func realSyscallTurns(t *testing.T, v way) {
+	const r = 20000
+	pod, idle := fakepod.New(t, fakepod.Options{}), fakepod.New(t, fakepod.Options{})
+	a, b, idleCtr := pod.AddContainer(), pod.AddContainer(), idle.AddContainer()
+	a.Env = append(a.Env, "KPOD_CPU=0")
+	idleCtr.Start("sleep").WaitReady()
+	c := v.start(t)
+	a.Run("turns", strconv.Itoa(r), filepath.Join(a.V2Dir(), "cgroup.procs"), filepath.Join(b.V2Dir(), "cgroup.procs"))
+	st, err := c.Collect(context.Background(), &podid.Index{Live: map[uint64]bool{a.CgroupID: true, b.CgroupID: true, idleCtr.CgroupID: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a: %v; b: %v", st[a.CgroupID], st[b.CgroupID])
+	for _, w := range []struct {
+		ctr  *fakepod.Container
+		read uint64
+	}{{a, r + 1}, {b, r}} {
+		got := st[w.ctr.CgroupID]
+		if rd := got["read"]; rd.Count != w.read || rd.Errors != 0 {
+			t.Errorf("container %s: read %d calls, %d errors; want %d, 0", w.ctr.ID, rd.Count, rd.Errors, w.read)
+		}
+		if len(got) != 1 {
+			t.Errorf("container %s: recorded %v, want read only", w.ctr.ID, got)
+		}
+	}
+	if is, ok := st[idleCtr.CgroupID]; ok {
+		t.Errorf("idle pod: %v", is)
+	}
+}

@@ -38,15 +38,17 @@ func TestDefaultListExists(t *testing.T) {
 
 // TestMonotonic: a read short of what the read before showed (a count between a CPU's slot
 // and the map as it was read) shows the earlier calls and errors; a higher one shows its own;
-// the latency histogram is the read's; calls the earlier read did not have are as read.
+// the latency histogram is the read's; calls the earlier read did not have are as read; a call
+// the read lacks altogether (its only count was between the slot and the map) is shown as
+// before while its cgroup is live, and no more once it is gone.
 func TestMonotonic(t *testing.T) {
-	a, b, c := callKey{1, 3}, callKey{1, 4}, callKey{2, 3}
+	a, b, c, gone, missing := callKey{1, 3}, callKey{1, 4}, callKey{2, 3}, callKey{9, 9}, callKey{2, 5}
 	var lat hist.Hist
 	lat.Record(1500)
-	shown := map[callKey]Stats{a: {Count: 10, Errors: 4}, b: {Count: 5, Errors: 5}, {9, 9}: {Count: 1}}
+	shown := map[callKey]Stats{a: {Count: 10, Errors: 4}, b: {Count: 5, Errors: 5}, gone: {Count: 1}, missing: {Count: 7, Errors: 1, Latency: lat}}
 	vals := map[callKey]Stats{a: {Count: 7, Errors: 6, Latency: lat}, b: {Count: 8, Errors: 2}, c: {Count: 3, Errors: 1}}
-	got := monotonic(vals, shown)
-	want := map[callKey]Stats{a: {Count: 10, Errors: 6, Latency: lat}, b: {Count: 8, Errors: 5}, c: {Count: 3, Errors: 1}}
+	got := monotonic(vals, shown, map[uint64]bool{1: true, 2: true})
+	want := map[callKey]Stats{a: {Count: 10, Errors: 6, Latency: lat}, b: {Count: 8, Errors: 5}, c: {Count: 3, Errors: 1}, missing: {Count: 7, Errors: 1, Latency: lat}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("monotonic = %+v, want %+v", got, want)
 	}

@@ -28,16 +28,11 @@ type SyscallSysKey struct {
 }
 
 type SyscallSysSlot struct {
-	_         structs.HostLayout
-	Done      uint64
-	Task      uint64
-	Cset      uint64
-	Gen       uint64
-	Cgid      uint64
-	Unstamped uint64
-	Count     [16]uint64
-	Errors    [16]uint64
-	Begin     uint64
+	_     structs.HostLayout
+	Done  uint64
+	Last  uint64
+	Way   [2]SyscallSysWay
+	Begin uint64
 }
 
 type SyscallSysStart struct {
@@ -61,6 +56,17 @@ type SyscallSysVal struct {
 		SumNs uint64
 		Slots [27]uint64
 	}
+}
+
+type SyscallSysWay struct {
+	_         structs.HostLayout
+	Task      uint64
+	Cset      uint64
+	Gen       uint64
+	Cgid      uint64
+	Unstamped uint64
+	Count     [16]uint64
+	Errors    [16]uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -171,6 +171,37 @@ static int do_hop(long n, long rounds) {
 	return 0;
 }
 
+// turns R A B: R one-byte round trips over two pipes between this process and a child that
+// first moves itself into cgroup B (the parent stays in A, where it started); both then take
+// turns on the CPU in $KPOD_CPU, if set. Reads: R in each, plus the parent's gate.
+static void pin_cpu(void);
+
+static int do_turns(long r) {
+	int a[2], b[2];
+	if (pipe(a) < 0 || pipe(b) < 0)
+		die("pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	char c = 'x';
+	if (pid == 0) {
+		if (write(hop_fd[1], "0", 1) != 1)
+			_exit(3);
+		pin_cpu(); /* moving into a cgroup with cpuset can reset it */
+		for (long i = 0; i < r; i++)
+			if (read(a[0], &c, 1) != 1 || write(b[1], &c, 1) != 1)
+				_exit(1);
+		_exit(0);
+	}
+	for (long i = 0; i < r; i++)
+		if (write(a[1], &c, 1) != 1 || read(b[0], &c, 1) != 1)
+			die("turns");
+	int st;
+	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		die("turns: child");
+	return 0;
+}
+
 // fork N M: N child processes that exit at once, then M threads that return at once.
 static int do_fork(long n, long m) {
 	for (long i = 0; i < n; i++) {
@@ -461,6 +492,8 @@ int main(int argc, char **argv) {
 	join_namespaces();
 	if (argc == 6 && !strcmp(argv[1], "hop"))
 		hop_open(argv[4], argv[5]); /* before the gate: the open and its fds are not the pod's */
+	if (argc == 5 && !strcmp(argv[1], "turns"))
+		hop_open(argv[3], argv[4]);
 	gate();
 	if (getrusage(RUSAGE_SELF, &rusage_at_gate) < 0)
 		die("getrusage");
@@ -472,6 +505,8 @@ int main(int argc, char **argv) {
 	const char *mode = argv[1];
 	if (!strcmp(mode, "close") && argc == 3)
 		return do_close(num(argv[2]));
+	if (!strcmp(mode, "turns") && argc == 5)
+		return do_turns(num(argv[2]));
 	if (!strcmp(mode, "hop") && argc == 6)
 		return do_hop(num(argv[2]), num(argv[3]));
 	if (!strcmp(mode, "fork") && argc == 4)
@@ -526,7 +561,7 @@ int main(int argc, char **argv) {
 			pause();
 	}
 usage:
-	fprintf(stderr, "usage: kpod-workload close N | hop N R A B | getppid N | mfault PATH PAGES | fork N M | exec K | dwrite PATH BYTES BS | "
+	fprintf(stderr, "usage: kpod-workload close N | hop N R A B | turns R A B | getppid N | mfault PATH PAGES | fork N M | exec K | dwrite PATH BYTES BS | "
 			"dread PATH BYTES BS | alloc BYTES | udp ADDR PORT COUNT SIZE | tcpserver PORT C | "
 			"synfail ADDR PORT C | tcpclient ADDR PORT C BYTES [hold] | bwrite PATH PAGES | pingpong R [park] | spin MS [park] | sleep | run PROG ARGS...\n");
 	return 2;
