@@ -133,6 +133,14 @@ func (a *analysis) P(group, config, bench string) string {
 	return fmt.Sprintf("p = %.2g, %d blocks", c.P, c.N)
 }
 
+// PVal is the sign test's p of the config against nothing.
+func (a *analysis) PVal(group, config, bench string) float64 {
+	return cellOf(a.view(group, config), bench).P
+}
+
+// AA is the name of the A/A control (nothing against nothing) in the groups that have one.
+func (a *analysis) AA() string { return aaName }
+
 // Off is the median detached ns/op.
 func (a *analysis) Off(group, bench string) string {
 	if g := a.run.group(group); g != nil {
