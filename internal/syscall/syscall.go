@@ -5,8 +5,8 @@ package syscall
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -83,6 +83,15 @@ var movedHooks = []bpfload.Hook{
 
 // PerCallSpec is the family's object hooked on the per-call events of names.
 func PerCallSpec(names []string) bpfload.Spec {
+	return bpfload.Spec{
+		Family: "syscall",
+		Load:   LoadSyscall,
+		Hooks:  append(perCallHooks(names), movedHooks...),
+	}
+}
+
+// perCallHooks are the enter and exit programs on the per-call events of names.
+func perCallHooks(names []string) []bpfload.Hook {
 	var enter, exit []string
 	for _, n := range names {
 		if e, ok := eventNames[n]; ok {
@@ -90,13 +99,9 @@ func PerCallSpec(names []string) bpfload.Spec {
 		}
 		enter, exit = append(enter, "sys_enter_"+n), append(exit, "sys_exit_"+n)
 	}
-	return bpfload.Spec{
-		Family: "syscall",
-		Load:   LoadSyscall,
-		Hooks: append([]bpfload.Hook{
-			{Tracepoints: enter, Group: "syscalls", Prog: "kpod_scen"},
-			{Tracepoints: exit, Group: "syscalls", Prog: "kpod_scex"},
-		}, movedHooks...),
+	return []bpfload.Hook{
+		{Tracepoints: enter, Group: "syscalls", Prog: "kpod_scen"},
+		{Tracepoints: exit, Group: "syscalls", Prog: "kpod_scex"},
 	}
 }
 
@@ -116,7 +121,7 @@ func EveryCallSpec() bpfload.Spec {
 // tests that check what is loaded.
 func Spec() bpfload.Spec {
 	s := EveryCallSpec()
-	s.Hooks = append(s.Hooks, PerCallSpec(Default).Hooks[:2]...)
+	s.Hooks = append(s.Hooks, perCallHooks(Default)...)
 	return s
 }
 
@@ -273,18 +278,12 @@ func PathSpec(p Path, tracked map[uint32]string, sample uint32) (bpfload.Spec, e
 	if sample > window.MaxSample {
 		return bpfload.Spec{}, fmt.Errorf("latency sample 1 in %d: want at most %d", sample, window.MaxSample)
 	}
-	nrs := make([]uint32, 0, len(tracked))
-	for nr := range tracked {
-		if nr >= maxSyscalls {
-			return bpfload.Spec{}, fmt.Errorf("syscall number %d is beyond the %d the BPF program can track", nr, maxSyscalls)
-		}
-		nrs = append(nrs, nr)
+	nrs := trackedNumbers(tracked)
+	if len(nrs) > 0 && nrs[len(nrs)-1] >= maxSyscalls {
+		return bpfload.Spec{}, fmt.Errorf("syscall number %d is beyond the %d the BPF program can track", nrs[len(nrs)-1], maxSyscalls)
 	}
-	sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
 	var cached [cachedCalls]uint32
-	for i := range min(len(nrs), cachedCalls) {
-		cached[i] = nrs[i]
-	}
+	copy(cached[:], cachedNumbers(nrs))
 	spec := EveryCallSpec()
 	if p == PathPerCall {
 		names := make([]string, len(nrs))
@@ -369,21 +368,14 @@ func (c *Collector) read(live map[uint64]bool, names map[uint32]string) (map[uin
 	}
 	slots, serr := readSlots(c.Obj)
 	err = errors.Join(err, serr)
-	cached := cachedNumbers(names)
-	for _, s := range slots {
-		for _, w := range s.Way {
-			for i, nr := range cached {
-				if w.Count[i] == 0 {
-					continue
-				}
-				k := callKey{w.Cgid, nr}
-				v := vals[k]
-				v.Count += w.Count[i]
-				v.Errors += w.Errors[i]
-				vals[k] = v
-			}
-		}
-	}
+	cached := cachedNumbers(trackedNumbers(names))
+	eachPending(slots, len(cached), func(cgid uint64, i int, count, errors uint64) {
+		k := callKey{cgid, cached[i]}
+		v := vals[k]
+		v.Count += count
+		v.Errors += errors
+		vals[k] = v
+	})
 	c.mu.Lock()
 	vals = monotonic(vals, c.shown, live)
 	c.shown = vals
@@ -442,24 +434,36 @@ func CallStats(obj *bpfload.Object, cgid uint64, nr uint32) (Stats, error) {
 		return st, nil
 	}
 	slots, err := readSlots(obj)
-	for _, s := range slots {
-		for _, w := range s.Way {
-			if w.Cgid == cgid {
-				st.Count += w.Count[idx-1]
-				st.Errors += w.Errors[idx-1]
-			}
+	eachPending(slots, int(idx), func(id uint64, i int, count, errors uint64) {
+		if id == cgid && i == int(idx)-1 {
+			st.Count += count
+			st.Errors += errors
 		}
-	}
+	})
 	return st, err
 }
 
-// cachedNumbers are the numbers of the slots' indexes: the lowest tracked numbers, ascending.
-func cachedNumbers(names map[uint32]string) []uint32 {
-	nrs := make([]uint32, 0, len(names))
-	for nr := range names {
-		nrs = append(nrs, nr)
+// eachPending calls f with every count the slots hold for their first n call indexes: the
+// cgroup, the index, the calls and their errors.
+func eachPending(slots []SyscallSysSlot, n int, f func(cgid uint64, i int, count, errors uint64)) {
+	for _, s := range slots {
+		for _, w := range s.Way {
+			for i := range min(n, cachedCalls) {
+				if w.Count[i] != 0 {
+					f(w.Cgid, i, w.Count[i], w.Errors[i])
+				}
+			}
+		}
 	}
-	sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
+}
+
+// trackedNumbers are the tracked numbers, ascending.
+func trackedNumbers(tracked map[uint32]string) []uint32 {
+	return slices.Sorted(maps.Keys(tracked))
+}
+
+// cachedNumbers are the numbers of the slots' indexes: the lowest of nrs (ascending).
+func cachedNumbers(nrs []uint32) []uint32 {
 	return nrs[:min(len(nrs), cachedCalls)]
 }
 

@@ -171,12 +171,14 @@ static int do_hop(long n, long rounds) {
 	return 0;
 }
 
-// turns R A B: R one-byte round trips over two pipes between this process and a child that
-// first moves itself into cgroup B (the parent stays in A, where it started); both then take
-// turns on the CPU in $KPOD_CPU, if set. Reads: R in each, plus the parent's gate.
+// round_trips makes r one-byte round trips over two pipes with a forked child and returns
+// the child's pid. The child first moves itself into the cgroup of hop_fd[1] if move (and
+// pins itself again: moving into a cgroup with cpuset can reset that); after its trips it
+// exits, or with park closes stdout and stderr (the harness waits for them to close when it
+// ends the parent) and sleeps.
 static void pin_cpu(void);
 
-static int do_turns(long r) {
+static pid_t round_trips(long r, int move, int park) {
 	int a[2], b[2];
 	if (pipe(a) < 0 || pipe(b) < 0)
 		die("pipe");
@@ -185,17 +187,33 @@ static int do_turns(long r) {
 		die("fork");
 	char c = 'x';
 	if (pid == 0) {
-		if (write(hop_fd[1], "0", 1) != 1)
-			_exit(3);
-		pin_cpu(); /* moving into a cgroup with cpuset can reset it */
+		if (move) {
+			if (write(hop_fd[1], "0", 1) != 1)
+				_exit(3);
+			pin_cpu();
+		}
 		for (long i = 0; i < r; i++)
 			if (read(a[0], &c, 1) != 1 || write(b[1], &c, 1) != 1)
 				_exit(1);
+		if (park) {
+			close(1);
+			close(2);
+			for (;;)
+				pause();
+		}
 		_exit(0);
 	}
 	for (long i = 0; i < r; i++)
 		if (write(a[1], &c, 1) != 1 || read(b[0], &c, 1) != 1)
-			die("turns");
+			die("round trip");
+	return pid;
+}
+
+// turns R A B: R round trips between this process, in cgroup A where it started, and a child
+// that first moves itself into cgroup B; both take turns on the CPU in $KPOD_CPU, if set.
+// Reads: R in each, plus the parent's gate.
+static int do_turns(long r) {
+	pid_t pid = round_trips(r, 1, 0);
 	int st;
 	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		die("turns: child");
@@ -411,31 +429,7 @@ static int do_bwrite(const char *path, long pages) {
 // its last schedule() then comes after the count).
 static int do_pingpong(long r, int park) {
 	struct rusage before = rusage_at_gate, self, child;
-	int a[2], b[2];
-	if (pipe(a) < 0 || pipe(b) < 0)
-		die("pipe");
-	pid_t pid = fork();
-	if (pid < 0)
-		die("fork");
-	char c = 'x';
-	if (pid == 0) {
-		for (long i = 0; i < r; i++) {
-			if (read(a[0], &c, 1) != 1 || write(b[1], &c, 1) != 1)
-				_exit(1);
-		}
-		if (park) {
-			/* the harness waits for stdout and stderr to close when it ends the parent */
-			close(1);
-			close(2);
-			for (;;)
-				pause();
-		}
-		_exit(0);
-	}
-	for (long i = 0; i < r; i++) {
-		if (write(a[1], &c, 1) != 1 || read(b[0], &c, 1) != 1)
-			die("pingpong");
-	}
+	pid_t pid = round_trips(r, 0, park);
 	if (park) {
 		printf("switches %ld %d\n", before.ru_nvcsw + before.ru_nivcsw, (int)pid);
 		fflush(stdout);
