@@ -9,7 +9,9 @@
  * returns. Each CPU counts in a slot of its own (kpod_sys_slot) for the two tasks that
  * returned there last, so that a call costs a compare and an add, not a cgroup id and a hash
  * lookup: a task's counts are added to kpod_sys when a third task takes its place, and user
- * space adds the slots to the map it reads. A task's place is valid while it is
+ * space adds the slots to the map it reads (with no place taken while it reads, so that no
+ * count moves from a slot to the map in between: KPOD_SYS_READING). A task's place is valid
+ * while it is
  * in the css_set it was filled in and no task has changed cgroups or been forked since
  * (kpod_sys_gen): a task's cgroup id is fixed by its css_set, and a css_set's address
  * can be taken by another one only after tasks moved or were born into it. Latency: the enter program stamps every tracked call it sees, and the exit of a
@@ -78,7 +80,8 @@ const volatile __u32 kpod_sys_nr[KPOD_SYS_CACHED];
  * tracked call on it (two, because two tasks that take turns on a CPU, a client and its
  * server, would otherwise take the slot from each other at every turn). User space reads done
  * first and begin last: the slot is whole when they are equal (begin moves first when a way
- * changes task, done last). */
+ * changes task, done last), and no way changed task while it read kpod_sys when begin is the
+ * same before and after. */
 struct sys_way {
 	__u64 task;
 	__u64 cset;	 /* the task's css_set when the way was filled */
@@ -112,11 +115,15 @@ struct {
 } kpod_sys_gen SEC(".maps");
 
 /* Written by user space only (a map of its own, so that its writes never undo a bump of
- * kpod_sys_gen): 0 while the enter program may run, else the id of the window that closed
- * last. */
+ * kpod_sys_gen). At KPOD_SYS_WIN: 0 while the enter program may run, else the id of the
+ * window that closed last. At KPOD_SYS_READING: non-zero while user space reads kpod_sys and
+ * the slots; a task that finds no place of its own then counts straight into kpod_sys
+ * instead of taking one, so that no slot is flushed into the map while it is read. */
+#define KPOD_SYS_WIN 0
+#define KPOD_SYS_READING 1
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } kpod_sys_win SEC(".maps");
@@ -242,15 +249,33 @@ static __always_inline bool sys_holds(struct sys_way *w, __u64 task, __u64 cset,
 	return w->task == task && w->cset == cset && w->gen == gen;
 }
 
+/* Counts the call, and its latency if it was stamped, straight into kpod_sys: while user
+ * space reads, for a task without a place in its CPU's slot. */
+static __always_inline int sys_direct(long id, __u32 nr, bool err, bool pid)
+{
+	struct sys_val *v = sys_entry(bpf_get_current_cgroup_id(), nr);
+	if (!v)
+		return 0;
+	v->count++;
+	if (err)
+		v->errors++;
+	if (kpod_sys_sample) {
+		__u64 ns = stamped(id, pid);
+		if (ns)
+			kpod_hist_add(&v->lat, ns);
+	}
+	return 0;
+}
+
 /* Counts the call, and its latency if its entry was stamped. pid: no task storage, so no BTF
  * task either (both came in 5.11): the css_set is read with a helper. */
 static __always_inline int on_exit(long id, long ret, bool pid)
 {
 	if (id < 0 || id >= KPOD_MAX_SYSCALLS)
 		return 0;
-	__u32 nr = id, z = 0;
+	__u32 nr = id, z = 0, w = KPOD_SYS_WIN;
 	__u8 *t = bpf_map_lookup_elem(&kpod_sys_track, &nr);
-	__u64 *closed = bpf_map_lookup_elem(&kpod_sys_win, &z);
+	__u64 *closed = bpf_map_lookup_elem(&kpod_sys_win, &w);
 	__u64 *g = bpf_map_lookup_elem(&kpod_sys_gen, &z);
 	struct sys_slot *slot = bpf_map_lookup_elem(&kpod_sys_slot, &z);
 	if (!t || !*t || !closed || !g || !slot)
@@ -274,6 +299,10 @@ static __always_inline int on_exit(long id, long ret, bool pid)
 	if (!sys_holds(&slot->way[0], task, cset, gen)) {
 		k = 1;
 		if (!sys_holds(&slot->way[1], task, cset, gen)) {
+			__u32 r = KPOD_SYS_READING;
+			__u64 *reading = bpf_map_lookup_elem(&kpod_sys_win, &r);
+			if (!reading || *reading)
+				return sys_direct(id, nr, err, pid);
 			k = !slot->last;
 			struct sys_way *v = &slot->way[k];
 			__sync_fetch_and_add(&slot->begin, 1);

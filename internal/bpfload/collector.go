@@ -85,6 +85,16 @@ func (s *Source[V]) Collect(_ context.Context, x *podid.Index) (map[uint64]V, er
 // Entries are never read-and-deleted: the kernel's counters stay cumulative. The returned
 // map still holds the entries just deleted; callers report live cgroups only.
 func Read[K comparable, V any](c *Collector, name string, live map[uint64]bool) (map[K]V, error) {
+	vals, err := Dump[K, V](c, name)
+	if err != nil {
+		return nil, err
+	}
+	return vals, Sweep(c, name, vals, live)
+}
+
+// Dump is Read without the deletions: for a family that may read a map more than once in a
+// collection (Sweep once, after the last).
+func Dump[K comparable, V any](c *Collector, name string) (map[K]V, error) {
 	m, ok := c.Obj.Maps[name]
 	if !ok {
 		return nil, fmt.Errorf("%s: no map %s in the object", c.Obj.Family, name)
@@ -97,7 +107,13 @@ func Read[K comparable, V any](c *Collector, name string, live map[uint64]bool) 
 		return nil, err
 	}
 	c.Obj.NoteEntries(name, len(vals))
+	return vals, nil
+}
 
+// Sweep deletes from map name the entries among vals (what Dump returned) of the cgroups that
+// are not in live for the second collection in a row; once per collection.
+func Sweep[K comparable, V any](c *Collector, name string, vals map[K]V, live map[uint64]bool) error {
+	m := c.Obj.Maps[name]
 	seen := make(map[uint64][]K, len(vals))
 	for k := range vals {
 		id := cgroupOf(&k)
@@ -118,7 +134,7 @@ func Read[K comparable, V any](c *Collector, name string, live map[uint64]bool) 
 	for _, id := range dead {
 		gone = append(gone, seen[id]...)
 	}
-	return vals, DeleteKeys(m, gone)
+	return DeleteKeys(m, gone)
 }
 
 // cgroupOf reads the u64 cgroup id every key starts with (checked by checkLayout).

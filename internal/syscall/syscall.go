@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -243,7 +244,7 @@ func SetWindow(m *ebpf.Map, open bool) error {
 	if !open {
 		closed = windowIDs.Add(1)
 	}
-	if err := m.Update(uint32(0), closed, ebpf.UpdateAny); err != nil {
+	if err := m.Update(uint32(winKey), closed, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("syscall: %s: %w", SyscallMapKpodSysWin, err)
 	}
 	return nil
@@ -352,22 +353,39 @@ func trackValue(i int) uint8 {
 	return 255
 }
 
-// slotTries is how often read takes the slots again while one is being refilled.
-const slotTries = 3
+// kpod_sys_win's keys (bpf/syscall.bpf.c): KPOD_SYS_WIN, KPOD_SYS_READING.
+const (
+	winKey     = 0
+	readingKey = 1
+)
+
+// slotWait is how long a read waits for the CPUs' refills in progress (an exit that looked
+// before the read began can be slow to finish where the CPU is a virtual one the host did not
+// run for a while).
+const slotWait = 2 * time.Second
+
+// testHookMapRead, if set, runs in each try of a read between the map and the slots.
+var testHookMapRead func()
 
 // read returns the counters per cgroup id and syscall name: kpod_sys, plus the counts each
-// CPU's slot has not added to it yet (bpf/syscall.bpf.c). The map is read before the slots,
-// so a count is never in both; a count that a CPU moves from its slot to the map in between
-// is in neither, and this read is short by it. So that calls and errors never go down, each
-// is reported as at least what the last read reported; the next read has the count.
+// CPU's slot has not added to it yet (bpf/syscall.bpf.c), taken together (snapshot). Should
+// CPUs keep refilling their slots for slotWait, the read may be short by some of their counts
+// (and says so); so that calls and errors never go down, each is reported as at least what
+// the last read reported, and the next read has the count.
 func (c *Collector) read(live map[uint64]bool, names map[uint32]string) (map[uint64]map[string]Stats, error) {
-	raw, err := bpfload.Read[SyscallSysKey, SyscallSysVal](c.Collector, SyscallMapKpodSys, live)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var raw map[SyscallSysKey]SyscallSysVal
+	var err error
+	slots, serr := snapshot(c.Obj, func() error {
+		raw, err = bpfload.Dump[SyscallSysKey, SyscallSysVal](c.Collector, SyscallMapKpodSys)
+		return nil // what the map gave is used, with its error
+	})
+	err = errors.Join(err, serr, bpfload.Sweep(c.Collector, SyscallMapKpodSys, raw, live))
 	vals := make(map[callKey]Stats, len(raw))
 	for k, v := range raw {
 		vals[callKey{k.Cgid, k.Nr}] = Stats{Count: v.Count, Errors: v.Errors, Latency: hist.Decode(v.Lat.SumNs, v.Lat.Slots)}
 	}
-	slots, serr := readSlots(c.Obj)
-	err = errors.Join(err, serr)
 	cached := cachedNumbers(trackedNumbers(names))
 	eachPending(slots, len(cached), func(cgid uint64, i int, count, errors uint64) {
 		k := callKey{cgid, cached[i]}
@@ -376,10 +394,8 @@ func (c *Collector) read(live map[uint64]bool, names map[uint32]string) (map[uin
 		v.Errors += errors
 		vals[k] = v
 	})
-	c.mu.Lock()
 	vals = monotonic(vals, c.shown, live)
 	c.shown = vals
-	c.mu.Unlock()
 
 	out := map[uint64]map[string]Stats{}
 	for k, v := range vals {
@@ -395,20 +411,71 @@ func (c *Collector) read(live map[uint64]bool, names map[uint32]string) (map[uin
 	return out, err
 }
 
-// readSlots returns the CPUs' slots that are whole: taken again, up to slotTries times, while
-// a CPU is refilling its slot, and without the slots still being refilled after that (their
-// counts are in the next read).
-func readSlots(obj *bpfload.Object) ([]SyscallSysSlot, error) {
-	var slots []SyscallSysSlot
-	for try := 0; try < slotTries; try++ {
-		if err := obj.Maps[SyscallMapKpodSysSlot].Lookup(uint32(0), &slots); err != nil {
-			return nil, fmt.Errorf("syscall: %s: %w", SyscallMapKpodSysSlot, err)
+// snapshot runs readMap, which reads kpod_sys, and returns the CPUs' slots as they were
+// after it, such that no count is in both and none in neither. The exits are told to take no
+// place in a slot meanwhile (KPOD_SYS_READING); the slots are taken before and after
+// readMap, and all is done again while a CPU is refilling its slot or refilled it in between
+// (an exit that looked at the flag before it was set), for up to slotWait. After that, the
+// slots of the CPUs still refilling are left out, with an error: their counts are in the next
+// read.
+func snapshot(obj *bpfload.Object, readMap func() error) (slots []SyscallSysSlot, err error) {
+	win := obj.Maps[SyscallMapKpodSysWin]
+	if err := win.Update(uint32(readingKey), uint64(1), ebpf.UpdateAny); err != nil {
+		return nil, fmt.Errorf("syscall: %s: %w", SyscallMapKpodSysWin, err)
+	}
+	defer func() {
+		if uerr := win.Update(uint32(readingKey), uint64(0), ebpf.UpdateAny); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("syscall: %s: %w", SyscallMapKpodSysWin, uerr))
 		}
-		if !slices.ContainsFunc(slots, refilling) {
-			return slots, nil
+	}()
+	take := func(s *[]SyscallSysSlot) error {
+		if err := obj.Maps[SyscallMapKpodSysSlot].Lookup(uint32(0), s); err != nil {
+			return fmt.Errorf("syscall: %s: %w", SyscallMapKpodSysSlot, err)
+		}
+		return nil
+	}
+	var before []SyscallSysSlot
+	for deadline := time.Now().Add(slotWait); ; time.Sleep(time.Millisecond) {
+		if err := take(&before); err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(before, refilling) {
+			if err := readMap(); err != nil {
+				return nil, err
+			}
+			if testHookMapRead != nil {
+				testHookMapRead()
+			}
+			if err := take(&slots); err != nil {
+				return nil, err
+			}
+			if steady(before, slots) {
+				return slots, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			break
 		}
 	}
-	return slices.DeleteFunc(slots, refilling), nil
+	if err := readMap(); err != nil {
+		return nil, err
+	}
+	if err := take(&slots); err != nil {
+		return nil, err
+	}
+	n := len(slots)
+	slots = slices.DeleteFunc(slots, refilling)
+	return slots, fmt.Errorf("syscall: CPUs kept refilling their slots for %v (%d of them still at the end, left out): this read may lack counts that the next one has", slotWait, n-len(slots))
+}
+
+// steady says that no CPU refilled its slot between the two takes.
+func steady(before, after []SyscallSysSlot) bool {
+	for i := range after {
+		if refilling(after[i]) || before[i].Begin != after[i].Begin {
+			return false
+		}
+	}
+	return true
 }
 
 func refilling(s SyscallSysSlot) bool { return s.Done != s.Begin }
@@ -417,23 +484,26 @@ func refilling(s SyscallSysSlot) bool { return s.Done != s.Begin }
 // kpod_sys entry and the CPUs' slots. For those who load the object themselves (the
 // benchmarks' exactness check).
 func CallStats(obj *bpfload.Object, cgid uint64, nr uint32) (Stats, error) {
-	var st Stats
-	var vals []SyscallSysVal
-	err := obj.Maps[SyscallMapKpodSys].Lookup(SyscallSysKey{Cgid: cgid, Nr: nr}, &vals)
-	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return st, err
-	}
-	for _, v := range vals {
-		st.Add(&Stats{Count: v.Count, Errors: v.Errors, Latency: hist.Decode(v.Lat.SumNs, v.Lat.Slots)})
-	}
 	var idx uint8
 	if err := obj.Maps[SyscallMapKpodSysTrack].Lookup(nr, &idx); err != nil {
+		return Stats{}, err
+	}
+	var st Stats
+	slots, err := snapshot(obj, func() error {
+		st = Stats{}
+		var vals []SyscallSysVal
+		err := obj.Maps[SyscallMapKpodSys].Lookup(SyscallSysKey{Cgid: cgid, Nr: nr}, &vals)
+		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+		for _, v := range vals {
+			st.Add(&Stats{Count: v.Count, Errors: v.Errors, Latency: hist.Decode(v.Lat.SumNs, v.Lat.Slots)})
+		}
+		return nil
+	})
+	if err != nil || idx == 0 || int(idx) > cachedCalls {
 		return st, err
 	}
-	if idx == 0 || int(idx) > cachedCalls {
-		return st, nil
-	}
-	slots, err := readSlots(obj)
 	eachPending(slots, int(idx), func(id uint64, i int, count, errors uint64) {
 		if id == cgid && i == int(idx)-1 {
 			st.Count += count

@@ -266,3 +266,80 @@ func realSyscallTurns(t *testing.T, v way) {
 		t.Errorf("idle pod: %v", is)
 	}
 }
+
+// TestRealSyscallRead: a read takes kpod_sys and the slots as of one moment. Two containers'
+// finished workloads leave their counts in CPU 0's slot (a: n close(-1), b: one); during the
+// read, between the map and the slots, a third container's task closes on CPU 0 as well,
+// which outside a read would take a's place and move a's counts into the map after the map
+// was read. Each container's calls are exact in that very read; the third task's call went
+// straight to the map (no slot holds its cgroup); an idle pod has nothing.
+func TestRealSyscallRead(t *testing.T) {
+	fakepod.RequireRoot(t)
+	for _, v := range []way{{PathPerCall, "tracepoint", window.DefaultSample, false}, {PathEveryCall, "tp_btf", 1, true}} {
+		v.run(t, func(t *testing.T) { realSyscallRead(t, v) })
+	}
+}
+
+func realSyscallRead(t *testing.T, v way) {
+	const n = 3000
+	pod, idle := fakepod.New(t, fakepod.Options{}), fakepod.New(t, fakepod.Options{})
+	a, b, third, idleCtr := pod.AddContainer(), pod.AddContainer(), pod.AddContainer(), idle.AddContainer()
+	for _, c := range []*fakepod.Container{a, b, third} {
+		c.Env = append(c.Env, "KPOD_CPU=0")
+	}
+	idleCtr.Start("sleep").WaitReady()
+	tracked, _ := Resolve([]string{"close"}) // not read: every process reads, and would take the places
+	bpftest.On(t, v.rung)
+	c, err := startPath(v.path, tracked, v.sample, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	a.Run("close", strconv.Itoa(n))
+	b.Run("close", "1")
+	var during [][]SyscallSysSlot
+	testHookMapRead = func() {
+		third.Run("close", "1")
+		var s []SyscallSysSlot
+		if err := c.Obj.Maps[SyscallMapKpodSysSlot].Lookup(uint32(0), &s); err != nil {
+			t.Error(err)
+		}
+		during = append(during, s)
+	}
+	defer func() { testHookMapRead = nil }()
+	live := &podid.Index{Live: map[uint64]bool{a.CgroupID: true, b.CgroupID: true, third.CgroupID: true, idleCtr.CgroupID: true}}
+	st, err := c.Collect(context.Background(), live)
+	testHookMapRead = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(during) == 0 {
+		t.Fatal("the third task did not run during the read")
+	}
+	// The third task's calls returned after the map was read: they are in the next read.
+	next, err := c.Collect(context.Background(), live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		read         map[uint64]map[string]Stats
+		ctr          *fakepod.Container
+		close, names uint64
+	}{{st, a, n, 1}, {st, b, 1, 1}, {st, third, 0, 0}, {next, a, n, 1}, {next, b, 1, 1}, {next, third, uint64(len(during)), 1}} {
+		got := w.read[w.ctr.CgroupID]
+		if cl := got["close"]; cl.Count != w.close || cl.Errors != w.close || len(got) != int(w.names) {
+			t.Errorf("container %s: %v; want close only, %d calls and errors", w.ctr.ID, got, w.close)
+		}
+	}
+	t.Logf("a: %v; b: %v; third: %v (%d tries)", next[a.CgroupID], next[b.CgroupID], next[third.CgroupID], len(during))
+	for _, s := range during {
+		eachPending(s, cachedCalls, func(cgid uint64, _ int, count, _ uint64) {
+			if cgid == third.CgroupID {
+				t.Errorf("a slot holds %d calls of the third container, which returned during a read", count)
+			}
+		})
+	}
+	if is, ok := st[idleCtr.CgroupID]; ok {
+		t.Errorf("idle pod: %v", is)
+	}
+}
