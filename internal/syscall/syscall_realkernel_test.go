@@ -60,10 +60,13 @@ func (v way) run(t *testing.T, f func(t *testing.T)) {
 	})
 }
 
-// start loads the family the way v says, tracking close and read, with its windows left to
-// the test; it is closed when the test ends.
-func (v way) start(t *testing.T) *Collector {
-	tracked, missing := Resolve([]string{"close", "read"})
+// start loads the family the way v says, tracking calls (close and read if none), with its
+// windows left to the test; it is closed when the test ends.
+func (v way) start(t *testing.T, calls ...string) *Collector {
+	if len(calls) == 0 {
+		calls = []string{"close", "read"}
+	}
+	tracked, missing := Resolve(calls)
 	if len(missing) > 0 {
 		t.Fatalf("not on this architecture: %v", missing)
 	}
@@ -288,13 +291,7 @@ func realSyscallRead(t *testing.T, v way) {
 		c.Env = append(c.Env, "KPOD_CPU=0")
 	}
 	idleCtr.Start("sleep").WaitReady()
-	tracked, _ := Resolve([]string{"close"}) // not read: every process reads, and would take the places
-	bpftest.On(t, v.rung)
-	c, err := startPath(v.path, tracked, v.sample, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := v.start(t, "close") // not read: every process reads, and would take the places
 	a.Run("close", strconv.Itoa(n))
 	b.Run("close", "1")
 	var during [][]SyscallSysSlot
