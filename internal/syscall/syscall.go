@@ -428,15 +428,9 @@ func snapshot(obj *bpfload.Object, readMap func() error) (slots []SyscallSysSlot
 			err = errors.Join(err, fmt.Errorf("syscall: %s: %w", SyscallMapKpodSysWin, uerr))
 		}
 	}()
-	take := func(s *[]SyscallSysSlot) error {
-		if err := obj.Maps[SyscallMapKpodSysSlot].Lookup(uint32(0), s); err != nil {
-			return fmt.Errorf("syscall: %s: %w", SyscallMapKpodSysSlot, err)
-		}
-		return nil
-	}
 	var before []SyscallSysSlot
 	for deadline := time.Now().Add(slotWait); ; time.Sleep(time.Millisecond) {
-		if err := take(&before); err != nil {
+		if err := takeSlots(obj, &before); err != nil {
 			return nil, err
 		}
 		if !slices.ContainsFunc(before, refilling) {
@@ -446,7 +440,7 @@ func snapshot(obj *bpfload.Object, readMap func() error) (slots []SyscallSysSlot
 			if testHookMapRead != nil {
 				testHookMapRead()
 			}
-			if err := take(&slots); err != nil {
+			if err := takeSlots(obj, &slots); err != nil {
 				return nil, err
 			}
 			if steady(before, slots) {
@@ -460,12 +454,20 @@ func snapshot(obj *bpfload.Object, readMap func() error) (slots []SyscallSysSlot
 	if err := readMap(); err != nil {
 		return nil, err
 	}
-	if err := take(&slots); err != nil {
+	if err := takeSlots(obj, &slots); err != nil {
 		return nil, err
 	}
 	n := len(slots)
 	slots = slices.DeleteFunc(slots, refilling)
 	return slots, fmt.Errorf("syscall: CPUs kept refilling their slots for %v (%d of them still at the end, left out): this read may lack counts that the next one has", slotWait, n-len(slots))
+}
+
+// takeSlots reads every CPU's slot into s.
+func takeSlots(obj *bpfload.Object, s *[]SyscallSysSlot) error {
+	if err := obj.Maps[SyscallMapKpodSysSlot].Lookup(uint32(0), s); err != nil {
+		return fmt.Errorf("syscall: %s: %w", SyscallMapKpodSysSlot, err)
+	}
+	return nil
 }
 
 // steady says that no CPU refilled its slot between the two takes.

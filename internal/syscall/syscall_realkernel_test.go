@@ -298,7 +298,7 @@ func realSyscallRead(t *testing.T, v way) {
 	testHookMapRead = func() {
 		third.Run("close", "1")
 		var s []SyscallSysSlot
-		if err := c.Obj.Maps[SyscallMapKpodSysSlot].Lookup(uint32(0), &s); err != nil {
+		if err := takeSlots(c.Obj, &s); err != nil {
 			t.Error(err)
 		}
 		during = append(during, s)
